@@ -1,0 +1,495 @@
+/**
+ * Batch records in Redis: one hash per batch (`<prefix>:batch:<id>`), one sorted set per batch
+ * state (`<prefix>:idx:batch-state:<state>`, scored by creation time; its cardinality is the
+ * per-state counter), and per batch the rows refused by validation
+ * (`<prefix>:batch:<id>:invalid`) and the lines whose reference equals their own line number
+ * (`<prefix>:batch:<id>:reflines`, see {@link RedisBatchStore.markReferencedLines}).
+ *
+ * The id is claimed atomically (create-if-absent), so two uploads of one file make one batch. The
+ * claimer holds a lease on the ingest, renewed while it works; a submitter that finds an ingest
+ * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
+ * Every state change moves the batch between the state indexes in the same script.
+ */
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { attemptReference, type AttemptReference, type IntentKey } from '../domain/ids.ts';
+import {
+  INTENT_TYPES,
+  intentStateSchema,
+  type IntentState,
+  type IntentType,
+} from '../domain/intent.ts';
+import type { AmountMinor, Currency } from '../domain/money.ts';
+import type { IntentDraft, IntentHistoryEntry } from '../domain/payment.ts';
+import { storeKeys } from '../store/keys.ts';
+import {
+  APPLY_EVENTS,
+  CLAIM_BATCH,
+  CREATE_BATCH_INTENTS,
+  FINISH_INGEST,
+  RENEW_INGEST,
+  TAKE_OVER_INGEST,
+} from './batch-lua.ts';
+
+/** Life of a batch: rows being turned into intents, all enqueued, every row final. */
+export const BATCH_STATES = ['ingesting', 'queued', 'completed'] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+/**
+ * Intent states a batch counts. `queued`, `submitting` and `unknown` publish no event, so a row
+ * in one of them is "in progress" (valid rows minus everything counted here).
+ */
+export const TRACKED_STATES = [
+  'pending',
+  'succeeded',
+  'failed',
+  'reversed',
+  'needs_review',
+] as const;
+export type TrackedState = (typeof TRACKED_STATES)[number];
+
+/** States that are final for a batch: the row needs nothing more from the service. */
+export const BATCH_FINAL_STATES: readonly TrackedState[] = [
+  'succeeded',
+  'failed',
+  'reversed',
+  'needs_review',
+];
+
+/** Rows and money of the valid rows of one currency, as submitted. */
+export interface CurrencyTotal {
+  rows: number;
+  amount: AmountMinor;
+}
+
+/** What a submitter knows when it claims an id. */
+export interface BatchInit {
+  id: string;
+  type: IntentType;
+  source: string;
+  /** sha256 (hex) of the file's bytes: a second file under the same id is a conflict. */
+  contentHash: string;
+  rows: number;
+  valid: number;
+  invalid: number;
+  skipInvalid: boolean;
+  metaKeys: readonly string[];
+  totals: Readonly<Record<string, CurrencyTotal>>;
+}
+
+/** A stored batch. */
+export interface BatchRecord extends BatchInit {
+  state: BatchState;
+  /** Rows that became intents (`valid`). */
+  expected: number;
+  /** Rows counted per tracked intent state. */
+  counts: Record<TrackedState, number>;
+  /** Money per tracked state and currency, minor units. */
+  amounts: Partial<Record<TrackedState, Record<string, number>>>;
+  /** Rows in a state final for the batch. */
+  final: number;
+  createdAt: number;
+  ingestedAt?: number;
+  finishedAt?: number;
+  /** While ingesting: until when the current ingester's claim holds. */
+  leaseUntil?: number;
+}
+
+/** Outcome of {@link RedisBatchStore.claim}. */
+export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
+
+/** A row refused by validation (kept with `--skip-invalid` for the results file). */
+export interface InvalidRow {
+  line: number;
+  message: string;
+}
+
+/** One payment event for a batch row, as the tracker hands it to {@link RedisBatchStore.applyEvents}. */
+export interface BatchRowEvent {
+  streamId: string;
+  intentKey: string;
+  batchId: string;
+  state: TrackedState;
+}
+
+const EVENTS_MAX_LEN = '1000000';
+
+const num = z.coerce.number().int();
+const totalsSchema = z.record(
+  z.string(),
+  z.object({
+    rows: z.number().int(),
+    amount: z.number().transform((n) => n as AmountMinor),
+  }),
+);
+
+/** The hash as stored (all strings) → a typed record. A corrupt hash fails loudly here. */
+const hashSchema = z.object({
+  id: z.string(),
+  type: z.enum(INTENT_TYPES),
+  state: z.enum(BATCH_STATES),
+  source: z.string().default(''),
+  contentHash: z.string(),
+  rows: num,
+  valid: num,
+  invalid: num,
+  expected: num,
+  skipInvalid: z.enum(['0', '1']).transform((v) => v === '1'),
+  metaKeys: z.string().transform((s) => z.array(z.string()).parse(JSON.parse(s))),
+  totals: z.string().transform((s) => totalsSchema.parse(JSON.parse(s))),
+  final: num.default(0),
+  createdAt: num,
+  ingestedAt: num.optional(),
+  finishedAt: num.optional(),
+  leaseUntil: num.optional(),
+});
+
+function parseBatch(h: Record<string, string>): BatchRecord {
+  const base = hashSchema.parse(h);
+  const counts = Object.fromEntries(TRACKED_STATES.map((s) => [s, 0])) as Record<
+    TrackedState,
+    number
+  >;
+  const amounts: BatchRecord['amounts'] = {};
+  for (const [field, value] of Object.entries(h)) {
+    if (field.startsWith('n:')) {
+      const state = field.slice(2) as TrackedState;
+      if ((TRACKED_STATES as readonly string[]).includes(state)) counts[state] = Number(value);
+    } else if (field.startsWith('a:')) {
+      const [, state, currency] = field.split(':');
+      if (state === undefined || currency === undefined) continue;
+      if (!(TRACKED_STATES as readonly string[]).includes(state)) continue;
+      const perCurrency = (amounts[state as TrackedState] ??= {});
+      perCurrency[currency] = Number(value);
+    }
+  }
+  const out: BatchRecord = { ...base, counts, amounts };
+  for (const k of ['ingestedAt', 'finishedAt', 'leaseUntil'] as const) {
+    if (out[k] === undefined) delete out[k];
+  }
+  return out;
+}
+
+function pairsToObject(flat: readonly string[]): Record<string, string> {
+  const obj: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
+  return obj;
+}
+
+/** Key layout of batch records, under the deployment prefix. */
+export function batchKeys(prefix: string) {
+  return {
+    batch: (id: string) => `${prefix}:batch:${id}`,
+    invalid: (id: string) => `${prefix}:batch:${id}:invalid`,
+    refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
+    byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
+  };
+}
+
+/** Batch persistence. Every state change is one Lua script (batch-lua.ts). */
+export class RedisBatchStore {
+  private readonly k: ReturnType<typeof batchKeys>;
+  private readonly events: string;
+  private readonly intentKey: (key: string) => string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.k = batchKeys(prefix);
+    const store = storeKeys(prefix);
+    this.events = store.events();
+    this.intentKey = store.intent;
+  }
+
+  /**
+   * Creates the batch in `ingesting`, owned by `owner` until `now + leaseMs`, unless the id is
+   * taken; then returns the stored batch instead.
+   */
+  async claim(init: BatchInit, owner: string, now: number, leaseMs: number): Promise<ClaimResult> {
+    const fields: Record<string, string> = {
+      id: init.id,
+      type: init.type,
+      state: 'ingesting',
+      source: init.source,
+      contentHash: init.contentHash,
+      rows: String(init.rows),
+      valid: String(init.valid),
+      invalid: String(init.invalid),
+      expected: String(init.valid),
+      skipInvalid: init.skipInvalid ? '1' : '0',
+      metaKeys: JSON.stringify(init.metaKeys),
+      totals: JSON.stringify(init.totals),
+      final: '0',
+      createdAt: String(now),
+      owner,
+      leaseUntil: String(now + leaseMs),
+    };
+    const res = (await this.redis.eval(
+      CLAIM_BATCH,
+      2,
+      this.k.batch(init.id),
+      this.k.byState('ingesting'),
+      JSON.stringify(fields),
+      init.id,
+      String(now),
+    )) as string[];
+    if (res[0] === 'created') return { created: true };
+    return { created: false, batch: parseBatch(pairsToObject(res.slice(1))) };
+  }
+
+  /** Takes over an ingest whose lease expired before `now`; true when this caller now owns it. */
+  async takeOver(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const r = (await this.redis.eval(
+      TAKE_OVER_INGEST,
+      1,
+      this.k.batch(id),
+      owner,
+      String(now),
+      String(now + leaseMs),
+    )) as number;
+    return r === 1;
+  }
+
+  /** Extends the ingest lease; false when `owner` no longer holds it (taken over, or done). */
+  async renew(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const r = (await this.redis.eval(
+      RENEW_INGEST,
+      1,
+      this.k.batch(id),
+      owner,
+      String(now + leaseMs),
+    )) as number;
+    return r === 1;
+  }
+
+  /** Marks every row enqueued (`queued`, or `completed` if all are already final). Idempotent. */
+  async finishIngest(id: string, now: number): Promise<BatchState> {
+    const state = (await this.redis.eval(
+      FINISH_INGEST,
+      5,
+      this.k.batch(id),
+      this.k.byState('ingesting'),
+      this.k.byState('queued'),
+      this.k.byState('completed'),
+      this.events,
+      id,
+      String(now),
+      EVENTS_MAX_LEN,
+    )) as string;
+    return z.enum(BATCH_STATES).parse(state);
+  }
+
+  /** The batch, or undefined. */
+  async get(id: string): Promise<BatchRecord | undefined> {
+    const h = await this.redis.hgetall(this.k.batch(id));
+    if (Object.keys(h).length === 0) return undefined;
+    return parseBatch(h);
+  }
+
+  /** Records rows refused by validation (idempotent: one member per line). */
+  async addInvalid(id: string, rows: readonly InvalidRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const args: string[] = [];
+    for (const row of rows) args.push(String(row.line), JSON.stringify(row));
+    await this.redis.zadd(this.k.invalid(id), ...args);
+  }
+
+  /** Refused rows in line order. */
+  async invalidRows(id: string, offset: number, limit: number): Promise<InvalidRow[]> {
+    const members = await this.redis.zrange(
+      this.k.invalid(id),
+      String(offset),
+      String(offset + limit - 1),
+    );
+    return members.map((m) => JSON.parse(m) as InvalidRow);
+  }
+
+  /**
+   * Remembers lines whose row reference is their own line number. Their intent key looks exactly
+   * like that of a row without a reference (`bat_<id>_<line>`), and the results file must still
+   * tell the two apart. Rare, so a set costs nothing in the common case.
+   */
+  async markReferencedLines(id: string, lines: readonly number[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.redis.sadd(this.k.refLines(id), ...lines.map(String));
+  }
+
+  /** For each line, whether {@link markReferencedLines} recorded it. */
+  async referencedLines(id: string, lines: readonly number[]): Promise<boolean[]> {
+    if (lines.length === 0) return [];
+    const r = await this.redis.smismember(this.k.refLines(id), ...lines.map(String));
+    return r.map((v) => v === 1);
+  }
+
+  /** How many batches are in each state. */
+  async countByState(): Promise<Record<BatchState, number>> {
+    const pipe = this.redis.pipeline();
+    for (const s of BATCH_STATES) pipe.zcard(this.k.byState(s));
+    const res = (await pipe.exec()) ?? [];
+    const out = {} as Record<BatchState, number>;
+    BATCH_STATES.forEach((s, i) => {
+      out[s] = Number(res[i]?.[1] ?? 0);
+    });
+    return out;
+  }
+
+  /** Batch ids in `state`, oldest first. */
+  list(state: BatchState, offset: number, limit: number): Promise<string[]> {
+    return this.redis.zrange(this.k.byState(state), String(offset), String(offset + limit - 1));
+  }
+
+  /**
+   * Applies row events to their batches' counters and acknowledges `ackIds` in `group` of the
+   * events stream, atomically; returns the batches that became complete. See APPLY_EVENTS.
+   */
+  async applyEvents(
+    group: string,
+    events: readonly BatchRowEvent[],
+    ackIds: readonly string[],
+    now: number,
+  ): Promise<string[]> {
+    const keys: string[] = [this.events, this.k.byState('queued'), this.k.byState('completed')];
+    const args: string[] = [group, String(now), EVENTS_MAX_LEN, String(events.length)];
+    for (const e of events) {
+      keys.push(this.intentKey(e.intentKey), this.k.batch(e.batchId));
+      args.push(e.streamId, e.state, e.batchId);
+    }
+    args.push(...ackIds);
+    return (await this.redis.eval(APPLY_EVENTS, keys.length, ...keys, ...args)) as string[];
+  }
+}
+
+/** What a batch ingest needs to know of an intent it created or found. */
+export interface BatchIntent {
+  key: IntentKey;
+  type: IntentType;
+  created: boolean;
+  state: IntentState;
+  attempt: number;
+  enqueues: number;
+  reference: AttemptReference;
+  amount: AmountMinor;
+  currency: Currency;
+}
+
+const CREATE_BATCH_INTENTS_SHA = createHash('sha1').update(CREATE_BATCH_INTENTS).digest('hex');
+/** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
+const INTENTS_PER_CALL = 100;
+
+/** One row of a batch, ready to become an intent: payee and meta already JSON. */
+export interface BatchIntentRow {
+  key: IntentKey;
+  line: number;
+  amount: AmountMinor;
+  currency: Currency;
+  /** `JSON.stringify(payee)`, card token sealed. */
+  payee: string;
+  /** `JSON.stringify(meta)`, or '' when the row has none. */
+  meta: string;
+}
+
+/**
+ * Creates the intents of a chunk of batch rows with the intent store's hash layout
+ * (`RedisIntentStore.create`: same fields, indexes and first history line), in script calls of
+ * {@link INTENTS_PER_CALL} pipelined together. One `create()` per row (a script call, a read-back
+ * and a parse each) made intent creation cost more than twice the `addBulk` it precedes. The
+ * batch tests check that an intent made here reads back exactly as one made by `create()`.
+ * Intents that already exist are left untouched and reported as they are, so a resumed ingest
+ * enqueues only what still waits.
+ */
+export async function createBatchIntentRows(
+  redis: Redis,
+  prefix: string,
+  chunk: { batchId: string; type: IntentType; rows: readonly BatchIntentRow[]; now: number },
+): Promise<BatchIntent[]> {
+  const { batchId, type, rows, now } = chunk;
+  if (rows.length === 0) return [];
+  const k = storeKeys(prefix);
+  const history = JSON.stringify({
+    at: now,
+    from: null,
+    to: 'queued',
+    attempt: 1,
+  } satisfies IntentHistoryEntry);
+  const calls: string[][] = [];
+  for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
+    const group = rows.slice(start, start + INTENTS_PER_CALL);
+    const keys = [k.byState('queued'), k.byBatch(batchId)];
+    const args = [String(now), history, batchId, type, String(group.length)];
+    for (const r of group) {
+      keys.push(k.intent(r.key), k.history(r.key));
+      args.push(r.key, String(r.line), String(r.amount), r.currency, r.payee, r.meta);
+    }
+    calls.push([CREATE_BATCH_INTENTS_SHA, String(keys.length), ...keys, ...args]);
+  }
+  const run = async () => {
+    const pipe = redis.pipeline();
+    for (const call of calls) pipe.call('EVALSHA', ...call);
+    return (await pipe.exec()) ?? [];
+  };
+  let replies = await run();
+  if (replies.some(([err]) => err?.message.startsWith('NOSCRIPT') === true)) {
+    // First use on this server, or its script cache was flushed (a restart): load and redo. The
+    // script creates only what is absent, so rows that did run are not created twice.
+    await redis.script('LOAD', CREATE_BATCH_INTENTS);
+    replies = await run();
+  }
+  const out: BatchIntent[] = [];
+  replies.forEach(([err, value], c) => {
+    if (err) throw err;
+    const results = value as (number | string[])[];
+    const group = rows.slice(c * INTENTS_PER_CALL, (c + 1) * INTENTS_PER_CALL);
+    group.forEach((r, i) => {
+      const res = results[i];
+      const intent: BatchIntent = {
+        key: r.key,
+        type,
+        created: res === 1,
+        state: 'queued',
+        attempt: 1,
+        enqueues: 1,
+        reference: attemptReference(r.key, 1),
+        amount: r.amount,
+        currency: r.currency,
+      };
+      if (Array.isArray(res)) {
+        const [, state, attempt, enqueues, reference] = res;
+        intent.state = intentStateSchema.parse(state);
+        intent.attempt = Number(attempt);
+        intent.enqueues = Number(enqueues);
+        if (reference) intent.reference = reference as AttemptReference;
+      }
+      out.push(intent);
+    });
+  });
+  return out;
+}
+
+/** {@link createBatchIntentRows} from intent drafts (all of one batch and type, each with a line). */
+export function createBatchIntents(
+  redis: Redis,
+  prefix: string,
+  drafts: readonly IntentDraft[],
+  now: number,
+): Promise<BatchIntent[]> {
+  const first = drafts[0];
+  if (first === undefined) return Promise.resolve([]);
+  const { batchId, type } = first;
+  if (batchId === undefined) throw new RangeError('batch intents need a batch id');
+  const rows = drafts.map((d): BatchIntentRow => {
+    if (d.batchId !== batchId || d.type !== type || d.line === undefined || d.origin !== 'batch') {
+      throw new RangeError(`intent ${d.key} is not a ${type} row of batch ${batchId}`);
+    }
+    return {
+      key: d.key,
+      line: d.line,
+      amount: d.amount,
+      currency: d.currency,
+      payee: JSON.stringify(d.payee),
+      meta: d.meta !== undefined && Object.keys(d.meta).length > 0 ? JSON.stringify(d.meta) : '',
+    };
+  });
+  return createBatchIntentRows(redis, prefix, { batchId, type, rows, now });
+}

@@ -1,0 +1,33 @@
+/** `billing payments show <reference>`. */
+import type { Command } from 'commander';
+import { findPayment, type PaymentView } from '../../payments/view.ts';
+import { withApp, type CliContext } from '../context.ts';
+import { UsageError } from '../errors.ts';
+
+function human(v: unknown): string {
+  const p = v as PaymentView;
+  const lines = [
+    `${p.key}  ${p.type}  ${p.amount} ${p.currency}  ${p.state}${p.reason ? ` (${p.reason})` : ''}`,
+    ...p.attempts.map((a) => `  attempt ${a.reference}: ${a.state}`),
+    '  history:',
+    ...p.history.map(
+      (h) =>
+        `    ${new Date(h.at).toISOString()}  ${h.from ?? '-'} → ${h.to}  #${h.attempt}${h.reason ? `  ${h.reason}` : ''}`,
+    ),
+  ];
+  return lines.join('\n');
+}
+
+export function registerPaymentsCommands(program: Command, ctx: CliContext) {
+  const payments = program.command('payments').description('inspect payments');
+  payments
+    .command('show <reference>')
+    .description("one payment's state, attempts and history, by intent key or attempt reference")
+    .action(async (reference: string) => {
+      await withApp(ctx, async (app) => {
+        const view = await findPayment(app.store, reference);
+        if (!view) throw new UsageError(`no payment with key or reference "${reference}"`);
+        ctx.out().result(view, human);
+      });
+    });
+}

@@ -1,0 +1,349 @@
+/**
+ * The one place that reads configuration: a pure `loadConfig(env)` over a zod schema. Nothing
+ * else reads process.env. A bad configuration yields every problem at once, naming each variable
+ * and never echoing a secret's value.
+ */
+import { z } from 'zod';
+import { parseDurationMs, parseScheduleMs } from './duration.ts';
+
+/** Secrets: their values never appear in an error message or a log line. */
+export const SECRET_VARIABLES = [
+  'SAYSWITCH_SECRET_KEY',
+  'SAYSWITCH_ENCRYPTION_KEY',
+  'SAYSWITCH_ENCRYPTION_IV',
+  'DATA_ENCRYPTION_KEY',
+  'API_TOKEN',
+  'DASHBOARD_PASSWORD',
+  'NOTIFY_SECRET',
+] as const;
+
+/** Explicit boolean parser: `z.coerce.boolean()` would read "false" as true. */
+const bool = (dflt: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { message: 'must be true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? dflt : v === 'true' || v === '1' || v === 'yes'));
+
+const int = (dflt: number, min: number, max: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return dflt;
+      if (!/^\d+$/.test(v)) {
+        ctx.addIssue({ code: 'custom', message: 'must be a whole number' });
+        return z.NEVER;
+      }
+      const n = Number(v);
+      if (n < min || n > max) {
+        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const duration = (dflt: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const ms = parseDurationMs(v ?? dflt);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be a duration like 500ms, 30s, 5m, 1h or 1d',
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+const schedule = (dflt: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const ms = parseScheduleMs(v === undefined || v === '' ? dflt : v);
+      if (ms === undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          message: 'must be comma-separated durations like 30s,2m,10m',
+        });
+        return z.NEVER;
+      }
+      return ms;
+    });
+
+/** Five- or six-field cron; BullMQ (cron-parser) validates the rest when the scheduler starts. */
+const cron = (dflt: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? dflt : v.trim()))
+    .refine((v) => /^(\S+\s+){4,5}\S+$/.test(v), 'must be a cron expression with 5 or 6 fields');
+
+const optionalString = z
+  .string()
+  .optional()
+  .transform((v) => (v === '' ? undefined : v));
+
+const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).optional().default('development'),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .default('redis://127.0.0.1:6379')
+    .refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+  QUEUE_PREFIX: z
+    .string()
+    .optional()
+    .default('billing')
+    .refine((v) => /^[A-Za-z0-9_-]{1,32}$/.test(v), 'must be 1-32 letters, digits, "_" or "-"'),
+  REDIS_ALLOW_EVICTION: bool(false),
+  SAYSWITCH_BASE_URL: z
+    .string()
+    .optional()
+    .default('https://backendapi.sayswitchgroup.com')
+    .refine((v) => /^https?:\/\/[^\s]+$/.test(v), 'must be an http(s) URL'),
+  SAYSWITCH_SECRET_KEY: z.string({ message: 'is required' }).min(8, 'is too short'),
+  SAYSWITCH_ENCRYPTION_KEY: optionalString,
+  SAYSWITCH_ENCRYPTION_IV: optionalString,
+  SAYSWITCH_ENCRYPTION_ENCODING: z.enum(['hex', 'base64']).optional().default('hex'),
+  SAYSWITCH_CHARGE_PATH: z.string().optional().default('/api/s2s/transaction/initialize'),
+  SAYSWITCH_VERIFY_PATH: z
+    .string()
+    .optional()
+    .default('/api/v1/transaction/verify/{reference}')
+    .refine((v) => v.includes('{reference}'), 'must contain {reference}'),
+  SAYSWITCH_PAYOUT_LOOKUP_PATH: z
+    .string()
+    .optional()
+    .default('/api/v1/payout/{reference}')
+    .refine((v) => v.includes('{reference}'), 'must contain {reference}'),
+  SAYSWITCH_SIGN_REQUESTS: bool(false),
+  SAYSWITCH_TIMEOUT_MS: int(15_000, 100, 300_000),
+  SAYSWITCH_RATE_LIMIT_PER_SEC: int(20, 1, 10_000),
+  WORKER_CONCURRENCY: int(8, 1, 1_000),
+  SCHEDULER_CRON: cron('* * * * *'),
+  RECONCILE_CRON: cron('* * * * *'),
+  RECONCILE_SCHEDULE: schedule('30s,2m,10m,1h,6h,24h'),
+  RECONCILE_NOT_FOUND_GRACE: duration('2m'),
+  MAX_UNSENT_RESUBMITS: int(3, 0, 100),
+  PAYOUT_WATCH_SCHEDULE: schedule('10m,1h,24h'),
+  ORPHAN_AFTER: duration('5m'),
+  SUBMIT_LEASE: duration('2m'),
+  WORKER_LOCK_DURATION: duration('30s'),
+  DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
+  DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
+  CATCH_UP_MAX_PERIODS: int(12, 1, 1_000),
+  DATA_ENCRYPTION_KEY: z
+    .string({ message: 'is required' })
+    .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)'),
+  API_TOKEN: z.string({ message: 'is required' }).min(16, 'must be at least 16 characters'),
+  DASHBOARD_USER: optionalString,
+  DASHBOARD_PASSWORD: optionalString,
+  DASHBOARD_READ_ONLY: bool(false),
+  NOTIFY_URL: optionalString.refine(
+    (v) => v === undefined || /^https?:\/\/\S+$/.test(v),
+    'must be an http(s) URL',
+  ),
+  NOTIFY_SECRET: optionalString,
+  NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h'),
+  PORT: int(3000, 0, 65_535),
+  HOST: z.string().optional().default('0.0.0.0'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
+    .optional()
+    .default('info'),
+  SHUTDOWN_TIMEOUT: duration('30s'),
+  WEBHOOK_MAX_BYTES: int(65_536, 1_024, 10_485_760),
+});
+
+type Env = z.output<typeof envSchema>;
+
+/** Every variable the service reads (for docs and the .env.example check). */
+export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
+
+/** Validated, typed configuration: what every role and adapter is built from. */
+export interface Config {
+  nodeEnv: Env['NODE_ENV'];
+  redis: { url: string; prefix: string; allowEviction: boolean };
+  sayswitch: {
+    baseUrl: string;
+    secretKey: string;
+    encryption?: { key: string; iv: string; encoding: 'hex' | 'base64' };
+    chargePath: string;
+    verifyPath: string;
+    payoutLookupPath: string;
+    signRequests: boolean;
+    timeoutMs: number;
+    rateLimitPerSec: number;
+  };
+  worker: { concurrency: number; submitLeaseMs: number; lockDurationMs: number };
+  scheduler: { cron: string; catchUpMaxPeriods: number };
+  reconcile: {
+    cron: string;
+    scheduleMs: number[];
+    notFoundGraceMs: number;
+    maxUnsentResubmits: number;
+    payoutWatchMs: number[];
+    orphanAfterMs: number;
+  };
+  dunning: { scheduleMs: number[]; whenExhausted: 'cancel' | 'past_due' };
+  dataEncryptionKey: Buffer;
+  http: {
+    port: number;
+    host: string;
+    apiToken: string;
+    dashboard?: { user: string; password: string };
+    dashboardReadOnly: boolean;
+    webhookMaxBytes: number;
+  };
+  notify?: { url: string; secret: string; retryScheduleMs: number[] };
+  logLevel: Env['LOG_LEVEL'];
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly problems: { variable: string; message: string }[];
+  constructor(problems: { variable: string; message: string }[]) {
+    super(
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses and validates the environment. Pure: takes the env object, returns a Config or throws a
+ * ConfigError listing every bad variable. Production refuses a dashboard without credentials.
+ */
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const parsed = envSchema.safeParse(env);
+  // Cross-variable rules run on the raw values too, so one start lists every problem at once.
+  const problems = crossVariableProblems(env);
+  if (!parsed.success) {
+    problems.push(
+      ...parsed.error.issues.map((i) => ({
+        variable: String(i.path[0] ?? '(environment)'),
+        // zod messages here are ours or generic type messages; none include the received value.
+        message: i.code === 'invalid_type' && i.input === undefined ? 'is required' : i.message,
+      })),
+    );
+  }
+  if (problems.length > 0 || !parsed.success) throw new ConfigError(dedupe(problems));
+  const e = parsed.data;
+  return {
+    nodeEnv: e.NODE_ENV,
+    redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX, allowEviction: e.REDIS_ALLOW_EVICTION },
+    sayswitch: {
+      baseUrl: e.SAYSWITCH_BASE_URL.replace(/\/+$/, ''),
+      secretKey: e.SAYSWITCH_SECRET_KEY,
+      ...(e.SAYSWITCH_ENCRYPTION_KEY !== undefined && e.SAYSWITCH_ENCRYPTION_IV !== undefined
+        ? {
+            encryption: {
+              key: e.SAYSWITCH_ENCRYPTION_KEY,
+              iv: e.SAYSWITCH_ENCRYPTION_IV,
+              encoding: e.SAYSWITCH_ENCRYPTION_ENCODING,
+            },
+          }
+        : {}),
+      chargePath: e.SAYSWITCH_CHARGE_PATH,
+      verifyPath: e.SAYSWITCH_VERIFY_PATH,
+      payoutLookupPath: e.SAYSWITCH_PAYOUT_LOOKUP_PATH,
+      signRequests: e.SAYSWITCH_SIGN_REQUESTS,
+      timeoutMs: e.SAYSWITCH_TIMEOUT_MS,
+      rateLimitPerSec: e.SAYSWITCH_RATE_LIMIT_PER_SEC,
+    },
+    worker: {
+      concurrency: e.WORKER_CONCURRENCY,
+      submitLeaseMs: e.SUBMIT_LEASE,
+      lockDurationMs: e.WORKER_LOCK_DURATION,
+    },
+    scheduler: { cron: e.SCHEDULER_CRON, catchUpMaxPeriods: e.CATCH_UP_MAX_PERIODS },
+    reconcile: {
+      cron: e.RECONCILE_CRON,
+      scheduleMs: e.RECONCILE_SCHEDULE,
+      notFoundGraceMs: e.RECONCILE_NOT_FOUND_GRACE,
+      maxUnsentResubmits: e.MAX_UNSENT_RESUBMITS,
+      payoutWatchMs: e.PAYOUT_WATCH_SCHEDULE,
+      orphanAfterMs: e.ORPHAN_AFTER,
+    },
+    dunning: { scheduleMs: e.DUNNING_SCHEDULE, whenExhausted: e.DUNNING_EXHAUSTED },
+    dataEncryptionKey: Buffer.from(e.DATA_ENCRYPTION_KEY, 'hex'),
+    http: {
+      port: e.PORT,
+      host: e.HOST,
+      apiToken: e.API_TOKEN,
+      ...(e.DASHBOARD_USER !== undefined && e.DASHBOARD_PASSWORD !== undefined
+        ? {
+            dashboard: {
+              user: e.DASHBOARD_USER,
+              password: e.DASHBOARD_PASSWORD,
+            },
+          }
+        : {}),
+      dashboardReadOnly: e.DASHBOARD_READ_ONLY,
+      webhookMaxBytes: e.WEBHOOK_MAX_BYTES,
+    },
+    ...(e.NOTIFY_URL !== undefined && e.NOTIFY_SECRET !== undefined
+      ? {
+          notify: {
+            url: e.NOTIFY_URL,
+            secret: e.NOTIFY_SECRET,
+            retryScheduleMs: e.NOTIFY_RETRY_SCHEDULE,
+          },
+        }
+      : {}),
+    logLevel: e.LOG_LEVEL,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
+  };
+}
+
+/** Rules that span variables (pairs that go together). */
+function crossVariableProblems(raw: Record<string, string | undefined>) {
+  const set = (name: string) => raw[name] !== undefined && raw[name] !== '';
+  const problems: { variable: string; message: string }[] = [];
+  const pair = (a: string, b: string) => {
+    if (set(a) !== set(b)) {
+      problems.push({ variable: set(a) ? b : a, message: `${a} and ${b} must be set together` });
+    }
+  };
+  pair('SAYSWITCH_ENCRYPTION_KEY', 'SAYSWITCH_ENCRYPTION_IV');
+  pair('DASHBOARD_USER', 'DASHBOARD_PASSWORD');
+  if (set('SAYSWITCH_ENCRYPTION_IV') && (raw.SAYSWITCH_ENCRYPTION_IV ?? '').length < 16) {
+    problems.push({
+      variable: 'SAYSWITCH_ENCRYPTION_IV',
+      message: 'must be at least 16 characters',
+    });
+  }
+  if (set('NOTIFY_URL') && !set('NOTIFY_SECRET')) {
+    problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
+  }
+  return problems;
+}
+
+function dedupe(problems: { variable: string; message: string }[]) {
+  const seen = new Set<string>();
+  return problems.filter((p) => {
+    const k = `${p.variable}\u0000${p.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+/** Variables the demo fills in when they are unset. Only the demo: secrets have no defaults elsewhere. */
+export function demoDefaults(): Record<string, string> {
+  return {
+    SAYSWITCH_SECRET_KEY: 'sk_test_demo_secret_key',
+    SAYSWITCH_ENCRYPTION_KEY: 'demo-encryption-key-32-bytes-ok!',
+    SAYSWITCH_ENCRYPTION_IV: 'demo-iv-16-bytes',
+    DATA_ENCRYPTION_KEY: '00'.repeat(32),
+    API_TOKEN: 'demo-api-token-0123456789',
+    DASHBOARD_USER: 'admin',
+    DASHBOARD_PASSWORD: 'demo',
+  };
+}

@@ -1,0 +1,191 @@
+/**
+ * `billing demo`: everything on embedded defaults. Finds or starts Redis, starts the sandbox
+ * (encryption on, signed webhooks to the api role), runs every role in this process, seeds
+ * sample work, shows progress, and prints a summary and the dashboard URL.
+ */
+import { createServer } from 'node:net';
+import type { App, RunningRoles } from '../composition.ts';
+import { ROLES } from '../composition.ts';
+import type { Config } from '../config/config.ts';
+import { demoDefaults } from '../config/config.ts';
+import { FINAL_STATES, INTENT_STATES, type IntentState } from '../domain/intent.ts';
+import { formatMajor, type AmountMinor } from '../domain/money.ts';
+import type { Logger } from '../platform/logger.ts';
+import { findOrStartRedis } from '../platform/local-redis.ts';
+import { startSandbox } from '../sandbox/index.ts';
+
+export interface DemoDeps {
+  env: Record<string, string | undefined>;
+  loadConfig: (overrides: Record<string, string>) => Config;
+  logger: (config: Config) => Logger;
+  openApp: (config: Config, logger: Logger) => App;
+  startRoles: (app: App, roles: (typeof ROLES)[number][]) => Promise<RunningRoles>;
+  untilSignal: () => Promise<NodeJS.Signals>;
+  print: (line: string) => void;
+  /** Rewrites the current terminal line (progress); plain lines when not a TTY. */
+  progress: (line: string) => void;
+  /** Seeders run once everything is up; each returns a short description of what it added. */
+  seeders: ((app: App) => Promise<string>)[];
+}
+
+export interface DemoOptions {
+  exitWhenDone: boolean;
+  /** Give up waiting for final states after this long (the demo still prints its summary). */
+  timeoutMs: number;
+}
+
+const UNRESOLVED: readonly IntentState[] = ['queued', 'submitting', 'pending', 'unknown'];
+
+async function portIsFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+async function pickPort(preferred: number): Promise<number> {
+  if (await portIsFree(preferred)) return preferred;
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0));
+    });
+  });
+}
+
+/** Sums of final intents per state and currency, for the summary. */
+async function summarize(
+  app: App,
+): Promise<Map<string, Map<string, { count: number; amount: number }>>> {
+  const out = new Map<string, Map<string, { count: number; amount: number }>>();
+  for (const state of INTENT_STATES) {
+    const keys = await app.store.keysInState(state, 100_000);
+    for (const key of keys) {
+      const intent = await app.store.get(key);
+      if (!intent) continue;
+      const byCurrency = out.get(state) ?? new Map<string, { count: number; amount: number }>();
+      const row = byCurrency.get(intent.currency) ?? { count: 0, amount: 0 };
+      row.count++;
+      row.amount += intent.amount;
+      byCurrency.set(intent.currency, row);
+      out.set(state, byCurrency);
+    }
+  }
+  return out;
+}
+
+async function deletePrefix(app: App, prefix: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await app.redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await app.redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+/** Runs the demo; resolves with the exit code. */
+export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number> {
+  const redis = await findOrStartRedis(deps.env.REDIS_URL);
+  const port = await pickPort(Number(deps.env.PORT ?? 3000) || 3000);
+  const defaults = demoDefaults();
+  const encryption = {
+    key: defaults.SAYSWITCH_ENCRYPTION_KEY ?? '',
+    iv: defaults.SAYSWITCH_ENCRYPTION_IV ?? '',
+    encoding: 'hex' as const,
+  };
+  const sandbox = await startSandbox({
+    port: 0,
+    secretKey: defaults.SAYSWITCH_SECRET_KEY ?? '',
+    encryption,
+    settleMs: 3_000,
+    hangMs: 8_000,
+    faultRate: 0.05,
+    seed: 42,
+    webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
+  });
+  const prefix = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+  const config = deps.loadConfig({
+    ...defaults,
+    REDIS_URL: redis.url,
+    QUEUE_PREFIX: prefix,
+    SAYSWITCH_BASE_URL: sandbox.url,
+    SAYSWITCH_TIMEOUT_MS: '3000',
+    RECONCILE_SCHEDULE: '2s,4s,8s,15s,30s',
+    RECONCILE_NOT_FOUND_GRACE: '3s',
+    PAYOUT_WATCH_SCHEDULE: '5s,10s',
+    RECONCILE_CRON: '*/5 * * * * *',
+    SCHEDULER_CRON: '*/10 * * * * *',
+    ORPHAN_AFTER: '30s',
+    DUNNING_SCHEDULE: '5s,10s',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    // Progress lines are the demo's output; LOG_LEVEL=info shows the JSON log beside them.
+    LOG_LEVEL: deps.env.LOG_LEVEL ?? 'error',
+  });
+  const logger = deps.logger(config);
+  const app = deps.openApp(config, logger);
+  let running: RunningRoles | undefined;
+  try {
+    deps.print(`Redis: ${redis.url} (${redis.source}); key prefix ${prefix}`);
+    deps.print(
+      `Sayswitch sandbox: ${sandbox.url} (AES-256-CBC payload encryption on, 5% injected faults)`,
+    );
+    running = await deps.startRoles(app, [...ROLES]);
+    deps.print(`API: http://127.0.0.1:${port}  (roles: ${ROLES.join(', ')})`);
+    deps.print(
+      `Dashboard: http://127.0.0.1:${port}/admin/queues  (user ${defaults.DASHBOARD_USER}, password ${defaults.DASHBOARD_PASSWORD})`,
+    );
+    deps.print(`Metrics: http://127.0.0.1:${port}/metrics`);
+    for (const seed of deps.seeders) deps.print(`Seeded ${await seed(app)}`);
+
+    const deadline = Date.now() + opts.timeoutMs;
+    let done = false;
+    const signal = deps.untilSignal().then(() => 'signal' as const);
+    while (!done) {
+      const counts = await app.store.countByState();
+      const line = INTENT_STATES.filter((s) => counts[s] > 0)
+        .map((s) => `${s} ${counts[s]}`)
+        .join(' · ');
+      deps.progress(`payments: ${line || 'none yet'}`);
+      done = UNRESOLVED.every((s) => counts[s] === 0) && FINAL_STATES.some((s) => counts[s] > 0);
+      if (done || Date.now() > deadline) break;
+      const r = await Promise.race([
+        signal,
+        new Promise((r2) => setTimeout(() => r2('tick'), 1_000)),
+      ]);
+      if (r === 'signal') break;
+    }
+    deps.print('');
+    deps.print(
+      done
+        ? 'Every payment reached a final state:'
+        : 'Summary so far (some payments are still in flight):',
+    );
+    const summary = await summarize(app);
+    for (const [state, byCurrency] of summary) {
+      const parts = [...byCurrency].map(
+        ([cur, v]) => `${v.count} × ${cur} ${formatMajor(v.amount as AmountMinor)}`,
+      );
+      deps.print(`  ${state.padEnd(12)} ${parts.join(', ')}`);
+    }
+    const ledger = sandbox.ledger();
+    deps.print(
+      `Sandbox ledger: ${Object.keys(ledger.references).length} references, money moved for ${Object.values(ledger.references).filter((e) => e.moneyMoved).length}`,
+    );
+    if (!opts.exitWhenDone) {
+      deps.print('Running until Ctrl-C (the dashboard stays up).');
+      await signal;
+    }
+    return done ? 0 : 1;
+  } finally {
+    await running?.stop(5_000);
+    // A demo leaves nothing behind in a Redis it did not start.
+    if (redis.source !== 'spawned') await deletePrefix(app, prefix);
+    await app.close();
+    await sandbox.close();
+    await redis.stop();
+  }
+}

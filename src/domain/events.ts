@@ -1,0 +1,40 @@
+/** Events of PRODUCT.md section 8, appended to `<prefix>:events` and optionally POSTed. */
+export const EVENT_TYPES = [
+  'payment.succeeded',
+  'payment.failed',
+  'payment.pending',
+  'payment.reversed',
+  'payment.needs_review',
+  'subscription.renewed',
+  'subscription.past_due',
+  'subscription.canceled',
+  'batch.completed',
+  'alert.gateway_auth_failed',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+export interface BillingEvent {
+  /** Unique and deterministic for the fact it reports, so consumers can de-duplicate. */
+  id: string;
+  type: EventType;
+  at: number;
+  data: Record<string, unknown>;
+}
+
+/** Which payment event a transition into `state` publishes, if any. */
+export function paymentEventFor(state: string): EventType | undefined {
+  switch (state) {
+    case 'succeeded':
+      return 'payment.succeeded';
+    case 'failed':
+      return 'payment.failed';
+    case 'pending':
+      return 'payment.pending';
+    case 'reversed':
+      return 'payment.reversed';
+    case 'needs_review':
+      return 'payment.needs_review';
+    default:
+      return undefined;
+  }
+}

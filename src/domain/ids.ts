@@ -1,0 +1,77 @@
+/**
+ * Intent keys and attempt references: derived, never random, so that a replayed job or a lost
+ * write re-derives the same reference and the gateway's duplicate check stops a second charge.
+ * This file is the one place that derives them.
+ */
+import { z } from 'zod';
+
+/** A payment intent's stable key: `sub_…`, `bat_…` or `api_…`. */
+export type IntentKey = string & { readonly __brand: 'IntentKey' };
+/** One gateway submission of an intent: `<intentKey>_<n>`; the idempotency key at Sayswitch. */
+export type AttemptReference = string & { readonly __brand: 'AttemptReference' };
+
+/** Sayswitch references: at most 64 characters of `[A-Za-z0-9_-]`. */
+export const REFERENCE_MAX_LENGTH = 64;
+/** Room left for `_<n>` with n up to 99999. */
+export const INTENT_KEY_MAX_LENGTH = REFERENCE_MAX_LENGTH - 6;
+export const MAX_ATTEMPTS = 99_999;
+
+const SAFE = /^[A-Za-z0-9_-]+$/;
+/** Schema for an id that becomes part of an intent key (subscription id, batch id, row reference, API key). */
+export const idComponentSchema = (label: string, max: number) =>
+  z
+    .string()
+    .min(1, `${label} is empty`)
+    .max(max, `${label} is longer than ${max} characters`)
+    .regex(SAFE, `${label} may contain only letters, digits, "_" and "-"`);
+
+export const SUBSCRIPTION_ID_MAX = 40;
+export const BATCH_ID_MAX = 20;
+export const ROW_REFERENCE_MAX = 32;
+export const API_KEY_MAX = 50;
+
+export const intentKeySchema = z
+  .string()
+  .max(INTENT_KEY_MAX_LENGTH)
+  .regex(/^(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .transform((s) => s as IntentKey);
+
+function checked(key: string): IntentKey {
+  if (key.length > INTENT_KEY_MAX_LENGTH || !SAFE.test(key)) {
+    throw new RangeError(`derived intent key is invalid: ${key}`);
+  }
+  return key as IntentKey;
+}
+
+/** `sub_<subscriptionId>_<periodStart yyyymmdd>`; `periodStartYmd` is in the subscription's zone. */
+export function subscriptionIntentKey(subscriptionId: string, periodStartYmd: string): IntentKey {
+  if (!/^\d{8}$/.test(periodStartYmd))
+    throw new RangeError(`period start must be yyyymmdd: ${periodStartYmd}`);
+  return checked(`sub_${subscriptionId}_${periodStartYmd}`);
+}
+
+/** `bat_<batchId>_<row reference, or line number>`. */
+export function batchIntentKey(batchId: string, rowReferenceOrLine: string | number): IntentKey {
+  return checked(`bat_${batchId}_${rowReferenceOrLine}`);
+}
+
+/** `api_<key>`. */
+export function apiIntentKey(callerKey: string): IntentKey {
+  return checked(`api_${callerKey}`);
+}
+
+/** `<intentKey>_<n>`, n from 1. */
+export function attemptReference(key: IntentKey, n: number): AttemptReference {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_ATTEMPTS)
+    throw new RangeError(`attempt number out of range: ${n}`);
+  return `${key}_${n}` as AttemptReference;
+}
+
+/** Splits a reference back into its intent key and attempt number, or undefined if it is not ours. */
+export function parseAttemptReference(
+  ref: string,
+): { key: IntentKey; attempt: number } | undefined {
+  const m = /^((?:sub|bat|api)_[A-Za-z0-9_-]+)_(\d{1,5})$/.exec(ref);
+  if (!m || ref.length > REFERENCE_MAX_LENGTH) return undefined;
+  return { key: m[1] as IntentKey, attempt: Number(m[2]) };
+}

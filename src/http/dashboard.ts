@@ -1,0 +1,154 @@
+/**
+ * The bull-board dashboard at `/admin/queues`, behind HTTP basic auth.
+ *
+ * Everything bull-board serves (the page, its static assets, its JSON API) is registered inside
+ * one encapsulated fastify scope whose `onRequest` hook checks the credentials, so no dashboard
+ * route can be reached around the check, and the hook never leaks to the app's other routes.
+ *
+ * What the dashboard can show: job payloads (intent keys, attempts, amounts, cause; the catalog
+ * keeps card tokens and account secrets out of them), return values (`{ status }`/`{ skipped }`),
+ * failure messages (BillingError messages carry no secrets), and Redis INFO (version, memory,
+ * clients; never the URL or password).
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Logger } from '../platform/logger.ts';
+import { apiError } from './errors.ts';
+
+type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
+
+/** Where the dashboard is mounted. */
+export const DASHBOARD_PATH = '/admin/queues';
+
+export interface DashboardOptions {
+  /** Every queue to show (all of `QUEUES`). */
+  queues: readonly Queue[];
+  /** DASHBOARD_USER / DASHBOARD_PASSWORD; absent when unset. */
+  auth?: { user: string; password: string };
+  /** DASHBOARD_READ_ONLY: no retry, clean, pause, promote or remove, in the UI or its API. */
+  readOnly: boolean;
+  /** NODE_ENV=production: without credentials the dashboard is not served at all. */
+  production: boolean;
+  logger: Logger;
+}
+
+/** What {@link registerDashboard} decided, for the caller's startup log and tests. */
+export type DashboardMode = 'protected' | 'open' | 'disabled';
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/**
+ * Checks an `Authorization: Basic …` header in constant time. Both fields are always compared
+ * (no short-circuit), and digests make the comparison length-independent.
+ */
+export function basicAuthMatches(
+  header: string | undefined,
+  expected: { user: string; password: string },
+): boolean {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header ?? '');
+  const decoded = m ? Buffer.from(m[1] ?? '', 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  const user = colon >= 0 ? decoded.slice(0, colon) : '';
+  const password = colon >= 0 ? decoded.slice(colon + 1) : '';
+  const userOk = timingSafeEqual(digest(user), digest(expected.user));
+  const passwordOk = timingSafeEqual(digest(password), digest(expected.password));
+  return m !== null && colon >= 0 && userOk && passwordOk;
+}
+
+/**
+ * A mutating request must come from the dashboard's own origin. Browsers attach basic-auth
+ * credentials to cross-site requests too, so without this another site could make a logged-in
+ * operator's browser retry or clean jobs (CSRF). Requests without `Origin` (curl, scripts) pass.
+ */
+function crossOrigin(req: FastifyRequest): boolean {
+  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+  const origin = req.headers.origin;
+  if (origin === undefined) return false;
+  try {
+    return new URL(origin).host !== req.headers.host;
+  } catch {
+    return true;
+  }
+}
+
+/**
+ * Mounts bull-board at `/admin/queues` for `queues`. With credentials every dashboard request
+ * needs them; without, production answers 404 and development serves it openly with a warning.
+ */
+export async function registerDashboard(
+  app: FastifyInstance,
+  opts: DashboardOptions,
+): Promise<DashboardMode> {
+  const log = opts.logger.child({ component: 'dashboard' });
+
+  if (!opts.auth && opts.production) {
+    log.warn(
+      'dashboard disabled: DASHBOARD_USER and DASHBOARD_PASSWORD are not set (NODE_ENV=production)',
+    );
+    const refuse = async (_req: FastifyRequest, reply: FastifyReply) =>
+      reply
+        .code(404)
+        .send(
+          apiError(
+            'dashboard_disabled',
+            'the dashboard is disabled: set DASHBOARD_USER and DASHBOARD_PASSWORD',
+          ),
+        );
+    app.all(DASHBOARD_PATH, refuse);
+    app.all(`${DASHBOARD_PATH}/*`, refuse);
+    return 'disabled';
+  }
+  if (!opts.auth) {
+    log.warn(
+      'dashboard open WITHOUT authentication (development): set DASHBOARD_USER and DASHBOARD_PASSWORD',
+    );
+  }
+
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(DASHBOARD_PATH);
+  createBullBoard({
+    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readOnly })),
+    // @bull-board/fastify 9.10.1 declares its types against its own nested @bull-board/api
+    // 9.10.1, whose BaseAdapter TS considers a different class from ours (9.10.2). The adapter
+    // never loads that nested package at runtime, so this cast is type-level only.
+    serverAdapter: serverAdapter as unknown as BoardServerAdapter,
+    options: { uiConfig: { boardTitle: 'sayswitch-billing' } },
+  });
+
+  const auth = opts.auth;
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (req, reply) => {
+      if (auth && !basicAuthMatches(req.headers.authorization, auth)) {
+        if (req.headers.authorization !== undefined) {
+          // Neither the user name nor the password tried is logged.
+          log.warn({ ip: req.ip, url: req.url }, 'dashboard: wrong credentials');
+        }
+        return reply
+          .code(401)
+          .header('www-authenticate', 'Basic realm="billing dashboard", charset="UTF-8"')
+          .send(apiError('unauthorized', 'dashboard credentials are required'));
+      }
+      if (crossOrigin(req)) {
+        return reply
+          .code(403)
+          .send(apiError('forbidden', 'cross-origin requests to the dashboard are refused'));
+      }
+    });
+    scope.addHook('onSend', async (_req, reply, payload) => {
+      // Job lists are operator data: keep them out of shared caches and out of frames.
+      reply.header('cache-control', 'no-store');
+      reply.header('x-frame-options', 'DENY');
+      return payload;
+    });
+    await scope.register(serverAdapter.registerPlugin(), { prefix: DASHBOARD_PATH });
+  });
+  log.info(
+    { path: DASHBOARD_PATH, readOnly: opts.readOnly, auth: Boolean(auth) },
+    'dashboard mounted',
+  );
+  return auth ? 'protected' : 'open';
+}

@@ -1,0 +1,49 @@
+/**
+ * `POST /webhooks/sayswitch`: raw-body `payloadSignature` check (401 when missing or wrong, the
+ * body never echoed or logged), a body-size limit (413), then a fast 200 after enqueueing a
+ * reconcile check.
+ */
+import type { FastifyInstance } from 'fastify';
+import { verifyWebhookSignature } from '../../gateway/sayswitch/crypto.ts';
+import { parseWebhook } from '../../gateway/sayswitch/webhook.ts';
+import { takeWebhook, type IntakeDeps } from '../../reconciler/webhook-intake.ts';
+import { apiError } from '../errors.ts';
+
+export interface WebhookRouteDeps extends IntakeDeps {
+  secretKey: string;
+  maxBytes: number;
+}
+
+export async function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDeps) {
+  // Encapsulated: only this route reads JSON as raw bytes (the signature covers the exact bytes).
+  await app.register((scope, _opts, registered) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser(
+      '*',
+      { parseAs: 'buffer', bodyLimit: deps.maxBytes },
+      (_req, body, done) => {
+        done(null, body);
+      },
+    );
+    scope.post('/webhooks/sayswitch', async (req, reply) => {
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const signature = req.headers.payloadsignature;
+      if (!verifyWebhookSignature(raw, signature, deps.secretKey)) {
+        deps.logger.warn(
+          {
+            ip: req.ip,
+            bytes: raw.length,
+            signature: signature === undefined ? 'missing' : 'mismatch',
+          },
+          'webhook refused: bad payloadSignature',
+        );
+        return reply
+          .code(401)
+          .send(apiError('bad_signature', 'payloadSignature is missing or does not match'));
+      }
+      const result = await takeWebhook(deps, parseWebhook(raw));
+      return reply.code(200).send({ received: true, result });
+    });
+    registered();
+  });
+}

@@ -1,0 +1,65 @@
+/** The public view of one payment (HTTP `GET /payments/:reference`, `billing payments show`). */
+import { parseAttemptReference } from '../domain/ids.ts';
+import { formatMajor } from '../domain/money.ts';
+import type { Intent, IntentHistoryEntry } from '../domain/payment.ts';
+import type { RedisIntentStore } from '../store/intent-store.ts';
+
+export interface PaymentView {
+  key: string;
+  type: string;
+  state: string;
+  amount: string;
+  amountMinor: number;
+  currency: string;
+  fee?: string;
+  reason?: string;
+  message?: string;
+  gatewayReference?: string;
+  batchId?: string;
+  subscriptionId?: string;
+  attempts: { reference: string; state: string }[];
+  history: IntentHistoryEntry[];
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function toView(intent: Intent, history: IntentHistoryEntry[]): PaymentView {
+  const attempts: PaymentView['attempts'] = [];
+  // Attempt n+1 exists only once attempt n failed: earlier attempts are failed by construction.
+  for (let n = 1; n <= intent.attempt; n++) {
+    attempts.push({
+      reference: `${intent.key}_${n}`,
+      state: n === intent.attempt ? intent.state : 'failed',
+    });
+  }
+  return {
+    key: intent.key,
+    type: intent.type,
+    state: intent.state,
+    amount: formatMajor(intent.amount),
+    amountMinor: intent.amount,
+    currency: intent.currency,
+    ...(intent.fee !== undefined ? { fee: formatMajor(intent.fee) } : {}),
+    ...(intent.reason !== undefined ? { reason: intent.reason } : {}),
+    ...(intent.message !== undefined ? { message: intent.message } : {}),
+    ...(intent.gatewayReference !== undefined ? { gatewayReference: intent.gatewayReference } : {}),
+    ...(intent.batchId !== undefined ? { batchId: intent.batchId } : {}),
+    ...(intent.subscriptionId !== undefined ? { subscriptionId: intent.subscriptionId } : {}),
+    attempts,
+    history,
+    createdAt: new Date(intent.createdAt).toISOString(),
+    updatedAt: new Date(intent.updatedAt).toISOString(),
+  };
+}
+
+/** Finds a payment by intent key or attempt reference. */
+export async function findPayment(
+  store: RedisIntentStore,
+  reference: string,
+): Promise<PaymentView | undefined> {
+  const key = parseAttemptReference(reference)?.key ?? reference;
+  const intent =
+    (await store.get(key)) ?? (key !== reference ? await store.get(reference) : undefined);
+  if (!intent) return undefined;
+  return toView(intent, await store.history(intent.key));
+}

@@ -1,0 +1,143 @@
+/**
+ * The local Sayswitch simulator (PRODUCT.md section 9, docs/sayswitch-wire.md): same paths,
+ * envelopes, status codes and webhooks as the adapter expects, plus `GET /__sandbox/ledger`, the
+ * truth of what money moved.
+ */
+import type { AddressInfo } from 'node:net';
+import type { PayloadCryptoConfig } from '../gateway/sayswitch/crypto.ts';
+import { encryptJson, signWebhook } from '../gateway/sayswitch/crypto.ts';
+import { createLogger, type Logger } from '../platform/logger.ts';
+import { SandboxCore } from './core.ts';
+import { LedgerStore, type Ledger } from './ledger.ts';
+import { sandboxOptionsSchema, type SandboxOptionsInput } from './options.ts';
+import { buildSandboxApp } from './server.ts';
+import { TimerRegistry } from './timers.ts';
+import { WebhookDispatcher } from './webhooks.ts';
+
+export { sandboxOptionsSchema } from './options.ts';
+export type { SandboxOptions, SandboxOptionsInput } from './options.ts';
+export type { Ledger, LedgerEntry, LedgerStatus, LedgerTotals } from './ledger.ts';
+
+/** A running sandbox. */
+export interface Sandbox {
+  /** Base URL, e.g. `http://127.0.0.1:4010`; pass it as `SAYSWITCH_BASE_URL`. */
+  url: string;
+  port: number;
+  /** A copy of the ledger at this instant (the same as `GET /__sandbox/ledger`). */
+  ledger(): Ledger;
+  /**
+   * Stops at once: held 55 responses and keep-alive sockets are destroyed, settlement and
+   * webhook timers cleared, in-flight webhooks aborted. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+export interface StartSandboxDeps {
+  /** Lifecycle and webhook-failure lines only, never per request. Silent when omitted. */
+  logger?: Logger;
+  /** Milliseconds since the epoch, for timestamps in responses. */
+  now?: () => number;
+}
+
+function formatUrl(host: string, port: number): string {
+  // A wildcard bind is reachable on loopback; that is the address callers can actually use.
+  const reachable = host === '0.0.0.0' ? '127.0.0.1' : host === '::' ? '::1' : host;
+  return reachable.includes(':') ? `http://[${reachable}]:${port}` : `http://${reachable}:${port}`;
+}
+
+/**
+ * Starts a sandbox server. Options are validated with {@link sandboxOptionsSchema}; a bad
+ * option, an unusable encryption key or a busy port rejects the promise.
+ */
+export async function startSandbox(
+  input: SandboxOptionsInput = {},
+  deps: StartSandboxDeps = {},
+): Promise<Sandbox> {
+  const opts = sandboxOptionsSchema.parse(input);
+  const logger = deps.logger ?? createLogger({ level: 'silent' });
+  const now = deps.now ?? Date.now;
+
+  let crypto: PayloadCryptoConfig | undefined;
+  if (opts.encryption) {
+    crypto = {
+      ...opts.encryption,
+      onWarning: (msg) => logger.warn({ component: 'sandbox' }, msg),
+    };
+    // Fail at start, not on the first request, if the key material cannot be used.
+    encryptJson({}, crypto);
+  }
+
+  const timers = new TimerRegistry();
+  const ledger = new LedgerStore();
+  const webhooks = opts.webhookUrl
+    ? new WebhookDispatcher({
+        url: opts.webhookUrl,
+        secretKey: opts.secretKey,
+        duplicates: opts.webhookDuplicates,
+        shuffle: opts.webhookShuffle,
+        shuffleWindowMs: opts.webhookShuffleWindowMs,
+        seed: opts.seed,
+        timers,
+        logger,
+        sign: signWebhook,
+      })
+    : undefined;
+  const core = new SandboxCore({
+    ledger,
+    timers,
+    settleMs: opts.settleMs,
+    hangMs: opts.hangMs,
+    faultRate: opts.faultRate,
+    seed: opts.seed,
+    now,
+    ...(webhooks ? { notify: (ref, payload) => webhooks.enqueue(ref, payload) } : {}),
+  });
+  const app = buildSandboxApp({
+    core,
+    ledger,
+    timers,
+    secretKey: opts.secretKey,
+    crypto,
+    latencyMs: opts.latencyMs,
+  });
+
+  try {
+    await app.listen({ port: opts.port, host: opts.host });
+  } catch (err) {
+    timers.closeAll();
+    webhooks?.close();
+    await app.close();
+    throw err;
+  }
+  const port = (app.server.address() as AddressInfo).port;
+  const url = formatUrl(opts.host, port);
+  logger.info(
+    {
+      component: 'sandbox',
+      url,
+      encryption: opts.encryption ? opts.encryption.encoding : 'off',
+      faultRate: opts.faultRate,
+      seed: opts.seed,
+      webhooks: opts.webhookUrl !== undefined,
+    },
+    'sandbox listening',
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    ledger: () => ledger.snapshot(),
+    close: () => {
+      closing ??= (async () => {
+        // Timers first: held responses resolve as abandoned and destroy their own sockets, and
+        // no settlement can enqueue a webhook after the dispatcher is closed.
+        timers.closeAll();
+        webhooks?.close();
+        await app.close();
+        logger.info({ component: 'sandbox', url }, 'sandbox closed');
+      })();
+      return closing;
+    },
+  };
+}

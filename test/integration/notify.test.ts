@@ -1,0 +1,385 @@
+/**
+ * Outbound notifications end to end on real Redis and a real HTTP receiver: the relay turns each
+ * stream entry into one job, the worker POSTs it signed and retries on the configured schedule,
+ * and duplicates (a replayed entry, an event appended twice) collapse into one delivery.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { loadConfig, type Config } from '../../src/config/config.ts';
+import { openApp, type App } from '../../src/composition.ts';
+import type { BillingEvent } from '../../src/domain/events.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { QUEUES } from '../../src/queues/names.ts';
+import {
+  NOTIFY_GROUP,
+  notificationJobId,
+  startNotifier,
+  verifyNotification,
+  type Notifier,
+  type NotifierOptions,
+} from '../../src/notify/index.ts';
+import { ensureNotifyGroup } from '../../src/notify/relay.ts';
+import { storeKeys } from '../../src/store/keys.ts';
+import { track } from '../support/leak-check.ts';
+import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
+
+const SECRET = 'whsec_integration_test_secret';
+
+interface Received {
+  at: number;
+  raw: string;
+  signature: string | undefined;
+  json: { id: string; type: string; at: string; data: Record<string, unknown> };
+  status: number;
+}
+
+interface Receiver {
+  url: string;
+  /** Every POST, including the refused ones. */
+  requests: Received[];
+  /** How many times each event id is refused before it is accepted. */
+  refuseFirst: number;
+  accepted(): Received[];
+  isOpen(): boolean;
+  close(): Promise<void>;
+}
+
+/** An HTTP receiver on port 0 that refuses each event `refuseFirst` times with a 500, then 200s. */
+async function startReceiver(refuseFirst = 0): Promise<Receiver> {
+  const seen = new Map<string, number>();
+  const requests: Received[] = [];
+  let open = true;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const raw = Buffer.concat(chunks).toString('utf8');
+      const json = JSON.parse(raw) as Received['json'];
+      const n = (seen.get(json.id) ?? 0) + 1;
+      seen.set(json.id, n);
+      const status = n <= receiver.refuseFirst ? 500 : 200;
+      const header = req.headers['x-billing-signature'];
+      requests.push({
+        at: Date.now(),
+        raw,
+        signature: Array.isArray(header) ? header[0] : header,
+        json,
+        status,
+      });
+      res.statusCode = status;
+      res.end(status === 200 ? 'ok' : 'try later');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const receiver: Receiver = {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks/billing`,
+    requests,
+    refuseFirst,
+    accepted: () => requests.filter((r) => r.status === 200),
+    isOpen: () => open,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (!open) return resolve();
+        open = false;
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+  return receiver;
+}
+
+/** Polls an async probe until it returns something other than undefined, within a deadline. */
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function testConfig(prefix: string, notifyUrl: string): Promise<Config> {
+  return loadConfig({
+    NODE_ENV: 'test',
+    SAYSWITCH_SECRET_KEY: 'sk_test_notify_suite',
+    DATA_ENCRYPTION_KEY: '11'.repeat(32),
+    API_TOKEN: 'notify-test-api-token-0123',
+    REDIS_URL: await getRedisUrl(),
+    QUEUE_PREFIX: prefix,
+    NOTIFY_URL: notifyUrl,
+    NOTIFY_SECRET: SECRET,
+    NOTIFY_RETRY_SCHEDULE: '50ms,100ms',
+    LOG_LEVEL: 'silent',
+  });
+}
+
+function event(n: number, type: BillingEvent['type'] = 'payment.succeeded'): BillingEvent {
+  return {
+    id: `evt_ch_${n}_1_succeeded`,
+    type,
+    at: Date.UTC(2025, 0, 2, 3, 4, 5, n),
+    data: { key: `ch_${n}`, amount: 150_000 + n, currency: 'NGN' },
+  };
+}
+
+describe('outbound notifications', () => {
+  let prefix: string;
+  let redis: Redis;
+  let receiver: Receiver;
+  let app: App | undefined;
+  let queue: Queue | undefined;
+  let logLines: string[];
+  const notifiers: Notifier[] = [];
+
+  beforeEach(async () => {
+    prefix = uniquePrefix('notify');
+    redis = await createTestRedis({}, 'notify test redis');
+    logLines = [];
+  });
+
+  afterEach(async () => {
+    for (const n of notifiers.splice(0)) await n.stop();
+    await app?.close();
+    app = undefined;
+    queue = undefined;
+    await receiver?.close();
+    await cleanupPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  async function open(opts: { refuseFirst?: number; url?: string } = {}): Promise<App> {
+    receiver = track(await startReceiver(opts.refuseFirst), 'notify receiver');
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (line: string) => void logLines.push(line) },
+    });
+    app = openApp(await testConfig(prefix, opts.url ?? receiver.url), logger);
+    track(app.redis, 'app redis');
+    queue = track(app.dispatcher.queue(QUEUES.notifications), 'notifications queue');
+    return app;
+  }
+
+  async function start(opts: NotifierOptions = {}): Promise<Notifier> {
+    if (!app) throw new Error('open() first');
+    const notifier = await startNotifier(app, { blockMs: 200, ...opts });
+    notifiers.push(notifier);
+    track(notifier.worker, 'notifications worker');
+    track(
+      { kind: 'Notifier', isOpen: () => notifier.isOpen(), close: () => notifier.stop() },
+      'notifier',
+    );
+    return notifier;
+  }
+
+  async function stopNotifier(notifier: Notifier): Promise<void> {
+    await notifier.stop();
+    notifiers.splice(notifiers.indexOf(notifier), 1);
+  }
+
+  const pendingCount = async () => {
+    const summary = (await redis.xpending(storeKeys(prefix).events(), NOTIFY_GROUP)) as [
+      number,
+      ...unknown[],
+    ];
+    return summary[0];
+  };
+
+  /** Resolves once the group has read the whole stream and acknowledged every entry. */
+  const allRelayed = () =>
+    until('every entry relayed and acknowledged', async () => {
+      const key = storeKeys(prefix).events();
+      const [last] = (await redis.xrevrange(key, '+', '-', 'COUNT', 1))[0] ?? [];
+      const groups = (await redis.xinfo('GROUPS', key)) as unknown[][];
+      const g = groups.map((row) => {
+        const f: Record<string, unknown> = {};
+        for (let i = 0; i + 1 < row.length; i += 2) f[String(row[i])] = row[i + 1];
+        return f;
+      });
+      const mine = g.find((f) => f.name === NOTIFY_GROUP);
+      return mine && mine['last-delivered-id'] === last && mine.pending === 0 ? true : undefined;
+    });
+
+  const accepted = (n: number) =>
+    until(`${n} notifications accepted`, () =>
+      receiver.accepted().length >= n ? receiver.accepted() : undefined,
+    );
+
+  const settledCounts = () =>
+    until('no notification job left to run', async () => {
+      const c = await queue!.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+      return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0 ? c : undefined;
+    });
+
+  it('retries a refusing receiver on the schedule and delivers each event once, signed', async () => {
+    const a = await open({ refuseFirst: 2 });
+    const events = [event(1), event(2, 'payment.failed'), event(3, 'batch.completed')];
+    for (const e of events) await a.events.append(e);
+    await start();
+
+    const ok = await accepted(3);
+    await allRelayed();
+    const counts = await settledCounts();
+    expect(counts).toMatchObject({ completed: 3, failed: 0 });
+
+    // Exactly once each, after two refusals each; every try (refused ones too) is verifiable.
+    expect(ok.map((r) => r.json.id).sort()).toEqual(events.map((e) => e.id).sort());
+    expect(receiver.requests).toHaveLength(9);
+    for (const r of receiver.requests) {
+      expect(
+        verifyNotification(r.raw, r.signature, SECRET, { nowSec: Date.now() / 1000 }),
+        `signature of ${r.json.id}`,
+      ).toBe(true);
+      expect(
+        verifyNotification(r.raw, r.signature, 'whsec_wrong', { nowSec: Date.now() / 1000 }),
+      ).toBe(false);
+    }
+    for (const e of events) {
+      const tries = receiver.requests.filter((r) => r.json.id === e.id);
+      expect(tries.map((r) => r.status)).toEqual([500, 500, 200]);
+      // The schedule is 50 ms then 100 ms (BullMQ never retries early; allow timer slack).
+      expect(tries[1]!.at - tries[0]!.at).toBeGreaterThanOrEqual(40);
+      expect(tries[2]!.at - tries[1]!.at).toBeGreaterThanOrEqual(90);
+      expect(JSON.parse(tries[2]!.raw)).toEqual({
+        id: e.id,
+        type: e.type,
+        at: new Date(e.at).toISOString(),
+        data: e.data,
+      });
+      // The attempts are BullMQ attempts: what the dashboard shows.
+      const job = await queue!.getJob(notificationJobId(e.id));
+      expect(job?.attemptsMade).toBe(3);
+      expect(await job?.getState()).toBe('completed');
+    }
+
+    // One line per attempt from the handler, and the secret in none of them.
+    const parsed = logLines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const refused = parsed.filter((l) => l.msg === 'notification refused');
+    const delivered = parsed.filter((l) => l.msg === 'notification delivered');
+    expect(refused).toHaveLength(6);
+    expect(delivered).toHaveLength(3);
+    expect(delivered[0]).toMatchObject({ status: 200, attempt: 3 });
+    expect(refused.map((l) => l.attempt).sort()).toEqual([1, 1, 1, 2, 2, 2]);
+    expect(Object.keys(delivered[0]!)).toEqual(
+      expect.arrayContaining(['eventId', 'type', 'status', 'attempt']),
+    );
+    expect(logLines.join('\n')).not.toContain(SECRET);
+  });
+
+  it('keeps retrying an unreachable receiver, then leaves the job failed', async () => {
+    // A port that was just listening and is now closed: connection refused.
+    const gone = await startReceiver();
+    await gone.close();
+    const a = await open({ url: gone.url });
+    await a.events.append(event(7));
+    await start();
+
+    const job = await until('job failed for good', async () => {
+      const j = await queue!.getJob(notificationJobId(event(7).id));
+      return j && (await j.getState()) === 'failed' ? j : undefined;
+    });
+    // First try plus one per schedule entry; then it stays failed, retryable from the dashboard.
+    expect(job.attemptsMade).toBe(3);
+    expect(job.failedReason).toMatch(/did not answer \(ECONNREFUSED\)/);
+    expect(job.failedReason).not.toContain(SECRET);
+    expect(receiver.requests).toHaveLength(0);
+  });
+
+  it('delivers an event appended twice (same id) once', async () => {
+    const a = await open();
+    await a.events.append(event(4));
+    await a.events.append(event(4));
+    await start();
+
+    await accepted(1);
+    await allRelayed();
+    expect(await settledCounts()).toMatchObject({ completed: 1, failed: 0 });
+
+    // A later replay of the same event, once delivered, collapses into the completed job too.
+    await a.events.append(event(4));
+    await allRelayed();
+    expect(await settledCounts()).toMatchObject({ completed: 1, failed: 0 });
+    expect(receiver.requests).toHaveLength(1);
+  });
+
+  it.each([
+    ['a restart under the same consumer name re-reads its pending entries', 'relay-x', undefined],
+    ['another process claims the entries of a consumer that died', 'relay-b', 0],
+  ] as const)(
+    'relays entries enqueued but not acknowledged before a crash: %s',
+    async (_label, restartAs, claimIdleMs) => {
+      const a = await open();
+      await a.events.append(event(5));
+      await a.events.append(event(6));
+
+      let crashed!: () => void;
+      const crash = new Promise<void>((resolve) => (crashed = resolve));
+      let calls = 0;
+      const first = await start({
+        consumer: 'relay-x',
+        relayHooks: {
+          afterEnqueue: () => {
+            calls++;
+            crashed();
+            throw new Error('simulated crash between enqueue and ack');
+          },
+        },
+      });
+      await crash;
+      await stopNotifier(first);
+      expect(calls).toBe(1);
+      // Both entries were read and their jobs added, but neither was acknowledged.
+      expect(await pendingCount()).toBe(2);
+
+      await start({ consumer: restartAs, claimIdleMs });
+      await allRelayed();
+      await accepted(2);
+      expect(await settledCounts()).toMatchObject({ completed: 2, failed: 0 });
+      expect(receiver.requests.map((r) => r.json.id).sort()).toEqual(
+        [event(5).id, event(6).id].sort(),
+      );
+    },
+  );
+
+  it('relays entries a consumer read and died on before adding any job', async () => {
+    const a = await open();
+    await a.events.append(event(8));
+    await ensureNotifyGroup(redis, prefix);
+    await redis.xreadgroup(
+      'GROUP',
+      NOTIFY_GROUP,
+      'dead-consumer',
+      'COUNT',
+      10,
+      'STREAMS',
+      storeKeys(prefix).events(),
+      '>',
+    );
+    expect(await pendingCount()).toBe(1);
+
+    await start({ claimIdleMs: 0 });
+    await allRelayed();
+    await accepted(1);
+    expect(await settledCounts()).toMatchObject({ completed: 1, failed: 0 });
+  });
+
+  it('stops promptly while blocked on the stream', async () => {
+    await open();
+    const notifier = await start({ blockMs: 30_000 });
+    // Let the relay reach its blocking read (the group exists once start() resolved).
+    await until('relay blocked', async () => {
+      const clients = await redis.client('LIST');
+      return /cmd=xreadgroup/.test(String(clients)) ? true : undefined;
+    });
+    const t0 = Date.now();
+    await stopNotifier(notifier);
+    expect(Date.now() - t0).toBeLessThan(2_000);
+  });
+});

@@ -1,0 +1,197 @@
+/**
+ * Exactly once at the gateway: the same payment created twice, the same job added twice, and a
+ * completed job retried each reach the gateway exactly once. And the HTTP surface of
+ * `POST /payments` / `GET /payments/:reference`: 201 then 200 for the same key and body, 409 for
+ * the same key with another body, 422 naming the field, 401 without the token.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { PaymentGateway } from '../../src/domain/ports.ts';
+import { createPayment } from '../../src/payments/create.ts';
+import { submitJobId } from '../../src/queues/names.ts';
+import { bullJobName, jobOptionsFor } from '../../src/queues/catalog.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+let sandbox: Sandbox;
+let t: TestApp;
+/** Submissions that left the worker for the gateway, by reference. */
+const calls = new Map<string, number>();
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  t = await startTestApp({ sandboxUrl: sandbox.url, roles: ['api', 'worker', 'reconciler'] });
+  // Count every submission that leaves the worker: wrap the app's gateway in place.
+  const gateway: PaymentGateway = t.app.gateway;
+  const original = gateway.chargeCard.bind(gateway);
+  gateway.chargeCard = (r) => {
+    calls.set(r.reference, (calls.get(r.reference) ?? 0) + 1);
+    return original(r);
+  };
+});
+
+afterAll(async () => {
+  await t.close();
+  await sandbox.close();
+});
+
+const body = (key: string, amount = '25.00') => ({
+  type: 'charge',
+  key,
+  email: 'idem@example.com',
+  amount,
+  currency: 'NGN',
+  card_token: 'tok_idem_0123456789',
+});
+
+async function waitState(key: string, state: string) {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const intent = await t.app.store.get(key);
+    if (intent?.state === state) return intent;
+    if (Date.now() > deadline) throw new Error(`${key} stuck in ${intent?.state}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function deps() {
+  return {
+    store: t.app.store,
+    dispatcher: t.app.dispatcher,
+    sealer: t.app.sealer,
+    clock: t.app.clock,
+    hashKey: t.app.config.dataEncryptionKey,
+  };
+}
+
+describe('exactly once at the gateway', () => {
+  it('the same payment created twice (concurrently) is one intent and one gateway call', async () => {
+    const [a, b] = await Promise.all([
+      createPayment(deps(), body('twice')),
+      createPayment(deps(), body('twice')),
+    ]);
+    expect([a.status, b.status].sort()).toEqual(['created', 'existing']);
+    const intent = await waitState('api_twice', 'succeeded');
+    await new Promise((r) => setTimeout(r, 200));
+    expect(calls.get(intent.reference)).toBe(1);
+    expect(sandbox.ledger().references[intent.reference]?.moneyMoved).toBe(true);
+  });
+
+  it('the same job added twice runs the gateway once', async () => {
+    const r = await createPayment(deps(), body('jobtwice'));
+    if (r.status !== 'created') throw new Error(r.status);
+    await t.app.dispatcher.submit(r.intent);
+    await t.app.dispatcher.submit(r.intent);
+    const intent = await waitState('api_jobtwice', 'succeeded');
+    await new Promise((r2) => setTimeout(r2, 200));
+    expect(calls.get(intent.reference)).toBe(1);
+  });
+
+  it('a completed job retried (and a replayed job under a new id) never calls the gateway again', async () => {
+    const r = await createPayment(deps(), body('retried'));
+    if (r.status !== 'created') throw new Error(r.status);
+    const intent = await waitState('api_retried', 'succeeded');
+    const queue = t.app.dispatcher.queue('charges');
+    const job = await queue.getJob(submitJobId(intent.reference, intent.enqueues));
+    expect(await job?.getState()).toBe('completed');
+    await job?.retry('completed');
+    // A replay of the same payload under another id, as a lost-write recovery might produce.
+    await queue.add(
+      bullJobName('charges.submit'),
+      {
+        key: intent.key,
+        attempt: intent.attempt,
+        amount: intent.amount,
+        currency: intent.currency,
+      },
+      { ...jobOptionsFor('charges.submit'), jobId: `${intent.reference}-replay` },
+    );
+    const deadline = Date.now() + 5_000;
+    while (Date.now() < deadline) {
+      const states = await Promise.all([
+        job?.getState(),
+        queue.getJobState(`${intent.reference}-replay`),
+      ]);
+      if (states.every((s) => s === 'completed')) break;
+      await new Promise((r2) => setTimeout(r2, 20));
+    }
+    expect(await queue.getJobState(`${intent.reference}-replay`)).toBe('completed');
+    expect(calls.get(intent.reference)).toBe(1);
+    expect((await t.app.store.get('api_retried'))?.state).toBe('succeeded');
+  });
+});
+
+describe('POST /payments and GET /payments/:reference', () => {
+  const auth = { authorization: `Bearer ${TEST_API_TOKEN}`, 'content-type': 'application/json' };
+  const post = (payload: unknown, headers: Record<string, string> = auth) =>
+    fetch(`${t.url}/payments`, { method: 'POST', headers, body: JSON.stringify(payload) });
+
+  it('is idempotent on the key: 201, then 200 with the same intent; 409 for another body', async () => {
+    const first = await post(body('http1'));
+    expect(first.status).toBe(201);
+    const second = await post(body('http1'));
+    expect(second.status).toBe(200);
+    expect(((await second.json()) as { key: string }).key).toBe('api_http1');
+    const conflict = await post(body('http1', '26.00'));
+    expect(conflict.status).toBe(409);
+    expect(((await conflict.json()) as { error: { code: string } }).error.code).toBe('key_reused');
+  });
+
+  it('refuses a request without the bearer token (401) and changes nothing', async () => {
+    const res = await post(body('noauth'), { 'content-type': 'application/json' });
+    expect(res.status).toBe(401);
+    expect(await t.app.store.get('api_noauth')).toBeUndefined();
+  });
+
+  it('refuses an invalid body with 422 naming the field, and changes nothing', async () => {
+    const res = await post({ ...body('bad'), amount: '-5' });
+    expect(res.status).toBe(422);
+    const err = (await res.json()) as { error: { details: { column: string }[] } };
+    expect(err.error.details.map((d) => d.column)).toContain('amount');
+    expect(await t.app.store.get('api_bad')).toBeUndefined();
+  });
+
+  it('finds a payment by key and by attempt reference, never exposing the card token', async () => {
+    await post(body('lookup'));
+    const intent = await waitState('api_lookup', 'succeeded');
+    for (const ref of [intent.key, intent.reference]) {
+      const res = await fetch(`${t.url}/payments/${ref}`);
+      expect(res.status).toBe(200);
+      const text = await res.text();
+      expect(text).not.toContain('tok_idem');
+      const view = JSON.parse(text) as {
+        state: string;
+        attempts: { reference: string }[];
+        history: unknown[];
+      };
+      expect(view.state).toBe('succeeded');
+      expect(view.attempts[0]?.reference).toBe(intent.reference);
+      expect(view.history.length).toBeGreaterThanOrEqual(3);
+    }
+    expect((await fetch(`${t.url}/payments/api_nothing_1`)).status).toBe(404);
+  });
+});
+
+describe('billing payments show', () => {
+  it('prints one payment by key or reference, and exits 2 for an unknown one', async () => {
+    const { runBilling } = await import('../support/child.ts');
+    const { FAST_ENV } = await import('../support/app.ts');
+    const { getRedisUrl } = await import('../support/redis.ts');
+    await createPayment(deps(), body('cli'));
+    const intent = await waitState('api_cli', 'succeeded');
+    const env = {
+      ...FAST_ENV,
+      REDIS_URL: await getRedisUrl(),
+      QUEUE_PREFIX: t.prefix,
+      SAYSWITCH_BASE_URL: sandbox.url,
+    };
+    const human = await runBilling(['payments', 'show', intent.reference], env);
+    expect(human.code, human.output).toBe(0);
+    expect(human.output).toContain('api_cli');
+    expect(human.output).toContain('succeeded');
+    const json = await runBilling(['payments', 'show', 'api_cli', '--json'], env);
+    expect(JSON.parse(json.output.trim())).toMatchObject({ key: 'api_cli', state: 'succeeded' });
+    const missing = await runBilling(['payments', 'show', 'api_nope_1'], env);
+    expect(missing.code).toBe(2);
+  }, 60_000);
+});

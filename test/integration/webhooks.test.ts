@@ -1,0 +1,226 @@
+/**
+ * Webhooks: outcomes 52, 53, 54, 55 and 58 end final through webhooks alone (the reconcile
+ * schedule is an hour away); duplicated and shuffled deliveries give the same final states;
+ * forged, missing and tampered signatures are refused and logged without the body; a webhook
+ * that arrives before its intent resolves once the intent exists.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { signWebhook } from '../../src/gateway/sayswitch/crypto.ts';
+import { createPayment } from '../../src/payments/create.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { findFreePort } from '../support/redis-server.ts';
+import { startTestSandbox, TEST_SECRET_KEY } from '../support/sandbox.ts';
+
+const FINAL = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
+/** Only webhooks can finish these payments in time: every scheduled check is an hour away. */
+const WEBHOOKS_ONLY = {
+  RECONCILE_SCHEDULE: '1h',
+  PAYOUT_WATCH_SCHEDULE: '1h',
+  RECONCILE_NOT_FOUND_GRACE: '1h',
+};
+
+let sandbox: Sandbox | undefined;
+let t: TestApp | undefined;
+afterEach(async () => {
+  await t?.close();
+  await sandbox?.close();
+  t = undefined;
+  sandbox = undefined;
+});
+
+async function start(opts: { duplicates?: number; shuffle?: boolean; logs?: string[] } = {}) {
+  const port = await findFreePort();
+  sandbox = await startTestSandbox({
+    settleMs: 200,
+    hangMs: 1_000,
+    webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
+    webhookDuplicates: opts.duplicates ?? 1,
+    webhookShuffle: opts.shuffle ?? false,
+    seed: 3,
+  });
+  const logs = opts.logs;
+  t = await startTestApp({
+    sandboxUrl: sandbox.url,
+    roles: ['api', 'worker', 'reconciler'],
+    env: { ...WEBHOOKS_ONLY, PORT: String(port), ...(logs ? { LOG_LEVEL: 'info' } : {}) },
+    ...(logs ? { logDestination: { write: (line: string) => void logs.push(line) } } : {}),
+  });
+  return { sandbox, t };
+}
+
+function deps(app: TestApp) {
+  return {
+    store: app.app.store,
+    dispatcher: app.app.dispatcher,
+    sealer: app.app.sealer,
+    clock: app.app.clock,
+    hashKey: app.app.config.dataEncryptionKey,
+  };
+}
+
+const charge = (key: string, amount: string) => ({
+  type: 'charge',
+  key,
+  email: 'w@example.com',
+  amount,
+  currency: 'NGN',
+  card_token: 'tok_webhook_0123456789',
+});
+const payout = (key: string, amount: string) => ({
+  type: 'payout',
+  key,
+  account_number: '0123456789',
+  bank_code: '000013',
+  bank_name: 'GTBank',
+  account_name: 'Web Hook',
+  amount,
+  currency: 'NGN',
+  narration: 'webhook test',
+});
+
+async function waitState(
+  app: TestApp,
+  key: string,
+  want: (s: string) => boolean,
+  timeoutMs = 15_000,
+) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const intent = await app.app.store.get(key);
+    if (intent && want(intent.state)) return intent;
+    if (Date.now() > deadline) throw new Error(`${key} stuck in ${intent?.state}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const CASES: [string, string, string][] = [
+  ['52', 'succeeded', 'succeeded'],
+  ['53', 'failed', 'failed'],
+  ['54', 'succeeded', 'succeeded'],
+  ['55', 'succeeded', 'succeeded'],
+  ['58', 'succeeded', 'reversed'],
+];
+
+async function runCases(app: TestApp, box: Sandbox, tag: string) {
+  for (const [rem] of CASES) {
+    await createPayment(deps(app), charge(`${tag}c${rem}`, `20.${rem}`));
+    await createPayment(deps(app), payout(`${tag}p${rem}`, `20.${rem}`));
+  }
+  const finals: Record<string, string> = {};
+  for (const [rem, chargeState, payoutState] of CASES) {
+    const c = await waitState(app, `api_${tag}c${rem}`, (s) => s === chargeState);
+    const p = await waitState(app, `api_${tag}p${rem}`, (s) => s === payoutState);
+    const ledger = box.ledger().references;
+    expect(ledger[c.reference]?.moneyMoved ?? false).toBe(chargeState === 'succeeded');
+    expect(ledger[p.reference]?.moneyMoved ?? false).toBe(payoutState === 'succeeded');
+    finals[c.key] = c.state;
+    finals[p.key] = p.state;
+  }
+  return finals;
+}
+
+describe('webhooks drive payments to their final state', () => {
+  it('52, 53, 54, 55 and 58 end final through webhooks alone and agree with the ledger', async () => {
+    const { sandbox: box, t: app } = await start();
+    const finals = await runCases(app, box, 'w');
+    expect(Object.values(finals).every((s) => FINAL.has(s))).toBe(true);
+  });
+
+  it('duplicated (x3) and shuffled webhooks give the same final states', async () => {
+    const { sandbox: box, t: app } = await start({ duplicates: 3, shuffle: true });
+    const finals = await runCases(app, box, 'd');
+    // Let every duplicate land, then check nothing moved.
+    await new Promise((r) => setTimeout(r, 500));
+    for (const [key, state] of Object.entries(finals)) {
+      expect((await app.app.store.get(key))?.state).toBe(state);
+    }
+    const events = await app.app.events.read();
+    const ids = events.map((e) => e.id);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
+describe('webhook signature and intake', () => {
+  const body = JSON.stringify({
+    notify: 'payout',
+    notifyType: 'successful',
+    data: { reference: 'api_forged_1', status: 'success', amount: '5000000', currency: 'NGN' },
+  });
+
+  it('refuses forged, missing and tampered signatures with 401 and never logs the body', async () => {
+    const logs: string[] = [];
+    const { t: app } = await start({ logs });
+    const url = `${app.url}/webhooks/sayswitch`;
+    const post = (headers: Record<string, string>, payload = body) =>
+      fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: payload,
+      });
+
+    expect((await post({})).status).toBe(401);
+    expect((await post({ payloadSignature: 'ab'.repeat(64) })).status).toBe(401);
+    expect((await post({ payloadSignature: signWebhook(body, 'sk_wrong_key') })).status).toBe(401);
+    const tampered = body.replace('5000000', '5000001');
+    expect(
+      (await post({ payloadSignature: signWebhook(body, TEST_SECRET_KEY) }, tampered)).status,
+    ).toBe(401);
+    expect((await post({ payloadSignature: signWebhook(body, TEST_SECRET_KEY) })).status).toBe(200);
+
+    const refused = logs.filter((l) => l.includes('bad payloadSignature'));
+    expect(refused.length).toBe(4);
+    for (const line of logs) expect(line).not.toContain('5000000');
+    expect(await app.app.store.get('api_forged')).toBeUndefined();
+  });
+
+  it('refuses an oversized body with 413', async () => {
+    const { t: app } = await start();
+    const big = JSON.stringify({
+      notify: 'payout',
+      data: { reference: 'x', pad: 'x'.repeat(70_000) },
+    });
+    const res = await fetch(`${app.url}/webhooks/sayswitch`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        payloadSignature: signWebhook(big, TEST_SECRET_KEY),
+      },
+      body: big,
+    });
+    expect(res.status).toBe(413);
+  });
+
+  it('keeps a webhook that arrives before its intent and resolves it once the intent exists', async () => {
+    const { t: app } = await start();
+    const early = JSON.stringify({
+      notify: 'transaction',
+      notifyType: 'successful',
+      data: { reference: 'api_early_1', status: 'success', amount: '30', currency: 'NGN' },
+    });
+    const res = await fetch(`${app.url}/webhooks/sayswitch`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        payloadSignature: signWebhook(early, TEST_SECRET_KEY),
+      },
+      body: early,
+    });
+    expect(((await res.json()) as { result: string }).result).toBe('early');
+    const queue = app.app.dispatcher.queue('reconcile');
+    const job = await queue.getJob('wh-api_early_1-early');
+    expect(job).toBeDefined();
+
+    await createPayment(deps(app), charge('early', '30.00'));
+    await waitState(app, 'api_early', (s) => s === 'succeeded');
+    // The kept webhook job retries until the intent exists, then completes (never fails).
+    const deadline = Date.now() + 20_000;
+    let state = await queue.getJobState('wh-api_early_1-early');
+    while (state !== 'completed' && Date.now() < deadline) {
+      expect(state).not.toBe('failed');
+      await new Promise((r) => setTimeout(r, 100));
+      state = await queue.getJobState('wh-api_early_1-early');
+    }
+    expect(state).toBe('completed');
+  }, 30_000);
+});

@@ -1,0 +1,196 @@
+/**
+ * Recurring billing end to end for integration tests: the real application (openApp/startRoles
+ * with the `worker` and `reconciler` roles) against a real sandbox, the subscription scheduler
+ * (dunning worker and outcome consumer) started directly, and a manual clock. Ticks are driven
+ * with `runTick` at the clock's time; `settle()` waits until every charge, outcome and dunning
+ * retry in flight has been dealt with.
+ */
+import { openApp, startRoles, type App, type RunningRoles } from '../../src/composition.ts';
+import type { Clock } from '../../src/domain/clock.ts';
+import type { BillingEvent } from '../../src/domain/events.ts';
+import type { PaymentGateway } from '../../src/domain/ports.ts';
+import { SayswitchGateway } from '../../src/gateway/sayswitch/client.ts';
+import { createLogger } from '../../src/platform/logger.ts';
+import { subscriptionsQueue } from '../../src/queues/subscription-jobs.ts';
+import { SUBSCRIPTIONS_GROUP } from '../../src/scheduler/subscription-outcomes.ts';
+import {
+  runTick,
+  startSubscriptionScheduler,
+  type RunningScheduler,
+  type TickDeps,
+  type TickResult,
+} from '../../src/scheduler/subscription-tick.ts';
+import { storeKeys } from '../../src/store/keys.ts';
+import { RedisSubscriptionStore } from '../../src/store/subscription-store.ts';
+import {
+  subscriptionServiceDeps,
+  type SubscriptionServiceDeps,
+} from '../../src/subscriptions/service.ts';
+import { testConfig } from './app.ts';
+import { track } from './leak-check.ts';
+import { cleanupPrefix, uniquePrefix } from './redis.ts';
+import { TEST_SECRET_KEY } from './sandbox.ts';
+
+export interface ManualClock extends Clock {
+  t: number;
+  set(ms: number): void;
+  advance(ms: number): void;
+}
+
+export function manualClock(start: number): ManualClock {
+  const clock: ManualClock = {
+    t: start,
+    now: () => clock.t,
+    set(ms) {
+      clock.t = ms;
+    },
+    advance(ms) {
+      clock.t += ms;
+    },
+  };
+  return clock;
+}
+
+export interface SubsHarness {
+  prefix: string;
+  clock: ManualClock;
+  app: App;
+  running: RunningRoles;
+  scheduler: RunningScheduler;
+  service: SubscriptionServiceDeps;
+  subs: RedisSubscriptionStore;
+  tickDeps: TickDeps;
+  /** One tick at the clock's time (or `at`). */
+  tick(at?: number): Promise<TickResult>;
+  /** Waits until no charge is open, every outcome is applied and no dunning job is waiting. */
+  settle(timeoutMs?: number): Promise<void>;
+  /** Every event of the stream, in order. */
+  events(): Promise<(BillingEvent & { streamId: string })[]>;
+  close(): Promise<void>;
+}
+
+export interface SubsHarnessOptions {
+  sandboxUrl: string;
+  start: number;
+  env?: Record<string, string>;
+  /** Wraps the real gateway (e.g. to decline chosen attempts). */
+  gateway?: (real: PaymentGateway) => PaymentGateway;
+  prefix?: string;
+}
+
+/** Polls `probe` until it returns true, or fails after `timeoutMs` with `describe()`. */
+export async function until(
+  probe: () => Promise<boolean>,
+  timeoutMs: number,
+  describe: () => Promise<string> | string = () => '',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await probe()) return;
+    if (Date.now() > deadline) {
+      throw new Error(`condition not met within ${timeoutMs} ms ${await describe()}`);
+    }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Starts the application, the scheduler (no cron: ticks are driven) and the consumer. */
+export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHarness> {
+  const prefix = opts.prefix ?? uniquePrefix('subs');
+  const config = await testConfig(prefix, {
+    SAYSWITCH_BASE_URL: opts.sandboxUrl,
+    DUNNING_SCHEDULE: '50ms,100ms,150ms',
+    ...opts.env,
+  });
+  const clock = manualClock(opts.start);
+  let real: SayswitchGateway | undefined;
+  let gateway: PaymentGateway | undefined;
+  if (opts.gateway) {
+    real = new SayswitchGateway({
+      baseUrl: opts.sandboxUrl,
+      secretKey: TEST_SECRET_KEY,
+      timeoutMs: config.sayswitch.timeoutMs,
+    });
+    gateway = opts.gateway(real);
+  }
+  const app = openApp(config, createLogger({ level: config.logLevel }), {
+    clock,
+    ...(gateway ? { gateway } : {}),
+  });
+  const running = await startRoles(app, ['worker', 'reconciler']);
+  const scheduler = await startSubscriptionScheduler(app, { cron: false, blockMs: 100 });
+  const subs = new RedisSubscriptionStore(app.redis, prefix);
+  const tickDeps: TickDeps = {
+    subs,
+    intents: app.store,
+    dispatcher: app.dispatcher,
+    logger: app.logger,
+    catchUpMaxPeriods: config.scheduler.catchUpMaxPeriods,
+  };
+  const stream = storeKeys(prefix).events();
+
+  const groupState = async () => {
+    const groups = (await app.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];
+    for (const g of groups) {
+      const f: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < g.length; i += 2) f[String(g[i])] = g[i + 1];
+      if (f.name === SUBSCRIPTIONS_GROUP) return { lag: Number(f.lag), pending: Number(f.pending) };
+    }
+    return { lag: -1, pending: -1 };
+  };
+  const snapshot = async () => {
+    const jobs = await subscriptionsQueue(app.dispatcher).getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'prioritized',
+    );
+    const group = await groupState();
+    const states = await app.store.countByState();
+    return { jobs, group, states };
+  };
+  const quiet = (s: Awaited<ReturnType<typeof snapshot>>) =>
+    Object.values(s.jobs).every((n) => n === 0) &&
+    s.group.lag === 0 &&
+    s.group.pending === 0 &&
+    s.states.queued + s.states.submitting + s.states.pending + s.states.unknown === 0;
+
+  let open = true;
+  const harness: SubsHarness = {
+    prefix,
+    clock,
+    app,
+    running,
+    scheduler,
+    service: subscriptionServiceDeps(app),
+    subs,
+    tickDeps,
+    tick: (at) => runTick(tickDeps, at ?? clock.now()),
+    async settle(timeoutMs = 20_000) {
+      // Quiet twice in a row: a dunning job may fire between the reads of one snapshot.
+      let streak = 0;
+      await until(
+        async () => {
+          streak = quiet(await snapshot()) ? streak + 1 : 0;
+          return streak >= 2;
+        },
+        timeoutMs,
+        async () => JSON.stringify(await snapshot()),
+      );
+    },
+    async events() {
+      return app.events.read('-', 1_000_000);
+    },
+    async close() {
+      if (!open) return;
+      open = false;
+      await scheduler.stop();
+      await running.stop(5_000);
+      await cleanupPrefix(app.redis, prefix);
+      await app.close();
+      real?.close();
+    },
+  };
+  track({ isOpen: () => open, close: () => harness.close() }, `subscription harness ${prefix}`);
+  return harness;
+}

@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import {
+  CONFIG_VARIABLES,
+  ConfigError,
+  loadConfig,
+  SECRET_VARIABLES,
+} from '../../src/config/config.ts';
+
+const VALID = {
+  SAYSWITCH_SECRET_KEY: 'sk_test_abcdefgh',
+  DATA_ENCRYPTION_KEY: 'ab'.repeat(32),
+  API_TOKEN: 'token-0123456789abcdef',
+};
+
+function problems(env: Record<string, string>) {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('accepts the required variables and applies documented defaults', () => {
+    const c = loadConfig(VALID);
+    expect(c.redis).toEqual({
+      url: 'redis://127.0.0.1:6379',
+      prefix: 'billing',
+      allowEviction: false,
+    });
+    expect(c.reconcile.scheduleMs).toEqual([
+      30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000,
+    ]);
+    expect(c.dunning.scheduleMs).toEqual([
+      86_400_000,
+      3 * 86_400_000,
+      5 * 86_400_000,
+      7 * 86_400_000,
+    ]);
+    expect(c.sayswitch.encryption).toBeUndefined();
+    expect(c.http.dashboard).toBeUndefined();
+    expect(c.dataEncryptionKey.length).toBe(32);
+  });
+
+  it('lists every bad variable at once, never echoing a secret value', () => {
+    const err = problems({
+      SAYSWITCH_SECRET_KEY: 'sk_x9',
+      DATA_ENCRYPTION_KEY: 'not-hex-secret-value',
+      API_TOKEN: 'tiny-token',
+      PORT: 'eighty',
+      RECONCILE_SCHEDULE: '30s,soon',
+      REDIS_ALLOW_EVICTION: 'maybe',
+      SAYSWITCH_ENCRYPTION_KEY: 'only-the-key-is-set-secretvalue!',
+      NOTIFY_URL: 'http://example.com/hook',
+    });
+    const vars = err.problems.map((p) => p.variable).sort();
+    expect(vars).toEqual(
+      [
+        'API_TOKEN',
+        'DATA_ENCRYPTION_KEY',
+        'NOTIFY_SECRET',
+        'PORT',
+        'RECONCILE_SCHEDULE',
+        'REDIS_ALLOW_EVICTION',
+        'SAYSWITCH_ENCRYPTION_IV',
+        'SAYSWITCH_SECRET_KEY',
+      ].sort(),
+    );
+    for (const secret of [
+      'sk_x9',
+      'not-hex-secret-value',
+      'tiny-token',
+      'only-the-key-is-set-secretvalue!',
+    ]) {
+      expect(err.message).not.toContain(secret);
+    }
+  });
+
+  it('names missing required variables', () => {
+    const err = problems({});
+    expect(err.problems.map((p) => p.variable).sort()).toEqual([
+      'API_TOKEN',
+      'DATA_ENCRYPTION_KEY',
+      'SAYSWITCH_SECRET_KEY',
+    ]);
+    expect(err.problems.every((p) => p.message === 'is required')).toBe(true);
+  });
+
+  it('parses booleans explicitly: "false" is false', () => {
+    expect(loadConfig({ ...VALID, REDIS_ALLOW_EVICTION: 'false' }).redis.allowEviction).toBe(false);
+    expect(loadConfig({ ...VALID, REDIS_ALLOW_EVICTION: 'true' }).redis.allowEviction).toBe(true);
+    expect(loadConfig({ ...VALID, SAYSWITCH_SIGN_REQUESTS: '0' }).sayswitch.signRequests).toBe(
+      false,
+    );
+  });
+
+  it('takes the encryption pair together and requires NOTIFY_SECRET with NOTIFY_URL', () => {
+    const c = loadConfig({
+      ...VALID,
+      SAYSWITCH_ENCRYPTION_KEY: 'k'.repeat(32),
+      SAYSWITCH_ENCRYPTION_IV: 'i'.repeat(16),
+    });
+    expect(c.sayswitch.encryption).toEqual({
+      key: 'k'.repeat(32),
+      iv: 'i'.repeat(16),
+      encoding: 'hex',
+    });
+    const n = loadConfig({
+      ...VALID,
+      NOTIFY_URL: 'https://merchant.example/hook',
+      NOTIFY_SECRET: 's3cret',
+    });
+    expect(n.notify?.url).toBe('https://merchant.example/hook');
+  });
+
+  it('.env.example documents every variable and nothing else', () => {
+    const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
+    const documented = [...text.matchAll(/^([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
+    expect([...documented].sort()).toEqual([...CONFIG_VARIABLES].sort());
+    for (const secret of SECRET_VARIABLES) expect(text).toMatch(new RegExp(`^${secret}=$`, 'm'));
+  });
+});

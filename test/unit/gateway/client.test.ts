@@ -1,0 +1,401 @@
+/**
+ * The adapter against a scripted local HTTP server: shapes the sandbox does not produce (3DS links,
+ * 422 declines, a reference mismatch, a bare 404, a garbled encrypted body) and what the adapter
+ * puts on the wire and in its logs.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { FatalError, OutcomeUnknownError } from '../../../src/domain/errors.ts';
+import type { AttemptReference } from '../../../src/domain/ids.ts';
+import { amountMinor } from '../../../src/domain/money.ts';
+import type { ChargeRequest, PayoutRequest } from '../../../src/domain/ports.ts';
+import { createLogger } from '../../../src/platform/logger.ts';
+import { SayswitchGateway, declineReason } from '../../../src/gateway/sayswitch/client.ts';
+import {
+  decryptJson,
+  encryptJson,
+  type PayloadCryptoConfig,
+} from '../../../src/gateway/sayswitch/crypto.ts';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+type Reply = { status: number; body: unknown; raw?: string; headers?: Record<string, string> };
+
+let server: http.Server;
+let baseUrl: string;
+let seen: Seen[];
+let replies: ((req: Seen) => Reply)[];
+let gateways: SayswitchGateway[];
+
+beforeEach(async () => {
+  seen = [];
+  replies = [];
+  gateways = [];
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const s: Seen = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
+      seen.push(s);
+      const next = replies.shift();
+      const reply = next ? next(s) : { status: 500, body: { success: false } };
+      res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
+      res.end(reply.raw ?? JSON.stringify(reply.body));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+
+afterEach(async () => {
+  for (const g of gateways) g.close();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+function gateway(
+  extra: Partial<ConstructorParameters<typeof SayswitchGateway>[0]> = {},
+): SayswitchGateway {
+  const g = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000, ...extra });
+  gateways.push(g);
+  return g;
+}
+
+const ref = 'api_unit_1' as AttemptReference;
+const charge: ChargeRequest = {
+  reference: ref,
+  amount: amountMinor(150050),
+  currency: 'NGN',
+  email: 'a@example.com',
+  cardToken: 'CARDTOKEN-deadbeef',
+};
+const payout: PayoutRequest = {
+  reference: ref,
+  amount: amountMinor(10000),
+  currency: 'NGN',
+  accountNumber: '0123456789',
+  bankCode: '000013',
+  bankName: 'GTBank',
+  accountName: 'John Doe',
+  narration: 'test',
+  paymentMode: 'bank',
+};
+
+describe('requests on the wire', () => {
+  it('sends Bearer auth, JSON and the amount in major units', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        message: 'ok',
+        data: {
+          reference: ref,
+          amount: '1518.51',
+          requested_amount: '1500.50',
+          fees: '18.01',
+          status: 'success',
+        },
+      },
+    }));
+    const out = await gateway().chargeCard(charge);
+    expect(out).toEqual({ reference: ref, status: 'succeeded', amount: 150050, fee: 1801 });
+    const req = seen[0]!;
+    expect(req.method).toBe('POST');
+    expect(req.url).toBe('/api/s2s/transaction/initialize');
+    expect(req.headers.authorization).toBe('Bearer sk_test_unit');
+    expect(req.headers['content-type']).toMatch(/application\/json/);
+    expect(req.headers.encryption).toBeUndefined();
+    expect(JSON.parse(req.body)).toEqual({
+      amount: '1500.50',
+      card: 'CARDTOKEN-deadbeef',
+      currency: 'NGN',
+      email: 'a@example.com',
+      reference: ref,
+    });
+  });
+
+  it('omits paymentMode for NGN bank payouts and sends it for GHS', async () => {
+    const ok = () => ({
+      status: 200,
+      body: { success: true, data: { reference: ref, amount: '100', fee: 10, status: 'pending' } },
+    });
+    replies.push(ok, ok);
+    const g = gateway();
+    expect(await g.payout(payout)).toEqual({ reference: ref, status: 'pending' });
+    expect(JSON.parse(seen[0]!.body)).not.toHaveProperty('paymentMode');
+    await g.payout({ ...payout, currency: 'GHS', paymentMode: 'momo' });
+    expect(JSON.parse(seen[1]!.body)).toMatchObject({
+      paymentMode: 'momo',
+      amount: '100',
+      currency: 'GHS',
+    });
+  });
+
+  it('encrypts the body and decrypts the response when encryption is on; signs when asked', async () => {
+    const encryption: PayloadCryptoConfig = {
+      key: 'k'.repeat(32),
+      iv: 'i'.repeat(16),
+      encoding: 'hex',
+    };
+    replies.push((req) => {
+      const payload = decryptJson((JSON.parse(req.body) as { data: string }).data, encryption) as {
+        reference: string;
+      };
+      return {
+        status: 200,
+        body: {
+          data: encryptJson(
+            {
+              success: true,
+              data: { reference: payload.reference, amount: '100', fee: '10', status: 'success' },
+            },
+            encryption,
+          ),
+        },
+      };
+    });
+    const out = await gateway({ encryption, signRequests: true }).payout(payout);
+    expect(out).toEqual({ reference: ref, status: 'succeeded', amount: 10000, fee: 1000 });
+    const body = JSON.parse(seen[0]!.body) as Record<string, unknown>;
+    expect(Object.keys(body)).toEqual(['data']);
+    expect(seen[0]!.body).not.toContain('0123456789');
+    expect(seen[0]!.headers.encryption).toMatch(/^[0-9a-f]{128}$/);
+  });
+
+  it('fills {reference} in the verify path, URL-encoded', async () => {
+    replies.push(() => ({
+      status: 404,
+      body: { success: false, message: 'Transaction not found' },
+    }));
+    expect(await gateway({ verifyPath: '/custom/{reference}/x' }).verifyCharge('a b')).toEqual({
+      status: 'not_found',
+      reference: 'a b',
+    });
+    expect(seen[0]!.url).toBe('/custom/a%20b/x');
+  });
+});
+
+describe('reading answers', () => {
+  it('a 3DS2 answer (HTML data, top-level _links) is pending', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        message: 'Proceed authentication 3DS2',
+        data: '<script></script>',
+        _links: { url: 'https://x/3ds', method: 'POST', payload: ['ref'] },
+      },
+    }));
+    expect(await gateway().chargeCard(charge)).toEqual({
+      reference: ref,
+      status: 'pending',
+      message: 'Proceed authentication 3DS2',
+    });
+  });
+
+  it('an OTP answer (_links inside data) is pending', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        message: 'Kindly enter the OTP',
+        data: { paymentid: 1933565739, _links: { url: 'https://x/otp' } },
+      },
+    }));
+    expect((await gateway().chargeCard(charge)).status).toBe('pending');
+  });
+
+  it('a decline keeps the gateway words and picks the reason from the known phrases', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        data: { reference: ref, status: 'failed', gateway_response: 'Insufficient Funds' },
+      },
+    }));
+    expect(await gateway().chargeCard(charge)).toEqual({
+      reference: ref,
+      status: 'failed',
+      reason: 'insufficient_funds',
+      message: 'Insufficient Funds',
+    });
+    expect(declineReason('Declined')).toBe('declined');
+    expect(declineReason(undefined, 'Not sufficient funds')).toBe('insufficient_funds');
+  });
+
+  it('a 422 that names the reference is a decline result', async () => {
+    replies.push(() => ({
+      status: 422,
+      body: { success: false, message: 'Do not honour', data: { reference: ref } },
+    }));
+    expect(await gateway().payout(payout)).toEqual({
+      reference: ref,
+      status: 'failed',
+      reason: 'declined',
+      message: 'Do not honour',
+    });
+  });
+
+  it('unknown status words are pending; completed is succeeded; numbers are amounts', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: ref, status: 'on_hold', amount: 100 } },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: ref, status: 'completed', amount: 100.5, fee: 1 } },
+    }));
+    const g = gateway();
+    expect((await g.lookupPayout(ref)).status).toBe('pending');
+    expect(await g.lookupPayout(ref)).toEqual({
+      reference: ref,
+      status: 'succeeded',
+      amount: 10050,
+      fee: 100,
+    });
+  });
+
+  it('an answer about another reference is outcome_unknown', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: 'someone_else_1', status: 'success' } },
+    }));
+    await expect(gateway().lookupPayout(ref)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'reference_mismatch',
+    });
+  });
+
+  it('a bare 404 (no envelope) on a lookup is outcome_unknown, not not_found', async () => {
+    replies.push(() => ({ status: 404, body: null, raw: '<html>Not Found</html>' }));
+    await expect(gateway().verifyCharge(ref)).rejects.toBeInstanceOf(OutcomeUnknownError);
+  });
+
+  it('a 200 with a body of the wrong shape is outcome_unknown', async () => {
+    replies.push(() => ({ status: 200, body: { status: true, data: { reference: ref } } }));
+    await expect(gateway().chargeCard(charge)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'unexpected_body',
+    });
+  });
+
+  it('an undecryptable body is outcome_unknown', async () => {
+    replies.push(() => ({ status: 200, body: { data: 'ab'.repeat(16) } }));
+    await expect(
+      gateway({ encryption: { key: 'k'.repeat(32), iv: 'i'.repeat(16), encoding: 'hex' } }).payout(
+        payout,
+      ),
+    ).rejects.toMatchObject({ kind: 'outcome_unknown', code: 'undecryptable_body' });
+  });
+
+  it('409 then a lookup that finds nothing → duplicate_reference_unresolved', async () => {
+    replies.push(() => ({ status: 409, body: { success: false, message: 'Duplicate reference' } }));
+    replies.push(() => ({ status: 404, body: { success: false, message: 'Payout not found' } }));
+    await expect(gateway().payout(payout)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'duplicate_reference_unresolved',
+    });
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      'POST /api/v1/bank_transfer',
+      `GET /api/v1/payout/${ref}`,
+    ]);
+  });
+
+  it('reads banks, account names and wallet balances', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        currency: 'NGN',
+        data: [{ bankName: 'GTBank', bankCode: '000013', logo: 'x' }],
+      },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: [{ bankName: 'MTN', bankCode: 'MTNGH' }] },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, message: 'Account name retrieved.', data: 'John Doe' },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { currency: 'NGN', balance: '1154.2', pending: '-10.12' } },
+    }));
+    replies.push(() => ({ status: 400, body: { success: false, message: 'Name query failed' } }));
+    const g = gateway();
+    expect(await g.listBanks('NGN')).toEqual([{ name: 'GTBank', code: '000013' }]);
+    expect(await g.listBanks('GHS')).toEqual([{ name: 'MTN', code: 'MTNGH' }]);
+    expect(
+      await g.resolveAccountName({
+        bankCode: '000013',
+        accountNumber: '0123456789',
+        currency: 'NGN',
+      }),
+    ).toBe('John Doe');
+    expect(await g.walletBalance('NGN')).toEqual({ currency: 'NGN', balance: 115420, pending: 0 });
+    await expect(
+      g.resolveAccountName({ bankCode: '1', accountNumber: '2', currency: 'NGN' }),
+    ).rejects.toBeInstanceOf(FatalError);
+    expect(seen.map((s) => s.url)).toEqual([
+      '/api/v1/bank_list',
+      '/api/v1/bank_list/GHS',
+      '/api/v1/account_name_verify',
+      '/api/v1/wallet_balance/NGN',
+      '/api/v1/account_name_verify',
+    ]);
+  });
+});
+
+describe('logging', () => {
+  it('logs one debug line per call, without key, card or body', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'debug', destination });
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        data: { reference: ref, status: 'success', requested_amount: '1500.50' },
+      },
+    }));
+    replies.push(() => ({ status: 503, body: { success: false } }));
+    const g = gateway({ logger });
+    await g.chargeCard(charge);
+    await expect(g.chargeCard(charge)).rejects.toBeInstanceOf(OutcomeUnknownError);
+    expect(lines).toHaveLength(2);
+    const first = JSON.parse(lines[0]!) as Record<string, unknown>;
+    expect(first).toMatchObject({
+      endpoint: 'POST /api/s2s/transaction/initialize',
+      reference: ref,
+      httpStatus: 200,
+      result: 'ok',
+    });
+    expect(typeof first.durationMs).toBe('number');
+    expect(JSON.parse(lines[1]!)).toMatchObject({
+      httpStatus: 503,
+      errorKind: 'outcome_unknown',
+      errorCode: 'server_error',
+    });
+    const all = lines.join('\n');
+    expect(all).not.toContain('sk_test_unit');
+    expect(all).not.toContain('CARDTOKEN');
+    expect(all).not.toContain('a@example.com');
+  });
+});

@@ -1,0 +1,284 @@
+import { describe, expect, it } from 'vitest';
+import {
+  FatalError,
+  OutcomeUnknownError,
+  RateLimitedError,
+  RetryableError,
+  type ErrorKind,
+} from '../../../src/domain/errors.ts';
+import {
+  classifyResponse,
+  DEFAULT_RETRY_AFTER_MS,
+  mapTransportError,
+  parseRetryAfterMs,
+  type CallContext,
+  type DecodedBody,
+} from '../../../src/gateway/sayswitch/error-mapping.ts';
+
+const submission: CallContext = {
+  endpoint: 'POST /api/v1/bank_transfer',
+  operation: 'submission',
+  reference: 'bat_b1_7_1',
+};
+const lookup: CallContext = {
+  endpoint: 'GET /api/v1/payout/{reference}',
+  operation: 'lookup',
+  reference: 'bat_b1_7_1',
+};
+const read: CallContext = { endpoint: 'GET /api/v1/bank_list', operation: 'read' };
+
+/** An error shaped like the ones axios and Node throw: the message is deliberately misleading. */
+function codeErr(code: string, extra: Record<string, unknown> = {}): Error {
+  return Object.assign(new Error('ECONNREFUSED timeout 500 misleading message'), { code }, extra);
+}
+
+describe('mapTransportError', () => {
+  const table: [string, ErrorKind, string][] = [
+    ['ECONNREFUSED', 'retryable', 'connection_refused'],
+    ['ENOTFOUND', 'retryable', 'dns_or_network'],
+    ['EAI_AGAIN', 'retryable', 'dns_or_network'],
+    ['EHOSTUNREACH', 'retryable', 'dns_or_network'],
+    ['ECONNABORTED', 'outcome_unknown', 'timeout'],
+    ['ETIMEDOUT', 'outcome_unknown', 'timeout'],
+    ['ERR_CANCELED', 'outcome_unknown', 'timeout'],
+    ['ECONNRESET', 'outcome_unknown', 'connection_lost'],
+    ['EPIPE', 'outcome_unknown', 'connection_lost'],
+    ['ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION', 'fatal', 'tls_version'],
+    ['ERR_SSL_UNSUPPORTED_PROTOCOL', 'fatal', 'tls_version'],
+    ['DEPTH_ZERO_SELF_SIGNED_CERT', 'retryable', 'tls_handshake'],
+    ['ERR_TLS_CERT_ALTNAME_INVALID', 'retryable', 'tls_handshake'],
+    ['ERR_INVALID_URL', 'fatal', 'client_config'],
+    ['ESOMETHINGNEW', 'outcome_unknown', 'transport_error'],
+  ];
+  for (const [code, kind, mapped] of table) {
+    it(`${code} → ${kind} (${mapped})`, () => {
+      const e = mapTransportError(codeErr(code), submission);
+      expect(e.kind).toBe(kind);
+      expect(e.code).toBe(mapped);
+      expect(e.authFailure).toBe(false);
+    });
+  }
+
+  it('uses whether the connection was ever ready: before it, nothing was sent', () => {
+    const before = { transportReady: false };
+    const after = { transportReady: true };
+    expect(mapTransportError(codeErr('EPROTO'), submission, before)).toMatchObject({
+      kind: 'fatal',
+      code: 'tls_version',
+    });
+    expect(mapTransportError(codeErr('EPROTO'), submission, after)).toMatchObject({
+      kind: 'outcome_unknown',
+    });
+    expect(mapTransportError(codeErr('EPROTO'), submission)).toMatchObject({
+      kind: 'outcome_unknown',
+    });
+    expect(mapTransportError(codeErr('ETIMEDOUT'), submission, before)).toMatchObject({
+      kind: 'retryable',
+      code: 'connect_failed',
+    });
+    expect(mapTransportError(codeErr('ECONNRESET'), submission, before)).toMatchObject({
+      kind: 'retryable',
+    });
+    expect(mapTransportError(codeErr('ERR_CANCELED'), submission, after)).toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'timeout',
+    });
+    expect(mapTransportError(codeErr('ERR_INVALID_URL'), submission, before)).toMatchObject({
+      kind: 'fatal',
+    });
+  });
+
+  it('reads the code from a wrapped cause and from AggregateError members', () => {
+    const wrapped = Object.assign(new Error('x'), { cause: codeErr('ECONNREFUSED') });
+    expect(mapTransportError(wrapped, submission)).toBeInstanceOf(RetryableError);
+    const agg = Object.assign(
+      new AggregateError([codeErr('ECONNREFUSED'), codeErr('ECONNREFUSED')]),
+      {},
+    );
+    expect(mapTransportError(agg, submission)).toBeInstanceOf(RetryableError);
+  });
+
+  it('an error without a code is outcome_unknown (the safe assumption for money)', () => {
+    expect(mapTransportError(new Error('boom'), submission)).toBeInstanceOf(OutcomeUnknownError);
+    expect(mapTransportError('string thrown', submission)).toBeInstanceOf(OutcomeUnknownError);
+    expect(mapTransportError(null, submission)).toBeInstanceOf(OutcomeUnknownError);
+  });
+
+  it('never copies the message, config or body of the cause', () => {
+    const secretish = Object.assign(new Error('Bearer sk_live_SECRET card=4111111111111111'), {
+      code: 'ECONNRESET',
+      config: { headers: { Authorization: 'Bearer sk_live_SECRET' }, data: '{"card":"abc"}' },
+    });
+    const e = mapTransportError(secretish, submission);
+    const dump = JSON.stringify({ m: e.message, c: String(e.cause), s: e.stack });
+    expect(dump).not.toContain('sk_live_SECRET');
+    expect(dump).not.toContain('4111');
+    expect(dump).not.toContain('card');
+  });
+});
+
+describe('parseRetryAfterMs', () => {
+  const now = Date.parse('2025-01-01T00:00:00Z');
+  it.each([
+    ['1', 1000],
+    ['2.5', 2500],
+    ['0', 0],
+    [' 3 ', 3000],
+    [undefined, DEFAULT_RETRY_AFTER_MS],
+    ['soon', DEFAULT_RETRY_AFTER_MS],
+    ['-4', DEFAULT_RETRY_AFTER_MS],
+    [['2'], 2000],
+    ['Wed, 01 Jan 2025 00:00:05 GMT', 5000],
+    ['Tue, 31 Dec 2024 00:00:05 GMT', 0],
+  ])('%j → %d ms', (header, ms) => {
+    expect(parseRetryAfterMs(header, now)).toBe(ms);
+  });
+});
+
+const json = (body: unknown): DecodedBody => ({ ok: true, body });
+
+describe('classifyResponse', () => {
+  it('2xx with a body → ok', () => {
+    expect(classifyResponse(200, {}, json({ success: true, data: {} }), submission)).toEqual({
+      type: 'ok',
+      body: { success: true, data: {} },
+    });
+    expect(classifyResponse(201, {}, json({ status: true }), submission).type).toBe('ok');
+  });
+
+  it('2xx with an unreadable body → outcome_unknown', () => {
+    for (const reason of ['undecryptable', 'unparsable', 'empty'] as const) {
+      const c = classifyResponse(200, {}, { ok: false, reason }, submission);
+      expect(c.type === 'error' && c.error).toBeInstanceOf(OutcomeUnknownError);
+      expect(c.type === 'error' && c.error.code).toBe(`${reason}_body`);
+    }
+  });
+
+  it('2xx with a false envelope → outcome_unknown for submissions, fatal for reads', () => {
+    const sub = classifyResponse(200, {}, json({ status: false, message: 'x' }), submission);
+    expect(sub.type === 'error' && sub.error).toBeInstanceOf(OutcomeUnknownError);
+    const r = classifyResponse(200, {}, json({ success: false }), read);
+    expect(r.type === 'error' && r.error).toBeInstanceOf(FatalError);
+  });
+
+  it('429 → rate_limited with Retry-After, default 1000 ms', () => {
+    const a = classifyResponse(429, { 'retry-after': '1' }, json({}), submission);
+    expect(a.type === 'error' && a.error).toBeInstanceOf(RateLimitedError);
+    expect(a.type === 'error' && a.error.retryAfterMs).toBe(1000);
+    const b = classifyResponse(
+      429,
+      { 'retry-after': '7' },
+      { ok: false, reason: 'unparsable' },
+      submission,
+    );
+    expect(b.type === 'error' && b.error.retryAfterMs).toBe(7000);
+    const c = classifyResponse(429, {}, json({}), read);
+    expect(c.type === 'error' && c.error.retryAfterMs).toBe(1000);
+  });
+
+  it.each([500, 502, 503, 504, 599, 408])('%d → outcome_unknown whatever the body', (status) => {
+    for (const ctx of [submission, lookup, read]) {
+      const c = classifyResponse(status, {}, { ok: false, reason: 'unparsable' }, ctx);
+      expect(c.type === 'error' && c.error).toBeInstanceOf(OutcomeUnknownError);
+    }
+  });
+
+  it.each([
+    [401, 'unauthorized'],
+    [403, 'forbidden'],
+  ])('%d → fatal with authFailure', (status, code) => {
+    for (const ctx of [submission, lookup, read]) {
+      const c = classifyResponse(
+        status,
+        {},
+        json({ success: false, message: 'Unauthorized' }),
+        ctx,
+      );
+      expect(c.type).toBe('error');
+      if (c.type !== 'error') return;
+      expect(c.error).toBeInstanceOf(FatalError);
+      expect(c.error.authFailure).toBe(true);
+      expect(c.error.code).toBe(code);
+    }
+  });
+
+  it.each([
+    [400, 'bad_request'],
+    [404, 'not_found'],
+    [405, 'method_not_allowed'],
+    [415, 'unsupported_media_type'],
+    [422, 'unprocessable'],
+    [418, 'http_418'],
+    [302, 'unexpected_redirect'],
+  ])('%d on a submission → fatal %s (no authFailure)', (status, code) => {
+    const c = classifyResponse(status, {}, json({ success: false, message: 'nope' }), submission);
+    expect(c.type).toBe('error');
+    if (c.type !== 'error') return;
+    expect(c.error).toBeInstanceOf(FatalError);
+    expect(c.error.code).toBe(code);
+    expect(c.error.authFailure).toBe(false);
+  });
+
+  it('409 on a submission → duplicate (look it up); on a lookup → fatal', () => {
+    expect(
+      classifyResponse(
+        409,
+        {},
+        json({ success: false, message: 'Duplicate reference' }),
+        submission,
+      ),
+    ).toEqual({
+      type: 'duplicate',
+    });
+    expect(classifyResponse(409, {}, json({}), lookup).type).toBe('error');
+  });
+
+  it('404 on a lookup with a gateway envelope → not_found', () => {
+    expect(
+      classifyResponse(404, {}, json({ success: false, message: 'Payout not found' }), lookup),
+    ).toEqual({
+      type: 'not_found',
+    });
+  });
+
+  it('404 on a lookup without a gateway envelope → outcome_unknown (wrong path must not read as unsent)', () => {
+    const html = classifyResponse(404, {}, { ok: false, reason: 'unparsable' }, lookup);
+    expect(html.type === 'error' && html.error).toBeInstanceOf(OutcomeUnknownError);
+    const other = classifyResponse(404, {}, json({ error: 'Not Found' }), lookup);
+    expect(other.type === 'error' && other.error.code).toBe('unrecognised_not_found');
+  });
+
+  it('422 naming the reference → declined; without it → fatal', () => {
+    const named = classifyResponse(
+      422,
+      {},
+      json({ success: false, message: 'Insufficient funds', data: { reference: 'bat_b1_7_1' } }),
+      submission,
+    );
+    expect(named).toEqual({ type: 'declined', message: 'Insufficient funds' });
+    const inText = classifyResponse(
+      422,
+      {},
+      json({ success: false, message: 'Declined: bat_b1_7_1' }),
+      submission,
+    );
+    expect(inText.type).toBe('declined');
+    const anon = classifyResponse(
+      422,
+      {},
+      json({ success: false, message: 'amount invalid' }),
+      submission,
+    );
+    expect(anon.type === 'error' && anon.error).toBeInstanceOf(FatalError);
+  });
+
+  it('messages never contain the body', () => {
+    const c = classifyResponse(
+      400,
+      {},
+      json({ success: false, message: 'card 4111111111111111 bad' }),
+      submission,
+    );
+    expect(c.type === 'error' && c.error.message).not.toContain('4111');
+  });
+});
