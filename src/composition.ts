@@ -67,8 +67,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   redis.on('error', (err) =>
     logger.warn({ err: { message: err.message } }, 'redis connection error'),
   );
-  // The stores get their own connection with auto-pipelining: their many small commands share
-  // round trips. BullMQ keeps a plain one (it issues blocking commands).
+  // The stores and the gateway rate limiter get their own connection with auto-pipelining: their
+  // many small commands share round trips. BullMQ keeps a plain one (it issues blocking commands).
   const storeRedis = createRedis(config.redis.url, { enableAutoPipelining: true });
   storeRedis.on('error', (err) =>
     logger.warn({ err: { message: err.message } }, 'redis connection error'),
@@ -99,7 +99,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   // Instrumented inside the rate limiter, so gateway latency excludes time waiting for a token.
   const gateway = overrides.gateway
     ? metrics.instrumentGateway(overrides.gateway)
-    : withRateLimit(metrics.instrumentGateway(sayswitch()), redis, {
+    : withRateLimit(metrics.instrumentGateway(sayswitch()), storeRedis, {
         prefix,
         perSecond: config.sayswitch.rateLimitPerSec,
       });

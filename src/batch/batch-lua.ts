@@ -9,6 +9,7 @@
  * (`a:<state>:<currency>`, minor units). `expected` is the number of rows that became intents;
  * `final` how many of them reached a state that is final for the batch.
  */
+import { LuaScript } from '../store/lua-script.ts';
 
 /**
  * Shared by the finish-ingest and apply-events scripts: completes a `queued` batch whose rows are
@@ -53,7 +54,7 @@ end
  * KEYS: 1 batch hash, 2 ingesting index. ARGV: 1 fields JSON, 2 id, 3 createdAt.
  * Returns {'created'} or {'exists', hash...}.
  */
-export const CLAIM_BATCH = `
+export const CLAIM_BATCH = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
   local out = redis.call('HGETALL', KEYS[1])
   table.insert(out, 1, 'exists')
@@ -65,30 +66,30 @@ for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
 return {'created'}
-`;
+`);
 
 /**
  * Takes over an ingest whose owner stopped renewing its lease (crashed or hung).
  * KEYS: 1 batch hash. ARGV: 1 new owner, 2 now, 3 new lease end. Returns 1 when taken.
  */
-export const TAKE_OVER_INGEST = `
+export const TAKE_OVER_INGEST = new LuaScript(`
 local s = redis.call('HMGET', KEYS[1], 'state', 'leaseUntil')
 if s[1] ~= 'ingesting' then return 0 end
 if tonumber(s[2] or '0') >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
 return 1
-`;
+`);
 
 /**
  * Renews the ingest lease while its owner still holds it.
  * KEYS: 1 batch hash. ARGV: 1 owner, 2 new lease end. Returns 1 when renewed.
  */
-export const RENEW_INGEST = `
+export const RENEW_INGEST = new LuaScript(`
 local s = redis.call('HMGET', KEYS[1], 'state', 'owner')
 if s[1] ~= 'ingesting' or s[2] ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[1], 'leaseUntil', ARGV[2])
 return 1
-`;
+`);
 
 /**
  * Ends the ingest: `ingesting → queued`, and straight on to `completed` when every row is already
@@ -96,7 +97,7 @@ return 1
  * KEYS: 1 batch hash, 2 ingesting index, 3 queued index, 4 completed index, 5 events.
  * ARGV: 1 id, 2 now, 3 events max length. Returns the state after the call.
  */
-export const FINISH_INGEST = `${MAYBE_COMPLETE}
+export const FINISH_INGEST = new LuaScript(`${MAYBE_COMPLETE}
 local bh = KEYS[1]
 local h = redis.call('HMGET', bh, 'state', 'createdAt')
 if h[1] ~= 'ingesting' then return h[1] or '' end
@@ -105,7 +106,7 @@ redis.call('HDEL', bh, 'owner', 'leaseUntil')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], h[2] or ARGV[2], ARGV[1])
 return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
-`;
+`);
 
 /**
  * Applies payment events to batch counters and acknowledges them, in one step.
@@ -122,7 +123,7 @@ return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
  * batch id; then every stream id to acknowledge.
  * Returns the ids of batches this call completed.
  */
-export const APPLY_EVENTS = `${MAYBE_COMPLETE}
+export const APPLY_EVENTS = new LuaScript(`${MAYBE_COMPLETE}
 local FINAL = { succeeded = true, failed = true, reversed = true, needs_review = true }
 local function newer(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -167,7 +168,7 @@ local acks = {}
 for j = 5 + 3 * n, #ARGV do acks[#acks + 1] = ARGV[j] end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
 return completed
-`;
+`);
 
 /**
  * Creates many intents of one batch in one call, with the intent store's layout: per intent what
@@ -181,7 +182,7 @@ return completed
  * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or ''.
  * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference}.
  */
-export const CREATE_BATCH_INTENTS = `
+export const CREATE_BATCH_INTENTS = new LuaScript(`
 local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 for i = 1, n do
@@ -204,4 +205,4 @@ for i = 1, n do
   end
 end
 return out
-`;
+`);

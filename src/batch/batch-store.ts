@@ -10,7 +10,6 @@
  * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
  * Every state change moves the batch between the state indexes in the same script.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { attemptReference, type AttemptReference, type IntentKey } from '../domain/ids.ts';
@@ -23,6 +22,7 @@ import {
 import type { AmountMinor, Currency } from '../domain/money.ts';
 import type { IntentDraft, IntentHistoryEntry } from '../domain/payment.ts';
 import { storeKeys } from '../store/keys.ts';
+import { isNoScript } from '../store/lua-script.ts';
 import {
   APPLY_EVENTS,
   CLAIM_BATCH,
@@ -226,8 +226,8 @@ export class RedisBatchStore {
       owner,
       leaseUntil: String(now + leaseMs),
     };
-    const res = (await this.redis.eval(
-      CLAIM_BATCH,
+    const res = (await CLAIM_BATCH.run(
+      this.redis,
       2,
       this.k.batch(init.id),
       this.k.byState('ingesting'),
@@ -241,8 +241,8 @@ export class RedisBatchStore {
 
   /** Takes over an ingest whose lease expired before `now`; true when this caller now owns it. */
   async takeOver(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    const r = (await this.redis.eval(
-      TAKE_OVER_INGEST,
+    const r = (await TAKE_OVER_INGEST.run(
+      this.redis,
       1,
       this.k.batch(id),
       owner,
@@ -254,8 +254,8 @@ export class RedisBatchStore {
 
   /** Extends the ingest lease; false when `owner` no longer holds it (taken over, or done). */
   async renew(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
-    const r = (await this.redis.eval(
-      RENEW_INGEST,
+    const r = (await RENEW_INGEST.run(
+      this.redis,
       1,
       this.k.batch(id),
       owner,
@@ -266,8 +266,8 @@ export class RedisBatchStore {
 
   /** Marks every row enqueued (`queued`, or `completed` if all are already final). Idempotent. */
   async finishIngest(id: string, now: number): Promise<BatchState> {
-    const state = (await this.redis.eval(
-      FINISH_INGEST,
+    const state = (await FINISH_INGEST.run(
+      this.redis,
       5,
       this.k.batch(id),
       this.k.byState('ingesting'),
@@ -357,7 +357,7 @@ export class RedisBatchStore {
       args.push(e.streamId, e.state, e.batchId);
     }
     args.push(...ackIds);
-    return (await this.redis.eval(APPLY_EVENTS, keys.length, ...keys, ...args)) as string[];
+    return (await APPLY_EVENTS.run(this.redis, keys.length, ...keys, ...args)) as string[];
   }
 }
 
@@ -374,7 +374,6 @@ export interface BatchIntent {
   currency: Currency;
 }
 
-const CREATE_BATCH_INTENTS_SHA = createHash('sha1').update(CREATE_BATCH_INTENTS).digest('hex');
 /** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
 const INTENTS_PER_CALL = 100;
 
@@ -422,7 +421,7 @@ export async function createBatchIntentRows(
       keys.push(k.intent(r.key), k.history(r.key));
       args.push(r.key, String(r.line), String(r.amount), r.currency, r.payee, r.meta);
     }
-    calls.push([CREATE_BATCH_INTENTS_SHA, String(keys.length), ...keys, ...args]);
+    calls.push([CREATE_BATCH_INTENTS.sha, String(keys.length), ...keys, ...args]);
   }
   const run = async () => {
     const pipe = redis.pipeline();
@@ -430,10 +429,10 @@ export async function createBatchIntentRows(
     return (await pipe.exec()) ?? [];
   };
   let replies = await run();
-  if (replies.some(([err]) => err?.message.startsWith('NOSCRIPT') === true)) {
+  if (replies.some(([err]) => isNoScript(err))) {
     // First use on this server, or its script cache was flushed (a restart): load and redo. The
     // script creates only what is absent, so rows that did run are not created twice.
-    await redis.script('LOAD', CREATE_BATCH_INTENTS);
+    await CREATE_BATCH_INTENTS.load(redis);
     replies = await run();
   }
   const out: BatchIntent[] = [];

@@ -147,8 +147,8 @@ export class RedisIntentStore implements IntentStore {
           ? { key: this.k.bySubscription(draft.subscriptionId), score: String(now) }
           : { key: this.k.byBatch('-none-'), score: '' };
     const history: IntentHistoryEntry = { at: now, from: null, to: 'queued', attempt: 1 };
-    const created = (await this.redis.eval(
-      CREATE_INTENT,
+    const created = (await CREATE_INTENT.run(
+      this.redis,
       4,
       this.k.intent(draft.key),
       this.k.history(draft.key),
@@ -191,8 +191,8 @@ export class RedisIntentStore implements IntentStore {
       patch[f] = v === undefined ? '' : String(v);
     }
     const event = paymentEventFor(to) ?? '';
-    const res = (await this.redis.eval(
-      TRANSITION_INTENT,
+    const res = (await TRANSITION_INTENT.run(
+      this.redis,
       5 + INTENT_STATES.length,
       this.k.intent(key),
       this.k.history(key),
@@ -232,8 +232,8 @@ export class RedisIntentStore implements IntentStore {
    * it; returns false when something else moved it meanwhile.
    */
   async recordCheck(intent: Intent, checks: number, nextAt: number | undefined): Promise<boolean> {
-    const r = (await this.redis.eval(
-      RECORD_CHECK,
+    const r = (await RECORD_CHECK.run(
+      this.redis,
       2,
       this.k.intent(intent.key),
       this.k.reconcileDue(),

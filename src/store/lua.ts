@@ -2,9 +2,10 @@
  * Lua scripts for atomic intent changes. Each one reads, checks and writes in a single Redis
  * step, so two workers, a webhook and a sweep racing on one intent cannot both win.
  */
+import { LuaScript } from './lua-script.ts';
 
 /** KEYS: hash, history, idx:state:queued, secondary index. ARGV: fields JSON, now, history JSON, key, secondary score. */
-export const CREATE_INTENT = `
+export const CREATE_INTENT = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local f = cjson.decode(ARGV[1])
 local flat = {}
@@ -14,7 +15,7 @@ redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4]) end
 return 1
-`;
+`);
 
 /**
  * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
@@ -25,7 +26,7 @@ return 1
  * 13 event type or '', 14 max events stream length.
  * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
  */
-export const TRANSITION_INTENT = `
+export const TRANSITION_INTENT = new LuaScript(`
 local h = KEYS[1]
 local fields = redis.call('HMGET', h, 'state', 'type', 'attempt')
 local from, itype, attempt = fields[1], fields[2], tonumber(fields[3])
@@ -85,7 +86,7 @@ local out = redis.call('HGETALL', h)
 table.insert(out, 1, from)
 table.insert(out, 1, 'ok')
 return out
-`;
+`);
 
 /**
  * Records a reconcile check without changing state, only if the intent is still in the expected
@@ -93,10 +94,10 @@ return out
  * KEYS: hash, reconcile due. ARGV: key, expected state, expected attempt, new checks, next check
  * at ('' removes it from the due set), expected checks.
  */
-export const RECORD_CHECK = `
+export const RECORD_CHECK = new LuaScript(`
 local f = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'checks')
 if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or (f[3] or '0') ~= ARGV[6] then return 0 end
 redis.call('HSET', KEYS[1], 'checks', ARGV[4])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1
-`;
+`);

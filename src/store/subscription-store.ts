@@ -12,7 +12,6 @@
  * change's events — atomically, so a crash can neither lose an event nor publish one for a
  * change that did not happen. The rules live in domain/subscription.ts; this file only stores.
  */
-import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../domain/events.ts';
 import {
@@ -22,6 +21,7 @@ import {
   type Subscription,
 } from '../domain/subscription.ts';
 import { storeKeys } from './keys.ts';
+import { isNoScript, LuaScript } from './lua-script.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;
 
@@ -31,7 +31,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length.
  * Returns {1, new version} or {0, current version ('0' when missing)}.
  */
-const SAVE_SUBSCRIPTION = `
+const SAVE_SUBSCRIPTION = new LuaScript(`
 local v = redis.call('HGET', KEYS[1], 'version')
 if ARGV[2] == '0' then
   if v then return {0, v} end
@@ -46,8 +46,7 @@ for _, e in ipairs(cjson.decode(ARGV[5])) do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', e.id, 'type', e.type, 'at', e.at, 'data', e.data)
 end
 return {1, nv}
-`;
-const SAVE_SHA = createHash('sha1').update(SAVE_SUBSCRIPTION).digest('hex');
+`);
 
 /** A record and the version it was read at, for compare-and-set. */
 export interface Versioned {
@@ -88,10 +87,6 @@ function parse(doc: string | null | undefined, version: string | null | undefine
 }
 
 /** Redis answers an unknown script SHA with an error whose text starts with its code. */
-function isNoScript(err: unknown): boolean {
-  return err instanceof Error && err.message.startsWith('NOSCRIPT');
-}
-
 function eventsArg(events: readonly BillingEvent[]): string {
   // `data` travels as a JSON string: cjson would re-encode large integers (epoch ms) as floats.
   return JSON.stringify(
@@ -130,12 +125,7 @@ export class RedisSubscriptionStore {
   }
 
   private async runSave(args: (string | number)[]): Promise<[number, string]> {
-    try {
-      return (await this.redis.evalsha(SAVE_SHA, 4, ...args)) as [number, string];
-    } catch (err) {
-      if (!isNoScript(err)) throw err;
-      return (await this.redis.eval(SAVE_SUBSCRIPTION, 4, ...args)) as [number, string];
-    }
+    return (await SAVE_SUBSCRIPTION.run(this.redis, 4, ...args)) as [number, string];
   }
 
   /**
@@ -167,7 +157,11 @@ export class RedisSubscriptionStore {
     const run = async () => {
       const pipe = this.redis.pipeline();
       for (const it of items) {
-        pipe.evalsha(SAVE_SHA, 4, ...this.saveArgs(it.sub, it.expectVersion, it.events ?? []));
+        SAVE_SUBSCRIPTION.queue(
+          pipe,
+          4,
+          ...this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
+        );
       }
       return (await pipe.exec()) ?? [];
     };
@@ -175,7 +169,7 @@ export class RedisSubscriptionStore {
     if (res.some(([err]) => isNoScript(err))) {
       // The script cache was flushed (a Redis restart): load it and run the batch again. Saves
       // that went through before the failure now conflict on their version, as they should.
-      await this.redis.script('LOAD', SAVE_SUBSCRIPTION);
+      await SAVE_SUBSCRIPTION.load(this.redis);
       const retried = await run();
       res = res.map((r, i) => (isNoScript(r[0]) ? (retried[i] ?? r) : r));
     }

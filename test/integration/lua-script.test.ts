@@ -1,0 +1,93 @@
+/**
+ * Scripts run by SHA1 and fall back to the body exactly once when Redis has not cached them:
+ * first use, and after the cache is emptied (SCRIPT FLUSH, as a restart would). Runs on its own
+ * redis-server, since it flushes the script cache.
+ */
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IntentKey } from '../../src/domain/ids.ts';
+import type { AmountMinor } from '../../src/domain/money.ts';
+import type { IntentDraft } from '../../src/domain/payment.ts';
+import { RedisIntentStore } from '../../src/store/intent-store.ts';
+import { LuaScript } from '../../src/store/lua-script.ts';
+import { track } from '../support/leak-check.ts';
+import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
+
+let server: RedisServerHandle;
+let redis: Redis;
+
+beforeAll(async () => {
+  server = await spawnRedisServer();
+  redis = track(new Redis(server.url, { maxRetriesPerRequest: null }), 'lua-script client');
+});
+
+afterAll(async () => {
+  await redis.quit();
+  await server.close();
+});
+
+const INCR = new LuaScript(`return redis.call('INCRBY', KEYS[1], ARGV[1])`);
+
+async function scriptCalls(): Promise<{ eval: number; evalsha: number }> {
+  const text = await redis.info('commandstats');
+  const calls = (name: string) =>
+    Number(new RegExp(`^cmdstat_${name}:calls=(\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { eval: calls('eval'), evalsha: calls('evalsha') };
+}
+
+describe('LuaScript', () => {
+  it('sends the body once, then only the SHA, and again once after SCRIPT FLUSH', async () => {
+    await redis.config('RESETSTAT');
+    expect(await INCR.run(redis, 1, 'n', 2)).toBe(2);
+    expect(await INCR.run(redis, 1, 'n', 3)).toBe(5);
+    expect(await INCR.run(redis, 1, 'n', 4)).toBe(9);
+    // The first call met NOSCRIPT (nothing ran) and was sent whole; the rest went by SHA.
+    expect(await scriptCalls()).toEqual({ eval: 1, evalsha: 3 });
+
+    await redis.script('FLUSH');
+    expect(await INCR.run(redis, 1, 'n', 1)).toBe(10);
+    expect(await scriptCalls()).toEqual({ eval: 2, evalsha: 4 });
+  });
+
+  it('a pipeline that met NOSCRIPT runs after load()', async () => {
+    await redis.script('FLUSH');
+    const pipeOf = () => {
+      const pipe = redis.pipeline();
+      INCR.queue(pipe, 1, 'p', 1);
+      INCR.queue(pipe, 1, 'p', 1);
+      return pipe.exec();
+    };
+    const first = (await pipeOf()) ?? [];
+    expect(first.every(([err]) => err?.message.startsWith('NOSCRIPT') === true)).toBe(true);
+    expect(await redis.get('p')).toBeNull();
+    await INCR.load(redis);
+    expect((await pipeOf())?.map(([, v]) => v)).toEqual([1, 2]);
+  });
+
+  it('the intent store keeps working when the script cache is emptied between calls', async () => {
+    const store = new RedisIntentStore(redis, 'lua-flush');
+    const draft: IntentDraft = {
+      key: 'api_flush1' as IntentKey,
+      type: 'payout',
+      origin: 'api',
+      amount: 1000 as AmountMinor,
+      currency: 'NGN',
+      payee: {
+        kind: 'payout',
+        accountNumber: '0123456789',
+        bankCode: '000013',
+        bankName: 'GTBank',
+        accountName: 'Flush Test',
+        narration: 'flush',
+        paymentMode: 'bank',
+      },
+    };
+    await redis.script('FLUSH');
+    const created = await store.create(draft, 1_000);
+    expect(created.created).toBe(true);
+    await redis.script('FLUSH');
+    const moved = await store.transition('api_flush1', 'submitting', 2_000, { expectAttempt: 1 });
+    expect(moved.ok).toBe(true);
+    expect((await store.get('api_flush1'))?.state).toBe('submitting');
+  });
+});
