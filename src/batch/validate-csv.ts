@@ -21,6 +21,7 @@ import {
   type RowIssue,
   type RowOf,
 } from '../domain/instructions.ts';
+import { ClaimTable } from './claim-table.ts';
 
 /** One problem in a batch file. `line` is the physical line (header = 1); `column` is the
  * canonical column name when the problem belongs to one. */
@@ -420,7 +421,7 @@ export async function* validateCsvStream<T extends IntentType>(
   const batches = recordBatches(guard.blocks(input), maxLineBytes);
   const totals: CsvTotals = { rows: 0, valid: 0, invalid: 0 };
   /** Lower-cased reference, or the line number of a row without one → the line that claimed it. */
-  const claimed = new Map<string, number>();
+  const claimed = new ClaimTable();
   let layout: HeaderLayout | undefined;
   let headerLine = 1;
   let referenceIndex = -1;
@@ -497,11 +498,9 @@ export async function* validateCsvStream<T extends IntentType>(
           const byLine = rawReference.trim() === '';
           const key = byLine ? String(line) : reference?.toLowerCase();
           if (key !== undefined) {
-            const previous = claimed.get(key);
-            if (previous === undefined) {
-              // Negative marks a claim by line number, so the message can say which clash it is.
-              claimed.set(key, byLine ? -line : line);
-            } else {
+            // Negative marks a claim by line number, so the message can say which clash it is.
+            const previous = claimed.claim(key, byLine ? -line : line);
+            if (previous !== undefined) {
               issues.push({
                 column: 'reference',
                 message: clashMessage(reference, line, previous),
