@@ -12,8 +12,6 @@
  * The tracker runs with the worker role; any number of replicas share the group. Redelivered or
  * late events are harmless: a row remembers the stream id it was last counted at.
  */
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import { PassThrough, type Writable } from 'node:stream';
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
@@ -21,6 +19,12 @@ import type { Clock } from '../domain/clock.ts';
 import { formatMajor, type AmountMinor, type Currency } from '../domain/money.ts';
 import { intentStateSchema } from '../domain/intent.ts';
 import { storeKeys } from '../store/keys.ts';
+import {
+  defaultConsumerName,
+  ensureGroup,
+  startStreamConsumer,
+  type StreamEntry,
+} from '../store/stream-consumer.ts';
 import {
   RedisBatchStore,
   TRACKED_STATES,
@@ -60,24 +64,6 @@ export interface BatchTracker {
   stop(): Promise<void>;
 }
 
-type Entry = [streamId: string, fields: string[] | null];
-
-/** Entries of an XREADGROUP/XAUTOCLAIM reply on one stream, whatever the protocol's shape. */
-function entriesOf(reply: unknown): Entry[] {
-  let lists: unknown[] = [];
-  if (Array.isArray(reply)) {
-    lists =
-      typeof reply[0] === 'string'
-        ? reply.filter((_, i) => i % 2 === 1)
-        : reply.map((s: unknown) => (Array.isArray(s) ? (s[1] as unknown) : undefined));
-  } else if (reply !== null && typeof reply === 'object') {
-    lists = Object.values(reply);
-  }
-  const out: Entry[] = [];
-  for (const entries of lists) if (Array.isArray(entries)) out.push(...(entries as Entry[]));
-  return out;
-}
-
 const rowEventData = z.object({
   key: z.string().min(1),
   batchId: z.string().min(1),
@@ -85,7 +71,7 @@ const rowEventData = z.object({
 });
 
 /** The batch-row event in a stream entry, if it is one. */
-function rowEvent(entry: Entry): BatchRowEvent | undefined {
+function rowEvent(entry: StreamEntry): BatchRowEvent | undefined {
   const [streamId, flat] = entry;
   if (!flat) return undefined;
   let type: string | undefined;
@@ -109,13 +95,8 @@ function rowEvent(entry: Entry): BatchRowEvent | undefined {
 }
 
 /** Creates the group (from the start of the stream, so no batch event is missed) if missing. */
-export async function ensureBatchGroup(redis: Redis, prefix: string): Promise<void> {
-  try {
-    await redis.xgroup('CREATE', storeKeys(prefix).events(), BATCH_GROUP, '0', 'MKSTREAM');
-  } catch (err) {
-    // BUSYGROUP is Redis's error code for "the group already exists".
-    if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-  }
+export function ensureBatchGroup(redis: Redis, prefix: string): Promise<void> {
+  return ensureGroup(redis, storeKeys(prefix).events(), BATCH_GROUP);
 }
 
 /**
@@ -128,37 +109,12 @@ export async function startBatchTracker(
 ): Promise<BatchTracker> {
   const prefix = deps.config.redis.prefix;
   const key = storeKeys(prefix).events();
-  const consumer =
-    opts.consumer ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const blockMs = opts.blockMs ?? 2_000;
-  const batchSize = opts.batchSize ?? 500;
-  const claimIdleMs = opts.claimIdleMs ?? 60_000;
-  const claimIntervalMs = Math.max(1_000, Math.floor(claimIdleMs / 2));
-  const retryDelayMs = opts.retryDelayMs ?? 1_000;
+  const consumer = opts.consumer ?? defaultConsumerName();
   const log = deps.logger.child({ component: 'batch-tracker', consumer });
-
-  // Its own connection: a blocked XREADGROUP would stall every other command on a shared one.
   const conn = deps.redis.duplicate();
-  conn.on('error', (err: Error) => log.debug({ err: { message: err.message } }, 'redis error'));
   const batches = new RedisBatchStore(conn, prefix);
-  await ensureBatchGroup(conn, prefix);
 
-  let stopped = false;
-  let open = true;
-  let inBlock = false;
-  let wake: (() => void) | undefined;
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
-
-  const applyBatch = async (entries: Entry[]) => {
+  const applyBatch = async (entries: StreamEntry[]) => {
     const events: BatchRowEvent[] = [];
     for (const entry of entries) {
       const e = rowEvent(entry);
@@ -176,8 +132,7 @@ export async function startBatchTracker(
   /** Redis refused the script itself, as opposed to a lost connection. */
   const refused = (err: unknown): err is Error => err instanceof (ReplyError as ErrorConstructor);
 
-  const apply = async (entries: Entry[]): Promise<void> => {
-    if (entries.length === 0) return;
+  const apply = async (entries: StreamEntry[]): Promise<void> => {
     try {
       await applyBatch(entries);
     } catch (err) {
@@ -198,100 +153,19 @@ export async function startBatchTracker(
     }
   };
 
-  const loop = async () => {
-    let ownPending = true;
-    let nextClaimAt = 0;
-    let claimCursor = '0-0';
-    while (!stopped) {
-      try {
-        if (Date.now() >= nextClaimAt) {
-          const reply = (await conn.call(
-            'XAUTOCLAIM',
-            key,
-            BATCH_GROUP,
-            consumer,
-            claimIdleMs,
-            claimCursor,
-            'COUNT',
-            batchSize,
-          )) as [string, Entry[], ...unknown[]];
-          const [next, claimed] = reply;
-          if (claimed.length > 0) log.info({ count: claimed.length }, 'claimed pending events');
-          await apply(claimed);
-          claimCursor = next;
-          if (next === '0-0') nextClaimAt = Date.now() + claimIntervalMs;
-          continue;
-        }
-        if (ownPending) {
-          // Id 0 (not '>'): entries delivered to this consumer earlier and not acknowledged.
-          const entries = entriesOf(
-            await conn.call(
-              'XREADGROUP',
-              'GROUP',
-              BATCH_GROUP,
-              consumer,
-              'COUNT',
-              batchSize,
-              'STREAMS',
-              key,
-              '0',
-            ),
-          );
-          if (entries.length === 0) ownPending = false;
-          else await apply(entries);
-          continue;
-        }
-        // No await between the loop's `stopped` check and here, so stop() sees `inBlock` right.
-        inBlock = true;
-        const reply = await conn.call(
-          'XREADGROUP',
-          'GROUP',
-          BATCH_GROUP,
-          consumer,
-          'COUNT',
-          batchSize,
-          'BLOCK',
-          blockMs,
-          'STREAMS',
-          key,
-          '>',
-        );
-        inBlock = false;
-        await apply(entriesOf(reply));
-      } catch (err) {
-        inBlock = false;
-        if (stopped) break;
-        log.warn(
-          { err: { name: (err as Error).name, message: (err as Error).message } },
-          'batch tracker error; retrying',
-        );
-        ownPending = true;
-        await pause(retryDelayMs);
-        if (stopped) break;
-        // The stream (and with it the group) may have been deleted; recreate rather than spin.
-        await ensureBatchGroup(conn, prefix).catch(() => undefined);
-      }
-    }
-  };
-
-  const running = loop();
-  log.info({ blockMs, claimIdleMs }, 'batch tracker started');
-  return {
+  return startStreamConsumer({
+    connection: conn,
+    stream: key,
+    group: BATCH_GROUP,
     consumer,
-    isOpen: () => open,
-    async stop() {
-      if (!open) return;
-      stopped = true;
-      wake?.();
-      // A blocked read returns only after `blockMs`; dropping the connection ends it now. What it
-      // had just read stays pending and is counted by the next start (or claimed by a replica).
-      if (inBlock) conn.disconnect();
-      await running;
-      if (conn.status !== 'end') await conn.quit().catch(() => conn.disconnect());
-      open = false;
-      log.info('batch tracker stopped');
-    },
-  };
+    logger: log,
+    label: 'batch tracker',
+    handle: apply,
+    blockMs: opts.blockMs ?? 2_000,
+    batchSize: opts.batchSize ?? 500,
+    claimIdleMs: opts.claimIdleMs ?? 60_000,
+    retryDelayMs: opts.retryDelayMs ?? 1_000,
+  });
 }
 
 /** Money of one currency in a batch, in major units (`"1500.50"`) and minor units. */

@@ -8,13 +8,18 @@
  * died). Re-adding is harmless: the job id is derived from the event id, and BullMQ ignores an add
  * whose id already exists, so a replay or an event appended twice collapses into one delivery.
  */
-import { hostname } from 'node:os';
-import { randomBytes } from 'node:crypto';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../platform/logger.ts';
 import { bullJobName, jobOptionsFor } from '../queues/catalog.ts';
 import { storeKeys } from '../store/keys.ts';
+import {
+  defaultConsumerName,
+  ensureGroup,
+  fieldsOf,
+  startStreamConsumer,
+  type StreamEntry,
+} from '../store/stream-consumer.ts';
 
 /** The consumer group the relay reads `<prefix>:events` with. */
 export const NOTIFY_GROUP = 'notify';
@@ -28,11 +33,6 @@ const JOB_NAME = bullJobName('notifications.deliver');
  */
 export function notificationJobId(eventId: string): string {
   return `ntf-${encodeURIComponent(eventId)}`;
-}
-
-/** A consumer name unique to this process, readable in XINFO CONSUMERS. */
-export function defaultConsumerName(): string {
-  return `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
 }
 
 export interface RelayHooks {
@@ -77,88 +77,27 @@ export interface Relay {
   stop(): Promise<void>;
 }
 
-type Entry = [streamId: string, fields: string[] | null];
-
-/**
- * The entries of an XREADGROUP reply on one stream, whatever the connection's protocol: RESP2
- * nests `[[key, entries]]`; RESP3 answers a map, which ioredis flattens to `[key, entries]`
- * (`replyMapping: 'legacy'`, its default) or gives as `{ key: entries }`. `null` (a block that
- * timed out) yields none.
- */
-export function entriesOfRead(reply: unknown): Entry[] {
-  let lists: unknown[] = [];
-  if (Array.isArray(reply)) {
-    lists =
-      typeof reply[0] === 'string'
-        ? reply.filter((_, i) => i % 2 === 1)
-        : reply.map((s: unknown) => (Array.isArray(s) ? (s[1] as unknown) : undefined));
-  } else if (reply !== null && typeof reply === 'object') {
-    lists = Object.values(reply);
-  }
-  const out: Entry[] = [];
-  for (const entries of lists) if (Array.isArray(entries)) out.push(...(entries as Entry[]));
-  return out;
-}
-
-function fieldsOf(flat: string[]): Record<string, string> {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
-  return f;
-}
-
 /**
  * Creates the consumer group (from id 0, so events appended before the first start are relayed
  * too) and the stream if either is missing.
  */
-export async function ensureNotifyGroup(redis: Redis, prefix: string): Promise<void> {
-  try {
-    await redis.xgroup('CREATE', storeKeys(prefix).events(), NOTIFY_GROUP, '0', 'MKSTREAM');
-  } catch (err) {
-    // BUSYGROUP is Redis's error code (the reply's first word) for "the group already exists".
-    if (!(err instanceof Error && err.message.startsWith('BUSYGROUP'))) throw err;
-  }
+export function ensureNotifyGroup(redis: Redis, prefix: string): Promise<void> {
+  return ensureGroup(redis, storeKeys(prefix).events(), NOTIFY_GROUP);
 }
 
 /** Starts the relay loop; resolves once the group exists and the loop runs. */
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
   const key = storeKeys(opts.prefix).events();
   const consumer = opts.consumer ?? defaultConsumerName();
-  const blockMs = opts.blockMs ?? 5_000;
-  const batchSize = opts.batchSize ?? 100;
-  const claimIdleMs = opts.claimIdleMs ?? 60_000;
-  // Claiming more often than entries can become claimable only burns round trips.
-  const claimIntervalMs = Math.max(1_000, Math.floor(claimIdleMs / 2));
-  const retryDelayMs = opts.retryDelayMs ?? 1_000;
   const log = opts.logger.child({ component: 'notify-relay', consumer });
-
-  // Its own connection: a blocked XREADGROUP would stall every other command on a shared one.
   const conn = opts.redis.duplicate();
-  conn.on('error', (err: Error) => log.debug({ err: { message: err.message } }, 'redis error'));
-  await ensureNotifyGroup(conn, opts.prefix);
-
-  let stopped = false;
-  let open = true;
-  let inBlock = false;
-  let wake: (() => void) | undefined;
-
-  const pause = (ms: number) =>
-    new Promise<void>((resolve) => {
-      const timer = setTimeout(done, ms);
-      function done() {
-        clearTimeout(timer);
-        wake = undefined;
-        resolve();
-      }
-      wake = done;
-    });
 
   /** Adds one job per entry, then acknowledges them all. */
-  const relay = async (entries: Entry[]) => {
-    if (entries.length === 0) return;
+  const relay = async (entries: StreamEntry[]) => {
     const jobs = [];
     for (const [streamId, flat] of entries) {
       // A pending entry trimmed from the stream comes back without fields: nothing to send.
-      const eventId = flat ? fieldsOf(flat).id : undefined;
+      const eventId = fieldsOf(flat).id;
       if (eventId === undefined || eventId === '') {
         log.warn('stream entry without an event id (trimmed or foreign); skipped');
         continue;
@@ -181,101 +120,17 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     log.debug({ count: ids.length }, 'events relayed');
   };
 
-  const loop = async () => {
-    // This consumer's own pending entries first: a restart under the same name resumes there.
-    let ownPending = true;
-    let nextClaimAt = 0;
-    let claimCursor = '0-0';
-    while (!stopped) {
-      try {
-        if (Date.now() >= nextClaimAt) {
-          const reply = (await conn.call(
-            'XAUTOCLAIM',
-            key,
-            NOTIFY_GROUP,
-            consumer,
-            claimIdleMs,
-            claimCursor,
-            'COUNT',
-            batchSize,
-          )) as [string, Entry[], ...unknown[]];
-          const [next, claimed] = reply;
-          if (claimed.length > 0) log.info({ count: claimed.length }, 'claimed pending events');
-          await relay(claimed);
-          claimCursor = next;
-          if (next === '0-0') nextClaimAt = Date.now() + claimIntervalMs;
-          continue;
-        }
-        if (ownPending) {
-          // Id 0 (not '>') returns entries delivered to this consumer and not yet acknowledged.
-          const entries = entriesOfRead(
-            await conn.call(
-              'XREADGROUP',
-              'GROUP',
-              NOTIFY_GROUP,
-              consumer,
-              'COUNT',
-              batchSize,
-              'STREAMS',
-              key,
-              '0',
-            ),
-          );
-          if (entries.length === 0) ownPending = false;
-          else await relay(entries);
-          continue;
-        }
-        // No await between the loop's `stopped` check and here, so stop() sees `inBlock` right.
-        inBlock = true;
-        const reply = await conn.call(
-          'XREADGROUP',
-          'GROUP',
-          NOTIFY_GROUP,
-          consumer,
-          'COUNT',
-          batchSize,
-          'BLOCK',
-          blockMs,
-          'STREAMS',
-          key,
-          '>',
-        );
-        inBlock = false;
-        await relay(entriesOfRead(reply));
-      } catch (err) {
-        inBlock = false;
-        if (stopped) break;
-        log.warn(
-          { err: { name: (err as Error).name, message: (err as Error).message } },
-          'relay error; retrying',
-        );
-        // Whatever was read but not acknowledged is pending on this consumer: read it again.
-        ownPending = true;
-        await pause(retryDelayMs);
-        if (stopped) break;
-        // The stream (and with it the group) may have been deleted; recreate rather than spin.
-        await ensureNotifyGroup(conn, opts.prefix).catch(() => undefined);
-      }
-    }
-  };
-
-  const running = loop();
-  log.info({ blockMs, claimIdleMs }, 'notification relay started');
-
-  return {
+  return startStreamConsumer({
+    connection: conn,
+    stream: key,
+    group: NOTIFY_GROUP,
     consumer,
-    isOpen: () => open,
-    async stop() {
-      if (!open) return;
-      stopped = true;
-      wake?.();
-      // A blocked read returns only after `blockMs`; dropping the connection ends it now. An
-      // entry it had just read stays pending and is relayed by the next start.
-      if (inBlock) conn.disconnect();
-      await running;
-      if (conn.status !== 'end') await conn.quit().catch(() => conn.disconnect());
-      open = false;
-      log.info('notification relay stopped');
-    },
-  };
+    logger: log,
+    label: 'notification relay',
+    handle: relay,
+    blockMs: opts.blockMs ?? 5_000,
+    batchSize: opts.batchSize ?? 100,
+    claimIdleMs: opts.claimIdleMs ?? 60_000,
+    retryDelayMs: opts.retryDelayMs ?? 1_000,
+  });
 }

@@ -10,7 +10,6 @@
  * only when attempt n is final `failed` (the store's `failed → queued` transition with
  * `newAttempt` and `expectAttempt` enforces it) — and enqueues its charge.
  */
-import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Clock } from '../domain/clock.ts';
@@ -28,6 +27,12 @@ import {
 import type { Logger } from '../platform/logger.ts';
 import type { JobPayload } from '../queues/catalog.ts';
 import type { Dispatcher } from '../queues/dispatcher.ts';
+import {
+  defaultConsumerName,
+  fieldsOf,
+  startStreamConsumer,
+  type StreamEntry,
+} from '../store/stream-consumer.ts';
 import type { HandlerContext } from '../queues/processor.ts';
 import {
   enqueueDunningRetries,
@@ -80,11 +85,8 @@ const paymentDataSchema = z.object({
   reason: z.string().optional(),
 });
 
-function toEvent(streamId: string, flat: unknown): StreamEvent {
-  const fields: Record<string, string> = {};
-  if (Array.isArray(flat)) {
-    for (let i = 0; i + 1 < flat.length; i += 2) fields[String(flat[i])] = String(flat[i + 1]);
-  }
+function toEvent([streamId, flat]: StreamEntry): StreamEvent {
+  const fields = fieldsOf(flat);
   let data: unknown;
   try {
     data = JSON.parse(fields.data ?? '{}');
@@ -92,32 +94,6 @@ function toEvent(streamId: string, flat: unknown): StreamEvent {
     data = undefined;
   }
   return { streamId, type: fields.type ?? '', data };
-}
-
-/** `[[id, fields], …]` as XAUTOCLAIM and one stream of XREADGROUP answer. */
-function entriesOf(items: unknown): StreamEvent[] {
-  if (!Array.isArray(items)) return [];
-  const out: StreamEvent[] = [];
-  for (const item of items) {
-    // A deleted entry still pending comes back with null fields; it has nothing to apply.
-    if (Array.isArray(item) && typeof item[0] === 'string')
-      out.push(toEvent(item[0], item[1] ?? []));
-  }
-  return out;
-}
-
-/**
- * The entries of an XREADGROUP reply on one stream, whatever the connection's protocol: RESP2
- * nests `[[key, entries]]`; RESP3 answers a map, which ioredis flattens to `[key, entries]` or
- * gives as `{ key: entries }`; null when the block timed out.
- */
-function entriesOfRead(reply: unknown): StreamEvent[] {
-  if (Array.isArray(reply)) {
-    if (typeof reply[0] === 'string') return entriesOf(reply[1]);
-    return reply.flatMap((s: unknown) => (Array.isArray(s) ? entriesOf(s[1]) : []));
-  }
-  if (reply !== null && typeof reply === 'object') return Object.values(reply).flatMap(entriesOf);
-  return [];
 }
 
 const OUTCOME_TYPES = ['payment.succeeded', 'payment.failed'] as const;
@@ -329,35 +305,18 @@ export async function startSubscriptionOutcomes(
   deps: OutcomeConsumerDeps,
 ): Promise<OutcomeConsumer> {
   const stream = storeKeys(deps.prefix).events();
-  const consumer =
-    deps.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
-  const batchSize = deps.batchSize ?? 200;
+  const consumer = deps.consumer ?? defaultConsumerName();
   const blockMs = deps.blockMs ?? 1_000;
-  const claimIdleMs = deps.claimIdleMs ?? 30_000;
   const log = deps.logger.child({ component: 'subscription-outcomes', consumer });
-  const reader = deps.redis.duplicate();
-  reader.on('error', (err) =>
-    log.warn({ err: { message: err.message } }, 'redis connection error'),
-  );
 
-  try {
-    await deps.redis.call('XGROUP', 'CREATE', stream, SUBSCRIPTIONS_GROUP, '0', 'MKSTREAM');
-  } catch (err) {
-    // BUSYGROUP: another process (or an earlier run) created it; Redis says so only in the text.
-    if (!(err instanceof Error) || !err.message.startsWith('BUSYGROUP')) {
-      reader.disconnect();
-      throw err;
-    }
-  }
-
-  const handle = async (entries: StreamEvent[]): Promise<void> => {
-    if (entries.length === 0) return;
+  const handle = async (entries: StreamEntry[]): Promise<void> => {
     const done: string[] = [];
     const bySub = new Map<
       string,
       { streamId: string; outcome: NonNullable<ReturnType<typeof relevant>> }[]
     >();
-    for (const e of entries) {
+    for (const entry of entries) {
+      const e = toEvent(entry);
       const outcome = relevant(e);
       if (!outcome) {
         done.push(e.streamId);
@@ -387,63 +346,19 @@ export async function startSubscriptionOutcomes(
     if (done.length > 0) await deps.redis.xack(stream, SUBSCRIPTIONS_GROUP, ...done);
   };
 
-  const reclaim = async (): Promise<void> => {
-    let cursor = '0-0';
-    do {
-      const res = (await reader.call(
-        'XAUTOCLAIM',
-        stream,
-        SUBSCRIPTIONS_GROUP,
-        consumer,
-        String(claimIdleMs),
-        cursor,
-        'COUNT',
-        String(batchSize),
-      )) as [string, unknown, unknown?];
-      cursor = res[0];
-      await handle(entriesOf(res[1]));
-    } while (cursor !== '0-0' && running);
-  };
-
-  let running = true;
-  const loop = (async () => {
-    let lastReclaim = 0;
-    while (running) {
-      try {
-        if (Date.now() - lastReclaim >= claimIdleMs / 2) {
-          lastReclaim = Date.now();
-          await reclaim();
-        }
-        const res = await reader.call(
-          'XREADGROUP',
-          'GROUP',
-          SUBSCRIPTIONS_GROUP,
-          consumer,
-          'COUNT',
-          String(batchSize),
-          'BLOCK',
-          String(blockMs),
-          'STREAMS',
-          stream,
-          '>',
-        );
-        await handle(entriesOfRead(res));
-      } catch (err) {
-        if (!running) break;
-        log.error({ err: { message: (err as Error).message } }, 'events read failed; retrying');
-        await new Promise((r) => setTimeout(r, Math.min(blockMs, 1_000)));
-      }
-    }
-  })();
-  log.info({ group: SUBSCRIPTIONS_GROUP }, 'subscription outcome consumer started');
-
-  return {
-    async stop() {
-      running = false;
-      await loop;
-      await reader.quit().catch(() => reader.disconnect());
-    },
-  };
+  return startStreamConsumer({
+    connection: deps.redis.duplicate(),
+    stream,
+    group: SUBSCRIPTIONS_GROUP,
+    consumer,
+    logger: log,
+    label: 'subscription outcome consumer',
+    handle,
+    blockMs,
+    batchSize: deps.batchSize ?? 200,
+    claimIdleMs: deps.claimIdleMs ?? 30_000,
+    retryDelayMs: Math.min(blockMs, 1_000),
+  });
 }
 
 export interface DunningDeps {
