@@ -70,11 +70,14 @@ interface PipelineRun {
   validateMs: number;
   enqueueMs: number;
   maxRssMb: number;
+  /** RSS before the first row: the runtime, the tsx loader and the modules. */
+  startRssMb: number;
   jobs: number;
 }
 
 /** Child mode: the pipeline alone, its report as one JSON line on stdout. */
 async function runPipeline(redisUrl: string, rows: number, chunk: number): Promise<void> {
+  const startRssMb = Math.round(process.memoryUsage().rss / 1024 / 1024);
   const redis = createRedis(redisUrl);
   const phases: Record<string, number> = {};
   const logger = createLogger({
@@ -114,6 +117,7 @@ async function runPipeline(redisUrl: string, rows: number, chunk: number): Promi
       validateMs: phases['batch file validated'] ?? Number.NaN,
       enqueueMs: phases['batch rows enqueued'] ?? Number.NaN,
       maxRssMb: Math.round(process.resourceUsage().maxRSS / 1024),
+      startRssMb,
       jobs: counts.wait ?? 0,
     };
     process.stdout.write(`${JSON.stringify(run)}\n`);
@@ -199,6 +203,7 @@ export interface BatchIngestBenchResult {
   baselineRowsPerSec: number;
   ratio: number;
   peakRssMb: number;
+  startRssMb: number;
   heapMb: number;
   validateMs: number;
   enqueueMs: number;
@@ -247,6 +252,7 @@ export async function main(
       baselineRowsPerSec: Math.round(rows / (baselineMs / 1000)),
       ratio: baselineMs / pipeline.ms,
       peakRssMb: pipeline.maxRssMb,
+      startRssMb: pipeline.startRssMb,
       heapMb,
       validateMs: pipeline.validateMs,
       enqueueMs: pipeline.enqueueMs,
@@ -266,6 +272,7 @@ export async function main(
         ) +
         line('ratio pipeline/baseline', `${out.ratio.toFixed(2)} (target >= 0.5)`) +
         line('pipeline peak RSS', `${out.peakRssMb} MB (target <= 256 MB)`) +
+        line('  of which before the first row', `${out.startRssMb} MB (node, tsx, modules)`) +
         line('Redis memory per row (intent + job)', `${Math.round(out.redisBytesPerRow)} bytes`),
     );
     return out;
