@@ -19,8 +19,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../platform/logger.ts';
 import { apiError } from './errors.ts';
 
-type BoardServerAdapter = Parameters<typeof createBullBoard>[0]['serverAdapter'];
-
 /** Where the dashboard is mounted. */
 export const DASHBOARD_PATH = '/admin/queues';
 
@@ -112,10 +110,7 @@ export async function registerDashboard(
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
     queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readOnly })),
-    // @bull-board/fastify 9.10.1 declares its types against its own nested @bull-board/api
-    // 9.10.1, whose BaseAdapter TS considers a different class from ours (9.10.2). The adapter
-    // never loads that nested package at runtime, so this cast is type-level only.
-    serverAdapter: serverAdapter as unknown as BoardServerAdapter,
+    serverAdapter,
     options: { uiConfig: { boardTitle: 'sayswitch-billing' } },
   });
 
