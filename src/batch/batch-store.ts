@@ -12,21 +12,12 @@
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { attemptReference, type AttemptReference, type IntentKey } from '../domain/ids.ts';
-import {
-  INTENT_TYPES,
-  intentStateSchema,
-  type IntentState,
-  type IntentType,
-} from '../domain/intent.ts';
-import type { AmountMinor, Currency } from '../domain/money.ts';
-import type { IntentDraft, IntentHistoryEntry } from '../domain/payment.ts';
+import { INTENT_TYPES, type IntentType } from '../domain/intent.ts';
+import type { AmountMinor } from '../domain/money.ts';
 import { storeKeys } from '../store/keys.ts';
-import { isNoScript } from '../store/lua-script.ts';
 import {
   APPLY_EVENTS,
   CLAIM_BATCH,
-  CREATE_BATCH_INTENTS,
   FINISH_INGEST,
   RENEW_INGEST,
   TAKE_OVER_INGEST,
@@ -359,136 +350,4 @@ export class RedisBatchStore {
     args.push(...ackIds);
     return (await APPLY_EVENTS.run(this.redis, keys.length, ...keys, ...args)) as string[];
   }
-}
-
-/** What a batch ingest needs to know of an intent it created or found. */
-export interface BatchIntent {
-  key: IntentKey;
-  type: IntentType;
-  created: boolean;
-  state: IntentState;
-  attempt: number;
-  enqueues: number;
-  reference: AttemptReference;
-  amount: AmountMinor;
-  currency: Currency;
-}
-
-/** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
-const INTENTS_PER_CALL = 100;
-
-/** One row of a batch, ready to become an intent: payee and meta already JSON. */
-export interface BatchIntentRow {
-  key: IntentKey;
-  line: number;
-  amount: AmountMinor;
-  currency: Currency;
-  /** `JSON.stringify(payee)`, card token sealed. */
-  payee: string;
-  /** `JSON.stringify(meta)`, or '' when the row has none. */
-  meta: string;
-}
-
-/**
- * Creates the intents of a chunk of batch rows with the intent store's hash layout
- * (`RedisIntentStore.create`: same fields, indexes and first history line), in script calls of
- * {@link INTENTS_PER_CALL} pipelined together. One `create()` per row (a script call, a read-back
- * and a parse each) made intent creation cost more than twice the `addBulk` it precedes. The
- * batch tests check that an intent made here reads back exactly as one made by `create()`.
- * Intents that already exist are left untouched and reported as they are, so a resumed ingest
- * enqueues only what still waits.
- */
-export async function createBatchIntentRows(
-  redis: Redis,
-  prefix: string,
-  chunk: { batchId: string; type: IntentType; rows: readonly BatchIntentRow[]; now: number },
-): Promise<BatchIntent[]> {
-  const { batchId, type, rows, now } = chunk;
-  if (rows.length === 0) return [];
-  const k = storeKeys(prefix);
-  const history = JSON.stringify({
-    at: now,
-    from: null,
-    to: 'queued',
-    attempt: 1,
-  } satisfies IntentHistoryEntry);
-  const calls: string[][] = [];
-  for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
-    const group = rows.slice(start, start + INTENTS_PER_CALL);
-    const keys = [k.byState('queued'), k.byBatch(batchId)];
-    const args = [String(now), history, batchId, type, String(group.length)];
-    for (const r of group) {
-      keys.push(k.intent(r.key), k.history(r.key));
-      args.push(r.key, String(r.line), String(r.amount), r.currency, r.payee, r.meta);
-    }
-    calls.push([CREATE_BATCH_INTENTS.sha, String(keys.length), ...keys, ...args]);
-  }
-  const run = async () => {
-    const pipe = redis.pipeline();
-    for (const call of calls) pipe.call('EVALSHA', ...call);
-    return (await pipe.exec()) ?? [];
-  };
-  let replies = await run();
-  if (replies.some(([err]) => isNoScript(err))) {
-    // First use on this server, or its script cache was flushed (a restart): load and redo. The
-    // script creates only what is absent, so rows that did run are not created twice.
-    await CREATE_BATCH_INTENTS.load(redis);
-    replies = await run();
-  }
-  const out: BatchIntent[] = [];
-  replies.forEach(([err, value], c) => {
-    if (err) throw err;
-    const results = value as (number | string[])[];
-    const group = rows.slice(c * INTENTS_PER_CALL, (c + 1) * INTENTS_PER_CALL);
-    group.forEach((r, i) => {
-      const res = results[i];
-      const intent: BatchIntent = {
-        key: r.key,
-        type,
-        created: res === 1,
-        state: 'queued',
-        attempt: 1,
-        enqueues: 1,
-        reference: attemptReference(r.key, 1),
-        amount: r.amount,
-        currency: r.currency,
-      };
-      if (Array.isArray(res)) {
-        const [, state, attempt, enqueues, reference] = res;
-        intent.state = intentStateSchema.parse(state);
-        intent.attempt = Number(attempt);
-        intent.enqueues = Number(enqueues);
-        if (reference) intent.reference = reference as AttemptReference;
-      }
-      out.push(intent);
-    });
-  });
-  return out;
-}
-
-/** {@link createBatchIntentRows} from intent drafts (all of one batch and type, each with a line). */
-export function createBatchIntents(
-  redis: Redis,
-  prefix: string,
-  drafts: readonly IntentDraft[],
-  now: number,
-): Promise<BatchIntent[]> {
-  const first = drafts[0];
-  if (first === undefined) return Promise.resolve([]);
-  const { batchId, type } = first;
-  if (batchId === undefined) throw new RangeError('batch intents need a batch id');
-  const rows = drafts.map((d): BatchIntentRow => {
-    if (d.batchId !== batchId || d.type !== type || d.line === undefined || d.origin !== 'batch') {
-      throw new RangeError(`intent ${d.key} is not a ${type} row of batch ${batchId}`);
-    }
-    return {
-      key: d.key,
-      line: d.line,
-      amount: d.amount,
-      currency: d.currency,
-      payee: JSON.stringify(d.payee),
-      meta: d.meta !== undefined && Object.keys(d.meta).length > 0 ? JSON.stringify(d.meta) : '',
-    };
-  });
-  return createBatchIntentRows(redis, prefix, { batchId, type, rows, now });
 }

@@ -31,12 +31,10 @@ import type { Logger } from '../platform/logger.ts';
 import { bullJobName, jobOptionsFor, type JobName } from '../queues/catalog.ts';
 import type { Dispatcher } from '../queues/dispatcher.ts';
 import { submitJobId, submitQueueFor } from '../queues/names.ts';
-import type { RedisIntentStore } from '../store/intent-store.ts';
+import type { BatchIntentRow, RedisIntentStore } from '../store/intent-store.ts';
 import type { Sealer } from '../store/sealing.ts';
 import {
-  createBatchIntentRows,
   RedisBatchStore,
-  type BatchIntentRow,
   type BatchRecord,
   type CurrencyTotal,
   type InvalidRow,
@@ -347,7 +345,6 @@ interface IngestContext {
  */
 async function ingestRows(ctx: IngestContext): Promise<boolean> {
   const { deps, batches, batchId, owner } = ctx;
-  const prefix = deps.config.redis.prefix;
   const lines = createInterface({
     input: createReadStream(ctx.spillPath, { encoding: 'utf8' }),
     crlfDelay: Infinity,
@@ -366,7 +363,7 @@ async function ingestRows(ctx: IngestContext): Promise<boolean> {
     chunkInvalid: InvalidRow[],
     chunkRefLines: number[],
   ): Promise<void> => {
-    const intents = await createBatchIntentRows(deps.redis, prefix, {
+    const intents = await deps.store.createBatchRows({
       batchId,
       type: ctx.type,
       rows: chunkRows,

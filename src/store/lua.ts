@@ -101,3 +101,40 @@ redis.call('HSET', KEYS[1], 'checks', ARGV[4])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1
 `);
+
+/**
+ * Creates many intents of one batch in one call, with the intent store's layout: per intent what
+ * its CREATE_INTENT does (the hash unless it exists, the `queued` state index scored `now`, the
+ * first history line, the batch index scored by line), without a script call per intent. Fields
+ * every batch intent shares are written here; the client sends only what differs per row.
+ * An intent that exists is left untouched and its state, attempt, queue entries and reference are
+ * returned, so a resumed ingest enqueues only what still waits.
+ * KEYS: 1 queued-state index, 2 batch index, then per intent: hash, history.
+ * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
+ * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or ''.
+ * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference}.
+ */
+export const CREATE_BATCH_INTENTS = new LuaScript(`
+local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {}
+for i = 1, n do
+  local h, hk = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local a = 6 + (i - 1) * 6
+  local key, line = ARGV[a], ARGV[a + 1]
+  if redis.call('EXISTS', h) == 1 then
+    local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference')
+    out[i] = { 0, f[1] or '', f[2] or '', f[3] or '', f[4] or '' }
+  else
+    redis.call('HSET', h, 'key', key, 'type', itype, 'origin', 'batch', 'state', 'queued',
+      'amount', ARGV[a + 2], 'currency', ARGV[a + 3], 'attempt', '1', 'reference', key .. '_1',
+      'payee', ARGV[a + 4], 'createdAt', now, 'updatedAt', now, 'checks', '0', 'enqueues', '1',
+      'unsentResubmits', '0', 'batchId', bid, 'line', line)
+    if ARGV[a + 5] ~= '' then redis.call('HSET', h, 'meta', ARGV[a + 5]) end
+    redis.call('ZADD', KEYS[1], now, key)
+    redis.call('RPUSH', hk, hist)
+    redis.call('ZADD', KEYS[2], line, key)
+    out[i] = 1
+  end
+end
+return out
+`);

@@ -11,7 +11,7 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createBatchIntents, RedisBatchStore } from '../../src/batch/batch-store.ts';
+import { RedisBatchStore } from '../../src/batch/batch-store.ts';
 import { submitBatch } from '../../src/batch/ingest.ts';
 import { batchResults, batchStatus, type BatchStatus } from '../../src/batch/progress.ts';
 import type { IntentKey } from '../../src/domain/ids.ts';
@@ -440,12 +440,7 @@ describe('bulk intent creation', () => {
       meta: { region: 'west', note: '=1+1' },
     });
     const now = 1_700_000_000_000;
-    const [bulk] = await createBatchIntents(
-      t.app.redis,
-      t.prefix,
-      [draft('bat_parityb_x', 'parityb')],
-      now,
-    );
+    const [bulk] = await t.app.store.createBatchDrafts([draft('bat_parityb_x', 'parityb')], now);
     const single = await t.app.store.create(draft('bat_paritys_x', 'paritys'), now);
     expect(bulk).toMatchObject({ created: true, state: 'queued', attempt: 1, enqueues: 1 });
     expect(single.created).toBe(true);
@@ -472,9 +467,7 @@ describe('bulk intent creation', () => {
 
     // Existing intents are reported as they are and left alone.
     await t.app.store.transition('bat_parityb_x', 'submitting', now + 1);
-    const [again] = await createBatchIntents(
-      t.app.redis,
-      t.prefix,
+    const [again] = await t.app.store.createBatchDrafts(
       [draft('bat_parityb_x', 'parityb')],
       now + 2,
     );
