@@ -53,17 +53,28 @@ export class NoRedisError extends Error {
   }
 }
 
+export interface FindRedisOptions {
+  /** The local port tried before starting a server. Default 6379. */
+  localPort?: number;
+  /** The server binary (looked up on PATH). Default `redis-server`. */
+  redisServer?: string;
+}
+
 /** Resolves the demo's Redis, starting a throwaway server when nothing else is available. */
-export async function findOrStartRedis(redisUrl: string | undefined): Promise<LocalRedis> {
+export async function findOrStartRedis(
+  redisUrl: string | undefined,
+  opts: FindRedisOptions = {},
+): Promise<LocalRedis> {
   const noop = async () => {};
+  const localPort = opts.localPort ?? 6379;
   if (redisUrl) return { url: redisUrl, source: 'REDIS_URL', stop: noop };
-  if (await answersPing('127.0.0.1', 6379))
-    return { url: 'redis://127.0.0.1:6379', source: 'local', stop: noop };
+  if (await answersPing('127.0.0.1', localPort))
+    return { url: `redis://127.0.0.1:${localPort}`, source: 'local', stop: noop };
 
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'billing-demo-redis-'));
   const proc = spawn(
-    'redis-server',
+    opts.redisServer ?? 'redis-server',
     [
       '--port',
       String(port),

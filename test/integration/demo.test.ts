@@ -1,0 +1,67 @@
+/**
+ * `billing demo --exit-when-done` as a user runs it (against the harness Redis, on a free port),
+ * and how the demo finds a Redis: a local one, a throwaway `redis-server` it starts, or a clear
+ * message when neither is possible.
+ */
+import { Redis } from 'ioredis';
+import { describe, expect, it } from 'vitest';
+import { findOrStartRedis, NoRedisError } from '../../src/platform/local-redis.ts';
+import { runBilling } from '../support/child.ts';
+import { track } from '../support/leak-check.ts';
+import { getRedisUrl } from '../support/redis.ts';
+import { findFreePort } from '../support/redis-server.ts';
+
+describe('billing demo', () => {
+  it('--exit-when-done: every payment final, a summary, exit 0, and its keys removed', async () => {
+    const redisUrl = await getRedisUrl();
+    const r = await runBilling(['demo', '--exit-when-done', '--timeout', '120'], {
+      REDIS_URL: redisUrl,
+      PORT: String(await findFreePort()),
+    });
+    expect(r.code, r.output).toBe(0);
+    expect(r.output).toContain('Dashboard: http://127.0.0.1:');
+    expect(r.output).toContain('Seeded batch demo-payouts');
+    expect(r.output).toContain('Every payment reached a final state');
+    expect(r.output).toMatch(/succeeded\s+\d+ × /);
+
+    const prefix = /key prefix (\S+)/.exec(r.output)?.[1];
+    expect(prefix).toMatch(/^demo-/);
+    const redis = track(new Redis(redisUrl), 'demo test client');
+    try {
+      const [, keys] = await redis.scan('0', 'MATCH', `${prefix}:*`, 'COUNT', 10_000);
+      expect(keys).toEqual([]);
+    } finally {
+      await redis.quit();
+    }
+  }, 150_000);
+});
+
+describe('findOrStartRedis', () => {
+  it('REDIS_URL wins when set', async () => {
+    const r = await findOrStartRedis('redis://example.invalid:6380');
+    expect(r).toMatchObject({ url: 'redis://example.invalid:6380', source: 'REDIS_URL' });
+  });
+
+  it('starts a throwaway redis-server when nothing answers locally, and stops it', async () => {
+    const r = await findOrStartRedis(undefined, { localPort: await findFreePort() });
+    expect(r.source).toBe('spawned');
+    const client = track(new Redis(r.url, { maxRetriesPerRequest: 1 }), 'spawned demo redis');
+    try {
+      expect(await client.ping()).toBe('PONG');
+      const [, policy] = (await client.config('GET', 'maxmemory-policy')) as [string, string];
+      expect(policy).toBe('noeviction');
+    } finally {
+      await client.quit();
+      await r.stop();
+    }
+  });
+
+  it('says what to do when no Redis answers and none can be started', async () => {
+    const attempt = findOrStartRedis(undefined, {
+      localPort: await findFreePort(),
+      redisServer: '/nonexistent/redis-server',
+    });
+    await expect(attempt).rejects.toBeInstanceOf(NoRedisError);
+    await expect(attempt).rejects.toThrow(/No Redis reachable.*ENOENT.*REDIS_URL=redis:\/\//s);
+  });
+});
