@@ -93,6 +93,11 @@ describe('exactly once at the gateway', () => {
     const intent = await waitState('api_retried', 'succeeded');
     const queue = t.app.dispatcher.queue('charges');
     const job = await queue.getJob(submitJobId(intent.reference, intent.enqueues));
+    // The intent is final inside the handler; BullMQ marks the job completed just after.
+    const settleBy = Date.now() + 5_000;
+    while ((await job?.getState()) !== 'completed' && Date.now() < settleBy) {
+      await new Promise((r2) => setTimeout(r2, 20));
+    }
     expect(await job?.getState()).toBe('completed');
     await job?.retry('completed');
     // A replay of the same payload under another id, as a lost-write recovery might produce.
