@@ -262,42 +262,19 @@ export class SayswitchGateway implements PaymentGateway {
       reference: req.reference,
     };
     if (req.narration !== undefined) payload.narration = req.narration;
-    const result = await this.call({
-      method: 'POST',
-      template: this.paths.chargePath,
-      path: this.paths.chargePath,
-      operation: 'submission',
-      reference: req.reference,
-      payload,
-      schema: chargeResponseSchema,
-    });
-    switch (result.type) {
-      case 'duplicate':
-        return this.adoptDuplicate(req.reference, await this.verifyCharge(req.reference));
-      case 'declined':
-        return {
-          reference: req.reference,
-          status: 'failed',
-          reason: declineReason(result.message),
-          ...(result.message !== undefined ? { message: result.message } : {}),
-        };
-      case 'not_found':
-        // Not produced for submissions; kept for exhaustiveness.
-        throw new OutcomeUnknownError(
-          'charge answered not found; the outcome is unknown',
-          'unexpected_body',
-        );
-      case 'ok': {
-        const body = result.data;
+    const path = this.paths.chargePath;
+    return this.submit('charge', req.reference, path, payload, chargeResponseSchema, {
+      lookup: () => this.verifyCharge(req.reference),
+      ok: (body) => {
         const message = body.message;
         // 3DS2: `data` is an HTML string and `_links` is top level; older OTP flow: `_links` in data.
         const data = body.data;
         if (typeof data === 'string' || body._links !== undefined || !isSettledTransaction(data)) {
           return { reference: req.reference, status: 'pending', ...(message ? { message } : {}) };
         }
-        return this.transactionOutcome(req.reference, data, message, this.paths.chargePath);
-      }
-    }
+        return this.transactionOutcome(req.reference, data, message, path);
+      },
+    });
   }
 
   /** Sends a payout. Sayswitch processes payouts asynchronously, so `pending` is the usual answer. */
@@ -314,37 +291,52 @@ export class SayswitchGateway implements PaymentGateway {
     };
     // Required for KES/GHS; the NGN examples omit it, so NGN bank payouts keep to the examples.
     if (req.currency !== 'NGN' || req.paymentMode !== 'bank') payload.paymentMode = req.paymentMode;
+    const path = this.paths.payoutPath;
+    return this.submit('payout', req.reference, path, payload, payoutResponseSchema, {
+      lookup: () => this.lookupPayout(req.reference),
+      ok: (body) => this.payoutOutcome(req.reference, body.data, body.message, path),
+    });
+  }
+
+  /**
+   * Sends a submission and reads what charges and payouts answer alike: a duplicate adopts the
+   * existing reference's state (looked up), a decline is a `failed` result; `ok` is the caller's.
+   */
+  private async submit<S extends z.ZodType>(
+    what: 'charge' | 'payout',
+    reference: string,
+    path: string,
+    payload: Record<string, unknown>,
+    schema: S,
+    read: { lookup: () => Promise<LookupOutcome>; ok: (body: z.output<S>) => GatewayOutcome },
+  ): Promise<GatewayOutcome> {
     const result = await this.call({
       method: 'POST',
-      template: this.paths.payoutPath,
-      path: this.paths.payoutPath,
+      template: path,
+      path,
       operation: 'submission',
-      reference: req.reference,
+      reference,
       payload,
-      schema: payoutResponseSchema,
+      schema,
     });
     switch (result.type) {
       case 'duplicate':
-        return this.adoptDuplicate(req.reference, await this.lookupPayout(req.reference));
+        return this.adoptDuplicate(reference, await read.lookup());
       case 'declined':
         return {
-          reference: req.reference,
+          reference,
           status: 'failed',
           reason: declineReason(result.message),
           ...(result.message !== undefined ? { message: result.message } : {}),
         };
       case 'not_found':
+        // Not produced for submissions; kept for exhaustiveness.
         throw new OutcomeUnknownError(
-          'payout answered not found; the outcome is unknown',
+          `${what} answered not found; the outcome is unknown`,
           'unexpected_body',
         );
       case 'ok':
-        return this.payoutOutcome(
-          req.reference,
-          result.data.data,
-          result.data.message,
-          this.paths.payoutPath,
-        );
+        return read.ok(result.data);
     }
   }
 
