@@ -18,7 +18,6 @@ import type { IntentStore, TransitionOptions, TransitionResult } from '../domain
 import { attemptReference, type AttemptReference, type IntentKey } from '../domain/ids.ts';
 import type { AmountMinor, Currency } from '../domain/money.ts';
 import { storeKeys, type StoreKeys } from './keys.ts';
-import { isNoScript } from './lua-script.ts';
 import { CREATE_BATCH_INTENTS, CREATE_INTENT, RECORD_CHECK, TRANSITION_INTENT } from './lua.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;
@@ -351,14 +350,13 @@ export class RedisIntentStore implements IntentStore {
     const { batchId, type, rows, now } = chunk;
     if (rows.length === 0) return [];
     const k = this.k;
-    const redis = this.redis;
     const history = JSON.stringify({
       at: now,
       from: null,
       to: 'queued',
       attempt: 1,
     } satisfies IntentHistoryEntry);
-    const calls: string[][] = [];
+    const calls: { numKeys: number; args: string[] }[] = [];
     for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
       const group = rows.slice(start, start + INTENTS_PER_CALL);
       const keys = [k.byState('queued'), k.byBatch(batchId)];
@@ -367,20 +365,10 @@ export class RedisIntentStore implements IntentStore {
         keys.push(k.intent(r.key), k.history(r.key));
         args.push(r.key, String(r.line), String(r.amount), r.currency, r.payee, r.meta);
       }
-      calls.push([CREATE_BATCH_INTENTS.sha, String(keys.length), ...keys, ...args]);
+      calls.push({ numKeys: keys.length, args: [...keys, ...args] });
     }
-    const run = async () => {
-      const pipe = redis.pipeline();
-      for (const call of calls) pipe.call('EVALSHA', ...call);
-      return (await pipe.exec()) ?? [];
-    };
-    let replies = await run();
-    if (replies.some(([err]) => isNoScript(err))) {
-      // First use on this server, or its script cache was flushed (a restart): load and redo. The
-      // script creates only what is absent, so rows that did run are not created twice.
-      await CREATE_BATCH_INTENTS.load(redis);
-      replies = await run();
-    }
+    // The script creates only what is absent, so a call it re-runs never creates twice.
+    const replies = await CREATE_BATCH_INTENTS.runPipelined(this.redis, calls);
     const out: BatchIntent[] = [];
     replies.forEach(([err, value], c) => {
       if (err) throw err;

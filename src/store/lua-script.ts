@@ -36,6 +36,28 @@ export class LuaScript {
     return pipe.evalsha(this.sha, numKeys, ...args);
   }
 
+  /**
+   * Runs the script once per call, all in one pipelined round trip; `[error, reply]` per call, in
+   * order. Calls that met NOSCRIPT ran nothing: the script is loaded and only those run again.
+   */
+  async runPipelined(
+    redis: Redis,
+    calls: readonly { numKeys: number; args: readonly ScriptArg[] }[],
+  ): Promise<[Error | null, unknown][]> {
+    const exec = async (batch: readonly { numKeys: number; args: readonly ScriptArg[] }[]) => {
+      const pipe = redis.pipeline();
+      for (const c of batch) this.queue(pipe, c.numKeys, ...c.args);
+      return (await pipe.exec()) ?? [];
+    };
+    const replies = await exec(calls);
+    const missing = replies.flatMap(([err], i) => (isNoScript(err) ? [i] : []));
+    if (missing.length === 0) return replies;
+    await this.load(redis);
+    const retried = await exec(missing.map((i) => calls[i]!));
+    missing.forEach((i, j) => (replies[i] = retried[j] ?? replies[i]!));
+    return replies;
+  }
+
   /** Caches the script in Redis (before re-running a pipeline whose calls met NOSCRIPT). */
   async load(redis: Redis): Promise<void> {
     await redis.script('LOAD', this.body);

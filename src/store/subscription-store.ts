@@ -21,7 +21,7 @@ import {
   type Subscription,
 } from '../domain/subscription.ts';
 import { storeKeys } from './keys.ts';
-import { isNoScript, LuaScript } from './lua-script.ts';
+import { LuaScript } from './lua-script.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;
 
@@ -86,7 +86,6 @@ function parse(doc: string | null | undefined, version: string | null | undefine
   };
 }
 
-/** Redis answers an unknown script SHA with an error whose text starts with its code. */
 function eventsArg(events: readonly BillingEvent[]): string {
   // `data` travels as a JSON string: cjson would re-encode large integers (epoch ms) as floats.
   return JSON.stringify(
@@ -154,25 +153,13 @@ export class RedisSubscriptionStore {
     }[],
   ): Promise<(number | undefined)[]> {
     if (items.length === 0) return [];
-    const run = async () => {
-      const pipe = this.redis.pipeline();
-      for (const it of items) {
-        SAVE_SUBSCRIPTION.queue(
-          pipe,
-          4,
-          ...this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
-        );
-      }
-      return (await pipe.exec()) ?? [];
-    };
-    let res = await run();
-    if (res.some(([err]) => isNoScript(err))) {
-      // The script cache was flushed (a Redis restart): load it and run the batch again. Saves
-      // that went through before the failure now conflict on their version, as they should.
-      await SAVE_SUBSCRIPTION.load(this.redis);
-      const retried = await run();
-      res = res.map((r, i) => (isNoScript(r[0]) ? (retried[i] ?? r) : r));
-    }
+    const res = await SAVE_SUBSCRIPTION.runPipelined(
+      this.redis,
+      items.map((it) => ({
+        numKeys: 4,
+        args: this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
+      })),
+    );
     return res.map(([err, value]) => {
       if (err) throw err;
       const [ok, version] = value as [number, string];

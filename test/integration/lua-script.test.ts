@@ -64,6 +64,23 @@ describe('LuaScript', () => {
     expect((await pipeOf())?.map(([, v]) => v)).toEqual([1, 2]);
   });
 
+  it('runPipelined loads a flushed script once and runs each call exactly once', async () => {
+    await redis.script('FLUSH');
+    const calls = [1, 2, 3].map((n) => ({ numKeys: 1, args: ['q', n] }));
+    const replies = await INCR.runPipelined(redis, calls);
+    expect(replies).toEqual([
+      [null, 1],
+      [null, 3],
+      [null, 6],
+    ]);
+    expect(await redis.get('q')).toBe('6');
+    expect(await INCR.runPipelined(redis, calls)).toEqual([
+      [null, 7],
+      [null, 9],
+      [null, 12],
+    ]);
+  });
+
   it('the intent store keeps working when the script cache is emptied between calls', async () => {
     const store = new RedisIntentStore(redis, 'lua-flush');
     const draft: IntentDraft = {
