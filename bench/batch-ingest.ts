@@ -21,16 +21,16 @@ import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
-import { submitBatch, type BatchDeps } from '../src/batch/ingest.ts';
-import { systemClock } from '../src/domain/clock.ts';
-import { attemptReference, batchIntentKey } from '../src/domain/ids.ts';
-import { createLogger } from '../src/platform/logger.ts';
-import { bullJobName, jobOptionsFor } from '../src/queues/catalog.ts';
-import { createRedis } from '../src/queues/connection.ts';
-import { createDispatcher } from '../src/queues/dispatcher.ts';
-import { QUEUES, submitJobId } from '../src/queues/names.ts';
-import { RedisIntentStore } from '../src/store/intent-store.ts';
-import { createSealer } from '../src/store/sealing.ts';
+import { submitBatch, type BatchDeps } from '../src/batches/ingest.ts';
+import { systemClock } from '../src/kernel/clock.ts';
+import { attemptReference, batchIntentKey } from '../src/kernel/ids.ts';
+import { createLogger } from '../src/infra/logger.ts';
+import { bullJobName, jobOptionsFor } from '../src/infra/queues/catalog.ts';
+import { createRedis } from '../src/infra/redis/connection.ts';
+import { createDispatcher } from '../src/infra/queues/dispatcher.ts';
+import { QUEUES, submitJobId } from '../src/infra/queues/names.ts';
+import { RedisIntentStore } from '../src/payments/store/intent-store.ts';
+import { createSealer } from '../src/infra/sealing.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
 
 const HEADER =

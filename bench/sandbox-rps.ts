@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
-import { encryptJson, type PayloadCryptoConfig } from '../src/gateway/sayswitch/crypto.ts';
+import { encryptJson, type PayloadCryptoConfig } from '../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 
 type Mode = 'baseline' | 'fastify' | 'plaintext' | 'encrypted';

@@ -15,15 +15,15 @@
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
-import { amountMinor } from '../src/domain/money.ts';
-import { createSubscription, type Subscription } from '../src/domain/subscription.ts';
-import { createLogger } from '../src/platform/logger.ts';
-import { createRedis } from '../src/queues/connection.ts';
-import { createDispatcher, type Dispatcher } from '../src/queues/dispatcher.ts';
-import { runTick, type TickDeps } from '../src/scheduler/subscription-tick.ts';
-import { RedisIntentStore } from '../src/store/intent-store.ts';
-import { createSealer } from '../src/store/sealing.ts';
-import { RedisSubscriptionStore } from '../src/store/subscription-store.ts';
+import { amountMinor } from '../src/kernel/money.ts';
+import { createSubscription, type Subscription } from '../src/subscriptions/rules.ts';
+import { createLogger } from '../src/infra/logger.ts';
+import { createRedis } from '../src/infra/redis/connection.ts';
+import { createDispatcher, type Dispatcher } from '../src/infra/queues/dispatcher.ts';
+import { runTick, type TickDeps } from '../src/subscriptions/tick.ts';
+import { RedisIntentStore } from '../src/payments/store/intent-store.ts';
+import { createSealer } from '../src/infra/sealing.ts';
+import { RedisSubscriptionStore } from '../src/subscriptions/store/subscription-store.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../test/support/redis-server.ts';
 
 const T0 = Date.parse('2025-03-01T00:00:00Z');

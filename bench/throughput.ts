@@ -28,9 +28,9 @@ import { parseArgs } from 'node:util';
 import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config/config.ts';
-import { openApp, startRoles } from '../src/composition.ts';
+import { openApp, startRoles } from '../src/app/composition.ts';
 import { createPayment } from '../src/payments/create.ts';
-import { createLogger } from '../src/platform/logger.ts';
+import { createLogger } from '../src/infra/logger.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
 

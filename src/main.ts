@@ -3,10 +3,10 @@
  * besides src/config), wires signals, and hands the composition factories to the CLI.
  */
 import { loadConfig } from './config/config.ts';
-import { openApp, startRoles } from './composition.ts';
+import { openApp, startRoles } from './app/composition.ts';
 import { runCli } from './cli/program.ts';
 import type { CliContext } from './cli/context.ts';
-import { createLogger } from './platform/logger.ts';
+import { createLogger } from './infra/logger.ts';
 
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {

@@ -3,9 +3,9 @@
  * lazily: `billing sandbox` needs none) and the composition root's factories. Commands never read
  * process.env and never build adapters themselves.
  */
-import type { App, AppOverrides, Role, RunningRoles } from '../composition.ts';
+import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
-import type { Logger } from '../platform/logger.ts';
+import type { Logger } from '../infra/logger.ts';
 import type { Output } from './output.ts';
 
 export interface CliContext {

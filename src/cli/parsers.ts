@@ -1,6 +1,6 @@
 /** Flag parsers shared by commands; each names its flag in the error (exit code 2). */
 import { InvalidArgumentError } from 'commander';
-import { ROLES, type Role } from '../composition.ts';
+import { ROLES, type Role } from '../app/composition.ts';
 
 /** Parses `--roles api,worker`. */
 export function parseRoles(value: string): Role[] {

@@ -4,14 +4,14 @@
  * sample work, shows progress, and prints a summary and the dashboard URL.
  */
 import { createServer } from 'node:net';
-import type { App, RunningRoles } from '../composition.ts';
-import { ROLES } from '../composition.ts';
+import type { App, RunningRoles } from '../app/composition.ts';
+import { ROLES } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
 import { demoDefaults } from '../config/config.ts';
-import { FINAL_STATES, INTENT_STATES, type IntentState } from '../domain/intent.ts';
-import { formatMajor, type AmountMinor } from '../domain/money.ts';
-import type { Logger } from '../platform/logger.ts';
-import { findOrStartRedis } from '../platform/local-redis.ts';
+import { FINAL_STATES, INTENT_STATES, type IntentState } from '../kernel/intent.ts';
+import { formatMajor, type AmountMinor } from '../kernel/money.ts';
+import type { Logger } from '../infra/logger.ts';
+import { findOrStartRedis } from '../infra/redis/local-redis.ts';
 import { startSandbox } from '../sandbox/index.ts';
 
 export interface DemoDeps {

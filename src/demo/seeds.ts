@@ -1,9 +1,9 @@
 /** What the demo seeds, through the same services the CLI and HTTP API use. */
 import { readFile } from 'node:fs/promises';
-import type { App } from '../composition.ts';
+import type { App } from '../app/composition.ts';
 import { createPayment } from '../payments/create.ts';
-import { bullJobName } from '../queues/catalog.ts';
-import { QUEUES } from '../queues/names.ts';
+import { bullJobName } from '../infra/queues/catalog.ts';
+import { QUEUES } from '../infra/queues/names.ts';
 import { importSubscriptions, subscriptionServiceDeps } from '../subscriptions/service.ts';
 
 /** A handful of API charges and payouts whose amounts exercise the sandbox's outcomes. */

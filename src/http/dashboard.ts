@@ -16,7 +16,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Logger } from '../platform/logger.ts';
+import type { Logger } from '../infra/logger.ts';
 import { apiError } from './errors.ts';
 
 /** Where the dashboard is mounted. */

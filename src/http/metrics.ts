@@ -9,9 +9,9 @@
 import type { Job, JobType, Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { BillingError } from '../domain/errors.ts';
-import type { IntentState } from '../domain/intent.ts';
-import type { LookupOutcome, PaymentGateway } from '../domain/ports.ts';
+import { BillingError } from '../kernel/errors.ts';
+import type { IntentState } from '../kernel/intent.ts';
+import type { LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
 
 /** Queue states reported by `billing_queue_jobs`. `completed`/`failed` are bounded by retention. */
 export const QUEUE_DEPTH_STATES = [

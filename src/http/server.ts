@@ -8,7 +8,7 @@ import Fastify, {
   type FastifyInstance,
   type preHandlerAsyncHookHandler,
 } from 'fastify';
-import type { Logger } from '../platform/logger.ts';
+import type { Logger } from '../infra/logger.ts';
 import { requireBearer } from './auth.ts';
 import { apiError } from './errors.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';

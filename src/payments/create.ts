@@ -6,9 +6,9 @@
  */
 import { createHmac, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { apiIntentKey, API_KEY_MAX, idComponentSchema } from '../domain/ids.ts';
-import type { Clock } from '../domain/clock.ts';
-import type { Intent, IntentDraft } from '../domain/payment.ts';
+import { apiIntentKey, API_KEY_MAX, idComponentSchema } from '../kernel/ids.ts';
+import type { Clock } from '../kernel/clock.ts';
+import type { Intent, IntentDraft } from '../kernel/payment.ts';
 import {
   parseChargeRecord,
   parsePayoutRecord,
@@ -16,10 +16,10 @@ import {
   type ChargeRow,
   type PayoutRow,
   type RowIssue,
-} from '../domain/instructions.ts';
-import type { Dispatcher } from '../queues/dispatcher.ts';
-import type { RedisIntentStore } from '../store/intent-store.ts';
-import type { Sealer } from '../store/sealing.ts';
+} from '../input/instructions.ts';
+import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import type { RedisIntentStore } from './store/intent-store.ts';
+import type { Sealer } from '../infra/sealing.ts';
 
 export interface CreateDeps {
   store: RedisIntentStore;

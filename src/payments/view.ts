@@ -1,8 +1,8 @@
 /** The public view of one payment (HTTP `GET /payments/:reference`, `billing payments show`). */
-import { parseAttemptReference } from '../domain/ids.ts';
-import { formatMajor } from '../domain/money.ts';
-import type { Intent, IntentHistoryEntry } from '../domain/payment.ts';
-import type { RedisIntentStore } from '../store/intent-store.ts';
+import { parseAttemptReference } from '../kernel/ids.ts';
+import { formatMajor } from '../kernel/money.ts';
+import type { Intent, IntentHistoryEntry } from '../kernel/payment.ts';
+import type { RedisIntentStore } from './store/intent-store.ts';
 
 export interface PaymentView {
   key: string;

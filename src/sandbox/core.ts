@@ -12,7 +12,7 @@ import {
   formatMajor,
   parseGatewayAmount,
   type AmountMinor,
-} from '../domain/money.ts';
+} from '../kernel/money.ts';
 import type { LedgerStatus, LedgerStore, StoredEntry } from './ledger.ts';
 import {
   PAYOUT_FEE_MINOR,

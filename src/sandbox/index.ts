@@ -4,9 +4,9 @@
  * truth of what money moved.
  */
 import type { AddressInfo } from 'node:net';
-import type { PayloadCryptoConfig } from '../gateway/sayswitch/crypto.ts';
-import { encryptJson, signWebhook } from '../gateway/sayswitch/crypto.ts';
-import { createLogger, type Logger } from '../platform/logger.ts';
+import type { PayloadCryptoConfig } from '../infra/gateway/sayswitch/crypto.ts';
+import { encryptJson, signWebhook } from '../infra/gateway/sayswitch/crypto.ts';
+import { createLogger, type Logger } from '../infra/logger.ts';
 import { SandboxCore } from './core.ts';
 import { LedgerStore, type Ledger } from './ledger.ts';
 import { sandboxOptionsSchema, type SandboxOptionsInput } from './options.ts';

@@ -5,7 +5,11 @@
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { decryptJson, encryptJson, type PayloadCryptoConfig } from '../gateway/sayswitch/crypto.ts';
+import {
+  decryptJson,
+  encryptJson,
+  type PayloadCryptoConfig,
+} from '../infra/gateway/sayswitch/crypto.ts';
 import type { ApiResult, SandboxCore } from './core.ts';
 import type { LedgerStore } from './ledger.ts';
 import type { TimerRegistry } from './timers.ts';

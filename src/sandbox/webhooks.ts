@@ -6,7 +6,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
-import type { Logger } from '../platform/logger.ts';
+import type { Logger } from '../infra/logger.ts';
 import { mulberry32, shuffleInPlace } from './prng.ts';
 import type { TimerRegistry } from './timers.ts';
 

@@ -17,15 +17,15 @@ import {
   MAX_INTERVAL_COUNT,
   scheduleSchema,
   type Schedule,
-} from '../domain/billing-calendar.ts';
-import type { Clock } from '../domain/clock.ts';
-import { idComponentSchema, SUBSCRIPTION_ID_MAX } from '../domain/ids.ts';
+} from './calendar.ts';
+import type { Clock } from '../kernel/clock.ts';
+import { idComponentSchema, SUBSCRIPTION_ID_MAX } from '../kernel/ids.ts';
 import {
   CHARGE_CURRENCIES,
   formatMajor,
   parseMajorAmount,
   type AmountMinor,
-} from '../domain/money.ts';
+} from '../kernel/money.ts';
 import {
   cancelSubscription,
   createSubscription,
@@ -39,13 +39,13 @@ import {
   type Subscription,
   type SubscriptionStatus,
   SUBSCRIPTION_STATUSES,
-} from '../domain/subscription.ts';
-import type { Logger } from '../platform/logger.ts';
-import type { Dispatcher } from '../queues/dispatcher.ts';
-import { enqueueDunningRetries, subscriptionsQueue } from '../queues/subscription-jobs.ts';
-import type { RedisIntentStore } from '../store/intent-store.ts';
-import type { Sealer } from '../store/sealing.ts';
-import { RedisSubscriptionStore } from '../store/subscription-store.ts';
+} from './rules.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import { enqueueDunningRetries, subscriptionsQueue } from './jobs.ts';
+import type { RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { Sealer } from '../infra/sealing.ts';
+import { RedisSubscriptionStore } from './store/subscription-store.ts';
 
 export interface SubscriptionServiceDeps {
   subs: RedisSubscriptionStore;
@@ -636,7 +636,7 @@ const ACTIONS: Record<ActionName, (sub: Subscription, now: number) => Decision |
 };
 
 /**
- * Pauses, resumes or cancels (domain/subscription.ts rule 8). Repeating an action changes
+ * Pauses, resumes or cancels (subscriptions/rules.ts rule 8). Repeating an action changes
  * nothing; pausing or resuming a canceled subscription is refused.
  */
 export async function applyAction(

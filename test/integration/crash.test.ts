@@ -5,9 +5,9 @@
  * twice, and the intents in `succeeded` are exactly those the sandbox ledger says moved money.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, type App } from '../../src/composition.ts';
+import { openApp, type App } from '../../src/app/composition.ts';
 import { createPayment } from '../../src/payments/create.ts';
-import { createLogger } from '../../src/platform/logger.ts';
+import { createLogger } from '../../src/infra/logger.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV, testConfig } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';

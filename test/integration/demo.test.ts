@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
-import { findOrStartRedis, NoRedisError } from '../../src/platform/local-redis.ts';
+import { findOrStartRedis, NoRedisError } from '../../src/infra/redis/local-redis.ts';
 import { runBilling } from '../support/child.ts';
 import { track } from '../support/leak-check.ts';
 import { getRedisUrl } from '../support/redis.ts';

@@ -5,11 +5,11 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IntentKey } from '../../src/domain/ids.ts';
-import type { AmountMinor } from '../../src/domain/money.ts';
-import type { IntentDraft } from '../../src/domain/payment.ts';
-import { RedisIntentStore } from '../../src/store/intent-store.ts';
-import { LuaScript } from '../../src/store/lua-script.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { AmountMinor } from '../../src/kernel/money.ts';
+import type { IntentDraft } from '../../src/kernel/payment.ts';
+import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
+import { LuaScript } from '../../src/infra/redis/lua-script.ts';
 import { track } from '../support/leak-check.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
 

@@ -9,10 +9,10 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { openApp, type App } from '../../src/composition.ts';
-import type { BillingEvent } from '../../src/domain/events.ts';
-import { createLogger } from '../../src/platform/logger.ts';
-import { QUEUES } from '../../src/queues/names.ts';
+import { openApp, type App } from '../../src/app/composition.ts';
+import type { BillingEvent } from '../../src/kernel/events.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { QUEUES } from '../../src/infra/queues/names.ts';
 import {
   NOTIFY_GROUP,
   notificationJobId,
@@ -20,9 +20,9 @@ import {
   verifyNotification,
   type Notifier,
   type NotifierOptions,
-} from '../../src/notify/index.ts';
-import { ensureNotifyGroup } from '../../src/notify/relay.ts';
-import { storeKeys } from '../../src/store/keys.ts';
+} from '../../src/notifications/notifier.ts';
+import { ensureNotifyGroup } from '../../src/notifications/relay.ts';
+import { storeKeys } from '../../src/payments/store/keys.ts';
 import { track } from '../support/leak-check.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 

@@ -5,10 +5,10 @@
  * the same key with another body, 422 naming the field, 401 without the token.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PaymentGateway } from '../../src/domain/ports.ts';
+import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { createPayment } from '../../src/payments/create.ts';
-import { submitJobId } from '../../src/queues/names.ts';
-import { bullJobName, jobOptionsFor } from '../../src/queues/catalog.ts';
+import { submitJobId } from '../../src/infra/queues/names.ts';
+import { bullJobName, jobOptionsFor } from '../../src/infra/queues/catalog.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';

@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Redis } from 'ioredis';
-import { FatalError } from '../../src/domain/errors.ts';
+import { FatalError } from '../../src/kernel/errors.ts';
 import {
   ALLOW_EVICTION_ENV,
   RedisEvictionPolicyError,
   assertRedisReady,
   checkRedisEviction,
-} from '../../src/platform/redis-check.ts';
+} from '../../src/infra/redis/redis-check.ts';
 import { track } from '../support/leak-check.ts';
 import { createTestRedis } from '../support/redis.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';

@@ -12,11 +12,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DateTime } from 'luxon';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BillingInterval } from '../../src/domain/billing-calendar.ts';
-import type { GatewayOutcome, PaymentGateway } from '../../src/domain/ports.ts';
+import type { BillingInterval } from '../../src/subscriptions/calendar.ts';
+import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
 import type { Ledger } from '../../src/sandbox/index.ts';
-import { createSubscription } from '../../src/domain/subscription.ts';
-import { amountMinor, type ChargeCurrency } from '../../src/domain/money.ts';
+import { createSubscription } from '../../src/subscriptions/rules.ts';
+import { amountMinor, type ChargeCurrency } from '../../src/kernel/money.ts';
 import { track } from '../support/leak-check.ts';
 import { startSubsHarness, type SubsHarness } from '../support/subscription-harness.ts';
 

@@ -7,16 +7,16 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.ts';
 import type { CliContext } from '../../src/cli/context.ts';
-import { openApp, startRoles } from '../../src/composition.ts';
-import type { GatewayOutcome, PaymentGateway } from '../../src/domain/ports.ts';
-import { claimBilling, planBilling } from '../../src/domain/subscription.ts';
+import { openApp, startRoles } from '../../src/app/composition.ts';
+import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
+import { claimBilling, planBilling } from '../../src/subscriptions/rules.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { registerSubscriptionRoutes } from '../../src/http/routes/subscriptions.ts';
-import { createLogger } from '../../src/platform/logger.ts';
-import { dunningJobId, subscriptionsQueue } from '../../src/queues/subscription-jobs.ts';
-import { runTick, startSubscriptionScheduler } from '../../src/scheduler/subscription-tick.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { dunningJobId, subscriptionsQueue } from '../../src/subscriptions/jobs.ts';
+import { runTick, startSubscriptionScheduler } from '../../src/subscriptions/tick.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { RedisSubscriptionStore } from '../../src/store/subscription-store.ts';
+import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import {
   applyAction,
   createSubscriptionFromBody,

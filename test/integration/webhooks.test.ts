@@ -5,7 +5,7 @@
  * that arrives before its intent resolves once the intent exists.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { signWebhook } from '../../src/gateway/sayswitch/crypto.ts';
+import { signWebhook } from '../../src/infra/gateway/sayswitch/crypto.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';

@@ -10,9 +10,9 @@ import {
   type App,
   type Role,
   type RunningRoles,
-} from '../../src/composition.ts';
-import type { Clock } from '../../src/domain/clock.ts';
-import { createLogger } from '../../src/platform/logger.ts';
+} from '../../src/app/composition.ts';
+import type { Clock } from '../../src/kernel/clock.ts';
+import { createLogger } from '../../src/infra/logger.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from './redis.ts';
 import { track } from './leak-check.ts';
 import { TEST_SECRET_KEY } from './sandbox.ts';

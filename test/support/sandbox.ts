@@ -9,7 +9,7 @@ import {
   decryptJson,
   encryptJson,
   type PayloadCryptoConfig,
-} from '../../src/gateway/sayswitch/crypto.ts';
+} from '../../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox, type Sandbox, type SandboxOptionsInput } from '../../src/sandbox/index.ts';
 
 export const TEST_SECRET_KEY = 'sk_test_sandbox';

@@ -5,23 +5,23 @@
  * with `runTick` at the clock's time; `settle()` waits until every charge, outcome and dunning
  * retry in flight has been dealt with.
  */
-import { openApp, startRoles, type App, type RunningRoles } from '../../src/composition.ts';
-import type { Clock } from '../../src/domain/clock.ts';
-import type { BillingEvent } from '../../src/domain/events.ts';
-import type { PaymentGateway } from '../../src/domain/ports.ts';
-import { SayswitchGateway } from '../../src/gateway/sayswitch/client.ts';
-import { createLogger } from '../../src/platform/logger.ts';
-import { subscriptionsQueue } from '../../src/queues/subscription-jobs.ts';
-import { SUBSCRIPTIONS_GROUP } from '../../src/scheduler/subscription-outcomes.ts';
+import { openApp, startRoles, type App, type RunningRoles } from '../../src/app/composition.ts';
+import type { Clock } from '../../src/kernel/clock.ts';
+import type { BillingEvent } from '../../src/kernel/events.ts';
+import type { PaymentGateway } from '../../src/kernel/ports.ts';
+import { SayswitchGateway } from '../../src/infra/gateway/sayswitch/client.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { subscriptionsQueue } from '../../src/subscriptions/jobs.ts';
+import { SUBSCRIPTIONS_GROUP } from '../../src/subscriptions/outcome-consumer.ts';
 import {
   runTick,
   startSubscriptionScheduler,
   type RunningScheduler,
   type TickDeps,
   type TickResult,
-} from '../../src/scheduler/subscription-tick.ts';
-import { storeKeys } from '../../src/store/keys.ts';
-import { RedisSubscriptionStore } from '../../src/store/subscription-store.ts';
+} from '../../src/subscriptions/tick.ts';
+import { storeKeys } from '../../src/payments/store/keys.ts';
+import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import {
   subscriptionServiceDeps,
   type SubscriptionServiceDeps,

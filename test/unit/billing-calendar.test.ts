@@ -10,8 +10,8 @@ import {
   periodStart,
   periodStartYmd,
   scheduleSchema,
-} from '../../src/domain/billing-calendar.ts';
-import type { BillingInterval, Schedule } from '../../src/domain/billing-calendar.ts';
+} from '../../src/subscriptions/calendar.ts';
+import type { BillingInterval, Schedule } from '../../src/subscriptions/calendar.ts';
 
 const ZONES = [
   'Africa/Lagos',

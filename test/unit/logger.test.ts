@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { createLogger, maskPans } from '../../src/platform/logger.ts';
+import { createLogger, maskPans } from '../../src/infra/logger.ts';
 
 function capture() {
   const lines: string[] = [];

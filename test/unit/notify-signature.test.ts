@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { signNotification, verifyNotification } from '../../src/notify/signature.ts';
+import { signNotification, verifyNotification } from '../../src/notifications/signature.ts';
 
 const SECRET = 'whsec_test_secret';
 const BODY = '{"id":"evt_1","type":"payment.succeeded"}';

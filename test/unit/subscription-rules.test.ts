@@ -5,9 +5,9 @@ import {
   periodIndexAt,
   periodStart,
   type Schedule,
-} from '../../src/domain/billing-calendar.ts';
-import type { IntentKey } from '../../src/domain/ids.ts';
-import { amountMinor } from '../../src/domain/money.ts';
+} from '../../src/subscriptions/calendar.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import { amountMinor } from '../../src/kernel/money.ts';
 import {
   cancelSubscription,
   claimBilling,
@@ -27,7 +27,7 @@ import {
   type Decision,
   type DunningPolicy,
   type Subscription,
-} from '../../src/domain/subscription.ts';
+} from '../../src/subscriptions/rules.ts';
 
 const DAY = 86_400_000;
 const POLICY: DunningPolicy = {

@@ -15,11 +15,16 @@ import {
   submitBatch,
   type BatchDeps,
   type SubmitBatchResult,
-} from '../../batch/ingest.ts';
-import { batchResults, batchStatus, waitForBatch, type BatchStatus } from '../../batch/progress.ts';
-import { TRACKED_STATES } from '../../batch/batch-store.ts';
-import type { App } from '../../composition.ts';
-import type { IntentType } from '../../domain/intent.ts';
+} from '../../batches/ingest.ts';
+import {
+  batchResults,
+  batchStatus,
+  waitForBatch,
+  type BatchStatus,
+} from '../../batches/tracking.ts';
+import { TRACKED_STATES } from '../../batches/store/batch-store.ts';
+import type { App } from '../../app/composition.ts';
+import type { IntentType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
 

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { runDemo } from '../../demo/run-demo.ts';
 import { seedApiPayments, seedSubscriptions } from '../../demo/seeds.ts';
-import type { App } from '../../composition.ts';
+import type { App } from '../../app/composition.ts';
 import type { CliContext } from '../context.ts';
 import { parseIntFlag } from '../parsers.ts';
 

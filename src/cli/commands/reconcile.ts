@@ -1,8 +1,8 @@
 /** `billing reconcile [--older-than 5m]`: run a reconcile sweep now. */
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseDurationMs } from '../../config/duration.ts';
-import { sweepDeps } from '../../composition.ts';
-import { runSweep, type SweepResult } from '../../reconciler/sweep.ts';
+import { sweepDeps } from '../../app/composition.ts';
+import { runSweep, type SweepResult } from '../../payments/sweep.ts';
 import { withApp, type CliContext } from '../context.ts';
 
 function parseOlderThan(value: string): number {

@@ -1,6 +1,6 @@
 /** `billing start [--roles …]`: run roles until SIGTERM/SIGINT, then drain gracefully. */
 import type { Command } from 'commander';
-import { ROLES } from '../../composition.ts';
+import { ROLES } from '../../app/composition.ts';
 import type { CliContext } from '../context.ts';
 import { parseRoles } from '../parsers.ts';
 

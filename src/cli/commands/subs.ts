@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { SUBSCRIPTION_STATUSES, type SubscriptionStatus } from '../../domain/subscription.ts';
+import { SUBSCRIPTION_STATUSES, type SubscriptionStatus } from '../../subscriptions/rules.ts';
 import {
   applyAction,
   importSubscriptions,

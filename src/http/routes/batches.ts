@@ -3,13 +3,13 @@
  *
  * The upload is streamed: a `text/csv` body is handed to the validator as the raw request stream,
  * never buffered, so a file of any size costs flat memory (rows are spilled to disk, see
- * batch/ingest.ts). Fastify's body limit does not apply to it for the same reason.
+ * batches/ingest.ts). Fastify's body limit does not apply to it for the same reason.
  */
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import { z } from 'zod';
-import { batchIdSchema, submitBatch, type BatchDeps } from '../../batch/ingest.ts';
-import { batchResultsStream, batchStatus } from '../../batch/progress.ts';
+import { batchIdSchema, submitBatch, type BatchDeps } from '../../batches/ingest.ts';
+import { batchResultsStream, batchStatus } from '../../batches/tracking.ts';
 import { apiError } from '../errors.ts';
 
 /** Explicit boolean flags: `z.coerce.boolean()` would read "false" as true. */

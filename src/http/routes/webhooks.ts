@@ -4,9 +4,9 @@
  * reconcile check.
  */
 import type { FastifyInstance } from 'fastify';
-import { verifyWebhookSignature } from '../../gateway/sayswitch/crypto.ts';
-import { parseWebhook } from '../../gateway/sayswitch/webhook.ts';
-import { takeWebhook, type IntakeDeps } from '../../reconciler/webhook-intake.ts';
+import { verifyWebhookSignature } from '../../infra/gateway/sayswitch/crypto.ts';
+import { parseWebhook } from '../../infra/gateway/sayswitch/webhook.ts';
+import { takeWebhook, type IntakeDeps } from '../../payments/webhook-intake.ts';
 import { apiError } from '../errors.ts';
 
 export interface WebhookRouteDeps extends IntakeDeps {

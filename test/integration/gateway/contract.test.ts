@@ -11,12 +11,15 @@ import {
   RateLimitedError,
   RetryableError,
   type BillingError,
-} from '../../../src/domain/errors.ts';
-import type { AttemptReference } from '../../../src/domain/ids.ts';
-import { amountMinor } from '../../../src/domain/money.ts';
-import type { ChargeRequest, LookupOutcome, PayoutRequest } from '../../../src/domain/ports.ts';
-import { SayswitchGateway, type SayswitchOptions } from '../../../src/gateway/sayswitch/client.ts';
-import type { PayloadCryptoConfig } from '../../../src/gateway/sayswitch/crypto.ts';
+} from '../../../src/kernel/errors.ts';
+import type { AttemptReference } from '../../../src/kernel/ids.ts';
+import { amountMinor } from '../../../src/kernel/money.ts';
+import type { ChargeRequest, LookupOutcome, PayoutRequest } from '../../../src/kernel/ports.ts';
+import {
+  SayswitchGateway,
+  type SayswitchOptions,
+} from '../../../src/infra/gateway/sayswitch/client.ts';
+import type { PayloadCryptoConfig } from '../../../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox } from '../../../src/sandbox/index.ts';
 
 const SECRET = 'sk_test_contract';

@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { FatalError } from '../../../src/domain/errors.ts';
-import type { AttemptReference } from '../../../src/domain/ids.ts';
-import { amountMinor } from '../../../src/domain/money.ts';
-import type { ChargeRequest } from '../../../src/domain/ports.ts';
-import { SayswitchGateway } from '../../../src/gateway/sayswitch/client.ts';
+import { FatalError } from '../../../src/kernel/errors.ts';
+import type { AttemptReference } from '../../../src/kernel/ids.ts';
+import { amountMinor } from '../../../src/kernel/money.ts';
+import type { ChargeRequest } from '../../../src/kernel/ports.ts';
+import { SayswitchGateway } from '../../../src/infra/gateway/sayswitch/client.ts';
 
 const silentCharge: ChargeRequest = {
   reference: 'api_tls_silent_1' as AttemptReference,

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ClaimTable } from '../../../src/batch/claim-table.ts';
+import { ClaimTable } from '../../../src/batches/claim-table.ts';
 
 describe('ClaimTable', () => {
   it('answers like a Map<string, number> that keeps the first claim', () => {

@@ -1,14 +1,14 @@
 import { PassThrough } from 'node:stream';
 import { parse } from 'csv-parse/sync';
 import { describe, expect, it } from 'vitest';
-import { amountMinor } from '../../../src/domain/money.ts';
+import { amountMinor } from '../../../src/kernel/money.ts';
 import {
   escapeFormula,
   resultCells,
   resultsCsvColumns,
   writeResultsCsv,
   type ResultRow,
-} from '../../../src/batch/results-csv.ts';
+} from '../../../src/batches/results-csv.ts';
 
 async function render(
   rows: ResultRow[],

@@ -1,15 +1,15 @@
 import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { formatMajor, amountMinor } from '../../../src/domain/money.ts';
+import { formatMajor, amountMinor } from '../../../src/kernel/money.ts';
 import {
   formatCsvError,
   validateCsv,
   validateCsvStream,
   type CsvError,
   type ValidateCsvOptions,
-} from '../../../src/batch/validate-csv.ts';
-import type { IntentType } from '../../../src/domain/intent.ts';
+} from '../../../src/batches/validate-csv.ts';
+import type { IntentType } from '../../../src/kernel/intent.ts';
 
 const CHARGE_HEADER = 'reference,email,amount,currency,card_token,narration';
 const PAYOUT_HEADER =

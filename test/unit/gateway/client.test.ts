@@ -7,17 +7,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FatalError, OutcomeUnknownError } from '../../../src/domain/errors.ts';
-import type { AttemptReference } from '../../../src/domain/ids.ts';
-import { amountMinor } from '../../../src/domain/money.ts';
-import type { ChargeRequest, PayoutRequest } from '../../../src/domain/ports.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
-import { SayswitchGateway, declineReason } from '../../../src/gateway/sayswitch/client.ts';
+import { FatalError, OutcomeUnknownError } from '../../../src/kernel/errors.ts';
+import type { AttemptReference } from '../../../src/kernel/ids.ts';
+import { amountMinor } from '../../../src/kernel/money.ts';
+import type { ChargeRequest, PayoutRequest } from '../../../src/kernel/ports.ts';
+import { createLogger } from '../../../src/infra/logger.ts';
+import { SayswitchGateway, declineReason } from '../../../src/infra/gateway/sayswitch/client.ts';
 import {
   decryptJson,
   encryptJson,
   type PayloadCryptoConfig,
-} from '../../../src/gateway/sayswitch/crypto.ts';
+} from '../../../src/infra/gateway/sayswitch/crypto.ts';
 
 interface Seen {
   method: string;

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CryptoError } from '../../../src/domain/errors.ts';
+import { CryptoError } from '../../../src/kernel/errors.ts';
 import {
   decryptJson,
   decryptText,
@@ -12,7 +12,7 @@ import {
   signWebhook,
   verifyWebhookSignature,
   type PayloadCryptoConfig,
-} from '../../../src/gateway/sayswitch/crypto.ts';
+} from '../../../src/infra/gateway/sayswitch/crypto.ts';
 
 /** What PHP's openssl_encrypt does to a key: NUL-pad or truncate to 32 bytes. */
 function phpKeyHex(key: string): string {

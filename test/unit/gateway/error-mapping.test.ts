@@ -5,7 +5,7 @@ import {
   RateLimitedError,
   RetryableError,
   type ErrorKind,
-} from '../../../src/domain/errors.ts';
+} from '../../../src/kernel/errors.ts';
 import {
   classifyResponse,
   DEFAULT_RETRY_AFTER_MS,
@@ -13,7 +13,7 @@ import {
   parseRetryAfterMs,
   type CallContext,
   type DecodedBody,
-} from '../../../src/gateway/sayswitch/error-mapping.ts';
+} from '../../../src/infra/gateway/sayswitch/error-mapping.ts';
 
 const submission: CallContext = {
   endpoint: 'POST /api/v1/bank_transfer',

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { parseWebhook } from '../../../src/gateway/sayswitch/webhook.ts';
+import { parseWebhook } from '../../../src/infra/gateway/sayswitch/webhook.ts';
 
 const body = (v: unknown) => Buffer.from(JSON.stringify(v));
 

@@ -3,8 +3,8 @@ import {
   decryptJson,
   encryptJson,
   type PayloadCryptoConfig,
-} from '../../../src/gateway/sayswitch/crypto.ts';
-import { createLogger } from '../../../src/platform/logger.ts';
+} from '../../../src/infra/gateway/sayswitch/crypto.ts';
+import { createLogger } from '../../../src/infra/logger.ts';
 import { startSandbox, type Sandbox } from '../../../src/sandbox/index.ts';
 import {
   TEST_ENCRYPTION,

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { verifyWebhookSignature } from '../../../src/gateway/sayswitch/crypto.ts';
+import { verifyWebhookSignature } from '../../../src/infra/gateway/sayswitch/crypto.ts';
 import type { Sandbox } from '../../../src/sandbox/index.ts';
 import {
   TEST_SECRET_KEY,

@@ -1,0 +1,171 @@
+/**
+ * Lua scripts for batch records. Each one reads, checks and writes in one Redis step, so two
+ * uploads of the same file, a crashed ingester and its successor, and several batch trackers can
+ * race without double-counting a row or publishing `batch.completed` twice.
+ *
+ * Batch hash fields: `id type state source contentHash rows valid invalid expected skipInvalid
+ * metaKeys totals createdAt ingestedAt finishedAt owner leaseUntil final`, plus one counter per
+ * tracked intent state (`n:<state>`) and one money total per tracked state and currency
+ * (`a:<state>:<currency>`, minor units). `expected` is the number of rows that became intents;
+ * `final` how many of them reached a state that is final for the batch.
+ */
+import { LuaScript } from '../../infra/redis/lua-script.ts';
+
+/**
+ * Shared by the finish-ingest and apply-events scripts: completes a `queued` batch whose rows are
+ * all final, atomically with the one `batch.completed` event. `qidx`/`cidx` are the KEYS indexes
+ * of the queued and completed state indexes, `ev` the events stream's.
+ */
+const MAYBE_COMPLETE = `
+local function maybe_complete(bh, id, now, qidx, cidx, ev, maxlen)
+  local h = redis.call('HMGET', bh, 'state', 'expected', 'final', 'createdAt')
+  if h[1] ~= 'queued' then return h[1] or '' end
+  if tonumber(h[3] or '0') < tonumber(h[2] or '0') then return 'queued' end
+  redis.call('HSET', bh, 'state', 'completed', 'finishedAt', now)
+  redis.call('ZREM', KEYS[qidx], id)
+  redis.call('ZADD', KEYS[cidx], h[4] or now, id)
+  local all = redis.call('HGETALL', bh)
+  local data = { batchId = id, counts = {}, amounts = {} }
+  for i = 1, #all, 2 do
+    local k, v = all[i], all[i + 1]
+    if string.sub(k, 1, 2) == 'n:' then
+      data.counts[string.sub(k, 3)] = tonumber(v)
+    elseif string.sub(k, 1, 2) == 'a:' then
+      local st, cur = string.match(k, '^a:([^:]+):(.+)$')
+      if st then
+        data.amounts[st] = data.amounts[st] or {}
+        data.amounts[st][cur] = tonumber(v)
+      end
+    elseif k == 'type' or k == 'source' then
+      data[k] = v
+    elseif k == 'rows' or k == 'valid' or k == 'invalid' or k == 'createdAt' then
+      data[k] = tonumber(v)
+    end
+  end
+  data.finishedAt = tonumber(now)
+  redis.call('XADD', KEYS[ev], 'MAXLEN', '~', maxlen, '*', 'id', 'evt_batch_' .. id .. '_completed',
+    'type', 'batch.completed', 'at', now, 'data', cjson.encode(data))
+  return 'completed'
+end
+`;
+
+/**
+ * Claims a batch id: creates the record in `ingesting` unless it exists.
+ * KEYS: 1 batch hash, 2 ingesting index. ARGV: 1 fields JSON, 2 id, 3 createdAt.
+ * Returns {'created'} or {'exists', hash...}.
+ */
+export const CLAIM_BATCH = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local out = redis.call('HGETALL', KEYS[1])
+  table.insert(out, 1, 'exists')
+  return out
+end
+local f = cjson.decode(ARGV[1])
+local flat = {}
+for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('HSET', KEYS[1], unpack(flat))
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+return {'created'}
+`);
+
+/**
+ * Takes over an ingest whose owner stopped renewing its lease (crashed or hung).
+ * KEYS: 1 batch hash. ARGV: 1 new owner, 2 now, 3 new lease end. Returns 1 when taken.
+ */
+export const TAKE_OVER_INGEST = new LuaScript(`
+local s = redis.call('HMGET', KEYS[1], 'state', 'leaseUntil')
+if s[1] ~= 'ingesting' then return 0 end
+if tonumber(s[2] or '0') >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
+return 1
+`);
+
+/**
+ * Renews the ingest lease while its owner still holds it.
+ * KEYS: 1 batch hash. ARGV: 1 owner, 2 new lease end. Returns 1 when renewed.
+ */
+export const RENEW_INGEST = new LuaScript(`
+local s = redis.call('HMGET', KEYS[1], 'state', 'owner')
+if s[1] ~= 'ingesting' or s[2] ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'leaseUntil', ARGV[2])
+return 1
+`);
+
+/**
+ * Ends the ingest: `ingesting → queued`, and straight on to `completed` when every row is already
+ * final (events can overtake the ingest). Idempotent: a second call returns the current state.
+ * KEYS: 1 batch hash, 2 ingesting index, 3 queued index, 4 completed index, 5 events.
+ * ARGV: 1 id, 2 now, 3 events max length. Returns the state after the call.
+ */
+export const FINISH_INGEST = new LuaScript(`${MAYBE_COMPLETE}
+local bh = KEYS[1]
+local h = redis.call('HMGET', bh, 'state', 'createdAt')
+if h[1] ~= 'ingesting' then return h[1] or '' end
+redis.call('HSET', bh, 'state', 'queued', 'ingestedAt', ARGV[2])
+redis.call('HDEL', bh, 'owner', 'leaseUntil')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], h[2] or ARGV[2], ARGV[1])
+return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
+`);
+
+/**
+ * Applies payment events to batch counters and acknowledges them, in one step.
+ *
+ * The state a row was last counted in lives on the intent hash (`batchSeen` = "<stream id>
+ * <state>"), so applying an event is O(1) and idempotent: an event whose stream id is not newer
+ * than the one counted (a redelivery, or an older event claimed late from a dead consumer) changes
+ * nothing. Moving a row from its counted state to the new one adjusts the per-state counts and
+ * money totals; the first move into a final state counts the row as final, and may complete the
+ * batch.
+ *
+ * KEYS: 1 events stream, 2 queued index, 3 completed index, then per event: intent hash, batch hash.
+ * ARGV: 1 group, 2 now, 3 events max length, 4 event count n, then per event: stream id, state,
+ * batch id; then every stream id to acknowledge.
+ * Returns the ids of batches this call completed.
+ */
+export const APPLY_EVENTS = new LuaScript(`${MAYBE_COMPLETE}
+local FINAL = { succeeded = true, failed = true, reversed = true, needs_review = true }
+local function newer(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if not bm then return true end
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  if am ~= bm then return am > bm end
+  return as > bs
+end
+local now, maxlen, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
+local completed = {}
+for i = 0, n - 1 do
+  local ih, bh = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
+  local sid, state, bid = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
+  if redis.call('EXISTS', bh) == 1 then
+    local f = redis.call('HMGET', ih, 'amount', 'currency', 'batchSeen')
+    -- Intent amounts are non-negative integers; anything else would fail HINCRBY halfway.
+    if f[1] and string.match(f[1], '^%d+$') then
+      local prevId, prevState = nil, nil
+      if f[3] then prevId, prevState = string.match(f[3], '^(%S+) (%S+)$') end
+      if not prevId or newer(sid, prevId) then
+        redis.call('HSET', ih, 'batchSeen', sid .. ' ' .. state)
+        if prevState ~= state then
+          if prevState then
+            redis.call('HINCRBY', bh, 'n:' .. prevState, -1)
+            redis.call('HINCRBY', bh, 'a:' .. prevState .. ':' .. f[2], '-' .. f[1])
+          end
+          redis.call('HINCRBY', bh, 'n:' .. state, 1)
+          redis.call('HINCRBY', bh, 'a:' .. state .. ':' .. f[2], f[1])
+          if FINAL[state] and not (prevState and FINAL[prevState]) then
+            redis.call('HINCRBY', bh, 'final', 1)
+            if maybe_complete(bh, bid, now, 2, 3, 1, maxlen) == 'completed' then
+              completed[#completed + 1] = bid
+            end
+          end
+        end
+      end
+    end
+  end
+end
+local acks = {}
+for j = 5 + 3 * n, #ARGV do acks[#acks + 1] = ARGV[j] end
+if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+return completed
+`);

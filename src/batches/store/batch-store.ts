@@ -1,0 +1,353 @@
+/**
+ * Batch records in Redis: one hash per batch (`<prefix>:batch:<id>`), one sorted set per batch
+ * state (`<prefix>:idx:batch-state:<state>`, scored by creation time; its cardinality is the
+ * per-state counter), and per batch the rows refused by validation
+ * (`<prefix>:batch:<id>:invalid`) and the lines whose reference equals their own line number
+ * (`<prefix>:batch:<id>:reflines`, see {@link RedisBatchStore.markReferencedLines}).
+ *
+ * The id is claimed atomically (create-if-absent), so two uploads of one file make one batch. The
+ * claimer holds a lease on the ingest, renewed while it works; a submitter that finds an ingest
+ * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
+ * Every state change moves the batch between the state indexes in the same script.
+ */
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { INTENT_TYPES, type IntentType } from '../../kernel/intent.ts';
+import type { AmountMinor } from '../../kernel/money.ts';
+import { storeKeys } from '../../payments/store/keys.ts';
+import {
+  APPLY_EVENTS,
+  CLAIM_BATCH,
+  FINISH_INGEST,
+  RENEW_INGEST,
+  TAKE_OVER_INGEST,
+} from './batch-lua.ts';
+
+/** Life of a batch: rows being turned into intents, all enqueued, every row final. */
+export const BATCH_STATES = ['ingesting', 'queued', 'completed'] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+/**
+ * Intent states a batch counts. `queued`, `submitting` and `unknown` publish no event, so a row
+ * in one of them is "in progress" (valid rows minus everything counted here).
+ */
+export const TRACKED_STATES = [
+  'pending',
+  'succeeded',
+  'failed',
+  'reversed',
+  'needs_review',
+] as const;
+export type TrackedState = (typeof TRACKED_STATES)[number];
+
+/** States that are final for a batch: the row needs nothing more from the service. */
+export const BATCH_FINAL_STATES: readonly TrackedState[] = [
+  'succeeded',
+  'failed',
+  'reversed',
+  'needs_review',
+];
+
+/** Rows and money of the valid rows of one currency, as submitted. */
+export interface CurrencyTotal {
+  rows: number;
+  amount: AmountMinor;
+}
+
+/** What a submitter knows when it claims an id. */
+export interface BatchInit {
+  id: string;
+  type: IntentType;
+  source: string;
+  /** sha256 (hex) of the file's bytes: a second file under the same id is a conflict. */
+  contentHash: string;
+  rows: number;
+  valid: number;
+  invalid: number;
+  skipInvalid: boolean;
+  metaKeys: readonly string[];
+  totals: Readonly<Record<string, CurrencyTotal>>;
+}
+
+/** A stored batch. */
+export interface BatchRecord extends BatchInit {
+  state: BatchState;
+  /** Rows that became intents (`valid`). */
+  expected: number;
+  /** Rows counted per tracked intent state. */
+  counts: Record<TrackedState, number>;
+  /** Money per tracked state and currency, minor units. */
+  amounts: Partial<Record<TrackedState, Record<string, number>>>;
+  /** Rows in a state final for the batch. */
+  final: number;
+  createdAt: number;
+  ingestedAt?: number;
+  finishedAt?: number;
+  /** While ingesting: until when the current ingester's claim holds. */
+  leaseUntil?: number;
+}
+
+/** Outcome of {@link RedisBatchStore.claim}. */
+export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
+
+/** A row refused by validation (kept with `--skip-invalid` for the results file). */
+export interface InvalidRow {
+  line: number;
+  message: string;
+}
+
+/** One payment event for a batch row, as the tracker hands it to {@link RedisBatchStore.applyEvents}. */
+export interface BatchRowEvent {
+  streamId: string;
+  intentKey: string;
+  batchId: string;
+  state: TrackedState;
+}
+
+const EVENTS_MAX_LEN = '1000000';
+
+const num = z.coerce.number().int();
+const totalsSchema = z.record(
+  z.string(),
+  z.object({
+    rows: z.number().int(),
+    amount: z.number().transform((n) => n as AmountMinor),
+  }),
+);
+
+/** The hash as stored (all strings) → a typed record. A corrupt hash fails loudly here. */
+const hashSchema = z.object({
+  id: z.string(),
+  type: z.enum(INTENT_TYPES),
+  state: z.enum(BATCH_STATES),
+  source: z.string().default(''),
+  contentHash: z.string(),
+  rows: num,
+  valid: num,
+  invalid: num,
+  expected: num,
+  skipInvalid: z.enum(['0', '1']).transform((v) => v === '1'),
+  metaKeys: z.string().transform((s) => z.array(z.string()).parse(JSON.parse(s))),
+  totals: z.string().transform((s) => totalsSchema.parse(JSON.parse(s))),
+  final: num.default(0),
+  createdAt: num,
+  ingestedAt: num.optional(),
+  finishedAt: num.optional(),
+  leaseUntil: num.optional(),
+});
+
+function parseBatch(h: Record<string, string>): BatchRecord {
+  const base = hashSchema.parse(h);
+  const counts = Object.fromEntries(TRACKED_STATES.map((s) => [s, 0])) as Record<
+    TrackedState,
+    number
+  >;
+  const amounts: BatchRecord['amounts'] = {};
+  for (const [field, value] of Object.entries(h)) {
+    if (field.startsWith('n:')) {
+      const state = field.slice(2) as TrackedState;
+      if ((TRACKED_STATES as readonly string[]).includes(state)) counts[state] = Number(value);
+    } else if (field.startsWith('a:')) {
+      const [, state, currency] = field.split(':');
+      if (state === undefined || currency === undefined) continue;
+      if (!(TRACKED_STATES as readonly string[]).includes(state)) continue;
+      const perCurrency = (amounts[state as TrackedState] ??= {});
+      perCurrency[currency] = Number(value);
+    }
+  }
+  const out: BatchRecord = { ...base, counts, amounts };
+  for (const k of ['ingestedAt', 'finishedAt', 'leaseUntil'] as const) {
+    if (out[k] === undefined) delete out[k];
+  }
+  return out;
+}
+
+function pairsToObject(flat: readonly string[]): Record<string, string> {
+  const obj: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
+  return obj;
+}
+
+/** Key layout of batch records, under the deployment prefix. */
+export function batchKeys(prefix: string) {
+  return {
+    batch: (id: string) => `${prefix}:batch:${id}`,
+    invalid: (id: string) => `${prefix}:batch:${id}:invalid`,
+    refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
+    byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
+  };
+}
+
+/** Batch persistence. Every state change is one Lua script (batch-lua.ts). */
+export class RedisBatchStore {
+  private readonly k: ReturnType<typeof batchKeys>;
+  private readonly events: string;
+  private readonly intentKey: (key: string) => string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.k = batchKeys(prefix);
+    const store = storeKeys(prefix);
+    this.events = store.events();
+    this.intentKey = store.intent;
+  }
+
+  /**
+   * Creates the batch in `ingesting`, owned by `owner` until `now + leaseMs`, unless the id is
+   * taken; then returns the stored batch instead.
+   */
+  async claim(init: BatchInit, owner: string, now: number, leaseMs: number): Promise<ClaimResult> {
+    const fields: Record<string, string> = {
+      id: init.id,
+      type: init.type,
+      state: 'ingesting',
+      source: init.source,
+      contentHash: init.contentHash,
+      rows: String(init.rows),
+      valid: String(init.valid),
+      invalid: String(init.invalid),
+      expected: String(init.valid),
+      skipInvalid: init.skipInvalid ? '1' : '0',
+      metaKeys: JSON.stringify(init.metaKeys),
+      totals: JSON.stringify(init.totals),
+      final: '0',
+      createdAt: String(now),
+      owner,
+      leaseUntil: String(now + leaseMs),
+    };
+    const res = (await CLAIM_BATCH.run(
+      this.redis,
+      2,
+      this.k.batch(init.id),
+      this.k.byState('ingesting'),
+      JSON.stringify(fields),
+      init.id,
+      String(now),
+    )) as string[];
+    if (res[0] === 'created') return { created: true };
+    return { created: false, batch: parseBatch(pairsToObject(res.slice(1))) };
+  }
+
+  /** Takes over an ingest whose lease expired before `now`; true when this caller now owns it. */
+  async takeOver(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const r = (await TAKE_OVER_INGEST.run(
+      this.redis,
+      1,
+      this.k.batch(id),
+      owner,
+      String(now),
+      String(now + leaseMs),
+    )) as number;
+    return r === 1;
+  }
+
+  /** Extends the ingest lease; false when `owner` no longer holds it (taken over, or done). */
+  async renew(id: string, owner: string, now: number, leaseMs: number): Promise<boolean> {
+    const r = (await RENEW_INGEST.run(
+      this.redis,
+      1,
+      this.k.batch(id),
+      owner,
+      String(now + leaseMs),
+    )) as number;
+    return r === 1;
+  }
+
+  /** Marks every row enqueued (`queued`, or `completed` if all are already final). Idempotent. */
+  async finishIngest(id: string, now: number): Promise<BatchState> {
+    const state = (await FINISH_INGEST.run(
+      this.redis,
+      5,
+      this.k.batch(id),
+      this.k.byState('ingesting'),
+      this.k.byState('queued'),
+      this.k.byState('completed'),
+      this.events,
+      id,
+      String(now),
+      EVENTS_MAX_LEN,
+    )) as string;
+    return z.enum(BATCH_STATES).parse(state);
+  }
+
+  /** The batch, or undefined. */
+  async get(id: string): Promise<BatchRecord | undefined> {
+    const h = await this.redis.hgetall(this.k.batch(id));
+    if (Object.keys(h).length === 0) return undefined;
+    return parseBatch(h);
+  }
+
+  /** Records rows refused by validation (idempotent: one member per line). */
+  async addInvalid(id: string, rows: readonly InvalidRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const args: string[] = [];
+    for (const row of rows) args.push(String(row.line), JSON.stringify(row));
+    await this.redis.zadd(this.k.invalid(id), ...args);
+  }
+
+  /** Refused rows in line order. */
+  async invalidRows(id: string, offset: number, limit: number): Promise<InvalidRow[]> {
+    const members = await this.redis.zrange(
+      this.k.invalid(id),
+      String(offset),
+      String(offset + limit - 1),
+    );
+    return members.map((m) => JSON.parse(m) as InvalidRow);
+  }
+
+  /**
+   * Remembers lines whose row reference is their own line number. Their intent key looks exactly
+   * like that of a row without a reference (`bat_<id>_<line>`), and the results file must still
+   * tell the two apart. Rare, so a set costs nothing in the common case.
+   */
+  async markReferencedLines(id: string, lines: readonly number[]): Promise<void> {
+    if (lines.length === 0) return;
+    await this.redis.sadd(this.k.refLines(id), ...lines.map(String));
+  }
+
+  /** For each line, whether {@link markReferencedLines} recorded it. */
+  async referencedLines(id: string, lines: readonly number[]): Promise<boolean[]> {
+    if (lines.length === 0) return [];
+    const r = await this.redis.smismember(this.k.refLines(id), ...lines.map(String));
+    return r.map((v) => v === 1);
+  }
+
+  /** How many batches are in each state. */
+  async countByState(): Promise<Record<BatchState, number>> {
+    const pipe = this.redis.pipeline();
+    for (const s of BATCH_STATES) pipe.zcard(this.k.byState(s));
+    const res = (await pipe.exec()) ?? [];
+    const out = {} as Record<BatchState, number>;
+    BATCH_STATES.forEach((s, i) => {
+      out[s] = Number(res[i]?.[1] ?? 0);
+    });
+    return out;
+  }
+
+  /** Batch ids in `state`, oldest first. */
+  list(state: BatchState, offset: number, limit: number): Promise<string[]> {
+    return this.redis.zrange(this.k.byState(state), String(offset), String(offset + limit - 1));
+  }
+
+  /**
+   * Applies row events to their batches' counters and acknowledges `ackIds` in `group` of the
+   * events stream, atomically; returns the batches that became complete. See APPLY_EVENTS.
+   */
+  async applyEvents(
+    group: string,
+    events: readonly BatchRowEvent[],
+    ackIds: readonly string[],
+    now: number,
+  ): Promise<string[]> {
+    const keys: string[] = [this.events, this.k.byState('queued'), this.k.byState('completed')];
+    const args: string[] = [group, String(now), EVENTS_MAX_LEN, String(events.length)];
+    for (const e of events) {
+      keys.push(this.intentKey(e.intentKey), this.k.batch(e.batchId));
+      args.push(e.streamId, e.state, e.batchId);
+    }
+    args.push(...ackIds);
+    return (await APPLY_EVENTS.run(this.redis, keys.length, ...keys, ...args)) as string[];
+  }
+}

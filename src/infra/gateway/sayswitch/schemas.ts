@@ -1,0 +1,182 @@
+/**
+ * Zod schemas for every Sayswitch response the adapter reads (docs/sayswitch-wire.md). Both
+ * envelopes (`success` and `status`) are accepted and unknown keys are kept, because the real API
+ * adds fields freely. Amounts may be decimal strings or numbers and come out as minor units.
+ * A response that does not fit is not understood: the client turns that into outcome_unknown.
+ */
+import { z } from 'zod';
+import { parseGatewayAmount, type AmountMinor } from '../../../kernel/money.ts';
+
+/** A major-unit amount as Sayswitch sends it (`"1500.50"` or `1500.5`), parsed to minor units. */
+export const gatewayAmountSchema = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx): AmountMinor => {
+    const parsed = parseGatewayAmount(v);
+    if (parsed === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'not a gateway amount' });
+      return z.NEVER;
+    }
+    return parsed;
+  });
+
+/** An optional amount: absent or null both mean "not given". */
+const optionalAmount = gatewayAmountSchema.nullish().transform((v) => v ?? undefined);
+
+/** Free text the gateway may send as null. */
+const optionalText = z
+  .string()
+  .nullish()
+  .transform((v) => v ?? undefined);
+
+/** Ids come back as strings or numbers. */
+const optionalId = z
+  .union([z.string(), z.number()])
+  .nullish()
+  .transform((v) => (v === null || v === undefined ? undefined : String(v)));
+
+/** The two envelopes: `{ success, message }` and `{ status, message }`. */
+export const envelopeSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  error: z.unknown().optional(),
+  data: z.unknown().optional(),
+});
+export type Envelope = z.infer<typeof envelopeSchema>;
+
+/** `ok = body.success ?? body.status`; undefined when the body carries neither flag. */
+export function envelopeOk(body: unknown): boolean | undefined {
+  const parsed = envelopeSchema.safeParse(body);
+  if (!parsed.success) return undefined;
+  return parsed.data.success ?? parsed.data.status;
+}
+
+/** The `message` of an envelope, if it has one. */
+export function envelopeMessage(body: unknown): string | undefined {
+  const parsed = envelopeSchema.safeParse(body);
+  return parsed.success ? parsed.data.message : undefined;
+}
+
+/** The 3DS / OTP continuation link: its presence means the charge waits on the customer. */
+export const linksSchema = z.looseObject({
+  url: z.string(),
+  method: z.string().optional(),
+  payload: z.array(z.string()).optional(),
+});
+
+/** A charge as returned by initialize and verify. `amount` = `requested_amount` + `fees`. */
+export const transactionDataSchema = z.looseObject({
+  id: optionalId,
+  reference: optionalText,
+  amount: optionalAmount,
+  requested_amount: optionalAmount,
+  fees: optionalAmount,
+  currency: optionalText,
+  status: z.string(),
+  gateway_response: optionalText,
+  _links: linksSchema.optional(),
+});
+export type TransactionData = z.infer<typeof transactionDataSchema>;
+
+/**
+ * Charge initialize response. `data` is the transaction, or (3DS2) an HTML string with `_links`
+ * at the top level, or (older OTP flow) an object carrying `_links` without a status.
+ */
+export const chargeResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  _links: linksSchema.optional(),
+  data: z.union([
+    transactionDataSchema,
+    z.looseObject({ _links: linksSchema, paymentid: optionalId }),
+    z.string(),
+  ]),
+});
+export type ChargeResponse = z.infer<typeof chargeResponseSchema>;
+
+/** Verify by reference (200 only; 404 is decided from the status code). */
+export const verifyResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: transactionDataSchema,
+});
+export type VerifyResponse = z.infer<typeof verifyResponseSchema>;
+
+/** A payout as returned by bank_transfer and payout lookup. */
+export const payoutDataSchema = z.looseObject({
+  id: optionalId,
+  reference: optionalText,
+  amount: optionalAmount,
+  fee: optionalAmount,
+  currency: optionalText,
+  status: z.string(),
+  gateway_response: optionalText,
+});
+export type PayoutData = z.infer<typeof payoutDataSchema>;
+
+/** bank_transfer and payout lookup share one shape. */
+export const payoutResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: payoutDataSchema,
+});
+export type PayoutResponse = z.infer<typeof payoutResponseSchema>;
+
+const bankCode = z.union([z.string(), z.number()]).transform((v) => String(v));
+
+export const bankListResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  currency: optionalText,
+  data: z.array(z.looseObject({ bankName: z.string(), bankCode })),
+});
+export type BankListResponse = z.infer<typeof bankListResponseSchema>;
+
+/** Account name resolution: `data` is the name itself, a string. */
+export const accountNameResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: z.string().min(1),
+});
+
+/**
+ * A wallet figure. The docs' sample shows `pending: "-10.12"`; the domain has no negative amounts,
+ * so a negative or unparsable `pending` reads as 0 rather than failing the whole balance call.
+ */
+const lenientNonNegativeAmount = z.unknown().transform((v): AmountMinor => {
+  if (typeof v !== 'string' && typeof v !== 'number') return 0 as AmountMinor;
+  return parseGatewayAmount(v) ?? (0 as AmountMinor);
+});
+
+export const walletBalanceResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: z.looseObject({
+    currency: optionalText,
+    balance: gatewayAmountSchema,
+    pending: lenientNonNegativeAmount,
+  }),
+});
+export type WalletBalanceResponse = z.infer<typeof walletBalanceResponseSchema>;
+
+/** The encrypted wire form of any body when payload encryption is on: exactly `{ "data": "…" }`. */
+export const encryptedEnvelopeSchema = z.strictObject({ data: z.string() });
+
+/** Webhook bodies (docs/sayswitch-wire.md "Webhooks"); parsed further in webhook.ts. */
+export const webhookBodySchema = z.looseObject({
+  notify: z.string(),
+  notifyType: optionalText,
+  data: z.looseObject({
+    reference: z.string().min(1).max(128),
+    status: optionalText,
+    amount: optionalAmount.optional().catch(undefined),
+    currency: optionalText.optional().catch(undefined),
+  }),
+});
+export type WebhookBody = z.infer<typeof webhookBodySchema>;

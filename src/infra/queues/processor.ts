@@ -1,0 +1,168 @@
+/**
+ * The one wrapper that turns error kinds into BullMQ behaviour (PRODUCT.md section 5):
+ * - retryable → rethrown: BullMQ retries with capped full-jitter backoff;
+ * - rate_limited → `worker.rateLimit(Retry-After)` and the job goes back without using an attempt;
+ * - outcome_unknown → the job completes (submissions) or retries (reads), per the catalog;
+ * - fatal → UnrecoverableError, no retry;
+ * - authFailure (401/403) → the queue is paused, an alert raised, the job parked for later.
+ * Handlers record what the error means for the intent before rethrowing; they never touch BullMQ.
+ */
+import {
+  DelayedError,
+  UnrecoverableError,
+  Worker,
+  type Job,
+  type MinimalJob,
+  type Processor,
+} from 'bullmq';
+import { BillingError, OutcomeUnknownError } from '../../kernel/errors.ts';
+import type { Logger } from '../logger.ts';
+import {
+  JOBS,
+  backoffDelayMs,
+  bullJobName,
+  catalogNameOf,
+  type JobName,
+  type JobPayload,
+} from './catalog.ts';
+
+/** Thrown by a handler to park its job until `until` (e.g. another worker's lease). */
+export class DelayRequest extends Error {
+  constructor(readonly until: number) {
+    super(`delayed until ${new Date(until).toISOString()}`);
+    this.name = 'DelayRequest';
+  }
+}
+
+/** The log calls handlers make; every line carries the queue, job name and job id. */
+export type JobLog = Pick<Logger, 'debug' | 'info' | 'warn' | 'error'>;
+
+export interface HandlerContext {
+  job: Job;
+  log: JobLog;
+}
+
+/**
+ * Binds job fields to each line without a pino child per job: children rebuild serializers and
+ * redaction, which showed up in the throughput profile for no benefit.
+ */
+function jobLog(logger: Logger, bindings: Record<string, unknown>): JobLog {
+  const at =
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
+    (obj: unknown, msg?: string): void => {
+      if (!logger.isLevelEnabled(level)) return;
+      if (typeof obj === 'string') logger[level](bindings, obj);
+      else logger[level]({ ...bindings, ...(obj as object) }, msg);
+    };
+  return { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
+}
+
+export type Handler<N extends JobName> = (
+  data: JobPayload<N>,
+  ctx: HandlerContext,
+) => Promise<unknown>;
+
+export interface ProcessorDeps {
+  logger: Logger;
+  now: () => number;
+  /** Called on a 401/403: pause the queue and publish an alert. */
+  onAuthFailure: (queueName: string, err: BillingError) => Promise<void>;
+  /** How long a job waits after an auth failure before it is tried again. */
+  authRetryDelayMs?: number;
+}
+
+/** Parks the job in `delayed` until `until`. Only valid inside a processor that owns `token`. */
+async function park(job: Job, token: string | undefined, until: number): Promise<never> {
+  await job.moveToDelayed(until, token);
+  throw new DelayedError();
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new OutcomeUnknownError(`${name} handler exceeded ${ms} ms`, 'handler_timeout')),
+      ms,
+    );
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Builds the BullMQ processor for one queue from handlers keyed by catalog job name. Payloads are
+ * validated with the catalog's zod schema; an invalid payload is unrecoverable.
+ */
+export function createProcessor<N extends JobName>(
+  queueName: string,
+  handlers: { [K in N]: Handler<K> },
+  deps: ProcessorDeps,
+  getWorker: () => Worker,
+): Processor {
+  const byBullName = new Map<string, N>();
+  for (const name of Object.keys(handlers) as N[]) byBullName.set(bullJobName(name), name);
+
+  return async (job: Job, token?: string) => {
+    const name = byBullName.get(job.name);
+    if (name === undefined)
+      throw new UnrecoverableError(`no handler for job "${job.name}" on ${queueName}`);
+    const spec = JOBS[name];
+    const parsed = spec.schema.safeParse(job.data);
+    if (!parsed.success) {
+      throw new UnrecoverableError(
+        `invalid ${name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
+    }
+    const log = jobLog(deps.logger, { queue: queueName, job: job.name, jobId: job.id });
+    const handler = handlers[name] as Handler<N>;
+    try {
+      return await withTimeout(
+        handler(parsed.data as JobPayload<N>, { job, log }),
+        spec.timeoutMs,
+        name,
+      );
+    } catch (err) {
+      if (err instanceof DelayRequest) return park(job, token, err.until);
+      if (!(err instanceof BillingError)) throw err;
+      if (err.authFailure) {
+        log.error({ code: err.code }, 'gateway refused our credentials: pausing the queue');
+        await deps.onAuthFailure(queueName, err);
+        return park(job, token, deps.now() + (deps.authRetryDelayMs ?? 60_000));
+      }
+      switch (err.kind) {
+        case 'retryable':
+          log.warn(
+            { code: err.code, attemptsMade: job.attemptsMade },
+            'provably unsent; will retry',
+          );
+          throw err;
+        case 'rate_limited':
+          log.warn(
+            { code: err.code, retryAfterMs: err.retryAfterMs },
+            'rate limited by the gateway',
+          );
+          await getWorker().rateLimit(err.retryAfterMs ?? 1_000);
+          throw Worker.RateLimitError();
+        case 'outcome_unknown':
+          if (spec.onOutcomeUnknown === 'retry') throw err;
+          log.warn({ code: err.code }, 'outcome unknown; handed to the reconciler');
+          return { outcome: 'unknown', code: err.code };
+        case 'fatal':
+          throw new UnrecoverableError(`${err.code}: ${err.message}`);
+      }
+    }
+  };
+}
+
+/** BullMQ `settings.backoffStrategy` computing the catalog's capped full-jitter backoff. */
+export function catalogBackoffStrategy(
+  attemptsMade: number,
+  _type?: string,
+  _err?: Error,
+  job?: MinimalJob,
+): number {
+  const name = job ? catalogNameOf(job.queueName, job.name) : undefined;
+  return backoffDelayMs(
+    attemptsMade,
+    name ? JOBS[name].backoff : { baseMs: 1_000, capMs: 300_000 },
+  );
+}

@@ -1,0 +1,66 @@
+/** Builds BullMQ workers for catalog queues, with the one processor wrapper and the catalog backoff. */
+import { Worker, type ConnectionOptions } from 'bullmq';
+import type { Logger } from '../logger.ts';
+import type { JobName } from './catalog.ts';
+import {
+  catalogBackoffStrategy,
+  createProcessor,
+  type Handler,
+  type ProcessorDeps,
+} from './processor.ts';
+
+export interface WorkerOptions {
+  connection: ConnectionOptions;
+  prefix: string;
+  concurrency: number;
+  /** Lock duration; a job whose worker stops renewing it is re-delivered (stalled). */
+  lockDurationMs?: number;
+  /** Replaces the catalog backoff (e.g. a schedule from configuration). */
+  backoffMs?: (attemptsMade: number) => number;
+}
+
+/** Starts a worker for `queueName` running the given catalog handlers. */
+export function startWorker<N extends JobName>(
+  queueName: string,
+  handlers: { [K in N]: Handler<K> },
+  deps: ProcessorDeps,
+  opts: WorkerOptions,
+): Worker {
+  const ref: { worker?: Worker } = {};
+  const processor = createProcessor(queueName, handlers, deps, () => {
+    if (!ref.worker) throw new Error('worker not started');
+    return ref.worker;
+  });
+  const worker = new Worker(queueName, processor, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    concurrency: opts.concurrency,
+    lockDuration: opts.lockDurationMs ?? 30_000,
+    // A dead worker's jobs come back after one lock period, not BullMQ's fixed 30 s.
+    stalledInterval: opts.lockDurationMs ?? 30_000,
+    // Handlers are idempotent (claims, leases, deterministic references), so a job whose worker
+    // died repeatedly is safe to run again; failing it would strand its intent.
+    maxStalledCount: 20,
+    settings: {
+      backoffStrategy: opts.backoffMs
+        ? (attemptsMade: number) => opts.backoffMs?.(attemptsMade) ?? 0
+        : catalogBackoffStrategy,
+    },
+  });
+  ref.worker = worker;
+  const log: Logger = deps.logger.child({ queue: queueName });
+  worker.on('failed', (job, err) => {
+    log.warn(
+      {
+        jobId: job?.id,
+        attemptsMade: job?.attemptsMade,
+        err: { name: err.name, message: err.message },
+      },
+      'job failed',
+    );
+  });
+  worker.on('error', (err) =>
+    log.error({ err: { name: err.name, message: err.message } }, 'worker error'),
+  );
+  return worker;
+}

@@ -1,0 +1,120 @@
+/**
+ * Start-up check of the Redis we are about to trust with money movement. BullMQ keeps jobs,
+ * locks and schedulers as ordinary keys; under any eviction policy Redis may delete them when
+ * memory is short, silently losing jobs or letting a lock expire early so that two workers run
+ * the same charge. Only `maxmemory-policy noeviction` is safe (PRODUCT.md section 1).
+ */
+import type { Redis } from 'ioredis';
+import { FatalError } from '../../kernel/errors.ts';
+
+/** The one policy under which Redis never deletes keys on its own. */
+export const SAFE_EVICTION_POLICY = 'noeviction';
+
+/** Name of the override, read by the config layer and passed in as `allowEviction`. */
+export const ALLOW_EVICTION_ENV = 'REDIS_ALLOW_EVICTION';
+
+/** Outcome of {@link checkRedisEviction}. `policy` is null when Redis would not say. */
+export type RedisEvictionCheck =
+  | { ok: true; policy: string | null; warning?: string }
+  | { ok: false; policy: string | null; message: string };
+
+/** Options of {@link checkRedisEviction} and {@link assertRedisReady}. */
+export interface RedisEvictionOptions {
+  /** `REDIS_ALLOW_EVICTION=true`: start anyway, with a warning. */
+  allowEviction: boolean;
+}
+
+/** Thrown by {@link assertRedisReady}; `code` is `redis_eviction_policy`, kind `fatal`. */
+export class RedisEvictionPolicyError extends FatalError {
+  readonly policy: string | null;
+
+  constructor(message: string, policy: string | null, cause?: unknown) {
+    super(message, 'redis_eviction_policy', { cause });
+    this.name = 'RedisEvictionPolicyError';
+    this.policy = policy;
+  }
+}
+
+/**
+ * Reads `maxmemory-policy` — with `CONFIG GET`, or from `INFO memory` where CONFIG is disabled
+ * or renamed (managed Redis) — and says whether it is safe for BullMQ. A connection error
+ * rejects; it is not a policy verdict.
+ */
+export async function checkRedisEviction(
+  redis: Redis,
+  options: RedisEvictionOptions,
+): Promise<RedisEvictionCheck> {
+  const policy = await readEvictionPolicy(redis);
+  if (policy === SAFE_EVICTION_POLICY) return { ok: true, policy };
+
+  const problem =
+    policy === null
+      ? `Could not read Redis maxmemory-policy (CONFIG GET and INFO memory both failed or omit it), so it cannot be verified to be "${SAFE_EVICTION_POLICY}".`
+      : `Redis maxmemory-policy is "${policy}"; it must be "${SAFE_EVICTION_POLICY}".`;
+  const why =
+    'Under an eviction policy Redis deletes keys when memory runs short, and BullMQ loses jobs, ' +
+    'job locks and schedules with them: payments can be dropped or run twice.';
+  if (options.allowEviction) {
+    return {
+      ok: true,
+      policy,
+      warning: `${problem} ${why} Starting anyway because ${ALLOW_EVICTION_ENV}=true.`,
+    };
+  }
+  const fix =
+    `Set "maxmemory-policy ${SAFE_EVICTION_POLICY}" on the Redis server (with "appendonly yes"), ` +
+    `or set ${ALLOW_EVICTION_ENV}=true to start anyway at your own risk.`;
+  return { ok: false, policy, message: `${problem} ${why} ${fix}` };
+}
+
+/**
+ * {@link checkRedisEviction} for the composition root: resolves with the check when it passes
+ * (a `warning` to log if overridden), throws {@link RedisEvictionPolicyError} when it does not.
+ */
+export async function assertRedisReady(
+  redis: Redis,
+  options: RedisEvictionOptions,
+): Promise<Extract<RedisEvictionCheck, { ok: true }>> {
+  const result = await checkRedisEviction(redis, options);
+  if (!result.ok) throw new RedisEvictionPolicyError(result.message, result.policy);
+  return result;
+}
+
+async function readEvictionPolicy(redis: Redis): Promise<string | null> {
+  try {
+    const reply: unknown = await redis.config('GET', 'maxmemory-policy');
+    const policy = policyFromConfigReply(reply);
+    if (policy !== null) return policy;
+  } catch (err) {
+    // Only a refusal by the server (unknown/renamed command, ACL) falls back to INFO; a broken
+    // connection is not something INFO would fix.
+    if (!isReplyError(err)) throw err;
+  }
+  const info = await redis.info('memory');
+  const match = /^maxmemory_policy:(\S+)\s*$/m.exec(info);
+  return match?.[1] ?? null;
+}
+
+/** RESP2 gives `['maxmemory-policy', value]`, RESP3 a map (an object, or entries). */
+function policyFromConfigReply(reply: unknown): string | null {
+  if (Array.isArray(reply)) {
+    const items: unknown[] = reply;
+    const index = items.findIndex((v) => asText(v) === 'maxmemory-policy');
+    return index >= 0 ? asText(items[index + 1]) : null;
+  }
+  if (reply instanceof Map) return asText((reply as Map<unknown, unknown>).get('maxmemory-policy'));
+  if (reply !== null && typeof reply === 'object') {
+    return asText((reply as Record<string, unknown>)['maxmemory-policy']);
+  }
+  return null;
+}
+
+function asText(value: unknown): string | null {
+  if (typeof value === 'string') return value;
+  if (Buffer.isBuffer(value)) return value.toString('utf8');
+  return null;
+}
+
+function isReplyError(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError';
+}

@@ -1,0 +1,83 @@
+/**
+ * Error kinds of PRODUCT.md section 5. A gateway outcome becomes exactly one of these kinds in
+ * `infra/gateway/sayswitch/error-mapping.ts`; exactly one wrapper (`infra/queues/processor.ts`) turns kinds into
+ * BullMQ behaviour. Business outcomes (a decline) are results, never errors.
+ */
+export type ErrorKind = 'retryable' | 'outcome_unknown' | 'rate_limited' | 'fatal';
+
+export interface BillingErrorOptions {
+  kind: ErrorKind;
+  code: string;
+  retryAfterMs?: number;
+  /** 401/403: the merchant's credentials are wrong; pause the queue rather than burn every job. */
+  authFailure?: boolean;
+  cause?: unknown;
+}
+
+/** Base error: stable `code`, a `kind`, never a secret or card data in `message`. */
+export class BillingError extends Error {
+  readonly kind: ErrorKind;
+  readonly code: string;
+  readonly retryAfterMs: number | undefined;
+  readonly authFailure: boolean;
+
+  constructor(message: string, opts: BillingErrorOptions) {
+    super(message, { cause: opts.cause });
+    this.name = 'BillingError';
+    this.kind = opts.kind;
+    this.code = opts.code;
+    this.retryAfterMs = opts.retryAfterMs;
+    this.authFailure = opts.authFailure ?? false;
+  }
+}
+
+/** Provably unsent (connection refused, DNS): safe to retry with the same reference. */
+export class RetryableError extends BillingError {
+  constructor(message: string, code: string, cause?: unknown) {
+    super(message, { kind: 'retryable', code, cause });
+    this.name = 'RetryableError';
+  }
+}
+
+/** The request may have reached the gateway: money may have moved. Verify before anything else. */
+export class OutcomeUnknownError extends BillingError {
+  constructor(message: string, code: string, cause?: unknown) {
+    super(message, { kind: 'outcome_unknown', code, cause });
+    this.name = 'OutcomeUnknownError';
+  }
+}
+
+/** 429: the gateway did not process the request; wait `retryAfterMs`. */
+export class RateLimitedError extends BillingError {
+  constructor(message: string, retryAfterMs: number, cause?: unknown) {
+    super(message, { kind: 'rate_limited', code: 'rate_limited', retryAfterMs, cause });
+    this.name = 'RateLimitedError';
+  }
+}
+
+/** Configuration or validation error: retrying cannot help. */
+export class FatalError extends BillingError {
+  constructor(
+    message: string,
+    code: string,
+    opts: { authFailure?: boolean; cause?: unknown } = {},
+  ) {
+    super(message, {
+      kind: 'fatal',
+      code,
+      authFailure: opts.authFailure ?? false,
+      cause: opts.cause,
+    });
+    this.name = 'FatalError';
+  }
+}
+
+/** Payload decryption or parsing failed: typed, never a half-parsed object. */
+export class CryptoError extends Error {
+  readonly code: string;
+  constructor(message: string, code = 'crypto_error', cause?: unknown) {
+    super(message, { cause });
+    this.name = 'CryptoError';
+    this.code = code;
+  }
+}

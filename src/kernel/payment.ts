@@ -1,0 +1,89 @@
+/**
+ * The payment intent record: one amount of money to move once, persisted before any gateway
+ * call. Card tokens are held only sealed (encrypted at rest); the worker unseals them at the
+ * moment of the call.
+ */
+import type { AmountMinor, Currency } from './money.ts';
+import type { AttemptReference, IntentKey } from './ids.ts';
+import type { IntentOrigin, IntentState, IntentType } from './intent.ts';
+
+export type PaymentMode = 'bank' | 'momo';
+
+export interface ChargePayee {
+  kind: 'charge';
+  email: string;
+  /** AES-256-GCM sealed card token (infra/sealing.ts). Never logged, never in a job. */
+  cardTokenSealed: string;
+  narration?: string;
+}
+
+export interface PayoutPayee {
+  kind: 'payout';
+  accountNumber: string;
+  bankCode: string;
+  bankName: string;
+  accountName: string;
+  narration: string;
+  paymentMode: PaymentMode;
+}
+
+export type Payee = ChargePayee | PayoutPayee;
+
+export interface Intent {
+  key: IntentKey;
+  type: IntentType;
+  origin: IntentOrigin;
+  state: IntentState;
+  amount: AmountMinor;
+  currency: Currency;
+  /** Current attempt number n; the reference is `<key>_<n>`. */
+  attempt: number;
+  reference: AttemptReference;
+  payee: Payee;
+  createdAt: number;
+  updatedAt: number;
+  reason?: string;
+  message?: string;
+  gatewayReference?: string;
+  fee?: AmountMinor;
+  batchId?: string;
+  subscriptionId?: string;
+  line?: number;
+  meta?: Record<string, string>;
+  /** Hash of the creating request, to refuse the same key with a different body. */
+  requestHash?: string;
+  /** While `submitting`: until when the worker's claim holds. */
+  leaseUntil?: number;
+  /** When the current attempt was last handed to the gateway. */
+  sentAt?: number;
+  /** Reconcile checks made in the current unresolved episode. */
+  checks: number;
+  /** How many times the intent entered `queued` (makes submit job ids deterministic). */
+  enqueues: number;
+  /** How many times verify proved the attempt unsent and it was resubmitted. */
+  unsentResubmits: number;
+}
+
+export interface IntentHistoryEntry {
+  at: number;
+  from: IntentState | null;
+  to: IntentState;
+  attempt: number;
+  reason?: string;
+}
+
+/** What is needed to create an intent; the store fills in state, timestamps and counters. */
+export type IntentDraft = Pick<
+  Intent,
+  | 'key'
+  | 'type'
+  | 'origin'
+  | 'amount'
+  | 'currency'
+  | 'payee'
+  | 'batchId'
+  | 'subscriptionId'
+  | 'line'
+  | 'meta'
+  | 'requestHash'
+>;

@@ -1,0 +1,127 @@
+/**
+ * The `notifications.deliver` handler: POSTs one event of `<prefix>:events` to NOTIFY_URL,
+ * signed (see signature.ts). A 2xx completes the job; any other answer, or no answer, throws a
+ * RetryableError so the processor wrapper rethrows it and BullMQ retries on the configured
+ * schedule. Each try is one BullMQ attempt, so the dashboard shows them.
+ */
+import axios, { type AxiosInstance } from 'axios';
+import type { Redis } from 'ioredis';
+import { FatalError, RetryableError } from '../kernel/errors.ts';
+import type { Handler } from '../infra/queues/processor.ts';
+import { storeKeys } from '../payments/store/keys.ts';
+import { SIGNATURE_HEADER, signNotification } from './signature.ts';
+
+export interface DeliverDeps {
+  redis: Redis;
+  prefix: string;
+  /** NOTIFY_URL. */
+  url: string;
+  /** NOTIFY_SECRET: used to sign, never logged or put in an error. */
+  secret: string;
+  /** Current time, epoch ms (the signature's timestamp). */
+  now: () => number;
+  /** Bound on the whole request. Default 10 000 (below the catalog's 30 s handler timeout). */
+  timeoutMs?: number;
+}
+
+/** The JSON body a receiver gets. `id` is unique per fact: receivers de-duplicate on it. */
+export interface NotificationBody {
+  id: string;
+  type: string;
+  /** When the event happened, ISO 8601 UTC. */
+  at: string;
+  data: Record<string, unknown>;
+}
+
+/** Reads one stream entry and shapes it as the body; undefined when it is no longer there. */
+export async function readNotification(
+  redis: Redis,
+  prefix: string,
+  streamId: string,
+): Promise<NotificationBody | undefined> {
+  const rows = await redis.xrange(storeKeys(prefix).events(), streamId, streamId);
+  const flat = rows[0]?.[1];
+  if (!flat) return undefined;
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+  return {
+    id: f.id ?? '',
+    type: f.type ?? '',
+    at: new Date(Number(f.at)).toISOString(),
+    data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
+  };
+}
+
+function httpClient(timeoutMs: number): AxiosInstance {
+  return axios.create({
+    timeout: timeoutMs,
+    // Every status is ours to judge; a non-2xx is a retry, never an axios exception.
+    validateStatus: () => true,
+    // A redirect would send a signed event somewhere the merchant did not configure.
+    maxRedirects: 0,
+    // The body is signed as a string; it must go out byte for byte.
+    transformRequest: [(data: unknown) => data],
+    responseType: 'text',
+    transformResponse: [(data: unknown) => data],
+    // The answer's body is ignored; a receiver streaming megabytes back is cut off.
+    maxContentLength: 1024 * 1024,
+    // An environment proxy must not silently sit between us and the merchant.
+    proxy: false,
+  });
+}
+
+/** Builds the handler for `notifications.deliver`. */
+export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.deliver'> {
+  const timeoutMs = deps.timeoutMs ?? 10_000;
+  const http = httpClient(timeoutMs);
+
+  return async ({ eventId, streamId }, { job, log }) => {
+    const attempt = job.attemptsMade + 1;
+    const event = await readNotification(deps.redis, deps.prefix, streamId);
+    if (!event || event.id !== eventId) {
+      // Trimmed from the stream (MAXLEN) or a stale job: retrying cannot bring it back.
+      log.error({ eventId, streamId, attempt }, 'event no longer in the stream; not delivered');
+      throw new FatalError('event no longer in the stream', 'notify_event_missing');
+    }
+    const body = JSON.stringify(event);
+    const started = deps.now();
+    let status: number | undefined;
+    try {
+      const res = await http.post(deps.url, body, {
+        headers: {
+          'Content-Type': 'application/json',
+          'User-Agent': 'sayswitch-billing-notify',
+          [SIGNATURE_HEADER]: signNotification(body, deps.secret, started / 1000),
+        },
+        // axios' `timeout` is a socket-idle timer; this bounds the whole call.
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      status = res.status;
+    } catch (err) {
+      // Only the error code travels: the axios error holds the request config (URL, headers).
+      const code = (err as { code?: unknown }).code;
+      log.warn(
+        {
+          eventId,
+          type: event.type,
+          status: null,
+          attempt,
+          code,
+          durationMs: deps.now() - started,
+        },
+        'notification not delivered: no response',
+      );
+      throw new RetryableError(
+        `notification endpoint did not answer (${typeof code === 'string' ? code : 'error'})`,
+        'notify_unreachable',
+      );
+    }
+    const fields = { eventId, type: event.type, status, attempt, durationMs: deps.now() - started };
+    if (status >= 200 && status < 300) {
+      log.info(fields, 'notification delivered');
+      return { status };
+    }
+    log.warn(fields, 'notification refused');
+    throw new RetryableError(`notification endpoint answered ${status}`, 'notify_refused');
+  };
+}

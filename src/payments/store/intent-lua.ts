@@ -1,0 +1,140 @@
+/**
+ * Lua scripts for atomic intent changes. Each one reads, checks and writes in a single Redis
+ * step, so two workers, a webhook and a sweep racing on one intent cannot both win.
+ */
+import { LuaScript } from '../../infra/redis/lua-script.ts';
+
+/** KEYS: hash, history, idx:state:queued, secondary index. ARGV: fields JSON, now, history JSON, key, secondary score. */
+export const CREATE_INTENT = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local f = cjson.decode(ARGV[1])
+local flat = {}
+for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('HSET', KEYS[1], unpack(flat))
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
+redis.call('RPUSH', KEYS[2], ARGV[3])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4]) end
+return 1
+`);
+
+/**
+ * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
+ * (in the order of ARGV[12]).
+ * ARGV: 1 key, 2 to, 3 now, 4 allowed-from for charges ",a,b,", 5 allowed-from for payouts,
+ * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 new attempt '1'|'0',
+ * 9 unsent resubmit '1'|'0', 10 reason, 11 reconcileAt or '', 12 state order "s1,s2,…",
+ * 13 event type or '', 14 max events stream length.
+ * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
+ */
+export const TRANSITION_INTENT = new LuaScript(`
+local h = KEYS[1]
+local fields = redis.call('HMGET', h, 'state', 'type', 'attempt')
+local from, itype, attempt = fields[1], fields[2], tonumber(fields[3])
+if not from then return {'missing'} end
+if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= attempt then return {'stale', from, tostring(attempt)} end
+local allowed = ARGV[4]
+if itype == 'payout' then allowed = ARGV[5] end
+if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
+local to, now, key = ARGV[2], ARGV[3], ARGV[1]
+
+local idx = {}
+local i = 6
+for s in string.gmatch(ARGV[12], '[^,]+') do idx[s] = KEYS[i]; i = i + 1 end
+
+if ARGV[8] == '1' then
+  attempt = attempt + 1
+  redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', key .. '_' .. attempt,
+    'checks', '0', 'unsentResubmits', '0')
+  redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt')
+end
+if ARGV[9] == '1' then redis.call('HINCRBY', h, 'unsentResubmits', 1) end
+if to == 'queued' then redis.call('HINCRBY', h, 'enqueues', 1) end
+
+local patch = cjson.decode(ARGV[7])
+for k, v in pairs(patch) do
+  if v == '' then redis.call('HDEL', h, k) else redis.call('HSET', h, k, v) end
+end
+redis.call('HSET', h, 'state', to, 'updatedAt', now)
+if from ~= to then
+  redis.call('ZREM', idx[from], key)
+  redis.call('ZADD', idx[to], now, key)
+end
+
+if to == 'submitting' then
+  redis.call('ZADD', KEYS[3], redis.call('HGET', h, 'leaseUntil') or now, key)
+else
+  redis.call('ZREM', KEYS[3], key)
+  redis.call('HDEL', h, 'leaseUntil')
+end
+if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], key) else redis.call('ZREM', KEYS[4], key) end
+
+redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to = to, attempt = attempt,
+  reason = ARGV[10] ~= '' and ARGV[10] or nil }))
+
+if ARGV[13] ~= '' then
+  local d = redis.call('HMGET', h, 'type', 'amount', 'currency', 'reference', 'reason', 'message', 'fee',
+    'gatewayReference', 'batchId', 'subscriptionId', 'origin', 'line')
+  local data = { key = key, state = to, attempt = attempt, type = d[1], amount = tonumber(d[2]),
+    currency = d[3], reference = d[4], reason = d[5] or nil, message = d[6] or nil,
+    fee = d[7] and tonumber(d[7]) or nil, gatewayReference = d[8] or nil, batchId = d[9] or nil,
+    subscriptionId = d[10] or nil, origin = d[11], line = d[12] and tonumber(d[12]) or nil }
+  local id = 'evt_' .. key .. '_' .. attempt .. '_' .. to
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', id, 'type', ARGV[13], 'at', now,
+    'data', cjson.encode(data))
+end
+local out = redis.call('HGETALL', h)
+table.insert(out, 1, from)
+table.insert(out, 1, 'ok')
+return out
+`);
+
+/**
+ * Records a reconcile check without changing state, only if the intent is still in the expected
+ * state, attempt and check count (so of two concurrent checkers only one advances the schedule).
+ * KEYS: hash, reconcile due. ARGV: key, expected state, expected attempt, new checks, next check
+ * at ('' removes it from the due set), expected checks.
+ */
+export const RECORD_CHECK = new LuaScript(`
+local f = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'checks')
+if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or (f[3] or '0') ~= ARGV[6] then return 0 end
+redis.call('HSET', KEYS[1], 'checks', ARGV[4])
+if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+`);
+
+/**
+ * Creates many intents of one batch in one call, with the intent store's layout: per intent what
+ * its CREATE_INTENT does (the hash unless it exists, the `queued` state index scored `now`, the
+ * first history line, the batch index scored by line), without a script call per intent. Fields
+ * every batch intent shares are written here; the client sends only what differs per row.
+ * An intent that exists is left untouched and its state, attempt, queue entries and reference are
+ * returned, so a resumed ingest enqueues only what still waits.
+ * KEYS: 1 queued-state index, 2 batch index, then per intent: hash, history.
+ * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
+ * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or ''.
+ * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference}.
+ */
+export const CREATE_BATCH_INTENTS = new LuaScript(`
+local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local out = {}
+for i = 1, n do
+  local h, hk = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local a = 6 + (i - 1) * 6
+  local key, line = ARGV[a], ARGV[a + 1]
+  if redis.call('EXISTS', h) == 1 then
+    local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference')
+    out[i] = { 0, f[1] or '', f[2] or '', f[3] or '', f[4] or '' }
+  else
+    redis.call('HSET', h, 'key', key, 'type', itype, 'origin', 'batch', 'state', 'queued',
+      'amount', ARGV[a + 2], 'currency', ARGV[a + 3], 'attempt', '1', 'reference', key .. '_1',
+      'payee', ARGV[a + 4], 'createdAt', now, 'updatedAt', now, 'checks', '0', 'enqueues', '1',
+      'unsentResubmits', '0', 'batchId', bid, 'line', line)
+    if ARGV[a + 5] ~= '' then redis.call('HSET', h, 'meta', ARGV[a + 5]) end
+    redis.call('ZADD', KEYS[1], now, key)
+    redis.call('RPUSH', hk, hist)
+    redis.call('ZADD', KEYS[2], line, key)
+    out[i] = 1
+  end
+end
+return out
+`);

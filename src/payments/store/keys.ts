@@ -1,0 +1,21 @@
+/**
+ * Redis key layout, in one place. Everything lives under `<prefix>:` so several deployments
+ * (and every test) can share one Redis. Standalone Redis only: the Lua scripts touch several
+ * keys of one prefix, as BullMQ's do.
+ */
+import { INTENT_STATES, type IntentState } from '../../kernel/intent.ts';
+
+export function storeKeys(prefix: string) {
+  return {
+    intent: (key: string) => `${prefix}:intent:${key}`,
+    history: (key: string) => `${prefix}:intent:${key}:history`,
+    byState: (state: IntentState) => `${prefix}:idx:state:${state}`,
+    allStateIndexes: () => INTENT_STATES.map((s) => `${prefix}:idx:state:${s}`),
+    byBatch: (batchId: string) => `${prefix}:idx:batch:${batchId}`,
+    bySubscription: (subscriptionId: string) => `${prefix}:idx:sub:${subscriptionId}`,
+    leases: () => `${prefix}:leases`,
+    reconcileDue: () => `${prefix}:reconcile:due`,
+    events: () => `${prefix}:events`,
+  };
+}
+export type StoreKeys = ReturnType<typeof storeKeys>;

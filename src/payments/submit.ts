@@ -1,0 +1,119 @@
+/**
+ * The charge and payout workers' handler: claim the intent (`queued → submitting` with a lease),
+ * call the gateway with the attempt's reference, record the outcome. A duplicate or replayed job
+ * finds the intent already claimed or finished and never calls the gateway again; a job that
+ * finds another worker's claim waits for the lease and then hands the intent to the reconciler
+ * as `unknown`: it never resubmits blindly.
+ */
+import { BillingError, OutcomeUnknownError } from '../kernel/errors.ts';
+import { stateAfterSubmitError } from './decisions.ts';
+import type { Clock } from '../kernel/clock.ts';
+import type { Intent } from '../kernel/payment.ts';
+import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
+import type { GatewayOutcome, PaymentGateway } from '../kernel/ports.ts';
+import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
+import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
+import type { JobPayload } from '../infra/queues/catalog.ts';
+import type { Sealer } from '../infra/sealing.ts';
+
+export interface SubmitDeps extends OutcomeDeps {
+  gateway: PaymentGateway;
+  sealer: Sealer;
+  clock: Clock;
+  /** How long a claim holds; longer than the gateway timeout. */
+  leaseMs: number;
+}
+
+function callGateway(deps: SubmitDeps, intent: Intent): Promise<GatewayOutcome> {
+  const p = intent.payee;
+  if (p.kind === 'charge') {
+    return deps.gateway.chargeCard({
+      reference: intent.reference,
+      amount: intent.amount,
+      currency: intent.currency as ChargeCurrency,
+      email: p.email,
+      cardToken: deps.sealer.unseal(p.cardTokenSealed),
+      ...(p.narration !== undefined ? { narration: p.narration } : {}),
+    });
+  }
+  return deps.gateway.payout({
+    reference: intent.reference,
+    amount: intent.amount,
+    currency: intent.currency as PayoutCurrency,
+    accountNumber: p.accountNumber,
+    bankCode: p.bankCode,
+    bankName: p.bankName,
+    accountName: p.accountName,
+    narration: p.narration,
+    paymentMode: p.paymentMode,
+  });
+}
+
+/** Handler for `charges.submit` and `payouts.submit`. */
+export function createSubmitHandler(deps: SubmitDeps) {
+  return async (data: JobPayload<'charges.submit'>, { log }: HandlerContext): Promise<unknown> => {
+    const now = deps.clock.now();
+    // Claim first: the common case (a fresh job for a queued intent) costs one atomic step.
+    const claim = await deps.store.transition(data.key, 'submitting', now, {
+      expectAttempt: data.attempt,
+      patch: { leaseUntil: now + deps.leaseMs, sentAt: now },
+    });
+    if (!claim.ok) {
+      if (claim.why === 'missing') {
+        log.error({ key: data.key }, 'submit job for an intent that does not exist');
+        return { skipped: 'missing' };
+      }
+      if (claim.why === 'stale') return { skipped: 'stale_attempt', state: claim.state };
+      if (claim.state !== 'submitting') return { skipped: 'already', state: claim.state };
+      // Another claim holds the intent: this job is a duplicate or its worker died mid-call.
+      const intent = await deps.store.get(data.key);
+      if (!intent || intent.state !== 'submitting')
+        return { skipped: 'already', state: intent?.state };
+      if ((intent.leaseUntil ?? 0) > now) throw new DelayRequest((intent.leaseUntil ?? now) + 1);
+      // The claim expired with nobody recording an outcome: the process holding it died or hung.
+      await markUnresolved(deps, intent, 'unknown', now, 'lease_expired');
+      return { skipped: 'lease_expired' };
+    }
+    const claimed = claim.intent;
+    log.info(
+      {
+        key: claimed.key,
+        reference: claimed.reference,
+        amount: claimed.amount,
+        currency: claimed.currency,
+      },
+      'submitting to gateway',
+    );
+
+    let outcome: GatewayOutcome;
+    try {
+      outcome = await callGateway(deps, claimed);
+    } catch (raw) {
+      // Anything unexpected after the claim may have happened after sending: treat as unknown.
+      const err =
+        raw instanceof BillingError
+          ? raw
+          : new OutcomeUnknownError('unexpected error while submitting', 'unexpected', raw);
+      const to = stateAfterSubmitError(err.kind, err.authFailure);
+      const at = deps.clock.now();
+      if (to === 'unknown') {
+        await markUnresolved(deps, claimed, 'unknown', at, err.code);
+      } else {
+        const res = await deps.store.transition(claimed.key, to, at, {
+          expectAttempt: claimed.attempt,
+          reason: err.code,
+          ...(to === 'failed'
+            ? { patch: { reason: 'gateway_rejected', message: err.message.slice(0, 200) } }
+            : {}),
+        });
+        log.info(
+          { key: claimed.key, reference: claimed.reference, to, code: err.code, ok: res.ok },
+          'submission not completed',
+        );
+      }
+      throw err;
+    }
+    await applyOutcome(deps, claimed, outcome, deps.clock.now());
+    return { status: outcome.status };
+  };
+}

@@ -1,0 +1,407 @@
+/**
+ * How recurring billing learns what happened to its charges: a consumer group (`subscriptions`)
+ * on the events stream `<prefix>:events`. Payment events are written by the intent transition
+ * script itself, so every final outcome is there exactly once; this applies the subscription
+ * rules to each (renewed / past_due / dunning / canceled) and acknowledges the entry only after
+ * the change is stored. Entries left unacknowledged by a crash are claimed again (XAUTOCLAIM) and
+ * re-applied: the rules are idempotent for a replayed outcome.
+ *
+ * Also here: the `subscriptions.dunning` handler, which opens attempt n+1 of a failed intent —
+ * only when attempt n is final `failed` (the store's `failed → queued` transition with
+ * `newAttempt` and `expectAttempt` enforces it) — and enqueues its charge.
+ */
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Clock } from '../kernel/clock.ts';
+import { intentKeySchema } from '../kernel/ids.ts';
+import type { BillingEvent } from '../kernel/events.ts';
+import {
+  onChargeFailed,
+  onChargeSucceeded,
+  periodIndexOfKey,
+  type Decision,
+  type DunningPolicy,
+  type DunningRetry,
+  type Subscription,
+} from './rules.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { JobPayload } from '../infra/queues/catalog.ts';
+import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import {
+  defaultConsumerName,
+  fieldsOf,
+  startStreamConsumer,
+  type StreamEntry,
+} from '../infra/redis/stream-consumer.ts';
+import type { HandlerContext } from '../infra/queues/processor.ts';
+import { enqueueDunningRetries, submitMany, subscriptionsQueue } from './jobs.ts';
+import type { RedisIntentStore } from '../payments/store/intent-store.ts';
+import { storeKeys } from '../payments/store/keys.ts';
+import type { RedisSubscriptionStore } from './store/subscription-store.ts';
+
+/** The consumer group recurring billing reads the events stream with. */
+export const SUBSCRIPTIONS_GROUP = 'subscriptions';
+
+export interface OutcomeConsumerDeps {
+  /** Duplicated for the blocking read; also used for acknowledgements. */
+  redis: Redis;
+  prefix: string;
+  subs: RedisSubscriptionStore;
+  dispatcher: Dispatcher;
+  logger: Logger;
+  clock: Clock;
+  dunning: DunningPolicy;
+  /** Unique per process; defaults to host, pid and a random tail. */
+  consumer?: string;
+  /** Entries per read. Default 200. */
+  batchSize?: number;
+  /** How long a read blocks waiting for entries; also how long `stop()` may take. Default 1000. */
+  blockMs?: number;
+  /** Entries pending this long (a consumer died holding them) are claimed. Default 30 s. */
+  claimIdleMs?: number;
+}
+
+export interface OutcomeConsumer {
+  /** Stops reading after the current batch and closes the consumer's connection. */
+  stop(): Promise<void>;
+}
+
+/** A stream entry, as the transition script and EventLog write it. */
+interface StreamEvent {
+  streamId: string;
+  type: string;
+  data: unknown;
+}
+
+const paymentDataSchema = z.object({
+  key: intentKeySchema,
+  attempt: z.number().int().min(1),
+  subscriptionId: z.string().min(1),
+  origin: z.literal('subscription'),
+  reason: z.string().optional(),
+});
+
+function toEvent([streamId, flat]: StreamEntry): StreamEvent {
+  const fields = fieldsOf(flat);
+  let data: unknown;
+  try {
+    data = JSON.parse(fields.data ?? '{}');
+  } catch {
+    data = undefined;
+  }
+  return { streamId, type: fields.type ?? '', data };
+}
+
+const OUTCOME_TYPES = ['payment.succeeded', 'payment.failed'] as const;
+
+/** Which outcome an event reports for a subscription's charge, if any. */
+function relevant(e: StreamEvent) {
+  const kind = OUTCOME_TYPES.find((t) => t === e.type);
+  if (kind === undefined) return undefined;
+  const parsed = paymentDataSchema.safeParse(e.data);
+  if (!parsed.success) return undefined;
+  return { kind, ...parsed.data };
+}
+
+/** A payment outcome of a subscription charge, as read from the stream. */
+export interface PaymentOutcome {
+  kind: 'payment.succeeded' | 'payment.failed';
+  subscriptionId: string;
+  key: z.output<typeof intentKeySchema>;
+  attempt: number;
+  reason?: string;
+}
+
+type ApplyDeps = Pick<OutcomeConsumerDeps, 'subs' | 'dispatcher' | 'logger' | 'clock' | 'dunning'>;
+
+/** The rules' decision for one outcome, or undefined when the key is not one of its periods. */
+function decide(
+  sub: Subscription,
+  o: PaymentOutcome,
+  now: number,
+  policy: DunningPolicy,
+): Decision | undefined {
+  const period = periodIndexOfKey(sub, o.key);
+  if (period === undefined) return undefined;
+  const base = { key: o.key, period, attempt: o.attempt, now };
+  return o.kind === 'payment.succeeded'
+    ? onChargeSucceeded(sub, base)
+    : onChargeFailed(sub, { ...base, reason: o.reason ?? 'failed' }, policy);
+}
+
+function logApplied(log: Logger, o: PaymentOutcome, sub: Subscription, d: Decision): void {
+  log.info(
+    {
+      subscriptionId: o.subscriptionId,
+      key: o.key,
+      attempt: o.attempt,
+      status: sub.status,
+      ...(o.reason !== undefined ? { reason: o.reason } : {}),
+      ...(d.retries[0] ? { retryAt: d.retries[0].dueAt } : {}),
+    },
+    o.kind === 'payment.succeeded'
+      ? 'subscription renewed'
+      : sub.status === 'canceled'
+        ? 'subscription canceled: dunning exhausted'
+        : 'subscription charge failed',
+  );
+}
+
+/** Retries still wanted by the final record (a later outcome in the batch may have closed one). */
+function wanted(sub: Subscription, retries: readonly DunningRetry[]): DunningRetry[] {
+  return retries.filter((r) => sub.dunning.some((d) => d.key === r.key && d.step === r.step));
+}
+
+/**
+ * Applies one payment outcome to its subscription (compare-and-set, re-read on conflict) and
+ * enqueues the retries it implies.
+ */
+export async function applyPaymentOutcome(deps: ApplyDeps, outcome: PaymentOutcome): Promise<void> {
+  const now = deps.clock.now();
+  const res = await deps.subs.mutate(outcome.subscriptionId, (sub) => {
+    const d = decide(sub, outcome, now, deps.dunning);
+    return { decision: d ?? { events: [] }, value: d };
+  });
+  const ctx = { subscriptionId: outcome.subscriptionId, key: outcome.key };
+  if (!res.found) {
+    deps.logger.warn(ctx, 'payment outcome for a subscription that does not exist');
+    return;
+  }
+  if (res.value === undefined) {
+    deps.logger.warn(ctx, 'payment outcome for an intent key that is not a subscription period');
+    return;
+  }
+  if (res.saved) logApplied(deps.logger, outcome, res.sub, res.value);
+  await enqueueDunningRetries(
+    subscriptionsQueue(deps.dispatcher),
+    wanted(res.sub, res.value.retries),
+    now,
+  );
+}
+
+/**
+ * Applies a batch of outcomes: one pipelined read of the subscriptions, each one's outcomes
+ * folded in stream order, one pipelined compare-and-set write, one bulk enqueue of retries. A
+ * subscription that changed under the batch is redone outcome by outcome. Returns, per outcome,
+ * whether it is applied (a failed one stays pending in the stream and is retried).
+ */
+export async function applyPaymentOutcomes(
+  deps: ApplyDeps,
+  outcomes: readonly PaymentOutcome[],
+): Promise<boolean[]> {
+  const now = deps.clock.now();
+  const bySub = new Map<string, number[]>();
+  outcomes.forEach((o, i) =>
+    bySub.set(o.subscriptionId, [...(bySub.get(o.subscriptionId) ?? []), i]),
+  );
+  const ids = [...bySub.keys()];
+  const docs = await deps.subs.getMany(ids);
+  const applied = outcomes.map(() => false);
+
+  interface Folded {
+    indexes: number[];
+    sub: Subscription;
+    version: number;
+    events: BillingEvent[];
+    retries: DunningRetry[];
+    logs: [PaymentOutcome, Decision][];
+  }
+  const saves: Folded[] = [];
+  const retries: DunningRetry[] = [];
+  ids.forEach((id, n) => {
+    const indexes = bySub.get(id) ?? [];
+    const doc = docs[n];
+    if (!doc) {
+      deps.logger.warn(
+        { subscriptionId: id },
+        'payment outcome for a subscription that does not exist',
+      );
+      for (const i of indexes) applied[i] = true;
+      return;
+    }
+    const f: Folded = {
+      indexes,
+      sub: doc.sub,
+      version: doc.version,
+      events: [],
+      retries: [],
+      logs: [],
+    };
+    let changed = false;
+    for (const i of indexes) {
+      const o = outcomes[i] as PaymentOutcome;
+      const d = decide(f.sub, o, now, deps.dunning);
+      if (d === undefined) {
+        deps.logger.warn(
+          { subscriptionId: id, key: o.key },
+          'payment outcome for an intent key that is not a subscription period',
+        );
+        continue;
+      }
+      if (d.next) {
+        f.sub = d.next;
+        changed = true;
+        f.logs.push([o, d]);
+      }
+      f.events.push(...d.events);
+      f.retries.push(...d.retries);
+    }
+    if (changed) saves.push(f);
+    else {
+      retries.push(...wanted(f.sub, f.retries));
+      for (const i of indexes) applied[i] = true;
+    }
+  });
+
+  const versions = await deps.subs.saveMany(
+    saves.map((f) => ({ sub: f.sub, expectVersion: f.version, events: f.events })),
+  );
+  const redo: Folded[] = [];
+  saves.forEach((f, n) => {
+    if (versions[n] === undefined) {
+      redo.push(f);
+      return;
+    }
+    for (const [o, d] of f.logs) logApplied(deps.logger, o, f.sub, d);
+    retries.push(...wanted(f.sub, f.retries));
+    for (const i of f.indexes) applied[i] = true;
+  });
+  await enqueueDunningRetries(subscriptionsQueue(deps.dispatcher), retries, now);
+  // Changed under us (a tick's commit, an action): one outcome at a time, in order.
+  await Promise.all(
+    redo.map(async (f) => {
+      for (const i of f.indexes) {
+        try {
+          await applyPaymentOutcome(deps, outcomes[i] as PaymentOutcome);
+          applied[i] = true;
+        } catch (err) {
+          deps.logger.error(
+            {
+              subscriptionId: outcomes[i]?.subscriptionId,
+              key: outcomes[i]?.key,
+              err: { name: (err as Error).name, message: (err as Error).message },
+            },
+            'could not apply a payment outcome; will retry',
+          );
+          // Later outcomes of the subscription wait too, so they never apply out of order.
+          return;
+        }
+      }
+    }),
+  );
+  return applied;
+}
+
+/**
+ * Starts the consumer: creates the group if needed (from the start of the stream, so nothing
+ * written before the first start is missed), claims entries a dead consumer left pending, then
+ * reads new entries until stopped.
+ */
+export async function startSubscriptionOutcomes(
+  deps: OutcomeConsumerDeps,
+): Promise<OutcomeConsumer> {
+  const stream = storeKeys(deps.prefix).events();
+  const consumer = deps.consumer ?? defaultConsumerName();
+  const blockMs = deps.blockMs ?? 1_000;
+  const log = deps.logger.child({ component: 'subscription-outcomes', consumer });
+
+  const handle = async (entries: StreamEntry[]): Promise<void> => {
+    const done: string[] = [];
+    const bySub = new Map<
+      string,
+      { streamId: string; outcome: NonNullable<ReturnType<typeof relevant>> }[]
+    >();
+    for (const entry of entries) {
+      const e = toEvent(entry);
+      const outcome = relevant(e);
+      if (!outcome) {
+        done.push(e.streamId);
+        continue;
+      }
+      const list = bySub.get(outcome.subscriptionId) ?? [];
+      list.push({ streamId: e.streamId, outcome });
+      bySub.set(outcome.subscriptionId, list);
+    }
+    const list = [...bySub.values()].flat();
+    try {
+      const applied = await applyPaymentOutcomes(
+        deps,
+        list.map((x) => x.outcome),
+      );
+      applied.forEach((ok, i) => {
+        const streamId = list[i]?.streamId;
+        if (ok && streamId !== undefined) done.push(streamId);
+      });
+    } catch (err) {
+      // Left pending: claimed again and retried after `claimIdleMs`.
+      log.error(
+        { err: { name: (err as Error).name, message: (err as Error).message } },
+        'could not apply a batch of payment outcomes; will retry',
+      );
+    }
+    if (done.length > 0) await deps.redis.xack(stream, SUBSCRIPTIONS_GROUP, ...done);
+  };
+
+  return startStreamConsumer({
+    connection: deps.redis.duplicate(),
+    stream,
+    group: SUBSCRIPTIONS_GROUP,
+    consumer,
+    logger: log,
+    label: 'subscription outcome consumer',
+    handle,
+    blockMs,
+    batchSize: deps.batchSize ?? 200,
+    claimIdleMs: deps.claimIdleMs ?? 30_000,
+    retryDelayMs: Math.min(blockMs, 1_000),
+  });
+}
+
+export interface DunningDeps {
+  subs: RedisSubscriptionStore;
+  intents: RedisIntentStore;
+  dispatcher: Dispatcher;
+  clock: Clock;
+}
+
+/**
+ * Handler for `subscriptions.dunning`: if the subscription still wants retry `step` of `key`
+ * (not paused or canceled, the step current), opens the next attempt of the failed intent and
+ * enqueues its charge. A stale or replayed job changes nothing.
+ */
+export function createDunningHandler(deps: DunningDeps) {
+  return async (
+    data: JobPayload<'subscriptions.dunning'>,
+    { log }: HandlerContext,
+  ): Promise<unknown> => {
+    const { subscriptionId, key, step } = data;
+    const current = await deps.subs.get(subscriptionId);
+    if (!current) return { skipped: 'missing' };
+    const sub = current.sub;
+    if (sub.status === 'paused' || sub.status === 'canceled') return { skipped: sub.status };
+    const entry = sub.dunning.find((d) => d.key === key);
+    if (!entry || entry.step !== step) return { skipped: 'stale' };
+    const intent = await deps.intents.get(key);
+    if (!intent) return { skipped: 'missing_intent' };
+    if (intent.state === 'queued' && intent.attempt === entry.attempt + 1) {
+      // Opened by an earlier run of this job that died before enqueueing: enqueue (same job id).
+      await submitMany(deps.dispatcher, [intent]);
+      return { resubmitted: intent.reference };
+    }
+    if (intent.state !== 'failed' || intent.attempt !== entry.attempt) {
+      return { skipped: 'not_failed', state: intent.state, attempt: intent.attempt };
+    }
+    const res = await deps.intents.transition(key, 'queued', deps.clock.now(), {
+      newAttempt: true,
+      expectAttempt: entry.attempt,
+      reason: 'dunning_retry',
+    });
+    if (!res.ok) return { skipped: res.why };
+    await submitMany(deps.dispatcher, [res.intent]);
+    log.info(
+      { subscriptionId, key, reference: res.intent.reference, retry: step + 1 },
+      'dunning retry submitted',
+    );
+    return { submitted: res.intent.reference };
+  };
+}

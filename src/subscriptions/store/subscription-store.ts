@@ -1,0 +1,257 @@
+/**
+ * Subscriptions in Redis, under the deployment's prefix:
+ *
+ * - `<prefix>:sub:<id>`: a hash with the record as JSON (`doc`) and a `version`;
+ * - `<prefix>:subs:due`: sorted set of billable subscriptions by next charge time, so a tick's
+ *   cost follows the due ones, not the total;
+ * - `<prefix>:subs:all`: every id, lexicographically, for listing;
+ * - subscription events go to `<prefix>:events`, the stream payment events use.
+ *
+ * Every change is one Lua step that checks the version the change was computed from (compare-
+ * and-set), writes the record, rescoring the due index from the record itself, and appends the
+ * change's events — atomically, so a crash can neither lose an event nor publish one for a
+ * change that did not happen. The rules live in subscriptions/rules.ts; this file only stores.
+ */
+import type { Redis } from 'ioredis';
+import type { BillingEvent } from '../../kernel/events.ts';
+import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../rules.ts';
+import { storeKeys } from '../../payments/store/keys.ts';
+import { LuaScript } from '../../infra/redis/lua-script.ts';
+
+const EVENTS_MAX_LEN = 1_000_000;
+
+/**
+ * KEYS: 1 record hash, 2 due index, 3 all index, 4 events stream.
+ * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
+ * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length.
+ * Returns {1, new version} or {0, current version ('0' when missing)}.
+ */
+const SAVE_SUBSCRIPTION = new LuaScript(`
+local v = redis.call('HGET', KEYS[1], 'version')
+if ARGV[2] == '0' then
+  if v then return {0, v} end
+elseif v ~= ARGV[2] then
+  return {0, v or '0'}
+end
+local nv = tostring((tonumber(v) or 0) + 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv)
+if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
+if not v then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
+for _, e in ipairs(cjson.decode(ARGV[5])) do
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', e.id, 'type', e.type, 'at', e.at, 'data', e.data)
+end
+return {1, nv}
+`);
+
+/** A record and the version it was read at, for compare-and-set. */
+export interface Versioned {
+  sub: Subscription;
+  version: number;
+}
+
+/** Thrown when a record keeps changing under a compare-and-set loop; safe to retry later. */
+export class SubscriptionContentionError extends Error {
+  constructor(id: string) {
+    super(`subscription ${id} kept changing while it was being updated`);
+    this.name = 'SubscriptionContentionError';
+  }
+}
+
+/** The result of {@link RedisSubscriptionStore.mutate}. */
+export type MutateResult<T> =
+  { found: false } | { found: true; saved: boolean; sub: Subscription; version: number; value: T };
+
+/** Subscription keys under a prefix. */
+export function subscriptionKeys(prefix: string) {
+  return {
+    sub: (id: string) => `${prefix}:sub:${id}`,
+    due: () => `${prefix}:subs:due`,
+    all: () => `${prefix}:subs:all`,
+    events: () => storeKeys(prefix).events(),
+    /** The intent store's per-subscription index (intent keys by creation time). */
+    intents: (id: string) => storeKeys(prefix).bySubscription(id),
+  };
+}
+
+function parse(doc: string | null | undefined, version: string | null | undefined) {
+  if (doc === null || doc === undefined) return undefined;
+  return {
+    sub: subscriptionSchema.parse(JSON.parse(doc)),
+    version: Number(version ?? '0'),
+  };
+}
+
+function eventsArg(events: readonly BillingEvent[]): string {
+  // `data` travels as a JSON string: cjson would re-encode large integers (epoch ms) as floats.
+  return JSON.stringify(
+    events.map((e) => ({ id: e.id, type: e.type, at: String(e.at), data: JSON.stringify(e.data) })),
+  );
+}
+
+export class RedisSubscriptionStore {
+  private readonly k: ReturnType<typeof subscriptionKeys>;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.k = subscriptionKeys(prefix);
+  }
+
+  private saveArgs(
+    sub: Subscription,
+    expectVersion: number,
+    events: readonly BillingEvent[],
+  ): (string | number)[] {
+    const score = dueScore(sub);
+    return [
+      this.k.sub(sub.id),
+      this.k.due(),
+      this.k.all(),
+      this.k.events(),
+      sub.id,
+      String(expectVersion),
+      JSON.stringify(sub),
+      score === null ? '' : String(score),
+      eventsArg(events),
+      String(EVENTS_MAX_LEN),
+    ];
+  }
+
+  private async runSave(args: (string | number)[]): Promise<[number, string]> {
+    return (await SAVE_SUBSCRIPTION.run(this.redis, 4, ...args)) as [number, string];
+  }
+
+  /**
+   * Stores `sub` if the stored version is still `expectVersion` (0: only if it does not exist),
+   * with `events` appended in the same step. Returns the new version, or undefined on conflict.
+   */
+  async save(
+    sub: Subscription,
+    expectVersion: number,
+    events: readonly BillingEvent[] = [],
+  ): Promise<number | undefined> {
+    const [ok, version] = await this.runSave(this.saveArgs(sub, expectVersion, events));
+    return ok === 1 ? Number(version) : undefined;
+  }
+
+  /**
+   * Many compare-and-set saves in one pipelined round trip (a tick's claims, a batch of payment
+   * outcomes); per item, the new version or undefined on conflict. Each save is atomic on its
+   * own; they are not atomic together.
+   */
+  async saveMany(
+    items: readonly {
+      sub: Subscription;
+      expectVersion: number;
+      events?: readonly BillingEvent[];
+    }[],
+  ): Promise<(number | undefined)[]> {
+    if (items.length === 0) return [];
+    const res = await SAVE_SUBSCRIPTION.runPipelined(
+      this.redis,
+      items.map((it) => ({
+        numKeys: 4,
+        args: this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
+      })),
+    );
+    return res.map(([err, value]) => {
+      if (err) throw err;
+      const [ok, version] = value as [number, string];
+      return ok === 1 ? Number(version) : undefined;
+    });
+  }
+
+  /** Creates `sub` unless its id exists; returns what is stored either way. */
+  async create(sub: Subscription): Promise<{ created: boolean } & Versioned> {
+    const version = await this.save(sub, 0);
+    if (version !== undefined) return { created: true, sub, version };
+    const existing = await this.get(sub.id);
+    if (!existing) throw new Error(`subscription ${sub.id} vanished after create`);
+    return { created: false, ...existing };
+  }
+
+  /**
+   * Creates many subscriptions in pipelined round trips (imports, benchmarks); returns, per
+   * input, whether it was created (false: the id existed).
+   */
+  async createMany(subs: readonly Subscription[], chunk = 5_000): Promise<boolean[]> {
+    const out: boolean[] = [];
+    for (let i = 0; i < subs.length; i += chunk) {
+      const saved = await this.saveMany(
+        subs.slice(i, i + chunk).map((sub) => ({ sub, expectVersion: 0 })),
+      );
+      out.push(...saved.map((v) => v !== undefined));
+    }
+    return out;
+  }
+
+  async get(id: string): Promise<Versioned | undefined> {
+    const [doc, version] = await this.redis.hmget(this.k.sub(id), 'doc', 'version');
+    return parse(doc, version);
+  }
+
+  /** Reads several records in one round trip, in the order of `ids` (undefined when missing). */
+  async getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hmget(this.k.sub(id), 'doc', 'version');
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, value]) => {
+      if (err) throw err;
+      const [doc, version] = value as (string | null)[];
+      return parse(doc, version);
+    });
+  }
+
+  /**
+   * Applies `decide` to the current record with compare-and-set, re-reading and re-deciding when
+   * another writer got there first. `decide` returns the decision (`next` undefined: no change)
+   * and a value for the caller.
+   */
+  async mutate<T>(
+    id: string,
+    decide: (sub: Subscription) => { decision: Pick<Decision, 'next' | 'events'>; value: T },
+    maxTries = 8,
+  ): Promise<MutateResult<T>> {
+    for (let i = 0; i < maxTries; i++) {
+      const current = await this.get(id);
+      if (!current) return { found: false };
+      const { decision, value } = decide(current.sub);
+      if (!decision.next) {
+        return { found: true, saved: false, sub: current.sub, version: current.version, value };
+      }
+      const version = await this.save(decision.next, current.version, decision.events);
+      if (version !== undefined) {
+        return { found: true, saved: true, sub: decision.next, version, value };
+      }
+    }
+    throw new SubscriptionContentionError(id);
+  }
+
+  /** Ids due at or before `now`, earliest first. Cost follows the due ones (ZRANGEBYSCORE). */
+  dueIds(now: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.k.due(), '-inf', String(now), 'LIMIT', 0, limit);
+  }
+
+  /** How many subscriptions are in the due index (billable), whenever they are due. */
+  countScheduled(): Promise<number> {
+    return this.redis.zcard(this.k.due());
+  }
+
+  /** How many subscriptions exist. */
+  count(): Promise<number> {
+    return this.redis.zcard(this.k.all());
+  }
+
+  /** Ids in lexicographic order, after `after` (exclusive). */
+  listIds(opts: { after?: string; limit: number }): Promise<string[]> {
+    const min = opts.after === undefined ? '-' : `(${opts.after}`;
+    return this.redis.zrangebylex(this.k.all(), min, '+', 'LIMIT', 0, opts.limit);
+  }
+
+  /** The subscription's charge intents, newest first (the intent store's index). */
+  intentKeys(id: string, limit: number): Promise<string[]> {
+    return this.redis.zrevrange(this.k.intents(id), 0, limit - 1);
+  }
+}
