@@ -19,7 +19,7 @@ import { amountMinor } from '../src/kernel/money.ts';
 import { createSubscription, type Subscription } from '../src/subscriptions/rules.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { createRedis } from '../src/infra/redis/connection.ts';
-import { createDispatcher, type Dispatcher } from '../src/infra/queues/dispatcher.ts';
+import { createDispatcher, type QueueDispatcher } from '../src/infra/queues/dispatcher.ts';
 import { runTick, type TickDeps } from '../src/subscriptions/tick.ts';
 import { RedisIntentStore } from '../src/payments/store/intent-store.ts';
 import { createSealer } from '../src/infra/sealing.ts';
@@ -39,7 +39,7 @@ interface Population {
   size: number;
   server: RedisServerHandle;
   redis: Redis;
-  dispatcher: Dispatcher;
+  dispatcher: QueueDispatcher;
   deps: TickDeps;
   timesMs: number[];
 }

@@ -23,7 +23,7 @@ import type { OutcomeDeps, ReconcilePolicy } from '../payments/apply-outcome.ts'
 import type { Logger } from '../infra/logger.ts';
 import { assertRedisReady } from '../infra/redis/redis-check.ts';
 import { createRedis } from '../infra/redis/connection.ts';
-import { createDispatcher, type Dispatcher } from '../infra/queues/dispatcher.ts';
+import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
 import { jobOptionsFor } from '../infra/queues/catalog.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
@@ -48,7 +48,7 @@ export interface App {
   redis: Redis;
   store: RedisIntentStore;
   events: EventLog;
-  dispatcher: Dispatcher;
+  dispatcher: QueueDispatcher;
   gateway: PaymentGateway;
   sealer: Sealer;
   policy: ReconcilePolicy;

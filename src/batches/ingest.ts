@@ -28,9 +28,7 @@ import type { IntentDraft, Payee } from '../kernel/payment.ts';
 import type { BatchRow } from '../input/instructions.ts';
 import { draftFromRow } from '../payments/create.ts';
 import type { Logger } from '../infra/logger.ts';
-import { bullJobName, jobOptionsFor, type JobName } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import { submitJobId, submitQueueFor } from '../infra/queues/names.ts';
 import type { BatchIntentRow, RedisIntentStore } from '../payments/store/intent-store.ts';
 import type { Sealer } from '../infra/sealing.ts';
 import {
@@ -355,8 +353,6 @@ async function ingestRows(ctx: IngestContext): Promise<boolean> {
   let chunk = 0;
   let lastRenew = deps.clock.now();
 
-  type Jobs = Parameters<ReturnType<Dispatcher['queue']>['addBulk']>[0];
-
   /** Creates one chunk's intents, then adds the jobs of those still waiting to be submitted. */
   const runChunk = async (
     chunkRows: BatchIntentRow[],
@@ -369,28 +365,11 @@ async function ingestRows(ctx: IngestContext): Promise<boolean> {
       rows: chunkRows,
       now: deps.clock.now(),
     });
-    const byQueue = new Map<ReturnType<typeof submitQueueFor>, Jobs>();
-    for (const intent of intents) {
-      // Only intents still waiting for their first submission need a job; a resumed ingest finds
-      // the rest already on their way or done.
-      if (intent.state !== 'queued') continue;
-      const queue = submitQueueFor(intent.type);
-      const name: JobName = intent.type === 'charge' ? 'charges.submit' : 'payouts.submit';
-      let jobs = byQueue.get(queue);
-      if (!jobs) byQueue.set(queue, (jobs = []));
-      jobs.push({
-        name: bullJobName(name),
-        data: {
-          key: intent.key,
-          attempt: intent.attempt,
-          amount: intent.amount,
-          currency: intent.currency,
-        },
-        opts: { ...jobOptionsFor(name), jobId: submitJobId(intent.reference, intent.enqueues) },
-      });
-    }
+    // Only intents still waiting for their first submission need a job; a resumed ingest finds
+    // the rest already on their way or done.
+    const waiting = intents.filter((intent) => intent.state === 'queued');
     await Promise.all([
-      ...[...byQueue].map(([queue, jobs]) => deps.dispatcher.queue(queue).addBulk(jobs)),
+      deps.dispatcher.submitMany(waiting),
       batches.addInvalid(batchId, chunkInvalid),
       batches.markReferencedLines(batchId, chunkRefLines),
     ]);

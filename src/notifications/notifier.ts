@@ -127,7 +127,7 @@ export async function startNotifier(
   const relay = await startRelay({
     redis: app.redis,
     prefix,
-    queue: app.dispatcher.queue(QUEUES.notifications),
+    dispatcher: app.dispatcher,
     logger: app.logger,
     attempts: scheduleMs.length + 1,
     consumer: opts.consumer,

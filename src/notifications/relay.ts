@@ -8,10 +8,9 @@
  * died). Re-adding is harmless: the job id is derived from the event id, and BullMQ ignores an add
  * whose id already exists, so a replay or an event appended twice collapses into one delivery.
  */
-import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.ts';
-import { bullJobName, jobOptionsFor } from '../infra/queues/catalog.ts';
+import type { Dispatcher, JobToAdd } from '../infra/queues/dispatcher.ts';
 import { storeKeys } from '../payments/store/keys.ts';
 import {
   defaultConsumerName,
@@ -23,8 +22,6 @@ import {
 
 /** The consumer group the relay reads `<prefix>:events` with. */
 export const NOTIFY_GROUP = 'notify';
-
-const JOB_NAME = bullJobName('notifications.deliver');
 
 /**
  * The BullMQ job id of an event's delivery: one per event id, so duplicates collapse. BullMQ
@@ -47,8 +44,8 @@ export interface RelayOptions {
   /** A connection of the app; the relay duplicates it for its blocking reads and closes that copy. */
   redis: Redis;
   prefix: string;
-  /** The `notifications` queue the jobs are added to (not closed by the relay). */
-  queue: Queue;
+  /** Adds the `notifications.deliver` jobs. */
+  dispatcher: Dispatcher;
   logger: Logger;
   /** BullMQ attempts of each job: one first try plus one per retry-schedule entry. */
   attempts: number;
@@ -94,7 +91,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
 
   /** Adds one job per entry, then acknowledges them all. */
   const relay = async (entries: StreamEntry[]) => {
-    const jobs = [];
+    const jobs: JobToAdd<'notifications.deliver'>[] = [];
+    const attempts = opts.attempts;
     for (const [streamId, flat] of entries) {
       // A pending entry trimmed from the stream comes back without fields: nothing to send.
       const eventId = fieldsOf(flat).id;
@@ -102,17 +100,9 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
         log.warn('stream entry without an event id (trimmed or foreign); skipped');
         continue;
       }
-      jobs.push({
-        name: JOB_NAME,
-        data: { eventId, streamId },
-        opts: {
-          ...jobOptionsFor('notifications.deliver'),
-          attempts: opts.attempts,
-          jobId: notificationJobId(eventId),
-        },
-      });
+      jobs.push({ data: { eventId, streamId }, jobId: notificationJobId(eventId), attempts });
     }
-    if (jobs.length > 0) await opts.queue.addBulk(jobs);
+    await opts.dispatcher.addMany('notifications.deliver', jobs);
     const ids = entries.map(([id]) => id);
     await opts.hooks?.afterEnqueue?.(ids);
     await conn.xack(key, NOTIFY_GROUP, ...ids);

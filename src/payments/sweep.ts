@@ -12,7 +12,6 @@
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import { submitJobId, submitQueueFor } from '../infra/queues/names.ts';
 import type { RedisIntentStore } from './store/intent-store.ts';
 
 export interface SweepDeps {
@@ -60,20 +59,13 @@ export async function runSweep(
   for (const key of await deps.store.queuedSince(now - deps.orphanAfterMs, limit)) {
     const intent = await deps.store.get(key);
     if (!intent || intent.state !== 'queued') continue;
-    const queue = deps.dispatcher.queue(submitQueueFor(intent.type));
-    const jobId = submitJobId(intent.reference, intent.enqueues);
-    const state = await queue.getJobState(jobId);
-    if (state === 'unknown') {
+    const state = await deps.dispatcher.submitJobState(intent);
+    if (state === 'missing') {
       await deps.dispatcher.submit(intent);
     } else if (state === 'failed' || state === 'completed') {
       // The job ended without the intent leaving `queued` (retries exhausted while provably
       // unsent, or a stale duplicate): run it again.
-      const job = await queue.getJob(jobId);
-      if (state === 'failed') await job?.retry('failed');
-      else {
-        await job?.remove();
-        await deps.dispatcher.submit(intent);
-      }
+      await deps.dispatcher.rerunSubmit(intent, state);
     } else {
       continue;
     }

@@ -34,7 +34,7 @@ import {
   type StreamEntry,
 } from '../infra/redis/stream-consumer.ts';
 import type { HandlerContext } from '../infra/queues/processor.ts';
-import { enqueueDunningRetries, submitMany, subscriptionsQueue } from './jobs.ts';
+import { enqueueDunningRetries } from './jobs.ts';
 import type { RedisIntentStore } from '../payments/store/intent-store.ts';
 import { storeKeys } from '../payments/store/keys.ts';
 import type { RedisSubscriptionStore } from './store/subscription-store.ts';
@@ -172,11 +172,7 @@ export async function applyPaymentOutcome(deps: ApplyDeps, outcome: PaymentOutco
     return;
   }
   if (res.saved) logApplied(deps.logger, outcome, res.sub, res.value);
-  await enqueueDunningRetries(
-    subscriptionsQueue(deps.dispatcher),
-    wanted(res.sub, res.value.retries),
-    now,
-  );
+  await enqueueDunningRetries(deps.dispatcher, wanted(res.sub, res.value.retries), now);
 }
 
 /**
@@ -266,7 +262,7 @@ export async function applyPaymentOutcomes(
     retries.push(...wanted(f.sub, f.retries));
     for (const i of f.indexes) applied[i] = true;
   });
-  await enqueueDunningRetries(subscriptionsQueue(deps.dispatcher), retries, now);
+  await enqueueDunningRetries(deps.dispatcher, retries, now);
   // Changed under us (a tick's commit, an action): one outcome at a time, in order.
   await Promise.all(
     redo.map(async (f) => {
@@ -385,7 +381,7 @@ export function createDunningHandler(deps: DunningDeps) {
     if (!intent) return { skipped: 'missing_intent' };
     if (intent.state === 'queued' && intent.attempt === entry.attempt + 1) {
       // Opened by an earlier run of this job that died before enqueueing: enqueue (same job id).
-      await submitMany(deps.dispatcher, [intent]);
+      await deps.dispatcher.submit(intent);
       return { resubmitted: intent.reference };
     }
     if (intent.state !== 'failed' || intent.attempt !== entry.attempt) {
@@ -397,7 +393,7 @@ export function createDunningHandler(deps: DunningDeps) {
       reason: 'dunning_retry',
     });
     if (!res.ok) return { skipped: res.why };
-    await submitMany(deps.dispatcher, [res.intent]);
+    await deps.dispatcher.submit(res.intent);
     log.info(
       { subscriptionId, key, reference: res.intent.reference, retry: step + 1 },
       'dunning retry submitted',

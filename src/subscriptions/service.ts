@@ -42,7 +42,7 @@ import {
 } from './rules.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import { enqueueDunningRetries, subscriptionsQueue } from './jobs.ts';
+import { enqueueDunningRetries } from './jobs.ts';
 import type { RedisIntentStore } from '../payments/store/intent-store.ts';
 import type { Sealer } from '../infra/sealing.ts';
 import { RedisSubscriptionStore } from './store/subscription-store.ts';
@@ -653,7 +653,7 @@ export async function applyAction(
   if (isRefusal(res.value))
     return { status: 'refused', code: res.value.refused, subscription: res.sub };
   if (res.value.retries.length > 0) {
-    await enqueueDunningRetries(subscriptionsQueue(deps.dispatcher), res.value.retries, now);
+    await enqueueDunningRetries(deps.dispatcher, res.value.retries, now);
   }
   if (res.saved) {
     deps.logger.info(

@@ -27,10 +27,9 @@ import {
   type Subscription,
 } from './rules.ts';
 import type { Logger } from '../infra/logger.ts';
-import { bullJobName, JOBS } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
-import { submitMany, subscriptionsQueue, TICK_SCHEDULER_ID } from './jobs.ts';
+import { TICK_SCHEDULER_ID } from './jobs.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
 import type { RedisIntentStore } from '../payments/store/intent-store.ts';
 import { RedisSubscriptionStore } from './store/subscription-store.ts';
@@ -169,7 +168,7 @@ export async function runTick(deps: TickDeps, now: number): Promise<TickResult> 
           );
       }
     });
-    await submitMany(deps.dispatcher, toSubmit);
+    await deps.dispatcher.submitMany(toSubmit);
     result.enqueued += toSubmit.length;
 
     // Commit with the version the claim was stored at; whatever changed meanwhile (an outcome,
@@ -352,21 +351,13 @@ export async function startSubscriptionScheduler(
     logger: app.logger,
     catchUpMaxPeriods: app.config.scheduler.catchUpMaxPeriods,
   };
-  const spec = JOBS['subscriptions.tick'];
   if (opts.cron !== false) {
-    await subscriptionsQueue(app.dispatcher).upsertJobScheduler(
+    await app.dispatcher.schedule(
       TICK_SCHEDULER_ID,
-      { pattern: app.config.scheduler.cron },
-      {
-        name: bullJobName('subscriptions.tick'),
-        data: {},
-        opts: {
-          attempts: spec.attempts,
-          backoff: { type: 'catalog' },
-          removeOnComplete: { count: 1_000 },
-          removeOnFail: { count: 1_000 },
-        },
-      },
+      'subscriptions.tick',
+      app.config.scheduler.cron,
+      {},
+      { removeOnComplete: { count: 1_000 }, removeOnFail: { count: 1_000 } },
     );
   }
   const worker = startWorker(

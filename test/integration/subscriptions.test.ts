@@ -13,7 +13,7 @@ import { claimBilling, planBilling } from '../../src/subscriptions/rules.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { registerSubscriptionRoutes } from '../../src/http/routes/subscriptions.ts';
 import { createLogger } from '../../src/infra/logger.ts';
-import { dunningJobId, subscriptionsQueue } from '../../src/subscriptions/jobs.ts';
+import { dunningJobId } from '../../src/subscriptions/jobs.ts';
 import { runTick, startSubscriptionScheduler } from '../../src/subscriptions/tick.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
@@ -278,7 +278,7 @@ describe('two schedulers, overlapping ticks', () => {
     opened.push({ close: () => a.stop() });
     const b = await startSubscriptionScheduler(h.app, { blockMs: 100 });
     opened.push({ close: () => b.stop() });
-    const queue = subscriptionsQueue(h.app.dispatcher);
+    const queue = h.app.dispatcher.queue('subscriptions');
     expect(await queue.getJobSchedulersCount()).toBe(1);
     await until(async () => (await h.app.store.get('sub_cron_20250201')) !== undefined, 10_000);
     await queue.removeJobScheduler('subscriptions-tick');
@@ -395,9 +395,9 @@ describe('dunning', () => {
     });
     await h.tick();
     await until(async () => (await status(h, 'flaky'))?.status === 'past_due', 10_000);
-    const job = await subscriptionsQueue(h.app.dispatcher).getJob(
-      dunningJobId({ key: 'sub_flaky_20250201' as never, step: 0, resumes: 0 }),
-    );
+    const job = await h.app.dispatcher
+      .queue('subscriptions')
+      .getJob(dunningJobId({ key: 'sub_flaky_20250201' as never, step: 0, resumes: 0 }));
     expect(job?.opts.delay).toBe(DAY);
     // Billing is held while the card is retried: the next days are not charged yet.
     h.clock.advance(DAY);
@@ -442,7 +442,7 @@ describe('pause, resume and cancel during dunning', () => {
 
   /** Runs the delayed retry job now (instead of waiting a day) and returns what it did. */
   async function runRetryNow(h: SubsHarness, id: string, step: number, resumes = 0) {
-    const queue = subscriptionsQueue(h.app.dispatcher);
+    const queue = h.app.dispatcher.queue('subscriptions');
     const jobId = dunningJobId({ key: `sub_${id}_20250201` as never, step, resumes });
     const job = await queue.getJob(jobId);
     expect(job?.opts.delay).toBeGreaterThan(0);

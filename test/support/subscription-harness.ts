@@ -11,7 +11,6 @@ import type { BillingEvent } from '../../src/kernel/events.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { SayswitchGateway } from '../../src/infra/gateway/sayswitch/client.ts';
 import { createLogger } from '../../src/infra/logger.ts';
-import { subscriptionsQueue } from '../../src/subscriptions/jobs.ts';
 import { SUBSCRIPTIONS_GROUP } from '../../src/subscriptions/outcome-consumer.ts';
 import {
   runTick,
@@ -139,12 +138,9 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
     return { lag: -1, pending: -1 };
   };
   const snapshot = async () => {
-    const jobs = await subscriptionsQueue(app.dispatcher).getJobCounts(
-      'waiting',
-      'active',
-      'delayed',
-      'prioritized',
-    );
+    const jobs = await app.dispatcher
+      .queue('subscriptions')
+      .getJobCounts('waiting', 'active', 'delayed', 'prioritized');
     const group = await groupState();
     const states = await app.store.countByState();
     return { jobs, group, states };

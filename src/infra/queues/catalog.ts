@@ -1,8 +1,11 @@
 /**
  * The job catalog: per job name, its queue, zod payload schema, attempts, backoff and timeout.
  * Payloads carry intent keys and amounts, never card tokens, account secrets or keys: workers
- * load what they need from the store. A handler missing for a job name is a compile error where
- * workers are built (`satisfies Record<JobName, …>`).
+ * load what they need from the store.
+ *
+ * Typed per queue: `startWorker(queue, handlers)` takes exactly the jobs of that queue
+ * ({@link HandlersFor}), so a missing handler, or one for another queue's job, does not compile
+ * (test/unit/catalog-types.test.ts proves both).
  */
 import { z } from 'zod';
 import { intentKeySchema } from '../../kernel/ids.ts';
@@ -107,6 +110,10 @@ export const JOBS = {
 
 export type JobName = keyof typeof JOBS;
 export type JobPayload<N extends JobName> = z.output<(typeof JOBS)[N]['schema']>;
+/** The catalog jobs that run on queue `Q`. */
+export type JobsOf<Q extends QueueName> = {
+  [N in JobName]: (typeof JOBS)[N]['queue'] extends Q ? N : never;
+}[JobName];
 
 /** BullMQ job name within its queue (the part after the dot). */
 export function bullJobName(name: JobName): string {

@@ -1,15 +1,39 @@
 /**
  * Adds catalog jobs with deterministic ids, so a replay, a duplicate request or a second
- * scheduler collapses into the job that already exists.
+ * scheduler collapses into the job that already exists. {@link submitJob} is the one place that
+ * builds a submit job; everything that enqueues submissions (the API, a batch, a renewal, the
+ * sweep) goes through {@link Dispatcher.submit} or {@link Dispatcher.submitMany}.
  */
-import { Queue, type ConnectionOptions } from 'bullmq';
+import { Queue, type ConnectionOptions, type JobsOptions } from 'bullmq';
 import type { Intent } from '../../kernel/payment.ts';
-import { bullJobName, jobOptionsFor, type JobName } from './catalog.ts';
-import { QUEUES, reconcileJobId, submitJobId, submitQueueFor, type QueueName } from './names.ts';
+import { JOBS, bullJobName, jobOptionsFor, type JobName, type JobPayload } from './catalog.ts';
+import { reconcileJobId, submitJobId, submitQueueFor, type QueueName } from './names.ts';
 
+/** A catalog job to add: its payload, deterministic id and optional delay. */
+export interface JobToAdd<N extends JobName> {
+  data: JobPayload<N>;
+  jobId: string;
+  delayMs?: number;
+  /** Overrides the catalog's attempts (e.g. a schedule from configuration). */
+  attempts?: number;
+}
+
+/** Where a submit job is in its queue, for the sweep's lost-job repair. */
+export type SubmitJobState = 'missing' | 'waiting' | 'failed' | 'completed';
+
+/** The queues as features use them (a port: built once in the composition root). */
 export interface Dispatcher {
   /** Enqueues the submit job of the intent's current attempt and queue entry. */
   submit(intent: Intent): Promise<void>;
+  /** {@link Dispatcher.submit} for many intents: one `addBulk` per queue. */
+  submitMany(intents: readonly Submittable[]): Promise<void>;
+  /** Where the submit job of the intent's current attempt and queue entry is. */
+  submitJobState(intent: Intent): Promise<SubmitJobState>;
+  /**
+   * Runs the intent's submit job again after it ended without the intent leaving `queued`: a
+   * failed job is retried, a completed one replaced.
+   */
+  rerunSubmit(intent: Intent, state: 'failed' | 'completed'): Promise<void>;
   /** Enqueues a reconcile check of the intent, `delayMs` from now, identified by its check number. */
   reconcile(
     intent: Intent,
@@ -25,11 +49,50 @@ export interface Dispatcher {
    * backoff) until the intent exists.
    */
   reconcileEarly(key: string, reference: string): Promise<void>;
+  /** Adds catalog jobs of one name, in one round trip. */
+  addMany<N extends JobName>(name: N, jobs: readonly JobToAdd<N>[]): Promise<void>;
+  /** Creates or updates the job scheduler `id` that adds job `name` on a cron pattern. */
+  schedule<N extends JobName>(
+    id: string,
+    name: N,
+    pattern: string,
+    data: JobPayload<N>,
+    opts?: Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'>,
+  ): Promise<void>;
+  /** Pauses a queue for every worker (e.g. the gateway refused our credentials). */
+  pause(name: QueueName): Promise<void>;
+}
+
+/** The dispatcher with its BullMQ queues, for the composition root, dashboard and metrics. */
+export interface QueueDispatcher extends Dispatcher {
   queue(name: QueueName): Queue;
   close(): Promise<void>;
 }
 
-export function createDispatcher(connection: ConnectionOptions, prefix: string): Dispatcher {
+/** What a submit job is built from. */
+export type Submittable = Pick<
+  Intent,
+  'key' | 'type' | 'attempt' | 'amount' | 'currency' | 'reference' | 'enqueues'
+>;
+
+/** The submit job of an intent's current attempt and queue entry: the one place it is built. */
+export function submitJob(intent: Submittable) {
+  const name: JobName = intent.type === 'charge' ? 'charges.submit' : 'payouts.submit';
+  const data: JobPayload<'charges.submit'> = {
+    key: intent.key,
+    attempt: intent.attempt,
+    amount: intent.amount,
+    currency: intent.currency,
+  };
+  return {
+    queue: submitQueueFor(intent.type),
+    name: bullJobName(name),
+    data,
+    opts: { ...jobOptionsFor(name), jobId: submitJobId(intent.reference, intent.enqueues) },
+  };
+}
+
+export function createDispatcher(connection: ConnectionOptions, prefix: string): QueueDispatcher {
   const queues = new Map<QueueName, Queue>();
   const queue = (name: QueueName) => {
     let q = queues.get(name);
@@ -47,47 +110,92 @@ export function createDispatcher(connection: ConnectionOptions, prefix: string):
     }
     return q;
   };
-  const add = async (name: JobName, data: object, jobId: string, delayMs = 0) => {
-    const target = name.startsWith('charges.')
-      ? QUEUES.charges
-      : name.startsWith('payouts.')
-        ? QUEUES.payouts
-        : QUEUES.reconcile;
-    await queue(target).add(bullJobName(name), data, {
-      ...jobOptionsFor(name),
-      jobId,
-      delay: delayMs,
-    });
+  const add = async <N extends JobName>(name: N, job: JobToAdd<N>) => {
+    await queue(JOBS[name].queue).add(bullJobName(name), job.data, optionsOf(name, job));
+  };
+  const submitMany = async (intents: readonly Submittable[]) => {
+    const byQueue = new Map<QueueName, ReturnType<typeof submitJob>[]>();
+    for (const intent of intents) {
+      const job = submitJob(intent);
+      let list = byQueue.get(job.queue);
+      if (!list) byQueue.set(job.queue, (list = []));
+      list.push(job);
+    }
+    await Promise.all([...byQueue].map(([q, jobs]) => queue(q).addBulk(jobs)));
   };
   return {
     async submit(intent) {
-      const name: JobName =
-        submitQueueFor(intent.type) === QUEUES.charges ? 'charges.submit' : 'payouts.submit';
-      await add(
-        name,
-        {
-          key: intent.key,
-          attempt: intent.attempt,
-          amount: intent.amount,
-          currency: intent.currency,
-        },
-        submitJobId(intent.reference, intent.enqueues),
-      );
+      const job = submitJob(intent);
+      await queue(job.queue).add(job.name, job.data, job.opts);
+    },
+    submitMany,
+    async submitJobState(intent) {
+      const job = submitJob(intent);
+      const state = await queue(job.queue).getJobState(job.opts.jobId);
+      if (state === 'unknown') return 'missing';
+      if (state === 'failed' || state === 'completed') return state;
+      return 'waiting';
+    },
+    async rerunSubmit(intent, state) {
+      const job = submitJob(intent);
+      const existing = await queue(job.queue).getJob(job.opts.jobId);
+      if (state === 'failed') {
+        await existing?.retry('failed');
+        return;
+      }
+      await existing?.remove();
+      await queue(job.queue).add(job.name, job.data, job.opts);
     },
     async reconcile(intent, { delayMs, cause, runId }) {
-      const id = reconcileJobId(
+      const jobId = reconcileJobId(
         intent,
         cause === 'webhook' ? 'webhook' : cause === 'schedule' ? 'check' : 'sweep',
         runId,
       );
-      await add('reconcile.check', { key: intent.key, cause, checks: intent.checks }, id, delayMs);
+      await add('reconcile.check', {
+        data: { key: intent.key, cause, checks: intent.checks },
+        jobId,
+        delayMs,
+      });
     },
     async reconcileEarly(key, reference) {
-      await add('reconcile.check', { key, cause: 'webhook' }, `wh-${reference}-early`);
+      await add('reconcile.check', {
+        data: { key: key as JobPayload<'reconcile.check'>['key'], cause: 'webhook' },
+        jobId: `wh-${reference}-early`,
+      });
+    },
+    async addMany(name, jobs) {
+      if (jobs.length === 0) return;
+      await queue(JOBS[name].queue).addBulk(
+        jobs.map((job) => ({
+          name: bullJobName(name),
+          data: job.data,
+          opts: optionsOf(name, job),
+        })),
+      );
+    },
+    async schedule(id, name, pattern, data, opts = {}) {
+      await queue(JOBS[name].queue).upsertJobScheduler(
+        id,
+        { pattern },
+        { name: bullJobName(name), data, opts: { ...jobOptionsFor(name), ...opts } },
+      );
+    },
+    async pause(name) {
+      await queue(name).pause();
     },
     queue,
     async close() {
       await Promise.all([...queues.values()].map((q) => q.close()));
     },
+  };
+}
+
+function optionsOf<N extends JobName>(name: N, job: JobToAdd<N>): JobsOptions {
+  return {
+    ...jobOptionsFor(name),
+    ...(job.attempts !== undefined ? { attempts: job.attempts } : {}),
+    jobId: job.jobId,
+    ...(job.delayMs ? { delay: Math.max(0, job.delayMs) } : {}),
   };
 }

@@ -9,7 +9,6 @@ export const QUEUES = {
   payouts: 'payouts',
   reconcile: 'reconcile',
   notifications: 'notifications',
-  batches: 'batches',
   subscriptions: 'subscriptions',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];

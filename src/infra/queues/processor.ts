@@ -24,7 +24,9 @@ import {
   catalogNameOf,
   type JobName,
   type JobPayload,
+  type JobsOf,
 } from './catalog.ts';
+import type { QueueName } from './names.ts';
 
 /** Thrown by a handler to park its job until `until` (e.g. another worker's lease). */
 export class DelayRequest extends Error {
@@ -62,6 +64,9 @@ export type Handler<N extends JobName> = (
   ctx: HandlerContext,
 ) => Promise<unknown>;
 
+/** Exactly one handler per job of queue `Q`: no job missing, none from another queue. */
+export type HandlersFor<Q extends QueueName> = { [N in JobsOf<Q>]: Handler<N> };
+
 export interface ProcessorDeps {
   logger: Logger;
   now: () => number;
@@ -92,12 +97,13 @@ function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
  * Builds the BullMQ processor for one queue from handlers keyed by catalog job name. Payloads are
  * validated with the catalog's zod schema; an invalid payload is unrecoverable.
  */
-export function createProcessor<N extends JobName>(
-  queueName: string,
-  handlers: { [K in N]: Handler<K> },
+export function createProcessor<Q extends QueueName>(
+  queueName: Q,
+  handlers: HandlersFor<Q>,
   deps: ProcessorDeps,
   getWorker: () => Worker,
 ): Processor {
+  type N = JobsOf<Q>;
   const byBullName = new Map<string, N>();
   for (const name of Object.keys(handlers) as N[]) byBullName.set(bullJobName(name), name);
 

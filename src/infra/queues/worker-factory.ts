@@ -1,11 +1,12 @@
 /** Builds BullMQ workers for catalog queues, with the one processor wrapper and the catalog backoff. */
 import { Worker, type ConnectionOptions } from 'bullmq';
 import type { Logger } from '../logger.ts';
-import type { JobName } from './catalog.ts';
+import type { JobsOf } from './catalog.ts';
+import type { QueueName } from './names.ts';
 import {
   catalogBackoffStrategy,
   createProcessor,
-  type Handler,
+  type HandlersFor,
   type ProcessorDeps,
 } from './processor.ts';
 
@@ -19,10 +20,14 @@ export interface WorkerOptions {
   backoffMs?: (attemptsMade: number) => number;
 }
 
-/** Starts a worker for `queueName` running the given catalog handlers. */
-export function startWorker<N extends JobName>(
-  queueName: string,
-  handlers: { [K in N]: Handler<K> },
+/**
+ * Starts a worker for `queueName` running the catalog handlers of exactly that queue's jobs: a
+ * missing handler, or a handler for a job of another queue, is a compile error (the second through
+ * the `never` mapping of keys that are not the queue's jobs, even when `handlers` is not a literal).
+ */
+export function startWorker<Q extends QueueName, H extends HandlersFor<Q>>(
+  queueName: Q,
+  handlers: H & { [K in Exclude<keyof H, JobsOf<Q>>]: never },
   deps: ProcessorDeps,
   opts: WorkerOptions,
 ): Worker {

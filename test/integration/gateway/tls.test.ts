@@ -1,5 +1,5 @@
 /**
- * TLS floor (PRODUCT.md section 10): the adapter refuses a gateway that only speaks TLS 1.1 with a
+ * TLS floor (docs/sayswitch-wire.md "Transport"): the adapter refuses a gateway that only speaks TLS 1.1 with a
  * fatal `tls_version` error, and works against TLS 1.2+. Certificates are generated at test time
  * with the openssl CLI, so no key material lives in the repository.
  */

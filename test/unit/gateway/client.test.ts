@@ -12,7 +12,8 @@ import type { AttemptReference } from '../../../src/kernel/ids.ts';
 import { amountMinor } from '../../../src/kernel/money.ts';
 import type { ChargeRequest, PayoutRequest } from '../../../src/kernel/ports.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
-import { SayswitchGateway, declineReason } from '../../../src/infra/gateway/sayswitch/client.ts';
+import { SayswitchGateway } from '../../../src/infra/gateway/sayswitch/client.ts';
+import { declineReason } from '../../../src/infra/gateway/sayswitch/outcomes.ts';
 import {
   decryptJson,
   encryptJson,

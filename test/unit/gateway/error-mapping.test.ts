@@ -6,14 +6,14 @@ import {
   RetryableError,
   type ErrorKind,
 } from '../../../src/kernel/errors.ts';
+import type { CallContext } from '../../../src/infra/gateway/sayswitch/error-mapping/call-context.ts';
 import {
   classifyResponse,
   DEFAULT_RETRY_AFTER_MS,
-  mapTransportError,
   parseRetryAfterMs,
-  type CallContext,
   type DecodedBody,
-} from '../../../src/infra/gateway/sayswitch/error-mapping.ts';
+} from '../../../src/infra/gateway/sayswitch/error-mapping/response-errors.ts';
+import { mapTransportError } from '../../../src/infra/gateway/sayswitch/error-mapping/transport-errors.ts';
 
 const submission: CallContext = {
   endpoint: 'POST /api/v1/bank_transfer',

@@ -7,7 +7,7 @@
 import { createCipheriv, createDecipheriv, createHmac, timingSafeEqual } from 'node:crypto';
 import { CryptoError } from '../../../kernel/errors.ts';
 
-export type PayloadEncoding = 'hex' | 'base64';
+type PayloadEncoding = 'hex' | 'base64';
 
 export type PayloadCryptoConfig = {
   key: string;
@@ -190,9 +190,10 @@ function sortKeysDeep(value: unknown): unknown {
 }
 
 /**
- * The optional `Encryption` request header seen in third-party code (sayswitch-api.md 1.4): hex
- * HMAC-SHA512 of `JSON.stringify(payload)` with object keys sorted (recursively), keyed by the
- * secret key. Sent only when `signRequests` is on; unverified against the real API.
+ * The optional `Encryption` request header seen in third-party code (docs/sayswitch-wire.md
+ * "Request signature header"): hex HMAC-SHA512 of `JSON.stringify(payload)` with object keys
+ * sorted (recursively), keyed by the secret key. Sent only when `signRequests` is on; unverified
+ * against the real API.
  */
 export function signRequest(payload: unknown, secretKey: string): string {
   const json = JSON.stringify(sortKeysDeep(payload)) ?? '';

@@ -2,22 +2,20 @@
  * Zod schemas for every Sayswitch response the adapter reads (docs/sayswitch-wire.md). Both
  * envelopes (`success` and `status`) are accepted and unknown keys are kept, because the real API
  * adds fields freely. Amounts may be decimal strings or numbers and come out as minor units.
- * A response that does not fit is not understood: the client turns that into outcome_unknown.
+ * A response that does not fit is not understood: transport.ts turns that into outcome_unknown.
  */
 import { z } from 'zod';
 import { parseGatewayAmount, type AmountMinor } from '../../../kernel/money.ts';
 
 /** A major-unit amount as Sayswitch sends it (`"1500.50"` or `1500.5`), parsed to minor units. */
-export const gatewayAmountSchema = z
-  .union([z.string(), z.number()])
-  .transform((v, ctx): AmountMinor => {
-    const parsed = parseGatewayAmount(v);
-    if (parsed === undefined) {
-      ctx.addIssue({ code: 'custom', message: 'not a gateway amount' });
-      return z.NEVER;
-    }
-    return parsed;
-  });
+const gatewayAmountSchema = z.union([z.string(), z.number()]).transform((v, ctx): AmountMinor => {
+  const parsed = parseGatewayAmount(v);
+  if (parsed === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'not a gateway amount' });
+    return z.NEVER;
+  }
+  return parsed;
+});
 
 /** An optional amount: absent or null both mean "not given". */
 const optionalAmount = gatewayAmountSchema.nullish().transform((v) => v ?? undefined);
@@ -35,14 +33,13 @@ const optionalId = z
   .transform((v) => (v === null || v === undefined ? undefined : String(v)));
 
 /** The two envelopes: `{ success, message }` and `{ status, message }`. */
-export const envelopeSchema = z.looseObject({
+const envelopeSchema = z.looseObject({
   success: z.boolean().optional(),
   status: z.boolean().optional(),
   message: optionalText,
   error: z.unknown().optional(),
   data: z.unknown().optional(),
 });
-export type Envelope = z.infer<typeof envelopeSchema>;
 
 /** `ok = body.success ?? body.status`; undefined when the body carries neither flag. */
 export function envelopeOk(body: unknown): boolean | undefined {
@@ -58,14 +55,14 @@ export function envelopeMessage(body: unknown): string | undefined {
 }
 
 /** The 3DS / OTP continuation link: its presence means the charge waits on the customer. */
-export const linksSchema = z.looseObject({
+const linksSchema = z.looseObject({
   url: z.string(),
   method: z.string().optional(),
   payload: z.array(z.string()).optional(),
 });
 
 /** A charge as returned by initialize and verify. `amount` = `requested_amount` + `fees`. */
-export const transactionDataSchema = z.looseObject({
+const transactionDataSchema = z.looseObject({
   id: optionalId,
   reference: optionalText,
   amount: optionalAmount,
@@ -102,10 +99,9 @@ export const verifyResponseSchema = z.looseObject({
   message: optionalText,
   data: transactionDataSchema,
 });
-export type VerifyResponse = z.infer<typeof verifyResponseSchema>;
 
 /** A payout as returned by bank_transfer and payout lookup. */
-export const payoutDataSchema = z.looseObject({
+const payoutDataSchema = z.looseObject({
   id: optionalId,
   reference: optionalText,
   amount: optionalAmount,
@@ -123,7 +119,6 @@ export const payoutResponseSchema = z.looseObject({
   message: optionalText,
   data: payoutDataSchema,
 });
-export type PayoutResponse = z.infer<typeof payoutResponseSchema>;
 
 const bankCode = z.union([z.string(), z.number()]).transform((v) => String(v));
 
@@ -134,7 +129,6 @@ export const bankListResponseSchema = z.looseObject({
   currency: optionalText,
   data: z.array(z.looseObject({ bankName: z.string(), bankCode })),
 });
-export type BankListResponse = z.infer<typeof bankListResponseSchema>;
 
 /** Account name resolution: `data` is the name itself, a string. */
 export const accountNameResponseSchema = z.looseObject({
@@ -163,7 +157,6 @@ export const walletBalanceResponseSchema = z.looseObject({
     pending: lenientNonNegativeAmount,
   }),
 });
-export type WalletBalanceResponse = z.infer<typeof walletBalanceResponseSchema>;
 
 /** The encrypted wire form of any body when payload encryption is on: exactly `{ "data": "…" }`. */
 export const encryptedEnvelopeSchema = z.strictObject({ data: z.string() });
@@ -179,4 +172,3 @@ export const webhookBodySchema = z.looseObject({
     currency: optionalText.optional().catch(undefined),
   }),
 });
-export type WebhookBody = z.infer<typeof webhookBodySchema>;

@@ -4,8 +4,10 @@
  * re-verifies through the API before changing any state, so `status` here is a hint, never proof.
  */
 import { webhookBodySchema } from './schemas.ts';
+import { readStatusWord, type SayswitchStatus } from './status.ts';
 
-export type WebhookStatus = 'succeeded' | 'failed' | 'reversed' | 'pending';
+/** The receiver re-verifies before acting, so a webhook needs no `canceled` apart from `failed`. */
+type WebhookStatus = Exclude<SayswitchStatus, 'canceled'>;
 
 export type WebhookEvent =
   | { kind: 'payout'; reference: string; status: WebhookStatus }
@@ -15,25 +17,13 @@ export type WebhookEvent =
 /** `notify` values for card collections; the shape is undocumented (docs/sayswitch-wire.md). */
 const TRANSACTION_NOTIFY = new Set(['transaction', 'payment', 'charge', 'collection']);
 
+/**
+ * A status word through the shared table (status.ts), with `canceled` folded into `failed`: the
+ * status is only a hint, and the verify that follows gives the reason. Undefined when unknown.
+ */
 function statusWord(word: string | undefined): WebhookStatus | undefined {
-  switch (word?.trim().toLowerCase()) {
-    case 'success':
-    case 'successful':
-    case 'completed':
-      return 'succeeded';
-    case 'failed':
-    case 'declined':
-    case 'cancelled':
-    case 'canceled':
-      return 'failed';
-    case 'reversed':
-      return 'reversed';
-    case 'pending':
-    case 'processing':
-      return 'pending';
-    default:
-      return undefined;
-  }
+  const status = readStatusWord(word);
+  return status === 'canceled' ? 'failed' : status;
 }
 
 function decodeBody(raw: Buffer | string): unknown {

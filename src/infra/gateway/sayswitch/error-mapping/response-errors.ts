@@ -1,0 +1,241 @@
+/**
+ * Responses mapped to an error kind: first by HTTP status and envelope ({@link classifyResponse}),
+ * then, once the body is parsed, the answers the adapter cannot use (wrong shape, another
+ * reference, an unresolved duplicate). One half of the error mapping; the other half,
+ * transport-errors.ts, reads failures with no response. Decisions use statuses and parsed fields
+ * only; messages are fixed text plus the endpoint, never the body.
+ */
+import {
+  type BillingError,
+  FatalError,
+  OutcomeUnknownError,
+  RateLimitedError,
+} from '../../../../kernel/errors.ts';
+import { envelopeMessage, envelopeOk } from '../schemas.ts';
+import { TransportFault, type CallContext } from './call-context.ts';
+
+/** Default wait after a 429 without a usable `Retry-After`. */
+export const DEFAULT_RETRY_AFTER_MS = 1000;
+
+/**
+ * Reads `Retry-After` (delta-seconds or an HTTP date) as milliseconds; {@link DEFAULT_RETRY_AFTER_MS}
+ * when absent or unreadable.
+ */
+export function parseRetryAfterMs(header: unknown, nowMs: number = Date.now()): number {
+  const value = Array.isArray(header) ? (header[0] as unknown) : header;
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0)
+    return Math.round(value * 1000);
+  if (typeof value !== 'string') return DEFAULT_RETRY_AFTER_MS;
+  const trimmed = value.trim();
+  if (/^\d+(?:\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  // Only an HTTP date ("Wed, 21 Oct 2015 07:28:00 GMT"); Date.parse would read "-4" as a year.
+  const date = /^[A-Za-z]{3}, /.test(trimmed) ? Date.parse(trimmed) : NaN;
+  if (Number.isFinite(date)) return Math.max(0, date - nowMs);
+  return DEFAULT_RETRY_AFTER_MS;
+}
+
+/** The decoded response body: JSON (decrypted if need be), or why it could not be read. */
+export type DecodedBody =
+  { ok: true; body: unknown } | { ok: false; reason: 'undecryptable' | 'unparsable' | 'empty' };
+
+/** What a response means, before the client reads its payload. */
+type ResponseClass =
+  /** 2xx with a readable body: parse it with the endpoint's schema. */
+  | { type: 'ok'; body: unknown }
+  /** Lookup: the gateway has no such reference. */
+  | { type: 'not_found' }
+  /** Submission: the reference was used before; look it up and adopt what it says. */
+  | { type: 'duplicate' }
+  /** Submission: a 422 that names our reference is a decline, a result rather than an error. */
+  | { type: 'declined'; message: string | undefined }
+  | { type: 'error'; error: BillingError };
+
+function bodyNamesReference(body: unknown, reference: string): boolean {
+  if (body === null || typeof body !== 'object') return false;
+  const b = body as Record<string, unknown>;
+  if (b.reference === reference) return true;
+  const data = b.data;
+  if (
+    data !== null &&
+    typeof data === 'object' &&
+    (data as Record<string, unknown>).reference === reference
+  ) {
+    return true;
+  }
+  for (const field of ['message', 'error'] as const) {
+    const text = b[field];
+    if (typeof text === 'string' && text.includes(reference)) return true;
+  }
+  return false;
+}
+
+function unreadable(
+  reason: 'undecryptable' | 'unparsable' | 'empty',
+  status: number,
+  ctx: CallContext,
+): BillingError {
+  return new OutcomeUnknownError(
+    `response from ${ctx.endpoint} (HTTP ${status}) was ${reason === 'undecryptable' ? 'not decryptable' : reason === 'empty' ? 'empty' : 'not parsable'}; the outcome is unknown`,
+    `${reason}_body`,
+    new TransportFault(`${reason}_body`, status),
+  );
+}
+
+/** 4xx statuses that say "your request is wrong"; retrying the same request cannot help. */
+const FATAL_STATUS_CODES: Readonly<Record<number, string>> = {
+  400: 'bad_request',
+  401: 'unauthorized',
+  403: 'forbidden',
+  404: 'not_found',
+  405: 'method_not_allowed',
+  413: 'payload_too_large',
+  415: 'unsupported_media_type',
+  422: 'unprocessable',
+};
+
+/**
+ * Classifies an HTTP response per the wire contract:
+ * 2xx → ok (a 2xx whose envelope says `false` is an error: outcome_unknown for money-moving and
+ * lookup calls, fatal for reads); 429 → rate_limited; 5xx and 408 → outcome_unknown; 409 on a
+ * submission → duplicate; 404 on a lookup → not_found (only when the body is a gateway envelope:
+ * a bare 404 from a proxy or a wrong path must not read as "never sent"); 422 naming the reference
+ * → declined; 401/403 → fatal with authFailure; other 4xx → fatal. An unreadable body is
+ * outcome_unknown wherever the body matters.
+ */
+export function classifyResponse(
+  status: number,
+  headers: Readonly<Record<string, unknown>>,
+  decoded: DecodedBody,
+  ctx: CallContext,
+  nowMs: number = Date.now(),
+): ResponseClass {
+  const fault = new TransportFault(`http_${status}`, status);
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfterMs(headers['retry-after'], nowMs);
+    return {
+      type: 'error',
+      error: new RateLimitedError(
+        `rate limited by ${ctx.endpoint}; retry after ${retryAfterMs} ms`,
+        retryAfterMs,
+        fault,
+      ),
+    };
+  }
+  if (status >= 500 || status === 408) {
+    return {
+      type: 'error',
+      error: new OutcomeUnknownError(
+        `${ctx.endpoint} answered HTTP ${status}; the outcome is unknown`,
+        status === 408 ? 'timeout' : 'server_error',
+        fault,
+      ),
+    };
+  }
+  if (status === 401 || status === 403) {
+    return {
+      type: 'error',
+      error: new FatalError(
+        `${ctx.endpoint} refused the credentials (HTTP ${status}); check the secret key`,
+        status === 401 ? 'unauthorized' : 'forbidden',
+        { authFailure: true, cause: fault },
+      ),
+    };
+  }
+  if (status >= 200 && status < 300) {
+    if (!decoded.ok) return { type: 'error', error: unreadable(decoded.reason, status, ctx) };
+    if (envelopeOk(decoded.body) === false) {
+      const error =
+        ctx.operation === 'read'
+          ? new FatalError(`${ctx.endpoint} refused the request`, 'gateway_refused', {
+              cause: fault,
+            })
+          : new OutcomeUnknownError(
+              `${ctx.endpoint} answered HTTP ${status} with a failure envelope`,
+              'unrecognised_response',
+              fault,
+            );
+      return { type: 'error', error };
+    }
+    return { type: 'ok', body: decoded.body };
+  }
+  if (status === 409 && ctx.operation === 'submission') return { type: 'duplicate' };
+  if (status === 404 && ctx.operation === 'lookup') {
+    if (!decoded.ok) return { type: 'error', error: unreadable(decoded.reason, status, ctx) };
+    if (envelopeOk(decoded.body) !== false) {
+      return {
+        type: 'error',
+        error: new OutcomeUnknownError(
+          `${ctx.endpoint} answered HTTP 404 without a gateway envelope; is the path configured right?`,
+          'unrecognised_not_found',
+          fault,
+        ),
+      };
+    }
+    return { type: 'not_found' };
+  }
+  if (status === 422 && ctx.operation === 'submission' && ctx.reference !== undefined) {
+    if (decoded.ok && bodyNamesReference(decoded.body, ctx.reference)) {
+      return { type: 'declined', message: envelopeMessage(decoded.body) };
+    }
+  }
+  const code =
+    FATAL_STATUS_CODES[status] ??
+    (status >= 300 && status < 400 ? 'unexpected_redirect' : `http_${status}`);
+  return {
+    type: 'error',
+    error: new FatalError(`${ctx.endpoint} refused the request (HTTP ${status})`, code, {
+      cause: fault,
+    }),
+  };
+}
+
+/** A 2xx body that did not match the endpoint's schema: we cannot tell what happened. */
+export function unexpectedBodyError(status: number, ctx: CallContext): BillingError {
+  return new OutcomeUnknownError(
+    `${ctx.endpoint} answered HTTP ${status} with a body of unexpected shape; the outcome is unknown`,
+    'unexpected_body',
+    new TransportFault('unexpected_body', status),
+  );
+}
+
+/**
+ * A parsed answer about another reference than the one asked for: it says nothing about ours, so
+ * our outcome is unknown. `endpoint` is the path template.
+ */
+export function referenceMismatchError(endpoint: string): BillingError {
+  return new OutcomeUnknownError(
+    `${endpoint} answered about a different reference`,
+    'reference_mismatch',
+  );
+}
+
+/**
+ * A 409 on a submission whose lookup then finds nothing: the gateway both has and has not seen the
+ * reference, so whether money moved is unknown.
+ */
+export function duplicateUnresolvedError(): BillingError {
+  return new OutcomeUnknownError(
+    'the gateway refused the reference as a duplicate but cannot find it',
+    'duplicate_reference_unresolved',
+  );
+}
+
+/**
+ * A lookup or read whose response classified as something other than an answer (a duplicate or a
+ * decline, which {@link classifyResponse} gives only for submissions). `call` names the call and
+ * its path template, e.g. `verify /api/v1/transaction/verify/{reference}`.
+ */
+export function noAnswerError(call: string): BillingError {
+  return new OutcomeUnknownError(`${call} gave no answer`, 'unexpected_body');
+}
+
+/**
+ * A submission answered "not found", which {@link classifyResponse} gives only for lookups: kept
+ * so that an unexpected result can never read as "nothing happened".
+ */
+export function submissionNotFoundError(what: 'charge' | 'payout'): BillingError {
+  return new OutcomeUnknownError(
+    `${what} answered not found; the outcome is unknown`,
+    'unexpected_body',
+  );
+}

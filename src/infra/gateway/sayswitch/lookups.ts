@@ -1,0 +1,66 @@
+/**
+ * Lookups by reference: verify a charge, look a payout up, and adopt what a lookup finds when a
+ * submission was refused as a duplicate (docs/sayswitch-wire.md "Duplicate reference").
+ */
+import type { GatewayOutcome, LookupOutcome } from '../../../kernel/ports.ts';
+import type { Logger } from '../../logger.ts';
+import { fillTemplate, type SayswitchPaths } from './endpoints.ts';
+import { duplicateUnresolvedError, noAnswerError } from './error-mapping/response-errors.ts';
+import { payoutOutcome, transactionOutcome } from './outcomes.ts';
+import { payoutResponseSchema, verifyResponseSchema } from './schemas.ts';
+import type { SayswitchTransport } from './transport.ts';
+
+/** Verify and payout lookup; a 404 with a gateway envelope is `not_found`, an answer. */
+export class SayswitchLookups {
+  constructor(
+    private readonly transport: SayswitchTransport,
+    private readonly paths: Pick<SayswitchPaths, 'verifyPath' | 'payoutLookupPath'>,
+    private readonly logger: Logger | undefined,
+  ) {}
+
+  /** Looks a charge up by reference; `not_found` when Sayswitch has never seen it. */
+  async verifyCharge(reference: string): Promise<LookupOutcome> {
+    const template = this.paths.verifyPath;
+    const result = await this.transport.call({
+      method: 'GET',
+      template,
+      path: fillTemplate(template, { reference }),
+      operation: 'lookup',
+      reference,
+      schema: verifyResponseSchema,
+    });
+    if (result.type === 'not_found') return { status: 'not_found', reference };
+    if (result.type !== 'ok') throw noAnswerError(`verify ${template}`);
+    return transactionOutcome(reference, result.data.data, result.data.message, template);
+  }
+
+  /** Looks a payout up by reference; `not_found` when Sayswitch has never seen it. */
+  async lookupPayout(reference: string): Promise<LookupOutcome> {
+    const template = this.paths.payoutLookupPath;
+    const result = await this.transport.call({
+      method: 'GET',
+      template,
+      path: fillTemplate(template, { reference }),
+      operation: 'lookup',
+      reference,
+      schema: payoutResponseSchema,
+    });
+    if (result.type === 'not_found') return { status: 'not_found', reference };
+    if (result.type !== 'ok') throw noAnswerError(`payout lookup ${template}`);
+    return payoutOutcome(reference, result.data.data, result.data.message, template);
+  }
+
+  /**
+   * What a duplicate submission resolves to: the state the lookup `found` for the reference.
+   * @throws BillingError (outcome_unknown, `duplicate_reference_unresolved`) when the lookup found
+   * nothing, since the gateway then both has and has not seen the reference.
+   */
+  adoptDuplicate(reference: string, found: LookupOutcome): GatewayOutcome {
+    if (found.status === 'not_found') throw duplicateUnresolvedError();
+    this.logger?.info(
+      { reference, status: found.status },
+      'duplicate reference adopted from lookup',
+    );
+    return found;
+  }
+}
