@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { systemClock, type Clock } from '../kernel/clock.ts';
 import type { BillingError } from '../kernel/errors.ts';
-import type { PaymentGateway } from '../kernel/ports.ts';
+import type { EventLog, PaymentGateway, Sealer } from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
 import { withRateLimit } from '../infra/gateway/rate-limited-gateway.ts';
 import { buildHttpServer } from '../http/server.ts';
@@ -30,9 +30,9 @@ import type { ProcessorDeps } from '../infra/queues/processor.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
 import { createReconcileHandler } from '../payments/reconcile.ts';
 import { runSweep, type SweepDeps } from '../payments/sweep.ts';
-import { EventLog } from '../infra/redis/event-log.ts';
+import { RedisEventLog } from '../infra/redis/event-log.ts';
 import { RedisIntentStore } from '../payments/store/intent-store.ts';
-import { createSealer, type Sealer } from '../infra/sealing.ts';
+import { createSealer } from '../infra/sealing.ts';
 import { createSubmitHandler } from '../payments/submit.ts';
 import { startNotifier, type Notifier } from '../notifications/notifier.ts';
 import { startBatchTracker, type BatchTracker } from '../batches/tracking.ts';
@@ -113,7 +113,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     clock: overrides.clock ?? systemClock,
     redis,
     store,
-    events: new EventLog(storeRedis, prefix),
+    events: new RedisEventLog(storeRedis, prefix),
     dispatcher,
     gateway,
     metrics,

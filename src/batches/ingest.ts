@@ -30,7 +30,7 @@ import { draftFromRow } from '../payments/create.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { BatchIntentRow, RedisIntentStore } from '../payments/store/intent-store.ts';
-import type { Sealer } from '../infra/sealing.ts';
+import type { Sealer } from '../kernel/ports.ts';
 import {
   RedisBatchStore,
   type BatchRecord,

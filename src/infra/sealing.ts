@@ -4,11 +4,7 @@
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { CryptoError } from '../kernel/errors.ts';
-
-export interface Sealer {
-  seal(plaintext: string): string;
-  unseal(sealed: string): string;
-}
+import type { Sealer } from '../kernel/ports.ts';
 
 export function createSealer(key: Buffer): Sealer {
   if (key.length !== 32) throw new RangeError('DATA_ENCRYPTION_KEY must be 32 bytes');

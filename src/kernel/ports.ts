@@ -3,9 +3,11 @@
  * (gateway/sayswitch, store/) implement them and are injected from the composition root.
  */
 import type { AmountMinor, ChargeCurrency, Currency, PayoutCurrency } from './money.ts';
-import type { AttemptReference } from './ids.ts';
-import type { FailureReason, IntentState } from './intent.ts';
+import type { AttemptReference, IntentKey } from './ids.ts';
+import type { FailureReason, IntentState, IntentType } from './intent.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry, PaymentMode } from './payment.ts';
+import type { BillingEvent } from './events.ts';
+import type { Log } from './log.ts';
 
 export type { PaymentMode };
 
@@ -110,7 +112,32 @@ export type TransitionResult =
   | { ok: false; why: 'missing' }
   | { ok: false; why: 'refused' | 'stale'; state: IntentState; attempt: number };
 
-/** Persistence of intents: atomic, refusing any transition not in kernel/intent.ts. */
+/** What a batch ingest needs to know of an intent it created or found. */
+export interface BatchIntent {
+  key: IntentKey;
+  type: IntentType;
+  created: boolean;
+  state: IntentState;
+  attempt: number;
+  enqueues: number;
+  reference: AttemptReference;
+  amount: AmountMinor;
+  currency: Currency;
+}
+
+/** One row of a batch, ready to become an intent: payee and meta already JSON. */
+export interface BatchIntentRow {
+  key: IntentKey;
+  line: number;
+  amount: AmountMinor;
+  currency: Currency;
+  /** `JSON.stringify(payee)`, card token sealed. */
+  payee: string;
+  /** `JSON.stringify(meta)`, or '' when the row has none. */
+  meta: string;
+}
+
+/** Persistence of intents: atomic, refusing any transition not in payments/state-machine.ts. */
 export interface IntentStore {
   /** Creates the intent in `queued` unless the key exists; returns what is stored either way. */
   create(draft: IntentDraft, now: number): Promise<{ created: boolean; intent: Intent }>;
@@ -129,4 +156,84 @@ export interface IntentStore {
   /** Intents in `queued` since before `before` (candidates for a lost enqueue). */
   queuedSince(before: number, limit: number): Promise<string[]>;
   countByState(): Promise<Record<IntentState, number>>;
+  /**
+   * Records that check number `checks` of the intent's current attempt ran, and when the next one
+   * is due (undefined: none). False when another check already recorded it.
+   */
+  recordCheck(intent: Intent, checks: number, nextAt: number | undefined): Promise<boolean>;
+  /** Keys of a batch's intents in line order, `offset` from the first. */
+  batchKeys(batchId: string, offset: number, limit: number): Promise<string[]>;
+  /** Keys of intents in `state` whose last change is before `before`, oldest first. */
+  keysUpdatedBefore(state: IntentState, before: number, limit: number): Promise<string[]>;
+  /** Keys of intents in `state`, oldest first. */
+  keysInState(state: IntentState, limit: number): Promise<string[]>;
+  /** Creates a batch's intents (or finds them), in few round trips; one result per row, in order. */
+  createBatchRows(chunk: {
+    batchId: string;
+    type: IntentType;
+    rows: readonly BatchIntentRow[];
+    now: number;
+  }): Promise<BatchIntent[]>;
+  /** Named fields of many intents at once (e.g. for a results file): one array per key. */
+  fieldsOf(keys: readonly string[], fields: readonly string[]): Promise<(string | null)[][]>;
+}
+
+/** Sealing of card tokens at rest (infra/sealing.ts). */
+export interface Sealer {
+  seal(plaintext: string): string;
+  unseal(sealed: string): string;
+}
+
+/** A stream entry: its id and flat `[field, value, …]`, or null when it was trimmed away. */
+export type StreamEntry = [streamId: string, fields: string[] | null];
+
+/** A running consumer of the events stream. */
+export interface StreamConsumer {
+  readonly consumer: string;
+  /** False once {@link StreamConsumer.stop} finished. */
+  isOpen(): boolean;
+  /** Interrupts a blocking read, lets an in-progress handler finish, closes its connection. */
+  stop(): Promise<void>;
+}
+
+/** How a consumer group follows the events stream (infra/redis/stream-consumer.ts). */
+export interface EventConsumerOptions {
+  group: string;
+  /** Unique per process; a stable name lets a restart re-read its own pending entries. */
+  consumer?: string;
+  /** Already bound to the component it logs for. */
+  logger: Log;
+  /** What the logs call it: `<label> started`, `<label> stopped`. */
+  label: string;
+  /**
+   * Handles a read's entries in stream order and acknowledges (with `ack`) those it is done with.
+   * A throw leaves every unacknowledged entry pending: they are read again later.
+   */
+  handle: (entries: StreamEntry[], ack: (ids: readonly string[]) => Promise<void>) => Promise<void>;
+  blockMs: number;
+  batchSize: number;
+  claimIdleMs: number;
+  retryDelayMs: number;
+}
+
+/**
+ * The events stream `<prefix>:events`: payment events are appended by the intent transition
+ * script itself; this port appends the rest and lets consumer groups follow it.
+ */
+export interface EventLog {
+  /** Appends one event. Its `id` must be deterministic for the fact it reports. */
+  append(event: BillingEvent): Promise<void>;
+  /**
+   * Appends the event unless one with the same id was appended through this method within
+   * `ttlSeconds` (e.g. one alert per queue and minute). True when it was appended.
+   */
+  appendOnce(event: BillingEvent, ttlSeconds: number): Promise<boolean>;
+  /** Reads events in order (for tests, the CLI and the notifier). */
+  read(fromId?: string, count?: number): Promise<(BillingEvent & { streamId: string })[]>;
+  /** The fields of one entry, or undefined when it was trimmed away. */
+  entry(streamId: string): Promise<Record<string, string> | undefined>;
+  /** Creates the consumer group (from the stream's start) if missing. */
+  ensureGroup(group: string): Promise<void>;
+  /** Starts a consumer of the group (created if missing) on a connection of its own. */
+  consume(opts: EventConsumerOptions): Promise<StreamConsumer>;
 }

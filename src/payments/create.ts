@@ -19,7 +19,7 @@ import {
 } from '../input/instructions.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { RedisIntentStore } from './store/intent-store.ts';
-import type { Sealer } from '../infra/sealing.ts';
+import type { Sealer } from '../kernel/ports.ts';
 
 export interface CreateDeps {
   store: RedisIntentStore;

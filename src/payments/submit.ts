@@ -14,7 +14,7 @@ import type { GatewayOutcome, PaymentGateway } from '../kernel/ports.ts';
 import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
-import type { Sealer } from '../infra/sealing.ts';
+import type { Sealer } from '../kernel/ports.ts';
 
 export interface SubmitDeps extends OutcomeDeps {
   gateway: PaymentGateway;

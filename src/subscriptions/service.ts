@@ -44,7 +44,7 @@ import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { enqueueDunningRetries } from './jobs.ts';
 import type { RedisIntentStore } from '../payments/store/intent-store.ts';
-import type { Sealer } from '../infra/sealing.ts';
+import type { Sealer } from '../kernel/ports.ts';
 import { RedisSubscriptionStore } from './store/subscription-store.ts';
 
 export interface SubscriptionServiceDeps {

@@ -7,6 +7,10 @@ import type { Redis } from 'ioredis';
 import { RateLimiterQueue, RateLimiterRedis } from 'rate-limiter-flexible';
 import type { PaymentGateway } from '../../kernel/ports.ts';
 
+/**
+ * Wraps `gateway` so that every call first takes a token from the shared Redis limiter under
+ * `<prefix>:ratelimit`, waiting in line when none is free; `perSecond` is the cluster-wide rate.
+ */
 export function withRateLimit(
   gateway: PaymentGateway,
   redis: Redis,

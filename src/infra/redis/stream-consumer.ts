@@ -16,10 +16,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../logger.ts';
+import type { Log } from '../../kernel/log.ts';
+import type { StreamConsumer, StreamEntry } from '../../kernel/ports.ts';
 
-/** A stream entry: its id and flat `[field, value, …]`, or null when it was trimmed away. */
-export type StreamEntry = [streamId: string, fields: string[] | null];
+export type { StreamConsumer, StreamEntry };
 
 export interface StreamConsumerOptions {
   /** A dedicated connection; the consumer owns it: it blocks on it and closes it on stop. */
@@ -29,7 +29,7 @@ export interface StreamConsumerOptions {
   /** Unique per process; a stable name lets a restart re-read its own pending entries. */
   consumer: string;
   /** Already bound to the component (and consumer) it logs for. */
-  logger: Logger;
+  logger: Log;
   /** What the logs call it: `<label> started`, `<label> stopped`. */
   label: string;
   /**
@@ -45,14 +45,6 @@ export interface StreamConsumerOptions {
   claimIdleMs: number;
   /** Wait after an error (Redis down, handler failed) before reading again. */
   retryDelayMs: number;
-}
-
-export interface StreamConsumer {
-  readonly consumer: string;
-  /** False once {@link StreamConsumer.stop} finished. */
-  isOpen(): boolean;
-  /** Interrupts a blocking read, lets an in-progress handler finish, closes the connection. */
-  stop(): Promise<void>;
 }
 
 /** A consumer name unique to this process, readable in XINFO CONSUMERS. */

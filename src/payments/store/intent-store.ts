@@ -14,7 +14,15 @@ import {
 } from '../../kernel/intent.ts';
 import { paymentEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
-import type { IntentStore, TransitionOptions, TransitionResult } from '../../kernel/ports.ts';
+import type {
+  BatchIntent,
+  BatchIntentRow,
+  IntentStore,
+  TransitionOptions,
+  TransitionResult,
+} from '../../kernel/ports.ts';
+
+export type { BatchIntent, BatchIntentRow };
 import { attemptReference, type AttemptReference, type IntentKey } from '../../kernel/ids.ts';
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
 import { storeKeys, type StoreKeys } from './keys.ts';
@@ -103,33 +111,8 @@ function fromFlat(flat: string[]): Intent {
 
 const csv = (states: IntentState[]) => `,${states.join(',')},`;
 
-/** What a batch ingest needs to know of an intent it created or found. */
-export interface BatchIntent {
-  key: IntentKey;
-  type: IntentType;
-  created: boolean;
-  state: IntentState;
-  attempt: number;
-  enqueues: number;
-  reference: AttemptReference;
-  amount: AmountMinor;
-  currency: Currency;
-}
-
 /** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
 const INTENTS_PER_CALL = 100;
-
-/** One row of a batch, ready to become an intent: payee and meta already JSON. */
-export interface BatchIntentRow {
-  key: IntentKey;
-  line: number;
-  amount: AmountMinor;
-  currency: Currency;
-  /** `JSON.stringify(payee)`, card token sealed. */
-  payee: string;
-  /** `JSON.stringify(meta)`, or '' when the row has none. */
-  meta: string;
-}
 
 /** Allowed-from lists are derived once from the domain table, for both intent types. */
 const ALLOWED = Object.fromEntries(
@@ -326,6 +309,17 @@ export class RedisIntentStore implements IntentStore {
   }
 
   /** @inheritdoc */
+  async fieldsOf(keys: readonly string[], fields: readonly string[]): Promise<(string | null)[][]> {
+    if (keys.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const key of keys) pipe.hmget(this.k.intent(key), ...fields);
+    const replies = (await pipe.exec()) ?? [];
+    return replies.map(([err, value]) => {
+      if (err) throw err;
+      return value as (string | null)[];
+    });
+  }
+
   async countByState(): Promise<Record<IntentState, number>> {
     const pipe = this.redis.pipeline();
     for (const s of INTENT_STATES) pipe.zcard(this.k.byState(s));

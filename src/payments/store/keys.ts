@@ -4,6 +4,7 @@
  * keys of one prefix, as BullMQ's do.
  */
 import { INTENT_STATES, type IntentState } from '../../kernel/intent.ts';
+import { eventsKey } from '../../infra/redis/event-log.ts';
 
 export function storeKeys(prefix: string) {
   return {
@@ -15,7 +16,7 @@ export function storeKeys(prefix: string) {
     bySubscription: (subscriptionId: string) => `${prefix}:idx:sub:${subscriptionId}`,
     leases: () => `${prefix}:leases`,
     reconcileDue: () => `${prefix}:reconcile:due`,
-    events: () => `${prefix}:events`,
+    events: () => eventsKey(prefix),
   };
 }
 export type StoreKeys = ReturnType<typeof storeKeys>;

@@ -267,6 +267,37 @@ describe('reading answers', () => {
     });
   });
 
+  it('cancelled (either spelling) is a failure with reason canceled; a reversed charge stays pending', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: ref, status: 'Cancelled', fee: 1 } },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { reference: ref, status: 'canceled', gateway_response: 'Customer cancelled' },
+      },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: ref, status: 'reversed' } },
+    }));
+    const g = gateway();
+    expect(await g.lookupPayout(ref)).toEqual({
+      reference: ref,
+      status: 'failed',
+      reason: 'canceled',
+    });
+    expect(await g.verifyCharge(ref)).toEqual({
+      reference: ref,
+      status: 'failed',
+      reason: 'canceled',
+      message: 'Customer cancelled',
+    });
+    expect(await g.verifyCharge(ref)).toEqual({ reference: ref, status: 'pending' });
+  });
+
   it('an answer about another reference is outcome_unknown', async () => {
     replies.push(() => ({
       status: 200,

@@ -49,6 +49,28 @@ describe('parseWebhook', () => {
       { notify: 'payout', notifyType: 'successful', data: { reference: 'r6', status: 'failed' } },
       { kind: 'payout', reference: 'r6', status: 'failed' },
     ],
+    // both spellings of cancelled are a failure (the verify that follows gives the reason)
+    [
+      {
+        notify: 'payout',
+        notifyType: 'successful',
+        data: { reference: 'r8', status: 'Cancelled' },
+      },
+      { kind: 'payout', reference: 'r8', status: 'failed' },
+    ],
+    [
+      { notify: 'transaction', data: { reference: 'c3', status: 'canceled' } },
+      { kind: 'transaction', reference: 'c3', status: 'failed' },
+    ],
+    // a known non-final word in data.status still wins over notifyType
+    [
+      {
+        notify: 'payout',
+        notifyType: 'successful',
+        data: { reference: 'r9', status: 'processing' },
+      },
+      { kind: 'payout', reference: 'r9', status: 'pending' },
+    ],
     // an unparsable amount does not hide the reference
     [
       { notify: 'payout', data: { reference: 'r7', status: 'success', amount: 'lots' } },

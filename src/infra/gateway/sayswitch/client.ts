@@ -21,6 +21,10 @@ import { SayswitchLookups } from './lookups.ts';
 import { SayswitchSubmissions } from './submissions.ts';
 import { SayswitchTransport, type TransportOptions } from './transport.ts';
 
+/**
+ * The transport's options plus the paths that are configurable because they may differ in
+ * production (docs/sayswitch-wire.md "Endpoints").
+ */
 export interface SayswitchOptions extends TransportOptions {
   chargePath?: string;
   /** Template with `{reference}`. */

@@ -22,6 +22,7 @@ import {
 import { mapTransportError } from './error-mapping/transport-errors.ts';
 import { encryptedEnvelopeSchema } from './schemas.ts';
 
+/** How to reach Sayswitch and what goes with every request. */
 export interface TransportOptions {
   baseUrl: string;
   secretKey: string;
@@ -42,7 +43,7 @@ export interface TransportOptions {
 }
 
 /** One call as the capability modules describe it. */
-export interface CallSpec<S extends z.ZodType> {
+interface CallSpec<S extends z.ZodType> {
   method: 'GET' | 'POST';
   /** The path template, used in logs and error messages. */
   template: string;
@@ -55,7 +56,7 @@ export interface CallSpec<S extends z.ZodType> {
 }
 
 /** An understood answer; every other response has been thrown as a `BillingError`. */
-export type CallResult<T> =
+type CallResult<T> =
   | { type: 'ok'; data: T }
   | { type: 'not_found' }
   | { type: 'duplicate' }
