@@ -1,51 +1,54 @@
 /**
- * Builds the adapters from a Config and starts roles. `main.ts` (the process entry) and the
- * tests use this; nothing here reads process.env.
+ * The composition root: builds every port once from a Config (connections, stores, the gateway,
+ * the dispatcher), and starts roles from one table, role → modules. Each capability says in its
+ * `module.ts` what it runs in a role; this file only decides which modules a role runs and maps
+ * configuration onto their ports. `main.ts` (the process entry) and the tests use it; nothing here
+ * reads process.env.
  */
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { systemClock, type Clock } from '../kernel/clock.ts';
-import type { BillingError } from '../kernel/errors.ts';
 import type { EventLog, PaymentGateway, Sealer } from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
 import { withRateLimit } from '../infra/gateway/rate-limited-gateway.ts';
-import { buildHttpServer } from '../http/server.ts';
-import { registerWebhookRoutes } from '../http/routes/webhooks.ts';
-import { createMetrics, registerMetricsRoute, type Metrics } from '../http/metrics.ts';
-import { registerDashboard } from '../http/dashboard.ts';
-import { registerSubscriptionRoutes } from '../http/routes/subscriptions.ts';
-import { startSubscriptionScheduler } from '../subscriptions/tick.ts';
-import { subscriptionServiceDeps } from '../subscriptions/service.ts';
-import type { CreateDeps } from '../payments/create.ts';
-import type { OutcomeDeps, ReconcilePolicy } from '../payments/apply-outcome.ts';
 import type { Logger } from '../infra/logger.ts';
-import { assertRedisReady } from '../infra/redis/redis-check.ts';
-import { createRedis } from '../infra/redis/connection.ts';
+import {
+  ROLES,
+  type AnyQueueJobs,
+  type CapabilityModule,
+  type Role,
+  type RoleContribution,
+  type Stoppable,
+} from '../infra/module.ts';
 import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
-import { jobOptionsFor } from '../infra/queues/catalog.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
-import { createReconcileHandler } from '../payments/reconcile.ts';
-import { runSweep, type SweepDeps } from '../payments/sweep.ts';
+import { createRedis } from '../infra/redis/connection.ts';
 import { RedisEventLog } from '../infra/redis/event-log.ts';
-import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import { assertRedisReady } from '../infra/redis/redis-check.ts';
 import { createSealer } from '../infra/sealing.ts';
-import { createSubmitHandler } from '../payments/submit.ts';
-import { startNotifier, type Notifier } from '../notifications/notifier.ts';
-import { startBatchTracker, type BatchTracker } from '../batches/tracking.ts';
-import { registerBatchRoutes } from '../http/routes/batches.ts';
+import { createMetrics, type Metrics } from '../http/metrics.ts';
+import { startApi } from '../http/api.ts';
+import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
+import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
+import type { SweepDeps } from '../payments/sweep.ts';
+import { batchesModule } from '../batches/module.ts';
+import { subscriptionsModule } from '../subscriptions/module.ts';
+import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
 
-export const ROLES = ['api', 'worker', 'scheduler', 'reconciler'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role };
 
 export interface App {
   config: Config;
   logger: Logger;
   clock: Clock;
+  /** BullMQ's connection; also readiness and the demo's clean-up. Features never get it. */
   redis: Redis;
+  /** The concrete store: tests reach its extra helpers; features get the IntentStore port. */
   store: RedisIntentStore;
   events: EventLog;
   dispatcher: QueueDispatcher;
@@ -132,6 +135,74 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   };
 }
 
+/** The ports of the payments module, from the app and its configuration. */
+export function paymentsDeps(app: App): PaymentsDeps {
+  return {
+    ...app,
+    submitLeaseMs: app.config.worker.submitLeaseMs,
+    orphanAfterMs: app.config.reconcile.orphanAfterMs,
+    sweepCron: app.config.reconcile.cron,
+  };
+}
+
+/** What the reconcile sweep needs; also used by `billing reconcile`. */
+export function sweepDeps(app: App): SweepDeps {
+  return paymentsDeps(app);
+}
+
+/**
+ * The ports of the notifications module; undefined when NOTIFY_URL is not set (the module does
+ * not run then).
+ */
+export function notificationsDeps(
+  app: App,
+  relay?: NotificationsDeps['relay'],
+): NotificationsDeps | undefined {
+  if (!app.config.notify) return undefined;
+  return { ...app, notify: app.config.notify, ...(relay ? { relay } : {}) };
+}
+
+/** A module with its ports, ready to contribute to the roles it takes part in. */
+export interface Mounted {
+  name: string;
+  contribution(role: Role): RoleContribution | undefined;
+}
+
+function mount<D>(module: CapabilityModule<D>, deps: D | undefined): Mounted {
+  return {
+    name: module.name,
+    contribution: (role) => (deps === undefined ? undefined : module.roles[role]?.(deps)),
+  };
+}
+
+/** The api role as a module of the edge: the HTTP server. */
+function apiMount(app: App, onListen: (http: FastifyInstance) => void): Mounted {
+  return {
+    name: 'api',
+    contribution: (role) =>
+      role !== 'api'
+        ? undefined
+        : {
+            start: async () => {
+              const http = await startApi({
+                ...app,
+                ready: async () => (await app.redis.ping()) === 'PONG',
+              });
+              onListen(http);
+              return { stop: () => http.close() };
+            },
+          },
+  };
+}
+
+/** Role → the modules that run in it. The one place that says which capability runs where. */
+const ROLE_TABLE: Readonly<Record<Role, readonly string[]>> = {
+  api: ['api'],
+  worker: ['payments', 'batches'],
+  scheduler: ['payments', 'subscriptions'],
+  reconciler: ['payments', 'notifications'],
+};
+
 export interface RunningRoles {
   roles: Role[];
   http?: FastifyInstance;
@@ -140,50 +211,51 @@ export interface RunningRoles {
   stop(timeoutMs?: number): Promise<void>;
 }
 
-function outcomeDeps(app: App): OutcomeDeps {
-  return { store: app.store, dispatcher: app.dispatcher, logger: app.logger, policy: app.policy };
+/** A started module contribution: its workers and whatever it started. */
+export interface RunningModule {
+  workers: Worker[];
+  started: Stoppable[];
 }
 
-/** What the reconcile sweep needs; also used by `billing reconcile`. */
-export function sweepDeps(app: App): SweepDeps {
-  return {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    clock: app.clock,
-    logger: app.logger,
-    orphanAfterMs: app.config.reconcile.orphanAfterMs,
-  };
-}
-
-function processorDeps(app: App): ProcessorDeps {
+function processorDeps(app: App, jobs: AnyQueueJobs): ProcessorDeps {
   return {
     logger: app.logger,
     now: () => app.clock.now(),
-    onAuthFailure: async (queueName: string, err: BillingError) => {
-      await app.dispatcher.queue(queueName as never).pause();
-      const minute = Math.floor(app.clock.now() / 60_000);
-      const id = `evt_alert_auth_${queueName}_${minute}`;
-      // Many jobs fail on the same bad key at once: one alert per queue and minute.
-      const first = await app.redis.set(
-        `${app.config.redis.prefix}:alerts:${id}`,
-        '1',
-        'EX',
-        3_600,
-        'NX',
-      );
-      if (first !== 'OK') return;
-      await app.events.append({
-        id,
-        type: 'alert.gateway_auth_failed',
-        at: app.clock.now(),
-        data: {
-          queue: queueName,
-          code: err.code,
-          action: 'queue paused; fix credentials, then resume it',
-        },
-      });
-    },
+    onAuthFailure:
+      jobs.onAuthFailure ??
+      ((queue, err) => {
+        app.logger.error({ queue, code: err.code }, 'unexpected gateway auth failure');
+        return Promise.resolve();
+      }),
   };
+}
+
+/**
+ * Starts one contribution: its workers (ready before anything else starts), then what it starts.
+ * If starting fails, what was started is closed again.
+ */
+export async function startContribution(
+  app: App,
+  c: RoleContribution,
+  opts: { lockDurationMs?: number } = {},
+): Promise<RunningModule> {
+  const workers = (c.jobs ?? []).map((jobs) =>
+    startWorker(jobs.queue, jobs.handlers as never, processorDeps(app, jobs), {
+      connection: app.redis,
+      prefix: app.config.redis.prefix,
+      concurrency: jobs.concurrency ?? app.config.worker.concurrency,
+      lockDurationMs: opts.lockDurationMs ?? app.config.worker.lockDurationMs,
+      ...(jobs.backoffMs ? { backoffMs: jobs.backoffMs } : {}),
+    }),
+  );
+  try {
+    await Promise.all(workers.map((w) => w.waitUntilReady()));
+    const started = c.start ? await c.start() : undefined;
+    return { workers, started: started ? [started] : [] };
+  } catch (err) {
+    await Promise.all(workers.map((w) => w.close(true)));
+    throw err;
+  }
 }
 
 /** Starts the given roles in this process. Every role first checks Redis's eviction policy. */
@@ -192,120 +264,41 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     allowEviction: app.config.redis.allowEviction,
   });
   if ('warning' in check && check.warning) app.logger.warn(check.warning);
-  const connection = app.redis;
-  const workerOpts = {
-    connection,
-    prefix: app.config.redis.prefix,
-    concurrency: app.config.worker.concurrency,
-    lockDurationMs: app.config.worker.lockDurationMs,
-  };
-  const workers: Worker[] = [];
-  let http: FastifyInstance | undefined;
 
-  if (roles.includes('worker')) {
-    const handler = createSubmitHandler({
-      ...outcomeDeps(app),
-      gateway: app.gateway,
-      sealer: app.sealer,
-      clock: app.clock,
-      leaseMs: app.config.worker.submitLeaseMs,
-    });
-    workers.push(
-      startWorker(QUEUES.charges, { 'charges.submit': handler }, processorDeps(app), workerOpts),
-    );
-    workers.push(
-      startWorker(QUEUES.payouts, { 'payouts.submit': handler }, processorDeps(app), workerOpts),
-    );
-  }
-  if (roles.includes('reconciler')) {
-    const check = createReconcileHandler({
-      ...outcomeDeps(app),
-      gateway: app.gateway,
-      clock: app.clock,
-    });
-    const sweep = (data: { olderThanMs?: number | undefined }) =>
-      runSweep(
-        sweepDeps(app),
-        data.olderThanMs !== undefined ? { olderThanMs: data.olderThanMs } : {},
-      );
-    workers.push(
-      startWorker(
-        QUEUES.reconcile,
-        { 'reconcile.check': check, 'reconcile.sweep': sweep },
-        processorDeps(app),
-        workerOpts,
-      ),
-    );
-  }
-  // Batch bookkeeping (counts, completion) runs with the workers that produce its events.
-  let tracker: BatchTracker | undefined;
-  if (roles.includes('worker')) tracker = await startBatchTracker(app);
-  let notifier: Notifier | undefined;
-  if (roles.includes('reconciler') && app.config.notify) {
-    notifier = await startNotifier(app, {
-      processorDeps: processorDeps(app),
-      lockDurationMs: app.config.worker.lockDurationMs,
-    });
-  }
-  let subscriptions: { stop(): Promise<void> } | undefined;
-  if (roles.includes('scheduler')) {
-    subscriptions = await startSubscriptionScheduler(app);
-    // One job scheduler per id, however many scheduler replicas upsert it.
-    await app.dispatcher
-      .queue(QUEUES.reconcile)
-      .upsertJobScheduler(
-        'reconcile-sweep',
-        { pattern: app.config.reconcile.cron },
-        { name: 'sweep', data: {}, opts: jobOptionsFor('reconcile.sweep') },
-      );
-  }
-  if (roles.includes('api')) {
-    const payments: CreateDeps = {
-      store: app.store,
-      dispatcher: app.dispatcher,
-      sealer: app.sealer,
-      clock: app.clock,
-      hashKey: app.config.dataEncryptionKey,
-    };
-    http = await buildHttpServer({
-      logger: app.logger,
-      apiToken: app.config.http.apiToken,
-      payments,
-      ready: async () => (await app.redis.ping()) === 'PONG',
-      extensions: [
-        (server) => registerMetricsRoute(server, app.metrics),
-        (server, guard) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app), guard),
-        (server) =>
-          registerDashboard(server, {
-            queues: Object.values(QUEUES).map((q) => app.dispatcher.queue(q)),
-            ...(app.config.http.dashboard
-              ? {
-                  auth: {
-                    user: app.config.http.dashboard.user,
-                    password: app.config.http.dashboard.password,
-                  },
-                }
-              : {}),
-            readOnly: app.config.http.dashboardReadOnly,
-            production: app.config.nodeEnv === 'production',
-            logger: app.logger.child({ component: 'dashboard' }),
-          }),
-        (server) =>
-          registerWebhookRoutes(server, {
-            store: app.store,
-            dispatcher: app.dispatcher,
-            logger: app.logger.child({ component: 'webhooks' }),
-            secretKey: app.config.sayswitch.secretKey,
-            maxBytes: app.config.http.webhookMaxBytes,
-          }),
-        (server, guard) => registerBatchRoutes(server, app, guard),
-      ],
-    });
-    await http.listen({ port: app.config.http.port, host: app.config.http.host });
+  let http: FastifyInstance | undefined;
+  const modules = new Map<string, Mounted>(
+    [
+      mount(paymentsModule, paymentsDeps(app)),
+      mount(batchesModule, app),
+      mount(subscriptionsModule, app),
+      mount(notificationsModule, notificationsDeps(app)),
+      apiMount(app, (server) => (http = server)),
+    ].map((m) => [m.name, m]),
+  );
+
+  const workers: Worker[] = [];
+  const started: Stoppable[] = [];
+  const stopAll = async () => {
+    // What was started (consumers, the HTTP server) stops first, then the workers drain.
+    await Promise.all(started.map((s) => s.stop()));
+    return Promise.all(workers.map((w) => w.close()));
+  };
+  try {
+    // Roles in their table order, so the api role listens only once the others run.
+    for (const role of ROLES.filter((r) => roles.includes(r))) {
+      for (const name of ROLE_TABLE[role]) {
+        const c = modules.get(name)?.contribution(role);
+        if (!c) continue;
+        const running = await startContribution(app, c);
+        workers.push(...running.workers);
+        started.push(...running.started);
+      }
+    }
+  } catch (err) {
+    await stopAll().catch(() => undefined);
+    throw err;
   }
   for (const w of workers) app.metrics.observeJob(w, w.name);
-  if (notifier) app.metrics.observeJob(notifier.worker, QUEUES.notifications);
-  await Promise.all(workers.map((w) => w.waitUntilReady()));
   app.logger.info({ roles }, 'roles started');
 
   return {
@@ -313,13 +306,7 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     workers,
     ...(http ? { http } : {}),
     async stop(timeoutMs = app.config.shutdownTimeoutMs) {
-      const graceful = Promise.all([
-        http?.close(),
-        notifier?.stop(),
-        subscriptions?.stop(),
-        tracker?.stop(),
-        ...workers.map((w) => w.close()),
-      ]);
+      const graceful = stopAll();
       let timer: NodeJS.Timeout | undefined;
       const forced = new Promise<'timeout'>((resolve) => {
         timer = setTimeout(() => resolve('timeout'), timeoutMs);

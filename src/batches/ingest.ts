@@ -29,7 +29,7 @@ import type { BatchRow } from '../input/instructions.ts';
 import { draftFromRow } from '../payments/create.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { BatchIntentRow, RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
 import type { Sealer } from '../kernel/ports.ts';
 import {
   RedisBatchStore,
@@ -55,7 +55,7 @@ export const DERIVED_ID_LENGTH = 16;
 export interface BatchDeps {
   config: { redis: { prefix: string } };
   redis: Redis;
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
   clock: Clock;

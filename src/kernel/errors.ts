@@ -1,6 +1,6 @@
 /**
  * Error kinds of PRODUCT.md section 5. A gateway outcome becomes exactly one of these kinds in
- * `infra/gateway/sayswitch/error-mapping.ts`; exactly one wrapper (`infra/queues/processor.ts`) turns kinds into
+ * `infra/gateway/sayswitch/error-mapping/`; exactly one wrapper (`infra/queues/processor.ts`) turns kinds into
  * BullMQ behaviour. Business outcomes (a decline) are results, never errors.
  */
 export type ErrorKind = 'retryable' | 'outcome_unknown' | 'rate_limited' | 'fatal';

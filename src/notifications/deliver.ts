@@ -5,15 +5,13 @@
  * schedule. Each try is one BullMQ attempt, so the dashboard shows them.
  */
 import axios, { type AxiosInstance } from 'axios';
-import type { Redis } from 'ioredis';
 import { FatalError, RetryableError } from '../kernel/errors.ts';
+import type { EventLog } from '../kernel/ports.ts';
 import type { Handler } from '../infra/queues/processor.ts';
-import { storeKeys } from '../payments/store/keys.ts';
 import { SIGNATURE_HEADER, signNotification } from './signature.ts';
 
 export interface DeliverDeps {
-  redis: Redis;
-  prefix: string;
+  events: Pick<EventLog, 'entry'>;
   /** NOTIFY_URL. */
   url: string;
   /** NOTIFY_SECRET: used to sign, never logged or put in an error. */
@@ -35,15 +33,11 @@ export interface NotificationBody {
 
 /** Reads one stream entry and shapes it as the body; undefined when it is no longer there. */
 export async function readNotification(
-  redis: Redis,
-  prefix: string,
+  events: Pick<EventLog, 'entry'>,
   streamId: string,
 ): Promise<NotificationBody | undefined> {
-  const rows = await redis.xrange(storeKeys(prefix).events(), streamId, streamId);
-  const flat = rows[0]?.[1];
-  if (!flat) return undefined;
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+  const f = await events.entry(streamId);
+  if (!f) return undefined;
   return {
     id: f.id ?? '',
     type: f.type ?? '',
@@ -77,7 +71,7 @@ export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.
 
   return async ({ eventId, streamId }, { job, log }) => {
     const attempt = job.attemptsMade + 1;
-    const event = await readNotification(deps.redis, deps.prefix, streamId);
+    const event = await readNotification(deps.events, streamId);
     if (!event || event.id !== eventId) {
       // Trimmed from the stream (MAXLEN) or a stale job: retrying cannot bring it back.
       log.error({ eventId, streamId, attempt }, 'event no longer in the stream; not delivered');

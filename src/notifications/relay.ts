@@ -8,17 +8,10 @@
  * died). Re-adding is harmless: the job id is derived from the event id, and BullMQ ignores an add
  * whose id already exists, so a replay or an event appended twice collapses into one delivery.
  */
-import type { Redis } from 'ioredis';
+import type { EventLog, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher, JobToAdd } from '../infra/queues/dispatcher.ts';
-import { storeKeys } from '../payments/store/keys.ts';
-import {
-  defaultConsumerName,
-  ensureGroup,
-  fieldsOf,
-  startStreamConsumer,
-  type StreamEntry,
-} from '../infra/redis/stream-consumer.ts';
+import { defaultConsumerName, fieldsOf } from '../infra/redis/stream-consumer.ts';
 
 /** The consumer group the relay reads `<prefix>:events` with. */
 export const NOTIFY_GROUP = 'notify';
@@ -41,9 +34,8 @@ export interface RelayHooks {
 }
 
 export interface RelayOptions {
-  /** A connection of the app; the relay duplicates it for its blocking reads and closes that copy. */
-  redis: Redis;
-  prefix: string;
+  /** The events stream; the relay's consumer reads it on a connection of its own. */
+  events: EventLog;
   /** Adds the `notifications.deliver` jobs. */
   dispatcher: Dispatcher;
   logger: Logger;
@@ -78,19 +70,17 @@ export interface Relay {
  * Creates the consumer group (from id 0, so events appended before the first start are relayed
  * too) and the stream if either is missing.
  */
-export function ensureNotifyGroup(redis: Redis, prefix: string): Promise<void> {
-  return ensureGroup(redis, storeKeys(prefix).events(), NOTIFY_GROUP);
+export function ensureNotifyGroup(events: EventLog): Promise<void> {
+  return events.ensureGroup(NOTIFY_GROUP);
 }
 
 /** Starts the relay loop; resolves once the group exists and the loop runs. */
 export async function startRelay(opts: RelayOptions): Promise<Relay> {
-  const key = storeKeys(opts.prefix).events();
   const consumer = opts.consumer ?? defaultConsumerName();
   const log = opts.logger.child({ component: 'notify-relay', consumer });
-  const conn = opts.redis.duplicate();
 
   /** Adds one job per entry, then acknowledges them all. */
-  const relay = async (entries: StreamEntry[]) => {
+  const relay = async (entries: StreamEntry[], ack: (ids: readonly string[]) => Promise<void>) => {
     const jobs: JobToAdd<'notifications.deliver'>[] = [];
     const attempts = opts.attempts;
     for (const [streamId, flat] of entries) {
@@ -105,14 +95,12 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     await opts.dispatcher.addMany('notifications.deliver', jobs);
     const ids = entries.map(([id]) => id);
     await opts.hooks?.afterEnqueue?.(ids);
-    await conn.xack(key, NOTIFY_GROUP, ...ids);
+    await ack(ids);
     // Stream ids are not logged: the logger masks their 13+ digit runs as card numbers.
     log.debug({ count: ids.length }, 'events relayed');
   };
 
-  return startStreamConsumer({
-    connection: conn,
-    stream: key,
+  return opts.events.consume({
     group: NOTIFY_GROUP,
     consumer,
     logger: log,

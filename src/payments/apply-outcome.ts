@@ -8,7 +8,7 @@ import type { Intent } from '../kernel/payment.ts';
 import type { LookupOutcome, TransitionResult } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { RedisIntentStore } from './store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 
 export interface ReconcilePolicy {
   /** Delays between checks of a pending/unknown intent; exhausted → needs_review. */
@@ -22,7 +22,7 @@ export interface ReconcilePolicy {
 }
 
 export interface OutcomeDeps {
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
   logger: Logger;
   policy: ReconcilePolicy;
@@ -107,7 +107,7 @@ export async function applyOutcome(
 
   const watch =
     target === 'succeeded' && intent.type === 'payout' ? deps.policy.payoutWatchMs[0] : undefined;
-  const patch: NonNullable<Parameters<RedisIntentStore['transition']>[3]>['patch'] = { checks: 0 };
+  const patch: NonNullable<Parameters<IntentStore['transition']>[3]>['patch'] = { checks: 0 };
   if ('gatewayReference' in outcome && outcome.gatewayReference !== undefined) {
     patch.gatewayReference = outcome.gatewayReference;
   }

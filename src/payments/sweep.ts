@@ -12,10 +12,10 @@
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { RedisIntentStore } from './store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 
 export interface SweepDeps {
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
   clock: Clock;
   logger: Logger;

@@ -2,7 +2,7 @@
 import { parseAttemptReference } from '../kernel/ids.ts';
 import { formatMajor } from '../kernel/money.ts';
 import type { Intent, IntentHistoryEntry } from '../kernel/payment.ts';
-import type { RedisIntentStore } from './store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 
 export interface PaymentView {
   key: string;
@@ -54,7 +54,7 @@ export function toView(intent: Intent, history: IntentHistoryEntry[]): PaymentVi
 
 /** Finds a payment by intent key or attempt reference. */
 export async function findPayment(
-  store: RedisIntentStore,
+  store: IntentStore,
   reference: string,
 ): Promise<PaymentView | undefined> {
   const key = parseAttemptReference(reference)?.key ?? reference;

@@ -7,11 +7,11 @@
 import { parseAttemptReference } from '../kernel/ids.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { RedisIntentStore } from './store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 import type { WebhookEvent } from '../infra/gateway/sayswitch/webhook.ts';
 
 export interface IntakeDeps {
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
   logger: Logger;
 }

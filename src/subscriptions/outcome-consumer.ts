@@ -35,7 +35,7 @@ import {
 } from '../infra/redis/stream-consumer.ts';
 import type { HandlerContext } from '../infra/queues/processor.ts';
 import { enqueueDunningRetries } from './jobs.ts';
-import type { RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 import { storeKeys } from '../payments/store/keys.ts';
 import type { RedisSubscriptionStore } from './store/subscription-store.ts';
 
@@ -355,7 +355,7 @@ export async function startSubscriptionOutcomes(
 
 export interface DunningDeps {
   subs: RedisSubscriptionStore;
-  intents: RedisIntentStore;
+  intents: IntentStore;
   dispatcher: Dispatcher;
   clock: Clock;
 }

@@ -31,7 +31,7 @@ import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
 import { TICK_SCHEDULER_ID } from './jobs.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
-import type { RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 import { RedisSubscriptionStore } from './store/subscription-store.ts';
 import { createDunningHandler, startSubscriptionOutcomes } from './outcome-consumer.ts';
 
@@ -42,7 +42,7 @@ const DEFAULT_MAX_PER_TICK = 100_000;
 
 export interface TickDeps {
   subs: RedisSubscriptionStore;
-  intents: RedisIntentStore;
+  intents: IntentStore;
   dispatcher: Dispatcher;
   logger: Logger;
   /** `CATCH_UP_MAX_PERIODS`: at most this many periods per subscription per catch-up. */
@@ -314,7 +314,7 @@ export interface SchedulerApp {
   logger: Logger;
   clock: Clock;
   redis: Redis;
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
 }
 

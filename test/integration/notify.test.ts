@@ -5,28 +5,72 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Queue } from 'bullmq';
+import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadConfig, type Config } from '../../src/config/config.ts';
-import { openApp, type App } from '../../src/app/composition.ts';
+import {
+  notificationsDeps,
+  openApp,
+  startContribution,
+  type App,
+} from '../../src/app/composition.ts';
 import type { BillingEvent } from '../../src/kernel/events.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { QUEUES } from '../../src/infra/queues/names.ts';
+import { notificationsModule } from '../../src/notifications/module.ts';
 import {
   NOTIFY_GROUP,
+  ensureNotifyGroup,
   notificationJobId,
-  startNotifier,
-  verifyNotification,
-  type Notifier,
-  type NotifierOptions,
-} from '../../src/notifications/notifier.ts';
-import { ensureNotifyGroup } from '../../src/notifications/relay.ts';
+  type RelayHooks,
+} from '../../src/notifications/relay.ts';
+import { verifyNotification } from '../../src/notifications/signature.ts';
 import { storeKeys } from '../../src/payments/store/keys.ts';
 import { track } from '../support/leak-check.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 
 const SECRET = 'whsec_integration_test_secret';
+
+interface NotifierOptions {
+  consumer?: string;
+  blockMs?: number;
+  claimIdleMs?: number;
+  relayHooks?: RelayHooks;
+}
+
+/** The notifications module's reconciler-role contribution, started as the composition root does. */
+interface Notifier {
+  worker: Worker;
+  isOpen(): boolean;
+  stop(): Promise<void>;
+}
+
+async function startNotifier(app: App, opts: NotifierOptions): Promise<Notifier> {
+  const deps = notificationsDeps(app, {
+    ...(opts.consumer !== undefined ? { consumer: opts.consumer } : {}),
+    ...(opts.blockMs !== undefined ? { blockMs: opts.blockMs } : {}),
+    ...(opts.claimIdleMs !== undefined ? { claimIdleMs: opts.claimIdleMs } : {}),
+    ...(opts.relayHooks !== undefined ? { hooks: opts.relayHooks } : {}),
+  });
+  const reconciler = notificationsModule.roles.reconciler;
+  if (!deps || !reconciler) throw new Error('notifications are not configured');
+  const running = await startContribution(app, reconciler(deps));
+  const [worker] = running.workers;
+  if (!worker) throw new Error('no notifications worker');
+  let open = true;
+  return {
+    worker,
+    isOpen: () => open,
+    async stop() {
+      if (!open) return;
+      // The relay stops first (no new jobs), then the worker lets an in-flight POST finish.
+      for (const s of running.started) await s.stop();
+      await worker.close();
+      open = false;
+    },
+  };
+}
 
 interface Received {
   at: number;
@@ -353,7 +397,7 @@ describe('outbound notifications', () => {
   it('relays entries a consumer read and died on before adding any job', async () => {
     const a = await open();
     await a.events.append(event(8));
-    await ensureNotifyGroup(redis, prefix);
+    await ensureNotifyGroup(a.events);
     await redis.xreadgroup(
       'GROUP',
       NOTIFY_GROUP,

@@ -71,7 +71,7 @@ export interface ProcessorDeps {
   logger: Logger;
   now: () => number;
   /** Called on a 401/403: pause the queue and publish an alert. */
-  onAuthFailure: (queueName: string, err: BillingError) => Promise<void>;
+  onAuthFailure: (queueName: QueueName, err: BillingError) => Promise<void>;
   /** How long a job waits after an auth failure before it is tried again. */
   authRetryDelayMs?: number;
 }

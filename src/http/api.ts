@@ -1,0 +1,79 @@
+/**
+ * The `api` role: the HTTP server with every route (payments, subscriptions, batches, webhooks
+ * in), the dashboard, metrics and probes, listening on PORT. Routes call the capabilities'
+ * services; this file only wires them to the ports the composition root built.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.ts';
+import type { Clock } from '../kernel/clock.ts';
+import type { IntentStore, Sealer } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
+import { QUEUES } from '../infra/queues/names.ts';
+import { subscriptionServiceDeps, type ServiceApp } from '../subscriptions/service.ts';
+import type { BatchDeps } from '../batches/ingest.ts';
+import { registerDashboard } from './dashboard.ts';
+import { registerMetricsRoute, type Metrics } from './metrics.ts';
+import { registerBatchRoutes } from './routes/batches.ts';
+import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
+import { registerWebhookRoutes } from './routes/webhooks.ts';
+import { buildHttpServer } from './server.ts';
+
+/** What the api role needs of the application (the composition root's `App` fits). */
+export interface ApiApp extends ServiceApp, BatchDeps {
+  config: Config;
+  logger: Logger;
+  clock: Clock;
+  store: IntentStore;
+  sealer: Sealer;
+  dispatcher: QueueDispatcher;
+  metrics: Metrics;
+  /** Readiness: resolves true when Redis answers. */
+  ready: () => Promise<boolean>;
+}
+
+/** Builds the server and listens on PORT/HOST. */
+export async function startApi(app: ApiApp): Promise<FastifyInstance> {
+  const http = await buildHttpServer({
+    logger: app.logger,
+    apiToken: app.config.http.apiToken,
+    payments: {
+      store: app.store,
+      dispatcher: app.dispatcher,
+      sealer: app.sealer,
+      clock: app.clock,
+      hashKey: app.config.dataEncryptionKey,
+    },
+    ready: app.ready,
+    extensions: [
+      (server) => registerMetricsRoute(server, app.metrics),
+      (server, guard) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app), guard),
+      (server) =>
+        registerDashboard(server, {
+          queues: Object.values(QUEUES).map((q) => app.dispatcher.queue(q)),
+          ...(app.config.http.dashboard
+            ? {
+                auth: {
+                  user: app.config.http.dashboard.user,
+                  password: app.config.http.dashboard.password,
+                },
+              }
+            : {}),
+          readOnly: app.config.http.dashboardReadOnly,
+          production: app.config.nodeEnv === 'production',
+          logger: app.logger.child({ component: 'dashboard' }),
+        }),
+      (server) =>
+        registerWebhookRoutes(server, {
+          store: app.store,
+          dispatcher: app.dispatcher,
+          logger: app.logger.child({ component: 'webhooks' }),
+          secretKey: app.config.sayswitch.secretKey,
+          maxBytes: app.config.http.webhookMaxBytes,
+        }),
+      (server, guard) => registerBatchRoutes(server, app, guard),
+    ],
+  });
+  await http.listen({ port: app.config.http.port, host: app.config.http.host });
+  return http;
+}
