@@ -18,7 +18,7 @@ import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { formatMajor, type AmountMinor, type Currency } from '../kernel/money.ts';
 import { intentStateSchema } from '../kernel/intent.ts';
-import { storeKeys } from '../payments/store/keys.ts';
+import { storeKeys } from '../infra/redis/keys.ts';
 import {
   defaultConsumerName,
   ensureGroup,

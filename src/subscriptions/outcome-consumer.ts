@@ -36,7 +36,7 @@ import {
 import type { HandlerContext } from '../infra/queues/processor.ts';
 import { enqueueDunningRetries } from './jobs.ts';
 import type { IntentStore } from '../kernel/ports.ts';
-import { storeKeys } from '../payments/store/keys.ts';
+import { storeKeys } from '../infra/redis/keys.ts';
 import type { RedisSubscriptionStore } from './store/subscription-store.ts';
 
 /** The consumer group recurring billing reads the events stream with. */

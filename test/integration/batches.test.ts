@@ -18,7 +18,7 @@ import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentDraft } from '../../src/kernel/payment.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { storeKeys } from '../../src/payments/store/keys.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
 import { getRedisUrl } from '../support/redis.ts';

@@ -26,7 +26,7 @@ import {
   type RelayHooks,
 } from '../../src/notifications/relay.ts';
 import { verifyNotification } from '../../src/notifications/signature.ts';
-import { storeKeys } from '../../src/payments/store/keys.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { track } from '../support/leak-check.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 

@@ -19,7 +19,7 @@ import {
   type TickDeps,
   type TickResult,
 } from '../../src/subscriptions/tick.ts';
-import { storeKeys } from '../../src/payments/store/keys.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import {
   subscriptionServiceDeps,

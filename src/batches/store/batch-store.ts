@@ -14,7 +14,7 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { INTENT_TYPES, type IntentType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
-import { storeKeys } from '../../payments/store/keys.ts';
+import { storeKeys } from '../../infra/redis/keys.ts';
 import {
   APPLY_EVENTS,
   CLAIM_BATCH,

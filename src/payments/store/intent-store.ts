@@ -25,7 +25,7 @@ import type {
 export type { BatchIntent, BatchIntentRow };
 import { attemptReference, type AttemptReference, type IntentKey } from '../../kernel/ids.ts';
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
-import { storeKeys, type StoreKeys } from './keys.ts';
+import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,

@@ -15,7 +15,7 @@
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../rules.ts';
-import { storeKeys } from '../../payments/store/keys.ts';
+import { storeKeys } from '../../infra/redis/keys.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;

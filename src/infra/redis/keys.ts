@@ -4,7 +4,7 @@
  * keys of one prefix, as BullMQ's do.
  */
 import { INTENT_STATES, type IntentState } from '../../kernel/intent.ts';
-import { eventsKey } from '../../infra/redis/event-log.ts';
+import { eventsKey } from './event-log.ts';
 
 export function storeKeys(prefix: string) {
   return {
