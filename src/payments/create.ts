@@ -5,24 +5,18 @@
  * request re-adds the (deterministic) job, so a crash between the two loses nothing.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { z } from 'zod';
-import { apiIntentKey, API_KEY_MAX, idComponentSchema } from '../kernel/ids.ts';
+import { apiIntentKey } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent, IntentDraft } from '../kernel/payment.ts';
-import {
-  parseChargeRecord,
-  parsePayoutRecord,
-  resolveHeader,
-  type ChargeRow,
-  type PayoutRow,
-  type RowIssue,
-} from '../input/instructions.ts';
+import type { ChargeRow, PayoutRow } from '../input/instructions.ts';
+import { parseInstruction } from '../input/instruction-body.ts';
+import type { FieldIssue } from '../input/record.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { RedisIntentStore } from './store/intent-store.ts';
+import type { IntentStore } from '../kernel/ports.ts';
 import type { Sealer } from '../kernel/ports.ts';
 
 export interface CreateDeps {
-  store: RedisIntentStore;
+  store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
   clock: Clock;
@@ -33,12 +27,7 @@ export interface CreateDeps {
 export type CreateResult =
   | { status: 'created' | 'existing'; intent: Intent }
   | { status: 'conflict'; intent: Intent }
-  | { status: 'invalid'; issues: RowIssue[] };
-
-const envelopeSchema = z.object({
-  type: z.enum(['charge', 'payout'], { error: 'type must be "charge" or "payout"' }),
-  key: idComponentSchema('key', API_KEY_MAX).optional(),
-});
+  | { status: 'invalid'; issues: FieldIssue[] };
 
 /** Builds the intent draft of a validated row; the card token is sealed here and only here. */
 export function draftFromRow(
@@ -71,48 +60,6 @@ export function draftFromRow(
       narration: row.narration,
       paymentMode: row.paymentMode,
     },
-  };
-}
-
-/** Validates a JSON instruction (`type`, the CSV fields of PRODUCT.md section 6, optional `key`). */
-export function parseInstruction(
-  body: unknown,
-):
-  | { ok: true; type: 'charge' | 'payout'; key?: string; row: ChargeRow | PayoutRow }
-  | { ok: false; issues: RowIssue[] } {
-  const env = envelopeSchema.safeParse(body);
-  if (!env.success) {
-    return {
-      ok: false,
-      issues: env.error.issues.map((i) => ({
-        column: String(i.path[0] ?? ''),
-        message: i.message,
-      })),
-    };
-  }
-  const fields: [string, string][] = [];
-  for (const [k, v] of Object.entries(body as Record<string, unknown>)) {
-    if (k === 'type' || k === 'key') continue;
-    if (typeof v !== 'string')
-      return { ok: false, issues: [{ column: k, message: `${k} must be a string` }] };
-    fields.push([k, v]);
-  }
-  const header = resolveHeader(
-    env.data.type,
-    fields.map(([k]) => k),
-  );
-  if (!header.ok) return { ok: false, issues: header.issues };
-  const values = fields.map(([, v]) => v);
-  const rec =
-    env.data.type === 'charge'
-      ? parseChargeRecord(header.layout, values, 1)
-      : parsePayoutRecord(header.layout, values, 1);
-  if (!rec.ok) return { ok: false, issues: rec.issues };
-  return {
-    ok: true,
-    type: env.data.type,
-    ...(env.data.key !== undefined ? { key: env.data.key } : {}),
-    row: rec.row,
   };
 }
 

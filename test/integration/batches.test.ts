@@ -219,6 +219,29 @@ describe('malformed files are refused with line and column, nothing enqueued', (
     expect((await upload(body, 'type=payout', null)).status).toBe(401);
     expect((await upload(body, 'type=refund')).status).toBe(400);
   });
+
+  it('HTTP: a charge file without card_token is refused in CSV words, by line and column', async () => {
+    const noColumn = await upload(
+      ['reference,email,amount,currency', 'c1,ada@example.com,10,NGN'].join('\n'),
+      'type=charge',
+    );
+    expect(noColumn.status).toBe(422);
+    expect((noColumn.json.error as { details: unknown[] }).details).toEqual([
+      {
+        line: 1,
+        column: 'card_token',
+        message: 'required column "card_token" is missing from the header',
+      },
+    ]);
+    const blank = await upload(
+      ['reference,email,amount,currency,card_token', 'c1,ada@example.com,10,NGN,'].join('\n'),
+      'type=charge',
+    );
+    expect(blank.status).toBe(422);
+    expect((blank.json.error as { details: unknown[] }).details).toEqual([
+      { line: 2, column: 'card_token', message: 'card_token is required' },
+    ]);
+  });
 });
 
 describe('a batch runs to completion and reports row by row', () => {

@@ -151,9 +151,25 @@ describe('POST /payments and GET /payments/:reference', () => {
   it('refuses an invalid body with 422 naming the field, and changes nothing', async () => {
     const res = await post({ ...body('bad'), amount: '-5' });
     expect(res.status).toBe(422);
-    const err = (await res.json()) as { error: { details: { column: string }[] } };
-    expect(err.error.details.map((d) => d.column)).toContain('amount');
+    const err = (await res.json()) as { error: { details: { field: string }[] } };
+    expect(err.error.details.map((d) => d.field)).toContain('amount');
     expect(await t.app.store.get('api_bad')).toBeUndefined();
+  });
+
+  it('a body without card_token: 422 naming the field, in field words (no column, no header)', async () => {
+    const { card_token: _omitted, ...rest } = body('notoken');
+    const res = await post(rest);
+    expect(res.status).toBe(422);
+    const text = await res.text();
+    expect(JSON.parse(text)).toEqual({
+      error: {
+        code: 'invalid_payment',
+        message: 'the payment instruction is invalid',
+        details: [{ field: 'card_token', message: 'card_token is required' }],
+      },
+    });
+    expect(text).not.toMatch(/column|header|line/);
+    expect(await t.app.store.get('api_notoken')).toBeUndefined();
   });
 
   it('finds a payment by key and by attempt reference, never exposing the card token', async () => {

@@ -588,8 +588,8 @@ describe('management over HTTP and the CLI', () => {
       body({ id: 'bad id', amount: '-5', timezone: 'Mars/Base', interval: 'fortnight' }),
     );
     expect(invalid.statusCode).toBe(422);
-    const details = invalid.json<{ error: { details: { column: string }[] } }>().error.details;
-    expect(details.map((d) => d.column).sort()).toEqual(['amount', 'id', 'interval', 'timezone']);
+    const details = invalid.json<{ error: { details: { field: string }[] } }>().error.details;
+    expect(details.map((d) => d.field).sort()).toEqual(['amount', 'id', 'interval', 'timezone']);
     expect(invalid.body).not.toContain('tok_card_secret');
 
     const got = await server.inject({ method: 'GET', url: '/subscriptions/h1', headers: auth });

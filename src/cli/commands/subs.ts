@@ -13,9 +13,9 @@ import {
   showSubscription,
   subscriptionServiceDeps,
   type ActionName,
-  type InputIssue,
   type SubscriptionView,
 } from '../../subscriptions/service.ts';
+import type { InputIssue } from '../../subscriptions/import.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { parseIntFlag } from '../parsers.ts';

@@ -293,6 +293,56 @@ describe('validateCsv: header problems', () => {
     const result = await check(csv('', '', 'email,amount,currency'), { type: 'charge' });
     expect(only(result.errors)).toMatchObject({ line: 3, column: 'card_token' });
   });
+
+  it('refuses a meta_ key that is not letters, digits, "_" and "-" (one issue per column)', async () => {
+    const result = await check(csv('email,amount,currency,card_token,meta_Region Name,meta_a\tb'), {
+      type: 'charge',
+    });
+    expect(result.errors).toEqual([
+      {
+        line: 1,
+        column: 'meta_Region Name',
+        message:
+          'column "meta_Region Name" may contain only letters, digits, "_" and "-" after "meta_"',
+      },
+      {
+        line: 1,
+        column: 'meta_a\tb',
+        message: 'header column 6 contains a control character',
+      },
+    ]);
+  });
+});
+
+describe('validateCsv: limits shared with the other inputs', () => {
+  it('refuses a meta value longer than 1024 characters, naming its column', async () => {
+    const result = await check(
+      csv(
+        'reference,email,amount,currency,card_token,meta_note',
+        `r1,ada@example.com,10,NGN,${TOKEN},${'n'.repeat(1024)}`,
+        `r2,ada@example.com,10,NGN,${TOKEN},${'n'.repeat(1025)}`,
+      ),
+      { type: 'charge' },
+    );
+    expect(result.rows.map((r) => r.line)).toEqual([2]);
+    expect(only(result.errors)).toEqual({
+      line: 3,
+      column: 'meta_note',
+      message: 'meta_note is longer than 1024 characters',
+    });
+  });
+
+  it('refuses a card_token longer than 4096 characters even under a larger field limit', async () => {
+    const result = await check(
+      csv(CHARGE_HEADER, `r1,ada@example.com,10,NGN,${'t'.repeat(4097)},x`),
+      { type: 'charge', maxFieldBytes: 8192 },
+    );
+    expect(only(result.errors)).toEqual({
+      line: 2,
+      column: 'card_token',
+      message: 'card_token is longer than 4096 characters',
+    });
+  });
 });
 
 describe('validateCsv: amounts', () => {

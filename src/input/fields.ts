@@ -1,0 +1,121 @@
+/**
+ * Field schemas shared by every input (batch files, `POST /payments`, subscription import and
+ * `POST /subscriptions`), whatever the source: a CSV cell or a JSON string. Each schema takes the
+ * raw string of one field, or `undefined` when it is blank or absent, so that "is required" is
+ * reported for both. Messages name the field and never quote a `card_token` value: card data must
+ * not reach logs or error reports.
+ *
+ * The record parser (`record.ts`) decides which fields a record has and how its source words a
+ * problem; these schemas only say what one value may be.
+ */
+import { z } from 'zod';
+import { parseMajorAmount, type AmountMinor } from '../kernel/money.ts';
+import { idComponentSchema } from '../kernel/ids.ts';
+
+/** Merchant fields (`meta_region`) carry this prefix, matched case-insensitively; the part after it
+ * is the meta key, kept as written. */
+export const META_PREFIX = 'meta_';
+/** A meta key is a short label: it becomes a results-file column and a metadata key. */
+export const META_KEY_MAX = 64;
+/** Longest meta value, in characters. */
+export const META_VALUE_MAX = 1024;
+/** Longest email address (RFC 5321 path limit). */
+export const EMAIL_MAX = 254;
+/** Longest card token: Sayswitch's encrypted card string is far shorter. */
+export const CARD_TOKEN_MAX = 4096;
+
+const META_KEY = /^[A-Za-z0-9_-]+$/;
+/** No line break, tab or other control character. */
+export const NO_CONTROL = /^\P{Cc}*$/u;
+
+/** Inputs are strings here; anything else is a programming error, named by its type. */
+export function shown(input: unknown): string {
+  return typeof input === 'string' ? input : typeof input;
+}
+
+/** Free text on one line: a narration, a bank or account name. */
+export function textSchema(field: string) {
+  return z
+    .string({ error: `${field} is required` })
+    .regex(NO_CONTROL, `${field} contains a line break, tab or other control character`);
+}
+
+/** An id that becomes part of an intent key: a row reference, a subscription id. */
+export function idSchema(field: string, max: number) {
+  return z.string({ error: `${field} is required` }).pipe(idComponentSchema(field, max));
+}
+
+/** An email address (`email` of a charge, `customer_email` of a subscription). */
+export function emailSchema(field: string) {
+  return z
+    .email({
+      error: (iss) =>
+        iss.input === undefined
+          ? `${field} is required`
+          : `${field} "${shown(iss.input)}" is not valid`,
+    })
+    .max(EMAIL_MAX, `${field} is longer than ${EMAIL_MAX} characters`);
+}
+
+/** The card string from Sayswitch's encryption step: opaque, so only its shape is checked, and
+ * its value is never repeated in a message. */
+export const cardTokenSchema = z
+  .string({ error: 'card_token is required' })
+  .regex(/^[\x21-\x7e]+$/, 'card_token must be printable ASCII without spaces')
+  .max(CARD_TOKEN_MAX, `card_token is longer than ${CARD_TOKEN_MAX} characters`);
+
+/** Major-unit decimal string → minor units, through the one money parser. */
+export const amountSchema = z
+  .string({ error: 'amount is required' })
+  .transform((input, ctx): AmountMinor => {
+    const parsed = parseMajorAmount(input);
+    if (!parsed.ok) {
+      ctx.addIssue({ code: 'custom', message: parsed.error });
+      return z.NEVER;
+    }
+    return parsed.amount;
+  });
+
+/**
+ * One of `allowed`. `usedFor` ("charges", "payouts") is named in the message when the same
+ * record kind could take other currencies in another role.
+ */
+export function currencySchema<const C extends readonly [string, ...string[]]>(
+  allowed: C,
+  usedFor?: string,
+) {
+  const where = usedFor === undefined ? '' : ` for ${usedFor}`;
+  return z.enum(allowed, {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'currency is required'
+        : `currency "${shown(iss.input)}" is not allowed${where} (use ${allowed.join(', ')})`,
+  });
+}
+
+/** How a source calls a field in messages: a CSV column or a JSON field. */
+export type FieldNoun = 'column' | 'field';
+
+/**
+ * Why `key` (the part of `name` after {@link META_PREFIX}) cannot be a meta key, or undefined
+ * when it can: 1 to {@link META_KEY_MAX} of letters, digits, `_` and `-`, and not `__proto__`,
+ * which would set the prototype of a metadata object instead of a value.
+ */
+export function metaKeyProblem(noun: FieldNoun, name: string, key: string): string | undefined {
+  if (key === '') return `${noun} "${name}" needs a name after "${META_PREFIX}"`;
+  if (key === '__proto__') return `${noun} "${name}" is a reserved name`;
+  if (key.length > META_KEY_MAX) {
+    return `${noun} "${name}" is longer than ${META_KEY_MAX} characters after "${META_PREFIX}"`;
+  }
+  if (!META_KEY.test(key)) {
+    return `${noun} "${name}" may contain only letters, digits, "_" and "-" after "${META_PREFIX}"`;
+  }
+  return undefined;
+}
+
+/** Why a meta value (any text) is refused, or undefined. */
+export function metaValueProblem(key: string, value: string): string | undefined {
+  return value.length > META_VALUE_MAX
+    ? `${META_PREFIX}${key} is longer than ${META_VALUE_MAX} characters`
+    : undefined;
+}

@@ -1,0 +1,263 @@
+/**
+ * Subscription input: the fields of an import file row and of a `POST /subscriptions` body
+ * (docs/subscriptions.md), built on the shared input module: field schemas from
+ * `input/fields.ts`, the record parser of `input/record.ts` (JSON problems name fields, CSV
+ * problems lines and columns) and the streaming reader of `input/csv-reader.ts`. The schedule
+ * fields (interval, anchor, timezone) are the calendar's, so this record kind lives here.
+ *
+ * CSV format: UTF-8 (BOM accepted), header row required, column names case-insensitive,
+ * `id,customer_email,card_token,amount,currency,interval,interval_count,anchor,timezone` plus any
+ * `meta_*` columns; `interval_count` may be left out (1). Values are trimmed. A file is validated
+ * completely before anything is stored: one invalid row rejects the whole file.
+ */
+import { z } from 'zod';
+import { CHARGE_CURRENCIES, type AmountMinor } from '../kernel/money.ts';
+import { SUBSCRIPTION_ID_MAX } from '../kernel/ids.ts';
+import {
+  amountSchema,
+  cardTokenSchema,
+  currencySchema,
+  emailSchema,
+  idSchema,
+  shown,
+} from '../input/fields.ts';
+import {
+  asRowIssues,
+  parseJsonRecord,
+  parseRecord,
+  resolveNames,
+  validateValues,
+  type FieldIssue,
+  type FieldLayout,
+  type RecordSpec,
+  type RowIssue,
+} from '../input/record.ts';
+import {
+  DEFAULT_MAX_FIELD_BYTES,
+  EMPTY_FILE,
+  fatalError,
+  fieldCountIssue,
+  issueAt,
+  oversizedFields,
+  positiveInteger,
+  readCsvRecords,
+  type CsvFatal,
+  type CsvInput,
+} from '../input/csv-reader.ts';
+import {
+  BILLING_INTERVALS,
+  MAX_INTERVAL_COUNT,
+  scheduleSchema,
+  type Schedule,
+} from './calendar.ts';
+import type { Subscription } from './rules.ts';
+
+export type { FieldIssue } from '../input/record.ts';
+
+/** Columns of the import file and fields of `POST /subscriptions`, in documented order. */
+export const SUBSCRIPTION_COLUMNS = [
+  'id',
+  'customer_email',
+  'card_token',
+  'amount',
+  'currency',
+  'interval',
+  'interval_count',
+  'anchor',
+  'timezone',
+] as const;
+type Column = (typeof SUBSCRIPTION_COLUMNS)[number];
+const OPTIONAL_COLUMNS: readonly Column[] = ['interval_count'];
+
+/** One problem of an import file; `line` is the physical line (the header is line 1). */
+export interface InputIssue {
+  line?: number;
+  column?: string;
+  message: string;
+}
+
+/** Field schemas: each takes the raw string (undefined when blank or absent). */
+const subscriptionFieldsSchema = z.object({
+  id: idSchema('id', SUBSCRIPTION_ID_MAX),
+  customer_email: emailSchema('customer_email'),
+  card_token: cardTokenSchema,
+  amount: amountSchema,
+  currency: currencySchema(CHARGE_CURRENCIES),
+  interval: z.enum(BILLING_INTERVALS, {
+    error: (iss) =>
+      iss.input === undefined
+        ? 'interval is required'
+        : `interval "${shown(iss.input)}" must be one of ${BILLING_INTERVALS.join(', ')}`,
+  }),
+  interval_count: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined) return 1;
+      const n = /^\d{1,4}$/.test(v) ? Number(v) : NaN;
+      if (!(n >= 1 && n <= MAX_INTERVAL_COUNT)) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `interval_count "${v}" must be a whole number from 1 to ${MAX_INTERVAL_COUNT}`,
+        });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  anchor: z
+    .string({ error: 'anchor is required' })
+    .refine((a) => scheduleSchema.shape.anchor.safeParse(a).success, {
+      error: (iss) =>
+        `anchor "${shown(iss.input)}" must be an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
+    }),
+  timezone: z
+    .string({ error: 'timezone is required' })
+    .refine((tz) => scheduleSchema.shape.timezone.safeParse(tz).success, {
+      error: (iss) => `timezone "${shown(iss.input)}" is not an IANA zone (e.g. Africa/Lagos)`,
+    }),
+});
+type SubscriptionFields = z.output<typeof subscriptionFieldsSchema>;
+
+/** The subscription record kind, for the record parser. */
+export const subscriptionSpec: RecordSpec<Column, typeof subscriptionFieldsSchema> = {
+  kind: 'subscription',
+  fields: SUBSCRIPTION_COLUMNS,
+  requiredColumns: SUBSCRIPTION_COLUMNS.filter((c) => !OPTIONAL_COLUMNS.includes(c)),
+  schema: subscriptionFieldsSchema,
+  trim: true,
+  jsonNumbers: ['interval_count'],
+};
+
+/** A validated input: everything but the sealed token. */
+export interface SubscriptionInput {
+  id: string;
+  customerEmail: string;
+  cardToken: string;
+  amount: AmountMinor;
+  currency: Subscription['currency'];
+  schedule: Schedule;
+  metadata: Record<string, string>;
+}
+
+function toInput(v: SubscriptionFields, metadata: Record<string, string>): SubscriptionInput {
+  return {
+    id: v.id,
+    customerEmail: v.customer_email,
+    cardToken: v.card_token,
+    amount: v.amount,
+    currency: v.currency,
+    schedule: {
+      anchor: v.anchor,
+      timezone: v.timezone,
+      interval: v.interval,
+      intervalCount: v.interval_count,
+    },
+    metadata,
+  };
+}
+
+/** Validates one record given as column → raw value (blank values already undefined). */
+export function parseSubscriptionFields(
+  fields: Partial<Record<Column, string>>,
+  metadata: Record<string, string>,
+): { ok: true; input: SubscriptionInput } | { ok: false; issues: InputIssue[] } {
+  const parsed = validateValues(subscriptionSpec, { ...fields }, metadata);
+  if (!parsed.ok) return { ok: false, issues: asRowIssues(parsed.issues) };
+  return { ok: true, input: toInput(parsed.data, parsed.meta) };
+}
+
+/**
+ * Validates a `POST /subscriptions` body: the CSV fields as JSON strings (`interval_count` may be
+ * a number), metadata as `metadata: { … }` and/or `meta_*` fields. Problems name fields.
+ */
+export function parseSubscriptionBody(
+  body: unknown,
+): { ok: true; input: SubscriptionInput } | { ok: false; issues: FieldIssue[] } {
+  const parsed = parseJsonRecord(subscriptionSpec, body, { metaObject: 'metadata' });
+  if (!parsed.ok) return parsed;
+  return { ok: true, input: toInput(parsed.data, parsed.meta) };
+}
+
+/** Options of {@link parseSubscriptionsCsv}. */
+export interface SubscriptionsCsvOptions {
+  /** Longest accepted field, in UTF-8 bytes. Default 4096. */
+  maxFieldBytes?: number;
+  /** Longest accepted line, in bytes. Default 16384. */
+  maxLineBytes?: number;
+}
+
+/** Parses and validates an import file completely; nothing is stored. */
+export async function parseSubscriptionsCsv(
+  input: CsvInput,
+  options: SubscriptionsCsvOptions = {},
+): Promise<
+  | { ok: true; rows: { line: number; input: SubscriptionInput }[] }
+  | { ok: false; errors: InputIssue[] }
+> {
+  const maxFieldBytes = positiveInteger(
+    'maxFieldBytes',
+    options.maxFieldBytes,
+    DEFAULT_MAX_FIELD_BYTES,
+  );
+  const records = readCsvRecords(input, { maxLineBytes: options.maxLineBytes });
+  const errors: InputIssue[] = [];
+  const rows: { line: number; input: SubscriptionInput }[] = [];
+  const ids = new Map<string, number>();
+  let layout: FieldLayout | undefined;
+  let headerLine = 1;
+  let fatal: CsvFatal | undefined;
+  try {
+    for (;;) {
+      const step = await records.next();
+      if (step.done === true) {
+        fatal = step.value;
+        break;
+      }
+      for (const { line, fields } of step.value) {
+        if (layout === undefined) {
+          const header = resolveNames(subscriptionSpec, fields, 'csv');
+          if (header.issues.length > 0) {
+            return { ok: false, errors: asRowIssues(header.issues).map((i) => issueAt(line, i)) };
+          }
+          layout = header.layout;
+          headerLine = line;
+          continue;
+        }
+        const countIssue = fieldCountIssue(fields, layout.names);
+        if (countIssue !== undefined) {
+          errors.push(issueAt(line, countIssue));
+          continue;
+        }
+        const issues: RowIssue[] = [];
+        const oversized = oversizedFields(fields, layout.names, maxFieldBytes, issues);
+        const parsed = parseRecord(subscriptionSpec, layout, fields, 'csv', oversized);
+        if (!parsed.ok) issues.push(...asRowIssues(parsed.issues));
+        if (!parsed.ok || issues.length > 0) {
+          for (const issue of issues) errors.push(issueAt(line, issue));
+          continue;
+        }
+        const input = toInput(parsed.data, parsed.meta);
+        const key = input.id.toLowerCase();
+        const previous = ids.get(key);
+        if (previous !== undefined) {
+          errors.push({
+            line,
+            column: 'id',
+            message: `id "${input.id}" is already used on line ${previous} (ids are unique in a file, ignoring case)`,
+          });
+          continue;
+        }
+        ids.set(key, line);
+        rows.push({ line, input });
+      }
+    }
+  } finally {
+    await records.return(undefined);
+  }
+  if (fatal !== undefined) errors.push(fatalError(fatal, layout?.names));
+  else if (layout === undefined) errors.push({ ...EMPTY_FILE });
+  else if (rows.length === 0 && errors.length === 0) {
+    errors.push({ line: headerLine, message: 'the file has a header but no subscriptions' });
+  }
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, rows };
+}
