@@ -5,11 +5,3 @@ export class UsageError extends Error {
     this.name = 'UsageError';
   }
 }
-
-/** A command whose capability is not built yet says so and exits 1: nothing pretends to work. */
-export class NotBuiltError extends Error {
-  constructor(what: string, issue: string) {
-    super(`${what} is not built yet (tracked in ${issue}).`);
-    this.name = 'NotBuiltError';
-  }
-}

@@ -1,12 +1,12 @@
 /**
- * The `billing` CLI (PRODUCT.md section 3), built with commander. Exit codes: 0 success; 1
+ * The `billing` CLI (docs/product.md §3), built with commander. Exit codes: 0 success; 1
  * runtime failure; 2 bad usage or invalid input, with a message naming the flag, file, line or
  * variable.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import type { CliContext } from './context.ts';
-import { NotBuiltError, UsageError } from './errors.ts';
+import { UsageError } from './errors.ts';
 import { createOutput, type Output } from './output.ts';
 import { registerPaymentsCommands } from './commands/payments.ts';
 import { registerBatchCommands, seedSampleBatch } from './commands/batch.ts';
@@ -17,17 +17,6 @@ import { registerDemoCommand } from './commands/demo.ts';
 import { registerSubsCommands } from './commands/subs.ts';
 
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
-
-function notBuilt(program: Command, name: string, description: string, issue: string): Command {
-  return program
-    .command(name)
-    .description(`${description} (not built yet)`)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      throw new NotBuiltError(`billing ${name}`, issue);
-    });
-}
 
 /** Builds the program. Feature commands register themselves through `registrars`. */
 export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = []): Command {
@@ -50,14 +39,6 @@ export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = [
   registerSubsCommands(program, ctx);
   for (const register of registrars) register(program, ctx);
 
-  const names = new Set(program.commands.map((c) => c.name()));
-  if (!names.has('demo'))
-    notBuilt(program, 'demo', 'run everything on embedded defaults', 'issue 8');
-  if (!names.has('batch'))
-    notBuilt(program, 'batch', 'submit, inspect and export CSV batches', 'issue 7');
-  if (!names.has('subs')) notBuilt(program, 'subs', 'manage subscriptions', 'issue 6');
-  if (!names.has('reconcile'))
-    notBuilt(program, 'reconcile', 'run a reconcile sweep now', 'issue 5');
   return program;
 }
 
@@ -81,10 +62,6 @@ export async function runCli(
     if (err instanceof ConfigError || err instanceof UsageError) {
       out.error(err.message);
       return 2;
-    }
-    if (err instanceof NotBuiltError) {
-      out.error(err.message);
-      return 1;
     }
     out.error(`error: ${err instanceof Error ? err.message : String(err)}`);
     return 1;
