@@ -8,7 +8,7 @@ import type { App, RunningRoles } from '../app/composition.ts';
 import { ROLES } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
 import { demoDefaults } from '../config/config.ts';
-import { FINAL_STATES, INTENT_STATES, type IntentState } from '../kernel/intent.ts';
+import { FINAL_STATES, INTENT_STATES, isSettled, type IntentState } from '../kernel/intent.ts';
 import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { Logger } from '../infra/logger.ts';
 import { findOrStartRedis } from '../infra/redis/local-redis.ts';
@@ -34,7 +34,8 @@ export interface DemoOptions {
   timeoutMs: number;
 }
 
-const UNRESOLVED: readonly IntentState[] = ['queued', 'submitting', 'pending', 'unknown'];
+/** States still in flight (not settled): the demo waits until no payment is in one. */
+const UNSETTLED: readonly IntentState[] = INTENT_STATES.filter((s) => !isSettled(s));
 
 async function portIsFree(port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -150,7 +151,7 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
         .map((s) => `${s} ${counts[s]}`)
         .join(' · ');
       deps.progress(`payments: ${line || 'none yet'}`);
-      done = UNRESOLVED.every((s) => counts[s] === 0) && FINAL_STATES.some((s) => counts[s] > 0);
+      done = UNSETTLED.every((s) => counts[s] === 0) && FINAL_STATES.some((s) => counts[s] > 0);
       if (done || Date.now() > deadline) break;
       const r = await Promise.race([
         signal,

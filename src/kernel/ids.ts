@@ -1,9 +1,11 @@
 /**
- * Intent keys and attempt references: derived, never random, so that a replayed job or a lost
- * write re-derives the same reference and the gateway's duplicate check stops a second charge.
- * This file is the one place that derives them.
+ * Intent keys, attempt references and payment event ids: derived, never random, so that a replayed
+ * job or a lost write re-derives the same reference and the gateway's duplicate check stops a
+ * second charge. This file is the one place that derives them; the intent store's Lua scripts are
+ * handed what they write.
  */
 import { z } from 'zod';
+import type { IntentState } from './intent.ts';
 
 /** A payment intent's stable key: `sub_…`, `bat_…` or `api_…`. */
 export type IntentKey = string & { readonly __brand: 'IntentKey' };
@@ -65,6 +67,14 @@ export function attemptReference(key: IntentKey, n: number): AttemptReference {
   if (!Number.isInteger(n) || n < 1 || n > MAX_ATTEMPTS)
     throw new RangeError(`attempt number out of range: ${n}`);
   return `${key}_${n}` as AttemptReference;
+}
+
+/**
+ * The id of the payment event a transition of attempt `reference` into `to` publishes:
+ * `evt_<intentKey>_<n>_<to>`. One per attempt and state, so consumers de-duplicate replays by id.
+ */
+export function paymentEventId(reference: AttemptReference, to: IntentState): string {
+  return `evt_${reference}_${to}`;
 }
 
 /** Splits a reference back into its intent key and attempt number, or undefined if it is not ours. */

@@ -1,6 +1,7 @@
 /**
- * The payment-intent state machine of PRODUCT.md section 5. This table is the one place that
- * decides which transitions exist; the Redis store applies them atomically and refuses the rest.
+ * The vocabulary of payment intents: their states and types, which states count as final or
+ * settled, failure reasons and origins. Which transitions exist is payments' business:
+ * payments/state-machine.ts.
  */
 import { z } from 'zod';
 
@@ -21,40 +22,30 @@ export const INTENT_TYPES = ['charge', 'payout'] as const;
 export type IntentType = (typeof INTENT_TYPES)[number];
 
 /**
- * from → allowed next states. One addition to PRODUCT.md's table, from the reconciler issue:
- * `pending → needs_review` when the reconcile schedule is exhausted and the gateway still says
- * pending; and one from the recurring-billing issue: `failed → queued` only as a NEW attempt
- * (n+1) for a dunning retry, which the store enforces (the failed attempt is proven final).
+ * Final: the gateway has answered the money question of the intent's current attempt: the money
+ * moved (`succeeded`), it did not (`failed`), or it moved and came back (`reversed`).
  */
-const TRANSITIONS: Readonly<Record<IntentState, readonly IntentState[]>> = {
-  queued: ['submitting'],
-  submitting: ['pending', 'succeeded', 'failed', 'unknown', 'queued'],
-  pending: ['succeeded', 'failed', 'needs_review'],
-  unknown: ['succeeded', 'failed', 'queued', 'needs_review'],
-  succeeded: ['reversed'],
-  failed: ['queued'],
-  reversed: [],
-  needs_review: ['succeeded', 'failed'],
-};
+export const FINAL_STATES = [
+  'succeeded',
+  'failed',
+  'reversed',
+] as const satisfies readonly IntentState[];
 
-/** States in which the intent's money question is answered (or handed to a human). */
-export const FINAL_STATES: readonly IntentState[] = ['succeeded', 'failed', 'reversed'];
-/** States the reconciler drives to a final status. */
-export const UNRESOLVED_STATES: readonly IntentState[] = ['pending', 'unknown'];
+/**
+ * Settled: nothing is in flight for the intent's current attempt: it is final
+ * ({@link FINAL_STATES}) or `needs_review` (the reconciler gave up asking; a person resolves it).
+ * What may still come is a new fact, not an awaited answer: a late webhook, a payout reversal, a
+ * dunning retry opening attempt n+1. A batch completes when every row is settled (the batch
+ * tracker's Lua counts rows with it); the demo is done when every payment is.
+ */
+export const SETTLED_STATES = [
+  ...FINAL_STATES,
+  'needs_review',
+] as const satisfies readonly IntentState[];
 
-export function isFinal(state: IntentState): boolean {
-  return FINAL_STATES.includes(state);
-}
-
-/** Whether `from → to` is in the table. `succeeded → reversed` applies to payouts only. */
-export function canTransition(from: IntentState, to: IntentState, type: IntentType): boolean {
-  if (from === 'succeeded' && to === 'reversed' && type !== 'payout') return false;
-  return TRANSITIONS[from].includes(to);
-}
-
-/** Every state from which `to` may be reached, for the store's atomic compare-and-set. */
-export function allowedFrom(to: IntentState, type: IntentType): IntentState[] {
-  return INTENT_STATES.filter((from) => canTransition(from, to, type));
+/** Whether `state` is one of {@link SETTLED_STATES}. */
+export function isSettled(state: IntentState): boolean {
+  return (SETTLED_STATES as readonly IntentState[]).includes(state);
 }
 
 /** Why a payment failed; the gateway's own words go to `message`. */

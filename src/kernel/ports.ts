@@ -9,8 +9,6 @@ import type { Intent, IntentDraft, IntentHistoryEntry, PaymentMode } from './pay
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
-export type { PaymentMode };
-
 export interface ChargeRequest {
   reference: AttemptReference;
   amount: AmountMinor;
@@ -103,8 +101,6 @@ export interface TransitionOptions {
   reason?: string;
   /** When to check this intent next (pending/unknown); removes it from the due set otherwise. */
   reconcileAt?: number;
-  /** Also watch a succeeded intent until then (payout reversals). */
-  watchUntil?: number;
 }
 
 export type TransitionResult =
@@ -174,8 +170,6 @@ export interface IntentStore {
     rows: readonly BatchIntentRow[];
     now: number;
   }): Promise<BatchIntent[]>;
-  /** Named fields of many intents at once (e.g. for a results file): one array per key. */
-  fieldsOf(keys: readonly string[], fields: readonly string[]): Promise<(string | null)[][]>;
 }
 
 /** Sealing of card tokens at rest (infra/sealing.ts). */

@@ -5,10 +5,11 @@
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { IntentKey } from '../../src/kernel/ids.ts';
+import { attemptReference, paymentEventId, type IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentDraft } from '../../src/kernel/payment.ts';
 import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { LuaScript } from '../../src/infra/redis/lua-script.ts';
 import { track } from '../support/leak-check.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
@@ -106,5 +107,70 @@ describe('LuaScript', () => {
     const moved = await store.transition('api_flush1', 'submitting', 2_000, { expectAttempt: 1 });
     expect(moved.ok).toBe(true);
     expect((await store.get('api_flush1'))?.state).toBe('submitting');
+  });
+
+  it('the transition script writes the references and event ids TypeScript derives', async () => {
+    const prefix = 'lua-refs';
+    const store = new RedisIntentStore(redis, prefix);
+    const key = 'api_refs1' as IntentKey;
+    await store.create(
+      {
+        key,
+        type: 'charge',
+        origin: 'api',
+        amount: 500 as AmountMinor,
+        currency: 'NGN',
+        payee: { kind: 'charge', email: 'a@example.com', cardTokenSealed: 'sealed' },
+      },
+      1_000,
+    );
+    expect((await store.transition(key, 'submitting', 1_001, { expectAttempt: 1 })).ok).toBe(true);
+    expect((await store.transition(key, 'failed', 1_002, { expectAttempt: 1 })).ok).toBe(true);
+
+    // A dunning retry: the store derives attempt 2's reference and hands it to the script.
+    const retried = await store.transition(key, 'queued', 1_003, {
+      newAttempt: true,
+      expectAttempt: 1,
+    });
+    expect(retried.ok && retried.intent).toMatchObject({
+      attempt: 2,
+      reference: attemptReference(key, 2),
+    });
+    expect(retried.ok && retried.intent.reference).toBe('api_refs1_2');
+    expect(await store.transition(key, 'submitting', 1_004, { expectAttempt: 1 })).toEqual({
+      ok: false,
+      why: 'stale',
+      state: 'queued',
+      attempt: 2,
+    });
+
+    // Without expectAttempt the stored attempt is used.
+    expect((await store.transition(key, 'submitting', 1_005)).ok).toBe(true);
+    const done = await store.transition(key, 'succeeded', 1_006);
+    expect(done.ok && done.intent).toMatchObject({ attempt: 2, reference: 'api_refs1_2' });
+    expect(await store.transition('api_nothing', 'succeeded', 1_007)).toEqual({
+      ok: false,
+      why: 'missing',
+    });
+
+    const entries = await redis.xrange(storeKeys(prefix).events(), '-', '+');
+    const events = entries.map(([, fields]) => {
+      const f = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+      const data = JSON.parse(f.get('data')!) as { reference: string; attempt: number };
+      return { id: f.get('id'), type: f.get('type'), data };
+    });
+    expect(events.map((e) => [e.id, e.type])).toEqual([
+      ['evt_api_refs1_1_failed', 'payment.failed'],
+      ['evt_api_refs1_2_succeeded', 'payment.succeeded'],
+    ]);
+    expect(events.map((e) => e.id)).toEqual([
+      paymentEventId(attemptReference(key, 1), 'failed'),
+      paymentEventId(attemptReference(key, 2), 'succeeded'),
+    ]);
+    expect(events.map((e) => [e.data.reference, e.data.attempt])).toEqual([
+      ['api_refs1_1', 1],
+      ['api_refs1_2', 2],
+    ]);
   });
 });

@@ -9,7 +9,11 @@
  * (`a:<state>:<currency>`, minor units). `expected` is the number of rows that became intents;
  * `final` how many of them reached a state that is final for the batch.
  */
+import { SETTLED_STATES } from '../../kernel/intent.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+
+/** The states final for a batch row ({@link SETTLED_STATES}), as a Lua set. */
+const FINAL_SET = `{ ${SETTLED_STATES.map((s) => `${s} = true`).join(', ')} }`;
 
 /**
  * Shared by the finish-ingest and apply-events scripts: completes a `queued` batch whose rows are
@@ -124,7 +128,7 @@ return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
  * Returns the ids of batches this call completed.
  */
 export const APPLY_EVENTS = new LuaScript(`${MAYBE_COMPLETE}
-local FINAL = { succeeded = true, failed = true, reversed = true, needs_review = true }
+local FINAL = ${FINAL_SET}
 local function newer(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
   local bm, bs = string.match(b, '^(%d+)-(%d+)$')

@@ -1,6 +1,9 @@
 /**
  * Lua scripts for atomic intent changes. Each one reads, checks and writes in a single Redis
  * step, so two workers, a webhook and a sweep racing on one intent cannot both win.
+ *
+ * The scripts format no identifiers: attempt references and event ids are derived in TypeScript
+ * (kernel/ids.ts) and passed in as arguments.
  */
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 
@@ -21,9 +24,10 @@ return 1
  * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
  * (in the order of ARGV[12]).
  * ARGV: 1 key, 2 to, 3 now, 4 allowed-from for charges ",a,b,", 5 allowed-from for payouts,
- * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 new attempt '1'|'0',
- * 9 unsent resubmit '1'|'0', 10 reason, 11 reconcileAt or '', 12 state order "s1,s2,…",
- * 13 event type or '', 14 max events stream length.
+ * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 the new attempt's
+ * reference, or '' when the transition opens no new attempt, 9 unsent resubmit '1'|'0', 10 reason,
+ * 11 reconcileAt or '', 12 state order "s1,s2,…", 13 event type or '', 14 max events stream
+ * length, 15 event id (with an event type).
  * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
@@ -41,9 +45,9 @@ local idx = {}
 local i = 6
 for s in string.gmatch(ARGV[12], '[^,]+') do idx[s] = KEYS[i]; i = i + 1 end
 
-if ARGV[8] == '1' then
+if ARGV[8] ~= '' then
   attempt = attempt + 1
-  redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', key .. '_' .. attempt,
+  redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', ARGV[8],
     'checks', '0', 'unsentResubmits', '0')
   redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt')
 end
@@ -78,9 +82,8 @@ if ARGV[13] ~= '' then
     currency = d[3], reference = d[4], reason = d[5] or nil, message = d[6] or nil,
     fee = d[7] and tonumber(d[7]) or nil, gatewayReference = d[8] or nil, batchId = d[9] or nil,
     subscriptionId = d[10] or nil, origin = d[11], line = d[12] and tonumber(d[12]) or nil }
-  local id = 'evt_' .. key .. '_' .. attempt .. '_' .. to
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', id, 'type', ARGV[13], 'at', now,
-    'data', cjson.encode(data))
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
+    'at', now, 'data', cjson.encode(data))
 end
 local out = redis.call('HGETALL', h)
 table.insert(out, 1, from)
@@ -111,7 +114,8 @@ return 1
  * returned, so a resumed ingest enqueues only what still waits.
  * KEYS: 1 queued-state index, 2 batch index, then per intent: hash, history.
  * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
- * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or ''.
+ * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or '', first attempt's
+ * reference.
  * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference}.
  */
 export const CREATE_BATCH_INTENTS = new LuaScript(`
@@ -119,14 +123,14 @@ local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(AR
 local out = {}
 for i = 1, n do
   local h, hk = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local a = 6 + (i - 1) * 6
+  local a = 6 + (i - 1) * 7
   local key, line = ARGV[a], ARGV[a + 1]
   if redis.call('EXISTS', h) == 1 then
     local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference')
     out[i] = { 0, f[1] or '', f[2] or '', f[3] or '', f[4] or '' }
   else
     redis.call('HSET', h, 'key', key, 'type', itype, 'origin', 'batch', 'state', 'queued',
-      'amount', ARGV[a + 2], 'currency', ARGV[a + 3], 'attempt', '1', 'reference', key .. '_1',
+      'amount', ARGV[a + 2], 'currency', ARGV[a + 3], 'attempt', '1', 'reference', ARGV[a + 6],
       'payee', ARGV[a + 4], 'createdAt', now, 'updatedAt', now, 'checks', '0', 'enqueues', '1',
       'unsentResubmits', '0', 'batchId', bid, 'line', line)
     if ARGV[a + 5] ~= '' then redis.call('HSET', h, 'meta', ARGV[a + 5]) end

@@ -1,12 +1,12 @@
 /**
  * Intents in Redis: a hash per intent, a history list, sorted-set indexes by state, batch and
  * subscription, a lease set and a reconcile-due set. Every state change goes through one Lua
- * script that checks the transition table of kernel/intent.ts.
+ * script that checks the transition table of payments/state-machine.ts. References and event ids
+ * are derived here (kernel/ids.ts) and handed to the scripts, which format none.
  */
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
-  allowedFrom,
   INTENT_STATES,
   intentStateSchema,
   type IntentState,
@@ -21,11 +21,15 @@ import type {
   TransitionOptions,
   TransitionResult,
 } from '../../kernel/ports.ts';
-
-export type { BatchIntent, BatchIntentRow };
-import { attemptReference, type AttemptReference, type IntentKey } from '../../kernel/ids.ts';
+import {
+  attemptReference,
+  paymentEventId,
+  type AttemptReference,
+  type IntentKey,
+} from '../../kernel/ids.ts';
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
 import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
+import { allowedFrom } from '../state-machine.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,
@@ -196,18 +200,48 @@ export class RedisIntentStore implements IntentStore {
     return lines.map((l) => JSON.parse(l) as IntentHistoryEntry);
   }
 
-  /** @inheritdoc */
+  /**
+   * @inheritdoc
+   * The script is handed the reference of a new attempt and the event id, both derived from the
+   * attempt: without `expectAttempt`, the stored attempt is read first and expected (and read
+   * again should another attempt open in between), which changes no outcome.
+   */
   async transition(
     key: string,
     to: IntentState,
     now: number,
     opts: TransitionOptions = {},
   ): Promise<TransitionResult> {
+    if (opts.expectAttempt !== undefined)
+      return this.transitionAt(key, to, now, opts, opts.expectAttempt);
+    for (;;) {
+      const stored = await this.redis.hget(this.k.intent(key), 'attempt');
+      if (stored === null) return { ok: false, why: 'missing' };
+      const res = await this.transitionAt(key, to, now, opts, Number(stored));
+      if (res.ok || res.why !== 'stale') return res;
+    }
+  }
+
+  /** One transition script call, refused as `stale` unless the intent is on `attempt`. */
+  private async transitionAt(
+    key: string,
+    to: IntentState,
+    now: number,
+    opts: TransitionOptions,
+    attempt: number,
+  ): Promise<TransitionResult> {
     const patch: Record<string, string> = {};
     for (const [f, v] of Object.entries(opts.patch ?? {})) {
       patch[f] = v === undefined ? '' : String(v);
     }
-    const event = paymentEventFor(to) ?? '';
+    const newReference = opts.newAttempt
+      ? attemptReference(key as IntentKey, attempt + 1)
+      : undefined;
+    const event = paymentEventFor(to);
+    const eventId =
+      event === undefined
+        ? ''
+        : paymentEventId(newReference ?? attemptReference(key as IntentKey, attempt), to);
     const res = (await TRANSITION_INTENT.run(
       this.redis,
       5 + INTENT_STATES.length,
@@ -222,15 +256,16 @@ export class RedisIntentStore implements IntentStore {
       String(now),
       ALLOWED[to].charge,
       ALLOWED[to].payout,
-      opts.expectAttempt === undefined ? '' : String(opts.expectAttempt),
+      String(attempt),
       JSON.stringify(patch),
-      opts.newAttempt ? '1' : '0',
+      newReference ?? '',
       opts.unsentResubmit ? '1' : '0',
       opts.reason ?? '',
       opts.reconcileAt === undefined ? '' : String(opts.reconcileAt),
       INTENT_STATES.join(','),
-      event,
+      event ?? '',
       String(EVENTS_MAX_LEN),
+      eventId,
     )) as string[];
     const tag = res[0];
     if (tag === 'ok')
@@ -308,18 +343,6 @@ export class RedisIntentStore implements IntentStore {
     return this.redis.zrange(this.k.byState(state), '0', String(limit - 1));
   }
 
-  /** @inheritdoc */
-  async fieldsOf(keys: readonly string[], fields: readonly string[]): Promise<(string | null)[][]> {
-    if (keys.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const key of keys) pipe.hmget(this.k.intent(key), ...fields);
-    const replies = (await pipe.exec()) ?? [];
-    return replies.map(([err, value]) => {
-      if (err) throw err;
-      return value as (string | null)[];
-    });
-  }
-
   async countByState(): Promise<Record<IntentState, number>> {
     const pipe = this.redis.pipeline();
     for (const s of INTENT_STATES) pipe.zcard(this.k.byState(s));
@@ -362,7 +385,15 @@ export class RedisIntentStore implements IntentStore {
       const args = [String(now), history, batchId, type, String(group.length)];
       for (const r of group) {
         keys.push(k.intent(r.key), k.history(r.key));
-        args.push(r.key, String(r.line), String(r.amount), r.currency, r.payee, r.meta);
+        args.push(
+          r.key,
+          String(r.line),
+          String(r.amount),
+          r.currency,
+          r.payee,
+          r.meta,
+          attemptReference(r.key, 1),
+        );
       }
       calls.push({ numKeys: keys.length, args: [...keys, ...args] });
     }

@@ -1,0 +1,35 @@
+/**
+ * The payment-intent state machine of PRODUCT.md section 5. This table is the one place that
+ * decides which transitions exist; the intent store (store/intent-store.ts) applies them
+ * atomically and refuses the rest. The states themselves, and which of them count as final or
+ * settled, are shared vocabulary in kernel/intent.ts.
+ */
+import { INTENT_STATES, type IntentState, type IntentType } from '../kernel/intent.ts';
+
+/**
+ * from → allowed next states. One addition to PRODUCT.md's table, from the reconciler issue:
+ * `pending → needs_review` when the reconcile schedule is exhausted and the gateway still says
+ * pending; and one from the recurring-billing issue: `failed → queued` only as a NEW attempt
+ * (n+1) for a dunning retry, which the store enforces (the failed attempt is proven final).
+ */
+const TRANSITIONS: Readonly<Record<IntentState, readonly IntentState[]>> = {
+  queued: ['submitting'],
+  submitting: ['pending', 'succeeded', 'failed', 'unknown', 'queued'],
+  pending: ['succeeded', 'failed', 'needs_review'],
+  unknown: ['succeeded', 'failed', 'queued', 'needs_review'],
+  succeeded: ['reversed'],
+  failed: ['queued'],
+  reversed: [],
+  needs_review: ['succeeded', 'failed'],
+};
+
+/** Whether `from → to` is in the table. `succeeded → reversed` applies to payouts only. */
+export function canTransition(from: IntentState, to: IntentState, type: IntentType): boolean {
+  if (from === 'succeeded' && to === 'reversed' && type !== 'payout') return false;
+  return TRANSITIONS[from].includes(to);
+}
+
+/** Every state from which `to` may be reached, for the store's atomic compare-and-set. */
+export function allowedFrom(to: IntentState, type: IntentType): IntentState[] {
+  return INTENT_STATES.filter((from) => canTransition(from, to, type));
+}

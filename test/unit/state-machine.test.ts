@@ -1,0 +1,60 @@
+/** Pins the intent transition table of payments/state-machine.ts (PRODUCT.md section 5). */
+import { describe, expect, it } from 'vitest';
+import {
+  INTENT_STATES,
+  INTENT_TYPES,
+  isSettled,
+  type IntentState,
+  type IntentType,
+} from '../../src/kernel/intent.ts';
+import { allowedFrom, canTransition } from '../../src/payments/state-machine.ts';
+
+const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
+  charge: {
+    queued: ['submitting'],
+    submitting: ['queued', 'pending', 'unknown', 'succeeded', 'failed'],
+    pending: ['succeeded', 'failed', 'needs_review'],
+    unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
+    succeeded: [],
+    failed: ['queued'],
+    reversed: [],
+    needs_review: ['succeeded', 'failed'],
+  },
+  payout: {
+    queued: ['submitting'],
+    submitting: ['queued', 'pending', 'unknown', 'succeeded', 'failed'],
+    pending: ['succeeded', 'failed', 'needs_review'],
+    unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
+    succeeded: ['reversed'],
+    failed: ['queued'],
+    reversed: [],
+    needs_review: ['succeeded', 'failed'],
+  },
+};
+
+describe('intent state machine', () => {
+  it.each(INTENT_TYPES)('allows exactly the table for a %s', (type) => {
+    for (const from of INTENT_STATES) {
+      const next = INTENT_STATES.filter((to) => canTransition(from, to, type));
+      expect(next, `${type} from ${from}`).toEqual(TABLE[type][from]);
+    }
+  });
+
+  it.each(INTENT_TYPES)('allowedFrom(to) is the inverse of the table for a %s', (type) => {
+    for (const to of INTENT_STATES) {
+      const expected = INTENT_STATES.filter((from) => TABLE[type][from].includes(to));
+      expect(allowedFrom(to, type), `${type} into ${to}`).toEqual(expected);
+    }
+  });
+
+  it('a settled intent only moves to another settled state, or opens a new attempt', () => {
+    for (const type of INTENT_TYPES) {
+      for (const from of INTENT_STATES.filter(isSettled)) {
+        for (const to of INTENT_STATES.filter((s) => canTransition(from, s, type))) {
+          // failed → queued is the dunning retry: attempt n+1, never the failed attempt again.
+          if (!isSettled(to)) expect([from, to]).toEqual(['failed', 'queued']);
+        }
+      }
+    }
+  });
+});
