@@ -22,6 +22,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { submitBatch, type BatchDeps } from '../src/batches/ingest.ts';
+import { RedisBatchStore } from '../src/batches/store/batch-store.ts';
 import { systemClock } from '../src/kernel/clock.ts';
 import { attemptReference, batchIntentKey } from '../src/kernel/ids.ts';
 import { createLogger } from '../src/infra/logger.ts';
@@ -92,8 +93,7 @@ async function runPipeline(redisUrl: string, rows: number, chunk: number): Promi
   });
   const dispatcher = createDispatcher(redis, PREFIX);
   const deps: BatchDeps = {
-    config: { redis: { prefix: PREFIX } },
-    redis,
+    batches: new RedisBatchStore(redis, PREFIX),
     store: new RedisIntentStore(redis, PREFIX),
     dispatcher,
     sealer: createSealer(randomBytes(32)),

@@ -16,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Redis } from 'ioredis';
 import { amountMinor } from '../src/kernel/money.ts';
-import { createSubscription, type Subscription } from '../src/subscriptions/rules.ts';
+import { createSubscription, type Subscription } from '../src/subscriptions/record.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { createRedis } from '../src/infra/redis/connection.ts';
 import { createDispatcher, type QueueDispatcher } from '../src/infra/queues/dispatcher.ts';

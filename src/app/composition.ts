@@ -36,8 +36,10 @@ import { RedisIntentStore } from '../payments/store/intent-store.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
-import { batchesModule } from '../batches/module.ts';
-import { subscriptionsModule } from '../subscriptions/module.ts';
+import { batchesModule, type BatchesDeps } from '../batches/module.ts';
+import { RedisBatchStore } from '../batches/store/batch-store.ts';
+import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
+import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
 import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
 
 export { ROLES, type Role };
@@ -50,6 +52,10 @@ export interface App {
   redis: Redis;
   /** The concrete store: tests reach its extra helpers; features get the IntentStore port. */
   store: RedisIntentStore;
+  /** Subscription records (concrete, like `store`); features get the SubscriptionStore port. */
+  subscriptions: RedisSubscriptionStore;
+  /** Batch records (concrete, like `store`); features get the BatchStore port. */
+  batches: RedisBatchStore;
   events: EventLog;
   dispatcher: QueueDispatcher;
   gateway: PaymentGateway;
@@ -116,6 +122,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     clock: overrides.clock ?? systemClock,
     redis,
     store,
+    subscriptions: new RedisSubscriptionStore(storeRedis, prefix),
+    batches: new RedisBatchStore(storeRedis, prefix),
     events: new RedisEventLog(storeRedis, prefix),
     dispatcher,
     gateway,
@@ -151,6 +159,29 @@ export function sweepDeps(app: App): SweepDeps {
 }
 
 /**
+ * The ports of the subscriptions module. `tuning` is for tests: `cron: false` registers no tick
+ * job scheduler (ticks are driven with `runTick`), the rest tunes the outcome consumer.
+ */
+export function subscriptionsDeps(
+  app: App,
+  tuning: { cron?: false } & NonNullable<SubscriptionsDeps['outcomes']> = {},
+): SubscriptionsDeps {
+  const { cron, ...outcomes } = tuning;
+  return {
+    subs: app.subscriptions,
+    intents: app.store,
+    dispatcher: app.dispatcher,
+    events: app.events,
+    clock: app.clock,
+    logger: app.logger,
+    tickCron: cron === false ? null : app.config.scheduler.cron,
+    catchUpMaxPeriods: app.config.scheduler.catchUpMaxPeriods,
+    dunning: app.config.dunning,
+    outcomes,
+  };
+}
+
+/**
  * The ports of the notifications module; undefined when NOTIFY_URL is not set (the module does
  * not run then).
  */
@@ -160,6 +191,11 @@ export function notificationsDeps(
 ): NotificationsDeps | undefined {
   if (!app.config.notify) return undefined;
   return { ...app, notify: app.config.notify, ...(relay ? { relay } : {}) };
+}
+
+/** The ports of the batches module (the batch tracker). */
+export function batchesDeps(app: App): BatchesDeps {
+  return { batches: app.batches, events: app.events, clock: app.clock, logger: app.logger };
 }
 
 /** A module with its ports, ready to contribute to the roles it takes part in. */
@@ -269,8 +305,8 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
   const modules = new Map<string, Mounted>(
     [
       mount(paymentsModule, paymentsDeps(app)),
-      mount(batchesModule, app),
-      mount(subscriptionsModule, app),
+      mount(batchesModule, batchesDeps(app)),
+      mount(subscriptionsModule, subscriptionsDeps(app)),
       mount(notificationsModule, notificationsDeps(app)),
       apiMount(app, (server) => (http = server)),
     ].map((m) => [m.name, m]),

@@ -1,11 +1,13 @@
 /**
- * Submitting a batch file (PRODUCT.md 6, issue 7): validate the whole file, then claim the batch id
- * and turn every valid row into an intent `bat_<batchId>_<reference|line>` with its submit job.
+ * Submitting a batch file (docs/product.md §6, docs/batches.md; issue 7): validate the whole file,
+ * then claim the batch id and turn every valid row into an intent `bat_<batchId>_<reference|line>`
+ * with its submit job.
  *
  * Memory stays flat however long the file is: the validator streams, and valid rows are spilled to
- * a private temp file (card tokens already sealed) instead of being held, then read back in chunks
- * that become intents and `addBulk` jobs. The file's bytes are hashed while they are validated, so
- * the derived batch id costs no second read.
+ * a private temp file (card tokens already sealed) instead of being held (ingest-validate.ts,
+ * spill-file.ts), then read back in chunks that become intents and `addBulk` jobs
+ * (ingest-rows.ts). The file's bytes are hashed while they are validated, so the derived batch id
+ * costs no second read.
  *
  * Idempotency: the batch id is claimed atomically, so the same file submitted twice — one after
  * the other or at the same moment — is one batch. The claimer holds a lease on the ingest; another
@@ -13,37 +15,21 @@
  * Redoing an ingest is safe: intents are created only if absent, and a job id is derived from the
  * intent's reference, so a re-added job collapses into the existing one.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import type { Redis } from 'ioredis';
-import { batchIntentKey, BATCH_ID_MAX, idComponentSchema } from '../kernel/ids.ts';
+import { BATCH_ID_MAX, idComponentSchema } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { IntentType } from '../kernel/intent.ts';
-import type { AmountMinor, Currency } from '../kernel/money.ts';
-import type { IntentDraft, Payee } from '../kernel/payment.ts';
-import type { BatchRow } from '../input/instructions.ts';
-import { draftFromRow } from '../payments/create.ts';
+import type { IntentStore, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
-import type { Sealer } from '../kernel/ports.ts';
-import {
-  RedisBatchStore,
-  type BatchRecord,
-  type CurrencyTotal,
-  type InvalidRow,
-} from './store/batch-store.ts';
-import {
-  formatCsvError,
-  validateCsvStream,
-  type CsvError,
-  type CsvInput,
-  type CsvTotals,
-} from './validate-csv.ts';
+import { ingestRows } from './ingest-rows.ts';
+import { validateAndSpill } from './ingest-validate.ts';
+import type { BatchRecord, BatchStore, CurrencyTotal } from './ports.ts';
+import { SpillWriter } from './spill-file.ts';
+import { formatCsvError, type CsvError, type CsvInput, type CsvTotals } from './validate-csv.ts';
 
 /** A batch id: `--id`, or the first 16 hex characters of the file's sha256. */
 export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
@@ -51,10 +37,9 @@ export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
 /** Length of a derived batch id: 64 bits of the content hash. */
 export const DERIVED_ID_LENGTH = 16;
 
-/** What batch features need from the application (the composition root's `App` fits). */
+/** The ports batch features use (the composition root's `App` fits). */
 export interface BatchDeps {
-  config: { redis: { prefix: string } };
-  redis: Redis;
+  batches: BatchStore;
   store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
@@ -121,318 +106,8 @@ export interface SubmitBatchResult {
   message?: string;
 }
 
-/**
- * The spill file: one line per row, tab-separated, so reading it back costs a split rather than a
- * JSON parse. A valid row: `R line reference amount currency payee-json meta-json` (reference and
- * meta empty when absent); a refused row (only with skipInvalid): `E line message-json`. No field
- * holds a tab or a line break: references are `[A-Za-z0-9_-]`, and JSON escapes both.
- */
-function spillRow(row: BatchRow, payee: Payee): string {
-  const meta = Object.keys(row.meta).length > 0 ? JSON.stringify(row.meta) : '';
-  return `R\t${row.line}\t${row.reference ?? ''}\t${row.amount}\t${row.currency}\t${JSON.stringify(payee)}\t${meta}`;
-}
-
-function spillError(line: number, message: string): string {
-  return `E\t${line}\t${JSON.stringify(message)}`;
-}
-
-const PLACEHOLDER_KEY = 'bat_pending' as IntentDraft['key'];
-const SPILL_BUFFER_LINES = 512;
-/** Chunks whose intents and jobs are being written at once. */
-const CHUNKS_IN_FLIGHT = 3;
-
-/** Feeds the validator while hashing every byte; `consumed` tells whether it read to the end. */
-class HashingInput {
-  private readonly hash = createHash('sha256');
-  consumed = false;
-
-  constructor(private readonly input: CsvInput) {}
-
-  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
-    const source =
-      typeof this.input === 'string' || this.input instanceof Uint8Array
-        ? [this.input]
-        : (this.input as AsyncIterable<Buffer | Uint8Array | string>);
-    for await (const chunk of source) {
-      const bytes =
-        typeof chunk === 'string'
-          ? Buffer.from(chunk, 'utf8')
-          : Buffer.isBuffer(chunk)
-            ? chunk
-            : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      this.hash.update(bytes);
-      yield bytes;
-    }
-    this.consumed = true;
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
-
-/** Appends lines to the spill file with backpressure, a few hundred lines per write. */
-class SpillWriter {
-  private readonly out: WriteStream;
-  private buffer: string[] = [];
-  private failed: Error | undefined;
-
-  constructor(path: string) {
-    // 0600: the file holds payees (sealed card tokens, account numbers) until it is removed.
-    this.out = createWriteStream(path, { flags: 'wx', mode: 0o600 });
-    this.out.on('error', (err) => {
-      this.failed = err;
-    });
-  }
-
-  async write(line: string): Promise<void> {
-    this.buffer.push(line);
-    if (this.buffer.length >= SPILL_BUFFER_LINES) await this.flush();
-  }
-
-  private async flush(): Promise<void> {
-    if (this.failed) throw this.failed;
-    if (this.buffer.length === 0) return;
-    const text = `${this.buffer.join('\n')}\n`;
-    this.buffer = [];
-    if (!this.out.write(text)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          this.out.off('error', onError);
-          resolve();
-        };
-        const onError = (err: Error) => {
-          this.out.off('drain', onDrain);
-          reject(err);
-        };
-        this.out.once('drain', onDrain);
-        this.out.once('error', onError);
-      });
-    }
-  }
-
-  async close(): Promise<void> {
-    await this.flush();
-    await new Promise<void>((resolve, reject) => {
-      this.out.end((err?: Error | null) => (err ? reject(err) : resolve()));
-    });
-  }
-
-  destroy(): void {
-    this.out.destroy();
-  }
-}
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Accumulates the messages of one invalid row (errors of a row arrive together, in order). */
-function describeRowErrors(errors: readonly CsvError[]): string {
-  return errors
-    .map((e) => (e.column === undefined ? e.message : `${e.column}: ${e.message}`))
-    .join('; ');
-}
-
-interface Validated {
-  totals: CsvTotals;
-  metaKeys: string[];
-  amounts: Record<string, CurrencyTotal>;
-  errors: CsvError[];
-  errorCount: number;
-  /** The file was read to its end (a structural error stops reading). */
-  complete: boolean;
-  contentHash: string | undefined;
-}
-
-/** Validates the whole input, spilling valid rows (and, with skipInvalid, invalid ones). */
-async function validateAndSpill(
-  opts: SubmitBatchOptions,
-  sealer: Sealer,
-  spill: SpillWriter | undefined,
-  maxListed: number,
-): Promise<Validated> {
-  const hashing = new HashingInput(opts.input);
-  const stream = validateCsvStream(hashing.chunks(), {
-    type: opts.type,
-    // Every error is taken here: listed up to maxListed, all of them recorded with skipInvalid.
-    maxErrors: Number.MAX_SAFE_INTEGER,
-  });
-  const amounts: Record<string, CurrencyTotal> = {};
-  const errors: CsvError[] = [];
-  let errorCount = 0;
-  let firstUnlistedLine = 0;
-  let spilling = spill !== undefined;
-  let pendingLine = 0;
-  let pending: CsvError[] = [];
-
-  const flushPending = async () => {
-    if (pending.length > 0 && spilling && spill) {
-      await spill.write(spillError(pendingLine, describeRowErrors(pending)));
-    }
-    pending = [];
-  };
-
-  let summary: { totals: CsvTotals; metaKeys: string[] };
-  for (;;) {
-    const step = await stream.next();
-    if (step.done === true) {
-      summary = step.value;
-      break;
-    }
-    const item = step.value;
-    if (item.error !== undefined) {
-      const error = item.error;
-      errorCount++;
-      if (errors.length < maxListed) errors.push(error);
-      else if (firstUnlistedLine === 0) firstUnlistedLine = error.line;
-      if (!opts.skipInvalid) {
-        // The file will be refused: nothing more is worth spilling.
-        spilling = false;
-        continue;
-      }
-      if (error.line !== pendingLine) {
-        await flushPending();
-        pendingLine = error.line;
-      }
-      pending.push(error);
-      continue;
-    }
-    const row: BatchRow = item.row;
-    await flushPending();
-    const total = (amounts[row.currency] ??= { rows: 0, amount: 0 as AmountMinor });
-    total.rows++;
-    total.amount = (total.amount + row.amount) as AmountMinor;
-    if (!spilling || !spill) continue;
-    const draft = draftFromRow(row, { key: PLACEHOLDER_KEY, origin: 'batch' }, sealer);
-    await spill.write(spillRow(row, draft.payee));
-  }
-  await flushPending();
-  if (errorCount > errors.length) {
-    errors.push({
-      line: firstUnlistedLine,
-      message: `${errorCount - errors.length} more errors from this line on are not listed (limit ${maxListed})`,
-    });
-  }
-  return {
-    totals: summary.totals,
-    metaKeys: summary.metaKeys,
-    amounts,
-    errors,
-    errorCount,
-    complete: hashing.consumed,
-    contentHash: hashing.consumed ? hashing.digest() : undefined,
-  };
-}
-
-interface IngestContext {
-  deps: BatchDeps;
-  type: IntentType;
-  batches: RedisBatchStore;
-  batchId: string;
-  owner: string;
-  spillPath: string;
-  chunkSize: number;
-  leaseMs: number;
-  afterChunk: IngestTuning['afterChunk'];
-}
-
-/**
- * Turns the spilled rows into intents and jobs, chunk by chunk, renewing the lease as it goes.
- * Returns false when another submitter took the ingest over (this one stops; the other finishes).
- */
-async function ingestRows(ctx: IngestContext): Promise<boolean> {
-  const { deps, batches, batchId, owner } = ctx;
-  const lines = createInterface({
-    input: createReadStream(ctx.spillPath, { encoding: 'utf8' }),
-    crlfDelay: Infinity,
-  });
-  let rows: BatchIntentRow[] = [];
-  let invalid: InvalidRow[] = [];
-  let refLines: number[] = [];
-  let chunk = 0;
-  let lastRenew = deps.clock.now();
-
-  /** Creates one chunk's intents, then adds the jobs of those still waiting to be submitted. */
-  const runChunk = async (
-    chunkRows: BatchIntentRow[],
-    chunkInvalid: InvalidRow[],
-    chunkRefLines: number[],
-  ): Promise<void> => {
-    const intents = await deps.store.createBatchRows({
-      batchId,
-      type: ctx.type,
-      rows: chunkRows,
-      now: deps.clock.now(),
-    });
-    // Only intents still waiting for their first submission need a job; a resumed ingest finds
-    // the rest already on their way or done.
-    const waiting = intents.filter((intent) => intent.state === 'queued');
-    await Promise.all([
-      deps.dispatcher.submitMany(waiting),
-      batches.addInvalid(batchId, chunkInvalid),
-      batches.markReferencedLines(batchId, chunkRefLines),
-    ]);
-  };
-
-  // A few chunks are in flight at once, so Redis always has the next chunk's writes queued while
-  // Node reads and prepares the one after; awaited oldest first, so progress is reported in order.
-  const inflight: Promise<void>[] = [];
-  const settleOldest = async (): Promise<boolean> => {
-    const oldest = inflight.shift();
-    if (oldest === undefined) return true;
-    await oldest;
-    chunk++;
-    await ctx.afterChunk?.(chunk);
-    const at = deps.clock.now();
-    if (at - lastRenew >= ctx.leaseMs / 3) {
-      lastRenew = at;
-      if (!(await batches.renew(batchId, owner, at, ctx.leaseMs))) return false;
-    }
-    return true;
-  };
-  const startChunk = () => {
-    const running = runChunk(rows, invalid, refLines);
-    // Handled when it is awaited in order; this only keeps an early failure from being reported
-    // as unhandled while an older chunk is awaited.
-    running.catch(() => undefined);
-    inflight.push(running);
-    rows = [];
-    invalid = [];
-    refLines = [];
-  };
-
-  try {
-    for await (const text of lines) {
-      if (text === '') continue;
-      const f = text.split('\t');
-      const line = Number(f[1]);
-      if (f[0] === 'E') {
-        invalid.push({ line, message: JSON.parse(f[2] ?? '""') as string });
-      } else {
-        const ref = f[2] === '' || f[2] === undefined ? undefined : f[2];
-        if (ref !== undefined && ref === f[1]) refLines.push(line);
-        rows.push({
-          key: batchIntentKey(batchId, ref ?? line),
-          line,
-          amount: Number(f[3]) as AmountMinor,
-          currency: f[4] as Currency,
-          payee: f[5] ?? '',
-          meta: f[6] ?? '',
-        });
-      }
-      if (rows.length + invalid.length >= ctx.chunkSize) {
-        startChunk();
-        if (inflight.length >= CHUNKS_IN_FLIGHT && !(await settleOldest())) return false;
-      }
-    }
-    if (rows.length + invalid.length > 0) startChunk();
-    while (inflight.length > 0) if (!(await settleOldest())) return false;
-    return true;
-  } finally {
-    await Promise.allSettled(inflight);
-    lines.close();
-  }
 }
 
 /**
@@ -449,7 +124,7 @@ export async function submitBatch(
   const leaseMs = tuning.leaseMs ?? 30_000;
   const pollMs = tuning.pollMs ?? 200;
   const maxListed = tuning.maxListedErrors ?? 1000;
-  const batches = new RedisBatchStore(deps.redis, deps.config.redis.prefix);
+  const { batches } = deps;
   const log = deps.logger.child({ component: 'batch' });
 
   const dir = opts.validateOnly
@@ -518,7 +193,6 @@ export async function submitBatch(
       const kept = await ingestRows({
         deps,
         type: opts.type,
-        batches,
         batchId,
         owner,
         spillPath,

@@ -1,6 +1,6 @@
 /**
- * The results file of a batch (PRODUCT.md 6.3): one row per input row, in input order, streamed
- * through csv-stringify so a million-row batch is written without being held in memory.
+ * The results file of a batch (docs/product.md §6.3): one row per input row, in input order,
+ * streamed through csv-stringify so a million-row batch is written without being held in memory.
  *
  * Every cell goes through {@link escapeFormula}: the file is opened in spreadsheets, and values
  * such as `meta_*` cells, names and gateway messages come from outside.
@@ -12,7 +12,7 @@ import type { IntentState } from '../kernel/intent.ts';
 import { formatMajor, type AmountMinor, type Currency } from '../kernel/money.ts';
 import { META_PREFIX } from '../input/instructions.ts';
 
-/** Fixed columns, in the order PRODUCT.md 6.3 lists them; `meta_*` columns follow. */
+/** Fixed columns, in the order docs/product.md §6.3 lists them; `meta_*` columns follow. */
 export const RESULT_COLUMNS = [
   'line',
   'reference',

@@ -1,7 +1,7 @@
 /**
- * Streaming validation of a bulk batch file (PRODUCT.md 6): bytes in, typed rows and line-numbered
- * errors out, with memory that stays flat however long the file is. The framing (csv-parse, the
- * UTF-8 and line-length guard, physical line numbers) is the shared reader of
+ * Streaming validation of a bulk batch file (docs/product.md §6): bytes in, typed rows and
+ * line-numbered errors out, with memory that stays flat however long the file is. The framing
+ * (csv-parse, the UTF-8 and line-length guard, physical line numbers) is the shared reader of
  * `input/csv-reader.ts`; the fields are the payment instructions of `input/instructions.ts`. What
  * is the batch's own: the field-size limit per row, references unique in a file (sharing one
  * namespace with the line numbers of rows without one), the error budget, and the totals.
@@ -192,7 +192,7 @@ export async function* validateCsvStream<T extends IntentType>(
           if (result.ok) row = result.row;
           else issues.push(...result.issues);
 
-          // A row without a reference is keyed by its line number (PRODUCT.md 5), so line
+          // A row without a reference is keyed by its line number (docs/product.md §5), so line
           // numbers and references share one namespace: reference "12" and an unreferenced row
           // on line 12 would derive the same intent key, and one of them would never be paid. A
           // malformed reference is already an error and claims nothing.

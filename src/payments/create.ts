@@ -7,8 +7,9 @@
 import { createHmac, randomUUID } from 'node:crypto';
 import { apiIntentKey } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
-import type { Intent, IntentDraft } from '../kernel/payment.ts';
+import type { Intent } from '../kernel/payment.ts';
 import type { ChargeRow, PayoutRow } from '../input/instructions.ts';
+import { draftFromRow } from '../input/drafts.ts';
 import { parseInstruction } from '../input/instruction-body.ts';
 import type { FieldIssue } from '../input/record.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
@@ -28,40 +29,6 @@ export type CreateResult =
   | { status: 'created' | 'existing'; intent: Intent }
   | { status: 'conflict'; intent: Intent }
   | { status: 'invalid'; issues: FieldIssue[] };
-
-/** Builds the intent draft of a validated row; the card token is sealed here and only here. */
-export function draftFromRow(
-  row: ChargeRow | PayoutRow,
-  base: Pick<IntentDraft, 'key' | 'origin'> & Partial<IntentDraft>,
-  sealer: Sealer,
-): IntentDraft {
-  const common = { ...base, amount: row.amount, currency: row.currency, meta: row.meta };
-  if ('cardToken' in row) {
-    return {
-      ...common,
-      type: 'charge',
-      payee: {
-        kind: 'charge',
-        email: row.email,
-        cardTokenSealed: sealer.seal(row.cardToken),
-        ...(row.narration !== undefined ? { narration: row.narration } : {}),
-      },
-    };
-  }
-  return {
-    ...common,
-    type: 'payout',
-    payee: {
-      kind: 'payout',
-      accountNumber: row.accountNumber,
-      bankCode: row.bankCode,
-      bankName: row.bankName,
-      accountName: row.accountName,
-      narration: row.narration,
-      paymentMode: row.paymentMode,
-    },
-  };
-}
 
 function requestHash(hashKey: Buffer, type: string, row: ChargeRow | PayoutRow): string {
   const { line: _line, ...rest } = row;

@@ -1,6 +1,7 @@
 /**
- * The billing calendar of PRODUCT.md section 7: pure maths over a subscription's schedule. Time is
- * always an argument (`nowMs`), never read from the system clock.
+ * The billing calendar of docs/product.md §7 (docs/subscriptions.md "The calendar"): pure maths
+ * over a subscription's schedule. Time is always an argument (`nowMs`), never read from the system
+ * clock.
  *
  * The rules, in one place:
  *
@@ -267,8 +268,8 @@ export function periodStartYmd(schedule: Schedule, n: number): string {
 
 /**
  * When dunning retry `step` (0-based) is due: `failedAtMs + scheduleMs[step]`, where each entry is
- * measured from the original failure (PRODUCT.md's `1d,3d,5d,7d` are 1, 3, 5 and 7 days after
- * it, not cumulative). Undefined once the schedule is exhausted.
+ * measured from the original failure (docs/product.md §7's `1d,3d,5d,7d` are 1, 3, 5 and 7 days
+ * after it, not cumulative). Undefined once the schedule is exhausted.
  */
 export function dunningDueAt(
   failedAtMs: number,

@@ -50,7 +50,7 @@ import {
   scheduleSchema,
   type Schedule,
 } from './calendar.ts';
-import type { Subscription } from './rules.ts';
+import type { Subscription } from './record.ts';
 
 export type { FieldIssue } from '../input/record.ts';
 

@@ -3,7 +3,7 @@
  * Charge submissions go through the dispatcher's one submit-job builder. Payloads carry keys and
  * amounts, never card tokens.
  */
-import type { DunningRetry } from './rules.ts';
+import type { DunningRetry } from './record.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 
 /** The id of the BullMQ job scheduler that fires `subscriptions.tick` on `SCHEDULER_CRON`. */

@@ -1,56 +1,41 @@
 /**
  * How recurring billing learns what happened to its charges: a consumer group (`subscriptions`)
- * on the events stream `<prefix>:events`. Payment events are written by the intent transition
- * script itself, so every final outcome is there exactly once; this applies the subscription
- * rules to each (renewed / past_due / dunning / canceled) and acknowledges the entry only after
- * the change is stored. Entries left unacknowledged by a crash are claimed again (XAUTOCLAIM) and
- * re-applied: the rules are idempotent for a replayed outcome.
- *
- * Also here: the `subscriptions.dunning` handler, which opens attempt n+1 of a failed intent —
- * only when attempt n is final `failed` (the store's `failed → queued` transition with
- * `newAttempt` and `expectAttempt` enforces it) — and enqueues its charge.
+ * on the events stream `<prefix>:events`, followed through the EventLog port. Payment events are
+ * written by the intent transition script itself, so every final outcome is there exactly once;
+ * this applies the subscription rules to each (renewed / past_due / dunning / canceled, see
+ * outcomes.ts) and acknowledges the entry only after the change is stored. Entries left
+ * unacknowledged by a crash are claimed again (XAUTOCLAIM) and re-applied: the rules are
+ * idempotent for a replayed outcome. The retries a failure schedules run in dunning.ts.
  */
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { intentKeySchema } from '../kernel/ids.ts';
 import type { BillingEvent } from '../kernel/events.ts';
-import {
-  onChargeFailed,
-  onChargeSucceeded,
-  periodIndexOfKey,
-  type Decision,
-  type DunningPolicy,
-  type DunningRetry,
-  type Subscription,
-} from './rules.ts';
+import type { EventLog, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
-import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import {
-  defaultConsumerName,
-  fieldsOf,
-  startStreamConsumer,
-  type StreamEntry,
-} from '../infra/redis/stream-consumer.ts';
-import type { HandlerContext } from '../infra/queues/processor.ts';
+import { defaultConsumerName, fieldsOf } from '../infra/redis/stream-consumer.ts';
 import { enqueueDunningRetries } from './jobs.ts';
-import type { IntentStore } from '../kernel/ports.ts';
-import { storeKeys } from '../infra/redis/keys.ts';
-import type { RedisSubscriptionStore } from './store/subscription-store.ts';
+import { onChargeFailed, onChargeSucceeded, type DunningPolicy } from './outcomes.ts';
+import { periodIndexOfKey } from './periods.ts';
+import type { SubscriptionStore } from './ports.ts';
+import type { Decision, DunningRetry, Subscription } from './record.ts';
 
 /** The consumer group recurring billing reads the events stream with. */
 export const SUBSCRIPTIONS_GROUP = 'subscriptions';
 
-export interface OutcomeConsumerDeps {
-  /** Duplicated for the blocking read; also used for acknowledgements. */
-  redis: Redis;
-  prefix: string;
-  subs: RedisSubscriptionStore;
+/** What applying payment outcomes needs. */
+export interface ApplyDeps {
+  subs: SubscriptionStore;
   dispatcher: Dispatcher;
   logger: Logger;
   clock: Clock;
   dunning: DunningPolicy;
+}
+
+export interface OutcomeConsumerDeps extends ApplyDeps {
+  /** The events stream; the consumer reads it on a connection of its own. */
+  events: EventLog;
   /** Unique per process; defaults to host, pid and a random tail. */
   consumer?: string;
   /** Entries per read. Default 200. */
@@ -59,11 +44,6 @@ export interface OutcomeConsumerDeps {
   blockMs?: number;
   /** Entries pending this long (a consumer died holding them) are claimed. Default 30 s. */
   claimIdleMs?: number;
-}
-
-export interface OutcomeConsumer {
-  /** Stops reading after the current batch and closes the consumer's connection. */
-  stop(): Promise<void>;
 }
 
 /** A stream entry, as the transition script and EventLog write it. */
@@ -111,8 +91,6 @@ export interface PaymentOutcome {
   attempt: number;
   reason?: string;
 }
-
-type ApplyDeps = Pick<OutcomeConsumerDeps, 'subs' | 'dispatcher' | 'logger' | 'clock' | 'dunning'>;
 
 /** The rules' decision for one outcome, or undefined when the key is not one of its periods. */
 function decide(
@@ -293,15 +271,15 @@ export async function applyPaymentOutcomes(
  * written before the first start is missed), claims entries a dead consumer left pending, then
  * reads new entries until stopped.
  */
-export async function startSubscriptionOutcomes(
-  deps: OutcomeConsumerDeps,
-): Promise<OutcomeConsumer> {
-  const stream = storeKeys(deps.prefix).events();
+export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<StreamConsumer> {
   const consumer = deps.consumer ?? defaultConsumerName();
   const blockMs = deps.blockMs ?? 1_000;
   const log = deps.logger.child({ component: 'subscription-outcomes', consumer });
 
-  const handle = async (entries: StreamEntry[]): Promise<void> => {
+  const handle = async (
+    entries: StreamEntry[],
+    ack: (ids: readonly string[]) => Promise<void>,
+  ): Promise<void> => {
     const done: string[] = [];
     const bySub = new Map<
       string,
@@ -335,12 +313,10 @@ export async function startSubscriptionOutcomes(
         'could not apply a batch of payment outcomes; will retry',
       );
     }
-    if (done.length > 0) await deps.redis.xack(stream, SUBSCRIPTIONS_GROUP, ...done);
+    await ack(done);
   };
 
-  return startStreamConsumer({
-    connection: deps.redis.duplicate(),
-    stream,
+  return deps.events.consume({
     group: SUBSCRIPTIONS_GROUP,
     consumer,
     logger: log,
@@ -351,53 +327,4 @@ export async function startSubscriptionOutcomes(
     claimIdleMs: deps.claimIdleMs ?? 30_000,
     retryDelayMs: Math.min(blockMs, 1_000),
   });
-}
-
-export interface DunningDeps {
-  subs: RedisSubscriptionStore;
-  intents: IntentStore;
-  dispatcher: Dispatcher;
-  clock: Clock;
-}
-
-/**
- * Handler for `subscriptions.dunning`: if the subscription still wants retry `step` of `key`
- * (not paused or canceled, the step current), opens the next attempt of the failed intent and
- * enqueues its charge. A stale or replayed job changes nothing.
- */
-export function createDunningHandler(deps: DunningDeps) {
-  return async (
-    data: JobPayload<'subscriptions.dunning'>,
-    { log }: HandlerContext,
-  ): Promise<unknown> => {
-    const { subscriptionId, key, step } = data;
-    const current = await deps.subs.get(subscriptionId);
-    if (!current) return { skipped: 'missing' };
-    const sub = current.sub;
-    if (sub.status === 'paused' || sub.status === 'canceled') return { skipped: sub.status };
-    const entry = sub.dunning.find((d) => d.key === key);
-    if (!entry || entry.step !== step) return { skipped: 'stale' };
-    const intent = await deps.intents.get(key);
-    if (!intent) return { skipped: 'missing_intent' };
-    if (intent.state === 'queued' && intent.attempt === entry.attempt + 1) {
-      // Opened by an earlier run of this job that died before enqueueing: enqueue (same job id).
-      await deps.dispatcher.submit(intent);
-      return { resubmitted: intent.reference };
-    }
-    if (intent.state !== 'failed' || intent.attempt !== entry.attempt) {
-      return { skipped: 'not_failed', state: intent.state, attempt: intent.attempt };
-    }
-    const res = await deps.intents.transition(key, 'queued', deps.clock.now(), {
-      newAttempt: true,
-      expectAttempt: entry.attempt,
-      reason: 'dunning_retry',
-    });
-    if (!res.ok) return { skipped: res.why };
-    await deps.dispatcher.submit(res.intent);
-    log.info(
-      { subscriptionId, key, reference: res.intent.reference, retry: step + 1 },
-      'dunning retry submitted',
-    );
-    return { submitted: res.intent.reference };
-  };
 }

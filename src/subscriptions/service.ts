@@ -18,27 +18,28 @@ import {
 } from './import.ts';
 import {
   cancelSubscription,
-  createSubscription,
   isRefusal,
-  nextChargeAt,
   pauseSubscription,
   resumeSubscription,
   type ActionRefusal,
+} from './actions.ts';
+import {
+  createSubscription,
+  nextChargeAt,
   type Decision,
   type NewSubscription,
   type Subscription,
   type SubscriptionStatus,
   SUBSCRIPTION_STATUSES,
-} from './rules.ts';
+} from './record.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { enqueueDunningRetries } from './jobs.ts';
-import type { IntentStore } from '../kernel/ports.ts';
-import type { Sealer } from '../kernel/ports.ts';
-import { RedisSubscriptionStore } from './store/subscription-store.ts';
+import type { IntentStore, Sealer } from '../kernel/ports.ts';
+import type { SubscriptionStore } from './ports.ts';
 
 export interface SubscriptionServiceDeps {
-  subs: RedisSubscriptionStore;
+  subs: SubscriptionStore;
   /** For `show`: the states of the subscription's recent charges. */
   intents: IntentStore;
   /** Resume re-schedules open dunning retries. */
@@ -52,8 +53,9 @@ export interface SubscriptionServiceDeps {
 
 /** What the service needs of the application (the composition root's `App` fits). */
 export interface ServiceApp {
-  config: { redis: { prefix: string }; dataEncryptionKey: Buffer };
-  redis: ConstructorParameters<typeof RedisSubscriptionStore>[0];
+  config: { dataEncryptionKey: Buffer };
+  /** The subscription store, built once by the composition root. */
+  subscriptions: SubscriptionStore;
   store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
@@ -61,10 +63,10 @@ export interface ServiceApp {
   logger: Logger;
 }
 
-/** Builds the service's dependencies from the application's adapters. */
+/** The service's dependencies from the application's ports. */
 export function subscriptionServiceDeps(app: ServiceApp): SubscriptionServiceDeps {
   return {
-    subs: new RedisSubscriptionStore(app.redis, app.config.redis.prefix),
+    subs: app.subscriptions,
     intents: app.store,
     dispatcher: app.dispatcher,
     sealer: app.sealer,
@@ -190,7 +192,7 @@ export async function importSubscriptions(
   return { ok: true, rows: parsed.rows.length, created: createdIds, existing };
 }
 
-/** The public view: PRODUCT.md section 7's fields, no card token. */
+/** The public view: the fields of docs/product.md §7, no card token. */
 export interface SubscriptionView {
   id: string;
   customer_email: string;
@@ -328,7 +330,7 @@ const ACTIONS: Record<ActionName, (sub: Subscription, now: number) => Decision |
 };
 
 /**
- * Pauses, resumes or cancels (subscriptions/rules.ts rule 8). Repeating an action changes
+ * Pauses, resumes or cancels (rule 8, actions.ts). Repeating an action changes
  * nothing; pausing or resuming a canceled subscription is refused.
  */
 export async function applyAction(

@@ -1,6 +1,7 @@
 /**
- * The subscription sweep (PRODUCT.md section 7, issue 6): a BullMQ job scheduler fires
- * `subscriptions.tick` on `SCHEDULER_CRON`; each tick bills what is due.
+ * The subscription sweep (docs/product.md §7, docs/subscriptions.md "The sweep"): a BullMQ job
+ * scheduler fires `subscriptions.tick` on `SCHEDULER_CRON` (module.ts); each tick bills what is
+ * due.
  *
  * A tick reads the due index (`ZRANGEBYSCORE … LIMIT`, in chunks), so its cost follows the due
  * subscriptions, not the total. Per subscription it claims the due periods (compare-and-set lease
@@ -12,28 +13,20 @@
  * finishes the job.
  */
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import type { Worker } from 'bullmq';
-import type { Config } from '../config/config.ts';
-import type { Clock } from '../kernel/clock.ts';
 import type { Intent, IntentDraft } from '../kernel/payment.ts';
+import type { IntentStore } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import {
   claimBilling,
   commitBilling,
-  periodKey,
   planBilling,
   releaseClaim,
   type BillingPlan,
-  type Subscription,
-} from './rules.ts';
-import type { Logger } from '../infra/logger.ts';
-import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import { QUEUES } from '../infra/queues/names.ts';
-import { TICK_SCHEDULER_ID } from './jobs.ts';
-import { startWorker } from '../infra/queues/worker-factory.ts';
-import type { IntentStore } from '../kernel/ports.ts';
-import { RedisSubscriptionStore } from './store/subscription-store.ts';
-import { createDunningHandler, startSubscriptionOutcomes } from './outcome-consumer.ts';
+} from './billing.ts';
+import { periodKey } from './periods.ts';
+import type { SubscriptionStore } from './ports.ts';
+import type { Subscription } from './record.ts';
 
 /** How long a tick's claim on a subscription holds before another tick may take it over. */
 export const DEFAULT_CLAIM_LEASE_MS = 5 * 60_000;
@@ -41,7 +34,7 @@ const DEFAULT_CHUNK = 500;
 const DEFAULT_MAX_PER_TICK = 100_000;
 
 export interface TickDeps {
-  subs: RedisSubscriptionStore;
+  subs: SubscriptionStore;
   intents: IntentStore;
   dispatcher: Dispatcher;
   logger: Logger;
@@ -306,98 +299,4 @@ async function claimOne(
     );
     return undefined;
   }
-}
-
-/** What the scheduler role needs of the application (the composition root's `App` fits). */
-export interface SchedulerApp {
-  config: Pick<Config, 'redis' | 'scheduler' | 'dunning'>;
-  logger: Logger;
-  clock: Clock;
-  redis: Redis;
-  store: IntentStore;
-  dispatcher: Dispatcher;
-}
-
-export interface SchedulerOptions {
-  /** Register the cron job scheduler. Default true; tests drive ticks with `runTick`. */
-  cron?: boolean;
-  /** Worker concurrency of the `subscriptions` queue (ticks and dunning retries). Default 4. */
-  concurrency?: number;
-  /** Passed to the outcome consumer (tests shorten it). */
-  blockMs?: number;
-}
-
-export interface RunningScheduler {
-  worker: Worker;
-  stop(): Promise<void>;
-}
-
-/**
- * The `scheduler` role's recurring billing: upserts the `subscriptions-tick` job scheduler on
- * `SCHEDULER_CRON` (one per deployment however many replicas upsert it), runs the worker of the
- * `subscriptions` queue (ticks and dunning retries), and the consumer of payment outcomes.
- */
-export async function startSubscriptionScheduler(
-  app: SchedulerApp,
-  opts: SchedulerOptions = {},
-): Promise<RunningScheduler> {
-  const prefix = app.config.redis.prefix;
-  const subs = new RedisSubscriptionStore(app.redis, prefix);
-  const log = app.logger.child({ component: 'subscription-scheduler' });
-  const tickDeps: TickDeps = {
-    subs,
-    intents: app.store,
-    dispatcher: app.dispatcher,
-    logger: app.logger,
-    catchUpMaxPeriods: app.config.scheduler.catchUpMaxPeriods,
-  };
-  if (opts.cron !== false) {
-    await app.dispatcher.schedule(
-      TICK_SCHEDULER_ID,
-      'subscriptions.tick',
-      app.config.scheduler.cron,
-      {},
-      { removeOnComplete: { count: 1_000 }, removeOnFail: { count: 1_000 } },
-    );
-  }
-  const worker = startWorker(
-    QUEUES.subscriptions,
-    {
-      'subscriptions.tick': async () => runTick(tickDeps, app.clock.now()),
-      'subscriptions.dunning': createDunningHandler({
-        subs,
-        intents: app.store,
-        dispatcher: app.dispatcher,
-        clock: app.clock,
-      }),
-    },
-    {
-      logger: app.logger,
-      now: () => app.clock.now(),
-      // Ticks and retries only touch Redis; a gateway auth failure cannot reach them.
-      onAuthFailure: async () => {},
-    },
-    { connection: app.redis, prefix, concurrency: opts.concurrency ?? 4 },
-  );
-  const consumer = await startSubscriptionOutcomes({
-    redis: app.redis,
-    prefix,
-    subs,
-    dispatcher: app.dispatcher,
-    logger: app.logger,
-    clock: app.clock,
-    dunning: app.config.dunning,
-    ...(opts.blockMs !== undefined ? { blockMs: opts.blockMs } : {}),
-  });
-  await worker.waitUntilReady();
-  log.info(
-    { cron: opts.cron !== false ? app.config.scheduler.cron : 'off' },
-    'subscription scheduler started',
-  );
-  return {
-    worker,
-    async stop() {
-      await Promise.all([worker.close(), consumer.stop()]);
-    },
-  };
 }

@@ -11,9 +11,9 @@ import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisBatchStore } from '../../src/batches/store/batch-store.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
-import { batchResults, batchStatus, type BatchStatus } from '../../src/batches/tracking.ts';
+import { batchResults } from '../../src/batches/results.ts';
+import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentDraft } from '../../src/kernel/payment.ts';
@@ -176,9 +176,7 @@ describe('malformed files are refused with line and column, nothing enqueued', (
     expect(output).toContain(`${file}: line 3, amount: amount "1,500.00" must be digits`);
     expect(output).toMatch(new RegExp(`${file}: line 4, currency: currency "USD" is not allowed`));
     expect(output).toMatch(new RegExp(`${file}: line 5, amount: amount "-5"`));
-    expect(await new RedisBatchStore(t.app.redis, t.prefix).countByState()).toEqual(
-      expect.objectContaining({ ingesting: 0 }),
-    );
+    expect(await t.app.batches.countByState()).toEqual(expect.objectContaining({ ingesting: 0 }));
   });
 
   it('CLI: an unbalanced quote and an unknown column name the line; exit 2', async () => {
@@ -501,7 +499,7 @@ describe('bulk intent creation', () => {
 
 describe('batch tracker', () => {
   it('skips an event Redis refuses instead of retrying it forever', async () => {
-    const batches = new RedisBatchStore(t.app.redis, t.prefix);
+    const batches = t.app.batches;
     const now = Date.now();
     await batches.claim(
       {

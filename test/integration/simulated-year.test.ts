@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BillingInterval } from '../../src/subscriptions/calendar.ts';
 import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
 import type { Ledger } from '../../src/sandbox/index.ts';
-import { createSubscription } from '../../src/subscriptions/rules.ts';
+import { createSubscription } from '../../src/subscriptions/record.ts';
 import { amountMinor, type ChargeCurrency } from '../../src/kernel/money.ts';
 import { track } from '../support/leak-check.ts';
 import { startSubsHarness, type SubsHarness } from '../support/subscription-harness.ts';

@@ -1,7 +1,7 @@
 /**
  * Recurring billing end to end: the real workers and reconciler against the sandbox, the
- * subscription scheduler (dunning worker, outcome consumer), and a manual clock driving ticks.
- * The sandbox ledger is the truth of what money moved.
+ * subscriptions module's scheduler role (dunning worker, outcome consumer), and a manual clock
+ * driving ticks. The sandbox ledger is the truth of what money moved.
  */
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -9,14 +9,13 @@ import { runCli } from '../../src/cli/program.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { openApp, startRoles } from '../../src/app/composition.ts';
 import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
-import { claimBilling, planBilling } from '../../src/subscriptions/rules.ts';
+import { claimBilling, planBilling } from '../../src/subscriptions/billing.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { registerSubscriptionRoutes } from '../../src/http/routes/subscriptions.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { dunningJobId } from '../../src/subscriptions/jobs.ts';
-import { runTick, startSubscriptionScheduler } from '../../src/subscriptions/tick.ts';
+import { runTick } from '../../src/subscriptions/tick.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import {
   applyAction,
   createSubscriptionFromBody,
@@ -26,6 +25,7 @@ import { TEST_API_TOKEN } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 import {
   startSubsHarness,
+  startSubscriptionsScheduler,
   until,
   type SubsHarness,
   type SubsHarnessOptions,
@@ -203,7 +203,7 @@ describe('two schedulers, overlapping ticks', () => {
     opened.unshift({ close: () => other.close() });
     const otherTick = {
       ...h.tickDeps,
-      subs: new RedisSubscriptionStore(other.redis, h.prefix),
+      subs: other.subscriptions,
       intents: other.store,
       dispatcher: other.dispatcher,
       chunkSize: 7,
@@ -274,9 +274,9 @@ describe('two schedulers, overlapping ticks', () => {
       timezone: 'UTC',
       interval: 'day',
     });
-    const a = await startSubscriptionScheduler(h.app, { blockMs: 100 });
+    const a = await startSubscriptionsScheduler(h.app, { blockMs: 100 });
     opened.push({ close: () => a.stop() });
-    const b = await startSubscriptionScheduler(h.app, { blockMs: 100 });
+    const b = await startSubscriptionsScheduler(h.app, { blockMs: 100 });
     opened.push({ close: () => b.stop() });
     const queue = h.app.dispatcher.queue('subscriptions');
     expect(await queue.getJobSchedulersCount()).toBe(1);

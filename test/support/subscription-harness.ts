@@ -1,26 +1,30 @@
 /**
  * Recurring billing end to end for integration tests: the real application (openApp/startRoles
- * with the `worker` and `reconciler` roles) against a real sandbox, the subscription scheduler
- * (dunning worker and outcome consumer) started directly, and a manual clock. Ticks are driven
- * with `runTick` at the clock's time; `settle()` waits until every charge, outcome and dunning
- * retry in flight has been dealt with.
+ * with the `worker` and `reconciler` roles) against a real sandbox, the subscriptions module's
+ * scheduler-role contribution (dunning worker and outcome consumer; no cron) started through
+ * `startContribution` as the composition root does, and a manual clock. Ticks are driven with
+ * `runTick` at the clock's time; `settle()` waits until every charge, outcome and dunning retry
+ * in flight has been dealt with.
  */
-import { openApp, startRoles, type App, type RunningRoles } from '../../src/app/composition.ts';
+import type { Worker } from 'bullmq';
+import {
+  openApp,
+  startContribution,
+  startRoles,
+  subscriptionsDeps,
+  type App,
+  type RunningRoles,
+} from '../../src/app/composition.ts';
 import type { Clock } from '../../src/kernel/clock.ts';
 import type { BillingEvent } from '../../src/kernel/events.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { SayswitchGateway } from '../../src/infra/gateway/sayswitch/client.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { SUBSCRIPTIONS_GROUP } from '../../src/subscriptions/outcome-consumer.ts';
-import {
-  runTick,
-  startSubscriptionScheduler,
-  type RunningScheduler,
-  type TickDeps,
-  type TickResult,
-} from '../../src/subscriptions/tick.ts';
+import { subscriptionsModule } from '../../src/subscriptions/module.ts';
+import { runTick, type TickDeps, type TickResult } from '../../src/subscriptions/tick.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
-import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
+import type { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import {
   subscriptionServiceDeps,
   type SubscriptionServiceDeps,
@@ -50,6 +54,40 @@ export function manualClock(start: number): ManualClock {
   return clock;
 }
 
+/** The subscriptions module's scheduler-role contribution, started as the composition root does. */
+export interface RunningScheduler {
+  /** The `subscriptions` queue's worker (ticks and dunning retries). */
+  worker: Worker;
+  /** Stops the outcome consumer, then lets the worker finish its jobs. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the subscriptions module's scheduler role on `app`: the tick job scheduler (unless
+ * `cron: false`), the `subscriptions` worker and the outcome consumer.
+ */
+export async function startSubscriptionsScheduler(
+  app: App,
+  tuning: Parameters<typeof subscriptionsDeps>[1] = {},
+): Promise<RunningScheduler> {
+  const scheduler = subscriptionsModule.roles.scheduler;
+  if (!scheduler) throw new Error('the subscriptions module has no scheduler role');
+  const running = await startContribution(app, scheduler(subscriptionsDeps(app, tuning)));
+  const [worker] = running.workers;
+  if (!worker) throw new Error('no subscriptions worker');
+  let open = true;
+  return {
+    worker,
+    async stop() {
+      if (!open) return;
+      open = false;
+      // As the composition root stops a role: what was started first, then the worker drains.
+      await Promise.all(running.started.map((s) => s.stop()));
+      await worker.close();
+    },
+  };
+}
+
 export interface SubsHarness {
   prefix: string;
   clock: ManualClock;
@@ -57,6 +95,7 @@ export interface SubsHarness {
   running: RunningRoles;
   scheduler: RunningScheduler;
   service: SubscriptionServiceDeps;
+  /** The app's subscription store (concrete: tests reach `save` and `count`). */
   subs: RedisSubscriptionStore;
   tickDeps: TickDeps;
   /** One tick at the clock's time (or `at`). */
@@ -93,7 +132,7 @@ export async function until(
   }
 }
 
-/** Starts the application, the scheduler (no cron: ticks are driven) and the consumer. */
+/** Starts the application, the scheduler role (no cron: ticks are driven) and the consumer. */
 export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHarness> {
   const prefix = opts.prefix ?? uniquePrefix('subs');
   const config = await testConfig(prefix, {
@@ -117,15 +156,10 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
     ...(gateway ? { gateway } : {}),
   });
   const running = await startRoles(app, ['worker', 'reconciler']);
-  const scheduler = await startSubscriptionScheduler(app, { cron: false, blockMs: 100 });
-  const subs = new RedisSubscriptionStore(app.redis, prefix);
-  const tickDeps: TickDeps = {
-    subs,
-    intents: app.store,
-    dispatcher: app.dispatcher,
-    logger: app.logger,
-    catchUpMaxPeriods: config.scheduler.catchUpMaxPeriods,
-  };
+  const scheduler = await startSubscriptionsScheduler(app, { cron: false, blockMs: 100 });
+  const subs = app.subscriptions;
+  const { subs: tickSubs, intents, dispatcher, logger, catchUpMaxPeriods } = subscriptionsDeps(app);
+  const tickDeps: TickDeps = { subs: tickSubs, intents, dispatcher, logger, catchUpMaxPeriods };
   const stream = storeKeys(prefix).events();
 
   const groupState = async () => {

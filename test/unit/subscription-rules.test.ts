@@ -10,24 +10,25 @@ import type { IntentKey } from '../../src/kernel/ids.ts';
 import { amountMinor } from '../../src/kernel/money.ts';
 import {
   cancelSubscription,
-  claimBilling,
-  commitBilling,
+  isRefusal,
+  pauseSubscription,
+  resumeSubscription,
+} from '../../src/subscriptions/actions.ts';
+import { claimBilling, commitBilling, planBilling } from '../../src/subscriptions/billing.ts';
+import {
+  onChargeFailed,
+  onChargeSucceeded,
+  type DunningPolicy,
+} from '../../src/subscriptions/outcomes.ts';
+import { periodIndexOfKey, periodKey } from '../../src/subscriptions/periods.ts';
+import {
   createSubscription,
   dueScore,
   isBillable,
-  isRefusal,
   nextChargeAt,
-  onChargeFailed,
-  onChargeSucceeded,
-  pauseSubscription,
-  periodIndexOfKey,
-  periodKey,
-  planBilling,
-  resumeSubscription,
   type Decision,
-  type DunningPolicy,
   type Subscription,
-} from '../../src/subscriptions/rules.ts';
+} from '../../src/subscriptions/record.ts';
 
 const DAY = 86_400_000;
 const POLICY: DunningPolicy = {

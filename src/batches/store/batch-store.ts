@@ -10,11 +10,24 @@
  * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
  * Every state change moves the batch between the state indexes in the same script.
  */
-import type { Redis } from 'ioredis';
+import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
-import { INTENT_TYPES, type IntentType } from '../../kernel/intent.ts';
+import { INTENT_TYPES, SETTLED_STATES } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
+import {
+  BATCH_STATES,
+  TRACKED_STATES,
+  type ApplyEventsResult,
+  type BatchInit,
+  type BatchRecord,
+  type BatchRowEvent,
+  type BatchState,
+  type BatchStore,
+  type ClaimResult,
+  type InvalidRow,
+  type TrackedState,
+} from '../ports.ts';
 import {
   APPLY_EVENTS,
   CLAIM_BATCH,
@@ -23,86 +36,12 @@ import {
   TAKE_OVER_INGEST,
 } from './batch-lua.ts';
 
-/** Life of a batch: rows being turned into intents, all enqueued, every row final. */
-export const BATCH_STATES = ['ingesting', 'queued', 'completed'] as const;
-export type BatchState = (typeof BATCH_STATES)[number];
+// The batch states and the tracked intent states are the port's (../ports.ts); re-exported for
+// the adapter's own tests.
+export { BATCH_STATES, TRACKED_STATES, type BatchState, type TrackedState };
 
-/**
- * Intent states a batch counts. `queued`, `submitting` and `unknown` publish no event, so a row
- * in one of them is "in progress" (valid rows minus everything counted here).
- */
-export const TRACKED_STATES = [
-  'pending',
-  'succeeded',
-  'failed',
-  'reversed',
-  'needs_review',
-] as const;
-export type TrackedState = (typeof TRACKED_STATES)[number];
-
-/** States that are final for a batch: the row needs nothing more from the service. */
-export const BATCH_FINAL_STATES: readonly TrackedState[] = [
-  'succeeded',
-  'failed',
-  'reversed',
-  'needs_review',
-];
-
-/** Rows and money of the valid rows of one currency, as submitted. */
-export interface CurrencyTotal {
-  rows: number;
-  amount: AmountMinor;
-}
-
-/** What a submitter knows when it claims an id. */
-export interface BatchInit {
-  id: string;
-  type: IntentType;
-  source: string;
-  /** sha256 (hex) of the file's bytes: a second file under the same id is a conflict. */
-  contentHash: string;
-  rows: number;
-  valid: number;
-  invalid: number;
-  skipInvalid: boolean;
-  metaKeys: readonly string[];
-  totals: Readonly<Record<string, CurrencyTotal>>;
-}
-
-/** A stored batch. */
-export interface BatchRecord extends BatchInit {
-  state: BatchState;
-  /** Rows that became intents (`valid`). */
-  expected: number;
-  /** Rows counted per tracked intent state. */
-  counts: Record<TrackedState, number>;
-  /** Money per tracked state and currency, minor units. */
-  amounts: Partial<Record<TrackedState, Record<string, number>>>;
-  /** Rows in a state final for the batch. */
-  final: number;
-  createdAt: number;
-  ingestedAt?: number;
-  finishedAt?: number;
-  /** While ingesting: until when the current ingester's claim holds. */
-  leaseUntil?: number;
-}
-
-/** Outcome of {@link RedisBatchStore.claim}. */
-export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
-
-/** A row refused by validation (kept with `--skip-invalid` for the results file). */
-export interface InvalidRow {
-  line: number;
-  message: string;
-}
-
-/** One payment event for a batch row, as the tracker hands it to {@link RedisBatchStore.applyEvents}. */
-export interface BatchRowEvent {
-  streamId: string;
-  intentKey: string;
-  batchId: string;
-  state: TrackedState;
-}
+/** States final for a batch: {@link SETTLED_STATES}; the type checks that each one is tracked. */
+export const BATCH_FINAL_STATES: readonly TrackedState[] = SETTLED_STATES;
 
 const EVENTS_MAX_LEN = '1000000';
 
@@ -178,8 +117,8 @@ export function batchKeys(prefix: string) {
   };
 }
 
-/** Batch persistence. Every state change is one Lua script (batch-lua.ts). */
-export class RedisBatchStore {
+/** Batch persistence on Redis. Every state change is one Lua script (batch-lua.ts). */
+export class RedisBatchStore implements BatchStore {
   private readonly k: ReturnType<typeof batchKeys>;
   private readonly events: string;
   private readonly intentKey: (key: string) => string;
@@ -314,6 +253,21 @@ export class RedisBatchStore {
     return r.map((v) => v === 1);
   }
 
+  /** @inheritdoc One pipelined HMGET per intent (the intent hash of infra/redis/keys.ts). */
+  async intentFields(
+    keys: readonly string[],
+    fields: readonly string[],
+  ): Promise<(string | null)[][]> {
+    if (keys.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const key of keys) pipe.hmget(this.intentKey(key), ...fields);
+    const replies = (await pipe.exec()) ?? [];
+    return replies.map(([err, value]) => {
+      if (err) throw err;
+      return value as (string | null)[];
+    });
+  }
+
   /** How many batches are in each state. */
   async countByState(): Promise<Record<BatchState, number>> {
     const pipe = this.redis.pipeline();
@@ -332,15 +286,18 @@ export class RedisBatchStore {
   }
 
   /**
-   * Applies row events to their batches' counters and acknowledges `ackIds` in `group` of the
-   * events stream, atomically; returns the batches that became complete. See APPLY_EVENTS.
+   * @inheritdoc
+   * One APPLY_EVENTS call, which XACKs in the same step. Redis refusing the script (an error
+   * reply, e.g. an intent key that is not a hash) is reported as `refused`. Redis does not undo
+   * what a failing script wrote before its error, but those writes are idempotent per row
+   * (`batchSeen`): applying the same events again counts none of them twice.
    */
   async applyEvents(
     group: string,
     events: readonly BatchRowEvent[],
     ackIds: readonly string[],
     now: number,
-  ): Promise<string[]> {
+  ): Promise<ApplyEventsResult> {
     const keys: string[] = [this.events, this.k.byState('queued'), this.k.byState('completed')];
     const args: string[] = [group, String(now), EVENTS_MAX_LEN, String(events.length)];
     for (const e of events) {
@@ -348,6 +305,18 @@ export class RedisBatchStore {
       args.push(e.streamId, e.state, e.batchId);
     }
     args.push(...ackIds);
-    return (await APPLY_EVENTS.run(this.redis, keys.length, ...keys, ...args)) as string[];
+    try {
+      const completed = (await APPLY_EVENTS.run(
+        this.redis,
+        keys.length,
+        ...keys,
+        ...args,
+      )) as string[];
+      return { ok: true, completed };
+    } catch (err) {
+      // A ReplyError is Redis's answer to the script; anything else (a lost connection) is not.
+      if (!(err instanceof (ReplyError as ErrorConstructor))) throw err;
+      return { ok: false, refused: err.message };
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
- * `billing batch submit|status|results` (PRODUCT.md section 3). Submitting validates the whole
- * file in this process and enqueues its rows; the worker role executes and counts them, so
- * `--wait` needs a worker running somewhere on the same Redis.
+ * `billing batch submit|status|results` (docs/product.md §3, docs/batches.md). Submitting
+ * validates the whole file in this process and enqueues its rows; the worker role executes and
+ * counts them, so `--wait` needs a worker running somewhere on the same Redis.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
@@ -16,13 +16,10 @@ import {
   type BatchDeps,
   type SubmitBatchResult,
 } from '../../batches/ingest.ts';
-import {
-  batchResults,
-  batchStatus,
-  waitForBatch,
-  type BatchStatus,
-} from '../../batches/tracking.ts';
-import { TRACKED_STATES } from '../../batches/store/batch-store.ts';
+import { TRACKED_STATES } from '../../batches/ports.ts';
+import { batchResults } from '../../batches/results.ts';
+import { batchStatus, type BatchStatus } from '../../batches/status.ts';
+import { waitForBatch } from '../../batches/wait.ts';
 import type { App } from '../../app/composition.ts';
 import type { IntentType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';

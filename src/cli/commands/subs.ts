@@ -1,11 +1,11 @@
 /**
- * `billing subs import <file.csv> | list | show <id> | pause|resume|cancel <id>` (PRODUCT.md
- * section 3): the same service as `/subscriptions`. Invalid input exits 2 with the file, line and
- * column of every problem.
+ * `billing subs import <file.csv> | list | show <id> | pause|resume|cancel <id>` (docs/product.md
+ * §3, docs/subscriptions.md): the same service as `/subscriptions`. Invalid input exits 2 with
+ * the file, line and column of every problem.
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { SUBSCRIPTION_STATUSES, type SubscriptionStatus } from '../../subscriptions/rules.ts';
+import { SUBSCRIPTION_STATUSES, type SubscriptionStatus } from '../../subscriptions/record.ts';
 import {
   applyAction,
   importSubscriptions,

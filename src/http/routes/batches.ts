@@ -1,5 +1,6 @@
 /**
- * `POST /batches`, `GET /batches/:id`, `GET /batches/:id/results` (PRODUCT.md section 4).
+ * `POST /batches`, `GET /batches/:id`, `GET /batches/:id/results` (docs/product.md §4,
+ * docs/batches.md "HTTP").
  *
  * The upload is streamed: a `text/csv` body is handed to the validator as the raw request stream,
  * never buffered, so a file of any size costs flat memory (rows are spilled to disk, see
@@ -9,7 +10,8 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import { z } from 'zod';
 import { batchIdSchema, submitBatch, type BatchDeps } from '../../batches/ingest.ts';
-import { batchResultsStream, batchStatus } from '../../batches/tracking.ts';
+import { batchResultsStream } from '../../batches/results.ts';
+import { batchStatus } from '../../batches/status.ts';
 import { apiError } from '../errors.ts';
 
 /** Explicit boolean flags: `z.coerce.boolean()` would read "false" as true. */

@@ -1,8 +1,8 @@
 /**
- * Subscription management over HTTP (PRODUCT.md section 4): `POST /subscriptions`,
- * `GET /subscriptions/:id`, `POST /subscriptions/:id/{pause,resume,cancel}`. Every route takes
- * the bearer guard: the mutating ones as PRODUCT.md requires, and the read because a
- * subscription carries the customer's email. Views never contain the card token.
+ * Subscription management over HTTP (docs/product.md §4, docs/subscriptions.md): `POST
+ * /subscriptions`, `GET /subscriptions/:id`, `POST /subscriptions/:id/{pause,resume,cancel}`.
+ * Every route takes the bearer guard: the mutating ones as docs/product.md §4 requires, and the
+ * read because a subscription carries the customer's email. Views never contain the card token.
  */
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import {

@@ -10,11 +10,13 @@
  * Every change is one Lua step that checks the version the change was computed from (compare-
  * and-set), writes the record, rescoring the due index from the record itself, and appends the
  * change's events — atomically, so a crash can neither lose an event nor publish one for a
- * change that did not happen. The rules live in subscriptions/rules.ts; this file only stores.
+ * change that did not happen. The rules live in subscriptions/record.ts and the files it names;
+ * this file only stores. Implements the SubscriptionStore port (subscriptions/ports.ts).
  */
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
-import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../rules.ts';
+import type { MutateResult, SubscriptionStore, Versioned } from '../ports.ts';
+import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../record.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 
@@ -43,12 +45,6 @@ end
 return {1, nv}
 `);
 
-/** A record and the version it was read at, for compare-and-set. */
-export interface Versioned {
-  sub: Subscription;
-  version: number;
-}
-
 /** Thrown when a record keeps changing under a compare-and-set loop; safe to retry later. */
 export class SubscriptionContentionError extends Error {
   constructor(id: string) {
@@ -56,10 +52,6 @@ export class SubscriptionContentionError extends Error {
     this.name = 'SubscriptionContentionError';
   }
 }
-
-/** The result of {@link RedisSubscriptionStore.mutate}. */
-export type MutateResult<T> =
-  { found: false } | { found: true; saved: boolean; sub: Subscription; version: number; value: T };
 
 /** Subscription keys under a prefix. */
 export function subscriptionKeys(prefix: string) {
@@ -88,7 +80,9 @@ function eventsArg(events: readonly BillingEvent[]): string {
   );
 }
 
-export class RedisSubscriptionStore {
+export type { MutateResult, Versioned };
+
+export class RedisSubscriptionStore implements SubscriptionStore {
   private readonly k: ReturnType<typeof subscriptionKeys>;
 
   constructor(

@@ -1,0 +1,128 @@
+/**
+ * The second pass of a batch submission (see ingest.ts): reads the spill file back in chunks that
+ * become intents (`IntentStore.createBatchRows`) and `addBulk` submit jobs, a few chunks in flight
+ * at once, renewing the ingest lease as it goes. Redoing it is safe: intents are created only if
+ * absent, and a job id is derived from the intent's reference.
+ */
+import { createReadStream } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Clock } from '../kernel/clock.ts';
+import type { IntentType } from '../kernel/intent.ts';
+import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
+import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import type { BatchStore, InvalidRow } from './ports.ts';
+import { readSpillLine } from './spill-file.ts';
+
+/** Chunks whose intents and jobs are being written at once. */
+const CHUNKS_IN_FLIGHT = 3;
+
+/** The ports the second pass writes through. */
+export interface IngestRowsDeps {
+  batches: BatchStore;
+  store: IntentStore;
+  dispatcher: Dispatcher;
+  clock: Clock;
+}
+
+/** One ingest of one batch by one owner. */
+export interface IngestContext {
+  deps: IngestRowsDeps;
+  type: IntentType;
+  batchId: string;
+  owner: string;
+  spillPath: string;
+  chunkSize: number;
+  leaseMs: number;
+  /** Called after each chunk is enqueued; a throw stops the ingest as a crash would. */
+  afterChunk: ((chunk: number) => void | Promise<void>) | undefined;
+}
+
+/**
+ * Turns the spilled rows into intents and jobs, chunk by chunk, renewing the lease as it goes.
+ * Returns false when another submitter took the ingest over (this one stops; the other finishes).
+ */
+export async function ingestRows(ctx: IngestContext): Promise<boolean> {
+  const { deps, batchId, owner } = ctx;
+  const { batches } = deps;
+  const lines = createInterface({
+    input: createReadStream(ctx.spillPath, { encoding: 'utf8' }),
+    crlfDelay: Infinity,
+  });
+  let rows: BatchIntentRow[] = [];
+  let invalid: InvalidRow[] = [];
+  let refLines: number[] = [];
+  let chunk = 0;
+  let lastRenew = deps.clock.now();
+
+  /** Creates one chunk's intents, then adds the jobs of those still waiting to be submitted. */
+  const runChunk = async (
+    chunkRows: BatchIntentRow[],
+    chunkInvalid: InvalidRow[],
+    chunkRefLines: number[],
+  ): Promise<void> => {
+    const intents = await deps.store.createBatchRows({
+      batchId,
+      type: ctx.type,
+      rows: chunkRows,
+      now: deps.clock.now(),
+    });
+    // Only intents still waiting for their first submission need a job; a resumed ingest finds
+    // the rest already on their way or done.
+    const waiting = intents.filter((intent) => intent.state === 'queued');
+    await Promise.all([
+      deps.dispatcher.submitMany(waiting),
+      batches.addInvalid(batchId, chunkInvalid),
+      batches.markReferencedLines(batchId, chunkRefLines),
+    ]);
+  };
+
+  // A few chunks are in flight at once, so Redis always has the next chunk's writes queued while
+  // Node reads and prepares the one after; awaited oldest first, so progress is reported in order.
+  const inflight: Promise<void>[] = [];
+  const settleOldest = async (): Promise<boolean> => {
+    const oldest = inflight.shift();
+    if (oldest === undefined) return true;
+    await oldest;
+    chunk++;
+    await ctx.afterChunk?.(chunk);
+    const at = deps.clock.now();
+    if (at - lastRenew >= ctx.leaseMs / 3) {
+      lastRenew = at;
+      if (!(await batches.renew(batchId, owner, at, ctx.leaseMs))) return false;
+    }
+    return true;
+  };
+  const startChunk = () => {
+    const running = runChunk(rows, invalid, refLines);
+    // Handled when it is awaited in order; this only keeps an early failure from being reported
+    // as unhandled while an older chunk is awaited.
+    running.catch(() => undefined);
+    inflight.push(running);
+    rows = [];
+    invalid = [];
+    refLines = [];
+  };
+
+  try {
+    for await (const text of lines) {
+      if (text === '') continue;
+      const spilled = readSpillLine(text, batchId);
+      if (spilled.kind === 'invalid') {
+        invalid.push(spilled.row);
+      } else {
+        if (spilled.referencesOwnLine) refLines.push(spilled.row.line);
+        rows.push(spilled.row);
+      }
+      if (rows.length + invalid.length >= ctx.chunkSize) {
+        startChunk();
+        if (inflight.length >= CHUNKS_IN_FLIGHT && !(await settleOldest())) return false;
+      }
+    }
+    if (rows.length + invalid.length > 0) startChunk();
+    while (inflight.length > 0) if (!(await settleOldest())) return false;
+    return true;
+  } finally {
+    await Promise.allSettled(inflight);
+    lines.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * The first pass of a batch submission (see ingest.ts): validates the whole file as it streams,
+ * hashing its bytes on the way (the derived batch id costs no second read), and spills the valid
+ * rows — card tokens already sealed — and, with skip-invalid, the refused ones to the spill file.
+ */
+import { createHash } from 'node:crypto';
+import type { IntentType } from '../kernel/intent.ts';
+import type { AmountMinor } from '../kernel/money.ts';
+import type { IntentDraft } from '../kernel/payment.ts';
+import type { Sealer } from '../kernel/ports.ts';
+import { draftFromRow } from '../input/drafts.ts';
+import type { BatchRow } from '../input/instructions.ts';
+import type { CurrencyTotal } from './ports.ts';
+import { spillError, spillRow, type SpillWriter } from './spill-file.ts';
+import { validateCsvStream, type CsvError, type CsvInput, type CsvTotals } from './validate-csv.ts';
+
+/** Only the payee of the draft is spilled: the key is derived when the row is read back. */
+const PLACEHOLDER_KEY = 'bat_pending' as IntentDraft['key'];
+
+/** Feeds the validator while hashing every byte; `consumed` tells whether it read to the end. */
+class HashingInput {
+  private readonly hash = createHash('sha256');
+  consumed = false;
+
+  constructor(private readonly input: CsvInput) {}
+
+  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
+    const source =
+      typeof this.input === 'string' || this.input instanceof Uint8Array
+        ? [this.input]
+        : (this.input as AsyncIterable<Buffer | Uint8Array | string>);
+    for await (const chunk of source) {
+      const bytes =
+        typeof chunk === 'string'
+          ? Buffer.from(chunk, 'utf8')
+          : Buffer.isBuffer(chunk)
+            ? chunk
+            : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+      this.hash.update(bytes);
+      yield bytes;
+    }
+    this.consumed = true;
+  }
+
+  digest(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+/** Accumulates the messages of one invalid row (errors of a row arrive together, in order). */
+function describeRowErrors(errors: readonly CsvError[]): string {
+  return errors
+    .map((e) => (e.column === undefined ? e.message : `${e.column}: ${e.message}`))
+    .join('; ');
+}
+
+/** What the first pass found. */
+export interface Validated {
+  totals: CsvTotals;
+  metaKeys: string[];
+  amounts: Record<string, CurrencyTotal>;
+  errors: CsvError[];
+  errorCount: number;
+  /** The file was read to its end (a structural error stops reading). */
+  complete: boolean;
+  contentHash: string | undefined;
+}
+
+/** The file to validate: its bytes, the type of its rows, and whether invalid rows are kept. */
+export interface ValidateInput {
+  input: CsvInput;
+  type: IntentType;
+  skipInvalid?: boolean;
+}
+
+/** Validates the whole input, spilling valid rows (and, with skipInvalid, invalid ones). */
+export async function validateAndSpill(
+  opts: ValidateInput,
+  sealer: Sealer,
+  spill: SpillWriter | undefined,
+  maxListed: number,
+): Promise<Validated> {
+  const hashing = new HashingInput(opts.input);
+  const stream = validateCsvStream(hashing.chunks(), {
+    type: opts.type,
+    // Every error is taken here: listed up to maxListed, all of them recorded with skipInvalid.
+    maxErrors: Number.MAX_SAFE_INTEGER,
+  });
+  const amounts: Record<string, CurrencyTotal> = {};
+  const errors: CsvError[] = [];
+  let errorCount = 0;
+  let firstUnlistedLine = 0;
+  let spilling = spill !== undefined;
+  let pendingLine = 0;
+  let pending: CsvError[] = [];
+
+  const flushPending = async () => {
+    if (pending.length > 0 && spilling && spill) {
+      await spill.write(spillError(pendingLine, describeRowErrors(pending)));
+    }
+    pending = [];
+  };
+
+  let summary: { totals: CsvTotals; metaKeys: string[] };
+  for (;;) {
+    const step = await stream.next();
+    if (step.done === true) {
+      summary = step.value;
+      break;
+    }
+    const item = step.value;
+    if (item.error !== undefined) {
+      const error = item.error;
+      errorCount++;
+      if (errors.length < maxListed) errors.push(error);
+      else if (firstUnlistedLine === 0) firstUnlistedLine = error.line;
+      if (!opts.skipInvalid) {
+        // The file will be refused: nothing more is worth spilling.
+        spilling = false;
+        continue;
+      }
+      if (error.line !== pendingLine) {
+        await flushPending();
+        pendingLine = error.line;
+      }
+      pending.push(error);
+      continue;
+    }
+    const row: BatchRow = item.row;
+    await flushPending();
+    const total = (amounts[row.currency] ??= { rows: 0, amount: 0 as AmountMinor });
+    total.rows++;
+    total.amount = (total.amount + row.amount) as AmountMinor;
+    if (!spilling || !spill) continue;
+    const draft = draftFromRow(row, { key: PLACEHOLDER_KEY, origin: 'batch' }, sealer);
+    await spill.write(spillRow(row, draft.payee));
+  }
+  await flushPending();
+  if (errorCount > errors.length) {
+    errors.push({
+      line: firstUnlistedLine,
+      message: `${errorCount - errors.length} more errors from this line on are not listed (limit ${maxListed})`,
+    });
+  }
+  return {
+    totals: summary.totals,
+    metaKeys: summary.metaKeys,
+    amounts,
+    errors,
+    errorCount,
+    complete: hashing.consumed,
+    contentHash: hashing.consumed ? hashing.digest() : undefined,
+  };
+}

@@ -1,0 +1,136 @@
+/**
+ * What batch features need of batch persistence, typed in batch terms: the {@link BatchStore} port
+ * and the records it speaks in. The adapter (store/batch-store.ts) implements it on Redis; the
+ * composition root builds it once and hands it to the features (ingest, tracker, status, results).
+ */
+import type { IntentType } from '../kernel/intent.ts';
+import type { AmountMinor } from '../kernel/money.ts';
+
+/** Life of a batch: rows being turned into intents, all enqueued, every row final. */
+export const BATCH_STATES = ['ingesting', 'queued', 'completed'] as const;
+export type BatchState = (typeof BATCH_STATES)[number];
+
+/**
+ * Intent states a batch counts. `queued`, `submitting` and `unknown` publish no event, so a row
+ * in one of them is "in progress" (valid rows minus everything counted here).
+ */
+export const TRACKED_STATES = [
+  'pending',
+  'succeeded',
+  'failed',
+  'reversed',
+  'needs_review',
+] as const;
+export type TrackedState = (typeof TRACKED_STATES)[number];
+
+/** Rows and money of the valid rows of one currency, as submitted. */
+export interface CurrencyTotal {
+  rows: number;
+  amount: AmountMinor;
+}
+
+/** What a submitter knows when it claims an id. */
+export interface BatchInit {
+  id: string;
+  type: IntentType;
+  source: string;
+  /** sha256 (hex) of the file's bytes: a second file under the same id is a conflict. */
+  contentHash: string;
+  rows: number;
+  valid: number;
+  invalid: number;
+  skipInvalid: boolean;
+  metaKeys: readonly string[];
+  totals: Readonly<Record<string, CurrencyTotal>>;
+}
+
+/** A stored batch. */
+export interface BatchRecord extends BatchInit {
+  state: BatchState;
+  /** Rows that became intents (`valid`). */
+  expected: number;
+  /** Rows counted per tracked intent state. */
+  counts: Record<TrackedState, number>;
+  /** Money per tracked state and currency, minor units. */
+  amounts: Partial<Record<TrackedState, Record<string, number>>>;
+  /** Rows in a state final for the batch. */
+  final: number;
+  createdAt: number;
+  ingestedAt?: number;
+  finishedAt?: number;
+  /** While ingesting: until when the current ingester's claim holds. */
+  leaseUntil?: number;
+}
+
+/** Outcome of {@link BatchStore.claim}. */
+export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
+
+/** A row refused by validation (kept with `--skip-invalid` for the results file). */
+export interface InvalidRow {
+  line: number;
+  message: string;
+}
+
+/** One payment event for a batch row, as the tracker hands it to {@link BatchStore.applyEvents}. */
+export interface BatchRowEvent {
+  streamId: string;
+  intentKey: string;
+  batchId: string;
+  state: TrackedState;
+}
+
+/**
+ * Outcome of {@link BatchStore.applyEvents}. `refused`: the store refused the step itself (e.g. a
+ * corrupted intent it cannot read), so nothing was applied and nothing acknowledged; a lost
+ * connection is thrown instead, as it says nothing about the events.
+ */
+export type ApplyEventsResult = { ok: true; completed: string[] } | { ok: false; refused: string };
+
+/**
+ * Batch persistence. The id is claimed atomically (create-if-absent), so two uploads of one file
+ * make one batch; the claimer holds a lease on the ingest, renewed while it works, and a submitter
+ * that finds a lapsed lease takes the ingest over. Every state change is atomic.
+ */
+export interface BatchStore {
+  /**
+   * Creates the batch in `ingesting`, owned by `owner` until `now + leaseMs`, unless the id is
+   * taken; then returns the stored batch instead.
+   */
+  claim(init: BatchInit, owner: string, now: number, leaseMs: number): Promise<ClaimResult>;
+  /** Takes over an ingest whose lease expired before `now`; true when this caller now owns it. */
+  takeOver(id: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+  /** Extends the ingest lease; false when `owner` no longer holds it (taken over, or done). */
+  renew(id: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
+  /** Marks every row enqueued (`queued`, or `completed` if all are already final). Idempotent. */
+  finishIngest(id: string, now: number): Promise<BatchState>;
+  /** The batch, or undefined. */
+  get(id: string): Promise<BatchRecord | undefined>;
+  /** Records rows refused by validation (idempotent: one per line). */
+  addInvalid(id: string, rows: readonly InvalidRow[]): Promise<void>;
+  /** Refused rows in line order, `offset` from the first. */
+  invalidRows(id: string, offset: number, limit: number): Promise<InvalidRow[]>;
+  /**
+   * Remembers lines whose row reference is their own line number. Their intent key looks exactly
+   * like that of a row without a reference (`bat_<id>_<line>`), and the results file must still
+   * tell the two apart.
+   */
+  markReferencedLines(id: string, lines: readonly number[]): Promise<void>;
+  /** For each line, whether {@link BatchStore.markReferencedLines} recorded it. */
+  referencedLines(id: string, lines: readonly number[]): Promise<boolean[]>;
+  /**
+   * Named fields of a batch's intents (the results file), one array per key, in order; null for a
+   * field (or an intent) that is absent.
+   */
+  intentFields(keys: readonly string[], fields: readonly string[]): Promise<(string | null)[][]>;
+  /**
+   * Applies row events to their batches' counters and acknowledges `ackIds` in consumer group
+   * `group` of the events stream, atomically (an event is counted exactly when it is
+   * acknowledged); reports the batches that became complete.
+   */
+  applyEvents(
+    group: string,
+    events: readonly BatchRowEvent[],
+    ackIds: readonly string[],
+    now: number,
+  ): Promise<ApplyEventsResult>;
+}

@@ -1,0 +1,94 @@
+/**
+ * Billing rules (rules 3, 4 and 7, record.ts): which periods a tick bills at `now`, the claim it
+ * takes on them, and the commit that advances `nextPeriod` once their intents exist. Pure.
+ */
+import { periodIndexAt } from './calendar.ts';
+import { startOf } from './periods.ts';
+import { isBillable, type Subscription } from './record.ts';
+
+/** What a tick should do with one subscription at `now`. */
+export type BillingPlan =
+  /** Not billable (paused, canceled, or held by dunning). */
+  | { kind: 'idle' }
+  /** Another tick holds a live claim. */
+  | { kind: 'busy'; until: number }
+  /** Nothing due yet. */
+  | { kind: 'wait'; nextAt: number }
+  /** Bill `periods` (in order); `next` becomes `nextPeriod`; `skipped` were over the cap. */
+  | { kind: 'bill'; periods: number[]; skipped: number; next: number };
+
+/** Decides which periods are due at `now` (rules 3, 4, 7). */
+export function planBilling(
+  sub: Subscription,
+  now: number,
+  opts: { catchUpMax: number },
+): BillingPlan {
+  if (!isBillable(sub)) return { kind: 'idle' };
+  if (sub.claim && sub.claim.until > now) return { kind: 'busy', until: sub.claim.until };
+  if (sub.nextPeriodStart > now) return { kind: 'wait', nextAt: sub.nextPeriodStart };
+  const s = sub.schedule;
+  const max = Math.max(1, opts.catchUpMax);
+  // The last period started by `now`: usually `nextPeriod` itself, a few steps on after a short
+  // outage; a long one is located by the calendar in one step instead of walked.
+  let last = sub.nextPeriod;
+  while (startOf(s, last + 1) <= now) {
+    last += 1;
+    if (last - sub.nextPeriod > max) {
+      last = periodIndexAt(s, now);
+      break;
+    }
+  }
+  const from = Math.max(sub.nextPeriod, last - max + 1);
+  // duePeriods over memoized starts: an empty period (a calendar day a zone skipped) bills nothing.
+  const periods: number[] = [];
+  for (let n = from; n <= last; n++) if (startOf(s, n + 1) > startOf(s, n)) periods.push(n);
+  return { kind: 'bill', periods, skipped: from - sub.nextPeriod, next: last + 1 };
+}
+
+/** Takes the lease for a `bill` plan; the caller stores it with compare-and-set. */
+export function claimBilling(
+  sub: Subscription,
+  plan: Extract<BillingPlan, { kind: 'bill' }>,
+  claim: { token: string; now: number; leaseMs: number },
+): Subscription {
+  return {
+    ...sub,
+    updatedAt: claim.now,
+    claim: {
+      token: claim.token,
+      from: sub.nextPeriod,
+      next: plan.next,
+      until: claim.now + claim.leaseMs,
+    },
+  };
+}
+
+/**
+ * Commits a claim once its intents exist: `nextPeriod` advances past the billed periods. Returns
+ * undefined when the claim is no longer ours (expired and taken over, or the subscription was
+ * canceled): the other party's commit covers the same periods.
+ */
+export function commitBilling(
+  sub: Subscription,
+  token: string,
+  skipped: number,
+  now: number,
+): Subscription | undefined {
+  const claim = sub.claim;
+  if (!claim || claim.token !== token) return undefined;
+  const next = Math.max(sub.nextPeriod, claim.next);
+  const { claim: _done, ...rest } = sub;
+  return {
+    ...rest,
+    updatedAt: now,
+    nextPeriod: next,
+    nextPeriodStart: startOf(sub.schedule, next),
+    skippedPeriods: sub.skippedPeriods + skipped,
+  };
+}
+
+/** Clears an expired claim that turned out to cover nothing (the due index is then rescored). */
+export function releaseClaim(sub: Subscription, now: number): Subscription {
+  const { claim: _done, ...rest } = sub;
+  return { ...rest, updatedAt: now };
+}

@@ -1,0 +1,167 @@
+/**
+ * Payment outcome rules (rules 5 and 6, record.ts): what a succeeded or failed charge of one of a
+ * subscription's periods does to it, and the dunning that follows a failure. Pure.
+ */
+import { dunningDueAt } from './calendar.ts';
+import { periodOf } from './periods.ts';
+import {
+  canceledEvent,
+  NOTHING,
+  retryOf,
+  subscriptionEvent,
+  type Decision,
+  type DunningEntry,
+  type Subscription,
+  type SubscriptionStatus,
+} from './record.ts';
+import type { IntentKey } from '../kernel/ids.ts';
+
+/** How failed renewals are retried (config `DUNNING_SCHEDULE`, `DUNNING_EXHAUSTED`). */
+export interface DunningPolicy {
+  /** Delays after the first failure, not cumulative: `1d,3d,5d,7d`. */
+  scheduleMs: readonly number[];
+  whenExhausted: 'cancel' | 'past_due';
+}
+
+/** A payment outcome of one of the subscription's intents, as read from the events stream. */
+export interface ChargeOutcome {
+  key: IntentKey;
+  period: number;
+  attempt: number;
+  now: number;
+}
+
+/** Rule 5: the charge of `outcome.key` succeeded. */
+export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): Decision {
+  // Canceled: a charge already in flight completed; the books have its payment.succeeded.
+  if (sub.status === 'canceled') return NOTHING;
+  const { key, now } = outcome;
+  const dunning = sub.dunning.filter((d) => d.key !== key);
+  const paid = periodOf(sub.schedule, outcome.period);
+  const currentPeriod =
+    sub.currentPeriod && sub.currentPeriod.index >= paid.index ? sub.currentPeriod : paid;
+  const status: SubscriptionStatus =
+    sub.status === 'past_due' && dunning.length === 0 ? 'active' : sub.status;
+  const next: Subscription = {
+    ...sub,
+    updatedAt: now,
+    status,
+    dunning,
+    delinquent: false,
+    currentPeriod,
+  };
+  return {
+    next,
+    events: [
+      subscriptionEvent(`evt_${key}_renewed`, 'subscription.renewed', now, {
+        subscriptionId: sub.id,
+        key,
+        attempt: outcome.attempt,
+        period: paid.index,
+        periodStart: paid.start,
+        periodEnd: paid.end,
+        amount: sub.amount,
+        currency: sub.currency,
+        status,
+      }),
+    ],
+    retries: [],
+  };
+}
+
+/** Rule 6: the charge of `outcome.key` failed (final for its attempt). */
+export function onChargeFailed(
+  sub: Subscription,
+  outcome: ChargeOutcome & { reason: string },
+  policy: DunningPolicy,
+): Decision {
+  if (sub.status === 'canceled') return NOTHING;
+  const { key, now, attempt } = outcome;
+  const prev = sub.dunning.find((d) => d.key === key);
+  if (prev && prev.attempt >= attempt) {
+    // A replayed event: nothing new, but make sure the retry it scheduled exists.
+    return { events: [], retries: sub.status === 'paused' ? [] : [retryOf(sub, prev)] };
+  }
+  const step = prev ? prev.step + 1 : 0;
+  const failedAt = prev?.failedAt ?? now;
+  const dueAt = dunningDueAt(failedAt, policy.scheduleMs, step);
+  const others = sub.dunning.filter((d) => d.key !== key);
+  const base = {
+    subscriptionId: sub.id,
+    key,
+    attempt,
+    reason: outcome.reason,
+    period: outcome.period,
+  };
+
+  if (dueAt !== undefined) {
+    const entry: DunningEntry = {
+      key,
+      period: outcome.period,
+      attempt,
+      step,
+      failedAt,
+      dueAt,
+      reason: outcome.reason,
+    };
+    const status: SubscriptionStatus = sub.status === 'paused' ? 'paused' : 'past_due';
+    const next: Subscription = {
+      ...sub,
+      updatedAt: now,
+      status,
+      dunning: [...others, entry].sort((a, b) => a.period - b.period),
+    };
+    return {
+      next,
+      events: [
+        subscriptionEvent(`evt_${key}_${attempt}_past_due`, 'subscription.past_due', now, {
+          ...base,
+          status,
+          retry: step + 1,
+          retryAt: dueAt,
+          exhausted: false,
+        }),
+      ],
+      retries: status === 'paused' ? [] : [retryOf(next, entry)],
+    };
+  }
+
+  if (policy.whenExhausted === 'cancel') {
+    const { claim: _dropped, ...rest } = sub;
+    const next: Subscription = {
+      ...rest,
+      updatedAt: now,
+      status: 'canceled',
+      canceledAt: now,
+      cancelReason: 'dunning_exhausted',
+      dunning: [],
+    };
+    return {
+      next,
+      events: [
+        canceledEvent(sub, now, { ...base, reason: 'dunning_exhausted', failure: outcome.reason }),
+      ],
+      retries: [],
+    };
+  }
+  // Left past_due: the period is written off and billing goes on (rule 6).
+  const status: SubscriptionStatus = sub.status === 'paused' ? 'paused' : 'past_due';
+  const next: Subscription = {
+    ...sub,
+    updatedAt: now,
+    status,
+    dunning: others,
+    delinquent: true,
+  };
+  return {
+    next,
+    events: [
+      subscriptionEvent(`evt_${key}_${attempt}_past_due`, 'subscription.past_due', now, {
+        ...base,
+        status,
+        exhausted: true,
+      }),
+    ],
+    retries: [],
+  };
+}

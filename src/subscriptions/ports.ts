@@ -1,0 +1,57 @@
+/**
+ * What recurring billing needs from the outside world beyond kernel/ports.ts: the store of
+ * subscription records. Implemented by `store/subscription-store.ts` (Redis), built once by the
+ * composition root and handed to the features (tick, outcome consumer, dunning, service).
+ */
+import type { BillingEvent } from '../kernel/events.ts';
+import type { Decision, Subscription } from './record.ts';
+
+/** A record and the version it was read at, for compare-and-set. */
+export interface Versioned {
+  sub: Subscription;
+  version: number;
+}
+
+/** The result of {@link SubscriptionStore.mutate}. */
+export type MutateResult<T> =
+  { found: false } | { found: true; saved: boolean; sub: Subscription; version: number; value: T };
+
+/**
+ * Persistence of subscriptions. Every write is a compare-and-set on the record's version that
+ * also rescores the due index from the record and appends the change's events, atomically.
+ */
+export interface SubscriptionStore {
+  /** Creates `sub` unless its id exists; returns what is stored either way. */
+  create(sub: Subscription): Promise<{ created: boolean } & Versioned>;
+  /** Creates many in few round trips; per input, whether it was created (false: the id existed). */
+  createMany(subs: readonly Subscription[]): Promise<boolean[]>;
+  get(id: string): Promise<Versioned | undefined>;
+  /** Several records in one round trip, in the order of `ids` (undefined when missing). */
+  getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]>;
+  /**
+   * Many compare-and-set saves in one round trip; per item, the new version or undefined on
+   * conflict. Each save is atomic on its own; they are not atomic together.
+   */
+  saveMany(
+    items: readonly {
+      sub: Subscription;
+      expectVersion: number;
+      events?: readonly BillingEvent[];
+    }[],
+  ): Promise<(number | undefined)[]>;
+  /**
+   * Applies `decide` to the current record with compare-and-set, re-reading and re-deciding when
+   * another writer got there first (`next` undefined: no change). Throws when the record keeps
+   * changing.
+   */
+  mutate<T>(
+    id: string,
+    decide: (sub: Subscription) => { decision: Pick<Decision, 'next' | 'events'>; value: T },
+  ): Promise<MutateResult<T>>;
+  /** Ids due at or before `now`, earliest first. Cost follows the due ones, not the total. */
+  dueIds(now: number, limit: number): Promise<string[]>;
+  /** Ids in lexicographic order, after `after` (exclusive). */
+  listIds(opts: { after?: string; limit: number }): Promise<string[]>;
+  /** The subscription's charge intents, newest first. */
+  intentKeys(id: string, limit: number): Promise<string[]>;
+}
