@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox | undefined;
@@ -44,9 +45,7 @@ describe('gateway auth failure', () => {
       });
     }
     const queue = wrong.app.dispatcher.queue('charges');
-    const deadline = Date.now() + 10_000;
-    while (!(await queue.isPaused()) && Date.now() < deadline)
-      await new Promise((r) => setTimeout(r, 25));
+    await until(() => queue.isPaused(), { what: 'the charges queue paused', timeoutMs: 10_000 });
     expect(await queue.isPaused()).toBe(true);
 
     const alerts = (await wrong.app.events.read()).filter(
@@ -72,15 +71,18 @@ describe('gateway auth failure', () => {
     await q.resume();
     // Parked jobs wait out their delay; promote them so the test does not wait a minute.
     for (const job of await q.getDelayed()) await job.promote();
-    const until = Date.now() + 15_000;
-    for (let i = 0; i < 5; i++) {
-      let state = (await fixed.app.store.get(`api_auth${i}`))?.state;
-      while (state !== 'succeeded' && Date.now() < until) {
-        await new Promise((r) => setTimeout(r, 25));
-        state = (await fixed.app.store.get(`api_auth${i}`))?.state;
-      }
-      expect(state).toBe('succeeded');
-    }
+    const states = await until(
+      () =>
+        Promise.all(
+          [0, 1, 2, 3, 4].map(async (i) => (await fixed.app.store.get(`api_auth${i}`))?.state),
+        ),
+      {
+        done: (all) => all.every((s) => s === 'succeeded'),
+        what: 'every payment succeeded',
+        timeoutMs: 15_000,
+      },
+    );
+    for (const state of states) expect(state).toBe('succeeded');
     expect(Object.values(sandbox.ledger().references).filter((e) => e.moneyMoved)).toHaveLength(5);
   }, 40_000);
 });

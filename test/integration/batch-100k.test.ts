@@ -18,11 +18,12 @@ import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { batchResults } from '../../src/batches/results.ts';
-import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
+import { batchStatus } from '../../src/batches/status.ts';
 import type { Ledger } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
 import { track } from '../support/leak-check.ts';
+import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 
 const ROWS = Number(process.env.BATCH_E2E_ROWS ?? 10_000);
@@ -108,16 +109,12 @@ it(
     expect(submitted.totals).toEqual({ rows: ROWS, valid: ROWS, invalid: 0 });
     const id = submitted.batchId as string;
 
-    const deadline = Date.now() + TIMEOUT_MS - 60_000;
-    let status: BatchStatus | undefined;
-    for (;;) {
-      status = await batchStatus(t.app, id);
-      if (status?.state === 'completed') break;
-      if (Date.now() > deadline) {
-        throw new Error(`not completed in time: ${JSON.stringify(status?.counts)}`);
-      }
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    const status = (await until(() => batchStatus(t.app, id), {
+      done: (s) => s?.state === 'completed',
+      what: `batch ${id} completed`,
+      timeoutMs: TIMEOUT_MS - 60_000,
+      intervalMs: 500,
+    }))!;
     expect(status.final).toBe(ROWS);
 
     const resultsFile = join(dir, 'results.csv');

@@ -21,6 +21,7 @@ import type { Sandbox } from '../../src/sandbox/index.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
+import { until } from '../support/poll.ts';
 import { getRedisUrl } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -76,15 +77,13 @@ function payoutCsv(tag: string, rows: number, opts: { noReference?: boolean } = 
 }
 
 async function waitCompleted(id: string, timeoutMs = 30_000): Promise<BatchStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await batchStatus(t.app, id);
-    if (s?.state === 'completed') return s;
-    if (Date.now() > deadline) {
-      throw new Error(`batch ${id} not completed in time: ${JSON.stringify(s?.counts)}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const s = await until(() => batchStatus(t.app, id), {
+    done: (st) => st?.state === 'completed',
+    what: `batch ${id} completed`,
+    timeoutMs,
+    intervalMs: 50,
+  });
+  return s!;
 }
 
 async function resultsOf(id: string): Promise<Record<string, string>[]> {
@@ -344,12 +343,12 @@ describe('the same batch submitted twice moves money once per row', () => {
     await expectResultsAgreeWithLedger(id);
 
     // Reversals (58) arrive after completion: counted, but completion is not published again.
-    const deadline = Date.now() + 15_000;
-    let s = done;
-    while (s.counts.reversed < 5 && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      s = (await batchStatus(t.app, id)) ?? s;
-    }
+    const s = (await until(() => batchStatus(t.app, id), {
+      done: (st) => (st?.counts.reversed ?? 0) >= 5,
+      what: `batch ${id} counting 5 reversals`,
+      timeoutMs: 15_000,
+      intervalMs: 100,
+    }))!;
     expect(s.counts.reversed).toBe(5);
     expect(s.final).toBe(40);
     await expectResultsAgreeWithLedger(id);

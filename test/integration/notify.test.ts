@@ -3,8 +3,9 @@
  * stream entry into one job, the worker POSTs it signed and retries on the configured schedule,
  * and duplicates (a replayed entry, an event appended twice) collapse into one delivery.
  */
+import diagnostics from 'node:diagnostics_channel';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,7 +28,9 @@ import {
 } from '../../src/notifications/relay.ts';
 import { verifyNotification } from '../../src/notifications/signature.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
+import { fieldsOf } from '../../src/infra/redis/stream-consumer.ts';
 import { track } from '../support/leak-check.ts';
+import { until } from '../support/poll.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 
 const SECRET = 'whsec_integration_test_secret';
@@ -135,21 +138,6 @@ async function startReceiver(refuseFirst = 0): Promise<Receiver> {
   return receiver;
 }
 
-/** Polls an async probe until it returns something other than undefined, within a deadline. */
-async function until<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`${what}: not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function testConfig(prefix: string, notifyUrl: string): Promise<Config> {
   return loadConfig({
     NODE_ENV: 'test',
@@ -238,29 +226,48 @@ describe('outbound notifications', () => {
 
   /** Resolves once the group has read the whole stream and acknowledged every entry. */
   const allRelayed = () =>
-    until('every entry relayed and acknowledged', async () => {
-      const key = storeKeys(prefix).events();
-      const [last] = (await redis.xrevrange(key, '+', '-', 'COUNT', 1))[0] ?? [];
-      const groups = (await redis.xinfo('GROUPS', key)) as unknown[][];
-      const g = groups.map((row) => {
-        const f: Record<string, unknown> = {};
-        for (let i = 0; i + 1 < row.length; i += 2) f[String(row[i])] = row[i + 1];
-        return f;
-      });
-      const mine = g.find((f) => f.name === NOTIFY_GROUP);
-      return mine && mine['last-delivered-id'] === last && mine.pending === 0 ? true : undefined;
-    });
-
-  const accepted = (n: number) =>
-    until(`${n} notifications accepted`, () =>
-      receiver.accepted().length >= n ? receiver.accepted() : undefined,
+    until(
+      async () => {
+        const key = storeKeys(prefix).events();
+        const [last] = (await redis.xrevrange(key, '+', '-', 'COUNT', 1))[0] ?? [];
+        const groups = (await redis.xinfo('GROUPS', key)) as unknown[][];
+        const g = groups.map((row) => {
+          const f: Record<string, unknown> = {};
+          for (let i = 0; i + 1 < row.length; i += 2) f[String(row[i])] = row[i + 1];
+          return f;
+        });
+        const mine = g.find((f) => f.name === NOTIFY_GROUP);
+        return mine !== undefined && mine['last-delivered-id'] === last && mine.pending === 0;
+      },
+      { what: 'every entry relayed and acknowledged', timeoutMs: 10_000 },
     );
 
-  const settledCounts = () =>
-    until('no notification job left to run', async () => {
-      const c = await queue!.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
-      return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0 ? c : undefined;
+  const accepted = (n: number) =>
+    until(() => (receiver.accepted().length >= n ? receiver.accepted() : undefined), {
+      what: `${n} notifications accepted`,
+      timeoutMs: 10_000,
     });
+
+  const settledCounts = () =>
+    until(
+      async () => {
+        const c = await queue!.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+        return (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) === 0 ? c : undefined;
+      },
+      { what: 'no notification job left to run', timeoutMs: 10_000 },
+    );
+
+  /**
+   * When BullMQ scheduled each retry of a job: the `delay` field (the timestamp the job becomes
+   * due) of the job's "delayed" events in the queue's event stream, in order.
+   */
+  const retriesScheduledAt = async (jobId: string) => {
+    const entries = await redis.xrange(`${prefix}:${QUEUES.notifications}:events`, '-', '+');
+    return entries
+      .map(([, flat]) => fieldsOf(flat))
+      .filter((f) => f.event === 'delayed' && f.jobId === jobId)
+      .map((f) => Number(f.delay));
+  };
 
   it('retries a refusing receiver on the schedule and delivers each event once, signed', async () => {
     const a = await open({ refuseFirst: 2 });
@@ -288,9 +295,15 @@ describe('outbound notifications', () => {
     for (const e of events) {
       const tries = receiver.requests.filter((r) => r.json.id === e.id);
       expect(tries.map((r) => r.status)).toEqual([500, 500, 200]);
-      // The schedule is 50 ms then 100 ms (BullMQ never retries early; allow timer slack).
-      expect(tries[1]!.at - tries[0]!.at).toBeGreaterThanOrEqual(40);
-      expect(tries[2]!.at - tries[1]!.at).toBeGreaterThanOrEqual(90);
+      // The schedule is 50 ms then 100 ms. Read from what BullMQ recorded, not measured: each
+      // refusal scheduled its retry for at least that long after the refused try reached the
+      // receiver, and no retry reached it before the time it was scheduled for.
+      const due = await retriesScheduledAt(notificationJobId(e.id));
+      expect(due).toHaveLength(2);
+      expect(due[0]).toBeGreaterThanOrEqual(tries[0]!.at + 50);
+      expect(tries[1]!.at).toBeGreaterThanOrEqual(due[0]!);
+      expect(due[1]).toBeGreaterThanOrEqual(tries[1]!.at + 100);
+      expect(tries[2]!.at).toBeGreaterThanOrEqual(due[1]!);
       expect(JSON.parse(tries[2]!.raw)).toEqual({
         id: e.id,
         type: e.type,
@@ -326,9 +339,10 @@ describe('outbound notifications', () => {
     await start();
 
     const id = notificationJobId(event(7).id);
-    await until('job failed for good', async () =>
-      (await queue!.getJobState(id)) === 'failed' ? true : undefined,
-    );
+    await until(async () => (await queue!.getJobState(id)) === 'failed', {
+      what: 'job failed for good',
+      timeoutMs: 10_000,
+    });
     // Read once it is final: a job read before its last attempt failed shows the attempts so far.
     const job = (await queue!.getJob(id))!;
     // First try plus one per schedule entry; then it stays failed, retryable from the dashboard.
@@ -417,15 +431,49 @@ describe('outbound notifications', () => {
   });
 
   it('stops promptly while blocked on the stream', async () => {
-    await open();
-    const notifier = await start({ blockMs: 30_000 });
-    // Let the relay reach its blocking read (the group exists once start() resolved).
-    await until('relay blocked', async () => {
-      const clients = await redis.client('LIST');
-      return /cmd=xreadgroup/.test(String(clients)) ? true : undefined;
-    });
-    const t0 = Date.now();
-    await stopNotifier(notifier);
-    expect(Date.now() - t0).toBeLessThan(2_000);
+    // This process's Redis connections (the shared Redis also serves other test files, some of
+    // them blocked in XREADGROUP too), by local port, as Node opens them.
+    const ownPorts = new Set<number>();
+    const onSocket = (message: unknown) => {
+      const { socket } = message as { socket: Socket };
+      socket.once('connect', () => ownPorts.add(socket.localPort!));
+    };
+    diagnostics.subscribe('net.client.socket', onSocket);
+    try {
+      await open();
+      // A block far longer than the test's timeout: a stop() that waited for the read to time
+      // out would fail the test, so "promptly" needs no clock.
+      const notifier = await start({ blockMs: 600_000 });
+      /** How many of this process's connections are blocked (flag b) in XREADGROUP. */
+      const ownBlockedReads = async () => {
+        const lines = String(await redis.client('LIST'))
+          .trim()
+          .split('\n');
+        return lines.filter((line) => {
+          const f = new Map(
+            line.split(' ').map((kv) => [kv.split('=')[0], kv.slice(kv.indexOf('=') + 1)]),
+          );
+          const addr = f.get('addr') ?? '';
+          return (
+            f.get('cmd') === 'xreadgroup' &&
+            (f.get('flags') ?? '').includes('b') &&
+            ownPorts.has(Number(addr.slice(addr.lastIndexOf(':') + 1)))
+          );
+        }).length;
+      };
+      await until(async () => (await ownBlockedReads()) === 1, {
+        what: 'the relay blocked in XREADGROUP',
+        timeoutMs: 10_000,
+      });
+      await stopNotifier(notifier);
+      expect(notifier.isOpen()).toBe(false);
+      // The block was ended by dropping its connection.
+      await until(async () => (await ownBlockedReads()) === 0, {
+        what: 'the blocked read gone from CLIENT LIST',
+        timeoutMs: 10_000,
+      });
+    } finally {
+      diagnostics.unsubscribe('net.client.socket', onSocket);
+    }
   });
 });

@@ -18,6 +18,7 @@ import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV, testConfig } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
 import { track } from '../support/leak-check.ts';
+import { until } from '../support/poll.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -67,19 +68,8 @@ function value(samples: Sample[], name: string, labels: Record<string, string> =
     .reduce((sum, s) => sum + s.value, 0);
 }
 
-async function poll<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
+/** How long the metrics and shutdown waits below may take (under load, with child processes). */
+const WAIT_MS = 20_000;
 
 /**
  * The app as composition builds it, with this file's metrics attached the way composition will
@@ -160,13 +150,16 @@ describe('metrics and dashboard on a running app', () => {
       const r = await createPayment(deps, charge(key, amounts[i]!));
       expect(r.status).toBe('created');
     }
-    await poll(async () => {
-      for (const key of keys) {
-        const state = (await inst.app.store.get(`api_${key}`))?.state;
-        if (state === undefined || !FINAL.has(state)) return undefined;
-      }
-      return true;
-    }, 'every payment final');
+    await until(
+      async () => {
+        for (const key of keys) {
+          const state = (await inst.app.store.get(`api_${key}`))?.state;
+          if (state === undefined || !FINAL.has(state)) return undefined;
+        }
+        return true;
+      },
+      { what: 'every payment final', timeoutMs: WAIT_MS },
+    );
   });
 
   afterAll(async () => {
@@ -177,16 +170,19 @@ describe('metrics and dashboard on a running app', () => {
 
   it('exposes jobs, gateway latency, intents by state, queue depths and process metrics', async () => {
     // Job events arrive just after the transition that made the intent final.
-    const samples = await poll(async () => {
-      const res = await server.inject({ method: 'GET', url: '/metrics' });
-      expect(res.statusCode).toBe(200);
-      expect(res.headers['content-type']).toMatch(/^text\/plain/);
-      const s = parseMetrics(res.body);
-      return value(s, 'billing_jobs_total', { queue: 'charges', outcome: 'completed' }) >= 5 &&
-        value(s, 'billing_jobs_total', { queue: 'reconcile', outcome: 'completed' }) >= 1
-        ? s
-        : undefined;
-    }, 'job counters');
+    const samples = await until(
+      async () => {
+        const res = await server.inject({ method: 'GET', url: '/metrics' });
+        expect(res.statusCode).toBe(200);
+        expect(res.headers['content-type']).toMatch(/^text\/plain/);
+        const s = parseMetrics(res.body);
+        return value(s, 'billing_jobs_total', { queue: 'charges', outcome: 'completed' }) >= 5 &&
+          value(s, 'billing_jobs_total', { queue: 'reconcile', outcome: 'completed' }) >= 1
+          ? s
+          : undefined;
+      },
+      { what: 'job counters', timeoutMs: WAIT_MS },
+    );
 
     expect(value(samples, 'billing_job_duration_seconds_count', { queue: 'charges' })).toBe(
       value(samples, 'billing_jobs_total', { queue: 'charges' }),
@@ -487,10 +483,13 @@ describe('job metrics', () => {
       await queue.add('flaky', {}, { attempts: 3 });
       await queue.add('fatal', {}, { attempts: 3 });
       await queue.add('fine', {});
-      const samples = await poll(async () => {
-        const s = parseMetrics(await metrics.registry.metrics());
-        return value(s, 'billing_jobs_total') >= 4 ? s : undefined;
-      }, 'four finished attempts');
+      const samples = await until(
+        async () => {
+          const s = parseMetrics(await metrics.registry.metrics());
+          return value(s, 'billing_jobs_total') >= 4 ? s : undefined;
+        },
+        { what: 'four finished attempts', timeoutMs: WAIT_MS },
+      );
       expect(calls).toBe(4);
       expect(value(samples, 'billing_jobs_total', { queue: 'probe', outcome: 'retried' })).toBe(1);
       expect(value(samples, 'billing_jobs_total', { queue: 'probe', outcome: 'failed' })).toBe(1);
@@ -566,10 +565,13 @@ describe('graceful shutdown', () => {
     }
 
     const charges = app.dispatcher.queue(QUEUES.charges);
-    await poll(async () => {
-      const c = await charges.getJobCounts('active', 'completed');
-      return (c.active ?? 0) > 0 && (c.completed ?? 0) > 0 ? true : undefined;
-    }, 'jobs in flight');
+    await until(
+      async () => {
+        const c = await charges.getJobCounts('active', 'completed');
+        return (c.active ?? 0) > 0 && (c.completed ?? 0) > 0 ? true : undefined;
+      },
+      { what: 'jobs in flight', timeoutMs: WAIT_MS },
+    );
     child.kill('SIGTERM');
     const code = await child.exited;
     expect(code, child.output()).toBe(0);
@@ -585,13 +587,12 @@ describe('graceful shutdown', () => {
 
     child = spawnBilling(['start', '--roles', 'worker,reconciler'], env);
     await child.waitFor('roles started');
-    const final = await poll(
+    const final = await until(
       async () => {
         const s = await states();
         return [...s.values()].every((v) => FINAL.has(v)) ? s : undefined;
       },
-      'every intent final after restart',
-      60_000,
+      { what: 'every intent final after restart', timeoutMs: 60_000 },
     );
     child.kill('SIGTERM');
     expect(await child.exited, child.output()).toBe(0);

@@ -11,6 +11,7 @@ import { submitJobId } from '../../src/infra/queues/names.ts';
 import { bullJobName, jobOptionsFor } from '../../src/infra/queues/catalog.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -45,13 +46,32 @@ const body = (key: string, amount = '25.00') => ({
 });
 
 async function waitState(key: string, state: string) {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const intent = await t.app.store.get(key);
-    if (intent?.state === state) return intent;
-    if (Date.now() > deadline) throw new Error(`${key} stuck in ${intent?.state}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const intent = await until(() => t.app.store.get(key), {
+    done: (i) => i?.state === state,
+    what: `${key} ${state}`,
+    timeoutMs: 10_000,
+  });
+  return intent!;
+}
+
+/**
+ * Resolves once no job of the intent is left to run in the charges or reconcile queue (a check
+ * can resubmit). The intent is final by then, so no new job of it can appear: whatever reaches
+ * the gateway for it has reached it, and a count read afterwards is the final count.
+ */
+async function noJobLeft(key: string) {
+  const queues = (['charges', 'reconcile'] as const).map((q) => t.app.dispatcher.queue(q));
+  const states = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children'] as const;
+  const left = async () =>
+    (await Promise.all(queues.map((q) => q.getJobs([...states]))))
+      .flat()
+      .filter((job) => (job.data as { key?: string }).key === key)
+      .map((job) => `${job.queueName}/${job.id}`);
+  await until(left, {
+    done: (jobs) => jobs.length === 0,
+    what: `no job of ${key} left to run`,
+    timeoutMs: 10_000,
+  });
 }
 
 function deps() {
@@ -72,7 +92,7 @@ describe('exactly once at the gateway', () => {
     ]);
     expect([a.status, b.status].sort()).toEqual(['created', 'existing']);
     const intent = await waitState('api_twice', 'succeeded');
-    await new Promise((r) => setTimeout(r, 200));
+    await noJobLeft(intent.key);
     expect(calls.get(intent.reference)).toBe(1);
     expect(sandbox.ledger().references[intent.reference]?.moneyMoved).toBe(true);
   });
@@ -83,7 +103,7 @@ describe('exactly once at the gateway', () => {
     await t.app.dispatcher.submit(r.intent);
     await t.app.dispatcher.submit(r.intent);
     const intent = await waitState('api_jobtwice', 'succeeded');
-    await new Promise((r2) => setTimeout(r2, 200));
+    await noJobLeft(intent.key);
     expect(calls.get(intent.reference)).toBe(1);
   });
 
@@ -94,10 +114,10 @@ describe('exactly once at the gateway', () => {
     const queue = t.app.dispatcher.queue('charges');
     const job = await queue.getJob(submitJobId(intent.reference, intent.enqueues));
     // The intent is final inside the handler; BullMQ marks the job completed just after.
-    const settleBy = Date.now() + 5_000;
-    while ((await job?.getState()) !== 'completed' && Date.now() < settleBy) {
-      await new Promise((r2) => setTimeout(r2, 20));
-    }
+    await until(() => job?.getState(), {
+      done: (s) => s === 'completed',
+      what: 'the submit job completed',
+    });
     expect(await job?.getState()).toBe('completed');
     await job?.retry('completed');
     // A replay of the same payload under another id, as a lost-write recovery might produce.
@@ -111,15 +131,14 @@ describe('exactly once at the gateway', () => {
       },
       { ...jobOptionsFor('charges.submit'), jobId: `${intent.reference}-replay` },
     );
-    const deadline = Date.now() + 5_000;
-    while (Date.now() < deadline) {
-      const states = await Promise.all([
-        job?.getState(),
-        queue.getJobState(`${intent.reference}-replay`),
-      ]);
-      if (states.every((s) => s === 'completed')) break;
-      await new Promise((r2) => setTimeout(r2, 20));
-    }
+    await until(
+      () => Promise.all([job?.getState(), queue.getJobState(`${intent.reference}-replay`)]),
+      {
+        done: (states) => states.every((s) => s === 'completed'),
+        what: 'the retried job and the replay completed',
+      },
+    );
+    await noJobLeft(intent.key);
     expect(await queue.getJobState(`${intent.reference}-replay`)).toBe('completed');
     expect(calls.get(intent.reference)).toBe(1);
     expect((await t.app.store.get('api_retried'))?.state).toBe('succeeded');

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
@@ -49,13 +50,12 @@ function payout(key: string, amount: string) {
 }
 
 async function waitFinal(key: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const intent = await t.app.store.get(key);
-    if (intent && FINAL.has(intent.state)) return intent;
-    if (Date.now() > deadline) throw new Error(`${key} not final in time (state ${intent?.state})`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const intent = await until(() => t.app.store.get(key), {
+    done: (i) => i !== undefined && FINAL.has(i.state),
+    what: `${key} final`,
+    timeoutMs,
+  });
+  return intent!;
 }
 
 /** remainder → expected final state of a charge and of a payout, and whether money moved. */
@@ -93,11 +93,11 @@ describe('sandbox outcomes end in the right state and agree with the ledger', ()
       let pi = await waitFinal(`api_p${tag}`);
       if (payoutState === 'reversed') {
         // Success comes first; the reversal is found by the payout watch.
-        const deadline = Date.now() + 10_000;
-        while (pi.state !== 'reversed' && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-          pi = (await t.app.store.get(pi.key)) ?? pi;
-        }
+        pi = (await until(() => t.app.store.get(pi.key), {
+          done: (i) => i?.state === 'reversed',
+          what: `${pi.key} reversed`,
+          timeoutMs: 10_000,
+        }))!;
       }
       expect(ci.state).toBe(chargeState);
       expect(pi.state).toBe(payoutState);

@@ -8,6 +8,7 @@ import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV, startTestApp, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
+import { until } from '../support/poll.ts';
 import { getRedisUrl } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -21,13 +22,13 @@ afterEach(async () => {
 });
 
 async function waitState(app: TestApp, key: string, want: string, timeoutMs = 20_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const intent = await app.app.store.get(key);
-    if (intent?.state === want) return intent;
-    if (Date.now() > deadline) throw new Error(`${key} stuck in ${intent?.state}, wanted ${want}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const intent = await until(() => app.app.store.get(key), {
+    done: (i) => i?.state === want,
+    what: `${key} ${want}`,
+    timeoutMs,
+    intervalMs: 50,
+  });
+  return intent!;
 }
 
 describe('reconcile sweep', () => {
@@ -81,12 +82,11 @@ describe('reconcile sweep', () => {
     // Wait until every submission has been answered, then lose every scheduled check job.
     for (const [rem] of cases) {
       for (const key of [`api_sc${rem}`, `api_sp${rem}`]) {
-        const deadline = Date.now() + 10_000;
-        while (Date.now() < deadline) {
-          const s = (await app.app.store.get(key))?.state;
-          if (s && s !== 'queued' && s !== 'submitting') break;
-          await new Promise((r) => setTimeout(r, 25));
-        }
+        await until(async () => (await app.app.store.get(key))?.state, {
+          done: (s) => s !== undefined && s !== 'queued' && s !== 'submitting',
+          what: `${key} answered`,
+          timeoutMs: 20_000,
+        });
       }
     }
     const reconcileQueue = app.app.dispatcher.queue('reconcile');

@@ -22,11 +22,11 @@ import {
   showSubscription,
 } from '../../src/subscriptions/service.ts';
 import { TEST_API_TOKEN } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 import {
   startSubsHarness,
   startSubscriptionsScheduler,
-  until,
   type SubsHarness,
   type SubsHarnessOptions,
 } from '../support/subscription-harness.ts';
@@ -280,7 +280,10 @@ describe('two schedulers, overlapping ticks', () => {
     opened.push({ close: () => b.stop() });
     const queue = h.app.dispatcher.queue('subscriptions');
     expect(await queue.getJobSchedulersCount()).toBe(1);
-    await until(async () => (await h.app.store.get('sub_cron_20250201')) !== undefined, 10_000);
+    await until(() => h.app.store.get('sub_cron_20250201'), {
+      what: 'the cron tick to create sub_cron_20250201',
+      timeoutMs: 10_000,
+    });
     await queue.removeJobScheduler('subscriptions-tick');
   });
 });
@@ -394,7 +397,10 @@ describe('dunning', () => {
       interval: 'day',
     });
     await h.tick();
-    await until(async () => (await status(h, 'flaky'))?.status === 'past_due', 10_000);
+    await until(async () => (await status(h, 'flaky'))?.status === 'past_due', {
+      what: 'flaky past_due',
+      timeoutMs: 10_000,
+    });
     const job = await h.app.dispatcher
       .queue('subscriptions')
       .getJob(dunningJobId({ key: 'sub_flaky_20250201' as never, step: 0, resumes: 0 }));
@@ -436,7 +442,10 @@ describe('pause, resume and cancel during dunning', () => {
       interval: 'day',
     });
     await ctx.h.tick();
-    await until(async () => (await status(ctx.h, id))?.status === 'past_due', 10_000);
+    await until(async () => (await status(ctx.h, id))?.status === 'past_due', {
+      what: `${id} past_due`,
+      timeoutMs: 10_000,
+    });
     return ctx;
   }
 
@@ -447,7 +456,10 @@ describe('pause, resume and cancel during dunning', () => {
     const job = await queue.getJob(jobId);
     expect(job?.opts.delay).toBeGreaterThan(0);
     await job!.promote();
-    await until(async () => (await queue.getJob(jobId))?.finishedOn !== undefined, 10_000);
+    await until(async () => (await queue.getJob(jobId))?.finishedOn !== undefined, {
+      what: `dunning job ${jobId} finished`,
+      timeoutMs: 10_000,
+    });
     return (await queue.getJob(jobId))?.returnvalue as unknown;
   }
 

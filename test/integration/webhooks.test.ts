@@ -4,11 +4,13 @@
  * forged, missing and tampered signatures are refused and logged without the body; a webhook
  * that arrives before its intent resolves once the intent exists.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { signWebhook } from '../../src/infra/gateway/sayswitch/crypto.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { countServerResponses } from '../support/http-events.ts';
+import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox, TEST_SECRET_KEY } from '../support/sandbox.ts';
 
@@ -28,6 +30,14 @@ afterEach(async () => {
   t = undefined;
   sandbox = undefined;
 });
+
+/** Webhook-triggered checks (job ids `wh-…`) not yet run to the end. */
+async function webhookChecksToRun(app: TestApp): Promise<string[]> {
+  const jobs = await app.app.dispatcher
+    .queue('reconcile')
+    .getJobs(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+  return jobs.map((j) => j.id ?? '').filter((id) => id.startsWith('wh-'));
+}
 
 async function start(opts: { duplicates?: number; shuffle?: boolean; logs?: string[] } = {}) {
   const port = await findFreePort();
@@ -85,13 +95,12 @@ async function waitState(
   want: (s: string) => boolean,
   timeoutMs = 15_000,
 ) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const intent = await app.app.store.get(key);
-    if (intent && want(intent.state)) return intent;
-    if (Date.now() > deadline) throw new Error(`${key} stuck in ${intent?.state}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  const intent = await until(() => app.app.store.get(key), {
+    done: (i) => i !== undefined && want(i.state),
+    what: `${key} in the wanted state`,
+    timeoutMs,
+  });
+  return intent!;
 }
 
 const CASES: [string, string, string][] = [
@@ -129,9 +138,33 @@ describe('webhooks drive payments to their final state', () => {
 
   it('duplicated (x3) and shuffled webhooks give the same final states', async () => {
     const { sandbox: box, t: app } = await start({ duplicates: 3, shuffle: true });
+    // Each webhook the app answered 200 was taken in: its check enqueued (or collapsed).
+    const takenIn = countServerResponses(
+      Number(new URL(app.url!).port),
+      '/webhooks/sayswitch',
+      200,
+    );
+    onTestFinished(() => takenIn.stop());
     const finals = await runCases(app, box, 'd');
-    // Let every duplicate land, then check nothing moved.
-    await new Promise((r) => setTimeout(r, 500));
+    // Let every duplicate land and every check it triggered run, then check nothing moved. The
+    // sandbox sends one webhook per final status a reference reaches (two for a reversal, which
+    // succeeded first), three copies each.
+    const sent =
+      3 *
+      Object.values(box.ledger().references)
+        .map((e): number => (e.status === 'reversed' ? 2 : e.status === 'pending' ? 0 : 1))
+        .reduce((a, b) => a + b, 0);
+    expect(sent).toBe(3 * 11);
+    await until(takenIn, {
+      done: (n) => n >= sent,
+      what: `${sent} webhooks taken in`,
+      timeoutMs: 15_000,
+    });
+    await until(() => webhookChecksToRun(app), {
+      done: (ids) => ids.length === 0,
+      what: 'every webhook-triggered check run',
+      timeoutMs: 15_000,
+    });
     for (const [key, state] of Object.entries(finals)) {
       expect((await app.app.store.get(key))?.state).toBe(state);
     }
@@ -214,13 +247,12 @@ describe('webhook signature and intake', () => {
     await createPayment(deps(app), charge('early', '30.00'));
     await waitState(app, 'api_early', (s) => s === 'succeeded');
     // The kept webhook job retries until the intent exists, then completes (never fails).
-    const deadline = Date.now() + 20_000;
-    let state = await queue.getJobState('wh-api_early_1-early');
-    while (state !== 'completed' && Date.now() < deadline) {
-      expect(state).not.toBe('failed');
-      await new Promise((r) => setTimeout(r, 100));
-      state = await queue.getJobState('wh-api_early_1-early');
-    }
+    const state = await until(() => queue.getJobState('wh-api_early_1-early'), {
+      done: (s) => s === 'completed' || s === 'failed',
+      what: 'the kept webhook job final',
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     expect(state).toBe('completed');
   }, 30_000);
 });

@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { until } from './poll.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/billing.js', import.meta.url));
 
@@ -33,14 +34,16 @@ export function spawnBilling(args: string[], env: Record<string, string>): Billi
     output: () => out,
     exited,
     waitFor: async (text, timeoutMs = 30_000) => {
-      const deadline = Date.now() + timeoutMs;
-      while (!out.includes(text)) {
-        if (Date.now() > deadline)
-          throw new Error(`"${text}" not seen within ${timeoutMs} ms:\n${out}`);
-        if (proc.exitCode !== null || proc.signalCode !== null)
-          throw new Error(`exited before "${text}":\n${out}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
+      const seen = await until(
+        () =>
+          out.includes(text)
+            ? 'seen'
+            : proc.exitCode !== null || proc.signalCode !== null
+              ? 'exited'
+              : undefined,
+        { what: () => `"${text}" in the output:\n${out}`, timeoutMs },
+      );
+      if (seen === 'exited') throw new Error(`exited before "${text}":\n${out}`);
     },
     kill: (signal = 'SIGKILL') => {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

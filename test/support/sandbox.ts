@@ -175,18 +175,3 @@ export async function startWebhookReceiver(port = 0): Promise<WebhookReceiver> {
   receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/sayswitch`;
   return receiver;
 }
-
-/** Polls `probe` until it returns a value other than undefined, or fails after `timeoutMs`. */
-export async function eventually<T>(
-  probe: () => T | undefined,
-  timeoutMs = 5000,
-  intervalMs = 10,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}

@@ -31,6 +31,7 @@ import {
 } from '../../src/subscriptions/service.ts';
 import { testConfig } from './app.ts';
 import { track } from './leak-check.ts';
+import { until } from './poll.ts';
 import { cleanupPrefix, uniquePrefix } from './redis.ts';
 import { TEST_SECRET_KEY } from './sandbox.ts';
 
@@ -116,22 +117,6 @@ export interface SubsHarnessOptions {
   prefix?: string;
 }
 
-/** Polls `probe` until it returns true, or fails after `timeoutMs` with `describe()`. */
-export async function until(
-  probe: () => Promise<boolean>,
-  timeoutMs: number,
-  describe: () => Promise<string> | string = () => '',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await probe()) return;
-    if (Date.now() > deadline) {
-      throw new Error(`condition not met within ${timeoutMs} ms ${await describe()}`);
-    }
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 /** Starts the application, the scheduler role (no cron: ticks are driven) and the consumer. */
 export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHarness> {
   const prefix = opts.prefix ?? uniquePrefix('subs');
@@ -199,14 +184,11 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
     async settle(timeoutMs = 20_000) {
       // Quiet twice in a row: a dunning job may fire between the reads of one snapshot.
       let streak = 0;
-      await until(
-        async () => {
-          streak = quiet(await snapshot()) ? streak + 1 : 0;
-          return streak >= 2;
-        },
+      await until(snapshot, {
+        done: (s) => (streak = quiet(s) ? streak + 1 : 0) >= 2,
+        what: 'no charge open, every outcome applied and no dunning job waiting',
         timeoutMs,
-        async () => JSON.stringify(await snapshot()),
-      );
+      });
     },
     async events() {
       return app.events.read('-', 1_000_000);

@@ -14,36 +14,20 @@ import {
 } from '../../../src/kernel/errors.ts';
 import type { AttemptReference } from '../../../src/kernel/ids.ts';
 import { amountMinor } from '../../../src/kernel/money.ts';
-import type { ChargeRequest, LookupOutcome, PayoutRequest } from '../../../src/kernel/ports.ts';
+import type { ChargeRequest, PayoutRequest } from '../../../src/kernel/ports.ts';
 import {
   SayswitchGateway,
   type SayswitchOptions,
 } from '../../../src/infra/gateway/sayswitch/client.ts';
 import type { PayloadCryptoConfig } from '../../../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox } from '../../../src/sandbox/index.ts';
+import { until } from '../../support/poll.ts';
 
 const SECRET = 'sk_test_contract';
 const SETTLE_MS = 200;
 const POLL_DEADLINE_MS = 5_000;
 
 type Sandbox = Awaited<ReturnType<typeof startSandbox>>;
-
-/** Polls `read` until `done` holds, or fails at the deadline with the last value seen. */
-async function pollUntil<T>(
-  read: () => Promise<T>,
-  done: (v: T) => boolean,
-  deadlineMs = POLL_DEADLINE_MS,
-): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  let last = await read();
-  while (!done(last)) {
-    if (Date.now() > until)
-      throw new Error(`condition not met within ${deadlineMs} ms; last: ${JSON.stringify(last)}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-    last = await read();
-  }
-  return last;
-}
 
 async function rejection(p: Promise<unknown>): Promise<BillingError> {
   try {
@@ -173,10 +157,11 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const g = gateway();
       expect((await g.chargeCard(req)).status).toBe('pending');
       expect(entry(req.reference)).toMatchObject({ status: 'pending', moneyMoved: false });
-      const settled = await pollUntil(
-        () => g.verifyCharge(req.reference),
-        (o) => o.status !== 'pending',
-      );
+      const settled = await until(() => g.verifyCharge(req.reference), {
+        done: (o) => o.status !== 'pending',
+        what: `${req.reference} settled (verifyCharge)`,
+        timeoutMs: POLL_DEADLINE_MS,
+      });
       expect(settled).toMatchObject({ status: 'succeeded', amount: 10_052 });
       expect(entry(req.reference)).toMatchObject({ status: 'success', moneyMoved: true });
     });
@@ -185,10 +170,11 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const req = charge(10_053);
       const g = gateway();
       expect((await g.chargeCard(req)).status).toBe('pending');
-      const settled = await pollUntil(
-        () => g.verifyCharge(req.reference),
-        (o) => o.status !== 'pending',
-      );
+      const settled = await until(() => g.verifyCharge(req.reference), {
+        done: (o) => o.status !== 'pending',
+        what: `${req.reference} settled (verifyCharge)`,
+        timeoutMs: POLL_DEADLINE_MS,
+      });
       expect(settled).toMatchObject({ status: 'failed' });
       expect(entry(req.reference)).toMatchObject({ status: 'failed', moneyMoved: false });
     });
@@ -295,10 +281,11 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const req = payout(10_052);
       const g = gateway();
       expect((await g.payout(req)).status).toBe('pending');
-      const settled = await pollUntil(
-        () => g.lookupPayout(req.reference),
-        (o) => o.status !== 'pending',
-      );
+      const settled = await until(() => g.lookupPayout(req.reference), {
+        done: (o) => o.status !== 'pending',
+        what: `${req.reference} settled (lookupPayout)`,
+        timeoutMs: POLL_DEADLINE_MS,
+      });
       expect(settled.status).toBe('succeeded');
       expect(entry(req.reference)).toMatchObject({ status: 'success', moneyMoved: true });
     });
@@ -307,10 +294,11 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const req = payout(10_053);
       const g = gateway();
       expect((await g.payout(req)).status).toBe('pending');
-      const settled = await pollUntil(
-        () => g.lookupPayout(req.reference),
-        (o) => o.status !== 'pending',
-      );
+      const settled = await until(() => g.lookupPayout(req.reference), {
+        done: (o) => o.status !== 'pending',
+        what: `${req.reference} settled (lookupPayout)`,
+        timeoutMs: POLL_DEADLINE_MS,
+      });
       expect(settled.status).toBe('failed');
       expect(entry(req.reference)).toMatchObject({ status: 'failed', moneyMoved: false });
     });
@@ -352,10 +340,11 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const req = payout(10_058);
       const g = gateway();
       expect((await g.payout(req)).status).toBe('succeeded');
-      const reversed = await pollUntil<LookupOutcome>(
-        () => g.lookupPayout(req.reference),
-        (o) => o.status === 'reversed',
-      );
+      const reversed = await until(() => g.lookupPayout(req.reference), {
+        done: (o) => o.status === 'reversed',
+        what: `${req.reference} reversed (lookupPayout)`,
+        timeoutMs: POLL_DEADLINE_MS,
+      });
       expect(reversed).toMatchObject({ status: 'reversed', amount: 10_058 });
       expect(entry(req.reference)).toMatchObject({ status: 'reversed', moneyMoved: false });
     });

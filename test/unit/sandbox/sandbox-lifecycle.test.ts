@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { sandboxOptionsSchema, startSandbox } from '../../../src/sandbox/index.ts';
 import {
+  clientRequestFailed,
+  countClientRequests,
+  serverRequestReached,
+} from '../../support/http-events.ts';
+import { until } from '../../support/poll.ts';
+import {
   callSandbox,
   chargeBody,
-  eventually,
   payoutBody,
   startTestSandbox,
   startWebhookReceiver,
@@ -68,20 +73,30 @@ describe('start', () => {
   });
 
   it('delays every API response by latencyMs, but not the ledger', async () => {
-    const sb = await startTestSandbox({ latencyMs: 120 });
+    // The sandbox's own timers order the events, not our clock: a 52 settles settleMs after it is
+    // recorded, and settleMs < latencyMs, so anything held for latencyMs from a later instant is
+    // released only after that settlement.
+    const sb = await startTestSandbox({ latencyMs: 1_500, settleMs: 1_000 });
     try {
-      let t = Date.now();
-      await callSandbox(sb, '/api/v1/bank_list');
-      expect(Date.now() - t).toBeGreaterThanOrEqual(110);
-      t = Date.now();
-      await callSandbox(sb, '/__sandbox/ledger');
-      expect(Date.now() - t).toBeLessThan(110);
+      const charged = await callSandbox(sb, CHARGE, { body: chargeBody('lat_52', '10.52') });
+      expect(charged.status).toBe(200);
+      expect(charged.body.data.status).toBe('pending');
+      // The ledger, asked after the 52 was recorded, answers before it settles...
+      const ledger = await callSandbox(sb, '/__sandbox/ledger');
+      expect(ledger.status).toBe(200);
+      expect(ledger.body.references.lat_52).toMatchObject({ status: 'pending' });
+      // ...while an API call made after the 52 was recorded is answered only after it settled.
+      const banks = await callSandbox(sb, '/api/v1/bank_list');
+      expect(banks.status).toBe(200);
+      expect(sb.ledger().references.lat_52).toMatchObject({ status: 'success' });
     } finally {
       await sb.close();
     }
-  });
+  }, 15_000);
 });
 
+// "Promptly" below: what close() could wait for (a 60 s hold, settlement or latency) is far past
+// the 5 s test timeout, so a close() that waited for it fails the test without timing anything.
 describe('close', () => {
   it('returns promptly with a held 55 response and drops the client connection', async () => {
     const sb = await startTestSandbox(); // hangMs stays at 60 s
@@ -90,37 +105,43 @@ describe('close', () => {
       () => 'answered',
       () => 'dropped',
     );
-    await eventually(() => sb.ledger().references.held_1);
-    const started = Date.now();
+    await until(() => sb.ledger().references.held_1, { what: 'held_1 recorded' });
     await sb.close();
-    expect(Date.now() - started).toBeLessThan(1000);
     expect(await outcome).toBe('dropped');
   });
 
   it('returns promptly with latency, settlements and a retrying webhook pending', async () => {
     const probe = await startWebhookReceiver();
     await probe.close(); // dead receiver: deliveries retry with backoff
-    const sb = await startTestSandbox({ settleMs: 60_000, webhookUrl: probe.url });
-    await callSandbox(sb, CHARGE, { body: chargeBody('pending_1', '10.52') });
-    await callSandbox(sb, '/api/v1/bank_transfer', { body: payoutBody('pending_2', '10.58') });
-    const started = Date.now();
-    await sb.close();
-    expect(Date.now() - started).toBeLessThan(1000);
-    // Timers were cleared: nothing settles after close.
-    expect(sb.ledger().references.pending_1).toMatchObject({ status: 'pending' });
+    const port = Number(new URL(probe.url).port);
+    const attempts = countClientRequests(port);
+    try {
+      const firstFailure = clientRequestFailed(port);
+      const sb = await startTestSandbox({ settleMs: 60_000, webhookUrl: probe.url });
+      await callSandbox(sb, CHARGE, { body: chargeBody('pending_1', '10.52') });
+      await callSandbox(sb, '/api/v1/bank_transfer', { body: payoutBody('pending_2', '10.58') });
+      // 58's success webhook failed once: its retry is scheduled RETRY_BASE_MS later.
+      await firstFailure;
+      await sb.close();
+      // Timers were cleared, not waited out: close() returned before any retry was made, and
+      // nothing settles after close.
+      expect(attempts()).toBe(1);
+      expect(sb.ledger().references.pending_1).toMatchObject({ status: 'pending' });
+    } finally {
+      attempts.stop();
+    }
   });
 
   it('aborts requests waiting out latencyMs', async () => {
     const sb = await startTestSandbox({ latencyMs: 60_000 });
+    // The request must have reached the server before close for this to test anything.
+    const reached = serverRequestReached(sb.port, '/api/v1/bank_list');
     const waiting = callSandbox(sb, '/api/v1/bank_list').then(
       () => 'answered',
       () => 'dropped',
     );
-    // The request must have reached the server before close for this to test anything.
-    await new Promise((r) => setTimeout(r, 50));
-    const started = Date.now();
+    await reached;
     await sb.close();
-    expect(Date.now() - started).toBeLessThan(1000);
     expect(await waiting).toBe('dropped');
   });
 

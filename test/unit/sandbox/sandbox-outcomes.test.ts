@@ -1,12 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../../src/sandbox/index.ts';
-import {
-  callSandbox,
-  chargeBody,
-  eventually,
-  payoutBody,
-  startTestSandbox,
-} from '../../support/sandbox.ts';
+import { until } from '../../support/poll.ts';
+import { callSandbox, chargeBody, payoutBody, startTestSandbox } from '../../support/sandbox.ts';
 
 const CHARGE = '/api/s2s/transaction/initialize';
 const PAYOUT = '/api/v1/bank_transfer';
@@ -121,10 +116,13 @@ describe.each([
     }
     if (expected.ledgerLater) {
       const later = expected.ledgerLater;
-      const settled = await eventually(() => {
-        const e = sb.ledger().references[r];
-        return e?.status === later.status ? e : undefined;
-      });
+      const settled = await until(
+        () => {
+          const e = sb.ledger().references[r];
+          return e?.status === later.status ? e : undefined;
+        },
+        { what: `${r} ${later.status} in the ledger` },
+      );
       expect(settled.moneyMoved).toBe(later.moneyMoved);
     }
   });
@@ -145,7 +143,7 @@ describe.each([
     const r = ref(`${kind}55`);
     const started = Date.now();
     const pending = callSandbox(sb, path, { body: body(r, '1500.55') });
-    const entry = await eventually(() => sb.ledger().references[r]);
+    const entry = await until(() => sb.ledger().references[r], { what: `${r} in the ledger` });
     expect(entry).toMatchObject({ status: 'success', moneyMoved: true });
     const res = await pending;
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
@@ -242,7 +240,7 @@ describe('lookups', () => {
   it('verify follows settlement', async () => {
     const r = ref('verify53');
     await callSandbox(sb, CHARGE, { body: chargeBody(r, '20.53') });
-    await eventually(() => (sb.ledger().references[r]?.status === 'failed' ? true : undefined));
+    await until(() => sb.ledger().references[r]?.status === 'failed', { what: `${r} failed` });
     const res = await callSandbox(sb, `/api/v1/transaction/verify/${r}`);
     expect(res.body.data.status).toBe('failed');
   });
@@ -255,7 +253,7 @@ describe('lookups', () => {
       message: 'Payout retrieved',
       data: { reference: r, amount: '20.58', fee: '10', status: 'success' },
     });
-    await eventually(() => (sb.ledger().references[r]?.status === 'reversed' ? true : undefined));
+    await until(() => sb.ledger().references[r]?.status === 'reversed', { what: `${r} reversed` });
     expect((await callSandbox(sb, `/api/v1/payout/${r}`)).body.data.status).toBe('reversed');
     const missing = await callSandbox(sb, '/api/v1/payout/nope_2');
     expect(missing.status).toBe(404);
@@ -352,7 +350,9 @@ describe('ledger', () => {
       await callSandbox(own, CHARGE, { body: chargeBody('l_2', '10.51') });
       await callSandbox(own, PAYOUT, { body: payoutBody('l_3', '5.58') });
       await callSandbox(own, CHARGE, { body: chargeBody('l_4', '1', 'USD') });
-      await eventually(() => (own.ledger().references.l_3?.status === 'reversed' ? 1 : undefined));
+      await until(() => own.ledger().references.l_3?.status === 'reversed', {
+        what: 'l_3 reversed',
+      });
       const served = await callSandbox(own, '/__sandbox/ledger', { secretKey: null });
       expect(served.status).toBe(200);
       expect(served.body).toEqual(own.ledger());

@@ -1,11 +1,12 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { verifyWebhookSignature } from '../../../src/infra/gateway/sayswitch/crypto.ts';
 import type { Sandbox } from '../../../src/sandbox/index.ts';
+import { clientRequestFailed } from '../../support/http-events.ts';
+import { until } from '../../support/poll.ts';
 import {
   TEST_SECRET_KEY,
   callSandbox,
   chargeBody,
-  eventually,
   payoutBody,
   startTestSandbox,
   startWebhookReceiver,
@@ -74,11 +75,16 @@ describe('webhooks', () => {
     );
     const reversal = rx.received.find((w) => w.json.notifyType === 'reversed')!;
     expect(reversal.json.data).toMatchObject({ amount: '10.58', fee: '10', currency: 'NGN' });
-    // 58's success is delivered before its reversal (they are settleMs apart).
-    const order = rx.received.map(summary);
-    expect(order.indexOf('payout:successful:wh_p58:success')).toBeLessThan(
-      order.indexOf('payout:reversed:wh_p58:reversed'),
-    );
+    // Delivery order is not guaranteed (deliveries run concurrently and are retried), so a
+    // receiver orders a reference's events by their own timestamps, which the sandbox does
+    // guarantee: both describe the same payout, the success as recorded, the reversal stamped
+    // when the ledger moved the payout on, settleMs later.
+    const success = rx.received.find((w) => summary(w) === 'payout:successful:wh_p58:success')!;
+    type Stamps = { created_at: string; updated_at: string };
+    const [was, now] = [success.json.data as Stamps, reversal.json.data as Stamps];
+    expect(now.created_at).toBe(was.created_at);
+    expect(was.updated_at).toBe(was.created_at);
+    expect(Date.parse(now.updated_at)).toBeGreaterThan(Date.parse(was.updated_at));
   });
 
   it('are sent for 54/55 (money moved) but not for 56/57 (nothing recorded)', async () => {
@@ -137,7 +143,7 @@ describe('webhooks', () => {
     const { sb, rx } = await setup();
     rx.status = 503;
     await callSandbox(sb, CHARGE, { body: chargeBody('retry_1', '10') });
-    await eventually(() => (rx.attempts >= 2 ? true : undefined));
+    await until(() => rx.attempts >= 2, { what: 'two refused delivery attempts' });
     rx.status = 200;
     const [w] = await rx.waitFor(1, 5000);
     expect(w!.json.data.reference).toBe('retry_1');
@@ -149,9 +155,10 @@ describe('webhooks', () => {
     await probe.close(); // nothing listens there now: connection refused
     const sb = await startTestSandbox({ webhookUrl: probe.url });
     open.push(sb);
+    const firstFailure = clientRequestFailed(port);
     await callSandbox(sb, CHARGE, { body: chargeBody('late_1', '10') });
-    // The first attempt is made within a tick of the response; give it a moment to fail.
-    await new Promise((r) => setTimeout(r, 50));
+    // Only once the first attempt has failed does the receiver come up.
+    expect((await firstFailure).code).toBe('ECONNREFUSED');
     const rx = await startWebhookReceiver(port);
     open.push(rx);
     const [w] = await rx.waitFor(1, 5000);
