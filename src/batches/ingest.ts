@@ -1,5 +1,5 @@
 /**
- * Submitting a batch file (docs/product.md §6, docs/batches.md; issue 7): validate the whole file,
+ * Submitting a batch file (docs/product.md §6, docs/batches.md): validate the whole file,
  * then claim the batch id and turn every valid row into an intent `bat_<batchId>_<reference|line>`
  * with its submit job.
  *

@@ -1,4 +1,7 @@
 /**
+ * (Just over 400 lines: the reader's line counting, input guard and csv-parse wiring form one
+ * state machine; splitting it would pass its state between files.)
+ *
  * The streaming CSV reader shared by every CSV input (batch files, subscription import): bytes in,
  * records with their line numbers out, with memory that stays flat however long the file is.
  * csv-parse does the RFC 4180 work; around it, an input guard checks UTF-8 and line length on

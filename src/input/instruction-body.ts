@@ -1,6 +1,6 @@
 /**
  * The JSON body of `POST /payments`: an envelope (`type`, optional idempotency `key`) and the
- * fields of one charge or payout row (PRODUCT.md section 6), validated by the record parser's
+ * fields of one charge or payout row (docs/product.md §6), validated by the record parser's
  * JSON path, so every problem names a field (`card_token is required`), never a CSV column or
  * header.
  */
@@ -29,7 +29,7 @@ export type ParsedInstruction =
 
 const ENVELOPE = ['type', 'key'] as const;
 
-/** Validates a JSON instruction (`type`, the CSV fields of PRODUCT.md section 6, optional `key`). */
+/** Validates a JSON instruction (`type`, the CSV fields of docs/product.md §6, optional `key`). */
 export function parseInstruction(body: unknown): ParsedInstruction {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return { ok: false, issues: [{ message: 'the body must be a JSON object' }] };

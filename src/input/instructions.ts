@@ -1,5 +1,5 @@
 /**
- * Payment instructions: rows of a bulk batch file and the body of `POST /payments` (PRODUCT.md 6.1
+ * Payment instructions: rows of a bulk batch file and the body of `POST /payments` (docs/product.md §6.1
  * charges, 6.2 payouts): which fields each type has, their schemas (built from `fields.ts`), and
  * the typed row one record becomes. The record parser (`record.ts`) maps a header or a body onto
  * these fields and words problems for its source; CSV framing (quotes, line numbers, byte limits,

@@ -1,5 +1,5 @@
 /**
- * Error kinds of PRODUCT.md section 5. A gateway outcome becomes exactly one of these kinds in
+ * Error kinds of docs/product.md §5. A gateway outcome becomes exactly one of these kinds in
  * `infra/gateway/sayswitch/error-mapping/`; exactly one wrapper (`infra/queues/processor.ts`) turns kinds into
  * BullMQ behaviour. Business outcomes (a decline) are results, never errors.
  */

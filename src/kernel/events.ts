@@ -1,4 +1,4 @@
-/** Events of PRODUCT.md section 8, appended to `<prefix>:events` and optionally POSTed. */
+/** Events of docs/product.md §8, appended to `<prefix>:events` and optionally POSTed. */
 export const EVENT_TYPES = [
   'payment.succeeded',
   'payment.failed',

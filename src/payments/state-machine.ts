@@ -1,5 +1,5 @@
 /**
- * The payment-intent state machine of PRODUCT.md section 5. This table is the one place that
+ * The payment-intent state machine of docs/product.md §5. This table is the one place that
  * decides which transitions exist; the intent store (store/intent-store.ts) applies them
  * atomically and refuses the rest. The states themselves, and which of them count as final or
  * settled, are shared vocabulary in kernel/intent.ts.
@@ -7,10 +7,10 @@
 import { INTENT_STATES, type IntentState, type IntentType } from '../kernel/intent.ts';
 
 /**
- * from → allowed next states. One addition to PRODUCT.md's table, from the reconciler issue:
- * `pending → needs_review` when the reconcile schedule is exhausted and the gateway still says
- * pending; and one from the recurring-billing issue: `failed → queued` only as a NEW attempt
- * (n+1) for a dunning retry, which the store enforces (the failed attempt is proven final).
+ * from → allowed next states: the table of docs/product.md §5 plus two additions (README
+ * "Payments: states and references"): `pending → needs_review` when the reconcile schedule is
+ * exhausted and the gateway still says pending; and `failed → queued` only as a NEW attempt (n+1)
+ * for a dunning retry, which the store enforces (the failed attempt is proven final).
  */
 const TRANSITIONS: Readonly<Record<IntentState, readonly IntentState[]>> = {
   queued: ['submitting'],

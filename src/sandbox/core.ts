@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines on purpose: the simulated endpoints share one ledger, timer registry and outcome
+ * table, and read as one contract next to docs/sayswitch-wire.md.)
+ *
  * What each sandbox endpoint does, as `(payload) => { status, body }` with no HTTP framework
  * types: submissions (outcome table, 409, fees, settlement timers, webhooks), lookups, banks,
  * account names and wallets. The transport (auth, encryption, latency, held responses) lives in

@@ -1,5 +1,5 @@
 /**
- * The local Sayswitch simulator (PRODUCT.md section 9, docs/sayswitch-wire.md): same paths,
+ * The local Sayswitch simulator (docs/product.md §9, docs/sayswitch-wire.md): same paths,
  * envelopes, status codes and webhooks as the adapter expects, plus `GET /__sandbox/ledger`, the
  * truth of what money moved.
  */

@@ -1,5 +1,5 @@
 /**
- * Sandbox options (PRODUCT.md section 9). Parsed once by `startSandbox`; the CLI maps its flags
+ * Sandbox options (docs/product.md §9). Parsed once by `startSandbox`; the CLI maps its flags
  * (`--settle-ms`, `--fault-rate`, …) onto these fields after converting them to numbers/booleans.
  */
 import { z } from 'zod';

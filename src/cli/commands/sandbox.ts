@@ -1,4 +1,4 @@
-/** `billing sandbox`: the local Sayswitch simulator (PRODUCT.md section 9). */
+/** `billing sandbox`: the local Sayswitch simulator (docs/product.md §9). */
 import { InvalidArgumentError, type Command } from 'commander';
 import { startSandbox } from '../../sandbox/index.ts';
 import type { CliContext } from '../context.ts';

@@ -1,4 +1,4 @@
-/** `POST /payments` and `GET /payments/:reference` (PRODUCT.md section 4). */
+/** `POST /payments` and `GET /payments/:reference` (docs/product.md §4). */
 import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
 import { createPayment, type CreateDeps } from '../../payments/create.ts';
 import { findPayment, toView } from '../../payments/view.ts';

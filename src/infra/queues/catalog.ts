@@ -79,7 +79,7 @@ export const JOBS = {
   'notifications.deliver': {
     queue: QUEUES.notifications,
     schema: z.object({ eventId: z.string().min(1), streamId: z.string().min(1) }),
-    // PRODUCT.md section 8 / reconciler issue: 1m, 5m, 30m, 2h, 12h, 24h, then it stays failed
+    // docs/notifications.md: 1m, 5m, 30m, 2h, 12h, 24h, then it stays failed
     // (visible and retryable in the dashboard).
     attempts: 7,
     backoff: { scheduleMs: [60_000, 300_000, 1_800_000, 7_200_000, 43_200_000, 86_400_000] },

@@ -1,5 +1,5 @@
 /**
- * The one wrapper that turns error kinds into BullMQ behaviour (PRODUCT.md section 5):
+ * The one wrapper that turns error kinds into BullMQ behaviour (docs/product.md §5):
  * - retryable → rethrown: BullMQ retries with capped full-jitter backoff;
  * - rate_limited → `worker.rateLimit(Retry-After)` and the job goes back without using an attempt;
  * - outcome_unknown → the job completes (submissions) or retries (reads), per the catalog;

@@ -2,7 +2,7 @@
  * Start-up check of the Redis we are about to trust with money movement. BullMQ keeps jobs,
  * locks and schedulers as ordinary keys; under any eviction policy Redis may delete them when
  * memory is short, silently losing jobs or letting a lock expire early so that two workers run
- * the same charge. Only `maxmemory-policy noeviction` is safe (PRODUCT.md section 1).
+ * the same charge. Only `maxmemory-policy noeviction` is safe (docs/product.md §1).
  */
 import type { Redis } from 'ioredis';
 import { FatalError } from '../../kernel/errors.ts';

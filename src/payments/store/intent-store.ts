@@ -1,4 +1,7 @@
 /**
+ * (Over 400 lines on purpose: this class is the one place that knows the intent hash layout and
+ * its indexes; splitting batch creation or the reads out would spread that layout over files.)
+ *
  * Intents in Redis: a hash per intent, a history list, sorted-set indexes by state, batch and
  * subscription, a lease set and a reconcile-due set. Every state change goes through one Lua
  * script that checks the transition table of payments/state-machine.ts. References and event ids
