@@ -78,11 +78,6 @@ function rowEvent(entry: StreamEntry): BatchRowEvent | undefined {
   return { streamId, intentKey: d.data.key, batchId: d.data.batchId, state: d.data.state };
 }
 
-/** Creates the group (from the start of the stream, so no batch event is missed) if missing. */
-export function ensureBatchGroup(events: EventLog): Promise<void> {
-  return events.ensureGroup(BATCH_GROUP);
-}
-
 /**
  * Starts the batch tracker (worker role): counts batch-row payment events into their batches and
  * completes batches. Resolves once the group exists and the loop runs.

@@ -228,11 +228,6 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     return this.redis.zrangebyscore(this.k.due(), '-inf', String(now), 'LIMIT', 0, limit);
   }
 
-  /** How many subscriptions are in the due index (billable), whenever they are due. */
-  countScheduled(): Promise<number> {
-    return this.redis.zcard(this.k.due());
-  }
-
   /** How many subscriptions exist. */
   count(): Promise<number> {
     return this.redis.zcard(this.k.all());
