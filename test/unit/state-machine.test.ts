@@ -1,4 +1,4 @@
-/** Pins the intent transition table of payments/state-machine.ts (PRODUCT.md section 5). */
+/** Pins the intent transition table of payments/state-machine.ts (docs/product.md §5). */
 import { describe, expect, it } from 'vitest';
 import {
   INTENT_STATES,

@@ -56,7 +56,7 @@ describe('escapeFormula', () => {
 });
 
 describe('resultsCsvColumns', () => {
-  it('lists the fixed columns in PRODUCT.md order, then meta_ columns in input order', () => {
+  it('lists the fixed columns in docs/product.md §6.3 order, then meta_ columns in input order', () => {
     expect(resultsCsvColumns(['region', 'customer_id'])).toEqual([
       'line',
       'reference',
