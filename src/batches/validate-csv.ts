@@ -10,23 +10,16 @@ import type { IntentType } from '../kernel/intent.ts';
 import {
   DEFAULT_MAX_FIELD_BYTES,
   DEFAULT_MAX_LINE_BYTES,
-  EMPTY_FILE,
-  fatalError,
-  fieldCountIssue,
   issueAt,
-  oversizedFields,
   positiveInteger,
-  readCsvRecords,
   type CsvError,
-  type CsvFatal,
   type CsvInput,
 } from '../input/csv-reader.ts';
+import { readCsvTable, type CsvTableEnd } from '../input/csv-table.ts';
 import {
-  parseChargeRecord,
-  parsePayoutRecord,
+  parseInstructionRecord,
   resolveHeader,
   type HeaderLayout,
-  type RecordResult,
   type RowIssue,
   type RowOf,
 } from '../input/instructions.ts';
@@ -127,122 +120,96 @@ export async function* validateCsvStream<T extends IntentType>(
   input: CsvInput,
   options: ValidateCsvOptions<T>,
 ): AsyncGenerator<CsvItem<RowOf<T>>, CsvSummary, undefined> {
-  const maxFieldBytes = positiveInteger(
-    'maxFieldBytes',
-    options.maxFieldBytes,
-    DEFAULT_MAX_FIELD_BYTES,
-  );
-  const maxLineBytes = positiveInteger(
-    'maxLineBytes',
-    options.maxLineBytes,
-    DEFAULT_MAX_LINE_BYTES,
-  );
   const budget = new ErrorBudget(
     positiveInteger('maxErrors', options.maxErrors, DEFAULT_MAX_ERRORS),
   );
-  const parseRecord = (options.type === 'charge' ? parseChargeRecord : parsePayoutRecord) as (
-    layout: HeaderLayout,
-    fields: readonly string[],
-    line: number,
-    skip?: ReadonlySet<number>,
-  ) => RecordResult<RowOf<T>>;
 
-  const records = readCsvRecords(input, { maxLineBytes });
+  let referenceIndex = -1;
+  const table = readCsvTable<HeaderLayout>(input, {
+    maxFieldBytes: options.maxFieldBytes,
+    maxLineBytes: options.maxLineBytes,
+    resolveHeader: (fields) => {
+      const header = resolveHeader(options.type, fields);
+      if (!header.ok) return { issues: header.issues };
+      referenceIndex = header.layout.names.indexOf('reference');
+      return { layout: header.layout };
+    },
+  });
   const totals: CsvTotals = { rows: 0, valid: 0, invalid: 0 };
   /** Lower-cased reference, or the line number of a row without one → the line that claimed it. */
   const claimed = new ClaimTable();
-  let layout: HeaderLayout | undefined;
-  let headerLine = 1;
-  let referenceIndex = -1;
-  let sawRecord = false;
-  let fatal: CsvFatal | undefined;
 
+  let end: CsvTableEnd<HeaderLayout>;
   try {
     for (;;) {
-      const step = await records.next();
+      const step = await table.next();
       if (step.done === true) {
-        fatal = step.value;
+        end = step.value;
         break;
       }
-      for (const { line, fields: record } of step.value) {
-        sawRecord = true;
+      const { line, fields: record, misaligned, oversized } = step.value;
+      const layout = step.value.layout;
+      totals.rows++;
+      const issues: RowIssue[] = [...step.value.issues];
+      let row: RowOf<T> | undefined;
+      if (!misaligned) {
+        const result = parseInstructionRecord(options.type, layout, record, line, oversized);
+        const reference = result.ok ? result.row.reference : result.reference;
+        if (result.ok) row = result.row;
+        else issues.push(...result.issues);
 
-        if (layout === undefined) {
-          const header = resolveHeader(options.type, record);
-          if (!header.ok) {
-            for (const issue of header.issues) yield { error: issueAt(line, issue) };
-            return { totals, metaKeys: [] };
-          }
-          layout = header.layout;
-          headerLine = line;
-          referenceIndex = layout.names.indexOf('reference');
-          continue;
-        }
-
-        totals.rows++;
-        const issues: RowIssue[] = [];
-        let row: RowOf<T> | undefined;
-        const countIssue = fieldCountIssue(record, layout.names);
-        if (countIssue !== undefined) {
-          issues.push(countIssue);
-        } else {
-          const oversized = oversizedFields(record, layout.names, maxFieldBytes, issues);
-          const result = parseRecord(layout, record, line, oversized);
-          const reference = result.ok ? result.row.reference : result.reference;
-          if (result.ok) row = result.row;
-          else issues.push(...result.issues);
-
-          // A row without a reference is keyed by its line number (docs/product.md §5), so line
-          // numbers and references share one namespace: reference "12" and an unreferenced row
-          // on line 12 would derive the same intent key, and one of them would never be paid. A
-          // malformed reference is already an error and claims nothing.
-          const rawReference = referenceIndex === -1 ? '' : (record[referenceIndex] ?? '');
-          const byLine = rawReference.trim() === '';
-          const key = byLine ? String(line) : reference?.toLowerCase();
-          if (key !== undefined) {
-            // Negative marks a claim by line number, so the message can say which clash it is.
-            const previous = claimed.claim(key, byLine ? -line : line);
-            if (previous !== undefined) {
-              issues.push({
-                column: 'reference',
-                message: clashMessage(reference, line, previous),
-              });
-            }
+        // A row without a reference is keyed by its line number (docs/product.md §5), so line
+        // numbers and references share one namespace: reference "12" and an unreferenced row
+        // on line 12 would derive the same intent key, and one of them would never be paid. A
+        // malformed reference is already an error and claims nothing.
+        const rawReference = referenceIndex === -1 ? '' : (record[referenceIndex] ?? '');
+        const byLine = rawReference.trim() === '';
+        const key = byLine ? String(line) : reference?.toLowerCase();
+        if (key !== undefined) {
+          // Negative marks a claim by line number, so the message can say which clash it is.
+          const previous = claimed.claim(key, byLine ? -line : line);
+          if (previous !== undefined) {
+            issues.push({
+              column: 'reference',
+              message: clashMessage(reference, line, previous),
+            });
           }
         }
+      }
 
-        if (row !== undefined && issues.length === 0) {
-          totals.valid++;
-          yield { row };
-        } else {
-          totals.invalid++;
-          for (const issue of issues) {
-            const error = issueAt(line, issue);
-            if (budget.admit(error)) yield { error };
-          }
+      if (row !== undefined && issues.length === 0) {
+        totals.valid++;
+        yield { row };
+      } else {
+        totals.invalid++;
+        for (const issue of issues) {
+          const error = issueAt(line, issue);
+          if (budget.admit(error)) yield { error };
         }
       }
     }
   } finally {
     // Reached early when the consumer stops iterating: closes the parser and the input.
-    await records.return(undefined);
+    await table.return(undefined as never);
   }
 
-  if (fatal !== undefined && layout !== undefined && fatal.line > headerLine) {
+  if (end.headerErrors.length > 0) {
+    for (const error of end.headerErrors) yield { error };
+    return { totals, metaKeys: [] };
+  }
+  if (end.fatalInRow) {
     // The record that broke the file is a row, and an invalid one.
     totals.rows++;
     totals.invalid++;
   }
   const unlisted = budget.summary();
   if (unlisted !== undefined) yield { error: unlisted };
-  if (fatal !== undefined) {
-    yield { error: fatalError(fatal, layout?.names) };
-  } else if (!sawRecord) {
-    yield { error: { ...EMPTY_FILE } };
-  } else if (layout !== undefined && totals.rows === 0) {
-    yield { error: { line: headerLine, message: 'the file has a header but no rows' } };
+  if (end.fatal !== undefined) {
+    yield { error: end.fatal };
+  } else if (end.layout !== undefined && totals.rows === 0) {
+    yield { error: { line: end.headerLine, message: 'the file has a header but no rows' } };
   }
-  return { totals, metaKeys: [...(layout?.metaKeys ?? [])] };
+  return { totals, metaKeys: [...(end.layout?.metaKeys ?? [])] };
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   resolveNames,
   type FieldLayout,
   type Issue,
+  type ParsedFields,
   type RawValues,
   type RecordSpec,
   type RowIssue,
@@ -299,35 +300,37 @@ function wellFormedReference(value: string | undefined): string | undefined {
   return value !== undefined && referenceSchema.safeParse(value).success ? value : undefined;
 }
 
-/**
- * Validates one charge record (fields already counted against the header). `skip` holds field
- * indexes the caller has already refused (oversized): they are neither validated nor reported again.
- */
-export function parseChargeRecord(
-  layout: HeaderLayout,
-  fields: readonly string[],
-  line: number,
-  skip?: ReadonlySet<number>,
-): RecordResult<ChargeRow> {
-  const parsed = parseRecord(chargeSpec, layout, fields, 'csv', skip);
+/** A record's parse result as a row, or its issues and (when well formed) its reference. */
+function toResult<S extends z.ZodType, R>(
+  parsed: ParsedFields<S>,
+  row: (data: z.output<S>, meta: Record<string, string>) => R,
+): RecordResult<R> {
   if (!parsed.ok) {
     const reference = wellFormedReference(parsed.values.reference);
     return { ok: false, issues: asRowIssues(parsed.issues), reference };
   }
-  return { ok: true, row: chargeRow(parsed.data, parsed.meta, line) };
+  return { ok: true, row: row(parsed.data, parsed.meta) };
 }
 
-/** Validates one payout record; see {@link parseChargeRecord}. */
-export function parsePayoutRecord(
+/**
+ * Validates one record of a `type` file (fields already counted against the header). `skip` holds
+ * field indexes the caller has already refused (oversized): they are neither validated nor
+ * reported again.
+ */
+export function parseInstructionRecord<T extends IntentType>(
+  type: T,
   layout: HeaderLayout,
   fields: readonly string[],
   line: number,
   skip?: ReadonlySet<number>,
-): RecordResult<PayoutRow> {
-  const parsed = parseRecord(payoutSpec, layout, fields, 'csv', skip);
-  if (!parsed.ok) {
-    const reference = wellFormedReference(parsed.values.reference);
-    return { ok: false, issues: asRowIssues(parsed.issues), reference };
-  }
-  return { ok: true, row: payoutRow(parsed.data, parsed.meta, line) };
+): RecordResult<RowOf<T>> {
+  const result =
+    type === 'charge'
+      ? toResult(parseRecord(chargeSpec, layout, fields, 'csv', skip), (d, m) =>
+          chargeRow(d, m, line),
+        )
+      : toResult(parseRecord(payoutSpec, layout, fields, 'csv', skip), (d, m) =>
+          payoutRow(d, m, line),
+        );
+  return result as RecordResult<RowOf<T>>;
 }

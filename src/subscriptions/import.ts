@@ -32,18 +32,8 @@ import {
   type RecordSpec,
   type RowIssue,
 } from '../input/record.ts';
-import {
-  DEFAULT_MAX_FIELD_BYTES,
-  EMPTY_FILE,
-  fatalError,
-  fieldCountIssue,
-  issueAt,
-  oversizedFields,
-  positiveInteger,
-  readCsvRecords,
-  type CsvFatal,
-  type CsvInput,
-} from '../input/csv-reader.ts';
+import { issueAt, type CsvInput } from '../input/csv-reader.ts';
+import { readCsvTable, type CsvTableEnd } from '../input/csv-table.ts';
 import {
   BILLING_INTERVALS,
   MAX_INTERVAL_COUNT,
@@ -194,70 +184,60 @@ export async function parseSubscriptionsCsv(
   | { ok: true; rows: { line: number; input: SubscriptionInput }[] }
   | { ok: false; errors: InputIssue[] }
 > {
-  const maxFieldBytes = positiveInteger(
-    'maxFieldBytes',
-    options.maxFieldBytes,
-    DEFAULT_MAX_FIELD_BYTES,
-  );
-  const records = readCsvRecords(input, { maxLineBytes: options.maxLineBytes });
+  const table = readCsvTable<FieldLayout>(input, {
+    maxFieldBytes: options.maxFieldBytes,
+    maxLineBytes: options.maxLineBytes,
+    resolveHeader: (fields) => {
+      const header = resolveNames(subscriptionSpec, fields, 'csv');
+      return header.issues.length > 0
+        ? { issues: asRowIssues(header.issues) }
+        : { layout: header.layout };
+    },
+  });
   const errors: InputIssue[] = [];
   const rows: { line: number; input: SubscriptionInput }[] = [];
   const ids = new Map<string, number>();
-  let layout: FieldLayout | undefined;
-  let headerLine = 1;
-  let fatal: CsvFatal | undefined;
+  let end: CsvTableEnd<FieldLayout>;
   try {
     for (;;) {
-      const step = await records.next();
+      const step = await table.next();
       if (step.done === true) {
-        fatal = step.value;
+        end = step.value;
         break;
       }
-      for (const { line, fields } of step.value) {
-        if (layout === undefined) {
-          const header = resolveNames(subscriptionSpec, fields, 'csv');
-          if (header.issues.length > 0) {
-            return { ok: false, errors: asRowIssues(header.issues).map((i) => issueAt(line, i)) };
-          }
-          layout = header.layout;
-          headerLine = line;
-          continue;
-        }
-        const countIssue = fieldCountIssue(fields, layout.names);
-        if (countIssue !== undefined) {
-          errors.push(issueAt(line, countIssue));
-          continue;
-        }
-        const issues: RowIssue[] = [];
-        const oversized = oversizedFields(fields, layout.names, maxFieldBytes, issues);
-        const parsed = parseRecord(subscriptionSpec, layout, fields, 'csv', oversized);
-        if (!parsed.ok) issues.push(...asRowIssues(parsed.issues));
-        if (!parsed.ok || issues.length > 0) {
-          for (const issue of issues) errors.push(issueAt(line, issue));
-          continue;
-        }
-        const input = toInput(parsed.data, parsed.meta);
-        const key = input.id.toLowerCase();
-        const previous = ids.get(key);
-        if (previous !== undefined) {
-          errors.push({
-            line,
-            column: 'id',
-            message: `id "${input.id}" is already used on line ${previous} (ids are unique in a file, ignoring case)`,
-          });
-          continue;
-        }
-        ids.set(key, line);
-        rows.push({ line, input });
+      const { layout, line, fields, misaligned, oversized } = step.value;
+      const issues: RowIssue[] = [...step.value.issues];
+      if (misaligned) {
+        for (const issue of issues) errors.push(issueAt(line, issue));
+        continue;
       }
+      const parsed = parseRecord(subscriptionSpec, layout, fields, 'csv', oversized);
+      if (!parsed.ok) issues.push(...asRowIssues(parsed.issues));
+      if (!parsed.ok || issues.length > 0) {
+        for (const issue of issues) errors.push(issueAt(line, issue));
+        continue;
+      }
+      const input = toInput(parsed.data, parsed.meta);
+      const key = input.id.toLowerCase();
+      const previous = ids.get(key);
+      if (previous !== undefined) {
+        errors.push({
+          line,
+          column: 'id',
+          message: `id "${input.id}" is already used on line ${previous} (ids are unique in a file, ignoring case)`,
+        });
+        continue;
+      }
+      ids.set(key, line);
+      rows.push({ line, input });
     }
   } finally {
-    await records.return(undefined);
+    await table.return(undefined as never);
   }
-  if (fatal !== undefined) errors.push(fatalError(fatal, layout?.names));
-  else if (layout === undefined) errors.push({ ...EMPTY_FILE });
+  if (end.headerErrors.length > 0) return { ok: false, errors: end.headerErrors };
+  if (end.fatal !== undefined) errors.push(end.fatal);
   else if (rows.length === 0 && errors.length === 0) {
-    errors.push({ line: headerLine, message: 'the file has a header but no subscriptions' });
+    errors.push({ line: end.headerLine, message: 'the file has a header but no subscriptions' });
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, rows };
 }
