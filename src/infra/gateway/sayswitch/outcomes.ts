@@ -78,7 +78,6 @@ export function transactionOutcome(
   checkReference(reference, data, endpoint);
   const base = { reference, ...(data.id !== undefined ? { gatewayReference: data.id } : {}) };
   const status = clientStatus(data.status);
-  const text = data.gateway_response ?? message;
   switch (status) {
     case 'succeeded': {
       const amount = data.requested_amount ?? data.amount;
@@ -90,22 +89,11 @@ export function transactionOutcome(
       };
     }
     case 'failed':
-      return {
-        ...base,
-        status: 'failed',
-        reason: declineReason(data.gateway_response, message),
-        ...(text !== undefined ? { message: text } : {}),
-      };
     case 'canceled':
-      return {
-        ...base,
-        status: 'failed',
-        reason: 'canceled',
-        ...(text !== undefined ? { message: text } : {}),
-      };
+      return unsettled(status, base, data.gateway_response, message);
     case 'reversed':
     case 'pending':
-      return { ...base, status: 'pending', ...(text !== undefined ? { message: text } : {}) };
+      return unsettled('pending', base, data.gateway_response, message);
   }
 }
 
@@ -123,7 +111,6 @@ export function payoutOutcome(
   checkReference(reference, data, endpoint);
   const base = { reference, ...(data.id !== undefined ? { gatewayReference: data.id } : {}) };
   const status = clientStatus(data.status);
-  const text = data.gateway_response ?? message;
   const money = {
     ...(data.amount !== undefined ? { amount: data.amount } : {}),
     ...(data.fee !== undefined ? { fee: data.fee } : {}),
@@ -134,20 +121,25 @@ export function payoutOutcome(
     case 'reversed':
       return { ...base, status: 'reversed', ...money };
     case 'failed':
-      return {
-        ...base,
-        status: 'failed',
-        reason: declineReason(data.gateway_response, message),
-        ...(text !== undefined ? { message: text } : {}),
-      };
     case 'canceled':
-      return {
-        ...base,
-        status: 'failed',
-        reason: 'canceled',
-        ...(text !== undefined ? { message: text } : {}),
-      };
     case 'pending':
-      return { ...base, status: 'pending', ...(text !== undefined ? { message: text } : {}) };
+      return unsettled(status, base, data.gateway_response, message);
   }
+}
+
+/**
+ * A failed, canceled or pending answer, charges and payouts alike: the gateway's own words go to
+ * `message`; a failure's reason comes from them (declineReason), a cancellation's is `canceled`.
+ */
+function unsettled(
+  status: 'failed' | 'canceled' | 'pending',
+  base: { reference: string; gatewayReference?: string },
+  gatewayResponse: string | undefined,
+  message: string | undefined,
+): GatewayOutcome {
+  const text = gatewayResponse ?? message;
+  const said = text !== undefined ? { message: text } : {};
+  if (status === 'pending') return { ...base, status: 'pending', ...said };
+  const reason = status === 'canceled' ? 'canceled' : declineReason(gatewayResponse, message);
+  return { ...base, status: 'failed', reason, ...said };
 }
