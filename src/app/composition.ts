@@ -10,9 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { systemClock, type Clock } from '../kernel/clock.ts';
-import type { EventLog, PaymentGateway, Sealer } from '../kernel/ports.ts';
+import type { EventLog, PaymentGateway, RateLimiter, Sealer } from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
-import { withRateLimit } from '../infra/gateway/rate-limited-gateway.ts';
+import {
+  createRateLimiter,
+  NO_RATE_LIMIT,
+  withRateLimit,
+} from '../infra/gateway/rate-limited-gateway.ts';
 import type { Logger } from '../infra/logger.ts';
 import {
   ROLES,
@@ -59,6 +63,8 @@ export interface App {
   events: EventLog;
   dispatcher: QueueDispatcher;
   gateway: PaymentGateway;
+  /** The outbound rate limit: lookups wait inside `gateway`, submissions take a token first. */
+  rateLimiter: RateLimiter;
   sealer: Sealer;
   policy: ReconcilePolicy;
   metrics: Metrics;
@@ -67,7 +73,9 @@ export interface App {
 
 export interface AppOverrides {
   clock?: Clock;
+  /** A gateway double; it gets no rate limit unless `rateLimiter` is given too. */
   gateway?: PaymentGateway;
+  rateLimiter?: RateLimiter;
 }
 
 /** Connects to Redis and builds every adapter. Nothing runs until roles are started. */
@@ -105,13 +113,16 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       signRequests: config.sayswitch.signRequests,
       logger: logger.child({ component: 'gateway' }),
     });
+  const rateLimiter =
+    overrides.rateLimiter ??
+    (overrides.gateway
+      ? NO_RATE_LIMIT
+      : createRateLimiter(storeRedis, { prefix, perSecond: config.sayswitch.rateLimitPerSec }));
   // Instrumented inside the rate limiter, so gateway latency excludes time waiting for a token.
-  const gateway = overrides.gateway
-    ? metrics.instrumentGateway(overrides.gateway)
-    : withRateLimit(metrics.instrumentGateway(sayswitch()), storeRedis, {
-        prefix,
-        perSecond: config.sayswitch.rateLimitPerSec,
-      });
+  const gateway = withRateLimit(
+    metrics.instrumentGateway(overrides.gateway ?? sayswitch()),
+    rateLimiter,
+  );
   metrics.collectOnScrape({
     store,
     queues: Object.values(QUEUES).map((q) => dispatcher.queue(q)),
@@ -127,6 +138,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     events: new RedisEventLog(storeRedis, prefix),
     dispatcher,
     gateway,
+    rateLimiter,
     metrics,
     sealer: createSealer(config.dataEncryptionKey),
     policy: {

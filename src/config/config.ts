@@ -17,6 +17,20 @@ export const SECRET_VARIABLES = [
   'NOTIFY_SECRET',
 ] as const;
 
+/**
+ * The least margin of SUBMIT_LEASE over SAYSWITCH_TIMEOUT_MS. The lease starts once the outbound
+ * rate limit granted the call (payments/submit.ts) and must outlive everything the claim guards:
+ * the submission (up to the timeout), the lookup that adopts a duplicate reference (up to the
+ * timeout again) and recording the outcome in Redis. Hence the margin is the timeout itself, and
+ * at least this much for the Redis round trips when the timeout is tiny.
+ */
+export const SUBMIT_LEASE_MIN_MARGIN_MS = 1_000;
+
+/** The shortest SUBMIT_LEASE allowed with a gateway timeout of `timeoutMs`. */
+export function minSubmitLeaseMs(timeoutMs: number): number {
+  return timeoutMs + Math.max(timeoutMs, SUBMIT_LEASE_MIN_MARGIN_MS);
+}
+
 /** Explicit boolean parser: `z.coerce.boolean()` would read "false" as true. */
 const bool = (dflt: boolean) =>
   z
@@ -322,7 +336,29 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
   if (set('NOTIFY_URL') && !set('NOTIFY_SECRET')) {
     problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
   }
+  problems.push(...leaseProblems(raw));
   return problems;
+}
+
+/**
+ * SUBMIT_LEASE against SAYSWITCH_TIMEOUT_MS (both defaulted as the schema does): a lease that
+ * ends before the gateway call can would let the sweep hand a live submission to the reconciler.
+ * Checked only when both values are themselves valid (otherwise their own problems are listed).
+ */
+function leaseProblems(raw: Record<string, string | undefined>) {
+  const lease = envSchema.shape.SUBMIT_LEASE.safeParse(raw.SUBMIT_LEASE);
+  const timeout = envSchema.shape.SAYSWITCH_TIMEOUT_MS.safeParse(raw.SAYSWITCH_TIMEOUT_MS);
+  if (!lease.success || !timeout.success) return [];
+  const min = minSubmitLeaseMs(timeout.data);
+  if (lease.data >= min) return [];
+  return [
+    {
+      variable: 'SUBMIT_LEASE',
+      message:
+        `must be at least ${min} ms with SAYSWITCH_TIMEOUT_MS=${timeout.data} (the timeout plus a ` +
+        `margin of the timeout again, at least ${SUBMIT_LEASE_MIN_MARGIN_MS} ms), got ${lease.data} ms`,
+    },
+  ];
 }
 
 function dedupe(problems: { variable: string; message: string }[]) {

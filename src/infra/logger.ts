@@ -2,12 +2,23 @@
  * pino JSON logs, one line per meaningful event. Secrets and card data are removed twice: by
  * key (pino `redact`, any of the names below at the top level or one level down) and by value
  * (long digit runs that look like card numbers are masked in every string that is logged).
+ *
+ * Redaction is by the secret's own name (`secretKey`, `apiToken`, `cardToken`, `password`,
+ * `authorization`, …), never by a generic one: intent keys (`key`, `intentKey`), attempt
+ * references (`reference`), subscription and batch ids are identifiers operators search the logs
+ * by, so they are logged as they are. A secret that lives under a generic name is redacted by its
+ * path instead (`encryption.key`, the Sayswitch payload key of the configuration), and code never
+ * logs a secret under a generic name.
  */
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+import { luhnValid } from '../kernel/card-number.ts';
 
 export type { Logger };
 
-/** Keys whose values never reach a log line. Matched at depth 0, 1 and 2. */
+/**
+ * Keys whose values never reach a log line. Matched at depth 0, 1 and 2. Each is the name of a
+ * secret or of card data; identifiers (`key`, `intentKey`, `reference`, ids) must not be listed.
+ */
 export const REDACTED_KEYS = [
   'authorization',
   'Authorization',
@@ -20,7 +31,6 @@ export const REDACTED_KEYS = [
   'encryptionIv',
   'encryption_iv',
   'iv',
-  'key',
   'SAYSWITCH_ENCRYPTION_IV',
   'DATA_ENCRYPTION_KEY',
   'dataEncryptionKey',
@@ -28,12 +38,14 @@ export const REDACTED_KEYS = [
   'apiToken',
   'NOTIFY_SECRET',
   'notifySecret',
+  'secret',
   'DASHBOARD_PASSWORD',
   'password',
   'card',
   'cardToken',
   'card_token',
   'cardTokenEnc',
+  'cardTokenSealed',
   'number',
   'cardNumber',
   'card_number',
@@ -47,6 +59,12 @@ export const REDACTED_KEYS = [
   'x-billing-signature',
 ];
 
+/**
+ * Secrets under a generic name, redacted by their path (at depth 0, 1 and 2 like the keys above):
+ * the configuration's Sayswitch payload encryption is `{ key, iv, encoding }`.
+ */
+export const REDACTED_PATHS = ['encryption.key', 'encryption.iv'];
+
 function redactPaths(): string[] {
   const paths: string[] = [];
   for (const k of REDACTED_KEYS) {
@@ -54,34 +72,30 @@ function redactPaths(): string[] {
     const dot = q.startsWith('[') ? q : `.${q}`;
     paths.push(q, `*${dot}`, `*.*${dot}`);
   }
+  for (const p of REDACTED_PATHS) paths.push(p, `*.${p}`, `*.*.${p}`);
   return paths;
 }
 
-/** 13–19 digits, optionally grouped by spaces or dashes: the shape of a card number. */
-const PAN = /\b(?:\d[ -]?){12,18}\d\b/g;
-
-/** The Luhn checksum every card number satisfies (and nine in ten other digit runs do not). */
-function luhn(digits: string): boolean {
-  let sum = 0;
-  for (let i = 0; i < digits.length; i++) {
-    let d = Number(digits[digits.length - 1 - i]);
-    if (i % 2 === 1) {
-      d *= 2;
-      if (d > 9) d -= 9;
-    }
-    sum += d;
-  }
-  return sum % 10 === 0;
-}
+/**
+ * 13–19 digits, optionally grouped by spaces or dashes: the shape of a card number. It stands on
+ * its own: not preceded or followed by a letter or digit. `_` separates like a space, so a card
+ * number used as (part of) an identifier is masked too (`api_4111111111111111_1` logs as
+ * `api_[PAN …1111]_1`), while the parts our identifiers are made of never are: the periods
+ * (`yyyymmdd`), attempt numbers and line numbers of kernel/ids.ts are far shorter than 13 digits,
+ * and a digit run inside a word (`tok4111…`, hex) is left alone.
+ */
+const PAN = /(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])/g;
 
 /**
- * Masks card numbers in free text (messages, error strings): digit runs of card length that pass
- * the Luhn check. Timestamps and ids of the same length mostly fail it and stay readable.
+ * Masks card numbers in free text (messages, error strings, identifiers): digit runs of card length
+ * that pass the Luhn check. Timestamps and ids of the same length mostly fail it and stay readable;
+ * an id component that is itself a Luhn-valid card-length number is indistinguishable from a card
+ * number and is masked, keeping its last four digits.
  */
 export function maskPans(s: string): string {
   return s.replace(PAN, (m) => {
     const digits = m.replace(/\D/g, '');
-    return luhn(digits) ? `[PAN …${digits.slice(-4)}]` : m;
+    return luhnValid(digits) ? `[PAN …${digits.slice(-4)}]` : m;
   });
 }
 

@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { parseMajorAmount, type AmountMinor } from '../kernel/money.ts';
 import { idComponentSchema } from '../kernel/ids.ts';
+import { luhnValid } from '../kernel/card-number.ts';
 
 /** Merchant fields (`meta_region`) carry this prefix, matched case-insensitively; the part after it
  * is the meta key, kept as written. */
@@ -57,10 +58,42 @@ export function emailSchema(field: string) {
     .max(EMAIL_MAX, `${field} is longer than ${EMAIL_MAX} characters`);
 }
 
-/** The card string from Sayswitch's encryption step: opaque, so only its shape is checked, and
- * its value is never repeated in a message. */
+/**
+ * A card number written as one: 12 to 19 digits, optionally grouped by spaces or dashes, and
+ * nothing else (blanks around it ignored). Its digits, or undefined. 12 is the shortest PAN in
+ * use (some Maestro cards), 19 the longest (ISO/IEC 7812).
+ */
+function cardNumberDigits(value: string): string | undefined {
+  const v = value.trim();
+  if (v.length > 64 || !/^\d(?:[ -]*\d){11,18}$/.test(v)) return undefined;
+  return v.replace(/[ -]/g, '');
+}
+
+/**
+ * True when `value` is a card number rather than a token: 12–19 digits (spaces or dashes between
+ * them allowed) that pass the Luhn check. A digit string that fails Luhn is not a card number any
+ * network would charge, so it is left to Sayswitch as an opaque token; so is a token that merely
+ * contains digits (`tok_4111…`): only the whole value is judged.
+ */
+export function isCardNumber(value: string): boolean {
+  const digits = cardNumberDigits(value);
+  return digits !== undefined && luhnValid(digits);
+}
+
+/** Why a card number is refused: names the field, never a digit of the value. */
+export const CARD_NUMBER_REFUSED =
+  "card_token looks like a card number: send the encrypted card string from Sayswitch's " +
+  'card-encryption step, never the card number itself';
+
+/**
+ * The card string from Sayswitch's encryption step: opaque, so only its shape is checked (printable
+ * ASCII without spaces, at most {@link CARD_TOKEN_MAX} characters), and its value is never repeated
+ * in a message. A raw card number is refused first, so that is the problem reported for it (the
+ * record parser keeps the first problem per field), even when it is written with spaces.
+ */
 export const cardTokenSchema = z
   .string({ error: 'card_token is required' })
+  .refine((v) => !isCardNumber(v), { error: CARD_NUMBER_REFUSED })
   .regex(/^[\x21-\x7e]+$/, 'card_token must be printable ASCII without spaces')
   .max(CARD_TOKEN_MAX, `card_token is longer than ${CARD_TOKEN_MAX} characters`);
 

@@ -82,6 +82,17 @@ export interface PaymentGateway {
   walletBalance(currency: Currency): Promise<WalletBalance>;
 }
 
+/**
+ * The outbound rate limit of the gateway (SAYSWITCH_RATE_LIMIT_PER_SEC, shared by every process on
+ * one Redis): one token per gateway call. Lookups take theirs inside the gateway; a submission
+ * takes its token before it claims the intent (payments/submit.ts), so the claim's lease starts
+ * only once the call may go out, and the gateway's `chargeCard` and `payout` do not wait again.
+ */
+export interface RateLimiter {
+  /** Resolves once a token is granted, waiting in line (first come, first served) until then. */
+  acquire(): Promise<void>;
+}
+
 /** Options of one atomic intent transition. */
 export interface TransitionOptions {
   /** Refuse (as `stale`) unless the intent is still on this attempt. */

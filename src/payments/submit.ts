@@ -1,6 +1,10 @@
 /**
- * The charge and payout workers' handler: claim the intent (`queued → submitting` with a lease),
- * call the gateway with the attempt's reference, record the outcome. A duplicate or replayed job
+ * The charge and payout workers' handler: wait for the outbound rate limit's token, claim the
+ * intent (`queued → submitting` with a lease, which starts now), call the gateway with the
+ * attempt's reference (it does not wait for a token again), record the outcome. Taking the token
+ * first means time spent in the rate limiter's line never eats into the lease, so SUBMIT_LEASE only
+ * has to cover the call itself (config.ts checks it against SAYSWITCH_TIMEOUT_MS). A job that finds
+ * nothing to submit has spent a token: duplicates and replays are rare. A duplicate or replayed job
  * finds the intent already claimed or finished and never calls the gateway again; a job that
  * finds another worker's claim waits for the lease and then hands the intent to the reconciler
  * as `unknown`: it never resubmits blindly.
@@ -10,17 +14,20 @@ import { stateAfterSubmitError } from './decisions.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
-import type { GatewayOutcome, PaymentGateway } from '../kernel/ports.ts';
+import type { GatewayOutcome, PaymentGateway, RateLimiter } from '../kernel/ports.ts';
 import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { Sealer } from '../kernel/ports.ts';
 
 export interface SubmitDeps extends OutcomeDeps {
+  /** Its `chargeCard` and `payout` do not take a rate-limit token: this handler takes it first. */
   gateway: PaymentGateway;
+  /** The outbound rate limit, waited for before the claim. */
+  rateLimiter: RateLimiter;
   sealer: Sealer;
   clock: Clock;
-  /** How long a claim holds; longer than the gateway timeout. */
+  /** How long a claim holds, from the claim; longer than the gateway timeout. */
   leaseMs: number;
 }
 
@@ -52,8 +59,10 @@ function callGateway(deps: SubmitDeps, intent: Intent): Promise<GatewayOutcome> 
 /** Handler for `charges.submit` and `payouts.submit`. */
 export function createSubmitHandler(deps: SubmitDeps) {
   return async (data: JobPayload<'charges.submit'>, { log }: HandlerContext): Promise<unknown> => {
+    // The token first, then the claim: the lease starts once the call may go out.
+    await deps.rateLimiter.acquire();
     const now = deps.clock.now();
-    // Claim first: the common case (a fresh job for a queued intent) costs one atomic step.
+    // Then claim: the common case (a fresh job for a queued intent) costs one atomic step.
     const claim = await deps.store.transition(data.key, 'submitting', now, {
       expectAttempt: data.attempt,
       patch: { leaseUntil: now + deps.leaseMs, sentAt: now },

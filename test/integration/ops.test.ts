@@ -524,6 +524,8 @@ describe('graceful shutdown', () => {
       QUEUE_PREFIX: prefix,
       SAYSWITCH_BASE_URL: sandbox.url,
       SAYSWITCH_TIMEOUT_MS: '5000',
+      // At least twice the timeout (config.ts): FAST_ENV's 2s lease is too short for it.
+      SUBMIT_LEASE: '10s',
       WORKER_CONCURRENCY: '4',
       SHUTDOWN_TIMEOUT: '20s',
       LOG_LEVEL: 'info',

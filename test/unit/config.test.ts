@@ -4,8 +4,10 @@ import {
   CONFIG_VARIABLES,
   ConfigError,
   loadConfig,
+  minSubmitLeaseMs,
   SECRET_VARIABLES,
 } from '../../src/config/config.ts';
+import { FAST_ENV } from '../support/app.ts';
 
 const VALID = {
   SAYSWITCH_SECRET_KEY: 'sk_test_abcdefgh',
@@ -114,6 +116,59 @@ describe('loadConfig', () => {
       NOTIFY_SECRET: 's3cret',
     });
     expect(n.notify?.url).toBe('https://merchant.example/hook');
+  });
+
+  it('SUBMIT_LEASE must exceed SAYSWITCH_TIMEOUT_MS by the timeout again, at least 1s', () => {
+    expect(minSubmitLeaseMs(15_000)).toBe(30_000);
+    expect(minSubmitLeaseMs(500)).toBe(1_500);
+    expect(minSubmitLeaseMs(1_000)).toBe(2_000);
+    // The defaults (2m over 15s) hold; the boundary is allowed.
+    expect(loadConfig(VALID).worker.submitLeaseMs).toBe(120_000);
+    expect(
+      loadConfig({ ...VALID, SAYSWITCH_TIMEOUT_MS: '1500', SUBMIT_LEASE: '3s' }).worker
+        .submitLeaseMs,
+    ).toBe(3_000);
+    expect(
+      loadConfig({ ...VALID, SAYSWITCH_TIMEOUT_MS: '500', SUBMIT_LEASE: '1500ms' }).worker
+        .submitLeaseMs,
+    ).toBe(1_500);
+
+    const violations: Record<string, string>[] = [
+      // Below the timeout itself, as was silently accepted before.
+      { SAYSWITCH_TIMEOUT_MS: '15000', SUBMIT_LEASE: '10s' },
+      // Above the timeout but without the margin.
+      { SAYSWITCH_TIMEOUT_MS: '15000', SUBMIT_LEASE: '20s' },
+      { SAYSWITCH_TIMEOUT_MS: '500', SUBMIT_LEASE: '1s' },
+      // A long timeout against the default lease.
+      { SAYSWITCH_TIMEOUT_MS: '90000' },
+    ];
+    for (const env of violations) {
+      const err = problems({ ...VALID, ...env });
+      expect(err.problems).toHaveLength(1);
+      expect(err.problems[0]?.variable).toBe('SUBMIT_LEASE');
+      expect(err.problems[0]?.message).toContain('SAYSWITCH_TIMEOUT_MS');
+      expect(err.message).toMatch(/SUBMIT_LEASE: .*SAYSWITCH_TIMEOUT_MS=/);
+    }
+    expect(problems({ ...VALID, SUBMIT_LEASE: '20s' }).problems[0]?.message).toBe(
+      'must be at least 30000 ms with SAYSWITCH_TIMEOUT_MS=15000 (the timeout plus a margin of ' +
+        'the timeout again, at least 1000 ms), got 20000 ms',
+    );
+  });
+
+  it('the lease rule is listed with the other problems, and skipped when either value is invalid', () => {
+    const both = problems({ ...VALID, PORT: 'eighty', SUBMIT_LEASE: '1s' });
+    expect(both.problems.map((p) => p.variable).sort()).toEqual(['PORT', 'SUBMIT_LEASE']);
+    const badLease = problems({ ...VALID, SUBMIT_LEASE: 'soon' });
+    expect(badLease.problems).toEqual([
+      { variable: 'SUBMIT_LEASE', message: 'must be a duration like 500ms, 30s, 5m, 1h or 1d' },
+    ]);
+    const badTimeout = problems({ ...VALID, SAYSWITCH_TIMEOUT_MS: '50' });
+    expect(badTimeout.problems.map((p) => p.variable)).toEqual(['SAYSWITCH_TIMEOUT_MS']);
+  });
+
+  it("the tests' fast environment satisfies the lease rule", () => {
+    const c = loadConfig({ ...FAST_ENV });
+    expect(c.worker.submitLeaseMs).toBeGreaterThanOrEqual(minSubmitLeaseMs(c.sayswitch.timeoutMs));
   });
 
   it('.env.example documents every variable and nothing else', () => {

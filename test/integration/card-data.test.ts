@@ -1,0 +1,156 @@
+/**
+ * Card data is refused at every input (issue "Survive the platform", item 4): a raw card number
+ * sent as `card_token` — `POST /payments`, `POST /subscriptions`, a batch charge file, a
+ * subscription import file — is refused naming the field (and, for CSV, the line and column),
+ * and no digit group of it appears in the answer, the error details or the log lines.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CARD_NUMBER_REFUSED } from '../../src/input/fields.ts';
+import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { runBilling } from '../support/child.ts';
+import { getRedisUrl } from '../support/redis.ts';
+
+const PAN = '4111111111111111';
+const WRITTEN = [PAN, '4111 1111 1111 1111', '4111-1111-1111-1111'];
+
+/** Nothing here reaches the gateway (every request is refused first): no sandbox is needed. */
+const GATEWAY_URL = 'http://127.0.0.1:9';
+
+let t: TestApp;
+let dir: string;
+/** Every log line of the app under test, at debug level. */
+const logLines: string[] = [];
+
+beforeAll(async () => {
+  t = await startTestApp({
+    sandboxUrl: GATEWAY_URL,
+    roles: ['api'],
+    env: { LOG_LEVEL: 'debug' },
+    logDestination: { write: (line) => void logLines.push(line) },
+  });
+  dir = await mkdtemp(join(tmpdir(), 'card-data-test-'));
+});
+
+afterAll(async () => {
+  await t.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * No digits of the card number: not as written, not two of its groups together, and not masked
+ * down to its last four by the logger (which would mean the value reached a log line).
+ */
+function expectNoCardDigits(text: string) {
+  for (const w of WRITTEN) expect(text).not.toContain(w);
+  expect(text).not.toMatch(/4111[ -]*1111/);
+  expect(text).not.toContain('[PAN');
+}
+
+async function post(path: string, body: string | object, contentType = 'application/json') {
+  const res = await fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': contentType, authorization: `Bearer ${TEST_API_TOKEN}` },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  return { status: res.status, text, json: JSON.parse(text) as { error: Record<string, unknown> } };
+}
+
+describe('a card number as card_token is refused, never echoed', () => {
+  it('POST /payments: 422 naming card_token, without the digits', async () => {
+    for (const [i, card] of WRITTEN.entries()) {
+      const key = `pan-payment-${'abc'[i]}`;
+      const res = await post('/payments', {
+        type: 'charge',
+        key,
+        email: 'ada@example.com',
+        amount: '25.00',
+        currency: 'NGN',
+        card_token: card,
+      });
+      expect(res.status).toBe(422);
+      expect(res.json).toEqual({
+        error: {
+          code: 'invalid_payment',
+          message: 'the payment instruction is invalid',
+          details: [{ field: 'card_token', message: CARD_NUMBER_REFUSED }],
+        },
+      });
+      expectNoCardDigits(res.text);
+      expect(await t.app.store.get(`api_${key}`)).toBeUndefined();
+    }
+  });
+
+  it('POST /subscriptions: 422 naming card_token, without the digits', async () => {
+    const res = await post('/subscriptions', {
+      id: 'pan-sub',
+      customer_email: 'ada@example.com',
+      card_token: '4111 1111 1111 1111',
+      amount: '1500',
+      currency: 'NGN',
+      interval: 'month',
+      anchor: '2025-01-31T09:00:00+01:00',
+      timezone: 'Africa/Lagos',
+    });
+    expect(res.status).toBe(422);
+    expect(res.json.error).toMatchObject({
+      code: 'invalid_subscription',
+      details: [{ field: 'card_token', message: CARD_NUMBER_REFUSED }],
+    });
+    expectNoCardDigits(res.text);
+    expect(await t.app.subscriptions.get('pan-sub')).toBeUndefined();
+  });
+
+  it('POST /batches (charge CSV): 422 naming the line and the column, without the digits', async () => {
+    const csv = [
+      'reference,email,amount,currency,card_token',
+      'ok-1,ada@example.com,10,NGN,tok_fine_0123456789',
+      `pan-1,ada@example.com,10,NGN,${PAN}`,
+      'pan-2,ada@example.com,10,NGN,4111 1111 1111 1111',
+      'pan-3,ada@example.com,10,NGN,"4111-1111-1111-1111"',
+    ].join('\n');
+    const res = await post('/batches?type=charge&id=panbatch', csv, 'text/csv');
+    expect(res.status).toBe(422);
+    expect(res.json.error).toMatchObject({
+      code: 'invalid_batch',
+      details: [2, 3, 4].map((i) => ({
+        line: i + 1,
+        column: 'card_token',
+        message: CARD_NUMBER_REFUSED,
+      })),
+    });
+    expectNoCardDigits(res.text);
+    expect(await t.app.store.get('bat_panbatch_ok-1')).toBeUndefined();
+  });
+
+  it('subscription import (CSV): exit 2 naming the line and the column, without the digits', async () => {
+    const file = join(dir, 'subs-with-pan.csv');
+    await writeFile(
+      file,
+      [
+        'id,customer_email,card_token,amount,currency,interval,interval_count,anchor,timezone',
+        'fine-1,a@example.com,tok_fine_0123456789,10,NGN,month,1,2025-01-31T09:00:00Z,UTC',
+        'pan-2,a@example.com,4111 1111 1111 1111,10,NGN,month,1,2025-01-31T09:00:00Z,UTC',
+      ].join('\n'),
+    );
+    const run = await runBilling(['subs', 'import', file], {
+      ...FAST_ENV,
+      REDIS_URL: await getRedisUrl(),
+      QUEUE_PREFIX: t.prefix,
+      SAYSWITCH_BASE_URL: GATEWAY_URL,
+      LOG_LEVEL: 'debug',
+    });
+    expect(run.code, run.output).toBe(2);
+    expect(run.output).toContain(`line 3, column card_token: ${CARD_NUMBER_REFUSED}`);
+    expectNoCardDigits(run.output);
+    expect(await t.app.subscriptions.get('fine-1')).toBeUndefined();
+  });
+
+  it('the log lines of all of the above hold no digit of the card number', () => {
+    expect(logLines.length).toBeGreaterThan(0);
+    expectNoCardDigits(logLines.join(''));
+  });
+});
