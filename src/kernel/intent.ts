@@ -56,6 +56,8 @@ export const FAILURE_REASONS = [
   'gateway_rejected',
   'gateway_unavailable',
   'canceled',
+  /** The customer did not complete a 3-D Secure challenge within the window. */
+  'authentication_required',
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 

@@ -44,9 +44,24 @@ export type GatewayOutcome =
       /** The amount requested (Sayswitch's `requested_amount`), kept apart from the fee. */
       amount?: AmountMinor;
       fee?: AmountMinor;
+      /**
+       * A reusable card authorization (token or code) Sayswitch returned on verify, for later
+       * charges without the customer. A secret: sealed at rest, never logged.
+       */
+      authorization?: string;
     })
   | (OutcomeBase & { status: 'failed'; reason: FailureReason; message?: string })
   | (OutcomeBase & { status: 'pending'; message?: string })
+  | (OutcomeBase & {
+      /**
+       * The customer must act (3-D Secure challenge): nothing has moved yet; the payment waits
+       * for the challenge to be completed, failed or abandoned (docs/sayswitch-wire.md).
+       */
+      status: 'requires_action';
+      /** Where the customer completes the challenge (Sayswitch's `_links`), when given. */
+      authorizationUrl?: string;
+      message?: string;
+    })
   | (OutcomeBase & { status: 'reversed'; amount?: AmountMinor; fee?: AmountMinor });
 
 /** A lookup by reference may also find nothing. */
