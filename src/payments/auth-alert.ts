@@ -19,7 +19,6 @@ export function authFailureAlert(deps: {
   clock: Clock;
 }): (queue: QueueName, err: BillingError) => Promise<void> {
   return async (queue, err) => {
-    await deps.dispatcher.pause(queue);
     const now = deps.clock.now();
     const minute = Math.floor(now / 60_000);
     await deps.events.appendOnce(
@@ -31,5 +30,7 @@ export function authFailureAlert(deps: {
       },
       ALERT_MARKER_TTL_SEC,
     );
+    // Paused after the alert is written: a queue is never seen paused without its alert.
+    await deps.dispatcher.pause(queue);
   };
 }

@@ -9,22 +9,62 @@ import { encryptJson, signWebhook } from '../infra/gateway/sayswitch/crypto.ts';
 import { createLogger, type Logger } from '../infra/logger.ts';
 import { SandboxCore } from './core.ts';
 import { LedgerStore, type Ledger } from './ledger.ts';
-import { sandboxOptionsSchema, type SandboxOptionsInput } from './options.ts';
+import type { ProfileName, SandboxOptionsInput, Unknowns } from './options.ts';
+import { resolveSandboxOptions } from './profiles.ts';
 import { buildSandboxApp } from './server.ts';
+import type { ThreeDsAction } from './three-ds.ts';
 import { TimerRegistry } from './timers.ts';
 import { WebhookDispatcher } from './webhooks.ts';
 
-export { sandboxOptionsSchema } from './options.ts';
-export type { SandboxOptions, SandboxOptionsInput } from './options.ts';
-export type { Ledger, LedgerEntry, LedgerStatus, LedgerTotals } from './ledger.ts';
+export {
+  CARD_FLOWS,
+  COLLECTION_WEBHOOKS,
+  DUPLICATE_ANSWERS,
+  NOT_FOUND_ANSWERS,
+  PAYOUT_FLOWS,
+  PROFILE_NAMES,
+  sandboxOptionsSchema,
+} from './options.ts';
+export type {
+  CardFlow,
+  CollectionWebhook,
+  DuplicateAnswer,
+  NotFoundAnswer,
+  PayoutFlow,
+  ProfileName,
+  SandboxOptions,
+  SandboxOptionsInput,
+  Unknowns,
+} from './options.ts';
+export { PROFILES, resolveSandboxOptions } from './profiles.ts';
+export type { Profile, ProfileSettings } from './profiles.ts';
+export { THREE_DS_ACTIONS } from './three-ds.ts';
+export type { ThreeDsAction } from './three-ds.ts';
+export type {
+  Authentication,
+  Ledger,
+  LedgerActivity,
+  LedgerEntry,
+  LedgerStatus,
+  LedgerTotals,
+} from './ledger.ts';
 
 /** A running sandbox. */
 export interface Sandbox {
   /** Base URL, e.g. `http://127.0.0.1:4010`; pass it as `SAYSWITCH_BASE_URL`. */
   url: string;
   port: number;
+  /** The profile in effect (`default` when none was named). */
+  profile: ProfileName;
+  /** The unknowns in effect: the profile, explicit options over it, durations scaled. */
+  unknowns: Readonly<Unknowns>;
   /** A copy of the ledger at this instant (the same as `GET /__sandbox/ledger`). */
   ledger(): Ledger;
+  /**
+   * Ends a 3-D Secure challenge as the payer would (card flow `3ds2`), the same as
+   * `POST /__sandbox/3ds/{reference}/{action}`; returns that endpoint's status and body.
+   */
+  authenticate(reference: string, action: ThreeDsAction): { status: number; body: unknown };
   /**
    * Stops at once: held 55 responses and keep-alive sockets are destroyed, settlement and
    * webhook timers cleared, in-flight webhooks aborted. Idempotent.
@@ -46,14 +86,15 @@ function formatUrl(host: string, port: number): string {
 }
 
 /**
- * Starts a sandbox server. Options are validated with {@link sandboxOptionsSchema}; a bad
- * option, an unusable encryption key or a busy port rejects the promise.
+ * Starts a sandbox server. Options are validated with `sandboxOptionsSchema`, what they leave
+ * out is filled from their `profile` (profiles.ts); a bad option, an unusable encryption key or
+ * a busy port rejects the promise.
  */
 export async function startSandbox(
   input: SandboxOptionsInput = {},
   deps: StartSandboxDeps = {},
 ): Promise<Sandbox> {
-  const opts = sandboxOptionsSchema.parse(input);
+  const opts = resolveSandboxOptions(input);
   const logger = deps.logger ?? createLogger({ level: 'silent' });
   const now = deps.now ?? Date.now;
 
@@ -90,6 +131,7 @@ export async function startSandbox(
     faultRate: opts.faultRate,
     seed: opts.seed,
     now,
+    unknowns: opts.unknowns,
     ...(webhooks ? { notify: (ref, payload) => webhooks.enqueue(ref, payload) } : {}),
   });
   const app = buildSandboxApp({
@@ -119,6 +161,8 @@ export async function startSandbox(
       faultRate: opts.faultRate,
       seed: opts.seed,
       webhooks: opts.webhookUrl !== undefined,
+      profile: opts.profile,
+      unknowns: opts.unknowns,
     },
     'sandbox listening',
   );
@@ -127,7 +171,13 @@ export async function startSandbox(
   return {
     url,
     port,
+    profile: opts.profile,
+    unknowns: { ...opts.unknowns },
     ledger: () => ledger.snapshot(),
+    authenticate: (reference, action) => {
+      const { status, body } = core.endThreeDs(reference, action);
+      return { status, body };
+    },
     close: () => {
       closing ??= (async () => {
         // Timers first: held responses resolve as abandoned and destroy their own sockets, and

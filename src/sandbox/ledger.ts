@@ -22,10 +22,33 @@ export interface LedgerTotals {
   count: number;
 }
 
+/** How a 3-D Secure challenge stands (card flow `3ds2` only). */
+export type Authentication = 'awaiting' | 'completed' | 'failed' | 'abandoned' | 'expired';
+
+/**
+ * Everything that happened to one reference, for telling exactly-once from the outside. A
+ * reference that was submitted but never recorded (56, 57) has activity and no `references` entry.
+ */
+export interface LedgerActivity {
+  /** Submissions of this reference that passed auth and validation, duplicates included. */
+  submissions: number;
+  /** Submissions answered by the duplicate-reference rule (409, 400, 200 failure or echo). */
+  duplicates: number;
+  /** Times money moved for this reference (the sandbox never moves it twice: 0 or 1). */
+  moves: number;
+  /** Times moved money came back (a payout reversal). */
+  reversals: number;
+  /** Every status the reference went through, in order (`[]` while unrecorded). */
+  statuses: LedgerStatus[];
+  /** Present for a 3-D Secure charge. */
+  authentication?: Authentication;
+}
+
 /** The shape of `GET /__sandbox/ledger` (docs/sayswitch-wire.md). */
 export interface Ledger {
   references: Record<string, LedgerEntry>;
   totals: Record<string, LedgerTotals>;
+  activity: Record<string, LedgerActivity>;
 }
 
 /** A stored reference: the public entry plus what the API responses need. */
@@ -44,6 +67,7 @@ export class LedgerStore {
   private readonly entries = new Map<string, StoredEntry>();
   private readonly totals = new Map<string, LedgerTotals>();
   private readonly balances = new Map<string, number>();
+  private readonly activity = new Map<string, LedgerActivity>();
 
   has(reference: string): boolean {
     return this.entries.has(reference);
@@ -57,11 +81,30 @@ export class LedgerStore {
     return this.entries.size;
   }
 
-  /** Records a new reference. The caller has checked that it is not there yet (409). */
+  /** Counts a submission of `reference` (before it is known whether anything is recorded). */
+  noteSubmission(reference: string): void {
+    this.activityOf(reference).submissions++;
+  }
+
+  /** Counts a submission answered by the duplicate-reference rule. */
+  noteDuplicate(reference: string): void {
+    this.activityOf(reference).duplicates++;
+  }
+
+  noteAuthentication(reference: string, state: Authentication): void {
+    this.activityOf(reference).authentication = state;
+  }
+
+  /** Records a new reference. The caller has checked that it is not there yet (duplicate). */
   record(reference: string, entry: Omit<StoredEntry, 'updatedAtMs'>): StoredEntry {
     const stored: StoredEntry = { ...entry, updatedAtMs: entry.createdAtMs };
     this.entries.set(reference, stored);
-    if (stored.moneyMoved) this.applyMoved(stored, +1);
+    const activity = this.activityOf(reference);
+    activity.statuses.push(stored.status);
+    if (stored.moneyMoved) {
+      this.applyMoved(stored, +1);
+      activity.moves++;
+    }
     return stored;
   }
 
@@ -72,7 +115,13 @@ export class LedgerStore {
   ): StoredEntry | undefined {
     const stored = this.entries.get(reference);
     if (!stored) return undefined;
-    if (stored.moneyMoved !== to.moneyMoved) this.applyMoved(stored, to.moneyMoved ? +1 : -1);
+    const activity = this.activityOf(reference);
+    if (stored.moneyMoved !== to.moneyMoved) {
+      this.applyMoved(stored, to.moneyMoved ? +1 : -1);
+      if (to.moneyMoved) activity.moves++;
+      else activity.reversals++;
+    }
+    if (stored.status !== to.status) activity.statuses.push(to.status);
     stored.status = to.status;
     stored.moneyMoved = to.moneyMoved;
     stored.gatewayResponse = to.gatewayResponse;
@@ -99,7 +148,18 @@ export class LedgerStore {
     }
     const totals: Record<string, LedgerTotals> = {};
     for (const [currency, t] of this.totals) totals[currency] = { ...t };
-    return { references, totals };
+    const activity: Record<string, LedgerActivity> = {};
+    for (const [ref, a] of this.activity) activity[ref] = { ...a, statuses: [...a.statuses] };
+    return { references, totals, activity };
+  }
+
+  private activityOf(reference: string): LedgerActivity {
+    let a = this.activity.get(reference);
+    if (!a) {
+      a = { submissions: 0, duplicates: 0, moves: 0, reversals: 0, statuses: [] };
+      this.activity.set(reference, a);
+    }
+    return a;
   }
 
   private applyMoved(entry: StoredEntry, sign: 1 | -1): void {

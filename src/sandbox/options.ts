@@ -1,10 +1,40 @@
 /**
  * Sandbox options (docs/product.md §9). Parsed once by `startSandbox`; the CLI maps its flags
  * (`--settle-ms`, `--fault-rate`, …) onto these fields after converting them to numbers/booleans.
+ *
+ * Every unknown in Sayswitch's behaviour (docs/sayswitch-wire.md, "The matrix of unknowns") is an
+ * optional field with no default here: a named `profile` (profiles.ts) fills what the caller left
+ * out, and `resolveSandboxOptions` turns the lot into {@link Unknowns}. Absent profile = `default`,
+ * which is the sandbox's behaviour from before the options existed.
  */
 import { z } from 'zod';
 
 const nonNegativeMs = z.number().int().nonnegative();
+
+/** What a submission with a reference seen before gets (unknown 1). */
+export const DUPLICATE_ANSWERS = ['409', '400', '200-failure', '200-echo'] as const;
+export type DuplicateAnswer = (typeof DUPLICATE_ANSWERS)[number];
+/** How a lookup of an unknown reference answers (unknown 3). */
+export const NOT_FOUND_ANSWERS = ['404', '200-failure'] as const;
+export type NotFoundAnswer = (typeof NOT_FOUND_ANSWERS)[number];
+/** How a card charge proceeds (unknown 4). */
+export const CARD_FLOWS = ['settled', '3ds2'] as const;
+export type CardFlow = (typeof CARD_FLOWS)[number];
+/** Whether a payout answers its final status at once or later (unknown 6). */
+export const PAYOUT_FLOWS = ['sync', 'async'] as const;
+export type PayoutFlow = (typeof PAYOUT_FLOWS)[number];
+/** The body of a collection (charge) webhook (unknown 7). */
+export const COLLECTION_WEBHOOKS = ['notify', 'documented'] as const;
+export type CollectionWebhook = (typeof COLLECTION_WEBHOOKS)[number];
+
+export const PROFILE_NAMES = [
+  'default',
+  'strict-docs',
+  'hostile',
+  'laravel-unique',
+  'idempotent-replay',
+] as const;
+export type ProfileName = (typeof PROFILE_NAMES)[number];
 
 export const sandboxOptionsSchema = z.object({
   /** 0 picks a free port (tests). */
@@ -20,7 +50,7 @@ export const sandboxOptionsSchema = z.object({
       encoding: z.enum(['hex', 'base64']).default('hex'),
     })
     .optional(),
-  /** Delay before a pending 52/53 settles and a 58 payout is reversed. */
+  /** Delay before a pending 52/53 settles, a 58 payout is reversed and an async payout ends. */
   settleMs: nonNegativeMs.default(2000),
   /** How long a 55 response is held: past any sane client timeout. */
   hangMs: nonNegativeMs.default(60_000),
@@ -39,9 +69,44 @@ export const sandboxOptionsSchema = z.object({
    * sent. The seeded order is reproducible when the same events fall into the same batch.
    */
   webhookShuffleWindowMs: nonNegativeMs.default(100),
+
+  // The unknowns. No defaults: what is absent comes from the profile (profiles.ts).
+  /** A named combination of the unknowns below; explicit fields override it. */
+  profile: z.enum(PROFILE_NAMES).optional(),
+  duplicateReference: z.enum(DUPLICATE_ANSWERS).optional(),
+  /** Verify and payout lookup answer not-found for this long after a reference is recorded. */
+  lookupLagMs: nonNegativeMs.optional(),
+  notFound: z.enum(NOT_FOUND_ANSWERS).optional(),
+  cardFlow: z.enum(CARD_FLOWS).optional(),
+  /** With the 3ds2 card flow: a challenge nobody ends within this window expires (failed). */
+  threeDsExpiryMs: nonNegativeMs.optional(),
+  payoutFlow: z.enum(PAYOUT_FLOWS).optional(),
+  collectionWebhook: z.enum(COLLECTION_WEBHOOKS).optional(),
+  /**
+   * Multiplies `lookupLagMs` and `threeDsExpiryMs` (whether from a profile or explicit), so tests
+   * can run a profile's 60 s lag in 60 ms with `timeScale: 0.001`. Default 1.
+   */
+  timeScale: z.number().positive().max(1000).optional(),
 });
 
 /** What callers pass: every field optional, defaults filled by the schema. */
 export type SandboxOptionsInput = z.input<typeof sandboxOptionsSchema>;
-/** Parsed options with every default applied. */
+/** Parsed options with every default applied (the unknowns still optional). */
 export type SandboxOptions = z.output<typeof sandboxOptionsSchema>;
+
+/** The unknowns in effect, profile applied and durations scaled. */
+export interface Unknowns {
+  duplicateReference: DuplicateAnswer;
+  lookupLagMs: number;
+  notFound: NotFoundAnswer;
+  cardFlow: CardFlow;
+  threeDsExpiryMs: number;
+  payoutFlow: PayoutFlow;
+  collectionWebhook: CollectionWebhook;
+}
+
+/** Parsed options plus the resolved unknowns; what `startSandbox` runs on. */
+export interface ResolvedSandboxOptions extends SandboxOptions {
+  profile: ProfileName;
+  unknowns: Unknowns;
+}

@@ -1,7 +1,8 @@
 /**
  * The sandbox's HTTP transport on fastify: routes, Bearer auth, payload encryption, latency and
- * held responses. Endpoint logic is in core.ts. The hot path does no logging (fastify's logger is
- * off) so the sandbox is never what a benchmark measures.
+ * held responses. Endpoint logic is in core.ts; the 3-D Secure pages are in three-ds-routes.ts. The
+ * hot path does no logging (fastify's logger is off) so the sandbox is never what a benchmark
+ * measures.
  */
 import { timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -12,6 +13,7 @@ import {
 } from '../infra/gateway/sayswitch/crypto.ts';
 import type { ApiResult, SandboxCore } from './core.ts';
 import type { LedgerStore } from './ledger.ts';
+import { originOf, threeDsRoutes } from './three-ds-routes.ts';
 import type { TimerRegistry } from './timers.ts';
 
 export interface SandboxAppDeps {
@@ -93,7 +95,7 @@ export function buildSandboxApp(deps: SandboxAppDeps): FastifyInstance {
   async function handle(
     req: FastifyRequest,
     reply: FastifyReply,
-    run: (payload: unknown) => ApiResult,
+    run: (payload: unknown, origin: string) => ApiResult,
   ): Promise<FastifyReply> {
     if (latencyMs > 0 && !(await timers.wait(latencyMs))) return abandon(reply);
     if (!authorized(req)) return send(reply, UNAUTHORIZED);
@@ -103,7 +105,7 @@ export function buildSandboxApp(deps: SandboxAppDeps): FastifyInstance {
       if (!decoded) return send(reply, BAD_CIPHERTEXT);
       payload = decoded.value;
     }
-    const result = run(payload);
+    const result = run(payload, originOf(req));
     if (result.holdMs !== undefined && !(await timers.wait(result.holdMs))) return abandon(reply);
     return send(reply, result);
   }
@@ -121,9 +123,11 @@ export function buildSandboxApp(deps: SandboxAppDeps): FastifyInstance {
   });
 
   app.post('/api/s2s/transaction/initialize', (req, reply) =>
-    handle(req, reply, (p) => core.charge(p)),
+    handle(req, reply, (p, origin) => core.charge(p, origin)),
   );
-  app.post('/api/v1/bank_transfer', (req, reply) => handle(req, reply, (p) => core.payout(p)));
+  app.post('/api/v1/bank_transfer', (req, reply) =>
+    handle(req, reply, (p, origin) => core.payout(p, origin)),
+  );
   for (const path of [
     '/api/v1/transaction/verify/:reference',
     '/api/s2s/v1/transaction/verify/:reference',
@@ -147,6 +151,7 @@ export function buildSandboxApp(deps: SandboxAppDeps): FastifyInstance {
   );
 
   app.get(`${SANDBOX_PREFIX}/ledger`, (_req, reply) => reply.send(ledger.snapshot()));
+  void app.register(threeDsRoutes(core));
 
   return app;
 }

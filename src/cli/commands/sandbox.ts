@@ -1,6 +1,15 @@
 /** `billing sandbox`: the local Sayswitch simulator (docs/product.md §9). */
-import { InvalidArgumentError, type Command } from 'commander';
-import { startSandbox } from '../../sandbox/index.ts';
+import { InvalidArgumentError, Option, type Command } from 'commander';
+import {
+  CARD_FLOWS,
+  COLLECTION_WEBHOOKS,
+  DUPLICATE_ANSWERS,
+  NOT_FOUND_ANSWERS,
+  PAYOUT_FLOWS,
+  PROFILE_NAMES,
+  startSandbox,
+  type SandboxOptionsInput,
+} from '../../sandbox/index.ts';
 import type { CliContext } from '../context.ts';
 import { parseIntFlag } from '../parsers.ts';
 
@@ -11,7 +20,15 @@ function parseRate(value: string): number {
   return n;
 }
 
-interface SandboxFlags {
+function parseScale(value: string): number {
+  const n = Number(value);
+  if (!/^\d*\.?\d+$/.test(value) || n <= 0 || n > 1000)
+    throw new InvalidArgumentError('--time-scale must be a number above 0 (at most 1000)');
+  return n;
+}
+
+/** What commander hands the action; the unknowns and the profile-set flags have no default. */
+export interface SandboxFlags {
   port: number;
   host: string;
   secretKey: string;
@@ -24,9 +41,68 @@ interface SandboxFlags {
   faultRate: number;
   seed: number;
   webhookUrl?: string;
-  webhookDuplicates: number;
+  webhookDuplicates?: number;
   webhookShuffle?: boolean;
+  profile?: SandboxOptionsInput['profile'];
+  duplicateReference?: SandboxOptionsInput['duplicateReference'];
+  lookupLagMs?: number;
+  notFound?: SandboxOptionsInput['notFound'];
+  cardFlow?: SandboxOptionsInput['cardFlow'];
+  threeDsExpiryMs?: number;
+  payoutFlow?: SandboxOptionsInput['payoutFlow'];
+  collectionWebhook?: SandboxOptionsInput['collectionWebhook'];
+  timeScale?: number;
 }
+
+/**
+ * Maps flags onto `startSandbox` options. Flags a profile may set are passed only when given,
+ * so an explicit flag overrides the profile and an absent one leaves it in charge.
+ */
+export function sandboxOptionsFromFlags(f: SandboxFlags): SandboxOptionsInput {
+  if ((f.encryptionKey === undefined) !== (f.encryptionIv === undefined)) {
+    throw new InvalidArgumentError('--encryption-key and --encryption-iv go together');
+  }
+  if (f.encryptionEncoding !== 'hex' && f.encryptionEncoding !== 'base64') {
+    throw new InvalidArgumentError('--encryption-encoding must be hex or base64');
+  }
+  const given = Object.fromEntries(
+    (
+      [
+        'webhookUrl',
+        'webhookDuplicates',
+        'webhookShuffle',
+        'profile',
+        'duplicateReference',
+        'lookupLagMs',
+        'notFound',
+        'cardFlow',
+        'threeDsExpiryMs',
+        'payoutFlow',
+        'collectionWebhook',
+        'timeScale',
+      ] as const
+    )
+      .filter((k) => f[k] !== undefined)
+      .map((k) => [k, f[k]]),
+  ) as SandboxOptionsInput;
+  return {
+    port: f.port,
+    host: f.host,
+    secretKey: f.secretKey,
+    ...(f.encryptionKey !== undefined && f.encryptionIv !== undefined
+      ? { encryption: { key: f.encryptionKey, iv: f.encryptionIv, encoding: f.encryptionEncoding } }
+      : {}),
+    settleMs: f.settleMs,
+    hangMs: f.hangMs,
+    latencyMs: f.latencyMs,
+    faultRate: f.faultRate,
+    seed: f.seed,
+    ...given,
+  };
+}
+
+const choice = (flags: string, description: string, values: readonly string[]) =>
+  new Option(flags, description).choices(values);
 
 export function registerSandboxCommand(program: Command, ctx: CliContext) {
   program
@@ -40,7 +116,7 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
     .option('--encryption-encoding <enc>', 'hex or base64', 'hex')
     .option(
       '--settle-ms <ms>',
-      'delay before 52/53 settle and 58 reverses',
+      'delay before 52/53 settle, 58 reverses and an async payout ends',
       parseIntFlag('--settle-ms'),
       2000,
     )
@@ -56,48 +132,53 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
     .option('--webhook-url <url>', 'where to POST signed webhooks')
     .option(
       '--webhook-duplicates <n>',
-      'deliver each webhook n times',
+      'deliver each webhook n times (default 1, or the profile)',
       parseIntFlag('--webhook-duplicates'),
-      1,
     )
     .option('--webhook-shuffle', 'deliver webhooks in a seeded random order')
+    .option('--no-webhook-shuffle', 'deliver webhooks in order, whatever the profile says')
+    .addOption(
+      choice(
+        '--profile <name>',
+        'a named combination of the options below, which override it (default: default; ' +
+          'docs/sayswitch-wire.md, "The matrix of unknowns")',
+        PROFILE_NAMES,
+      ),
+    )
+    .addOption(
+      choice('--duplicate-reference <answer>', 'what a reused reference gets', DUPLICATE_ANSWERS),
+    )
+    .option(
+      '--lookup-lag-ms <ms>',
+      'verify and payout lookup answer not-found this long after a reference is recorded',
+      parseIntFlag('--lookup-lag-ms'),
+    )
+    .addOption(choice('--not-found <answer>', 'how a lookup answers not-found', NOT_FOUND_ANSWERS))
+    .addOption(choice('--card-flow <flow>', 'settled, or a 3-D Secure challenge', CARD_FLOWS))
+    .option(
+      '--three-ds-expiry-ms <ms>',
+      'a 3-D Secure challenge nobody ends expires (failed) after this long',
+      parseIntFlag('--three-ds-expiry-ms'),
+    )
+    .addOption(
+      choice('--payout-flow <flow>', 'final status at once, or pending then final', PAYOUT_FLOWS),
+    )
+    .addOption(
+      choice('--collection-webhook <shape>', 'charge webhook body shape', COLLECTION_WEBHOOKS),
+    )
+    .option(
+      '--time-scale <factor>',
+      'multiplies the lookup lag and the 3-D Secure expiry (e.g. 0.001)',
+      parseScale,
+    )
     .action(async (f: SandboxFlags) => {
-      if ((f.encryptionKey === undefined) !== (f.encryptionIv === undefined)) {
-        throw new InvalidArgumentError('--encryption-key and --encryption-iv go together');
-      }
-      if (f.encryptionEncoding !== 'hex' && f.encryptionEncoding !== 'base64') {
-        throw new InvalidArgumentError('--encryption-encoding must be hex or base64');
-      }
+      const options = sandboxOptionsFromFlags(f);
       const logger = ctx.logger();
-      const sandbox = await startSandbox(
-        {
-          port: f.port,
-          host: f.host,
-          secretKey: f.secretKey,
-          ...(f.encryptionKey !== undefined && f.encryptionIv !== undefined
-            ? {
-                encryption: {
-                  key: f.encryptionKey,
-                  iv: f.encryptionIv,
-                  encoding: f.encryptionEncoding,
-                },
-              }
-            : {}),
-          settleMs: f.settleMs,
-          hangMs: f.hangMs,
-          latencyMs: f.latencyMs,
-          faultRate: f.faultRate,
-          seed: f.seed,
-          ...(f.webhookUrl !== undefined ? { webhookUrl: f.webhookUrl } : {}),
-          webhookDuplicates: f.webhookDuplicates,
-          webhookShuffle: f.webhookShuffle ?? false,
-        },
-        { logger },
-      );
+      const sandbox = await startSandbox(options, { logger });
       ctx
         .out()
         .info(
-          `Sayswitch sandbox listening on ${sandbox.url} (ledger: ${sandbox.url}/__sandbox/ledger)`,
+          `Sayswitch sandbox listening on ${sandbox.url} (profile ${sandbox.profile}; ledger: ${sandbox.url}/__sandbox/ledger)`,
         );
       await ctx.untilSignal();
       await sandbox.close();

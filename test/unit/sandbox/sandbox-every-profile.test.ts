@@ -1,0 +1,133 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  PROFILE_NAMES,
+  startSandbox,
+  type Ledger,
+  type ProfileName,
+  type Sandbox,
+} from '../../../src/sandbox/index.ts';
+import { until } from '../../support/poll.ts';
+import {
+  callSandbox,
+  chargeBody,
+  payoutBody,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from '../../support/sandbox.ts';
+
+const CHARGE = '/api/s2s/transaction/initialize';
+const PAYOUT = '/api/v1/bank_transfer';
+
+const open: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  await Promise.all(open.splice(0).map((o) => o.close()));
+});
+
+async function setup(profile: ProfileName): Promise<{ sb: Sandbox; rx: WebhookReceiver }> {
+  const rx = await startWebhookReceiver();
+  open.push(rx);
+  // As the chaos test will: the profile's minutes become milliseconds.
+  const sb = await startSandbox({
+    port: 0,
+    profile,
+    timeScale: 0.001,
+    settleMs: 20,
+    hangMs: 20,
+    webhookUrl: rx.url,
+    webhookShuffleWindowMs: 10,
+  });
+  open.unshift(sb);
+  return { sb, rx };
+}
+
+/** What must hold of any ledger: moved money is counted once, in the totals, for a success. */
+function expectTruthful(ledger: Ledger): void {
+  const moved: Record<string, { movedMinor: number; count: number }> = {};
+  for (const [ref, e] of Object.entries(ledger.references)) {
+    const a = ledger.activity[ref]!;
+    expect(a.moves, ref).toBeLessThanOrEqual(1);
+    expect(a.moves - a.reversals, ref).toBe(e.moneyMoved ? 1 : 0);
+    expect(e.moneyMoved, ref).toBe(e.status === 'success');
+    expect(a.statuses.at(-1), ref).toBe(e.status);
+    if (e.moneyMoved) {
+      const t = (moved[e.currency] ??= { movedMinor: 0, count: 0 });
+      t.movedMinor += e.amount;
+      t.count++;
+    }
+  }
+  for (const [currency, t] of Object.entries(ledger.totals)) {
+    expect(t).toEqual(moved[currency] ?? { movedMinor: 0, count: 0 });
+  }
+}
+
+describe.each(PROFILE_NAMES)('profile %s', (profile) => {
+  it('runs programmatically, and its ledger tells the truth through every ending', async () => {
+    const { sb, rx } = await setup(profile);
+    const refs = ['00', '51', '52', '53', '54', '58'];
+    for (const rem of refs) {
+      await callSandbox(sb, CHARGE, { body: chargeBody(`ch${rem}`, `30.${rem}`) });
+      await callSandbox(sb, PAYOUT, { body: payoutBody(`po${rem}`, `30.${rem}`) });
+    }
+    const dup = await callSandbox(sb, PAYOUT, { body: payoutBody('po00', '30.00') });
+    const expectedDuplicate = {
+      '409': 409,
+      '400': 400,
+      '200-failure': 200,
+      '200-echo': 200,
+    }[sb.unknowns.duplicateReference];
+    expect(dup.status).toBe(expectedDuplicate);
+
+    if (sb.unknowns.cardFlow === '3ds2') {
+      // Every charge waits for its payer; end them all ways, leave one to expire.
+      const ends = ['complete', 'fail', 'abandon', 'complete', 'complete'] as const;
+      refs.slice(0, ends.length).forEach((rem, i) => sb.authenticate(`ch${rem}`, ends[i]!));
+      await until(() => sb.ledger().activity.ch58?.authentication === 'expired', {
+        what: 'ch58 expired',
+      });
+    }
+    // Everything final: no pending reference, every payout 58 reversed.
+    const settled = await until(
+      () => {
+        const l = sb.ledger();
+        const done =
+          Object.values(l.references).every((e) => e.status !== 'pending') &&
+          l.references.po58?.status === 'reversed';
+        return done ? l : undefined;
+      },
+      { what: `${profile}: every reference final` },
+    );
+    expectTruthful(settled);
+    expect(settled.activity.po00).toMatchObject({ submissions: 2, duplicates: 1, moves: 1 });
+
+    // Lookups see everything once the (scaled) lag has passed.
+    await until(async () => (await callSandbox(sb, '/api/v1/payout/po00')).status === 200, {
+      what: 'po00 visible',
+    });
+    const verify = await callSandbox(sb, '/api/v1/transaction/verify/ch00');
+    expect(verify.body.data.status).toBe('success');
+    // Webhooks name every final charge, whatever their shape.
+    await until(
+      () =>
+        refs.every((rem) =>
+          rx.received.some((w) => w.json.data.reference === `ch${rem}` && w.json.data.status),
+        ),
+      { what: `${profile}: a webhook for every charge` },
+    );
+  });
+});
+
+describe('hostile', () => {
+  it('answers every unknown the worst plausible way', async () => {
+    const { sb } = await setup('hostile');
+    const first = await callSandbox(sb, CHARGE, { body: chargeBody('h_1', '10') });
+    expect(first.body).toMatchObject({ status: true, message: 'Proceed authentication 3DS2' });
+    const again = await callSandbox(sb, CHARGE, { body: chargeBody('h_1', '10') });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ success: false, message: 'Duplicate reference' });
+    const missing = await callSandbox(sb, '/api/v1/payout/h_none');
+    expect(missing.status).toBe(200);
+    expect(missing.body.success).toBe(false);
+    const payout = await callSandbox(sb, PAYOUT, { body: payoutBody('h_p', '10') });
+    expect(payout.body.data.status).toBe('pending');
+  });
+});
