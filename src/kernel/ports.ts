@@ -5,7 +5,7 @@
 import type { AmountMinor, ChargeCurrency, Currency, PayoutCurrency } from './money.ts';
 import type { AttemptReference, IntentKey } from './ids.ts';
 import type { FailureReason, IntentState, IntentType } from './intent.ts';
-import type { Intent, IntentDraft, IntentHistoryEntry, PaymentMode } from './payment.ts';
+import type { Intent, IntentDraft, IntentHistoryEntry, PayoutPayee } from './payment.ts';
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
@@ -19,16 +19,11 @@ export interface ChargeRequest {
   narration?: string;
 }
 
-export interface PayoutRequest {
+/** A payout as sent: the intent's payee (kernel/payment.ts) with the attempt's reference. */
+export interface PayoutRequest extends Omit<PayoutPayee, 'kind'> {
   reference: AttemptReference;
   amount: AmountMinor;
   currency: PayoutCurrency;
-  accountNumber: string;
-  bankCode: string;
-  bankName: string;
-  accountName: string;
-  narration: string;
-  paymentMode: PaymentMode;
 }
 
 interface OutcomeBase {
