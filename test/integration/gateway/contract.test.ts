@@ -1,7 +1,10 @@
 /**
- * The adapter against the sandbox over real HTTP: one contract suite, run with payload encryption
- * off and on. Every sandbox outcome (51–58) for charges and payouts, with the sandbox ledger as
- * the truth of what money moved.
+ * The adapter against the sandbox over real HTTP. First one contract suite, run with payload
+ * encryption off and on: every sandbox outcome (51–58) for charges and payouts, with the sandbox
+ * ledger as the truth of what money moved. Then the same adapter against every sandbox profile
+ * (docs/sayswitch-wire.md "The matrix of unknowns"): first answers, a resubmitted reference in
+ * each duplicate shape, a duplicate whose lookup is blind, not-found in both shapes, the 3-D
+ * Secure challenge, asynchronous payouts and both webhook shapes.
  */
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,14 +17,28 @@ import {
 } from '../../../src/kernel/errors.ts';
 import type { AttemptReference } from '../../../src/kernel/ids.ts';
 import { amountMinor } from '../../../src/kernel/money.ts';
-import type { ChargeRequest, PayoutRequest } from '../../../src/kernel/ports.ts';
+import type {
+  ChargeRequest,
+  GatewayOutcome,
+  LookupOutcome,
+  PayoutRequest,
+} from '../../../src/kernel/ports.ts';
 import {
+  DuplicateReferenceUnresolvedError,
   SayswitchGateway,
+  referenceExistsAtGateway,
   type SayswitchOptions,
 } from '../../../src/infra/gateway/sayswitch/client.ts';
 import type { PayloadCryptoConfig } from '../../../src/infra/gateway/sayswitch/crypto.ts';
-import { startSandbox } from '../../../src/sandbox/index.ts';
+import { parseWebhook } from '../../../src/infra/gateway/sayswitch/webhook.ts';
+import {
+  PROFILE_NAMES,
+  startSandbox,
+  type ProfileName,
+  type SandboxOptionsInput,
+} from '../../../src/sandbox/index.ts';
 import { until } from '../../support/poll.ts';
+import { startWebhookReceiver, type WebhookReceiver } from '../../support/sandbox.ts';
 
 const SECRET = 'sk_test_contract';
 const SETTLE_MS = 200;
@@ -405,6 +422,336 @@ describe.each(modes)('Sayswitch contract ($name)', ({ encryption }) => {
       const err = await rejection(g.chargeCard(charge(50_000)));
       expect(err).toBeInstanceOf(RetryableError);
       expect(err.code).toBe('connection_refused');
+    });
+  });
+});
+
+/**
+ * Every profile, against the adapter. Each profile runs on three sandboxes: as it is (its minutes
+ * scaled to milliseconds), with its cards forced through 3-D Secure, and with its lookups blind
+ * for longer than the test (the read-after-write lag at its worst). Nothing asserts on time: what
+ * takes time is awaited with `until`.
+ */
+const TIME_SCALE = 0.001;
+/** Scaled by TIME_SCALE: a challenge outlives any test (nobody relies on it expiring). */
+const LONG_CHALLENGE_MS = 3_600_000_000;
+/** Scaled by 1: lookups that stay blind for the whole test. */
+const BLIND_LAG_MS = 3_600_000;
+
+const profileCases: { profile: ProfileName; encryption: PayloadCryptoConfig | undefined }[] = [
+  ...PROFILE_NAMES.map((profile) => ({ profile, encryption: undefined })),
+  {
+    profile: 'hostile',
+    encryption: {
+      key: 'profile-key-0123456789abcdefghij',
+      iv: 'profile-iv-01234',
+      encoding: 'hex',
+    },
+  },
+];
+
+describe.each(profileCases)('Sayswitch contract, profile $profile', ({ profile, encryption }) => {
+  let sb: Sandbox;
+  let sb3ds: Sandbox;
+  let blind: Sandbox;
+  let receiver: WebhookReceiver;
+  const gateways: SayswitchGateway[] = [];
+  let n = 0;
+
+  const start = (extra: SandboxOptionsInput): Promise<Sandbox> =>
+    startSandbox({
+      port: 0,
+      secretKey: SECRET,
+      ...(encryption
+        ? { encryption: { key: encryption.key, iv: encryption.iv, encoding: encryption.encoding } }
+        : {}),
+      profile,
+      settleMs: SETTLE_MS,
+      hangMs: 10_000,
+      seed: 11,
+      ...extra,
+    });
+
+  const gatewayOf = (sandbox: Sandbox): SayswitchGateway => {
+    const g = new SayswitchGateway({
+      baseUrl: sandbox.url,
+      secretKey: SECRET,
+      timeoutMs: 5_000,
+      ...(encryption ? { encryption } : {}),
+    });
+    gateways.push(g);
+    return g;
+  };
+  const ref = (label: string): AttemptReference => `api_pf_${label}_${++n}_1` as AttemptReference;
+  const charge = (minor: number, label = 'c'): ChargeRequest => ({
+    reference: ref(label),
+    amount: amountMinor(minor),
+    currency: 'NGN',
+    email: 'payer@example.com',
+    cardToken: 'opaque-card-token',
+  });
+  const payout = (minor: number, label = 'p'): PayoutRequest => ({
+    reference: ref(label),
+    amount: amountMinor(minor),
+    currency: 'NGN',
+    accountNumber: '0123456789',
+    bankCode: '000013',
+    bankName: 'GTBank',
+    accountName: 'Ada Obi',
+    narration: 'profile contract',
+    paymentMode: 'bank',
+  });
+
+  /** Polls a lookup until it shows the reference (past the lag) and `done` holds. */
+  const lookupUntil = (
+    lookup: () => Promise<LookupOutcome>,
+    what: string,
+    done: (o: LookupOutcome) => boolean = (o) => o.status !== 'not_found',
+  ): Promise<LookupOutcome> => until(lookup, { done, what, timeoutMs: POLL_DEADLINE_MS });
+  const final = (o: LookupOutcome) => o.status !== 'not_found' && o.status !== 'pending';
+
+  beforeAll(async () => {
+    receiver = await startWebhookReceiver();
+    sb = await start({
+      timeScale: TIME_SCALE,
+      threeDsExpiryMs: LONG_CHALLENGE_MS,
+      webhookUrl: receiver.url,
+      webhookShuffleWindowMs: 10,
+    });
+    sb3ds = await start({
+      timeScale: TIME_SCALE,
+      threeDsExpiryMs: LONG_CHALLENGE_MS,
+      cardFlow: '3ds2',
+    });
+    blind = await start({ timeScale: 1, lookupLagMs: BLIND_LAG_MS });
+  });
+
+  afterAll(async () => {
+    for (const g of gateways) g.close();
+    await Promise.all([sb, sb3ds, blind].filter(Boolean).map((x) => x.close()));
+    await receiver?.close();
+  });
+
+  describe('first submissions', () => {
+    it('a charge: the answer (settled or challenged), then verify past any lag', async () => {
+      const g = gatewayOf(sb);
+      const req = charge(150_000);
+      const first = await g.chargeCard(req);
+      if (sb.unknowns.cardFlow === 'settled') {
+        expect(first).toMatchObject({ status: 'succeeded', amount: 150_000, fee: 1_800 });
+      } else {
+        expect(first).toMatchObject({
+          reference: req.reference,
+          status: 'requires_action',
+          authorizationUrl: `${sb.url}/__sandbox/3ds/${req.reference}`,
+          message: 'Proceed authentication 3DS2',
+        });
+        expect(sb.ledger().references[req.reference]).toMatchObject({ moneyMoved: false });
+        expect(sb.authenticate(req.reference, 'complete').status).toBe(200);
+      }
+      const seen = await lookupUntil(
+        () => g.verifyCharge(req.reference),
+        `${req.reference} verified`,
+        final,
+      );
+      expect(seen).toMatchObject({ status: 'succeeded', amount: 150_000, fee: 1_800 });
+    });
+
+    it('a declined charge (51) fails, after its challenge if there is one', async () => {
+      const g = gatewayOf(sb);
+      const req = charge(10_051);
+      const first = await g.chargeCard(req);
+      if (sb.unknowns.cardFlow === '3ds2') {
+        expect(first.status).toBe('requires_action');
+        sb.authenticate(req.reference, 'complete');
+      } else {
+        expect(first).toMatchObject({ status: 'failed', reason: 'declined' });
+      }
+      const seen = await lookupUntil(
+        () => g.verifyCharge(req.reference),
+        `${req.reference} verified`,
+        final,
+      );
+      expect(seen).toMatchObject({ status: 'failed', reason: 'declined', message: 'Declined' });
+    });
+
+    it('a payout: its outcome at once (sync) or pending first (async), then the lookup', async () => {
+      const g = gatewayOf(sb);
+      const ok = payout(500_000);
+      const declined = payout(10_051);
+      const firstOk = await g.payout(ok);
+      const firstDeclined = await g.payout(declined);
+      if (sb.unknowns.payoutFlow === 'async') {
+        expect(firstOk).toEqual({ reference: ok.reference, status: 'pending', message: 'Pending' });
+        expect(firstDeclined.status).toBe('pending');
+      } else {
+        expect(firstOk).toMatchObject({ status: 'succeeded', amount: 500_000, fee: 1_000 });
+        expect(firstDeclined).toMatchObject({ status: 'failed', reason: 'declined' });
+      }
+      const settledOk = await lookupUntil(
+        () => g.lookupPayout(ok.reference),
+        `${ok.reference} final`,
+        final,
+      );
+      expect(settledOk).toMatchObject({ status: 'succeeded', amount: 500_000, fee: 1_000 });
+      const settledDeclined = await lookupUntil(
+        () => g.lookupPayout(declined.reference),
+        `${declined.reference} final`,
+        final,
+      );
+      expect(settledDeclined).toMatchObject({ status: 'failed', reason: 'declined' });
+      expect(sb.ledger().references[ok.reference]).toMatchObject({ moneyMoved: true });
+    });
+  });
+
+  describe('a resubmitted reference', () => {
+    it('resolves to the same transaction, whatever the duplicate answer, moving nothing twice', async () => {
+      const g = gatewayOf(sb);
+      const c = charge(20_000);
+      const p = payout(30_000);
+      if ((await g.chargeCard(c)).status === 'requires_action') {
+        sb.authenticate(c.reference, 'complete');
+      }
+      await g.payout(p);
+      const charged = await lookupUntil(() => g.verifyCharge(c.reference), 'charge final', final);
+      const paid = await lookupUntil(() => g.lookupPayout(p.reference), 'payout final', final);
+      const totals = sb.ledger().totals;
+
+      const again: GatewayOutcome = await g.chargeCard(c);
+      const paidAgain: GatewayOutcome = await g.payout(p);
+      expect(again).toEqual(charged);
+      expect(paidAgain).toEqual(paid);
+
+      const ledger = sb.ledger();
+      expect(ledger.totals).toEqual(totals);
+      for (const r of [c.reference, p.reference]) {
+        expect(ledger.activity[r]).toMatchObject({ submissions: 2, duplicates: 1, moves: 1 });
+      }
+    });
+
+    it('a challenged charge resubmitted waits on the same challenge', async () => {
+      const g = gatewayOf(sb3ds);
+      const req = charge(21_000);
+      const first = await g.chargeCard(req);
+      expect(first).toMatchObject({
+        status: 'requires_action',
+        authorizationUrl: `${sb3ds.url}/__sandbox/3ds/${req.reference}`,
+      });
+      // Past the lag, verify shows the charge waiting on its payer.
+      const waiting = await lookupUntil(() => g.verifyCharge(req.reference), 'charge visible');
+      expect(waiting).toEqual({
+        reference: req.reference,
+        status: 'pending',
+        message: 'Awaiting 3DS authentication',
+      });
+      const again = await g.chargeCard(req);
+      // An echo answers the challenge again; every other shape is looked up (still pending).
+      expect(again).toEqual(sb3ds.unknowns.duplicateReference === '200-echo' ? first : waiting);
+      expect(sb3ds.ledger().activity[req.reference]).toMatchObject({ duplicates: 1, moves: 0 });
+
+      // Then the payer ends it, and the charge follows.
+      sb3ds.authenticate(req.reference, 'abandon');
+      const ended = await lookupUntil(() => g.verifyCharge(req.reference), 'abandoned', final);
+      expect(ended).toMatchObject({
+        status: 'failed',
+        reason: 'authentication_required',
+        message: 'Abandoned',
+      });
+      expect(sb3ds.ledger().references[req.reference]).toMatchObject({ moneyMoved: false });
+    });
+  });
+
+  describe('a duplicate whose lookup is blind (read-after-write lag)', () => {
+    it('is outcome_unknown with the "reference exists" marker, never a plain not-found', async () => {
+      const g = gatewayOf(blind);
+      const c = charge(22_000);
+      const p = payout(32_000);
+      const firstCharge = await g.chargeCard(c);
+      const firstPayout = await g.payout(p);
+      // The lag: the gateway has both, its lookups do not show them.
+      expect(await g.verifyCharge(c.reference)).toEqual({
+        status: 'not_found',
+        reference: c.reference,
+      });
+      expect((await g.lookupPayout(p.reference)).status).toBe('not_found');
+
+      if (blind.unknowns.duplicateReference === '200-echo') {
+        // The original answered again: no lookup needed, nothing unknown.
+        expect(await g.chargeCard(c)).toEqual(firstCharge);
+        expect(await g.payout(p)).toEqual(firstPayout);
+      } else {
+        for (const resubmit of [() => g.chargeCard(c), () => g.payout(p)]) {
+          const err = await rejection(resubmit());
+          expect(err).toBeInstanceOf(DuplicateReferenceUnresolvedError);
+          expect(err).toBeInstanceOf(OutcomeUnknownError);
+          expect(err).toMatchObject({
+            kind: 'outcome_unknown',
+            code: 'duplicate_reference_unresolved',
+            referenceExists: true,
+          });
+          expect(referenceExistsAtGateway(err)).toBe(true);
+        }
+      }
+      const ledger = blind.ledger();
+      for (const r of [c.reference, p.reference]) {
+        expect(ledger.activity[r]).toMatchObject({ submissions: 2, duplicates: 1 });
+        expect(ledger.activity[r]!.moves).toBeLessThanOrEqual(1);
+      }
+    });
+  });
+
+  describe('not found', () => {
+    it('verify and payout lookup of a reference never sent are not_found (404 or 200 shape)', async () => {
+      const g = gatewayOf(sb);
+      expect(await g.verifyCharge('api_pf_never_1')).toEqual({
+        status: 'not_found',
+        reference: 'api_pf_never_1',
+      });
+      expect(await g.lookupPayout('api_pf_never_2')).toEqual({
+        status: 'not_found',
+        reference: 'api_pf_never_2',
+      });
+      // A charge reference is no payout, and the other way round.
+      const req = charge(23_000);
+      if ((await g.chargeCard(req)).status === 'requires_action') {
+        sb.authenticate(req.reference, 'complete');
+      }
+      await lookupUntil(() => g.verifyCharge(req.reference), 'charge visible');
+      expect((await g.lookupPayout(req.reference)).status).toBe('not_found');
+    });
+  });
+
+  describe('webhooks', () => {
+    it('both shapes name our reference and read as the right kind, leading to a verify', async () => {
+      const g = gatewayOf(sb);
+      const c = charge(24_000);
+      const p = payout(34_000);
+      if ((await g.chargeCard(c)).status === 'requires_action') {
+        sb.authenticate(c.reference, 'complete');
+      }
+      await g.payout(p);
+      const events = () => receiver.received.map((w) => ({ w, e: parseWebhook(w.rawBody) }));
+      const about = async (reference: string) =>
+        until(() => events().find(({ e }) => 'reference' in e && e.reference === reference), {
+          what: `a webhook about ${reference}`,
+          timeoutMs: POLL_DEADLINE_MS,
+        });
+      const chargeHook = await about(c.reference);
+      expect(chargeHook.e).toEqual({
+        kind: 'transaction',
+        reference: c.reference,
+        status: 'succeeded',
+      });
+      if (sb.unknowns.collectionWebhook === 'documented') {
+        expect(chargeHook.w.json).toMatchObject({ type: 'payment.success' });
+      } else {
+        expect(chargeHook.w.json).toMatchObject({ notify: 'transaction' });
+      }
+      const payoutHook = await about(p.reference);
+      expect(payoutHook.e).toEqual({ kind: 'payout', reference: p.reference, status: 'succeeded' });
+      // Every webhook the sandbox sent was read (none unsupported), and a verify confirms it.
+      expect(events().filter(({ e }) => e.kind === 'unsupported')).toEqual([]);
+      expect((await g.verifyCharge(c.reference)).status).toBe('succeeded');
     });
   });
 });

@@ -8,12 +8,19 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FatalError, OutcomeUnknownError } from '../../../src/kernel/errors.ts';
+import {
+  DuplicateReferenceUnresolvedError,
+  referenceExistsAtGateway,
+} from '../../../src/infra/gateway/sayswitch/client.ts';
 import type { AttemptReference } from '../../../src/kernel/ids.ts';
 import { amountMinor } from '../../../src/kernel/money.ts';
 import type { ChargeRequest, PayoutRequest } from '../../../src/kernel/ports.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import { SayswitchGateway } from '../../../src/infra/gateway/sayswitch/client.ts';
-import { declineReason } from '../../../src/infra/gateway/sayswitch/outcomes.ts';
+import {
+  chargeFailureReason,
+  declineReason,
+} from '../../../src/infra/gateway/sayswitch/outcomes.ts';
 import {
   decryptJson,
   encryptJson,
@@ -188,33 +195,89 @@ describe('requests on the wire', () => {
 });
 
 describe('reading answers', () => {
-  it('a 3DS2 answer (HTML data, top-level _links) is pending', async () => {
+  it('a 3DS2 answer (HTML data, top-level _links) is requires_action with the link', async () => {
     replies.push(() => ({
       status: 200,
       body: {
         status: true,
         message: 'Proceed authentication 3DS2',
         data: '<script></script>',
-        _links: { url: 'https://x/3ds', method: 'POST', payload: ['ref'] },
+        _links: {
+          url: 'https://x.example/api/mrtyui876578a/3ds2auth',
+          method: 'POST',
+          payload: ['ref'],
+        },
       },
     }));
     expect(await gateway().chargeCard(charge)).toEqual({
       reference: ref,
-      status: 'pending',
+      status: 'requires_action',
+      authorizationUrl: 'https://x.example/api/mrtyui876578a/3ds2auth',
       message: 'Proceed authentication 3DS2',
     });
   });
 
-  it('an OTP answer (_links inside data) is pending', async () => {
+  it('an OTP answer (_links inside data) is requires_action', async () => {
     replies.push(() => ({
       status: 200,
       body: {
         status: true,
         message: 'Kindly enter the OTP',
-        data: { paymentid: 1933565739, _links: { url: 'https://x/otp' } },
+        data: { paymentid: 1933565739, _links: { url: 'https://x.example/otp' } },
       },
     }));
-    expect((await gateway().chargeCard(charge)).status).toBe('pending');
+    expect(await gateway().chargeCard(charge)).toEqual({
+      reference: ref,
+      status: 'requires_action',
+      authorizationUrl: 'https://x.example/otp',
+      message: 'Kindly enter the OTP',
+    });
+  });
+
+  it('a link that is no http(s) URL still requires action, without a URL; HTML alone is pending', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: { status: true, data: '<script></script>', _links: { url: 'javascript:alert(1)' } },
+    }));
+    replies.push(() => ({ status: 200, body: { status: true, message: 'Wait', data: '<p></p>' } }));
+    const g = gateway();
+    expect(await g.chargeCard(charge)).toEqual({ reference: ref, status: 'requires_action' });
+    expect(await g.chargeCard(charge)).toEqual({
+      reference: ref,
+      status: 'pending',
+      message: 'Wait',
+    });
+  });
+
+  it('a final status wins over a link; a pending transaction with a link requires action', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        _links: { url: 'https://x.example/3ds' },
+        data: { reference: ref, status: 'failed', gateway_response: 'Declined' },
+      },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: {
+          reference: ref,
+          status: 'pending',
+          gateway_response: 'Awaiting 3DS authentication',
+          _links: { url: 'https://x.example/3ds' },
+        },
+      },
+    }));
+    const g = gateway();
+    expect(await g.chargeCard(charge)).toMatchObject({ status: 'failed', reason: 'declined' });
+    expect(await g.verifyCharge(ref)).toEqual({
+      reference: ref,
+      status: 'requires_action',
+      authorizationUrl: 'https://x.example/3ds',
+      message: 'Awaiting 3DS authentication',
+    });
   });
 
   it('a decline keeps the gateway words and picks the reason from the known phrases', async () => {
@@ -233,6 +296,38 @@ describe('reading answers', () => {
     });
     expect(declineReason('Declined')).toBe('declined');
     expect(declineReason(undefined, 'Not sufficient funds')).toBe('insufficient_funds');
+  });
+
+  it('a charge whose challenge was not completed fails with authentication_required; payouts never', async () => {
+    for (const words of ['Authentication failed', 'Abandoned', 'Authentication expired']) {
+      replies.push(() => ({
+        status: 200,
+        body: {
+          success: true,
+          data: { reference: ref, status: 'failed', gateway_response: words },
+        },
+      }));
+    }
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { reference: ref, status: 'failed', gateway_response: 'Abandoned' },
+      },
+    }));
+    const g = gateway();
+    for (const words of ['Authentication failed', 'Abandoned', 'Authentication expired']) {
+      expect(await g.verifyCharge(ref)).toEqual({
+        reference: ref,
+        status: 'failed',
+        reason: 'authentication_required',
+        message: words,
+      });
+    }
+    expect(await g.lookupPayout(ref)).toMatchObject({ status: 'failed', reason: 'declined' });
+    expect(chargeFailureReason('Declined')).toBe('declined');
+    expect(chargeFailureReason('Abandoned: insufficient funds')).toBe('insufficient_funds');
+    expect(chargeFailureReason(undefined, '3DS authentication successful')).toBe('declined');
   });
 
   it('a 422 that names the reference is a decline result', async () => {
@@ -344,6 +439,169 @@ describe('reading answers', () => {
     ]);
   });
 
+  it('a duplicate in every shape is looked up and adopted; an echo is read as it is', async () => {
+    const found = () => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { reference: ref, status: 'success', amount: '100', fee: '10' },
+      },
+    });
+    const adopted = { reference: ref, status: 'succeeded', amount: 10000, fee: 1000 };
+    const shapes: Reply[] = [
+      { status: 409, body: { success: false, message: 'Duplicate reference' } },
+      {
+        status: 400,
+        body: { success: false, message: 'Validation failed: reference: has already been taken' },
+      },
+      {
+        status: 422,
+        body: {
+          message: 'The reference has already been taken.',
+          errors: { reference: ['The reference has already been taken.'] },
+        },
+      },
+      { status: 200, body: { success: false, message: 'Duplicate reference' } },
+    ];
+    const g = gateway();
+    for (const shape of shapes) {
+      seen = [];
+      replies.push(() => shape, found);
+      expect(await g.payout(payout)).toEqual(adopted);
+      expect(seen.map((x) => `${x.method} ${x.url}`)).toEqual([
+        'POST /api/v1/bank_transfer',
+        `GET /api/v1/payout/${ref}`,
+      ]);
+    }
+    // 200-echo: the original transaction, no lookup needed
+    seen = [];
+    replies.push(found);
+    expect(await g.payout(payout)).toEqual(adopted);
+    expect(seen).toHaveLength(1);
+    // an echo about another reference is not about ours
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: 'api_other_1', status: 'success' } },
+    }));
+    await expect(g.payout(payout)).rejects.toMatchObject({ code: 'reference_mismatch' });
+  });
+
+  it('other validation failures stay fatal and are not looked up', async () => {
+    replies.push(() => ({
+      status: 400,
+      body: { success: false, message: 'Validation failed: email: has already been taken' },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: false, message: 'Duplicate transaction' },
+    }));
+    const g = gateway();
+    await expect(g.chargeCard(charge)).rejects.toMatchObject({
+      kind: 'fatal',
+      code: 'bad_request',
+    });
+    await expect(g.chargeCard(charge)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'unrecognised_response',
+    });
+    expect(seen.map((x) => x.method)).toEqual(['POST', 'POST']);
+  });
+
+  it('a duplicate whose lookup is blind (200 not found) or fails → unresolved, referenceExists', async () => {
+    replies.push(() => ({ status: 200, body: { success: false, message: 'Duplicate reference' } }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: false,
+        message: 'Transaction not found',
+        error: `No transaction found with reference: ${ref}`,
+      },
+    }));
+    replies.push(() => ({ status: 409, body: { success: false, message: 'Duplicate reference' } }));
+    replies.push(() => ({ status: 503, body: { success: false } }));
+    const g = gateway();
+    const blind = await g.chargeCard(charge).catch((e: unknown) => e);
+    expect(blind).toBeInstanceOf(DuplicateReferenceUnresolvedError);
+    expect(blind).toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'duplicate_reference_unresolved',
+      referenceExists: true,
+    });
+    expect(referenceExistsAtGateway(blind)).toBe(true);
+    const failing = await g.chargeCard(charge).catch((e: unknown) => e);
+    expect(failing).toMatchObject({
+      code: 'duplicate_reference_unresolved',
+      referenceExists: true,
+    });
+    expect((failing as Error).cause).toMatchObject({ code: 'server_error' });
+  });
+
+  it('a lookup answered 200 success:false in the not-found wording is not_found', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: { success: false, message: 'Transaction not found', error: 'No transaction found' },
+    }));
+    replies.push(() => ({ status: 200, body: { success: false, message: 'Payout not found' } }));
+    replies.push(() => ({ status: 200, body: { success: false, message: 'Service busy' } }));
+    const g = gateway();
+    expect(await g.verifyCharge(ref)).toEqual({ status: 'not_found', reference: ref });
+    expect(await g.lookupPayout(ref)).toEqual({ status: 'not_found', reference: ref });
+    await expect(g.lookupPayout(ref)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'unrecognised_response',
+    });
+  });
+
+  it('a verified success carries the reusable authorization: code first, else the card token', async () => {
+    const data = { reference: ref, status: 'success', requested_amount: '10', fees: '0.12' };
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data,
+        authorization: { authorization_code: 'AUTH_abc123', reusable: true, last4: '2449' },
+        card: { token: 'ss-tkn-ignored' },
+      },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data,
+        authorization: { authorization_code: 'AUTH_once', reusable: false },
+        card: { token: 'ss-tkn-fin1refv13noydilm77dhske', last4Digits: '2449' },
+      },
+    }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { ...data, authorization: { authorization_code: 'AUTH_in_data' } },
+      },
+    }));
+    replies.push(() => ({ status: 200, body: { success: true, data, card: { token: null } } }));
+    replies.push(() => ({ status: 200, body: { success: true, data, authorization: 'garbled' } }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { ...data, status: 'failed' },
+        authorization: { authorization_code: 'AUTH_failed' },
+      },
+    }));
+    const g = gateway();
+    const base = { reference: ref, status: 'succeeded', amount: 1000, fee: 12 };
+    expect(await g.verifyCharge(ref)).toEqual({ ...base, authorization: 'AUTH_abc123' });
+    expect(await g.verifyCharge(ref)).toEqual({
+      ...base,
+      authorization: 'ss-tkn-fin1refv13noydilm77dhske',
+    });
+    expect(await g.verifyCharge(ref)).toEqual({ ...base, authorization: 'AUTH_in_data' });
+    expect(await g.verifyCharge(ref)).toEqual(base);
+    expect(await g.verifyCharge(ref)).toEqual(base);
+    expect(await g.verifyCharge(ref)).not.toHaveProperty('authorization');
+  });
+
   it('reads banks, account names and wallet balances', async () => {
     replies.push(() => ({
       status: 200,
@@ -429,5 +687,36 @@ describe('logging', () => {
     expect(all).not.toContain('sk_test_unit');
     expect(all).not.toContain('CARDTOKEN');
     expect(all).not.toContain('a@example.com');
+  });
+
+  it('never logs the reusable authorization, also when a duplicate adopts it', async () => {
+    const lines: string[] = [];
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        lines.push(chunk.toString('utf8'));
+        cb();
+      },
+    });
+    const logger = createLogger({ level: 'debug', destination });
+    replies.push(() => ({ status: 409, body: { success: false, message: 'Duplicate reference' } }));
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: { reference: ref, status: 'success' },
+        authorization: { authorization_code: 'AUTH_secret_xyz' },
+        card: { token: 'ss-tkn-secret' },
+      },
+    }));
+    const out = await gateway({ logger }).chargeCard(charge);
+    expect(out).toMatchObject({ status: 'succeeded', authorization: 'AUTH_secret_xyz' });
+    expect(lines.length).toBeGreaterThan(0);
+    const all = lines.join('\n');
+    expect(all).not.toContain('AUTH_secret');
+    expect(all).not.toContain('ss-tkn');
+    // and were it ever logged under the port's field name, redaction would take it
+    lines.length = 0;
+    logger.info({ outcome: out }, 'probe');
+    expect(lines.join('\n')).not.toContain('AUTH_secret');
   });
 });

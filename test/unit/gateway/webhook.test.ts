@@ -76,6 +76,65 @@ describe('parseWebhook', () => {
       { notify: 'payout', data: { reference: 'r7', status: 'success', amount: 'lots' } },
       { kind: 'payout', reference: 'r7', status: 'succeeded' },
     ],
+    // the documented collection sample (`type: payment.success`; sandbox `documented`)
+    [
+      {
+        id: 'evt_sandbox_1',
+        type: 'payment.success',
+        created: '2026-02-27T10:00:00.000Z',
+        data: {
+          reference: 'api_k_1',
+          amount: 10.12,
+          currency: 'NGN',
+          status: 'success',
+          customer: { email: 'payer@example.com' },
+        },
+      },
+      { kind: 'transaction', reference: 'api_k_1', status: 'succeeded' },
+    ],
+    [
+      { id: 'evt_2', type: 'payment.failed', data: { reference: 'api_k_2', status: 'failed' } },
+      { kind: 'transaction', reference: 'api_k_2', status: 'failed' },
+    ],
+    // the type's suffix is the status when data has none
+    [
+      { type: 'payment.failed', data: { reference: 'api_k_3' } },
+      { kind: 'transaction', reference: 'api_k_3', status: 'failed' },
+    ],
+    [
+      { type: 'payment.pending', data: { reference: 'api_k_4' } },
+      { kind: 'transaction', reference: 'api_k_4', status: 'pending' },
+    ],
+    // the old template's transfer events are payouts; `event` works like `type`
+    [
+      { event: 'transfer.success', data: { reference: 'bat_b_1_1' } },
+      { kind: 'payout', reference: 'bat_b_1_1', status: 'succeeded' },
+    ],
+    // a shape we do not know that names a reference still yields it, to be verified
+    [
+      { data: { reference: 'r10', status: 'success' } },
+      { kind: 'unclassified', reference: 'r10', status: 'succeeded' },
+    ],
+    [
+      { notify: 'refund', data: { reference: 'r11' } },
+      { kind: 'unclassified', reference: 'r11', status: 'pending' },
+    ],
+    [
+      { reference: 'api_top_1', state: 'whatever' },
+      { kind: 'unclassified', reference: 'api_top_1', status: 'pending' },
+    ],
+    // of several references, ours (kernel/ids.ts) is the one
+    [
+      {
+        type: 'refund.processed',
+        data: { reference: 'RF_123', transaction: { transaction_reference: 'sub_s1_20260101_1' } },
+      },
+      { kind: 'unclassified', reference: 'sub_s1_20260101_1', status: 'pending' },
+    ],
+    [
+      { notify: 'transaction', data: { status: 'success', meta: { tx_ref: 'api_deep_1' } } },
+      { kind: 'transaction', reference: 'api_deep_1', status: 'succeeded' },
+    ],
   ])('%j → %j', (input, expected) => {
     expect(parseWebhook(body(input))).toEqual(expected);
     expect(parseWebhook(JSON.stringify(input))).toEqual(expected);
@@ -86,12 +145,13 @@ describe('parseWebhook', () => {
     ['empty', Buffer.from('')],
     ['null', body(null)],
     ['array', body([1, 2])],
-    ['no notify', body({ data: { reference: 'r' } })],
+    ['string', body('api_x_1')],
     ['no data', body({ notify: 'payout' })],
     ['no reference', body({ notify: 'payout', data: { status: 'success' } })],
     ['empty reference', body({ notify: 'payout', data: { reference: '' } })],
     ['numeric reference', body({ notify: 'payout', data: { reference: 12 } })],
-    ['unknown notify', body({ notify: 'refund', data: { reference: 'r' } })],
+    ['documented shape without reference', body({ type: 'payment.success', data: { amount: 1 } })],
+    ['reference too deep', body({ a: { b: { c: { reference: 'api_x_1' } } } })],
   ])('%s → unsupported', (_name, raw) => {
     expect(parseWebhook(raw).kind).toBe('unsupported');
   });
@@ -105,7 +165,7 @@ describe('parseWebhook', () => {
         ),
         (raw) => {
           const e = parseWebhook(raw);
-          expect(['payout', 'transaction', 'unsupported']).toContain(e.kind);
+          expect(['payout', 'transaction', 'unclassified', 'unsupported']).toContain(e.kind);
         },
       ),
     );

@@ -58,7 +58,10 @@ export class SayswitchGateway implements PaymentGateway {
     this.transport.close();
   }
 
-  /** Charges an encrypted card token. A decline is a `failed` result; a 409 adopts the existing reference. */
+  /**
+   * Charges an encrypted card token. A decline is a `failed` result; a 3-D Secure challenge is
+   * `requires_action`; a duplicate reference (any shape) adopts the existing reference's state.
+   */
   chargeCard(req: ChargeRequest): Promise<GatewayOutcome> {
     return this.submissions.chargeCard(req);
   }
@@ -97,3 +100,10 @@ export class SayswitchGateway implements PaymentGateway {
     return this.directory.walletBalance(currency);
   }
 }
+
+/** The "reference exists at the gateway" marker of an unresolved duplicate (docs/sayswitch-wire.md). */
+export {
+  DUPLICATE_REFERENCE_UNRESOLVED,
+  DuplicateReferenceUnresolvedError,
+  referenceExistsAtGateway,
+} from './error-mapping/response-errors.ts';

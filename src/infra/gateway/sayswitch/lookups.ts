@@ -6,11 +6,14 @@ import type { GatewayOutcome, LookupOutcome } from '../../../kernel/ports.ts';
 import type { Logger } from '../../logger.ts';
 import { fillTemplate, type SayswitchPaths } from './endpoints.ts';
 import { duplicateUnresolvedError, noAnswerError } from './error-mapping/response-errors.ts';
-import { payoutOutcome, transactionOutcome } from './outcomes.ts';
+import { payoutOutcome, readAuthorization, transactionOutcome } from './outcomes.ts';
 import { payoutResponseSchema, verifyResponseSchema } from './schemas.ts';
 import type { SayswitchTransport } from './transport.ts';
 
-/** Verify and payout lookup; a 404 with a gateway envelope is `not_found`, an answer. */
+/**
+ * Verify and payout lookup; a 404 with a gateway envelope, or a 200 failure envelope saying the
+ * reference is not found (error-mapping/wording.ts), is `not_found`, an answer.
+ */
 export class SayswitchLookups {
   constructor(
     private readonly transport: SayswitchTransport,
@@ -31,7 +34,14 @@ export class SayswitchLookups {
     });
     if (result.type === 'not_found') return { status: 'not_found', reference };
     if (result.type !== 'ok') throw noAnswerError(`verify ${template}`);
-    return transactionOutcome(reference, result.data.data, result.data.message, template);
+    const body = result.data;
+    return transactionOutcome(
+      reference,
+      body.data,
+      body.message,
+      template,
+      readAuthorization(body),
+    );
   }
 
   /** Looks a payout up by reference; `not_found` when Sayswitch has never seen it. */
@@ -52,8 +62,9 @@ export class SayswitchLookups {
 
   /**
    * What a duplicate submission resolves to: the state the lookup `found` for the reference.
-   * @throws BillingError (outcome_unknown, `duplicate_reference_unresolved`) when the lookup found
-   * nothing, since the gateway then both has and has not seen the reference.
+   * @throws DuplicateReferenceUnresolvedError (outcome_unknown, `duplicate_reference_unresolved`,
+   * `referenceExists: true`) when the lookup found nothing: the gateway has the reference (it
+   * said so) but does not show it yet, so this is never a plain not-found.
    */
   adoptDuplicate(reference: string, found: LookupOutcome): GatewayOutcome {
     if (found.status === 'not_found') throw duplicateUnresolvedError();

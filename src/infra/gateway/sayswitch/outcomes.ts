@@ -6,7 +6,13 @@
 import type { FailureReason } from '../../../kernel/intent.ts';
 import type { GatewayOutcome } from '../../../kernel/ports.ts';
 import { referenceMismatchError } from './error-mapping/response-errors.ts';
-import type { ChargeResponse, PayoutData, TransactionData } from './schemas.ts';
+import type {
+  ChargeResponse,
+  Links,
+  PayoutData,
+  TransactionData,
+  VerifyResponse,
+} from './schemas.ts';
 import { readStatusWord, type SayswitchStatus } from './status.ts';
 
 /**
@@ -37,11 +43,108 @@ export function declineReason(...texts: (string | undefined)[]): FailureReason {
 }
 
 /**
- * A charge body with a status and no continuation link. Anything else (3DS / OTP still to come)
- * waits on the customer, so the charge is pending.
+ * Gateway phrases on a failed **charge** that mean the customer did not complete its 3-D Secure
+ * challenge (the sandbox's `gateway_response` after a failed, abandoned or expired challenge:
+ * "Authentication failed", "Abandoned", "Authentication expired"). Matched like the phrases above.
  */
-export function isSettledTransaction(data: ChargeResponse['data']): data is TransactionData {
-  return typeof data === 'object' && typeof data.status === 'string' && data._links === undefined;
+const AUTHENTICATION_PHRASES: readonly string[] = [
+  'authentication failed',
+  'authentication expired',
+  'authentication timed out',
+  'authentication not completed',
+  'not authenticated',
+  'abandoned',
+];
+
+/**
+ * The failure reason of a charge: {@link declineReason}, except `authentication_required` when the
+ * gateway's words say the challenge was not completed (and not that funds were short).
+ */
+export function chargeFailureReason(...texts: (string | undefined)[]): FailureReason {
+  const reason = declineReason(...texts);
+  if (reason !== 'declined') return reason;
+  const said = texts.filter((t): t is string => t !== undefined).map((t) => t.toLowerCase());
+  return said.some((t) => AUTHENTICATION_PHRASES.some((p) => t.includes(p)))
+    ? 'authentication_required'
+    : reason;
+}
+
+/** A charge body with a status word (not the 3DS2 HTML string, not the OTP continuation). */
+function isTransaction(data: ChargeResponse['data']): data is TransactionData {
+  return typeof data === 'object' && typeof data.status === 'string';
+}
+
+/**
+ * The customer-facing URL of a continuation link: an absolute http(s) URL, else undefined (the
+ * outcome still says the customer must act; the URL is only where).
+ */
+function linkUrl(links: Links | undefined): string | undefined {
+  if (links === undefined) return undefined;
+  try {
+    const url = new URL(links.url);
+    return url.protocol === 'https:' || url.protocol === 'http:' ? url.href : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The customer must act on a continuation link (3-D Secure challenge, OTP). */
+function requiresAction(
+  base: { reference: string; gatewayReference?: string },
+  links: Links,
+  message: string | undefined,
+): GatewayOutcome {
+  const authorizationUrl = linkUrl(links);
+  return {
+    ...base,
+    status: 'requires_action',
+    ...(authorizationUrl !== undefined ? { authorizationUrl } : {}),
+    ...(message ? { message } : {}),
+  };
+}
+
+/**
+ * Reads a charge's initialize answer (or a duplicate answered with it, `200-echo`):
+ * - the 3DS2 challenge (`data` an HTML string, `_links` at the top level; S2) or the older OTP
+ *   step (`_links` inside `data`; S1) → `requires_action` with `_links.url` as the
+ *   `authorizationUrl` and the gateway's `message`, unless `data` carries a final status word;
+ * - a transaction → {@link transactionOutcome};
+ * - anything else with a true envelope (an HTML `data` with no link) → `pending`.
+ * @throws BillingError (outcome_unknown, `reference_mismatch`) when the transaction is about
+ * another reference.
+ */
+export function chargeOutcome(
+  reference: string,
+  body: ChargeResponse,
+  endpoint: string,
+): GatewayOutcome {
+  const { data, message } = body;
+  const links = body._links ?? (typeof data === 'object' ? data._links : undefined);
+  if (isTransaction(data)) {
+    if (links === undefined || clientStatus(data.status) !== 'pending') {
+      return transactionOutcome(reference, data, message, endpoint);
+    }
+    checkReference(reference, data, endpoint);
+    const base = { reference, ...(data.id !== undefined ? { gatewayReference: data.id } : {}) };
+    return requiresAction(base, links, message);
+  }
+  if (links !== undefined) return requiresAction({ reference }, links, message);
+  return { reference, status: 'pending', ...(message ? { message } : {}) };
+}
+
+/**
+ * The reusable card authorization a verify answer carries, if any: `authorization.authorization_code`
+ * (top level, as `/api/v1/transaction/verify` documents it, or inside `data`) unless the
+ * authorization says `reusable: false`, else the S2S verify's `card.token`. Undefined when none.
+ * A secret: it goes into the outcome only, never into a log line or an error.
+ */
+export function readAuthorization(body: VerifyResponse): string | undefined {
+  for (const auth of [body.authorization, body.data.authorization]) {
+    if (auth?.authorization_code !== undefined && auth.reusable !== false) {
+      return auth.authorization_code;
+    }
+  }
+  return body.card?.token;
 }
 
 /**
@@ -65,7 +168,9 @@ function checkReference(
 
 /**
  * Reads a charge (initialize or verify answer) as an outcome. A charge has no reversed state in
- * the domain (payouts only), so `reversed` stays non-final (`pending`) for a human to look at.
+ * the domain (payouts only), so `reversed` stays non-final (`pending`) for a human to look at. A
+ * pending charge whose body carries a continuation link (`data._links`) is `requires_action`;
+ * `authorization` (verify only, {@link readAuthorization}) goes with a success.
  * @throws BillingError (outcome_unknown, `reference_mismatch`) when the body is about another
  * reference; `endpoint` (the path template) names the call in that error.
  */
@@ -74,6 +179,7 @@ export function transactionOutcome(
   data: TransactionData,
   message: string | undefined,
   endpoint: string,
+  authorization?: string,
 ): GatewayOutcome {
   checkReference(reference, data, endpoint);
   const base = { reference, ...(data.id !== undefined ? { gatewayReference: data.id } : {}) };
@@ -86,13 +192,19 @@ export function transactionOutcome(
         status: 'succeeded',
         ...(amount !== undefined ? { amount } : {}),
         ...(data.fees !== undefined ? { fee: data.fees } : {}),
+        ...(authorization !== undefined ? { authorization } : {}),
       };
     }
     case 'failed':
     case 'canceled':
-      return unsettled(status, base, data.gateway_response, message);
-    case 'reversed':
+      return unsettled(status, base, data.gateway_response, message, chargeFailureReason);
     case 'pending':
+      // Still waiting on the customer's challenge, when the body carries its link.
+      if (data._links !== undefined) {
+        return requiresAction(base, data._links, data.gateway_response ?? message);
+      }
+      return unsettled('pending', base, data.gateway_response, message);
+    case 'reversed':
       return unsettled('pending', base, data.gateway_response, message);
   }
 }
@@ -129,17 +241,19 @@ export function payoutOutcome(
 
 /**
  * A failed, canceled or pending answer, charges and payouts alike: the gateway's own words go to
- * `message`; a failure's reason comes from them (declineReason), a cancellation's is `canceled`.
+ * `message`; a failure's reason comes from them (`reasonOf`: declineReason, or for charges
+ * chargeFailureReason), a cancellation's is `canceled`.
  */
 function unsettled(
   status: 'failed' | 'canceled' | 'pending',
   base: { reference: string; gatewayReference?: string },
   gatewayResponse: string | undefined,
   message: string | undefined,
+  reasonOf: (...texts: (string | undefined)[]) => FailureReason = declineReason,
 ): GatewayOutcome {
   const text = gatewayResponse ?? message;
   const said = text !== undefined ? { message: text } : {};
   if (status === 'pending') return { ...base, status: 'pending', ...said };
-  const reason = status === 'canceled' ? 'canceled' : declineReason(gatewayResponse, message);
+  const reason = status === 'canceled' ? 'canceled' : reasonOf(gatewayResponse, message);
   return { ...base, status: 'failed', reason, ...said };
 }

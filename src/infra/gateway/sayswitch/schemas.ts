@@ -60,6 +60,43 @@ const linksSchema = z.looseObject({
   method: z.string().optional(),
   payload: z.array(z.string()).optional(),
 });
+export type Links = z.infer<typeof linksSchema>;
+
+/**
+ * A reusable card authorization as `/api/v1/transaction/verify` documents it (sayswitch-api.md
+ * §3.1): `authorization_code`, `reusable`, card details. Read leniently: a shape we do not know
+ * reads as absent rather than failing the verify.
+ */
+const authorizationSchema = z
+  .looseObject({
+    authorization_code: z
+      .string()
+      .nullish()
+      .transform((v) => (v ? v : undefined)),
+    reusable: z.union([z.boolean(), z.string(), z.number()]).nullish(),
+  })
+  .transform((a) => ({
+    authorization_code: a.authorization_code,
+    // `false`, "false", 0 and "0" all say the code cannot be charged again.
+    reusable: !(
+      a.reusable === false ||
+      a.reusable === 0 ||
+      /^(?:false|0)$/i.test(String(a.reusable))
+    ),
+  }))
+  .optional()
+  .catch(undefined);
+
+/** The S2S verify's top-level `card`: only its `token` (`"ss-tkn-…"` or null) is read. */
+const cardSchema = z
+  .looseObject({
+    token: z
+      .string()
+      .nullish()
+      .transform((v) => (v ? v : undefined)),
+  })
+  .optional()
+  .catch(undefined);
 
 /** A charge as returned by initialize and verify. `amount` = `requested_amount` + `fees`. */
 const transactionDataSchema = z.looseObject({
@@ -72,6 +109,7 @@ const transactionDataSchema = z.looseObject({
   status: z.string(),
   gateway_response: optionalText,
   _links: linksSchema.optional(),
+  authorization: authorizationSchema,
 });
 export type TransactionData = z.infer<typeof transactionDataSchema>;
 
@@ -92,13 +130,20 @@ export const chargeResponseSchema = z.looseObject({
 });
 export type ChargeResponse = z.infer<typeof chargeResponseSchema>;
 
-/** Verify by reference (200 only; 404 is decided from the status code). */
+/**
+ * Verify by reference (200 only; not-found is decided in error-mapping/). Next to `data`, the
+ * reusable authorization (`authorization`, `/api/v1/transaction/verify`) and the card (`card`,
+ * S2S verify) are read for their reusable code or token.
+ */
 export const verifyResponseSchema = z.looseObject({
   success: z.boolean().optional(),
   status: z.boolean().optional(),
   message: optionalText,
   data: transactionDataSchema,
+  authorization: authorizationSchema,
+  card: cardSchema,
 });
+export type VerifyResponse = z.infer<typeof verifyResponseSchema>;
 
 /** A payout as returned by bank_transfer and payout lookup. */
 const payoutDataSchema = z.looseObject({
@@ -161,14 +206,18 @@ export const walletBalanceResponseSchema = z.looseObject({
 /** The encrypted wire form of any body when payload encryption is on: exactly `{ "data": "…" }`. */
 export const encryptedEnvelopeSchema = z.strictObject({ data: z.string() });
 
-/** Webhook bodies (docs/sayswitch-wire.md "Webhooks"); parsed further in webhook.ts. */
+/** A text field of a webhook: anything that is not a string reads as absent. */
+const lenientText = z.string().optional().catch(undefined);
+
+/**
+ * The fields a webhook's kind and status are read from, in both shapes (docs/sayswitch-wire.md
+ * "Webhooks"): `{ notify, notifyType, data }` and the documented `{ id, type, created, data }`.
+ * Every field is optional; the reference is found in webhook.ts.
+ */
 export const webhookBodySchema = z.looseObject({
-  notify: z.string(),
-  notifyType: optionalText,
-  data: z.looseObject({
-    reference: z.string().min(1).max(128),
-    status: optionalText,
-    amount: optionalAmount.optional().catch(undefined),
-    currency: optionalText.optional().catch(undefined),
-  }),
+  notify: lenientText,
+  notifyType: lenientText,
+  type: lenientText,
+  event: lenientText,
+  data: z.looseObject({ status: lenientText }).optional().catch(undefined),
 });

@@ -11,14 +11,9 @@ import type {
   PayoutRequest,
 } from '../../../kernel/ports.ts';
 import type { SayswitchPaths } from './endpoints.ts';
-import { submissionNotFoundError } from './error-mapping/response-errors.ts';
+import { duplicateLookupError, submissionNotFoundError } from './error-mapping/response-errors.ts';
 import type { SayswitchLookups } from './lookups.ts';
-import {
-  declineReason,
-  isSettledTransaction,
-  payoutOutcome,
-  transactionOutcome,
-} from './outcomes.ts';
+import { chargeOutcome, declineReason, payoutOutcome } from './outcomes.ts';
 import { chargeResponseSchema, payoutResponseSchema } from './schemas.ts';
 import type { SayswitchTransport } from './transport.ts';
 
@@ -30,7 +25,10 @@ export class SayswitchSubmissions {
     private readonly lookups: SayswitchLookups,
   ) {}
 
-  /** Charges an encrypted card token. A decline is a `failed` result; a 409 adopts the existing reference. */
+  /**
+   * Charges an encrypted card token. A decline is a `failed` result; a 3-D Secure challenge is
+   * `requires_action`; a duplicate reference adopts the existing reference's state.
+   */
   async chargeCard(req: ChargeRequest): Promise<GatewayOutcome> {
     const payload: Record<string, unknown> = {
       amount: formatMajor(req.amount),
@@ -43,15 +41,7 @@ export class SayswitchSubmissions {
     const path = this.paths.chargePath;
     return this.submit('charge', req.reference, path, payload, chargeResponseSchema, {
       lookup: () => this.lookups.verifyCharge(req.reference),
-      ok: (body) => {
-        const message = body.message;
-        // 3DS2: `data` is an HTML string and `_links` is top level; older OTP flow: `_links` in data.
-        const data = body.data;
-        if (typeof data === 'string' || body._links !== undefined || !isSettledTransaction(data)) {
-          return { reference: req.reference, status: 'pending', ...(message ? { message } : {}) };
-        }
-        return transactionOutcome(req.reference, data, message, path);
-      },
+      ok: (body) => chargeOutcome(req.reference, body, path),
     });
   }
 
@@ -77,8 +67,12 @@ export class SayswitchSubmissions {
   }
 
   /**
-   * Sends a submission and reads what charges and payouts answer alike: a duplicate adopts the
-   * existing reference's state (looked up), a decline is a `failed` result; `ok` is the caller's.
+   * Sends a submission and reads what charges and payouts answer alike: a duplicate (in any of
+   * its shapes, error-mapping/ decides) adopts the existing reference's state (looked up), a
+   * decline is a `failed` result; `ok` is the caller's (a duplicate answered with the original
+   * transaction, `200-echo`, is read there like a first answer).
+   * @throws DuplicateReferenceUnresolvedError (outcome_unknown, `referenceExists`) when the
+   * duplicate's lookup finds nothing or gives no answer.
    */
   private async submit<S extends z.ZodType>(
     what: 'charge' | 'payout',
@@ -98,8 +92,15 @@ export class SayswitchSubmissions {
       schema,
     });
     switch (result.type) {
-      case 'duplicate':
-        return this.lookups.adoptDuplicate(reference, await read.lookup());
+      case 'duplicate': {
+        let found: LookupOutcome;
+        try {
+          found = await read.lookup();
+        } catch (err) {
+          throw duplicateLookupError(err);
+        }
+        return this.lookups.adoptDuplicate(reference, found);
+      }
       case 'declined':
         return {
           reference,

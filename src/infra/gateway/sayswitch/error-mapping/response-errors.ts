@@ -2,17 +2,19 @@
  * Responses mapped to an error kind: first by HTTP status and envelope ({@link classifyResponse}),
  * then, once the body is parsed, the answers the adapter cannot use (wrong shape, another
  * reference, an unresolved duplicate). One half of the error mapping; the other half,
- * transport-errors.ts, reads failures with no response. Decisions use statuses and parsed fields
- * only; messages are fixed text plus the endpoint, never the body.
+ * transport-errors.ts, reads failures with no response. Decisions use statuses and parsed fields;
+ * the gateway's words are read only through wording.ts (a duplicate reference, a 200 not-found).
+ * Error messages are fixed text plus the endpoint, never the body.
  */
 import {
-  type BillingError,
+  BillingError,
   FatalError,
   OutcomeUnknownError,
   RateLimitedError,
 } from '../../../../kernel/errors.ts';
 import { envelopeMessage, envelopeOk } from '../schemas.ts';
 import { TransportFault, type CallContext } from './call-context.ts';
+import { saysDuplicateReference, saysNotFound } from './wording.ts';
 
 /** Default wait after a 429 without a usable `Retry-After`. */
 export const DEFAULT_RETRY_AFTER_MS = 1000;
@@ -96,11 +98,13 @@ const FATAL_STATUS_CODES: Readonly<Record<number, string>> = {
 /**
  * Classifies an HTTP response per the wire contract:
  * 2xx → ok (a 2xx whose envelope says `false` is an error: outcome_unknown for money-moving and
- * lookup calls, fatal for reads); 429 → rate_limited; 5xx and 408 → outcome_unknown; 409 on a
- * submission → duplicate; 404 on a lookup → not_found (only when the body is a gateway envelope:
- * a bare 404 from a proxy or a wrong path must not read as "never sent"); 422 naming the reference
- * → declined; 401/403 → fatal with authFailure; other 4xx → fatal. An unreadable body is
- * outcome_unknown wherever the body matters.
+ * lookup calls, fatal for reads; except a submission's that says the reference is a duplicate →
+ * duplicate, and a lookup's that says the reference is unknown → not_found, both by wording.ts);
+ * 429 → rate_limited; 5xx and 408 → outcome_unknown; 409 on a submission → duplicate, and so is a
+ * 400 or 422 whose body says the reference is a duplicate (wording.ts); 404 on a lookup →
+ * not_found (only when the body is a gateway envelope: a bare 404 from a proxy or a wrong path
+ * must not read as "never sent"); 422 naming the reference → declined; 401/403 → fatal with
+ * authFailure; other 4xx → fatal. An unreadable body is outcome_unknown wherever the body matters.
  */
 export function classifyResponse(
   status: number,
@@ -144,6 +148,11 @@ export function classifyResponse(
   if (status >= 200 && status < 300) {
     if (!decoded.ok) return { type: 'error', error: unreadable(decoded.reason, status, ctx) };
     if (envelopeOk(decoded.body) === false) {
+      // A failure envelope with HTTP 200: two are answers, recognised by their words only.
+      if (ctx.operation === 'submission' && saysDuplicateReference(decoded.body)) {
+        return { type: 'duplicate' };
+      }
+      if (ctx.operation === 'lookup' && saysNotFound(decoded.body)) return { type: 'not_found' };
       const error =
         ctx.operation === 'read'
           ? new FatalError(`${ctx.endpoint} refused the request`, 'gateway_refused', {
@@ -159,6 +168,15 @@ export function classifyResponse(
     return { type: 'ok', body: decoded.body };
   }
   if (status === 409 && ctx.operation === 'submission') return { type: 'duplicate' };
+  if (
+    (status === 400 || status === 422) &&
+    ctx.operation === 'submission' &&
+    decoded.ok &&
+    saysDuplicateReference(decoded.body)
+  ) {
+    // Before the 422 decline: a duplicate names the reference too, and is no decline.
+    return { type: 'duplicate' };
+  }
   if (status === 404 && ctx.operation === 'lookup') {
     if (!decoded.ok) return { type: 'error', error: unreadable(decoded.reason, status, ctx) };
     if (envelopeOk(decoded.body) !== false) {
@@ -209,15 +227,59 @@ export function referenceMismatchError(endpoint: string): BillingError {
   );
 }
 
+/** The stable code of {@link DuplicateReferenceUnresolvedError}. */
+export const DUPLICATE_REFERENCE_UNRESOLVED = 'duplicate_reference_unresolved';
+
 /**
- * A 409 on a submission whose lookup then finds nothing: the gateway both has and has not seen the
- * reference, so whether money moved is unknown.
+ * A submission answered "duplicate reference" (any shape: 409, 400/422 or 200 `success: false`
+ * in the duplicate wording) whose lookup then found nothing (the read side lags) or gave no
+ * answer: whether money moved is unknown (outcome_unknown), but the reference EXISTS at the
+ * gateway. `referenceExists: true` (and the code `duplicate_reference_unresolved`, thrown for
+ * nothing else) says so, so that a later `not_found` from a lookup of this reference is never
+ * read as "never sent" (docs/sayswitch-wire.md "Duplicate reference").
  */
-export function duplicateUnresolvedError(): BillingError {
-  return new OutcomeUnknownError(
-    'the gateway refused the reference as a duplicate but cannot find it',
-    'duplicate_reference_unresolved',
+export class DuplicateReferenceUnresolvedError extends OutcomeUnknownError {
+  /** The gateway said it has this reference: never resubmit it as unsent. */
+  readonly referenceExists = true as const;
+
+  constructor(cause?: unknown) {
+    super(
+      'the gateway refused the reference as a duplicate but its lookup does not show it',
+      DUPLICATE_REFERENCE_UNRESOLVED,
+      cause,
+    );
+    this.name = 'DuplicateReferenceUnresolvedError';
+  }
+}
+
+/**
+ * Whether `err` says the reference exists at the gateway (a {@link DuplicateReferenceUnresolvedError},
+ * or anything carrying `referenceExists: true`). Read structurally, so a caller needs no import.
+ */
+export function referenceExistsAtGateway(err: unknown): boolean {
+  return (
+    err !== null &&
+    typeof err === 'object' &&
+    (err as { referenceExists?: unknown }).referenceExists === true
   );
+}
+
+/** A duplicate whose lookup found nothing: the gateway has the reference and does not show it. */
+export function duplicateUnresolvedError(): BillingError {
+  return new DuplicateReferenceUnresolvedError();
+}
+
+/**
+ * What a duplicate's lookup throwing `err` means for the submission: an outcome_unknown (a 5xx, a
+ * timeout, an answer about another reference) becomes {@link DuplicateReferenceUnresolvedError}
+ * with `err` as its cause, since the reference is known to exist; any other kind (rate limited,
+ * fatal, retryable: the duplicate was not processed either) is the submission's as it is.
+ */
+export function duplicateLookupError(err: unknown): unknown {
+  if (err instanceof BillingError && err.kind === 'outcome_unknown') {
+    return new DuplicateReferenceUnresolvedError(err);
+  }
+  return err;
 }
 
 /**
