@@ -146,6 +146,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       notFoundGraceMs: config.reconcile.notFoundGraceMs,
       maxUnsentResubmits: config.reconcile.maxUnsentResubmits,
       payoutWatchMs: config.reconcile.payoutWatchMs,
+      requiresActionWindowMs: config.reconcile.requiresActionWindowMs,
     },
     async close() {
       await dispatcher.close();

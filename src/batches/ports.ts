@@ -16,6 +16,7 @@ export type BatchState = (typeof BATCH_STATES)[number];
  */
 export const TRACKED_STATES = [
   'pending',
+  'requires_action',
   'succeeded',
   'failed',
   'reversed',

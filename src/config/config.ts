@@ -143,6 +143,7 @@ const envSchema = z.object({
   RECONCILE_SCHEDULE: schedule('30s,2m,10m,1h,6h,24h'),
   RECONCILE_NOT_FOUND_GRACE: duration('2m'),
   MAX_UNSENT_RESUBMITS: int(3, 0, 100),
+  REQUIRES_ACTION_WINDOW: duration('30m'),
   PAYOUT_WATCH_SCHEDULE: schedule('10m,1h,24h'),
   ORPHAN_AFTER: duration('5m'),
   SUBMIT_LEASE: duration('2m'),
@@ -201,6 +202,8 @@ export interface Config {
     notFoundGraceMs: number;
     maxUnsentResubmits: number;
     payoutWatchMs: number[];
+    /** How long a 3-D Secure challenge waits for the customer before verify decides. */
+    requiresActionWindowMs: number;
     orphanAfterMs: number;
   };
   dunning: { scheduleMs: number[]; whenExhausted: 'cancel' | 'past_due' };
@@ -283,6 +286,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       notFoundGraceMs: e.RECONCILE_NOT_FOUND_GRACE,
       maxUnsentResubmits: e.MAX_UNSENT_RESUBMITS,
       payoutWatchMs: e.PAYOUT_WATCH_SCHEDULE,
+      requiresActionWindowMs: e.REQUIRES_ACTION_WINDOW,
       orphanAfterMs: e.ORPHAN_AFTER,
     },
     dunning: { scheduleMs: e.DUNNING_SCHEDULE, whenExhausted: e.DUNNING_EXHAUSTED },

@@ -3,6 +3,8 @@ export const EVENT_TYPES = [
   'payment.succeeded',
   'payment.failed',
   'payment.pending',
+  /** A 3-D Secure challenge waits for the customer; `data.authorizationUrl` is where. */
+  'payment.requires_action',
   'payment.reversed',
   'payment.needs_review',
   'subscription.renewed',
@@ -10,6 +12,10 @@ export const EVENT_TYPES = [
   'subscription.canceled',
   'batch.completed',
   'alert.gateway_auth_failed',
+  /** A renewal's payment is unresolved: the subscription's billing is held (docs/subscriptions.md). */
+  'subscription.billing_held',
+  /** The held renewal's payment is final: the hold on it is lifted (docs/subscriptions.md). */
+  'subscription.billing_resumed',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 
@@ -30,6 +36,8 @@ export function paymentEventFor(state: string): EventType | undefined {
       return 'payment.failed';
     case 'pending':
       return 'payment.pending';
+    case 'requires_action':
+      return 'payment.requires_action';
     case 'reversed':
       return 'payment.reversed';
     case 'needs_review':

@@ -9,6 +9,12 @@ export const INTENT_STATES = [
   'queued',
   'submitting',
   'pending',
+  /**
+   * The gateway asked for the customer (a 3-D Secure challenge at `authorizationUrl`): nothing has
+   * moved yet. Checked like `pending`; see payments/state-machine.ts and README "Payments: states
+   * and references" for how it ends.
+   */
+  'requires_action',
   'unknown',
   'succeeded',
   'failed',

@@ -62,6 +62,21 @@ export interface Intent {
   enqueues: number;
   /** How many times verify proved the attempt unsent and it was resubmitted. */
   unsentResubmits: number;
+  /**
+   * When the gateway first showed that the current attempt's reference exists (a duplicate answer,
+   * a pending or challenge answer, a lookup that found it). From then on a lookup's "not found"
+   * proves nothing (payments/resubmission.ts).
+   */
+  seenAtGateway?: number;
+  /** While `requires_action`: where the customer completes the challenge. Not a secret. */
+  authorizationUrl?: string;
+  /** While `requires_action`: the end of REQUIRES_ACTION_WINDOW, when the intent is verified. */
+  requiresActionUntil?: number;
+  /**
+   * A reusable card authorization the gateway returned with a success, sealed like the card token
+   * (infra/sealing.ts). Never logged, never in a view or an event (events say `hasAuthorization`).
+   */
+  authorizationSealed?: string;
 }
 
 export interface IntentHistoryEntry {

@@ -111,7 +111,17 @@ export interface TransitionOptions {
   patch?: Partial<
     Pick<
       Intent,
-      'reason' | 'message' | 'gatewayReference' | 'fee' | 'leaseUntil' | 'sentAt' | 'checks'
+      | 'reason'
+      | 'message'
+      | 'gatewayReference'
+      | 'fee'
+      | 'leaseUntil'
+      | 'sentAt'
+      | 'checks'
+      | 'seenAtGateway'
+      | 'authorizationUrl'
+      | 'requiresActionUntil'
+      | 'authorizationSealed'
     >
   >;
   /** Start a new attempt (n+1): only `failed → queued` for a dunning retry. */
@@ -178,6 +188,11 @@ export interface IntentStore {
    * is due (undefined: none). False when another check already recorded it.
    */
   recordCheck(intent: Intent, checks: number, nextAt: number | undefined): Promise<boolean>;
+  /**
+   * Records that the gateway showed the reference of `attempt` exists (`seenAtGateway = at`),
+   * unless already recorded or the intent moved on to another attempt. True when it was recorded.
+   */
+  markSeenAtGateway(key: string, attempt: number, at: number): Promise<boolean>;
   /** Keys of a batch's intents in line order, `offset` from the first. */
   batchKeys(batchId: string, offset: number, limit: number): Promise<string[]>;
   /** Keys of intents in `state` whose last change is before `before`, oldest first. */

@@ -1,24 +1,37 @@
 /**
  * Applying what the gateway said to an intent, shared by the submit workers, the reconciler and
- * (later) webhooks. Every change is one atomic store transition guarded by the attempt number;
- * a transition the table refuses means someone else already recorded the truth.
+ * (through the reconciler) webhooks. Every change is one atomic store transition guarded by the
+ * attempt number; a transition the table refuses means someone else already recorded the truth.
  */
-import { nextCheckAt, stateForOutcome } from './decisions.ts';
+import {
+  afterWaitingAnswer,
+  failureReasonFor,
+  nextCheckFor,
+  stateForOutcome,
+} from './decisions.ts';
 import type { Intent } from '../kernel/payment.ts';
-import type { LookupOutcome, TransitionResult } from '../kernel/ports.ts';
+import type {
+  GatewayOutcome,
+  LookupOutcome,
+  Sealer,
+  TransitionOptions,
+  TransitionResult,
+} from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 
 export interface ReconcilePolicy {
-  /** Delays between checks of a pending/unknown intent; exhausted → needs_review. */
+  /** Delays between checks of a pending/requires_action/unknown intent; exhausted → needs_review. */
   scheduleMs: number[];
   /** A `not_found` proves an attempt unsent only this long after it was sent. */
   notFoundGraceMs: number;
-  /** Proven-unsent resubmissions of one attempt before it is failed as `gateway_unavailable`. */
+  /** Proven-unsent resubmissions of one attempt before it is handed to `needs_review`. */
   maxUnsentResubmits: number;
   /** Checks of a succeeded payout for a later reversal. */
   payoutWatchMs: number[];
+  /** REQUIRES_ACTION_WINDOW: how long a challenged payment waits for the customer before verify decides. */
+  requiresActionWindowMs: number;
 }
 
 export interface OutcomeDeps {
@@ -26,6 +39,20 @@ export interface OutcomeDeps {
   dispatcher: Dispatcher;
   logger: Logger;
   policy: ReconcilePolicy;
+  /** Seals a reusable card authorization returned with a success. */
+  sealer: Sealer;
+}
+
+type Patch = NonNullable<TransitionOptions['patch']>;
+
+/** A URL for a log line: origin and path, without a query string or fragment. */
+function loggableUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '(unparsable)';
+  }
 }
 
 /** Logs one line per transition, with intent key and attempt reference. */
@@ -37,6 +64,7 @@ function logTransition(
   reason?: string,
 ) {
   if (res.ok) {
+    const url = to === 'requires_action' ? res.intent.authorizationUrl : undefined;
     log.info(
       {
         key: intent.key,
@@ -46,6 +74,7 @@ function logTransition(
         reason,
         amount: intent.amount,
         currency: intent.currency,
+        ...(url !== undefined ? { authorizationUrl: loggableUrl(url) } : {}),
       },
       'intent transition',
     );
@@ -57,25 +86,73 @@ function logTransition(
   }
 }
 
-/** Moves an intent into `pending` or `unknown` and schedules its first reconcile check. */
+/** Options of {@link markUnresolved}. */
+export interface UnresolvedOptions {
+  /** Written to the history line. */
+  reason?: string;
+  /** Fields set with the transition (e.g. `seenAtGateway`). */
+  patch?: Patch;
+}
+
+/**
+ * Moves an intent into `pending`, `requires_action` or `unknown` and schedules its first reconcile
+ * check (for `requires_action`, no later than the end of its window, `patch.requiresActionUntil`).
+ */
 export async function markUnresolved(
   deps: OutcomeDeps,
   intent: Intent,
-  to: 'pending' | 'unknown',
+  to: 'pending' | 'requires_action' | 'unknown',
   now: number,
-  reason?: string,
+  opts: UnresolvedOptions = {},
 ): Promise<TransitionResult> {
-  const first = nextCheckAt(now, 0, deps.policy.scheduleMs) ?? now;
+  const until = opts.patch?.requiresActionUntil;
+  const first =
+    nextCheckFor(
+      { state: to, ...(until !== undefined ? { requiresActionUntil: until } : {}) },
+      now,
+      0,
+      deps.policy.scheduleMs,
+    ) ?? now;
   const res = await deps.store.transition(intent.key, to, now, {
     expectAttempt: intent.attempt,
-    patch: { checks: 0 },
+    patch: { checks: 0, ...opts.patch },
     reconcileAt: first,
-    ...(reason !== undefined ? { reason } : {}),
+    ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
   });
-  logTransition(deps.logger, res, intent, to, reason);
+  logTransition(deps.logger, res, intent, to, opts.reason);
   if (res.ok)
     await deps.dispatcher.reconcile(res.intent, { delayMs: first - now, cause: 'schedule' });
   return res;
+}
+
+/**
+ * A `pending` or `requires_action` answer: the reference exists at the gateway. The intent enters
+ * the named state from `submitting` (a challenge with its URL and window), leaves
+ * `requires_action` for `pending` once the window has passed, and otherwise keeps its state; the
+ * gateway having shown the reference is recorded either way (decisions.ts `afterWaitingAnswer`).
+ */
+async function applyWaiting(
+  deps: OutcomeDeps,
+  intent: Intent,
+  outcome: Extract<GatewayOutcome, { status: 'pending' | 'requires_action' }>,
+  now: number,
+): Promise<TransitionResult | undefined> {
+  const next = afterWaitingAnswer(intent, outcome.status, now);
+  if (next.move === undefined) {
+    if (intent.seenAtGateway === undefined)
+      await deps.store.markSeenAtGateway(intent.key, intent.attempt, now);
+    return undefined;
+  }
+  const patch: Patch = { seenAtGateway: intent.seenAtGateway ?? now };
+  if (next.move === 'requires_action') {
+    patch.requiresActionUntil = now + deps.policy.requiresActionWindowMs;
+    if (outcome.status === 'requires_action' && outcome.authorizationUrl !== undefined)
+      patch.authorizationUrl = outcome.authorizationUrl;
+  }
+  return markUnresolved(deps, intent, next.move, now, {
+    patch,
+    ...('why' in next ? { reason: next.why } : {}),
+  });
 }
 
 /**
@@ -89,14 +166,10 @@ export async function applyOutcome(
   now: number,
 ): Promise<TransitionResult | undefined> {
   const target = stateForOutcome(outcome);
-  if (target === undefined || target === intent.state) return undefined;
-  if (target === 'pending') {
-    // `unknown → pending` is not in the table: an unknown intent the gateway calls pending stays
-    // unknown and keeps its check schedule, which is what pending would do anyway.
-    return intent.state === 'unknown' || intent.state === 'needs_review'
-      ? undefined
-      : markUnresolved(deps, intent, 'pending', now);
-  }
+  if (target === undefined) return undefined;
+  if (outcome.status === 'pending' || outcome.status === 'requires_action')
+    return applyWaiting(deps, intent, outcome, now);
+  if (target === intent.state) return undefined;
 
   if (target === 'reversed' && intent.state !== 'succeeded') {
     // The money moved and came back: record both facts, in order, so both events are published.
@@ -107,7 +180,7 @@ export async function applyOutcome(
 
   const watch =
     target === 'succeeded' && intent.type === 'payout' ? deps.policy.payoutWatchMs[0] : undefined;
-  const patch: NonNullable<Parameters<IntentStore['transition']>[3]>['patch'] = { checks: 0 };
+  const patch: Patch = { checks: 0 };
   if ('gatewayReference' in outcome && outcome.gatewayReference !== undefined) {
     patch.gatewayReference = outcome.gatewayReference;
   }
@@ -116,23 +189,21 @@ export async function applyOutcome(
     outcome.fee !== undefined
   )
     patch.fee = outcome.fee;
+  // A reusable card authorization: sealed at once, never logged.
+  if (outcome.status === 'succeeded' && outcome.authorization !== undefined)
+    patch.authorizationSealed = deps.sealer.seal(outcome.authorization);
+  const reason = outcome.status === 'failed' ? failureReasonFor(intent, outcome.reason) : undefined;
   if (outcome.status === 'failed') {
-    patch.reason = outcome.reason;
+    patch.reason = reason;
     if (outcome.message !== undefined) patch.message = outcome.message.slice(0, 200);
   }
   const res = await deps.store.transition(intent.key, target, now, {
     expectAttempt: intent.attempt,
     patch,
     ...(watch !== undefined ? { reconcileAt: now + watch } : {}),
-    ...(outcome.status === 'failed' ? { reason: outcome.reason } : {}),
+    ...(reason !== undefined ? { reason } : {}),
   });
-  logTransition(
-    deps.logger,
-    res,
-    intent,
-    target,
-    outcome.status === 'failed' ? outcome.reason : undefined,
-  );
+  logTransition(deps.logger, res, intent, target, reason);
   if (res.ok && watch !== undefined)
     await deps.dispatcher.reconcile(res.intent, { delayMs: watch, cause: 'schedule' });
   return res;

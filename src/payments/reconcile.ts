@@ -1,11 +1,14 @@
 /**
  * The reconcile core: verify an intent's attempt by reference and adopt what the gateway says.
- * `not_found` after the grace period proves the attempt unsent: the intent goes back to `queued`
- * with the same reference (bounded), so the gateway's duplicate check still guards a late arrival.
- * Checks follow RECONCILE_SCHEDULE; exhausted → `needs_review`.
+ * What a `not_found` proves is resubmission.ts's decision: only for an `unknown` intent whose
+ * reference the gateway never showed, after the grace period, is the attempt proven unsent; it goes
+ * back to `queued` with the same reference (bounded; then `needs_review`), so the gateway's
+ * duplicate check still guards a late arrival. Checks follow RECONCILE_SCHEDULE (a
+ * `requires_action` intent also at the end of REQUIRES_ACTION_WINDOW); exhausted → `needs_review`.
  */
 import { RetryableError } from '../kernel/errors.ts';
-import { nextCheckAt } from './decisions.ts';
+import { nextCheckAt, nextCheckFor } from './decisions.ts';
+import { afterNotFound } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
@@ -17,6 +20,9 @@ export interface ReconcileDeps extends OutcomeDeps {
   gateway: PaymentGateway;
   clock: Clock;
 }
+
+/** States whose attempt is still being asked about. */
+const CHECKABLE = new Set(['pending', 'requires_action', 'unknown', 'needs_review']);
 
 function lookup(deps: ReconcileDeps, intent: Intent): Promise<LookupOutcome> {
   return intent.type === 'charge'
@@ -44,13 +50,12 @@ export function createReconcileHandler(deps: ReconcileDeps) {
           throw new DelayRequest(Math.min((intent.leaseUntil ?? now) + 1, now + 500));
         return { skipped: 'lease_held' };
       }
-      await markUnresolved(deps, intent, 'unknown', now, 'lease_expired');
+      await markUnresolved(deps, intent, 'unknown', now, { reason: 'lease_expired' });
       return { moved: 'unknown' };
     }
     const watchingPayout = intent.state === 'succeeded' && intent.type === 'payout';
-    const checkable =
-      intent.state === 'pending' || intent.state === 'unknown' || intent.state === 'needs_review';
-    if (!checkable && !watchingPayout) return { skipped: 'final', state: intent.state };
+    if (!CHECKABLE.has(intent.state) && !watchingPayout)
+      return { skipped: 'final', state: intent.state };
 
     const outcome = await lookup(deps, intent);
     log.info(
@@ -63,15 +68,15 @@ export function createReconcileHandler(deps: ReconcileDeps) {
       },
       'reconcile check',
     );
-    const applied = await applyOutcome(deps, intent, outcome, deps.clock.now());
+    const at = deps.clock.now();
+    const applied = await applyOutcome(deps, intent, outcome, at);
     if (applied?.ok) return { moved: applied.intent.state };
 
-    if (
-      outcome.status === 'not_found' &&
-      intent.state === 'unknown' &&
-      now - (intent.sentAt ?? intent.updatedAt) >= deps.policy.notFoundGraceMs
-    ) {
-      return resubmitOrFail(deps, intent, now);
+    if (outcome.status === 'not_found') {
+      const next = afterNotFound(intent, now, deps.policy);
+      if (next === 'resubmit') return resubmit(deps, intent, now);
+      if (next === 'needs_review')
+        return needsReview(deps, intent, now, 'unsent_resubmits_exhausted');
     }
     if (intent.state === 'needs_review') return { unchanged: intent.state };
 
@@ -81,22 +86,15 @@ export function createReconcileHandler(deps: ReconcileDeps) {
       (data.cause === 'schedule' || data.cause === 'sweep') && data.checks === intent.checks;
     if (!ownsSchedule) return { unchanged: intent.state };
     const checks = intent.checks + 1;
-    const schedule = watchingPayout ? deps.policy.payoutWatchMs : deps.policy.scheduleMs;
-    const next = nextCheckAt(now, checks, schedule);
+    const next = watchingPayout
+      ? nextCheckAt(now, checks, deps.policy.payoutWatchMs)
+      : nextCheckFor(intent, now, checks, deps.policy.scheduleMs);
     if (next === undefined) {
       if (watchingPayout) {
         await deps.store.recordCheck(intent, checks, undefined);
         return { watched: 'done' };
       }
-      const res = await deps.store.transition(intent.key, 'needs_review', now, {
-        expectAttempt: intent.attempt,
-        reason: 'reconcile_exhausted',
-      });
-      log.warn(
-        { key: intent.key, reference: intent.reference, ok: res.ok },
-        'reconcile schedule exhausted: needs review',
-      );
-      return { moved: 'needs_review' };
+      return needsReview(deps, intent, now, 'reconcile_exhausted');
     }
     if (await deps.store.recordCheck(intent, checks, next)) {
       await deps.dispatcher.reconcile(
@@ -108,19 +106,26 @@ export function createReconcileHandler(deps: ReconcileDeps) {
   };
 }
 
-async function resubmitOrFail(deps: ReconcileDeps, intent: Intent, now: number): Promise<unknown> {
-  if (intent.unsentResubmits >= deps.policy.maxUnsentResubmits) {
-    const res = await deps.store.transition(intent.key, 'failed', now, {
-      expectAttempt: intent.attempt,
-      reason: 'gateway_unavailable',
-      patch: { reason: 'gateway_unavailable', message: 'the gateway never recorded this payment' },
-    });
-    deps.logger.warn(
-      { key: intent.key, reference: intent.reference, ok: res.ok },
-      'proven unsent too often: failed',
-    );
-    return { moved: 'failed' };
-  }
+/** Still unsure after every check or resubmission allowed: a person looks (never `failed`). */
+async function needsReview(
+  deps: ReconcileDeps,
+  intent: Intent,
+  now: number,
+  reason: 'reconcile_exhausted' | 'unsent_resubmits_exhausted',
+): Promise<unknown> {
+  const res = await deps.store.transition(intent.key, 'needs_review', now, {
+    expectAttempt: intent.attempt,
+    reason,
+  });
+  deps.logger.warn(
+    { key: intent.key, reference: intent.reference, reason, ok: res.ok },
+    'unresolved: needs review',
+  );
+  return { moved: 'needs_review' };
+}
+
+/** Verify proved the attempt unsent: submit the same reference again. */
+async function resubmit(deps: ReconcileDeps, intent: Intent, now: number): Promise<unknown> {
   const res = await deps.store.transition(intent.key, 'queued', now, {
     expectAttempt: intent.attempt,
     unsentResubmit: true,

@@ -7,15 +7,25 @@
 import { INTENT_STATES, type IntentState, type IntentType } from '../kernel/intent.ts';
 
 /**
- * from → allowed next states: the table of docs/product.md §5 plus two additions (README
- * "Payments: states and references"): `pending → needs_review` when the reconcile schedule is
- * exhausted and the gateway still says pending; and `failed → queued` only as a NEW attempt (n+1)
- * for a dunning retry, which the store enforces (the failed attempt is proven final).
+ * from → allowed next states: the table of docs/product.md §5 plus these additions (README
+ * "Payments: states and references"):
+ * - `pending → needs_review` when the reconcile schedule is exhausted and the gateway still says
+ *   pending;
+ * - `failed → queued` only as a NEW attempt (n+1) for a dunning retry, which the store enforces
+ *   (the failed attempt is proven final);
+ * - `requires_action` (a 3-D Secure challenge waits for the customer): entered only from
+ *   `submitting` on the challenge answer; left on what verify says (`succeeded`, `failed`),
+ *   for `pending` when REQUIRES_ACTION_WINDOW has passed and the gateway still says pending, and
+ *   for `needs_review` when the checks are exhausted after the window. Never `failed` by
+ *   inference, never back to `queued` (the reference exists at the gateway).
+ * `unknown → failed` is the gateway's own word only (a lookup); exhausted proven-unsent
+ * resubmissions go to `needs_review` (payments/resubmission.ts).
  */
 const TRANSITIONS: Readonly<Record<IntentState, readonly IntentState[]>> = {
   queued: ['submitting'],
-  submitting: ['pending', 'succeeded', 'failed', 'unknown', 'queued'],
+  submitting: ['pending', 'requires_action', 'succeeded', 'failed', 'unknown', 'queued'],
   pending: ['succeeded', 'failed', 'needs_review'],
+  requires_action: ['succeeded', 'failed', 'pending', 'needs_review'],
   unknown: ['succeeded', 'failed', 'queued', 'needs_review'],
   succeeded: ['reversed'],
   failed: ['queued'],

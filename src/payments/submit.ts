@@ -7,10 +7,11 @@
  * nothing to submit has spent a token: duplicates and replays are rare. A duplicate or replayed job
  * finds the intent already claimed or finished and never calls the gateway again; a job that
  * finds another worker's claim waits for the lease and then hands the intent to the reconciler
- * as `unknown`: it never resubmits blindly.
+ * as `unknown`: it never resubmits blindly. What an error or a failed answer means for a reference
+ * that may already be at the gateway is decided in resubmission.ts.
  */
 import { BillingError, OutcomeUnknownError } from '../kernel/errors.ts';
-import { stateAfterSubmitError } from './decisions.ts';
+import { afterSubmitError, submitAnswerNeedsVerify } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
@@ -80,7 +81,7 @@ export function createSubmitHandler(deps: SubmitDeps) {
         return { skipped: 'already', state: intent?.state };
       if ((intent.leaseUntil ?? 0) > now) throw new DelayRequest((intent.leaseUntil ?? now) + 1);
       // The claim expired with nobody recording an outcome: the process holding it died or hung.
-      await markUnresolved(deps, intent, 'unknown', now, 'lease_expired');
+      await markUnresolved(deps, intent, 'unknown', now, { reason: 'lease_expired' });
       return { skipped: 'lease_expired' };
     }
     const claimed = claim.intent;
@@ -103,24 +104,42 @@ export function createSubmitHandler(deps: SubmitDeps) {
         raw instanceof BillingError
           ? raw
           : new OutcomeUnknownError('unexpected error while submitting', 'unexpected', raw);
-      const to = stateAfterSubmitError(err.kind, err.authFailure);
+      const next = afterSubmitError(err, claimed);
       const at = deps.clock.now();
-      if (to === 'unknown') {
-        await markUnresolved(deps, claimed, 'unknown', at, err.code);
+      if (next.to === 'unknown') {
+        await markUnresolved(deps, claimed, 'unknown', at, {
+          reason: err.code,
+          ...(next.seen ? { patch: { seenAtGateway: claimed.seenAtGateway ?? at } } : {}),
+        });
       } else {
-        const res = await deps.store.transition(claimed.key, to, at, {
+        const res = await deps.store.transition(claimed.key, next.to, at, {
           expectAttempt: claimed.attempt,
           reason: err.code,
-          ...(to === 'failed'
-            ? { patch: { reason: 'gateway_rejected', message: err.message.slice(0, 200) } }
+          ...(next.to === 'failed'
+            ? { patch: { reason: next.reason, message: err.message.slice(0, 200) } }
             : {}),
         });
         log.info(
-          { key: claimed.key, reference: claimed.reference, to, code: err.code, ok: res.ok },
+          {
+            key: claimed.key,
+            reference: claimed.reference,
+            to: next.to,
+            code: err.code,
+            ok: res.ok,
+          },
           'submission not completed',
         );
       }
       throw err;
+    }
+    if (submitAnswerNeedsVerify(outcome, claimed)) {
+      // A failed answer to a resubmission may be about the repetition, not the money: verify.
+      const at = deps.clock.now();
+      await markUnresolved(deps, claimed, 'unknown', at, {
+        reason: 'verify_failed_answer',
+        patch: { seenAtGateway: claimed.seenAtGateway ?? at },
+      });
+      return { status: outcome.status, verifying: true };
     }
     await applyOutcome(deps, claimed, outcome, deps.clock.now());
     return { status: outcome.status };

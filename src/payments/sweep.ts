@@ -7,7 +7,8 @@
  * 2. `submitting` intents whose lease expired (their worker died) → a check that moves them to
  *    `unknown` and verifies;
  * 3. `queued` intents older than a grace whose submit job is gone or failed → re-enqueued;
- * 4. with `olderThanMs`: every pending/unknown intent unchanged for that long, due or not.
+ * 4. with `olderThanMs`: every pending/requires_action/unknown intent unchanged for that long,
+ *    due or not.
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -77,7 +78,7 @@ export async function runSweep(
   }
 
   if (opts.olderThanMs !== undefined) {
-    for (const state of ['pending', 'unknown'] as const) {
+    for (const state of ['pending', 'requires_action', 'unknown'] as const) {
       for (const key of await deps.store.keysUpdatedBefore(state, now - opts.olderThanMs, limit)) {
         const intent = await deps.store.get(key);
         if (!intent || intent.state !== state) continue;

@@ -15,6 +15,8 @@ export interface PaymentView {
   reason?: string;
   message?: string;
   gatewayReference?: string;
+  /** While `requires_action`: where the customer completes the 3-D Secure challenge. */
+  authorizationUrl?: string;
   batchId?: string;
   subscriptionId?: string;
   attempts: { reference: string; state: string }[];
@@ -43,6 +45,10 @@ export function toView(intent: Intent, history: IntentHistoryEntry[]): PaymentVi
     ...(intent.reason !== undefined ? { reason: intent.reason } : {}),
     ...(intent.message !== undefined ? { message: intent.message } : {}),
     ...(intent.gatewayReference !== undefined ? { gatewayReference: intent.gatewayReference } : {}),
+    // The card authorization (`authorizationSealed`) is never part of a view.
+    ...(intent.state === 'requires_action' && intent.authorizationUrl !== undefined
+      ? { authorizationUrl: intent.authorizationUrl }
+      : {}),
     ...(intent.batchId !== undefined ? { batchId: intent.batchId } : {}),
     ...(intent.subscriptionId !== undefined ? { subscriptionId: intent.subscriptionId } : {}),
     attempts,

@@ -174,3 +174,99 @@ describe('LuaScript', () => {
     ]);
   });
 });
+
+describe('the transition script and the requires_action / seen fields', () => {
+  const charge = (key: string): IntentDraft => ({
+    key: key as IntentKey,
+    type: 'charge',
+    origin: 'api',
+    amount: 700 as AmountMinor,
+    currency: 'NGN',
+    payee: { kind: 'charge', email: 'a@example.com', cardTokenSealed: 'sealed' },
+  });
+
+  async function eventsOf(prefix: string) {
+    const entries = await redis.xrange(storeKeys(prefix).events(), '-', '+');
+    return entries.map(([, fields]) => {
+      const f = new Map<string, string>();
+      for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i]!, fields[i + 1]!);
+      return {
+        id: f.get('id'),
+        type: f.get('type'),
+        data: JSON.parse(f.get('data')!) as Record<string, unknown>,
+      };
+    });
+  }
+
+  it('entering requires_action publishes payment.requires_action with the URL, atomically', async () => {
+    const prefix = 'lua-3ds';
+    const store = new RedisIntentStore(redis, prefix);
+    const key = 'api_3ds1';
+    await store.create(charge(key), 1_000);
+    expect((await store.transition(key, 'submitting', 1_001, { expectAttempt: 1 })).ok).toBe(true);
+    const url = 'https://gateway.example/3ds/api_3ds1_1?session=abc';
+    const entered = await store.transition(key, 'requires_action', 1_002, {
+      expectAttempt: 1,
+      patch: { seenAtGateway: 1_002, authorizationUrl: url, requiresActionUntil: 61_002 },
+      reconcileAt: 1_500,
+    });
+    expect(entered.ok && entered.intent).toMatchObject({
+      state: 'requires_action',
+      seenAtGateway: 1_002,
+      authorizationUrl: url,
+      requiresActionUntil: 61_002,
+    });
+    expect(await store.keysInState('requires_action', 10)).toEqual([key]);
+    expect(await store.dueForReconcile(1_500, 10)).toEqual([key]);
+    expect((await store.countByState()).requires_action).toBe(1);
+
+    // Completed: a reusable authorization is stored sealed; the event says only that it exists.
+    const done = await store.transition(key, 'succeeded', 1_003, {
+      expectAttempt: 1,
+      patch: { authorizationSealed: 'sealed-authorization' },
+    });
+    expect(done.ok && done.intent.authorizationSealed).toBe('sealed-authorization');
+    const events = await eventsOf(prefix);
+    expect(events.map((e) => [e.id, e.type])).toEqual([
+      ['evt_api_3ds1_1_requires_action', 'payment.requires_action'],
+      ['evt_api_3ds1_1_succeeded', 'payment.succeeded'],
+    ]);
+    expect(events[0]?.data).toMatchObject({
+      state: 'requires_action',
+      authorizationUrl: url,
+      requiresActionUntil: 61_002,
+      hasAuthorization: false,
+    });
+    expect(events[1]?.data).toMatchObject({ state: 'succeeded', hasAuthorization: true });
+    expect(events[1]?.data).not.toHaveProperty('authorizationUrl');
+    expect(JSON.stringify(events)).not.toContain('sealed-authorization');
+  });
+
+  it('markSeenAtGateway records once, for the current attempt only; a new attempt forgets it', async () => {
+    const prefix = 'lua-seen';
+    const store = new RedisIntentStore(redis, prefix);
+    const key = 'api_seen1';
+    await store.create(charge(key), 1_000);
+    expect(await store.markSeenAtGateway(key, 2, 1_001)).toBe(false);
+    expect(await store.markSeenAtGateway(key, 1, 1_002)).toBe(true);
+    expect(await store.markSeenAtGateway(key, 1, 1_003)).toBe(false);
+    expect((await store.get(key))?.seenAtGateway).toBe(1_002);
+
+    await store.transition(key, 'submitting', 1_004, { expectAttempt: 1 });
+    await store.transition(key, 'requires_action', 1_005, {
+      expectAttempt: 1,
+      patch: { authorizationUrl: 'https://g.example/3ds', requiresActionUntil: 9_000 },
+    });
+    await store.transition(key, 'failed', 1_006, { expectAttempt: 1 });
+    const retried = await store.transition(key, 'queued', 1_007, {
+      expectAttempt: 1,
+      newAttempt: true,
+    });
+    expect(retried.ok).toBe(true);
+    const fresh = await store.get(key);
+    expect(fresh).toMatchObject({ attempt: 2, reference: 'api_seen1_2', state: 'queued' });
+    expect(fresh).not.toHaveProperty('seenAtGateway');
+    expect(fresh).not.toHaveProperty('authorizationUrl');
+    expect(fresh).not.toHaveProperty('requiresActionUntil');
+  });
+});

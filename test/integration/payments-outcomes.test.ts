@@ -66,7 +66,9 @@ const CASES: [string, string, string, string, boolean, boolean][] = [
   ['10.53', 'pending then failed', 'failed', 'failed', false, false],
   ['10.54', 'money moves then 500', 'succeeded', 'succeeded', true, true],
   ['10.55', 'money moves, response past timeout', 'succeeded', 'succeeded', true, true],
-  ['10.56', '500 and nothing moves', 'failed', 'failed', false, false],
+  // The 500s may have reached the gateway: resubmitted (same reference) until the bound, then a
+  // person looks (needs_review). It used to end `failed (gateway_unavailable)`: failed by inference.
+  ['10.56', '500 and nothing moves', 'needs_review', 'needs_review', false, false],
   ['10.57', '429 then success', 'succeeded', 'succeeded', true, true],
   ['10.58', 'success (payout reversed later)', 'succeeded', 'reversed', true, false],
   ['10.00', 'plain success', 'succeeded', 'succeeded', true, true],
@@ -112,6 +114,19 @@ describe('sandbox outcomes end in the right state and agree with the ledger', ()
         expect(refs.length).toBeLessThanOrEqual(1);
       }
       if (chargeState === 'failed') expect(ci.reason).toBeDefined();
+      if (chargeState === 'needs_review') {
+        // Never a new reference: every resubmission carried attempt 1's.
+        for (const i of [ci, pi]) {
+          expect(i.attempt).toBe(1);
+          expect(i.unsentResubmits).toBe(t.app.config.reconcile.maxUnsentResubmits);
+          const history = await t.app.store.history(i.key);
+          expect(history.at(-1)).toMatchObject({
+            to: 'needs_review',
+            reason: 'unsent_resubmits_exhausted',
+          });
+          expect(history.some((h) => h.to === 'failed')).toBe(false);
+        }
+      }
     },
   );
 

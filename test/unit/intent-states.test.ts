@@ -40,6 +40,7 @@ describe('final and settled intent states', () => {
       'queued',
       'submitting',
       'pending',
+      'requires_action',
       'unknown',
     ]);
   });
@@ -50,6 +51,12 @@ describe('final and settled intent states', () => {
 
   it("the batch tracker's Lua FINAL set is SETTLED_STATES", () => {
     expect(luaFinalSet(APPLY_EVENTS.body).sort()).toEqual([...SETTLED_STATES].sort());
+  });
+
+  it('requires_action publishes payment.requires_action, which the batch tracker counts', () => {
+    expect(paymentEventFor('requires_action')).toBe('payment.requires_action');
+    expect(TRACKED_STATES as readonly string[]).toContain('requires_action');
+    expect(isSettled('requires_action')).toBe(false);
   });
 
   it('every settled state publishes a payment event the batch tracker counts', () => {

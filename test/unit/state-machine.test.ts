@@ -12,8 +12,9 @@ import { allowedFrom, canTransition } from '../../src/payments/state-machine.ts'
 const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
   charge: {
     queued: ['submitting'],
-    submitting: ['queued', 'pending', 'unknown', 'succeeded', 'failed'],
+    submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
     pending: ['succeeded', 'failed', 'needs_review'],
+    requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],
     unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
     succeeded: [],
     failed: ['queued'],
@@ -22,8 +23,9 @@ const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
   },
   payout: {
     queued: ['submitting'],
-    submitting: ['queued', 'pending', 'unknown', 'succeeded', 'failed'],
+    submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
     pending: ['succeeded', 'failed', 'needs_review'],
+    requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],
     unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
     succeeded: ['reversed'],
     failed: ['queued'],
@@ -44,6 +46,15 @@ describe('intent state machine', () => {
     for (const to of INTENT_STATES) {
       const expected = INTENT_STATES.filter((from) => TABLE[type][from].includes(to));
       expect(allowedFrom(to, type), `${type} into ${to}`).toEqual(expected);
+    }
+  });
+
+  it('requires_action is entered only from submitting and never goes back to queued', () => {
+    for (const type of INTENT_TYPES) {
+      expect(allowedFrom('requires_action', type)).toEqual(['submitting']);
+      // The reference exists at the gateway: resubmitting it or starting over is never allowed.
+      expect(canTransition('requires_action', 'queued', type)).toBe(false);
+      expect(canTransition('requires_action', 'unknown', type)).toBe(false);
     }
   });
 

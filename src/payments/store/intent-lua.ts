@@ -49,7 +49,8 @@ if ARGV[8] ~= '' then
   attempt = attempt + 1
   redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', ARGV[8],
     'checks', '0', 'unsentResubmits', '0')
-  redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt')
+  redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
+    'authorizationUrl', 'requiresActionUntil')
 end
 if ARGV[9] == '1' then redis.call('HINCRBY', h, 'unsentResubmits', 1) end
 if to == 'queued' then redis.call('HINCRBY', h, 'enqueues', 1) end
@@ -77,11 +78,18 @@ redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to 
 
 if ARGV[13] ~= '' then
   local d = redis.call('HMGET', h, 'type', 'amount', 'currency', 'reference', 'reason', 'message', 'fee',
-    'gatewayReference', 'batchId', 'subscriptionId', 'origin', 'line')
+    'gatewayReference', 'batchId', 'subscriptionId', 'origin', 'line', 'authorizationUrl',
+    'requiresActionUntil', 'authorizationSealed')
   local data = { key = key, state = to, attempt = attempt, type = d[1], amount = tonumber(d[2]),
     currency = d[3], reference = d[4], reason = d[5] or nil, message = d[6] or nil,
     fee = d[7] and tonumber(d[7]) or nil, gatewayReference = d[8] or nil, batchId = d[9] or nil,
     subscriptionId = d[10] or nil, origin = d[11], line = d[12] and tonumber(d[12]) or nil }
+  if to == 'requires_action' then
+    data.authorizationUrl = d[13] or nil
+    data.requiresActionUntil = d[14] and tonumber(d[14]) or nil
+  end
+  -- Whether a reusable card authorization is stored (never the authorization itself).
+  if d[1] == 'charge' then data.hasAuthorization = d[15] ~= false end
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
     'at', now, 'data', cjson.encode(data))
 end
@@ -103,6 +111,16 @@ if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or (f[3] or '0') ~= ARGV[6] then return 0 
 redis.call('HSET', KEYS[1], 'checks', ARGV[4])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1
+`);
+
+/**
+ * Records that the gateway showed the current attempt's reference exists, once, only if the intent
+ * is still on the expected attempt.
+ * KEYS: hash. ARGV: expected attempt, at. Returns 1 when recorded.
+ */
+export const MARK_SEEN = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'attempt') ~= ARGV[1] then return 0 end
+return redis.call('HSETNX', KEYS[1], 'seenAtGateway', ARGV[2])
 `);
 
 /**

@@ -36,6 +36,7 @@ import { allowedFrom } from '../state-machine.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,
+  MARK_SEEN,
   RECORD_CHECK,
   TRANSITION_INTENT,
 } from './intent-lua.ts';
@@ -96,6 +97,10 @@ const hashSchema = z
     checks: num.default(0),
     enqueues: num.default(0),
     unsentResubmits: num.default(0),
+    seenAtGateway: optNum,
+    authorizationUrl: z.string().optional(),
+    requiresActionUntil: optNum,
+    authorizationSealed: z.string().optional(),
   })
   .transform((h): Intent => {
     const out: Intent = {
@@ -298,6 +303,18 @@ export class RedisIntentStore implements IntentStore {
       String(checks),
       nextAt === undefined ? '' : String(nextAt),
       String(intent.checks),
+    )) as number;
+    return r === 1;
+  }
+
+  /** @inheritdoc */
+  async markSeenAtGateway(key: string, attempt: number, at: number): Promise<boolean> {
+    const r = (await MARK_SEEN.run(
+      this.redis,
+      1,
+      this.k.intent(key),
+      String(attempt),
+      String(at),
     )) as number;
     return r === 1;
   }

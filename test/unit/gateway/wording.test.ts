@@ -197,14 +197,18 @@ describe('the "reference exists" marker', () => {
     expect(referenceExistsAtGateway(undefined)).toBe(false);
   });
 
-  it("a duplicate's lookup failing as outcome_unknown carries the marker; other kinds pass", () => {
+  it("a duplicate's lookup failing in any way carries the marker; only an auth refusal passes", () => {
     const timeout = new OutcomeUnknownError('timed out', 'timeout');
-    const mapped = duplicateLookupError(timeout);
-    expect(mapped).toBeInstanceOf(DuplicateReferenceUnresolvedError);
-    expect((mapped as Error).cause).toBe(timeout);
     const limited = new RateLimitedError('slow down', 1000);
-    expect(duplicateLookupError(limited)).toBe(limited);
-    const fatal = new FatalError('bad key', 'unauthorized', { authFailure: true });
-    expect(duplicateLookupError(fatal)).toBe(fatal);
+    const refused = new FatalError('bad request', 'gateway_rejected');
+    // The duplicate proved the reference exists: no lookup failure may fail the payment or send
+    // it back as unsent.
+    for (const err of [timeout, limited, refused]) {
+      const mapped = duplicateLookupError(err);
+      expect(mapped).toBeInstanceOf(DuplicateReferenceUnresolvedError);
+      expect((mapped as Error).cause).toBe(err);
+    }
+    const auth = new FatalError('bad key', 'unauthorized', { authFailure: true });
+    expect(duplicateLookupError(auth)).toBe(auth);
   });
 });

@@ -270,16 +270,16 @@ export function duplicateUnresolvedError(): BillingError {
 }
 
 /**
- * What a duplicate's lookup throwing `err` means for the submission: an outcome_unknown (a 5xx, a
- * timeout, an answer about another reference) becomes {@link DuplicateReferenceUnresolvedError}
- * with `err` as its cause, since the reference is known to exist; any other kind (rate limited,
- * fatal, retryable: the duplicate was not processed either) is the submission's as it is.
+ * What a duplicate's lookup throwing `err` means for the submission: the reference is known to
+ * exist, so whatever the lookup's failure (a 5xx, a timeout, an answer about another reference, a
+ * rate limit, a refusal), the submission's outcome is unknown and must be verified, never failed
+ * or resubmitted as unsent: {@link DuplicateReferenceUnresolvedError} with `err` as its cause.
+ * Only a refusal of our credentials (401/403) passes through, so the queue is paused as for any
+ * call.
  */
 export function duplicateLookupError(err: unknown): unknown {
-  if (err instanceof BillingError && err.kind === 'outcome_unknown') {
-    return new DuplicateReferenceUnresolvedError(err);
-  }
-  return err;
+  if (err instanceof BillingError && err.authFailure) return err;
+  return new DuplicateReferenceUnresolvedError(err);
 }
 
 /**
