@@ -19,7 +19,8 @@ export function pauseSubscription(sub: Subscription, now: number): Decision | Ac
 
 /**
  * Rule 8: resume. Billing continues from the period containing `now` (billed at once when it
- * started during the pause); open dunning continues, its overdue retries at once.
+ * started during the pause); open dunning continues, its overdue retries at once. A hold (rule 9)
+ * outlives the pause: it is about a payment, not about the subscription's wishes.
  */
 export function resumeSubscription(sub: Subscription, now: number): Decision | ActionRefusal {
   if (sub.status === 'canceled') return { refused: 'canceled' };
@@ -38,7 +39,11 @@ export function resumeSubscription(sub: Subscription, now: number): Decision | A
   return { next, events: [], retries: next.dunning.map((d) => retryOf(next, d)) };
 }
 
-/** Rule 8: cancel. Idempotent; emits `subscription.canceled` once. */
+/**
+ * Rule 8: cancel. Idempotent; emits `subscription.canceled` once. Open charges are forgotten with
+ * the rest: nothing more is billed, so nothing is held (a charge in flight still completes and its
+ * `payment.*` event records it).
+ */
 export function cancelSubscription(sub: Subscription, now: number): Decision {
   if (sub.status === 'canceled') return NOTHING;
   const { claim: _dropped, ...rest } = sub;
@@ -49,6 +54,7 @@ export function cancelSubscription(sub: Subscription, now: number): Decision {
     canceledAt: now,
     cancelReason: 'requested',
     dunning: [],
+    openCharges: [],
   };
   return { next, events: [canceledEvent(sub, now, { reason: 'requested' })], retries: [] };
 }

@@ -1,14 +1,14 @@
 /**
- * Billing rules (rules 3, 4 and 7, record.ts): which periods a tick bills at `now`, the claim it
+ * Billing rules (rules 3, 4, 7 and 9, record.ts): which periods a tick bills at `now`, the claim it
  * takes on them, and the commit that advances `nextPeriod` once their intents exist. Pure.
  */
 import { periodIndexAt } from './calendar.ts';
-import { startOf } from './periods.ts';
-import { isBillable, type Subscription } from './record.ts';
+import { periodKey, startOf } from './periods.ts';
+import { isBillable, type OpenCharge, type Subscription } from './record.ts';
 
 /** What a tick should do with one subscription at `now`. */
 export type BillingPlan =
-  /** Not billable (paused, canceled, or held by dunning). */
+  /** Not billable (paused, canceled, or held by dunning or an unresolved charge). */
   | { kind: 'idle' }
   /** Another tick holds a live claim. */
   | { kind: 'busy'; until: number }
@@ -17,7 +17,11 @@ export type BillingPlan =
   /** Bill `periods` (in order); `next` becomes `nextPeriod`; `skipped` were over the cap. */
   | { kind: 'bill'; periods: number[]; skipped: number; next: number };
 
-/** Decides which periods are due at `now` (rules 3, 4, 7). */
+/**
+ * Decides which periods are due at `now` (rules 3, 4, 7, 9). A `bill` plan on a record with open
+ * charges still needs their intents checked first (holds.ts `checkOpenCharges`): one may have
+ * become unresolved since it was billed.
+ */
 export function planBilling(
   sub: Subscription,
   now: number,
@@ -45,15 +49,27 @@ export function planBilling(
   return { kind: 'bill', periods, skipped: from - sub.nextPeriod, next: last + 1 };
 }
 
-/** Takes the lease for a `bill` plan; the caller stores it with compare-and-set. */
+/**
+ * Takes the lease for a `bill` plan; the caller stores it with compare-and-set. The claimed periods
+ * become open charges now, before their intents exist, so no outcome of theirs can be applied
+ * before they are tracked (rule 9).
+ */
 export function claimBilling(
   sub: Subscription,
   plan: Extract<BillingPlan, { kind: 'bill' }>,
   claim: { token: string; now: number; leaseMs: number },
 ): Subscription {
+  const known = new Set(sub.openCharges.map((c) => c.key));
+  const opened: OpenCharge[] = plan.periods
+    .map((period) => ({ key: periodKey(sub, period), period }))
+    .filter((c) => !known.has(c.key));
   return {
     ...sub,
     updatedAt: claim.now,
+    openCharges:
+      opened.length === 0
+        ? sub.openCharges
+        : [...sub.openCharges, ...opened].sort((a, b) => a.period - b.period),
     claim: {
       token: claim.token,
       from: sub.nextPeriod,

@@ -1,8 +1,9 @@
 /**
- * The `subscriptions.dunning` job handler (rule 6, record.ts): opens attempt n+1 of a failed
- * intent — only when attempt n is final `failed` (the store's `failed → queued` transition with
- * `newAttempt` and `expectAttempt` enforces it) — and enqueues its charge. The retries themselves
- * are decided by the outcome rules (outcomes.ts) and enqueued as delayed jobs (jobs.ts).
+ * The `subscriptions.dunning` job handler (rules 6 and 9, record.ts): opens attempt n+1 of a failed
+ * intent — only when attempt n is final `failed` by the gateway's own word (checked here, and the
+ * store's `failed → queued` transition with `newAttempt` and `expectAttempt` enforces it) — and
+ * enqueues its charge. The retries themselves are decided by the outcome rules (outcomes.ts) and
+ * enqueued as delayed jobs (jobs.ts).
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { IntentStore } from '../kernel/ports.ts';
@@ -21,7 +22,21 @@ export interface DunningDeps {
 /**
  * Handler for `subscriptions.dunning`: if the subscription still wants retry `step` of `key`
  * (not paused or canceled, the step current), opens the next attempt of the failed intent and
- * enqueues its charge. A stale or replayed job changes nothing.
+ * enqueues its charge.
+ *
+ * The invariant (rule 9, record.ts): a new attempt reference for the same money is created only
+ * after the gateway itself said the previous attempt is final and moved nothing, which is what
+ * `failed` at the dunning entry's attempt means (outcomes.ts). In any other case the retry opens
+ * nothing and is dropped, never re-armed:
+ * - attempt n+1 exists (an earlier run of this job, or of the job a resume re-scheduled, opened
+ *   it): `queued` is re-enqueued (that run died before enqueueing, same job id); otherwise its own
+ *   outcome decides what follows (success closes dunning, the gateway's failure schedules the next
+ *   retry, an unresolved state holds billing);
+ * - attempt n is not `failed` (a payment that left `failed` without a new attempt: payments'
+ *   table has no such path, so this is logged as a warning): nothing is opened, and the
+ *   subscription stays in dunning with billing held until the payment is settled by hand.
+ * Re-arming is never needed: the only thing that arms a retry is the gateway's `failed` for the
+ * entry's attempt, and each later failure arms the next step itself.
  */
 export function createDunningHandler(deps: DunningDeps) {
   return async (
@@ -37,14 +52,29 @@ export function createDunningHandler(deps: DunningDeps) {
     if (!entry || entry.step !== step) return { skipped: 'stale' };
     const intent = await deps.intents.get(key);
     if (!intent) return { skipped: 'missing_intent' };
-    if (intent.state === 'queued' && intent.attempt === entry.attempt + 1) {
-      // Opened by an earlier run of this job that died before enqueueing: enqueue (same job id).
-      await deps.dispatcher.submit(intent);
-      return { resubmitted: intent.reference };
+    if (intent.attempt > entry.attempt) {
+      if (intent.state === 'queued' && intent.attempt === entry.attempt + 1) {
+        // Opened by an earlier run of this job that died before enqueueing: enqueue (same job id).
+        await deps.dispatcher.submit(intent);
+        return { resubmitted: intent.reference };
+      }
+      return { skipped: 'already_opened', state: intent.state, attempt: intent.attempt };
     }
     if (intent.state !== 'failed' || intent.attempt !== entry.attempt) {
+      log.warn(
+        {
+          subscriptionId,
+          key,
+          reference: intent.reference,
+          state: intent.state,
+          attempt: intent.attempt,
+          expected: entry.attempt,
+        },
+        'dunning retry found the previous attempt not failed: no new attempt is opened',
+      );
       return { skipped: 'not_failed', state: intent.state, attempt: intent.attempt };
     }
+    // `expectAttempt` makes the store refuse if another run opened n+1 since the read above.
     const res = await deps.intents.transition(key, 'queued', deps.clock.now(), {
       newAttempt: true,
       expectAttempt: entry.attempt,

@@ -1,9 +1,17 @@
 /**
  * How recurring billing learns what happened to its charges: a consumer group (`subscriptions`)
  * on the events stream `<prefix>:events`, followed through the EventLog port. Payment events are
- * written by the intent transition script itself, so every final outcome is there exactly once;
- * this applies the subscription rules to each (renewed / past_due / dunning / canceled, see
- * outcomes.ts) and acknowledges the entry only after the change is stored. Entries left
+ * written by the intent transition script itself, so every outcome is there exactly once; this
+ * applies the subscription rules to each (renewed / past_due / dunning / canceled, see
+ * outcomes.ts; an unresolved payment holds billing, holds.ts) and acknowledges the entry only
+ * after the change is stored.
+ *
+ * An unresolved event (`payment.pending`, `payment.requires_action`, `payment.needs_review`) is
+ * checked against the intent, read after the subscription record: a hold is stored only for the
+ * state the intent is in then, and with compare-and-set on the record read before it. A replayed
+ * or overtaken event therefore never holds a payment that is already final: if it became final
+ * after the intent was read, its outcome's write either comes after the hold (and lifts it) or
+ * made the hold's compare-and-set fail (and the re-read finds it final). Entries left
  * unacknowledged by a crash are claimed again (XAUTOCLAIM) and re-applied: the rules are
  * idempotent for a replayed outcome. The retries a failure schedules run in dunning.ts.
  */
@@ -11,15 +19,23 @@ import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { intentKeySchema } from '../kernel/ids.ts';
 import type { BillingEvent } from '../kernel/events.ts';
-import type { EventLog, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
+import type { Intent } from '../kernel/payment.ts';
+import type { EventLog, IntentStore, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { defaultConsumerName, fieldsOf } from '../infra/redis/stream-consumer.ts';
 import { enqueueDunningRetries } from './jobs.ts';
+import { onChargeUnresolved } from './holds.ts';
 import { onChargeFailed, onChargeSucceeded, type DunningPolicy } from './outcomes.ts';
 import { periodIndexOfKey } from './periods.ts';
-import type { SubscriptionStore } from './ports.ts';
-import type { Decision, DunningRetry, Subscription } from './record.ts';
+import { SubscriptionContentionError, type SubscriptionStore } from './ports.ts';
+import {
+  isHoldingState,
+  NOTHING,
+  type Decision,
+  type DunningRetry,
+  type Subscription,
+} from './record.ts';
 
 /** The consumer group recurring billing reads the events stream with. */
 export const SUBSCRIPTIONS_GROUP = 'subscriptions';
@@ -27,6 +43,8 @@ export const SUBSCRIPTIONS_GROUP = 'subscriptions';
 /** What applying payment outcomes needs. */
 export interface ApplyDeps {
   subs: SubscriptionStore;
+  /** Unresolved events are checked against the intent's current state before they hold billing. */
+  intents: IntentStore;
   dispatcher: Dispatcher;
   logger: Logger;
   clock: Clock;
@@ -59,6 +77,8 @@ const paymentDataSchema = z.object({
   subscriptionId: z.string().min(1),
   origin: z.literal('subscription'),
   reason: z.string().optional(),
+  /** payment.succeeded: the gateway returned a reusable authorization (kept sealed by payments). */
+  hasAuthorization: z.boolean().optional(),
 });
 
 function toEvent([streamId, flat]: StreamEntry): StreamEvent {
@@ -72,7 +92,18 @@ function toEvent([streamId, flat]: StreamEntry): StreamEvent {
   return { streamId, type: fields.type ?? '', data };
 }
 
-const OUTCOME_TYPES = ['payment.succeeded', 'payment.failed'] as const;
+const OUTCOME_TYPES = [
+  'payment.succeeded',
+  'payment.failed',
+  'payment.pending',
+  'payment.requires_action',
+  'payment.needs_review',
+] as const;
+type OutcomeType = (typeof OUTCOME_TYPES)[number];
+
+/** Whether the event reports an unresolved payment (rule 9) rather than a final outcome. */
+const isUnresolved = (kind: OutcomeType) =>
+  kind !== 'payment.succeeded' && kind !== 'payment.failed';
 
 /** Which outcome an event reports for a subscription's charge, if any. */
 function relevant(e: StreamEvent) {
@@ -85,29 +116,64 @@ function relevant(e: StreamEvent) {
 
 /** A payment outcome of a subscription charge, as read from the stream. */
 export interface PaymentOutcome {
-  kind: 'payment.succeeded' | 'payment.failed';
+  kind: OutcomeType;
   subscriptionId: string;
   key: z.output<typeof intentKeySchema>;
   attempt: number;
   reason?: string;
+  hasAuthorization?: boolean;
 }
 
-/** The rules' decision for one outcome, or undefined when the key is not one of its periods. */
+/**
+ * The rules' decision for one outcome, or undefined when the key is not one of its periods. An
+ * unresolved event decides from `intent`, the intent as read after `sub`: it holds only while the
+ * intent is unresolved, in the state and attempt the intent is in.
+ */
 function decide(
   sub: Subscription,
   o: PaymentOutcome,
   now: number,
   policy: DunningPolicy,
+  intent: Intent | undefined,
 ): Decision | undefined {
   const period = periodIndexOfKey(sub, o.key);
   if (period === undefined) return undefined;
   const base = { key: o.key, period, attempt: o.attempt, now };
-  return o.kind === 'payment.succeeded'
-    ? onChargeSucceeded(sub, base)
-    : onChargeFailed(sub, { ...base, reason: o.reason ?? 'failed' }, policy);
+  switch (o.kind) {
+    case 'payment.succeeded':
+      return onChargeSucceeded(sub, {
+        ...base,
+        ...(o.hasAuthorization !== undefined ? { hasAuthorization: o.hasAuthorization } : {}),
+      });
+    case 'payment.failed':
+      return onChargeFailed(sub, { ...base, reason: o.reason ?? 'failed' }, policy);
+    default:
+      if (!intent || !isHoldingState(intent.state)) return NOTHING;
+      return onChargeUnresolved(sub, {
+        key: o.key,
+        period,
+        attempt: intent.attempt,
+        state: intent.state,
+        since: intent.updatedAt,
+        now,
+      });
+  }
+}
+
+/** The intents the unresolved outcomes among `outcomes` name, read now, by key. */
+async function readIntents(
+  deps: ApplyDeps,
+  outcomes: readonly PaymentOutcome[],
+): Promise<Map<string, Intent | undefined>> {
+  const keys = [...new Set(outcomes.filter((o) => isUnresolved(o.kind)).map((o) => o.key))];
+  const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
+  return new Map(keys.map((k, i) => [k, intents[i]]));
 }
 
 function logApplied(log: Logger, o: PaymentOutcome, sub: Subscription, d: Decision): void {
+  const held = isUnresolved(o.kind)
+    ? sub.openCharges.find((c) => c.key === o.key)?.hold
+    : undefined;
   log.info(
     {
       subscriptionId: o.subscriptionId,
@@ -116,12 +182,15 @@ function logApplied(log: Logger, o: PaymentOutcome, sub: Subscription, d: Decisi
       status: sub.status,
       ...(o.reason !== undefined ? { reason: o.reason } : {}),
       ...(d.retries[0] ? { retryAt: d.retries[0].dueAt } : {}),
+      ...(held ? { held: held.state } : {}),
     },
     o.kind === 'payment.succeeded'
       ? 'subscription renewed'
-      : sub.status === 'canceled'
-        ? 'subscription canceled: dunning exhausted'
-        : 'subscription charge failed',
+      : o.kind !== 'payment.failed'
+        ? 'subscription billing held: a renewal is unresolved'
+        : sub.status === 'canceled'
+          ? 'subscription canceled: dunning exhausted'
+          : 'subscription charge failed',
   );
 }
 
@@ -131,26 +200,42 @@ function wanted(sub: Subscription, retries: readonly DunningRetry[]): DunningRet
 }
 
 /**
- * Applies one payment outcome to its subscription (compare-and-set, re-read on conflict) and
- * enqueues the retries it implies.
+ * Applies one payment outcome to its subscription (compare-and-set, re-read on conflict; an
+ * unresolved one re-reads its intent after each read of the record) and enqueues the retries it
+ * implies.
  */
-export async function applyPaymentOutcome(deps: ApplyDeps, outcome: PaymentOutcome): Promise<void> {
+export async function applyPaymentOutcome(
+  deps: ApplyDeps,
+  outcome: PaymentOutcome,
+  maxTries = 8,
+): Promise<void> {
   const now = deps.clock.now();
-  const res = await deps.subs.mutate(outcome.subscriptionId, (sub) => {
-    const d = decide(sub, outcome, now, deps.dunning);
-    return { decision: d ?? { events: [] }, value: d };
-  });
   const ctx = { subscriptionId: outcome.subscriptionId, key: outcome.key };
-  if (!res.found) {
-    deps.logger.warn(ctx, 'payment outcome for a subscription that does not exist');
+  for (let i = 0; i < maxTries; i++) {
+    const current = await deps.subs.get(outcome.subscriptionId);
+    if (!current) {
+      deps.logger.warn(ctx, 'payment outcome for a subscription that does not exist');
+      return;
+    }
+    const intents = await readIntents(deps, [outcome]);
+    const d = decide(current.sub, outcome, now, deps.dunning, intents.get(outcome.key));
+    if (d === undefined) {
+      deps.logger.warn(ctx, 'payment outcome for an intent key that is not a subscription period');
+      return;
+    }
+    let sub = current.sub;
+    if (d.next) {
+      const [version] = await deps.subs.saveMany([
+        { sub: d.next, expectVersion: current.version, events: d.events },
+      ]);
+      if (version === undefined) continue;
+      sub = d.next;
+      logApplied(deps.logger, outcome, sub, d);
+    }
+    await enqueueDunningRetries(deps.dispatcher, wanted(sub, d.retries), now);
     return;
   }
-  if (res.value === undefined) {
-    deps.logger.warn(ctx, 'payment outcome for an intent key that is not a subscription period');
-    return;
-  }
-  if (res.saved) logApplied(deps.logger, outcome, res.sub, res.value);
-  await enqueueDunningRetries(deps.dispatcher, wanted(res.sub, res.value.retries), now);
+  throw new SubscriptionContentionError(outcome.subscriptionId);
 }
 
 /**
@@ -170,6 +255,8 @@ export async function applyPaymentOutcomes(
   );
   const ids = [...bySub.keys()];
   const docs = await deps.subs.getMany(ids);
+  // After the records: an intent read unresolved here was unresolved when they were current.
+  const intents = await readIntents(deps, outcomes);
   const applied = outcomes.map(() => false);
 
   interface Folded {
@@ -204,7 +291,7 @@ export async function applyPaymentOutcomes(
     let changed = false;
     for (const i of indexes) {
       const o = outcomes[i] as PaymentOutcome;
-      const d = decide(f.sub, o, now, deps.dunning);
+      const d = decide(f.sub, o, now, deps.dunning, intents.get(o.key));
       if (d === undefined) {
         deps.logger.warn(
           { subscriptionId: id, key: o.key },

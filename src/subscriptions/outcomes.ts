@@ -1,8 +1,14 @@
 /**
  * Payment outcome rules (rules 5 and 6, record.ts): what a succeeded or failed charge of one of a
- * subscription's periods does to it, and the dunning that follows a failure. Pure.
+ * subscription's periods does to it, and the dunning that follows a failure. A final outcome also
+ * closes the charge's open entry and lifts its hold, if it held billing (rule 9, holds.ts). Pure.
+ *
+ * `failed` here is the gateway's own word: payments publishes `payment.failed` only when Sayswitch
+ * said the attempt failed and moved nothing (a payment it cannot settle ends in `needs_review`,
+ * which holds instead). That is what makes a retry's new attempt safe (dunning.ts).
  */
 import { dunningDueAt } from './calendar.ts';
+import { closeCharge, resumedEvent } from './holds.ts';
 import { periodOf } from './periods.ts';
 import {
   canceledEvent,
@@ -29,6 +35,8 @@ export interface ChargeOutcome {
   period: number;
   attempt: number;
   now: number;
+  /** On success: the gateway returned a reusable card authorization (payments keeps it sealed). */
+  hasAuthorization?: boolean;
 }
 
 /** Rule 5: the charge of `outcome.key` succeeded. */
@@ -37,6 +45,7 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
   if (sub.status === 'canceled') return NOTHING;
   const { key, now } = outcome;
   const dunning = sub.dunning.filter((d) => d.key !== key);
+  const closed = closeCharge(sub, key, outcome.attempt);
   const paid = periodOf(sub.schedule, outcome.period);
   const currentPeriod =
     sub.currentPeriod && sub.currentPeriod.index >= paid.index ? sub.currentPeriod : paid;
@@ -47,12 +56,17 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
     updatedAt: now,
     status,
     dunning,
+    openCharges: closed.openCharges,
     delinquent: false,
     currentPeriod,
+    ...(outcome.hasAuthorization === true
+      ? { reusableAuthorization: { key, attempt: outcome.attempt, at: now } }
+      : {}),
   };
   return {
     next,
     events: [
+      ...(closed.held ? [resumedEvent(next, closed.held, outcome.attempt, 'succeeded', now)] : []),
       subscriptionEvent(`evt_${key}_renewed`, 'subscription.renewed', now, {
         subscriptionId: sub.id,
         key,
@@ -86,6 +100,9 @@ export function onChargeFailed(
   const failedAt = prev?.failedAt ?? now;
   const dueAt = dunningDueAt(failedAt, policy.scheduleMs, step);
   const others = sub.dunning.filter((d) => d.key !== key);
+  const closed = closeCharge(sub, key, attempt);
+  const resumed = (next: Subscription) =>
+    closed.held ? [resumedEvent(next, closed.held, attempt, 'failed', now)] : [];
   const base = {
     subscriptionId: sub.id,
     key,
@@ -110,10 +127,12 @@ export function onChargeFailed(
       updatedAt: now,
       status,
       dunning: [...others, entry].sort((a, b) => a.period - b.period),
+      openCharges: closed.openCharges,
     };
     return {
       next,
       events: [
+        ...resumed(next),
         subscriptionEvent(`evt_${key}_${attempt}_past_due`, 'subscription.past_due', now, {
           ...base,
           status,
@@ -135,10 +154,12 @@ export function onChargeFailed(
       canceledAt: now,
       cancelReason: 'dunning_exhausted',
       dunning: [],
+      openCharges: [],
     };
     return {
       next,
       events: [
+        ...resumed(next),
         canceledEvent(sub, now, { ...base, reason: 'dunning_exhausted', failure: outcome.reason }),
       ],
       retries: [],
@@ -151,11 +172,13 @@ export function onChargeFailed(
     updatedAt: now,
     status,
     dunning: others,
+    openCharges: closed.openCharges,
     delinquent: true,
   };
   return {
     next,
     events: [
+      ...resumed(next),
       subscriptionEvent(`evt_${key}_${attempt}_past_due`, 'subscription.past_due', now, {
         ...base,
         status,

@@ -6,6 +6,14 @@
 import type { BillingEvent } from '../kernel/events.ts';
 import type { Decision, Subscription } from './record.ts';
 
+/** Thrown when a record keeps changing under a compare-and-set loop; safe to retry later. */
+export class SubscriptionContentionError extends Error {
+  constructor(id: string) {
+    super(`subscription ${id} kept changing while it was being updated`);
+    this.name = 'SubscriptionContentionError';
+  }
+}
+
 /** A record and the version it was read at, for compare-and-set. */
 export interface Versioned {
   sub: Subscription;

@@ -5,7 +5,7 @@
  * the store applies them atomically (compare-and-set on a version) and the scheduler enqueues the
  * jobs. Rule 2 is here (`createSubscription`); the others live beside this file: `periods.ts`
  * (rule 1: periods and intent keys), `billing.ts` (rules 3, 4, 7), `outcomes.ts` (rules 5, 6)
- * and `actions.ts` (rule 8).
+ * and `actions.ts` (rule 8), `holds.ts` (rule 9).
  *
  * The rules, in one place:
  *
@@ -37,6 +37,14 @@
  *    paused) and never bills the periods that passed while paused; open dunning continues at its
  *    schedule (a retry that fell due while paused runs at once). **Cancel** stops everything;
  *    a charge already handed to the gateway still completes, and is not retried if it fails.
+ * 9. **An unresolved renewal holds billing.** A charge of the subscription whose payment is
+ *    `unknown`, `pending`, `requires_action` or `needs_review` may have moved money, or may yet:
+ *    no new period is charged on top of it, and no dunning retry opens a new attempt after it
+ *    (a retry needs the gateway's own `failed`). The hold is recorded on the charge's entry in
+ *    `openCharges` and reported (`subscription.billing_held`); the charge's final outcome lifts it
+ *    (`subscription.billing_resumed`) and rules 5 or 6 apply as usual: success bills the held
+ *    periods as a catch-up (rule 4), failure starts dunning. `needs_review` holds until an operator
+ *    (or a late webhook) settles the payment.
  */
 import { z } from 'zod';
 import {
@@ -48,7 +56,8 @@ import {
 } from './calendar.ts';
 import { startOf } from './periods.ts';
 import type { BillingEvent } from '../kernel/events.ts';
-import { intentKeySchema, type IntentKey } from '../kernel/ids.ts';
+import { attemptReference, intentKeySchema, type IntentKey } from '../kernel/ids.ts';
+import type { IntentState } from '../kernel/intent.ts';
 import {
   amountMinorSchema,
   CHARGE_CURRENCIES,
@@ -61,6 +70,51 @@ export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
 export const CANCEL_REASONS = ['requested', 'dunning_exhausted'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];
+
+/**
+ * Payment states of an unresolved charge (rule 9): money may have moved, or may yet, and the
+ * gateway has not said which. A charge in one of them holds the subscription's billing.
+ */
+export const HOLDING_STATES = [
+  'unknown',
+  'pending',
+  'requires_action',
+  'needs_review',
+] as const satisfies readonly IntentState[];
+export type HoldingState = (typeof HOLDING_STATES)[number];
+
+/** Whether `state` is one of {@link HOLDING_STATES}. */
+export function isHoldingState(state: string): state is HoldingState {
+  return (HOLDING_STATES as readonly string[]).includes(state);
+}
+
+/** Who a held charge waits for: the customer (3-D Secure), the gateway, or an operator. */
+export function awaitingOf(state: HoldingState): 'customer' | 'gateway' | 'operator' {
+  return state === 'requires_action'
+    ? 'customer'
+    : state === 'needs_review'
+      ? 'operator'
+      : 'gateway';
+}
+
+/** Why a charge holds billing (rule 9): its unresolved state, on which attempt, since when. */
+export interface ChargeHold {
+  state: HoldingState;
+  attempt: number;
+  /** When the attempt was first seen unresolved; kept while its state changes (→ needs_review). */
+  since: number;
+}
+
+/**
+ * A billed period whose charge has no final outcome (succeeded or failed) applied yet: added when
+ * a tick claims the period, removed when its outcome is applied (rules 5, 6). `hold` is set while
+ * the charge is unresolved (rule 9); an entry without one is in flight (queued, submitting).
+ */
+export interface OpenCharge {
+  key: IntentKey;
+  period: number;
+  hold?: ChargeHold;
+}
 
 /** One period whose charge failed and is being retried. */
 export interface DunningEntry {
@@ -108,6 +162,13 @@ export interface Subscription {
   claim?: BillingClaim;
   /** Periods in dunning, oldest first. Billing is held while this is not empty. */
   dunning: DunningEntry[];
+  /** Charges with no final outcome applied yet, oldest period first; a `hold` holds billing. */
+  openCharges: OpenCharge[];
+  /**
+   * A successful renewal for which the gateway returned a reusable card authorization: that one
+   * exists, not the authorization itself (it stays sealed on the intent, `key`).
+   */
+  reusableAuthorization?: { key: IntentKey; attempt: number; at: number };
   /** A period's dunning was exhausted and written off (`DUNNING_EXHAUSTED=past_due`). */
   delinquent: boolean;
   pausedAt?: number;
@@ -174,6 +235,25 @@ export const subscriptionSchema = z.object({
       reason: z.string(),
     }),
   ),
+  // Records written before rule 9 have none.
+  openCharges: z
+    .array(
+      z.object({
+        key: intentKeySchema,
+        period: z.number().int().min(0),
+        hold: z
+          .object({
+            state: z.enum(HOLDING_STATES),
+            attempt: z.number().int().min(1),
+            since: z.number(),
+          })
+          .optional(),
+      }),
+    )
+    .default([]),
+  reusableAuthorization: z
+    .object({ key: intentKeySchema, attempt: z.number().int().min(1), at: z.number() })
+    .optional(),
   delinquent: z.boolean(),
   pausedAt: z.number().optional(),
   canceledAt: z.number().optional(),
@@ -232,6 +312,7 @@ export function createSubscription(input: NewSubscription, now: number): Subscri
     nextPeriod,
     nextPeriodStart: startOf(input.schedule, nextPeriod),
     dunning: [],
+    openCharges: [],
     delinquent: false,
     resumes: 0,
     skippedPeriods: 0,
@@ -239,9 +320,22 @@ export function createSubscription(input: NewSubscription, now: number): Subscri
   };
 }
 
-/** Whether the tick may bill new periods: active or past_due, and no period in dunning (rule 7). */
+/** The charge holding the subscription's billing (rule 9): the oldest period held, if any. */
+export function billingHold(sub: Subscription): (OpenCharge & { hold: ChargeHold }) | undefined {
+  for (const c of sub.openCharges) if (c.hold) return { ...c, hold: c.hold };
+  return undefined;
+}
+
+/**
+ * Whether the tick may bill new periods: active or past_due, no period in dunning (rule 7) and no
+ * charge unresolved (rule 9).
+ */
 export function isBillable(sub: Subscription): boolean {
-  return (sub.status === 'active' || sub.status === 'past_due') && sub.dunning.length === 0;
+  return (
+    (sub.status === 'active' || sub.status === 'past_due') &&
+    sub.dunning.length === 0 &&
+    billingHold(sub) === undefined
+  );
 }
 
 /**
@@ -255,10 +349,12 @@ export function dueScore(sub: Subscription): number | null {
 
 /**
  * When the next charge of any kind is expected: a dunning retry while one is open, else the next
- * period's start; null when paused or canceled.
+ * period's start; null when paused or canceled, or while an unresolved charge holds billing (what
+ * comes next depends on its outcome).
  */
 export function nextChargeAt(sub: Subscription): number | null {
   if (sub.status === 'paused' || sub.status === 'canceled') return null;
+  if (billingHold(sub) !== undefined) return null;
   if (sub.dunning.length > 0) return Math.min(...sub.dunning.map((d) => d.dueAt));
   return sub.nextPeriodStart;
 }
@@ -289,4 +385,9 @@ export function canceledEvent(
 /** The retry job of a dunning entry, at the record's resume count. */
 export function retryOf(sub: Subscription, d: DunningEntry): DunningRetry {
   return { subscriptionId: sub.id, key: d.key, step: d.step, dueAt: d.dueAt, resumes: sub.resumes };
+}
+
+/** The attempt reference of a held charge (`<key>_<attempt>`), as payment events name it. */
+export function heldReference(c: OpenCharge & { hold: ChargeHold }): string {
+  return attemptReference(c.key, c.hold.attempt);
 }

@@ -24,7 +24,10 @@ import {
   type ActionRefusal,
 } from './actions.ts';
 import {
+  awaitingOf,
+  billingHold,
   createSubscription,
+  heldReference,
   nextChargeAt,
   type Decision,
   type NewSubscription,
@@ -207,13 +210,34 @@ export interface SubscriptionView {
   /** The latest period paid for. */
   current_period_start: string | null;
   current_period_end: string | null;
-  /** The next charge of any kind: a dunning retry while one is open, else the next period. */
+  /**
+   * The next charge of any kind: a dunning retry while one is open, else the next period; null
+   * while paused, canceled, or held by an unresolved renewal.
+   */
   next_charge_at: string | null;
+  /**
+   * Set while a renewal's payment is unresolved and holds billing (docs/subscriptions.md
+   * "Unresolved renewals hold billing"): which charge, its state, and who it waits for
+   * (`customer`: a 3-D Secure challenge, whose link is in `payment.requires_action`; `gateway`;
+   * `operator`: the payment needs review).
+   */
+  billing_held: {
+    key: string;
+    reference: string;
+    state: string;
+    awaiting: 'customer' | 'gateway' | 'operator';
+    since: string;
+  } | null;
   /** Start of the first period not yet billed. */
   next_period_start: string;
   metadata: Record<string, string>;
   dunning: { key: string; attempt: number; retry: number; retry_at: string; reason: string }[];
   skipped_periods: number;
+  /**
+   * A renewal for which the gateway returned a reusable card authorization: that one exists (the
+   * authorization stays sealed on that payment; renewals do not use it yet).
+   */
+  reusable_authorization?: { key: string; recorded_at: string };
   created_at: string;
   updated_at: string;
   paused_at?: string;
@@ -227,6 +251,7 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** Builds the public view of a subscription. */
 export function toSubscriptionView(sub: Subscription): SubscriptionView {
   const next = nextChargeAt(sub);
+  const held = billingHold(sub);
   return {
     id: sub.id,
     customer_email: sub.customerEmail,
@@ -242,6 +267,15 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     current_period_end: sub.currentPeriod ? iso(sub.currentPeriod.end) : null,
     next_charge_at: next === null ? null : iso(next),
     next_period_start: iso(sub.nextPeriodStart),
+    billing_held: held
+      ? {
+          key: held.key,
+          reference: heldReference(held),
+          state: held.hold.state,
+          awaiting: awaitingOf(held.hold.state),
+          since: iso(held.hold.since),
+        }
+      : null,
     metadata: sub.metadata,
     dunning: sub.dunning.map((d) => ({
       key: d.key,
@@ -251,6 +285,14 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
       reason: d.reason,
     })),
     skipped_periods: sub.skippedPeriods,
+    ...(sub.reusableAuthorization !== undefined
+      ? {
+          reusable_authorization: {
+            key: sub.reusableAuthorization.key,
+            recorded_at: iso(sub.reusableAuthorization.at),
+          },
+        }
+      : {}),
     created_at: iso(sub.createdAt),
     updated_at: iso(sub.updatedAt),
     ...(sub.pausedAt !== undefined ? { paused_at: iso(sub.pausedAt) } : {}),

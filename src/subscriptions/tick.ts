@@ -11,8 +11,16 @@
  * the intent store's existence check and the deterministic job ids still make the second
  * attempt a no-op. A tick that dies mid-way leaves a lease that expires, and the next tick
  * finishes the job.
+ *
+ * Before billing on top of earlier charges that have no final outcome applied yet (the record's
+ * `openCharges`), the tick reads their intents, after the records (rule 9, holds.ts): one that is
+ * `unknown`, `pending`, `requires_action` or `needs_review` holds the subscription's billing
+ * instead (stored with its `subscription.billing_held` event, compare-and-set), so no period is
+ * charged on top of a payment that may have moved money. Usually there is nothing to read: a
+ * period's outcome is applied long before the next period is due.
  */
 import { randomUUID } from 'node:crypto';
+import type { BillingEvent } from '../kernel/events.ts';
 import type { Intent, IntentDraft } from '../kernel/payment.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -24,9 +32,10 @@ import {
   releaseClaim,
   type BillingPlan,
 } from './billing.ts';
+import { checkOpenCharges, type ChargeSnapshot } from './holds.ts';
 import { periodKey } from './periods.ts';
-import type { SubscriptionStore } from './ports.ts';
-import type { Subscription } from './record.ts';
+import { SubscriptionContentionError, type SubscriptionStore } from './ports.ts';
+import { billingHold, type Subscription } from './record.ts';
 
 /** How long a tick's claim on a subscription holds before another tick may take it over. */
 export const DEFAULT_CLAIM_LEASE_MS = 5 * 60_000;
@@ -60,6 +69,11 @@ export interface TickResult {
   skipped: number;
   /** Subscriptions another tick held or changed under us. */
   contended: number;
+  /**
+   * Subscriptions not billed because an earlier charge is unresolved (now held, rule 9) or failed
+   * without its outcome applied yet (looked at again next tick).
+   */
+  held: number;
   /** Subscriptions whose processing failed (logged; retried by a later tick). */
   failed: number;
 }
@@ -107,6 +121,7 @@ export async function runTick(deps: TickDeps, now: number): Promise<TickResult> 
     enqueued: 0,
     skipped: 0,
     contended: 0,
+    held: 0,
     failed: 0,
   };
   const seen = new Set<string>();
@@ -205,8 +220,37 @@ export async function runTick(deps: TickDeps, now: number): Promise<TickResult> 
 }
 
 /**
- * Claims the due periods of `ids`: one pipelined read, one pipelined compare-and-set write; a
- * record that changed between the two is claimed again on its own (re-read, re-planned).
+ * The intents of the open charges of every record that plans to bill (rule 9), read after the
+ * records and in parallel. Undefined: the intent does not exist.
+ */
+async function readOpenCharges(
+  deps: TickDeps,
+  subs: readonly Subscription[],
+  now: number,
+  catchUpMax: number,
+): Promise<Map<string, ChargeSnapshot | undefined>> {
+  const keys: string[] = [];
+  for (const sub of subs) {
+    if (sub.openCharges.length === 0) continue;
+    if (planBilling(sub, now, { catchUpMax }).kind !== 'bill') continue;
+    for (const c of sub.openCharges) keys.push(c.key);
+  }
+  const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
+  return new Map(
+    keys.map((k, i) => {
+      const intent = intents[i];
+      return [
+        k,
+        intent && { state: intent.state, attempt: intent.attempt, updatedAt: intent.updatedAt },
+      ];
+    }),
+  );
+}
+
+/**
+ * Claims the due periods of `ids`: one pipelined read, the intents of their open charges, one
+ * pipelined compare-and-set write; a record that changed between the read and the write is
+ * claimed again on its own (re-read, its intents re-read, re-planned).
  */
 async function claimAll(
   deps: TickDeps,
@@ -217,47 +261,104 @@ async function claimAll(
   result: TickResult,
 ): Promise<Claimed[]> {
   const docs = await deps.subs.getMany(ids);
+  const snapshot = await readOpenCharges(
+    deps,
+    docs.flatMap((d) => (d ? [d.sub] : [])),
+    now,
+    deps.catchUpMaxPeriods,
+  );
   const attempts: Claimed[] = [];
-  const rescore: { sub: Subscription; expectVersion: number }[] = [];
+  const writes: { id: string; decided: Decided; write: Write; expectVersion: number }[] = [];
   docs.forEach((d) => {
     if (!d) return;
-    const decided = decideClaim(d.sub, now, leaseMs, deps.catchUpMaxPeriods);
+    const decided = decideClaim(d.sub, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
     if (decided.claimed) attempts.push({ ...decided.claimed, version: d.version });
-    else if (decided.rescore) rescore.push({ sub: decided.rescore, expectVersion: d.version });
-    else if (decided.plan.kind === 'busy') result.contended += 1;
+    else if (decided.write)
+      writes.push({ id: d.sub.id, decided, write: decided.write, expectVersion: d.version });
+    else countPlan(decided, d.sub.id, log, result);
   });
-  const [versions] = await Promise.all([
+  const [versions, written] = await Promise.all([
     deps.subs.saveMany(attempts.map((a) => ({ sub: a.sub, expectVersion: a.version }))),
-    deps.subs.saveMany(rescore),
+    deps.subs.saveMany(writes.map((w) => ({ ...w.write, expectVersion: w.expectVersion }))),
   ]);
-  const out = await Promise.all(
-    attempts.map(async (a, i) => {
-      const version = versions[i];
-      if (version !== undefined) return { ...a, version };
-      return claimOne(deps, a.sub.id, now, leaseMs, log, result);
-    }),
-  );
-  return out.filter((c): c is Claimed => c !== undefined);
+  const retry: string[] = [];
+  writes.forEach((w, i) => {
+    if (written[i] !== undefined) countPlan(w.decided, w.id, log, result);
+    // A hold that lost its compare-and-set is decided again from a fresh read, like a claim.
+    else if (w.decided.held !== undefined) retry.push(w.id);
+  });
+  const out: Claimed[] = [];
+  attempts.forEach((a, i) => {
+    const version = versions[i];
+    if (version !== undefined) out.push({ ...a, version });
+    else retry.push(a.sub.id);
+  });
+  const again = await Promise.all(retry.map((id) => claimOne(deps, id, now, leaseMs, log, result)));
+  return [...out, ...again.filter((c): c is Claimed => c !== undefined)];
 }
 
-/** What to do with one record: claim it, rescore it, or leave it. */
+/** A record to store instead of a claim: a hold (with its event), or a rescore. */
+interface Write {
+  sub: Subscription;
+  events: BillingEvent[];
+}
+
+/** What the tick decided for one record. */
+interface Decided {
+  plan: BillingPlan;
+  claimed?: Omit<Claimed, 'version'>;
+  write?: Write;
+  /** Not billed: held by an unresolved charge, or waiting for a failure to be applied. */
+  held?: 'hold' | 'await';
+}
+
+function countPlan(decided: Decided, id: string, log: Logger, result: TickResult): void {
+  if (decided.plan.kind === 'busy') result.contended += 1;
+  if (decided.held === undefined) return;
+  result.held += 1;
+  const hold = decided.write && billingHold(decided.write.sub);
+  if (hold)
+    log.info(
+      { subscriptionId: id, key: hold.key, attempt: hold.hold.attempt, state: hold.hold.state },
+      'subscription billing held: an earlier renewal is unresolved',
+    );
+  else
+    log.debug(
+      { subscriptionId: id },
+      'subscription not billed: a failed renewal is not applied yet; next tick looks again',
+    );
+}
+
+/**
+ * What to do with one record: claim it, hold it, rescore it, or leave it. `snapshot` holds the
+ * intents of its open charges, read after the record (readOpenCharges).
+ */
 function decideClaim(
   sub: Subscription,
   now: number,
   leaseMs: number,
   catchUpMax: number,
-): {
-  plan: BillingPlan;
-  claimed?: Omit<Claimed, 'version'>;
-  rescore?: Subscription;
-} {
+  snapshot: ReadonlyMap<string, ChargeSnapshot | undefined>,
+): Decided {
   const plan = planBilling(sub, now, { catchUpMax });
   switch (plan.kind) {
     case 'bill': {
+      let billable = sub;
+      if (sub.openCharges.length > 0) {
+        const check = checkOpenCharges(sub, snapshot, now);
+        if (check.kind === 'hold')
+          return {
+            plan,
+            held: 'hold',
+            write: { sub: check.decision.next, events: check.decision.events },
+          };
+        if (check.kind === 'await') return { plan, held: 'await' };
+        billable = check.sub;
+      }
       const token = randomUUID();
       return {
         plan,
-        claimed: { sub: claimBilling(sub, plan, { token, now, leaseMs }), plan, token },
+        claimed: { sub: claimBilling(billable, plan, { token, now, leaseMs }), plan, token },
       };
     }
     case 'busy':
@@ -266,10 +367,14 @@ function decideClaim(
     case 'wait':
       // Only reachable when the due index disagrees with the record (a claim that expired with
       // nothing left to bill): storing the record again rescores it.
-      return { plan, rescore: sub.claim ? releaseClaim(sub, now) : { ...sub } };
+      return {
+        plan,
+        write: { sub: sub.claim ? releaseClaim(sub, now) : { ...sub }, events: [] },
+      };
   }
 }
 
+/** Claims (or holds) one subscription: read, read its open charges, decide, compare-and-set. */
 async function claimOne(
   deps: TickDeps,
   id: string,
@@ -277,20 +382,27 @@ async function claimOne(
   leaseMs: number,
   log: Logger,
   result: TickResult,
+  maxTries = 8,
 ): Promise<Claimed | undefined> {
   try {
-    let claimed: Omit<Claimed, 'version'> | undefined;
-    let plan: BillingPlan | undefined;
-    const res = await deps.subs.mutate(id, (sub) => {
-      const decided = decideClaim(sub, now, leaseMs, deps.catchUpMaxPeriods);
-      claimed = decided.claimed;
-      plan = decided.plan;
-      const next = decided.claimed?.sub ?? decided.rescore;
-      return { decision: { ...(next ? { next } : {}), events: [] }, value: undefined };
-    });
-    if (!res.found) return undefined;
-    if (plan?.kind === 'busy') result.contended += 1;
-    return claimed ? { ...claimed, version: res.version } : undefined;
+    for (let i = 0; i < maxTries; i++) {
+      const doc = await deps.subs.get(id);
+      if (!doc) return undefined;
+      const snapshot = await readOpenCharges(deps, [doc.sub], now, deps.catchUpMaxPeriods);
+      const decided = decideClaim(doc.sub, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
+      const save = decided.claimed ? { sub: decided.claimed.sub, events: [] } : decided.write;
+      if (!save) {
+        countPlan(decided, id, log, result);
+        return undefined;
+      }
+      const [version] = await deps.subs.saveMany([
+        { sub: save.sub, expectVersion: doc.version, events: save.events },
+      ]);
+      if (version === undefined) continue;
+      countPlan(decided, id, log, result);
+      return decided.claimed ? { ...decided.claimed, version } : undefined;
+    }
+    throw new SubscriptionContentionError(id);
   } catch (err) {
     result.failed += 1;
     log.error(

@@ -3,11 +3,15 @@
  * end anchors, DST-gap wall times, daily to yearly), driven day by day by a manual clock through
  * 2025 against the sandbox, with declines mixed in: cards that always decline (amount …51,
  * canceled after dunning), cards that decline a renewal once and pay on the retry, pending-then-
- * paid charges (…52), and a five-day scheduler outage in July.
+ * paid charges (…52), charges whose money moves and whose answer is lost (…54: `unknown` until
+ * the reconciler's verify finds them paid; billing is held meanwhile), and a five-day scheduler
+ * outage in July.
  *
  * The oracle is independent of the code under test: period starts by luxon from each anchor.
  * Asserted: every subscription was charged successfully exactly once per period that started in
- * the year, never twice for one period, and the sandbox ledger totals match to the minor unit.
+ * the year, never twice for one period (no attempt reference beyond the first for a charge that
+ * moved money), the sandbox ledger totals match to the minor unit, and every hold on billing
+ * (subscription.billing_held) was lifted (subscription.billing_resumed) by the end.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { DateTime } from 'luxon';
@@ -107,7 +111,9 @@ function planOf(i: number): Plan {
   const kind: Plan['kind'] = k < 0.05 ? 'declines' : k < 0.15 ? 'flaky' : 'normal';
   let cents = 100 * (5 + Math.floor(rand(i, 6) * 500)) + Math.floor(rand(i, 7) * 50);
   if (kind === 'declines') cents = Math.floor(cents / 100) * 100 + 51;
-  else if (rand(i, 8) < 0.03) cents = Math.floor(cents / 100) * 100 + 52; // pending, then paid
+  else if (rand(i, 8) < 0.03)
+    cents = Math.floor(cents / 100) * 100 + 52; // pending, then paid
+  else if (rand(i, 8) < 0.06) cents = Math.floor(cents / 100) * 100 + 54; // paid, answer lost
   return {
     id: `y${String(i).padStart(4, '0')}`,
     zone,
@@ -316,6 +322,26 @@ describe('a simulated year', () => {
       });
       expect(wrong).toEqual([]);
       const events = await h.events();
+      // Every hold was lifted: nothing is left unresolved, nothing holds billing.
+      const held = new Set(
+        events.filter((e) => e.type === 'subscription.billing_held').map((e) => e.data.reference),
+      );
+      const resumed = new Set(
+        events
+          .filter((e) => e.type === 'subscription.billing_resumed')
+          .map((e) => e.data.reference),
+      );
+      expect(held.size).toBeGreaterThan(0);
+      expect([...held].filter((r) => !resumed.has(r))).toEqual([]);
+      expect(
+        stored.filter((s) => (s?.sub.openCharges.length ?? 0) > 0).map((s) => s?.sub.id),
+      ).toEqual([]);
+      // A charge whose money moved kept its first reference: no retry was opened on top of it.
+      const retriedAfterMoving = Object.entries(ledger.references)
+        .filter(([ref, e]) => e.moneyMoved && !ref.endsWith('_1'))
+        .map(([ref]) => ref.replace(/_\d+$/, '_1'))
+        .filter((first) => ledger.references[first]?.moneyMoved);
+      expect(retriedAfterMoving).toEqual([]);
       const renewed = events.filter((e) => e.type === 'subscription.renewed');
       expect(renewed).toHaveLength(expectedCharges);
       expect(new Set(renewed.map((e) => e.id)).size).toBe(expectedCharges);

@@ -103,6 +103,11 @@ export interface SubsHarness {
   tick(at?: number): Promise<TickResult>;
   /** Waits until no charge is open, every outcome is applied and no dunning job is waiting. */
   settle(timeoutMs?: number): Promise<void>;
+  /**
+   * Waits until the outcome consumer has applied every event appended so far (whatever state the
+   * payments are in: a challenge waiting for the customer is not awaited).
+   */
+  drained(timeoutMs?: number): Promise<void>;
   /** Every event of the stream, in order. */
   events(): Promise<(BillingEvent & { streamId: string })[]>;
   close(): Promise<void>;
@@ -187,6 +192,13 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
       await until(snapshot, {
         done: (s) => (streak = quiet(s) ? streak + 1 : 0) >= 2,
         what: 'no charge open, every outcome applied and no dunning job waiting',
+        timeoutMs,
+      });
+    },
+    async drained(timeoutMs = 10_000) {
+      await until(groupState, {
+        done: (g) => g.lag === 0 && g.pending === 0,
+        what: 'the subscriptions consumer group drained',
         timeoutMs,
       });
     },

@@ -15,7 +15,12 @@
  */
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
-import type { MutateResult, SubscriptionStore, Versioned } from '../ports.ts';
+import {
+  SubscriptionContentionError,
+  type MutateResult,
+  type SubscriptionStore,
+  type Versioned,
+} from '../ports.ts';
 import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../record.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
@@ -45,14 +50,6 @@ end
 return {1, nv}
 `);
 
-/** Thrown when a record keeps changing under a compare-and-set loop; safe to retry later. */
-export class SubscriptionContentionError extends Error {
-  constructor(id: string) {
-    super(`subscription ${id} kept changing while it was being updated`);
-    this.name = 'SubscriptionContentionError';
-  }
-}
-
 /** Subscription keys under a prefix. */
 export function subscriptionKeys(prefix: string) {
   return {
@@ -80,6 +77,7 @@ function eventsArg(events: readonly BillingEvent[]): string {
   );
 }
 
+export { SubscriptionContentionError };
 export type { MutateResult, Versioned };
 
 export class RedisSubscriptionStore implements SubscriptionStore {
