@@ -1,4 +1,8 @@
 /**
+ * (Just over 400 lines: applying an outcome, a hold and a dunning step to the record is one
+ * compare-and-set loop per event. The next change here should move the hold handling out, beside
+ * holds.ts.)
+ *
  * How recurring billing learns what happened to its charges: a consumer group (`subscriptions`)
  * on the events stream `<prefix>:events`, followed through the EventLog port. Payment events are
  * written by the intent transition script itself, so every outcome is there exactly once; this

@@ -1,4 +1,6 @@
 /**
+ * (About 400 lines: every management action shares the load-mutate-save and view code here.)
+ *
  * Subscription management, shared by the CLI (`billing subs …`) and HTTP (`/subscriptions`):
  * create (JSON) and import (CSV), list, show, pause, resume, cancel. Input is validated in
  * `import.ts` (every problem names its field, or its line and column for CSV); the card token is

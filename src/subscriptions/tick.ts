@@ -1,4 +1,8 @@
 /**
+ * (Just over 400 lines: a tick's claim, hold check, intent creation and commit share the claim
+ * token and the per-tick result; splitting them would pass that state between files. The next
+ * change here should move the hold check out, beside holds.ts.)
+ *
  * The subscription sweep (docs/product.md §7, docs/subscriptions.md "The sweep"): a BullMQ job
  * scheduler fires `subscriptions.tick` on `SCHEDULER_CRON` (module.ts); each tick bills what is
  * due.
