@@ -39,3 +39,6 @@ const ctx: CliContext = {
 };
 
 process.exitCode = await runCli(process.argv, ctx);
+// Everything is closed by now; should a connection or timer still hold the event loop (a Redis
+// that never answered), exit anyway rather than hang.
+setTimeout(() => process.exit(), 1_000).unref();

@@ -30,7 +30,9 @@ import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatch
 import { QUEUES } from '../infra/queues/names.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
-import { createRedis } from '../infra/redis/connection.ts';
+import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
+import { DeploymentEpoch } from '../infra/redis/epoch.ts';
+import { RedisHealth } from '../infra/redis/health.ts';
 import { RedisEventLog } from '../infra/redis/event-log.ts';
 import { assertRedisReady } from '../infra/redis/redis-check.ts';
 import { createSealer } from '../infra/sealing.ts';
@@ -45,6 +47,7 @@ import { RedisBatchStore } from '../batches/store/batch-store.ts';
 import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
 import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
+import { startPlatformWatch } from './platform-watch.ts';
 
 export { ROLES, type Role };
 
@@ -52,8 +55,14 @@ export interface App {
   config: Config;
   logger: Logger;
   clock: Clock;
-  /** BullMQ's connection; also readiness and the demo's clean-up. Features never get it. */
+  /** BullMQ's workers' connection (waits through outages); also the demo's clean-up. Features never get it. */
   redis: Redis;
+  /** Whether Redis answers, from every connection's events; logs each outage once. */
+  health: RedisHealth;
+  /** The deployment epoch: how a data loss in Redis is noticed (infra/redis/epoch.ts). */
+  epoch: DeploymentEpoch;
+  /** Readiness: Redis answers within a second and no data loss waits to be acknowledged. */
+  ready(): Promise<{ ok: true } | { ok: false; reason: 'redis_unavailable' | 'redis_data_lost' }>;
   /** The concrete store: tests reach its extra helpers; features get the IntentStore port. */
   store: RedisIntentStore;
   /** Subscription records (concrete, like `store`); features get the SubscriptionStore port. */
@@ -80,19 +89,19 @@ export interface AppOverrides {
 
 /** Connects to Redis and builds every adapter. Nothing runs until roles are started. */
 export function openApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
+  const health = new RedisHealth(config.redis.url, logger.child({ component: 'redis' }));
+  // BullMQ's workers wait through an outage (blocking commands must not give up). The stores, the
+  // gateway rate limiter and the queues' producers fail fast instead, so a request or a command
+  // answers "Redis unavailable" in bounded time; the stores' many small commands share round
+  // trips (auto-pipelining).
   const redis = createRedis(config.redis.url);
-  redis.on('error', (err) =>
-    logger.warn({ err: { message: err.message } }, 'redis connection error'),
-  );
-  // The stores and the gateway rate limiter get their own connection with auto-pipelining: their
-  // many small commands share round trips. BullMQ keeps a plain one (it issues blocking commands).
-  const storeRedis = createRedis(config.redis.url, { enableAutoPipelining: true });
-  storeRedis.on('error', (err) =>
-    logger.warn({ err: { message: err.message } }, 'redis connection error'),
-  );
+  const storeRedis = createFailFastRedis(config.redis.url, { enableAutoPipelining: true });
+  const queueRedis = createFailFastRedis(config.redis.url);
+  for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
   const prefix = config.redis.prefix;
   const store = new RedisIntentStore(storeRedis, prefix);
-  const dispatcher = createDispatcher(redis, prefix);
+  const dispatcher = createDispatcher(queueRedis, prefix, (err) => health.onError(err, 'queue'));
+  const epoch = new DeploymentEpoch(storeRedis, prefix);
   const metrics = createMetrics();
   const sayswitch = (): PaymentGateway =>
     new SayswitchGateway({
@@ -127,11 +136,25 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     store,
     queues: Object.values(QUEUES).map((q) => dispatcher.queue(q)),
   });
+  metrics.watchPlatform({
+    redisUp: () => health.isUp(),
+    dataLossUnacknowledged: () => epoch.isLost(),
+  });
+  const connections = [redis, storeRedis, queueRedis];
   return {
     config,
     logger,
     clock: overrides.clock ?? systemClock,
     redis,
+    health,
+    epoch,
+    async ready() {
+      if (!health.isUp()) return { ok: false, reason: 'redis_unavailable' };
+      const ping = await withDeadline(storeRedis.ping(), READY_PING_MS).catch(() => undefined);
+      if (ping !== 'PONG') return { ok: false, reason: 'redis_unavailable' };
+      if (epoch.isLost()) return { ok: false, reason: 'redis_data_lost' };
+      return { ok: true };
+    },
     store,
     subscriptions: new RedisSubscriptionStore(storeRedis, prefix),
     batches: new RedisBatchStore(storeRedis, prefix),
@@ -149,11 +172,39 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       requiresActionWindowMs: config.reconcile.requiresActionWindowMs,
     },
     async close() {
-      await dispatcher.close();
-      await redis.quit().catch(() => redis.disconnect());
-      await storeRedis.quit().catch(() => storeRedis.disconnect());
+      // Quitting waits for Redis; while it is unreachable (or if quitting stalls) the
+      // connections are dropped instead, so closing never outlasts CLOSE_MS.
+      const graceful = async () => {
+        await dispatcher.close();
+        await Promise.all(connections.map((c) => c.quit().catch(() => c.disconnect())));
+      };
+      const done = health.isUp()
+        ? await withDeadline(graceful(), CLOSE_MS).then(
+            () => true,
+            () => false,
+          )
+        : false;
+      if (!done) for (const c of connections) c.disconnect();
     },
   };
+}
+
+/** How long readiness waits for Redis's PING. */
+const READY_PING_MS = 500;
+/** How long closing the app waits for Redis before dropping the connections. */
+const CLOSE_MS = 2_000;
+
+class DeadlineExceeded extends Error {}
+
+/** `p`, or a rejection with DeadlineExceeded after `ms`. */
+export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceeded(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
 
 /** The ports of the payments module, from the app and its configuration. */
@@ -233,10 +284,7 @@ function apiMount(app: App, onListen: (http: FastifyInstance) => void): Mounted 
         ? undefined
         : {
             start: async () => {
-              const http = await startApi({
-                ...app,
-                ready: async () => (await app.redis.ping()) === 'PONG',
-              });
+              const http = await startApi({ ...app, redisUp: () => app.health.isUp() });
               onListen(http);
               return { stop: () => http.close() };
             },
@@ -295,6 +343,7 @@ export async function startContribution(
       concurrency: jobs.concurrency ?? app.config.worker.concurrency,
       lockDurationMs: opts.lockDurationMs ?? app.config.worker.lockDurationMs,
       ...(jobs.backoffMs ? { backoffMs: jobs.backoffMs } : {}),
+      onError: (err) => app.health.onError(err, `worker ${jobs.queue}`),
     }),
   );
   try {
@@ -313,6 +362,15 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     allowEviction: app.config.redis.allowEviction,
   });
   if ('warning' in check && check.warning) app.logger.warn(check.warning);
+  const epoch = await app.epoch.open(app.clock.now());
+  if (epoch.lost) {
+    app.logger.error(
+      { epoch: epoch.id },
+      'Redis lost its data and nobody acknowledged it yet: /readyz answers 503 until ' +
+        '`billing redis ack-data-loss` (docs/operations.md, "Redis lost its data")',
+    );
+  }
+  const watch = startPlatformWatch(app);
 
   let http: FastifyInstance | undefined;
   const modules = new Map<string, Mounted>(
@@ -328,6 +386,7 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
   const workers: Worker[] = [];
   const started: Stoppable[] = [];
   const stopAll = async () => {
+    watch.stop();
     // What was started (consumers, the HTTP server) stops first, then the workers drain.
     await Promise.all(started.map((s) => s.stop()));
     return Promise.all(workers.map((w) => w.close()));

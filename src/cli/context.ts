@@ -5,6 +5,7 @@
  */
 import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
+import { isRedisConnectionError, RedisUnavailableError } from '../infra/redis/health.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Output } from './output.ts';
 
@@ -23,12 +24,36 @@ export interface CliContext {
   stderr: NodeJS.WriteStream;
 }
 
-/** Opens the app for a one-shot command, runs `fn`, and always closes it. */
+/**
+ * How long a command waits for Redis before giving up with one line naming the address
+ * (docs/operations.md, "Redis outages"); with closing, a command against a dead Redis exits 1
+ * well within 10 s.
+ */
+export const REDIS_WAIT_MS = 5_000;
+
+/**
+ * Waits for the app's Redis connections. Throws {@link RedisUnavailableError} (the CLI prints its
+ * one line and exits 1) when they are not ready in time.
+ */
+export function untilRedis(app: App): Promise<void> {
+  return app.health.waitUntilUp(REDIS_WAIT_MS);
+}
+
+/** A connection error from anywhere in a command, as the one-line "cannot reach Redis" error. */
+export function asRedisUnavailable(app: App, err: unknown): unknown {
+  if (err instanceof RedisUnavailableError || !isRedisConnectionError(err)) return err;
+  return new RedisUnavailableError(app.health.address, err);
+}
+
+/** Opens the app for a one-shot command, runs `fn` once Redis answers, and always closes it. */
 export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>): Promise<T> {
   const config = ctx.config();
   const app = ctx.openApp(config, ctx.logger(config));
   try {
+    await untilRedis(app);
     return await fn(app);
+  } catch (err) {
+    throw asRedisUnavailable(app, err);
   } finally {
     await app.close();
   }

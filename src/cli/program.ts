@@ -15,6 +15,7 @@ import { registerStartCommand } from './commands/start.ts';
 import { registerReconcileCommand } from './commands/reconcile.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerSubsCommands } from './commands/subs.ts';
+import { registerRedisCommands } from './commands/redis.ts';
 
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
 
@@ -37,6 +38,7 @@ export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = [
   registerReconcileCommand(program, ctx);
   registerDemoCommand(program, ctx, [seedSampleBatch]);
   registerSubsCommands(program, ctx);
+  registerRedisCommands(program, ctx);
   for (const register of registrars) register(program, ctx);
 
   return program;

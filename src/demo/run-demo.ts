@@ -137,9 +137,15 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
     running = await deps.startRoles(app, [...ROLES]);
     deps.print(`API: http://127.0.0.1:${port}  (roles: ${ROLES.join(', ')})`);
     deps.print(
-      `Dashboard: http://127.0.0.1:${port}/admin/queues  (user ${defaults.DASHBOARD_USER}, password ${defaults.DASHBOARD_PASSWORD})`,
+      `Tokens: Authorization: Bearer ${config.http.apiToken} (API_TOKEN, read and write), ` +
+        `Bearer ${config.http.apiReadToken ?? '(unset)'} (API_READ_TOKEN, reads only)`,
     );
-    deps.print(`Metrics: http://127.0.0.1:${port}/metrics`);
+    deps.print(
+      `Dashboard: http://127.0.0.1:${port}/admin/queues  (user ${config.http.dashboard?.user ?? '(none)'}, password ${config.http.dashboard?.password ?? '(none)'})`,
+    );
+    deps.print(
+      `Metrics: curl -H 'Authorization: Bearer ${config.http.apiReadToken ?? config.http.apiToken}' http://127.0.0.1:${port}/metrics`,
+    );
     for (const seed of deps.seeders) deps.print(`Seeded ${await seed(app)}`);
 
     const deadline = Date.now() + opts.timeoutMs;

@@ -17,7 +17,7 @@ import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
-import { buildHttpServer } from './server.ts';
+import { buildHttpServer, type Readiness } from './server.ts';
 
 /** What the api role needs of the application (the composition root's `App` fits). */
 export interface ApiApp extends ServiceApp, BatchDeps {
@@ -28,8 +28,10 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   sealer: Sealer;
   dispatcher: QueueDispatcher;
   metrics: Metrics;
-  /** Readiness: resolves true when Redis answers. */
-  ready: () => Promise<boolean>;
+  /** Readiness: Redis answers and no data loss waits to be acknowledged. */
+  ready: () => Promise<Readiness>;
+  /** Redis reachable right now (no round trip). */
+  redisUp?: () => boolean;
 }
 
 /** Builds the server and listens on PORT/HOST. */
@@ -37,6 +39,9 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
   const http = await buildHttpServer({
     logger: app.logger,
     apiToken: app.config.http.apiToken,
+    ...(app.config.http.apiReadToken !== undefined
+      ? { apiReadToken: app.config.http.apiReadToken }
+      : {}),
     payments: {
       store: app.store,
       dispatcher: app.dispatcher,
@@ -45,9 +50,10 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
       hashKey: app.config.dataEncryptionKey,
     },
     ready: app.ready,
+    ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),
-      (server, guard) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app), guard),
+      (server) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app)),
       (server) =>
         registerDashboard(server, {
           queues: Object.values(QUEUES).map((q) => app.dispatcher.queue(q)),
@@ -60,7 +66,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
               }
             : {}),
           readOnly: app.config.http.dashboardReadOnly,
-          production: app.config.nodeEnv === 'production',
+          authMode: app.config.http.dashboardAuth,
           logger: app.logger.child({ component: 'dashboard' }),
         }),
       (server) =>

@@ -1,20 +1,148 @@
-/** Bearer-token guard for mutating routes; constant-time comparison. */
+/**
+ * The HTTP access policy: the one place that says who may call which route.
+ *
+ * Every route is classified when it is registered (a fastify `onRoute` hook installed before any
+ * route), so a new route cannot forget its guard:
+ *
+ * | access      | who                                                   | routes                                  |
+ * | ----------- | ----------------------------------------------------- | --------------------------------------- |
+ * | `public`    | anyone                                                | `GET /healthz`, `GET /readyz` (probes)  |
+ * | `webhook`   | Sayswitch: the route checks its HMAC `payloadSignature` | `POST /webhooks/sayswitch`            |
+ * | `dashboard` | HTTP basic auth, checked by the dashboard's own scope | everything under `/admin/queues`        |
+ * | `read`      | `API_READ_TOKEN` or `API_TOKEN`                       | every other GET/HEAD (default)          |
+ * | `write`     | `API_TOKEN` only; the read token gets 403             | every other method (default)            |
+ *
+ * Only the exemptions are listed ({@link EXEMPT}); everything else defaults by method. Tokens are
+ * compared as sha256 digests with `timingSafeEqual` (length-independent, constant time), and both
+ * tokens are always compared so the answer's timing does not say which one nearly matched.
+ */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyReply, FastifyRequest, preHandlerAsyncHookHandler } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+  onRequestAsyncHookHandler,
+} from 'fastify';
+import { DASHBOARD_PATH } from './dashboard.ts';
 import { apiError } from './errors.ts';
 
-const digest = (s: string) => createHash('sha256').update(s).digest();
+export type Access = 'public' | 'read' | 'write' | 'webhook' | 'dashboard';
 
-/** Returns a fastify preHandler refusing requests without `Authorization: Bearer <token>`. */
-export function requireBearer(token: string): preHandlerAsyncHookHandler {
-  const expected = digest(token);
+/** The routes that do not take a bearer token, by `METHOD path`. Nothing else is exempt. */
+const EXEMPT: Readonly<Record<string, Access>> = {
+  'GET /healthz': 'public',
+  'HEAD /healthz': 'public',
+  'GET /readyz': 'public',
+  'HEAD /readyz': 'public',
+  'POST /webhooks/sayswitch': 'webhook',
+};
+
+const READ_METHODS = new Set(['GET', 'HEAD']);
+
+/** The access of one method and path: an exemption, the dashboard, else read (GET) or write. */
+export function classifyRoute(method: string, url: string): Access {
+  const m = method.toUpperCase();
+  const exempt = EXEMPT[`${m} ${url}`];
+  if (exempt) return exempt;
+  if (url === DASHBOARD_PATH || url.startsWith(`${DASHBOARD_PATH}/`)) return 'dashboard';
+  return READ_METHODS.has(m) ? 'read' : 'write';
+}
+
+/** One registered route and what the policy made of it (for tests and the startup log). */
+export interface RouteAccess {
+  method: string;
+  url: string;
+  access: Access;
+}
+
+export interface AccessTokens {
+  /** API_TOKEN: every route. */
+  write: string;
+  /** API_READ_TOKEN: read routes only; absent when unset. */
+  read?: string;
+}
+
+const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
+
+/** The tokens' digests, computed once. */
+interface TokenDigests {
+  write: Buffer;
+  read?: Buffer;
+}
+
+function tokenDigests(tokens: AccessTokens): TokenDigests {
+  return {
+    write: digest(tokens.write),
+    ...(tokens.read !== undefined ? { read: digest(tokens.read) } : {}),
+  };
+}
+
+/** Which token an `Authorization` header carries; both are always compared. */
+function grantOf(header: string | undefined, d: TokenDigests): 'write' | 'read' | undefined {
+  const m = /^Bearer (.+)$/.exec(header ?? '');
+  const got = digest(m?.[1] ?? '');
+  const isWrite = timingSafeEqual(got, d.write);
+  const isRead = d.read !== undefined && timingSafeEqual(got, d.read);
+  if (m === null) return undefined;
+  return isWrite ? 'write' : isRead ? 'read' : undefined;
+}
+
+/** Which of `tokens` an `Authorization: Bearer …` header carries, compared in constant time. */
+export function bearerGrant(
+  header: string | undefined,
+  tokens: AccessTokens,
+): 'write' | 'read' | undefined {
+  return grantOf(header, tokenDigests(tokens));
+}
+
+/** The guard of one access level, as a route `onRequest` hook (before the body is read). */
+function guardFor(access: 'read' | 'write', d: TokenDigests): onRequestAsyncHookHandler {
   return async (req: FastifyRequest, reply: FastifyReply) => {
-    const header = req.headers.authorization ?? '';
-    const m = /^Bearer (.+)$/.exec(header);
-    if (!m || !timingSafeEqual(digest(m[1] ?? ''), expected)) {
-      await reply
+    const grant = grantOf(req.headers.authorization, d);
+    if (grant === undefined) {
+      return reply
         .code(401)
+        .header('www-authenticate', 'Bearer realm="sayswitch-billing"')
         .send(apiError('unauthorized', 'a valid Authorization: Bearer token is required'));
     }
+    if (access === 'write' && grant !== 'write') {
+      return reply
+        .code(403)
+        .send(apiError('forbidden', 'the read-only token cannot change anything: use API_TOKEN'));
+    }
   };
+}
+
+const routeTables = new WeakMap<FastifyInstance, RouteAccess[]>();
+
+/**
+ * Installs the policy on `app`: call it before registering any route (routes registered earlier
+ * would escape it). Prepends the read or write guard to each route's `onRequest` hooks.
+ */
+export function installAccessPolicy(app: FastifyInstance, tokens: AccessTokens): void {
+  const table: RouteAccess[] = [];
+  routeTables.set(app, table);
+  const d = tokenDigests(tokens);
+  const guards = { read: guardFor('read', d), write: guardFor('write', d) };
+  app.addHook('onRoute', (route: RouteOptions) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    const accesses = new Set(methods.map((m) => classifyRoute(m, route.url)));
+    for (const m of methods)
+      table.push({ method: m, url: route.url, access: classifyRoute(m, route.url) });
+    // One route with several methods takes the strictest of their classifications.
+    const guard = accesses.has('write')
+      ? guards.write
+      : accesses.has('read')
+        ? guards.read
+        : undefined;
+    if (!guard) return;
+    const existing = route.onRequest;
+    route.onRequest = [guard, ...(existing === undefined ? [] : [existing].flat())];
+  });
+}
+
+/** Every route registered on `app` since {@link installAccessPolicy}, with its access. */
+export function accessTable(app: FastifyInstance): readonly RouteAccess[] {
+  return routeTables.get(app) ?? [];
 }

@@ -1,5 +1,11 @@
 /**
- * The bull-board dashboard at `/admin/queues`, behind HTTP basic auth.
+ * The bull-board dashboard at `/admin/queues`, behind HTTP basic auth. The API's bearer-token
+ * policy (auth.ts) classifies these routes as `dashboard` and leaves them to this file.
+ *
+ * Modes, whatever NODE_ENV is: with DASHBOARD_USER and DASHBOARD_PASSWORD every request needs
+ * them (`protected`); without them it is not served (`disabled`: 404 and one warning at start)
+ * unless DASHBOARD_AUTH=none says so explicitly (`open`: served without credentials, with a
+ * warning, but read-only: an action, which would need credentials, answers 401).
  *
  * Everything bull-board serves (the page, its static assets, its JSON API) is registered inside
  * one encapsulated fastify scope whose `onRequest` hook checks the credentials, so no dashboard
@@ -29,8 +35,8 @@ export interface DashboardOptions {
   auth?: { user: string; password: string };
   /** DASHBOARD_READ_ONLY: no retry, clean, pause, promote or remove, in the UI or its API. */
   readOnly: boolean;
-  /** NODE_ENV=production: without credentials the dashboard is not served at all. */
-  production: boolean;
+  /** DASHBOARD_AUTH: `none` serves it without credentials (read-only); `basic` (default) not. */
+  authMode: 'basic' | 'none';
   logger: Logger;
 }
 
@@ -57,13 +63,16 @@ export function basicAuthMatches(
   return m !== null && colon >= 0 && userOk && passwordOk;
 }
 
+/** Methods that change nothing: the only ones an open (DASHBOARD_AUTH=none) dashboard serves. */
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
 /**
  * A mutating request must come from the dashboard's own origin. Browsers attach basic-auth
  * credentials to cross-site requests too, so without this another site could make a logged-in
  * operator's browser retry or clean jobs (CSRF). Requests without `Origin` (curl, scripts) pass.
  */
 function crossOrigin(req: FastifyRequest): boolean {
-  if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+  if (SAFE_METHODS.has(req.method)) return false;
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   try {
@@ -75,7 +84,7 @@ function crossOrigin(req: FastifyRequest): boolean {
 
 /**
  * Mounts bull-board at `/admin/queues` for `queues`. With credentials every dashboard request
- * needs them; without, production answers 404 and development serves it openly with a warning.
+ * needs them; without, it answers 404, unless `authMode` is `none` (open, read-only, a warning).
  */
 export async function registerDashboard(
   app: FastifyInstance,
@@ -83,9 +92,10 @@ export async function registerDashboard(
 ): Promise<DashboardMode> {
   const log = opts.logger.child({ component: 'dashboard' });
 
-  if (!opts.auth && opts.production) {
+  if (!opts.auth && opts.authMode !== 'none') {
     log.warn(
-      'dashboard disabled: DASHBOARD_USER and DASHBOARD_PASSWORD are not set (NODE_ENV=production)',
+      'dashboard disabled: DASHBOARD_USER and DASHBOARD_PASSWORD are not set ' +
+        '(set them, or DASHBOARD_AUTH=none to serve it without authentication)',
     );
     const refuse = async (_req: FastifyRequest, reply: FastifyReply) =>
       reply
@@ -100,16 +110,19 @@ export async function registerDashboard(
     app.all(`${DASHBOARD_PATH}/*`, refuse);
     return 'disabled';
   }
+  // Open (DASHBOARD_AUTH=none) means looking without credentials, never acting without them.
+  const readOnly = opts.readOnly || !opts.auth;
   if (!opts.auth) {
     log.warn(
-      'dashboard open WITHOUT authentication (development): set DASHBOARD_USER and DASHBOARD_PASSWORD',
+      'dashboard open WITHOUT authentication (DASHBOARD_AUTH=none), read-only: ' +
+        'set DASHBOARD_USER and DASHBOARD_PASSWORD to protect it and allow actions',
     );
   }
 
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: opts.readOnly })),
+    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: readOnly })),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'sayswitch-billing' } },
   });
@@ -117,6 +130,16 @@ export async function registerDashboard(
   const auth = opts.auth;
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
+      if (!auth && !SAFE_METHODS.has(req.method)) {
+        return reply
+          .code(401)
+          .send(
+            apiError(
+              'unauthorized',
+              'dashboard actions need credentials: set DASHBOARD_USER and DASHBOARD_PASSWORD',
+            ),
+          );
+      }
       if (auth && !basicAuthMatches(req.headers.authorization, auth)) {
         if (req.headers.authorization !== undefined) {
           // Neither the user name nor the password tried is logged.
@@ -141,9 +164,6 @@ export async function registerDashboard(
     });
     await scope.register(serverAdapter.registerPlugin(), { prefix: DASHBOARD_PATH });
   });
-  log.info(
-    { path: DASHBOARD_PATH, readOnly: opts.readOnly, auth: Boolean(auth) },
-    'dashboard mounted',
-  );
+  log.info({ path: DASHBOARD_PATH, readOnly, auth: Boolean(auth) }, 'dashboard mounted');
   return auth ? 'protected' : 'open';
 }

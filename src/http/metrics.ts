@@ -49,6 +49,16 @@ export interface Metrics {
   instrumentGateway(gateway: PaymentGateway): PaymentGateway;
   /** Sets what the on-scrape gauges read; until called they report nothing. Last call wins. */
   collectOnScrape(deps: ScrapeDeps): void;
+  /** What the Redis gauges read on every scrape (docs/operations.md, "Redis outages"). */
+  watchPlatform(platform: PlatformProbe): void;
+  /** Counts one Redis data loss this process detected. */
+  countDataLoss(): void;
+}
+
+/** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
+export interface PlatformProbe {
+  redisUp(): boolean;
+  dataLossUnacknowledged(): boolean;
 }
 
 export interface MetricsOptions {
@@ -152,6 +162,29 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   });
 
   let scrape: ScrapeDeps | undefined;
+  let platform: PlatformProbe | undefined;
+
+  const dataLoss = new Counter({
+    name: 'billing_redis_data_loss_total',
+    help: 'Redis data losses this process detected (the deployment epoch vanished or changed)',
+    registers,
+  });
+  new Gauge({
+    name: 'billing_redis_up',
+    help: '1 while every Redis connection of this process is ready',
+    registers,
+    collect() {
+      this.set(platform?.redisUp() ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'billing_redis_data_loss_unacknowledged',
+    help: '1 from a detected Redis data loss until `billing redis ack-data-loss`',
+    registers,
+    collect() {
+      this.set(platform?.dataLossUnacknowledged() ? 1 : 0);
+    },
+  });
 
   new Gauge({
     name: 'billing_intents',
@@ -259,10 +292,20 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     collectOnScrape(deps) {
       scrape = deps;
     },
+    watchPlatform(p) {
+      platform = p;
+    },
+    countDataLoss() {
+      dataLoss.inc();
+    },
   };
 }
 
-/** `GET /metrics` in the Prometheus text format. Unauthenticated: restrict it at the network. */
+/**
+ * `GET /metrics` in the Prometheus text format. A `read` route of the access policy (auth.ts):
+ * it needs API_READ_TOKEN or API_TOKEN as a bearer token (Prometheus: `authorization` or
+ * `bearer_token_file` in the scrape config, docs/operations.md).
+ */
 export function registerMetricsRoute(
   app: FastifyInstance,
   metrics: Pick<Metrics, 'registry'>,

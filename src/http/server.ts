@@ -1,6 +1,7 @@
 /**
  * The `api` role's HTTP server (fastify). Routes are registered from feature-facing services
- * passed in; this file owns only the server, the error format and the guards.
+ * passed in; this file owns only the server, the error format and the probes. Who may call what
+ * is the access policy of auth.ts, installed before any route so that no route escapes it.
  */
 import Fastify, {
   LogController,
@@ -9,23 +10,48 @@ import Fastify, {
   type preHandlerAsyncHookHandler,
 } from 'fastify';
 import type { Logger } from '../infra/logger.ts';
-import { requireBearer } from './auth.ts';
+import { isRedisConnectionError } from '../infra/redis/health.ts';
+import { installAccessPolicy } from './auth.ts';
 import { apiError } from './errors.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import type { CreateDeps } from '../payments/create.ts';
 
 export interface HttpDeps {
   logger: Logger;
+  /** API_TOKEN: every route. */
   apiToken: string;
+  /** API_READ_TOKEN: GET routes only (absent when unset). */
+  apiReadToken?: string;
   payments: CreateDeps;
-  /** Readiness: resolves true when Redis answers and queues are reachable. */
-  ready: () => Promise<boolean>;
-  /** Extra routes registered by other features (webhooks, batches, dashboard, metrics). */
+  /** Readiness: Redis answers (within a second) and no data loss waits to be acknowledged. */
+  ready: () => Promise<Readiness>;
+  /**
+   * Whether Redis is reachable right now (the connections' state, no round trip). While it is
+   * not, requests that need Redis answer 503 at once instead of waiting for a failed command.
+   */
+  redisUp?: () => boolean;
+  /**
+   * Extra routes registered by other features (webhooks, batches, dashboard, metrics). The access
+   * policy guards them all; `guard` does nothing more and remains for routes that still pass it.
+   */
   extensions?: ((
     app: FastifyInstance,
     guard: preHandlerAsyncHookHandler,
   ) => void | Promise<void>)[];
 }
+
+/** What `/readyz` reports. */
+export type Readiness = { ok: true } | { ok: false; reason: string };
+
+/** Routes that answer without Redis, or that report on it themselves. */
+const WITHOUT_REDIS = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** The answer to a request that needs Redis while it is unreachable (docs/operations.md). */
+const REDIS_UNAVAILABLE = apiError(
+  'redis_unavailable',
+  'Redis is unreachable: retry shortly (retrying a POST with the same key is always safe)',
+);
+const RETRY_AFTER_S = '5';
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const httpLogger: FastifyBaseLogger = deps.logger.child({ component: 'http' });
@@ -34,10 +60,26 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     // One log line per meaningful event: our routes log what matters, not every request.
     logController: new LogController({ disableRequestLogging: true }),
   });
-  const guard = requireBearer(deps.apiToken);
+  installAccessPolicy(app, {
+    write: deps.apiToken,
+    ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),
+  });
+  /** The policy already decided before any preHandler runs. */
+  const guard: preHandlerAsyncHookHandler = async () => {};
+
+  const redisUp = deps.redisUp;
+  if (redisUp) {
+    app.addHook('onRequest', async (req, reply) => {
+      if (redisUp() || WITHOUT_REDIS.has(req.routeOptions.url ?? '')) return;
+      await reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
+    });
+  }
 
   app.setErrorHandler(
     (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+      if (isRedisConnectionError(err)) {
+        return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
+      }
       const status = err.statusCode ?? 500;
       if (status >= 500)
         req.log.error({ err: { message: err.message, code: err.code } }, 'request failed');
@@ -61,10 +103,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
 
   app.get('/healthz', () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
-    const ok = await deps.ready().catch(() => false);
-    return reply.code(ok ? 200 : 503).send({ status: ok ? 'ready' : 'not_ready' });
+    const r = await deps
+      .ready()
+      .catch((): Readiness => ({ ok: false, reason: 'redis_unavailable' }));
+    return r.ok
+      ? reply.code(200).send({ status: 'ready' })
+      : reply.code(503).send({ status: 'not_ready', reason: r.reason });
   });
-  registerPaymentRoutes(app, deps.payments, guard);
+  registerPaymentRoutes(app, deps.payments);
   for (const ext of deps.extensions ?? []) await ext(app, guard);
   return app;
 }

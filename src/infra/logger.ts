@@ -36,6 +36,8 @@ export const REDACTED_KEYS = [
   'dataEncryptionKey',
   'API_TOKEN',
   'apiToken',
+  'API_READ_TOKEN',
+  'apiReadToken',
   'NOTIFY_SECRET',
   'notifySecret',
   'secret',

@@ -12,6 +12,8 @@ export const EVENT_TYPES = [
   'subscription.canceled',
   'batch.completed',
   'alert.gateway_auth_failed',
+  /** Redis lost its data: payments accepted before it are gone from the store (docs/operations.md). */
+  'alert.redis_data_lost',
   /** A renewal's payment is unresolved: the subscription's billing is held (docs/subscriptions.md). */
   'subscription.billing_held',
   /** The held renewal's payment is final: the hold on it is lifted (docs/subscriptions.md). */

@@ -60,6 +60,13 @@ export interface Intent {
   checks: number;
   /** How many times the intent entered `queued` (makes submit job ids deterministic). */
   enqueues: number;
+  /**
+   * Random, fixed at creation, part of every job id of the intent (infra/queues/names.ts): a job
+   * left from before a Redis data loss, or replayed from a client's offline queue, never collides
+   * with the jobs of an intent created again under the same key. Absent on intents stored before
+   * it existed (their job ids are unchanged).
+   */
+  incarnation?: string;
   /** How many times verify proved the attempt unsent and it was resubmitted. */
   unsentResubmits: number;
   /**

@@ -147,6 +147,8 @@ export interface BatchIntent {
   state: IntentState;
   attempt: number;
   enqueues: number;
+  /** See Intent.incarnation. */
+  incarnation?: string;
   reference: AttemptReference;
   amount: AmountMinor;
   currency: Currency;

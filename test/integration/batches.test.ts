@@ -296,13 +296,15 @@ describe('a batch runs to completion and reports row by row', () => {
     expect(id).toMatch(/^[0-9a-f]{16}$/);
     await waitCompleted(id);
 
-    const status = await fetch(`${t.url}/batches/${id}`);
+    // The reads need a token too (src/http/auth.ts).
+    const read = { headers: { authorization: `Bearer ${TEST_API_TOKEN}` } };
+    const status = await fetch(`${t.url}/batches/${id}`, read);
     expect(status.status).toBe(200);
     const s = (await status.json()) as BatchStatus;
     expect(s).toMatchObject({ id, type: 'charge', state: 'completed', rows: 10, final: 10 });
     expect(s.counts.succeeded + s.counts.failed).toBe(10);
 
-    const res = await fetch(`${t.url}/batches/${id}/results`);
+    const res = await fetch(`${t.url}/batches/${id}/results`, read);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/csv');
     const httpRows = parse<Record<string, string>>(await res.text(), { columns: true });
@@ -316,7 +318,7 @@ describe('a batch runs to completion and reports row by row', () => {
     expect(second.status).toBe(200);
     expect(second.json).toMatchObject({ batchId: id, status: 'existing', state: 'completed' });
     expect(Object.keys(sandbox.ledger().references).length).toBe(ledgerBefore);
-    expect((await fetch(`${t.url}/batches/nope`)).status).toBe(404);
+    expect((await fetch(`${t.url}/batches/nope`, read)).status).toBe(404);
   });
 });
 
@@ -474,7 +476,9 @@ describe('bulk intent creation', () => {
 
     const k = storeKeys(t.prefix);
     const normalise = (h: Record<string, string>) => {
-      const { key: _k, reference: _r, batchId: _b, payee: _p, ...rest } = h;
+      const { key: _k, reference: _r, batchId: _b, payee: _p, incarnation: inc, ...rest } = h;
+      // Random per intent: present in both, equal in neither.
+      expect(inc).toMatch(/^[0-9a-f]{8}$/);
       return rest;
     };
     const [hb, hs] = await Promise.all([
@@ -491,6 +495,8 @@ describe('bulk intent creation', () => {
     expect(await t.app.redis.zscore(k.byBatch('parityb'), 'bat_parityb_x')).toBe('7');
     const read = await t.app.store.get('bat_parityb_x');
     expect(read).toMatchObject({ key: 'bat_parityb_x', batchId: 'parityb', line: 7 });
+    expect(read?.incarnation).toBe(hb.incarnation);
+    expect(bulk?.incarnation).toBe(hb.incarnation);
 
     // Existing intents are reported as they are and left alone.
     await t.app.store.transition('bat_parityb_x', 'submitting', now + 1);

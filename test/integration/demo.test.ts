@@ -20,6 +20,10 @@ describe('billing demo', () => {
     });
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain('Dashboard: http://127.0.0.1:');
+    // The demo brings its own dashboard credentials and read token, and says what they are.
+    expect(r.output).toMatch(/Dashboard: \S+\/admin\/queues {2}\(user \S+, password \S+\)/);
+    expect(r.output).not.toContain('(none)');
+    expect(r.output).toMatch(/Bearer \S+ \(API_READ_TOKEN, reads only\)/);
     expect(r.output).toContain('Seeded batch demo-payouts');
     expect(r.output).toContain('Every payment reached a final state');
     expect(r.output).toMatch(/succeeded\s+\d+ × /);

@@ -1,7 +1,7 @@
 /**
  * Operations: `/metrics` after real payments, the bull-board dashboard behind basic auth (and
- * refused in production without credentials, read-only when asked), and graceful shutdown of the
- * real CLI on SIGTERM while jobs are in flight.
+ * refused without credentials unless DASHBOARD_AUTH=none, read-only when asked), and graceful
+ * shutdown of the real CLI on SIGTERM while jobs are in flight.
  */
 import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -138,7 +138,7 @@ describe('metrics and dashboard on a running app', () => {
       queues: Object.values(QUEUES).map((q) => inst.app.dispatcher.queue(q)),
       auth: { user: USER, password: PASSWORD },
       readOnly: false,
-      production: true,
+      authMode: 'basic',
       logger: inst.app.logger,
     });
     await server.ready();
@@ -360,13 +360,13 @@ describe('dashboard modes', () => {
   async function build(opts: {
     auth?: { user: string; password: string };
     readOnly?: boolean;
-    production: boolean;
+    authMode: 'basic' | 'none';
   }) {
     server = Fastify({ logger: false });
     const mode = await registerDashboard(server, {
       queues,
       readOnly: opts.readOnly ?? false,
-      production: opts.production,
+      authMode: opts.authMode,
       logger,
       ...(opts.auth ? { auth: opts.auth } : {}),
     });
@@ -374,8 +374,8 @@ describe('dashboard modes', () => {
     return { server, mode };
   }
 
-  it('is refused in production without credentials, on every dashboard route', async () => {
-    const { server, mode } = await build({ production: true });
+  it('is refused without credentials (DASHBOARD_AUTH=basic), on every dashboard route', async () => {
+    const { server, mode } = await build({ authMode: 'basic' });
     expect(mode).toBe('disabled');
     for (const url of [
       '/admin/queues',
@@ -397,17 +397,22 @@ describe('dashboard modes', () => {
     expect(lines.join('')).toContain('dashboard disabled');
   });
 
-  it('is open in development without credentials, with a logged warning', async () => {
-    const { server, mode } = await build({ production: false });
+  it('is open read-only with DASHBOARD_AUTH=none, with a logged warning', async () => {
+    const { server, mode } = await build({ authMode: 'none' });
     expect(mode).toBe('open');
     expect((await server.inject({ method: 'GET', url: '/admin/queues' })).statusCode).toBe(200);
+    const clean = await server.inject({
+      method: 'PUT',
+      url: `/admin/queues/api/queues/${QUEUES.charges}/clean/completed`,
+    });
+    expect(clean.statusCode).toBe(401);
     expect(
       lines.some((l) => l.includes('"level":"warn"') && l.includes('WITHOUT authentication')),
     ).toBe(true);
   });
 
   it('logs wrong credentials without the password tried', async () => {
-    const { server } = await build({ production: true, auth: { user: USER, password: PASSWORD } });
+    const { server } = await build({ authMode: 'basic', auth: { user: USER, password: PASSWORD } });
     const res = await server.inject({
       method: 'GET',
       url: '/admin/queues',
@@ -423,7 +428,7 @@ describe('dashboard modes', () => {
   it('read-only mode refuses pause, clean and retry through the API', async () => {
     const auth = { user: USER, password: PASSWORD };
     const headers = { authorization: basic(USER, PASSWORD) };
-    const ro = await build({ production: true, auth, readOnly: true });
+    const ro = await build({ authMode: 'basic', auth, readOnly: true });
     const list = await ro.server.inject({
       method: 'GET',
       url: '/admin/queues/api/queues',
@@ -445,7 +450,7 @@ describe('dashboard modes', () => {
     await ro.server.close();
 
     // The same request on a writable dashboard does pause the queue.
-    const rw = await build({ production: true, auth, readOnly: false });
+    const rw = await build({ authMode: 'basic', auth, readOnly: false });
     const res = await rw.server.inject({
       method: 'PUT',
       url: `/admin/queues/api/queues/${QUEUES.charges}/pause`,

@@ -112,7 +112,9 @@ describe('exactly once at the gateway', () => {
     if (r.status !== 'created') throw new Error(r.status);
     const intent = await waitState('api_retried', 'succeeded');
     const queue = t.app.dispatcher.queue('charges');
-    const job = await queue.getJob(submitJobId(intent.reference, intent.enqueues));
+    const job = await queue.getJob(
+      submitJobId(intent.reference, intent.enqueues, intent.incarnation),
+    );
     // The intent is final inside the handler; BullMQ marks the job completed just after.
     await until(() => job?.getState(), {
       done: (s) => s === 'completed',
@@ -147,6 +149,7 @@ describe('exactly once at the gateway', () => {
 
 describe('POST /payments and GET /payments/:reference', () => {
   const auth = { authorization: `Bearer ${TEST_API_TOKEN}`, 'content-type': 'application/json' };
+  const read = { authorization: `Bearer ${TEST_API_TOKEN}` };
   const post = (payload: unknown, headers: Record<string, string> = auth) =>
     fetch(`${t.url}/payments`, { method: 'POST', headers, body: JSON.stringify(payload) });
 
@@ -195,7 +198,7 @@ describe('POST /payments and GET /payments/:reference', () => {
     await post(body('lookup'));
     const intent = await waitState('api_lookup', 'succeeded');
     for (const ref of [intent.key, intent.reference]) {
-      const res = await fetch(`${t.url}/payments/${ref}`);
+      const res = await fetch(`${t.url}/payments/${ref}`, { headers: read });
       expect(res.status).toBe(200);
       const text = await res.text();
       expect(text).not.toContain('tok_idem');
@@ -208,7 +211,7 @@ describe('POST /payments and GET /payments/:reference', () => {
       expect(view.attempts[0]?.reference).toBe(intent.reference);
       expect(view.history.length).toBeGreaterThanOrEqual(3);
     }
-    expect((await fetch(`${t.url}/payments/api_nothing_1`)).status).toBe(404);
+    expect((await fetch(`${t.url}/payments/api_nothing_1`, { headers: read })).status).toBe(404);
   });
 });
 

@@ -11,10 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
 import type { ProfileName, Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
+
+/** GET /payments/:reference needs a token (src/http/auth.ts). */
+const READ = { headers: { authorization: `Bearer ${TEST_API_TOKEN}` } };
 
 const charge = (key: string, amount: string) => ({
   type: 'charge',
@@ -95,7 +98,7 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
       expect(intent.seenAtGateway).toBeDefined();
       expect(intent.requiresActionUntil).toBeGreaterThan(intent.updatedAt);
 
-      const view = (await (await fetch(`${t.url}/payments/${intent.key}`)).json()) as Record<
+      const view = (await (await fetch(`${t.url}/payments/${intent.key}`, READ)).json()) as Record<
         string,
         unknown
       >;
@@ -125,7 +128,7 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
       expect(succeeded?.data).toMatchObject({ hasAuthorization: false });
       expect(done.authorizationSealed).toBeUndefined();
       // Out of requires_action the view no longer offers the challenge.
-      const later = (await (await fetch(`${t.url}/payments/${intent.key}`)).json()) as object;
+      const later = (await (await fetch(`${t.url}/payments/${intent.key}`, READ)).json()) as object;
       expect(later).not.toHaveProperty('authorizationUrl');
     });
 
@@ -256,7 +259,7 @@ describe('a reusable card authorization returned with a success', () => {
       const events = await t.app.events.read('-', 10_000);
       const succeeded = events.find((e) => e.type === 'payment.succeeded');
       expect(succeeded?.data).toMatchObject({ key: 'api_auth1', hasAuthorization: true });
-      const view = await (await fetch(`${t.url}/payments/api_auth1`)).text();
+      const view = await (await fetch(`${t.url}/payments/api_auth1`, READ)).text();
       for (const text of [view, JSON.stringify(events), logs.join('\n')]) {
         expect(text).not.toContain(secret);
         expect(text).not.toContain(intent.authorizationSealed!);

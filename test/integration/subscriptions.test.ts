@@ -563,8 +563,8 @@ describe('management over HTTP and the CLI', () => {
         clock: h.clock,
         hashKey: h.app.config.dataEncryptionKey,
       },
-      ready: () => Promise.resolve(true),
-      extensions: [(app, guard) => registerSubscriptionRoutes(app, h.service, guard)],
+      ready: () => Promise.resolve({ ok: true as const }),
+      extensions: [(app) => registerSubscriptionRoutes(app, h.service)],
     });
     opened.push({ close: () => server.close() });
     const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };

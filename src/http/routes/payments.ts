@@ -1,15 +1,14 @@
-/** `POST /payments` and `GET /payments/:reference` (docs/product.md §4). */
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+/**
+ * `POST /payments` and `GET /payments/:reference` (docs/product.md §4). The access policy
+ * (http/auth.ts) guards both: the POST takes API_TOKEN, the GET API_READ_TOKEN or API_TOKEN.
+ */
+import type { FastifyInstance } from 'fastify';
 import { createPayment, type CreateDeps } from '../../payments/create.ts';
 import { findPayment, toView } from '../../payments/view.ts';
 import { apiError } from '../errors.ts';
 
-export function registerPaymentRoutes(
-  app: FastifyInstance,
-  deps: CreateDeps,
-  guard: preHandlerAsyncHookHandler,
-) {
-  app.post('/payments', { preHandler: guard }, async (req, reply) => {
+export function registerPaymentRoutes(app: FastifyInstance, deps: CreateDeps) {
+  app.post('/payments', async (req, reply) => {
     const res = await createPayment(deps, req.body);
     switch (res.status) {
       case 'invalid':

@@ -1,10 +1,11 @@
 /**
  * Subscription management over HTTP (docs/product.md §4, docs/subscriptions.md): `POST
  * /subscriptions`, `GET /subscriptions/:id`, `POST /subscriptions/:id/{pause,resume,cancel}`.
- * Every route takes the bearer guard: the mutating ones as docs/product.md §4 requires, and the
- * read because a subscription carries the customer's email. Views never contain the card token.
+ * The access policy (http/auth.ts) covers every route: the mutating ones take API_TOKEN, the read
+ * API_READ_TOKEN or API_TOKEN (a subscription carries the customer's email). Views never contain
+ * the card token.
  */
-import type { FastifyInstance, preHandlerAsyncHookHandler } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import {
   applyAction,
   createSubscriptionFromBody,
@@ -21,9 +22,8 @@ const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel'];
 export function registerSubscriptionRoutes(
   app: FastifyInstance,
   deps: SubscriptionServiceDeps,
-  guard: preHandlerAsyncHookHandler,
 ): void {
-  app.post('/subscriptions', { preHandler: guard }, async (req, reply) => {
+  app.post('/subscriptions', async (req, reply) => {
     const res = await createSubscriptionFromBody(deps, req.body);
     switch (res.status) {
       case 'invalid':
@@ -47,40 +47,32 @@ export function registerSubscriptionRoutes(
     }
   });
 
-  app.get<{ Params: { id: string } }>(
-    '/subscriptions/:id',
-    { preHandler: guard },
-    async (req, reply) => {
-      const view = await showSubscription(deps, req.params.id);
-      if (!view) {
-        return reply.code(404).send(apiError('not_found', `no subscription ${req.params.id}`));
-      }
-      return view;
-    },
-  );
+  app.get<{ Params: { id: string } }>('/subscriptions/:id', async (req, reply) => {
+    const view = await showSubscription(deps, req.params.id);
+    if (!view) {
+      return reply.code(404).send(apiError('not_found', `no subscription ${req.params.id}`));
+    }
+    return view;
+  });
 
   for (const action of ACTIONS) {
-    app.post<{ Params: { id: string } }>(
-      `/subscriptions/:id/${action}`,
-      { preHandler: guard },
-      async (req, reply) => {
-        const res = await applyAction(deps, req.params.id, action);
-        switch (res.status) {
-          case 'not_found':
-            return reply.code(404).send(apiError('not_found', `no subscription ${req.params.id}`));
-          case 'refused':
-            return reply
-              .code(409)
-              .send(
-                apiError(
-                  'subscription_canceled',
-                  `subscription ${req.params.id} is canceled; it cannot be ${action}d`,
-                ),
-              );
-          case 'ok':
-            return toSubscriptionView(res.subscription);
-        }
-      },
-    );
+    app.post<{ Params: { id: string } }>(`/subscriptions/:id/${action}`, async (req, reply) => {
+      const res = await applyAction(deps, req.params.id, action);
+      switch (res.status) {
+        case 'not_found':
+          return reply.code(404).send(apiError('not_found', `no subscription ${req.params.id}`));
+        case 'refused':
+          return reply
+            .code(409)
+            .send(
+              apiError(
+                'subscription_canceled',
+                `subscription ${req.params.id} is canceled; it cannot be ${action}d`,
+              ),
+            );
+        case 'ok':
+          return toSubscriptionView(res.subscription);
+      }
+    });
   }
 }

@@ -66,13 +66,19 @@ export interface Dispatcher {
 /** The dispatcher with its BullMQ queues, for the composition root, dashboard and metrics. */
 export interface QueueDispatcher extends Dispatcher {
   queue(name: QueueName): Queue;
+  /**
+   * Re-creates every job scheduler this process registered with {@link Dispatcher.schedule} that
+   * Redis no longer has (it restarted empty, or someone removed it); returns their ids. Run
+   * periodically by the composition root, so schedules do not depend on a restart.
+   */
+  ensureSchedules(): Promise<string[]>;
   close(): Promise<void>;
 }
 
 /** What a submit job is built from. */
 export type Submittable = Pick<
   Intent,
-  'key' | 'type' | 'attempt' | 'amount' | 'currency' | 'reference' | 'enqueues'
+  'key' | 'type' | 'attempt' | 'amount' | 'currency' | 'reference' | 'enqueues' | 'incarnation'
 >;
 
 /** The submit job of an intent's current attempt and queue entry: the one place it is built. */
@@ -88,12 +94,25 @@ export function submitJob(intent: Submittable) {
     queue: submitQueueFor(intent.type),
     name: bullJobName(name),
     data,
-    opts: { ...jobOptionsFor(name), jobId: submitJobId(intent.reference, intent.enqueues) },
+    opts: {
+      ...jobOptionsFor(name),
+      jobId: submitJobId(intent.reference, intent.enqueues, intent.incarnation),
+    },
   };
 }
 
-export function createDispatcher(connection: ConnectionOptions, prefix: string): QueueDispatcher {
+/**
+ * `onError` receives the queues' `error` events (they re-emit their connection's): without a
+ * listener each reconnect attempt of an outage would print a raw stack.
+ */
+export function createDispatcher(
+  connection: ConnectionOptions,
+  prefix: string,
+  onError: (err: Error) => void = () => undefined,
+): QueueDispatcher {
   const queues = new Map<QueueName, Queue>();
+  /** Schedulers this process registered: id → re-create it if missing (true when it did). */
+  const schedules = new Map<string, () => Promise<boolean>>();
   const queue = (name: QueueName) => {
     let q = queues.get(name);
     if (!q) {
@@ -106,6 +125,7 @@ export function createDispatcher(connection: ConnectionOptions, prefix: string):
           removeOnFail: { age: 7 * 24 * 3600 },
         },
       });
+      q.on('error', onError);
       queues.set(name, q);
     }
     return q;
@@ -175,11 +195,25 @@ export function createDispatcher(connection: ConnectionOptions, prefix: string):
       );
     },
     async schedule(id, name, pattern, data, opts = {}) {
-      await queue(JOBS[name].queue).upsertJobScheduler(
-        id,
-        { pattern },
-        { name: bullJobName(name), data, opts: { ...jobOptionsFor(name), ...opts } },
-      );
+      const q = queue(JOBS[name].queue);
+      const upsert = async () => {
+        await q.upsertJobScheduler(
+          id,
+          { pattern },
+          { name: bullJobName(name), data, opts: { ...jobOptionsFor(name), ...opts } },
+        );
+      };
+      await upsert();
+      schedules.set(id, async () => {
+        if (await q.getJobScheduler(id)) return false;
+        await upsert();
+        return true;
+      });
+    },
+    async ensureSchedules() {
+      const recreated: string[] = [];
+      for (const [id, ensure] of schedules) if (await ensure()) recreated.push(id);
+      return recreated;
     },
     async pause(name) {
       await queue(name).pause();

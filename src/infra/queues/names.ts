@@ -17,9 +17,17 @@ export function submitQueueFor(type: IntentType): QueueName {
   return type === 'charge' ? QUEUES.charges : QUEUES.payouts;
 }
 
-/** One submit job per (attempt, time the intent entered `queued`): replays and duplicates collapse. */
-export function submitJobId(reference: string, enqueues: number): string {
-  return `${reference}-q${enqueues}`;
+/**
+ * One submit job per (intent incarnation, attempt, time the intent entered `queued`): replays and
+ * duplicates collapse, and a job of a lost intent never stands in for a new one with its key.
+ */
+export function submitJobId(reference: string, enqueues: number, incarnation?: string): string {
+  return `${reference}-q${enqueues}${incarnationSuffix(incarnation)}`;
+}
+
+/** `-<incarnation>`, or nothing for intents stored before incarnations existed. */
+function incarnationSuffix(incarnation: string | undefined): string {
+  return incarnation ? `-${incarnation}` : '';
 }
 
 /**
@@ -31,11 +39,17 @@ export function submitJobId(reference: string, enqueues: number): string {
  * the job id) decides who advances the schedule.
  */
 export function reconcileJobId(
-  intent: { reference: string; enqueues: number; state: string; checks: number },
+  intent: {
+    reference: string;
+    enqueues: number;
+    state: string;
+    checks: number;
+    incarnation?: string;
+  },
   cause: 'check' | 'webhook' | 'sweep',
   runId?: string,
 ): string {
-  const base = `${intent.reference}-q${intent.enqueues}-${intent.state}-${intent.checks}`;
+  const base = `${intent.reference}-q${intent.enqueues}-${intent.state}-${intent.checks}${incarnationSuffix(intent.incarnation)}`;
   // For webhooks `runId` is the status the webhook claims: a reversal after a success webhook is
   // a new fact and must not collapse into the success webhook's job.
   if (cause === 'webhook') return `wh-${base}-${runId ?? 'any'}`;

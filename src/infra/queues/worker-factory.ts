@@ -18,6 +18,11 @@ export interface WorkerOptions {
   lockDurationMs?: number;
   /** Replaces the catalog backoff (e.g. a schedule from configuration). */
   backoffMs?: (attemptsMade: number) => number;
+  /**
+   * The worker's `error` events (its connections' errors included): the composition root sends
+   * them to the Redis health monitor, which logs an outage once instead of once per retry.
+   */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -64,8 +69,10 @@ export function startWorker<Q extends QueueName, H extends HandlersFor<Q>>(
       'job failed',
     );
   });
-  worker.on('error', (err) =>
-    log.error({ err: { name: err.name, message: err.message } }, 'worker error'),
+  worker.on(
+    'error',
+    opts.onError ??
+      ((err) => log.error({ err: { name: err.name, message: err.message } }, 'worker error')),
   );
   return worker;
 }

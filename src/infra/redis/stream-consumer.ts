@@ -145,6 +145,7 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
     let ownPending = true;
     let nextClaimAt = 0;
     let claimCursor = '0-0';
+    let failures = 0;
     while (!stopped) {
       try {
         if (Date.now() >= nextClaimAt) {
@@ -176,13 +177,20 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
         const reply = await read('>', opts.blockMs);
         inBlock = false;
         await handle(entriesOfRead(reply));
+        if (failures > 0) {
+          log.info({ failures }, 'stream reads recovered');
+          failures = 0;
+        }
       } catch (err) {
         inBlock = false;
         if (stopped) break;
-        log.warn(
-          { err: { name: (err as Error).name, message: (err as Error).message } },
-          'stream read or handler failed; retrying',
-        );
+        // One line per run of failures (a Redis outage fails every retry), one when it ends.
+        if (failures++ === 0) {
+          log.warn(
+            { err: { name: (err as Error).name, message: (err as Error).message } },
+            'stream read or handler failed; retrying',
+          );
+        }
         // Whatever was read but not acknowledged is pending on this consumer: read it again.
         ownPending = true;
         await pause(opts.retryDelayMs);

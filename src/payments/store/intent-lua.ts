@@ -133,24 +133,24 @@ return redis.call('HSETNX', KEYS[1], 'seenAtGateway', ARGV[2])
  * KEYS: 1 queued-state index, 2 batch index, then per intent: hash, history.
  * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
  * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or '', first attempt's
- * reference.
- * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference}.
+ * reference, incarnation.
+ * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference, incarnation}.
  */
 export const CREATE_BATCH_INTENTS = new LuaScript(`
 local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 for i = 1, n do
   local h, hk = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
-  local a = 6 + (i - 1) * 7
+  local a = 6 + (i - 1) * 8
   local key, line = ARGV[a], ARGV[a + 1]
   if redis.call('EXISTS', h) == 1 then
-    local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference')
-    out[i] = { 0, f[1] or '', f[2] or '', f[3] or '', f[4] or '' }
+    local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference', 'incarnation')
+    out[i] = { 0, f[1] or '', f[2] or '', f[3] or '', f[4] or '', f[5] or '' }
   else
     redis.call('HSET', h, 'key', key, 'type', itype, 'origin', 'batch', 'state', 'queued',
       'amount', ARGV[a + 2], 'currency', ARGV[a + 3], 'attempt', '1', 'reference', ARGV[a + 6],
       'payee', ARGV[a + 4], 'createdAt', now, 'updatedAt', now, 'checks', '0', 'enqueues', '1',
-      'unsentResubmits', '0', 'batchId', bid, 'line', line)
+      'unsentResubmits', '0', 'batchId', bid, 'line', line, 'incarnation', ARGV[a + 7])
     if ARGV[a + 5] ~= '' then redis.call('HSET', h, 'meta', ARGV[a + 5]) end
     redis.call('ZADD', KEYS[1], now, key)
     redis.call('RPUSH', hk, hist)

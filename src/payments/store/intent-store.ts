@@ -7,6 +7,7 @@
  * script that checks the transition table of payments/state-machine.ts. References and event ids
  * are derived here (kernel/ids.ts) and handed to the scripts, which format none.
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
@@ -92,6 +93,7 @@ const hashSchema = z
         s === undefined ? undefined : z.record(z.string(), z.string()).parse(JSON.parse(s)),
       ),
     requestHash: z.string().optional(),
+    incarnation: z.string().optional(),
     leaseUntil: optNum,
     sentAt: optNum,
     checks: num.default(0),
@@ -120,6 +122,9 @@ function fromFlat(flat: string[]): Intent {
   for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
   return hashSchema.parse(obj);
 }
+
+/** Intent.incarnation: random, fixed at creation. */
+const newIncarnation = (): string => randomBytes(4).toString('hex');
 
 const csv = (states: IntentState[]) => `,${states.join(',')},`;
 
@@ -161,6 +166,7 @@ export class RedisIntentStore implements IntentStore {
       checks: '0',
       enqueues: '1',
       unsentResubmits: '0',
+      incarnation: newIncarnation(),
     };
     if (draft.batchId !== undefined) fields.batchId = draft.batchId;
     if (draft.subscriptionId !== undefined) fields.subscriptionId = draft.subscriptionId;
@@ -398,9 +404,13 @@ export class RedisIntentStore implements IntentStore {
       to: 'queued',
       attempt: 1,
     } satisfies IntentHistoryEntry);
+    // One draw of randomness for the whole chunk: 4 bytes (8 hex characters) per intent.
+    const pool = randomBytes(4 * rows.length).toString('hex');
+    const incarnations = rows.map((_, i) => pool.slice(8 * i, 8 * i + 8));
     const calls: { numKeys: number; args: string[] }[] = [];
     for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
       const group = rows.slice(start, start + INTENTS_PER_CALL);
+      let i = start;
       const keys = [k.byState('queued'), k.byBatch(batchId)];
       const args = [String(now), history, batchId, type, String(group.length)];
       for (const r of group) {
@@ -413,6 +423,7 @@ export class RedisIntentStore implements IntentStore {
           r.payee,
           r.meta,
           attemptReference(r.key, 1),
+          incarnations[i++] ?? '',
         );
       }
       calls.push({ numKeys: keys.length, args: [...keys, ...args] });
@@ -436,13 +447,16 @@ export class RedisIntentStore implements IntentStore {
           reference: attemptReference(r.key, 1),
           amount: r.amount,
           currency: r.currency,
+          incarnation: incarnations[c * INTENTS_PER_CALL + i] ?? '',
         };
         if (Array.isArray(res)) {
-          const [, state, attempt, enqueues, reference] = res;
+          const [, state, attempt, enqueues, reference, incarnation] = res;
           intent.state = intentStateSchema.parse(state);
           intent.attempt = Number(attempt);
           intent.enqueues = Number(enqueues);
           if (reference) intent.reference = reference as AttemptReference;
+          if (incarnation) intent.incarnation = incarnation;
+          else delete intent.incarnation;
         }
         out.push(intent);
       });

@@ -1,0 +1,101 @@
+/**
+ * What every service process does about Redis on its own, besides its roles: every few seconds
+ * and whenever Redis comes back, it checks the deployment epoch (infra/redis/epoch.ts: a data loss
+ * raises `alert.redis_data_lost`, counts in `billing_redis_data_loss_total` and keeps /readyz at
+ * 503 until acknowledged) and re-creates any job scheduler Redis no longer has (the sweep, the
+ * subscription tick), so billing and reconciliation resume without a restart.
+ */
+import type { Clock } from '../kernel/clock.ts';
+import type { EventLog } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
+import type { DeploymentEpoch } from '../infra/redis/epoch.ts';
+import type { RedisHealth } from '../infra/redis/health.ts';
+import type { Metrics } from '../http/metrics.ts';
+
+/** What the watch needs of the application (the composition root's `App` fits). */
+export interface PlatformApp {
+  config: { redis: { prefix: string } };
+  logger: Logger;
+  clock: Clock;
+  health: RedisHealth;
+  epoch: DeploymentEpoch;
+  events: EventLog;
+  dispatcher: QueueDispatcher;
+  metrics: Metrics;
+}
+
+/** How often the epoch and the schedulers are checked. */
+export const PLATFORM_CHECK_MS = 5_000;
+
+export interface PlatformWatch {
+  /** One check now (also what the timer runs). */
+  check(): Promise<void>;
+  stop(): void;
+}
+
+export function startPlatformWatch(
+  app: PlatformApp,
+  intervalMs = PLATFORM_CHECK_MS,
+): PlatformWatch {
+  const log = app.logger.child({ component: 'platform' });
+  let running: Promise<void> | undefined;
+  let failing = false;
+
+  const once = async () => {
+    if (!app.health.isUp()) return;
+    try {
+      const now = app.clock.now();
+      const seen = await app.epoch.check(now);
+      if (seen.verdict === 'detected') {
+        app.metrics.countDataLoss();
+        log.error(
+          { redis: app.health.address, lostEpoch: seen.lostId, epoch: seen.id },
+          'REDIS DATA LOSS: the deployment epoch is gone or replaced; payments accepted before ' +
+            'it may be missing. /readyz answers 503 until `billing redis ack-data-loss` ' +
+            '(docs/operations.md, "Redis lost its data")',
+        );
+        await app.events.append({
+          id: `alert.redis_data_lost-${seen.lostId}`,
+          type: 'alert.redis_data_lost',
+          at: now,
+          data: {
+            lostEpoch: seen.lostId,
+            epoch: seen.id,
+            redis: app.health.address,
+            prefix: app.config.redis.prefix,
+          },
+        });
+      } else if (seen.verdict === 'adopt' && seen.lost) {
+        app.metrics.countDataLoss();
+        log.error(
+          { redis: app.health.address, epoch: seen.id },
+          'REDIS DATA LOSS recorded by another process; /readyz answers 503 until acknowledged',
+        );
+      }
+      const recreated = await app.dispatcher.ensureSchedules();
+      if (recreated.length > 0) log.warn({ schedulers: recreated }, 'job schedulers re-created');
+      if (failing) log.info('platform checks recovered');
+      failing = false;
+    } catch (err) {
+      if (!failing) {
+        log.warn({ err: { message: (err as Error).message } }, 'platform check failed; retrying');
+      }
+      failing = true;
+    }
+  };
+  const check = () => (running ??= once().finally(() => (running = undefined)));
+
+  const timer = setInterval(() => void check(), intervalMs);
+  timer.unref();
+  const off = app.health.onChange((up) => {
+    if (up) void check();
+  });
+  return {
+    check,
+    stop() {
+      clearInterval(timer);
+      off();
+    },
+  };
+}

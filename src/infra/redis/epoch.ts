@@ -1,0 +1,162 @@
+/**
+ * The deployment epoch: how a running service notices that Redis lost its data (restarted empty,
+ * failed over to a replica that had not caught up, flushed by hand). The first process writes
+ * `<prefix>:epoch` (a random id); every process remembers the id it saw and checks it every few
+ * seconds and whenever its connection comes back. The record gone, or replaced by one that does not
+ * descend from the remembered id, is a data loss: the record turns `lost`, the detecting process
+ * publishes `alert.redis_data_lost` once, and every process reports not-ready until an operator
+ * runs `billing redis ack-data-loss` (docs/operations.md, "Redis lost its data").
+ *
+ * A loss is seen only by a process that was running across it: if every process restarts together
+ * with an empty Redis, the new epoch looks like a first deployment (the docs say so).
+ */
+import { randomBytes } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { LuaScript } from './lua-script.ts';
+
+export const epochKey = (prefix: string) => `${prefix}:epoch`;
+
+/** The epoch record as stored. */
+export interface EpochRecord {
+  id: string;
+  state: 'ok' | 'lost';
+  createdAt: number;
+  /** The epoch whose data was lost (set once a loss was detected). */
+  lostId?: string;
+  detectedAt?: number;
+  acknowledgedAt?: number;
+}
+
+export const newEpochId = (): string => randomBytes(8).toString('hex');
+
+/** Creates the record unless one exists; returns the stored id and state. */
+const OPEN = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'ok', 'createdAt', ARGV[2])
+end
+return redis.call('HMGET', KEYS[1], 'id', 'state')
+`);
+
+/**
+ * Compares the stored record with the remembered id (ARGV[1]). Returns {verdict, id, state}:
+ * 'same' (nothing happened), 'adopt' (another process already recorded the loss of our epoch; we
+ * take its record), 'detected' (this call recorded a loss: the record was gone — a new one is
+ * written, state lost — or it does not descend from ours and is marked lost).
+ */
+const CHECK = new LuaScript(`
+local cur = redis.call('HGET', KEYS[1], 'id')
+if not cur then
+  redis.call('HSET', KEYS[1], 'id', ARGV[2], 'state', 'lost', 'createdAt', ARGV[3],
+    'lostId', ARGV[1], 'detectedAt', ARGV[3])
+  return {'detected', ARGV[2], 'lost'}
+end
+local f = redis.call('HMGET', KEYS[1], 'state', 'lostId')
+if cur == ARGV[1] then return {'same', cur, f[1] or 'ok'} end
+if f[2] == ARGV[1] then return {'adopt', cur, f[1] or 'ok'} end
+redis.call('HSET', KEYS[1], 'state', 'lost', 'lostId', ARGV[1], 'detectedAt', ARGV[3])
+redis.call('HDEL', KEYS[1], 'acknowledgedAt')
+return {'detected', cur, 'lost'}
+`);
+
+/** Turns a `lost` record `ok`. Returns 1 when it did, 0 when there was nothing to acknowledge. */
+const ACK = new LuaScript(`
+if redis.call('HGET', KEYS[1], 'state') ~= 'lost' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'ok', 'acknowledgedAt', ARGV[1])
+return 1
+`);
+
+export type EpochVerdict =
+  | { verdict: 'same' | 'adopt'; id: string; lost: boolean }
+  | { verdict: 'detected'; id: string; lostId: string; lost: true };
+
+/** This process's view of the epoch. */
+export class DeploymentEpoch {
+  private id: string | undefined;
+  private lost = false;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+  ) {}
+
+  /** Reads (or, in a Redis that has none, writes) the epoch and remembers it. */
+  async open(now: number): Promise<{ id: string; lost: boolean }> {
+    const [id, state] = (await OPEN.run(
+      this.redis,
+      1,
+      epochKey(this.prefix),
+      newEpochId(),
+      now,
+    )) as [string, string];
+    this.id = id;
+    this.lost = state === 'lost';
+    return { id, lost: this.lost };
+  }
+
+  /** Compares the stored epoch with the remembered one; see {@link CHECK}. Opens first if needed. */
+  async check(now: number): Promise<EpochVerdict> {
+    if (this.id === undefined) {
+      const opened = await this.open(now);
+      return { verdict: 'same', ...opened };
+    }
+    const mine = this.id;
+    const [verdict, id, state] = (await CHECK.run(
+      this.redis,
+      1,
+      epochKey(this.prefix),
+      mine,
+      newEpochId(),
+      now,
+    )) as [string, string, string];
+    this.id = id;
+    this.lost = state === 'lost';
+    if (verdict === 'detected') return { verdict, id, lostId: mine, lost: true };
+    return { verdict: verdict === 'adopt' ? 'adopt' : 'same', id, lost: this.lost };
+  }
+
+  /** True while the loss this process saw (or read) is not acknowledged. */
+  isLost(): boolean {
+    return this.lost;
+  }
+
+  current(): string | undefined {
+    return this.id;
+  }
+
+  /** The stored record (for `billing redis status`). */
+  read(): Promise<EpochRecord | undefined> {
+    return readEpoch(this.redis, this.prefix);
+  }
+
+  /** `billing redis ack-data-loss`: false when no loss was waiting. */
+  acknowledge(now: number): Promise<boolean> {
+    return acknowledgeDataLoss(this.redis, this.prefix, now);
+  }
+}
+
+/** The stored record, or undefined when Redis has none. */
+export async function readEpoch(redis: Redis, prefix: string): Promise<EpochRecord | undefined> {
+  const h = await redis.hgetall(epochKey(prefix));
+  if (!h.id) return undefined;
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const out: EpochRecord = {
+    id: h.id,
+    state: h.state === 'lost' ? 'lost' : 'ok',
+    createdAt: Number(h.createdAt ?? 0),
+  };
+  if (h.lostId) out.lostId = h.lostId;
+  const detectedAt = num(h.detectedAt);
+  if (detectedAt !== undefined) out.detectedAt = detectedAt;
+  const acknowledgedAt = num(h.acknowledgedAt);
+  if (acknowledgedAt !== undefined) out.acknowledgedAt = acknowledgedAt;
+  return out;
+}
+
+/** The operator's acknowledgement of a data loss; false when none was waiting. */
+export async function acknowledgeDataLoss(
+  redis: Redis,
+  prefix: string,
+  now: number,
+): Promise<boolean> {
+  return (await ACK.run(redis, 1, epochKey(prefix), now)) === 1;
+}

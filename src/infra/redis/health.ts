@@ -1,0 +1,192 @@
+/**
+ * Whether Redis answers, from the connections' own events. One place decides what an outage is
+ * and says so once: a structured log line when an episode starts (the first connection lost) and
+ * one when it ends (every connection ready again), never a stack per reconnect attempt. BullMQ's
+ * queues and workers hand their `error` events here too (they re-emit their connections' errors).
+ *
+ * Before the first connection is ready nothing is logged: whoever waits for Redis (a CLI command,
+ * `billing start`) reports that failure itself, in one line naming the address (docs/operations.md,
+ * "Redis outages").
+ */
+import type { EventEmitter } from 'node:events';
+import type { Logger } from '../logger.ts';
+
+/** Redis could not be reached: the message names the address and what to do. */
+export class RedisUnavailableError extends Error {
+  readonly code = 'redis_unavailable';
+
+  constructor(address: string, cause?: unknown) {
+    const why = cause instanceof Error && cause.message ? ` (${cause.message})` : '';
+    super(
+      `cannot reach Redis at ${address}${why}: start Redis or point REDIS_URL at a running one`,
+      { cause },
+    );
+    this.name = 'RedisUnavailableError';
+  }
+}
+
+/** `redis://user:secret@host:6379/0` → `redis://host:6379/0`: an address safe to print and log. */
+export function redisAddress(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+  } catch {
+    return '(unparseable REDIS_URL)';
+  }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+]);
+
+/**
+ * True for errors that mean "Redis is not reachable now" rather than "Redis refused this command":
+ * socket errors, ioredis giving up on a command while reconnecting, a closed connection.
+ */
+export function isRedisConnectionError(err: unknown): boolean {
+  if (err instanceof RedisUnavailableError) return true;
+  if (!(err instanceof Error)) return false;
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== undefined && CONNECTION_CODES.has(code)) return true;
+  if (err.name === 'MaxRetriesPerRequestError') return true;
+  return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request/.test(
+    err.message,
+  );
+}
+
+type Status = 'connecting' | 'up' | 'down';
+
+/** What {@link RedisHealth.watch} needs of an ioredis connection. */
+interface WatchedConnection extends EventEmitter {
+  status: string;
+}
+
+export class RedisHealth {
+  /** Printable address (no credentials). */
+  readonly address: string;
+  private readonly conns = new Map<WatchedConnection, boolean>();
+  private status: Status = 'connecting';
+  private downSince = 0;
+  private lastError: string | undefined;
+  private suppressed = 0;
+  private readonly waiters = new Set<() => void>();
+  private readonly listeners = new Set<(up: boolean) => void>();
+
+  constructor(
+    url: string,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.address = redisAddress(url);
+  }
+
+  /** Follows an ioredis connection: `ready` counts it up, `close`/`end` down. */
+  watch(conn: WatchedConnection): this {
+    this.conns.set(conn, conn.status === 'ready');
+    conn.on('ready', () => {
+      this.conns.set(conn, true);
+      this.update();
+    });
+    const lost = () => {
+      this.conns.set(conn, false);
+      this.update();
+    };
+    conn.on('close', lost);
+    conn.on('end', lost);
+    conn.on('error', (err: Error) => this.onError(err));
+    this.update();
+    return this;
+  }
+
+  /**
+   * An `error` event of a connection, queue or worker. Connection errors belong to the outage
+   * episode (remembered, not logged); anything else is logged as it is.
+   */
+  onError(err: Error, component?: string): void {
+    if (isRedisConnectionError(err)) {
+      this.lastError = err.message;
+      if (this.status === 'up') this.startOutage();
+      else this.suppressed++;
+      return;
+    }
+    this.logger.error({ component, err: { name: err.name, message: err.message } }, 'redis error');
+  }
+
+  isUp(): boolean {
+    return this.status === 'up';
+  }
+
+  /** Calls `fn` whenever Redis comes back (true) or is lost (false). */
+  onChange(fn: (up: boolean) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Resolves once every connection is ready; rejects with {@link RedisUnavailableError} after `ms`. */
+  async waitUntilUp(ms: number): Promise<void> {
+    if (this.isUp()) return;
+    let timer: NodeJS.Timeout | undefined;
+    let wake: (() => void) | undefined;
+    try {
+      await new Promise<void>((resolve, reject) => {
+        wake = resolve;
+        this.waiters.add(resolve);
+        timer = setTimeout(
+          () => reject(new RedisUnavailableError(this.address, this.errorCause())),
+          ms,
+        );
+      });
+    } finally {
+      clearTimeout(timer);
+      if (wake) this.waiters.delete(wake);
+    }
+  }
+
+  /** The error to report for the current outage. */
+  errorCause(): Error | undefined {
+    return this.lastError === undefined ? undefined : new Error(this.lastError);
+  }
+
+  private update(): void {
+    const allUp = this.conns.size > 0 && [...this.conns.values()].every(Boolean);
+    if (allUp && this.status !== 'up') {
+      const was = this.status;
+      this.status = 'up';
+      if (was === 'down') {
+        this.logger.info(
+          {
+            redis: this.address,
+            downForMs: this.now() - this.downSince,
+            lastError: this.lastError,
+            suppressedErrors: this.suppressed,
+          },
+          'redis reachable again',
+        );
+      }
+      this.suppressed = 0;
+      this.lastError = undefined;
+      for (const w of this.waiters) w();
+      for (const l of this.listeners) l(true);
+    } else if (!allUp && this.status === 'up') {
+      this.startOutage();
+    }
+  }
+
+  private startOutage(): void {
+    this.status = 'down';
+    this.downSince = this.now();
+    this.suppressed = 0;
+    this.logger.error(
+      { redis: this.address, err: this.lastError === undefined ? undefined : this.lastError },
+      'redis unreachable: requests answer 503 and jobs wait until it is back',
+    );
+    for (const l of this.listeners) l(false);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The deployment epoch (src/infra/redis/epoch.ts) between processes: who detects a loss, who
+ * adopts it, a process started after the loss, the acknowledgement. On the shared Redis, under a
+ * prefix of its own; "losing the data" deletes that prefix's keys only.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Redis } from 'ioredis';
+import { DeploymentEpoch, epochKey } from '../../src/infra/redis/epoch.ts';
+import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
+
+let redis: Redis;
+const prefix = uniquePrefix('epoch');
+
+beforeAll(async () => {
+  redis = await createTestRedis();
+});
+afterAll(async () => {
+  await cleanupPrefix(redis, prefix);
+  await redis.quit();
+});
+
+describe('deployment epoch', () => {
+  it('the first process writes it; the others read the same', async () => {
+    const a = new DeploymentEpoch(redis, prefix);
+    const b = new DeploymentEpoch(redis, prefix);
+    const ea = await a.open(1);
+    const eb = await b.open(2);
+    expect(ea).toEqual({ id: eb.id, lost: false });
+    expect(await a.check(3)).toEqual({ verdict: 'same', id: ea.id, lost: false });
+  });
+
+  it('a vanished epoch is detected once, adopted by the others, and held until acknowledged', async () => {
+    const a = new DeploymentEpoch(redis, prefix);
+    const b = new DeploymentEpoch(redis, prefix);
+    const { id: old } = await a.open(1);
+    await b.open(1);
+    await redis.del(epochKey(prefix)); // the data is gone
+
+    const seenByA = await a.check(10);
+    expect(seenByA).toMatchObject({ verdict: 'detected', lostId: old, lost: true });
+    expect(await b.check(11)).toMatchObject({ verdict: 'adopt', lost: true });
+    expect(await a.check(12)).toMatchObject({ verdict: 'same', lost: true });
+
+    // A process started after the loss reads the alarm too.
+    const c = new DeploymentEpoch(redis, prefix);
+    expect(await c.open(13)).toMatchObject({ lost: true });
+
+    expect(await a.acknowledge(20)).toBe(true);
+    expect(await a.acknowledge(21)).toBe(false);
+    for (const p of [a, b, c]) {
+      await p.check(22);
+      expect(p.isLost()).toBe(false);
+    }
+    expect(await a.read()).toMatchObject({ state: 'ok', lostId: old, acknowledgedAt: 20 });
+  });
+
+  it('an epoch written by a process that started after the loss is marked lost by one that saw the old one', async () => {
+    const survivor = new DeploymentEpoch(redis, prefix);
+    const { id: old } = await survivor.open(1);
+    await redis.del(epochKey(prefix));
+    const fresh = new DeploymentEpoch(redis, prefix);
+    expect(await fresh.open(2)).toMatchObject({ lost: false }); // looks like a first start
+
+    expect(await survivor.check(3)).toMatchObject({ verdict: 'detected', lostId: old });
+    expect(await fresh.check(4)).toMatchObject({ verdict: 'same', lost: true });
+  });
+});

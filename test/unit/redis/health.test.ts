@@ -1,0 +1,108 @@
+/** The Redis health monitor: one log line per outage episode, one when it ends. */
+import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger } from '../../../src/infra/logger.ts';
+import {
+  isRedisConnectionError,
+  redisAddress,
+  RedisHealth,
+  RedisUnavailableError,
+} from '../../../src/infra/redis/health.ts';
+
+class FakeConn extends EventEmitter {
+  status = 'connecting';
+  up() {
+    this.status = 'ready';
+    this.emit('ready');
+  }
+  down(err?: Error) {
+    this.status = 'reconnecting';
+    this.emit('close');
+    if (err) this.emit('error', err);
+  }
+}
+
+function setup() {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const l of chunk.toString().split('\n'))
+        if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const health = new RedisHealth(
+    'redis://user:s3cret@10.0.0.5:6380/2',
+    createLogger({ destination: sink }),
+  );
+  return { health, lines };
+}
+
+const refused = () =>
+  Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6380'), { code: 'ECONNREFUSED' });
+
+describe('RedisHealth', () => {
+  it('logs one line per outage and one when it ends, however many errors in between', () => {
+    const { health, lines } = setup();
+    const a = new FakeConn();
+    const b = new FakeConn();
+    health.watch(a).watch(b);
+    a.up();
+    expect(health.isUp()).toBe(false); // b is not ready yet
+    b.up();
+    expect(health.isUp()).toBe(true);
+    expect(lines).toEqual([]); // the first connection is not an episode
+
+    a.down(refused());
+    b.down(refused());
+    for (let i = 0; i < 50; i++) a.emit('error', refused());
+    health.onError(refused(), 'worker charges');
+    expect(health.isUp()).toBe(false);
+    a.up();
+    b.up();
+    expect(lines.map((l) => l.msg)).toEqual([
+      'redis unreachable: requests answer 503 and jobs wait until it is back',
+      'redis reachable again',
+    ]);
+    expect(lines[0]).toMatchObject({ redis: 'redis://10.0.0.5:6380/2' });
+    expect(lines[1]).toMatchObject({ lastError: 'connect ECONNREFUSED 10.0.0.5:6380' });
+    expect(JSON.stringify(lines)).not.toContain('s3cret');
+  });
+
+  it('logs other errors as they are', () => {
+    const { health, lines } = setup();
+    health.onError(new Error('ERR unknown command'), 'queue');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 'error', component: 'queue', msg: 'redis error' });
+  });
+
+  it('waitUntilUp rejects naming the address and what to do', async () => {
+    const { health } = setup();
+    const a = new FakeConn();
+    health.watch(a);
+    a.emit('error', refused());
+    const err = await health.waitUntilUp(20).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RedisUnavailableError);
+    expect((err as Error).message).toBe(
+      'cannot reach Redis at redis://10.0.0.5:6380/2 (connect ECONNREFUSED 10.0.0.5:6380): start Redis or point REDIS_URL at a running one',
+    );
+    const waiting = health.waitUntilUp(60_000);
+    a.up();
+    await waiting;
+  });
+
+  it('tells connection errors from command errors', () => {
+    expect(isRedisConnectionError(refused())).toBe(true);
+    expect(
+      isRedisConnectionError(
+        Object.assign(new Error('Reached the max retries per request limit (which is 1).'), {
+          name: 'MaxRetriesPerRequestError',
+        }),
+      ),
+    ).toBe(true);
+    expect(isRedisConnectionError(new Error('Connection is closed.'))).toBe(true);
+    expect(isRedisConnectionError(new Error('ERR wrong number of arguments'))).toBe(false);
+    expect(redisAddress('rediss://:pw@cache.example:6390')).toBe('rediss://cache.example:6390');
+  });
+});
