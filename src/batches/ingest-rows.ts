@@ -1,8 +1,11 @@
 /**
  * The second pass of a batch submission (see ingest.ts): reads the spill file back in chunks that
  * become intents (`IntentStore.createBatchRows`) and `addBulk` submit jobs, a few chunks in flight
- * at once, renewing the ingest lease as it goes. Redoing it is safe: intents are created only if
- * absent, and a job id is derived from the intent's reference.
+ * at once, renewing the ingest lease as it goes. Each chunk first claims its rows' references
+ * (`BatchStore.claimReferences`, reused-references.ts): a row whose reference another batch holds
+ * is recorded as refused and not enqueued, unless reuse is allowed. Redoing it is safe: claims
+ * are idempotent, intents are created only if absent, and a job id is derived from the intent's
+ * reference.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -10,7 +13,8 @@ import type { Clock } from '../kernel/clock.ts';
 import type { IntentType } from '../kernel/intent.ts';
 import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { BatchStore, InvalidRow } from './ports.ts';
+import type { BatchStore, InvalidRow, ReferenceClaim } from './ports.ts';
+import { reusedReferenceTemplate, type ReuseRefusals } from './reused-references.ts';
 import { readSpillLine } from './spill-file.ts';
 
 /** Chunks whose intents and jobs are being written at once. */
@@ -33,6 +37,10 @@ export interface IngestContext {
   spillPath: string;
   chunkSize: number;
   leaseMs: number;
+  /** Rows may reuse references other batches hold (the batch's stored choice). */
+  allowReused: boolean;
+  /** Collects the rows refused because another batch holds their reference. */
+  refusals: ReuseRefusals;
   /** Called after each chunk is enqueued; a throw stops the ingest as a crash would. */
   afterChunk: ((chunk: number) => void | Promise<void>) | undefined;
 }
@@ -51,19 +59,43 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
   let rows: BatchIntentRow[] = [];
   let invalid: InvalidRow[] = [];
   let refLines: number[] = [];
+  let claims: ReferenceClaim[] = [];
   let chunk = 0;
   let lastRenew = deps.clock.now();
+  const messageTemplate = reusedReferenceTemplate(ctx.type);
 
-  /** Creates one chunk's intents, then adds the jobs of those still waiting to be submitted. */
+  /**
+   * Claims one chunk's references, creates the intents of the rows not refused, then adds the
+   * jobs of those still waiting to be submitted.
+   */
   const runChunk = async (
     chunkRows: BatchIntentRow[],
     chunkInvalid: InvalidRow[],
     chunkRefLines: number[],
+    chunkClaims: ReferenceClaim[],
   ): Promise<void> => {
+    let accepted = chunkRows;
+    let ownLines = chunkRefLines;
+    if (chunkClaims.length > 0) {
+      const claimed = await batches.claimReferences({
+        batchId,
+        type: ctx.type,
+        rows: chunkClaims,
+        allowReused: ctx.allowReused,
+        messageTemplate,
+      });
+      if (claimed.refused.length > 0) {
+        const out = new Set(claimed.refused.map((r) => r.line));
+        accepted = chunkRows.filter((r) => !out.has(r.line));
+        ownLines = chunkRefLines.filter((line) => !out.has(line));
+        for (const r of claimed.refused) ctx.refusals.add(r, r.holder);
+      }
+      ctx.refusals.allowed += claimed.reused;
+    }
     const intents = await deps.store.createBatchRows({
       batchId,
       type: ctx.type,
-      rows: chunkRows,
+      rows: accepted,
       now: deps.clock.now(),
     });
     // Only intents still waiting for their first submission need a job; a resumed ingest finds
@@ -72,7 +104,7 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
     await Promise.all([
       deps.dispatcher.submitMany(waiting),
       batches.addInvalid(batchId, chunkInvalid),
-      batches.markReferencedLines(batchId, chunkRefLines),
+      batches.markReferencedLines(batchId, ownLines),
     ]);
   };
 
@@ -93,7 +125,7 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
     return true;
   };
   const startChunk = () => {
-    const running = runChunk(rows, invalid, refLines);
+    const running = runChunk(rows, invalid, refLines, claims);
     // Handled when it is awaited in order; this only keeps an early failure from being reported
     // as unhandled while an older chunk is awaited.
     running.catch(() => undefined);
@@ -101,6 +133,7 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
     rows = [];
     invalid = [];
     refLines = [];
+    claims = [];
   };
 
   try {
@@ -110,8 +143,17 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
       if (spilled.kind === 'invalid') {
         invalid.push(spilled.row);
       } else {
-        if (spilled.referencesOwnLine) refLines.push(spilled.row.line);
-        rows.push(spilled.row);
+        const { row } = spilled;
+        if (spilled.referencesOwnLine) refLines.push(row.line);
+        if (spilled.reference !== undefined) {
+          claims.push({
+            reference: spilled.reference,
+            line: row.line,
+            amount: row.amount,
+            currency: row.currency,
+          });
+        }
+        rows.push(row);
       }
       if (rows.length + invalid.length >= ctx.chunkSize) {
         startChunk();

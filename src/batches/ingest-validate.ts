@@ -1,9 +1,8 @@
 /**
  * The first pass of a batch submission (see ingest.ts): validates the whole file as it streams,
- * hashing its bytes on the way (the derived batch id costs no second read), and spills the valid
+ * which also computes its content hash (identity.ts, the batch's derived id), and spills the valid
  * rows — card tokens already sealed — and, with skip-invalid, the refused ones to the spill file.
  */
-import { createHash } from 'node:crypto';
 import type { IntentType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { IntentDraft } from '../kernel/payment.ts';
@@ -17,36 +16,6 @@ import { validateCsvStream, type CsvError, type CsvInput, type CsvTotals } from 
 /** Only the payee of the draft is spilled: the key is derived when the row is read back. */
 const PLACEHOLDER_KEY = 'bat_pending' as IntentDraft['key'];
 
-/** Feeds the validator while hashing every byte; `consumed` tells whether it read to the end. */
-class HashingInput {
-  private readonly hash = createHash('sha256');
-  consumed = false;
-
-  constructor(private readonly input: CsvInput) {}
-
-  async *chunks(): AsyncGenerator<Buffer, void, undefined> {
-    const source =
-      typeof this.input === 'string' || this.input instanceof Uint8Array
-        ? [this.input]
-        : (this.input as AsyncIterable<Buffer | Uint8Array | string>);
-    for await (const chunk of source) {
-      const bytes =
-        typeof chunk === 'string'
-          ? Buffer.from(chunk, 'utf8')
-          : Buffer.isBuffer(chunk)
-            ? chunk
-            : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-      this.hash.update(bytes);
-      yield bytes;
-    }
-    this.consumed = true;
-  }
-
-  digest(): string {
-    return this.hash.digest('hex');
-  }
-}
-
 /** Accumulates the messages of one invalid row (errors of a row arrive together, in order). */
 function describeRowErrors(errors: readonly CsvError[]): string {
   return errors
@@ -59,11 +28,44 @@ export interface Validated {
   totals: CsvTotals;
   metaKeys: string[];
   amounts: Record<string, CurrencyTotal>;
+  /** The first `maxListed` errors, in line order (see {@link listErrors}). */
   errors: CsvError[];
   errorCount: number;
+  /** Line of the first error not listed; 0 when all are. */
+  firstUnlistedLine: number;
   /** The file was read to its end (a structural error stops reading). */
   complete: boolean;
+  /** The file's content hash (identity.ts); undefined when it was not read to its end. */
   contentHash: string | undefined;
+}
+
+/** Errors from one source: the first listed, all counted. */
+export interface ErrorList {
+  errors: readonly CsvError[];
+  count: number;
+  /** Line of the first error not listed; 0 when all are. */
+  firstUnlistedLine: number;
+}
+
+/**
+ * Errors of several sources (the validator, references other batches hold) as one list in line
+ * order: at most `maxListed`, then one line that counts the rest from the first line not listed.
+ */
+export function listErrors(sources: readonly ErrorList[], maxListed: number): CsvError[] {
+  const all = sources.flatMap((s) => s.errors).sort((a, b) => a.line - b.line);
+  const listed = all.slice(0, maxListed);
+  const count = sources.reduce((n, s) => n + s.count, 0);
+  if (count > listed.length) {
+    const candidates = [
+      ...(all[maxListed] !== undefined ? [all[maxListed].line] : []),
+      ...sources.flatMap((s) => (s.firstUnlistedLine > 0 ? [s.firstUnlistedLine] : [])),
+    ];
+    listed.push({
+      line: Math.min(...candidates),
+      message: `${count - listed.length} more errors from this line on are not listed (limit ${maxListed})`,
+    });
+  }
+  return listed;
 }
 
 /** The file to validate: its bytes, the type of its rows, and whether invalid rows are kept. */
@@ -80,8 +82,7 @@ export async function validateAndSpill(
   spill: SpillWriter | undefined,
   maxListed: number,
 ): Promise<Validated> {
-  const hashing = new HashingInput(opts.input);
-  const stream = validateCsvStream(hashing.chunks(), {
+  const stream = validateCsvStream(opts.input, {
     type: opts.type,
     // Every error is taken here: listed up to maxListed, all of them recorded with skipInvalid.
     maxErrors: Number.MAX_SAFE_INTEGER,
@@ -101,7 +102,7 @@ export async function validateAndSpill(
     pending = [];
   };
 
-  let summary: { totals: CsvTotals; metaKeys: string[] };
+  let summary: { totals: CsvTotals; metaKeys: string[]; contentHash: string | undefined };
   for (;;) {
     const step = await stream.next();
     if (step.done === true) {
@@ -136,19 +137,14 @@ export async function validateAndSpill(
     await spill.write(spillRow(row, draft.payee));
   }
   await flushPending();
-  if (errorCount > errors.length) {
-    errors.push({
-      line: firstUnlistedLine,
-      message: `${errorCount - errors.length} more errors from this line on are not listed (limit ${maxListed})`,
-    });
-  }
   return {
     totals: summary.totals,
     metaKeys: summary.metaKeys,
     amounts,
     errors,
     errorCount,
-    complete: hashing.consumed,
-    contentHash: hashing.consumed ? hashing.digest() : undefined,
+    firstUnlistedLine,
+    complete: summary.contentHash !== undefined,
+    contentHash: summary.contentHash,
   };
 }

@@ -1,19 +1,21 @@
 /**
  * Submitting a batch file (docs/product.md §6, docs/batches.md): validate the whole file,
- * then claim the batch id and turn every valid row into an intent `bat_<batchId>_<reference|line>`
- * with its submit job.
+ * check its row references against the other batches of its type, then claim the batch id and
+ * turn every valid row into an intent `bat_<batchId>_<reference|line>` with its submit job.
  *
  * Memory stays flat however long the file is: the validator streams, and valid rows are spilled to
  * a private temp file (card tokens already sealed) instead of being held (ingest-validate.ts,
- * spill-file.ts), then read back in chunks that become intents and `addBulk` jobs
- * (ingest-rows.ts). The file's bytes are hashed while they are validated, so the derived batch id
- * costs no second read.
+ * spill-file.ts), then read back in chunks: to look their references up (reused-references.ts),
+ * then to become intents and `addBulk` jobs (ingest-rows.ts). The batch id is derived from the
+ * file's content (identity.ts), hashed while it is validated, so it costs no second read.
  *
- * Idempotency: the batch id is claimed atomically, so the same file submitted twice — one after
- * the other or at the same moment — is one batch. The claimer holds a lease on the ingest; another
- * submitter waits for it to finish, or takes it over when the lease runs out (the claimer died).
- * Redoing an ingest is safe: intents are created only if absent, and a job id is derived from the
- * intent's reference, so a re-added job collapses into the existing one.
+ * Idempotency: the batch id is claimed atomically, so the same content submitted twice — one
+ * after the other or at the same moment, saved the same way or not — is one batch. The claimer
+ * holds a lease on the ingest; another submitter waits for it to finish, or takes it over when the
+ * lease runs out (the claimer died). Redoing an ingest is safe: reference claims are idempotent,
+ * intents are created only if absent, and a job id is derived from the intent's reference, so a
+ * re-added job collapses into the existing one. Across batches, a reference another batch of the
+ * type holds is refused unless reuse is allowed (reused-references.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -22,20 +24,22 @@ import { join } from 'node:path';
 import { BATCH_ID_MAX, idComponentSchema } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { IntentType } from '../kernel/intent.ts';
+import type { AmountMinor } from '../kernel/money.ts';
 import type { IntentStore, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import { derivedBatchId } from './identity.ts';
 import { ingestRows } from './ingest-rows.ts';
-import { validateAndSpill } from './ingest-validate.ts';
+import { listErrors, validateAndSpill, type ErrorList } from './ingest-validate.ts';
 import type { BatchRecord, BatchStore, CurrencyTotal } from './ports.ts';
+import { findReusedReferences, ReuseRefusals } from './reused-references.ts';
 import { SpillWriter } from './spill-file.ts';
 import { formatCsvError, type CsvError, type CsvInput, type CsvTotals } from './validate-csv.ts';
 
-/** A batch id: `--id`, or the first 16 hex characters of the file's sha256. */
-export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
+export { DERIVED_ID_LENGTH } from './identity.ts';
 
-/** Length of a derived batch id: 64 bits of the content hash. */
-export const DERIVED_ID_LENGTH = 16;
+/** A batch id: `--id`, or the first 16 hex characters of the file's content hash (identity.ts). */
+export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
 
 /** The ports batch features use (the composition root's `App` fits). */
 export interface BatchDeps {
@@ -58,6 +62,11 @@ export interface SubmitBatchOptions {
   validateOnly?: boolean;
   /** Enqueue the valid rows and record the invalid ones, instead of refusing the file. */
   skipInvalid?: boolean;
+  /**
+   * Accept rows whose reference another batch of the type already used (they are paid again),
+   * instead of refusing them. Kept on the batch.
+   */
+  allowReusedReferences?: boolean;
   /** The file's name, kept on the batch for people (`payroll-march.csv`). */
   sourceName?: string;
 }
@@ -76,13 +85,16 @@ export interface IngestTuning {
   maxListedErrors?: number;
   /** Called after each chunk is enqueued; a throw stops the ingest as a crash would. */
   afterChunk?: (chunk: number) => void | Promise<void>;
+  /** Called after the references were looked up, before the batch id is claimed (tests race two
+   * submissions from there). */
+  afterCheck?: () => void | Promise<void>;
 }
 
 /**
- * `created`: this call made the batch. `existing`: the id was taken by the same file (no-op).
- * `resumed`: an interrupted ingest of the same file was finished by this call. `validated`:
+ * `created`: this call made the batch. `existing`: the id was taken by the same content (no-op).
+ * `resumed`: an interrupted ingest of the same content was finished by this call. `validated`:
  * `validateOnly`, nothing stored. `invalid`: refused, nothing enqueued. `conflict`: the id belongs
- * to a different file or type.
+ * to different content or another type.
  */
 export type SubmitStatus =
   'created' | 'existing' | 'resumed' | 'validated' | 'invalid' | 'conflict';
@@ -92,13 +104,13 @@ export interface SubmitBatchResult {
   status: SubmitStatus;
   /** Undefined only when the file was refused before it was read to the end (id not derivable). */
   batchId: string | undefined;
-  /** Row counts of this upload. */
+  /** Row counts of this upload (rows refused for a reused reference count as invalid). */
   totals: CsvTotals;
   /** Valid rows and money per currency of this upload. */
   amounts: Record<string, CurrencyTotal>;
   /** The first errors, in line order (at most `maxListedErrors`, then one summary line). */
   errors: CsvError[];
-  /** Every error found. */
+  /** Every error found (rows refused for a reused reference included). */
   errorCount: number;
   /** The stored batch (`created`, `existing`, `resumed`, `conflict`). */
   batch?: BatchRecord;
@@ -108,6 +120,38 @@ export interface SubmitBatchResult {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The upload's counts and money once `refused` rows are taken out of the valid ones. */
+function withoutRefused(
+  totals: CsvTotals,
+  amounts: Record<string, CurrencyTotal>,
+  refused: ReuseRefusals,
+): { totals: CsvTotals; amounts: Record<string, CurrencyTotal> } {
+  if (refused.count === 0) return { totals, amounts };
+  const left: Record<string, CurrencyTotal> = {};
+  for (const [currency, total] of Object.entries(amounts)) {
+    const out = refused.amounts[currency];
+    const rows = total.rows - (out?.rows ?? 0);
+    if (rows > 0)
+      left[currency] = { rows, amount: (total.amount - (out?.amount ?? 0)) as AmountMinor };
+  }
+  return {
+    totals: {
+      rows: totals.rows,
+      valid: totals.valid - refused.count,
+      invalid: totals.invalid + refused.count,
+    },
+    amounts: left,
+  };
+}
+
+function asErrorList(refused: ReuseRefusals): ErrorList {
+  return {
+    errors: refused.errors,
+    count: refused.count,
+    firstUnlistedLine: refused.firstUnlistedLine,
+  };
 }
 
 /**
@@ -124,27 +168,34 @@ export async function submitBatch(
   const leaseMs = tuning.leaseMs ?? 30_000;
   const pollMs = tuning.pollMs ?? 200;
   const maxListed = tuning.maxListedErrors ?? 1000;
+  const allowReused = opts.allowReusedReferences === true;
   const { batches } = deps;
   const log = deps.logger.child({ component: 'batch' });
 
-  const dir = opts.validateOnly
-    ? undefined
-    : await mkdtemp(join(tuning.tmpDir ?? tmpdir(), 'billing-batch-'));
-  const spillPath = dir === undefined ? undefined : join(dir, 'rows.ndjson');
-  const spill = spillPath === undefined ? undefined : new SpillWriter(spillPath);
+  // validateOnly spills too: the reference check reads the rows back.
+  const dir = await mkdtemp(join(tuning.tmpDir ?? tmpdir(), 'billing-batch-'));
+  const spillPath = join(dir, 'rows.ndjson');
+  const spill = new SpillWriter(spillPath);
   try {
     const started = deps.clock.now();
     const v = await validateAndSpill(opts, deps.sealer, spill, maxListed);
-    await spill?.close();
+    await spill.close();
     const structural = !v.complete || v.totals.rows === 0;
-    const batchId = opts.id ?? v.contentHash?.slice(0, DERIVED_ID_LENGTH);
-    const base = {
-      batchId,
-      totals: v.totals,
-      amounts: v.amounts,
+    const batchId =
+      opts.id ?? (v.contentHash === undefined ? undefined : derivedBatchId(v.contentHash));
+    const validation: ErrorList = {
       errors: v.errors,
-      errorCount: v.errorCount,
+      count: v.errorCount,
+      firstUnlistedLine: v.firstUnlistedLine,
     };
+    /** What a result says of this upload, once `refused` rows are taken out. */
+    const report = (refused: ReuseRefusals) => ({
+      batchId,
+      ...withoutRefused(v.totals, v.amounts, refused),
+      errors: listErrors([validation, asErrorList(refused)], maxListed),
+      errorCount: v.errorCount + refused.count,
+    });
+    const none = new ReuseRefusals(opts.type, maxListed);
     log.info(
       {
         batchId,
@@ -165,14 +216,48 @@ export async function submitBatch(
         : structural
           ? 'the file cannot be read past a structural error, so --skip-invalid cannot apply; nothing was enqueued'
           : 'no row is valid; nothing was enqueued';
-      return { status: 'invalid', ...base, message: why };
+      return { status: 'invalid', ...report(none), message: why };
     }
     if (batchId === undefined || v.contentHash === undefined) {
       // Unreachable: a file without errors was read to the end.
       throw new Error('batch file was not read to the end');
     }
-    if (opts.validateOnly) return { status: 'validated', ...base, batchId };
-    if (spillPath === undefined) throw new Error('spill file missing');
+
+    // References other batches of the type hold, looked up before anything is stored so that a
+    // refused file changes nothing. A batch that already has this id is this content submitted
+    // again (its rows hold their references) or a different file under its --id (a conflict):
+    // the claim below tells which.
+    const existing = allowReused ? undefined : await batches.get(batchId);
+    const reused =
+      allowReused || existing !== undefined
+        ? none
+        : await findReusedReferences({
+            batches,
+            type: opts.type,
+            batchId,
+            spillPath,
+            chunkSize,
+            maxListed,
+          });
+    const checked = report(reused);
+    if (reused.count > 0) {
+      log.warn(
+        { batchId, type: opts.type, refused: reused.count },
+        'batch rows reuse references of other batches',
+      );
+      if (!opts.skipInvalid || checked.totals.valid === 0) {
+        const why = opts.skipInvalid
+          ? 'no row is valid; nothing was enqueued'
+          : `${
+              reused.count === 1
+                ? `1 row reuses a reference of another ${opts.type} batch`
+                : `${reused.count} rows reuse references of other ${opts.type} batches`
+            }; nothing was enqueued (to pay them again anyway, allow reused references: --allow-reused-references, HTTP allowReusedReferences=true)`;
+        return { status: 'invalid', ...checked, message: why };
+      }
+    }
+    if (opts.validateOnly) return { status: 'validated', ...checked, batchId };
+    await tuning.afterCheck?.();
 
     const owner = randomBytes(8).toString('hex');
     const init = {
@@ -181,15 +266,22 @@ export async function submitBatch(
       source: opts.sourceName ?? '',
       contentHash: v.contentHash,
       rows: v.totals.rows,
+      // As validated: the rows refused for their reference are taken out as they are enqueued
+      // (BatchStore.claimReferences), once each, whoever ingests.
       valid: v.totals.valid,
       invalid: v.totals.invalid,
       skipInvalid: opts.skipInvalid === true,
+      allowReusedReferences: allowReused,
       metaKeys: v.metaKeys,
       totals: v.amounts,
     };
     const blog = log.child({ batchId });
-    const ingest = async (status: 'created' | 'resumed'): Promise<SubmitBatchResult | 'lost'> => {
+    const ingest = async (
+      status: 'created' | 'resumed',
+      allowStored: boolean,
+    ): Promise<SubmitBatchResult | 'lost'> => {
       const t0 = deps.clock.now();
+      const refused = new ReuseRefusals(opts.type, maxListed);
       const kept = await ingestRows({
         deps,
         type: opts.type,
@@ -198,6 +290,8 @@ export async function submitBatch(
         spillPath,
         chunkSize,
         leaseMs,
+        allowReused: allowStored,
+        refusals: refused,
         afterChunk: tuning.afterChunk,
       });
       if (!kept) {
@@ -205,23 +299,32 @@ export async function submitBatch(
         return 'lost';
       }
       const state = await batches.finishIngest(batchId, deps.clock.now());
+      const done = report(refused);
       blog.info(
-        { status, state, rows: v.totals.valid, ms: deps.clock.now() - t0 },
+        {
+          status,
+          state,
+          rows: done.totals.valid,
+          refusedReused: refused.count,
+          allowedReused: refused.allowed,
+          ms: deps.clock.now() - t0,
+        },
         'batch rows enqueued',
       );
       const batch = await batches.get(batchId);
-      return { status, ...base, batchId, ...(batch ? { batch } : {}) };
+      return { status, ...done, batchId, ...(batch ? { batch } : {}) };
     };
 
     const claim = await batches.claim(init, owner, deps.clock.now(), leaseMs);
     if (claim.created) {
       blog.info({ type: opts.type, rows: v.totals.valid }, 'batch claimed');
-      const r = await ingest('created');
+      const r = await ingest('created', allowReused);
       if (r !== 'lost') return r;
     }
 
-    // The id is taken: the same file (a no-op), a running or interrupted ingest of it, or a
+    // The id is taken: the same content (a no-op), a running or interrupted ingest of it, or a
     // different file under the same --id.
+    const base = report(none);
     for (;;) {
       const batch = await batches.get(batchId);
       if (!batch) throw new Error(`batch ${batchId} disappeared while submitting`);
@@ -242,14 +345,15 @@ export async function submitBatch(
       const now = deps.clock.now();
       if ((batch.leaseUntil ?? 0) < now && (await batches.takeOver(batchId, owner, now, leaseMs))) {
         blog.warn('batch ingest was interrupted; resuming it');
-        const r = await ingest('resumed');
+        // The batch's own choice, not this submitter's: a resumed ingest decides as the first.
+        const r = await ingest('resumed', batch.allowReusedReferences);
         if (r !== 'lost') return r;
       }
       await sleep(pollMs);
     }
   } finally {
-    spill?.destroy();
-    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+    spill.destroy();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

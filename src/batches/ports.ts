@@ -35,18 +35,25 @@ export interface BatchInit {
   id: string;
   type: IntentType;
   source: string;
-  /** sha256 (hex) of the file's bytes: a second file under the same id is a conflict. */
+  /** SHA-256 (hex) of the file's canonical content (identity.ts): a second file under the same
+   * id is a conflict. */
   contentHash: string;
   rows: number;
   valid: number;
   invalid: number;
   skipInvalid: boolean;
+  /** Rows may reuse references of other batches of the type (`--allow-reused-references`). Kept
+   * so that a resumed ingest decides as the first one did. Default false. */
+  allowReusedReferences?: boolean;
   metaKeys: readonly string[];
+  /** Valid rows and money per currency. Rows refused while they are enqueued (a reference that
+   * another batch holds) are taken out, with `valid`, `invalid` and `expected`. */
   totals: Readonly<Record<string, CurrencyTotal>>;
 }
 
 /** A stored batch. */
 export interface BatchRecord extends BatchInit {
+  allowReusedReferences: boolean;
   state: BatchState;
   /** Rows that became intents (`valid`). */
   expected: number;
@@ -70,6 +77,48 @@ export type ClaimResult = { created: true } | { created: false; batch: BatchReco
 export interface InvalidRow {
   line: number;
   message: string;
+}
+
+/** The batch row that first used a reference, among the batches of one type. */
+export interface ReferenceHolder {
+  batchId: string;
+  line: number;
+}
+
+/** A row that claims its reference as it is enqueued ({@link BatchStore.claimReferences}). */
+export interface ReferenceClaim {
+  /** As written in the file. */
+  reference: string;
+  line: number;
+  amount: AmountMinor;
+  currency: string;
+}
+
+/** A row {@link BatchStore.claimReferences} refused: its reference is another batch's. */
+export interface RefusedReference extends ReferenceClaim {
+  holder: ReferenceHolder;
+}
+
+/** One chunk's reference claims. */
+export interface ClaimReferencesInput {
+  batchId: string;
+  type: IntentType;
+  rows: readonly ReferenceClaim[];
+  /** Accept a reference another batch holds (it stays that batch's) instead of refusing the row. */
+  allowReused: boolean;
+  /**
+   * The invalid-row message of a refused row, with `{reference}`, `{batch}` and `{line}` standing
+   * for the row's reference and the holder's batch id and line.
+   */
+  messageTemplate: string;
+}
+
+/** What {@link BatchStore.claimReferences} did with a chunk. */
+export interface ClaimReferencesResult {
+  /** Rows refused (not to be enqueued), in the order given. */
+  refused: RefusedReference[];
+  /** Rows accepted although another batch holds their reference (`allowReused`). */
+  reused: number;
 }
 
 /** One payment event for a batch row, as the tracker hands it to {@link BatchStore.applyEvents}. */
@@ -118,6 +167,24 @@ export interface BatchStore {
   markReferencedLines(id: string, lines: readonly number[]): Promise<void>;
   /** For each line, whether {@link BatchStore.markReferencedLines} recorded it. */
   referencedLines(id: string, lines: readonly number[]): Promise<boolean[]>;
+  /**
+   * The registry of row references of `type` (one per type, compared ignoring case, never
+   * released): who holds each of `references`, or undefined when none does. A read; claims are
+   * {@link BatchStore.claimReferences}.
+   */
+  referenceHolders(
+    type: IntentType,
+    references: readonly string[],
+  ): Promise<(ReferenceHolder | undefined)[]>;
+  /**
+   * Claims the references of a chunk of rows of batch `batchId`, in one atomic step per chunk:
+   * a free reference becomes this row's; one this batch already holds (a resumed or repeated
+   * ingest) is kept; one another batch holds is accepted with `allowReused` (and stays the other
+   * batch's), otherwise the row is refused: recorded as an invalid row (line order, once per line)
+   * and taken out of the batch's `valid`, `expected` and `totals`, into `invalid`. Idempotent:
+   * claiming the same rows again changes nothing and reports the same refusals.
+   */
+  claimReferences(input: ClaimReferencesInput): Promise<ClaimReferencesResult>;
   /**
    * Named fields of a batch's intents (the results file), one array per key, in order; null for a
    * field (or an intent) that is absent.

@@ -1,7 +1,8 @@
 /**
  * The results file of a batch (docs/product.md §6.3, docs/batches.md "Results"): one row per
  * input row, in input order — the batch's intents, a page at a time, merged with the rows refused
- * by validation when it was submitted with skip-invalid — written by results-csv.ts. Unlike the
+ * (by validation when it was submitted with skip-invalid, or for a reference another batch holds)
+ * — written by results-csv.ts. Unlike the
  * status, it reads every intent, once, because it lists every row.
  */
 import { PassThrough, type Writable } from 'node:stream';
@@ -75,7 +76,8 @@ function invalidResult(row: InvalidRow): ResultRow {
 async function* resultRows(deps: BatchResultsDeps, batch: BatchRecord): AsyncGenerator<ResultRow> {
   const { batches } = deps;
   const keyPrefix = `bat_${batch.id}_`;
-  const invalid = new InvalidCursor(batches, batch.id, batch.skipInvalid);
+  // Refused rows: with skip-invalid, and rows refused for a reference another batch holds.
+  const invalid = new InvalidCursor(batches, batch.id, batch.skipInvalid || batch.invalid > 0);
 
   for (let offset = 0; ; offset += PAGE) {
     const keys = await deps.store.batchKeys(batch.id, offset, PAGE);
@@ -139,7 +141,7 @@ async function* resultRows(deps: BatchResultsDeps, batch: BatchRecord): AsyncGen
 
 /**
  * Streams the results file of docs/product.md §6.3 into `out` (one row per input row, in input
- * order, refused rows included when the batch was submitted with skip-invalid) and ends `out`.
+ * order, refused rows included) and ends `out`.
  * Returns false, writing nothing, when there is no such batch.
  */
 export async function batchResults(

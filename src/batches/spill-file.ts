@@ -34,6 +34,8 @@ export type SpilledLine =
   | {
       kind: 'row';
       row: BatchIntentRow;
+      /** The row's reference as written; undefined for a row keyed by its line. */
+      reference: string | undefined;
       /** The row's reference equals its own line number (see BatchStore.markReferencedLines). */
       referencesOwnLine: boolean;
     }
@@ -49,6 +51,7 @@ export function readSpillLine(text: string, batchId: string): SpilledLine {
   const ref = f[2] === '' || f[2] === undefined ? undefined : f[2];
   return {
     kind: 'row',
+    reference: ref,
     referencesOwnLine: ref !== undefined && ref === f[1],
     row: {
       key: batchIntentKey(batchId, ref ?? line),

@@ -4,7 +4,8 @@
  * (csv-parse, the UTF-8 and line-length guard, physical line numbers) is the shared reader of
  * `input/csv-reader.ts`; the fields are the payment instructions of `input/instructions.ts`. What
  * is the batch's own: the field-size limit per row, references unique in a file (sharing one
- * namespace with the line numbers of rows without one), the error budget, and the totals.
+ * namespace with the line numbers of rows without one), the error budget, the totals, and the
+ * content hash that identifies the batch (identity.ts), fed every row as it is read.
  */
 import type { IntentType } from '../kernel/intent.ts';
 import {
@@ -24,6 +25,7 @@ import {
   type RowOf,
 } from '../input/instructions.ts';
 import { ClaimTable } from './claim-table.ts';
+import { ContentIdentity } from './identity.ts';
 
 export { DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_LINE_BYTES };
 export type { CsvError, CsvInput };
@@ -60,6 +62,11 @@ export interface CsvSummary {
   totals: CsvTotals;
   /** `meta_*` keys (without the prefix) in header order; empty when the header was refused. */
   metaKeys: string[];
+  /**
+   * SHA-256 (hex) of the file's canonical content (identity.ts); undefined when the file was not
+   * read to its end (a structural error) or has no usable header.
+   */
+  contentHash: string | undefined;
 }
 
 /** The collected result of {@link validateCsv}. */
@@ -125,6 +132,7 @@ export async function* validateCsvStream<T extends IntentType>(
   );
 
   let referenceIndex = -1;
+  const identity = new ContentIdentity(options.type);
   const table = readCsvTable<HeaderLayout>(input, {
     maxFieldBytes: options.maxFieldBytes,
     maxLineBytes: options.maxLineBytes,
@@ -132,6 +140,7 @@ export async function* validateCsvStream<T extends IntentType>(
       const header = resolveHeader(options.type, fields);
       if (!header.ok) return { issues: header.issues };
       referenceIndex = header.layout.names.indexOf('reference');
+      identity.header(header.layout.names);
       return { layout: header.layout };
     },
   });
@@ -150,6 +159,7 @@ export async function* validateCsvStream<T extends IntentType>(
       const { line, fields: record, misaligned, oversized } = step.value;
       const layout = step.value.layout;
       totals.rows++;
+      identity.row(record);
       const issues: RowIssue[] = [...step.value.issues];
       let row: RowOf<T> | undefined;
       if (!misaligned) {
@@ -195,7 +205,7 @@ export async function* validateCsvStream<T extends IntentType>(
 
   if (end.headerErrors.length > 0) {
     for (const error of end.headerErrors) yield { error };
-    return { totals, metaKeys: [] };
+    return { totals, metaKeys: [], contentHash: undefined };
   }
   if (end.fatalInRow) {
     // The record that broke the file is a row, and an invalid one.
@@ -209,7 +219,12 @@ export async function* validateCsvStream<T extends IntentType>(
   } else if (end.layout !== undefined && totals.rows === 0) {
     yield { error: { line: end.headerLine, message: 'the file has a header but no rows' } };
   }
-  return { totals, metaKeys: [...(end.layout?.metaKeys ?? [])] };
+  const complete = end.fatal === undefined && end.layout !== undefined;
+  return {
+    totals,
+    metaKeys: [...(end.layout?.metaKeys ?? [])],
+    contentHash: complete ? identity.digest() : undefined,
+  };
 }
 
 /**

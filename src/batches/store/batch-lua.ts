@@ -4,10 +4,13 @@
  * race without double-counting a row or publishing `batch.completed` twice.
  *
  * Batch hash fields: `id type state source contentHash rows valid invalid expected skipInvalid
- * metaKeys totals createdAt ingestedAt finishedAt owner leaseUntil final`, plus one counter per
- * tracked intent state (`n:<state>`) and one money total per tracked state and currency
- * (`a:<state>:<currency>`, minor units). `expected` is the number of rows that became intents;
- * `final` how many of them reached a state that is final for the batch.
+ * allowReusedReferences metaKeys totals createdAt ingestedAt finishedAt owner leaseUntil final`,
+ * plus one counter per tracked intent state (`n:<state>`), one money total per tracked state and
+ * currency (`a:<state>:<currency>`, minor units), and the rows and money per currency of rows
+ * refused for a reference another batch holds (`refused:rows:<currency>`,
+ * `refused:amount:<currency>`; `totals` is as validated, the reader subtracts them). `expected` is
+ * the number of rows that became intents; `final` how many of them reached a state that is final
+ * for the batch.
  */
 import { SETTLED_STATES } from '../../kernel/intent.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
@@ -172,4 +175,55 @@ local acks = {}
 for j = 5 + 3 * n, #ARGV do acks[#acks + 1] = ARGV[j] end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
 return completed
+`);
+
+/**
+ * Claims the references of a chunk of batch rows in the per-type registry (a hash: lower-cased
+ * reference → `<batch id>:<line>`), and refuses the rows whose reference another batch holds
+ * unless reuse is allowed. A refused row is recorded as an invalid row and taken out of the
+ * batch's counters in the same step, once per line (a row already recorded is only reported), so
+ * claiming the same chunk again — a resumed ingest — changes nothing. Claims are never released:
+ * a reference claimed by a batch stays that batch's.
+ *
+ * KEYS: 1 registry hash, 2 batch hash, 3 batch's invalid rows.
+ * ARGV: 1 batch id, 2 allow reuse ('1'/'0'), 3 message template ({reference} {batch} {line}),
+ * then per row: registry field, reference as written, line, amount (minor units), currency.
+ * Returns { reused count, { row index (0-based), holder, ... } } for the refused rows.
+ */
+export const CLAIM_REFERENCES = new LuaScript(`
+local function fill(text, name, value)
+  local s, e = string.find(text, name, 1, true)
+  if not s then return text end
+  return string.sub(text, 1, s - 1) .. value .. string.sub(text, e + 1)
+end
+local registry, bh, inv = KEYS[1], KEYS[2], KEYS[3]
+local mine, allow, template = ARGV[1] .. ':', ARGV[2] == '1', ARGV[3]
+local reused, refused = 0, {}
+for i = 4, #ARGV, 5 do
+  local field, ref, line, amount, cur = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
+  local holder = nil
+  if redis.call('HSETNX', registry, field, mine .. line) == 0 then
+    holder = redis.call('HGET', registry, field)
+  end
+  if holder and string.sub(holder, 1, #mine) ~= mine then
+    if allow then
+      reused = reused + 1
+    else
+      refused[#refused + 1] = (i - 4) / 5
+      refused[#refused + 1] = holder
+      if #redis.call('ZRANGEBYSCORE', inv, line, line, 'LIMIT', 0, 1) == 0 then
+        local hb, hl = string.match(holder, '^(.*):(%d+)$')
+        local msg = fill(fill(fill(template, '{reference}', ref), '{batch}', hb or holder),
+          '{line}', hl or '?')
+        redis.call('ZADD', inv, line, '{"line":' .. line .. ',"message":' .. cjson.encode(msg) .. '}')
+        redis.call('HINCRBY', bh, 'valid', -1)
+        redis.call('HINCRBY', bh, 'expected', -1)
+        redis.call('HINCRBY', bh, 'invalid', 1)
+        redis.call('HINCRBY', bh, 'refused:rows:' .. cur, 1)
+        redis.call('HINCRBY', bh, 'refused:amount:' .. cur, amount)
+      end
+    end
+  end
+end
+return { reused, refused }
 `);

@@ -3,7 +3,10 @@
  * state (`<prefix>:idx:batch-state:<state>`, scored by creation time; its cardinality is the
  * per-state counter), and per batch the rows refused by validation
  * (`<prefix>:batch:<id>:invalid`) and the lines whose reference equals their own line number
- * (`<prefix>:batch:<id>:reflines`, see {@link RedisBatchStore.markReferencedLines}).
+ * (`<prefix>:batch:<id>:reflines`, see {@link RedisBatchStore.markReferencedLines}). One registry
+ * of row references per batch type (`<prefix>:batch-refs:<type>`, a hash: lower-cased reference →
+ * `<batch id>:<line>` of the row that claimed it; never pruned, about 100 bytes per reference),
+ * so a reference is paid by one batch only (see {@link RedisBatchStore.claimReferences}).
  *
  * The id is claimed atomically (create-if-absent), so two uploads of one file make one batch. The
  * claimer holds a lease on the ingest, renewed while it works; a submitter that finds an ingest
@@ -12,7 +15,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
-import { INTENT_TYPES, SETTLED_STATES } from '../../kernel/intent.ts';
+import { INTENT_TYPES, SETTLED_STATES, type IntentType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import {
@@ -24,13 +27,18 @@ import {
   type BatchRowEvent,
   type BatchState,
   type BatchStore,
+  type ClaimReferencesInput,
+  type ClaimReferencesResult,
   type ClaimResult,
   type InvalidRow,
+  type ReferenceHolder,
+  type RefusedReference,
   type TrackedState,
 } from '../ports.ts';
 import {
   APPLY_EVENTS,
   CLAIM_BATCH,
+  CLAIM_REFERENCES,
   FINISH_INGEST,
   RENEW_INGEST,
   TAKE_OVER_INGEST,
@@ -66,6 +74,11 @@ const hashSchema = z.object({
   invalid: num,
   expected: num,
   skipInvalid: z.enum(['0', '1']).transform((v) => v === '1'),
+  // Absent on batches stored before references were registered.
+  allowReusedReferences: z
+    .enum(['0', '1'])
+    .default('0')
+    .transform((v) => v === '1'),
   metaKeys: z.string().transform((s) => z.array(z.string()).parse(JSON.parse(s))),
   totals: z.string().transform((s) => totalsSchema.parse(JSON.parse(s))),
   final: num.default(0),
@@ -82,8 +95,18 @@ function parseBatch(h: Record<string, string>): BatchRecord {
     number
   >;
   const amounts: BatchRecord['amounts'] = {};
+  const totals = { ...base.totals };
   for (const [field, value] of Object.entries(h)) {
-    if (field.startsWith('n:')) {
+    if (field.startsWith('refused:')) {
+      // Rows refused for a reference another batch holds: out of the validated totals.
+      const [, what, currency] = field.split(':');
+      const total = currency === undefined ? undefined : totals[currency];
+      if (total === undefined || currency === undefined) continue;
+      const left = { ...total };
+      if (what === 'rows') left.rows -= Number(value);
+      else if (what === 'amount') left.amount = (left.amount - Number(value)) as AmountMinor;
+      totals[currency] = left;
+    } else if (field.startsWith('n:')) {
       const state = field.slice(2) as TrackedState;
       if ((TRACKED_STATES as readonly string[]).includes(state)) counts[state] = Number(value);
     } else if (field.startsWith('a:')) {
@@ -94,11 +117,20 @@ function parseBatch(h: Record<string, string>): BatchRecord {
       perCurrency[currency] = Number(value);
     }
   }
-  const out: BatchRecord = { ...base, counts, amounts };
+  for (const [currency, total] of Object.entries(totals)) {
+    if (total.rows <= 0) delete totals[currency];
+  }
+  const out: BatchRecord = { ...base, totals, counts, amounts };
   for (const k of ['ingestedAt', 'finishedAt', 'leaseUntil'] as const) {
     if (out[k] === undefined) delete out[k];
   }
   return out;
+}
+
+/** A registry value `<batch id>:<line>` (batch ids hold no colon). */
+function parseHolder(value: string): ReferenceHolder {
+  const at = value.lastIndexOf(':');
+  return { batchId: value.slice(0, at), line: Number(value.slice(at + 1)) };
 }
 
 function pairsToObject(flat: readonly string[]): Record<string, string> {
@@ -113,6 +145,8 @@ export function batchKeys(prefix: string) {
     batch: (id: string) => `${prefix}:batch:${id}`,
     invalid: (id: string) => `${prefix}:batch:${id}:invalid`,
     refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
+    // Not `batch:<…>`: a batch id could be any word.
+    references: (type: IntentType) => `${prefix}:batch-refs:${type}`,
     byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
   };
 }
@@ -149,6 +183,7 @@ export class RedisBatchStore implements BatchStore {
       invalid: String(init.invalid),
       expected: String(init.valid),
       skipInvalid: init.skipInvalid ? '1' : '0',
+      allowReusedReferences: init.allowReusedReferences === true ? '1' : '0',
       metaKeys: JSON.stringify(init.metaKeys),
       totals: JSON.stringify(init.totals),
       final: '0',
@@ -251,6 +286,49 @@ export class RedisBatchStore implements BatchStore {
     if (lines.length === 0) return [];
     const r = await this.redis.smismember(this.k.refLines(id), ...lines.map(String));
     return r.map((v) => v === 1);
+  }
+
+  /** @inheritdoc One HMGET on the type's registry. */
+  async referenceHolders(
+    type: IntentType,
+    references: readonly string[],
+  ): Promise<(ReferenceHolder | undefined)[]> {
+    if (references.length === 0) return [];
+    const values = await this.redis.hmget(
+      this.k.references(type),
+      ...references.map((r) => r.toLowerCase()),
+    );
+    return values.map((v) => (v === null ? undefined : parseHolder(v)));
+  }
+
+  /** @inheritdoc One CLAIM_REFERENCES call (batch-lua.ts) per chunk. */
+  async claimReferences(input: ClaimReferencesInput): Promise<ClaimReferencesResult> {
+    const { batchId, type, rows } = input;
+    if (rows.length === 0) return { refused: [], reused: 0 };
+    const args: string[] = [batchId, input.allowReused ? '1' : '0', input.messageTemplate];
+    for (const r of rows) {
+      args.push(
+        r.reference.toLowerCase(),
+        r.reference,
+        String(r.line),
+        String(r.amount),
+        r.currency,
+      );
+    }
+    const [reused, flat] = (await CLAIM_REFERENCES.run(
+      this.redis,
+      3,
+      this.k.references(type),
+      this.k.batch(batchId),
+      this.k.invalid(batchId),
+      ...args,
+    )) as [number, (number | string)[]];
+    const refused: RefusedReference[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      const row = rows[Number(flat[i])];
+      if (row !== undefined) refused.push({ ...row, holder: parseHolder(String(flat[i + 1])) });
+    }
+    return { refused, reused: Number(reused) };
   }
 
   /** @inheritdoc One pipelined HMGET per intent (the intent hash of infra/redis/keys.ts). */

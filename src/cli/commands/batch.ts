@@ -173,9 +173,17 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
         .choices(['charge', 'payout'])
         .makeOptionMandatory(),
     )
-    .option('--id <id>', 'batch id (default: derived from the file content)', parseBatchId)
+    .option(
+      '--id <id>',
+      'batch id (default: derived from the rows, however the file is saved)',
+      parseBatchId,
+    )
     .option('--validate-only', 'validate and print the batch id; enqueue nothing')
     .option('--skip-invalid', 'enqueue the valid rows and report the invalid ones')
+    .option(
+      '--allow-reused-references',
+      'pay rows whose reference another batch of the type already used (refused by default)',
+    )
     .option('--wait', 'show progress until every row is final')
     .action(
       async (
@@ -185,6 +193,7 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
           id?: string;
           validateOnly?: boolean;
           skipInvalid?: boolean;
+          allowReusedReferences?: boolean;
           wait?: boolean;
         },
       ) => {
@@ -198,6 +207,7 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
             ...(opts.id !== undefined ? { id: opts.id } : {}),
             validateOnly: opts.validateOnly === true,
             skipInvalid: opts.skipInvalid === true,
+            allowReusedReferences: opts.allowReusedReferences === true,
             sourceName: file.split(/[\\/]/).pop() ?? file,
           });
           if (result.status === 'invalid') {
@@ -213,7 +223,9 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
           }
           if (!out.json) {
             out.info(submitSummary(result));
-            if (opts.skipInvalid) {
+            // With skip-invalid, the rows it skipped; without, rows that lost a reference to a
+            // batch submitted at the same moment (recorded as refused, never paid).
+            if (opts.skipInvalid || result.errorCount > 0) {
               for (const line of formatBatchErrors(file, result.errors)) out.info(`  ${line}`);
             }
           }

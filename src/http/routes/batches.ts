@@ -25,6 +25,8 @@ const uploadQuery = z.object({
   id: batchIdSchema.optional(),
   skipInvalid: flag,
   validateOnly: flag,
+  /** Pay rows whose reference another batch of the type already used (refused by default). */
+  allowReusedReferences: flag,
   /** The file's name, kept on the batch for people. */
   name: z.string().max(200).optional(),
 });
@@ -73,6 +75,7 @@ export function registerBatchRoutes(
       ...(q.id !== undefined ? { id: q.id } : {}),
       skipInvalid: q.skipInvalid,
       validateOnly: q.validateOnly,
+      allowReusedReferences: q.allowReusedReferences,
       sourceName: q.name ?? 'upload.csv',
     });
     if (!body.readableEnded) {

@@ -41,6 +41,7 @@ describe('spill file lines', () => {
     expect(text.split('\n')).toHaveLength(1);
     expect(readSpillLine(text, 'b1')).toEqual({
       kind: 'row',
+      reference: 'sal-7',
       referencesOwnLine: false,
       row: {
         key: 'bat_b1_sal-7',
@@ -60,6 +61,7 @@ describe('spill file lines', () => {
       referencesOwnLine: false,
       row: { key: 'bat_b1_12', line: 12, meta: '' },
     });
+    expect(read).toHaveProperty('reference', undefined);
   });
 
   it('a reference equal to its own line is flagged (same key as a row without one)', () => {

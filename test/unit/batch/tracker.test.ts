@@ -44,6 +44,8 @@ async function harness(
     invalidRows: unused,
     markReferencedLines: unused,
     referencedLines: unused,
+    referenceHolders: unused,
+    claimReferences: unused,
     intentFields: unused,
     applyEvents: (group, events, ackIds) => {
       expect(group).toBe(BATCH_GROUP);

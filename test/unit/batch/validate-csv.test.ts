@@ -877,7 +877,11 @@ describe('validateCsvStream', () => {
       step = await stream.next();
     }
     expect(seen).toEqual(['row 2', 'error 3', 'row 4']);
-    expect(step.value).toEqual({ totals: { rows: 3, valid: 2, invalid: 1 }, metaKeys: ['x'] });
+    expect(step.value).toEqual({
+      totals: { rows: 3, valid: 2, invalid: 1 },
+      metaKeys: ['x'],
+      contentHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
   });
 
   it('closes the input when the consumer stops early', async () => {
