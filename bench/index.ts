@@ -11,7 +11,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-export const BENCHES = ['throughput', 'batch-ingest', 'subscription-tick', 'sandbox-rps'] as const;
+export const BENCHES = [
+  'throughput',
+  'batch-ingest',
+  'subscription-tick',
+  'payment-list',
+  'sandbox-rps',
+] as const;
 
 const { values } = parseArgs({
   options: { only: { type: 'string', multiple: true } },

@@ -148,6 +148,8 @@ const envSchema = z.object({
   REQUIRES_ACTION_WINDOW: duration('30m'),
   PAYOUT_WATCH_SCHEDULE: schedule('10m,1h,24h'),
   ORPHAN_AFTER: duration('5m'),
+  /** An `unknown` payment older than this may be resolved by a person (payments/resolve.ts). */
+  RESOLVE_UNKNOWN_AFTER: duration('1h'),
   SUBMIT_LEASE: duration('2m'),
   WORKER_LOCK_DURATION: duration('30s'),
   DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
@@ -211,6 +213,7 @@ export interface Config {
     /** How long a 3-D Secure challenge waits for the customer before verify decides. */
     requiresActionWindowMs: number;
     orphanAfterMs: number;
+    resolveUnknownAfterMs: number;
   };
   dunning: { scheduleMs: number[]; whenExhausted: 'cancel' | 'past_due' };
   dataEncryptionKey: Buffer;
@@ -298,6 +301,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       payoutWatchMs: e.PAYOUT_WATCH_SCHEDULE,
       requiresActionWindowMs: e.REQUIRES_ACTION_WINDOW,
       orphanAfterMs: e.ORPHAN_AFTER,
+      resolveUnknownAfterMs: e.RESOLVE_UNKNOWN_AFTER,
     },
     dunning: { scheduleMs: e.DUNNING_SCHEDULE, whenExhausted: e.DUNNING_EXHAUSTED },
     dataEncryptionKey: Buffer.from(e.DATA_ENCRYPTION_KEY, 'hex'),

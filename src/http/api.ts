@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentStore, Sealer } from '../kernel/ports.ts';
+import type { IntentStore, PaymentGateway, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
@@ -15,6 +15,7 @@ import type { BatchDeps } from '../batches/ingest.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
+import { registerResolveRoute } from './routes/payments-resolve.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { buildHttpServer, type Readiness } from './server.ts';
@@ -25,6 +26,8 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   logger: Logger;
   clock: Clock;
   store: IntentStore;
+  /** For an operator's resolution, which asks the gateway first. */
+  gateway: PaymentGateway;
   sealer: Sealer;
   dispatcher: QueueDispatcher;
   metrics: Metrics;
@@ -53,6 +56,14 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),
+      (server) =>
+        registerResolveRoute(server, {
+          store: app.store,
+          gateway: app.gateway,
+          clock: app.clock,
+          logger: app.logger.child({ component: 'resolve' }),
+          unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
+        }),
       (server) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app)),
       (server) =>
         registerDashboard(server, {

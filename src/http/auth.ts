@@ -100,6 +100,8 @@ export function bearerGrant(
 function guardFor(access: 'read' | 'write', d: TokenDigests): onRequestAsyncHookHandler {
   return async (req: FastifyRequest, reply: FastifyReply) => {
     const grant = grantOf(req.headers.authorization, d);
+    req.tokenName =
+      grant === 'write' ? 'API_TOKEN' : grant === 'read' ? 'API_READ_TOKEN' : undefined;
     if (grant === undefined) {
       return reply
         .code(401)
@@ -114,6 +116,13 @@ function guardFor(access: 'read' | 'write', d: TokenDigests): onRequestAsyncHook
   };
 }
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The name of the token the request carried (`API_TOKEN`, `API_READ_TOKEN`): who asked. */
+    tokenName?: 'API_TOKEN' | 'API_READ_TOKEN';
+  }
+}
+
 const routeTables = new WeakMap<FastifyInstance, RouteAccess[]>();
 
 /**
@@ -125,6 +134,7 @@ export function installAccessPolicy(app: FastifyInstance, tokens: AccessTokens):
   routeTables.set(app, table);
   const d = tokenDigests(tokens);
   const guards = { read: guardFor('read', d), write: guardFor('write', d) };
+  app.decorateRequest('tokenName', undefined);
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     const accesses = new Set(methods.map((m) => classifyRoute(m, route.url)));

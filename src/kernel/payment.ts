@@ -92,6 +92,19 @@ export interface IntentHistoryEntry {
   to: IntentState;
   attempt: number;
   reason?: string;
+  /** Set when a person decided this transition (payments/resolve.ts). */
+  resolution?: Resolution;
+}
+
+/** An operator's resolution of a payment, recorded in its history and its event. */
+export interface Resolution {
+  /** Who: the token's name (`API_TOKEN`) or `cli:<user>`. */
+  by: string;
+  note: string;
+  /** What the gateway said when asked just before (`succeeded`, `not_found`, `unreachable`, …). */
+  gateway: string;
+  /** True when the operator overrode a gateway answer that disagreed or was not final. */
+  forced: boolean;
 }
 
 /** What is needed to create an intent; the store fills in state, timestamps and counters. */

@@ -5,7 +5,13 @@
 import type { AmountMinor, ChargeCurrency, Currency, PayoutCurrency } from './money.ts';
 import type { AttemptReference, IntentKey } from './ids.ts';
 import type { FailureReason, IntentState, IntentType } from './intent.ts';
-import type { Intent, IntentDraft, IntentHistoryEntry, PayoutPayee } from './payment.ts';
+import type {
+  Intent,
+  IntentDraft,
+  IntentHistoryEntry,
+  PayoutPayee,
+  Resolution,
+} from './payment.ts';
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
@@ -132,6 +138,18 @@ export interface TransitionOptions {
   reason?: string;
   /** When to check this intent next (pending/unknown); removes it from the due set otherwise. */
   reconcileAt?: number;
+  /** A person's decision: written to the history line and the event (`resolution`). */
+  resolution?: Resolution;
+}
+
+/** Filters of a payment list (GET /payments). Dates are createdAt bounds in ms, inclusive. */
+export interface IntentFilter {
+  state?: IntentState;
+  type?: IntentType;
+  batchId?: string;
+  subscriptionId?: string;
+  createdAfter?: number;
+  createdBefore?: number;
 }
 
 export type TransitionResult =
@@ -185,6 +203,15 @@ export interface IntentStore {
   /** Intents in `queued` since before `before` (candidates for a lost enqueue). */
   queuedSince(before: number, limit: number): Promise<string[]>;
   countByState(): Promise<Record<IntentState, number>>;
+  /**
+   * One page of intents matching `filter` (payments/list.ts); `next` is an opaque cursor, absent on
+   * the last page. Throws a RangeError for a cursor it did not issue or issued for other filters.
+   */
+  list(
+    filter: IntentFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ intents: Intent[]; next?: string }>;
   /**
    * Records that check number `checks` of the intent's current attempt ran, and when the next one
    * is due (undefined: none). False when another check already recorded it.

@@ -1,5 +1,5 @@
 /** The public view of one payment (HTTP `GET /payments/:reference`, `billing payments show`). */
-import { parseAttemptReference } from '../kernel/ids.ts';
+import { apiIntentKey, parseAttemptReference } from '../kernel/ids.ts';
 import { formatMajor } from '../kernel/money.ts';
 import type { Intent, IntentHistoryEntry } from '../kernel/payment.ts';
 import type { IntentStore } from '../kernel/ports.ts';
@@ -58,14 +58,30 @@ export function toView(intent: Intent, history: IntentHistoryEntry[]): PaymentVi
   };
 }
 
-/** Finds a payment by intent key or attempt reference. */
+/** The intent of an API payment by the caller's own key (none when that is no valid key). */
+async function ownKey(store: IntentStore, callerKey: string): Promise<Intent | undefined> {
+  let key: string;
+  try {
+    key = apiIntentKey(callerKey);
+  } catch {
+    return undefined;
+  }
+  return store.get(key);
+}
+
+/**
+ * Finds a payment by intent key, attempt reference, or the caller's own key of an API payment
+ * (`order-1001` for the intent `api_order-1001`).
+ */
 export async function findPayment(
   store: IntentStore,
   reference: string,
 ): Promise<PaymentView | undefined> {
   const key = parseAttemptReference(reference)?.key ?? reference;
   const intent =
-    (await store.get(key)) ?? (key !== reference ? await store.get(reference) : undefined);
+    (await store.get(key)) ??
+    (key !== reference ? await store.get(reference) : undefined) ??
+    (await ownKey(store, reference));
   if (!intent) return undefined;
   return toView(intent, await store.history(intent.key));
 }

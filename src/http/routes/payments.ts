@@ -5,6 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { createPayment, type CreateDeps } from '../../payments/create.ts';
 import { findPayment, toView } from '../../payments/view.ts';
+import { listPayments, paymentListQuerySchema } from '../../payments/list.ts';
 import { apiError } from '../errors.ts';
 
 export function registerPaymentRoutes(app: FastifyInstance, deps: CreateDeps) {
@@ -26,6 +27,35 @@ export function registerPaymentRoutes(app: FastifyInstance, deps: CreateDeps) {
         return reply
           .code(res.status === 'created' ? 201 : 200)
           .send(toView(res.intent, await deps.store.history(res.intent.key)));
+    }
+  });
+
+  app.get('/payments', async (req, reply) => {
+    const q = paymentListQuerySchema.safeParse(req.query ?? {});
+    if (!q.success) {
+      return reply.code(422).send(
+        apiError(
+          'invalid_query',
+          'the list query is invalid',
+          q.error.issues.map((i) => ({
+            field:
+              i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(query)'),
+            message: i.message,
+          })),
+        ),
+      );
+    }
+    try {
+      return await listPayments(deps.store, q.data);
+    } catch (err) {
+      if (err instanceof RangeError) {
+        return reply
+          .code(422)
+          .send(
+            apiError('invalid_query', err.message, [{ field: 'cursor', message: err.message }]),
+          );
+      }
+      throw err;
     }
   });
 

@@ -3,7 +3,7 @@
  * (and every test) can share one Redis. Standalone Redis only: the Lua scripts touch several
  * keys of one prefix, as BullMQ's do.
  */
-import { INTENT_STATES, type IntentState } from '../../kernel/intent.ts';
+import { INTENT_STATES, type IntentState, type IntentType } from '../../kernel/intent.ts';
 import { eventsKey } from './event-log.ts';
 
 export function storeKeys(prefix: string) {
@@ -13,6 +13,9 @@ export function storeKeys(prefix: string) {
     byState: (state: IntentState) => `${prefix}:idx:state:${state}`,
     allStateIndexes: () => INTENT_STATES.map((s) => `${prefix}:idx:state:${s}`),
     byBatch: (batchId: string) => `${prefix}:idx:batch:${batchId}`,
+    /** Every intent (or every intent of one type) scored by createdAt: the lists' main index. */
+    byCreated: (type?: IntentType) =>
+      type === undefined ? `${prefix}:idx:created` : `${prefix}:idx:created:${type}`,
     bySubscription: (subscriptionId: string) => `${prefix}:idx:sub:${subscriptionId}`,
     leases: () => `${prefix}:leases`,
     reconcileDue: () => `${prefix}:reconcile:due`,

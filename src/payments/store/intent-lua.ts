@@ -7,7 +7,10 @@
  */
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 
-/** KEYS: hash, history, idx:state:queued, secondary index. ARGV: fields JSON, now, history JSON, key, secondary score. */
+/**
+ * KEYS: hash, history, idx:state:queued, secondary index, created index, created index of the
+ * type. ARGV: fields JSON, now, history JSON, key, secondary score.
+ */
 export const CREATE_INTENT = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local f = cjson.decode(ARGV[1])
@@ -17,6 +20,8 @@ redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[4])
 redis.call('RPUSH', KEYS[2], ARGV[3])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4]) end
+redis.call('ZADD', KEYS[5], ARGV[2], ARGV[4])
+redis.call('ZADD', KEYS[6], ARGV[2], ARGV[4])
 return 1
 `);
 
@@ -27,7 +32,7 @@ return 1
  * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 the new attempt's
  * reference, or '' when the transition opens no new attempt, 9 unsent resubmit '1'|'0', 10 reason,
  * 11 reconcileAt or '', 12 state order "s1,s2,…", 13 event type or '', 14 max events stream
- * length, 15 event id (with an event type).
+ * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event).
  * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
@@ -73,8 +78,10 @@ else
 end
 if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], key) else redis.call('ZREM', KEYS[4], key) end
 
+local resolution = nil
+if ARGV[16] ~= '' then resolution = cjson.decode(ARGV[16]) end
 redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to = to, attempt = attempt,
-  reason = ARGV[10] ~= '' and ARGV[10] or nil }))
+  reason = ARGV[10] ~= '' and ARGV[10] or nil, resolution = resolution }))
 
 if ARGV[13] ~= '' then
   local d = redis.call('HMGET', h, 'type', 'amount', 'currency', 'reference', 'reason', 'message', 'fee',
@@ -90,6 +97,7 @@ if ARGV[13] ~= '' then
   end
   -- Whether a reusable card authorization is stored (never the authorization itself).
   if d[1] == 'charge' then data.hasAuthorization = d[15] ~= false end
+  data.resolution = resolution
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
     'at', now, 'data', cjson.encode(data))
 end
@@ -130,7 +138,8 @@ return redis.call('HSETNX', KEYS[1], 'seenAtGateway', ARGV[2])
  * every batch intent shares are written here; the client sends only what differs per row.
  * An intent that exists is left untouched and its state, attempt, queue entries and reference are
  * returned, so a resumed ingest enqueues only what still waits.
- * KEYS: 1 queued-state index, 2 batch index, then per intent: hash, history.
+ * KEYS: 1 queued-state index, 2 batch index, 3 created index, 4 created index of the type, then
+ * per intent: hash, history.
  * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
  * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or '', first attempt's
  * reference, incarnation.
@@ -140,7 +149,7 @@ export const CREATE_BATCH_INTENTS = new LuaScript(`
 local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local out = {}
 for i = 1, n do
-  local h, hk = KEYS[1 + 2 * i], KEYS[2 + 2 * i]
+  local h, hk = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
   local a = 6 + (i - 1) * 8
   local key, line = ARGV[a], ARGV[a + 1]
   if redis.call('EXISTS', h) == 1 then
@@ -155,6 +164,8 @@ for i = 1, n do
     redis.call('ZADD', KEYS[1], now, key)
     redis.call('RPUSH', hk, hist)
     redis.call('ZADD', KEYS[2], line, key)
+    redis.call('ZADD', KEYS[3], now, key)
+    redis.call('ZADD', KEYS[4], now, key)
     out[i] = 1
   end
 end

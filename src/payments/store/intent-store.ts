@@ -21,6 +21,7 @@ import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payme
 import type {
   BatchIntent,
   BatchIntentRow,
+  IntentFilter,
   IntentStore,
   TransitionOptions,
   TransitionResult,
@@ -34,6 +35,7 @@ import {
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
 import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
 import { allowedFrom } from '../state-machine.ts';
+import { listIntentKeys } from './intent-list.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,
@@ -184,11 +186,13 @@ export class RedisIntentStore implements IntentStore {
     const history: IntentHistoryEntry = { at: now, from: null, to: 'queued', attempt: 1 };
     const created = (await CREATE_INTENT.run(
       this.redis,
-      4,
+      6,
       this.k.intent(draft.key),
       this.k.history(draft.key),
       this.k.byState('queued'),
       secondary.key,
+      this.k.byCreated(),
+      this.k.byCreated(draft.type),
       JSON.stringify(fields),
       String(now),
       JSON.stringify(history),
@@ -199,6 +203,52 @@ export class RedisIntentStore implements IntentStore {
     const intent = created === 1 ? hashSchema.parse(fields) : await this.get(draft.key);
     if (!intent) throw new Error(`intent ${draft.key} vanished after create`);
     return { created: created === 1, intent };
+  }
+
+  /** @inheritdoc */
+  async list(
+    filter: IntentFilter,
+    limit: number,
+    cursor?: string,
+  ): Promise<{ intents: Intent[]; next?: string }> {
+    const page = await listIntentKeys(this.redis, this.k, filter, limit, cursor);
+    const intents = (await Promise.all(page.keys.map((key) => this.get(key)))).filter(
+      (i): i is Intent => i !== undefined,
+    );
+    return page.next === undefined ? { intents } : { intents, next: page.next };
+  }
+
+  /**
+   * Adds every stored intent to the created indexes the lists walk (intents stored before those
+   * indexes existed are missing from them). Idempotent; SCANs the prefix, so run it once after
+   * upgrading (`billing payments reindex`). Returns how many intents it indexed.
+   */
+  async reindexCreated(): Promise<number> {
+    let cursor = '0';
+    let count = 0;
+    do {
+      const [next, keys] = await this.redis.scan(
+        cursor,
+        'MATCH',
+        this.k.intent('*'),
+        'COUNT',
+        1000,
+      );
+      cursor = next;
+      const hashes = keys.filter((k) => !k.endsWith(':history'));
+      const rows = await Promise.all(
+        hashes.map((h) => this.redis.hmget(h, 'key', 'type', 'createdAt')),
+      );
+      const pipe = this.redis.pipeline();
+      for (const [key, type, createdAt] of rows) {
+        if (!key || (type !== 'charge' && type !== 'payout') || !createdAt) continue;
+        pipe.zadd(this.k.byCreated(), createdAt, key);
+        pipe.zadd(this.k.byCreated(type), createdAt, key);
+        count++;
+      }
+      await pipe.exec();
+    } while (cursor !== '0');
+    return count;
   }
 
   /** @inheritdoc */
@@ -280,6 +330,7 @@ export class RedisIntentStore implements IntentStore {
       event ?? '',
       String(EVENTS_MAX_LEN),
       eventId,
+      opts.resolution ? JSON.stringify(opts.resolution) : '',
     )) as string[];
     const tag = res[0];
     if (tag === 'ok')
@@ -411,7 +462,7 @@ export class RedisIntentStore implements IntentStore {
     for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
       const group = rows.slice(start, start + INTENTS_PER_CALL);
       let i = start;
-      const keys = [k.byState('queued'), k.byBatch(batchId)];
+      const keys = [k.byState('queued'), k.byBatch(batchId), k.byCreated(), k.byCreated(type)];
       const args = [String(now), history, batchId, type, String(group.length)];
       for (const r of group) {
         keys.push(k.intent(r.key), k.history(r.key));
