@@ -7,12 +7,13 @@ import Fastify, {
   LogController,
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type preHandlerAsyncHookHandler,
 } from 'fastify';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
 import { installAccessPolicy } from './auth.ts';
-import { apiError } from './errors.ts';
+import { apiError, frameworkError } from './errors.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import type { CreateDeps } from '../payments/create.ts';
 
@@ -59,6 +60,12 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     loggerInstance: httpLogger,
     // One log line per meaningful event: our routes log what matters, not every request.
     logController: new LogController({ disableRequestLogging: true }),
+    // Routing errors (a malformed URL, an over-long path parameter) in the one error shape.
+    frameworkErrors: (err, _req, reply) => {
+      void (reply as unknown as FastifyReply)
+        .code(err.statusCode ?? 400)
+        .send(frameworkError(err.code) ?? apiError('bad_request', 'the request is malformed'));
+    },
   });
   installAccessPolicy(app, {
     write: deps.apiToken,
@@ -81,6 +88,8 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
       }
       const status = err.statusCode ?? 500;
+      const framework = status < 500 ? frameworkError(err.code) : undefined;
+      if (framework) return reply.code(status).send(framework);
       if (status >= 500)
         req.log.error({ err: { message: err.message, code: err.code } }, 'request failed');
       return reply

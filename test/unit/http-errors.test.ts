@@ -1,0 +1,53 @@
+/**
+ * One error shape everywhere (src/http/errors.ts): fastify's own body-parsing and routing errors
+ * answer `{ error: { code, message } }` in the product's words, never an `FST_ERR_*` code and
+ * never the request URL echoed back.
+ */
+import { describe, expect, it } from 'vitest';
+import { buildHttpServer } from '../../src/http/server.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+
+const TOKEN = 'test-token-0123456789abcdef';
+
+async function server() {
+  return buildHttpServer({
+    logger: createLogger({ level: 'silent' }),
+    apiToken: TOKEN,
+    payments: {} as never,
+    ready: () => Promise.resolve({ ok: true as const }),
+  });
+}
+
+describe('framework errors in the product error shape', () => {
+  it.each([
+    ['malformed JSON', 'application/json', '{bad', 400, 'invalid_json'],
+    ['an empty JSON body', 'application/json', '', 400, 'invalid_json'],
+    ['an unsupported media type', 'text/xml', '<a/>', 415, 'unsupported_media_type'],
+  ])('%s', async (_what, type, payload, status, code) => {
+    const app = await server();
+    const res = await app.inject({
+      method: 'POST',
+      url: '/payments',
+      headers: { authorization: `Bearer ${TOKEN}`, 'content-type': type },
+      payload,
+    });
+    expect(res.statusCode).toBe(status);
+    expect(res.json()).toEqual({ error: { code, message: expect.any(String) as string } });
+    expect(res.body).not.toContain('FST_');
+    await app.close();
+  });
+
+  it('an over-long path parameter: 414 without echoing the URL', async () => {
+    const app = await server();
+    const long = 'x'.repeat(300);
+    const res = await app.inject({
+      method: 'GET',
+      url: `/payments/${long}`,
+      headers: { authorization: `Bearer ${TOKEN}` },
+    });
+    expect(res.statusCode).toBe(414);
+    expect(res.json()).toMatchObject({ error: { code: 'uri_too_long' } });
+    expect(res.body).not.toContain(long);
+    await app.close();
+  });
+});
