@@ -1,6 +1,9 @@
 # syntax=docker/dockerfile:1
 # sayswitch-billing: one image, every role. `docker compose up` runs it (see docker-compose.yml);
 # `docker run IMAGE start --roles worker` runs one role, `docker run IMAGE sandbox` the simulator.
+# A role started with `--health-file /tmp/billing-health.json` is checked by
+# `node bin/billing.js health --health-file /tmp/billing-health.json` (the compose healthchecks).
+# Logs go to stderr; stdout carries command results only.
 
 ARG NODE_IMAGE=node:24-slim
 

@@ -1,12 +1,15 @@
 /**
  * Process entry and composition root of the `billing` CLI: reads the environment (the only place
- * besides src/config), wires signals, and hands the composition factories to the CLI.
+ * besides src/config), wires signals, and hands the composition factories to the CLI. Every log
+ * line goes to stderr, for every command (`billing start` included): stdout carries results only,
+ * so `--json` output is one document and `billing batch results … > out.csv` holds only CSV.
+ * Container runtimes collect both streams alike (docs/operations.md, "Logs").
  */
 import { loadConfig } from './config/config.ts';
 import { openApp, startRoles } from './app/composition.ts';
 import { runCli } from './cli/program.ts';
 import type { CliContext } from './cli/context.ts';
-import { createLogger } from './infra/logger.ts';
+import { createLogger, stderrDestination } from './infra/logger.ts';
 
 function untilSignal(): Promise<NodeJS.Signals> {
   return new Promise((resolve) => {
@@ -24,18 +27,26 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+const logDestination = stderrDestination();
+
 const ctx: CliContext = {
   out: () => {
     throw new Error('output is provided by runCli');
   },
   config: (overrides = {}) => loadConfig({ ...process.env, ...overrides }),
-  logger: (config) => createLogger({ level: config?.logLevel ?? process.env.LOG_LEVEL ?? 'info' }),
+  logger: (config) =>
+    createLogger({
+      level: config?.logLevel ?? process.env.LOG_LEVEL ?? 'info',
+      destination: logDestination,
+    }),
   openApp,
   startRoles,
   untilSignal,
   env: process.env,
   stdout: process.stdout,
   stderr: process.stderr,
+  // `.env` in the working directory is read when present (the environment wins).
+  cwd: process.cwd(),
 };
 
 process.exitCode = await runCli(process.argv, ctx);

@@ -1,7 +1,8 @@
 /**
  * What CLI commands get from the entry point: output, the environment's configuration (parsed
  * lazily: `billing sandbox` needs none) and the composition root's factories. Commands never read
- * process.env and never build adapters themselves.
+ * process.env and never build adapters themselves. `runCli` layers the `.env` file (or
+ * `--env-file`) under the environment before a command runs (src/cli/env-file.ts).
  */
 import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
@@ -22,6 +23,11 @@ export interface CliContext {
   env: Record<string, string | undefined>;
   stdout: NodeJS.WriteStream;
   stderr: NodeJS.WriteStream;
+  /**
+   * The working directory whose `.env` is read when no `--env-file` is given (src/main.ts sets
+   * it). Unset (in-process tests): no `.env` is read unless `--env-file` names one.
+   */
+  cwd?: string;
 }
 
 /**

@@ -1,7 +1,66 @@
-/** Errors the CLI turns into exit codes: 2 for bad usage or input, 1 for runtime failures. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
+/**
+ * Errors the CLI turns into exit codes and, with `--json`, into the error document
+ * `{"error":{"code","message","details"?}}` (README, "CLI"). Exit codes: 1 runtime failure, 2 bad
+ * usage or invalid input, 3 a batch completed with rows that did not succeed (`--wait`), 130
+ * interrupted (Ctrl-C).
+ */
+
+export interface CliErrorOptions {
+  /** Stable, machine-readable code of the JSON error document (`not_found`, `invalid_input`, …). */
+  code?: string;
+  /** Structured details for the JSON error document (never a secret). */
+  details?: unknown;
+  /** The process's exit code. */
+  exitCode?: number;
+  cause?: unknown;
+}
+
+/** A failure the CLI reports as one message (no stack) with a chosen exit code and error code. */
+export class CliError extends Error {
+  readonly code: string;
+  readonly details: unknown;
+  readonly exitCode: number;
+
+  constructor(message: string, opts: CliErrorOptions = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'CliError';
+    this.code = opts.code ?? 'failed';
+    this.details = opts.details;
+    this.exitCode = opts.exitCode ?? 1;
+  }
+}
+
+/** Bad usage or invalid input: exit code 2, error code `usage` unless a more precise one is given. */
+export class UsageError extends CliError {
+  constructor(message: string, opts: Omit<CliErrorOptions, 'exitCode'> = {}) {
+    super(message, { code: 'usage', ...opts, exitCode: 2 });
     this.name = 'UsageError';
+  }
+}
+
+/** Exit code of `batch submit --wait` when the batch completed with rows that did not succeed. */
+export const EXIT_ROWS_FAILED = 3;
+/** Exit code after Ctrl-C (SIGINT) or SIGTERM stopped a command that waits. */
+export const EXIT_INTERRUPTED = 130;
+
+/** A file-system error as a short phrase: "no such directory", "permission denied", … */
+export function describeFsError(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file or directory';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ENOTDIR':
+      return 'a parent is not a directory';
+    case 'EROFS':
+      return 'read-only file system';
+    case 'ENOSPC':
+      return 'no space left on device';
+    default:
+      return code ?? (err instanceof Error ? err.message : String(err));
   }
 }

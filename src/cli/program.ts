@@ -1,13 +1,19 @@
 /**
- * The `billing` CLI (docs/product.md §3), built with commander. Exit codes: 0 success; 1
- * runtime failure; 2 bad usage or invalid input, with a message naming the flag, file, line or
- * variable.
+ * The `billing` CLI (docs/product.md §3), built with commander. Exit codes: 0 success; 1 runtime
+ * failure; 2 bad usage or invalid input, with a message naming the flag, file, line or variable;
+ * 3 `batch submit --wait` saw rows that did not succeed; 130 interrupted. With `--json`, stdout
+ * holds exactly one JSON document, on success and on failure (src/cli/output.ts); logs always go
+ * to stderr (src/main.ts).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError } from '../config/config.ts';
+import { RedisUnavailableError } from '../infra/redis/health.ts';
 import type { CliContext } from './context.ts';
-import { UsageError } from './errors.ts';
-import { createOutput, type Output } from './output.ts';
+import { DEFAULT_ENV_FILE, fileAdditions, readEnvFile } from './env-file.ts';
+import { CliError, describeFsError, UsageError } from './errors.ts';
+import { createOutput, type ErrorDocument } from './output.ts';
 import { registerPaymentsCommands } from './commands/payments.ts';
 import { registerBatchCommands, seedSampleBatch } from './commands/batch.ts';
 import { registerSandboxCommand } from './commands/sandbox.ts';
@@ -16,17 +22,53 @@ import { registerReconcileCommand } from './commands/reconcile.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerSubsCommands } from './commands/subs.ts';
 import { registerRedisCommands } from './commands/redis.ts';
+import { registerHealthCommand } from './commands/health.ts';
 
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
 
+/** The package's version (`billing --version`); package.json sits two levels up in src/ and dist/. */
+export const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** True when `--json` is among the arguments (before a `--`). */
+function jsonRequested(argv: readonly string[]): boolean {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
 /** Builds the program. Feature commands register themselves through `registrars`. */
 export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = []): Command {
+  const json = (() => {
+    try {
+      return ctx.out().json;
+    } catch {
+      return false;
+    }
+  })();
   const program = new Command('billing')
     .description("Subscription billing, bulk charges and payouts through Sayswitch's S2S API")
-    .addOption(new Option('--json', 'machine-readable output'))
+    .version(VERSION, '-V, --version', 'print the version')
+    .addOption(
+      new Option(
+        '--json',
+        'machine-readable output: exactly one JSON document on stdout, also on failure',
+      ),
+    )
+    .addOption(
+      new Option(
+        '--env-file <path>',
+        `read variables from this file instead of ./${DEFAULT_ENV_FILE} (the environment wins)`,
+      ),
+    )
+    .addOption(new Option('--no-env-file', `read no ${DEFAULT_ENV_FILE} file`))
     .exitOverride()
     .configureOutput({
-      writeOut: (s) => ctx.stdout.write(s),
+      // With --json, stdout is the document: help and the version text go to stderr.
+      writeOut: (s) => (json ? ctx.stderr : ctx.stdout).write(s),
       writeErr: (s) => ctx.stderr.write(s),
     })
     .showHelpAfterError('(run with --help for usage)');
@@ -39,9 +81,65 @@ export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = [
   registerDemoCommand(program, ctx, [seedSampleBatch]);
   registerSubsCommands(program, ctx);
   registerRedisCommands(program, ctx);
+  registerHealthCommand(program, ctx);
   for (const register of registrars) register(program, ctx);
 
   return program;
+}
+
+/** The variables of the env file the global options name (or ./.env), as far as the environment lacks them. */
+function envFileAdditions(
+  opts: { envFile?: string | false },
+  ctx: CliContext,
+): Record<string, string> {
+  if (opts.envFile === false) return {};
+  const explicit = typeof opts.envFile === 'string';
+  if (!explicit && ctx.cwd === undefined) return {};
+  const path = explicit ? (opts.envFile as string) : join(ctx.cwd ?? '.', DEFAULT_ENV_FILE);
+  try {
+    return fileAdditions(readEnvFile(path), ctx.env);
+  } catch (err) {
+    if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    throw new UsageError(
+      `${explicit ? '--env-file ' : ''}${path}: cannot read (${describeFsError(err)})`,
+      { code: 'env_file' },
+    );
+  }
+}
+
+/** What a failure becomes: exit code, the human line (if any is still to print), the JSON error. */
+function failure(err: unknown): { exitCode: number; line?: string; error: ErrorDocument } {
+  if (err instanceof CommanderError) {
+    // commander printed its own message already.
+    return {
+      exitCode: 2,
+      error: { code: 'usage', message: err.message.replace(/^error: /, '') },
+    };
+  }
+  if (err instanceof ConfigError) {
+    return {
+      exitCode: 2,
+      line: err.message,
+      error: { code: 'config', message: err.message, details: { problems: err.problems } },
+    };
+  }
+  if (err instanceof CliError) {
+    return {
+      exitCode: err.exitCode,
+      line: err instanceof UsageError || err.exitCode !== 1 ? err.message : `error: ${err.message}`,
+      error: {
+        code: err.code,
+        message: err.message,
+        ...(err.details !== undefined ? { details: err.details } : {}),
+      },
+    };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return {
+    exitCode: 1,
+    line: `error: ${message}`,
+    error: { code: err instanceof RedisUnavailableError ? err.code : 'failed', message },
+  };
 }
 
 /** Runs the CLI and returns the exit code. */
@@ -50,22 +148,41 @@ export async function runCli(
   ctx: CliContext,
   registrars: CommandRegistrar[] = [],
 ): Promise<number> {
-  const json = argv.includes('--json');
-  const out: Output = createOutput(json, ctx.stdout, ctx.stderr);
-  const program = buildProgram({ ...ctx, out: () => out }, registrars);
+  const json = jsonRequested(argv);
+  const out = createOutput(json, ctx.stdout, ctx.stderr);
+  // The env file's variables, under the real environment, once the global options are parsed.
+  let fromFile: Record<string, string> = {};
+  const effective: CliContext = {
+    ...ctx,
+    out: () => out,
+    config: (overrides = {}) => ctx.config({ ...fromFile, ...overrides }),
+    get env() {
+      return { ...fromFile, ...ctx.env };
+    },
+  };
+  const program = buildProgram(effective, registrars);
+  program.hook('preAction', () => {
+    fromFile = envFileAdditions(program.opts<{ envFile?: string | false }>(), ctx);
+  });
   try {
     await program.parseAsync(argv);
+    out.finish();
     return 0;
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // --help and --version exit 0; everything else commander refuses is bad usage.
-      return err.exitCode === 0 || err.code === 'commander.helpDisplayed' ? 0 : 2;
+    if (
+      err instanceof CommanderError &&
+      (err.exitCode === 0 || err.code === 'commander.helpDisplayed')
+    ) {
+      // --help and --version exit 0; with --json the version is the document.
+      if (err.code === 'commander.version' && json) {
+        out.result({ version: VERSION });
+        out.finish();
+      }
+      return 0;
     }
-    if (err instanceof ConfigError || err instanceof UsageError) {
-      out.error(err.message);
-      return 2;
-    }
-    out.error(`error: ${err instanceof Error ? err.message : String(err)}`);
-    return 1;
+    const f = failure(err);
+    if (f.line !== undefined) out.error(f.line);
+    out.finish(f.error);
+    return f.exitCode;
   }
 }

@@ -4,6 +4,7 @@
  * and never echoing a secret's value. Just over 400 lines: every variable's schema, its typed
  * field and its mapping stay in this one file, the only reader of the environment.
  */
+import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { parseDurationMs, parseScheduleMs } from './duration.ts';
 
@@ -90,18 +91,45 @@ const schedule = (dflt: string) =>
       return ms;
     });
 
-/** Five- or six-field cron; BullMQ (cron-parser) validates the rest when the scheduler starts. */
+/**
+ * Five- or six-field cron, checked at start by the parser BullMQ's job schedulers use
+ * (cron-parser, the same version), so a bad field stops the process with exit 2 naming the
+ * variable instead of failing when the scheduler starts.
+ */
 const cron = (dflt: string) =>
   z
     .string()
     .optional()
     .transform((v) => (v === undefined || v === '' ? dflt : v.trim()))
-    .refine((v) => /^(\S+\s+){4,5}\S+$/.test(v), 'must be a cron expression with 5 or 6 fields');
+    .refine((v) => /^(\S+\s+){4,5}\S+$/.test(v), 'must be a cron expression with 5 or 6 fields')
+    .superRefine((v, ctx) => {
+      if (!/^(\S+\s+){4,5}\S+$/.test(v)) return;
+      try {
+        CronExpressionParser.parse(v);
+      } catch (err) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a valid cron expression (${err instanceof Error ? err.message : String(err)})`,
+        });
+      }
+    });
 
 const optionalString = z
   .string()
   .optional()
   .transform((v) => (v === '' ? undefined : v));
+
+/**
+ * NOTIFY_SECRET: any string, used as its UTF-8 bytes; or in the Standard Webhooks form
+ * `whsec_<base64>` (docs/notifications.md), whose part after the prefix must be standard base64.
+ */
+const notifySecret = optionalString.superRefine((v, ctx) => {
+  if (v === undefined || !v.startsWith('whsec_')) return;
+  const b64 = v.slice('whsec_'.length);
+  if (b64 === '' || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64) || b64.length % 4 !== 0) {
+    ctx.addIssue({ code: 'custom', message: 'must be whsec_ followed by standard base64' });
+  }
+});
 
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).optional().default('development'),
@@ -170,7 +198,7 @@ const envSchema = z.object({
     (v) => v === undefined || /^https?:\/\/\S+$/.test(v),
     'must be an http(s) URL',
   ),
-  NOTIFY_SECRET: optionalString,
+  NOTIFY_SECRET: notifySecret,
   NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h'),
   PORT: int(3000, 0, 65_535),
   HOST: z.string().optional().default('0.0.0.0'),

@@ -2,8 +2,15 @@
  * `billing demo`: everything on embedded defaults. Finds or starts Redis, starts the sandbox
  * (encryption on, signed webhooks to the api role), runs every role in this process, seeds
  * sample work, shows progress, and prints a summary and the dashboard URL.
+ *
+ * The environment another shell needs to use the CLI against the running demo (Redis, the demo's
+ * key prefix, the sandbox URL, the throwaway secrets and tokens) is printed and written to an env
+ * file (`.env.demo` by default: `billing --env-file .env.demo batch status demo-payouts`). The
+ * file is removed when the demo stops, since the demo then removes its keys too.
  */
+import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { isAbsolute } from 'node:path';
 import type { App, RunningRoles } from '../app/composition.ts';
 import { ROLES } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
@@ -13,6 +20,8 @@ import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { Logger } from '../infra/logger.ts';
 import { findOrStartRedis } from '../infra/redis/local-redis.ts';
 import { startSandbox } from '../sandbox/index.ts';
+import { formatEnvFile } from '../cli/env-file.ts';
+import { describeFsError } from '../cli/errors.ts';
 
 export interface DemoDeps {
   env: Record<string, string | undefined>;
@@ -32,7 +41,39 @@ export interface DemoOptions {
   exitWhenDone: boolean;
   /** Give up waiting for final states after this long (the demo still prints its summary). */
   timeoutMs: number;
+  /** Where to write the running demo's environment (`.env.demo`); undefined writes none. */
+  envFile?: string;
 }
+
+/** Final counts and money of one state in one currency. */
+export interface DemoTotal {
+  count: number;
+  /** Major units, e.g. `1500.50`. */
+  amount: string;
+}
+
+/** What the demo did: the `--json` document of `billing demo`. */
+export interface DemoReport {
+  /** Every payment reached a final state. */
+  done: boolean;
+  redis: string;
+  prefix: string;
+  api: string;
+  sandbox: string;
+  /** The env file written while the demo ran (removed since), if any. */
+  envFile?: string;
+  /** Payments by state and currency. */
+  summary: Record<string, Record<string, DemoTotal>>;
+  ledger: { references: number; moneyMoved: number };
+}
+
+export interface DemoResult {
+  exitCode: number;
+  report: DemoReport;
+}
+
+/** Demo variables that stay out of the env file: they belong to the demo's own process. */
+const PROCESS_ONLY = new Set(['PORT', 'HOST', 'LOG_LEVEL']);
 
 /** States still in flight (not settled): the demo waits until no payment is in one. */
 const UNSETTLED: readonly IntentState[] = INTENT_STATES.filter((s) => !isSettled(s));
@@ -87,8 +128,29 @@ async function deletePrefix(app: App, prefix: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-/** Runs the demo; resolves with the exit code. */
-export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number> {
+/** Writes the env file; says why not when it cannot. */
+async function writeDemoEnv(
+  path: string,
+  vars: Record<string, string>,
+  print: (line: string) => void,
+): Promise<boolean> {
+  const text = formatEnvFile(vars, [
+    `Written by \`billing demo\` (pid ${process.pid}) at ${new Date().toISOString()}: the environment`,
+    'of the running demo. Valid while it runs; it is removed when the demo stops.',
+    `  npx billing --env-file ${path} batch status demo-payouts`,
+    `  set -a; . ${isAbsolute(path) ? path : `./${path.replace(/^\.\//, '')}`}; set +a    # or load it into a shell`,
+  ]);
+  try {
+    await writeFile(path, text, { mode: 0o600 });
+    return true;
+  } catch (err) {
+    print(`(could not write ${path}: ${describeFsError(err)}; export the variables above instead)`);
+    return false;
+  }
+}
+
+/** Runs the demo; resolves with the exit code and what it did. */
+export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoResult> {
   const redis = await findOrStartRedis(deps.env.REDIS_URL);
   const port = await pickPort(Number(deps.env.PORT ?? 3000) || 3000);
   const defaults = demoDefaults();
@@ -108,7 +170,7 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
     webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
   });
   const prefix = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
-  const config = deps.loadConfig({
+  const overrides: Record<string, string> = {
     ...defaults,
     REDIS_URL: redis.url,
     QUEUE_PREFIX: prefix,
@@ -125,10 +187,16 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
     HOST: '127.0.0.1',
     // Progress lines are the demo's output; LOG_LEVEL=info shows the JSON log beside them.
     LOG_LEVEL: deps.env.LOG_LEVEL ?? 'error',
-  });
+  };
+  const config = deps.loadConfig(overrides);
+  /** What another shell needs for the CLI against this demo. */
+  const continueEnv = Object.fromEntries(
+    Object.entries(overrides).filter(([k]) => !PROCESS_ONLY.has(k)),
+  );
   const logger = deps.logger(config);
   const app = deps.openApp(config, logger);
   let running: RunningRoles | undefined;
+  let envWritten = false;
   try {
     deps.print(`Redis: ${redis.url} (${redis.source}); key prefix ${prefix}`);
     deps.print(
@@ -146,7 +214,21 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
     deps.print(
       `Metrics: curl -H 'Authorization: Bearer ${config.http.apiReadToken ?? config.http.apiToken}' http://127.0.0.1:${port}/metrics`,
     );
+    deps.print(
+      `Environment of this demo, for the CLI in another shell while it runs${opts.envFile ? ` (written to ${opts.envFile})` : ''}:`,
+    );
+    for (const line of formatEnvFile(continueEnv).trimEnd().split('\n')) deps.print(`  ${line}`);
+    if (opts.envFile !== undefined) {
+      envWritten = await writeDemoEnv(opts.envFile, continueEnv, deps.print);
+    }
     for (const seed of deps.seeders) deps.print(`Seeded ${await seed(app)}`);
+    const cli = envWritten ? `npx billing --env-file ${opts.envFile ?? ''}` : 'npx billing';
+    deps.print('Try, in another shell while the demo runs:');
+    deps.print(`  ${cli} batch status demo-payouts`);
+    deps.print(`  ${cli} payments show api_demo-charge-1`);
+    deps.print(
+      `  curl -s -H 'Authorization: Bearer ${config.http.apiToken}' http://127.0.0.1:${port}/payments/api_demo-charge-1`,
+    );
 
     const deadline = Date.now() + opts.timeoutMs;
     let done = false;
@@ -172,22 +254,42 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<number
         : 'Summary so far (some payments are still in flight):',
     );
     const summary = await summarize(app);
+    const report: DemoReport['summary'] = {};
     for (const [state, byCurrency] of summary) {
       const parts = [...byCurrency].map(
         ([cur, v]) => `${v.count} × ${cur} ${formatMajor(v.amount as AmountMinor)}`,
       );
       deps.print(`  ${state.padEnd(12)} ${parts.join(', ')}`);
+      report[state] = Object.fromEntries(
+        [...byCurrency].map(([cur, v]) => [
+          cur,
+          { count: v.count, amount: formatMajor(v.amount as AmountMinor) },
+        ]),
+      );
     }
     const ledger = sandbox.ledger();
-    deps.print(
-      `Sandbox ledger: ${Object.keys(ledger.references).length} references, money moved for ${Object.values(ledger.references).filter((e) => e.moneyMoved).length}`,
-    );
+    const references = Object.keys(ledger.references).length;
+    const moneyMoved = Object.values(ledger.references).filter((e) => e.moneyMoved).length;
+    deps.print(`Sandbox ledger: ${references} references, money moved for ${moneyMoved}`);
     if (!opts.exitWhenDone) {
       deps.print('Running until Ctrl-C (the dashboard stays up).');
       await signal;
     }
-    return done ? 0 : 1;
+    return {
+      exitCode: done ? 0 : 1,
+      report: {
+        done,
+        redis: redis.url,
+        prefix,
+        api: `http://127.0.0.1:${port}`,
+        sandbox: sandbox.url,
+        ...(envWritten && opts.envFile !== undefined ? { envFile: opts.envFile } : {}),
+        summary: report,
+        ledger: { references, moneyMoved },
+      },
+    };
   } finally {
+    if (envWritten && opts.envFile !== undefined) await rm(opts.envFile, { force: true });
     await running?.stop(5_000);
     // A demo leaves nothing behind in a Redis it did not start.
     if (redis.source !== 'spawned') await deletePrefix(app, prefix);

@@ -63,6 +63,7 @@ export const REDACTED_KEYS = [
   'payloadSignature',
   'payloadsignature',
   'x-billing-signature',
+  'webhook-signature',
 ];
 
 /**
@@ -117,8 +118,19 @@ function maskDeep(value: unknown, depth: number): unknown {
 export interface CreateLoggerOptions {
   level?: string;
   name?: string;
-  /** Where lines go; stdout when omitted. Tests pass a memory stream. */
+  /**
+   * Where lines go; stdout when omitted. Tests pass a memory stream; the `billing` CLI passes
+   * {@link stderrDestination} (stdout carries command results only, docs/operations.md "Logs").
+   */
   destination?: DestinationStream;
+}
+
+/**
+ * Standard error, written synchronously (a line logged just before the process exits is not
+ * lost): where every `billing` command, `billing start` included, writes its log lines.
+ */
+export function stderrDestination(): DestinationStream {
+  return pino.destination({ dest: 2, sync: true });
 }
 
 /** Builds the process logger. Every role and adapter gets a child of it. */

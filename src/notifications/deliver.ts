@@ -1,6 +1,7 @@
 /**
  * The `notifications.deliver` handler: POSTs one event of `<prefix>:events` to NOTIFY_URL,
- * signed (see signature.ts). A 2xx completes the job; any other answer, or no answer, throws a
+ * signed per Standard Webhooks (`webhook-id` is the event id, the same on every retry) and, for one
+ * more release, with the legacy `X-Billing-Signature` (see signature.ts). A 2xx completes the job; any other answer, or no answer, throws a
  * RetryableError so the processor wrapper rethrows it and BullMQ retries on the configured
  * schedule. Each try is one BullMQ attempt, so the dashboard shows them.
  */
@@ -8,7 +9,7 @@ import axios, { type AxiosInstance } from 'axios';
 import { FatalError, RetryableError } from '../kernel/errors.ts';
 import type { EventLog } from '../kernel/ports.ts';
 import type { Handler } from '../infra/queues/processor.ts';
-import { SIGNATURE_HEADER, signNotification } from './signature.ts';
+import { SIGNATURE_HEADER, signNotification, standardWebhookSigner } from './signature.ts';
 
 export interface DeliverDeps {
   events: Pick<EventLog, 'entry'>;
@@ -68,6 +69,7 @@ function httpClient(timeoutMs: number): AxiosInstance {
 export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.deliver'> {
   const timeoutMs = deps.timeoutMs ?? 10_000;
   const http = httpClient(timeoutMs);
+  const signer = standardWebhookSigner(deps.secret);
 
   return async ({ eventId, streamId }, { job, log }) => {
     const attempt = job.attemptsMade + 1;
@@ -85,6 +87,8 @@ export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.
         headers: {
           'Content-Type': 'application/json',
           'User-Agent': 'sayswitch-billing-notify',
+          ...signer.headers(event.id, body, started / 1000),
+          // Deprecated: kept for one release so receivers can move to the headers above.
           [SIGNATURE_HEADER]: signNotification(body, deps.secret, started / 1000),
         },
         // axios' `timeout` is a socket-idle timer; this bounds the whole call.

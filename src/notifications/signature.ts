@@ -1,13 +1,65 @@
 /**
- * The `X-Billing-Signature` header of outbound notifications: `t=<unix seconds>,v1=<hex
- * HMAC-SHA256 of "<t>.<raw body>" keyed with NOTIFY_SECRET>`. The timestamp is signed with the
- * body so a captured request cannot be replayed later than the receiver's tolerance. This file is
- * also the reference for the receiver-side snippet in docs/notifications.md.
+ * Signatures of outbound notifications (docs/notifications.md).
+ *
+ * Standard Webhooks (https://www.standardwebhooks.com): `webhook-id` (the event id),
+ * `webhook-timestamp` (unix seconds) and `webhook-signature` (`v1,<base64 HMAC-SHA256 of
+ * "<id>.<timestamp>.<raw body>">`), signed with the `standardwebhooks` package. The key is the
+ * secret's bytes: base64-decoded for a `whsec_<base64>` NOTIFY_SECRET, else its UTF-8 bytes (whose
+ * Standard Webhooks form, for receivers' libraries, is {@link standardWebhookSecret}).
+ *
+ * Legacy, kept for one release (0.x; removed in the next): `X-Billing-Signature: t=<unix
+ * seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with NOTIFY_SECRET as a string>`. This file
+ * is also the reference for that header's receiver-side snippet in docs/notifications.md.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Webhook } from 'standardwebhooks';
 
-/** Header name, as sent (HTTP header names are case-insensitive). */
+/** Legacy header name, as sent (HTTP header names are case-insensitive). Deprecated. */
 export const SIGNATURE_HEADER = 'X-Billing-Signature';
+
+/** The Standard Webhooks headers, as sent. */
+export const WEBHOOK_ID_HEADER = 'webhook-id';
+export const WEBHOOK_TIMESTAMP_HEADER = 'webhook-timestamp';
+export const WEBHOOK_SIGNATURE_HEADER = 'webhook-signature';
+
+const WHSEC = 'whsec_';
+
+/** The signing key of a NOTIFY_SECRET: `whsec_<base64>` decoded, anything else as UTF-8 bytes. */
+export function notifySigningKey(secret: string): Buffer {
+  return secret.startsWith(WHSEC)
+    ? Buffer.from(secret.slice(WHSEC.length), 'base64')
+    : Buffer.from(secret, 'utf8');
+}
+
+/**
+ * The `whsec_<base64>` form of a NOTIFY_SECRET, what a receiver passes to a Standard Webhooks
+ * library (`new Webhook(secret)`); a secret already in that form is returned as it is.
+ */
+export function standardWebhookSecret(secret: string): string {
+  return secret.startsWith(WHSEC)
+    ? secret
+    : `${WHSEC}${Buffer.from(secret, 'utf8').toString('base64')}`;
+}
+
+/** Signs notifications per Standard Webhooks with one secret. */
+export interface StandardWebhookSigner {
+  /** The three headers for `body` (the exact bytes sent), message `id`, at `nowSec` (unix seconds). */
+  headers(id: string, body: string, nowSec: number): Record<string, string>;
+}
+
+export function standardWebhookSigner(secret: string): StandardWebhookSigner {
+  const webhook = new Webhook(notifySigningKey(secret), { format: 'raw' });
+  return {
+    headers(id, body, nowSec) {
+      const t = Math.floor(nowSec);
+      return {
+        [WEBHOOK_ID_HEADER]: id,
+        [WEBHOOK_TIMESTAMP_HEADER]: String(t),
+        [WEBHOOK_SIGNATURE_HEADER]: webhook.sign(id, new Date(t * 1000), body),
+      };
+    },
+  };
+}
 
 /** How far a signature's timestamp may be from the receiver's clock, by default. */
 export const DEFAULT_TOLERANCE_SEC = 300;
@@ -19,8 +71,8 @@ function hmacHex(secret: string, t: number, body: string | Buffer): string {
 }
 
 /**
- * Signs a notification body. `body` must be the exact bytes sent; `nowSec` is unix seconds
- * (fractions are dropped). Returns the header value `t=…,v1=…`.
+ * Signs a notification body for the legacy header. `body` must be the exact bytes sent; `nowSec`
+ * is unix seconds (fractions are dropped). Returns the header value `t=…,v1=…`.
  */
 export function signNotification(body: string | Buffer, secret: string, nowSec: number): string {
   const t = Math.floor(nowSec);

@@ -3,6 +3,9 @@
  * and how the demo finds a Redis: a local one, a throwaway `redis-server` it starts, or a clear
  * message when neither is possible.
  */
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { findOrStartRedis, NoRedisError } from '../../src/infra/redis/local-redis.ts';
@@ -14,10 +17,14 @@ import { findFreePort } from '../support/redis-server.ts';
 describe('billing demo', () => {
   it('--exit-when-done: every payment final, a summary, exit 0, and its keys removed', async () => {
     const redisUrl = await getRedisUrl();
-    const r = await runBilling(['demo', '--exit-when-done', '--timeout', '120'], {
-      REDIS_URL: redisUrl,
-      PORT: String(await findFreePort()),
-    });
+    const envOut = join(mkdtempSync(join(tmpdir(), 'demo-test-')), '.env.demo');
+    const r = await runBilling(
+      ['demo', '--exit-when-done', '--timeout', '120', '--env-out', envOut],
+      {
+        REDIS_URL: redisUrl,
+        PORT: String(await findFreePort()),
+      },
+    );
     expect(r.code, r.output).toBe(0);
     expect(r.output).toContain('Dashboard: http://127.0.0.1:');
     // The demo brings its own dashboard credentials and read token, and says what they are.
@@ -27,6 +34,11 @@ describe('billing demo', () => {
     expect(r.output).toContain('Seeded batch demo-payouts');
     expect(r.output).toContain('Every payment reached a final state');
     expect(r.output).toMatch(/succeeded\s+\d+ × /);
+    // The environment to continue from another shell: printed, written while it ran, then removed.
+    expect(r.output).toContain(`(written to ${envOut})`);
+    expect(r.output).toMatch(/^ {2}QUEUE_PREFIX='demo-\d+'$/m);
+    expect(r.output).toContain(`npx billing --env-file ${envOut} batch status demo-payouts`);
+    expect(existsSync(envOut)).toBe(false);
 
     const prefix = /key prefix (\S+)/.exec(r.output)?.[1];
     expect(prefix).toMatch(/^demo-/);

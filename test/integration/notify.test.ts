@@ -33,7 +33,8 @@ import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 
-const SECRET = 'whsec_integration_test_secret';
+/** A Standard Webhooks secret (`whsec_` + base64), as docs/notifications.md recommends. */
+const SECRET = `whsec_${Buffer.from('integration-test-secret-0123456').toString('base64')}`;
 
 interface NotifierOptions {
   consumer?: string;

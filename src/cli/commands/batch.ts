@@ -2,13 +2,19 @@
  * `billing batch submit|status|results` (docs/product.md §3, docs/batches.md). Submitting
  * validates the whole file in this process and enqueues its rows; the worker role executes and
  * counts them, so `--wait` needs a worker running somewhere on the same Redis.
+ *
+ * `--wait` draws progress (src/cli/progress.ts) and, once the batch completed, exits 3 when rows
+ * ended failed, reversed or needs_review (`--no-fail-on-failed-rows`: 0). Ctrl-C stops the wait,
+ * not the batch: it says so and exits 130. `results -o` opens the file before writing, so a bad
+ * path is one line naming it (exit 2), never a stream error.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { PassThrough } from 'node:stream';
-import { finished } from 'node:stream/promises';
+import { createReadStream } from 'node:fs';
+import { open, rm, stat } from 'node:fs/promises';
+import { PassThrough, Transform } from 'node:stream';
+import { finished, pipeline } from 'node:stream/promises';
+import { setTimeout as delay } from 'node:timers/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import cliProgress from 'cli-progress';
+import { parse as parseCsv } from 'csv-parse';
 import {
   batchIdSchema,
   formatBatchErrors,
@@ -19,11 +25,17 @@ import {
 import { TRACKED_STATES } from '../../batches/ports.ts';
 import { batchResults } from '../../batches/results.ts';
 import { batchStatus, type BatchStatus } from '../../batches/status.ts';
-import { waitForBatch } from '../../batches/wait.ts';
 import type { App } from '../../app/composition.ts';
 import type { IntentType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
-import { UsageError } from '../errors.ts';
+import {
+  CliError,
+  describeFsError,
+  EXIT_INTERRUPTED,
+  EXIT_ROWS_FAILED,
+  UsageError,
+} from '../errors.ts';
+import { plainProgressLine, ProgressBar } from '../progress.ts';
 
 /** How often `--wait` reads the batch's counters. */
 const WAIT_POLL_MS = 500;
@@ -93,52 +105,51 @@ function submitJson(r: SubmitBatchResult) {
   };
 }
 
-/** Shows progress until the batch completes: a bar on a terminal, periodic lines otherwise. */
-async function waitWithProgress(ctx: CliContext, app: App, id: string): Promise<BatchStatus> {
+/** Rows of a completed batch that did not succeed: failed, reversed, or left for review. */
+function rowsNotSucceeded(s: BatchStatus): number {
+  return s.counts.failed + s.counts.reversed + s.counts.needs_review;
+}
+
+type WaitOutcome = { status: BatchStatus } | { interrupted: true; last?: BatchStatus };
+
+/**
+ * Shows progress until the batch completes: a redrawn line on a terminal (stdout, or stderr with
+ * --json), plain lines now and then otherwise. SIGINT/SIGTERM ends the wait, not the batch.
+ */
+async function waitWithProgress(ctx: CliContext, app: App, id: string): Promise<WaitOutcome> {
   const out = ctx.out();
-  const poll = (batchId: string) => batchStatus(app, batchId);
-  if (out.json) return waitForBatch(poll, id, { intervalMs: WAIT_POLL_MS });
-  if (ctx.stdout.isTTY) {
-    const bar = new cliProgress.SingleBar(
-      {
-        stream: ctx.stdout,
-        format: 'batch {id} [{bar}] {percentage}% | {value}/{total} final | ETA {eta_formatted}',
-        hideCursor: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
-    let started = false;
-    try {
-      return await waitForBatch(poll, id, {
-        intervalMs: WAIT_POLL_MS,
-        onProgress: (s) => {
-          if (!started) {
-            bar.start(s.valid, s.final, { id });
-            started = true;
-          } else {
-            bar.setTotal(s.valid);
-            bar.update(s.final);
-          }
-        },
-      });
-    } finally {
-      bar.stop();
-    }
-  }
+  const stream = out.progress;
+  const bar = stream.isTTY === true ? new ProgressBar(stream) : undefined;
+  // With --json and no terminal, stderr gets no progress lines (only what went wrong).
+  const plain = !bar && !out.json;
+  const stop = new AbortController();
+  void ctx.untilSignal().then(() => stop.abort());
+  let last: BatchStatus | undefined;
   let lastAt = 0;
   let lastFinal = -1;
-  return waitForBatch(poll, id, {
-    intervalMs: WAIT_POLL_MS,
-    onProgress: (s) => {
+  try {
+    for (;;) {
+      const s = await batchStatus(app, id);
+      if (!s) throw new CliError(`batch ${id} is gone`, { code: 'not_found' });
+      last = s;
+      bar?.update(s);
       const now = Date.now();
-      const due = now - lastAt >= PLAIN_PROGRESS_EVERY_MS && s.final !== lastFinal;
-      if (due || s.state === 'completed') {
+      if (
+        plain &&
+        ((now - lastAt >= PLAIN_PROGRESS_EVERY_MS && s.final !== lastFinal) ||
+          s.state === 'completed')
+      ) {
         lastAt = now;
         lastFinal = s.final;
-        out.info(`batch ${s.id}: ${s.final}/${s.valid} final (${s.state})`);
+        out.info(plainProgressLine(s));
       }
-    },
-  });
+      if (s.state === 'completed') return { status: s };
+      await delay(WAIT_POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
+      if (stop.signal.aborted) return { interrupted: true, ...(last ? { last } : {}) };
+    }
+  } finally {
+    bar?.stop();
+  }
 }
 
 /** The payout example shipped with the project (`examples/payouts.csv`). */
@@ -158,7 +169,7 @@ export async function seedSampleBatch(app: BatchDeps): Promise<string> {
   if (r.status !== 'created' && r.status !== 'existing' && r.status !== 'resumed') {
     throw new Error(`sample batch refused: ${r.message ?? r.status}`);
   }
-  return `batch ${r.batchId} (${r.totals.valid} payouts from examples/payouts.csv, ${r.status}; billing batch status ${r.batchId})`;
+  return `batch ${r.batchId} (${r.totals.valid} payouts from examples/payouts.csv, ${r.status})`;
 }
 
 /** Registers `billing batch …`. */
@@ -185,6 +196,10 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
       'pay rows whose reference another batch of the type already used (refused by default)',
     )
     .option('--wait', 'show progress until every row is final')
+    .option(
+      '--no-fail-on-failed-rows',
+      `with --wait, exit 0 even when rows failed (default: exit ${EXIT_ROWS_FAILED})`,
+    )
     .action(
       async (
         file: string,
@@ -195,10 +210,13 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
           skipInvalid?: boolean;
           allowReusedReferences?: boolean;
           wait?: boolean;
+          failOnFailedRows: boolean;
         },
       ) => {
         const info = await stat(file).catch(() => undefined);
-        if (!info?.isFile()) throw new UsageError(`${file}: no such file`);
+        if (!info?.isFile()) {
+          throw new UsageError(`${file}: no such file`, { code: 'file_not_found' });
+        }
         await withApp(ctx, async (app) => {
           const out = ctx.out();
           const result = await submitBatch(app, {
@@ -211,15 +229,17 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
             sourceName: file.split(/[\\/]/).pop() ?? file,
           });
           if (result.status === 'invalid') {
-            if (out.json) out.result(submitJson(result));
-            else for (const line of formatBatchErrors(file, result.errors)) out.error(line);
+            for (const line of formatBatchErrors(file, result.errors)) out.error(line);
             throw new UsageError(
               `${file}: ${result.errorCount} error${result.errorCount === 1 ? '' : 's'}; ${result.message ?? 'nothing was enqueued'}`,
+              { code: 'invalid_input', details: submitJson(result) },
             );
           }
           if (result.status === 'conflict') {
-            if (out.json) out.result(submitJson(result));
-            throw new UsageError(`${file}: ${result.message ?? 'batch id conflict'}`);
+            throw new UsageError(`${file}: ${result.message ?? 'batch id conflict'}`, {
+              code: 'conflict',
+              details: submitJson(result),
+            });
           }
           if (!out.json) {
             out.info(submitSummary(result));
@@ -229,11 +249,34 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
               for (const line of formatBatchErrors(file, result.errors)) out.info(`  ${line}`);
             }
           }
-          if (opts.wait && result.status !== 'validated' && result.batchId !== undefined) {
-            const final = await waitWithProgress(ctx, app, result.batchId);
-            out.result({ ...submitJson(result), batch: final }, () => statusLines(final));
-          } else if (out.json) {
-            out.result(submitJson(result));
+          if (!opts.wait || result.status === 'validated' || result.batchId === undefined) {
+            if (out.json) out.result(submitJson(result));
+            return;
+          }
+          const id = result.batchId;
+          const waited = await waitWithProgress(ctx, app, id);
+          if ('interrupted' in waited) {
+            throw new CliError(
+              `stopped waiting: batch ${id} keeps running in the workers; follow it with: billing batch status ${id}`,
+              {
+                code: 'interrupted',
+                exitCode: EXIT_INTERRUPTED,
+                details: { ...submitJson(result), ...(waited.last ? { batch: waited.last } : {}) },
+              },
+            );
+          }
+          const final = waited.status;
+          out.result({ ...submitJson(result), batch: final }, () => statusLines(final));
+          const bad = rowsNotSucceeded(final);
+          if (bad > 0 && opts.failOnFailedRows) {
+            const parts = (['failed', 'reversed', 'needs_review'] as const)
+              .filter((k) => final.counts[k] > 0)
+              .map((k) => `${final.counts[k]} ${k.replace('_', ' ')}`);
+            throw new CliError(
+              `${bad} of ${final.valid} rows did not succeed (${parts.join(', ')}); ` +
+                `\`billing batch results ${id}\` lists them (exit ${EXIT_ROWS_FAILED}; --no-fail-on-failed-rows exits 0)`,
+              { code: 'rows_failed', exitCode: EXIT_ROWS_FAILED },
+            );
           }
         });
       },
@@ -245,29 +288,100 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string) => {
       await withApp(ctx, async (app) => {
         const status = await batchStatus(app, id);
-        if (!status) throw new UsageError(`no batch "${id}"`);
+        if (!status) throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
         ctx.out().result(status, (v) => statusLines(v as BatchStatus));
       });
     });
 
   batch
     .command('results <batchId>')
-    .description('per-row results as CSV (stdout, or -o file)')
-    .option('-o, --output <file>', 'write to this file instead of stdout')
+    .description(
+      'per-row results as CSV (stdout, or -o file); with --json a JSON array of the rows (keys: the CSV header)',
+    )
+    .option('-o, --output <file>', 'write the CSV to this file instead of stdout')
     .action(async (id: string, opts: { output?: string }) => {
       await withApp(ctx, async (app) => {
-        if (!(await batchStatus(app, id))) throw new UsageError(`no batch "${id}"`);
+        if (!(await batchStatus(app, id))) {
+          throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
+        }
+        const out = ctx.out();
         if (opts.output !== undefined) {
-          await batchResults(app, id, createWriteStream(opts.output));
-          ctx.out().info(`results of batch ${id} written to ${opts.output}`);
+          const file = opts.output;
+          await writeResultsFile(app, id, file);
+          out.result(
+            { batchId: id, output: file },
+            () => `results of batch ${id} written to ${file}`,
+          );
           return;
         }
-        // stdout is not ended by the results writer: the CLI may print after it.
-        const pass = new PassThrough();
-        pass.pipe(ctx.stdout, { end: false });
-        const drained = finished(pass);
-        await batchResults(app, id, pass);
-        await drained;
+        await streamResults(app, id, out.takeStdout(), out.json);
       });
     });
+}
+
+/**
+ * Writes the results CSV to `file`. A path that cannot be opened is bad input (exit 2, naming the
+ * file); a write that fails midway is a runtime failure (exit 1) and removes the partial file.
+ */
+async function writeResultsFile(app: App, id: string, file: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, 'w');
+  } catch (err) {
+    throw new UsageError(`${file}: cannot write the results file (${describeFsError(err)})`, {
+      code: 'output_file',
+      details: { file },
+    });
+  }
+  const stream = handle.createWriteStream();
+  let fileError: unknown;
+  stream.once('error', (err) => (fileError = err));
+  try {
+    await batchResults(app, id, stream);
+  } catch (err) {
+    if (!stream.destroyed) stream.destroy();
+    await rm(file, { force: true }).catch(() => undefined);
+    if (fileError === undefined) throw err;
+    throw new CliError(`${file}: writing the results failed (${describeFsError(fileError)})`, {
+      code: 'output_file',
+      details: { file },
+      cause: fileError,
+    });
+  }
+}
+
+/** The results on stdout: the CSV, or with --json one JSON array of row objects, streamed. */
+async function streamResults(
+  app: App,
+  id: string,
+  stdout: NodeJS.WritableStream,
+  json: boolean,
+): Promise<void> {
+  // stdout is not ended by the results writer: the CLI may print after it.
+  const csv = new PassThrough();
+  if (!json) {
+    csv.pipe(stdout, { end: false });
+    const drained = finished(csv);
+    await batchResults(app, id, csv);
+    await drained;
+    return;
+  }
+  let first = true;
+  const toJson = new Transform({
+    writableObjectMode: true,
+    transform(row: Record<string, string>, _enc, done) {
+      done(null, `${first ? '[' : ',\n'}${JSON.stringify(row)}`);
+      first = false;
+    },
+    flush(done) {
+      done(null, first ? '[]\n' : ']\n');
+    },
+  });
+  toJson.pipe(stdout, { end: false });
+  const drained = finished(toJson);
+  await Promise.all([
+    batchResults(app, id, csv),
+    pipeline(csv, parseCsv({ columns: true, bom: true }), toJson),
+  ]);
+  await drained;
 }

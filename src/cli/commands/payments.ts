@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { findPayment, type PaymentView } from '../../payments/view.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
+import { registerPaymentsAdminCommands } from './payments-admin.ts';
+import { registerPaymentsResolveCommand } from './payments-resolve.ts';
 
 function human(v: unknown): string {
   const p = v as PaymentView;
@@ -19,14 +21,20 @@ function human(v: unknown): string {
 }
 
 export function registerPaymentsCommands(program: Command, ctx: CliContext) {
-  const payments = program.command('payments').description('inspect payments');
+  const payments = program.command('payments').description('find, inspect and resolve payments');
+  registerPaymentsAdminCommands(payments, ctx);
+  registerPaymentsResolveCommand(payments, ctx);
   payments
     .command('show <reference>')
     .description("one payment's state, attempts and history, by intent key or attempt reference")
     .action(async (reference: string) => {
       await withApp(ctx, async (app) => {
         const view = await findPayment(app.store, reference);
-        if (!view) throw new UsageError(`no payment with key or reference "${reference}"`);
+        if (!view) {
+          throw new UsageError(`no payment with key or reference "${reference}"`, {
+            code: 'not_found',
+          });
+        }
         ctx.out().result(view, human);
       });
     });

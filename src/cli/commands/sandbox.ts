@@ -1,4 +1,8 @@
-/** `billing sandbox`: the local Sayswitch simulator (docs/product.md §9). */
+/**
+ * `billing sandbox`: the local Sayswitch simulator (docs/product.md §9). Runs until SIGINT or
+ * SIGTERM; "listening on …" is printed at start (stderr with --json, whose one document comes at
+ * the end).
+ */
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import {
   CARD_FLOWS,
@@ -180,7 +184,11 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
         .info(
           `Sayswitch sandbox listening on ${sandbox.url} (profile ${sandbox.profile}; ledger: ${sandbox.url}/__sandbox/ledger)`,
         );
-      await ctx.untilSignal();
+      const signal = await ctx.untilSignal();
       await sandbox.close();
+      // The listening line above is on stderr with --json; the document comes when it stops.
+      if (ctx.out().json) {
+        ctx.out().result({ url: sandbox.url, profile: sandbox.profile, signal, stopped: true });
+      }
     });
 }

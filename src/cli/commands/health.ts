@@ -1,0 +1,79 @@
+/**
+ * `billing health --health-file <path> [--max-age 30s]`: the healthcheck of a role container
+ * (docker-compose.yml). Reads the heartbeat `billing start --health-file <path>` keeps
+ * (src/cli/health-file.ts): exit 0 when it is fresh, its process alive, Redis up, every worker
+ * running and (role api) the HTTP server listening; exit 1 naming what is wrong otherwise.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseDurationMs } from '../../config/duration.ts';
+import type { CliContext } from '../context.ts';
+import { CliError, describeFsError } from '../errors.ts';
+import {
+  DEFAULT_MAX_AGE_MS,
+  heartbeatProblems,
+  processAlive,
+  readHeartbeat,
+  type Heartbeat,
+} from '../health-file.ts';
+
+function parseMaxAge(value: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === undefined || ms <= 0) {
+    throw new InvalidArgumentError('--max-age must be a duration like 30s or 2m');
+  }
+  return ms;
+}
+
+export function registerHealthCommand(program: Command, ctx: CliContext) {
+  program
+    .command('health')
+    .description(
+      'check a role started with --health-file: heartbeat fresh, Redis up, workers running (exit 0), else exit 1',
+    )
+    .requiredOption('--health-file <path>', 'the heartbeat file `billing start` writes')
+    .option(
+      '--max-age <duration>',
+      'the oldest acceptable heartbeat',
+      parseMaxAge,
+      DEFAULT_MAX_AGE_MS,
+    )
+    .action(async (opts: { healthFile: string; maxAge: number }) => {
+      let beat: Heartbeat;
+      try {
+        beat = await readHeartbeat(opts.healthFile);
+      } catch (err) {
+        const why =
+          err instanceof SyntaxError ? 'not a heartbeat (unreadable JSON)' : describeFsError(err);
+        throw new CliError(
+          `${opts.healthFile}: no heartbeat (${why}); is \`billing start --health-file ${opts.healthFile}\` running?`,
+          { code: 'unhealthy', details: { healthFile: opts.healthFile } },
+        );
+      }
+      const nowMs = Date.now();
+      const problems = heartbeatProblems(beat, {
+        nowMs,
+        maxAgeMs: opts.maxAge,
+        alive: processAlive,
+      });
+      const report = {
+        healthy: problems.length === 0,
+        ageMs: nowMs - Date.parse(beat.at),
+        ...beat,
+      };
+      if (problems.length > 0) {
+        throw new CliError(`unhealthy (roles ${beat.roles.join(', ')}): ${problems.join('; ')}`, {
+          code: 'unhealthy',
+          details: { ...report, problems },
+        });
+      }
+      ctx
+        .out()
+        .result(
+          report,
+          () =>
+            `healthy: roles ${beat.roles.join(', ')} (pid ${beat.pid}), Redis up, ` +
+            `${beat.workers.length} worker${beat.workers.length === 1 ? '' : 's'} running` +
+            `${beat.http ? ', HTTP listening' : ''}; heartbeat ${Math.round(report.ageMs / 1000)} s old`,
+        );
+    });
+}

@@ -1,0 +1,79 @@
+/**
+ * `billing payments list` and `billing payments reindex`: the CLI side of GET /payments
+ * (payments/list.ts) and the one-off index backfill after upgrading (docs/operations.md,
+ * "Finding payments").
+ */
+import type { Command } from 'commander';
+import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
+import { withApp, type CliContext } from '../context.ts';
+import { UsageError } from '../errors.ts';
+
+function human(v: unknown): string {
+  const { data, next_cursor } = v as PaymentList;
+  const rows = data.map((p) => [p.key, p.type, `${p.amount} ${p.currency}`, p.state, p.createdAt]);
+  const widths = [0, 1, 2, 3, 4].map((c) => Math.max(...rows.map((r) => r[c]!.length), 0));
+  const lines = rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
+  if (next_cursor) lines.push(`more: --cursor ${next_cursor}`);
+  return lines.length > 0 ? lines.join('\n') : 'no payments';
+}
+
+export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext) {
+  payments
+    .command('list')
+    .description('a page of payments, newest first (filters as GET /payments)')
+    .option(
+      '--state <state>',
+      'queued, submitting, pending, requires_action, unknown, succeeded, …',
+    )
+    .option('--type <type>', 'charge or payout')
+    .option('--batch <id>', "one batch's rows, by line")
+    .option('--subscription <id>', "one subscription's renewals")
+    .option('--created-after <date>', 'ISO date or instant (inclusive)')
+    .option('--created-before <date>', 'ISO date or instant (inclusive)')
+    .option('--limit <n>', 'page size, 1-200', '50')
+    .option('--cursor <cursor>', 'the next page of a previous list')
+    .action(async (opts: Record<string, string | undefined>) => {
+      const q = paymentListQuerySchema.safeParse({
+        ...(opts.state ? { state: opts.state } : {}),
+        ...(opts.type ? { type: opts.type } : {}),
+        ...(opts.batch ? { batch: opts.batch } : {}),
+        ...(opts.subscription ? { subscription: opts.subscription } : {}),
+        ...(opts.createdAfter ? { created_after: opts.createdAfter } : {}),
+        ...(opts.createdBefore ? { created_before: opts.createdBefore } : {}),
+        limit: opts.limit,
+        ...(opts.cursor ? { cursor: opts.cursor } : {}),
+      });
+      if (!q.success) {
+        const flag = (f: string) => `--${f.replace(/_/g, '-')}`;
+        throw new UsageError(
+          q.error.issues.map((i) => `${flag(i.path.join('.'))}: ${i.message}`).join('; '),
+          { code: 'invalid_input' },
+        );
+      }
+      await withApp(ctx, async (app) => {
+        try {
+          ctx.out().result(await listPayments(app.store, q.data), human);
+        } catch (err) {
+          if (err instanceof RangeError) {
+            throw new UsageError(`--cursor: ${err.message}`, { code: 'invalid_input' });
+          }
+          throw err;
+        }
+      });
+    });
+
+  payments
+    .command('reindex')
+    .description('add payments stored before list indexes existed to them (once, after upgrading)')
+    .action(async () => {
+      await withApp(ctx, async (app) => {
+        const indexed = await app.store.reindexCreated();
+        ctx.out().result({ indexed }, () => `${indexed} payments indexed`);
+      });
+    });
+}

@@ -1,0 +1,518 @@
+/**
+ * `--json` over every command of the CLI, each run as a user runs it (a child process, logs at
+ * `debug` so a log line on stdout would break the parse): stdout is exactly one JSON document, on
+ * success and on failure (`{"error":{"code","message"}}`), and nothing else. The command tree is
+ * read from commander, so a new command without a case here fails the first test.
+ *
+ * Commands that need Redis run against the test Redis under a unique QUEUE_PREFIX. `start` and
+ * `sandbox` run until a signal: they are started, checked while they run and stopped with SIGTERM.
+ * `demo` is the one command without a success case here: it runs every role until its payments
+ * are final; its `--json` document is checked by test/integration/demo-continue.test.ts.
+ */
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import type { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli/program.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { AmountMinor } from '../../src/kernel/money.ts';
+import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
+import type { CliContext } from '../../src/cli/context.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { FAST_ENV } from '../support/app.ts';
+import {
+  emptyDir,
+  runCliChild,
+  spawnCli,
+  type CliChild,
+  type CliResult,
+} from '../support/cli-run.ts';
+import { track } from '../support/leak-check.ts';
+import { until } from '../support/poll.ts';
+import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
+import { findFreePort } from '../support/redis-server.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+const EXAMPLES = new URL('../../examples/', import.meta.url).pathname;
+const PACKAGE = JSON.parse(
+  readFileSync(new URL('../../package.json', import.meta.url), 'utf8'),
+) as { version: string };
+
+/** Every leaf command of the program, as its path (`batch submit`). */
+function commandPaths(cmd: Command, prefix: string[] = []): string[] {
+  return cmd.commands.flatMap((c) => {
+    const path = [...prefix, c.name()];
+    return c.commands.length === 0 ? [path.join(' ')] : commandPaths(c, path);
+  });
+}
+
+const notUsed = () => {
+  throw new Error('not used to list commands');
+};
+const LISTING_CTX = {
+  out: notUsed,
+  config: notUsed,
+  logger: notUsed,
+  openApp: notUsed,
+  startRoles: notUsed,
+  untilSignal: notUsed,
+  env: {},
+  stdout: process.stdout,
+  stderr: process.stderr,
+} as unknown as CliContext;
+
+interface Case {
+  /** The arguments; a function for ones an earlier case learned (a test clock's id). */
+  args: string[] | (() => string[]);
+  /** The exit code; 0 means the document is a result, anything else an error document. */
+  exit: number;
+  /** The error document's code. */
+  code?: string;
+  check?: (doc: Record<string, unknown>, run: CliResult) => void;
+  env?: Record<string, string>;
+}
+
+/** A child process as a leak-checked resource: open until it exited. */
+function childHandle(child: CliChild, kind: string) {
+  return {
+    kind,
+    isOpen: () => child.proc.exitCode === null && child.proc.signalCode === null,
+    close: async () => {
+      child.kill('SIGKILL');
+      await child.exited;
+    },
+  };
+}
+
+const BATCH_ID = 'clijson-b1';
+const PAYOUTS = [
+  'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',
+  'cj-1,0123456789,058,GTBank,Ada Okafor,1500,NGN,json test',
+  'cj-2,0234567890,044,Access Bank,Bola Adeyemi,2500.50,NGN,json test',
+  'cj-3,0345678901,057,Zenith Bank,Chidi Eze,99.99,NGN,json test',
+].join('\n');
+const INVALID = [
+  'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',
+  'bad-1,0123456789,058,GTBank,Ada Okafor,"1,500.00",NGN,json test',
+].join('\n');
+
+let dir: string;
+const file = (name: string) => join(dir, name);
+
+/**
+ * The cases, by command path, run in this order (later ones read what earlier ones made). Each
+ * path of the command tree has at least one case, or is in {@link LONG_RUNNING}.
+ */
+const CASES: [string, Case[]][] = [
+  [
+    'subs import',
+    [
+      {
+        args: ['subs', 'import', join(EXAMPLES, 'subscriptions.csv')],
+        exit: 0,
+        check: (d) => expect(d.created).toBeGreaterThan(0),
+      },
+      { args: ['subs', 'import', '/nonexistent/subs.csv'], exit: 2, code: 'usage' },
+    ],
+  ],
+  [
+    'subs list',
+    [
+      {
+        args: ['subs', 'list', '--limit', '3'],
+        exit: 0,
+        check: (d) => expect(d.items).toHaveLength(3),
+      },
+      { args: ['subs', 'list', '--limit', 'x'], exit: 2, code: 'usage' },
+    ],
+  ],
+  [
+    'subs show',
+    [
+      {
+        args: ['subs', 'show', 'lagos-gym-001'],
+        exit: 0,
+        check: (d) => expect(d.id).toBe('lagos-gym-001'),
+      },
+      { args: ['subs', 'show', 'no-such-sub'], exit: 2 },
+    ],
+  ],
+  ['subs pause', [{ args: ['subs', 'pause', 'lagos-gym-001'], exit: 0 }]],
+  ['subs resume', [{ args: ['subs', 'resume', 'lagos-gym-001'], exit: 0 }]],
+  [
+    'subs cancel',
+    [
+      {
+        args: ['subs', 'cancel', 'lagos-gym-002'],
+        exit: 0,
+        check: (d) => expect(d.status).toBe('canceled'),
+      },
+      { args: ['subs', 'cancel', 'no-such-sub'], exit: 2 },
+    ],
+  ],
+  [
+    'batch submit',
+    [
+      {
+        args: ['batch', 'submit', 'invalid.csv', '--type', 'payout'],
+        exit: 2,
+        code: 'invalid_input',
+        check: (d) => {
+          const details = (d.error as { details: { errors: unknown[] } }).details;
+          expect(details.errors).toHaveLength(1);
+        },
+      },
+      {
+        args: ['batch', 'submit', 'payouts.csv', '--type', 'payout', '--validate-only'],
+        exit: 0,
+        check: (d) => expect(d.status).toBe('validated'),
+      },
+      {
+        args: ['batch', 'submit', 'payouts.csv', '--type', 'payout', '--id', BATCH_ID],
+        exit: 0,
+        check: (d) => expect(d).toMatchObject({ status: 'created', batchId: BATCH_ID, valid: 3 }),
+      },
+      { args: ['batch', 'submit', 'missing.csv', '--type', 'payout'], exit: 2 },
+    ],
+  ],
+  [
+    'batch status',
+    [
+      {
+        args: ['batch', 'status', BATCH_ID],
+        exit: 0,
+        check: (d) => expect(d).toMatchObject({ id: BATCH_ID, valid: 3 }),
+      },
+      { args: ['batch', 'status', 'no-such-batch'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
+    'batch results',
+    [
+      {
+        // Without -o and with --json: the rows as one JSON array.
+        args: ['batch', 'results', BATCH_ID],
+        exit: 0,
+        check: (d) => {
+          const rows = d as unknown as Record<string, string>[];
+          expect(rows.map((r) => r.reference)).toEqual(['cj-1', 'cj-2', 'cj-3']);
+          expect(rows[0]).toMatchObject({ line: '2', currency: 'NGN' });
+        },
+      },
+      {
+        args: ['batch', 'results', BATCH_ID, '-o', 'results.csv'],
+        exit: 0,
+        check: (d) => {
+          expect(d).toEqual({ batchId: BATCH_ID, output: 'results.csv' });
+          expect(readFileSync(file('results.csv'), 'utf8')).toMatch(/^line,reference,/);
+        },
+      },
+      {
+        // A path that cannot be written: the file named, no stack, exit 2.
+        args: ['batch', 'results', BATCH_ID, '-o', '/nonexistent/dir/x.csv'],
+        exit: 2,
+        code: 'output_file',
+        check: (d, run) => {
+          expect((d.error as { message: string }).message).toContain('/nonexistent/dir/x.csv');
+          expect(run.stderr).toContain('/nonexistent/dir/x.csv');
+          expect(run.stderr).not.toMatch(/^\s+at /m);
+        },
+      },
+    ],
+  ],
+  [
+    'payments show',
+    [
+      {
+        args: ['payments', 'show', `bat_${BATCH_ID}_cj-1`],
+        exit: 0,
+        check: (d) => expect(d.key).toBe(`bat_${BATCH_ID}_cj-1`),
+      },
+      { args: ['payments', 'show', 'api_nothing_here'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
+    'payments list',
+    [
+      {
+        args: ['payments', 'list', '--batch', BATCH_ID, '--limit', '1'],
+        exit: 0,
+        check: (d) => {
+          expect((d.data as unknown[]).length).toBe(1);
+          expect(typeof d.next_cursor).toBe('string');
+        },
+      },
+      { args: ['payments', 'list', '--state', 'paid'], exit: 2, code: 'invalid_input' },
+    ],
+  ],
+  [
+    'payments reindex',
+    [
+      {
+        args: ['payments', 'reindex'],
+        exit: 0,
+        check: (d) => expect(typeof d.indexed).toBe('number'),
+      },
+    ],
+  ],
+  [
+    'payments resolve',
+    [
+      {
+        args: ['payments', 'resolve', 'api_nothing_here', '--outcome', 'failed', '--note', 'x'],
+        exit: 2,
+        code: 'not_found',
+      },
+      {
+        // In needs_review (set up below); Sayswitch never saw it, so only --force records it.
+        args: [
+          'payments',
+          'resolve',
+          'api_cj-review',
+          '--outcome',
+          'failed',
+          '--note',
+          'checked',
+          '--force',
+        ],
+        exit: 0,
+        check: (d) => {
+          expect(d).toMatchObject({ state: 'failed', reason: 'operator_forced' });
+          expect(d.resolution).toMatchObject({ forced: true });
+        },
+      },
+      {
+        // A batch row not in review: refused, naming why.
+        args: ['payments', 'resolve', `bat_${BATCH_ID}_cj-1`, '--outcome', 'failed', '--note', 'x'],
+        exit: 1,
+        code: 'not_resolvable',
+      },
+      {
+        args: ['payments', 'resolve', 'x', '--outcome', 'maybe', '--note', 'x'],
+        exit: 2,
+        code: 'usage',
+      },
+    ],
+  ],
+  [
+    'reconcile',
+    [
+      {
+        args: ['reconcile', '--older-than', '1h'],
+        exit: 0,
+        check: (d) => expect(typeof d.due).toBe('number'),
+      },
+      { args: ['reconcile', '--older-than', 'soon'], exit: 2, code: 'usage' },
+    ],
+  ],
+  [
+    'redis status',
+    [{ args: ['redis', 'status'], exit: 0, check: (d) => expect(d.redis).toBeTruthy() }],
+  ],
+  [
+    'redis ack-data-loss',
+    [
+      {
+        args: ['redis', 'ack-data-loss'],
+        exit: 0,
+        check: (d) => expect(d.acknowledged).toBe(false),
+      },
+    ],
+  ],
+  [
+    'health',
+    [
+      {
+        args: ['health', '--health-file', 'no-heartbeat.json'],
+        exit: 1,
+        code: 'unhealthy',
+        check: (d) => expect((d.error as { message: string }).message).toContain('no heartbeat'),
+      },
+    ],
+  ],
+  [
+    'demo',
+    // Its success runs every role until final: demo-continue.test.ts checks its --json document.
+    [{ args: ['demo', '--timeout', 'soon'], exit: 2, code: 'usage' }],
+  ],
+  [
+    'start',
+    [
+      {
+        // A cron variable the scheduler would refuse: exit 2 naming it, before anything starts.
+        args: ['start'],
+        env: { SCHEDULER_CRON: '99 * * * *' },
+        exit: 2,
+        code: 'config',
+        check: (d) => {
+          const { problems } = (d.error as { details: { problems: { variable: string }[] } })
+            .details;
+          expect(problems.map((p) => p.variable)).toEqual(['SCHEDULER_CRON']);
+        },
+      },
+      { args: ['start', '--roles', 'api,cook'], exit: 2, code: 'usage' },
+    ],
+  ],
+  ['sandbox', [{ args: ['sandbox', '--fault-rate', '2'], exit: 2, code: 'usage' }]],
+];
+
+/** Commands that run until a signal: their success is checked in a test of their own below. */
+const LONG_RUNNING = ['start', 'sandbox'];
+
+describe('--json: exactly one JSON document on stdout for every command', () => {
+  let prefix: string;
+  let redis: Redis;
+  let sandbox: Sandbox;
+  let env: Record<string, string>;
+
+  beforeAll(async () => {
+    prefix = uniquePrefix('clijson');
+    redis = await createTestRedis({}, 'cli-json test redis');
+    sandbox = await startTestSandbox();
+    // A payment in needs_review for `payments resolve`.
+    const store = new RedisIntentStore(redis, prefix);
+    const key = 'api_cj-review' as IntentKey;
+    await store.create(
+      {
+        key,
+        type: 'charge',
+        origin: 'api',
+        amount: 1000 as AmountMinor,
+        currency: 'NGN',
+        payee: { kind: 'charge', email: 'r@example.com', cardTokenSealed: 'sealed' },
+      },
+      Date.now(),
+    );
+    for (const to of ['submitting', 'unknown', 'needs_review'] as const) {
+      await store.transition(key, to, Date.now());
+    }
+    dir = emptyDir('cli-json');
+    writeFileSync(file('payouts.csv'), `${PAYOUTS}\n`);
+    writeFileSync(file('invalid.csv'), `${INVALID}\n`);
+    env = {
+      ...FAST_ENV,
+      REDIS_URL: await getRedisUrl(),
+      QUEUE_PREFIX: prefix,
+      SAYSWITCH_BASE_URL: sandbox.url,
+      // Chatty on purpose: a log line on stdout would break every parse below.
+      LOG_LEVEL: 'debug',
+    };
+  });
+
+  afterAll(async () => {
+    await sandbox?.close();
+    await cleanupPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  /** Runs a case and checks the one-document rule; returns the document. */
+  async function runJson(c: Case): Promise<Record<string, unknown>> {
+    const args = typeof c.args === 'function' ? c.args() : c.args;
+    const run = await runCliChild([...args, '--json'], { ...env, ...c.env }, { cwd: dir });
+    const what = `billing ${args.join(' ')} --json\nstdout:\n${run.stdout}\nstderr:\n${run.stderr}`;
+    expect(run.code, what).toBe(c.exit);
+    let doc: Record<string, unknown>;
+    try {
+      doc = JSON.parse(run.stdout) as Record<string, unknown>;
+    } catch {
+      throw new Error(`stdout is not one JSON document: ${what}`);
+    }
+    expect(doc, what).not.toBeNull();
+    if (c.exit === 0) {
+      expect(Array.isArray(doc) ? undefined : doc.error, what).toBeUndefined();
+    } else {
+      const error = doc.error as { code?: unknown; message?: unknown } | undefined;
+      expect(typeof error?.code, what).toBe('string');
+      expect(typeof error?.message, what).toBe('string');
+      if (c.code !== undefined) expect(error?.code, what).toBe(c.code);
+    }
+    c.check?.(doc, run);
+    return doc;
+  }
+
+  it('has a case for every command of the program (a new command needs one)', () => {
+    const paths = commandPaths(buildProgram(LISTING_CTX)).sort();
+    const covered = new Set(CASES.map(([path]) => path));
+    expect(paths.filter((p) => !covered.has(p))).toEqual([]);
+    expect([...covered].filter((p) => !paths.includes(p))).toEqual([]);
+    for (const p of LONG_RUNNING) expect(paths).toContain(p);
+    // Every command that can succeed quickly has a success case.
+    const withSuccess = CASES.filter(([, cs]) => cs.some((c) => c.exit === 0)).map(([p]) => p);
+    expect(paths.filter((p) => !withSuccess.includes(p)).sort()).toEqual(
+      ['demo', 'health', ...LONG_RUNNING].sort(),
+    );
+  });
+
+  for (const [path, cases] of CASES) {
+    it(`billing ${path} --json`, async () => {
+      for (const c of cases) await runJson(c);
+    });
+  }
+
+  it('billing --version prints the package version; with --json as a document', async () => {
+    const plain = await runCliChild(['--version'], {});
+    expect(plain).toMatchObject({ code: 0, stdout: `${PACKAGE.version}\n` });
+    const json = await runCliChild(['--version', '--json'], {});
+    expect(json.code).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({ version: PACKAGE.version });
+  });
+
+  it('an unknown command with --json: a usage error document, exit 2', async () => {
+    await runJson({ args: ['refund', 'everything'], exit: 2, code: 'usage' });
+  });
+
+  it('billing start --json: logs on stderr, healthy while it runs, one document when stopped', async () => {
+    const health = file('start-health.json');
+    const child = spawnCli(
+      ['start', '--roles', 'api,worker', '--health-file', health, '--json'],
+      { ...env, PORT: String(await findFreePort()) },
+      { cwd: dir },
+    );
+    track(childHandle(child, 'billing start'), 'billing start child');
+    await child.waitForStderr('roles started');
+    await until(() => existsSync(health), { what: 'the heartbeat file', timeoutMs: 20_000 });
+
+    const healthy = await runJson({
+      args: ['health', '--health-file', health],
+      exit: 0,
+      check: (d) => {
+        expect(d).toMatchObject({ healthy: true, redis: 'up', roles: ['api', 'worker'] });
+        expect((d.workers as { running: boolean }[]).length).toBeGreaterThan(0);
+        expect(d.http).toEqual({ listening: true });
+      },
+    });
+    expect(healthy.pid).toBe(child.proc.pid);
+
+    child.kill('SIGTERM');
+    expect(await child.exited, child.stderr()).toBe(0);
+    expect(JSON.parse(child.stdout())).toEqual({
+      roles: ['api', 'worker'],
+      signal: 'SIGTERM',
+      stopped: true,
+    });
+    // The log lines went to stderr, as JSON.
+    const logs = child
+      .stderr()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
+    expect(logs.map((l) => (JSON.parse(l) as { msg: string }).msg)).toContain('roles started');
+    // Stopped: the heartbeat is gone and the role unhealthy.
+    expect(existsSync(health)).toBe(false);
+    await runJson({ args: ['health', '--health-file', health], exit: 1, code: 'unhealthy' });
+  });
+
+  it('billing sandbox --json: "listening" on stderr, one document when stopped', async () => {
+    const child = spawnCli(['sandbox', '--port', '0', '--json'], {}, { cwd: dir });
+    track(childHandle(child, 'billing sandbox'), 'billing sandbox child');
+    await child.waitForStderr('Sayswitch sandbox listening on');
+    expect(child.stdout()).toBe('');
+    child.kill('SIGTERM');
+    expect(await child.exited, child.stderr()).toBe(0);
+    expect(JSON.parse(child.stdout())).toMatchObject({
+      url: expect.stringMatching(/^http:\/\/127\.0\.0\.1:\d+$/) as unknown,
+      profile: 'default',
+      stopped: true,
+    });
+  });
+});

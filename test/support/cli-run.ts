@@ -1,0 +1,85 @@
+/**
+ * Runs `billing` (bin/billing.js) in a child process with stdout and stderr kept apart, for tests
+ * of what each stream carries (`--json`: one document on stdout, logs on stderr). The child runs
+ * in `cwd` (default: a fresh empty temp directory, so a developer's `.env` is never read) with
+ * only PATH, HOME and the given variables.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { BIN } from './child.ts';
+import { until } from './poll.ts';
+
+export interface CliChild {
+  proc: ChildProcess;
+  stdout(): string;
+  stderr(): string;
+  /** Resolves with the exit code (or the signal name). */
+  exited: Promise<number | string>;
+  /** Resolves once `text` appears on stderr; rejects if the process exits first. */
+  waitForStderr(text: string, timeoutMs?: number): Promise<void>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+export interface CliResult {
+  code: number | string;
+  stdout: string;
+  stderr: string;
+}
+
+/** An empty directory to run the CLI in. */
+export function emptyDir(label = 'billing-cli'): string {
+  return mkdtempSync(join(tmpdir(), `${label}-`));
+}
+
+export function spawnCli(
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string } = {},
+): CliChild {
+  const proc = spawn(process.execPath, [BIN, ...args], {
+    cwd: opts.cwd ?? emptyDir(),
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const exited = new Promise<number | string>((resolve) => {
+    proc.on('close', (code, signal) => resolve(code ?? signal ?? 'unknown'));
+  });
+  return {
+    proc,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForStderr: async (text, timeoutMs = 30_000) => {
+      const seen = await until(
+        () =>
+          err.includes(text)
+            ? 'seen'
+            : proc.exitCode !== null || proc.signalCode !== null
+              ? 'exited'
+              : undefined,
+        { what: () => `"${text}" on stderr:\n${err}`, timeoutMs },
+      );
+      if (seen === 'exited') throw new Error(`exited before "${text}":\n${err}\n${out}`);
+    },
+    kill: (signal = 'SIGTERM') => {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+    },
+  };
+}
+
+/** Runs `billing …` to completion. */
+export async function runCliChild(
+  args: string[],
+  env: Record<string, string>,
+  opts: { cwd?: string } = {},
+): Promise<CliResult> {
+  const child = spawnCli(args, env, opts);
+  const code = await child.exited;
+  return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
