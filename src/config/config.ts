@@ -183,6 +183,7 @@ const envSchema = z.object({
   DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
   DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
   CATCH_UP_MAX_PERIODS: int(12, 1, 1_000),
+  TRIAL_WILL_END_NOTICE: duration('3d'),
   DATA_ENCRYPTION_KEY: z
     .string({ message: 'is required' })
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)'),
@@ -231,7 +232,14 @@ export interface Config {
     rateLimitPerSec: number;
   };
   worker: { concurrency: number; submitLeaseMs: number; lockDurationMs: number };
-  scheduler: { cron: string; catchUpMaxPeriods: number };
+  scheduler: {
+    cron: string;
+    catchUpMaxPeriods: number;
+    /** How long before a trial ends `subscription.trial_will_end` is due. */
+    trialWillEndNoticeMs: number;
+  };
+  /** A `sk_test_` secret key (the sandbox's are): test clocks are available (subscriptions). */
+  testMode: boolean;
   reconcile: {
     cron: string;
     scheduleMs: number[];
@@ -320,7 +328,12 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       submitLeaseMs: e.SUBMIT_LEASE,
       lockDurationMs: e.WORKER_LOCK_DURATION,
     },
-    scheduler: { cron: e.SCHEDULER_CRON, catchUpMaxPeriods: e.CATCH_UP_MAX_PERIODS },
+    scheduler: {
+      cron: e.SCHEDULER_CRON,
+      catchUpMaxPeriods: e.CATCH_UP_MAX_PERIODS,
+      trialWillEndNoticeMs: e.TRIAL_WILL_END_NOTICE,
+    },
+    testMode: e.SAYSWITCH_SECRET_KEY.startsWith('sk_test_'),
     reconcile: {
       cron: e.RECONCILE_CRON,
       scheduleMs: e.RECONCILE_SCHEDULE,

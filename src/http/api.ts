@@ -17,6 +17,7 @@ import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
+import { registerTestClockRoutes } from './routes/test-clocks.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
 import { buildHttpServer, type Readiness } from './server.ts';
 
@@ -65,6 +66,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
         }),
       (server) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app)),
+      (server) => registerTestClockRoutes(server, subscriptionServiceDeps(app)),
       (server) =>
         registerDashboard(server, {
           queues: Object.values(QUEUES).map((q) => app.dispatcher.queue(q)),

@@ -18,6 +18,13 @@ export const EVENT_TYPES = [
   'subscription.billing_held',
   /** The held renewal's payment is final: the hold on it is lifted (docs/subscriptions.md). */
   'subscription.billing_resumed',
+  /** Subscription lifecycle (docs/subscriptions.md "Lifecycle events"). */
+  'subscription.created',
+  'subscription.updated',
+  'subscription.paused',
+  'subscription.resumed',
+  /** TRIAL_WILL_END_NOTICE before a trial ends. */
+  'subscription.trial_will_end',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

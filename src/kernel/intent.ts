@@ -67,5 +67,12 @@ export const FAILURE_REASONS = [
 ] as const;
 export type FailureReason = (typeof FAILURE_REASONS)[number];
 
+/**
+ * The reason of a `failed` a person recorded over a gateway that had not said so (payments/
+ * resolve.ts, `force`): not the gateway's word that nothing moved, so nothing opens a new reference
+ * for that money because of it (subscriptions write the period off instead of retrying).
+ */
+export const OPERATOR_FORCED = 'operator_forced';
+
 export const INTENT_ORIGINS = ['subscription', 'batch', 'api'] as const;
 export type IntentOrigin = (typeof INTENT_ORIGINS)[number];

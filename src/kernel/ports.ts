@@ -9,6 +9,7 @@ import type {
   Intent,
   IntentDraft,
   IntentHistoryEntry,
+  Payee,
   PayoutPayee,
   Resolution,
 } from './payment.ts';
@@ -132,6 +133,11 @@ export interface TransitionOptions {
   >;
   /** Start a new attempt (n+1): only `failed → queued` for a dunning retry. */
   newAttempt?: boolean;
+  /**
+   * The new attempt's payee (a subscription's changed card). Only with `newAttempt`: an attempt
+   * that may have reached the gateway keeps what it was sent with.
+   */
+  payee?: Payee;
   /** Count a proven-unsent resubmission of the same attempt (`unknown → queued`). */
   unsentResubmit?: boolean;
   /** Reason written to the history line. */

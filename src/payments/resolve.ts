@@ -12,15 +12,13 @@
  */
 import type { Clock } from '../kernel/clock.ts';
 import { parseAttemptReference } from '../kernel/ids.ts';
+import { OPERATOR_FORCED } from '../kernel/intent.ts';
 import type { Log } from '../kernel/log.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { IntentStore, LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
 
 export const RESOLVE_OUTCOMES = ['succeeded', 'failed'] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
-
-/** The failure reason of a `failed` resolution the gateway did not confirm. */
-export const OPERATOR_FORCED = 'operator_forced';
 
 export interface ResolveDeps {
   store: IntentStore;

@@ -1,52 +1,160 @@
-/** Management rules (rule 8, record.ts): pause, resume and cancel. Pure. */
-import { periodIndexAt } from './calendar.ts';
-import { startOf } from './periods.ts';
-import { canceledEvent, NOTHING, retryOf, type Decision, type Subscription } from './record.ts';
+/**
+ * Management rules (rules 8 and 12, record.ts): pause (optionally until a `resume_at`), resume,
+ * cancel (at once, or at the end of the period paid for). Pure. Each change carries its event
+ * (`subscription.paused`, `.resumed`, `.canceled`, `.updated`), stored in the same step.
+ */
+import type { FieldIssue } from '../input/record.ts';
+import { indexAt, startAt } from './periods.ts';
+import {
+  canceledEvent,
+  NOTHING,
+  retryOf,
+  subscriptionEvent,
+  type Decision,
+  type Subscription,
+} from './record.ts';
 
-/** Why a management action was refused. */
-export type ActionRefusal = { refused: 'canceled' };
+/** Why a management action was refused: the subscription is canceled, or the input is wrong. */
+export type ActionRefusal = { refused: 'canceled' } | { refused: 'invalid'; issues: FieldIssue[] };
 
-/** Rule 8: pause. Pausing a paused subscription changes nothing; a canceled one is refused. */
-export function pauseSubscription(sub: Subscription, now: number): Decision | ActionRefusal {
-  if (sub.status === 'canceled') return { refused: 'canceled' };
-  if (sub.status === 'paused') return NOTHING;
-  return {
-    next: { ...sub, updatedAt: now, status: 'paused', pausedAt: now },
-    events: [],
-    retries: [],
-  };
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** `subscription.updated`: which fields changed and what they were (never a card token). */
+export function updatedEvent(
+  next: Subscription,
+  now: number,
+  changes: readonly string[],
+  previous: Record<string, unknown>,
+  extra: Record<string, unknown> = {},
+): ReturnType<typeof subscriptionEvent> {
+  return subscriptionEvent(
+    `evt_sub_${next.id}_updated_${next.updates}`,
+    'subscription.updated',
+    now,
+    { subscriptionId: next.id, status: next.status, changes, previous, ...extra },
+  );
 }
 
 /**
- * Rule 8: resume. Billing continues from the period containing `now` (billed at once when it
- * started during the pause); open dunning continues, its overdue retries at once. A hold (rule 9)
- * outlives the pause: it is about a payment, not about the subscription's wishes.
+ * Rule 8 (and 12): pause, until `resumeAt` when given. Pausing a paused subscription changes
+ * nothing unless `resumeAt` is given: a time replaces its scheduled resume, `null` clears it
+ * (`subscription.updated`). A canceled one is refused; `resumeAt` must be after `now`.
  */
-export function resumeSubscription(sub: Subscription, now: number): Decision | ActionRefusal {
+export function pauseSubscription(
+  sub: Subscription,
+  now: number,
+  opts: { resumeAt?: number | null } = {},
+): Decision | ActionRefusal {
   if (sub.status === 'canceled') return { refused: 'canceled' };
-  if (sub.status !== 'paused') return NOTHING;
-  const current = periodIndexAt(sub.schedule, now);
-  const nextPeriod = Math.max(sub.nextPeriod, current);
-  const { pausedAt: _resumed, ...rest } = sub;
+  const resumeAt = opts.resumeAt ?? undefined;
+  if (resumeAt !== undefined && resumeAt <= now)
+    return {
+      refused: 'invalid',
+      issues: [{ field: 'resume_at', message: `resume_at must be after ${iso(now)}` }],
+    };
+  const { resumeAt: _old, ...rest } = sub;
+  if (sub.status === 'paused') {
+    if (opts.resumeAt === undefined || resumeAt === sub.resumeAt) return NOTHING;
+    const next: Subscription = {
+      ...rest,
+      updatedAt: now,
+      updates: sub.updates + 1,
+      ...(resumeAt !== undefined ? { resumeAt } : {}),
+    };
+    return {
+      next,
+      events: [updatedEvent(next, now, ['resume_at'], { resume_at: sub.resumeAt ?? null })],
+      retries: [],
+    };
+  }
   const next: Subscription = {
     ...rest,
     updatedAt: now,
-    status: sub.dunning.length > 0 || sub.delinquent ? 'past_due' : 'active',
-    nextPeriod,
-    nextPeriodStart: startOf(sub.schedule, nextPeriod),
-    resumes: sub.resumes + 1,
+    status: 'paused',
+    pausedAt: now,
+    pauses: sub.pauses + 1,
+    ...(resumeAt !== undefined ? { resumeAt } : {}),
   };
-  return { next, events: [], retries: next.dunning.map((d) => retryOf(next, d)) };
+  const event = subscriptionEvent(
+    `evt_sub_${sub.id}_paused_${next.pauses}`,
+    'subscription.paused',
+    now,
+    {
+      subscriptionId: sub.id,
+      status: 'paused',
+      previousStatus: sub.status,
+      pausedAt: now,
+      resumeAt: resumeAt ?? null,
+    },
+  );
+  return { next, events: [event], retries: [] };
 }
 
 /**
- * Rule 8: cancel. Idempotent; emits `subscription.canceled` once. Open charges are forgotten with
- * the rest: nothing more is billed, so nothing is held (a charge in flight still completes and its
- * `payment.*` event records it).
+ * Rule 8: resume, as of `at` (now, or a pause's `resumeAt` when the tick resumes it, rule 12).
+ * Billing continues from the period containing `at` (billed at once when it started during the
+ * pause); open dunning continues, its overdue retry at once. A hold (rule 9) outlives the pause:
+ * it is about a payment, not about the subscription's wishes.
  */
-export function cancelSubscription(sub: Subscription, now: number): Decision {
+export function resumeSubscription(
+  sub: Subscription,
+  at: number,
+  how: 'requested' | 'scheduled' = 'requested',
+): Decision | ActionRefusal {
+  if (sub.status === 'canceled') return { refused: 'canceled' };
+  if (sub.status !== 'paused') return NOTHING;
+  const nextPeriod = Math.max(sub.nextPeriod, indexAt(sub, at));
+  const { pausedAt: _resumed, resumeAt: _scheduled, ...rest } = sub;
+  const next: Subscription = {
+    ...rest,
+    updatedAt: at,
+    status: sub.dunning.length > 0 || sub.delinquent ? 'past_due' : 'active',
+    nextPeriod,
+    nextPeriodStart: startAt(sub, nextPeriod),
+    resumes: sub.resumes + 1,
+  };
+  const event = subscriptionEvent(
+    `evt_sub_${sub.id}_resumed_${next.resumes}`,
+    'subscription.resumed',
+    at,
+    {
+      subscriptionId: sub.id,
+      status: next.status,
+      resumedAt: at,
+      scheduled: how === 'scheduled',
+      nextPeriodStart: next.nextPeriodStart,
+    },
+  );
+  return { next, events: [event], retries: next.dunning.map((d) => retryOf(next, d)) };
+}
+
+/**
+ * Rule 8: cancel at once. Idempotent; emits `subscription.canceled` once. Open charges are
+ * forgotten with the rest: nothing more is billed, so nothing is held (a charge in flight still
+ * completes and its `payment.*` event records it).
+ *
+ * Rule 12, `atPeriodEnd`: nothing more is billed and the tick cancels it when the period paid
+ * for ends (lifecycle.ts); until then it keeps its status, and the change can be undone
+ * (changes.ts, `cancel_at_period_end: false`). Emits `subscription.updated`.
+ */
+export function cancelSubscription(
+  sub: Subscription,
+  now: number,
+  opts: { atPeriodEnd?: boolean } = {},
+): Decision {
   if (sub.status === 'canceled') return NOTHING;
-  const { claim: _dropped, ...rest } = sub;
+  if (opts.atPeriodEnd === true) return scheduleCancel(sub, now, true);
+  return cancelNow(sub, now, { atPeriodEnd: false });
+}
+
+/** Cancels at `now` (reason `requested`); `extra` goes into `subscription.canceled`. */
+export function cancelNow(
+  sub: Subscription,
+  now: number,
+  extra: { atPeriodEnd: boolean },
+): Decision {
+  if (sub.status === 'canceled') return NOTHING;
+  const { claim: _dropped, cancelAtPeriodEnd: _done, resumeAt: _none, ...rest } = sub;
   const next: Subscription = {
     ...rest,
     updatedAt: now,
@@ -56,7 +164,36 @@ export function cancelSubscription(sub: Subscription, now: number): Decision {
     dunning: [],
     openCharges: [],
   };
-  return { next, events: [canceledEvent(sub, now, { reason: 'requested' })], retries: [] };
+  return {
+    next,
+    events: [canceledEvent(sub, now, { reason: 'requested', ...extra })],
+    retries: [],
+  };
+}
+
+/** Sets or clears `cancelAtPeriodEnd` (rule 12), with `subscription.updated`; else nothing. */
+export function scheduleCancel(sub: Subscription, now: number, on: boolean): Decision {
+  if (sub.status === 'canceled' || (sub.cancelAtPeriodEnd === true) === on) return NOTHING;
+  const { cancelAtPeriodEnd: _old, ...rest } = sub;
+  const next: Subscription = {
+    ...rest,
+    updatedAt: now,
+    updates: sub.updates + 1,
+    ...(on ? { cancelAtPeriodEnd: true } : {}),
+  };
+  return {
+    next,
+    events: [
+      updatedEvent(
+        next,
+        now,
+        ['cancel_at_period_end'],
+        { cancel_at_period_end: !on },
+        on ? { cancelAt: sub.nextPeriodStart } : {},
+      ),
+    ],
+    retries: [],
+  };
 }
 
 /** Whether a management decision was refused. */

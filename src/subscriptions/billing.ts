@@ -2,8 +2,7 @@
  * Billing rules (rules 3, 4, 7 and 9, record.ts): which periods a tick bills at `now`, the claim it
  * takes on them, and the commit that advances `nextPeriod` once their intents exist. Pure.
  */
-import { periodIndexAt } from './calendar.ts';
-import { periodKey, startOf } from './periods.ts';
+import { indexAt, periodKey, startAt } from './periods.ts';
 import { isBillable, type OpenCharge, type Subscription } from './record.ts';
 
 /** What a tick should do with one subscription at `now`. */
@@ -30,22 +29,21 @@ export function planBilling(
   if (!isBillable(sub)) return { kind: 'idle' };
   if (sub.claim && sub.claim.until > now) return { kind: 'busy', until: sub.claim.until };
   if (sub.nextPeriodStart > now) return { kind: 'wait', nextAt: sub.nextPeriodStart };
-  const s = sub.schedule;
   const max = Math.max(1, opts.catchUpMax);
   // The last period started by `now`: usually `nextPeriod` itself, a few steps on after a short
   // outage; a long one is located by the calendar in one step instead of walked.
   let last = sub.nextPeriod;
-  while (startOf(s, last + 1) <= now) {
+  while (startAt(sub, last + 1) <= now) {
     last += 1;
     if (last - sub.nextPeriod > max) {
-      last = periodIndexAt(s, now);
+      last = indexAt(sub, now);
       break;
     }
   }
   const from = Math.max(sub.nextPeriod, last - max + 1);
   // duePeriods over memoized starts: an empty period (a calendar day a zone skipped) bills nothing.
   const periods: number[] = [];
-  for (let n = from; n <= last; n++) if (startOf(s, n + 1) > startOf(s, n)) periods.push(n);
+  for (let n = from; n <= last; n++) if (startAt(sub, n + 1) > startAt(sub, n)) periods.push(n);
   return { kind: 'bill', periods, skipped: from - sub.nextPeriod, next: last + 1 };
 }
 
@@ -98,7 +96,7 @@ export function commitBilling(
     ...rest,
     updatedAt: now,
     nextPeriod: next,
-    nextPeriodStart: startOf(sub.schedule, next),
+    nextPeriodStart: startAt(sub, next),
     skippedPeriods: sub.skippedPeriods + skipped,
   };
 }

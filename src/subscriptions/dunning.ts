@@ -10,6 +10,7 @@ import type { IntentStore } from '../kernel/ports.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { HandlerContext } from '../infra/queues/processor.ts';
+import { timeOf } from './clock-runner.ts';
 import type { SubscriptionStore } from './ports.ts';
 
 export interface DunningDeps {
@@ -37,6 +38,11 @@ export interface DunningDeps {
  *   subscription stays in dunning with billing held until the payment is settled by hand.
  * Re-arming is never needed: the only thing that arms a retry is the gateway's `failed` for the
  * entry's attempt, and each later failure arms the next step itself.
+ *
+ * The new attempt is a new reference for the period's money (same intent: same amount and
+ * currency). It charges the subscription's current card (rule 11): the new attempt gets the
+ * subscription's sealed card token as its payee. A retry of an existing attempt (a resubmission
+ * of the same reference) keeps everything: the store sets a payee only with a new attempt.
  */
 export function createDunningHandler(deps: DunningDeps) {
   return async (
@@ -75,8 +81,17 @@ export function createDunningHandler(deps: DunningDeps) {
       return { skipped: 'not_failed', state: intent.state, attempt: intent.attempt };
     }
     // `expectAttempt` makes the store refuse if another run opened n+1 since the read above.
-    const res = await deps.intents.transition(key, 'queued', deps.clock.now(), {
+    // On a test clock, the clock's time (test-clocks.ts).
+    const now = (await timeOf(deps.subs, deps.clock, sub.testClock)) ?? deps.clock.now();
+    // Rule 11: the subscription's current card. This is a new attempt, opened only after the
+    // gateway's `failed`, so a new card is safe here and nowhere else.
+    const payee =
+      intent.payee.kind === 'charge' && intent.payee.cardTokenSealed !== sub.cardTokenSealed
+        ? { ...intent.payee, cardTokenSealed: sub.cardTokenSealed }
+        : undefined;
+    const res = await deps.intents.transition(key, 'queued', now, {
       newAttempt: true,
+      ...(payee ? { payee } : {}),
       expectAttempt: entry.attempt,
       reason: 'dunning_retry',
     });

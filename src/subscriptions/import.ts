@@ -7,9 +7,13 @@
  *
  * CSV format: UTF-8 (BOM accepted), header row required, column names case-insensitive,
  * `id,customer_email,card_token,amount,currency,interval,interval_count,anchor,timezone` plus any
- * `meta_*` columns; `interval_count` may be left out (1). Values are trimmed. A file is validated
- * completely before anything is stored: one invalid row rejects the whole file.
+ * `meta_*` columns; `interval_count` may be left out (1), and so may the optional `trial_end` and
+ * `test_clock` columns. With `trial_end` the `anchor` may be blank: the first period starts when
+ * the trial ends (rule 10, record.ts), so an anchor given with it must be the same instant.
+ * Values are trimmed. A file is validated completely before anything is stored: one invalid row
+ * rejects the whole file.
  */
+import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { CHARGE_CURRENCIES, type AmountMinor } from '../kernel/money.ts';
 import { SUBSCRIPTION_ID_MAX } from '../kernel/ids.ts';
@@ -29,6 +33,8 @@ import {
   validateValues,
   type FieldIssue,
   type FieldLayout,
+  type Issue,
+  type RawValues,
   type RecordSpec,
   type RowIssue,
 } from '../input/record.ts';
@@ -55,15 +61,52 @@ export const SUBSCRIPTION_COLUMNS = [
   'interval_count',
   'anchor',
   'timezone',
+  'trial_end',
+  'test_clock',
 ] as const;
 type Column = (typeof SUBSCRIPTION_COLUMNS)[number];
-const OPTIONAL_COLUMNS: readonly Column[] = ['interval_count'];
+const OPTIONAL_COLUMNS: readonly Column[] = ['interval_count', 'trial_end', 'test_clock'];
 
 /** One problem of an import file; `line` is the physical line (the header is line 1). */
 export interface InputIssue {
   line?: number;
   column?: string;
   message: string;
+}
+
+/** An ISO 8601 instant with Z or an offset (an anchor, a trial's end, a resume time). */
+export function instantSchema(field: string) {
+  return z
+    .string({
+      error: (iss) =>
+        iss.input === undefined ? `${field} is required` : `${field} must be a string`,
+    })
+    .refine((a) => scheduleSchema.shape.anchor.safeParse(a).success, {
+      error: (iss) =>
+        `${field} "${shown(iss.input)}" must be an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
+    });
+}
+
+/** Epoch ms of an instant `instantSchema` accepted. */
+export function instantMs(iso: string): number {
+  return DateTime.fromISO(iso, { setZone: true }).toMillis();
+}
+
+/** Rule 10: the anchor is required without a trial, and is the trial's end with one. */
+function anchorAndTrial(values: Readonly<RawValues>): Issue[] {
+  const { anchor, trial_end: trialEnd } = values;
+  if (anchor === undefined && trialEnd === undefined)
+    return [{ name: 'anchor', message: 'anchor is required (or trial_end)' }];
+  if (anchor === undefined || trialEnd === undefined) return [];
+  const valid = (v: string) => scheduleSchema.shape.anchor.safeParse(v).success;
+  if (!valid(anchor) || !valid(trialEnd) || instantMs(anchor) === instantMs(trialEnd)) return [];
+  return [
+    {
+      name: 'anchor',
+      message:
+        'anchor must be left out, or be the same instant as trial_end: the first period starts when the trial ends',
+    },
+  ];
 }
 
 /** Field schemas: each takes the raw string (undefined when blank or absent). */
@@ -94,17 +137,18 @@ const subscriptionFieldsSchema = z.object({
       }
       return n;
     }),
-  anchor: z
-    .string({ error: 'anchor is required' })
-    .refine((a) => scheduleSchema.shape.anchor.safeParse(a).success, {
-      error: (iss) =>
-        `anchor "${shown(iss.input)}" must be an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
-    }),
+  // Required unless trial_end is given (crossChecks).
+  anchor: instantSchema('anchor').optional(),
   timezone: z
     .string({ error: 'timezone is required' })
     .refine((tz) => scheduleSchema.shape.timezone.safeParse(tz).success, {
       error: (iss) => `timezone "${shown(iss.input)}" is not an IANA zone (e.g. Africa/Lagos)`,
     }),
+  trial_end: instantSchema('trial_end').optional(),
+  test_clock: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'test_clock must be a test clock id (clock_…)')
+    .optional(),
 });
 type SubscriptionFields = z.output<typeof subscriptionFieldsSchema>;
 
@@ -116,6 +160,7 @@ export const subscriptionSpec: RecordSpec<Column, typeof subscriptionFieldsSchem
   schema: subscriptionFieldsSchema,
   trim: true,
   jsonNumbers: ['interval_count'],
+  crossChecks: anchorAndTrial,
 };
 
 /** A validated input: everything but the sealed token. */
@@ -125,8 +170,12 @@ export interface SubscriptionInput {
   cardToken: string;
   amount: AmountMinor;
   currency: Subscription['currency'];
+  /** With a trial, `schedule.anchor` is its end (rule 10). */
   schedule: Schedule;
   metadata: Record<string, string>;
+  /** The trial's end, as given (ISO 8601). */
+  trialEnd?: string;
+  testClock?: string;
 }
 
 function toInput(v: SubscriptionFields, metadata: Record<string, string>): SubscriptionInput {
@@ -137,12 +186,15 @@ function toInput(v: SubscriptionFields, metadata: Record<string, string>): Subsc
     amount: v.amount,
     currency: v.currency,
     schedule: {
-      anchor: v.anchor,
+      // One of them is given (crossChecks), and they are the same instant when both are.
+      anchor: v.trial_end ?? v.anchor ?? '',
       timezone: v.timezone,
       interval: v.interval,
       intervalCount: v.interval_count,
     },
     metadata,
+    ...(v.trial_end !== undefined ? { trialEnd: v.trial_end } : {}),
+    ...(v.test_clock !== undefined ? { testClock: v.test_clock } : {}),
   };
 }
 

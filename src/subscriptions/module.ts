@@ -2,13 +2,15 @@
  * Subscriptions: what the capability runs in each role (docs/subscriptions.md). The scheduler role
  * keeps the `subscriptions-tick` job scheduler on SCHEDULER_CRON (one per deployment however many
  * replicas upsert it), runs the `subscriptions` queue (ticks that bill what is due, dunning
- * retries) and the consumer that applies payment outcomes to subscriptions.
+ * retries, the steps of advancing test clocks) and the consumer that applies payment outcomes to
+ * subscriptions.
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { EventLog, IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import { queueJobs, type CapabilityModule } from '../infra/module.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import { clockStepSchema, kickAdvancingClocks, runClockStep } from './clock-runner.ts';
 import { createDunningHandler } from './dunning.ts';
 import { TICK_SCHEDULER_ID } from './jobs.ts';
 import { startSubscriptionOutcomes } from './outcome-consumer.ts';
@@ -30,6 +32,8 @@ export interface SubscriptionsDeps {
   tickCron: string | null;
   /** CATCH_UP_MAX_PERIODS: at most this many periods per subscription per catch-up. */
   catchUpMaxPeriods: number;
+  /** Test clocks: between two settle checks of an advancing clock (default 50 ms). */
+  clockPollMs?: number;
   /** DUNNING_SCHEDULE and DUNNING_EXHAUSTED. */
   dunning: DunningPolicy;
   /** Tuning of the outcome consumer (tests; defaults suit production). */
@@ -53,7 +57,15 @@ export const subscriptionsModule: CapabilityModule<SubscriptionsDeps> = {
         queueJobs(
           'subscriptions',
           {
-            'subscriptions.tick': () => runTick(deps, deps.clock.now()),
+            // A job naming a test clock is a step of that clock; the cron's ticks carry nothing
+            // and also restart any clock whose chain of steps lost a job.
+            'subscriptions.tick': async (data: Record<string, unknown>) => {
+              const clockStep = clockStepSchema.safeParse(data);
+              if (clockStep.success) return runClockStep(deps, clockStep.data);
+              const result = await runTick(deps, deps.clock.now());
+              const kicked = await kickAdvancingClocks(deps);
+              return kicked > 0 ? { ...result, clocksKicked: kicked } : result;
+            },
             'subscriptions.dunning': createDunningHandler(deps),
           },
           { concurrency: QUEUE_CONCURRENCY },

@@ -1,8 +1,4 @@
 /**
- * (Just over 400 lines: applying an outcome, a hold and a dunning step to the record is one
- * compare-and-set loop per event. The next change here should move the hold handling out, beside
- * holds.ts.)
- *
  * How recurring billing learns what happened to its charges: a consumer group (`subscriptions`)
  * on the events stream `<prefix>:events`, followed through the EventLog port. Payment events are
  * written by the intent transition script itself, so every outcome is there exactly once; this
@@ -23,23 +19,24 @@ import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { intentKeySchema } from '../kernel/ids.ts';
 import type { BillingEvent } from '../kernel/events.ts';
-import type { Intent } from '../kernel/payment.ts';
 import type { EventLog, IntentStore, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import { defaultConsumerName, fieldsOf } from '../infra/redis/stream-consumer.ts';
+import { clockTimes } from './clock-runner.ts';
 import { enqueueDunningRetries } from './jobs.ts';
-import { onChargeUnresolved } from './holds.ts';
-import { onChargeFailed, onChargeSucceeded, type DunningPolicy } from './outcomes.ts';
-import { periodIndexOfKey } from './periods.ts';
-import { SubscriptionContentionError, type SubscriptionStore } from './ports.ts';
 import {
-  isHoldingState,
-  NOTHING,
-  type Decision,
-  type DunningRetry,
-  type Subscription,
-} from './record.ts';
+  decideOutcome,
+  isUnresolved,
+  OUTCOME_TYPES,
+  readIntents,
+  type PaymentOutcome,
+} from './outcome-rules.ts';
+import type { DunningPolicy } from './outcomes.ts';
+import { SubscriptionContentionError, type SubscriptionStore } from './ports.ts';
+import type { Decision, DunningRetry, Subscription } from './record.ts';
+
+export type { PaymentOutcome } from './outcome-rules.ts';
 
 /** The consumer group recurring billing reads the events stream with. */
 export const SUBSCRIPTIONS_GROUP = 'subscriptions';
@@ -96,19 +93,6 @@ function toEvent([streamId, flat]: StreamEntry): StreamEvent {
   return { streamId, type: fields.type ?? '', data };
 }
 
-const OUTCOME_TYPES = [
-  'payment.succeeded',
-  'payment.failed',
-  'payment.pending',
-  'payment.requires_action',
-  'payment.needs_review',
-] as const;
-type OutcomeType = (typeof OUTCOME_TYPES)[number];
-
-/** Whether the event reports an unresolved payment (rule 9) rather than a final outcome. */
-const isUnresolved = (kind: OutcomeType) =>
-  kind !== 'payment.succeeded' && kind !== 'payment.failed';
-
 /** Which outcome an event reports for a subscription's charge, if any. */
 function relevant(e: StreamEvent) {
   const kind = OUTCOME_TYPES.find((t) => t === e.type);
@@ -116,62 +100,6 @@ function relevant(e: StreamEvent) {
   const parsed = paymentDataSchema.safeParse(e.data);
   if (!parsed.success) return undefined;
   return { kind, ...parsed.data };
-}
-
-/** A payment outcome of a subscription charge, as read from the stream. */
-export interface PaymentOutcome {
-  kind: OutcomeType;
-  subscriptionId: string;
-  key: z.output<typeof intentKeySchema>;
-  attempt: number;
-  reason?: string;
-  hasAuthorization?: boolean;
-}
-
-/**
- * The rules' decision for one outcome, or undefined when the key is not one of its periods. An
- * unresolved event decides from `intent`, the intent as read after `sub`: it holds only while the
- * intent is unresolved, in the state and attempt the intent is in.
- */
-function decide(
-  sub: Subscription,
-  o: PaymentOutcome,
-  now: number,
-  policy: DunningPolicy,
-  intent: Intent | undefined,
-): Decision | undefined {
-  const period = periodIndexOfKey(sub, o.key);
-  if (period === undefined) return undefined;
-  const base = { key: o.key, period, attempt: o.attempt, now };
-  switch (o.kind) {
-    case 'payment.succeeded':
-      return onChargeSucceeded(sub, {
-        ...base,
-        ...(o.hasAuthorization !== undefined ? { hasAuthorization: o.hasAuthorization } : {}),
-      });
-    case 'payment.failed':
-      return onChargeFailed(sub, { ...base, reason: o.reason ?? 'failed' }, policy);
-    default:
-      if (!intent || !isHoldingState(intent.state)) return NOTHING;
-      return onChargeUnresolved(sub, {
-        key: o.key,
-        period,
-        attempt: intent.attempt,
-        state: intent.state,
-        since: intent.updatedAt,
-        now,
-      });
-  }
-}
-
-/** The intents the unresolved outcomes among `outcomes` name, read now, by key. */
-async function readIntents(
-  deps: ApplyDeps,
-  outcomes: readonly PaymentOutcome[],
-): Promise<Map<string, Intent | undefined>> {
-  const keys = [...new Set(outcomes.filter((o) => isUnresolved(o.kind)).map((o) => o.key))];
-  const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
-  return new Map(keys.map((k, i) => [k, intents[i]]));
 }
 
 function logApplied(log: Logger, o: PaymentOutcome, sub: Subscription, d: Decision): void {
@@ -198,6 +126,11 @@ function logApplied(log: Logger, o: PaymentOutcome, sub: Subscription, d: Decisi
   );
 }
 
+/** The time `sub` lives on: its test clock's (in `clocks`), else the real one. */
+function nowOf(deps: ApplyDeps, clocks: ReadonlyMap<string, number>, sub: Subscription): number {
+  return (sub.testClock === undefined ? undefined : clocks.get(sub.testClock)) ?? deps.clock.now();
+}
+
 /** Retries still wanted by the final record (a later outcome in the batch may have closed one). */
 function wanted(sub: Subscription, retries: readonly DunningRetry[]): DunningRetry[] {
   return retries.filter((r) => sub.dunning.some((d) => d.key === r.key && d.step === r.step));
@@ -213,7 +146,6 @@ export async function applyPaymentOutcome(
   outcome: PaymentOutcome,
   maxTries = 8,
 ): Promise<void> {
-  const now = deps.clock.now();
   const ctx = { subscriptionId: outcome.subscriptionId, key: outcome.key };
   for (let i = 0; i < maxTries; i++) {
     const current = await deps.subs.get(outcome.subscriptionId);
@@ -221,8 +153,11 @@ export async function applyPaymentOutcome(
       deps.logger.warn(ctx, 'payment outcome for a subscription that does not exist');
       return;
     }
-    const intents = await readIntents(deps, [outcome]);
-    const d = decide(current.sub, outcome, now, deps.dunning, intents.get(outcome.key));
+    // A subscription on a test clock lives on its clock's time (test-clocks.ts).
+    const clocks = await clockTimes(deps.subs, [current.sub.testClock]);
+    const now = nowOf(deps, clocks, current.sub);
+    const intents = await readIntents(deps.intents, [outcome]);
+    const d = decideOutcome(current.sub, outcome, now, deps.dunning, intents.get(outcome.key));
     if (d === undefined) {
       deps.logger.warn(ctx, 'payment outcome for an intent key that is not a subscription period');
       return;
@@ -259,8 +194,12 @@ export async function applyPaymentOutcomes(
   );
   const ids = [...bySub.keys()];
   const docs = await deps.subs.getMany(ids);
+  const clocks = await clockTimes(
+    deps.subs,
+    docs.map((d) => d?.sub.testClock),
+  );
   // After the records: an intent read unresolved here was unresolved when they were current.
-  const intents = await readIntents(deps, outcomes);
+  const intents = await readIntents(deps.intents, outcomes);
   const applied = outcomes.map(() => false);
 
   interface Folded {
@@ -295,7 +234,13 @@ export async function applyPaymentOutcomes(
     let changed = false;
     for (const i of indexes) {
       const o = outcomes[i] as PaymentOutcome;
-      const d = decide(f.sub, o, now, deps.dunning, intents.get(o.key));
+      const d = decideOutcome(
+        f.sub,
+        o,
+        nowOf(deps, clocks, f.sub),
+        deps.dunning,
+        intents.get(o.key),
+      );
       if (d === undefined) {
         deps.logger.warn(
           { subscriptionId: id, key: o.key },

@@ -7,9 +7,10 @@
  * said the attempt failed and moved nothing (a payment it cannot settle ends in `needs_review`,
  * which holds instead). That is what makes a retry's new attempt safe (dunning.ts).
  */
+import { OPERATOR_FORCED } from '../kernel/intent.ts';
 import { dunningDueAt } from './calendar.ts';
 import { closeCharge, resumedEvent } from './holds.ts';
-import { periodOf } from './periods.ts';
+import { periodAt } from './periods.ts';
 import {
   canceledEvent,
   NOTHING,
@@ -29,6 +30,26 @@ export interface DunningPolicy {
   whenExhausted: 'cancel' | 'past_due';
 }
 
+/**
+ * When retry `step` is due after the attempt before it failed at `failedNow` (rule 6): at its
+ * nominal time (`scheduleMs[step]` after the period's first failure, `firstFailedAt`), and never
+ * sooner than its gap after that failure — the gap being the distance between its entry and the
+ * one before (`1d,3d,5d,7d`: 1, 2, 2 and 2 days). Normally the nominal time is already later;
+ * after downtime (or a pause) the retries keep their spacing from when each previous one
+ * actually ran, instead of firing one after the other. Undefined once the schedule is exhausted.
+ */
+export function retryDueAt(
+  firstFailedAt: number,
+  failedNow: number,
+  scheduleMs: readonly number[],
+  step: number,
+): number | undefined {
+  const nominal = dunningDueAt(firstFailedAt, scheduleMs, step);
+  if (nominal === undefined) return undefined;
+  const gap = Math.max(0, (scheduleMs[step] ?? 0) - (step > 0 ? (scheduleMs[step - 1] ?? 0) : 0));
+  return Math.max(nominal, failedNow + gap);
+}
+
 /** A payment outcome of one of the subscription's intents, as read from the events stream. */
 export interface ChargeOutcome {
   key: IntentKey;
@@ -46,7 +67,7 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
   const { key, now } = outcome;
   const dunning = sub.dunning.filter((d) => d.key !== key);
   const closed = closeCharge(sub, key, outcome.attempt);
-  const paid = periodOf(sub.schedule, outcome.period);
+  const paid = periodAt(sub, outcome.period);
   const currentPeriod =
     sub.currentPeriod && sub.currentPeriod.index >= paid.index ? sub.currentPeriod : paid;
   const status: SubscriptionStatus =
@@ -98,7 +119,11 @@ export function onChargeFailed(
   }
   const step = prev ? prev.step + 1 : 0;
   const failedAt = prev?.failedAt ?? now;
-  const dueAt = dunningDueAt(failedAt, policy.scheduleMs, step);
+  // A failure a person forced over an unconfirmed gateway is no proof that nothing moved: no new
+  // attempt (a new reference) for this money, and no cancel for it either — the period is
+  // written off as when retries run out under `past_due`.
+  const forced = outcome.reason === OPERATOR_FORCED;
+  const dueAt = forced ? undefined : retryDueAt(failedAt, now, policy.scheduleMs, step);
   const others = sub.dunning.filter((d) => d.key !== key);
   const closed = closeCharge(sub, key, attempt);
   const resumed = (next: Subscription) =>
@@ -145,8 +170,8 @@ export function onChargeFailed(
     };
   }
 
-  if (policy.whenExhausted === 'cancel') {
-    const { claim: _dropped, ...rest } = sub;
+  if (policy.whenExhausted === 'cancel' && !forced) {
+    const { claim: _dropped, cancelAtPeriodEnd: _c, resumeAt: _r, ...rest } = sub;
     const next: Subscription = {
       ...rest,
       updatedAt: now,

@@ -5,6 +5,7 @@
  */
 import type { BillingEvent } from '../kernel/events.ts';
 import type { Decision, Subscription } from './record.ts';
+import type { TestClock } from './test-clocks.ts';
 
 /** Thrown when a record keeps changing under a compare-and-set loop; safe to retry later. */
 export class SubscriptionContentionError extends Error {
@@ -29,10 +30,22 @@ export type MutateResult<T> =
  * also rescores the due index from the record and appends the change's events, atomically.
  */
 export interface SubscriptionStore {
-  /** Creates `sub` unless its id exists; returns what is stored either way. */
-  create(sub: Subscription): Promise<{ created: boolean } & Versioned>;
-  /** Creates many in few round trips; per input, whether it was created (false: the id existed). */
-  createMany(subs: readonly Subscription[]): Promise<boolean[]>;
+  /**
+   * Creates `sub` unless its id exists, with `events` in the same step; returns what is stored
+   * either way.
+   */
+  create(
+    sub: Subscription,
+    events?: readonly BillingEvent[],
+  ): Promise<{ created: boolean } & Versioned>;
+  /**
+   * Creates many in few round trips, each with `eventsOf(sub)`; per input, whether it was created
+   * (false: the id existed).
+   */
+  createMany(
+    subs: readonly Subscription[],
+    eventsOf?: (sub: Subscription) => readonly BillingEvent[],
+  ): Promise<boolean[]>;
   get(id: string): Promise<Versioned | undefined>;
   /** Several records in one round trip, in the order of `ids` (undefined when missing). */
   getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]>;
@@ -56,10 +69,36 @@ export interface SubscriptionStore {
     id: string,
     decide: (sub: Subscription) => { decision: Pick<Decision, 'next' | 'events'>; value: T },
   ): Promise<MutateResult<T>>;
-  /** Ids due at or before `now`, earliest first. Cost follows the due ones, not the total. */
-  dueIds(now: number, limit: number): Promise<string[]>;
+  /**
+   * Ids due at or before `now`, earliest first. Cost follows the due ones, not the total. A test
+   * clock's subscriptions are only in its own index (`testClock`), never in the deployment's.
+   */
+  dueIds(now: number, limit: number, testClock?: string): Promise<string[]>;
   /** Ids in lexicographic order, after `after` (exclusive). */
   listIds(opts: { after?: string; limit: number }): Promise<string[]>;
   /** The subscription's charge intents, newest first. */
   intentKeys(id: string, limit: number): Promise<string[]>;
+  /** Test clocks (test-clocks.ts), kept beside the subscriptions that live on them. */
+  readonly clocks: TestClockStore;
+}
+
+/** A test clock and the version it was read at. */
+export interface VersionedClock {
+  clock: TestClock;
+  version: number;
+}
+
+/** Persistence of test clocks; every write is a compare-and-set on the clock's version. */
+export interface TestClockStore {
+  /** Creates the clock unless its id exists; true when created. */
+  create(clock: TestClock): Promise<boolean>;
+  get(id: string): Promise<VersionedClock | undefined>;
+  /** Several clocks in one round trip, in the order of `ids`. */
+  getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]>;
+  /** Stores `clock` if still at `expectVersion`; the new version, or undefined on conflict. */
+  save(clock: TestClock, expectVersion: number): Promise<number | undefined>;
+  /** Ids of the clocks advancing now. */
+  advancing(limit: number): Promise<string[]>;
+  /** Ids of the subscriptions created under the clock. */
+  members(id: string): Promise<string[]>;
 }

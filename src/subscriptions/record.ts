@@ -26,7 +26,8 @@
  *    and returns a `past_due` subscription to `active` once nothing is owed. Emits
  *    `subscription.renewed`.
  * 6. **Failure** opens (or continues) dunning for that period: `past_due`, a retry due
- *    `DUNNING_SCHEDULE[step]` after the first failure, each retry a new attempt of the same intent.
+ *    `DUNNING_SCHEDULE[step]` after the first failure and never sooner than its gap after the
+ *    failure before it (outcomes.ts `retryDueAt`), each retry a new attempt of the same intent.
  *    Exhausted: `canceled`, or (configured `past_due`) the period is written off, the
  *    subscription stays `past_due` and billing goes on. Every step emits an event.
  * 7. **Billing is held while a period is in dunning**: no new period is charged on a card that
@@ -45,6 +46,17 @@
  *    (`subscription.billing_resumed`) and rules 5 or 6 apply as usual: success bills the held
  *    periods as a catch-up (rule 4), failure starts dunning. `needs_review` holds until an operator
  *    (or a late webhook) settles the payment.
+ * 10. **Trials** (lifecycle.ts): with `trial_end`, nothing is billed before it and period 0
+ *    starts at it (the schedule's anchor is the trial's end); `subscription.trial_will_end` is
+ *    due TRIAL_WILL_END_NOTICE before it.
+ * 11. **Changes** (changes.ts) apply to periods not yet billed, never to a charge already
+ *    created: amount and card from the next charge (a dunning retry's new attempt takes the new
+ *    card; a retry of an existing attempt keeps everything, its reference first); currency only
+ *    while no charge is open; interval, interval_count and anchor from the next period (a new
+ *    schedule segment, periods.ts). No proration.
+ * 12. **Scheduled actions** (lifecycle.ts), run by the tick when due: a pause's `resume_at`
+ *    resumes it (as rule 8 at that instant); `cancel_at_period_end` bills nothing more and
+ *    cancels at the start of the first unbilled period, the end of the one paid for.
  */
 import { z } from 'zod';
 import {
@@ -54,10 +66,20 @@ import {
   type BillingPeriod,
   type Schedule,
 } from './calendar.ts';
-import { startOf } from './periods.ts';
+import {
+  claimSchema,
+  dunningEntrySchema,
+  openChargeSchema,
+  trialSchema,
+  type BillingClaim,
+  type ChargeHold,
+  type DunningEntry,
+  type OpenCharge,
+  type Trial,
+} from './entries.ts';
+import { startOf, type PastSegment, type SegmentStart } from './periods.ts';
 import type { BillingEvent } from '../kernel/events.ts';
 import { attemptReference, intentKeySchema, type IntentKey } from '../kernel/ids.ts';
-import type { IntentState } from '../kernel/intent.ts';
 import {
   amountMinorSchema,
   CHARGE_CURRENCIES,
@@ -65,81 +87,23 @@ import {
   type ChargeCurrency,
 } from '../kernel/money.ts';
 
+export {
+  awaitingOf,
+  HOLDING_STATES,
+  isHoldingState,
+  type BillingClaim,
+  type ChargeHold,
+  type DunningEntry,
+  type HoldingState,
+  type OpenCharge,
+  type Trial,
+} from './entries.ts';
+
 export const SUBSCRIPTION_STATUSES = ['active', 'past_due', 'paused', 'canceled'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
 export const CANCEL_REASONS = ['requested', 'dunning_exhausted'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];
-
-/**
- * Payment states of an unresolved charge (rule 9): money may have moved, or may yet, and the
- * gateway has not said which. A charge in one of them holds the subscription's billing.
- */
-export const HOLDING_STATES = [
-  'unknown',
-  'pending',
-  'requires_action',
-  'needs_review',
-] as const satisfies readonly IntentState[];
-export type HoldingState = (typeof HOLDING_STATES)[number];
-
-/** Whether `state` is one of {@link HOLDING_STATES}. */
-export function isHoldingState(state: string): state is HoldingState {
-  return (HOLDING_STATES as readonly string[]).includes(state);
-}
-
-/** Who a held charge waits for: the customer (3-D Secure), the gateway, or an operator. */
-export function awaitingOf(state: HoldingState): 'customer' | 'gateway' | 'operator' {
-  return state === 'requires_action'
-    ? 'customer'
-    : state === 'needs_review'
-      ? 'operator'
-      : 'gateway';
-}
-
-/** Why a charge holds billing (rule 9): its unresolved state, on which attempt, since when. */
-export interface ChargeHold {
-  state: HoldingState;
-  attempt: number;
-  /** When the attempt was first seen unresolved; kept while its state changes (→ needs_review). */
-  since: number;
-}
-
-/**
- * A billed period whose charge has no final outcome (succeeded or failed) applied yet: added when
- * a tick claims the period, removed when its outcome is applied (rules 5, 6). `hold` is set while
- * the charge is unresolved (rule 9); an entry without one is in flight (queued, submitting).
- */
-export interface OpenCharge {
-  key: IntentKey;
-  period: number;
-  hold?: ChargeHold;
-}
-
-/** One period whose charge failed and is being retried. */
-export interface DunningEntry {
-  key: IntentKey;
-  period: number;
-  /** The attempt that failed last; the retry opens `attempt + 1`. */
-  attempt: number;
-  /** Index into the dunning schedule of the retry scheduled next. */
-  step: number;
-  /** The period's first failure: every retry is measured from it. */
-  failedAt: number;
-  /** When retry `step` is due. */
-  dueAt: number;
-  reason: string;
-}
-
-/** A tick's lease on the periods it is creating charges for. */
-export interface BillingClaim {
-  token: string;
-  /** First claimed period. */
-  from: number;
-  /** Value of `nextPeriod` once the claim is committed. */
-  next: number;
-  until: number;
-}
 
 /** A subscription as stored. The card token is only ever held sealed (AES-256-GCM). */
 export interface Subscription {
@@ -148,7 +112,11 @@ export interface Subscription {
   cardTokenSealed: string;
   amount: AmountMinor;
   currency: ChargeCurrency;
+  /** The current schedule; `segment` says from which period (rule 11, periods.ts). */
   schedule: Schedule;
+  segment?: SegmentStart;
+  /** Schedules before the current one, oldest first, for the periods billed under them. */
+  pastSegments?: PastSegment[];
   status: SubscriptionStatus;
   metadata: Record<string, string>;
   createdAt: number;
@@ -171,13 +139,24 @@ export interface Subscription {
   reusableAuthorization?: { key: IntentKey; attempt: number; at: number };
   /** A period's dunning was exhausted and written off (`DUNNING_EXHAUSTED=past_due`). */
   delinquent: boolean;
+  /** A free trial (rule 10). */
+  trial?: Trial;
+  /** Rule 12: bill nothing more; cancel at the start of the first unbilled period. */
+  cancelAtPeriodEnd?: boolean;
   pausedAt?: number;
+  /** Rule 12: while paused, when it resumes by itself. */
+  resumeAt?: number;
   canceledAt?: number;
   cancelReason?: CancelReason;
   /** Bumped by each resume so retries re-scheduled after a pause get fresh job ids. */
   resumes: number;
+  /** Bumped by each pause and each change: part of their events' ids. */
+  pauses: number;
+  updates: number;
   /** Periods never billed because a catch-up exceeded its cap. */
   skippedPeriods: number;
+  /** The test clock whose time the subscription lives on (test mode only, test-clocks.ts). */
+  testClock?: string;
   /** Keyed hash of the creating request, to refuse the same id with a different body. */
   requestHash?: string;
 }
@@ -201,6 +180,11 @@ const storedScheduleSchema = z.object({
   intervalCount: z.number().int().min(1).max(MAX_INTERVAL_COUNT),
 });
 
+const segmentStartSchema = z.object({
+  from: z.number().int().min(0),
+  offset: z.number().int().min(0),
+});
+
 /** The stored record; a corrupt one fails loudly at the store boundary. */
 export const subscriptionSchema = z.object({
   id: z.string().min(1),
@@ -209,6 +193,8 @@ export const subscriptionSchema = z.object({
   amount: amountMinorSchema,
   currency: z.enum(CHARGE_CURRENCIES),
   schedule: storedScheduleSchema,
+  segment: segmentStartSchema.optional(),
+  pastSegments: z.array(segmentStartSchema.extend({ schedule: storedScheduleSchema })).optional(),
   status: z.enum(SUBSCRIPTION_STATUSES),
   metadata: z.record(z.string(), z.string()),
   createdAt: z.number(),
@@ -216,50 +202,26 @@ export const subscriptionSchema = z.object({
   nextPeriod: z.number().int().min(0),
   nextPeriodStart: z.number(),
   currentPeriod: periodSchema.optional(),
-  claim: z
-    .object({
-      token: z.string(),
-      from: z.number().int().min(0),
-      next: z.number().int().min(0),
-      until: z.number(),
-    })
-    .optional(),
-  dunning: z.array(
-    z.object({
-      key: intentKeySchema,
-      period: z.number().int().min(0),
-      attempt: z.number().int().min(1),
-      step: z.number().int().min(0),
-      failedAt: z.number(),
-      dueAt: z.number(),
-      reason: z.string(),
-    }),
-  ),
+  claim: claimSchema.optional(),
+  dunning: z.array(dunningEntrySchema),
   // Records written before rule 9 have none.
-  openCharges: z
-    .array(
-      z.object({
-        key: intentKeySchema,
-        period: z.number().int().min(0),
-        hold: z
-          .object({
-            state: z.enum(HOLDING_STATES),
-            attempt: z.number().int().min(1),
-            since: z.number(),
-          })
-          .optional(),
-      }),
-    )
-    .default([]),
+  openCharges: z.array(openChargeSchema).default([]),
   reusableAuthorization: z
     .object({ key: intentKeySchema, attempt: z.number().int().min(1), at: z.number() })
     .optional(),
   delinquent: z.boolean(),
+  trial: trialSchema.optional(),
+  cancelAtPeriodEnd: z.boolean().optional(),
   pausedAt: z.number().optional(),
+  resumeAt: z.number().optional(),
   canceledAt: z.number().optional(),
   cancelReason: z.enum(CANCEL_REASONS).optional(),
   resumes: z.number().int().min(0),
+  // Records written before rules 10-12 have none.
+  pauses: z.number().int().min(0).default(0),
+  updates: z.number().int().min(0).default(0),
   skippedPeriods: z.number().int().min(0),
+  testClock: z.string().min(1).optional(),
   requestHash: z.string().optional(),
 }) satisfies z.ZodType<Subscription>;
 
@@ -270,8 +232,12 @@ export interface NewSubscription {
   cardTokenSealed: string;
   amount: AmountMinor;
   currency: ChargeCurrency;
+  /** With a trial, its anchor is the trial's end (rule 10). */
   schedule: Schedule;
   metadata: Record<string, string>;
+  /** A trial (rule 10): its end (the anchor instant) and how long before it the notice is due. */
+  trial?: { end: number; noticeMs: number };
+  testClock?: string;
   requestHash?: string;
 }
 
@@ -283,6 +249,8 @@ export interface DunningRetry {
   dueAt: number;
   /** Part of the job id: a retry re-scheduled by a resume must not collide with the old job. */
   resumes: number;
+  /** A subscription on a test clock: its clock runs the retry when due (test-clocks.ts). */
+  testClock?: string;
 }
 
 /** A decision: the record to store (undefined: nothing changes), events, retries to enqueue. */
@@ -295,7 +263,7 @@ export interface Decision {
 /** No change: nothing stored, no events, no retries. */
 export const NOTHING: Decision = { events: [], retries: [] };
 
-/** Builds a subscription; see rule 2 in the module docs for where billing starts. */
+/** Builds a subscription; see rules 2 and 10 in the module docs for where billing starts. */
 export function createSubscription(input: NewSubscription, now: number): Subscription {
   const nextPeriod = Math.max(0, periodIndexAt(input.schedule, now));
   return {
@@ -314,8 +282,20 @@ export function createSubscription(input: NewSubscription, now: number): Subscri
     dunning: [],
     openCharges: [],
     delinquent: false,
+    ...(input.trial !== undefined
+      ? {
+          trial: {
+            end: input.trial.end,
+            noticeAt: input.trial.end - input.trial.noticeMs,
+            noticed: false,
+          },
+        }
+      : {}),
     resumes: 0,
+    pauses: 0,
+    updates: 0,
     skippedPeriods: 0,
+    ...(input.testClock !== undefined ? { testClock: input.testClock } : {}),
     ...(input.requestHash !== undefined ? { requestHash: input.requestHash } : {}),
   };
 }
@@ -327,35 +307,44 @@ export function billingHold(sub: Subscription): (OpenCharge & { hold: ChargeHold
 }
 
 /**
- * Whether the tick may bill new periods: active or past_due, no period in dunning (rule 7) and no
- * charge unresolved (rule 9).
+ * Whether the tick may bill new periods: active or past_due, not canceling at the period's end
+ * (rule 12), no period in dunning (rule 7) and no charge unresolved (rule 9).
  */
 export function isBillable(sub: Subscription): boolean {
   return (
     (sub.status === 'active' || sub.status === 'past_due') &&
+    sub.cancelAtPeriodEnd !== true &&
     sub.dunning.length === 0 &&
     billingHold(sub) === undefined
   );
 }
 
 /**
- * Score of the subscription in the due index, or null when it must not be there: the start of
- * the next period, or the end of a claim's lease so a dead tick's claim is picked up again.
+ * Score of the subscription in the due index (when the tick must look at it next), or null when
+ * it must not be there: the earliest of the next period's start (or the end of a claim's lease,
+ * so a dead tick's claim is picked up again) while billable, and the scheduled actions (rules 10,
+ * 12): the trial notice, a paused subscription's `resumeAt`, the cancel at the period's end.
  */
 export function dueScore(sub: Subscription): number | null {
-  if (!isBillable(sub)) return null;
-  return sub.claim ? sub.claim.until : sub.nextPeriodStart;
+  if (sub.status === 'canceled') return null;
+  let score = Infinity;
+  if (isBillable(sub)) score = sub.claim ? sub.claim.until : sub.nextPeriodStart;
+  if (sub.cancelAtPeriodEnd === true) score = Math.min(score, sub.nextPeriodStart);
+  if (sub.trial && !sub.trial.noticed) score = Math.min(score, sub.trial.noticeAt);
+  if (sub.status === 'paused' && sub.resumeAt !== undefined) score = Math.min(score, sub.resumeAt);
+  return score === Infinity ? null : score;
 }
 
 /**
  * When the next charge of any kind is expected: a dunning retry while one is open, else the next
- * period's start; null when paused or canceled, or while an unresolved charge holds billing (what
- * comes next depends on its outcome).
+ * period's start; null when paused or canceled, when canceling at the period's end with nothing
+ * to retry, or while an unresolved charge holds billing (what comes next depends on its outcome).
  */
 export function nextChargeAt(sub: Subscription): number | null {
   if (sub.status === 'paused' || sub.status === 'canceled') return null;
   if (billingHold(sub) !== undefined) return null;
   if (sub.dunning.length > 0) return Math.min(...sub.dunning.map((d) => d.dueAt));
+  if (sub.cancelAtPeriodEnd === true) return null;
   return sub.nextPeriodStart;
 }
 
@@ -384,7 +373,14 @@ export function canceledEvent(
 
 /** The retry job of a dunning entry, at the record's resume count. */
 export function retryOf(sub: Subscription, d: DunningEntry): DunningRetry {
-  return { subscriptionId: sub.id, key: d.key, step: d.step, dueAt: d.dueAt, resumes: sub.resumes };
+  return {
+    subscriptionId: sub.id,
+    key: d.key,
+    step: d.step,
+    dueAt: d.dueAt,
+    resumes: sub.resumes,
+    ...(sub.testClock !== undefined ? { testClock: sub.testClock } : {}),
+  };
 }
 
 /** The attempt reference of a held charge (`<key>_<attempt>`), as payment events name it. */

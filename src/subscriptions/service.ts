@@ -1,85 +1,49 @@
 /**
- * (About 400 lines: every management action shares the load-mutate-save and view code here.)
- *
  * Subscription management, shared by the CLI (`billing subs …`) and HTTP (`/subscriptions`):
- * create (JSON) and import (CSV), list, show, pause, resume, cancel. Input is validated in
- * `import.ts` (every problem names its field, or its line and column for CSV); the card token is
- * sealed here and only here, and never appears in a view, a message or a log line. A file is
- * validated completely before anything is stored: one invalid row rejects the whole file.
+ * create (JSON) and import (CSV), list and show; the actions and changes are in manage.ts. Input
+ * is validated in `import.ts` (every problem names its field, or its line and column for CSV);
+ * the card token is sealed here (and in manage.ts for a new one) and never appears in a view, a
+ * message or a log line. A file is validated completely before anything is stored: one invalid
+ * row rejects the whole file.
+ *
+ * Time: a subscription created under a test clock (test mode only) is created at the clock's
+ * time, and a trial must end after it (test-clocks.ts).
  */
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
-import type { Clock } from '../kernel/clock.ts';
-import { formatMajor } from '../kernel/money.ts';
+import type { Logger } from '../infra/logger.ts';
 import {
+  instantMs,
   parseSubscriptionBody,
   parseSubscriptionsCsv,
   type FieldIssue,
   type InputIssue,
   type SubscriptionInput,
 } from './import.ts';
+import { createdEvent } from './lifecycle.ts';
 import {
-  cancelSubscription,
-  isRefusal,
-  pauseSubscription,
-  resumeSubscription,
-  type ActionRefusal,
-} from './actions.ts';
-import {
-  awaitingOf,
-  billingHold,
   createSubscription,
-  heldReference,
-  nextChargeAt,
-  type Decision,
   type NewSubscription,
   type Subscription,
-  type SubscriptionStatus,
   SUBSCRIPTION_STATUSES,
 } from './record.ts';
-import type { Logger } from '../infra/logger.ts';
-import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import { enqueueDunningRetries } from './jobs.ts';
-import type { IntentStore, Sealer } from '../kernel/ports.ts';
-import type { SubscriptionStore } from './ports.ts';
+import type { SubscriptionServiceDeps } from './service-deps.ts';
+import { toSubscriptionView, type SubscriptionView } from './view.ts';
 
-export interface SubscriptionServiceDeps {
-  subs: SubscriptionStore;
-  /** For `show`: the states of the subscription's recent charges. */
-  intents: IntentStore;
-  /** Resume re-schedules open dunning retries. */
-  dispatcher: Dispatcher;
-  sealer: Sealer;
-  clock: Clock;
-  /** Keys the request hash, so a stored hash reveals nothing about a card token. */
-  hashKey: Buffer;
-  logger: Logger;
-}
-
-/** What the service needs of the application (the composition root's `App` fits). */
-export interface ServiceApp {
-  config: { dataEncryptionKey: Buffer };
-  /** The subscription store, built once by the composition root. */
-  subscriptions: SubscriptionStore;
-  store: IntentStore;
-  dispatcher: Dispatcher;
-  sealer: Sealer;
-  clock: Clock;
-  logger: Logger;
-}
-
-/** The service's dependencies from the application's ports. */
-export function subscriptionServiceDeps(app: ServiceApp): SubscriptionServiceDeps {
-  return {
-    subs: app.subscriptions,
-    intents: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-    logger: app.logger,
-  };
-}
+export {
+  subscriptionServiceDeps,
+  type ServiceApp,
+  type SubscriptionServiceDeps,
+} from './service-deps.ts';
+export { toSubscriptionView, type SubscriptionView } from './view.ts';
+export {
+  applyAction,
+  patchSubscription,
+  type ActionName,
+  type ActionOptions,
+  type ActionResult,
+  type PatchResult,
+} from './manage.ts';
 
 function requestHash(hashKey: Buffer, input: SubscriptionInput): string {
   const canonical = JSON.stringify([
@@ -93,6 +57,9 @@ function requestHash(hashKey: Buffer, input: SubscriptionInput): string {
     input.schedule.interval,
     input.schedule.intervalCount,
     Object.entries(input.metadata).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    // Only when given, so the hashes of subscriptions created before these fields still match.
+    ...(input.trialEnd !== undefined ? [['trial_end', instantMs(input.trialEnd)]] : []),
+    ...(input.testClock !== undefined ? [['test_clock', input.testClock]] : []),
   ]);
   return createHmac('sha256', hashKey).update(canonical).digest('hex');
 }
@@ -106,18 +73,60 @@ function toNew(deps: SubscriptionServiceDeps, input: SubscriptionInput): NewSubs
     currency: input.currency,
     schedule: input.schedule,
     metadata: input.metadata,
+    ...(input.trialEnd !== undefined
+      ? { trial: { end: instantMs(input.trialEnd), noticeMs: deps.trialWillEndNoticeMs } }
+      : {}),
+    ...(input.testClock !== undefined ? { testClock: input.testClock } : {}),
     requestHash: requestHash(deps.hashKey, input),
   };
+}
+
+/** When a new subscription is created: now, or its test clock's time; else why it cannot be. */
+type CreationTime = { now: number } | { issue: FieldIssue } | { advancing: true };
+
+async function creationTimes(
+  deps: SubscriptionServiceDeps,
+  inputs: readonly SubscriptionInput[],
+): Promise<CreationTime[]> {
+  const ids = [...new Set(inputs.flatMap((i) => (i.testClock ? [i.testClock] : [])))];
+  const clocks = new Map(
+    (await deps.subs.clocks.getMany(ids)).flatMap((c, i) => (c ? [[ids[i], c.clock]] : [])),
+  );
+  return inputs.map((input): CreationTime => {
+    const id = input.testClock;
+    const now = id === undefined ? deps.clock.now() : clocks.get(id)?.frozenTime;
+    if (id !== undefined && !deps.testMode)
+      return {
+        issue: {
+          field: 'test_clock',
+          message: 'test clocks exist only in test mode (a sk_test_ SAYSWITCH_SECRET_KEY)',
+        },
+      };
+    if (id !== undefined && clocks.get(id)?.status === 'advancing') return { advancing: true };
+    if (now === undefined)
+      return { issue: { field: 'test_clock', message: `test_clock "${id}" does not exist` } };
+    if (input.trialEnd !== undefined && instantMs(input.trialEnd) <= now)
+      return {
+        issue: {
+          field: 'trial_end',
+          message: `trial_end must be after ${new Date(now).toISOString()}`,
+        },
+      };
+    return { now };
+  });
 }
 
 export type CreateSubscriptionResult =
   | { status: 'created' | 'existing'; subscription: Subscription }
   | { status: 'conflict'; subscription: Subscription }
-  | { status: 'invalid'; issues: FieldIssue[] };
+  | { status: 'invalid'; issues: FieldIssue[] }
+  /** Its test clock is advancing: try again once it is ready. */
+  | { status: 'clock_advancing' };
 
 /**
- * Creates a subscription from a JSON body. Idempotent on `id`: the same id and body return the
- * stored subscription (`existing`); the same id with a different body is a `conflict`.
+ * Creates a subscription from a JSON body, with `subscription.created` in the same step.
+ * Idempotent on `id`: the same id and body return the stored subscription (`existing`, even once
+ * its trial has begun or ended); the same id with a different body is a `conflict`.
  */
 export async function createSubscriptionFromBody(
   deps: SubscriptionServiceDeps,
@@ -125,8 +134,18 @@ export async function createSubscriptionFromBody(
 ): Promise<CreateSubscriptionResult> {
   const parsed = parseSubscriptionBody(body);
   if (!parsed.ok) return { status: 'invalid', issues: parsed.issues };
-  const fresh = createSubscription(toNew(deps, parsed.input), deps.clock.now());
-  const res = await deps.subs.create(fresh);
+  const hash = requestHash(deps.hashKey, parsed.input);
+  const known = await deps.subs.get(parsed.input.id);
+  if (known)
+    return {
+      status: known.sub.requestHash === hash ? 'existing' : 'conflict',
+      subscription: known.sub,
+    };
+  const [time] = await creationTimes(deps, [parsed.input]);
+  if (!time || 'advancing' in time) return { status: 'clock_advancing' };
+  if ('issue' in time) return { status: 'invalid', issues: [time.issue] };
+  const fresh = createSubscription(toNew(deps, parsed.input), time.now);
+  const res = await deps.subs.create(fresh, [createdEvent(fresh)]);
   if (res.created) {
     logCreated(deps.logger, res.sub);
     return { status: 'created', subscription: res.sub };
@@ -147,6 +166,8 @@ function logCreated(logger: Logger, sub: Subscription) {
       amount: sub.amount,
       currency: sub.currency,
       nextPeriodStart: sub.nextPeriodStart,
+      ...(sub.trial ? { trialEnd: sub.trial.end } : {}),
+      ...(sub.testClock !== undefined ? { testClock: sub.testClock } : {}),
     },
     'subscription created',
   );
@@ -158,8 +179,9 @@ export type ImportResult =
 
 /**
  * Imports a CSV of subscriptions: validates the whole file, refuses it if any row is invalid or
- * reuses an existing id with different details, then creates the new ones. Importing the same
- * file again creates nothing (every row is `existing`).
+ * reuses an existing id with different details, then creates the new ones (each with
+ * `subscription.created`). Importing the same file again creates nothing (every row is
+ * `existing`).
  */
 export async function importSubscriptions(
   deps: SubscriptionServiceDeps,
@@ -167,26 +189,41 @@ export async function importSubscriptions(
 ): Promise<ImportResult> {
   const parsed = await parseSubscriptionsCsv(text);
   if (!parsed.ok) return parsed;
-  const now = deps.clock.now();
-  const fresh = parsed.rows.map(({ input }) => createSubscription(toNew(deps, input), now));
-  const stored = await deps.subs.getMany(fresh.map((s) => s.id));
+  const inputs = parsed.rows.map((r) => r.input);
+  const stored = await deps.subs.getMany(inputs.map((i) => i.id));
+  const times = await creationTimes(deps, inputs);
   const errors: InputIssue[] = [];
   const existing: string[] = [];
   const toCreate: Subscription[] = [];
-  fresh.forEach((sub, i) => {
+  inputs.forEach((input, i) => {
     const found = stored[i];
     const line = parsed.rows[i]?.line;
-    if (!found) toCreate.push(sub);
-    else if (found.sub.requestHash === sub.requestHash) existing.push(sub.id);
-    else
+    const at = line !== undefined ? { line } : {};
+    const time = times[i];
+    if (found) {
+      if (found.sub.requestHash === requestHash(deps.hashKey, input)) existing.push(input.id);
+      else
+        errors.push({
+          ...at,
+          column: 'id',
+          message: `subscription ${input.id} already exists with different details`,
+        });
+    } else if (!time || 'advancing' in time)
       errors.push({
-        ...(line !== undefined ? { line } : {}),
-        column: 'id',
-        message: `subscription ${sub.id} already exists with different details`,
+        ...at,
+        column: 'test_clock',
+        message: `test clock ${input.testClock ?? ''} is advancing; import again once it is ready`,
       });
+    else if ('issue' in time)
+      errors.push({
+        ...at,
+        ...(time.issue.field !== undefined ? { column: time.issue.field } : {}),
+        message: time.issue.message,
+      });
+    else toCreate.push(createSubscription(toNew(deps, input), time.now));
   });
   if (errors.length > 0) return { ok: false, errors };
-  const created = await deps.subs.createMany(toCreate);
+  const created = await deps.subs.createMany(toCreate, (sub) => [createdEvent(sub)]);
   const createdIds: string[] = [];
   toCreate.forEach((sub, i) => {
     if (created[i]) {
@@ -195,112 +232,6 @@ export async function importSubscriptions(
     } else existing.push(sub.id);
   });
   return { ok: true, rows: parsed.rows.length, created: createdIds, existing };
-}
-
-/** The public view: the fields of docs/product.md §7, no card token. */
-export interface SubscriptionView {
-  id: string;
-  customer_email: string;
-  amount: string;
-  amount_minor: number;
-  currency: string;
-  interval: string;
-  interval_count: number;
-  anchor: string;
-  timezone: string;
-  status: SubscriptionStatus;
-  /** The latest period paid for. */
-  current_period_start: string | null;
-  current_period_end: string | null;
-  /**
-   * The next charge of any kind: a dunning retry while one is open, else the next period; null
-   * while paused, canceled, or held by an unresolved renewal.
-   */
-  next_charge_at: string | null;
-  /**
-   * Set while a renewal's payment is unresolved and holds billing (docs/subscriptions.md
-   * "Unresolved renewals hold billing"): which charge, its state, and who it waits for
-   * (`customer`: a 3-D Secure challenge, whose link is in `payment.requires_action`; `gateway`;
-   * `operator`: the payment needs review).
-   */
-  billing_held: {
-    key: string;
-    reference: string;
-    state: string;
-    awaiting: 'customer' | 'gateway' | 'operator';
-    since: string;
-  } | null;
-  /** Start of the first period not yet billed. */
-  next_period_start: string;
-  metadata: Record<string, string>;
-  dunning: { key: string; attempt: number; retry: number; retry_at: string; reason: string }[];
-  skipped_periods: number;
-  /**
-   * A renewal for which the gateway returned a reusable card authorization: that one exists (the
-   * authorization stays sealed on that payment; renewals do not use it yet).
-   */
-  reusable_authorization?: { key: string; recorded_at: string };
-  created_at: string;
-  updated_at: string;
-  paused_at?: string;
-  canceled_at?: string;
-  cancel_reason?: string;
-  charges?: { key: string; state: string; attempt: number; reason?: string }[];
-}
-
-const iso = (ms: number) => new Date(ms).toISOString();
-
-/** Builds the public view of a subscription. */
-export function toSubscriptionView(sub: Subscription): SubscriptionView {
-  const next = nextChargeAt(sub);
-  const held = billingHold(sub);
-  return {
-    id: sub.id,
-    customer_email: sub.customerEmail,
-    amount: formatMajor(sub.amount),
-    amount_minor: sub.amount,
-    currency: sub.currency,
-    interval: sub.schedule.interval,
-    interval_count: sub.schedule.intervalCount,
-    anchor: sub.schedule.anchor,
-    timezone: sub.schedule.timezone,
-    status: sub.status,
-    current_period_start: sub.currentPeriod ? iso(sub.currentPeriod.start) : null,
-    current_period_end: sub.currentPeriod ? iso(sub.currentPeriod.end) : null,
-    next_charge_at: next === null ? null : iso(next),
-    next_period_start: iso(sub.nextPeriodStart),
-    billing_held: held
-      ? {
-          key: held.key,
-          reference: heldReference(held),
-          state: held.hold.state,
-          awaiting: awaitingOf(held.hold.state),
-          since: iso(held.hold.since),
-        }
-      : null,
-    metadata: sub.metadata,
-    dunning: sub.dunning.map((d) => ({
-      key: d.key,
-      attempt: d.attempt,
-      retry: d.step + 1,
-      retry_at: iso(d.dueAt),
-      reason: d.reason,
-    })),
-    skipped_periods: sub.skippedPeriods,
-    ...(sub.reusableAuthorization !== undefined
-      ? {
-          reusable_authorization: {
-            key: sub.reusableAuthorization.key,
-            recorded_at: iso(sub.reusableAuthorization.at),
-          },
-        }
-      : {}),
-    created_at: iso(sub.createdAt),
-    updated_at: iso(sub.updatedAt),
-    ...(sub.pausedAt !== undefined ? { paused_at: iso(sub.pausedAt) } : {}),
-    ...(sub.canceledAt !== undefined ? { canceled_at: iso(sub.canceledAt) } : {}),
-    ...(sub.cancelReason !== undefined ? { cancel_reason: sub.cancelReason } : {}),
-  };
 }
 
 /** One subscription with its most recent charges, or undefined. */
@@ -359,45 +290,4 @@ export async function listSubscriptions(
     }
     after = ids[ids.length - 1];
   }
-}
-
-export type ActionName = 'pause' | 'resume' | 'cancel';
-export type ActionResult =
-  | { status: 'ok'; changed: boolean; subscription: Subscription }
-  | { status: 'not_found' }
-  | { status: 'refused'; code: ActionRefusal['refused']; subscription: Subscription };
-
-const ACTIONS: Record<ActionName, (sub: Subscription, now: number) => Decision | ActionRefusal> = {
-  pause: pauseSubscription,
-  resume: resumeSubscription,
-  cancel: cancelSubscription,
-};
-
-/**
- * Pauses, resumes or cancels (rule 8, actions.ts). Repeating an action changes
- * nothing; pausing or resuming a canceled subscription is refused.
- */
-export async function applyAction(
-  deps: SubscriptionServiceDeps,
-  id: string,
-  action: ActionName,
-): Promise<ActionResult> {
-  const now = deps.clock.now();
-  const res = await deps.subs.mutate<Decision | ActionRefusal>(id, (sub) => {
-    const d = ACTIONS[action](sub, now);
-    return isRefusal(d) ? { decision: { events: [] }, value: d } : { decision: d, value: d };
-  });
-  if (!res.found) return { status: 'not_found' };
-  if (isRefusal(res.value))
-    return { status: 'refused', code: res.value.refused, subscription: res.sub };
-  if (res.value.retries.length > 0) {
-    await enqueueDunningRetries(deps.dispatcher, res.value.retries, now);
-  }
-  if (res.saved) {
-    deps.logger.info(
-      { subscriptionId: id, action, status: res.sub.status },
-      `subscription ${action === 'cancel' ? 'canceled' : action === 'pause' ? 'paused' : 'resumed'}`,
-    );
-  }
-  return { status: 'ok', changed: res.saved, subscription: res.sub };
 }

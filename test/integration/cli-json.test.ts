@@ -86,6 +86,8 @@ function childHandle(child: CliChild, kind: string) {
 }
 
 const BATCH_ID = 'clijson-b1';
+/** The test clock `subs clock create` made, for the clock cases after it. */
+let clockId = '';
 const PAYOUTS = [
   'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',
   'cj-1,0123456789,058,GTBank,Ada Okafor,1500,NGN,json test',
@@ -149,6 +151,53 @@ const CASES: [string, Case[]][] = [
         check: (d) => expect(d.status).toBe('canceled'),
       },
       { args: ['subs', 'cancel', 'no-such-sub'], exit: 2 },
+    ],
+  ],
+  [
+    'subs update',
+    [
+      {
+        args: ['subs', 'update', 'lagos-news-003', '--amount', '3000'],
+        exit: 0,
+        check: (d) => expect(d.id).toBe('lagos-news-003'),
+      },
+      { args: ['subs', 'update', 'no-such-sub', '--amount', '1'], exit: 2 },
+    ],
+  ],
+  [
+    'subs clock create',
+    [
+      {
+        args: ['subs', 'clock', 'create', '2025-01-01T00:00:00Z', '--name', 'json'],
+        exit: 0,
+        check: (d) => {
+          expect(typeof d.id).toBe('string');
+          clockId = String(d.id);
+        },
+      },
+      { args: ['subs', 'clock', 'create', 'not-a-time'], exit: 2, code: 'usage' },
+    ],
+  ],
+  [
+    'subs clock show',
+    [
+      {
+        args: () => ['subs', 'clock', 'show', clockId],
+        exit: 0,
+        check: (d) => expect(d.id).toBe(clockId),
+      },
+      { args: ['subs', 'clock', 'show', 'no-such-clock'], exit: 2 },
+    ],
+  ],
+  [
+    'subs clock advance',
+    [
+      {
+        args: () => ['subs', 'clock', 'advance', clockId, '2025-01-02T00:00:00Z'],
+        exit: 0,
+        check: (d) => expect(d.id).toBe(clockId),
+      },
+      { args: ['subs', 'clock', 'advance', 'no-such-clock', 'later'], exit: 2, code: 'usage' },
     ],
   ],
   [

@@ -136,10 +136,23 @@ async function endChallenge(
   await h.app.dispatcher.reconcile(intent, { delayMs: 0, cause: 'webhook', runId: action });
 }
 
-/** Subscription events of `id`, as `[type, id]`. */
+/** Events a person's action causes (created, paused, …): not what these tests follow. */
+const LIFECYCLE = new Set([
+  'subscription.created',
+  'subscription.updated',
+  'subscription.paused',
+  'subscription.resumed',
+]);
+
+/** Billing events of subscription `id` (holds, dunning, renewals, cancel), as `[type, id]`. */
 async function subEvents(h: SubsHarness, id: string) {
   return (await h.events())
-    .filter((e) => e.type.startsWith('subscription.') && e.data.subscriptionId === id)
+    .filter(
+      (e) =>
+        e.type.startsWith('subscription.') &&
+        !LIFECYCLE.has(e.type) &&
+        e.data.subscriptionId === id,
+    )
     .map((e) => [e.type, e.id]);
 }
 

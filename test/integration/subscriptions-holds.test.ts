@@ -99,9 +99,15 @@ function ledgerOf(sandbox: Sandbox, id: string) {
   return refs.map((ref) => [ref, activity[ref]!.moves] as const);
 }
 
+/** The billing events of subscription `id` (its lifecycle's `subscription.created` left out). */
 async function subEvents(h: SubsHarness, id: string) {
   return (await h.events())
-    .filter((e) => e.type.startsWith('subscription.') && e.data.subscriptionId === id)
+    .filter(
+      (e) =>
+        e.type.startsWith('subscription.') &&
+        e.type !== 'subscription.created' &&
+        e.data.subscriptionId === id,
+    )
     .map((e) => [e.type, e.id]);
 }
 

@@ -319,6 +319,7 @@ describe('dunning', () => {
       .filter((e) => e.data.subscriptionId === 'declines')
       .map((e) => [e.type, e.id]);
     expect(events).toEqual([
+      ['subscription.created', 'evt_sub_declines_created'],
       ['payment.failed', 'evt_sub_declines_20250201_1_failed'],
       ['subscription.past_due', 'evt_sub_declines_20250201_1_past_due'],
       ['payment.failed', 'evt_sub_declines_20250201_2_failed'],
@@ -423,6 +424,7 @@ describe('dunning', () => {
       .filter((e) => e.type.startsWith('subscription.'))
       .map((e) => e.id);
     expect(types).toEqual([
+      'evt_sub_flaky_created',
       'evt_sub_flaky_20250201_1_past_due',
       'evt_sub_flaky_20250201_renewed',
       'evt_sub_flaky_20250202_renewed',
@@ -484,8 +486,16 @@ describe('pause, resume and cancel during dunning', () => {
       status: 'ok',
       subscription: { status: 'past_due', resumes: 1 },
     });
-    // Retries 1-3 (due 1, 2 and 3 days after the failure) are all overdue: they run now, each
-    // only after the previous attempt failed, and the card still declines: exhausted, canceled.
+    // Retries 1-3 (due 1, 2 and 3 days after the failure) are all overdue, but only retry 1 runs
+    // now: each later one waits its gap (1 day) after the previous attempt failed, as after any
+    // downtime. The card still declines: exhausted, canceled.
+    const queue = h.app.dispatcher.queue('subscriptions');
+    for (const step of [1, 2]) {
+      const jobId = dunningJobId({ key: 'sub_pausy_20250201' as never, step, resumes: 1 });
+      const job = await until(() => queue.getJob(jobId), { what: jobId, timeoutMs: 10_000 });
+      expect(job.opts.delay).toBe(DAY);
+      await job.promote();
+    }
     await h.settle();
     expect(ledgerOf(sandbox, 'pausy').map((e) => [e.ref, e.status])).toEqual([
       ['sub_pausy_20250201_1', 'failed'],

@@ -309,16 +309,19 @@ describe('payment outcomes and dunning', () => {
     expect(planBilling(n, ms('2025-03-01T00:00:00Z'), { catchUpMax: 12 }).kind).toBe('idle');
   });
 
-  it('retries are measured from the first failure; a replayed failure changes nothing', () => {
+  it('a retry is due at its nominal time, never sooner than its gap after the previous failure; a replayed failure changes nothing', () => {
     const { sub: s, keys } = billed();
     const key = keys[0]!;
     const first = next(fail(s, key, 1, t0));
+    // Retry 1 failed 10 ms after its nominal time: retry 2 is its 2-day gap after that failure.
     const second = fail(first, key, 2, t0 + DAY + 10);
-    expect(second.retries[0]).toMatchObject({ step: 1, dueAt: t0 + 3 * DAY });
+    expect(second.retries[0]).toMatchObject({ step: 1, dueAt: t0 + 3 * DAY + 10 });
     const replay = fail(next(second), key, 2, t0 + DAY + 20);
     expect(replay.next).toBeUndefined();
     expect(replay.events).toEqual([]);
-    expect(replay.retries).toEqual([expect.objectContaining({ step: 1, dueAt: t0 + 3 * DAY })]);
+    expect(replay.retries).toEqual([
+      expect.objectContaining({ step: 1, dueAt: t0 + 3 * DAY + 10 }),
+    ]);
   });
 
   it('a retry that succeeds returns it to active and the held periods become due', () => {
@@ -454,5 +457,25 @@ describe('pause, resume and cancel', () => {
     const refusedResume = resumeSubscription(canceled, t0);
     expect(isRefusal(refusedPause) && isRefusal(refusedResume)).toBe(true);
     expect(planBilling(canceled, ms('2025-06-01T00:00:00Z'), { catchUpMax: 12 }).kind).toBe('idle');
+  });
+});
+
+describe('a failure a person forced (operator_forced)', () => {
+  it('opens no retry and does not cancel: the period is written off', () => {
+    const s0 = sub();
+    const { sub: s1, keys } = bill(s0, s0.nextPeriodStart);
+    const key = keys[0]!;
+    const period = periodIndexOfKey(s1, key)!;
+    const d = onChargeFailed(
+      s1,
+      { key, period, attempt: 1, now: s0.nextPeriodStart + 1, reason: 'operator_forced' },
+      POLICY, // whenExhausted: cancel
+    );
+    expect('refused' in d).toBe(false);
+    const decided = d;
+    expect(decided.retries).toEqual([]);
+    expect(decided.next).toMatchObject({ status: 'past_due', delinquent: true, dunning: [] });
+    // The same failure from the gateway would retry.
+    expect(fail(s1, key, 1, s0.nextPeriodStart + 1).retries).toHaveLength(1);
   });
 });

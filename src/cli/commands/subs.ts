@@ -1,21 +1,35 @@
 /**
- * `billing subs import <file.csv> | list | show <id> | pause|resume|cancel <id>` (docs/product.md
- * §3, docs/subscriptions.md): the same service as `/subscriptions`. Invalid input exits 2 with
- * the file, line and column of every problem.
+ * (Just over 400 lines: every `billing subs` command, the test clock ones included, is registered
+ * from this one file, with the flag parsing each needs.)
+ *
+ * `billing subs import <file.csv> | list | show <id> | update <id> | pause|resume|cancel <id> |
+ * clock create|show|advance` (docs/product.md §3, docs/subscriptions.md): the same service as
+ * `/subscriptions` and `/test-clocks`. Invalid input exits 2 with the file, line and column of
+ * every problem, or the flag it came from.
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
+import type { FieldIssue } from '../../input/record.ts';
+import {
+  advanceTestClock,
+  createTestClock,
+  getTestClock,
+  toClockView,
+} from '../../subscriptions/clocks-service.ts';
+import { instantSchema, type InputIssue } from '../../subscriptions/import.ts';
+import { parseCancelBody, parsePauseBody } from '../../subscriptions/patch-input.ts';
 import { SUBSCRIPTION_STATUSES, type SubscriptionStatus } from '../../subscriptions/record.ts';
 import {
   applyAction,
   importSubscriptions,
   listSubscriptions,
+  patchSubscription,
   showSubscription,
   subscriptionServiceDeps,
   type ActionName,
+  type ActionOptions,
   type SubscriptionView,
 } from '../../subscriptions/service.ts';
-import type { InputIssue } from '../../subscriptions/import.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { parseIntFlag } from '../parsers.ts';
@@ -59,6 +73,10 @@ function details(v: SubscriptionView): string {
     `  anchor          ${v.anchor} (${v.timezone})`,
     `  current period  ${when(v.current_period_start)} → ${when(v.current_period_end)}`,
     `  next charge     ${when(v.next_charge_at)}`,
+    ...(v.trial_end !== null ? [`  trial ends      ${v.trial_end}`] : []),
+    ...(v.cancel_at_period_end ? [`  cancels at      ${when(v.cancel_at)} (period end)`] : []),
+    ...(v.resume_at !== null ? [`  resumes at      ${v.resume_at}`] : []),
+    ...(v.test_clock !== null ? [`  test clock      ${v.test_clock}`] : []),
     ...(v.skipped_periods > 0
       ? [`  skipped         ${v.skipped_periods} periods (catch-up cap)`]
       : []),
@@ -154,30 +172,251 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
     });
 
   const actions: [ActionName, string][] = [
-    ['pause', 'stop billing new periods and pending dunning retries'],
+    ['pause', 'stop billing new periods and pending dunning retries (--resume-at: until then)'],
     ['resume', 'bill again from the current period (paused periods are not billed)'],
-    ['cancel', 'stop everything; a charge already sent still completes'],
+    [
+      'cancel',
+      'stop everything (--at-period-end: when the period paid for ends); a charge already sent still completes',
+    ],
   ];
   for (const [action, description] of actions) {
-    subs
-      .command(`${action} <id>`)
-      .description(description)
-      .action(async (id: string) => {
-        await withApp(ctx, async (app) => {
-          const res = await applyAction(subscriptionServiceDeps(app), id, action);
-          if (res.status === 'not_found') throw new UsageError(`no subscription "${id}"`);
-          if (res.status === 'refused') {
-            throw new UsageError(`subscription "${id}" is canceled; it cannot be ${action}d`);
-          }
-          const view = {
-            ...(await showSubscription(subscriptionServiceDeps(app), id)),
-            changed: res.changed,
-          };
-          ctx.out().result(view, (v) => {
-            const sv = v as SubscriptionView & { changed: boolean };
-            return `${sv.changed ? '' : '(no change) '}${details(sv)}`;
-          });
-        });
+    const cmd = subs.command(`${action} <id>`).description(description);
+    if (action === 'pause')
+      cmd.option('--resume-at <instant>', 'resume by itself then (ISO 8601 with Z or an offset)');
+    if (action === 'cancel')
+      cmd.option('--at-period-end', 'cancel when the period paid for ends (undo: update --keep)');
+    cmd.action(async (id: string, flags: { resumeAt?: string; atPeriodEnd?: boolean }) => {
+      const opts = actionOptions(action, flags);
+      await withApp(ctx, async (app) => {
+        const deps = subscriptionServiceDeps(app);
+        const res = await applyAction(deps, id, action, opts);
+        if (res.status === 'not_found') throw new UsageError(`no subscription "${id}"`);
+        if (res.status === 'invalid') throw invalidInput(res.issues);
+        if (res.status === 'refused')
+          throw new UsageError(
+            res.code === 'canceled'
+              ? `subscription "${id}" is canceled; it cannot be ${action}d`
+              : `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
+          );
+        await printChanged(ctx, deps, id, res.changed);
       });
+    });
   }
+
+  subs
+    .command('update <id>')
+    .description('change amount, currency, card, schedule or metadata from the next period')
+    .option('--amount <major>', 'amount in major units, e.g. 1500.50 (from the next charge)')
+    .option('--currency <code>', 'NGN, USD, GBP or EUR, with --amount; only between periods')
+    .option('--card-token-file <file>', "read the new card token from a file ('-': stdin)")
+    .option('--interval <unit>', 'day, week, month or year (from the next period)')
+    .option('--interval-count <n>', 'units per period (from the next period)')
+    .option('--anchor <instant>', 'new anchor: the next period starts then')
+    .option('--meta <key=value...>', 'set metadata keys')
+    .option('--unset-meta <key...>', 'remove metadata keys')
+    .option('--cancel-at-period-end', 'cancel when the period paid for ends')
+    .option('--keep', 'undo --cancel-at-period-end: keep billing')
+    .action(async (id: string, flags: UpdateFlags) => {
+      const body = await patchBody(flags);
+      await withApp(ctx, async (app) => {
+        const deps = subscriptionServiceDeps(app);
+        const res = await patchSubscription(deps, id, body);
+        if (res.status === 'not_found') throw new UsageError(`no subscription "${id}"`);
+        if (res.status === 'invalid') throw invalidInput(res.issues);
+        if (res.status === 'refused') throw new UsageError(REFUSED[res.code](id));
+        await printChanged(ctx, deps, id, res.changed);
+      });
+    });
+
+  registerClockCommands(subs, ctx);
+}
+
+/** Names of the update flags by field, for messages about a field. */
+const FLAG_OF: Record<string, string> = {
+  amount: '--amount',
+  currency: '--currency',
+  card_token: '--card-token-file',
+  interval: '--interval',
+  interval_count: '--interval-count',
+  anchor: '--anchor',
+  metadata: '--meta',
+  cancel_at_period_end: '--cancel-at-period-end',
+  resume_at: '--resume-at',
+  at_period_end: '--at-period-end',
+};
+
+function invalidInput(issues: readonly FieldIssue[]): UsageError {
+  const lines = issues.map(
+    (i) => `  ${i.field !== undefined ? `${FLAG_OF[i.field] ?? i.field}: ` : ''}${i.message}`,
+  );
+  return new UsageError(['invalid input:', ...lines].join('\n'), {
+    code: 'invalid_input',
+    details: issues,
+  });
+}
+
+const REFUSED: Record<
+  'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing',
+  (id: string) => string
+> = {
+  canceled: (id) => `subscription "${id}" is canceled`,
+  charge_open: (id) =>
+    `subscription "${id}" has a charge in flight or in dunning: its currency can change only between periods`,
+  busy: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
+  test_clock_advancing: (id) =>
+    `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
+};
+
+function actionOptions(
+  action: ActionName,
+  flags: { resumeAt?: string; atPeriodEnd?: boolean },
+): ActionOptions {
+  if (action === 'pause' && flags.resumeAt !== undefined) {
+    const body = parsePauseBody({ resume_at: flags.resumeAt });
+    if (!body.ok) throw invalidInput(body.issues);
+    return body.resumeAt !== undefined ? { resumeAt: body.resumeAt } : {};
+  }
+  if (action === 'cancel' && flags.atPeriodEnd === true) {
+    const body = parseCancelBody({ at_period_end: true });
+    if (!body.ok) throw invalidInput(body.issues);
+    return { atPeriodEnd: true };
+  }
+  return {};
+}
+
+interface UpdateFlags {
+  amount?: string;
+  currency?: string;
+  cardTokenFile?: string;
+  interval?: string;
+  intervalCount?: string;
+  anchor?: string;
+  meta?: string[];
+  unsetMeta?: string[];
+  cancelAtPeriodEnd?: boolean;
+  keep?: boolean;
+}
+
+async function readToken(file: string): Promise<string> {
+  try {
+    const text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
+    return text.trim();
+  } catch (err) {
+    throw new UsageError(
+      `--card-token-file: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+    );
+  }
+}
+
+async function readStdin(): Promise<string> {
+  let text = '';
+  for await (const chunk of process.stdin) text += String(chunk);
+  return text;
+}
+
+/** The `PATCH` body the flags ask for; validated by the service like an HTTP body. */
+async function patchBody(flags: UpdateFlags): Promise<Record<string, unknown>> {
+  if (flags.cancelAtPeriodEnd === true && flags.keep === true)
+    throw new UsageError('--cancel-at-period-end and --keep contradict each other');
+  const metadata: Record<string, string | null> = {};
+  for (const kv of flags.meta ?? []) {
+    const eq = kv.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--meta: "${kv}" must be key=value`);
+    metadata[kv.slice(0, eq)] = kv.slice(eq + 1);
+  }
+  for (const key of flags.unsetMeta ?? []) metadata[key] = null;
+  return {
+    ...(flags.amount !== undefined ? { amount: flags.amount } : {}),
+    ...(flags.currency !== undefined ? { currency: flags.currency } : {}),
+    ...(flags.cardTokenFile !== undefined
+      ? { card_token: await readToken(flags.cardTokenFile) }
+      : {}),
+    ...(flags.interval !== undefined ? { interval: flags.interval } : {}),
+    ...(flags.intervalCount !== undefined ? { interval_count: flags.intervalCount } : {}),
+    ...(flags.anchor !== undefined ? { anchor: flags.anchor } : {}),
+    ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
+    ...(flags.cancelAtPeriodEnd === true ? { cancel_at_period_end: true } : {}),
+    ...(flags.keep === true ? { cancel_at_period_end: false } : {}),
+  };
+}
+
+async function printChanged(
+  ctx: CliContext,
+  deps: ReturnType<typeof subscriptionServiceDeps>,
+  id: string,
+  changed: boolean,
+): Promise<void> {
+  const view = { ...(await showSubscription(deps, id)), changed };
+  ctx.out().result(view, (v) => {
+    const sv = v as SubscriptionView & { changed: boolean };
+    return `${sv.changed ? '' : '(no change) '}${details(sv)}`;
+  });
+}
+
+/** `billing subs clock create|show|advance` (test mode only). */
+function registerClockCommands(subs: Command, ctx: CliContext): void {
+  const clock = subs
+    .command('clock')
+    .description('test clocks (test mode only: a sk_test_ SAYSWITCH_SECRET_KEY)');
+  const instant = (flag: string) => (value: string) => {
+    const parsed = instantSchema(flag).safeParse(value);
+    if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? flag);
+    return parsed.data;
+  };
+  const inTestMode = async <T>(
+    fn: (deps: ReturnType<typeof subscriptionServiceDeps>) => Promise<T>,
+  ) =>
+    withApp(ctx, async (app) => {
+      const deps = subscriptionServiceDeps(app);
+      if (!deps.testMode)
+        throw new UsageError(
+          'test clocks exist only in test mode (a sk_test_ SAYSWITCH_SECRET_KEY)',
+        );
+      return fn(deps);
+    });
+  const print = (v: ReturnType<typeof toClockView>) =>
+    ctx
+      .out()
+      .result(
+        v,
+        () =>
+          `${v.id}  ${v.status}  ${v.frozen_time}${v.advancing_to ? ` → ${v.advancing_to}` : ''}`,
+      );
+
+  clock
+    .command('create <frozen_time>')
+    .description('a new test clock at that instant')
+    .option('--name <name>', 'a label')
+    .action(async (frozenTime: string, flags: { name?: string }) => {
+      const at = instant('frozen_time')(frozenTime);
+      await inTestMode(async (deps) =>
+        print(toClockView(await createTestClock(deps, at, flags.name))),
+      );
+    });
+
+  clock
+    .command('show <id>')
+    .description('the clock: its time and whether it is advancing or ready')
+    .action(async (id: string) => {
+      await inTestMode(async (deps) => {
+        const c = await getTestClock(deps, id);
+        if (!c) throw new UsageError(`no test clock "${id}"`);
+        print(toClockView(c));
+      });
+    });
+
+  clock
+    .command('advance <id> <to>')
+    .description('advance the clock (the scheduler role runs what falls due); see clock show')
+    .action(async (id: string, to: string) => {
+      const at = instant('to')(to);
+      await inTestMode(async (deps) => {
+        const res = await advanceTestClock(deps, id, at);
+        if (res.status === 'not_found') throw new UsageError(`no test clock "${id}"`);
+        if (res.status === 'advancing')
+          throw new UsageError(`test clock "${id}" is advancing; try again once it is ready`);
+        if (res.status === 'invalid') throw invalidInput([res.issue]);
+        print(toClockView(res.clock));
+      });
+    });
 }

@@ -298,6 +298,10 @@ export class RedisIntentStore implements IntentStore {
     for (const [f, v] of Object.entries(opts.patch ?? {})) {
       patch[f] = v === undefined ? '' : String(v);
     }
+    if (opts.payee !== undefined) {
+      if (!opts.newAttempt) throw new RangeError('a payee changes only with a new attempt');
+      patch.payee = JSON.stringify(opts.payee);
+    }
     const newReference = opts.newAttempt
       ? attemptReference(key as IntentKey, attempt + 1)
       : undefined;

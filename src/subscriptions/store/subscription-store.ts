@@ -5,6 +5,9 @@
  * - `<prefix>:subs:due`: sorted set of billable subscriptions by next charge time, so a tick's
  *   cost follows the due ones, not the total;
  * - `<prefix>:subs:all`: every id, lexicographically, for listing;
+ * - `<prefix>:clock:<id>`, `<prefix>:clock:<id>:due`, `<prefix>:clock:<id>:subs`: a test clock
+ *   (test-clock-store.ts), the due index of its subscriptions (they are never in `subs:due`) and
+ *   their ids;
  * - subscription events go to `<prefix>:events`, the stream payment events use.
  *
  * Every change is one Lua step that checks the version the change was computed from (compare-
@@ -24,13 +27,16 @@ import {
 import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../record.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+import { RedisTestClockStore } from './test-clock-store.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;
 
 /**
- * KEYS: 1 record hash, 2 due index, 3 all index, 4 events stream.
+ * KEYS: 1 record hash, 2 due index (the deployment's, or its test clock's), 3 all index,
+ * 4 events stream, 5 its test clock's members (else the all index again).
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
- * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length.
+ * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
+ * 7 '1' when KEYS[5] is a test clock's members.
  * Returns {1, new version} or {0, current version ('0' when missing)}.
  */
 const SAVE_SUBSCRIPTION = new LuaScript(`
@@ -43,7 +49,10 @@ end
 local nv = tostring((tonumber(v) or 0) + 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv)
 if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
-if not v then redis.call('ZADD', KEYS[3], 0, ARGV[1]) end
+if not v then
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], 0, ARGV[1]) end
+end
 for _, e in ipairs(cjson.decode(ARGV[5])) do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', e.id, 'type', e.type, 'at', e.at, 'data', e.data)
 end
@@ -56,6 +65,10 @@ export function subscriptionKeys(prefix: string) {
     sub: (id: string) => `${prefix}:sub:${id}`,
     due: () => `${prefix}:subs:due`,
     all: () => `${prefix}:subs:all`,
+    clock: (id: string) => `${prefix}:clock:${id}`,
+    clockDue: (id: string) => `${prefix}:clock:${id}:due`,
+    clockSubs: (id: string) => `${prefix}:clock:${id}:subs`,
+    advancingClocks: () => `${prefix}:clocks:advancing`,
     events: () => storeKeys(prefix).events(),
     /** The intent store's per-subscription index (intent keys by creation time). */
     intents: (id: string) => storeKeys(prefix).bySubscription(id),
@@ -82,12 +95,14 @@ export type { MutateResult, Versioned };
 
 export class RedisSubscriptionStore implements SubscriptionStore {
   private readonly k: ReturnType<typeof subscriptionKeys>;
+  readonly clocks: RedisTestClockStore;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
   ) {
     this.k = subscriptionKeys(prefix);
+    this.clocks = new RedisTestClockStore(redis, this.k);
   }
 
   private saveArgs(
@@ -96,22 +111,25 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     events: readonly BillingEvent[],
   ): (string | number)[] {
     const score = dueScore(sub);
+    const clock = sub.testClock;
     return [
       this.k.sub(sub.id),
-      this.k.due(),
+      clock === undefined ? this.k.due() : this.k.clockDue(clock),
       this.k.all(),
       this.k.events(),
+      clock === undefined ? this.k.all() : this.k.clockSubs(clock),
       sub.id,
       String(expectVersion),
       JSON.stringify(sub),
       score === null ? '' : String(score),
       eventsArg(events),
       String(EVENTS_MAX_LEN),
+      clock === undefined ? '0' : '1',
     ];
   }
 
   private async runSave(args: (string | number)[]): Promise<[number, string]> {
-    return (await SAVE_SUBSCRIPTION.run(this.redis, 4, ...args)) as [number, string];
+    return (await SAVE_SUBSCRIPTION.run(this.redis, 5, ...args)) as [number, string];
   }
 
   /**
@@ -143,7 +161,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     const res = await SAVE_SUBSCRIPTION.runPipelined(
       this.redis,
       items.map((it) => ({
-        numKeys: 4,
+        numKeys: 5,
         args: this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
       })),
     );
@@ -154,9 +172,12 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     });
   }
 
-  /** Creates `sub` unless its id exists; returns what is stored either way. */
-  async create(sub: Subscription): Promise<{ created: boolean } & Versioned> {
-    const version = await this.save(sub, 0);
+  /** Creates `sub` unless its id exists, with `events`; returns what is stored either way. */
+  async create(
+    sub: Subscription,
+    events: readonly BillingEvent[] = [],
+  ): Promise<{ created: boolean } & Versioned> {
+    const version = await this.save(sub, 0, events);
     if (version !== undefined) return { created: true, sub, version };
     const existing = await this.get(sub.id);
     if (!existing) throw new Error(`subscription ${sub.id} vanished after create`);
@@ -167,11 +188,19 @@ export class RedisSubscriptionStore implements SubscriptionStore {
    * Creates many subscriptions in pipelined round trips (imports, benchmarks); returns, per
    * input, whether it was created (false: the id existed).
    */
-  async createMany(subs: readonly Subscription[], chunk = 5_000): Promise<boolean[]> {
+  async createMany(
+    subs: readonly Subscription[],
+    eventsOf?: (sub: Subscription) => readonly BillingEvent[],
+    chunk = 5_000,
+  ): Promise<boolean[]> {
     const out: boolean[] = [];
     for (let i = 0; i < subs.length; i += chunk) {
       const saved = await this.saveMany(
-        subs.slice(i, i + chunk).map((sub) => ({ sub, expectVersion: 0 })),
+        subs.slice(i, i + chunk).map((sub) => ({
+          sub,
+          expectVersion: 0,
+          ...(eventsOf ? { events: eventsOf(sub) } : {}),
+        })),
       );
       out.push(...saved.map((v) => v !== undefined));
     }
@@ -221,9 +250,13 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     throw new SubscriptionContentionError(id);
   }
 
-  /** Ids due at or before `now`, earliest first. Cost follows the due ones (ZRANGEBYSCORE). */
-  dueIds(now: number, limit: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.k.due(), '-inf', String(now), 'LIMIT', 0, limit);
+  /**
+   * Ids due at or before `now`, earliest first, in the deployment's due index or a test clock's.
+   * Cost follows the due ones (ZRANGEBYSCORE).
+   */
+  dueIds(now: number, limit: number, testClock?: string): Promise<string[]> {
+    const key = testClock === undefined ? this.k.due() : this.k.clockDue(testClock);
+    return this.redis.zrangebyscore(key, '-inf', String(now), 'LIMIT', 0, limit);
   }
 
   /** How many subscriptions exist. */

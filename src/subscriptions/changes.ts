@@ -1,0 +1,213 @@
+/**
+ * Changing a subscription (rule 11, record.ts; `PATCH /subscriptions/:id`). Pure. A change never
+ * touches a charge already created: an intent keeps the amount, currency and card it was created
+ * with, and a retry of an existing attempt keeps its reference. So:
+ *
+ * - `amount`, `card_token`, `metadata`: from the next charge created. A dunning retry is a new
+ *   attempt of an existing charge: it keeps the charge's amount and currency (the money owed for
+ *   that period) and, when the card changed, is meant to take the new card (docs/subscriptions.md
+ *   says what that needs from payments).
+ * - `currency`: only between periods, while no charge of the subscription is open (in flight,
+ *   held, in dunning, or being created): a period is owed in one currency. It needs `amount` with
+ *   it, so an amount is never reinterpreted in another currency.
+ * - `interval`, `interval_count`, `anchor`: from the next period, as a new schedule segment
+ *   (periods.ts). The period paid for is never shortened (that would bill time already paid for:
+ *   there is no proration), so a new anchor must not be before the start of the first unbilled
+ *   period, nor in the past; the time up to it belongs to the period before (longer, unbilled).
+ *   Without `anchor`, the new interval starts at that instant, on the old anchor's calendar when
+ *   it has a period starting there (monthly on the 31st → quarterly keeps the 31st), else from
+ *   that instant. Not while a tick is creating charges (409, try again).
+ * - `cancel_at_period_end`: rule 12 (actions.ts `scheduleCancel`); `false` undoes it.
+ *
+ * Every change is one `subscription.updated` with the names of the changed fields and their
+ * previous values (never a card token), stored in the same step.
+ */
+import { DateTime } from 'luxon';
+import type { FieldIssue } from '../input/record.ts';
+import type { AmountMinor, ChargeCurrency } from '../kernel/money.ts';
+import { periodIndexAt, type BillingInterval, type Schedule } from './calendar.ts';
+import { updatedEvent } from './actions.ts';
+import { FIRST_SEGMENT, startAt, startOf, type PastSegment, type SegmentStart } from './periods.ts';
+import { NOTHING, type Decision, type Subscription } from './record.ts';
+
+/** At most this many earlier schedules are kept (for the keys of periods billed under them). */
+export const MAX_PAST_SEGMENTS = 24;
+
+/** A validated `PATCH` (import.ts `parseSubscriptionPatch`), the card token already sealed. */
+export interface SubscriptionChanges {
+  amount?: AmountMinor;
+  currency?: ChargeCurrency;
+  cardTokenSealed?: string;
+  interval?: BillingInterval;
+  intervalCount?: number;
+  /** ISO 8601 instant with an offset, already validated. */
+  anchor?: string;
+  /** Keys to set; `null` removes one. */
+  metadata?: Record<string, string | null>;
+  cancelAtPeriodEnd?: boolean;
+}
+
+/** Why a change was refused. */
+export type ChangeRefusal =
+  | { refused: 'canceled' }
+  /** A currency change while a charge is open. */
+  | { refused: 'charge_open' }
+  /** A schedule change while a tick is creating charges. */
+  | { refused: 'busy' }
+  | { refused: 'invalid'; issues: FieldIssue[] };
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** Applies `ch` to `sub` at `now`: rule 11. Nothing to change (all equal): no decision. */
+export function changeSubscription(
+  sub: Subscription,
+  ch: SubscriptionChanges,
+  now: number,
+): Decision | ChangeRefusal {
+  if (sub.status === 'canceled') return { refused: 'canceled' };
+  let next: Subscription = { ...sub };
+  const changes: string[] = [];
+  const previous: Record<string, unknown> = {};
+
+  if (ch.currency !== undefined && ch.currency !== sub.currency) {
+    if (ch.amount === undefined)
+      return invalid('amount', 'amount is required when currency changes');
+    const open =
+      sub.openCharges.length > 0 ||
+      sub.dunning.length > 0 ||
+      (sub.claim !== undefined && sub.claim.until > now);
+    if (open) return { refused: 'charge_open' };
+    next.currency = ch.currency;
+    changes.push('currency');
+    previous.currency = sub.currency;
+  }
+  if (ch.amount !== undefined && ch.amount !== sub.amount) {
+    next.amount = ch.amount;
+    changes.push('amount');
+    previous.amount = sub.amount;
+  }
+  if (ch.cardTokenSealed !== undefined) {
+    next.cardTokenSealed = ch.cardTokenSealed;
+    changes.push('card_token');
+  }
+  if (ch.metadata !== undefined) {
+    const merged: Record<string, string> = { ...sub.metadata };
+    for (const [k, v] of Object.entries(ch.metadata)) {
+      if (v === null) delete merged[k];
+      else merged[k] = v;
+    }
+    if (!sameRecord(merged, sub.metadata)) {
+      next.metadata = merged;
+      changes.push('metadata');
+      previous.metadata = sub.metadata;
+    }
+  }
+  const rescheduled = reschedule(next, ch, now);
+  if ('refused' in rescheduled) return rescheduled;
+  if (rescheduled.changed.length > 0) {
+    next = rescheduled.sub;
+    changes.push(...rescheduled.changed);
+    Object.assign(previous, rescheduled.previous);
+  }
+  if (
+    ch.cancelAtPeriodEnd !== undefined &&
+    ch.cancelAtPeriodEnd !== (sub.cancelAtPeriodEnd === true)
+  ) {
+    const { cancelAtPeriodEnd: _old, ...rest } = next;
+    next = { ...rest, ...(ch.cancelAtPeriodEnd ? { cancelAtPeriodEnd: true } : {}) };
+    changes.push('cancel_at_period_end');
+    previous.cancel_at_period_end = !ch.cancelAtPeriodEnd;
+  }
+  if (changes.length === 0) return NOTHING;
+  next = { ...next, updatedAt: now, updates: sub.updates + 1 };
+  const extra = next.cancelAtPeriodEnd === true ? { cancelAt: next.nextPeriodStart } : {};
+  return { next, events: [updatedEvent(next, now, changes, previous, extra)], retries: [] };
+}
+
+function invalid(field: string, message: string): ChangeRefusal {
+  return { refused: 'invalid', issues: [{ field, message }] };
+}
+
+function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
+}
+
+/**
+ * The schedule part of rule 11: the new schedule from the first unbilled period (`nextPeriod`),
+ * or nothing when interval, count and anchor are what they are.
+ */
+function reschedule(
+  sub: Subscription,
+  ch: SubscriptionChanges,
+  now: number,
+): { sub: Subscription; changed: string[]; previous: Record<string, unknown> } | ChangeRefusal {
+  const cur = sub.schedule;
+  const interval = ch.interval ?? cur.interval;
+  const intervalCount = ch.intervalCount ?? cur.intervalCount;
+  const anchorMs = ch.anchor === undefined ? undefined : Date.parse(ch.anchor);
+  const changed: string[] = [];
+  if (interval !== cur.interval) changed.push('interval');
+  if (intervalCount !== cur.intervalCount) changed.push('interval_count');
+  if (anchorMs !== undefined && anchorMs !== Date.parse(cur.anchor)) changed.push('anchor');
+  if (changed.length === 0) return { sub, changed, previous: {} };
+  // Any claim, even one whose lease expired: its periods may have intents under the current
+  // schedule's keys, and the tick that finishes it must find the same keys.
+  if (sub.claim !== undefined) return { refused: 'busy' };
+
+  // The start of the first unbilled period: the end of the period paid for.
+  const boundary = sub.nextPeriodStart;
+  let schedule: Schedule;
+  let offset = 0;
+  if (changed.includes('anchor') && anchorMs !== undefined && ch.anchor !== undefined) {
+    if (sub.trial && sub.nextPeriod === 0 && now < sub.trial.end)
+      return invalid(
+        'anchor',
+        'anchor cannot change during a trial: the first period starts at trial_end',
+      );
+    const min = sub.nextPeriod === 0 ? now : Math.max(now, boundary);
+    if (anchorMs < min)
+      return invalid(
+        'anchor',
+        `anchor must not be before ${iso(min)}` +
+          (min > now ? ': the period paid for runs until then (there is no proration)' : ''),
+      );
+    schedule = { anchor: ch.anchor, timezone: cur.timezone, interval, intervalCount };
+  } else {
+    // The old anchor's calendar when one of its periods starts at the boundary, else afresh.
+    const kept: Schedule = { ...cur, interval, intervalCount };
+    const k = periodIndexAt(kept, boundary);
+    if (k >= 0 && startOf(kept, k) === boundary) {
+      schedule = kept;
+      offset = k;
+    } else {
+      const at = DateTime.fromMillis(boundary, { zone: cur.timezone });
+      schedule = { ...kept, anchor: at.toISO({ suppressMilliseconds: true }) ?? cur.anchor };
+    }
+  }
+
+  const seg = sub.segment ?? FIRST_SEGMENT;
+  const segment: SegmentStart = { from: sub.nextPeriod, offset };
+  // Nothing billed under the current schedule yet: it is replaced, not kept.
+  const past: PastSegment[] =
+    sub.nextPeriod === seg.from
+      ? [...(sub.pastSegments ?? [])]
+      : [...(sub.pastSegments ?? []), { schedule: cur, ...seg }];
+  const { pastSegments: _old, ...rest } = sub;
+  const moved: Subscription = {
+    ...rest,
+    schedule,
+    segment,
+    ...(past.length > 0 ? { pastSegments: past.slice(-MAX_PAST_SEGMENTS) } : {}),
+  };
+  moved.nextPeriodStart = startAt(moved, moved.nextPeriod);
+  return {
+    sub: moved,
+    changed,
+    previous: {
+      ...(changed.includes('interval') ? { interval: cur.interval } : {}),
+      ...(changed.includes('interval_count') ? { interval_count: cur.intervalCount } : {}),
+      ...(changed.includes('anchor') ? { anchor: cur.anchor } : {}),
+    },
+  };
+}

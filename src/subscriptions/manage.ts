@@ -1,0 +1,179 @@
+/**
+ * Managing a subscription: the actions (pause, resume, cancel; rules 8 and 12, actions.ts) and
+ * changes (`PATCH`, rule 11, changes.ts), shared by HTTP and the CLI. Each is one compare-and-set
+ * on the record with its events in the same step; retries a resume re-arms are enqueued after.
+ * A subscription on a test clock is changed at its clock's time, and not while the clock is
+ * advancing (the result would depend on how far it got).
+ */
+import {
+  cancelSubscription,
+  pauseSubscription,
+  resumeSubscription,
+  type ActionRefusal,
+} from './actions.ts';
+import { changeSubscription, type ChangeRefusal } from './changes.ts';
+import type { FieldIssue } from '../input/record.ts';
+import { enqueueDunningRetries } from './jobs.ts';
+import { parseSubscriptionPatch } from './patch-input.ts';
+import type { Decision, Subscription } from './record.ts';
+import type { SubscriptionServiceDeps } from './service-deps.ts';
+
+export type ActionName = 'pause' | 'resume' | 'cancel';
+
+/** What an action takes besides its name (validated: patch-input.ts). */
+export interface ActionOptions {
+  /** pause: resume by itself at this instant (`null`: clear a scheduled resume). */
+  resumeAt?: number | null;
+  /** cancel: at the end of the period paid for instead of now. */
+  atPeriodEnd?: boolean;
+}
+
+export type ActionResult =
+  | { status: 'ok'; changed: boolean; subscription: Subscription }
+  | { status: 'not_found' }
+  | { status: 'invalid'; issues: FieldIssue[] }
+  | {
+      status: 'refused';
+      code: 'canceled' | 'test_clock_advancing';
+      subscription: Subscription;
+    };
+
+/** The time a subscription lives on, or why it cannot be changed now. */
+async function timeFor(
+  deps: SubscriptionServiceDeps,
+  sub: Subscription,
+): Promise<{ now: number } | { advancing: true }> {
+  if (sub.testClock === undefined) return { now: deps.clock.now() };
+  const clock = (await deps.subs.clocks.get(sub.testClock))?.clock;
+  if (clock?.status === 'advancing') return { advancing: true };
+  return { now: clock?.frozenTime ?? deps.clock.now() };
+}
+
+type Decide<R> = (sub: Subscription, now: number) => Decision | R;
+
+/** Loads, checks the clock, applies `decide` with compare-and-set, enqueues the retries. */
+async function mutateAt<R extends { refused: string }>(
+  deps: SubscriptionServiceDeps,
+  id: string,
+  decide: Decide<R>,
+): Promise<
+  | { status: 'not_found' }
+  | { status: 'advancing'; subscription: Subscription }
+  | { status: 'refused'; refusal: R; subscription: Subscription }
+  | { status: 'ok'; changed: boolean; subscription: Subscription }
+> {
+  const found = await deps.subs.get(id);
+  if (!found) return { status: 'not_found' };
+  const time = await timeFor(deps, found.sub);
+  if ('advancing' in time) return { status: 'advancing', subscription: found.sub };
+  const res = await deps.subs.mutate<Decision | R>(id, (sub) => {
+    const d = decide(sub, time.now);
+    return 'refused' in d ? { decision: { events: [] }, value: d } : { decision: d, value: d };
+  });
+  if (!res.found) return { status: 'not_found' };
+  const value = res.value;
+  if ('refused' in value) return { status: 'refused', refusal: value, subscription: res.sub };
+  if (res.saved && value.retries.length > 0)
+    await enqueueDunningRetries(deps.dispatcher, value.retries, time.now);
+  return { status: 'ok', changed: res.saved, subscription: res.sub };
+}
+
+const PAST = { pause: 'paused', resume: 'resumed', cancel: 'canceled' } as const;
+
+/**
+ * Pauses (optionally until `resumeAt`), resumes or cancels (optionally at the period's end):
+ * rules 8 and 12, actions.ts. Repeating an action changes nothing; pausing or resuming a
+ * canceled subscription is refused.
+ */
+export async function applyAction(
+  deps: SubscriptionServiceDeps,
+  id: string,
+  action: ActionName,
+  opts: ActionOptions = {},
+): Promise<ActionResult> {
+  const decide: Decide<ActionRefusal> = (sub, now) =>
+    action === 'pause'
+      ? pauseSubscription(sub, now, opts.resumeAt !== undefined ? { resumeAt: opts.resumeAt } : {})
+      : action === 'resume'
+        ? resumeSubscription(sub, now)
+        : cancelSubscription(sub, now, opts.atPeriodEnd === true ? { atPeriodEnd: true } : {});
+  const res = await mutateAt(deps, id, decide);
+  switch (res.status) {
+    case 'not_found':
+      return res;
+    case 'advancing':
+      return { status: 'refused', code: 'test_clock_advancing', subscription: res.subscription };
+    case 'refused':
+      return res.refusal.refused === 'invalid'
+        ? { status: 'invalid', issues: res.refusal.issues }
+        : { status: 'refused', code: 'canceled', subscription: res.subscription };
+    case 'ok':
+      if (res.changed)
+        deps.logger.info(
+          {
+            subscriptionId: id,
+            action,
+            status: res.subscription.status,
+            ...(opts.atPeriodEnd === true ? { atPeriodEnd: true } : {}),
+            ...(typeof opts.resumeAt === 'number' ? { resumeAt: opts.resumeAt } : {}),
+          },
+          `subscription ${action === 'cancel' && opts.atPeriodEnd === true ? 'set to cancel at the period end' : PAST[action]}`,
+        );
+      return res;
+  }
+}
+
+export type PatchResult =
+  | { status: 'ok'; changed: boolean; subscription: Subscription }
+  | { status: 'not_found' }
+  | { status: 'invalid'; issues: FieldIssue[] }
+  | {
+      status: 'refused';
+      code: 'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing';
+      subscription: Subscription;
+    };
+
+/**
+ * `PATCH /subscriptions/:id` (rule 11, changes.ts): validates the body (patch-input.ts), seals a
+ * new card token (the same token as now is no change), applies the change with compare-and-set.
+ */
+export async function patchSubscription(
+  deps: SubscriptionServiceDeps,
+  id: string,
+  body: unknown,
+): Promise<PatchResult> {
+  const parsed = parseSubscriptionPatch(body);
+  if (!parsed.ok) return { status: 'invalid', issues: parsed.issues };
+  const { cardToken, ...input } = parsed.input;
+  let sealed: string | undefined;
+  const decide: Decide<ChangeRefusal> = (sub, now) => {
+    // Sealing is randomized: compare with the token held, and seal a new one once.
+    const card =
+      cardToken === undefined || deps.sealer.unseal(sub.cardTokenSealed) === cardToken
+        ? undefined
+        : (sealed ??= deps.sealer.seal(cardToken));
+    return changeSubscription(
+      sub,
+      { ...input, ...(card !== undefined ? { cardTokenSealed: card } : {}) },
+      now,
+    );
+  };
+  const res = await mutateAt(deps, id, decide);
+  switch (res.status) {
+    case 'not_found':
+      return res;
+    case 'advancing':
+      return { status: 'refused', code: 'test_clock_advancing', subscription: res.subscription };
+    case 'refused':
+      return res.refusal.refused === 'invalid'
+        ? { status: 'invalid', issues: res.refusal.issues }
+        : { status: 'refused', code: res.refusal.refused, subscription: res.subscription };
+    case 'ok':
+      if (res.changed)
+        deps.logger.info(
+          { subscriptionId: id, fields: Object.keys(parsed.input) },
+          'subscription changed',
+        );
+      return res;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Test clocks in Redis (subscriptions/test-clocks.ts), under the deployment's prefix:
+ * `<prefix>:clock:<id>` is a hash with the clock as JSON (`doc`) and a `version`;
+ * `<prefix>:clocks:advancing` holds the ids of the clocks advancing now (so a tick can restart a
+ * chain of steps whose next job was lost); `<prefix>:clock:<id>:subs` the ids of its
+ * subscriptions (written by the subscription store, in the step that creates one). Every write
+ * is a compare-and-set on the version. Implements the TestClockStore port.
+ */
+import type { Redis } from 'ioredis';
+import type { TestClockStore, VersionedClock } from '../ports.ts';
+import { testClockSchema, type TestClock } from '../test-clocks.ts';
+import { LuaScript } from '../../infra/redis/lua-script.ts';
+
+/** The keys this store uses (subscription-store.ts `subscriptionKeys` has them all). */
+export interface ClockKeys {
+  clock: (id: string) => string;
+  clockSubs: (id: string) => string;
+  advancingClocks: () => string;
+}
+
+/**
+ * KEYS: 1 clock hash, 2 advancing set. ARGV: 1 id, 2 expected version ('0': must not exist),
+ * 3 clock JSON, 4 '1' when advancing. Returns {1, new version} or {0, current version}.
+ */
+const SAVE_CLOCK = new LuaScript(`
+local v = redis.call('HGET', KEYS[1], 'version')
+if ARGV[2] == '0' then
+  if v then return {0, v} end
+elseif v ~= ARGV[2] then
+  return {0, v or '0'}
+end
+local nv = tostring((tonumber(v) or 0) + 1)
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv)
+if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], 0, ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
+return {1, nv}
+`);
+
+function parse(doc: string | null | undefined, version: string | null | undefined) {
+  if (doc === null || doc === undefined) return undefined;
+  return { clock: testClockSchema.parse(JSON.parse(doc)), version: Number(version ?? '0') };
+}
+
+export class RedisTestClockStore implements TestClockStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly k: ClockKeys,
+  ) {}
+
+  async save(clock: TestClock, expectVersion: number): Promise<number | undefined> {
+    const [ok, version] = (await SAVE_CLOCK.run(
+      this.redis,
+      2,
+      this.k.clock(clock.id),
+      this.k.advancingClocks(),
+      clock.id,
+      String(expectVersion),
+      JSON.stringify(clock),
+      clock.status === 'advancing' ? '1' : '0',
+    )) as [number, string];
+    return ok === 1 ? Number(version) : undefined;
+  }
+
+  async create(clock: TestClock): Promise<boolean> {
+    return (await this.save(clock, 0)) !== undefined;
+  }
+
+  async get(id: string): Promise<VersionedClock | undefined> {
+    const [doc, version] = await this.redis.hmget(this.k.clock(id), 'doc', 'version');
+    return parse(doc, version);
+  }
+
+  async getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hmget(this.k.clock(id), 'doc', 'version');
+    const res = (await pipe.exec()) ?? [];
+    return res.map(([err, value]) => {
+      if (err) throw err;
+      const [doc, version] = value as (string | null)[];
+      return parse(doc, version);
+    });
+  }
+
+  advancing(limit: number): Promise<string[]> {
+    return this.redis.zrange(this.k.advancingClocks(), '0', String(limit - 1));
+  }
+
+  members(id: string): Promise<string[]> {
+    return this.redis.zrange(this.k.clockSubs(id), '0', '-1');
+  }
+}

@@ -1,0 +1,351 @@
+/**
+ * The subscription lifecycle over HTTP (docs/subscriptions.md "Trials", "Pause, resume,
+ * cancel", "Outcomes and dunning"): trials, cancel at the period's end and its undo, pause with
+ * `resume_at`, and dunning retries that keep their gaps after downtime. The real workers,
+ * reconciler and subscriptions scheduler role against the sandbox; a manual clock drives the
+ * ticks. The sandbox ledger is the truth of what money moved.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { buildHttpServer } from '../../src/http/server.ts';
+import { registerSubscriptionRoutes } from '../../src/http/routes/subscriptions.ts';
+import { registerTestClockRoutes } from '../../src/http/routes/test-clocks.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { dunningJobId } from '../../src/subscriptions/jobs.ts';
+import type { SubscriptionServiceDeps } from '../../src/subscriptions/service.ts';
+import { TEST_API_TOKEN } from '../support/app.ts';
+import { until } from '../support/poll.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+import { startSubsHarness, type SubsHarness } from '../support/subscription-harness.ts';
+
+const DAY = 86_400_000;
+const ms = (iso: string) => Date.parse(iso);
+
+const opened: { close(): Promise<void> }[] = [];
+afterEach(async () => {
+  for (const c of opened.reverse()) await c.close();
+  opened.length = 0;
+});
+
+interface Ctx {
+  sandbox: Sandbox;
+  h: SubsHarness;
+  call: (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => Promise<Res>;
+}
+interface Res {
+  statusCode: number;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  body: any;
+  raw: string;
+}
+
+async function server(deps: SubscriptionServiceDeps, h: SubsHarness): Promise<FastifyInstance> {
+  const s = await buildHttpServer({
+    logger: createLogger({ level: 'silent' }),
+    apiToken: TEST_API_TOKEN,
+    payments: {
+      store: h.app.store,
+      dispatcher: h.app.dispatcher,
+      sealer: h.app.sealer,
+      clock: h.clock,
+      hashKey: h.app.config.dataEncryptionKey,
+    },
+    ready: () => Promise.resolve({ ok: true as const }),
+    extensions: [
+      (app) => registerSubscriptionRoutes(app, deps),
+      (app) => registerTestClockRoutes(app, deps),
+    ],
+  });
+  opened.push({ close: () => s.close() });
+  return s;
+}
+
+function caller(s: FastifyInstance): Ctx['call'] {
+  return async (method, url, payload) => {
+    const res = await s.inject({
+      method,
+      url,
+      headers: { authorization: `Bearer ${TEST_API_TOKEN}` },
+      ...(payload !== undefined ? { payload } : {}),
+    });
+    return { statusCode: res.statusCode, body: res.json(), raw: res.body };
+  };
+}
+
+async function setup(start: string, env: Record<string, string> = {}): Promise<Ctx> {
+  const sandbox = await startTestSandbox();
+  opened.push(sandbox);
+  const h = await startSubsHarness({ sandboxUrl: sandbox.url, start: ms(start), env });
+  opened.push(h);
+  return { sandbox, h, call: caller(await server(h.service, h)) };
+}
+
+/** The fields a 422 names, sorted. */
+const fieldsOf = (res: Res) =>
+  (res.body as { error: { details: { field?: string }[] } }).error.details
+    .map((d) => d.field)
+    .sort();
+
+const body = (over: Record<string, unknown>) => ({
+  customer_email: 'ada@example.com',
+  card_token: 'tok_card_secret_4111',
+  amount: '1500',
+  currency: 'NGN',
+  interval: 'month',
+  interval_count: 1,
+  anchor: '2025-02-01T08:00:00Z',
+  timezone: 'UTC',
+  ...over,
+});
+
+function ledgerOf(sandbox: Sandbox, id: string) {
+  return Object.entries(sandbox.ledger().references)
+    .filter(([ref]) => ref.startsWith(`sub_${id}_`))
+    .map(([ref, e]) => [ref, e.amount, e.status] as const)
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1));
+}
+
+async function eventsOf(h: SubsHarness, id: string) {
+  return (await h.events()).filter(
+    (e) => e.type.startsWith('subscription.') && e.data.subscriptionId === id,
+  );
+}
+
+/** Ticks at `iso` and waits for what it started. */
+async function tickAt(h: SubsHarness, iso: string) {
+  h.clock.set(ms(iso));
+  const r = await h.tick();
+  await h.settle();
+  return r;
+}
+
+describe('trials', () => {
+  it('bills nothing before trial_end, starts period 0 there, and announces its end TRIAL_WILL_END_NOTICE before', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T00:00:00Z', {
+      TRIAL_WILL_END_NOTICE: '2d',
+    });
+    const bad = await call(
+      'POST',
+      '/subscriptions',
+      body({ id: 'tr-bad', anchor: '2025-02-20T00:00:00Z', trial_end: '2025-01-01T00:00:00Z' }),
+    );
+    expect(bad.statusCode).toBe(422);
+    expect(fieldsOf(bad)).toEqual(['anchor']);
+    const past = await call(
+      'POST',
+      '/subscriptions',
+      body({ id: 'tr-past', anchor: undefined, trial_end: '2025-01-01T00:00:00Z' }),
+    );
+    expect(past.statusCode).toBe(422);
+    expect(past.body.error.details).toEqual([
+      { field: 'trial_end', message: 'trial_end must be after 2025-02-01T00:00:00.000Z' },
+    ]);
+
+    const created = await call(
+      'POST',
+      '/subscriptions',
+      body({ id: 'tr', anchor: undefined, trial_end: '2025-02-15T10:00:00Z' }),
+    );
+    expect(created.statusCode).toBe(201);
+    expect(created.body).toMatchObject({
+      status: 'active',
+      trial_end: '2025-02-15T10:00:00.000Z',
+      anchor: '2025-02-15T10:00:00Z',
+      next_charge_at: '2025-02-15T10:00:00.000Z',
+    });
+
+    expect((await tickAt(h, '2025-02-10T00:00:00Z')).created).toBe(0);
+    expect((await eventsOf(h, 'tr')).map((e) => e.type)).toEqual(['subscription.created']);
+    await tickAt(h, '2025-02-13T10:00:00Z');
+    const notice = (await eventsOf(h, 'tr')).filter(
+      (e) => e.type === 'subscription.trial_will_end',
+    );
+    expect(notice).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_tr_trial_will_end',
+        at: ms('2025-02-13T10:00:00Z'),
+        data: expect.objectContaining({ trialEnd: ms('2025-02-15T10:00:00Z') }),
+      }),
+    ]);
+    expect(ledgerOf(sandbox, 'tr')).toEqual([]);
+    expect((await tickAt(h, '2025-02-15T09:59:59Z')).created).toBe(0);
+    expect((await tickAt(h, '2025-02-15T10:00:00Z')).created).toBe(1);
+    await tickAt(h, '2025-03-15T10:00:00Z');
+    expect(ledgerOf(sandbox, 'tr')).toEqual([
+      ['sub_tr_20250215_1', 150_000, 'success'],
+      ['sub_tr_20250315_1', 150_000, 'success'],
+    ]);
+    // Ticking again sends no second notice.
+    await tickAt(h, '2025-03-16T00:00:00Z');
+    expect(
+      (await eventsOf(h, 'tr')).filter((e) => e.type === 'subscription.trial_will_end'),
+    ).toHaveLength(1);
+  });
+});
+
+describe('cancel at the period end', () => {
+  it('stays active until the period paid for ends, can be undone, then cancels with no further charge', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z');
+    await call('POST', '/subscriptions', body({ id: 'cpe', interval: 'week' }));
+    await tickAt(h, '2025-02-01T09:00:00Z');
+
+    const bad = await call('POST', '/subscriptions/cpe/cancel', { at_period_end: 'yes' });
+    expect(bad.statusCode).toBe(422);
+    expect(bad.body.error.details).toEqual([
+      { field: 'at_period_end', message: 'at_period_end must be true or false' },
+    ]);
+    const scheduled = await call('POST', '/subscriptions/cpe/cancel', { at_period_end: true });
+    expect(scheduled.body).toMatchObject({
+      status: 'active',
+      cancel_at_period_end: true,
+      cancel_at: '2025-02-08T08:00:00.000Z',
+      next_charge_at: null,
+    });
+    // Undone before the period ends: billing goes on.
+    const undone = await call('PATCH', '/subscriptions/cpe', { cancel_at_period_end: false });
+    expect(undone.body).toMatchObject({ cancel_at_period_end: false, cancel_at: null });
+    await tickAt(h, '2025-02-08T08:00:00Z');
+    // Set again: the period Feb 8 – Feb 15 is the last.
+    await call('POST', '/subscriptions/cpe/cancel', { at_period_end: true });
+    await tickAt(h, '2025-02-14T00:00:00Z');
+    expect((await h.subs.get('cpe'))?.sub.status).toBe('active');
+    const r = await tickAt(h, '2025-02-15T08:00:00Z');
+    expect(r).toMatchObject({ created: 0, scheduled: 1 });
+    expect(await call('GET', '/subscriptions/cpe')).toMatchObject({
+      body: {
+        status: 'canceled',
+        cancel_reason: 'requested',
+        canceled_at: '2025-02-15T08:00:00.000Z',
+        cancel_at_period_end: false,
+      },
+    });
+    await tickAt(h, '2025-03-01T08:00:00Z');
+    expect(ledgerOf(sandbox, 'cpe').map(([ref]) => ref)).toEqual([
+      'sub_cpe_20250201_1',
+      'sub_cpe_20250208_1',
+    ]);
+    expect((await eventsOf(h, 'cpe')).map((e) => [e.type, e.id])).toEqual([
+      ['subscription.created', 'evt_sub_cpe_created'],
+      ['subscription.renewed', 'evt_sub_cpe_20250201_renewed'],
+      ['subscription.updated', 'evt_sub_cpe_updated_1'],
+      ['subscription.updated', 'evt_sub_cpe_updated_2'],
+      ['subscription.renewed', 'evt_sub_cpe_20250208_renewed'],
+      ['subscription.updated', 'evt_sub_cpe_updated_3'],
+      ['subscription.canceled', 'evt_sub_cpe_canceled'],
+    ]);
+  });
+});
+
+describe('pause with resume_at', () => {
+  it('bills no period while paused and resumes by itself at resume_at', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z');
+    await call('POST', '/subscriptions', body({ id: 'pr', interval: 'week' }));
+    await tickAt(h, '2025-02-01T09:00:00Z');
+
+    const past = await call('POST', '/subscriptions/pr/pause', {
+      resume_at: '2025-01-01T00:00:00Z',
+    });
+    expect(past.statusCode).toBe(422);
+    expect(past.body.error.details).toEqual([
+      { field: 'resume_at', message: 'resume_at must be after 2025-02-01T09:00:00.000Z' },
+    ]);
+    const unknown = await call('POST', '/subscriptions/pr/pause', { until: 'tomorrow' });
+    expect(unknown.statusCode).toBe(422);
+    expect(unknown.body.error.details[0].field).toBe('until');
+    const notInstant = await call('POST', '/subscriptions/pr/pause', { resume_at: '2025-03-01' });
+    expect(notInstant.body.error.details[0].field).toBe('resume_at');
+
+    const paused = await call('POST', '/subscriptions/pr/pause', {
+      resume_at: '2025-03-03T00:00:00Z',
+    });
+    expect(paused.body).toMatchObject({
+      status: 'paused',
+      resume_at: '2025-03-03T00:00:00.000Z',
+      next_charge_at: null,
+    });
+    // Moved: pausing again with another resume_at replaces it.
+    const moved = await call('POST', '/subscriptions/pr/pause', {
+      resume_at: '2025-03-04T00:00:00Z',
+    });
+    expect(moved.body).toMatchObject({ status: 'paused', resume_at: '2025-03-04T00:00:00.000Z' });
+    for (const at of ['2025-02-08T08:00:00Z', '2025-02-22T08:00:00Z', '2025-03-03T12:00:00Z'])
+      expect((await tickAt(h, at)).created).toBe(0);
+    const resumed = await tickAt(h, '2025-03-04T00:00:00Z');
+    expect(resumed).toMatchObject({ scheduled: 1, created: 1 });
+    expect(await call('GET', '/subscriptions/pr')).toMatchObject({
+      body: { status: 'active', resume_at: null },
+    });
+    await tickAt(h, '2025-03-08T08:00:00Z');
+    // Feb 8 – Feb 22 passed while paused; Mar 1 (containing the resume) is billed at it.
+    expect(ledgerOf(sandbox, 'pr').map(([ref]) => ref)).toEqual([
+      'sub_pr_20250201_1',
+      'sub_pr_20250301_1',
+      'sub_pr_20250308_1',
+    ]);
+    const lifecycle = (await eventsOf(h, 'pr'))
+      .filter((e) => !['subscription.renewed', 'subscription.created'].includes(e.type))
+      .map((e) => [e.type, e.id, e.at]);
+    expect(lifecycle).toEqual([
+      ['subscription.paused', 'evt_sub_pr_paused_1', ms('2025-02-01T09:00:00Z')],
+      ['subscription.updated', 'evt_sub_pr_updated_1', ms('2025-02-01T09:00:00Z')],
+      ['subscription.resumed', 'evt_sub_pr_resumed_1', ms('2025-03-04T00:00:00Z')],
+    ]);
+  });
+});
+
+describe('dunning after downtime', () => {
+  it('never fires a retry sooner than its gap after the previous one actually ran', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z', {
+      DUNNING_SCHEDULE: '1d,3d,5d,7d',
+    });
+    await call('POST', '/subscriptions', body({ id: 'dt', amount: '20.51' }));
+    await h.tick();
+    const queue = h.app.dispatcher.queue('subscriptions');
+    const job = (step: number) =>
+      until(
+        () => queue.getJob(dunningJobId({ key: 'sub_dt_20250201' as never, step, resumes: 0 })),
+        {
+          what: `retry ${step + 1} of sub_dt_20250201`,
+          timeoutMs: 10_000,
+        },
+      );
+    expect((await job(0)).opts.delay).toBe(DAY);
+    // The scheduler was down for ten days: retry 1 runs ten days late and fails. Retries 2-4 were
+    // nominally due 3, 5 and 7 days after the first failure (all past): each still waits its gap
+    // (2 days) after the one before it actually ran.
+    for (const [step, gap] of [
+      [0, 0],
+      [1, 2 * DAY],
+      [2, 2 * DAY],
+      [3, 2 * DAY],
+    ] as const) {
+      const j = await job(step);
+      if (step > 0) expect(j.opts.delay).toBe(gap);
+      h.clock.advance(step === 0 ? 11 * DAY : gap);
+      await j.promote();
+    }
+    await h.settle();
+    expect(ledgerOf(sandbox, 'dt').map(([ref, , status]) => [ref, status])).toEqual(
+      [1, 2, 3, 4, 5].map((n) => [`sub_dt_20250201_${n}`, 'failed']),
+    );
+    const pastDue = (await eventsOf(h, 'dt'))
+      .filter((e) => e.type === 'subscription.past_due')
+      .map((e) => [
+        (e.at - ms('2025-02-01T09:00:00Z')) / DAY,
+        e.data.retryAt === undefined
+          ? null
+          : ((e.data.retryAt as number) - ms('2025-02-01T09:00:00Z')) / DAY,
+      ]);
+    expect(pastDue).toEqual([
+      [0, 1],
+      [11, 13],
+      [13, 15],
+      [15, 17],
+    ]);
+    expect((await h.subs.get('dt'))?.sub).toMatchObject({
+      status: 'canceled',
+      cancelReason: 'dunning_exhausted',
+    });
+  });
+});

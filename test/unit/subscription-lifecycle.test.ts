@@ -1,0 +1,354 @@
+/**
+ * The lifecycle rules (rules 10-12; src/subscriptions/lifecycle.ts, actions.ts, changes.ts),
+ * the test clock's pure rules (test-clocks.ts) and the management input (patch-input.ts), on
+ * records built in memory.
+ */
+import { describe, expect, it } from 'vitest';
+import { amountMinor } from '../../src/kernel/money.ts';
+import {
+  cancelSubscription,
+  isRefusal,
+  pauseSubscription,
+  resumeSubscription,
+} from '../../src/subscriptions/actions.ts';
+import { claimBilling, commitBilling, planBilling } from '../../src/subscriptions/billing.ts';
+import { changeSubscription } from '../../src/subscriptions/changes.ts';
+import { applyScheduled } from '../../src/subscriptions/lifecycle.ts';
+import {
+  parseCancelBody,
+  parsePauseBody,
+  parseSubscriptionPatch,
+} from '../../src/subscriptions/patch-input.ts';
+import { periodKey } from '../../src/subscriptions/periods.ts';
+import {
+  createSubscription,
+  dueScore,
+  nextChargeAt,
+  type Decision,
+  type Subscription,
+} from '../../src/subscriptions/record.ts';
+import {
+  afterSettle,
+  newClock,
+  nextWake,
+  pendingWork,
+  startAdvance,
+} from '../../src/subscriptions/test-clocks.ts';
+
+const DAY = 86_400_000;
+const ms = (iso: string) => Date.parse(iso);
+
+function sub(over: { trialEnd?: string; now?: string; testClock?: string } = {}): Subscription {
+  const anchor = over.trialEnd ?? '2025-02-01T08:00:00Z';
+  return createSubscription(
+    {
+      id: 's1',
+      customerEmail: 'ada@example.com',
+      cardTokenSealed: 'sealed-1',
+      amount: amountMinor(1_000),
+      currency: 'NGN',
+      schedule: { anchor, timezone: 'UTC', interval: 'week', intervalCount: 1 },
+      metadata: { plan: 'gold' },
+      ...(over.trialEnd ? { trial: { end: ms(over.trialEnd), noticeMs: 3 * DAY } } : {}),
+      ...(over.testClock ? { testClock: over.testClock } : {}),
+    },
+    ms(over.now ?? '2025-01-20T00:00:00Z'),
+  );
+}
+
+function next(d: Decision | { refused: string }): Subscription {
+  if ('refused' in d) throw new Error(`refused: ${JSON.stringify(d)}`);
+  if (!d.next) throw new Error('no change');
+  return d.next;
+}
+
+function decided(d: Decision | { refused: string }): Decision {
+  if ('refused' in d) throw new Error(`refused: ${JSON.stringify(d)}`);
+  return d;
+}
+
+/** Bills what is due at `now`, as a tick: claim, commit. */
+function bill(s: Subscription, now: number): Subscription {
+  const plan = planBilling(s, now, { catchUpMax: 12 });
+  if (plan.kind !== 'bill') return s;
+  return commitBilling(claimBilling(s, plan, { token: 't', now, leaseMs: 1 }), 't', 0, now)!;
+}
+
+describe('trials (rule 10)', () => {
+  it('period 0 starts at the trial end; the notice is due TRIAL_WILL_END_NOTICE before, once', () => {
+    const s = sub({ trialEnd: '2025-02-10T10:00:00Z' });
+    expect(s).toMatchObject({ nextPeriod: 0, nextPeriodStart: ms('2025-02-10T10:00:00Z') });
+    expect(s.trial).toEqual({
+      end: ms('2025-02-10T10:00:00Z'),
+      noticeAt: ms('2025-02-07T10:00:00Z'),
+      noticed: false,
+    });
+    expect(dueScore(s)).toBe(ms('2025-02-07T10:00:00Z'));
+    expect(applyScheduled(s, ms('2025-02-07T09:59:59Z'))).toEqual({ events: [], retries: [] });
+    const d = applyScheduled(s, ms('2025-02-07T10:00:00Z'));
+    expect(d.events).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_s1_trial_will_end',
+        type: 'subscription.trial_will_end',
+        data: expect.objectContaining({ nextChargeAt: ms('2025-02-10T10:00:00Z') }),
+      }),
+    ]);
+    const noticed = next(d);
+    expect(dueScore(noticed)).toBe(ms('2025-02-10T10:00:00Z'));
+    expect(applyScheduled(noticed, ms('2025-02-08T00:00:00Z')).next).toBeUndefined();
+    expect(planBilling(noticed, ms('2025-02-10T09:59:59Z'), { catchUpMax: 12 }).kind).toBe('wait');
+    expect(periodKey(noticed, 0)).toBe('sub_s1_20250210');
+  });
+
+  it('a notice found due only after the trial ended is passed over, not sent', () => {
+    const s = sub({ trialEnd: '2025-02-10T10:00:00Z' });
+    const late = applyScheduled(s, ms('2025-02-11T00:00:00Z'));
+    expect(late.events).toEqual([]);
+    expect(next(late).trial?.noticed).toBe(true);
+  });
+});
+
+describe('pause until, and cancel at the period end (rules 8, 12)', () => {
+  const t0 = ms('2025-02-01T08:00:00Z');
+
+  it('pause with resume_at resumes by itself, as of resume_at; a resume_at in the past is refused', () => {
+    const s = bill(sub(), t0);
+    const refused = pauseSubscription(s, t0 + 1, { resumeAt: t0 });
+    expect(isRefusal(refused) && refused.refused).toBe('invalid');
+    const p = decided(pauseSubscription(s, t0 + 1, { resumeAt: ms('2025-03-04T00:00:00Z') }));
+    const paused = next(p);
+    expect(p.events).toEqual([
+      expect.objectContaining({ id: 'evt_sub_s1_paused_1', type: 'subscription.paused' }),
+    ]);
+    expect(dueScore(paused)).toBe(ms('2025-03-04T00:00:00Z'));
+    expect(nextChargeAt(paused)).toBeNull();
+    // A tick late by a day still resumes as of resume_at: billing from the period containing it.
+    const r = applyScheduled(paused, ms('2025-03-05T00:00:00Z'));
+    const resumed = next(r);
+    expect(r.events).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_s1_resumed_1',
+        at: ms('2025-03-04T00:00:00Z'),
+        data: expect.objectContaining({ scheduled: true }),
+      }),
+    ]);
+    expect(resumed).toMatchObject({
+      status: 'active',
+      nextPeriodStart: ms('2025-03-01T08:00:00Z'),
+    });
+    expect(resumed.resumeAt).toBeUndefined();
+    // Pausing again changes resume_at (updated) or clears it (null).
+    const again = next(pauseSubscription(resumed, t0 + 40 * DAY));
+    const moved = decided(pauseSubscription(again, t0 + 41 * DAY, { resumeAt: t0 + 60 * DAY }));
+    expect(moved.events[0]).toMatchObject({
+      type: 'subscription.updated',
+      data: { changes: ['resume_at'], previous: { resume_at: null } },
+    });
+    const cleared = next(pauseSubscription(next(moved), t0 + 42 * DAY, { resumeAt: null }));
+    expect(cleared.resumeAt).toBeUndefined();
+    expect(pauseSubscription(cleared, t0 + 43 * DAY)).toEqual({ events: [], retries: [] });
+  });
+
+  it('cancel at the period end bills nothing more and cancels when the period paid for ends', () => {
+    const s = bill(sub(), t0);
+    const d = cancelSubscription(s, t0 + DAY, { atPeriodEnd: true });
+    const pending = next(d);
+    expect(d.events[0]).toMatchObject({
+      type: 'subscription.updated',
+      data: { changes: ['cancel_at_period_end'], cancelAt: ms('2025-02-08T08:00:00Z') },
+    });
+    expect(pending.status).toBe('active');
+    expect(nextChargeAt(pending)).toBeNull();
+    expect(dueScore(pending)).toBe(ms('2025-02-08T08:00:00Z'));
+    expect(planBilling(pending, ms('2025-02-08T08:00:00Z'), { catchUpMax: 12 }).kind).toBe('idle');
+    expect(cancelSubscription(pending, t0 + 2 * DAY, { atPeriodEnd: true })).toEqual({
+      events: [],
+      retries: [],
+    });
+    const c = applyScheduled(pending, ms('2025-02-08T08:00:00Z'));
+    expect(next(c)).toMatchObject({ status: 'canceled', canceledAt: ms('2025-02-08T08:00:00Z') });
+    expect(c.events).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_s1_canceled',
+        data: expect.objectContaining({ reason: 'requested', atPeriodEnd: true }),
+      }),
+    ]);
+    // Undone before then (PATCH cancel_at_period_end: false): billing goes on.
+    const undone = next(changeSubscription(pending, { cancelAtPeriodEnd: false }, t0 + 2 * DAY));
+    expect(undone.cancelAtPeriodEnd).toBeUndefined();
+    expect(planBilling(undone, ms('2025-02-08T08:00:00Z'), { catchUpMax: 12 }).kind).toBe('bill');
+  });
+
+  it('scheduled actions due together apply in the order of their instants', () => {
+    const s = bill(sub(), t0);
+    const paused = next(pauseSubscription(s, t0 + 1, { resumeAt: ms('2025-03-04T00:00:00Z') }));
+    const both = next(changeSubscription(paused, { cancelAtPeriodEnd: true }, t0 + 2));
+    // The period paid for ended on Feb 8, before the resume on Mar 4: canceled, never resumed.
+    const d = applyScheduled(both, ms('2025-03-10T00:00:00Z'));
+    expect(d.events.map((e) => e.type)).toEqual(['subscription.canceled']);
+    // Resumed on Feb 5, inside the period paid for, which then ends on Feb 8: resumed, then
+    // canceled, nothing billed.
+    const later = next(
+      changeSubscription(
+        next(
+          pauseSubscription(bill(sub(), t0), t0 + 1, {
+            resumeAt: ms('2025-02-05T00:00:00Z'),
+          }),
+        ),
+        { cancelAtPeriodEnd: true },
+        t0 + 2,
+      ),
+    );
+    const d2 = applyScheduled(later, ms('2025-02-10T00:00:00Z'));
+    expect(d2.events.map((e) => e.type)).toEqual(['subscription.resumed', 'subscription.canceled']);
+    expect(d2.retries).toEqual([]);
+  });
+});
+
+describe('changes (rule 11)', () => {
+  const t0 = ms('2025-02-01T08:00:00Z');
+  it('refuses what cannot change now and merges metadata', () => {
+    const s = bill(sub(), t0);
+    const key = periodKey(s, 0);
+    const open = { ...s, openCharges: [{ key, period: 0 }] };
+    expect(changeSubscription(open, { currency: 'USD', amount: amountMinor(5) }, t0)).toEqual({
+      refused: 'charge_open',
+    });
+    const claimed = { ...s, claim: { token: 'x', from: 1, next: 2, until: t0 + 1_000 } };
+    expect(changeSubscription(claimed, { intervalCount: 2 }, t0)).toEqual({ refused: 'busy' });
+    expect(
+      changeSubscription({ ...s, status: 'canceled' }, { amount: amountMinor(5) }, t0),
+    ).toEqual({ refused: 'canceled' });
+    const m = next(changeSubscription(s, { metadata: { plan: null, tier: 'b' } }, t0));
+    expect(m.metadata).toEqual({ tier: 'b' });
+    expect(changeSubscription(m, { metadata: { tier: 'b' }, amount: m.amount }, t0)).toEqual({
+      events: [],
+      retries: [],
+    });
+    const trial = sub({ trialEnd: '2025-02-10T10:00:00Z' });
+    const r = changeSubscription(trial, { anchor: '2025-02-20T10:00:00Z' }, t0);
+    expect('refused' in r && r.refused === 'invalid' && r.issues[0]?.field).toBe('anchor');
+  });
+});
+
+describe('test clock rules', () => {
+  const t = ms('2025-02-01T08:00:00Z');
+  it('waits for charges in flight and unapplied outcomes, runs due retries, then moves to the next wake', () => {
+    const s = bill(sub({ testClock: 'clock_1' }), t);
+    const key = periodKey(s, 0);
+    const open = { ...s, openCharges: [{ key, period: 0 }] };
+    expect(
+      pendingWork([open], new Map([[key, { state: 'queued', attempt: 1 }]]), t).busy,
+    ).toHaveLength(1);
+    expect(
+      pendingWork([open], new Map([[key, { state: 'succeeded', attempt: 1 }]]), t).busy,
+    ).toEqual([`${key} succeeded (outcome not applied yet)`]);
+    // Waiting for the gateway (unknown, pending) is waited for; for a person (a challenge, a
+    // review) is not: it holds billing by rule 9 whatever the clock does.
+    expect(pendingWork([open], new Map([[key, { state: 'pending', attempt: 1 }]]), t).busy).toEqual(
+      [`${key} pending`],
+    );
+    expect(
+      pendingWork([open], new Map([[key, { state: 'requires_action', attempt: 1 }]]), t),
+    ).toEqual({ busy: [], retries: [] });
+    const dunning = {
+      ...s,
+      openCharges: [],
+      status: 'past_due' as const,
+      dunning: [
+        {
+          key,
+          period: 0,
+          attempt: 1,
+          step: 0,
+          failedAt: t,
+          dueAt: t + DAY,
+          reason: 'declined',
+        },
+      ],
+    };
+    const failed = new Map([[key, { state: 'failed' as const, attempt: 1 }]]);
+    expect(pendingWork([dunning], failed, t)).toEqual({ busy: [], retries: [] });
+    expect(pendingWork([dunning], failed, t + DAY).retries).toEqual([
+      expect.objectContaining({ key, step: 0, testClock: 'clock_1' }),
+    ]);
+    expect(nextWake([dunning], t)).toBe(t + DAY);
+    expect(nextWake([s], t)).toBe(ms('2025-02-08T08:00:00Z'));
+
+    const clock = startAdvance(newClock('clock_1', t, 0), t + 10 * DAY);
+    expect(clock).toMatchObject({ status: 'advancing', phase: 'tick', seq: 1 });
+    expect(afterSettle({ ...clock, phase: 'settle' }, t + DAY)).toMatchObject({
+      phase: 'tick',
+      frozenTime: t + DAY,
+      seq: 2,
+    });
+    expect(afterSettle({ ...clock, phase: 'settle' }, t + 20 * DAY)).toMatchObject({
+      frozenTime: t + 10 * DAY,
+    });
+    const ready = afterSettle({ ...clock, frozenTime: t + 10 * DAY, phase: 'settle' }, undefined);
+    expect(ready).toMatchObject({ status: 'ready', frozenTime: t + 10 * DAY });
+    expect(ready.phase).toBeUndefined();
+  });
+});
+
+describe('management input', () => {
+  it('PATCH names every bad field and never repeats a card number', () => {
+    const r = parseSubscriptionPatch({
+      amount: 12,
+      card_token: '4111-1111-1111-1111',
+      interval_count: '400',
+      customer_email: 'x@example.com',
+      metadata: { ok: null, 'no good': 'x' },
+    });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.issues.map((i) => i.field)).toEqual([
+      'amount',
+      'card_token',
+      'interval_count',
+      'customer_email',
+      'metadata',
+    ]);
+    expect(JSON.stringify(r.issues)).not.toMatch(/4111/);
+    expect(parseSubscriptionPatch({ interval_count: '2', metadata: { a: null } })).toEqual({
+      ok: true,
+      input: { intervalCount: 2, metadata: { a: null } },
+    });
+    expect(parseSubscriptionPatch([])).toEqual({
+      ok: false,
+      issues: [{ message: 'the body must be a JSON object' }],
+    });
+  });
+
+  it('pause and cancel bodies', () => {
+    expect(parsePauseBody(undefined)).toEqual({ ok: true });
+    expect(parsePauseBody({ resume_at: null })).toEqual({ ok: true, resumeAt: null });
+    expect(parsePauseBody({ resume_at: '2025-03-01T00:00:00+01:00' })).toEqual({
+      ok: true,
+      resumeAt: ms('2025-02-28T23:00:00Z'),
+    });
+    expect(parsePauseBody({ resume_at: 5 })).toMatchObject({
+      ok: false,
+      issues: [{ field: 'resume_at' }],
+    });
+    expect(parseCancelBody({})).toEqual({ ok: true });
+    expect(parseCancelBody({ at_period_end: true })).toEqual({ ok: true, atPeriodEnd: true });
+    expect(parseCancelBody({ when: 'later' })).toMatchObject({
+      ok: false,
+      issues: [{ field: 'when' }],
+    });
+  });
+});
+
+// `resumeSubscription` as the API calls it (requested), for completeness of the events.
+describe('resume (rule 8)', () => {
+  it('emits subscription.resumed with scheduled: false', () => {
+    const t0 = ms('2025-02-01T08:00:00Z');
+    const paused = next(pauseSubscription(bill(sub(), t0), t0 + 1));
+    const r = resumeSubscription(paused, t0 + 2);
+    expect(!isRefusal(r) && r.events[0]).toMatchObject({
+      type: 'subscription.resumed',
+      data: { scheduled: false },
+    });
+  });
+});
