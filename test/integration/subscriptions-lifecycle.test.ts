@@ -6,119 +6,21 @@
  * ticks. The sandbox ledger is the truth of what money moved.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { FastifyInstance } from 'fastify';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { buildHttpServer } from '../../src/http/server.ts';
-import { registerSubscriptionRoutes } from '../../src/http/routes/subscriptions.ts';
-import { registerTestClockRoutes } from '../../src/http/routes/test-clocks.ts';
-import { createLogger } from '../../src/infra/logger.ts';
 import { dunningJobId } from '../../src/subscriptions/jobs.ts';
-import type { SubscriptionServiceDeps } from '../../src/subscriptions/service.ts';
-import { TEST_API_TOKEN } from '../support/app.ts';
 import { until } from '../support/poll.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
-import { startSubsHarness, type SubsHarness } from '../support/subscription-harness.ts';
+import {
+  body,
+  closeOpened,
+  DAY,
+  eventsOf,
+  fieldsOf,
+  ledgerOf,
+  ms,
+  setup,
+  tickAt,
+} from '../support/subscription-http.ts';
 
-const DAY = 86_400_000;
-const ms = (iso: string) => Date.parse(iso);
-
-const opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const c of opened.reverse()) await c.close();
-  opened.length = 0;
-});
-
-interface Ctx {
-  sandbox: Sandbox;
-  h: SubsHarness;
-  call: (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => Promise<Res>;
-}
-interface Res {
-  statusCode: number;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  body: any;
-  raw: string;
-}
-
-async function server(deps: SubscriptionServiceDeps, h: SubsHarness): Promise<FastifyInstance> {
-  const s = await buildHttpServer({
-    logger: createLogger({ level: 'silent' }),
-    apiToken: TEST_API_TOKEN,
-    payments: {
-      store: h.app.store,
-      dispatcher: h.app.dispatcher,
-      sealer: h.app.sealer,
-      clock: h.clock,
-      hashKey: h.app.config.dataEncryptionKey,
-    },
-    ready: () => Promise.resolve({ ok: true as const }),
-    extensions: [
-      (app) => registerSubscriptionRoutes(app, deps),
-      (app) => registerTestClockRoutes(app, deps),
-    ],
-  });
-  opened.push({ close: () => s.close() });
-  return s;
-}
-
-function caller(s: FastifyInstance): Ctx['call'] {
-  return async (method, url, payload) => {
-    const res = await s.inject({
-      method,
-      url,
-      headers: { authorization: `Bearer ${TEST_API_TOKEN}` },
-      ...(payload !== undefined ? { payload } : {}),
-    });
-    return { statusCode: res.statusCode, body: res.json(), raw: res.body };
-  };
-}
-
-async function setup(start: string, env: Record<string, string> = {}): Promise<Ctx> {
-  const sandbox = await startTestSandbox();
-  opened.push(sandbox);
-  const h = await startSubsHarness({ sandboxUrl: sandbox.url, start: ms(start), env });
-  opened.push(h);
-  return { sandbox, h, call: caller(await server(h.service, h)) };
-}
-
-/** The fields a 422 names, sorted. */
-const fieldsOf = (res: Res) =>
-  (res.body as { error: { details: { field?: string }[] } }).error.details
-    .map((d) => d.field)
-    .sort();
-
-const body = (over: Record<string, unknown>) => ({
-  customer_email: 'ada@example.com',
-  card_token: 'tok_card_secret_4111',
-  amount: '1500',
-  currency: 'NGN',
-  interval: 'month',
-  interval_count: 1,
-  anchor: '2025-02-01T08:00:00Z',
-  timezone: 'UTC',
-  ...over,
-});
-
-function ledgerOf(sandbox: Sandbox, id: string) {
-  return Object.entries(sandbox.ledger().references)
-    .filter(([ref]) => ref.startsWith(`sub_${id}_`))
-    .map(([ref, e]) => [ref, e.amount, e.status] as const)
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1));
-}
-
-async function eventsOf(h: SubsHarness, id: string) {
-  return (await h.events()).filter(
-    (e) => e.type.startsWith('subscription.') && e.data.subscriptionId === id,
-  );
-}
-
-/** Ticks at `iso` and waits for what it started. */
-async function tickAt(h: SubsHarness, iso: string) {
-  h.clock.set(ms(iso));
-  const r = await h.tick();
-  await h.settle();
-  return r;
-}
+afterEach(closeOpened);
 
 describe('trials', () => {
   it('bills nothing before trial_end, starts period 0 there, and announces its end TRIAL_WILL_END_NOTICE before', async () => {
