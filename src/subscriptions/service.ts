@@ -267,7 +267,14 @@ export const listQuerySchema = z.object({
   after: z.string().optional(),
 });
 
-/** A page of subscriptions by id; `next` is the cursor of the following page. */
+/** A status-filtered page reads at most this many times `limit` subscriptions. */
+export const LIST_SCAN_FACTOR = 20;
+
+/**
+ * A page of subscriptions by id; `next` is the cursor of the following page. A status filter is
+ * checked on the records read, and one page reads at most LIST_SCAN_FACTOR × `limit` of them: a
+ * rare status answers a short (even empty) page with a cursor to go on, never a scan of the store.
+ */
 export async function listSubscriptions(
   deps: SubscriptionServiceDeps,
   query: z.input<typeof listQuerySchema>,
@@ -275,19 +282,23 @@ export async function listSubscriptions(
   const q = listQuerySchema.parse(query);
   const items: SubscriptionView[] = [];
   let after = q.after;
-  // A status filter reads pages until it has `limit` matches or runs out.
-  for (;;) {
-    const ids = await deps.subs.listIds({ ...(after !== undefined ? { after } : {}), limit: 500 });
+  let budget = q.limit * LIST_SCAN_FACTOR;
+  while (budget > 0) {
+    const want = Math.min(budget, q.status === undefined ? q.limit : 500);
+    const ids = await deps.subs.listIds({ ...(after !== undefined ? { after } : {}), limit: want });
     if (ids.length === 0) return { items };
+    budget -= ids.length;
     const found = await deps.subs.getMany(ids);
     for (const [i, f] of found.entries()) {
+      after = ids[i];
       if (!f || (q.status !== undefined && f.sub.status !== q.status)) continue;
       items.push(toSubscriptionView(f.sub));
       if (items.length === q.limit) {
-        const more = i < ids.length - 1 || ids.length === 500;
+        const more = i < ids.length - 1 || ids.length === want;
         return more ? { items, next: f.sub.id } : { items };
       }
     }
-    after = ids[ids.length - 1];
+    if (ids.length < want) return { items };
   }
+  return after === undefined ? { items } : { items, next: after };
 }

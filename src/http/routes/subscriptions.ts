@@ -9,10 +9,13 @@
  * problem names its field (422, `details: [{ field, message }]`).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
+import { z } from 'zod';
+import { SUBSCRIPTION_STATUSES } from '../../subscriptions/record.ts';
 import { parseCancelBody, parsePauseBody } from '../../subscriptions/patch-input.ts';
 import {
   applyAction,
   createSubscriptionFromBody,
+  listSubscriptions,
   patchSubscription,
   showSubscription,
   toSubscriptionView,
@@ -44,6 +47,13 @@ function clockAdvancing(reply: FastifyReply, id: string) {
 }
 
 /** Registers the subscription routes on `app`. */
+/** `GET /subscriptions` query: status, page size and the previous page's `next_cursor`. */
+const subscriptionListQuerySchema = z.strictObject({
+  status: z.enum(SUBSCRIPTION_STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: z.string().min(1).max(200).optional(),
+});
+
 export function registerSubscriptionRoutes(
   app: FastifyInstance,
   deps: SubscriptionServiceDeps,
@@ -77,6 +87,26 @@ export function registerSubscriptionRoutes(
           .code(res.status === 'created' ? 201 : 200)
           .send(toSubscriptionView(res.subscription));
     }
+  });
+
+  app.get('/subscriptions', async (req, reply) => {
+    const q = subscriptionListQuerySchema.safeParse(req.query ?? {});
+    if (!q.success) {
+      return reply.code(422).send(
+        apiError(
+          'invalid_query',
+          'the list query is invalid',
+          q.error.issues.map((i) => ({
+            field:
+              i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(query)'),
+            message: i.message,
+          })),
+        ),
+      );
+    }
+    const { cursor, ...rest } = q.data;
+    const page = await listSubscriptions(deps, { ...rest, ...(cursor ? { after: cursor } : {}) });
+    return { data: page.items, next_cursor: page.next ?? null };
   });
 
   app.get<{ Params: { id: string } }>('/subscriptions/:id', async (req, reply) => {
