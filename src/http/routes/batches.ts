@@ -20,16 +20,33 @@ const flag = z
   .optional()
   .transform((v) => v === 'true' || v === '1');
 
-const uploadQuery = z.object({
-  type: z.enum(['charge', 'payout'], { error: 'type must be "charge" or "payout"' }),
-  id: batchIdSchema.optional(),
-  skipInvalid: flag,
-  validateOnly: flag,
-  /** Pay rows whose reference another batch of the type already used (refused by default). */
-  allowReusedReferences: flag,
-  /** The file's name, kept on the batch for people. */
-  name: z.string().max(200).optional(),
-});
+/** The snake_case spellings the rest of the API uses, accepted as aliases. */
+const ALIASES: Readonly<Record<string, string>> = {
+  skip_invalid: 'skipInvalid',
+  validate_only: 'validateOnly',
+  allow_reused_references: 'allowReusedReferences',
+};
+
+/**
+ * The upload's query. Strict: an unknown parameter (a misspelt flag) is refused naming it, never
+ * silently ignored — a batch uploaded without the flag its sender meant would run differently.
+ */
+const uploadQuery = z.preprocess(
+  (q) =>
+    q && typeof q === 'object'
+      ? Object.fromEntries(Object.entries(q).map(([k, v]) => [ALIASES[k] ?? k, v]))
+      : q,
+  z.strictObject({
+    type: z.enum(['charge', 'payout'], { error: 'type must be "charge" or "payout"' }),
+    id: batchIdSchema.optional(),
+    skipInvalid: flag,
+    validateOnly: flag,
+    /** Pay rows whose reference another batch of the type already used (refused by default). */
+    allowReusedReferences: flag,
+    /** The file's name, kept on the batch for people. */
+    name: z.string().max(200).optional(),
+  }),
+);
 
 /**
  * The request body without destroying the request when validation stops reading early (a
@@ -56,7 +73,7 @@ export function registerBatchRoutes(
           'bad_request',
           'invalid query parameters',
           query.error.issues.map((i) => ({
-            parameter: String(i.path[0] ?? ''),
+            parameter: i.code === 'unrecognized_keys' ? i.keys.join(', ') : String(i.path[0] ?? ''),
             message: i.message,
           })),
         ),
