@@ -13,7 +13,7 @@ import type { Clock } from '../kernel/clock.ts';
 import type { IntentType } from '../kernel/intent.ts';
 import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
-import type { BatchStore, InvalidRow, ReferenceClaim } from './ports.ts';
+import type { FullBatchStore, InvalidRow, ReferenceClaim } from './ports.ts';
 import { reusedReferenceTemplate, type ReuseRefusals } from './reused-references.ts';
 import { readSpillLine } from './spill-file.ts';
 
@@ -22,7 +22,7 @@ const CHUNKS_IN_FLIGHT = 3;
 
 /** The ports the second pass writes through. */
 export interface IngestRowsDeps {
-  batches: BatchStore;
+  batches: FullBatchStore;
   store: IntentStore;
   dispatcher: Dispatcher;
   clock: Clock;
@@ -41,6 +41,11 @@ export interface IngestContext {
   allowReused: boolean;
   /** Collects the rows refused because another batch holds their reference. */
   refusals: ReuseRefusals;
+  /**
+   * The batch waits for approval (BATCH_APPROVAL): its accepted rows are recorded
+   * (`BatchStore.holdRows`), not made intents nor enqueued; approval releases them (operations.ts).
+   */
+  hold: boolean;
   /** Called after each chunk is enqueued; a throw stops the ingest as a crash would. */
   afterChunk: ((chunk: number) => void | Promise<void>) | undefined;
 }
@@ -92,17 +97,23 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
       }
       ctx.refusals.allowed += claimed.reused;
     }
-    const intents = await deps.store.createBatchRows({
-      batchId,
-      type: ctx.type,
-      rows: accepted,
-      now: deps.clock.now(),
-    });
-    // Only intents still waiting for their first submission need a job; a resumed ingest finds
-    // the rest already on their way or done.
-    const waiting = intents.filter((intent) => intent.state === 'queued');
+    const enqueue = async () => {
+      if (ctx.hold) {
+        await batches.holdRows(batchId, accepted);
+        return;
+      }
+      const intents = await deps.store.createBatchRows({
+        batchId,
+        type: ctx.type,
+        rows: accepted,
+        now: deps.clock.now(),
+      });
+      // Only intents still waiting for their first submission need a job; a resumed ingest finds
+      // the rest already on their way or done.
+      await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));
+    };
     await Promise.all([
-      deps.dispatcher.submitMany(waiting),
+      enqueue(),
       batches.addInvalid(batchId, chunkInvalid),
       batches.markReferencedLines(batchId, ownLines),
     ]);

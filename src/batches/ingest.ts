@@ -28,10 +28,11 @@ import type { AmountMinor } from '../kernel/money.ts';
 import type { IntentStore, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import { HTTP_SUBMITTER, needsApproval, type BatchApproval } from './approval.ts';
 import { derivedBatchId } from './identity.ts';
 import { ingestRows } from './ingest-rows.ts';
 import { listErrors, validateAndSpill, type ErrorList } from './ingest-validate.ts';
-import type { BatchRecord, BatchStore, CurrencyTotal } from './ports.ts';
+import type { BatchRecord, CurrencyTotal, FullBatchStore } from './ports.ts';
 import { findReusedReferences, ReuseRefusals } from './reused-references.ts';
 import { SpillWriter } from './spill-file.ts';
 import { formatCsvError, type CsvError, type CsvInput, type CsvTotals } from './validate-csv.ts';
@@ -43,12 +44,17 @@ export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
 
 /** The ports batch features use (the composition root's `App` fits). */
 export interface BatchDeps {
-  batches: BatchStore;
+  batches: FullBatchStore;
   store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
   clock: Clock;
   logger: Logger;
+  /**
+   * BATCH_APPROVAL, as the composition root's configuration carries it (the app fits): applies to
+   * a submission that does not say (`SubmitBatchOptions.approval`).
+   */
+  config?: { batchApproval?: BatchApproval };
 }
 
 /** One submission. */
@@ -69,6 +75,13 @@ export interface SubmitBatchOptions {
   allowReusedReferences?: boolean;
   /** The file's name, kept on the batch for people (`payroll-march.csv`). */
   sourceName?: string;
+  /**
+   * Who submits: the HTTP token's name, or `cli:<os user>` (kept on the batch). Default
+   * {@link HTTP_SUBMITTER}.
+   */
+  submittedBy?: string;
+  /** BATCH_APPROVAL (approval.ts); default `deps.config.batchApproval`, else none. */
+  approval?: BatchApproval;
 }
 
 /** Knobs with production defaults; tests shorten the lease and inject a crash. */
@@ -274,11 +287,17 @@ export async function submitBatch(
       allowReusedReferences: allowReused,
       metaKeys: v.metaKeys,
       totals: v.amounts,
+      holdForApproval: needsApproval(
+        opts.approval ?? deps.config?.batchApproval ?? 'none',
+        opts.type,
+      ),
+      submittedBy: opts.submittedBy ?? HTTP_SUBMITTER,
     };
     const blog = log.child({ batchId });
     const ingest = async (
       status: 'created' | 'resumed',
       allowStored: boolean,
+      hold: boolean,
     ): Promise<SubmitBatchResult | 'lost'> => {
       const t0 = deps.clock.now();
       const refused = new ReuseRefusals(opts.type, maxListed);
@@ -291,6 +310,7 @@ export async function submitBatch(
         chunkSize,
         leaseMs,
         allowReused: allowStored,
+        hold,
         refusals: refused,
         afterChunk: tuning.afterChunk,
       });
@@ -318,7 +338,7 @@ export async function submitBatch(
     const claim = await batches.claim(init, owner, deps.clock.now(), leaseMs);
     if (claim.created) {
       blog.info({ type: opts.type, rows: v.totals.valid }, 'batch claimed');
-      const r = await ingest('created', allowReused);
+      const r = await ingest('created', allowReused, init.holdForApproval);
       if (r !== 'lost') return r;
     }
 
@@ -346,7 +366,7 @@ export async function submitBatch(
       if ((batch.leaseUntil ?? 0) < now && (await batches.takeOver(batchId, owner, now, leaseMs))) {
         blog.warn('batch ingest was interrupted; resuming it');
         // The batch's own choice, not this submitter's: a resumed ingest decides as the first.
-        const r = await ingest('resumed', batch.allowReusedReferences);
+        const r = await ingest('resumed', batch.allowReusedReferences, batch.holdForApproval);
         if (r !== 'lost') return r;
       }
       await sleep(pollMs);

@@ -5,9 +5,13 @@
  */
 import type { IntentType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
+import type { BatchIntentRow } from '../kernel/ports.ts';
 
-/** Life of a batch: rows being turned into intents, all enqueued, every row final. */
-export const BATCH_STATES = ['ingesting', 'queued', 'completed'] as const;
+/**
+ * Life of a batch: rows being turned into intents, rows recorded and waiting for a second
+ * person's approval (BATCH_APPROVAL, nothing enqueued), all enqueued, every row final.
+ */
+export const BATCH_STATES = ['ingesting', 'awaiting_approval', 'queued', 'completed'] as const;
 export type BatchState = (typeof BATCH_STATES)[number];
 
 /**
@@ -49,6 +53,12 @@ export interface BatchInit {
   /** Valid rows and money per currency. Rows refused while they are enqueued (a reference that
    * another batch holds) are taken out, with `valid`, `invalid` and `expected`. */
   totals: Readonly<Record<string, CurrencyTotal>>;
+  /** Who submitted it: the HTTP token's name, or `cli:<os user>`. Absent on older batches. */
+  submittedBy?: string;
+  /** Rows are recorded but not enqueued until approved (BATCH_APPROVAL). Default false. */
+  holdForApproval?: boolean;
+  /** A retry of the failed rows of this batch (operations.ts). */
+  retryOf?: string;
 }
 
 /** A stored batch. */
@@ -68,7 +78,25 @@ export interface BatchRecord extends BatchInit {
   finishedAt?: number;
   /** While ingesting: until when the current ingester's claim holds. */
   leaseUntil?: number;
+  holdForApproval: boolean;
+  approvedBy?: string;
+  approvedAt?: number;
+  canceledBy?: string;
+  canceledAt?: number;
+  /** Rows the cancel moved from `queued` to `failed` (reason `canceled`). */
+  canceledRows: number;
+  /** The batch retrying this one's failed rows. */
+  retriedBy?: string;
 }
+
+/** Outcome of {@link BatchStore.approve}. */
+export type ApproveResult =
+  | { ok: true; already: boolean; notRequired?: boolean }
+  | {
+      ok: false;
+      why: 'missing' | 'same_approver' | 'canceled' | 'not_awaiting_approval';
+      state?: BatchState;
+    };
 
 /** Outcome of {@link BatchStore.claim}. */
 export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
@@ -151,8 +179,12 @@ export interface BatchStore {
   takeOver(id: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
   /** Extends the ingest lease; false when `owner` no longer holds it (taken over, or done). */
   renew(id: string, owner: string, now: number, leaseMs: number): Promise<boolean>;
-  /** Marks every row enqueued (`queued`, or `completed` if all are already final). Idempotent. */
+  /**
+   * Marks every row enqueued (`queued`, or `completed` if all are already final); a batch held
+   * for approval goes to `awaiting_approval` instead. Idempotent.
+   */
   finishIngest(id: string, now: number): Promise<BatchState>;
+
   /** The batch, or undefined. */
   get(id: string): Promise<BatchRecord | undefined>;
   /** Records rows refused by validation (idempotent: one per line). */
@@ -202,3 +234,33 @@ export interface BatchStore {
     now: number,
   ): Promise<ApplyEventsResult>;
 }
+
+/**
+ * What approval, cancel and retry need of batch persistence besides {@link BatchStore} (its own
+ * port, so fakes of the tracker's store need not grow). The Redis adapter implements both.
+ */
+export interface BatchOperationsStore {
+  /** Records rows of a batch held for approval (one per line; idempotent). Not intents yet. */
+  holdRows(id: string, rows: readonly BatchIntentRow[]): Promise<void>;
+  /** Held rows in line order, `offset` from the first. */
+  heldRows(id: string, offset: number, limit: number): Promise<BatchIntentRow[]>;
+  /**
+   * Records the approval of a batch `awaiting_approval` by `by`, unless `by` submitted it or it
+   * was canceled. Approving an approved batch again reports `already`. Atomic.
+   */
+  approve(id: string, by: string, now: number): Promise<ApproveResult>;
+  /** Ends a release of held rows: `awaiting_approval → queued` (or `completed`). Idempotent. */
+  finishRelease(id: string, now: number): Promise<BatchState>;
+  /**
+   * Marks the batch canceled by `by` (first cancel wins; later ones keep it). Returns the batch
+   * after the call, or undefined when there is none.
+   */
+  markCanceled(id: string, by: string, now: number): Promise<BatchRecord | undefined>;
+  /** Adds `n` to the rows the cancel moved to failed. */
+  addCanceledRows(id: string, n: number): Promise<void>;
+  /** Records on `sourceId` that `retryId` retries its failed rows. */
+  linkRetry(sourceId: string, retryId: string): Promise<void>;
+}
+
+/** The batch store of ingest and the operations (approval.ts, operations.ts). */
+export type FullBatchStore = BatchStore & BatchOperationsStore;

@@ -36,6 +36,18 @@ export interface BatchStatus {
   createdAt: string;
   ingestedAt?: string;
   finishedAt?: string;
+  /** Who submitted it (HTTP token name, or `cli:<os user>`). */
+  submittedBy?: string;
+  /** Approval (BATCH_APPROVAL): who approved it and when. */
+  approvedBy?: string;
+  approvedAt?: string;
+  /** A cancel: who asked, when, and how many queued rows it failed (reason `canceled`). */
+  canceledBy?: string;
+  canceledAt?: string;
+  canceledRows?: number;
+  /** The batch whose failed rows this one retries, and the batch retrying this one's. */
+  retryOf?: string;
+  retriedBy?: string;
 }
 
 function money(minor: number): { amount: string; amountMinor: number } {
@@ -74,6 +86,18 @@ export function toBatchStatus(b: BatchRecord): BatchStatus {
     createdAt: new Date(b.createdAt).toISOString(),
     ...(b.ingestedAt !== undefined ? { ingestedAt: new Date(b.ingestedAt).toISOString() } : {}),
     ...(b.finishedAt !== undefined ? { finishedAt: new Date(b.finishedAt).toISOString() } : {}),
+    ...(b.submittedBy !== undefined ? { submittedBy: b.submittedBy } : {}),
+    ...(b.approvedBy !== undefined ? { approvedBy: b.approvedBy } : {}),
+    ...(b.approvedAt !== undefined ? { approvedAt: new Date(b.approvedAt).toISOString() } : {}),
+    ...(b.canceledAt !== undefined
+      ? {
+          canceledAt: new Date(b.canceledAt).toISOString(),
+          ...(b.canceledBy !== undefined ? { canceledBy: b.canceledBy } : {}),
+          canceledRows: b.canceledRows,
+        }
+      : {}),
+    ...(b.retryOf !== undefined ? { retryOf: b.retryOf } : {}),
+    ...(b.retriedBy !== undefined ? { retriedBy: b.retriedBy } : {}),
   };
 }
 

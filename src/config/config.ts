@@ -182,6 +182,7 @@ const envSchema = z.object({
   WORKER_LOCK_DURATION: duration('30s'),
   DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
   DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
+  BATCH_APPROVAL: z.enum(['none', 'payouts', 'all']).optional().default('none'),
   CATCH_UP_MAX_PERIODS: int(12, 1, 1_000),
   TRIAL_WILL_END_NOTICE: duration('3d'),
   DATA_ENCRYPTION_KEY: z
@@ -252,6 +253,8 @@ export interface Config {
     resolveUnknownAfterMs: number;
   };
   dunning: { scheduleMs: number[]; whenExhausted: 'cancel' | 'past_due' };
+  /** BATCH_APPROVAL: which new batches wait for a second person's approval (docs/batches.md). */
+  batchApproval: 'none' | 'payouts' | 'all';
   dataEncryptionKey: Buffer;
   http: {
     port: number;
@@ -345,6 +348,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       resolveUnknownAfterMs: e.RESOLVE_UNKNOWN_AFTER,
     },
     dunning: { scheduleMs: e.DUNNING_SCHEDULE, whenExhausted: e.DUNNING_EXHAUSTED },
+    batchApproval: e.BATCH_APPROVAL,
     dataEncryptionKey: Buffer.from(e.DATA_ENCRYPTION_KEY, 'hex'),
     http: {
       port: e.PORT,

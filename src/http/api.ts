@@ -14,6 +14,7 @@ import { subscriptionServiceDeps, type ServiceApp } from '../subscriptions/servi
 import type { BatchDeps } from '../batches/ingest.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
+import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
@@ -91,6 +92,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           maxBytes: app.config.http.webhookMaxBytes,
         }),
       (server, guard) => registerBatchRoutes(server, app, guard),
+      (server) => registerBatchOpsRoutes(server, app),
     ],
   });
   await http.listen({ port: app.config.http.port, host: app.config.http.host });

@@ -271,6 +271,58 @@ const CASES: [string, Case[]][] = [
     ],
   ],
   [
+    'batch cancel',
+    [
+      {
+        // A second batch (the same rows under another id), canceled: no worker runs here, so every
+        // row is still queued and fails as canceled.
+        args: [
+          'batch',
+          'submit',
+          'payouts.csv',
+          '--type',
+          'payout',
+          '--id',
+          'clijson-b2',
+          '--allow-reused-references',
+        ],
+        exit: 0,
+      },
+      {
+        args: ['batch', 'cancel', 'clijson-b2'],
+        exit: 0,
+        check: (d) => expect(d).toMatchObject({ batchId: 'clijson-b2', canceledNow: 3 }),
+      },
+      { args: ['batch', 'cancel', 'no-such-batch'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
+    'batch retry-failed',
+    [
+      {
+        // Canceled rows are not retried.
+        args: ['batch', 'retry-failed', 'clijson-b2'],
+        exit: 0,
+        check: (d) => expect(d).toMatchObject({ status: 'nothing_to_retry', rows: 0 }),
+      },
+      { args: ['batch', 'retry-failed', BATCH_ID], exit: 1, code: 'batch_in_progress' },
+      { args: ['batch', 'retry-failed', 'no-such-batch'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
+    'batch approve',
+    [
+      {
+        // BATCH_APPROVAL is none here: the batch was never held.
+        args: ['batch', 'approve', BATCH_ID],
+        exit: 0,
+        check: (d) => expect(d).toMatchObject({ batchId: BATCH_ID, status: 'not_required' }),
+      },
+      { args: ['batch', 'approve', 'clijson-b2'], exit: 1, code: 'batch_canceled' },
+      { args: ['batch', 'approve', 'no-such-batch'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
     'payments show',
     [
       {

@@ -11,7 +11,7 @@ import { allowedFrom, canTransition } from '../../src/payments/state-machine.ts'
 
 const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
   charge: {
-    queued: ['submitting'],
+    queued: ['submitting', 'failed'],
     submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
     pending: ['succeeded', 'failed', 'needs_review'],
     requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],
@@ -22,7 +22,7 @@ const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
     needs_review: ['succeeded', 'failed'],
   },
   payout: {
-    queued: ['submitting'],
+    queued: ['submitting', 'failed'],
     submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
     pending: ['succeeded', 'failed', 'needs_review'],
     requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],

@@ -100,19 +100,76 @@ return 1
 
 /**
  * Ends the ingest: `ingesting → queued`, and straight on to `completed` when every row is already
- * final (events can overtake the ingest). Idempotent: a second call returns the current state.
- * KEYS: 1 batch hash, 2 ingesting index, 3 queued index, 4 completed index, 5 events.
- * ARGV: 1 id, 2 now, 3 events max length. Returns the state after the call.
+ * final (events can overtake the ingest); a batch held for approval (`holdForApproval`) goes to
+ * `awaiting_approval` instead. Idempotent: a second call returns the current state.
+ * KEYS: 1 batch hash, 2 ingesting index, 3 queued index, 4 completed index, 5 events,
+ * 6 awaiting_approval index. ARGV: 1 id, 2 now, 3 events max length. Returns the state after.
  */
 export const FINISH_INGEST = new LuaScript(`${MAYBE_COMPLETE}
 local bh = KEYS[1]
-local h = redis.call('HMGET', bh, 'state', 'createdAt')
+local h = redis.call('HMGET', bh, 'state', 'createdAt', 'holdForApproval')
 if h[1] ~= 'ingesting' then return h[1] or '' end
-redis.call('HSET', bh, 'state', 'queued', 'ingestedAt', ARGV[2])
 redis.call('HDEL', bh, 'owner', 'leaseUntil')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if h[3] == '1' then
+  redis.call('HSET', bh, 'state', 'awaiting_approval', 'ingestedAt', ARGV[2])
+  redis.call('ZADD', KEYS[6], h[2] or ARGV[2], ARGV[1])
+  return 'awaiting_approval'
+end
+redis.call('HSET', bh, 'state', 'queued', 'ingestedAt', ARGV[2])
+redis.call('ZADD', KEYS[3], h[2] or ARGV[2], ARGV[1])
+return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
+`);
+
+/**
+ * Ends the release of a held batch (approved, or canceled while awaiting approval):
+ * `awaiting_approval → queued`, or `completed` when every row is final. Only once it was
+ * approved or canceled; idempotent.
+ * KEYS: 1 batch hash, 2 awaiting_approval index, 3 queued index, 4 completed index, 5 events.
+ * ARGV: 1 id, 2 now, 3 events max length. Returns the state after the call.
+ */
+export const FINISH_RELEASE = new LuaScript(`${MAYBE_COMPLETE}
+local bh = KEYS[1]
+local h = redis.call('HMGET', bh, 'state', 'createdAt', 'approvedAt', 'canceledAt')
+if h[1] ~= 'awaiting_approval' or (not h[3] and not h[4]) then return h[1] or '' end
+redis.call('HSET', bh, 'state', 'queued')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], h[2] or ARGV[2], ARGV[1])
 return maybe_complete(bh, ARGV[1], ARGV[2], 3, 4, 5, ARGV[3])
+`);
+
+/**
+ * Approves a batch awaiting approval: refused for its submitter (`same_approver`), after a cancel
+ * (`canceled`), or in another state; approving it again is `already`, and a batch that was never
+ * held needs none (`not_required`).
+ * KEYS: 1 batch hash. ARGV: 1 approver, 2 now. Returns { outcome, state }.
+ */
+export const APPROVE_BATCH = new LuaScript(`
+local h = redis.call('HMGET', KEYS[1], 'state', 'submittedBy', 'approvedBy', 'canceledAt',
+  'holdForApproval')
+if not h[1] then return { 'missing', '' } end
+if h[3] then return { 'already', h[1] } end
+if h[4] then return { 'canceled', h[1] } end
+if h[5] ~= '1' then return { 'not_required', h[1] } end
+if h[1] ~= 'awaiting_approval' then return { 'not_awaiting_approval', h[1] } end
+if h[2] == ARGV[1] then return { 'same_approver', h[1] } end
+redis.call('HSET', KEYS[1], 'approvedBy', ARGV[1], 'approvedAt', ARGV[2])
+return { 'approved', h[1] }
+`);
+
+/**
+ * Marks a batch canceled (the first cancel's who and when are kept); refused while it is still
+ * ingesting (rows are being created and enqueued).
+ * KEYS: 1 batch hash. ARGV: 1 by, 2 now. Returns the state, or '' when there is no batch.
+ */
+export const MARK_CANCELED = new LuaScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return '' end
+if st == 'ingesting' then return st end
+if redis.call('HSETNX', KEYS[1], 'canceledAt', ARGV[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'canceledBy', ARGV[1])
+end
+return st
 `);
 
 /**

@@ -11,7 +11,11 @@
  * The id is claimed atomically (create-if-absent), so two uploads of one file make one batch. The
  * claimer holds a lease on the ingest, renewed while it works; a submitter that finds an ingest
  * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
- * Every state change moves the batch between the state indexes in the same script.
+ * Every state change moves the batch between the state indexes in the same script. Rows of a batch
+ * held for approval wait in `<prefix>:batch:<id>:held` (line → the row, card token sealed).
+ *
+ * About 500 lines: the one adapter of the BatchStore port (its scripts are in batch-lua.ts);
+ * splitting it would split one hash layout over several files.
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
@@ -22,7 +26,9 @@ import {
   BATCH_STATES,
   TRACKED_STATES,
   type ApplyEventsResult,
+  type ApproveResult,
   type BatchInit,
+  type BatchOperationsStore,
   type BatchRecord,
   type BatchRowEvent,
   type BatchState,
@@ -35,11 +41,15 @@ import {
   type RefusedReference,
   type TrackedState,
 } from '../ports.ts';
+import type { BatchIntentRow } from '../../kernel/ports.ts';
 import {
   APPLY_EVENTS,
+  APPROVE_BATCH,
   CLAIM_BATCH,
   CLAIM_REFERENCES,
   FINISH_INGEST,
+  FINISH_RELEASE,
+  MARK_CANCELED,
   RENEW_INGEST,
   TAKE_OVER_INGEST,
 } from './batch-lua.ts';
@@ -86,6 +96,18 @@ const hashSchema = z.object({
   ingestedAt: num.optional(),
   finishedAt: num.optional(),
   leaseUntil: num.optional(),
+  submittedBy: z.string().optional(),
+  holdForApproval: z
+    .enum(['0', '1'])
+    .default('0')
+    .transform((v) => v === '1'),
+  approvedBy: z.string().optional(),
+  approvedAt: num.optional(),
+  canceledBy: z.string().optional(),
+  canceledAt: num.optional(),
+  canceledRows: num.default(0),
+  retryOf: z.string().optional(),
+  retriedBy: z.string().optional(),
 });
 
 function parseBatch(h: Record<string, string>): BatchRecord {
@@ -121,7 +143,18 @@ function parseBatch(h: Record<string, string>): BatchRecord {
     if (total.rows <= 0) delete totals[currency];
   }
   const out: BatchRecord = { ...base, totals, counts, amounts };
-  for (const k of ['ingestedAt', 'finishedAt', 'leaseUntil'] as const) {
+  for (const k of [
+    'ingestedAt',
+    'finishedAt',
+    'leaseUntil',
+    'submittedBy',
+    'approvedBy',
+    'approvedAt',
+    'canceledBy',
+    'canceledAt',
+    'retryOf',
+    'retriedBy',
+  ] as const) {
     if (out[k] === undefined) delete out[k];
   }
   return out;
@@ -145,6 +178,7 @@ export function batchKeys(prefix: string) {
     batch: (id: string) => `${prefix}:batch:${id}`,
     invalid: (id: string) => `${prefix}:batch:${id}:invalid`,
     refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
+    held: (id: string) => `${prefix}:batch:${id}:held`,
     // Not `batch:<…>`: a batch id could be any word.
     references: (type: IntentType) => `${prefix}:batch-refs:${type}`,
     byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
@@ -152,7 +186,7 @@ export function batchKeys(prefix: string) {
 }
 
 /** Batch persistence on Redis. Every state change is one Lua script (batch-lua.ts). */
-export class RedisBatchStore implements BatchStore {
+export class RedisBatchStore implements BatchStore, BatchOperationsStore {
   private readonly k: ReturnType<typeof batchKeys>;
   private readonly events: string;
   private readonly intentKey: (key: string) => string;
@@ -188,6 +222,9 @@ export class RedisBatchStore implements BatchStore {
       totals: JSON.stringify(init.totals),
       final: '0',
       createdAt: String(now),
+      holdForApproval: init.holdForApproval === true ? '1' : '0',
+      ...(init.submittedBy !== undefined ? { submittedBy: init.submittedBy } : {}),
+      ...(init.retryOf !== undefined ? { retryOf: init.retryOf } : {}),
       owner,
       leaseUntil: String(now + leaseMs),
     };
@@ -233,9 +270,64 @@ export class RedisBatchStore implements BatchStore {
   async finishIngest(id: string, now: number): Promise<BatchState> {
     const state = (await FINISH_INGEST.run(
       this.redis,
-      5,
+      6,
       this.k.batch(id),
       this.k.byState('ingesting'),
+      this.k.byState('queued'),
+      this.k.byState('completed'),
+      this.events,
+      this.k.byState('awaiting_approval'),
+      id,
+      String(now),
+      EVENTS_MAX_LEN,
+    )) as string;
+    return z.enum(BATCH_STATES).parse(state);
+  }
+
+  /** @inheritdoc One sorted set per batch, scored by line (a line is held once). */
+  async holdRows(id: string, rows: readonly BatchIntentRow[]): Promise<void> {
+    if (rows.length === 0) return;
+    const args: string[] = [];
+    for (const row of rows) args.push(String(row.line), JSON.stringify(row));
+    await this.redis.zadd(this.k.held(id), 'NX', ...args);
+  }
+
+  /** @inheritdoc */
+  async heldRows(id: string, offset: number, limit: number): Promise<BatchIntentRow[]> {
+    const members = await this.redis.zrange(
+      this.k.held(id),
+      String(offset),
+      String(offset + limit - 1),
+    );
+    return members.map((m) => JSON.parse(m) as BatchIntentRow);
+  }
+
+  /** @inheritdoc One APPROVE_BATCH call (batch-lua.ts). */
+  async approve(id: string, by: string, now: number): Promise<ApproveResult> {
+    const [outcome, state] = (await APPROVE_BATCH.run(
+      this.redis,
+      1,
+      this.k.batch(id),
+      by,
+      String(now),
+    )) as [string, string];
+    if (outcome === 'approved') return { ok: true, already: false };
+    if (outcome === 'already') return { ok: true, already: true };
+    if (outcome === 'not_required') return { ok: true, already: true, notRequired: true };
+    const why = z
+      .enum(['missing', 'same_approver', 'canceled', 'not_awaiting_approval'])
+      .parse(outcome);
+    const st = z.enum(BATCH_STATES).safeParse(state);
+    return { ok: false, why, ...(st.success ? { state: st.data } : {}) };
+  }
+
+  /** @inheritdoc One FINISH_RELEASE call (batch-lua.ts). */
+  async finishRelease(id: string, now: number): Promise<BatchState> {
+    const state = (await FINISH_RELEASE.run(
+      this.redis,
+      5,
+      this.k.batch(id),
+      this.k.byState('awaiting_approval'),
       this.k.byState('queued'),
       this.k.byState('completed'),
       this.events,
@@ -244,6 +336,29 @@ export class RedisBatchStore implements BatchStore {
       EVENTS_MAX_LEN,
     )) as string;
     return z.enum(BATCH_STATES).parse(state);
+  }
+
+  /** @inheritdoc One MARK_CANCELED call (batch-lua.ts). */
+  async markCanceled(id: string, by: string, now: number): Promise<BatchRecord | undefined> {
+    const state = (await MARK_CANCELED.run(
+      this.redis,
+      1,
+      this.k.batch(id),
+      by,
+      String(now),
+    )) as string;
+    if (state === '') return undefined;
+    return this.get(id);
+  }
+
+  /** @inheritdoc */
+  async addCanceledRows(id: string, n: number): Promise<void> {
+    if (n > 0) await this.redis.hincrby(this.k.batch(id), 'canceledRows', n);
+  }
+
+  /** @inheritdoc */
+  async linkRetry(sourceId: string, retryId: string): Promise<void> {
+    await this.redis.hset(this.k.batch(sourceId), 'retriedBy', retryId);
   }
 
   /** The batch, or undefined. */

@@ -1,5 +1,7 @@
 /**
- * `billing batch submit|status|results` (docs/product.md §3, docs/batches.md). Submitting
+ * `billing batch submit|status|results|cancel|approve|retry-failed` (docs/product.md §3,
+ * docs/batches.md). About 500 lines: the batch commands share their output helpers (status lines,
+ * submission summaries) here, one file per command group as in the rest of cli/commands/. Submitting
  * validates the whole file in this process and enqueues its rows; the worker role executes and
  * counts them, so `--wait` needs a worker running somewhere on the same Redis.
  *
@@ -24,7 +26,9 @@ import {
 } from '../../batches/ingest.ts';
 import { TRACKED_STATES } from '../../batches/ports.ts';
 import { batchResults } from '../../batches/results.ts';
-import { batchStatus, type BatchStatus } from '../../batches/status.ts';
+import { batchStatus, toBatchStatus, type BatchStatus } from '../../batches/status.ts';
+import { cliIdentity } from '../../batches/approval.ts';
+import { approveBatch, cancelBatch, retryFailedBatch } from '../../batches/operations.ts';
 import type { App } from '../../app/composition.ts';
 import type { IntentType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
@@ -65,8 +69,18 @@ function statusLines(s: BatchStatus): string {
     ...(s.ingestedAt ? [`enqueued ${s.ingestedAt}`] : []),
     ...(s.finishedAt ? [`finished ${s.finishedAt}`] : []),
   ].join(' · ');
+  const ops = [
+    ...(s.submittedBy ? [`submitted by ${s.submittedBy}`] : []),
+    ...(s.approvedBy ? [`approved by ${s.approvedBy}`] : []),
+    ...(s.canceledAt
+      ? [`canceled by ${s.canceledBy ?? '?'} (${s.canceledRows ?? 0} rows) ${s.canceledAt}`]
+      : []),
+    ...(s.retryOf ? [`retries ${s.retryOf}`] : []),
+    ...(s.retriedBy ? [`retried by ${s.retriedBy}`] : []),
+  ];
   return [
     `batch ${s.id} (${s.type}${s.source ? `, ${s.source}` : ''}): ${s.state}`,
+    ...(ops.length > 0 ? [`  ${ops.join(' · ')}`] : []),
     `  rows ${s.rows} (${s.valid} valid, ${s.invalid} invalid) · ${s.final}/${s.valid} final`,
     `  ${counts}`,
     ...money,
@@ -227,6 +241,7 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
             skipInvalid: opts.skipInvalid === true,
             allowReusedReferences: opts.allowReusedReferences === true,
             sourceName: file.split(/[\\/]/).pop() ?? file,
+            submittedBy: cliIdentity(),
           });
           if (result.status === 'invalid') {
             for (const line of formatBatchErrors(file, result.errors)) out.error(line);
@@ -249,7 +264,17 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
               for (const line of formatBatchErrors(file, result.errors)) out.info(`  ${line}`);
             }
           }
-          if (!opts.wait || result.status === 'validated' || result.batchId === undefined) {
+          if (result.batch?.state === 'awaiting_approval' && !out.json) {
+            out.info(
+              `batch ${result.batchId} awaits approval (BATCH_APPROVAL): nothing is enqueued until another person runs: billing batch approve ${result.batchId}`,
+            );
+          }
+          if (
+            !opts.wait ||
+            result.status === 'validated' ||
+            result.batchId === undefined ||
+            result.batch?.state === 'awaiting_approval'
+          ) {
             if (out.json) out.result(submitJson(result));
             return;
           }
@@ -290,6 +315,114 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
         const status = await batchStatus(app, id);
         if (!status) throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
         ctx.out().result(status, (v) => statusLines(v as BatchStatus));
+      });
+    });
+
+  batch
+    .command('cancel <batchId>')
+    .description(
+      'fail the rows not yet submitted (reason canceled); rows in flight or final finish normally',
+    )
+    .action(async (id: string) => {
+      await withApp(ctx, async (app) => {
+        const r = await cancelBatch(app, id, cliIdentity());
+        if (r.status === 'not_found') {
+          throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
+        }
+        if (r.status === 'ingesting') {
+          throw new CliError(
+            `batch ${id} is still being enqueued; cancel it once its rows are enqueued`,
+            { code: 'batch_ingesting' },
+          );
+        }
+        const status = toBatchStatus(r.batch);
+        ctx
+          .out()
+          .result(
+            { batchId: id, status: 'canceled', canceledNow: r.canceledNow, batch: status },
+            () =>
+              `batch ${id} canceled: ${r.canceledNow} queued rows failed now (${status.canceledRows ?? 0} in all); rows in flight finish normally`,
+          );
+      });
+    });
+
+  batch
+    .command('approve <batchId>')
+    .description('approve a batch awaiting approval (BATCH_APPROVAL) and enqueue its rows')
+    .action(async (id: string) => {
+      await withApp(ctx, async (app) => {
+        const me = cliIdentity();
+        const r = await approveBatch(app, id, me);
+        if ('status' in r) {
+          ctx
+            .out()
+            .result({ batchId: id, status: r.status, batch: toBatchStatus(r.batch) }, () =>
+              r.status === 'not_required'
+                ? `batch ${id} was not held for approval; nothing to approve (${r.batch.state})`
+                : `batch ${id} ${r.status === 'approved' ? 'approved' : 'was already approved'} (${r.batch.state})`,
+            );
+          return;
+        }
+        switch (r.why) {
+          case 'missing':
+            throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
+          case 'same_approver':
+            throw new CliError(
+              `batch ${id} was submitted by ${me}; another person must approve it`,
+              { code: 'same_approver' },
+            );
+          case 'canceled':
+            throw new CliError(`batch ${id} is canceled`, { code: 'batch_canceled' });
+          case 'not_awaiting_approval':
+            throw new CliError(`batch ${id} is ${r.state ?? 'not awaiting approval'}`, {
+              code: 'not_awaiting_approval',
+            });
+        }
+      });
+    });
+
+  batch
+    .command('retry-failed <batchId>')
+    .description(
+      'resubmit the rows that failed as a new batch <id>-r<n> (new references); idempotent',
+    )
+    .action(async (id: string) => {
+      await withApp(ctx, async (app) => {
+        const r = await retryFailedBatch(app, id, cliIdentity(), {
+          approval: app.config.batchApproval,
+        });
+        const out = ctx.out();
+        switch (r.status) {
+          case 'not_found':
+            throw new UsageError(`no batch "${id}"`, { code: 'not_found' });
+          case 'in_progress':
+            throw new CliError(
+              `batch ${id} has ${r.inProgress} rows not final yet; retry its failed rows once every row is final`,
+              { code: 'batch_in_progress' },
+            );
+          case 'conflict':
+            throw new CliError(`batch id ${r.batchId} is already used by another batch`, {
+              code: 'conflict',
+            });
+          case 'nothing_to_retry':
+            out.result(
+              { batchId: id, status: r.status, rows: 0 },
+              () => `batch ${id} has no failed rows to retry`,
+            );
+            return;
+          default:
+            out.result(
+              {
+                batchId: r.batch.id,
+                retryOf: id,
+                status: r.status,
+                rows: r.rows,
+                state: r.batch.state,
+              },
+              () =>
+                `batch ${r.batch.id} ${r.status === 'existing' ? 'already retries' : 'retries'} the ${r.rows} failed rows of ${id} (${r.batch.state})`,
+            );
+        }
       });
     });
 

@@ -94,6 +94,8 @@ export function registerBatchRoutes(
       validateOnly: q.validateOnly,
       allowReusedReferences: q.allowReusedReferences,
       sourceName: q.name ?? 'upload.csv',
+      // Who submitted it, for BATCH_APPROVAL's second person (batches/approval.ts).
+      ...(req.tokenName ? { submittedBy: req.tokenName } : {}),
     });
     if (!body.readableEnded) {
       // Refused before the end: drop the rest and do not reuse the connection.

@@ -1,0 +1,289 @@
+/**
+ * Operations on a submitted batch (docs/batches.md "Cancel", "Retry failed rows", "Approval"):
+ *
+ * - {@link cancelBatch}: every row whose intent is still `queued` (never claimed, so never sent)
+ *   becomes `failed` with reason `canceled`, through the intent store's ordinary transition (with
+ *   `expectAttempt`; it publishes `payment.failed`, which the tracker counts). Rows in flight or
+ *   final finish as they would have. The submit job of a canceled row finds it not `queued` and
+ *   skips (payments/submit.ts), so no money moves for it. Idempotent.
+ * - {@link approveBatch}: a batch held by BATCH_APPROVAL is released (its recorded rows become
+ *   intents and are enqueued) once someone other than its submitter approves it.
+ * - {@link retryFailedBatch}: the rows whose intents ended `failed` by the gateway's word (not
+ *   canceled, not forced by an operator) become a new batch `<id>-r<n>` linked to the first, with
+ *   new intent keys and so new references. Never a row that may have moved money: `reversed`,
+ *   `needs_review` and `unknown` rows are not failed.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { BATCH_ID_MAX, batchIntentKey } from '../kernel/ids.ts';
+import { OPERATOR_FORCED, isSettled, intentStateSchema } from '../kernel/intent.ts';
+import type { AmountMinor, Currency } from '../kernel/money.ts';
+import type { BatchIntentRow } from '../kernel/ports.ts';
+import { needsApproval, type BatchApproval } from './approval.ts';
+import type { BatchDeps } from './ingest.ts';
+import type { ApproveResult, BatchInit, BatchRecord, CurrencyTotal } from './ports.ts';
+
+/** Rows read (and transitioned, created or enqueued) per page. */
+const PAGE = 500;
+
+/** The failure reason a cancel writes (kernel/intent.ts FAILURE_REASONS). */
+export const CANCELED = 'canceled';
+
+/** Outcome of {@link cancelBatch}. */
+export type CancelResult =
+  | { status: 'canceled'; batch: BatchRecord; canceledNow: number }
+  | { status: 'not_found' }
+  | { status: 'ingesting' };
+
+/** Creates the intents of a held batch's rows a page at a time; enqueues them when asked. */
+async function releaseHeld(deps: BatchDeps, batch: BatchRecord, enqueue: boolean): Promise<void> {
+  for (let offset = 0; ; offset += PAGE) {
+    const rows = await deps.batches.heldRows(batch.id, offset, PAGE);
+    if (rows.length === 0) break;
+    const intents = await deps.store.createBatchRows({
+      batchId: batch.id,
+      type: batch.type,
+      rows,
+      now: deps.clock.now(),
+    });
+    if (enqueue) {
+      await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));
+    }
+    if (rows.length < PAGE) break;
+  }
+}
+
+/**
+ * Cancels the rows of batch `id` not yet submitted; `by` is who asked. Refused while the batch is
+ * still ingesting (its rows are being created and enqueued: cancel once it is `queued`).
+ */
+export async function cancelBatch(deps: BatchDeps, id: string, by: string): Promise<CancelResult> {
+  const batch = await deps.batches.markCanceled(id, by, deps.clock.now());
+  if (!batch) return { status: 'not_found' };
+  if (batch.state === 'ingesting') return { status: 'ingesting' };
+  const log = deps.logger.child({ component: 'batch', batchId: id });
+  // A held batch's rows become intents first (not enqueued), so that every row is canceled below
+  // and a release racing with this cancel finds its intents already failed.
+  if (batch.state === 'awaiting_approval') await releaseHeld(deps, batch, false);
+  let canceledNow = 0;
+  for (let offset = 0; ; offset += PAGE) {
+    const keys = await deps.store.batchKeys(id, offset, PAGE);
+    if (keys.length === 0) break;
+    const fields = await deps.batches.intentFields(keys, ['state', 'attempt']);
+    let n = 0;
+    await Promise.all(
+      keys.map(async (key, i) => {
+        const [state, attempt] = fields[i] ?? [];
+        if (state !== 'queued') return;
+        const now = deps.clock.now();
+        // A claim that won the race makes this a refusal: that row finishes normally.
+        const res = await deps.store.transition(key, 'failed', now, {
+          expectAttempt: Number(attempt),
+          reason: CANCELED,
+          patch: { reason: CANCELED, message: `batch canceled by ${by}` },
+        });
+        if (res.ok) n++;
+      }),
+    );
+    await deps.batches.addCanceledRows(id, n);
+    canceledNow += n;
+    if (keys.length < PAGE) break;
+  }
+  if (batch.state === 'awaiting_approval') await deps.batches.finishRelease(id, deps.clock.now());
+  log.info({ by, canceledNow }, 'batch canceled');
+  const after = await deps.batches.get(id);
+  return { status: 'canceled', batch: after ?? batch, canceledNow };
+}
+
+/** Outcome of {@link approveBatch}. */
+export type ApproveBatchResult =
+  | { status: 'approved' | 'already_approved' | 'not_required'; batch: BatchRecord }
+  | Extract<ApproveResult, { ok: false }>;
+
+/**
+ * Approves batch `id` for `by` and releases its rows (intents created and enqueued). Approving it
+ * again resumes an interrupted release (idempotent: intents exist once, job ids are derived).
+ */
+export async function approveBatch(
+  deps: BatchDeps,
+  id: string,
+  by: string,
+): Promise<ApproveBatchResult> {
+  const r = await deps.batches.approve(id, by, deps.clock.now());
+  if (!r.ok) return r;
+  const batch = await deps.batches.get(id);
+  if (!batch) return { ok: false, why: 'missing' };
+  if (r.notRequired === true) return { status: 'not_required', batch };
+  // A batch canceled after its approval: its rows are the cancel's (created, never enqueued).
+  if (batch.canceledAt === undefined) await releaseHeld(deps, batch, true);
+  await deps.batches.finishRelease(id, deps.clock.now());
+  deps.logger.info({ component: 'batch', batchId: id, by }, 'batch approved');
+  const after = (await deps.batches.get(id)) ?? batch;
+  return { status: r.already ? 'already_approved' : 'approved', batch: after };
+}
+
+/** Outcome of {@link retryFailedBatch}. */
+export type RetryResult =
+  | { status: 'created' | 'existing' | 'resumed'; batch: BatchRecord; rows: number }
+  | { status: 'nothing_to_retry'; batchId: string }
+  | { status: 'not_found' }
+  | { status: 'in_progress'; inProgress: number }
+  | { status: 'conflict'; batchId: string };
+
+/**
+ * The id of the retry of `source`: `<root>-r<n>`, where a retry of a retry counts on from its
+ * root (`X-r1` retried is `X-r2`). Kept within the batch id limit: a root too long for the suffix
+ * is replaced by 12 hex digits of its hash.
+ */
+export function retryBatchId(source: Pick<BatchRecord, 'id' | 'retryOf'>): string {
+  const m = source.retryOf !== undefined ? /^(.*)-r(\d+)$/.exec(source.id) : null;
+  const root = m?.[1] ?? source.id;
+  const suffix = `-r${m ? Number(m[2]) + 1 : 1}`;
+  if (root.length + suffix.length <= BATCH_ID_MAX) return `${root}${suffix}`;
+  return `${createHash('sha256').update(root).digest('hex').slice(0, 12)}${suffix}`;
+}
+
+const RETRY_FIELDS = ['key', 'line', 'state', 'reason', 'amount', 'currency', 'payee', 'meta'];
+
+/** A row the retry takes: failed by the gateway's word (not canceled, not an operator's force). */
+function retryable(state: string | null | undefined, reason: string | null | undefined): boolean {
+  return state === 'failed' && reason !== CANCELED && reason !== OPERATOR_FORCED;
+}
+
+/**
+ * Calls `each` for every page of the source's intents, as rows (fields of {@link RETRY_FIELDS}).
+ */
+async function eachPage(
+  deps: BatchDeps,
+  id: string,
+  each: (rows: (string | null)[][]) => Promise<void> | void,
+): Promise<void> {
+  for (let offset = 0; ; offset += PAGE) {
+    const keys = await deps.store.batchKeys(id, offset, PAGE);
+    if (keys.length === 0) break;
+    await each(await deps.batches.intentFields(keys, RETRY_FIELDS));
+    if (keys.length < PAGE) break;
+  }
+}
+
+/**
+ * Makes the failed rows of batch `id` a new batch linked to it (`retryOf`, and `retriedBy` on the
+ * first); `by` submits it (approval applies as to any new batch). Refused while any row is still
+ * in flight. Repeating the call returns the retry made first.
+ */
+export async function retryFailedBatch(
+  deps: BatchDeps,
+  id: string,
+  by: string,
+  opts: { approval?: BatchApproval; leaseMs?: number } = {},
+): Promise<RetryResult> {
+  const source = await deps.batches.get(id);
+  if (!source) return { status: 'not_found' };
+  const leaseMs = opts.leaseMs ?? 30_000;
+  const retryId = source.retriedBy ?? retryBatchId(source);
+  const prior = await deps.batches.get(retryId);
+  if (prior && prior.state !== 'ingesting') {
+    return { status: 'existing', batch: prior, rows: prior.valid };
+  }
+  if (source.state === 'ingesting') return { status: 'in_progress', inProgress: source.valid };
+
+  // First pass: nothing in flight, and the rows and money the retry will hold.
+  let inProgress = 0;
+  let rows = 0;
+  const totals: Record<string, CurrencyTotal> = {};
+  await eachPage(deps, id, (page) => {
+    for (const [, , state, reason, amount, currency] of page) {
+      const st = intentStateSchema.safeParse(state);
+      if (!st.success || !isSettled(st.data)) inProgress++;
+      else if (retryable(state, reason) && currency) {
+        rows++;
+        const t = (totals[currency] ??= { rows: 0, amount: 0 as AmountMinor });
+        t.rows++;
+        t.amount = (t.amount + Number(amount)) as AmountMinor;
+      }
+    }
+  });
+  if (source.state === 'awaiting_approval' || inProgress > 0) {
+    return { status: 'in_progress', inProgress: inProgress || source.valid };
+  }
+  if (rows === 0) return { status: 'nothing_to_retry', batchId: id };
+
+  const init: BatchInit = {
+    id: retryId,
+    type: source.type,
+    source: `retry of ${source.id}`,
+    contentHash: createHash('sha256').update(`retry:${source.id}`).digest('hex'),
+    rows,
+    valid: rows,
+    invalid: 0,
+    skipInvalid: false,
+    // The same money the gateway said did not move: the references stay the first batch's.
+    allowReusedReferences: true,
+    metaKeys: source.metaKeys,
+    totals,
+    holdForApproval: needsApproval(opts.approval ?? 'none', source.type),
+    submittedBy: by,
+    retryOf: source.id,
+  };
+  const owner = randomBytes(8).toString('hex');
+  const now = deps.clock.now();
+  const claim = await deps.batches.claim(init, owner, now, leaseMs);
+  let status: 'created' | 'resumed' = 'created';
+  if (!claim.created) {
+    const b = claim.batch;
+    if (b.contentHash !== init.contentHash) return { status: 'conflict', batchId: retryId };
+    if (b.state !== 'ingesting') return { status: 'existing', batch: b, rows: b.valid };
+    const lapsed = (b.leaseUntil ?? 0) < now;
+    if (!lapsed || !(await deps.batches.takeOver(retryId, owner, now, leaseMs))) {
+      return { status: 'existing', batch: b, rows: b.valid };
+    }
+    status = 'resumed';
+  }
+  await deps.batches.linkRetry(source.id, retryId);
+
+  // Second pass: the rows, under the retry's intent keys (so new references).
+  const prefix = `bat_${source.id}_`;
+  const hold = init.holdForApproval === true;
+  await eachPage(deps, id, async (page) => {
+    const chunk: BatchIntentRow[] = [];
+    const selfRef: number[] = [];
+    for (const [key, line, state, reason, amount, currency, payee, meta] of page) {
+      if (!retryable(state, reason) || !key || !line || !currency || !payee) continue;
+      const suffix = key.slice(prefix.length);
+      if (suffix === line) selfRef.push(Number(line));
+      chunk.push({
+        key: batchIntentKey(retryId, suffix),
+        line: Number(line),
+        amount: Number(amount) as AmountMinor,
+        currency: currency as Currency,
+        payee,
+        meta: meta ?? '',
+      });
+    }
+    if (chunk.length === 0) return;
+    const marked = await deps.batches.referencedLines(source.id, selfRef);
+    await deps.batches.markReferencedLines(
+      retryId,
+      selfRef.filter((_, i) => marked[i] === true),
+    );
+    if (hold) {
+      await deps.batches.holdRows(retryId, chunk);
+    } else {
+      const intents = await deps.store.createBatchRows({
+        batchId: retryId,
+        type: source.type,
+        rows: chunk,
+        now: deps.clock.now(),
+      });
+      await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));
+    }
+    await deps.batches.renew(retryId, owner, deps.clock.now(), leaseMs);
+  });
+  await deps.batches.finishIngest(retryId, deps.clock.now());
+  deps.logger.info(
+    { component: 'batch', batchId: retryId, retryOf: source.id, rows, by },
+    'failed rows resubmitted as a new batch',
+  );
+  const batch = await deps.batches.get(retryId);
+  if (!batch) throw new Error(`batch ${retryId} disappeared while retrying`);
+  return { status, batch, rows };
+}
