@@ -172,6 +172,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       requiresActionWindowMs: config.reconcile.requiresActionWindowMs,
     },
     async close() {
+      health.closing();
       // Quitting waits for Redis; while it is unreachable (or if quitting stalls) the
       // connections are dropped instead, so closing never outlasts CLOSE_MS.
       const graceful = async () => {

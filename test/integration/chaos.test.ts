@@ -46,8 +46,10 @@ describe('chaos matrix: exactly-once against every plausible Sayswitch', () => {
         payments: PAYMENTS,
         kills: KILLS,
         seed: 7,
-        // A healthy cell drains in 10–20 s; a stuck one is reported as it stands.
-        settleTimeoutMs: 60_000,
+        // A healthy cell drains in 10–20 s; a stuck one (nothing changing for 20 s) is reported
+        // as it stands. The cap is only a bound: on a machine running several suites at once the
+        // drain progresses slower but still progresses (seen: 3 suites on 2 cores), not a failure.
+        settleTimeoutMs: 240_000,
         stallMs: 20_000,
       });
       results.push(r);
@@ -65,7 +67,7 @@ describe('chaos matrix: exactly-once against every plausible Sayswitch', () => {
       expect(r.leaseExpired).toBeGreaterThan(0);
       expect(r.wentUnknown).toBeGreaterThan(0);
     },
-    300_000,
+    600_000,
   );
 });
 

@@ -178,13 +178,16 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
     .action(async (f: SandboxFlags) => {
       const options = sandboxOptionsFromFlags(f);
       const logger = ctx.logger();
+      // Listening for SIGTERM/SIGINT before anything starts: a signal during start-up stops it
+      // cleanly once it is up, instead of killing the process (Node's default).
+      const stopSignal = ctx.untilSignal();
       const sandbox = await startSandbox(options, { logger });
       ctx
         .out()
         .info(
           `Sayswitch sandbox listening on ${sandbox.url} (profile ${sandbox.profile}; ledger: ${sandbox.url}/__sandbox/ledger)`,
         );
-      const signal = await ctx.untilSignal();
+      const signal = await stopSignal;
       await sandbox.close();
       // The listening line above is on stderr with --json; the document comes when it stops.
       if (ctx.out().json) {

@@ -73,6 +73,9 @@ export function registerStartCommand(program: Command, ctx: CliContext) {
       const config = ctx.config();
       const logger = ctx.logger(config);
       const app = ctx.openApp(config, logger);
+      // Listening for SIGTERM/SIGINT before the roles start: a signal during start-up drains and
+      // stops once they are up, instead of killing the process mid-start (Node's default).
+      const stopSignal = ctx.untilSignal();
       let running: RunningRoles | undefined;
       try {
         await untilRedis(app);
@@ -85,7 +88,7 @@ export function registerStartCommand(program: Command, ctx: CliContext) {
         opts.healthFile !== undefined
           ? startHeartbeat(opts.healthFile, app, running, logger)
           : undefined;
-      const signal = await ctx.untilSignal();
+      const signal = await stopSignal;
       logger.info({ signal }, 'shutting down: no new jobs, finishing in-flight ones');
       await heartbeat?.stop();
       // The whole shutdown fits in SHUTDOWN_TIMEOUT whatever Redis does: in-flight jobs get most

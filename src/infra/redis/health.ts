@@ -78,6 +78,7 @@ export class RedisHealth {
   private suppressed = 0;
   private readonly waiters = new Set<() => void>();
   private readonly listeners = new Set<(up: boolean) => void>();
+  private closed = false;
 
   constructor(
     url: string,
@@ -127,6 +128,14 @@ export class RedisHealth {
   onChange(fn: (up: boolean) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
+  }
+
+  /**
+   * The connections are being closed on purpose: from now on losing them is no outage (no log
+   * line, no listener called).
+   */
+  closing(): void {
+    this.closed = true;
   }
 
   /** Resolves once every connection is ready; rejects with {@link RedisUnavailableError} after `ms`. */
@@ -180,6 +189,10 @@ export class RedisHealth {
   }
 
   private startOutage(): void {
+    if (this.closed) {
+      this.status = 'down';
+      return;
+    }
     this.status = 'down';
     this.downSince = this.now();
     this.suppressed = 0;

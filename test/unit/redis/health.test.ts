@@ -106,3 +106,15 @@ describe('RedisHealth', () => {
     expect(redisAddress('rediss://:pw@cache.example:6390')).toBe('rediss://cache.example:6390');
   });
 });
+
+describe('closing on purpose', () => {
+  it('is no outage: nothing logged when the connections go away after closing()', () => {
+    const { health, lines } = setup();
+    const a = new FakeConn();
+    health.watch(a);
+    a.up();
+    health.closing();
+    a.down();
+    expect(lines).toEqual([]);
+  });
+});
