@@ -109,59 +109,73 @@ function checkPeriods(sub: Subscription, upTo: number) {
   for (let n = 0; n < upTo; n++) expect(periodIndexOfKey(sub, keys[n]!)).toBe(n);
 }
 
-describe('schedule changes from the next period (property)', () => {
-  it('keep billed periods, never shorten the one paid for, and keep keys unique and mapped back', () => {
-    fc.assert(
-      fc.property(
-        scheduleArb,
-        fc.array(changeArb, { minLength: 1, maxLength: 3 }),
-        (schedule, changes) => {
-          let sub = subscriptionOf(schedule);
-          for (const c of changes) {
-            sub = billedUpTo(sub, sub.nextPeriod + c.billed);
-            const before = sub;
-            const boundary = before.nextPeriodStart;
-            const now = startAt(before, before.nextPeriod - 1);
-            sub = change(before, c, now);
-            // Billed periods: same start, same key.
-            for (let n = 0; n < before.nextPeriod; n++) {
-              expect(startAt(sub, n)).toBe(startAt(before, n));
-              expect(periodKey(sub, n)).toBe(periodKey(before, n));
-            }
-            // The next period starts at the boundary, or at the (later) anchor given.
-            const expectedStart =
-              c.anchorAfterMs !== undefined ? boundary + c.anchorAfterMs : boundary;
-            if (sub !== before) expect(sub.nextPeriodStart).toBe(expectedStart);
-            expect(sub.nextPeriodStart).toBeGreaterThanOrEqual(boundary);
-            expect(startAt(sub, sub.nextPeriod)).toBe(sub.nextPeriodStart);
-            // The period paid for ends where the next one starts: never shortened.
-            expect(startAt(sub, before.nextPeriod)).toBeGreaterThanOrEqual(boundary);
-          }
-          checkPeriods(sub, sub.nextPeriod + 30);
-        },
-      ),
-      { numRuns: 150 },
-    );
-  });
+/**
+ * Hundreds of calendar computations per property: seconds on a loaded machine. A bound for the
+ * runner, not a measurement (the unit project's default is 5 s; three suites on two cores needed more).
+ */
+const PROPERTY_TIMEOUT_MS = 60_000;
 
-  it('locate the period containing an instant under the current schedule', () => {
-    fc.assert(
-      fc.property(
-        scheduleArb,
-        changeArb,
-        fc.integer({ min: 0, max: 200 * DAY }),
-        (schedule, c, ahead) => {
-          const before = billedUpTo(subscriptionOf(schedule), c.billed);
-          const sub = change(before, c, startAt(before, before.nextPeriod - 1));
-          const t = startAt(before, before.nextPeriod - 1) + ahead;
-          const i = indexAt(sub, t);
-          expect(startAt(sub, i)).toBeLessThanOrEqual(t);
-          expect(startAt(sub, i + 1)).toBeGreaterThan(t);
-        },
-      ),
-      { numRuns: 150 },
-    );
-  });
+describe('schedule changes from the next period (property)', () => {
+  it(
+    'keep billed periods, never shorten the one paid for, and keep keys unique and mapped back',
+    () => {
+      fc.assert(
+        fc.property(
+          scheduleArb,
+          fc.array(changeArb, { minLength: 1, maxLength: 3 }),
+          (schedule, changes) => {
+            let sub = subscriptionOf(schedule);
+            for (const c of changes) {
+              sub = billedUpTo(sub, sub.nextPeriod + c.billed);
+              const before = sub;
+              const boundary = before.nextPeriodStart;
+              const now = startAt(before, before.nextPeriod - 1);
+              sub = change(before, c, now);
+              // Billed periods: same start, same key.
+              for (let n = 0; n < before.nextPeriod; n++) {
+                expect(startAt(sub, n)).toBe(startAt(before, n));
+                expect(periodKey(sub, n)).toBe(periodKey(before, n));
+              }
+              // The next period starts at the boundary, or at the (later) anchor given.
+              const expectedStart =
+                c.anchorAfterMs !== undefined ? boundary + c.anchorAfterMs : boundary;
+              if (sub !== before) expect(sub.nextPeriodStart).toBe(expectedStart);
+              expect(sub.nextPeriodStart).toBeGreaterThanOrEqual(boundary);
+              expect(startAt(sub, sub.nextPeriod)).toBe(sub.nextPeriodStart);
+              // The period paid for ends where the next one starts: never shortened.
+              expect(startAt(sub, before.nextPeriod)).toBeGreaterThanOrEqual(boundary);
+            }
+            checkPeriods(sub, sub.nextPeriod + 30);
+          },
+        ),
+        { numRuns: 150 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
+
+  it(
+    'locate the period containing an instant under the current schedule',
+    () => {
+      fc.assert(
+        fc.property(
+          scheduleArb,
+          changeArb,
+          fc.integer({ min: 0, max: 200 * DAY }),
+          (schedule, c, ahead) => {
+            const before = billedUpTo(subscriptionOf(schedule), c.billed);
+            const sub = change(before, c, startAt(before, before.nextPeriod - 1));
+            const t = startAt(before, before.nextPeriod - 1) + ahead;
+            const i = indexAt(sub, t);
+            expect(startAt(sub, i)).toBeLessThanOrEqual(t);
+            expect(startAt(sub, i + 1)).toBeGreaterThan(t);
+          },
+        ),
+        { numRuns: 150 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 
   it('an interval change without an anchor keeps the old calendar when one of its periods starts at the boundary', () => {
     const sub = billedUpTo(
@@ -196,32 +210,36 @@ describe('schedule changes from the next period (property)', () => {
 });
 
 describe('dunning retries keep their gaps (property)', () => {
-  it('each retry is due at its nominal time or its gap after the previous failure, whichever is later', () => {
-    fc.assert(
-      fc.property(
-        fc.array(fc.integer({ min: 1, max: 10 * DAY }), { minLength: 1, maxLength: 6 }),
-        fc.array(fc.integer({ min: 0, max: 30 * DAY }), { minLength: 6, maxLength: 6 }),
-        (gaps, lateness) => {
-          // A schedule of cumulative offsets, as DUNNING_SCHEDULE is written (1d,3d,5d,7d).
-          const schedule = gaps.map((_, i) => gaps.slice(0, i + 1).reduce((a, b) => a + b, 0));
-          const first = ms('2025-02-01T00:00:00Z');
-          let failedAt = first;
-          for (let step = 0; step < schedule.length; step++) {
-            const due = retryDueAt(first, failedAt, schedule, step)!;
-            expect(due).toBeGreaterThanOrEqual(first + schedule[step]!);
-            expect(due - failedAt).toBeGreaterThanOrEqual(gaps[step]!);
-            // Without delays, the nominal schedule exactly.
-            if (lateness.slice(0, step).every((l) => l === 0))
-              expect(due).toBe(first + schedule[step]!);
-            // The retry runs (and fails) late by any amount, e.g. the scheduler was down.
-            failedAt = due + lateness[step]!;
-          }
-          expect(retryDueAt(first, failedAt, schedule, schedule.length)).toBeUndefined();
-        },
-      ),
-      { numRuns: 300 },
-    );
-  });
+  it(
+    'each retry is due at its nominal time or its gap after the previous failure, whichever is later',
+    () => {
+      fc.assert(
+        fc.property(
+          fc.array(fc.integer({ min: 1, max: 10 * DAY }), { minLength: 1, maxLength: 6 }),
+          fc.array(fc.integer({ min: 0, max: 30 * DAY }), { minLength: 6, maxLength: 6 }),
+          (gaps, lateness) => {
+            // A schedule of cumulative offsets, as DUNNING_SCHEDULE is written (1d,3d,5d,7d).
+            const schedule = gaps.map((_, i) => gaps.slice(0, i + 1).reduce((a, b) => a + b, 0));
+            const first = ms('2025-02-01T00:00:00Z');
+            let failedAt = first;
+            for (let step = 0; step < schedule.length; step++) {
+              const due = retryDueAt(first, failedAt, schedule, step)!;
+              expect(due).toBeGreaterThanOrEqual(first + schedule[step]!);
+              expect(due - failedAt).toBeGreaterThanOrEqual(gaps[step]!);
+              // Without delays, the nominal schedule exactly.
+              if (lateness.slice(0, step).every((l) => l === 0))
+                expect(due).toBe(first + schedule[step]!);
+              // The retry runs (and fails) late by any amount, e.g. the scheduler was down.
+              failedAt = due + lateness[step]!;
+            }
+            expect(retryDueAt(first, failedAt, schedule, schedule.length)).toBeUndefined();
+          },
+        ),
+        { numRuns: 300 },
+      );
+    },
+    PROPERTY_TIMEOUT_MS,
+  );
 
   it('after downtime the four default retries are 1, 2, 2 and 2 days apart, not back to back', () => {
     const schedule = [1, 3, 5, 7].map((d) => d * DAY);
