@@ -8,6 +8,9 @@ export default defineConfig({
           name: 'unit',
           include: ['test/unit/**/*.test.ts'],
           environment: 'node',
+          // Property tests run hundreds of cases; on two loaded cores the 5 s default is a
+          // timing assertion in disguise. A bound, not a target.
+          testTimeout: 30_000,
           sequence: { groupOrder: 0 },
         },
       },
