@@ -9,12 +9,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
-import { until } from '../support/poll.ts';
-import { getRedisUrl } from '../support/redis.ts';
+import { batchCliEnv, uploadCsv, waitBatchCompleted } from '../support/batch-http.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -75,35 +73,6 @@ function file(
   return opts.bom ? Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), text]) : text;
 }
 
-async function cliEnv(): Promise<Record<string, string>> {
-  return {
-    ...FAST_ENV,
-    REDIS_URL: await getRedisUrl(),
-    QUEUE_PREFIX: t.prefix,
-    SAYSWITCH_BASE_URL: sandbox.url,
-    LOG_LEVEL: 'silent',
-  };
-}
-
-async function upload(body: Buffer, query: string) {
-  const res = await fetch(`${t.url}/batches?${query}`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/csv', authorization: `Bearer ${TEST_API_TOKEN}` },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-async function waitCompleted(id: string): Promise<BatchStatus> {
-  const s = await until(() => batchStatus(t.app, id), {
-    done: (st) => st?.state === 'completed',
-    what: `batch ${id} completed`,
-    timeoutMs: 30_000,
-    intervalMs: 50,
-  });
-  return s!;
-}
-
 /**
  * Per row reference, the batches whose intents moved money for it and how many times, from the
  * ledger (attempt references are `bat_<batchId>_<reference>_<attempt>`).
@@ -129,7 +98,7 @@ describe('three encodings test', () => {
     await writeFile(lf, file('\n'));
     await writeFile(crlf, file('\r\n'));
     expect(file('\n').equals(file('\r\n'))).toBe(false);
-    const env = await cliEnv();
+    const env = await batchCliEnv(t, sandbox);
 
     const first = await runBilling(['batch', 'submit', lf, '--type', 'payout'], env);
     expect(first.code, first.output).toBe(0);
@@ -140,11 +109,12 @@ describe('three encodings test', () => {
     expect(second.code, second.output).toBe(0);
     expect(second.output).toContain(`batch ${id} already exists`);
 
-    const bom = await upload(file('\r\n', { bom: true }), 'type=payout&name=payouts-bom.csv');
+    const bom = await uploadCsv(t, file('\r\n', { bom: true }), 'type=payout&name=payouts-bom.csv');
     expect(bom.status, JSON.stringify(bom.json)).toBe(200);
     expect(bom.json).toMatchObject({ batchId: id, status: 'existing' });
 
-    const reordered = await upload(
+    const reordered = await uploadCsv(
+      t,
       file('\n', { quote: true, order: [8, 7, 6, 5, 4, 3, 2, 1, 0] }),
       'type=payout',
     );
@@ -159,7 +129,7 @@ describe('three encodings test', () => {
     expect(checked.code, checked.output).toBe(0);
     expect(checked.output).toContain(`batch id ${id}`);
 
-    const done = await waitCompleted(id!);
+    const done = await waitBatchCompleted(t, id!);
     expect(done).toMatchObject({ rows: 50, valid: 50, invalid: 0, final: 50 });
     expect(done.counts.succeeded).toBe(50);
     const counts = await t.app.batches.countByState();
@@ -176,7 +146,7 @@ describe('three encodings test', () => {
 
   it('a changed value is a different batch (whose reused references are refused)', async () => {
     const changed = file('\n').toString('utf8').replace('Ada Obi', 'Ada  Obi');
-    const res = await upload(Buffer.from(changed), 'type=payout');
+    const res = await uploadCsv(t, Buffer.from(changed), 'type=payout');
     expect(res.status).toBe(422);
     const error = res.json.error as { details: { line: number; message: string }[] };
     expect(error.details[0]).toMatchObject({ line: 2, column: 'reference' });

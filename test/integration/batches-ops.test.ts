@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
-import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
+import { batchStatus } from '../../src/batches/status.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
+import { batchCliEnv, uploadCsv, waitBatchCompleted } from '../support/batch-http.ts';
 import { until } from '../support/poll.ts';
-import { getRedisUrl } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 const HEADER =
@@ -58,25 +58,6 @@ async function post(h: Harness, path: string) {
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-async function upload(h: Harness, body: string, query: string) {
-  const res = await fetch(`${h.t.url}/batches?${query}`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/csv', authorization: `Bearer ${TEST_API_TOKEN}` },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-async function waitCompleted(h: Harness, id: string): Promise<BatchStatus> {
-  const s = await until(() => batchStatus(h.t.app, id), {
-    done: (st) => st?.state === 'completed',
-    what: `batch ${id} completed`,
-    timeoutMs: 60_000,
-    intervalMs: 50,
-  });
-  return s!;
-}
-
 /** The ledger's activity of one row's first attempt reference. */
 function activity(h: Harness, batchId: string, ref: string) {
   return h.sandbox.ledger().activity[`bat_${batchId}_${ref}_1`];
@@ -84,17 +65,6 @@ function activity(h: Harness, batchId: string, ref: string) {
 
 async function intentOf(h: Harness, batchId: string, ref: string) {
   return h.t.app.store.get(`bat_${batchId}_${ref}`);
-}
-
-async function cliEnv(h: Harness, extra: Record<string, string> = {}) {
-  return {
-    ...FAST_ENV,
-    REDIS_URL: await getRedisUrl(),
-    QUEUE_PREFIX: h.t.prefix,
-    SAYSWITCH_BASE_URL: h.sandbox.url,
-    LOG_LEVEL: 'silent',
-    ...extra,
-  };
 }
 
 describe('cancel', () => {
@@ -125,7 +95,7 @@ describe('cancel', () => {
     const canceledNow = res.json.canceledNow as number;
     expect(canceledNow).toBeGreaterThan(0);
 
-    const done = await waitCompleted(h, 'ops-cancel');
+    const done = await waitBatchCompleted(h.t, 'ops-cancel');
     expect(done.canceledRows).toBe(canceledNow);
     expect(done.canceledBy).toBe('API_TOKEN');
     expect(done.counts.succeeded + done.counts.failed).toBe(10);
@@ -145,7 +115,10 @@ describe('cancel', () => {
     }
 
     // Idempotent: a second cancel (CLI) changes nothing.
-    const again = await runBilling(['batch', 'cancel', 'ops-cancel', '--json'], await cliEnv(h));
+    const again = await runBilling(
+      ['batch', 'cancel', 'ops-cancel', '--json'],
+      await batchCliEnv(h.t, h.sandbox),
+    );
     expect(again.code, again.output).toBe(0);
     expect(again.output).toContain('"canceledNow":0');
     expect((await batchStatus(h.t.app, 'ops-cancel'))?.canceledRows).toBe(canceledNow);
@@ -167,8 +140,8 @@ describe('retry-failed and approval', () => {
   });
 
   it('approval: the submitter is refused, another identity approves, then the batch runs', async () => {
-    const up = await upload(
-      h,
+    const up = await uploadCsv(
+      h.t,
       payouts('ap', ['100.00', '200.00', '300.00']),
       'type=payout&id=ops-approve',
     );
@@ -188,9 +161,12 @@ describe('retry-failed and approval', () => {
     expect(await h.t.app.store.batchKeys('ops-approve', 0, 10)).toEqual([]);
 
     // Another identity (a CLI user) approves: the rows are enqueued and paid once each.
-    const ok = await runBilling(['batch', 'approve', 'ops-approve'], await cliEnv(h));
+    const ok = await runBilling(
+      ['batch', 'approve', 'ops-approve'],
+      await batchCliEnv(h.t, h.sandbox),
+    );
     expect(ok.code, ok.output).toBe(0);
-    const done = await waitCompleted(h, 'ops-approve');
+    const done = await waitBatchCompleted(h.t, 'ops-approve');
     expect(done).toMatchObject({ approvedBy: `cli:${userInfo().username}` });
     expect(done.counts.succeeded).toBe(3);
     for (const ref of ['ap-1', 'ap-2', 'ap-3'])
@@ -204,7 +180,7 @@ describe('retry-failed and approval', () => {
   it('approval over the CLI by its own submitter is refused (exit 1, same_approver); HTTP approves', async () => {
     const file = join(dir, 'cli.csv');
     await writeFile(file, payouts('apc', ['150.00']));
-    const env = await cliEnv(h, { BATCH_APPROVAL: 'payouts' });
+    const env = await batchCliEnv(h.t, h.sandbox, { BATCH_APPROVAL: 'payouts' });
     const sub = await runBilling(
       ['batch', 'submit', file, '--type', 'payout', '--id', 'ops-cli-ap'],
       env,
@@ -217,13 +193,13 @@ describe('retry-failed and approval', () => {
     expect((await batchStatus(h.t.app, 'ops-cli-ap'))?.state).toBe('awaiting_approval');
     const other = await post(h, '/batches/ops-cli-ap/approve');
     expect(other.status, JSON.stringify(other.json)).toBe(200);
-    await waitCompleted(h, 'ops-cli-ap');
+    await waitBatchCompleted(h.t, 'ops-cli-ap');
     expect(activity(h, 'ops-cli-ap', 'apc-1')?.moves).toBe(1);
   });
 
   it('a held batch canceled before approval: every row fails as canceled, approval is refused', async () => {
-    const up = await upload(
-      h,
+    const up = await uploadCsv(
+      h.t,
       payouts('hc', ['110.00', '120.00']),
       'type=payout&id=ops-held-cancel',
     );
@@ -233,11 +209,11 @@ describe('retry-failed and approval', () => {
     expect(c.json.canceledNow).toBe(2);
     const approve = await runBilling(
       ['batch', 'approve', 'ops-held-cancel', '--json'],
-      await cliEnv(h),
+      await batchCliEnv(h.t, h.sandbox),
     );
     expect(approve.code).toBe(1);
     expect(approve.output).toContain('"code":"batch_canceled"');
-    const done = await waitCompleted(h, 'ops-held-cancel');
+    const done = await waitBatchCompleted(h.t, 'ops-held-cancel');
     expect(done.counts.failed).toBe(2);
     for (const ref of ['hc-1', 'hc-2']) expect(activity(h, 'ops-held-cancel', ref)).toBeUndefined();
   });
@@ -250,13 +226,13 @@ describe('retry-failed and approval', () => {
     const r = await submitBatch(h.t.app, { input: csv, type: 'charge', id: 'ops-retry' });
     expect(r.status).toBe('created');
     expect(r.batch?.state).toBe('queued');
-    const first = await waitCompleted(h, 'ops-retry');
+    const first = await waitBatchCompleted(h.t, 'ops-retry');
     expect(first.counts).toMatchObject({ succeeded: 2, failed: 2 });
 
     const res = await post(h, '/batches/ops-retry/retry-failed');
     expect(res.status, JSON.stringify(res.json)).toBe(201);
     expect(res.json).toMatchObject({ batchId: 'ops-retry-r1', retryOf: 'ops-retry', rows: 2 });
-    const retry = await waitCompleted(h, 'ops-retry-r1');
+    const retry = await waitBatchCompleted(h.t, 'ops-retry-r1');
     expect(retry).toMatchObject({ valid: 2, retryOf: 'ops-retry', submittedBy: 'API_TOKEN' });
     expect((await batchStatus(h.t.app, 'ops-retry'))?.retriedBy).toBe('ops-retry-r1');
     // The failed rows were submitted once each under the retry's references (the sandbox declines
@@ -272,7 +248,7 @@ describe('retry-failed and approval', () => {
     // Repeating the call (CLI) returns the same retry and submits nothing more.
     const again = await runBilling(
       ['batch', 'retry-failed', 'ops-retry', '--json'],
-      await cliEnv(h),
+      await batchCliEnv(h.t, h.sandbox),
     );
     expect(again.code, again.output).toBe(0);
     expect(again.output).toContain('"status":"existing"');

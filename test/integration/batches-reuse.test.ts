@@ -7,17 +7,18 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitBatch, type SubmitBatchResult } from '../../src/batches/ingest.ts';
-import { batchResults } from '../../src/batches/results.ts';
-import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
+import { batchStatus } from '../../src/batches/status.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
-import { until } from '../support/poll.ts';
-import { getRedisUrl } from '../support/redis.ts';
+import {
+  batchCliEnv,
+  uploadCsv,
+  waitBatchCompleted,
+  batchResultRows,
+} from '../support/batch-http.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -49,43 +50,6 @@ function payouts(references: readonly string[], note: string): string {
 
 const refs = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}-${i + 1}`);
 
-async function cliEnv(): Promise<Record<string, string>> {
-  return {
-    ...FAST_ENV,
-    REDIS_URL: await getRedisUrl(),
-    QUEUE_PREFIX: t.prefix,
-    SAYSWITCH_BASE_URL: sandbox.url,
-    LOG_LEVEL: 'silent',
-  };
-}
-
-async function upload(body: string, query: string) {
-  const res = await fetch(`${t.url}/batches?${query}`, {
-    method: 'POST',
-    headers: { 'content-type': 'text/csv', authorization: `Bearer ${TEST_API_TOKEN}` },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
-async function waitCompleted(id: string): Promise<BatchStatus> {
-  const s = await until(() => batchStatus(t.app, id), {
-    done: (st) => st?.state === 'completed',
-    what: `batch ${id} completed`,
-    timeoutMs: 30_000,
-    intervalMs: 50,
-  });
-  return s!;
-}
-
-async function resultsOf(id: string): Promise<Record<string, string>[]> {
-  const out = new PassThrough();
-  const chunks: Buffer[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c));
-  expect(await batchResults(t.app, id, out)).toBe(true);
-  return parse<Record<string, string>>(Buffer.concat(chunks).toString('utf8'), { columns: true });
-}
-
 /** Times money moved per row reference and batch id, from the ledger. */
 function moves(): Map<string, Map<string, number>> {
   const out = new Map<string, Map<string, number>>();
@@ -111,14 +75,14 @@ async function created(csv: string, opts: Partial<Parameters<typeof submitBatch>
 describe('a reference another batch used is refused, naming that batch and line', () => {
   it('CLI and HTTP refuse the file and change nothing; the flag accepts it', async () => {
     const first = await created(payouts(refs('ru', 5), 'first'));
-    await waitCompleted(first);
+    await waitBatchCompleted(t, first);
     const before = await t.app.batches.countByState();
 
     // ru-3 is on line 4 of the first file; here on line 3 (and in another case: references
     // are compared ignoring case).
     const file = join(dir, 'second.csv');
     await writeFile(file, payouts(['ru-new-1', 'RU-3', 'ru-new-2'], 'second'));
-    const env = await cliEnv();
+    const env = await batchCliEnv(t, sandbox);
     const cli = await runBilling(['batch', 'submit', file, '--type', 'payout'], env);
     expect(cli.code, cli.output).toBe(2);
     expect(cli.output).toContain(
@@ -126,7 +90,7 @@ describe('a reference another batch used is refused, naming that batch and line'
     );
     expect(cli.output).toContain('--allow-reused-references');
 
-    const http = await upload(payouts(['ru-new-1', 'ru-3'], 'second'), 'type=payout');
+    const http = await uploadCsv(t, payouts(['ru-new-1', 'ru-3'], 'second'), 'type=payout');
     expect(http.status).toBe(422);
     expect((http.json.error as { details: unknown[] }).details).toEqual([
       {
@@ -152,7 +116,7 @@ describe('a reference another batch used is refused, naming that batch and line'
     expect(await t.app.batches.referenceHolders('charge', ['ru-3'])).toEqual([undefined]);
 
     // Submitting the first file again is the same batch, not a reuse.
-    const again = await upload(payouts(refs('ru', 5), 'first'), 'type=payout');
+    const again = await uploadCsv(t, payouts(refs('ru', 5), 'first'), 'type=payout');
     expect(again.status).toBe(200);
     expect(again.json).toMatchObject({ batchId: first, status: 'existing' });
 
@@ -163,13 +127,14 @@ describe('a reference another batch used is refused, naming that batch and line'
     expect(allowed.code, allowed.output).toBe(0);
     const second = /batch ([0-9a-f]{16}) created: 3 rows queued/.exec(allowed.output)?.[1];
     expect(second, allowed.output).toBeDefined();
-    const viaHttp = await upload(
+    const viaHttp = await uploadCsv(
+      t,
       payouts(['ru-new-3', 'ru-4'], 'fourth'),
       'type=payout&allowReusedReferences=true',
     );
     expect(viaHttp.status, JSON.stringify(viaHttp.json)).toBe(201);
-    await waitCompleted(second!);
-    await waitCompleted(viaHttp.json.batchId as string);
+    await waitBatchCompleted(t, second!);
+    await waitBatchCompleted(t, viaHttp.json.batchId as string);
     // Paid again, as asked; the reference stays the first batch's.
     expect(moves().get('ru-3')).toEqual(new Map([[first, 1]]));
     expect(moves().get('RU-3')).toEqual(new Map([[second, 1]]));
@@ -195,10 +160,10 @@ describe('a reference another batch used is refused, naming that batch and line'
       },
     ]);
     const id = r.batchId!;
-    const done = await waitCompleted(id);
+    const done = await waitBatchCompleted(t, id);
     expect(done).toMatchObject({ rows: 3, valid: 2, invalid: 1, final: 2 });
     expect(done.totals.NGN).toMatchObject({ rows: 2, amountMinor: 40200 });
-    const rows = await resultsOf(id);
+    const rows = await batchResultRows(t, id);
     expect(rows.map((row) => [row.line, row.reference, row.status])).toEqual([
       ['2', 'sk-x', 'succeeded'],
       ['3', '', 'invalid'],
@@ -207,7 +172,7 @@ describe('a reference another batch used is refused, naming that batch and line'
     expect(rows[1]?.reason).toBe(
       `reference: reference "sk-2" is already used by payout batch ${first} line 3`,
     );
-    await waitCompleted(first);
+    await waitBatchCompleted(t, first);
     expect(moves().get('sk-2')).toEqual(new Map([[first, 1]]));
 
     // Only reused rows: nothing valid is left, so nothing is enqueued.
@@ -245,10 +210,10 @@ describe('a resumed ingest decides as the first one did', () => {
       [3, `reference "cr-2" is already used by payout batch ${first} line 3`],
       [5, `reference "cr-4" is already used by payout batch ${first} line 5`],
     ]);
-    const done = await waitCompleted('reuse-crash');
+    const done = await waitBatchCompleted(t, 'reuse-crash');
     expect(done).toMatchObject({ rows: 5, valid: 3, invalid: 2, final: 3 });
     expect(done.totals.NGN?.rows).toBe(3);
-    const rows = await resultsOf('reuse-crash');
+    const rows = await batchResultRows(t, 'reuse-crash');
     expect(rows.map((row) => row.status)).toEqual([
       'succeeded',
       'invalid',
@@ -256,7 +221,7 @@ describe('a resumed ingest decides as the first one did', () => {
       'invalid',
       'succeeded',
     ]);
-    await waitCompleted(first);
+    await waitBatchCompleted(t, first);
     for (const ref of ['cr-2', 'cr-4']) expect(moves().get(ref)).toEqual(new Map([[first, 1]]));
   });
 });
@@ -264,8 +229,8 @@ describe('a resumed ingest decides as the first one did', () => {
 describe('two different batches sharing references at the same moment', () => {
   /** Every shared reference paid exactly once, by one of the two batches; the other refused it. */
   async function expectEachPaidOnce(ids: string[], shared: readonly string[]) {
-    for (const id of ids) await waitCompleted(id);
-    const results = await Promise.all(ids.map((id) => resultsOf(id)));
+    for (const id of ids) await waitBatchCompleted(t, id);
+    const results = await Promise.all(ids.map((id) => batchResultRows(t, id)));
     for (const reference of shared) {
       expect(totalMoves(reference), `${reference} moved`).toBe(1);
       const holders = results.map((rows) =>
@@ -308,8 +273,8 @@ describe('two different batches sharing references at the same moment', () => {
   it('over HTTP at the same time: each shared reference is paid once', async () => {
     const shared = refs('hr', 10);
     const [a, b] = await Promise.all([
-      upload(payouts([...shared, 'hra-1'], 'a'), 'type=payout'),
-      upload(payouts(['hrb-1', ...shared], 'b'), 'type=payout'),
+      uploadCsv(t, payouts([...shared, 'hra-1'], 'a'), 'type=payout'),
+      uploadCsv(t, payouts(['hrb-1', ...shared], 'b'), 'type=payout'),
     ]);
     const statuses = [a.status, b.status].sort();
     // Either both were created (the claims decided), or one was refused by the other's claims.

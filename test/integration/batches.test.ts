@@ -7,22 +7,25 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
-import { batchResults } from '../../src/batches/results.ts';
 import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentDraft } from '../../src/kernel/payment.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
-import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
+import {
+  batchCliEnv,
+  uploadCsv,
+  waitBatchCompleted,
+  batchResultRows,
+} from '../support/batch-http.ts';
 import { until } from '../support/poll.ts';
-import { getRedisUrl } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -47,17 +50,6 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-/** The environment of a `billing` child on this test's Redis prefix and sandbox. */
-async function cliEnv(): Promise<Record<string, string>> {
-  return {
-    ...FAST_ENV,
-    REDIS_URL: await getRedisUrl(),
-    QUEUE_PREFIX: t.prefix,
-    SAYSWITCH_BASE_URL: sandbox.url,
-    LOG_LEVEL: 'silent',
-  };
-}
-
 const PAYOUT_HEADER =
   'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration,meta_tag';
 
@@ -76,30 +68,12 @@ function payoutCsv(tag: string, rows: number, opts: { noReference?: boolean } = 
   return `${lines.join('\n')}\n`;
 }
 
-async function waitCompleted(id: string, timeoutMs = 30_000): Promise<BatchStatus> {
-  const s = await until(() => batchStatus(t.app, id), {
-    done: (st) => st?.state === 'completed',
-    what: `batch ${id} completed`,
-    timeoutMs,
-    intervalMs: 50,
-  });
-  return s!;
-}
-
-async function resultsOf(id: string): Promise<Record<string, string>[]> {
-  const out = new PassThrough();
-  const chunks: Buffer[] = [];
-  out.on('data', (c: Buffer) => chunks.push(c));
-  expect(await batchResults(t.app, id, out)).toBe(true);
-  return parse<Record<string, string>>(Buffer.concat(chunks).toString('utf8'), { columns: true });
-}
-
 /**
  * Every row of the results file agrees with the ledger: money moved exactly for succeeded rows,
  * never more than one reference per intent moved money, amounts match. Returns the rows.
  */
 async function expectResultsAgreeWithLedger(id: string): Promise<Record<string, string>[]> {
-  const rows = await resultsOf(id);
+  const rows = await batchResultRows(t, id);
   const ledger = sandbox.ledger();
   const byKey = new Map<string, string[]>();
   for (const ref of Object.keys(ledger.references)) {
@@ -145,22 +119,6 @@ async function completedEvents(id: string) {
   return events.filter((e) => e.type === 'batch.completed' && e.data.batchId === id);
 }
 
-async function upload(
-  body: string,
-  query: string,
-  token: string | null = TEST_API_TOKEN,
-): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(`${t.url}/batches?${query}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'text/csv',
-      ...(token !== null ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body,
-  });
-  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
-}
-
 describe('malformed files are refused with line and column, nothing enqueued', () => {
   it('CLI: exit 2, one error per line as "file: line N, column: message"', async () => {
     const file = join(dir, 'bad-payouts.csv');
@@ -176,7 +134,7 @@ describe('malformed files are refused with line and column, nothing enqueued', (
     );
     const { code, output } = await runBilling(
       ['batch', 'submit', file, '--type', 'payout'],
-      await cliEnv(),
+      await batchCliEnv(t, sandbox),
     );
     expect(code, output).toBe(2);
     expect(output).toContain(`${file}: line 3, amount: amount "1,500.00" must be digits`);
@@ -191,7 +149,10 @@ describe('malformed files are refused with line and column, nothing enqueued', (
       file,
       `${PAYOUT_HEADER}\nq1,0123456789,058,GTBank,"Ada Obi,100,NGN,ok,x\nq2,0123456789,058,GTBank,Ada,100,NGN,ok,x\n`,
     );
-    const quote = await runBilling(['batch', 'submit', file, '--type', 'payout'], await cliEnv());
+    const quote = await runBilling(
+      ['batch', 'submit', file, '--type', 'payout'],
+      await batchCliEnv(t, sandbox),
+    );
     expect(quote.code, quote.output).toBe(2);
     expect(quote.output).toMatch(/quote\.csv: line 2(, [a-z_]+)?: unbalanced quotes/);
 
@@ -200,7 +161,10 @@ describe('malformed files are refused with line and column, nothing enqueued', (
       unknown,
       `${PAYOUT_HEADER},iban\nu1,0123456789,058,GTBank,Ada,100,NGN,ok,x,y\n`,
     );
-    const res = await runBilling(['batch', 'submit', unknown, '--type', 'payout'], await cliEnv());
+    const res = await runBilling(
+      ['batch', 'submit', unknown, '--type', 'payout'],
+      await batchCliEnv(t, sandbox),
+    );
     expect(res.code, res.output).toBe(2);
     expect(res.output).toContain(`${unknown}: line 1, iban: unknown column "iban"`);
   });
@@ -212,7 +176,7 @@ describe('malformed files are refused with line and column, nothing enqueued', (
       'h1,0123456789,058,GTBank,Ada Obi,100,NGN,duplicate,x',
       'h3,123,058,GTBank,Ada Obi,100,NGN,short account,x',
     ].join('\n');
-    const res = await upload(body, 'type=payout');
+    const res = await uploadCsv(t, body, 'type=payout');
     expect(res.status).toBe(422);
     const error = res.json.error as { code: string; details: unknown[] };
     expect(error.code).toBe('invalid_batch');
@@ -220,12 +184,13 @@ describe('malformed files are refused with line and column, nothing enqueued', (
       expect.objectContaining({ line: 3, column: 'reference' }),
       expect.objectContaining({ line: 4, column: 'account_number' }),
     ]);
-    expect((await upload(body, 'type=payout', null)).status).toBe(401);
-    expect((await upload(body, 'type=refund')).status).toBe(400);
+    expect((await uploadCsv(t, body, 'type=payout', null)).status).toBe(401);
+    expect((await uploadCsv(t, body, 'type=refund')).status).toBe(400);
   });
 
   it('HTTP: a charge file without card_token is refused in CSV words, by line and column', async () => {
-    const noColumn = await upload(
+    const noColumn = await uploadCsv(
+      t,
       ['reference,email,amount,currency', 'c1,ada@example.com,10,NGN'].join('\n'),
       'type=charge',
     );
@@ -237,7 +202,8 @@ describe('malformed files are refused with line and column, nothing enqueued', (
         message: 'required column "card_token" is missing from the header',
       },
     ]);
-    const blank = await upload(
+    const blank = await uploadCsv(
+      t,
       ['reference,email,amount,currency,card_token', 'c1,ada@example.com,10,NGN,'].join('\n'),
       'type=charge',
     );
@@ -250,7 +216,7 @@ describe('malformed files are refused with line and column, nothing enqueued', (
 
 describe('a batch runs to completion and reports row by row', () => {
   it('CLI: submit --wait, status and results -o; results agree with the ledger', async () => {
-    const env = await cliEnv();
+    const env = await batchCliEnv(t, sandbox);
     const file = join(EXAMPLES, 'payouts.csv');
     const submit = await runBilling(
       ['batch', 'submit', file, '--type', 'payout', '--id', 'cli-payouts', '--wait'],
@@ -291,11 +257,11 @@ describe('a batch runs to completion and reports row by row', () => {
 
   it('HTTP: upload, status, results; the same upload again is a no-op (200)', async () => {
     const csv = await readFile(join(EXAMPLES, 'charges.csv'), 'utf8');
-    const first = await upload(csv, 'type=charge&name=charges.csv');
+    const first = await uploadCsv(t, csv, 'type=charge&name=charges.csv');
     expect(first.status).toBe(201);
     const id = first.json.batchId as string;
     expect(id).toMatch(/^[0-9a-f]{16}$/);
-    await waitCompleted(id);
+    await waitBatchCompleted(t, id);
 
     // The reads need a token too (src/http/auth.ts).
     const read = { headers: { authorization: `Bearer ${TEST_API_TOKEN}` } };
@@ -315,7 +281,7 @@ describe('a batch runs to completion and reports row by row', () => {
     expect(rows[7]).toMatchObject({ line: '9', reference: '', intent_key: `bat_${id}_9` });
 
     const ledgerBefore = Object.keys(sandbox.ledger().references).length;
-    const second = await upload(csv, 'type=charge');
+    const second = await uploadCsv(t, csv, 'type=charge');
     expect(second.status).toBe(200);
     expect(second.json).toMatchObject({ batchId: id, status: 'existing', state: 'completed' });
     expect(Object.keys(sandbox.ledger().references).length).toBe(ledgerBefore);
@@ -332,7 +298,7 @@ describe('the same batch submitted twice moves money once per row', () => {
     expect(second.status).toBe('existing');
     expect(second.batchId).toBe(first.batchId);
     const id = first.batchId as string;
-    await waitCompleted(id);
+    await waitBatchCompleted(t, id);
     const third = await submitBatch(t.app, { input: csv, type: 'payout' });
     expect(third.status).toBe('existing');
     const rows = await expectResultsAgreeWithLedger(id);
@@ -348,7 +314,7 @@ describe('the same batch submitted twice moves money once per row', () => {
     expect(results.map((r) => r.status).sort()).toEqual(['created', 'existing']);
     const id = results[0]?.batchId as string;
     expect(results[1]?.batchId).toBe(id);
-    const done = await waitCompleted(id);
+    const done = await waitBatchCompleted(t, id);
     expect(done.final).toBe(40);
     await expectResultsAgreeWithLedger(id);
 
@@ -369,11 +335,14 @@ describe('the same batch submitted twice moves money once per row', () => {
 
   it('concurrently over HTTP: one 201, one 200, one batch', async () => {
     const csv = payoutCsv('http', 30, { noReference: true });
-    const [a, b] = await Promise.all([upload(csv, 'type=payout'), upload(csv, 'type=payout')]);
+    const [a, b] = await Promise.all([
+      uploadCsv(t, csv, 'type=payout'),
+      uploadCsv(t, csv, 'type=payout'),
+    ]);
     expect([a?.status, b?.status].sort()).toEqual([200, 201]);
     expect(a?.json.batchId).toBe(b?.json.batchId);
     const id = a?.json.batchId as string;
-    await waitCompleted(id);
+    await waitBatchCompleted(t, id);
     const rows = await expectResultsAgreeWithLedger(id);
     expect(rows.map((r) => r.intent_key)).toEqual(
       Array.from({ length: 30 }, (_, i) => `bat_${id}_${i + 2}`),
@@ -403,19 +372,19 @@ describe('the same batch submitted twice moves money once per row', () => {
       { chunkSize: 5, leaseMs: 300, pollMs: 50 },
     );
     expect(resumed.status).toBe('resumed');
-    await waitCompleted('crashed');
+    await waitBatchCompleted(t, 'crashed');
     const rows = await expectResultsAgreeWithLedger('crashed');
     expect(rows).toHaveLength(25);
     expect(await completedEvents('crashed')).toHaveLength(1);
   });
 
   it('the same --id with a different file is a conflict (409)', async () => {
-    const first = await upload(payoutCsv('idA', 2), 'type=payout&id=shared-id');
+    const first = await uploadCsv(t, payoutCsv('idA', 2), 'type=payout&id=shared-id');
     expect(first.status).toBe(201);
-    const second = await upload(payoutCsv('idB', 2), 'type=payout&id=shared-id');
+    const second = await uploadCsv(t, payoutCsv('idB', 2), 'type=payout&id=shared-id');
     expect(second.status).toBe(409);
     expect((second.json.error as { code: string }).code).toBe('batch_id_conflict');
-    await waitCompleted('shared-id');
+    await waitBatchCompleted(t, 'shared-id');
   });
 });
 
@@ -437,7 +406,7 @@ describe('--skip-invalid', () => {
     expect(r.status).toBe('created');
     expect(r.totals).toEqual({ rows: 5, valid: 3, invalid: 2 });
     const id = r.batchId as string;
-    const done = await waitCompleted(id);
+    const done = await waitBatchCompleted(t, id);
     expect(done).toMatchObject({ valid: 3, invalid: 2, final: 3 });
     const rows = await expectResultsAgreeWithLedger(id);
     expect(rows.map((row) => [row.line, row.reference, row.status])).toEqual([
@@ -551,7 +520,7 @@ describe('batch tracker', () => {
         data,
       );
     }
-    const done = await waitCompleted('poison');
+    const done = await waitBatchCompleted(t, 'poison');
     expect(done.counts.succeeded).toBe(1);
     expect(done.totals.NGN?.byState.succeeded.amountMinor).toBe(100);
     expect(await completedEvents('poison')).toHaveLength(1);
