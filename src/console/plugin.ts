@@ -180,7 +180,8 @@ export async function registerConsole(server: FastifyInstance, app: ConsoleApp):
         reply.header('cache-control', 'no-store');
         reply.header('x-frame-options', 'DENY');
         reply.header('x-content-type-options', 'nosniff');
-        reply.header('referrer-policy', 'no-referrer');
+        // same-origin, not no-referrer: with no-referrer a browser sends `Origin: null` on its own forms.
+        reply.header('referrer-policy', 'same-origin');
         reply.header(
           'content-security-policy',
           "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " +
