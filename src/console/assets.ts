@@ -52,7 +52,11 @@ dl.facts dt { color:var(--muted); } dl.facts dd { margin:0; overflow-wrap:anywhe
 .card .l { font-size:12px; color:var(--muted); }
 .card.failed .n { color:var(--bad); } .card.succeeded .n { color:var(--ok); }
 .actions { display:flex; flex-wrap:wrap; gap:12px; margin:12px 0; align-items:flex-start; }
-form.action { background:#fff; border:1px solid var(--line); padding:10px 12px; display:flex; flex-direction:column; gap:8px; }
+form.action { background:#fff; border:1px solid var(--line); padding:10px 12px; display:flex; flex-direction:column; gap:8px; max-width:680px; }
+form.action button { align-self:flex-start; }
+form.action label.check { flex-direction:row; align-items:center; gap:6px; font-size:14px; }
+form.action fieldset { border:1px solid var(--line); display:flex; gap:18px; padding:6px 12px 10px; margin:0; }
+form.action textarea { width:100%; }
 .pager { margin-top:10px; display:flex; gap:12px; }
 ol.timeline { list-style:none; padding:0; margin:0; background:#fff; border:1px solid var(--line); }
 ol.timeline li { padding:8px 12px; border-bottom:1px solid var(--line); display:grid; grid-template-columns: 180px 1fr; gap:12px; }

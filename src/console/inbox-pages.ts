@@ -99,7 +99,7 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
               <legend>What happened to the money?</legend>
               ${RESOLVE_OUTCOMES.map(
                 (o) =>
-                  html`<label
+                  html`<label class="check"
                     ><input
                       type="radio"
                       name="outcome"
@@ -115,7 +115,7 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
               >Note (required: what you checked)
               <textarea name="note" rows="3" cols="60" required maxlength="1000"></textarea>
             </label>
-            <label
+            <label class="check"
               ><input type="checkbox" name="force" value="true" /> Override Sayswitch (force) when
               it disagrees or has no final answer</label
             >

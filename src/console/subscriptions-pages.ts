@@ -50,7 +50,7 @@ function forms(ctx: PageContext, s: SubscriptionView): Html {
     }
     <form class="action" method="post" action="${base}/cancel">
       ${csrfField(ctx)}
-      <label
+      <label class="check"
         ><input type="checkbox" name="at_period_end" value="true" /> at the end of the period paid
         for</label
       >
