@@ -5,7 +5,7 @@
  * (batches/operations.ts) as forms. Approval by the submitter's own identity stays refused by the
  * service.
  */
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { batchIdSchema } from '../batches/ingest.ts';
 import { approveBatch, cancelBatch, retryFailedBatch } from '../batches/operations.ts';
 import { batchResultsStream } from '../batches/results.ts';
@@ -142,6 +142,9 @@ function actions(ctx: PageContext, b: BatchStatus): Html {
 /** Registers the batch pages and actions. */
 export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): void {
   const deps = kit.deps.batch;
+  /** An action on an id that is no batch id (as the API answers 404 for it). */
+  const noBatch = (reply: FastifyReply, id: string) =>
+    kit.done(reply, `${CONSOLE_PATH}/batches`, { kind: 'error', text: `No batch ${id}.` });
 
   scope.get<{ Querystring: { id?: string } }>('/batches', HIDDEN, async (req, reply) => {
     const ctx = kit.ctx(req, reply);
@@ -283,6 +286,7 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
 
   scope.post<{ Params: { id: string } }>('/batches/:id/cancel', HIDDEN, async (req, reply) => {
     const id = req.params.id;
+    if (!batchIdSchema.safeParse(id).success) return noBatch(reply, id);
     const back = `${CONSOLE_PATH}/batches/${seg(id)}`;
     const r = await cancelBatch(deps, id, kit.who(req));
     switch (r.status) {
@@ -306,6 +310,7 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
 
   scope.post<{ Params: { id: string } }>('/batches/:id/approve', HIDDEN, async (req, reply) => {
     const id = req.params.id;
+    if (!batchIdSchema.safeParse(id).success) return noBatch(reply, id);
     const back = `${CONSOLE_PATH}/batches/${seg(id)}`;
     const r = await approveBatch(deps, id, kit.who(req));
     if ('status' in r) {
@@ -329,6 +334,7 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
     HIDDEN,
     async (req, reply) => {
       const id = req.params.id;
+      if (!batchIdSchema.safeParse(id).success) return noBatch(reply, id);
       const back = `${CONSOLE_PATH}/batches/${seg(id)}`;
       const approval = deps.config?.batchApproval;
       const r = await retryFailedBatch(

@@ -161,6 +161,9 @@ describe('console rendering', () => {
     expect(row.body).not.toContain('0123456789');
     expect(row.body).toContain('••••6789');
 
+    const list = await get('/console/batches');
+    expect(list.body).toContain('href="/console/batches/console-xss"');
+    expect(list.body).not.toContain('<b>evil</b>');
     const batch = await get('/console/batches/console-xss');
     expect(batch.body).not.toContain('<b>evil</b>');
     expect(batch.body).toContain('&lt;b&gt;evil&lt;/b&gt;.csv');
