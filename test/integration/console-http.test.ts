@@ -7,6 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { createPayment } from '../../src/payments/create.ts';
+import {
+  createSubscriptionFromBody,
+  subscriptionServiceDeps,
+} from '../../src/subscriptions/service.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
@@ -137,6 +141,60 @@ describe('console access', () => {
     const next = await get('/console/inbox/api_xss-1', { ...BASIC, cookie });
     expect(next.body).toContain('note is required');
     expect((await t.app.store.get('api_xss-1'))?.state).toBe('queued');
+  });
+});
+
+describe('console actions', () => {
+  /** POSTs a console form as a browser would and follows the redirect: the page's flash text. */
+  let token: string | undefined;
+  async function act(url: string, form: Record<string, string> = {}) {
+    // The token is the operator's (one per identity): read once, while the batch page has forms.
+    token ??= await csrfOf('/console/batches/console-xss');
+    const res = await post(url, { _csrf: token, ...form });
+    expect(res.statusCode, url).toBe(303);
+    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
+    const next = await get(String(res.headers.location), { ...BASIC, cookie });
+    return /class="flash (ok|error)"[^>]*>\s*([^<]*)/.exec(next.body)?.slice(1) ?? [];
+  }
+
+  it('pause, resume and cancel a subscription through the subscription service', async () => {
+    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
+      id: 'console-sub',
+      customer_email: 'sub@example.com',
+      card_token: 'tok_console_sub_0123456789',
+      amount: '49.99',
+      currency: 'NGN',
+      interval: 'month',
+      interval_count: 1,
+      anchor: '2030-01-31T09:00:00+01:00',
+      timezone: 'Africa/Lagos',
+    });
+    expect(created.status).toBe('created');
+    const base = '/console/subscriptions/console-sub';
+    const bad = await act(`${base}/pause`, { resume_at: 'tomorrow' });
+    expect(bad[0]).toBe('error');
+    expect(bad[1]).toContain('resume_at');
+    expect((await act(`${base}/pause`))[0]).toBe('ok');
+    expect((await t.app.subscriptions.get('console-sub'))?.sub.status).toBe('paused');
+    expect((await act(`${base}/resume`))[0]).toBe('ok');
+    expect((await t.app.subscriptions.get('console-sub'))?.sub.status).toBe('active');
+    expect((await act(`${base}/cancel`, { at_period_end: 'true' }))[0]).toBe('ok');
+    const sub = (await t.app.subscriptions.get('console-sub'))?.sub;
+    expect(sub?.cancelAtPeriodEnd).toBe(true);
+    const page = await get(base);
+    expect(page.body).toContain('49.99');
+    expect(page.body).not.toContain('tok_console_sub_0123456789');
+  });
+
+  it("cancels a batch's unsent rows through the batch service, as the operator", async () => {
+    const [kind, text] = await act('/console/batches/console-xss/cancel');
+    expect(kind).toBe('ok');
+    expect(text).toContain('1 unsent rows failed as canceled');
+    expect((await t.app.batches.get('console-xss'))?.canceledBy).toBe(`console:${USER}`);
+    // Nothing to retry: canceled rows are not failed by the gateway's word.
+    const retry = await act('/console/batches/console-xss/retry-failed');
+    expect(retry[1]).toMatch(/no failed rows to retry|not final yet/);
+    expect((await act('/console/batches/no%20such/approve'))[0]).toBe('error');
   });
 });
 
