@@ -8,7 +8,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { resolveBodySchema } from '../http/routes/payments-resolve.ts';
-import { listPayments, LIST_LIMIT_MAX } from '../payments/list.ts';
+import { listPayments, toSummary } from '../payments/list.ts';
 import { askGateway, resolvePayment, RESOLVE_OUTCOMES } from '../payments/resolve.ts';
 import { findPayment } from '../payments/view.ts';
 import { badge, html, seg } from './html.ts';
@@ -26,14 +26,19 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
 
   scope.get('/inbox', HIDDEN, async (req, reply) => {
     const ctx = kit.ctx(req, reply);
-    const [review, unknown, action] = await Promise.all([
-      listPayments(store, { state: 'needs_review', limit: INBOX_LIMIT }),
-      listPayments(store, { state: 'unknown', limit: LIST_LIMIT_MAX }),
-      listPayments(store, { state: 'requires_action', limit: INBOX_LIMIT }),
-    ]);
     const cutoff = clock.now() - thresholdMs;
-    const stale = unknown.data.filter((p) => Date.parse(p.updatedAt) <= cutoff);
-    const younger = unknown.data.length - stale.length;
+    const [review, action, staleKeys, counts] = await Promise.all([
+      listPayments(store, { state: 'needs_review', limit: INBOX_LIMIT }),
+      listPayments(store, { state: 'requires_action', limit: INBOX_LIMIT }),
+      // Oldest first, by when they became unknown: the ones a person may resolve.
+      store.keysUpdatedBefore('unknown', cutoff, INBOX_LIMIT + 1),
+      store.countByState(),
+    ]);
+    const staleIntents = await Promise.all(
+      staleKeys.slice(0, INBOX_LIMIT).map((k) => store.get(k)),
+    );
+    const stale = staleIntents.flatMap((i) => (i ? [toSummary(i)] : []));
+    const younger = staleKeys.length > INBOX_LIMIT ? 0 : Math.max(0, counts.unknown - stale.length);
     const more = (next: string | null) =>
       next
         ? html`<p class="muted">
@@ -41,7 +46,7 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
           </p>`
         : '';
     const body = html` <section id="needs-review">
-        <h2>Needs review ${badge(String(review.data.length))}</h2>
+        <h2>Needs review ${badge(String(counts.needs_review))}</h2>
         <p class="muted">
           The reconciler gave up asking Sayswitch. Resolve each after checking with the gateway.
         </p>
@@ -49,13 +54,15 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
       </section>
       <section id="unknown">
         <h2>
-          Unknown for more than ${Math.round(thresholdMs / 1000)} s ${badge(String(stale.length))}
+          Unknown for more than ${Math.round(thresholdMs / 1000)} s
+          ${badge(staleKeys.length > INBOX_LIMIT ? `${INBOX_LIMIT}+` : String(stale.length))}
         </h2>
         ${younger > 0 ? html`<p class="muted">${younger} younger unknown payments are still being checked by the reconciler.</p>` : ''}
-        ${paymentTable(stale, { review: true })} ${more(unknown.next_cursor)}
+        ${paymentTable(stale, { review: true })}
+        ${more(staleKeys.length > INBOX_LIMIT ? 'more' : null)}
       </section>
       <section id="requires-action">
-        <h2>Waiting for the customer (3-D Secure) ${badge(String(action.data.length))}</h2>
+        <h2>Waiting for the customer (3-D Secure) ${badge(String(counts.requires_action))}</h2>
         <p class="muted">
           Nothing has moved; they end by themselves when the challenge is completed or its window
           ends.

@@ -198,6 +198,40 @@ describe('console actions', () => {
   });
 });
 
+describe('the review inbox', () => {
+  it('lists unknown payments older than RESOLVE_UNKNOWN_AFTER and counts the younger ones', async () => {
+    const deps = {
+      store: t.app.store,
+      dispatcher: t.app.dispatcher,
+      sealer: t.app.sealer,
+      clock: t.app.clock,
+      hashKey: t.app.config.dataEncryptionKey,
+    };
+    const hourMs = 3_600_000;
+    for (const [key, at] of [
+      ['old-unknown', Date.now() - 2 * hourMs],
+      ['young-unknown', Date.now()],
+    ] as const) {
+      const r = await createPayment(deps, {
+        type: 'charge',
+        key,
+        email: 'inbox@example.com',
+        amount: '10.00',
+        currency: 'NGN',
+        card_token: 'tok_inbox_0123456789',
+      });
+      if (r.status !== 'created') throw new Error(r.status);
+      expect((await t.app.store.transition(r.intent.key, 'submitting', at)).ok).toBe(true);
+      expect((await t.app.store.transition(r.intent.key, 'unknown', at)).ok).toBe(true);
+    }
+    const inbox = await get('/console/inbox');
+    const unknown = /<section id="unknown">([\s\S]*?)<\/section>/.exec(inbox.body)?.[1] ?? '';
+    expect(unknown).toContain('data-key="api_old-unknown"');
+    expect(unknown).not.toContain('api_young-unknown');
+    expect(unknown).toContain('1 younger unknown payments');
+  });
+});
+
 describe('console rendering', () => {
   it('escapes a narration, a meta_* column and a file name; no card token or sealed field', async () => {
     const charge = await get('/console/payments/api_xss-1');
