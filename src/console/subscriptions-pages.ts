@@ -225,7 +225,19 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
                       <td>${s.customer_email}</td>
                       <td class="num">${money(s.amount_minor, s.currency)}</td>
                       <td>${every(s)}</td>
-                      <td>${badge(s.status)}</td>
+                      <td>
+                        ${badge(s.status)}
+                        ${
+                          s.cancel_at
+                            ? html`<span class="muted">cancels ${when(s.cancel_at)}</span>`
+                            : ''
+                        }
+                        ${
+                          s.billing_held
+                            ? html`<span class="muted">held: ${s.billing_held.awaiting}</span>`
+                            : ''
+                        }
+                      </td>
                       <td>${when(s.next_charge_at)}</td>
                       <td>${when(s.current_period_end)}</td>
                       <td class="num">${s.dunning.length}</td>
