@@ -72,7 +72,7 @@ export const CONSOLE_JS = `
   if (parts.length === 0) return;
   var every = 1000;
   function tick() {
-    fetch(location.href, { credentials: 'same-origin', headers: { 'x-console-refresh': '1' } })
+    fetch(location.href, { credentials: 'same-origin' })
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (text) {
         if (text === null) return;
