@@ -260,6 +260,11 @@ export interface BatchOperationsStore {
   addCanceledRows(id: string, n: number): Promise<void>;
   /** Records on `sourceId` that `retryId` retries its failed rows. */
   linkRetry(sourceId: string, retryId: string): Promise<void>;
+  /**
+   * Ids of the `limit` most recently created batches, newest first, from the per-state indexes
+   * (each scored by creation time): `limit` entries read per state, whatever the store holds.
+   */
+  recent(limit: number): Promise<string[]>;
 }
 
 /** The batch store of ingest and the operations (approval.ts, operations.ts). */

@@ -212,6 +212,9 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
       `Dashboard: http://127.0.0.1:${port}/admin/queues  (user ${config.http.dashboard?.user ?? '(none)'}, password ${config.http.dashboard?.password ?? '(none)'})`,
     );
     deps.print(
+      `Console: http://127.0.0.1:${port}/console  (the same user and password; payments, review inbox, batches, subscriptions)`,
+    );
+    deps.print(
       `Metrics: curl -H 'Authorization: Bearer ${config.http.apiReadToken ?? config.http.apiToken}' http://127.0.0.1:${port}/metrics`,
     );
     deps.print(

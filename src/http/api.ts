@@ -12,6 +12,7 @@ import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
 import { subscriptionServiceDeps, type ServiceApp } from '../subscriptions/service.ts';
 import type { BatchDeps } from '../batches/ingest.ts';
+import { registerConsole } from '../console/plugin.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
@@ -93,6 +94,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
         }),
       (server, guard) => registerBatchRoutes(server, app, guard),
       (server) => registerBatchOpsRoutes(server, app),
+      (server) => registerConsole(server, app),
     ],
   });
   await http.listen({ port: app.config.http.port, host: app.config.http.host });

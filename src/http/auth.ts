@@ -9,6 +9,7 @@
  * | `public`    | anyone                                                | `GET /healthz`, `GET /readyz` (probes)  |
  * | `webhook`   | Sayswitch: the route checks its HMAC `payloadSignature` | `POST /webhooks/sayswitch`            |
  * | `dashboard` | HTTP basic auth, checked by the dashboard's own scope | everything under `/admin/queues`        |
+ * | `console-read` / `console-write` | dashboard credentials or a token, checked by the console's scope (console/access.ts) | GET/HEAD / other methods under `/console` |
  * | `read`      | `API_READ_TOKEN` or `API_TOKEN`                       | every other GET/HEAD (default)          |
  * | `write`     | `API_TOKEN` only; the read token gets 403             | every other method (default)            |
  *
@@ -24,10 +25,12 @@ import type {
   RouteOptions,
   onRequestAsyncHookHandler,
 } from 'fastify';
+import { CONSOLE_PATH } from '../console/paths.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
 import { apiError } from './errors.ts';
 
-export type Access = 'public' | 'read' | 'write' | 'webhook' | 'dashboard';
+export type Access =
+  'public' | 'read' | 'write' | 'webhook' | 'dashboard' | 'console-read' | 'console-write';
 
 /** The routes that do not take a bearer token, by `METHOD path`. Nothing else is exempt. */
 const EXEMPT: Readonly<Record<string, Access>> = {
@@ -46,6 +49,8 @@ export function classifyRoute(method: string, url: string): Access {
   const exempt = EXEMPT[`${m} ${url}`];
   if (exempt) return exempt;
   if (url === DASHBOARD_PATH || url.startsWith(`${DASHBOARD_PATH}/`)) return 'dashboard';
+  if (url === CONSOLE_PATH || url.startsWith(`${CONSOLE_PATH}/`))
+    return READ_METHODS.has(m) ? 'console-read' : 'console-write';
   return READ_METHODS.has(m) ? 'read' : 'write';
 }
 

@@ -154,6 +154,9 @@ export interface IntentFilter {
   type?: IntentType;
   batchId?: string;
   subscriptionId?: string;
+  currency?: Currency;
+  /** A charge's customer email, lower-case (compared ignoring case). */
+  email?: string;
   createdAfter?: number;
   createdBefore?: number;
 }

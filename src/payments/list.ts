@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { INTENT_STATES, INTENT_TYPES } from '../kernel/intent.ts';
-import { formatMajor } from '../kernel/money.ts';
+import { CURRENCIES, formatMajor } from '../kernel/money.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { IntentFilter, IntentStore } from '../kernel/ports.ts';
 
@@ -26,6 +26,15 @@ export const paymentListQuerySchema = z.strictObject({
   type: z.enum(INTENT_TYPES).optional(),
   batch: z.string().min(1).max(200).optional(),
   subscription: z.string().min(1).max(200).optional(),
+  currency: z.enum(CURRENCIES).optional(),
+  /** The customer's email of a charge (compared ignoring case). */
+  email: z
+    .string()
+    .trim()
+    .min(3)
+    .max(320)
+    .includes('@', { message: 'email must contain @' })
+    .optional(),
   created_after: instant('created_after').optional(),
   created_before: instant('created_before').optional(),
   limit: z.coerce.number().int().min(1).max(LIST_LIMIT_MAX).default(LIST_LIMIT_DEFAULT),
@@ -78,6 +87,8 @@ export async function listPayments(store: IntentStore, q: PaymentListQuery): Pro
     ...(q.type !== undefined ? { type: q.type } : {}),
     ...(q.batch !== undefined ? { batchId: q.batch } : {}),
     ...(q.subscription !== undefined ? { subscriptionId: q.subscription } : {}),
+    ...(q.currency !== undefined ? { currency: q.currency } : {}),
+    ...(q.email !== undefined ? { email: q.email.toLowerCase() } : {}),
     ...(q.created_after !== undefined ? { createdAfter: q.created_after } : {}),
     ...(q.created_before !== undefined ? { createdBefore: q.created_before } : {}),
   };

@@ -49,8 +49,13 @@ export type ResolveResult =
   /** The gateway has no final answer (`force` overrides). */
   | { status: 'gateway_unconfirmed'; gateway: GatewayWord; message: string };
 
-async function askGateway(
-  deps: ResolveDeps,
+/**
+ * What the gateway says of the intent's current reference right now (verify for a charge, lookup
+ * for a payout), as the resolution asks it; `unreachable` when it could not be asked. The operator
+ * console shows it beside the resolve form.
+ */
+export async function askGateway(
+  deps: Pick<ResolveDeps, 'gateway'>,
   intent: Intent,
 ): Promise<{ word: GatewayWord; outcome?: LookupOutcome }> {
   try {

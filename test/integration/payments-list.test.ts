@@ -140,6 +140,20 @@ describe('GET /payments', () => {
     expect((await all('created_before=2999-01-01T00:00:00Z&type=payout', 50)).length).toBe(9);
   });
 
+  it("filters by currency and by a charge's customer email, ignoring case", async () => {
+    expect((await all('email=LIST@Example.com', 3)).sort()).toEqual([...charges].sort());
+    expect(await all('email=b@example.com&batch=listb', 10)).toEqual(batchKeys);
+    expect(await all('email=nobody@example.com', 50)).toEqual([]);
+    expect((await all('currency=NGN&type=payout', 4)).sort()).toEqual([...payouts].sort());
+    expect(await all('currency=USD', 50)).toEqual([]);
+    const bad = await get('/payments?currency=XYZ&email=nope');
+    expect(bad.status).toBe(422);
+    expect((bad.body.error?.details as { field: string }[]).map((d) => d.field).sort()).toEqual([
+      'currency',
+      'email',
+    ]);
+  });
+
   it('a page does not repeat or skip when new payments arrive and states change between pages', async () => {
     const r1 = (await get('/payments?type=charge&limit=5')).body as unknown as PaymentList;
     await createPayment(deps(), charge('late1'));

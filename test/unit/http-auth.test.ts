@@ -27,6 +27,8 @@ describe('classifyRoute', () => {
     expect(classifyRoute('HEAD', '/readyz')).toBe('public');
     expect(classifyRoute('POST', '/webhooks/sayswitch')).toBe('webhook');
     expect(classifyRoute('GET', '/admin/queues')).toBe('dashboard');
+    expect(classifyRoute('GET', '/console/payments')).toBe('console-read');
+    expect(classifyRoute('POST', '/console/batches/:id/cancel')).toBe('console-write');
     expect(classifyRoute('PUT', '/admin/queues/api/queues/:q/clean/:s')).toBe('dashboard');
     // Near misses are not exempt.
     expect(classifyRoute('POST', '/healthz')).toBe('write');

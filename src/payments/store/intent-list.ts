@@ -9,6 +9,9 @@
  * | `subscription`               | the subscription's renewals         | newest first      |
  * | `state` (no batch/subs)      | the state index (`idx:state:<s>`)   | newest in state   |
  * | otherwise (`type`, dates)    | `idx:created[:<type>]`              | newest first      |
+
+`currency` and `email` (a charge's customer, ignoring case) are never walked: they are checked
+on each intent read, within the same budget.
  *
  * Date bounds on the created index are score ranges (exact). Any other filter is checked on each
  * intent the walk reads; a walk reads at most {@link SCAN_BUDGET_FACTOR} × `limit` index entries
@@ -253,11 +256,22 @@ async function matching(
 ): Promise<boolean[]> {
   const pipe = redis.pipeline();
   for (const [m] of entries)
-    pipe.hmget(k.intent(m), 'type', 'state', 'batchId', 'subscriptionId', 'createdAt');
+    pipe.hmget(
+      k.intent(m),
+      'type',
+      'state',
+      'batchId',
+      'subscriptionId',
+      'createdAt',
+      'currency',
+      ...(f.email !== undefined ? ['payee'] : []),
+    );
   const replies = (await pipe.exec()) ?? [];
   return replies.map(([err, v]) => {
     if (err) throw err;
-    const [type, state, batchId, subscriptionId, createdAt] = v as (string | null)[];
+    const [type, state, batchId, subscriptionId, createdAt, currency, payee] = v as (
+      string | null
+    )[];
     if (state === null || state === undefined) return false;
     if (f.type !== undefined && type !== f.type) return false;
     if (f.state !== undefined && state !== f.state) return false;
@@ -266,6 +280,19 @@ async function matching(
     const at = Number(createdAt);
     if (f.createdAfter !== undefined && at < f.createdAfter) return false;
     if (f.createdBefore !== undefined && at > f.createdBefore) return false;
+    if (f.currency !== undefined && currency !== f.currency) return false;
+    if (f.email !== undefined && emailOf(payee) !== f.email) return false;
     return true;
   });
+}
+
+/** A charge payee's email, lower-case (the payee is stored as JSON); undefined for a payout. */
+function emailOf(payee: string | null | undefined): string | undefined {
+  if (!payee) return undefined;
+  try {
+    const p = JSON.parse(payee) as { email?: unknown };
+    return typeof p.email === 'string' ? p.email.toLowerCase() : undefined;
+  } catch {
+    return undefined;
+  }
 }

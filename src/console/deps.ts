@@ -1,0 +1,54 @@
+/**
+ * What the console needs of the application: the same ports the HTTP routes get, from which it
+ * builds the same capability services' dependencies (the composition root's `App` fits).
+ */
+import type { Clock } from '../kernel/clock.ts';
+import type { PaymentGateway } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { BatchDeps } from '../batches/ingest.ts';
+import type { ResolveDeps } from '../payments/resolve.ts';
+import {
+  subscriptionServiceDeps,
+  type ServiceApp,
+  type SubscriptionServiceDeps,
+} from '../subscriptions/service.ts';
+
+/** The slice of the application (`App`, `ApiApp`) the console is built from. */
+export interface ConsoleApp extends ServiceApp, BatchDeps {
+  clock: Clock;
+  logger: Logger;
+  gateway: PaymentGateway;
+  config: ServiceApp['config'] & {
+    reconcile: { resolveUnknownAfterMs: number };
+    batchApproval: 'none' | 'payouts' | 'all';
+    http: {
+      apiToken: string;
+      apiReadToken?: string;
+      dashboard?: { user: string; password: string };
+      dashboardReadOnly: boolean;
+    };
+  };
+}
+
+/** The services' dependencies, built once when the console is registered. */
+export interface ConsoleDeps {
+  batch: BatchDeps;
+  resolve: ResolveDeps;
+  subs: SubscriptionServiceDeps;
+  app: ConsoleApp;
+}
+
+export function consoleDeps(app: ConsoleApp): ConsoleDeps {
+  return {
+    app,
+    batch: app,
+    resolve: {
+      store: app.store,
+      gateway: app.gateway,
+      clock: app.clock,
+      logger: app.logger.child({ component: 'resolve' }),
+      unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
+    },
+    subs: subscriptionServiceDeps(app),
+  };
+}

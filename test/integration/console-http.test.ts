@@ -1,0 +1,278 @@
+/**
+ * The operator console without a browser (docs/console.md): who may open it and act in it, the
+ * CSRF check of its forms, escaping of everything it renders, and that no card token, sealed
+ * field or full account number reaches a page. Real app (api role), real Redis, real sandbox.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { submitBatch } from '../../src/batches/ingest.ts';
+import { createPayment } from '../../src/payments/create.ts';
+import {
+  createSubscriptionFromBody,
+  subscriptionServiceDeps,
+} from '../../src/subscriptions/service.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+const READ_TOKEN = 'test-read-token-0123456789';
+const USER = 'ops';
+const PASSWORD = 'console pass';
+const BASIC = { authorization: `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString('base64')}` };
+const WRITE = { authorization: `Bearer ${TEST_API_TOKEN}` };
+const READ = { authorization: `Bearer ${READ_TOKEN}` };
+const SCRIPT = '<script>window.__xss = 1</script>';
+const CARD_TOKEN = 'tok_console_secret_0123456789abcdef';
+
+let sandbox: Sandbox;
+let t: TestApp;
+let http: FastifyInstance;
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  t = await startTestApp({
+    sandboxUrl: sandbox.url,
+    roles: ['api'],
+    env: { API_READ_TOKEN: READ_TOKEN, DASHBOARD_USER: USER, DASHBOARD_PASSWORD: PASSWORD },
+  });
+  http = t.running.http!;
+  const created = await createPayment(
+    {
+      store: t.app.store,
+      dispatcher: t.app.dispatcher,
+      sealer: t.app.sealer,
+      clock: t.app.clock,
+      hashKey: t.app.config.dataEncryptionKey,
+    },
+    {
+      type: 'charge',
+      key: 'xss-1',
+      email: 'ada@example.com',
+      amount: '1500.50',
+      currency: 'NGN',
+      card_token: CARD_TOKEN,
+      narration: SCRIPT,
+    },
+  );
+  expect(created.status).toBe('created');
+  const batch = await submitBatch(t.app, {
+    input:
+      'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration,meta_note\n' +
+      `x1,0123456789,058,GTBank,Ada Obi,2500,NGN,"${SCRIPT.replace(/"/g, '""')}","<img src=x onerror=alert(1)>"\n`,
+    type: 'payout',
+    id: 'console-xss',
+    sourceName: '<b>evil</b>.csv',
+  });
+  expect(batch.status).toBe('created');
+});
+
+afterAll(async () => {
+  await t?.close();
+  await sandbox?.close();
+});
+
+const get = (url: string, headers: Record<string, string> = BASIC) =>
+  http.inject({ method: 'GET', url, headers });
+const post = (url: string, form: Record<string, string>, headers: Record<string, string> = BASIC) =>
+  http.inject({
+    method: 'POST',
+    url,
+    headers: { ...headers, 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams(form).toString(),
+  });
+
+/** The CSRF token the console put in a page's forms. */
+async function csrfOf(url: string): Promise<string> {
+  const page = await get(url);
+  const m = /name="_csrf" value="([^"]+)"/.exec(page.body);
+  expect(m, `a form with a CSRF token on ${url}`).not.toBeNull();
+  return m![1]!;
+}
+
+describe('console access', () => {
+  it('answers 401 without credentials or with wrong ones, and reads with either credential', async () => {
+    for (const url of ['/console', '/console/payments', '/console/inbox', '/console/batches']) {
+      const none = await get(url, {});
+      expect(none.statusCode, url).toBe(401);
+      expect(none.headers['www-authenticate']).toMatch(/^Basic /);
+      const wrong = `Basic ${Buffer.from(`${USER}:nope`).toString('base64')}`;
+      expect((await get(url, { authorization: wrong })).statusCode, url).toBe(401);
+      expect((await get(url, { authorization: 'Bearer nope' })).statusCode, url).toBe(401);
+    }
+    for (const headers of [BASIC, READ, WRITE]) {
+      const res = await get('/console/payments', headers);
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+      expect(res.headers['content-security-policy']).toContain("script-src 'self'");
+    }
+  });
+
+  it('refuses actions from the read token, across sites, and without the form token', async () => {
+    const url = '/console/batches/console-xss/cancel';
+    const read = await post(url, {}, READ);
+    expect(read.statusCode).toBe(403);
+    const token = await csrfOf('/console/batches/console-xss');
+    const noToken = await post(url, {});
+    expect(noToken.statusCode).toBe(403);
+    const wrongToken = await post(url, { _csrf: `${token}x` });
+    expect(wrongToken.statusCode).toBe(403);
+    const crossSite = await post(
+      url,
+      { _csrf: token },
+      { ...BASIC, 'sec-fetch-site': 'cross-site' },
+    );
+    expect(crossSite.statusCode).toBe(403);
+    const foreign = await post(url, { _csrf: token }, { ...BASIC, origin: 'https://evil.example' });
+    expect(foreign.statusCode).toBe(403);
+    // Nothing was canceled by any of them.
+    expect((await t.app.batches.get('console-xss'))?.canceledAt).toBeUndefined();
+  });
+
+  it('resolving needs a note: refused with the reason, the payment unchanged', async () => {
+    const token = await csrfOf('/console/batches/console-xss');
+    const res = await post('/console/payments/api_xss-1/resolve', {
+      _csrf: token,
+      outcome: 'failed',
+      note: '   ',
+    });
+    expect(res.statusCode).toBe(303);
+    expect(res.headers.location).toBe('/console/inbox/api_xss-1');
+    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
+    const next = await get('/console/inbox/api_xss-1', { ...BASIC, cookie });
+    expect(next.body).toContain('note is required');
+    expect((await t.app.store.get('api_xss-1'))?.state).toBe('queued');
+  });
+});
+
+describe('console actions', () => {
+  /** POSTs a console form as a browser would and follows the redirect: the page's flash text. */
+  let token: string | undefined;
+  async function act(url: string, form: Record<string, string> = {}) {
+    // The token is the operator's (one per identity): read once, while the batch page has forms.
+    token ??= await csrfOf('/console/batches/console-xss');
+    const res = await post(url, { _csrf: token, ...form });
+    expect(res.statusCode, url).toBe(303);
+    const cookie = String(res.headers['set-cookie']).split(';')[0]!;
+    const next = await get(String(res.headers.location), { ...BASIC, cookie });
+    return /class="flash (ok|error)"[^>]*>\s*([^<]*)/.exec(next.body)?.slice(1) ?? [];
+  }
+
+  it('pause, resume and cancel a subscription through the subscription service', async () => {
+    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
+      id: 'console-sub',
+      customer_email: 'sub@example.com',
+      card_token: 'tok_console_sub_0123456789',
+      amount: '49.99',
+      currency: 'NGN',
+      interval: 'month',
+      interval_count: 1,
+      anchor: '2030-01-31T09:00:00+01:00',
+      timezone: 'Africa/Lagos',
+    });
+    expect(created.status).toBe('created');
+    const base = '/console/subscriptions/console-sub';
+    const bad = await act(`${base}/pause`, { resume_at: 'tomorrow' });
+    expect(bad[0]).toBe('error');
+    expect(bad[1]).toContain('resume_at');
+    expect((await act(`${base}/pause`))[0]).toBe('ok');
+    expect((await t.app.subscriptions.get('console-sub'))?.sub.status).toBe('paused');
+    expect((await act(`${base}/resume`))[0]).toBe('ok');
+    expect((await t.app.subscriptions.get('console-sub'))?.sub.status).toBe('active');
+    expect((await act(`${base}/cancel`, { at_period_end: 'true' }))[0]).toBe('ok');
+    const sub = (await t.app.subscriptions.get('console-sub'))?.sub;
+    expect(sub?.cancelAtPeriodEnd).toBe(true);
+    const page = await get(base);
+    expect(page.body).toContain('49.99');
+    expect(page.body).not.toContain('tok_console_sub_0123456789');
+  });
+
+  it("cancels a batch's unsent rows through the batch service, as the operator", async () => {
+    const [kind, text] = await act('/console/batches/console-xss/cancel');
+    expect(kind).toBe('ok');
+    expect(text).toContain('1 unsent rows failed as canceled');
+    expect((await t.app.batches.get('console-xss'))?.canceledBy).toBe(`console:${USER}`);
+    // Nothing to retry: canceled rows are not failed by the gateway's word.
+    const retry = await act('/console/batches/console-xss/retry-failed');
+    expect(retry[1]).toMatch(/no failed rows to retry|not final yet/);
+    expect((await act('/console/batches/no%20such/approve'))[0]).toBe('error');
+  });
+});
+
+describe('the review inbox', () => {
+  it('lists unknown payments older than RESOLVE_UNKNOWN_AFTER and counts the younger ones', async () => {
+    const deps = {
+      store: t.app.store,
+      dispatcher: t.app.dispatcher,
+      sealer: t.app.sealer,
+      clock: t.app.clock,
+      hashKey: t.app.config.dataEncryptionKey,
+    };
+    const hourMs = 3_600_000;
+    for (const [key, at] of [
+      ['old-unknown', Date.now() - 2 * hourMs],
+      ['young-unknown', Date.now()],
+    ] as const) {
+      const r = await createPayment(deps, {
+        type: 'charge',
+        key,
+        email: 'inbox@example.com',
+        amount: '10.00',
+        currency: 'NGN',
+        card_token: 'tok_inbox_0123456789',
+      });
+      if (r.status !== 'created') throw new Error(r.status);
+      expect((await t.app.store.transition(r.intent.key, 'submitting', at)).ok).toBe(true);
+      expect((await t.app.store.transition(r.intent.key, 'unknown', at)).ok).toBe(true);
+    }
+    const inbox = await get('/console/inbox');
+    const unknown = /<section id="unknown">([\s\S]*?)<\/section>/.exec(inbox.body)?.[1] ?? '';
+    expect(unknown).toContain('data-key="api_old-unknown"');
+    expect(unknown).not.toContain('api_young-unknown');
+    expect(unknown).toContain('1 younger unknown payments');
+  });
+});
+
+describe('console rendering', () => {
+  it('escapes a narration, a meta_* column and a file name; no card token or sealed field', async () => {
+    const charge = await get('/console/payments/api_xss-1');
+    expect(charge.statusCode).toBe(200);
+    expect(charge.body).not.toContain(SCRIPT);
+    expect(charge.body).toContain('&lt;script&gt;window.__xss = 1&lt;/script&gt;');
+    expect(charge.body).toContain('1,500.50');
+    expect(charge.body).not.toContain(CARD_TOKEN);
+    const intent = await t.app.store.get('api_xss-1');
+    if (intent?.payee.kind !== 'charge') throw new Error('expected a charge');
+    expect(charge.body).not.toContain(intent.payee.cardTokenSealed);
+
+    const row = await get('/console/payments/bat_console-xss_x1');
+    expect(row.statusCode).toBe(200);
+    expect(row.body).not.toContain('<img src=x');
+    expect(row.body).toContain('&lt;img src=x onerror=alert(1)&gt;');
+    expect(row.body).toContain('&lt;script&gt;');
+    // The account number is shown by its last four digits only.
+    expect(row.body).not.toContain('0123456789');
+    expect(row.body).toContain('••••6789');
+
+    const list = await get('/console/batches');
+    expect(list.body).toContain('href="/console/batches/console-xss"');
+    expect(list.body).not.toContain('<b>evil</b>');
+    const batch = await get('/console/batches/console-xss');
+    expect(batch.body).not.toContain('<b>evil</b>');
+    expect(batch.body).toContain('&lt;b&gt;evil&lt;/b&gt;.csv');
+  });
+
+  it('a search echoes the query escaped; an email finds its payments; a key opens the payment', async () => {
+    const q = encodeURIComponent('"><script>x</script>');
+    const res = await get(`/console/payments?q=${q}`);
+    expect(res.body).not.toContain('<script>x</script>');
+    expect(res.body).toContain('&quot;&gt;&lt;script&gt;x&lt;/script&gt;');
+
+    const byEmail = await get('/console/payments?q=ADA%40example.com');
+    expect(byEmail.body).toContain('data-key="api_xss-1"');
+    const byKey = await get('/console/payments?q=xss-1');
+    expect(byKey.statusCode).toBe(303);
+    expect(byKey.headers.location).toBe('/console/payments/api_xss-1');
+    const byCurrency = await get('/console/payments?currency=USD');
+    expect(byCurrency.body).not.toContain('data-key="api_xss-1"');
+  });
+});
