@@ -144,7 +144,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   const routed = sharded ? shardedDispatcher(shardDispatchers, layout) : undefined;
   const dispatcher: QueueDispatcher = routed ?? shardDispatchers[0]!;
   const events: EventLog = sharded ? new ShardedEventLog(shardEvents) : shardEvents[0]!;
-  const epoch = new DeploymentEpoch(storeRedis, prefix);
+  // One epoch record per key group: each master of a cluster can lose its data on its own.
+  const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
   const metrics = createMetrics();
   const sayswitch = (): PaymentGateway =>
     new SayswitchGateway({

@@ -140,7 +140,19 @@ describe('on a Redis Cluster with replicas', () => {
     await worker.exited;
 
     const open = [...current].filter(([, s]) => !FINAL.has(s));
-    expect(open, worker.output().slice(-15_000)).toEqual([]);
+    // On failure: where each open payment is, and its history, to tell a stuck queue from a loss.
+    const diagnosis = async () =>
+      JSON.stringify(
+        await Promise.all(
+          open.map(async ([key]) => ({
+            key,
+            shard: api.app.layout.shardOf(key),
+            history: await api.app.store.history(key),
+          })),
+        ),
+      );
+    if (open.length > 0) console.log(await diagnosis(), worker.output().slice(-15_000));
+    expect(open).toEqual([]);
     expect(acknowledged.length).toBeGreaterThan(N / 2);
 
     const perIntent = new Map<string, number>();

@@ -50,6 +50,20 @@ describe('REDIS_SHARDS', () => {
     await (await startRoles(await open(prefix, 1), [])).stop();
   });
 
+  it('notices a data loss in any one shard (one epoch per key group)', async () => {
+    const app = await open(uniquePrefix('shards'), 3);
+    const running = await startRoles(app, []);
+    expect((await app.ready()).ok).toBe(true);
+    await app.redis.del(`${app.layout.shard(2)}:epoch`);
+    const seen = await app.epoch.check(Date.now());
+    expect(seen.verdict).toBe('detected');
+    expect(await app.ready()).toEqual({ ok: false, reason: 'redis_data_lost' });
+    expect(await app.epoch.acknowledge(Date.now())).toBe(true);
+    await app.epoch.check(Date.now());
+    expect((await app.ready()).ok).toBe(true);
+    await running.stop();
+  });
+
   it('spreads payments over the shards and lists them across shards by state', async () => {
     const app = await open(uniquePrefix('shards'), 3);
     const deps = {
