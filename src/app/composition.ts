@@ -34,7 +34,7 @@ import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
 import { RedisEventLog } from '../infra/redis/event-log.ts';
-import { assertRedisReady, probeWrites } from '../infra/redis/redis-check.ts';
+import { assertRedisReady, assertRedisTopology, probeWrites } from '../infra/redis/redis-check.ts';
 import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
@@ -420,6 +420,7 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     allowEviction: app.config.redis.allowEviction,
   });
   if ('warning' in check && check.warning) app.logger.warn(check.warning);
+  await assertRedisTopology(app.redis);
   await assertShardCount(app.redis, app.layout);
   const epoch = await app.epoch.open(app.clock.now());
   if (epoch.lost) {

@@ -8,10 +8,14 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApp, startRoles } from '../../src/app/composition.ts';
 import { batchStatus } from '../../src/batches/status.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { RedisClusterNotConfiguredError } from '../../src/infra/redis/redis-check.ts';
+import { keySlot } from '../../src/infra/redis/shards.ts';
 import { createSubscriptionFromBody } from '../../src/subscriptions/service.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { startTestApp, TEST_API_TOKEN, testConfig, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
 import { uniquePrefix } from '../support/redis.ts';
@@ -164,6 +168,28 @@ describe('on a Redis Cluster with three shards', () => {
     expect(all.filter((k) => !tags.some((tag) => k.startsWith(`${tag}:`)))).toEqual([]);
     for (const [port, keys] of byMaster) {
       expect(keys.length, `master ${port} holds none of the run's keys`).toBeGreaterThan(0);
+    }
+  });
+
+  it('refuses a plain REDIS_URL to a cluster node, and its readiness says so', async () => {
+    const node = cluster.nodes[0]!.port;
+    // A prefix whose readiness key another master owns: the plain connection gets MOVED.
+    let prefix = uniquePrefix('clplain');
+    while ((await cluster.masterOf(keySlot(`${prefix}:readyz`))) === node) {
+      prefix = uniquePrefix('clplain');
+    }
+    const app = openApp(
+      await testConfig(prefix, { REDIS_URL: `redis://127.0.0.1:${node}` }),
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      const err = await startRoles(app, ['worker']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RedisClusterNotConfiguredError);
+      expect((err as Error).message).toContain('REDIS_CLUSTER_NODES');
+      await app.health.waitUntilUp(5_000);
+      expect(await app.ready()).toEqual({ ok: false, reason: 'redis_unavailable' });
+    } finally {
+      await app.close();
     }
   });
 

@@ -138,3 +138,30 @@ export async function probeWrites(redis: Redis, prefixes: readonly string[]): Pr
   );
   return replies.every((r) => r === 'OK');
 }
+
+/** REDIS_URL points at a node of a Redis Cluster but REDIS_CLUSTER_NODES is not set. */
+export class RedisClusterNotConfiguredError extends FatalError {
+  constructor() {
+    super(
+      'REDIS_URL points at a node of a Redis Cluster (cluster_enabled:1), but REDIS_CLUSTER_NODES ' +
+        "is not set: a plain connection cannot follow the cluster's slots (MOVED, CROSSSLOT). Set " +
+        'REDIS_CLUSTER_NODES=host:port,... (docs/operations.md, "Redis Cluster").',
+      'redis_cluster_not_configured',
+    );
+    this.name = 'RedisClusterNotConfiguredError';
+  }
+}
+
+/**
+ * Refuses a standalone configuration against a cluster node (INFO cluster says
+ * `cluster_enabled:1`): it would start, then fail every multi-key script. A server that does not
+ * answer INFO cluster (some managed proxies) is taken as standalone.
+ */
+export async function assertRedisTopology(redis: Redis): Promise<void> {
+  if (redis.isCluster) return;
+  const info = await redis.info('cluster').catch((err: unknown) => {
+    if (isReplyError(err)) return '';
+    throw err;
+  });
+  if (/^cluster_enabled:1\s*$/m.test(info)) throw new RedisClusterNotConfiguredError();
+}
