@@ -132,6 +132,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   // One store, dispatcher and events stream per shard; with several, routers over them
   // (infra/redis/shards.ts). Shard 0's prefix is the group's.
   const prefixes = layout.shardPrefixes();
+  // (A limit a store enforces per prefix — e.g. an outbound rate in its claim script — is the
+  // deployment's limit divided by layout.shards for each shard's store.)
   const shardStores = prefixes.map((p) => new RedisIntentStore(storeRedis, p));
   const shardDispatchers = prefixes.map((p) =>
     createDispatcher(queueRedis, p, (err) => health.onError(err, 'queue')),

@@ -64,6 +64,21 @@ describe('REDIS_SHARDS', () => {
     await running.stop();
   });
 
+  it('runs submit and reconcile workers for the served shards only', async () => {
+    const prefix = uniquePrefix('shards');
+    const app = openApp(
+      await testConfig(prefix, { REDIS_SHARDS: '3', REDIS_SHARDS_SERVED: '1,2' }),
+      createLogger({ level: 'silent' }),
+    );
+    opened.push(app);
+    const running = await startRoles(app, ['worker', 'reconciler']);
+    const where = (name: string) =>
+      running.workers.filter((w) => w.name === name).map((w) => w.opts.prefix);
+    expect(where('charges')).toEqual([app.layout.shard(1), app.layout.shard(2)]);
+    expect(where('reconcile')).toEqual([app.layout.shard(1), app.layout.shard(2)]);
+    await running.stop();
+  });
+
   it('spreads payments over the shards and lists them across shards by state', async () => {
     const app = await open(uniquePrefix('shards'), 3);
     const deps = {
