@@ -3,7 +3,8 @@
  * the dispatcher), and starts roles from one table, role → modules. Each capability says in its
  * `module.ts` what it runs in a role; this file only decides which modules a role runs and maps
  * configuration onto their ports. `main.ts` (the process entry) and the tests use it; nothing here
- * reads process.env.
+ * reads process.env. Over 400 lines on purpose: building the ports and starting the roles are one
+ * reading of the deployment; the per-shard wiring already lives in shard-ports.ts.
  */
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -26,28 +27,19 @@ import {
   type RoleContribution,
   type Stoppable,
 } from '../infra/module.ts';
-import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatcher.ts';
-import { QUEUES } from '../infra/queues/names.ts';
+import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
-import { RedisEventLog } from '../infra/redis/event-log.ts';
 import { assertRedisReady, assertRedisTopology, probeWrites } from '../infra/redis/redis-check.ts';
 import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
-import { RedisIntentStore } from '../payments/store/intent-store.ts';
-import { ShardedIntentStore, type IntentStoreSurface } from '../payments/store/sharded-store.ts';
-import {
-  SHARD_QUEUES,
-  shardedDispatcher,
-  summedQueue,
-  type QueueGauge,
-} from '../infra/queues/sharded-dispatcher.ts';
-import { ShardedEventLog } from '../infra/redis/sharded-event-log.ts';
+import type { IntentStoreSurface } from '../payments/store/sharded-store.ts';
+import { SHARD_QUEUES } from '../infra/queues/sharded-dispatcher.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
@@ -57,6 +49,7 @@ import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/mo
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
 import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
 import { startPlatformWatch } from './platform-watch.ts';
+import { shardPorts } from './shard-ports.ts';
 
 export { ROLES, type Role };
 
@@ -129,23 +122,12 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   const queueRedis = createFailFastRedis(target);
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
   const prefix = layout.group;
-  // One store, dispatcher and events stream per shard; with several, routers over them
-  // (infra/redis/shards.ts). Shard 0's prefix is the group's.
-  const prefixes = layout.shardPrefixes();
-  // (A limit a store enforces per prefix — e.g. an outbound rate in its claim script — is the
-  // deployment's limit divided by layout.shards for each shard's store.)
-  const shardStores = prefixes.map((p) => new RedisIntentStore(storeRedis, p));
-  const shardDispatchers = prefixes.map((p) =>
-    createDispatcher(queueRedis, p, (err) => health.onError(err, 'queue')),
+  // One store, dispatcher and events stream per shard, behind one of each (app/shard-ports.ts).
+  const { store, dispatcher, events, queueGauges } = shardPorts(
+    layout,
+    { store: storeRedis, queue: queueRedis },
+    (err) => health.onError(err, 'queue'),
   );
-  const shardEvents = prefixes.map((p) => new RedisEventLog(storeRedis, p));
-  const sharded = layout.shards > 1;
-  const store: IntentStoreSurface = sharded
-    ? new ShardedIntentStore(shardStores, layout)
-    : shardStores[0]!;
-  const routed = sharded ? shardedDispatcher(shardDispatchers, layout) : undefined;
-  const dispatcher: QueueDispatcher = routed ?? shardDispatchers[0]!;
-  const events: EventLog = sharded ? new ShardedEventLog(shardEvents) : shardEvents[0]!;
   // One epoch record per key group: each master of a cluster can lose its data on its own.
   const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
   const metrics = createMetrics();
@@ -180,9 +162,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   );
   metrics.collectOnScrape({
     store,
-    queues: Object.values(QUEUES).map((q): QueueGauge =>
-      routed ? summedQueue(routed.queuesOf(q)) : dispatcher.queue(q),
-    ),
+    queues: queueGauges(),
   });
   metrics.watchPlatform({
     redisUp: () => health.isUp(),
