@@ -25,7 +25,14 @@ const children: BillingChild[] = [];
 
 beforeAll(async () => {
   cluster = await startLocalCluster({ replicas: 1 });
-  sandbox = await startTestSandbox({ settleMs: 200, hangMs: 1_500, latencyMs: 20 });
+  // Faults (54–57: timeouts, 500s, 429s) keep references in doubt across the crashes.
+  sandbox = await startTestSandbox({
+    faultRate: 0.15,
+    seed: 11,
+    settleMs: 200,
+    hangMs: 1_500,
+    latencyMs: 20,
+  });
   const prefix = uniquePrefix('clfo');
   env = {
     ...FAST_ENV,
@@ -162,6 +169,16 @@ describe('on a Redis Cluster with replicas', () => {
       perIntent.set(key, (perIntent.get(key) ?? 0) + 1);
     }
     expect([...perIntent].filter(([, n]) => n > 1)).toEqual([]);
+    // The store agrees with the ledger: succeeded moved money under its reference, failed did not.
+    const ledger = sandbox.ledger().references;
+    const disagree: string[] = [];
+    for (const [key, state] of current) {
+      const intent = await api.app.store.get(key);
+      const moved = ledger[intent?.reference ?? '']?.moneyMoved === true;
+      if (state === 'succeeded' && !moved) disagree.push(`${key} succeeded, nothing moved`);
+      if (state === 'failed' && perIntent.has(key)) disagree.push(`${key} failed, money moved`);
+    }
+    expect(disagree).toEqual([]);
     const counts: Record<string, number> = {};
     for (const s of current.values()) counts[s] = (counts[s] ?? 0) + 1;
     console.log('cluster failover final states', counts, {
