@@ -124,11 +124,20 @@ describe('on a Redis Cluster with replicas', () => {
       if (i === N / 2) {
         // A master holding shard 1 dies; its replica is promoted.
         await cluster.nodes.find((n) => n.port === victim)!.server.stop('SIGKILL');
+        // Readiness writes to every group: it answers 503 until the replica took over.
+        await until(() => api.app.ready().then((r) => !r.ok), {
+          what: 'readiness failing while a master is down',
+          timeoutMs: 10_000,
+        });
       }
       if ((await post(i)) === 201) acknowledged.push(`api_fo${i}`);
     }
     await cluster.waitHealthy(3);
     expect(await cluster.masters()).not.toContain(victim);
+    await until(() => api.app.ready().then((r) => r.ok), {
+      what: 'readiness back after the failover',
+      timeoutMs: 20_000,
+    });
 
     const states = async () => {
       const out = new Map<string, string>();
