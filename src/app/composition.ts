@@ -3,7 +3,8 @@
  * the dispatcher), and starts roles from one table, role → modules. Each capability says in its
  * `module.ts` what it runs in a role; this file only decides which modules a role runs and maps
  * configuration onto their ports. `main.ts` (the process entry) and the tests use it; nothing here
- * reads process.env.
+ * reads process.env. Over 400 lines on purpose: building the ports and starting the roles are one
+ * reading of the deployment; the per-shard wiring already lives in shard-ports.ts.
  */
 import type { Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
@@ -26,19 +27,19 @@ import {
   type RoleContribution,
   type Stoppable,
 } from '../infra/module.ts';
-import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatcher.ts';
-import { QUEUES } from '../infra/queues/names.ts';
+import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
 import { startWorker } from '../infra/queues/worker-factory.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
-import { RedisEventLog } from '../infra/redis/event-log.ts';
-import { assertRedisReady } from '../infra/redis/redis-check.ts';
+import { assertRedisReady, assertRedisTopology, probeWrites } from '../infra/redis/redis-check.ts';
+import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
-import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import type { IntentStoreSurface } from '../payments/store/sharded-store.ts';
+import { SHARD_QUEUES } from '../infra/queues/sharded-dispatcher.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
@@ -48,6 +49,7 @@ import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/mo
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
 import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
 import { startPlatformWatch } from './platform-watch.ts';
+import { shardPorts } from './shard-ports.ts';
 
 export { ROLES, type Role };
 
@@ -57,14 +59,22 @@ export interface App {
   clock: Clock;
   /** BullMQ's workers' connection (waits through outages); also the demo's clean-up. Features never get it. */
   redis: Redis;
+  /** The deployment's key groups (QUEUE_PREFIX, shards, cluster hash tags): infra/redis/shards.ts. */
+  layout: KeyLayout;
   /** Whether Redis answers, from every connection's events; logs each outage once. */
   health: RedisHealth;
   /** The deployment epoch: how a data loss in Redis is noticed (infra/redis/epoch.ts). */
   epoch: DeploymentEpoch;
-  /** Readiness: Redis answers within a second and no data loss waits to be acknowledged. */
+  /**
+   * Readiness: every key group accepts a write (on a cluster: every master holding our slots)
+   * within half a second, and no data loss waits to be acknowledged.
+   */
   ready(): Promise<{ ok: true } | { ok: false; reason: 'redis_unavailable' | 'redis_data_lost' }>;
-  /** The concrete store: tests reach its extra helpers; features get the IntentStore port. */
-  store: RedisIntentStore;
+  /**
+   * The concrete store (one shard's, or the router over every shard's): tests reach its extra
+   * helpers; features get the IntentStore port.
+   */
+  store: IntentStoreSurface;
   /** Subscription records (concrete, like `store`); features get the SubscriptionStore port. */
   subscriptions: RedisSubscriptionStore;
   /** Batch records (concrete, like `store`); features get the BatchStore port. */
@@ -89,19 +99,37 @@ export interface AppOverrides {
 
 /** Connects to Redis and builds every adapter. Nothing runs until roles are started. */
 export function openApp(config: Config, logger: Logger, overrides: AppOverrides = {}): App {
-  const health = new RedisHealth(config.redis.url, logger.child({ component: 'redis' }));
+  const nodes = config.redis.clusterNodes;
+  const layout = keyLayout({
+    prefix: config.redis.prefix,
+    shards: config.redis.shards,
+    served: config.redis.shardsServed,
+    cluster: nodes !== undefined,
+  });
+  const target = { url: config.redis.url, ...(nodes ? { clusterNodes: nodes } : {}) };
+  const health = new RedisHealth(
+    config.redis.url,
+    logger.child({ component: 'redis' }),
+    Date.now,
+    nodes ? `cluster ${nodes.map((n) => `${n.host}:${n.port}`).join(',')}` : undefined,
+  );
   // BullMQ's workers wait through an outage (blocking commands must not give up). The stores, the
   // gateway rate limiter and the queues' producers fail fast instead, so a request or a command
   // answers "Redis unavailable" in bounded time; the stores' many small commands share round
   // trips (auto-pipelining).
-  const redis = createRedis(config.redis.url);
-  const storeRedis = createFailFastRedis(config.redis.url, { enableAutoPipelining: true });
-  const queueRedis = createFailFastRedis(config.redis.url);
+  const redis = createRedis(target);
+  const storeRedis = createFailFastRedis(target, { enableAutoPipelining: true });
+  const queueRedis = createFailFastRedis(target);
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
-  const prefix = config.redis.prefix;
-  const store = new RedisIntentStore(storeRedis, prefix);
-  const dispatcher = createDispatcher(queueRedis, prefix, (err) => health.onError(err, 'queue'));
-  const epoch = new DeploymentEpoch(storeRedis, prefix);
+  const prefix = layout.group;
+  // One store, dispatcher and events stream per shard, behind one of each (app/shard-ports.ts).
+  const { store, dispatcher, events, queueGauges } = shardPorts(
+    layout,
+    { store: storeRedis, queue: queueRedis },
+    (err) => health.onError(err, 'queue'),
+  );
+  // One epoch record per key group: each master of a cluster can lose its data on its own.
+  const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
   const metrics = createMetrics();
   const sayswitch = (): PaymentGateway =>
     new SayswitchGateway({
@@ -134,7 +162,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   );
   metrics.collectOnScrape({
     store,
-    queues: Object.values(QUEUES).map((q) => dispatcher.queue(q)),
+    queues: queueGauges(),
   });
   metrics.watchPlatform({
     redisUp: () => health.isUp(),
@@ -146,19 +174,23 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     logger,
     clock: overrides.clock ?? systemClock,
     redis,
+    layout,
     health,
     epoch,
     async ready() {
       if (!health.isUp()) return { ok: false, reason: 'redis_unavailable' };
-      const ping = await withDeadline(storeRedis.ping(), READY_PING_MS).catch(() => undefined);
-      if (ping !== 'PONG') return { ok: false, reason: 'redis_unavailable' };
+      const wrote = await withDeadline(
+        probeWrites(storeRedis, layout.allPrefixes()),
+        READY_PING_MS,
+      ).catch(() => false);
+      if (!wrote) return { ok: false, reason: 'redis_unavailable' };
       if (epoch.isLost()) return { ok: false, reason: 'redis_data_lost' };
       return { ok: true };
     },
     store,
     subscriptions: new RedisSubscriptionStore(storeRedis, prefix),
     batches: new RedisBatchStore(storeRedis, prefix),
-    events: new RedisEventLog(storeRedis, prefix),
+    events,
     dispatcher,
     gateway,
     rateLimiter,
@@ -190,7 +222,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   };
 }
 
-/** How long readiness waits for Redis's PING. */
+/** How long readiness waits for its probe writes. */
 const READY_PING_MS = 500;
 /** How long closing the app waits for Redis before dropping the connections. */
 const CLOSE_MS = 2_000;
@@ -337,10 +369,17 @@ export async function startContribution(
   c: RoleContribution,
   opts: { lockDurationMs?: number } = {},
 ): Promise<RunningModule> {
-  const workers = (c.jobs ?? []).map((jobs) =>
+  // A queue every shard has runs one worker per served shard (shard 0's prefix is the group's).
+  const { layout } = app;
+  const placed = (c.jobs ?? []).flatMap((jobs) =>
+    layout.shards > 1 && SHARD_QUEUES.includes(jobs.queue)
+      ? layout.served.map((n) => ({ jobs, prefix: layout.shard(n) }))
+      : [{ jobs, prefix: layout.group }],
+  );
+  const workers = placed.map(({ jobs, prefix }) =>
     startWorker(jobs.queue, jobs.handlers as never, processorDeps(app, jobs), {
       connection: app.redis,
-      prefix: app.config.redis.prefix,
+      prefix,
       concurrency: jobs.concurrency ?? app.config.worker.concurrency,
       lockDurationMs: opts.lockDurationMs ?? app.config.worker.lockDurationMs,
       ...(jobs.backoffMs ? { backoffMs: jobs.backoffMs } : {}),
@@ -363,6 +402,8 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     allowEviction: app.config.redis.allowEviction,
   });
   if ('warning' in check && check.warning) app.logger.warn(check.warning);
+  await assertRedisTopology(app.redis);
+  await assertShardCount(app.redis, app.layout);
   const epoch = await app.epoch.open(app.clock.now());
   if (epoch.lost) {
     app.logger.error(

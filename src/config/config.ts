@@ -7,6 +7,13 @@
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import { parseDurationMs, parseScheduleMs } from './duration.ts';
+import {
+  clusterNodes,
+  MAX_SHARDS,
+  queuePrefix,
+  shardProblems,
+  shardsServed,
+} from './redis-cluster.ts';
 
 /** Secrets: their values never appear in an error message or a log line. */
 export const SECRET_VARIABLES = [
@@ -138,11 +145,10 @@ const envSchema = z.object({
     .optional()
     .default('redis://127.0.0.1:6379')
     .refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
-  QUEUE_PREFIX: z
-    .string()
-    .optional()
-    .default('billing')
-    .refine((v) => /^[A-Za-z0-9_-]{1,32}$/.test(v), 'must be 1-32 letters, digits, "_" or "-"'),
+  QUEUE_PREFIX: queuePrefix,
+  REDIS_CLUSTER_NODES: clusterNodes,
+  REDIS_SHARDS: int(1, 1, MAX_SHARDS),
+  REDIS_SHARDS_SERVED: shardsServed,
   REDIS_ALLOW_EVICTION: bool(false),
   SAYSWITCH_BASE_URL: z
     .string()
@@ -220,7 +226,17 @@ export const CONFIG_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
 /** Validated, typed configuration: what every role and adapter is built from. */
 export interface Config {
   nodeEnv: Env['NODE_ENV'];
-  redis: { url: string; prefix: string; allowEviction: boolean };
+  redis: {
+    url: string;
+    prefix: string;
+    allowEviction: boolean;
+    /** REDIS_CLUSTER_NODES: a Redis Cluster's seed nodes; absent for one standalone server. */
+    clusterNodes?: { host: string; port: number }[];
+    /** REDIS_SHARDS: intent shards (hash-tag groups), default 1. */
+    shards: number;
+    /** REDIS_SHARDS_SERVED: shards whose queues this process consumes; empty means all. */
+    shardsServed: number[];
+  };
   sayswitch: {
     baseUrl: string;
     secretKey: string;
@@ -306,7 +322,14 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
   const e = parsed.data;
   return {
     nodeEnv: e.NODE_ENV,
-    redis: { url: e.REDIS_URL, prefix: e.QUEUE_PREFIX, allowEviction: e.REDIS_ALLOW_EVICTION },
+    redis: {
+      url: e.REDIS_URL,
+      prefix: e.QUEUE_PREFIX,
+      allowEviction: e.REDIS_ALLOW_EVICTION,
+      ...(e.REDIS_CLUSTER_NODES ? { clusterNodes: e.REDIS_CLUSTER_NODES } : {}),
+      shards: e.REDIS_SHARDS,
+      shardsServed: e.REDIS_SHARDS_SERVED,
+    },
     sayswitch: {
       baseUrl: e.SAYSWITCH_BASE_URL.replace(/\/+$/, ''),
       secretKey: e.SAYSWITCH_SECRET_KEY,
@@ -384,7 +407,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
 /** Rules that span variables (pairs that go together). */
 function crossVariableProblems(raw: Record<string, string | undefined>) {
   const set = (name: string) => raw[name] !== undefined && raw[name] !== '';
-  const problems: { variable: string; message: string }[] = [];
+  const problems: { variable: string; message: string }[] = shardProblems(raw);
   const pair = (a: string, b: string) => {
     if (set(a) !== set(b)) {
       problems.push({ variable: set(a) ? b : a, message: `${a} and ${b} must be set together` });

@@ -282,6 +282,12 @@ export interface EventConsumerOptions {
   batchSize: number;
   claimIdleMs: number;
   retryDelayMs: number;
+  /**
+   * Also follow the payment events of every intent shard (REDIS_SHARDS > 1; the ids of shard
+   * n≥1's entries read `s<n>/<id>`). Default: the shard-less stream only, which has every event
+   * of batches' and subscriptions' intents (they live in shard 0).
+   */
+  allShards?: boolean;
 }
 
 /**

@@ -106,6 +106,8 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     logger: log,
     label: 'notification relay',
     handle: relay,
+    // Every payment event, of every intent shard (their ids carry the shard).
+    allShards: true,
     blockMs: opts.blockMs ?? 5_000,
     batchSize: opts.batchSize ?? 100,
     claimIdleMs: opts.claimIdleMs ?? 60_000,

@@ -150,7 +150,7 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
   const subs = app.subscriptions;
   const { subs: tickSubs, intents, dispatcher, logger, catchUpMaxPeriods } = subscriptionsDeps(app);
   const tickDeps: TickDeps = { subs: tickSubs, intents, dispatcher, logger, catchUpMaxPeriods };
-  const stream = storeKeys(prefix).events();
+  const stream = storeKeys(app.layout.group).events();
 
   const groupState = async () => {
     const groups = (await app.redis.call('XINFO', 'GROUPS', stream)) as unknown[][];

@@ -32,6 +32,8 @@ describe('loadConfig', () => {
       url: 'redis://127.0.0.1:6379',
       prefix: 'billing',
       allowEviction: false,
+      shards: 1,
+      shardsServed: [],
     });
     expect(c.reconcile.scheduleMs).toEqual([
       30_000, 120_000, 600_000, 3_600_000, 21_600_000, 86_400_000,

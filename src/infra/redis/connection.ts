@@ -1,22 +1,47 @@
-/** Redis connections for BullMQ and the stores. */
-import { Redis, type RedisOptions } from 'ioredis';
+/**
+ * Redis connections for BullMQ and the stores: one standalone server (REDIS_URL) or a Redis
+ * Cluster (REDIS_CLUSTER_NODES, ioredis's cluster client). Everything above this file sees the
+ * same command interface: on a cluster every key of one script, MULTI or pipeline carries one hash
+ * tag (infra/redis/shards.ts), which is all the cluster client needs to route it.
+ */
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
 
 /** How long one connection attempt may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 2_000;
+
+/** A cluster seed node (`host:port` of REDIS_CLUSTER_NODES). */
+export interface ClusterNode {
+  host: string;
+  port: number;
+}
+
+/** Where Redis is: REDIS_URL, or the cluster's seed nodes (credentials and TLS from REDIS_URL). */
+export interface RedisTarget {
+  url: string;
+  clusterNodes?: readonly ClusterNode[];
+}
 
 /**
  * A connection as BullMQ's workers require it (`maxRetriesPerRequest: null`: blocking commands
  * must not give up): a command waits through an outage. Reconnects with a capped delay; callers
  * close it with `quit()`.
+ *
+ * On a cluster the result is an ioredis `Cluster` typed as `Redis`: both implement the same
+ * commands, and the stores, the queues and the stream consumers use only commands that name their
+ * keys (routed by slot) or that any node answers. The few node-wide operations (eviction policy,
+ * script loading, CPU figures) ask every master through {@link mastersOf}.
  */
-export function createRedis(url: string, opts: RedisOptions = {}): Redis {
-  return new Redis(url, {
+export function createRedis(target: string | RedisTarget, opts: RedisOptions = {}): Redis {
+  const t = typeof target === 'string' ? { url: target } : target;
+  const options: RedisOptions = {
     maxRetriesPerRequest: null,
     enableReadyCheck: true,
     connectTimeout: CONNECT_TIMEOUT_MS,
     retryStrategy: (times) => Math.min(times * 200, 5_000),
     ...opts,
-  });
+  };
+  if (!t.clusterNodes || t.clusterNodes.length === 0) return new Redis(t.url, options);
+  return createCluster(t.url, t.clusterNodes, options) as unknown as Redis;
 }
 
 /**
@@ -25,6 +50,58 @@ export function createRedis(url: string, opts: RedisOptions = {}): Redis {
  * HTTP request or a CLI command answers "Redis unavailable" in bounded time. A command that fails
  * this way is dropped from the offline queue, so it never runs later behind the caller's back.
  */
-export function createFailFastRedis(url: string, opts: RedisOptions = {}): Redis {
-  return createRedis(url, { maxRetriesPerRequest: 1, ...opts });
+export function createFailFastRedis(target: string | RedisTarget, opts: RedisOptions = {}): Redis {
+  return createRedis(target, { maxRetriesPerRequest: 1, ...opts });
+}
+
+function createCluster(url: string, nodes: readonly ClusterNode[], options: RedisOptions): Cluster {
+  const { retryStrategy, enableAutoPipelining, enableReadyCheck, ...perNode } = options;
+  const auth = credentialsOf(url);
+  const clusterOptions: ClusterOptions = {
+    clusterRetryStrategy: retryStrategy ?? null,
+    enableReadyCheck: enableReadyCheck ?? true,
+    // A master killed and replaced by its replica: MOVED/CLUSTERDOWN replies are retried after
+    // the slot map refreshes, within the command's own retry budget.
+    retryDelayOnFailover: 200,
+    retryDelayOnClusterDown: 300,
+    retryDelayOnTryAgain: 200,
+    slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
+    ...(enableAutoPipelining !== undefined ? { enableAutoPipelining } : {}),
+    redisOptions: {
+      ...perNode,
+      ...auth,
+      ...(url.startsWith('rediss://') ? { tls: {} } : {}),
+    },
+  };
+  return new Cluster(
+    nodes.map((n) => ({ host: n.host, port: n.port })),
+    clusterOptions,
+  );
+}
+
+/** Username and password of REDIS_URL, used for every node of a cluster. */
+function credentialsOf(url: string): { username?: string; password?: string } {
+  try {
+    const u = new URL(url);
+    return {
+      ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+      ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** True when `redis` is a cluster client. */
+export function isCluster(redis: Redis): boolean {
+  return redis.isCluster;
+}
+
+/**
+ * The connections to every master (a cluster) or the connection itself (standalone): for the
+ * node-wide operations (CONFIG, INFO, SCRIPT LOAD) that a cluster client sends to one random node.
+ */
+export function mastersOf(redis: Redis): Redis[] {
+  if (!isCluster(redis)) return [redis];
+  return (redis as unknown as Cluster).nodes('master');
 }

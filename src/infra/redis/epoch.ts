@@ -69,49 +69,61 @@ export type EpochVerdict =
   | { verdict: 'same' | 'adopt'; id: string; lost: boolean }
   | { verdict: 'detected'; id: string; lostId: string; lost: true };
 
-/** This process's view of the epoch. */
+/**
+ * This process's view of the epoch. With several key groups (REDIS_SHARDS > 1, possibly on
+ * different cluster masters) there is one record per group, since each master can lose its data
+ * on its own; the verdicts combine (a loss in any group is a loss) and ids read `<id>,<id>,…`.
+ */
 export class DeploymentEpoch {
-  private id: string | undefined;
+  private readonly prefixes: readonly string[];
+  private ids: string[] | undefined;
   private lost = false;
 
   constructor(
     private readonly redis: Redis,
-    private readonly prefix: string,
-  ) {}
+    prefix: string | readonly string[],
+  ) {
+    this.prefixes = typeof prefix === 'string' ? [prefix] : prefix;
+    if (this.prefixes.length === 0) throw new RangeError('an epoch needs a prefix');
+  }
 
   /** Reads (or, in a Redis that has none, writes) the epoch and remembers it. */
   async open(now: number): Promise<{ id: string; lost: boolean }> {
-    const [id, state] = (await OPEN.run(
-      this.redis,
-      1,
-      epochKey(this.prefix),
-      newEpochId(),
-      now,
-    )) as [string, string];
-    this.id = id;
-    this.lost = state === 'lost';
-    return { id, lost: this.lost };
+    const opened = await Promise.all(
+      this.prefixes.map(
+        async (p) =>
+          (await OPEN.run(this.redis, 1, epochKey(p), newEpochId(), now)) as [string, string],
+      ),
+    );
+    this.ids = opened.map(([id]) => id);
+    this.lost = opened.some(([, state]) => state === 'lost');
+    return { id: this.ids.join(','), lost: this.lost };
   }
 
   /** Compares the stored epoch with the remembered one; see {@link CHECK}. Opens first if needed. */
   async check(now: number): Promise<EpochVerdict> {
-    if (this.id === undefined) {
+    const mine = this.ids;
+    if (mine === undefined) {
       const opened = await this.open(now);
       return { verdict: 'same', ...opened };
     }
-    const mine = this.id;
-    const [verdict, id, state] = (await CHECK.run(
-      this.redis,
-      1,
-      epochKey(this.prefix),
-      mine,
-      newEpochId(),
-      now,
-    )) as [string, string, string];
-    this.id = id;
-    this.lost = state === 'lost';
-    if (verdict === 'detected') return { verdict, id, lostId: mine, lost: true };
-    return { verdict: verdict === 'adopt' ? 'adopt' : 'same', id, lost: this.lost };
+    const seen = await Promise.all(
+      this.prefixes.map(
+        async (p, i) =>
+          (await CHECK.run(this.redis, 1, epochKey(p), mine[i] ?? '', newEpochId(), now)) as [
+            string,
+            string,
+            string,
+          ],
+      ),
+    );
+    this.ids = seen.map(([, id]) => id);
+    this.lost = seen.some(([, , state]) => state === 'lost');
+    const id = this.ids.join(',');
+    const detected = seen.findIndex(([verdict]) => verdict === 'detected');
+    if (detected >= 0) return { verdict: 'detected', id, lostId: mine[detected] ?? '', lost: true };
+    const adopt = seen.some(([verdict]) => verdict === 'adopt');
+    return { verdict: adopt ? 'adopt' : 'same', id, lost: this.lost };
   }
 
   /** True while the loss this process saw (or read) is not acknowledged. */
@@ -120,17 +132,21 @@ export class DeploymentEpoch {
   }
 
   current(): string | undefined {
-    return this.id;
+    return this.ids?.join(',');
   }
 
-  /** The stored record (for `billing redis status`). */
-  read(): Promise<EpochRecord | undefined> {
-    return readEpoch(this.redis, this.prefix);
+  /** The stored record (for `billing redis status`): a lost group's, else the first group's. */
+  async read(): Promise<EpochRecord | undefined> {
+    const records = await Promise.all(this.prefixes.map((p) => readEpoch(this.redis, p)));
+    return records.find((r) => r?.state === 'lost') ?? records[0];
   }
 
   /** `billing redis ack-data-loss`: false when no loss was waiting. */
-  acknowledge(now: number): Promise<boolean> {
-    return acknowledgeDataLoss(this.redis, this.prefix, now);
+  async acknowledge(now: number): Promise<boolean> {
+    const acked = await Promise.all(
+      this.prefixes.map((p) => acknowledgeDataLoss(this.redis, p, now)),
+    );
+    return acked.some(Boolean);
   }
 }
 

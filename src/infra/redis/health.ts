@@ -80,12 +80,14 @@ export class RedisHealth {
   private readonly listeners = new Set<(up: boolean) => void>();
   private closed = false;
 
+  /** `address` replaces the one derived from `url` (a cluster: its seed nodes). */
   constructor(
     url: string,
     private readonly logger: Logger,
     private readonly now: () => number = Date.now,
+    address?: string,
   ) {
-    this.address = redisAddress(url);
+    this.address = address ?? redisAddress(url);
   }
 
   /** Follows an ioredis connection: `ready` counts it up, `close`/`end` down. */

@@ -7,6 +7,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { ChainableCommander, Redis } from 'ioredis';
+import { mastersOf } from './connection.ts';
 
 export type ScriptArg = string | number;
 
@@ -58,8 +59,11 @@ export class LuaScript {
     return replies;
   }
 
-  /** Caches the script in Redis (before re-running a pipeline whose calls met NOSCRIPT). */
+  /**
+   * Caches the script in Redis (before re-running a pipeline whose calls met NOSCRIPT). On a
+   * cluster every master gets it: a pipeline's calls run on the master of their slot.
+   */
   async load(redis: Redis): Promise<void> {
-    await redis.script('LOAD', this.body);
+    await Promise.all(mastersOf(redis).map((node) => node.script('LOAD', this.body)));
   }
 }

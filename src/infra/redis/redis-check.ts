@@ -6,6 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { FatalError } from '../../kernel/errors.ts';
+import { mastersOf } from './connection.ts';
 
 /** The one policy under which Redis never deletes keys on its own. */
 export const SAFE_EVICTION_POLICY = 'noeviction';
@@ -44,7 +45,10 @@ export async function checkRedisEviction(
   redis: Redis,
   options: RedisEvictionOptions,
 ): Promise<RedisEvictionCheck> {
-  const policy = await readEvictionPolicy(redis);
+  // On a cluster every master holds some of our keys: the first unsafe one decides.
+  const policies = await Promise.all(mastersOf(redis).map((node) => readEvictionPolicy(node)));
+  const unsafe = policies.find((p) => p !== SAFE_EVICTION_POLICY);
+  const policy = unsafe === undefined ? SAFE_EVICTION_POLICY : unsafe;
   if (policy === SAFE_EVICTION_POLICY) return { ok: true, policy };
 
   const problem =
@@ -117,4 +121,47 @@ function asText(value: unknown): string | null {
 
 function isReplyError(err: unknown): boolean {
   return err instanceof Error && err.name === 'ReplyError';
+}
+
+/** How long a readiness probe key lives: it only has to be written, never read. */
+const PROBE_TTL_MS = 10_000;
+
+/**
+ * Readiness's write path: a SET with expiry under every prefix the deployment writes (the
+ * shard-less group and each shard), so on a cluster every master holding our slots must accept a
+ * write — a master that is down, still failing over, read-only or out of memory fails it, where a
+ * PING to any one node would still answer. True when every write was acknowledged.
+ */
+export async function probeWrites(redis: Redis, prefixes: readonly string[]): Promise<boolean> {
+  const replies = await Promise.all(
+    prefixes.map((p) => redis.set(`${p}:readyz`, String(Date.now()), 'PX', PROBE_TTL_MS)),
+  );
+  return replies.every((r) => r === 'OK');
+}
+
+/** REDIS_URL points at a node of a Redis Cluster but REDIS_CLUSTER_NODES is not set. */
+export class RedisClusterNotConfiguredError extends FatalError {
+  constructor() {
+    super(
+      'REDIS_URL points at a node of a Redis Cluster (cluster_enabled:1), but REDIS_CLUSTER_NODES ' +
+        "is not set: a plain connection cannot follow the cluster's slots (MOVED, CROSSSLOT). Set " +
+        'REDIS_CLUSTER_NODES=host:port,... (docs/operations.md, "Redis Cluster").',
+      'redis_cluster_not_configured',
+    );
+    this.name = 'RedisClusterNotConfiguredError';
+  }
+}
+
+/**
+ * Refuses a standalone configuration against a cluster node (INFO cluster says
+ * `cluster_enabled:1`): it would start, then fail every multi-key script. A server that does not
+ * answer INFO cluster (some managed proxies) is taken as standalone.
+ */
+export async function assertRedisTopology(redis: Redis): Promise<void> {
+  if (redis.isCluster) return;
+  const info = await redis.info('cluster').catch((err: unknown) => {
+    if (isReplyError(err)) return '';
+    throw err;
+  });
+  if (/^cluster_enabled:1\s*$/m.test(info)) throw new RedisClusterNotConfiguredError();
 }

@@ -20,7 +20,7 @@ on each intent read, within the same budget.
  */
 import type { Redis } from 'ioredis';
 import type { IntentFilter } from '../../kernel/ports.ts';
-import type { StoreKeys } from '../../infra/redis/keys.ts';
+import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
 
 export interface KeyPage {
   keys: string[];
@@ -295,4 +295,13 @@ function emailOf(payee: string | null | undefined): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The cursor that resumes a walk of `filter` right after `member` (scored `score` in the walked
+ * index): how the sharded store (sharded-store.ts) resumes a shard in the middle of a page it
+ * merged with other shards' pages.
+ */
+export function cursorAfter(filter: IntentFilter, member: string, score: number): string {
+  return encodeCursor({ t: walkFor(storeKeys(''), filter).tag, s: score, k: member });
 }

@@ -1,0 +1,80 @@
+/**
+ * The Redis Cluster and shard variables of the configuration (config.ts imports them; nothing
+ * else reads the environment): REDIS_CLUSTER_NODES, REDIS_SHARDS, REDIS_SHARDS_SERVED and the
+ * QUEUE_PREFIX forms a cluster accepts. docs/operations.md, "Redis Cluster".
+ */
+import { z } from 'zod';
+
+/** Most intent shards a deployment may have (each is a hash tag, i.e. one slot). */
+export const MAX_SHARDS = 256;
+
+/**
+ * QUEUE_PREFIX: letters, digits, `_`, `-`; also written `{billing}` (the form BullMQ's docs show
+ * for a cluster). The braces are dropped: the key layout adds hash tags itself in cluster mode
+ * (infra/redis/shards.ts), so `billing` and `{billing}` name the same deployment.
+ */
+export const queuePrefix = z
+  .string()
+  .optional()
+  .default('billing')
+  .transform((v) => (/^\{[^{}]*\}$/.test(v) ? v.slice(1, -1) : v))
+  .refine(
+    (v) => /^[A-Za-z0-9_-]{1,32}$/.test(v),
+    'must be 1-32 letters, digits, "_" or "-" (optionally inside one pair of braces, e.g. {billing})',
+  );
+
+/** REDIS_CLUSTER_NODES: `host:port,host:port,...` seed nodes; unset means standalone Redis. */
+export const clusterNodes = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return undefined;
+    const nodes: { host: string; port: number }[] = [];
+    for (const part of v.split(',').map((s) => s.trim())) {
+      const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(part);
+      const port = m ? Number(m[2]) : 0;
+      if (!m || port < 1 || port > 65_535) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${part}" is not host:port (a comma-separated list, e.g. 10.0.0.1:7000,10.0.0.2:7000)`,
+        });
+        return z.NEVER;
+      }
+      nodes.push({ host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port });
+    }
+    return nodes;
+  });
+
+/** REDIS_SHARDS_SERVED: `0,2` — the shards whose queues this process consumes (default all). */
+export const shardsServed = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    if (v === undefined || v.trim() === '') return [];
+    const out: number[] = [];
+    for (const part of v.split(',').map((s) => s.trim())) {
+      if (!/^\d+$/.test(part)) {
+        ctx.addIssue({ code: 'custom', message: `"${part}" is not a shard number (e.g. 0,2)` });
+        return z.NEVER;
+      }
+      out.push(Number(part));
+    }
+    return [...new Set(out)].sort((a, b) => a - b);
+  });
+
+/** Cross-variable rule: every served shard exists. */
+export function shardProblems(raw: Record<string, string | undefined>) {
+  const problems: { variable: string; message: string }[] = [];
+  const shards = Number(raw.REDIS_SHARDS ?? '1') || 1;
+  const served = shardsServed.safeParse(raw.REDIS_SHARDS_SERVED);
+  if (served.success) {
+    const bad = served.data.filter((n) => n >= shards);
+    if (bad.length > 0) {
+      problems.push({
+        variable: 'REDIS_SHARDS_SERVED',
+        message: `shard ${bad.join(', ')} does not exist with REDIS_SHARDS=${shards} (shards are 0..${shards - 1})`,
+      });
+    }
+  }
+  return problems;
+}

@@ -1,0 +1,233 @@
+/**
+ * The product on a real local Redis Cluster (three masters, test/support/redis-cluster.ts) with
+ * REDIS_SHARDS=3: payments through HTTP (create → submit → sandbox → final) spread over three
+ * shards, a list paged across shards, a batch, a subscription's renewal, readiness, and the key
+ * layout (every key carries its group's hash tag; a 3-shard run has keys on all three masters).
+ * docs/operations.md, "Redis Cluster".
+ */
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApp, startRoles } from '../../src/app/composition.ts';
+import { batchStatus } from '../../src/batches/status.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { RedisClusterNotConfiguredError } from '../../src/infra/redis/redis-check.ts';
+import { keySlot } from '../../src/infra/redis/shards.ts';
+import { createSubscriptionFromBody } from '../../src/subscriptions/service.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, TEST_API_TOKEN, testConfig, type TestApp } from '../support/app.ts';
+import { until } from '../support/poll.ts';
+import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
+import { uniquePrefix } from '../support/redis.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+import { startSubsHarness } from '../support/subscription-harness.ts';
+
+const FINAL = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
+const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
+const N = 30;
+
+let cluster: LocalCluster;
+let sandbox: Sandbox;
+let t: TestApp;
+let clusterEnv: Record<string, string>;
+
+beforeAll(async () => {
+  cluster = await startLocalCluster();
+  sandbox = await startTestSandbox({ settleMs: 200, hangMs: 2_000 });
+  clusterEnv = {
+    REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}`,
+    REDIS_CLUSTER_NODES: cluster.nodesEnv,
+    REDIS_SHARDS: '3',
+  };
+  t = await startTestApp({
+    sandboxUrl: sandbox.url,
+    roles: ['worker', 'reconciler', 'api'],
+    prefix: uniquePrefix('cl'),
+    env: clusterEnv,
+  });
+}, 60_000);
+
+afterAll(async () => {
+  await t?.close({ keepData: true });
+  await sandbox?.close();
+  await cluster?.close();
+});
+
+const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };
+
+async function post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
+  const res = await fetch(`${t.url}${path}`, {
+    method: 'POST',
+    headers: { ...auth, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, json: await res.json() };
+}
+
+function paymentBody(i: number): Record<string, unknown> {
+  return i % 2 === 0
+    ? {
+        type: 'charge',
+        key: `c${i}`,
+        email: 'ada@example.com',
+        amount: `${100 + i}.00`,
+        currency: 'NGN',
+        card_token: 'tok_abcdef0123456789',
+      }
+    : {
+        type: 'payout',
+        key: `c${i}`,
+        account_number: '0123456789',
+        bank_code: '000013',
+        bank_name: 'GTBank',
+        account_name: 'Ada Lovelace',
+        amount: `${100 + i}.00`,
+        currency: 'NGN',
+        narration: 'cluster payout',
+      };
+}
+
+/** Keys matching `pattern`, per master port. */
+async function keysByMaster(pattern: string): Promise<Map<number, string[]>> {
+  const out = new Map<number, string[]>();
+  for (const port of await cluster.masters()) {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await cluster.node(port).scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    out.set(port, keys);
+  }
+  return out;
+}
+
+describe('on a Redis Cluster with three shards', () => {
+  it('answers /readyz 200 and takes payments to a final state on every shard', async () => {
+    expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
+    for (let i = 0; i < N; i++) {
+      const r = await post('/payments', paymentBody(i));
+      expect(r.status, JSON.stringify(r.json)).toBe(201);
+    }
+    for (let i = 0; i < N; i++) {
+      const intent = await until(() => t.app.store.get(`api_c${i}`), {
+        done: (x) => x !== undefined && FINAL.has(x.state),
+        what: `api_c${i} final`,
+        timeoutMs: 20_000,
+      });
+      expect(intent?.state).toBe('succeeded');
+    }
+    const shards = new Set(Array.from({ length: N }, (_, i) => t.app.layout.shardOf(`api_c${i}`)));
+    expect(shards).toEqual(new Set([0, 1, 2]));
+    const moved = Object.values(sandbox.ledger().references).filter((e) => e.moneyMoved);
+    expect(moved).toHaveLength(N);
+  });
+
+  it('lists every payment once, newest first, paging across the shards', async () => {
+    const seen: { key: string; createdAt: number }[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await t.app.store.list({}, 7, cursor);
+      seen.push(...page.intents.map((i) => ({ key: i.key, createdAt: i.createdAt })));
+      cursor = page.next;
+    } while (cursor !== undefined);
+    expect(seen.map((s) => s.key).sort()).toEqual(
+      Array.from({ length: N }, (_, i) => `api_c${i}`).sort(),
+    );
+    for (let i = 1; i < seen.length; i++) {
+      expect(seen[i]!.createdAt).toBeLessThanOrEqual(seen[i - 1]!.createdAt);
+    }
+    const http = await fetch(`${t.url}/payments?limit=5&state=succeeded`, { headers: auth });
+    expect(http.status).toBe(200);
+  });
+
+  it('runs a batch to completion', async () => {
+    const csv = await readFile(`${EXAMPLES}payouts.csv`, 'utf8');
+    const res = await fetch(`${t.url}/batches?type=payout&name=payouts.csv`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'text/csv' },
+      body: csv,
+    });
+    expect(res.status).toBe(201);
+    const id = ((await res.json()) as { batchId: string }).batchId;
+    const status = await until(() => batchStatus(t.app, id), {
+      done: (s) => s?.state === 'completed',
+      what: `batch ${id} completed`,
+      timeoutMs: 30_000,
+      intervalMs: 50,
+    });
+    expect(status?.final).toBe(20);
+  });
+
+  it('has keys under every group tag, on all three masters', async () => {
+    const byMaster = await keysByMaster(`*${t.prefix}*`);
+    const tags = t.app.layout.allPrefixes();
+    expect(tags).toHaveLength(3);
+    const all = [...byMaster.values()].flat();
+    expect(all.filter((k) => !tags.some((tag) => k.startsWith(`${tag}:`)))).toEqual([]);
+    for (const [port, keys] of byMaster) {
+      expect(keys.length, `master ${port} holds none of the run's keys`).toBeGreaterThan(0);
+    }
+  });
+
+  it('refuses a plain REDIS_URL to a cluster node, and its readiness says so', async () => {
+    const node = cluster.nodes[0]!.port;
+    // A prefix whose readiness key another master owns: the plain connection gets MOVED.
+    let prefix = uniquePrefix('clplain');
+    while ((await cluster.masterOf(keySlot(`${prefix}:readyz`))) === node) {
+      prefix = uniquePrefix('clplain');
+    }
+    const app = openApp(
+      await testConfig(prefix, { REDIS_URL: `redis://127.0.0.1:${node}` }),
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      const err = await startRoles(app, ['worker']).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(RedisClusterNotConfiguredError);
+      expect((err as Error).message).toContain('REDIS_CLUSTER_NODES');
+      await app.health.waitUntilUp(5_000);
+      expect(await app.ready()).toEqual({ ok: false, reason: 'redis_unavailable' });
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('renews a subscription', async () => {
+    const start = Date.parse('2025-01-30T00:00:00Z');
+    const h = await startSubsHarness({
+      sandboxUrl: sandbox.url,
+      start,
+      prefix: uniquePrefix('clsub'),
+      env: clusterEnv,
+    });
+    try {
+      const res = await createSubscriptionFromBody(h.service, {
+        id: 'cl-daily',
+        customer_email: 'ada@example.com',
+        card_token: 'tok_card_secret_4111',
+        amount: '15.00',
+        currency: 'NGN',
+        interval: 'day',
+        interval_count: 1,
+        anchor: '2025-01-31T06:00:00+01:00',
+        timezone: 'Africa/Lagos',
+      });
+      expect(res.status).toBe('created');
+      for (const at of ['2025-01-31T12:00:00Z', '2025-02-01T12:00:00Z']) {
+        h.clock.set(Date.parse(at));
+        await h.tick();
+        await h.settle();
+      }
+      const refs = Object.entries(sandbox.ledger().references).filter(([r]) =>
+        r.startsWith('sub_cl-daily_'),
+      );
+      expect(refs.map(([r, e]) => [r, e.moneyMoved])).toEqual([
+        ['sub_cl-daily_20250131_1', true],
+        ['sub_cl-daily_20250201_1', true],
+      ]);
+    } finally {
+      await h.close();
+    }
+  });
+});

@@ -1,0 +1,90 @@
+/** The Redis Cluster and shard settings: config parsing and the key layout (infra/redis/shards.ts). */
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../../../src/config/config.ts';
+import { fnv1a, keyLayout, keySlot, shardNames } from '../../../src/infra/redis/shards.ts';
+import { FAST_ENV } from '../../support/app.ts';
+
+function problems(env: Record<string, string>) {
+  try {
+    loadConfig({ ...FAST_ENV, ...env });
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('cluster configuration', () => {
+  it('parses seed nodes, shards and the served subset', () => {
+    const c = loadConfig({
+      ...FAST_ENV,
+      REDIS_CLUSTER_NODES: '10.0.0.1:7000, redis-2.internal:7001,[::1]:7002',
+      REDIS_SHARDS: '4',
+      REDIS_SHARDS_SERVED: '3,1,1',
+    });
+    expect(c.redis.clusterNodes).toEqual([
+      { host: '10.0.0.1', port: 7000 },
+      { host: 'redis-2.internal', port: 7001 },
+      { host: '::1', port: 7002 },
+    ]);
+    expect(c.redis.shards).toBe(4);
+    expect(c.redis.shardsServed).toEqual([1, 3]);
+  });
+
+  it('accepts QUEUE_PREFIX={billing} as billing (the layout adds the tags)', () => {
+    expect(loadConfig({ ...FAST_ENV, QUEUE_PREFIX: '{billing}' }).redis.prefix).toBe('billing');
+    expect(problems({ QUEUE_PREFIX: '{bil}ling}' }).map((p) => p.variable)).toEqual([
+      'QUEUE_PREFIX',
+    ]);
+  });
+
+  it('names the variable of each bad value', () => {
+    const found = problems({
+      REDIS_CLUSTER_NODES: '10.0.0.1',
+      REDIS_SHARDS: '0',
+      REDIS_SHARDS_SERVED: 'a',
+    });
+    expect(found.map((p) => p.variable).sort()).toEqual([
+      'REDIS_CLUSTER_NODES',
+      'REDIS_SHARDS',
+      'REDIS_SHARDS_SERVED',
+    ]);
+    expect(problems({ REDIS_SHARDS: '2', REDIS_SHARDS_SERVED: '0,2' })).toEqual([
+      {
+        variable: 'REDIS_SHARDS_SERVED',
+        message: 'shard 2 does not exist with REDIS_SHARDS=2 (shards are 0..1)',
+      },
+    ]);
+  });
+});
+
+describe('key layout', () => {
+  it('keeps standalone one-shard keys exactly as before', () => {
+    const l = keyLayout({ prefix: 'billing' });
+    expect([l.group, l.shard(0), l.allPrefixes()]).toEqual(['billing', 'billing', ['billing']]);
+    expect(l.shardOf('api_x')).toBe(0);
+  });
+
+  it('tags every group on a cluster and spreads only API payments', () => {
+    const l = keyLayout({ prefix: 'billing', shards: 3, cluster: true });
+    expect(l.group).toBe('{billing}');
+    expect(l.allPrefixes()).toEqual(['{billing}', '{billing:s1~3}', '{billing:s2~3}']);
+    const spread = new Set(Array.from({ length: 60 }, (_, i) => l.shardOf(`api_k${i}`)));
+    expect(spread).toEqual(new Set([0, 1, 2]));
+    expect(l.shardOf('bat_b1_7')).toBe(0);
+    expect(l.shardOf('sub_s1_20250101')).toBe(0);
+  });
+
+  it('puts the shards in different thirds of the slot space (one per master of three)', () => {
+    for (const prefix of ['billing', 'acme', 'x']) {
+      const thirds = shardNames(prefix, 3).map((n) => Math.floor((keySlot(n) * 3) / 16_384));
+      expect(new Set(thirds).size).toBe(3);
+    }
+  });
+
+  it('hashes stably: CRC16 as Redis, FNV-1a as published', () => {
+    expect(keySlot('123456789')).toBe(12_739);
+    expect(fnv1a('')).toBe(0x811c9dc5);
+    expect(fnv1a('a')).toBe(0xe40c292c);
+  });
+});
