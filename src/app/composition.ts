@@ -10,7 +10,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { systemClock, type Clock } from '../kernel/clock.ts';
-import type { EventLog, PaymentGateway, RateLimiter, Sealer } from '../kernel/ports.ts';
+import type {
+  EventLog,
+  PaymentGateway,
+  RateLimiter,
+  RefundStore,
+  Sealer,
+} from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
 import {
   createRateLimiter,
@@ -39,6 +45,7 @@ import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
 import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import { RedisRefundStore } from '../payments/store/refund-store.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
@@ -65,6 +72,8 @@ export interface App {
   ready(): Promise<{ ok: true } | { ok: false; reason: 'redis_unavailable' | 'redis_data_lost' }>;
   /** The concrete store: tests reach its extra helpers; features get the IntentStore port. */
   store: RedisIntentStore;
+  /** Refunds of charges (docs/refunds.md), in the intent store's layout. */
+  refunds: RefundStore;
   /** Subscription records (concrete, like `store`); features get the SubscriptionStore port. */
   subscriptions: RedisSubscriptionStore;
   /** Batch records (concrete, like `store`); features get the BatchStore port. */
@@ -156,6 +165,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       return { ok: true };
     },
     store,
+    refunds: new RedisRefundStore(storeRedis, prefix, store),
     subscriptions: new RedisSubscriptionStore(storeRedis, prefix),
     batches: new RedisBatchStore(storeRedis, prefix),
     events: new RedisEventLog(storeRedis, prefix),
@@ -215,6 +225,7 @@ export function paymentsDeps(app: App): PaymentsDeps {
     submitLeaseMs: app.config.worker.submitLeaseMs,
     orphanAfterMs: app.config.reconcile.orphanAfterMs,
     sweepCron: app.config.reconcile.cron,
+    partialRefunds: app.config.sayswitch.partialRefunds,
   };
 }
 

@@ -1,0 +1,26 @@
+/** A refund as Sayswitch shows it, read as the outcome of our refund intent's attempt. */
+import type { GatewayOutcome, GatewayRefund } from '../../kernel/ports.ts';
+
+/**
+ * `succeeded` and `pending` as they are; `failed` is the gateway's own word on the refund
+ * (`gateway_rejected`), nothing went back.
+ */
+export function refundOutcome(reference: string, r: GatewayRefund): GatewayOutcome {
+  const base = {
+    reference,
+    ...(r.gatewayReference !== undefined ? { gatewayReference: r.gatewayReference } : {}),
+  };
+  switch (r.status) {
+    case 'succeeded':
+      return { ...base, status: 'succeeded', ...(r.amount !== undefined ? { amount: r.amount } : {}) };
+    case 'failed':
+      return {
+        ...base,
+        status: 'failed',
+        reason: 'gateway_rejected',
+        ...(r.message !== undefined ? { message: r.message } : {}),
+      };
+    case 'pending':
+      return { ...base, status: 'pending', ...(r.message !== undefined ? { message: r.message } : {}) };
+  }
+}
