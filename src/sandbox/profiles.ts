@@ -30,6 +30,9 @@ const DEFAULT_SETTINGS: ProfileSettings = {
   threeDsExpiryMs: 600_000,
   payoutFlow: 'sync',
   collectionWebhook: 'notify',
+  refundPartial: 'supported',
+  refundCallerReference: 'ignored',
+  refundSettleMs: 0,
   webhookDuplicates: 1,
   webhookShuffle: false,
 };
@@ -48,6 +51,9 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
       cardFlow: '3ds2',
       payoutFlow: 'async',
       collectionWebhook: 'documented',
+      // Only the documented refund: the whole transaction, answered `pending` first.
+      refundPartial: 'rejected',
+      refundSettleMs: 2_000,
     },
   },
   hostile: {
@@ -63,6 +69,10 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
       threeDsExpiryMs: 600_000,
       payoutFlow: 'async',
       collectionWebhook: 'documented',
+      // An amount is silently ignored: the whole remaining balance goes back.
+      refundPartial: 'full-only',
+      refundCallerReference: 'ignored',
+      refundSettleMs: 10_000,
       webhookDuplicates: 2,
       webhookShuffle: true,
     },
@@ -82,6 +92,7 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
       duplicateReference: '200-echo',
       lookupLagMs: 5_000,
       payoutFlow: 'async',
+      refundCallerReference: 'honoured',
     },
   },
 };
@@ -110,6 +121,9 @@ export function resolveSandboxOptions(input: SandboxOptionsInput = {}): Resolved
     threeDsExpiryMs: Math.round((opts.threeDsExpiryMs ?? base.threeDsExpiryMs) * scale),
     payoutFlow: opts.payoutFlow ?? base.payoutFlow,
     collectionWebhook: opts.collectionWebhook ?? base.collectionWebhook,
+    refundPartial: opts.refundPartial ?? base.refundPartial,
+    refundCallerReference: opts.refundCallerReference ?? base.refundCallerReference,
+    refundSettleMs: Math.round((opts.refundSettleMs ?? base.refundSettleMs) * scale),
   };
   return { ...opts, profile, unknowns };
 }

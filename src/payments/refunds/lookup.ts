@@ -7,7 +7,7 @@
 import type { Intent, RefundPayee } from '../../kernel/payment.ts';
 import type { LookupOutcome, PaymentGateway, RefundStore } from '../../kernel/ports.ts';
 import { matchRefund } from './match.ts';
-import { refundOutcome } from './outcome.ts';
+import { ownRefundOutcome } from './outcome.ts';
 
 export interface RefundLookupDeps {
   gateway: PaymentGateway;
@@ -30,7 +30,7 @@ export async function lookupRefund(deps: RefundLookupDeps, intent: Intent): Prom
     const found = await deps.gateway.refundStatus(intent.gatewayReference);
     // Sayswitch gave us this reference: not knowing it now proves nothing (seen at the gateway).
     return found
-      ? refundOutcome(intent.reference, found)
+      ? ownRefundOutcome(intent, found)
       : { status: 'not_found', reference: intent.reference };
   }
   const payee = refundPayee(intent);
@@ -51,6 +51,6 @@ export async function lookupRefund(deps: RefundLookupDeps, intent: Intent): Prom
   if ('ambiguous' in match)
     return { status: 'pending', reference: intent.reference, message: match.ambiguous };
   return match.found
-    ? refundOutcome(intent.reference, match.found)
+    ? ownRefundOutcome(intent, match.found)
     : { status: 'not_found', reference: intent.reference };
 }

@@ -10,7 +10,7 @@ import type { Intent } from '../../kernel/payment.ts';
 import type { GatewayOutcome, PaymentGateway, RefundStore } from '../../kernel/ports.ts';
 import { DelayRequest, type JobLog } from '../../infra/queues/processor.ts';
 import { refundPayee } from './lookup.ts';
-import { refundOutcome } from './outcome.ts';
+import { ownRefundOutcome } from './outcome.ts';
 
 export interface RefundSubmitDeps {
   gateway: PaymentGateway;
@@ -65,5 +65,5 @@ export async function submitRefund(
       );
     }
   }
-  return refundOutcome(intent.reference, answer);
+  return ownRefundOutcome(intent, answer);
 }
