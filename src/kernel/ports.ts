@@ -296,7 +296,8 @@ export interface RefundReservation {
 
 /** What a reservation did; nothing is written unless `created`. */
 export type RefundReservationResult =
-  | { status: 'created' | 'existing'; intent: Intent }
+  | { status: 'created'; intent: Intent }
+  | { status: 'existing'; intent: Intent }
   | { status: 'conflict'; intent: Intent }
   | { status: 'not_found' }
   | { status: 'not_refundable'; type: IntentType; state: IntentState }

@@ -73,7 +73,10 @@ async function ownKey(store: IntentStore, callerKey: string): Promise<Intent | u
  * Finds a payment's intent by intent key, attempt reference, or the caller's own key of an API
  * payment (`order-1001` for the intent `api_order-1001`).
  */
-export async function findIntent(store: IntentStore, reference: string): Promise<Intent | undefined> {
+export async function findIntent(
+  store: IntentStore,
+  reference: string,
+): Promise<Intent | undefined> {
   const key = parseAttemptReference(reference)?.key ?? reference;
   return (
     (await store.get(key)) ??

@@ -24,7 +24,7 @@ export const refundSchema = z.object({
         ctx.addIssue({ code: 'custom', message: 'must be a positive amount in major units' });
         return z.NEVER;
       }
-      return minor as number;
+      return minor;
     }),
   merchant_reference: z.string().min(1).max(64).optional(),
   reason: z.string().max(200).optional(),

@@ -37,7 +37,8 @@ export interface RefundInput {
 }
 
 export type RefundResult =
-  | { status: 'created' | 'existing'; intent: Intent }
+  | { status: 'created'; intent: Intent }
+  | { status: 'existing'; intent: Intent }
   | { status: 'conflict'; intent: Intent }
   | { status: 'not_found' }
   | { status: 'not_refundable'; type: IntentType; state: IntentState }

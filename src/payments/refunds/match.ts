@@ -42,8 +42,7 @@ export function matchRefund(listed: readonly GatewayRefund[], own: OwnRefund): R
   if (echoed) return { found: echoed };
   const candidates = listed.filter(
     (r) =>
-      (r.gatewayReference === undefined ||
-        !own.othersGatewayReferences.has(r.gatewayReference)) &&
+      (r.gatewayReference === undefined || !own.othersGatewayReferences.has(r.gatewayReference)) &&
       (r.merchantReference === undefined || r.merchantReference === own.reference),
   );
   if (candidates.length === 0) return { found: undefined };
@@ -53,8 +52,12 @@ export function matchRefund(listed: readonly GatewayRefund[], own: OwnRefund): R
     return { ambiguous: `${candidates.length} refunds of the transaction could be ours` };
   const only = candidates[0] as GatewayRefund;
   if (only.status === 'failed' && own.othersFailedUnknown > 0)
-    return { ambiguous: 'a failed refund is listed and another failed refund of the charge could be it' };
+    return {
+      ambiguous: 'a failed refund is listed and another failed refund of the charge could be it',
+    };
   if (only.amount !== undefined && only.amount !== own.amount)
-    return { ambiguous: `the only unclaimed refund is of ${only.amount}, ours is of ${own.amount}` };
+    return {
+      ambiguous: `the only unclaimed refund is of ${only.amount}, ours is of ${own.amount}`,
+    };
   return { found: only };
 }

@@ -12,7 +12,11 @@ export function refundOutcome(reference: string, r: GatewayRefund): GatewayOutco
   };
   switch (r.status) {
     case 'succeeded':
-      return { ...base, status: 'succeeded', ...(r.amount !== undefined ? { amount: r.amount } : {}) };
+      return {
+        ...base,
+        status: 'succeeded',
+        ...(r.amount !== undefined ? { amount: r.amount } : {}),
+      };
     case 'failed':
       return {
         ...base,
@@ -21,7 +25,11 @@ export function refundOutcome(reference: string, r: GatewayRefund): GatewayOutco
         ...(r.message !== undefined ? { message: r.message } : {}),
       };
     case 'pending':
-      return { ...base, status: 'pending', ...(r.message !== undefined ? { message: r.message } : {}) };
+      return {
+        ...base,
+        status: 'pending',
+        ...(r.message !== undefined ? { message: r.message } : {}),
+      };
   }
 }
 

@@ -36,7 +36,10 @@ export function toRefundView(intent: Intent, history: PaymentView['history']): R
 }
 
 /** Sums of a charge's refunds (pure). */
-export function refundTotals(chargedMinor: number, refunds: readonly Pick<Intent, 'state' | 'amount'>[]) {
+export function refundTotals(
+  chargedMinor: number,
+  refunds: readonly Pick<Intent, 'state' | 'amount'>[],
+) {
   let refundedMinor = 0;
   let inFlightMinor = 0;
   for (const r of refunds) {

@@ -8,11 +8,7 @@ import { formatMajor } from '../../../kernel/money.ts';
 import type { GatewayRefund, RefundRequest } from '../../../kernel/ports.ts';
 import { fillTemplate, type SayswitchPaths } from './endpoints.ts';
 import { duplicateUnresolvedError, noAnswerError } from './error-mapping/response-errors.ts';
-import {
-  refundListResponseSchema,
-  refundResponseSchema,
-  type RefundData,
-} from './schemas.ts';
+import { refundListResponseSchema, refundResponseSchema, type RefundData } from './schemas.ts';
 import { readStatusWord } from './status.ts';
 import type { SayswitchTransport } from './transport.ts';
 
