@@ -32,10 +32,12 @@ export const BATCH_ID_MAX = 20;
 export const ROW_REFERENCE_MAX = 32;
 export const API_KEY_MAX = 50;
 
+/** A payment's key (at most {@link INTENT_KEY_MAX_LENGTH}) or a refund's (`rf<n>_<key>`, at most 62). */
 export const intentKeySchema = z
   .string()
-  .max(INTENT_KEY_MAX_LENGTH)
-  .regex(/^(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .max(REFERENCE_MAX_LENGTH - 2)
+  .regex(/^(?:rf\d{1,2}_)?(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .refine((s) => s.startsWith('rf') || s.length <= INTENT_KEY_MAX_LENGTH, 'not an intent key')
   .transform((s) => s as IntentKey);
 
 function checked(key: string): IntentKey {

@@ -72,13 +72,10 @@ export class SandboxRefunds {
     const p = parsed.data;
     const { ledger, unknowns } = this.deps;
     const honoured = unknowns.refundCallerReference === 'honoured';
-    ledger.noteSubmission(p.reference);
     if (honoured && p.merchant_reference !== undefined) {
+      // The same merchant_reference again: the refund it created, nothing new.
       const seen = ledger.refundByMerchantReference(p.merchant_reference);
-      if (seen) {
-        ledger.noteDuplicate(p.reference);
-        return this.answer(seen[0], seen[1]);
-      }
+      if (seen) return this.answer(seen[0], seen[1]);
     }
     const t = ledger.get(p.reference);
     if (!t || t.kind !== 'charge') return fail(404, 'Transaction not found');
