@@ -9,7 +9,7 @@ import type { Sandbox, SandboxOptionsInput } from '../../src/sandbox/index.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
-import { startTestSandbox, type LooseJson } from '../support/sandbox.ts';
+import { startTestSandbox, startWebhookReceiver, type LooseJson } from '../support/sandbox.ts';
 
 const SETTLED = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
 
@@ -367,6 +367,35 @@ describe('refunds under the sandbox profiles', () => {
       expect(givenBack(sandbox, c)).toMatchObject({ refunds: 1, refundedMinor: 2000 });
     } finally {
       await close();
+    }
+  });
+});
+
+describe('refund events reach the notification receiver', () => {
+  it('refund.succeeded is delivered like the payment events (docs/notifications.md)', async () => {
+    const receiver = await startWebhookReceiver();
+    const { t, close } = await open(
+      { refundSettleMs: 20 },
+      {
+        NOTIFY_URL: receiver.url,
+        NOTIFY_SECRET: `whsec_${Buffer.from('refund-notify-secret-0123456789').toString('base64')}`,
+      },
+    );
+    try {
+      await charge(t, 'rf-notify', '12.00');
+      expect((await call(t, 'POST', '/payments/rf-notify/refunds', {})).status).toBe(201);
+      const delivered = await until(
+        () =>
+          receiver.received.find((w) => (w.json as { type?: string }).type === 'refund.succeeded'),
+        { what: 'refund.succeeded delivered', timeoutMs: 20_000 },
+      );
+      expect(delivered.json).toMatchObject({
+        type: 'refund.succeeded',
+        data: { key: 'rf1_api_rf-notify', type: 'refund', amount: 1200, state: 'succeeded' },
+      });
+    } finally {
+      await close();
+      await receiver.close();
     }
   });
 });
