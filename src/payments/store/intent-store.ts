@@ -250,9 +250,10 @@ export class RedisIntentStore implements IntentStore {
       );
       const pipe = this.redis.pipeline();
       for (const [key, type, createdAt] of rows) {
-        if (!key || (type !== 'charge' && type !== 'payout') || !createdAt) continue;
+        const known = INTENT_TYPES.find((t) => t === type);
+        if (!key || known === undefined || !createdAt) continue;
         pipe.zadd(this.k.byCreated(), createdAt, key);
-        pipe.zadd(this.k.byCreated(type), createdAt, key);
+        pipe.zadd(this.k.byCreated(known), createdAt, key);
         count++;
       }
       await pipe.exec();
