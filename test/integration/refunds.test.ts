@@ -327,6 +327,32 @@ describe('refunds under the sandbox profiles', () => {
     }
   });
 
+  it('a gateway that refuses partial refunds: refund.failed, nothing moved, the amount refundable again', async () => {
+    const { sandbox, t, close } = await open({ refundPartial: 'rejected' });
+    try {
+      const c = await charge(t, 'rf-refused', '40.00');
+      expect((await call(t, 'POST', '/payments/rf-refused/refunds', { amount: 1000 })).status).toBe(
+        201,
+      );
+      const refund = await settled(t, 'rf1_api_rf-refused');
+      expect(refund).toMatchObject({ state: 'failed', reason: 'gateway_rejected' });
+      const events = await until(() => refundEvents(t, 'api_rf-refused'), {
+        done: (e) => e.length > 0,
+        what: 'refund.failed',
+      });
+      expect(events.map((e) => e.type)).toEqual(['refund.failed']);
+      expect(givenBack(sandbox, c)).toEqual({ refundedMinor: 0, refunds: 0, reservedAtGateway: 0 });
+      // Released: the whole charge can be refunded, and is.
+      const summary = await call(t, 'GET', '/payments/rf-refused/refunds');
+      expect(summary.body).toMatchObject({ refundableMinor: 4000, status: 'not_refunded' });
+      expect((await call(t, 'POST', '/payments/rf-refused/refunds', {})).status).toBe(201);
+      expect((await settled(t, 'rf2_api_rf-refused')).state).toBe('succeeded');
+      expect(givenBack(sandbox, c)).toMatchObject({ refundedMinor: 4000, refunds: 1 });
+    } finally {
+      await close();
+    }
+  });
+
   it('hostile (an amount silently ignored): the refund that moved more than asked is handed to a person, never closed or resent', async () => {
     const { sandbox, t, close } = await open({
       profile: 'hostile',
