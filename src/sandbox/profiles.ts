@@ -45,7 +45,8 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
   'strict-docs': {
     summary:
       'only what the public docs show: 409 (the generic "duplicate unique resource" code), no ' +
-      'lag, 404, 3DS2 cards, async payouts, the documented `type: payment.success` webhook',
+      'lag, 404, 3DS2 cards, async payouts, the documented `type: payment.success` webhook, ' +
+      'whole refunds only, pending for 2 s',
     settings: {
       ...DEFAULT_SETTINGS,
       cardFlow: '3ds2',
@@ -60,7 +61,7 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
     summary:
       'the worst plausible Sayswitch: duplicates as 200 success:false, lookups blind for 60 s, ' +
       'not-found as 200 success:false, 3DS2 cards, async payouts, documented webhooks, each ' +
-      'delivered twice in shuffled order',
+      'delivered twice in shuffled order, a refund amount silently ignored (all of it goes back)',
     settings: {
       duplicateReference: '200-failure',
       lookupLagMs: 60_000,
@@ -86,7 +87,8 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
   'idempotent-replay': {
     summary:
       'an idempotent write side over a lagging read side: a duplicate replays the original ' +
-      'transaction (200) while lookups are blind for 5 s; async payouts',
+      'transaction (200) while lookups are blind for 5 s; async payouts; a refund keeps and ' +
+      'echoes our merchant_reference',
     settings: {
       ...DEFAULT_SETTINGS,
       duplicateReference: '200-echo',
