@@ -377,6 +377,26 @@ describe('refunds under the sandbox profiles', () => {
     }
   });
 
+  it('hostile, a lost answer while the list lags (less than RECONCILE_NOT_FOUND_GRACE): found, never resent', async () => {
+    // Lookups blind for 60 ms (60 s × 0.001), the grace 200 ms: the refund shows before the
+    // not-found could prove anything.
+    const { sandbox, t, close } = await open({
+      profile: 'hostile',
+      cardFlow: 'settled',
+      timeScale: 0.001,
+      refundFault: 'lost-response',
+    });
+    try {
+      const c = await charge(t, 'rf-lag', '60.00');
+      expect((await call(t, 'POST', '/payments/rf-lag/refunds', {})).status).toBe(201);
+      const refund = await settled(t, 'rf1_api_rf-lag');
+      expect(refund).toMatchObject({ state: 'succeeded', unsentResubmits: 0 });
+      expect(givenBack(sandbox, c)).toMatchObject({ refunds: 1, refundedMinor: 6000 });
+    } finally {
+      await close();
+    }
+  });
+
   it('idempotent-replay (our merchant_reference echoed): a lost answer is matched by it', async () => {
     const { sandbox, t, close } = await open({
       profile: 'idempotent-replay',
