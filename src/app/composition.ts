@@ -11,7 +11,13 @@ import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/config.ts';
 import { systemClock, type Clock } from '../kernel/clock.ts';
-import type { EventLog, PaymentGateway, RateLimiter, Sealer } from '../kernel/ports.ts';
+import type {
+  EventLog,
+  PaymentGateway,
+  RateLimiter,
+  RefundStore,
+  Sealer,
+} from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
 import {
   createRateLimiter,
@@ -75,6 +81,8 @@ export interface App {
    * helpers; features get the IntentStore port.
    */
   store: IntentStoreSurface;
+  /** Refunds of charges (docs/refunds.md), in the intent store's layout. */
+  refunds: RefundStore;
   /** Subscription records (concrete, like `store`); features get the SubscriptionStore port. */
   subscriptions: RedisSubscriptionStore;
   /** Batch records (concrete, like `store`); features get the BatchStore port. */
@@ -123,7 +131,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
   const prefix = layout.group;
   // One store, dispatcher and events stream per shard, behind one of each (app/shard-ports.ts).
-  const { store, dispatcher, events, queueGauges } = shardPorts(
+  const { store, refunds, dispatcher, events, queueGauges } = shardPorts(
     layout,
     { store: storeRedis, queue: queueRedis },
     (err) => health.onError(err, 'queue'),
@@ -188,6 +196,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       return { ok: true };
     },
     store,
+    refunds,
     subscriptions: new RedisSubscriptionStore(storeRedis, prefix),
     batches: new RedisBatchStore(storeRedis, prefix),
     events,
@@ -247,6 +256,7 @@ export function paymentsDeps(app: App): PaymentsDeps {
     submitLeaseMs: app.config.worker.submitLeaseMs,
     orphanAfterMs: app.config.reconcile.orphanAfterMs,
     sweepCron: app.config.reconcile.cron,
+    partialRefunds: app.config.sayswitch.partialRefunds,
   };
 }
 

@@ -4,7 +4,7 @@
  * rest of the root and every capability see one store, one dispatcher and one event log.
  */
 import type { Redis } from 'ioredis';
-import type { EventLog } from '../kernel/ports.ts';
+import type { EventLog, RefundStore } from '../kernel/ports.ts';
 import { createDispatcher, type QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
 import {
@@ -16,10 +16,14 @@ import { RedisEventLog } from '../infra/redis/event-log.ts';
 import { ShardedEventLog } from '../infra/redis/sharded-event-log.ts';
 import type { KeyLayout } from '../infra/redis/shards.ts';
 import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import { RedisRefundStore } from '../payments/store/refund-store.ts';
+import { ShardedRefundStore } from '../payments/store/sharded-refund-store.ts';
 import { ShardedIntentStore, type IntentStoreSurface } from '../payments/store/sharded-store.ts';
 
 export interface ShardPorts {
   store: IntentStoreSurface;
+  /** Refunds, each charge's in its charge's shard (the reservation script touches both). */
+  refunds: RefundStore;
   dispatcher: QueueDispatcher;
   events: EventLog;
   /** Every queue name once, its shards' counts added up (for /metrics). */
@@ -36,6 +40,7 @@ export function shardPorts(
   // (A limit a store enforces per prefix — e.g. an outbound rate in its claim script — is the
   // deployment's limit divided by layout.shards for each shard's store.)
   const stores = prefixes.map((p) => new RedisIntentStore(conns.store, p));
+  const refunds = prefixes.map((p, n) => new RedisRefundStore(conns.store, p, stores[n]!));
   const dispatchers = prefixes.map((p) => createDispatcher(conns.queue, p, onQueueError));
   const events = prefixes.map((p) => new RedisEventLog(conns.store, p));
   const names = Object.values(QUEUES);
@@ -43,6 +48,7 @@ export function shardPorts(
     const dispatcher = dispatchers[0]!;
     return {
       store: stores[0]!,
+      refunds: refunds[0]!,
       dispatcher,
       events: events[0]!,
       queueGauges: () => names.map((q) => dispatcher.queue(q)),
@@ -51,6 +57,7 @@ export function shardPorts(
   const routed = shardedDispatcher(dispatchers, layout);
   return {
     store: new ShardedIntentStore(stores, layout),
+    refunds: new ShardedRefundStore(refunds, layout),
     dispatcher: routed,
     events: new ShardedEventLog(events),
     queueGauges: () => names.map((q) => summedQueue(routed.queuesOf(q))),

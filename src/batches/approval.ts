@@ -3,13 +3,13 @@
  * "Approval"), and who a submitter or approver is: the one place that decides both.
  */
 import { userInfo } from 'node:os';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 
 export const BATCH_APPROVAL_MODES = ['none', 'payouts', 'all'] as const;
 export type BatchApproval = (typeof BATCH_APPROVAL_MODES)[number];
 
 /** Whether a new batch of `type` waits for approval under `mode`. */
-export function needsApproval(mode: BatchApproval, type: IntentType): boolean {
+export function needsApproval(mode: BatchApproval, type: InstructionType): boolean {
   return mode === 'all' || (mode === 'payouts' && type === 'payout');
 }
 

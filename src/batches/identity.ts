@@ -18,7 +18,7 @@
  * parser keeps included), `1500` against `1500.00`, an extra optional column even when empty.
  */
 import { createHash, type Hash } from 'node:crypto';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 
 /** Length of a derived batch id: 64 bits of the content hash. */
 export const DERIVED_ID_LENGTH = 16;
@@ -35,7 +35,7 @@ export class ContentIdentity {
   #pending = '';
   #order: number[] | undefined;
 
-  constructor(private readonly type: IntentType) {}
+  constructor(private readonly type: InstructionType) {}
 
   /** The header's canonical column names (`amount`, `meta_region`), in file order. */
   header(names: readonly string[]): void {

@@ -10,7 +10,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { FullBatchStore, InvalidRow, ReferenceClaim } from './ports.ts';
@@ -31,7 +31,7 @@ export interface IngestRowsDeps {
 /** One ingest of one batch by one owner. */
 export interface IngestContext {
   deps: IngestRowsDeps;
-  type: IntentType;
+  type: InstructionType;
   batchId: string;
   owner: string;
   spillPath: string;

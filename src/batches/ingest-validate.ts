@@ -3,7 +3,7 @@
  * which also computes its content hash (identity.ts, the batch's derived id), and spills the valid
  * rows — card tokens already sealed — and, with skip-invalid, the refused ones to the spill file.
  */
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { IntentDraft } from '../kernel/payment.ts';
 import type { Sealer } from '../kernel/ports.ts';
@@ -71,7 +71,7 @@ export function listErrors(sources: readonly ErrorList[], maxListed: number): Cs
 /** The file to validate: its bytes, the type of its rows, and whether invalid rows are kept. */
 export interface ValidateInput {
   input: CsvInput;
-  type: IntentType;
+  type: InstructionType;
   skipInvalid?: boolean;
 }
 

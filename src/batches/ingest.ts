@@ -23,7 +23,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BATCH_ID_MAX, idComponentSchema } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { IntentStore, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -61,7 +61,7 @@ export interface BatchDeps {
 export interface SubmitBatchOptions {
   /** The file's bytes: a file stream, an HTTP body, a string. */
   input: CsvInput;
-  type: IntentType;
+  type: InstructionType;
   /** Batch id; derived from the content hash when absent. */
   id?: string;
   /** Validate (and derive the id) without creating anything. */

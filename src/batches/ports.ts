@@ -3,7 +3,7 @@
  * and the records it speaks in. The adapter (store/batch-store.ts) implements it on Redis; the
  * composition root builds it once and hands it to the features (ingest, tracker, status, results).
  */
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { BatchIntentRow } from '../kernel/ports.ts';
 
@@ -37,7 +37,7 @@ export interface CurrencyTotal {
 /** What a submitter knows when it claims an id. */
 export interface BatchInit {
   id: string;
-  type: IntentType;
+  type: InstructionType;
   source: string;
   /** SHA-256 (hex) of the file's canonical content (identity.ts): a second file under the same
    * id is a conflict. */
@@ -130,7 +130,7 @@ export interface RefusedReference extends ReferenceClaim {
 /** One chunk's reference claims. */
 export interface ClaimReferencesInput {
   batchId: string;
-  type: IntentType;
+  type: InstructionType;
   rows: readonly ReferenceClaim[];
   /** Accept a reference another batch holds (it stays that batch's) instead of refusing the row. */
   allowReused: boolean;
@@ -205,7 +205,7 @@ export interface BatchStore {
    * {@link BatchStore.claimReferences}.
    */
   referenceHolders(
-    type: IntentType,
+    type: InstructionType,
     references: readonly string[],
   ): Promise<(ReferenceHolder | undefined)[]>;
   /**

@@ -19,7 +19,7 @@
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { CsvError } from '../input/csv-reader.ts';
 import type { BatchStore, CurrencyTotal, ReferenceClaim, ReferenceHolder } from './ports.ts';
@@ -27,7 +27,7 @@ import { readSpillLine } from './spill-file.ts';
 
 /** `reference "pay-0007" is already used by payout batch 3f2a0c1d2e4b5a69 line 12`. */
 export function reusedReferenceMessage(
-  type: IntentType,
+  type: InstructionType,
   reference: string,
   holderBatch: string,
   holderLine: number | string,
@@ -36,7 +36,7 @@ export function reusedReferenceMessage(
 }
 
 /** The invalid-row message of a refused row as `BatchStore.claimReferences` records it. */
-export function reusedReferenceTemplate(type: IntentType): string {
+export function reusedReferenceTemplate(type: InstructionType): string {
   return `reference: ${reusedReferenceMessage(type, '{reference}', '{batch}', '{line}')}`;
 }
 
@@ -54,7 +54,7 @@ export class ReuseRefusals {
   allowed = 0;
 
   constructor(
-    private readonly type: IntentType,
+    private readonly type: InstructionType,
     private readonly maxListed: number,
   ) {}
 
@@ -78,7 +78,7 @@ export class ReuseRefusals {
 /** What {@link findReusedReferences} reads. */
 export interface FindReusedInput {
   batches: Pick<BatchStore, 'referenceHolders'>;
-  type: IntentType;
+  type: InstructionType;
   /** The batch the file would become: references it already holds are its own, not reused. */
   batchId: string;
   /** The spill file of the validated rows (spill-file.ts). */

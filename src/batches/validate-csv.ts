@@ -7,7 +7,7 @@
  * namespace with the line numbers of rows without one), the error budget, the totals, and the
  * content hash that identifies the batch (identity.ts), fed every row as it is read.
  */
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import {
   DEFAULT_MAX_FIELD_BYTES,
   DEFAULT_MAX_LINE_BYTES,
@@ -31,7 +31,7 @@ export { DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_LINE_BYTES };
 export type { CsvError, CsvInput };
 
 /** What to validate the file as, and the limits that keep a hostile file cheap. */
-export interface ValidateCsvOptions<T extends IntentType = IntentType> {
+export interface ValidateCsvOptions<T extends InstructionType = InstructionType> {
   type: T;
   /** Longest accepted field, in UTF-8 bytes. Default 4096. */
   maxFieldBytes?: number;
@@ -123,7 +123,7 @@ function clashMessage(reference: string | undefined, line: number, previous: num
  * stream after one error, because record boundaries after them cannot be trusted; row problems
  * are reported per row and validation goes on. Input I/O errors are thrown, not reported.
  */
-export async function* validateCsvStream<T extends IntentType>(
+export async function* validateCsvStream<T extends InstructionType>(
   input: CsvInput,
   options: ValidateCsvOptions<T>,
 ): AsyncGenerator<CsvItem<RowOf<T>>, CsvSummary, undefined> {
@@ -231,7 +231,7 @@ export async function* validateCsvStream<T extends IntentType>(
  * Validates a whole batch file and collects the result. A thin wrapper over
  * {@link validateCsvStream}; holds every valid row, so prefer the stream for large files.
  */
-export async function validateCsv<T extends IntentType>(
+export async function validateCsv<T extends InstructionType>(
   input: CsvInput,
   options: ValidateCsvOptions<T>,
 ): Promise<CsvValidation<RowOf<T>>> {

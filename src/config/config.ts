@@ -171,6 +171,8 @@ const envSchema = z.object({
     .default('/api/v1/payout/{reference}')
     .refine((v) => v.includes('{reference}'), 'must contain {reference}'),
   SAYSWITCH_SIGN_REQUESTS: bool(false),
+  /** Whether Sayswitch refunds part of a transaction (undocumented; docs/refunds.md). */
+  SAYSWITCH_PARTIAL_REFUNDS: bool(false),
   SAYSWITCH_TIMEOUT_MS: int(15_000, 100, 300_000),
   SAYSWITCH_RATE_LIMIT_PER_SEC: int(20, 1, 10_000),
   WORKER_CONCURRENCY: int(8, 1, 1_000),
@@ -245,6 +247,8 @@ export interface Config {
     verifyPath: string;
     payoutLookupPath: string;
     signRequests: boolean;
+    /** SAYSWITCH_PARTIAL_REFUNDS: off, only full refunds are sent (docs/refunds.md). */
+    partialRefunds: boolean;
     timeoutMs: number;
     rateLimitPerSec: number;
   };
@@ -346,6 +350,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       verifyPath: e.SAYSWITCH_VERIFY_PATH,
       payoutLookupPath: e.SAYSWITCH_PAYOUT_LOOKUP_PATH,
       signRequests: e.SAYSWITCH_SIGN_REQUESTS,
+      partialRefunds: e.SAYSWITCH_PARTIAL_REFUNDS,
       timeoutMs: e.SAYSWITCH_TIMEOUT_MS,
       rateLimitPerSec: e.SAYSWITCH_RATE_LIMIT_PER_SEC,
     },

@@ -152,6 +152,14 @@ function payeeFacts(intent: Intent): Html {
       <dt>Narration</dt>
       <dd class="narration">${p.narration ?? ''}</dd>`;
   }
+  if (p.kind === 'refund') {
+    return html`<dt>Refund of</dt>
+      <dd>
+        <a class="mono" href="${CONSOLE_PATH}/payments/${seg(p.chargeKey)}">${p.chargeKey}</a>
+      </dd>
+      <dt>Reason</dt>
+      <dd class="narration">${p.reason ?? ''}</dd>`;
+  }
   const last4 = p.accountNumber.slice(-4);
   return html`<dt>Beneficiary</dt>
     <dd>${p.accountName}</dd>

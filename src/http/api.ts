@@ -6,7 +6,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentStore, PaymentGateway, Sealer } from '../kernel/ports.ts';
+import type { IntentStore, PaymentGateway, RefundStore, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
@@ -18,6 +18,7 @@ import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
+import { registerRefundRoutes } from './routes/payments-refunds.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerTestClockRoutes } from './routes/test-clocks.ts';
 import { registerWebhookRoutes } from './routes/webhooks.ts';
@@ -29,6 +30,8 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   logger: Logger;
   clock: Clock;
   store: IntentStore;
+  /** Refunds of charges (docs/refunds.md). */
+  refunds: RefundStore;
   /** For an operator's resolution, which asks the gateway first. */
   gateway: PaymentGateway;
   sealer: Sealer;
@@ -66,6 +69,16 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           clock: app.clock,
           logger: app.logger.child({ component: 'resolve' }),
           unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
+        }),
+      (server) =>
+        registerRefundRoutes(server, {
+          store: app.store,
+          refunds: app.refunds,
+          dispatcher: app.dispatcher,
+          clock: app.clock,
+          logger: app.logger.child({ component: 'refunds' }),
+          hashKey: app.config.dataEncryptionKey,
+          partialRefunds: app.config.sayswitch.partialRefunds,
         }),
       (server) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app)),
       (server) => registerTestClockRoutes(server, subscriptionServiceDeps(app)),

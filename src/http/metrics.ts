@@ -32,7 +32,10 @@ export type GatewayEndpoint =
   | 'payout_lookup'
   | 'list_banks'
   | 'resolve_account'
-  | 'wallet_balance';
+  | 'wallet_balance'
+  | 'refund'
+  | 'refund_status'
+  | 'refund_list';
 
 /** What a scrape reads from Redis. A queue only needs its name, counts and paused flag. */
 export interface ScrapeDeps {
@@ -287,6 +290,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
         listBanks: (c) => time('list_banks', () => gateway.listBanks(c)),
         resolveAccountName: (q) => time('resolve_account', () => gateway.resolveAccountName(q)),
         walletBalance: (c) => time('wallet_balance', () => gateway.walletBalance(c)),
+        refund: (r) => time('refund', () => gateway.refund(r)),
+        refundStatus: (ref) => time('refund_status', () => gateway.refundStatus(ref)),
+        refundsOf: (ref) => time('refund_list', () => gateway.refundsOf(ref)),
       };
     },
     collectOnScrape(deps) {

@@ -8,7 +8,7 @@
  * Messages never quote a `card_token` value: card data must not reach logs or error reports.
  */
 import { z } from 'zod';
-import type { IntentType } from '../kernel/intent.ts';
+import type { InstructionType } from '../kernel/intent.ts';
 import {
   amountMinorSchema,
   CHARGE_CURRENCIES,
@@ -68,7 +68,7 @@ export type KnownColumn = ChargeColumn | PayoutColumn;
 
 /** Columns whose header must be present. `payment_mode` is optional in the header but required
  * per row for KES/GHS, which is a row check. */
-export const REQUIRED_COLUMNS: Readonly<Record<IntentType, readonly KnownColumn[]>> = {
+export const REQUIRED_COLUMNS: Readonly<Record<InstructionType, readonly KnownColumn[]>> = {
   charge: ['email', 'amount', 'currency', 'card_token'],
   payout: [
     'account_number',
@@ -219,7 +219,7 @@ export const payoutRowSchema = z.object({
 export type PayoutRow = z.output<typeof payoutRowSchema>;
 
 /** The row type of a batch type. */
-export type RowOf<T extends IntentType> = T extends 'charge' ? ChargeRow : PayoutRow;
+export type RowOf<T extends InstructionType> = T extends 'charge' ? ChargeRow : PayoutRow;
 /** A row of either type. */
 export type BatchRow = ChargeRow | PayoutRow;
 
@@ -277,7 +277,7 @@ export type HeaderResult = { ok: true; layout: HeaderLayout } | { ok: false; iss
  * required column is an issue. A header with no known column at all gets one issue that says so,
  * rather than one per column, because it is usually a file without a header or of another kind.
  */
-export function resolveHeader(type: IntentType, header: readonly string[]): HeaderResult {
+export function resolveHeader(type: InstructionType, header: readonly string[]): HeaderResult {
   const { layout, issues } = resolveNames(
     type === 'charge' ? chargeSpec : payoutSpec,
     header,
@@ -317,7 +317,7 @@ function toResult<S extends z.ZodType, R>(
  * field indexes the caller has already refused (oversized): they are neither validated nor
  * reported again.
  */
-export function parseInstructionRecord<T extends IntentType>(
+export function parseInstructionRecord<T extends InstructionType>(
   type: T,
   layout: HeaderLayout,
   fields: readonly string[],

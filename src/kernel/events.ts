@@ -7,6 +7,12 @@ export const EVENT_TYPES = [
   'payment.requires_action',
   'payment.reversed',
   'payment.needs_review',
+  /** A refund of a charge is final at the gateway (docs/refunds.md): money went back. */
+  'refund.succeeded',
+  /** The gateway itself failed the refund: nothing went back; its amount is refundable again. */
+  'refund.failed',
+  /** A refund's outcome is unresolved after every check: a person looks (docs/refunds.md). */
+  'refund.needs_review',
   'subscription.renewed',
   'subscription.past_due',
   'subscription.canceled',
@@ -51,6 +57,24 @@ export function paymentEventFor(state: string): EventType | undefined {
       return 'payment.reversed';
     case 'needs_review':
       return 'payment.needs_review';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Which event a transition of a refund intent (docs/refunds.md) into `state` publishes: refunds
+ * never publish `payment.*` events, so a consumer of charges (a subscription's outcome consumer)
+ * never mistakes a refund for a payment.
+ */
+export function refundEventFor(state: string): EventType | undefined {
+  switch (state) {
+    case 'succeeded':
+      return 'refund.succeeded';
+    case 'failed':
+      return 'refund.failed';
+    case 'needs_review':
+      return 'refund.needs_review';
     default:
       return undefined;
   }

@@ -32,10 +32,12 @@ export const BATCH_ID_MAX = 20;
 export const ROW_REFERENCE_MAX = 32;
 export const API_KEY_MAX = 50;
 
+/** A payment's key (at most {@link INTENT_KEY_MAX_LENGTH}) or a refund's (`rf<n>_<key>`, at most 62). */
 export const intentKeySchema = z
   .string()
-  .max(INTENT_KEY_MAX_LENGTH)
-  .regex(/^(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .max(REFERENCE_MAX_LENGTH - 2)
+  .regex(/^(?:rf\d{1,2}_)?(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .refine((s) => s.startsWith('rf') || s.length <= INTENT_KEY_MAX_LENGTH, 'not an intent key')
   .transform((s) => s as IntentKey);
 
 function checked(key: string): IntentKey {
@@ -84,4 +86,29 @@ export function parseAttemptReference(
   const m = /^((?:sub|bat|api)_[A-Za-z0-9_-]+)_(\d{1,5})$/.exec(ref);
   if (!m || ref.length > REFERENCE_MAX_LENGTH) return undefined;
   return { key: m[1] as IntentKey, attempt: Number(m[2]) };
+}
+
+/** Refunds of one charge: at most this many, numbered 1… (docs/refunds.md). */
+export const MAX_REFUNDS_PER_CHARGE = 99;
+
+/**
+ * A refund's intent key: `rf<n>_<chargeKey>`, n from 1 (docs/refunds.md). The prefix can never
+ * be a charge's (those start `sub_`, `bat_` or `api_`), so a caller's key cannot collide with a
+ * refund's, and the key is at most 5 + 57 characters, so its reference `<key>_1` fits Sayswitch's
+ * 64.
+ */
+export function refundIntentKey(chargeKey: string, n: number): IntentKey {
+  if (!Number.isInteger(n) || n < 1 || n > MAX_REFUNDS_PER_CHARGE)
+    throw new RangeError(`refund number out of range: ${n}`);
+  const key = `rf${n}_${chargeKey}`;
+  if (key.length > REFERENCE_MAX_LENGTH - 2 || !SAFE.test(key))
+    throw new RangeError(`derived refund key is invalid: ${key}`);
+  return key as IntentKey;
+}
+
+/** Splits a refund's intent key into the charge's key and the refund's number, or undefined. */
+export function parseRefundKey(key: string): { chargeKey: string; n: number } | undefined {
+  const m = /^rf(\d{1,2})_((?:sub|bat|api)_[A-Za-z0-9_-]+)$/.exec(key);
+  if (!m) return undefined;
+  return { n: Number(m[1]), chargeKey: m[2] as string };
 }

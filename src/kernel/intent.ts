@@ -24,7 +24,15 @@ export const INTENT_STATES = [
 export type IntentState = (typeof INTENT_STATES)[number];
 export const intentStateSchema = z.enum(INTENT_STATES);
 
-export const INTENT_TYPES = ['charge', 'payout'] as const;
+/**
+ * `refund`: money given back on a succeeded charge, an intent of its own (payments/refunds/,
+ * docs/refunds.md) under the same state machine, keyed by derivation from the charge
+ * (kernel/ids.ts `refundIntentKey`).
+ */
+export const INTENT_TYPES = ['charge', 'payout', 'refund'] as const;
+/** What an instruction (a POST /payments body, a batch row, a renewal) creates: no refunds. */
+export const INSTRUCTION_TYPES = ['charge', 'payout'] as const satisfies readonly IntentType[];
+export type InstructionType = (typeof INSTRUCTION_TYPES)[number];
 export type IntentType = (typeof INTENT_TYPES)[number];
 
 /**

@@ -27,7 +27,23 @@ export interface PayoutPayee {
   paymentMode: PaymentMode;
 }
 
-export type Payee = ChargePayee | PayoutPayee;
+/**
+ * What a refund intent gives back and where (docs/refunds.md): the charge it refunds, by our key
+ * and by the reference Sayswitch knows the transaction under.
+ */
+export interface RefundPayee {
+  kind: 'refund';
+  /** The refunded charge's intent key. */
+  chargeKey: string;
+  /** The charge's succeeded attempt reference: the `reference` of Sayswitch's refund request. */
+  chargeReference: string;
+  /** What the charge moved, minor units: a refund of less is partial. */
+  chargedMinor: number;
+  /** The caller's reason, at most 200 characters. */
+  reason?: string;
+}
+
+export type Payee = ChargePayee | PayoutPayee | RefundPayee;
 
 export interface Intent {
   key: IntentKey;

@@ -69,6 +69,35 @@ export type GatewayOutcome =
 /** A lookup by reference may also find nothing. */
 export type LookupOutcome = GatewayOutcome | { status: 'not_found'; reference: string };
 
+/**
+ * A refund as sent (docs/refunds.md): Sayswitch's documented body is only the transaction's
+ * reference; `amount` is sent only for a partial refund, `reference` (ours) as
+ * `merchant_reference`, which Sayswitch may ignore.
+ */
+export interface RefundRequest {
+  /** Our refund's attempt reference (`rf<n>_<chargeKey>_1`). */
+  reference: AttemptReference;
+  /** The charge's reference at Sayswitch. */
+  transactionReference: string;
+  /** Minor units; absent for a full refund. */
+  amount?: AmountMinor;
+  currency: Currency;
+  reason?: string;
+}
+
+/** One refund as Sayswitch shows it (a submission's answer, a status lookup, a list item). */
+export interface GatewayRefund {
+  /** Sayswitch's refund reference (`RF_…`), when it gives one. */
+  gatewayReference?: string;
+  /** The transaction the refund is of, when the answer says. */
+  transactionReference?: string;
+  /** Our `merchant_reference`, when Sayswitch echoes it. */
+  merchantReference?: string;
+  amount?: AmountMinor;
+  status: 'pending' | 'succeeded' | 'failed';
+  message?: string;
+}
+
 export interface Bank {
   name: string;
   code: string;
@@ -97,6 +126,15 @@ export interface PaymentGateway {
     currency: PayoutCurrency;
   }): Promise<string>;
   walletBalance(currency: Currency): Promise<WalletBalance>;
+  /**
+   * Asks Sayswitch to refund a transaction. A refusal of the refund (declined) is a `failed`
+   * result; an ambiguous answer throws `outcome_unknown` like a charge (kernel/errors.ts).
+   */
+  refund(req: RefundRequest): Promise<GatewayRefund>;
+  /** A refund by Sayswitch's refund reference; `undefined` when Sayswitch does not know it. */
+  refundStatus(gatewayReference: string): Promise<GatewayRefund | undefined>;
+  /** Every refund Sayswitch shows for a transaction reference (docs/refunds.md "Matching"). */
+  refundsOf(transactionReference: string): Promise<GatewayRefund[]>;
 }
 
 /**
@@ -244,6 +282,51 @@ export interface IntentStore {
     rows: readonly BatchIntentRow[];
     now: number;
   }): Promise<BatchIntent[]>;
+}
+
+/** What a refund reservation (docs/refunds.md) is asked to write. */
+export interface RefundReservation {
+  chargeKey: string;
+  /** Minor units; undefined refunds all that is still refundable. */
+  amount?: AmountMinor;
+  reason?: string;
+  /** The caller's idempotency key: the same key returns the refund it created. */
+  callerKey?: string;
+  /** Hash of the request, to refuse the same caller key with a different body. */
+  requestHash: string;
+  now: number;
+}
+
+/** What a reservation did; nothing is written unless `created`. */
+export type RefundReservationResult =
+  | { status: 'created'; intent: Intent }
+  | { status: 'existing'; intent: Intent }
+  | { status: 'conflict'; intent: Intent }
+  | { status: 'not_found' }
+  | { status: 'not_refundable'; type: IntentType; state: IntentState }
+  | { status: 'exceeds'; chargedMinor: number; reservedMinor: number; requestedMinor: number }
+  | { status: 'too_many' };
+
+/**
+ * Refunds of charges in the intent store's layout (payments/store/refund-store.ts): the
+ * reservation of an amount against a charge, atomic in Redis, and the one-in-flight slot.
+ */
+export interface RefundStore {
+  /**
+   * Creates refund n+1 of a `succeeded` charge in `queued`, unless the charge minus every refund
+   * not `failed` leaves less than the amount (all in one atomic step).
+   */
+  reserve(req: RefundReservation): Promise<RefundReservationResult>;
+  /** The charge's refunds, in order. */
+  refundsOf(chargeKey: string): Promise<Intent[]>;
+  /**
+   * Takes the charge's refund slot for `refundKey` unless another refund of the charge holds it
+   * and is not final: at most one refund of a charge is at the gateway at a time.
+   */
+  takeSlot(
+    chargeKey: string,
+    refundKey: string,
+  ): Promise<{ ok: true } | { ok: false; holder: string; state: string }>;
 }
 
 /** Sealing of card tokens at rest (infra/sealing.ts). */

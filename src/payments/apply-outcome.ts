@@ -144,6 +144,9 @@ async function applyWaiting(
     return undefined;
   }
   const patch: Patch = { seenAtGateway: intent.seenAtGateway ?? now };
+  // A refund's pending answer names Sayswitch's RF_ reference: its status is looked up by it.
+  if (outcome.gatewayReference !== undefined && intent.type === 'refund')
+    patch.gatewayReference = outcome.gatewayReference;
   if (next.move === 'requires_action') {
     patch.requiresActionUntil = now + deps.policy.requiresActionWindowMs;
     if (outcome.status === 'requires_action' && outcome.authorizationUrl !== undefined)

@@ -9,6 +9,7 @@ import type {
   IntentStore,
   PaymentGateway,
   RateLimiter,
+  RefundStore,
   Sealer,
 } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -42,6 +43,10 @@ export interface PaymentsDeps {
   orphanAfterMs: number;
   /** RECONCILE_CRON. */
   sweepCron: string;
+  /** Refunds of charges (docs/refunds.md): reservations and the one-in-flight slot. */
+  refunds: RefundStore;
+  /** SAYSWITCH_PARTIAL_REFUNDS. */
+  partialRefunds: boolean;
 }
 
 export const paymentsModule: CapabilityModule<PaymentsDeps> = {

@@ -11,7 +11,8 @@ import { nextCheckAt, nextCheckFor } from './decisions.ts';
 import { afterNotFound } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
-import type { LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
+import type { LookupOutcome, PaymentGateway, RefundStore } from '../kernel/ports.ts';
+import { lookupRefund } from './refunds/lookup.ts';
 import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
@@ -19,12 +20,15 @@ import type { JobPayload } from '../infra/queues/catalog.ts';
 export interface ReconcileDeps extends OutcomeDeps {
   gateway: PaymentGateway;
   clock: Clock;
+  /** A refund is looked up among its charge's refunds (payments/refunds/lookup.ts). */
+  refunds: RefundStore;
 }
 
 /** States whose attempt is still being asked about. */
 const CHECKABLE = new Set(['pending', 'requires_action', 'unknown', 'needs_review']);
 
 function lookup(deps: ReconcileDeps, intent: Intent): Promise<LookupOutcome> {
+  if (intent.type === 'refund') return lookupRefund(deps, intent);
   return intent.type === 'charge'
     ? deps.gateway.verifyCharge(intent.reference)
     : deps.gateway.lookupPayout(intent.reference);

@@ -77,6 +77,14 @@ export async function resolvePayment(
   const key = parseAttemptReference(keyOrReference)?.key ?? keyOrReference;
   const intent = (await deps.store.get(key)) ?? (await deps.store.get(keyOrReference));
   if (!intent) return { status: 'not_found' };
+  if (intent.type === 'refund') {
+    // Its lookup goes through the charge's refunds (payments/refunds/lookup.ts), which this
+    // resolution does not ask yet (docs/refunds.md "Open points").
+    return {
+      status: 'not_resolvable',
+      message: `${intent.key} is a refund: check it at Sayswitch by hand; resolving refunds is not supported yet`,
+    };
+  }
   const now = deps.clock.now();
 
   const age = now - intent.updatedAt;

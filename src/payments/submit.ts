@@ -19,7 +19,8 @@ import type { GatewayOutcome, PaymentGateway, RateLimiter } from '../kernel/port
 import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
-import type { Sealer } from '../kernel/ports.ts';
+import type { RefundStore, Sealer } from '../kernel/ports.ts';
+import { submitRefund, takeRefundSlot } from './refunds/submit.ts';
 
 export interface SubmitDeps extends OutcomeDeps {
   /** Its `chargeCard` and `payout` do not take a rate-limit token: this handler takes it first. */
@@ -30,10 +31,13 @@ export interface SubmitDeps extends OutcomeDeps {
   clock: Clock;
   /** How long a claim holds, from the claim; longer than the gateway timeout. */
   leaseMs: number;
+  /** Refunds' slots and siblings (payments/refunds/submit.ts). */
+  refunds: RefundStore;
 }
 
 function callGateway(deps: SubmitDeps, intent: Intent): Promise<GatewayOutcome> {
   const p = intent.payee;
+  if (p.kind === 'refund') return submitRefund(deps, intent);
   if (p.kind === 'charge') {
     return deps.gateway.chargeCard({
       reference: intent.reference,
@@ -63,6 +67,8 @@ export function createSubmitHandler(deps: SubmitDeps) {
     // The token first, then the claim: the lease starts once the call may go out.
     await deps.rateLimiter.acquire();
     const now = deps.clock.now();
+    // A refund waits while another refund of its charge is at the gateway (docs/refunds.md).
+    await takeRefundSlot(deps, data.key, now, deps.policy.scheduleMs[0] ?? 1_000, log);
     // Then claim: the common case (a fresh job for a queued intent) costs one atomic step.
     const claim = await deps.store.transition(data.key, 'submitting', now, {
       expectAttempt: data.attempt,

@@ -70,18 +70,27 @@ async function ownKey(store: IntentStore, callerKey: string): Promise<Intent | u
 }
 
 /**
- * Finds a payment by intent key, attempt reference, or the caller's own key of an API payment
- * (`order-1001` for the intent `api_order-1001`).
+ * Finds a payment's intent by intent key, attempt reference, or the caller's own key of an API
+ * payment (`order-1001` for the intent `api_order-1001`).
  */
+export async function findIntent(
+  store: IntentStore,
+  reference: string,
+): Promise<Intent | undefined> {
+  const key = parseAttemptReference(reference)?.key ?? reference;
+  return (
+    (await store.get(key)) ??
+    (key !== reference ? await store.get(reference) : undefined) ??
+    (await ownKey(store, reference))
+  );
+}
+
+/** {@link findIntent}, as its view. */
 export async function findPayment(
   store: IntentStore,
   reference: string,
 ): Promise<PaymentView | undefined> {
-  const key = parseAttemptReference(reference)?.key ?? reference;
-  const intent =
-    (await store.get(key)) ??
-    (key !== reference ? await store.get(reference) : undefined) ??
-    (await ownKey(store, reference));
+  const intent = await findIntent(store, reference);
   if (!intent) return undefined;
   return toView(intent, await store.history(intent.key));
 }

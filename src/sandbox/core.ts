@@ -8,7 +8,8 @@
 import { accountName, banks, wallet } from './directory.ts';
 import type { LedgerStore } from './ledger.ts';
 import { Lifecycle } from './lifecycle.ts';
-import type { Unknowns } from './options.ts';
+import type { RefundFault, Unknowns } from './options.ts';
+import { SandboxRefunds } from './refunds.ts';
 import { Submissions } from './submissions.ts';
 import { ThreeDs, type ThreeDsAction } from './three-ds.ts';
 import type { TimerRegistry } from './timers.ts';
@@ -25,6 +26,8 @@ export interface SandboxCoreDeps {
   seed: number;
   now: () => number;
   unknowns: Unknowns;
+  /** The injected fault on each transaction's first refund request. */
+  refundFault?: RefundFault;
   /** Called with each webhook payload when a reference reaches a final status; absent = no webhooks. */
   notify?: (reference: string, payload: unknown) => void;
 }
@@ -34,6 +37,8 @@ export class SandboxCore {
   private readonly unseen = new Set<string>();
   private readonly submissions: Submissions;
   readonly threeDs: ThreeDs;
+  /** `POST /api/v1/refund` and the refund lookups (refunds.ts). */
+  readonly refunds: SandboxRefunds;
 
   constructor(private readonly deps: SandboxCoreDeps) {
     const { ledger, timers, now, unknowns } = deps;
@@ -62,6 +67,16 @@ export class SandboxCore {
       faultRate: deps.faultRate,
       seed: deps.seed,
       onRecorded: (ref) => this.hideFromLookups(ref),
+    });
+    this.refunds = new SandboxRefunds({
+      ledger,
+      timers,
+      unknowns,
+      fault: deps.refundFault ?? 'none',
+      hangMs: deps.hangMs,
+      now,
+      hide: (rf) => this.hideFromLookups(rf),
+      hidden: (rf) => this.unseen.has(rf),
     });
   }
 

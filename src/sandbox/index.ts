@@ -23,6 +23,9 @@ export {
   NOT_FOUND_ANSWERS,
   PAYOUT_FLOWS,
   PROFILE_NAMES,
+  REFUND_CALLER_REFERENCES,
+  REFUND_FAULTS,
+  REFUND_PARTIALS,
   sandboxOptionsSchema,
 } from './options.ts';
 export type {
@@ -132,6 +135,7 @@ export async function startSandbox(
     seed: opts.seed,
     now,
     unknowns: opts.unknowns,
+    refundFault: opts.refundFault,
     ...(webhooks ? { notify: (ref, payload) => webhooks.enqueue(ref, payload) } : {}),
   });
   const app = buildSandboxApp({

@@ -42,6 +42,25 @@ export interface LedgerActivity {
   statuses: LedgerStatus[];
   /** Present for a 3-D Secure charge. */
   authentication?: Authentication;
+  /** Refunds of this transaction accepted (any status), when there were any. */
+  refunds?: number;
+  /** Money given back on this transaction by refunds that succeeded, minor units. */
+  refundedMinor?: number;
+}
+
+export type RefundStatus = 'pending' | 'success' | 'failed';
+
+/** One refund, as served under `refunds` by `GET /__sandbox/ledger`. */
+export interface RefundEntry {
+  refundId: number;
+  /** The transaction refunded. */
+  transactionReference: string;
+  /** The caller's `merchant_reference`, kept only when the sandbox honours it. */
+  merchantReference?: string;
+  amount: number;
+  currency: string;
+  status: RefundStatus;
+  createdAtMs: number;
 }
 
 /** The shape of `GET /__sandbox/ledger` (docs/sayswitch-wire.md). */
@@ -49,6 +68,8 @@ export interface Ledger {
   references: Record<string, LedgerEntry>;
   totals: Record<string, LedgerTotals>;
   activity: Record<string, LedgerActivity>;
+  /** Refunds by the sandbox's `RF_…` reference. */
+  refunds: Record<string, RefundEntry>;
 }
 
 /** A stored reference: the public entry plus what the API responses need. */
@@ -68,6 +89,7 @@ export class LedgerStore {
   private readonly totals = new Map<string, LedgerTotals>();
   private readonly balances = new Map<string, number>();
   private readonly activity = new Map<string, LedgerActivity>();
+  private readonly refunds = new Map<string, RefundEntry>();
 
   has(reference: string): boolean {
     return this.entries.has(reference);
@@ -129,6 +151,57 @@ export class LedgerStore {
     return stored;
   }
 
+  /**
+   * Records a refund of a transaction (pending). The caller has checked that it fits what the
+   * transaction still has to give back ({@link LedgerStore.refundableMinor}).
+   */
+  recordRefund(rf: string, entry: RefundEntry): void {
+    this.refunds.set(rf, { ...entry });
+    const a = this.activityOf(entry.transactionReference);
+    a.refunds = (a.refunds ?? 0) + 1;
+  }
+
+  /** Ends a pending refund: a success gives the money back (wallet and the transaction's activity). */
+  settleRefund(rf: string, status: 'success' | 'failed'): RefundEntry | undefined {
+    const r = this.refunds.get(rf);
+    if (!r || r.status !== 'pending') return r;
+    r.status = status;
+    if (status === 'success') {
+      const a = this.activityOf(r.transactionReference);
+      a.refundedMinor = (a.refundedMinor ?? 0) + r.amount;
+      this.balances.set(r.currency, this.balanceMinor(r.currency) - r.amount);
+    }
+    return r;
+  }
+
+  refund(rf: string): RefundEntry | undefined {
+    return this.refunds.get(rf);
+  }
+
+  /** Every refund of a transaction, by `RF_…` reference, oldest first. */
+  refundsOf(transactionReference: string): [string, RefundEntry][] {
+    return [...this.refunds].filter(([, r]) => r.transactionReference === transactionReference);
+  }
+
+  /** The refund with this `merchant_reference`, if one was kept. */
+  refundByMerchantReference(ref: string): [string, RefundEntry] | undefined {
+    return [...this.refunds].find(([, r]) => r.merchantReference === ref);
+  }
+
+  /** What a transaction can still give back: its amount less every refund not failed. */
+  refundableMinor(transactionReference: string): number {
+    const t = this.entries.get(transactionReference);
+    if (!t) return 0;
+    let reserved = 0;
+    for (const [, r] of this.refundsOf(transactionReference))
+      if (r.status !== 'failed') reserved += r.amount;
+    return t.amount - reserved;
+  }
+
+  get refundCount(): number {
+    return this.refunds.size;
+  }
+
   /** Wallet balance in minor units: charges add the requested amount, payouts take amount + fee. */
   balanceMinor(currency: string): number {
     return this.balances.get(currency) ?? INITIAL_BALANCE_MINOR;
@@ -150,7 +223,9 @@ export class LedgerStore {
     for (const [currency, t] of this.totals) totals[currency] = { ...t };
     const activity: Record<string, LedgerActivity> = {};
     for (const [ref, a] of this.activity) activity[ref] = { ...a, statuses: [...a.statuses] };
-    return { references, totals, activity };
+    const refunds: Record<string, RefundEntry> = {};
+    for (const [rf, r] of this.refunds) refunds[rf] = { ...r };
+    return { references, totals, activity, refunds };
   }
 
   private activityOf(reference: string): LedgerActivity {

@@ -27,6 +27,20 @@ export type PayoutFlow = (typeof PAYOUT_FLOWS)[number];
 export const COLLECTION_WEBHOOKS = ['notify', 'documented'] as const;
 export type CollectionWebhook = (typeof COLLECTION_WEBHOOKS)[number];
 
+/** What a refund request with an `amount` below the refundable balance gets (unknown 8). */
+export const REFUND_PARTIALS = ['supported', 'full-only', 'rejected'] as const;
+export type RefundPartial = (typeof REFUND_PARTIALS)[number];
+/** Whether a refund's `merchant_reference` is kept, echoed and deduplicated (unknown 9). */
+export const REFUND_CALLER_REFERENCES = ['ignored', 'honoured'] as const;
+export type RefundCallerReference = (typeof REFUND_CALLER_REFERENCES)[number];
+/**
+ * A fault on the first refund request of each transaction (not an unknown: an injected failure,
+ * like `faultRate`): recorded then 500, recorded then held past any timeout, or 500 recording
+ * nothing.
+ */
+export const REFUND_FAULTS = ['none', 'lost-response', 'hang', 'unrecorded-500'] as const;
+export type RefundFault = (typeof REFUND_FAULTS)[number];
+
 export const PROFILE_NAMES = [
   'default',
   'strict-docs',
@@ -50,6 +64,7 @@ export const sandboxOptionsSchema = z.object({
       encoding: z.enum(['hex', 'base64']).default('hex'),
     })
     .optional(),
+  refundFault: z.enum(REFUND_FAULTS).default('none'),
   /** Delay before a pending 52/53 settles, a 58 payout is reversed and an async payout ends. */
   settleMs: nonNegativeMs.default(2000),
   /** How long a 55 response is held: past any sane client timeout. */
@@ -82,8 +97,12 @@ export const sandboxOptionsSchema = z.object({
   threeDsExpiryMs: nonNegativeMs.optional(),
   payoutFlow: z.enum(PAYOUT_FLOWS).optional(),
   collectionWebhook: z.enum(COLLECTION_WEBHOOKS).optional(),
+  refundPartial: z.enum(REFUND_PARTIALS).optional(),
+  refundCallerReference: z.enum(REFUND_CALLER_REFERENCES).optional(),
+  /** How long a refund stays `pending` before it succeeds (unknown 10; scaled by `timeScale`). */
+  refundSettleMs: nonNegativeMs.optional(),
   /**
-   * Multiplies `lookupLagMs` and `threeDsExpiryMs` (whether from a profile or explicit), so tests
+   * Multiplies `lookupLagMs`, `refundSettleMs` and `threeDsExpiryMs` (whether from a profile or explicit), so tests
    * can run a profile's 60 s lag in 60 ms with `timeScale: 0.001`. Default 1.
    */
   timeScale: z.number().positive().max(1000).optional(),
@@ -103,6 +122,9 @@ export interface Unknowns {
   threeDsExpiryMs: number;
   payoutFlow: PayoutFlow;
   collectionWebhook: CollectionWebhook;
+  refundPartial: RefundPartial;
+  refundCallerReference: RefundCallerReference;
+  refundSettleMs: number;
 }
 
 /** Parsed options plus the resolved unknowns; what `startSandbox` runs on. */

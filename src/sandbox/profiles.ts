@@ -30,6 +30,9 @@ const DEFAULT_SETTINGS: ProfileSettings = {
   threeDsExpiryMs: 600_000,
   payoutFlow: 'sync',
   collectionWebhook: 'notify',
+  refundPartial: 'supported',
+  refundCallerReference: 'ignored',
+  refundSettleMs: 0,
   webhookDuplicates: 1,
   webhookShuffle: false,
 };
@@ -42,19 +45,23 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
   'strict-docs': {
     summary:
       'only what the public docs show: 409 (the generic "duplicate unique resource" code), no ' +
-      'lag, 404, 3DS2 cards, async payouts, the documented `type: payment.success` webhook',
+      'lag, 404, 3DS2 cards, async payouts, the documented `type: payment.success` webhook, ' +
+      'whole refunds only, pending for 2 s',
     settings: {
       ...DEFAULT_SETTINGS,
       cardFlow: '3ds2',
       payoutFlow: 'async',
       collectionWebhook: 'documented',
+      // Only the documented refund: the whole transaction, answered `pending` first.
+      refundPartial: 'rejected',
+      refundSettleMs: 2_000,
     },
   },
   hostile: {
     summary:
       'the worst plausible Sayswitch: duplicates as 200 success:false, lookups blind for 60 s, ' +
       'not-found as 200 success:false, 3DS2 cards, async payouts, documented webhooks, each ' +
-      'delivered twice in shuffled order',
+      'delivered twice in shuffled order, a refund amount silently ignored (all of it goes back)',
     settings: {
       duplicateReference: '200-failure',
       lookupLagMs: 60_000,
@@ -63,6 +70,10 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
       threeDsExpiryMs: 600_000,
       payoutFlow: 'async',
       collectionWebhook: 'documented',
+      // An amount is silently ignored: the whole remaining balance goes back.
+      refundPartial: 'full-only',
+      refundCallerReference: 'ignored',
+      refundSettleMs: 10_000,
       webhookDuplicates: 2,
       webhookShuffle: true,
     },
@@ -76,12 +87,14 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
   'idempotent-replay': {
     summary:
       'an idempotent write side over a lagging read side: a duplicate replays the original ' +
-      'transaction (200) while lookups are blind for 5 s; async payouts',
+      'transaction (200) while lookups are blind for 5 s; async payouts; a refund keeps and ' +
+      'echoes our merchant_reference',
     settings: {
       ...DEFAULT_SETTINGS,
       duplicateReference: '200-echo',
       lookupLagMs: 5_000,
       payoutFlow: 'async',
+      refundCallerReference: 'honoured',
     },
   },
 };
@@ -110,6 +123,9 @@ export function resolveSandboxOptions(input: SandboxOptionsInput = {}): Resolved
     threeDsExpiryMs: Math.round((opts.threeDsExpiryMs ?? base.threeDsExpiryMs) * scale),
     payoutFlow: opts.payoutFlow ?? base.payoutFlow,
     collectionWebhook: opts.collectionWebhook ?? base.collectionWebhook,
+    refundPartial: opts.refundPartial ?? base.refundPartial,
+    refundCallerReference: opts.refundCallerReference ?? base.refundCallerReference,
+    refundSettleMs: Math.round((opts.refundSettleMs ?? base.refundSettleMs) * scale),
   };
   return { ...opts, profile, unknowns };
 }

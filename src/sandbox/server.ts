@@ -150,6 +150,14 @@ export function buildSandboxApp(deps: SandboxAppDeps): FastifyInstance {
     handle(req, reply, () => core.wallet(req.params.currency)),
   );
 
+  app.post('/api/v1/refund', (req, reply) => handle(req, reply, (p) => core.refunds.refund(p)));
+  app.get<{ Querystring: { reference?: string } }>('/api/v1/refund', (req, reply) =>
+    handle(req, reply, () => core.refunds.list(req.query.reference)),
+  );
+  app.get<{ Params: RefParams }>('/api/v1/refund/status/:reference', (req, reply) =>
+    handle(req, reply, () => core.refunds.status(req.params.reference)),
+  );
+
   app.get(`${SANDBOX_PREFIX}/ledger`, (_req, reply) => reply.send(ledger.snapshot()));
   void app.register(threeDsRoutes(core));
 

@@ -112,7 +112,7 @@ describe('the chaos checks', () => {
       sub_s_20260101_2: ref(1),
       api_unsent_1: ref(0, 0, false),
     };
-    const ledger: Ledger = { references: {}, totals: {}, activity: {} };
+    const ledger: Ledger = { references: {}, totals: {}, activity: {}, refunds: {} };
     for (const [r, { activity, entry }] of Object.entries(refs)) {
       ledger.activity[r] = activity;
       if (entry) ledger.references[r] = entry;

@@ -358,6 +358,65 @@ const CASES: [string, Case[]][] = [
     ],
   ],
   [
+    'payments refund',
+    [
+      {
+        // A succeeded charge (set up below): part of it, with the caller's key.
+        args: [
+          'payments',
+          'refund',
+          'api_cj-paid',
+          '--amount',
+          '400',
+          '--reason',
+          'x',
+          '--key',
+          'r1',
+        ],
+        env: { SAYSWITCH_PARTIAL_REFUNDS: 'true' },
+        exit: 0,
+        check: (d) => {
+          expect(d).toMatchObject({
+            key: 'rf1_api_cj-paid',
+            type: 'refund',
+            state: 'queued',
+            amountMinor: 400,
+            chargeKey: 'api_cj-paid',
+            created: true,
+          });
+        },
+      },
+      {
+        // More than is left: refused, nothing written.
+        args: ['payments', 'refund', 'api_cj-paid', '--amount', '700'],
+        env: { SAYSWITCH_PARTIAL_REFUNDS: 'true' },
+        exit: 1,
+        code: 'refund_exceeds_charge',
+      },
+      { args: ['payments', 'refund', 'api_cj-review'], exit: 1, code: 'not_refundable' },
+      { args: ['payments', 'refund', 'api_nothing_here'], exit: 2, code: 'not_found' },
+      { args: ['payments', 'refund', 'x', '--amount', '1.5'], exit: 2, code: 'invalid_refund' },
+    ],
+  ],
+  [
+    'payments refunds',
+    [
+      {
+        args: ['payments', 'refunds', 'api_cj-paid'],
+        exit: 0,
+        check: (d) =>
+          expect(d).toMatchObject({
+            chargeKey: 'api_cj-paid',
+            chargedMinor: 1000,
+            inFlightMinor: 400,
+            refundableMinor: 600,
+            status: 'not_refunded',
+          }),
+      },
+      { args: ['payments', 'refunds', 'api_nothing_here'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
     'payments resolve',
     [
       {
@@ -487,6 +546,22 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
     );
     for (const to of ['submitting', 'unknown', 'needs_review'] as const) {
       await store.transition(key, to, Date.now());
+    }
+    // A succeeded charge for `payments refund` and `payments refunds`.
+    const paid = 'api_cj-paid' as IntentKey;
+    await store.create(
+      {
+        key: paid,
+        type: 'charge',
+        origin: 'api',
+        amount: 1000 as AmountMinor,
+        currency: 'NGN',
+        payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
+      },
+      Date.now(),
+    );
+    for (const to of ['submitting', 'succeeded'] as const) {
+      await store.transition(paid, to, Date.now());
     }
     dir = emptyDir('cli-json');
     writeFileSync(file('payouts.csv'), `${PAYOUTS}\n`);

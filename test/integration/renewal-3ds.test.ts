@@ -55,6 +55,9 @@ function withAuthorization(real: PaymentGateway): PaymentGateway {
     listBanks: (c) => real.listBanks(c),
     resolveAccountName: (q) => real.resolveAccountName(q),
     walletBalance: (c) => real.walletBalance(c),
+    refund: (r) => real.refund(r),
+    refundStatus: (ref) => real.refundStatus(ref),
+    refundsOf: (ref) => real.refundsOf(ref),
   };
 }
 

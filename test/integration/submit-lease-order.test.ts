@@ -48,6 +48,9 @@ const gateway: PaymentGateway = {
   listBanks: () => Promise.resolve([]),
   resolveAccountName: () => Promise.resolve('Ada Obi'),
   walletBalance: () => Promise.reject(new Error('no balance here')),
+  refund: () => Promise.reject(new Error('no refunds here')),
+  refundStatus: () => Promise.resolve(undefined),
+  refundsOf: () => Promise.resolve([]),
 };
 
 beforeAll(async () => {

@@ -319,6 +319,9 @@ describe('an unresolved renewal holds billing', () => {
       listBanks: (c) => real.listBanks(c),
       resolveAccountName: (q) => real.resolveAccountName(q),
       walletBalance: (c) => real.walletBalance(c),
+      refund: (r) => real.refund(r),
+      refundStatus: (ref) => real.refundStatus(ref),
+      refundsOf: (ref) => real.refundsOf(ref),
     });
     const { sandbox, h } = await setup({
       env: { RECONCILE_SCHEDULE: '20ms,20ms', RECONCILE_CRON: '0 0 1 1 *' },

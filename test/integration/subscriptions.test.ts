@@ -386,6 +386,9 @@ describe('dunning', () => {
       listBanks: (c) => real.listBanks(c),
       resolveAccountName: (q) => real.resolveAccountName(q),
       walletBalance: (c) => real.walletBalance(c),
+      refund: (r) => real.refund(r),
+      refundStatus: (ref) => real.refundStatus(ref),
+      refundsOf: (ref) => real.refundsOf(ref),
     });
     const { sandbox, h } = await setup('2025-02-01T09:00:00Z', {
       env: { DUNNING_SCHEDULE: '1d,3d' },

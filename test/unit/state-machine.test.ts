@@ -9,18 +9,22 @@ import {
 } from '../../src/kernel/intent.ts';
 import { allowedFrom, canTransition } from '../../src/payments/state-machine.ts';
 
+const CHARGE_TABLE: Record<IntentState, IntentState[]> = {
+  queued: ['submitting', 'failed'],
+  submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
+  pending: ['succeeded', 'failed', 'needs_review'],
+  requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],
+  unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
+  succeeded: [],
+  failed: ['queued'],
+  reversed: [],
+  needs_review: ['succeeded', 'failed'],
+};
+
 const TABLE: Record<IntentType, Record<IntentState, IntentState[]>> = {
-  charge: {
-    queued: ['submitting', 'failed'],
-    submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],
-    pending: ['succeeded', 'failed', 'needs_review'],
-    requires_action: ['pending', 'succeeded', 'failed', 'needs_review'],
-    unknown: ['queued', 'succeeded', 'failed', 'needs_review'],
-    succeeded: [],
-    failed: ['queued'],
-    reversed: [],
-    needs_review: ['succeeded', 'failed'],
-  },
+  charge: CHARGE_TABLE,
+  // A refund follows the charge's table (docs/refunds.md): never reversed.
+  refund: CHARGE_TABLE,
   payout: {
     queued: ['submitting', 'failed'],
     submitting: ['queued', 'pending', 'requires_action', 'unknown', 'succeeded', 'failed'],

@@ -19,7 +19,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
-import { INTENT_TYPES, SETTLED_STATES, type IntentType } from '../../kernel/intent.ts';
+import { INSTRUCTION_TYPES, SETTLED_STATES, type InstructionType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import {
@@ -75,7 +75,7 @@ const totalsSchema = z.record(
 /** The hash as stored (all strings) → a typed record. A corrupt hash fails loudly here. */
 const hashSchema = z.object({
   id: z.string(),
-  type: z.enum(INTENT_TYPES),
+  type: z.enum(INSTRUCTION_TYPES),
   state: z.enum(BATCH_STATES),
   source: z.string().default(''),
   contentHash: z.string(),
@@ -180,7 +180,7 @@ export function batchKeys(prefix: string) {
     refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
     held: (id: string) => `${prefix}:batch:${id}:held`,
     // Not `batch:<…>`: a batch id could be any word.
-    references: (type: IntentType) => `${prefix}:batch-refs:${type}`,
+    references: (type: InstructionType) => `${prefix}:batch-refs:${type}`,
     byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
   };
 }
@@ -421,7 +421,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore {
 
   /** @inheritdoc One HMGET on the type's registry. */
   async referenceHolders(
-    type: IntentType,
+    type: InstructionType,
     references: readonly string[],
   ): Promise<(ReferenceHolder | undefined)[]> {
     if (references.length === 0) return [];

@@ -30,7 +30,7 @@ import { batchStatus, toBatchStatus, type BatchStatus } from '../../batches/stat
 import { cliIdentity } from '../../batches/approval.ts';
 import { approveBatch, cancelBatch, retryFailedBatch } from '../../batches/operations.ts';
 import type { App } from '../../app/composition.ts';
-import type { IntentType } from '../../kernel/intent.ts';
+import type { InstructionType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
 import {
   CliError,
@@ -218,7 +218,7 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
       async (
         file: string,
         opts: {
-          type: IntentType;
+          type: InstructionType;
           id?: string;
           validateOnly?: boolean;
           skipInvalid?: boolean;

@@ -4,6 +4,7 @@ import { findPayment, type PaymentView } from '../../payments/view.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError } from '../errors.ts';
 import { registerPaymentsAdminCommands } from './payments-admin.ts';
+import { registerPaymentsRefundCommands } from './payments-refunds.ts';
 import { registerPaymentsResolveCommand } from './payments-resolve.ts';
 
 function human(v: unknown): string {
@@ -24,6 +25,7 @@ export function registerPaymentsCommands(program: Command, ctx: CliContext) {
   const payments = program.command('payments').description('find, inspect and resolve payments');
   registerPaymentsAdminCommands(payments, ctx);
   registerPaymentsResolveCommand(payments, ctx);
+  registerPaymentsRefundCommands(payments, ctx);
   payments
     .command('show <reference>')
     .description("one payment's state, attempts and history, by intent key or attempt reference")

@@ -11,6 +11,9 @@ import {
   NOT_FOUND_ANSWERS,
   PAYOUT_FLOWS,
   PROFILE_NAMES,
+  REFUND_CALLER_REFERENCES,
+  REFUND_FAULTS,
+  REFUND_PARTIALS,
   startSandbox,
   type SandboxOptionsInput,
 } from '../../sandbox/index.ts';
@@ -55,6 +58,10 @@ export interface SandboxFlags {
   threeDsExpiryMs?: number;
   payoutFlow?: SandboxOptionsInput['payoutFlow'];
   collectionWebhook?: SandboxOptionsInput['collectionWebhook'];
+  refundPartial?: SandboxOptionsInput['refundPartial'];
+  refundCallerReference?: SandboxOptionsInput['refundCallerReference'];
+  refundSettleMs?: number;
+  refundFault?: SandboxOptionsInput['refundFault'];
   timeScale?: number;
 }
 
@@ -83,6 +90,10 @@ export function sandboxOptionsFromFlags(f: SandboxFlags): SandboxOptionsInput {
         'threeDsExpiryMs',
         'payoutFlow',
         'collectionWebhook',
+        'refundPartial',
+        'refundCallerReference',
+        'refundSettleMs',
+        'refundFault',
         'timeScale',
       ] as const
     )
@@ -169,6 +180,32 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
     )
     .addOption(
       choice('--collection-webhook <shape>', 'charge webhook body shape', COLLECTION_WEBHOOKS),
+    )
+    .addOption(
+      choice(
+        '--refund-partial <answer>',
+        'a refund of part of a transaction: refunded, refunded whole, or refused',
+        REFUND_PARTIALS,
+      ),
+    )
+    .addOption(
+      choice(
+        '--refund-caller-reference <answer>',
+        "whether a refund's merchant_reference is kept, echoed and deduplicated",
+        REFUND_CALLER_REFERENCES,
+      ),
+    )
+    .option(
+      '--refund-settle-ms <ms>',
+      'how long a refund stays pending before it succeeds',
+      parseIntFlag('--refund-settle-ms'),
+    )
+    .addOption(
+      choice(
+        '--refund-fault <fault>',
+        "a fault on each transaction's first refund request (default none)",
+        REFUND_FAULTS,
+      ),
     )
     .option(
       '--time-scale <factor>',

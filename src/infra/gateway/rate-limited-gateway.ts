@@ -55,5 +55,9 @@ export function withRateLimit(gateway: PaymentGateway, limiter: RateLimiter): Pa
     listBanks: (c) => gate(() => gateway.listBanks(c)),
     resolveAccountName: (q) => gate(() => gateway.resolveAccountName(q)),
     walletBalance: (c) => gate(() => gateway.walletBalance(c)),
+    // A refund is a submission: payments/refunds/submit.ts takes its token first.
+    refund: (r) => gateway.refund(r),
+    refundStatus: (ref) => gate(() => gateway.refundStatus(ref)),
+    refundsOf: (ref) => gate(() => gateway.refundsOf(ref)),
   };
 }

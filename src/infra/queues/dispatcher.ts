@@ -83,7 +83,7 @@ export type Submittable = Pick<
 
 /** The submit job of an intent's current attempt and queue entry: the one place it is built. */
 export function submitJob(intent: Submittable) {
-  const name: JobName = intent.type === 'charge' ? 'charges.submit' : 'payouts.submit';
+  const name: JobName = intent.type === 'payout' ? 'payouts.submit' : 'charges.submit';
   const data: JobPayload<'charges.submit'> = {
     key: intent.key,
     attempt: intent.attempt,

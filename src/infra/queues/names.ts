@@ -14,7 +14,8 @@ export const QUEUES = {
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
 export function submitQueueFor(type: IntentType): QueueName {
-  return type === 'charge' ? QUEUES.charges : QUEUES.payouts;
+  // Refunds ride the charges queue (docs/refunds.md): they give a charge's money back.
+  return type === 'payout' ? QUEUES.payouts : QUEUES.charges;
 }
 
 /**

@@ -17,6 +17,7 @@
  */
 import type { Redis } from 'ioredis';
 import { FatalError } from '../../kernel/errors.ts';
+import { parseRefundKey } from '../../kernel/ids.ts';
 import { epochKey } from './epoch.ts';
 import { LuaScript } from './lua-script.ts';
 
@@ -36,7 +37,10 @@ export interface KeyLayout {
   shardPrefixes(): string[];
   /** Every prefix the deployment writes (shard 0 is the group): where readiness probes write. */
   allPrefixes(): string[];
-  /** The shard of an intent key: API payments by hash, every other intent in shard 0. */
+  /**
+   * The shard of an intent key: API payments by hash, a refund in its charge's shard, every other
+   * intent in shard 0.
+   */
   shardOf(intentKey: string): number;
 }
 
@@ -75,7 +79,11 @@ export function keyLayout(opts: {
     shard,
     shardPrefixes: () => [...prefixes],
     allPrefixes: () => [...prefixes],
-    shardOf: (key) => (shards === 1 || !key.startsWith(SPREAD) ? 0 : fnv1a(key) % shards),
+    shardOf: (intentKey) => {
+      // A refund lives with its charge (the reservation script touches both in one step).
+      const key = parseRefundKey(intentKey)?.chargeKey ?? intentKey;
+      return shards === 1 || !key.startsWith(SPREAD) ? 0 : fnv1a(key) % shards;
+    },
   };
 }
 

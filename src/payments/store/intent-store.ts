@@ -12,11 +12,12 @@ import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import {
   INTENT_STATES,
+  INTENT_TYPES,
   intentStateSchema,
   type IntentState,
   type IntentType,
 } from '../../kernel/intent.ts';
-import { paymentEventFor } from '../../kernel/events.ts';
+import { paymentEventFor, refundEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
 import type {
   BatchIntent,
@@ -28,6 +29,7 @@ import type {
 } from '../../kernel/ports.ts';
 import {
   attemptReference,
+  parseRefundKey,
   paymentEventId,
   type AttemptReference,
   type IntentKey,
@@ -62,6 +64,13 @@ const payeeSchema = z.discriminatedUnion('kind', [
     narration: z.string(),
     paymentMode: z.enum(['bank', 'momo']),
   }),
+  z.object({
+    kind: z.literal('refund'),
+    chargeKey: z.string(),
+    chargeReference: z.string(),
+    chargedMinor: z.number().int(),
+    reason: z.string().optional(),
+  }),
 ]);
 
 const num = z.coerce.number().int();
@@ -71,7 +80,7 @@ const optNum = num.optional();
 const hashSchema = z
   .object({
     key: z.string(),
-    type: z.enum(['charge', 'payout']),
+    type: z.enum(INTENT_TYPES),
     origin: z.enum(['subscription', 'batch', 'api']),
     state: intentStateSchema,
     amount: num,
@@ -241,9 +250,10 @@ export class RedisIntentStore implements IntentStore {
       );
       const pipe = this.redis.pipeline();
       for (const [key, type, createdAt] of rows) {
-        if (!key || (type !== 'charge' && type !== 'payout') || !createdAt) continue;
+        const known = INTENT_TYPES.find((t) => t === type);
+        if (!key || known === undefined || !createdAt) continue;
         pipe.zadd(this.k.byCreated(), createdAt, key);
-        pipe.zadd(this.k.byCreated(type), createdAt, key);
+        pipe.zadd(this.k.byCreated(known), createdAt, key);
         count++;
       }
       await pipe.exec();
@@ -305,7 +315,8 @@ export class RedisIntentStore implements IntentStore {
     const newReference = opts.newAttempt
       ? attemptReference(key as IntentKey, attempt + 1)
       : undefined;
-    const event = paymentEventFor(to);
+    // A refund's key says it is one (kernel/ids.ts): it publishes refund.*, never payment.*.
+    const event = parseRefundKey(key) ? refundEventFor(to) : paymentEventFor(to);
     const eventId =
       event === undefined
         ? ''

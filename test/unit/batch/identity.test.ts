@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ContentIdentity, derivedBatchId } from '../../../src/batches/identity.ts';
 import { validateCsv } from '../../../src/batches/validate-csv.ts';
-import type { IntentType } from '../../../src/kernel/intent.ts';
+import type { InstructionType } from '../../../src/kernel/intent.ts';
 
 const COLUMNS = [
   'reference',
@@ -82,7 +82,7 @@ function encode(rows: readonly Row[], enc: Encoding): Buffer[] {
   return chunks;
 }
 
-async function hashOf(rows: readonly Row[], enc: Encoding, type: IntentType = 'payout') {
+async function hashOf(rows: readonly Row[], enc: Encoding, type: InstructionType = 'payout') {
   const result = await validateCsv(encode(rows, enc), { type });
   return result.contentHash;
 }
@@ -203,7 +203,7 @@ describe('batch identity: different content is a different batch', () => {
   });
 
   it('the batch type, and a column more (even empty), are content', () => {
-    const digest = (type: IntentType, names: string[], rows: string[][]) => {
+    const digest = (type: InstructionType, names: string[], rows: string[][]) => {
       const id = new ContentIdentity(type);
       id.header(names);
       for (const fields of rows) id.row(fields);

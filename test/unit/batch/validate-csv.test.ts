@@ -9,7 +9,7 @@ import {
   type CsvError,
   type ValidateCsvOptions,
 } from '../../../src/batches/validate-csv.ts';
-import type { IntentType } from '../../../src/kernel/intent.ts';
+import type { InstructionType } from '../../../src/kernel/intent.ts';
 
 const CHARGE_HEADER = 'reference,email,amount,currency,card_token,narration';
 const PAYOUT_HEADER =
@@ -20,7 +20,7 @@ function csv(...lines: string[]): string {
   return lines.join('\n') + '\n';
 }
 
-async function check<T extends IntentType>(
+async function check<T extends InstructionType>(
   input: string | Buffer | (string | Buffer)[],
   options: ValidateCsvOptions<T>,
 ) {

@@ -88,6 +88,7 @@ describe('saysNotFound', () => {
       error: 'No transaction found with reference: api_x_1',
     },
     { success: false, message: 'Payout not found' },
+    { success: false, message: 'Refund not found' },
     { success: false, error: 'No transaction found with reference: api_x_1' },
     { status: false, message: 'Transfer does not exist' },
     { success: false, message: 'No query results for model [App\\Models\\Payout] api_x_1' },

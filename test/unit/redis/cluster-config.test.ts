@@ -75,6 +75,15 @@ describe('key layout', () => {
     expect(l.shardOf('sub_s1_20250101')).toBe(0);
   });
 
+  it("puts a refund in its charge's shard (its reservation script touches both)", () => {
+    const l = keyLayout({ prefix: 'billing', shards: 3, cluster: true });
+    for (let i = 0; i < 30; i++) {
+      const charge = `api_k${i}`;
+      for (const n of [1, 2, 99]) expect(l.shardOf(`rf${n}_${charge}`)).toBe(l.shardOf(charge));
+    }
+    expect(l.shardOf('rf1_bat_b1_7')).toBe(0);
+  });
+
   it('puts the shards in different thirds of the slot space (one per master of three)', () => {
     for (const prefix of ['billing', 'acme', 'x']) {
       const thirds = shardNames(prefix, 3).map((n) => Math.floor((keySlot(n) * 3) / 16_384));

@@ -26,6 +26,7 @@ describe('options', () => {
       hangMs: 60_000,
       latencyMs: 0,
       faultRate: 0,
+      refundFault: 'none',
       seed: 1,
       webhookDuplicates: 1,
       webhookShuffle: false,

@@ -36,6 +36,9 @@ describe('resolving options', () => {
       threeDsExpiryMs: 600_000,
       payoutFlow: 'sync',
       collectionWebhook: 'notify',
+      refundPartial: 'supported',
+      refundCallerReference: 'ignored',
+      refundSettleMs: 0,
     };
     const none = resolveSandboxOptions({});
     expect(none.profile).toBe('default');
@@ -55,6 +58,9 @@ describe('resolving options', () => {
       threeDsExpiryMs: 600_000,
       payoutFlow: 'async',
       collectionWebhook: 'documented',
+      refundPartial: 'full-only',
+      refundCallerReference: 'ignored',
+      refundSettleMs: 10_000,
     });
     expect(hostile.webhookDuplicates).toBe(2);
     expect(hostile.webhookShuffle).toBe(true);

@@ -12,12 +12,15 @@ import type {
   GatewayOutcome,
   LookupOutcome,
   PaymentGateway,
+  GatewayRefund,
   PayoutRequest,
+  RefundRequest,
   WalletBalance,
 } from '../../../kernel/ports.ts';
 import { SayswitchDirectory } from './directory.ts';
 import { defaultSayswitchPaths, type SayswitchPaths } from './endpoints.ts';
 import { SayswitchLookups } from './lookups.ts';
+import { SayswitchRefunds } from './refunds.ts';
 import { SayswitchSubmissions } from './submissions.ts';
 import { SayswitchTransport, type TransportOptions } from './transport.ts';
 
@@ -39,6 +42,7 @@ export class SayswitchGateway implements PaymentGateway {
   private readonly submissions: SayswitchSubmissions;
   private readonly lookups: SayswitchLookups;
   private readonly directory: SayswitchDirectory;
+  private readonly refunds: SayswitchRefunds;
 
   constructor(opts: SayswitchOptions) {
     const paths: SayswitchPaths = {
@@ -51,6 +55,7 @@ export class SayswitchGateway implements PaymentGateway {
     this.lookups = new SayswitchLookups(this.transport, paths, opts.logger);
     this.submissions = new SayswitchSubmissions(this.transport, paths, this.lookups);
     this.directory = new SayswitchDirectory(this.transport, paths);
+    this.refunds = new SayswitchRefunds(this.transport, paths);
   }
 
   /** Closes the keep-alive sockets. Call on shutdown; the instance is unusable afterwards. */
@@ -98,6 +103,21 @@ export class SayswitchGateway implements PaymentGateway {
   /** The merchant's wallet in `currency`. */
   walletBalance(currency: Currency): Promise<WalletBalance> {
     return this.directory.walletBalance(currency);
+  }
+
+  /** Asks for a refund of a transaction (refunds.ts). */
+  refund(req: RefundRequest): Promise<GatewayRefund> {
+    return this.refunds.refund(req);
+  }
+
+  /** A refund by Sayswitch's `RF_…` reference; undefined when it does not know it. */
+  refundStatus(gatewayReference: string): Promise<GatewayRefund | undefined> {
+    return this.refunds.refundStatus(gatewayReference);
+  }
+
+  /** The refunds Sayswitch shows for a transaction reference. */
+  refundsOf(transactionReference: string): Promise<GatewayRefund[]> {
+    return this.refunds.refundsOf(transactionReference);
   }
 }
 

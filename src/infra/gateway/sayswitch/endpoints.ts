@@ -13,6 +13,10 @@ export const defaultSayswitchPaths = {
   bankListByCurrencyPath: '/api/v1/bank_list/{currency}',
   accountNamePath: '/api/v1/account_name_verify',
   walletBalancePath: '/api/v1/wallet_balance/{currency}',
+  refundPath: '/api/v1/refund',
+  refundStatusPath: '/api/v1/refund/status/{reference}',
+  /** The documented list; the `reference` filter is ours (docs/refunds.md), matched again here. */
+  refundListPath: '/api/v1/refund?reference={reference}',
 } as const;
 
 /** The paths in use: the defaults, some overridden by configuration. */

@@ -165,6 +165,38 @@ export const payoutResponseSchema = z.looseObject({
   data: payoutDataSchema,
 });
 
+/**
+ * A refund as `POST /api/v1/refund`, its status lookup and its list show it (docs/refunds.md).
+ * Only `refund_id`, `reference` (`RF_…`) and `status` are documented; the transaction's
+ * reference, the amount and our `merchant_reference` are read when present.
+ */
+const refundDataSchema = z.looseObject({
+  refund_id: optionalId,
+  reference: optionalText,
+  transaction_reference: optionalText,
+  merchant_reference: optionalText,
+  amount: optionalAmount,
+  status: z.string(),
+  message: optionalText,
+});
+export type RefundData = z.infer<typeof refundDataSchema>;
+
+/** `POST /api/v1/refund` and `GET /api/v1/refund/status/{reference}`. */
+export const refundResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: refundDataSchema,
+});
+
+/** `GET /api/v1/refund`: a list, bare or paginated (`data.data`, as the wallet ledger is). */
+export const refundListResponseSchema = z.looseObject({
+  success: z.boolean().optional(),
+  status: z.boolean().optional(),
+  message: optionalText,
+  data: z.union([z.array(refundDataSchema), z.looseObject({ data: z.array(refundDataSchema) })]),
+});
+
 const bankCode = z.union([z.string(), z.number()]).transform((v) => String(v));
 
 export const bankListResponseSchema = z.looseObject({

@@ -29,9 +29,9 @@ export const REFERENCE_FIELD = /(?:^|\.)reference$/i;
 export const NOT_FOUND_WORDING =
   /\bnot\s+found\b|\bno\s+(?:\w+\s+){0,2}found\b|\bdoes\s*n[o']?t\s+exist\b|\bno\s+query\s+results\b/i;
 
-/** The subject a not-found sentence must name to be about the looked-up transaction or payout. */
+/** The subject a not-found sentence must name to be about the looked-up transaction, payout or refund. */
 export const LOOKUP_SUBJECT =
-  /\b(?:transaction|payout|transfer|payment|charge|reference|record)s?\b/i;
+  /\b(?:transaction|payout|transfer|payment|charge|refund|reference|record)s?\b/i;
 
 /** Splits free text into sentences or clauses (`;`, new lines, a full stop and a space). */
 function clauses(text: string): string[] {

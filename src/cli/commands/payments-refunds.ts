@@ -1,0 +1,108 @@
+/**
+ * `billing payments refund <key> [--amount <minor>] [--reason …] [--key …]` and `billing payments
+ * refunds <key>`: the CLI side of POST and GET /payments/:key/refunds (docs/refunds.md), with the
+ * same validation and the same refusals. `--json` prints one document; logs go to stderr.
+ */
+import type { Command } from 'commander';
+import type { AmountMinor } from '../../kernel/money.ts';
+import { createRefund } from '../../payments/refunds/create.ts';
+import {
+  chargeRefunds,
+  major,
+  toRefundView,
+  type ChargeRefundsView,
+  type RefundView,
+} from '../../payments/refunds/view.ts';
+import { refundBodySchema, refundRefusal } from '../../http/routes/payments-refunds.ts';
+import { withApp, type CliContext } from '../context.ts';
+import { CliError, UsageError } from '../errors.ts';
+
+function refundLine(r: RefundView): string {
+  return `${r.key}  ${r.amount} ${r.currency}  ${r.state}${r.reason ? `  "${r.reason}"` : ''}`;
+}
+
+function summary(v: unknown): string {
+  const s = v as ChargeRefundsView;
+  return [
+    `${s.chargeKey}: ${s.status}; charged ${major(s.chargedMinor)} ${s.currency}, refunded ${major(s.refundedMinor)}, in flight ${major(s.inFlightMinor)}, refundable ${major(s.refundableMinor)}`,
+    ...s.refunds.map((r) => `  ${refundLine(r)}`),
+  ].join('\n');
+}
+
+export function registerPaymentsRefundCommands(payments: Command, ctx: CliContext) {
+  payments
+    .command('refund <key-or-reference>')
+    .description('refund a succeeded charge, all that is left or --amount of it')
+    .option('--amount <minor>', 'minor units to refund (default: everything still refundable)')
+    .option('--reason <text>', 'why (kept with the refund, sent to Sayswitch)')
+    .option('--key <key>', 'idempotency key: the same key returns the same refund')
+    .action(async (reference: string, opts: { amount?: string; reason?: string; key?: string }) => {
+      if (opts.amount !== undefined && !/^\d+$/.test(opts.amount))
+        throw new UsageError('--amount must be a whole number of minor units', {
+          code: 'invalid_refund',
+        });
+      const body = refundBodySchema.safeParse({
+        ...(opts.amount !== undefined ? { amount: Number(opts.amount) } : {}),
+        ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
+        ...(opts.key !== undefined ? { key: opts.key } : {}),
+      });
+      if (!body.success) {
+        const first = body.error.issues[0];
+        throw new UsageError(
+          `--${first?.path.join('.') ?? 'input'}: ${first?.message ?? 'invalid'}`,
+          { code: 'invalid_refund' },
+        );
+      }
+      await withApp(ctx, async (app) => {
+        const { amount, reason, key } = body.data;
+        const res = await createRefund(
+          {
+            store: app.store,
+            refunds: app.refunds,
+            dispatcher: app.dispatcher,
+            clock: app.clock,
+            logger: app.logger.child({ component: 'refunds' }),
+            hashKey: app.config.dataEncryptionKey,
+            partialRefunds: app.config.sayswitch.partialRefunds,
+          },
+          reference,
+          {
+            ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
+            ...(reason !== undefined ? { reason } : {}),
+            ...(key !== undefined ? { key } : {}),
+          },
+        );
+        if (res.status !== 'created' && res.status !== 'existing') {
+          const { body: err } = refundRefusal(reference, res);
+          const opts = {
+            code: err.error.code,
+            ...(err.error.details !== undefined ? { details: err.error.details } : {}),
+          };
+          if (res.status === 'not_found') throw new UsageError(err.error.message, opts);
+          throw new CliError(err.error.message, opts);
+        }
+        const view = toRefundView(res.intent, await app.store.history(res.intent.key));
+        ctx
+          .out()
+          .result(
+            { ...view, created: res.status === 'created' },
+            () => `${res.status === 'created' ? 'refund' : 'existing refund'} ${refundLine(view)}`,
+          );
+      });
+    });
+
+  payments
+    .command('refunds <key-or-reference>')
+    .description("a charge's refunds: refunded, in flight and still refundable")
+    .action(async (reference: string) => {
+      await withApp(ctx, async (app) => {
+        const view = await chargeRefunds({ store: app.store, refunds: app.refunds }, reference);
+        if (!view) {
+          throw new UsageError(`no payment with key or reference "${reference}"`, {
+            code: 'not_found',
+          });
+        }
+        ctx.out().result(view, summary);
+      });
+    });
+}

@@ -1,0 +1,154 @@
+/**
+ * `POST /payments/:key/refunds` and `GET /payments/:key/refunds` (docs/refunds.md). The path
+ * parameter is named `reference` like the other payment routes' (one parameter node in the
+ * router) and takes the charge's key, a reference of it, or the caller's own key. The POST is a
+ * write route of the access policy (http/auth.ts classifies it by method: API_TOKEN only); the GET
+ * a read route.
+ *
+ * Validation is zod schemas declared here as constants, ready for a route `schema:`.
+ */
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { AmountMinor } from '../../kernel/money.ts';
+import { createRefund, type RefundDeps, type RefundResult } from '../../payments/refunds/create.ts';
+import { chargeRefunds, toRefundView } from '../../payments/refunds/view.ts';
+import { apiError } from '../errors.ts';
+
+/** The path: the charge, by key, reference or the caller's own key. */
+export const refundParamsSchema = z.strictObject({
+  reference: z.string().min(1).max(100),
+});
+
+/**
+ * The body: an amount in minor units (absent: everything still refundable), a reason, and the
+ * caller's idempotency key (`key`, as POST /payments takes it).
+ */
+export const refundBodySchema = z.strictObject({
+  amount: z
+    .number()
+    .int('amount must be a whole number of minor units')
+    .positive('amount must be above 0')
+    .max(Number.MAX_SAFE_INTEGER)
+    .optional(),
+  reason: z.string().trim().min(1, 'reason is empty').max(200).optional(),
+  key: z
+    .string()
+    .min(1, 'key is empty')
+    .max(64, 'key is longer than 64 characters')
+    .regex(/^[A-Za-z0-9_-]+$/, 'key may contain only letters, digits, "_" and "-"')
+    .optional(),
+});
+
+function issues(error: z.ZodError) {
+  return error.issues.map((i) => ({
+    field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
+    message: i.message,
+  }));
+}
+
+/** What a refused refund answers: status and error body. Nothing was written. */
+export function refundRefusal(
+  reference: string,
+  res: Exclude<RefundResult, { status: 'created' | 'existing' }>,
+): { status: number; body: ReturnType<typeof apiError> } {
+  switch (res.status) {
+    case 'not_found':
+      return {
+        status: 404,
+        body: apiError('not_found', `no payment with key or reference ${reference}`),
+      };
+    case 'not_refundable':
+      return {
+        status: 409,
+        body: apiError(
+          'not_refundable',
+          `only a succeeded charge can be refunded; ${reference} is a ${res.type} in state ${res.state}`,
+          { type: res.type, state: res.state },
+        ),
+      };
+    case 'exceeds':
+      return {
+        status: 422,
+        body: apiError(
+          'refund_exceeds_charge',
+          `a refund of ${res.requestedMinor} exceeds what is left to refund: ${res.chargedMinor - res.reservedMinor} of ${res.chargedMinor} (the rest is refunded or in flight)`,
+          {
+            chargedMinor: res.chargedMinor,
+            reservedMinor: res.reservedMinor,
+            requestedMinor: res.requestedMinor,
+          },
+        ),
+      };
+    case 'partial_not_supported':
+      return {
+        status: 422,
+        body: apiError(
+          'partial_refund_not_supported',
+          `amount must be the whole charge (${res.chargedMinor}) or left out: partial refunds are off (SAYSWITCH_PARTIAL_REFUNDS)`,
+          [{ field: 'amount', message: `must be ${res.chargedMinor} or absent` }],
+        ),
+      };
+    case 'too_many':
+      return {
+        status: 422,
+        body: apiError('too_many_refunds', `${reference} has the most refunds a charge may have`),
+      };
+    case 'conflict':
+      return {
+        status: 409,
+        body: apiError(
+          'key_reused',
+          `key was already used for refund ${res.intent.key} with a different body`,
+        ),
+      };
+  }
+}
+
+export function registerRefundRoutes(app: FastifyInstance, deps: RefundDeps) {
+  app.post<{ Params: { reference: string } }>(
+    '/payments/:reference/refunds',
+    async (req, reply) => {
+      const params = refundParamsSchema.safeParse(req.params);
+      const body = refundBodySchema.safeParse(req.body ?? {});
+      if (!params.success || !body.success) {
+        return reply
+          .code(422)
+          .send(
+            apiError('invalid_refund', 'the refund request is invalid', [
+              ...(params.success ? [] : issues(params.error)),
+              ...(body.success ? [] : issues(body.error)),
+            ]),
+          );
+      }
+      const { amount, reason, key } = body.data;
+      const res = await createRefund(deps, params.data.reference, {
+        ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+        ...(key !== undefined ? { key } : {}),
+      });
+      if (res.status === 'created' || res.status === 'existing') {
+        return reply
+          .code(res.status === 'created' ? 201 : 200)
+          .send(toRefundView(res.intent, await deps.store.history(res.intent.key)));
+      }
+      const refusal = refundRefusal(params.data.reference, res);
+      return reply.code(refusal.status).send(refusal.body);
+    },
+  );
+
+  app.get<{ Params: { reference: string } }>('/payments/:reference/refunds', async (req, reply) => {
+    const params = refundParamsSchema.safeParse(req.params);
+    if (!params.success) {
+      return reply
+        .code(422)
+        .send(apiError('invalid_query', 'the path is invalid', issues(params.error)));
+    }
+    const view = await chargeRefunds(deps, params.data.reference);
+    if (!view) {
+      return reply
+        .code(404)
+        .send(apiError('not_found', `no payment with key or reference ${params.data.reference}`));
+    }
+    return view;
+  });
+}

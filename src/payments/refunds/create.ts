@@ -1,0 +1,101 @@
+/**
+ * Asking for a refund of a charge (HTTP `POST /payments/:key/refunds`, `billing payments
+ * refund`; docs/refunds.md). The amount is reserved against the charge atomically in Redis
+ * (store/refund-lua.ts): never more than the charge in total, whatever runs concurrently. The
+ * refund is persisted before its job is enqueued; repeating the request with the same caller key
+ * re-adds the (deterministic) job, so a crash between the two loses nothing.
+ */
+import { createHmac } from 'node:crypto';
+import type { AmountMinor } from '../../kernel/money.ts';
+import type { Clock } from '../../kernel/clock.ts';
+import type { IntentState, IntentType } from '../../kernel/intent.ts';
+import type { Intent } from '../../kernel/payment.ts';
+import type { IntentStore, RefundStore } from '../../kernel/ports.ts';
+import type { Logger } from '../../infra/logger.ts';
+import type { Dispatcher } from '../../infra/queues/dispatcher.ts';
+import { findIntent } from '../view.ts';
+
+export interface RefundDeps {
+  store: IntentStore;
+  refunds: RefundStore;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  logger: Logger;
+  /** Keys the request hash (DATA_ENCRYPTION_KEY, like POST /payments). */
+  hashKey: Buffer;
+  /** SAYSWITCH_PARTIAL_REFUNDS: off, a refund is of the whole charge. */
+  partialRefunds: boolean;
+}
+
+/** A refund request, already validated at the edge. */
+export interface RefundInput {
+  /** Minor units; absent: everything still refundable. */
+  amount?: AmountMinor;
+  reason?: string;
+  /** The caller's idempotency key. */
+  key?: string;
+}
+
+export type RefundResult =
+  | { status: 'created'; intent: Intent }
+  | { status: 'existing'; intent: Intent }
+  | { status: 'conflict'; intent: Intent }
+  | { status: 'not_found' }
+  | { status: 'not_refundable'; type: IntentType; state: IntentState }
+  | { status: 'exceeds'; chargedMinor: number; reservedMinor: number; requestedMinor: number }
+  | { status: 'partial_not_supported'; chargedMinor: number }
+  | { status: 'too_many' };
+
+function requestHash(hashKey: Buffer, chargeKey: string, input: RefundInput): string {
+  const canonical = JSON.stringify({
+    chargeKey,
+    amount: input.amount ?? null,
+    reason: input.reason ?? null,
+  });
+  return createHmac('sha256', hashKey).update(canonical).digest('hex');
+}
+
+/**
+ * Reserves and creates a refund of the charge `reference` (its key, a reference, or the caller's
+ * own key), and makes sure its job is enqueued. Nothing is written unless it is `created`.
+ */
+export async function createRefund(
+  deps: RefundDeps,
+  reference: string,
+  input: RefundInput,
+): Promise<RefundResult> {
+  const charge = await findIntent(deps.store, reference);
+  if (!charge) return { status: 'not_found' };
+  let amount = input.amount;
+  if (!deps.partialRefunds) {
+    // Sayswitch documents only full refunds: the whole charge, or nothing (docs/refunds.md).
+    if (amount !== undefined && amount !== charge.amount)
+      return { status: 'partial_not_supported', chargedMinor: charge.amount };
+    amount = charge.amount;
+  }
+  const res = await deps.refunds.reserve({
+    chargeKey: charge.key,
+    ...(amount !== undefined ? { amount } : {}),
+    ...(input.reason !== undefined ? { reason: input.reason } : {}),
+    ...(input.key !== undefined ? { callerKey: input.key } : {}),
+    requestHash: requestHash(deps.hashKey, charge.key, input),
+    now: deps.clock.now(),
+  });
+  if (res.status === 'created' || res.status === 'existing') {
+    const intent = res.intent;
+    if (res.status === 'created')
+      deps.logger.info(
+        {
+          key: intent.key,
+          reference: intent.reference,
+          chargeKey: charge.key,
+          amount: intent.amount,
+          currency: intent.currency,
+        },
+        'refund reserved',
+      );
+    // Enqueue (again): the job id is deterministic, so this is a no-op unless a crash lost it.
+    if (intent.state === 'queued') await deps.dispatcher.submit(intent);
+  }
+  return res;
+}

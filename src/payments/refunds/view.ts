@@ -1,0 +1,84 @@
+/**
+ * The refunds of one charge as the API and the CLI show them (`GET /payments/:key/refunds`,
+ * `billing payments refunds`): what was charged, refunded, in flight and still refundable.
+ */
+import { formatMajor, type AmountMinor } from '../../kernel/money.ts';
+import type { Intent } from '../../kernel/payment.ts';
+import type { IntentStore, RefundStore } from '../../kernel/ports.ts';
+import { findIntent, toView, type PaymentView } from '../view.ts';
+
+/** A refund: the payment view plus the charge it refunds and the caller's reason. */
+export interface RefundView extends PaymentView {
+  chargeKey: string;
+  reason?: string;
+}
+
+export interface ChargeRefundsView {
+  chargeKey: string;
+  currency: string;
+  chargedMinor: number;
+  /** Refunds Sayswitch confirmed. */
+  refundedMinor: number;
+  /** Refunds reserved and not final: not refundable again unless they fail. */
+  inFlightMinor: number;
+  refundableMinor: number;
+  /** `refunded` once refunds confirmed cover the charge. */
+  status: 'not_refunded' | 'partially_refunded' | 'refunded';
+  refunds: RefundView[];
+}
+
+/** A refund intent's view. */
+export function toRefundView(intent: Intent, history: PaymentView['history']): RefundView {
+  const view = toView(intent, history);
+  if (intent.payee.kind !== 'refund') return { ...view, chargeKey: '' };
+  const { chargeKey, reason } = intent.payee;
+  return { ...view, chargeKey, ...(reason !== undefined ? { reason } : {}) };
+}
+
+/** Sums of a charge's refunds (pure). */
+export function refundTotals(
+  chargedMinor: number,
+  refunds: readonly Pick<Intent, 'state' | 'amount'>[],
+) {
+  let refundedMinor = 0;
+  let inFlightMinor = 0;
+  for (const r of refunds) {
+    if (r.state === 'succeeded') refundedMinor += r.amount;
+    else if (r.state !== 'failed') inFlightMinor += r.amount;
+  }
+  const status: ChargeRefundsView['status'] =
+    refundedMinor === 0
+      ? 'not_refunded'
+      : refundedMinor >= chargedMinor
+        ? 'refunded'
+        : 'partially_refunded';
+  return {
+    refundedMinor,
+    inFlightMinor,
+    refundableMinor: Math.max(0, chargedMinor - refundedMinor - inFlightMinor),
+    status,
+  };
+}
+
+/** The charge `reference` (key, reference or caller key) and its refunds; undefined if no such payment. */
+export async function chargeRefunds(
+  deps: { store: IntentStore; refunds: RefundStore },
+  reference: string,
+): Promise<ChargeRefundsView | undefined> {
+  const charge = await findIntent(deps.store, reference);
+  if (!charge) return undefined;
+  const refunds = await deps.refunds.refundsOf(charge.key);
+  const views = await Promise.all(
+    refunds.map(async (r) => toRefundView(r, await deps.store.history(r.key))),
+  );
+  return {
+    chargeKey: charge.key,
+    currency: charge.currency,
+    chargedMinor: charge.amount,
+    ...refundTotals(charge.amount, refunds),
+    refunds: views,
+  };
+}
+
+/** Major-unit text of an amount, for CLI lines. */
+export const major = (minor: number): string => formatMajor(minor as AmountMinor);
