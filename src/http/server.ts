@@ -12,8 +12,9 @@ import Fastify, {
 } from 'fastify';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
-import { installAccessPolicy } from './auth.ts';
-import { apiError, frameworkError } from './errors.ts';
+import { DOCS_PATH, installAccessPolicy, OPENAPI_PATH } from './auth.ts';
+import { apiError, frameworkError, isValidationFailure, validationFailure } from './errors.ts';
+import { installOpenApi } from './openapi.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import type { CreateDeps } from '../payments/create.ts';
 
@@ -45,7 +46,9 @@ export interface HttpDeps {
 export type Readiness = { ok: true } | { ok: false; reason: string };
 
 /** Routes that answer without Redis, or that report on it themselves. */
-const WITHOUT_REDIS = new Set(['/healthz', '/readyz', '/metrics']);
+const WITHOUT_REDIS = new Set(['/healthz', '/readyz', '/metrics', OPENAPI_PATH]);
+const withoutRedis = (url: string) =>
+  WITHOUT_REDIS.has(url) || url === DOCS_PATH || url.startsWith(`${DOCS_PATH}/`);
 
 /** The answer to a request that needs Redis while it is unreachable (docs/operations.md). */
 const REDIS_UNAVAILABLE = apiError(
@@ -71,13 +74,15 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     write: deps.apiToken,
     ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),
   });
+  // Zod schemas for every route and the document of them, before any route is registered.
+  await installOpenApi(app);
   /** The policy already decided before any preHandler runs. */
   const guard: preHandlerAsyncHookHandler = async () => {};
 
   const redisUp = deps.redisUp;
   if (redisUp) {
     app.addHook('onRequest', async (req, reply) => {
-      if (redisUp() || WITHOUT_REDIS.has(req.routeOptions.url ?? '')) return;
+      if (redisUp() || withoutRedis(req.routeOptions.url ?? '')) return;
       await reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
     });
   }
@@ -86,6 +91,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
       if (isRedisConnectionError(err)) {
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
+      }
+      if (isValidationFailure(err)) {
+        // A query, path or body the route's zod schemas refused: named field by field.
+        const answer = validationFailure(err, req.routeOptions.config.invalid);
+        return reply.code(answer.status).send(answer.body);
       }
       const status = err.statusCode ?? 500;
       const framework = status < 500 ? frameworkError(err.code) : undefined;

@@ -1,0 +1,123 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP API, generated from the routes' zod schemas
+ * (fastify-type-provider-zod + @fastify/swagger), served at `GET /openapi.json`, and the docs
+ * page (@fastify/swagger-ui, its assets served from node_modules, no external request) at
+ * `GET /docs`. Both are public in the access policy (auth.ts): they say what the API accepts,
+ * never anything stored.
+ *
+ * Each operation's `security` is derived from the access policy's classification of its route
+ * (auth.ts `classifyRoute`), so the document cannot disagree with the guards. Responses are
+ * described, not enforced: the serializer is plain JSON, so a view that gains a field never turns
+ * into a 500; the document's validity and coverage are tested (test/integration/openapi.test.ts).
+ */
+import { readFileSync } from 'node:fs';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import type { z } from 'zod';
+import { classifyRoute, DOCS_PATH, OPENAPI_PATH, type Access } from './auth.ts';
+import { DASHBOARD_PATH } from './dashboard.ts';
+import { isParsedByHandler } from './schemas.ts';
+
+export { DOCS_PATH, OPENAPI_PATH };
+
+/** The package's version, the document's `info.version` (package.json is two levels up). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/** Routes never in the document: the docs page's own, the dashboard's (HTML, assets, its API). */
+export function isUndocumentedPath(url: string): boolean {
+  return [DOCS_PATH, DASHBOARD_PATH].some((p) => url === p || url.startsWith(`${p}/`));
+}
+
+/** The security requirement of an access level (names of `components.securitySchemes`). */
+const SECURITY: Readonly<Record<Access, Record<string, string[]>[]>> = {
+  public: [],
+  read: [{ apiToken: [] }, { readToken: [] }],
+  write: [{ apiToken: [] }],
+  webhook: [{ payloadSignature: [] }],
+  dashboard: [{ dashboardBasic: [] }],
+};
+
+/**
+ * Zod validates querystring, params and body, except a body a capability's parser validates
+ * ({@link isParsedByHandler}), and a route's own JSON schemas (none today) are not zod's: both
+ * pass through.
+ */
+const zodValidator: FastifySchemaCompiler<z.ZodType> = (route) => {
+  if (isParsedByHandler(route.schema)) return (data: unknown) => ({ value: data });
+  return validatorCompiler(route);
+};
+
+/**
+ * Installs the zod compilers and the document on `app`: call before registering any route (the
+ * document collects routes as they are registered).
+ */
+export async function installOpenApi(app: FastifyInstance): Promise<void> {
+  app.setValidatorCompiler(zodValidator);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'sayswitch-billing',
+        version: VERSION,
+        description:
+          'Payments, batches and subscriptions through Sayswitch. Every error is ' +
+          "`{ error: { code, message, details? } }`. Lists are cursor-paginated: pass a page's " +
+          '`next_cursor` as `cursor`.',
+      },
+      components: {
+        securitySchemes: {
+          apiToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'API_TOKEN: every route',
+          },
+          readToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'API_READ_TOKEN: GET routes only (403 on the others)',
+          },
+          payloadSignature: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'payloadSignature',
+            description: "Sayswitch's HMAC-SHA512 of the raw body with the secret key",
+          },
+          dashboardBasic: {
+            type: 'http',
+            scheme: 'basic',
+            description: 'DASHBOARD_USER / DASHBOARD_PASSWORD (the queue dashboard)',
+          },
+        },
+      },
+    },
+    transform: (doc) => {
+      if (isUndocumentedPath(doc.url)) return { schema: { hide: true }, url: doc.url };
+      const out = jsonSchemaTransform(doc);
+      const method = [doc.route.method].flat()[0] ?? 'GET';
+      const schema = out.schema as Record<string, unknown> | undefined;
+      if (schema && schema.hide !== true) {
+        schema.security = SECURITY[classifyRoute(method, doc.url)];
+      }
+      return out;
+    },
+    transformObject: jsonSchemaTransformObject,
+  });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: DOCS_PATH,
+    // No call to the public validator badge: the page works offline.
+    uiConfig: { validatorUrl: null, deepLinking: true },
+    staticCSP: true,
+  });
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, () => app.swagger());
+}
