@@ -57,11 +57,33 @@ const zodValidator: FastifySchemaCompiler<z.ZodType> = (route) => {
   return validatorCompiler(route);
 };
 
+/** One route as registered, and whether the document leaves it out. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  /** `schema: { hide: true }`, or under an undocumented path ({@link isUndocumentedPath}). */
+  hidden: boolean;
+}
+
+const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route registered on `app` since {@link installOpenApi} (the coverage test's list). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return registered.get(app) ?? [];
+}
+
 /**
  * Installs the zod compilers and the document on `app`: call before registering any route (the
  * document collects routes as they are registered).
  */
 export async function installOpenApi(app: FastifyInstance): Promise<void> {
+  const routes: RegisteredRoute[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema;
+    const hidden = schema?.hide === true || isUndocumentedPath(route.url);
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden });
+  });
   app.setValidatorCompiler(zodValidator);
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   await app.register(fastifySwagger, {

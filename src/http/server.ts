@@ -10,6 +10,7 @@ import Fastify, {
   type FastifyReply,
   type preHandlerAsyncHookHandler,
 } from 'fastify';
+import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
 import { DOCS_PATH, installAccessPolicy, OPENAPI_PATH } from './auth.ts';
@@ -120,15 +121,39 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     reply.code(404).send(apiError('not_found', `no route ${req.method} ${req.url}`)),
   );
 
-  app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    const r = await deps
-      .ready()
-      .catch((): Readiness => ({ ok: false, reason: 'redis_unavailable' }));
-    return r.ok
-      ? reply.code(200).send({ status: 'ready' })
-      : reply.code(503).send({ status: 'not_ready', reason: r.reason });
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process answers',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    () => ({ status: 'ok' }),
+  );
+  const readiness = z.object({
+    status: z.enum(['ready', 'not_ready']),
+    reason: z.string().optional().describe('why not ready: redis_unavailable, data_lost, …'),
   });
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: Redis answers and no data loss waits to be acknowledged',
+        response: { 200: readiness, 503: readiness },
+      },
+    },
+    async (_req, reply) => {
+      const r = await deps
+        .ready()
+        .catch((): Readiness => ({ ok: false, reason: 'redis_unavailable' }));
+      return r.ok
+        ? reply.code(200).send({ status: 'ready' })
+        : reply.code(503).send({ status: 'not_ready', reason: r.reason });
+    },
+  );
   registerPaymentRoutes(app, deps.payments);
   for (const ext of deps.extensions ?? []) await ext(app, guard);
   return app;

@@ -271,7 +271,6 @@ export function registerBatchRoutes(
         tags: ['batches'],
         summary: 'The results file: one CSV row per input row with its outcome',
         params: batchId,
-        produces: ['text/csv'],
         response: {
           200: {
             description: 'the results CSV (streamed)',
