@@ -5,6 +5,20 @@
  * turns them into the OpenAPI document at `/openapi.json`); a route that must stay out of the
  * document (an HTML page, static assets) says `schema: { hide: true }`.
  *
+ * A new route (a route file under routes/, a console page) follows the same pattern:
+ *
+ * ```ts
+ * app.get('/things', {
+ *   schema: { tags: ['things'], summary: 'Things, newest first', querystring: thingQuery,
+ *             response: { 200: pageOf(thingSchema), ...errorResponses(422) } },
+ *   config: { invalid: { code: 'invalid_query', message: 'the query is invalid' } }, // optional
+ * }, handler);
+ * app.get('/console/page', { schema: { hide: true } }, htmlHandler); // out of the document
+ * ```
+ *
+ * test/integration/openapi.test.ts fails for a registered route missing from the document, or an
+ * operation without tags, summary, a success response schema or the error shape.
+ *
  * Validation: querystring, params and body schemas are checked by fastify-type-provider-zod's
  * validator before the handler runs, and a failure answers in the product's error shape
  * (errors.ts `validationFailure`). A body marked {@link parsedByHandler} is only described: the

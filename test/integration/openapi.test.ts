@@ -143,6 +143,10 @@ describe('the docs page', () => {
     expect(page.headers.get('content-type')).toContain('text/html');
     const css = await fetch(`${t.url}/docs/static/swagger-ui.css`);
     expect(css.status).toBe(200);
+    // Scripts from the server only; nothing that breaks the page over plain HTTP.
+    const csp = css.headers.get('content-security-policy') ?? '';
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('upgrade-insecure-requests');
   });
 });
 
