@@ -19,10 +19,11 @@ import {
   jsonSchemaTransformObject,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
+import type { OpenAPIV3_1 } from 'openapi-types';
 import type { z } from 'zod';
 import { classifyRoute, DOCS_PATH, OPENAPI_PATH, type Access } from './auth.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
-import { isParsedByHandler } from './schemas.ts';
+import { isOptionalBody, isParsedByHandler } from './schemas.ts';
 
 export { DOCS_PATH, OPENAPI_PATH };
 
@@ -77,6 +78,8 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
  * document collects routes as they are registered).
  */
 export async function installOpenApi(app: FastifyInstance): Promise<void> {
+  /** `METHOD url` of the routes whose body may be absent ({@link isOptionalBody}). */
+  const optionalBodies = new Set<string>();
   const routes: RegisteredRoute[] = [];
   registered.set(app, routes);
   app.addHook('onRoute', (route) => {
@@ -127,13 +130,27 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
       if (isUndocumentedPath(doc.url)) return { schema: { hide: true }, url: doc.url };
       const out = jsonSchemaTransform(doc);
       const method = [doc.route.method].flat()[0] ?? 'GET';
+      if (isOptionalBody(doc.schema?.body)) optionalBodies.add(`${method} ${doc.url}`);
       const schema = out.schema as Record<string, unknown> | undefined;
       if (schema && schema.hide !== true) {
         schema.security = SECURITY[classifyRoute(method, doc.url)];
       }
       return out;
     },
-    transformObject: jsonSchemaTransformObject,
+    transformObject: (doc) => {
+      const out = jsonSchemaTransformObject(doc) as OpenAPIV3_1.Document;
+      // @fastify/swagger marks every request body required; an optional one is not.
+      for (const [path, item] of Object.entries(out.paths ?? {})) {
+        for (const m of ['post', 'put', 'patch'] as const) {
+          const body = item?.[m]?.requestBody;
+          const url = path.replace(/\{([^}]+)\}/g, ':$1');
+          if (body && 'required' in body && optionalBodies.has(`${m.toUpperCase()} ${url}`)) {
+            body.required = false;
+          }
+        }
+      }
+      return out;
+    },
   });
   await app.register(fastifySwaggerUi, {
     routePrefix: DOCS_PATH,

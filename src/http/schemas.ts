@@ -97,6 +97,19 @@ export function isParsedByHandler(schema: unknown): boolean {
   return schema instanceof z.ZodType && parsedByHandlerSet.has(schema);
 }
 
+const optionalBodySet = new WeakSet<z.ZodType>();
+
+/** Marks a body schema as optional: the request may come without a body (documented so). */
+export function optionalBody<T extends z.ZodType>(schema: T): T {
+  optionalBodySet.add(schema);
+  return schema;
+}
+
+/** Whether {@link optionalBody} marked `schema`. */
+export function isOptionalBody(schema: unknown): boolean {
+  return schema instanceof z.ZodType && optionalBodySet.has(schema);
+}
+
 /** How a route answers a request its zod schemas refuse (route `config.invalid`, errors.ts). */
 export interface InvalidAnswer {
   status?: number;

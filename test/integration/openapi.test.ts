@@ -129,6 +129,11 @@ describe('GET /openapi.json', () => {
       expect(kind.additionalProperties).toBe(false);
       expect(kind.patternProperties).toEqual({ '^meta_': { type: 'string' } });
     }
+    // A pause may come without a body; a change may not.
+    const bodyOf = (path: string, m: string) =>
+      (doc.paths[path]?.[m] as { requestBody?: { required?: boolean } }).requestBody;
+    expect(bodyOf('/subscriptions/{id}/pause', 'post')?.required).toBe(false);
+    expect(bodyOf('/subscriptions/{id}', 'patch')?.required).toBe(true);
     const upload = doc.paths['/batches']?.post as { requestBody?: { content?: object } };
     expect(Object.keys(upload.requestBody?.content ?? {})).toEqual(['text/csv']);
     const results = doc.paths['/batches/{id}/results']?.get?.responses?.['200']?.content;

@@ -31,7 +31,14 @@ import {
   type SubscriptionServiceDeps,
 } from '../../subscriptions/service.ts';
 import { apiError } from '../errors.ts';
-import { errorResponses, idParam, pageOf, pageQuery, parsedByHandler } from '../schemas.ts';
+import {
+  errorResponses,
+  idParam,
+  optionalBody,
+  pageOf,
+  pageQuery,
+  parsedByHandler,
+} from '../schemas.ts';
 
 const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel'];
 const ACTION_SUMMARY: Readonly<Record<ActionName, string>> = {
@@ -269,7 +276,7 @@ export function registerSubscriptionRoutes(
           tags: TAGS,
           summary: ACTION_SUMMARY[action],
           params: subscriptionId,
-          ...(actionBody ? { body: parsedByHandler(actionBody) } : {}),
+          ...(actionBody ? { body: parsedByHandler(optionalBody(actionBody)) } : {}),
           response: { 200: subscriptionViewSchema, ...errorResponses(403, 404, 409, 422) },
         },
       },
