@@ -74,6 +74,16 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 }
 
 /**
+ * The zod validator (with {@link isParsedByHandler} bodies passed through) and the plain JSON
+ * serializer: what a server needs to mount route modules declaring zod schemas. Part of
+ * {@link installOpenApi}; alone for a test that mounts one route module on a bare server.
+ */
+export function installZodCompilers(app: FastifyInstance): void {
+  app.setValidatorCompiler(zodValidator);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+}
+
+/**
  * Installs the zod compilers and the document on `app`: call before registering any route (the
  * document collects routes as they are registered).
  */
@@ -87,8 +97,7 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
     const hidden = schema?.hide === true || isUndocumentedPath(route.url);
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden });
   });
-  app.setValidatorCompiler(zodValidator);
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  installZodCompilers(app);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
