@@ -267,5 +267,31 @@ export interface BatchOperationsStore {
   recent(limit: number): Promise<string[]>;
 }
 
-/** The batch store of ingest and the operations (approval.ts, operations.ts). */
-export type FullBatchStore = BatchStore & BatchOperationsStore;
+/** One page of batch ids, newest first. */
+export interface BatchIdPage {
+  ids: string[];
+  /** Opaque; absent on the last page. */
+  next?: string;
+}
+
+/** A list cursor this API did not return, or returned for another status. */
+export class CursorError extends RangeError {}
+
+/** Batch lists (list.ts): pages of one creation-time index, so a page costs what it returns. */
+export interface BatchListStore {
+  /**
+   * Ids of the batches in `status` (every batch when undefined), newest first, at most `limit`,
+   * after `cursor` (a previous page's `next`). Throws {@link CursorError} for a bad cursor.
+   */
+  listIds(status: BatchState | undefined, limit: number, cursor?: string): Promise<BatchIdPage>;
+  /** The batches of `ids`, in order; undefined for an id with no batch. One round trip. */
+  getMany(ids: readonly string[]): Promise<(BatchRecord | undefined)[]>;
+  /**
+   * Adds batches created before the index of every batch existed to it (once, after upgrading:
+   * `billing batch reindex`). Idempotent; returns how many batches the index holds.
+   */
+  reindexCreated(): Promise<number>;
+}
+
+/** The batch store of ingest, the operations and the lists (approval.ts, operations.ts, list.ts). */
+export type FullBatchStore = BatchStore & BatchOperationsStore & BatchListStore;

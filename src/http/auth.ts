@@ -6,7 +6,8 @@
  *
  * | access      | who                                                   | routes                                  |
  * | ----------- | ----------------------------------------------------- | --------------------------------------- |
- * | `public`    | anyone                                                | `GET /healthz`, `GET /readyz` (probes)  |
+ * | `public`    | anyone                                                | `GET /healthz`, `GET /readyz` (probes), |
+ * |             |                                                       | `GET /openapi.json`, `/docs` (no data)  |
  * | `webhook`   | Sayswitch: the route checks its HMAC `payloadSignature` | `POST /webhooks/sayswitch`            |
  * | `dashboard` | HTTP basic auth, checked by the dashboard's own scope | everything under `/admin/queues`        |
  * | `console-read` / `console-write` | dashboard credentials or a token, checked by the console's scope (console/access.ts) | GET/HEAD / other methods under `/console` |
@@ -32,8 +33,15 @@ import { apiError } from './errors.ts';
 export type Access =
   'public' | 'read' | 'write' | 'webhook' | 'dashboard' | 'console-read' | 'console-write';
 
+/** Where the OpenAPI document and its docs page are served (http/openapi.ts). */
+export const OPENAPI_PATH = '/openapi.json';
+export const DOCS_PATH = '/docs';
+
 /** The routes that do not take a bearer token, by `METHOD path`. Nothing else is exempt. */
 const EXEMPT: Readonly<Record<string, Access>> = {
+  // What the API accepts, never anything stored: public, so a browser can open the docs page.
+  [`GET ${OPENAPI_PATH}`]: 'public',
+  [`HEAD ${OPENAPI_PATH}`]: 'public',
   'GET /healthz': 'public',
   'HEAD /healthz': 'public',
   'GET /readyz': 'public',
@@ -51,6 +59,10 @@ export function classifyRoute(method: string, url: string): Access {
   if (url === DASHBOARD_PATH || url.startsWith(`${DASHBOARD_PATH}/`)) return 'dashboard';
   if (url === CONSOLE_PATH || url.startsWith(`${CONSOLE_PATH}/`))
     return READ_METHODS.has(m) ? 'console-read' : 'console-write';
+  // The docs page and its static assets (GET and HEAD only; anything else there is write).
+  if ((url === DOCS_PATH || url.startsWith(`${DOCS_PATH}/`)) && READ_METHODS.has(m)) {
+    return 'public';
+  }
   return READ_METHODS.has(m) ? 'read' : 'write';
 }
 

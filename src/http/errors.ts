@@ -42,3 +42,83 @@ export function frameworkError(code: string | undefined): ApiErrorBody | undefin
     ? apiError(known.code, known.message)
     : apiError('bad_request', 'the request could not be processed');
 }
+
+/** One problem of a request, named by its field (a query parameter, a body field). */
+export interface FieldProblem {
+  field: string;
+  message: string;
+}
+
+/** The parts of a zod issue the details need (a `ZodError` issue, or one the validator carried). */
+interface IssueLike {
+  path: readonly PropertyKey[];
+  code: string;
+  message: string;
+  keys?: readonly string[];
+}
+
+/**
+ * `[{ field, message }]` for zod issues: the dotted path, or for unknown names the names
+ * themselves, or `whole` when the problem is about the whole part (`(query)`, `(body)`).
+ */
+export function issueDetails(issues: readonly IssueLike[], whole: string): FieldProblem[] {
+  return issues.map((i) => ({
+    field:
+      i.path.map(String).join('.') ||
+      (i.code === 'unrecognized_keys' && i.keys ? i.keys.join(', ') : whole),
+    message: i.message,
+  }));
+}
+
+/** What fastify's validator attaches to its error (`err.validation`, `err.validationContext`). */
+interface ValidationFailure {
+  validation: readonly {
+    keyword: string;
+    instancePath: string;
+    message?: string;
+    params?: Record<string, unknown>;
+  }[];
+  validationContext?: string;
+}
+
+/** The default answer per request part; a route overrides it with `config.invalid`. */
+const INVALID_BY_PART: Readonly<Record<string, { code: string; message: string; whole: string }>> =
+  {
+    querystring: { code: 'invalid_query', message: 'the query is invalid', whole: '(query)' },
+    body: { code: 'invalid_body', message: 'the body is invalid', whole: '(body)' },
+    params: { code: 'invalid_path', message: 'a path parameter is invalid', whole: '(path)' },
+    headers: { code: 'invalid_headers', message: 'a header is invalid', whole: '(headers)' },
+  };
+
+/** Whether `err` is a request validation failure (the zod validator's, through fastify). */
+export function isValidationFailure(err: unknown): err is ValidationFailure {
+  return (
+    typeof err === 'object' &&
+    err !== null &&
+    Array.isArray((err as Partial<ValidationFailure>).validation)
+  );
+}
+
+/**
+ * The product's answer to a request the route's schemas refused: 422 (or the route's status)
+ * with `details: [{ field, message }]`, one per problem, the field named as the client wrote it.
+ */
+export function validationFailure(
+  err: ValidationFailure,
+  invalid?: { status?: number; code: string; message: string; parameterAlias?: boolean },
+): { status: number; body: ApiErrorBody } {
+  const part = INVALID_BY_PART[err.validationContext ?? 'body'] ?? INVALID_BY_PART.body!;
+  const details = issueDetails(
+    err.validation.map((v) => ({
+      path: v.instancePath.split('/').filter((s) => s !== ''),
+      code: v.keyword,
+      message: v.message ?? 'is invalid',
+      ...(Array.isArray(v.params?.keys) ? { keys: v.params.keys as string[] } : {}),
+    })),
+    part.whole,
+  ).map((d) => (invalid?.parameterAlias ? { parameter: d.field, ...d } : d));
+  return {
+    status: invalid?.status ?? 422,
+    body: apiError(invalid?.code ?? part.code, invalid?.message ?? part.message, details),
+  };
+}

@@ -9,9 +9,11 @@
 import type { Job, JobType, Queue, Worker } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { z } from 'zod';
 import { BillingError } from '../kernel/errors.ts';
 import type { IntentState } from '../kernel/intent.ts';
 import type { LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
+import { errorResponses } from './schemas.ts';
 
 /** Queue states reported by `billing_queue_jobs`. `completed`/`failed` are bounded by retention. */
 export const QUEUE_DEPTH_STATES = [
@@ -316,8 +318,24 @@ export function registerMetricsRoute(
   app: FastifyInstance,
   metrics: Pick<Metrics, 'registry'>,
 ): void {
-  app.get('/metrics', async (_req, reply) => {
-    const body = await metrics.registry.metrics();
-    return reply.header('content-type', metrics.registry.contentType).send(body);
-  });
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics (text exposition format)',
+        response: {
+          200: {
+            description: 'the Prometheus text format',
+            content: { 'text/plain': { schema: z.string() } },
+          },
+          ...errorResponses(),
+        },
+      },
+    },
+    async (_req, reply) => {
+      const body = await metrics.registry.metrics();
+      return reply.header('content-type', metrics.registry.contentType).send(body);
+    },
+  );
 }

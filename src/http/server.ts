@@ -10,10 +10,12 @@ import Fastify, {
   type FastifyReply,
   type preHandlerAsyncHookHandler,
 } from 'fastify';
+import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
-import { installAccessPolicy } from './auth.ts';
-import { apiError, frameworkError } from './errors.ts';
+import { DOCS_PATH, installAccessPolicy, OPENAPI_PATH } from './auth.ts';
+import { apiError, frameworkError, isValidationFailure, validationFailure } from './errors.ts';
+import { installOpenApi } from './openapi.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import type { CreateDeps } from '../payments/create.ts';
 
@@ -45,7 +47,9 @@ export interface HttpDeps {
 export type Readiness = { ok: true } | { ok: false; reason: string };
 
 /** Routes that answer without Redis, or that report on it themselves. */
-const WITHOUT_REDIS = new Set(['/healthz', '/readyz', '/metrics']);
+const WITHOUT_REDIS = new Set(['/healthz', '/readyz', '/metrics', OPENAPI_PATH]);
+const withoutRedis = (url: string) =>
+  WITHOUT_REDIS.has(url) || url === DOCS_PATH || url.startsWith(`${DOCS_PATH}/`);
 
 /** The answer to a request that needs Redis while it is unreachable (docs/operations.md). */
 const REDIS_UNAVAILABLE = apiError(
@@ -71,13 +75,15 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     write: deps.apiToken,
     ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),
   });
+  // Zod schemas for every route and the document of them, before any route is registered.
+  await installOpenApi(app);
   /** The policy already decided before any preHandler runs. */
   const guard: preHandlerAsyncHookHandler = async () => {};
 
   const redisUp = deps.redisUp;
   if (redisUp) {
     app.addHook('onRequest', async (req, reply) => {
-      if (redisUp() || WITHOUT_REDIS.has(req.routeOptions.url ?? '')) return;
+      if (redisUp() || withoutRedis(req.routeOptions.url ?? '')) return;
       await reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
     });
   }
@@ -86,6 +92,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
       if (isRedisConnectionError(err)) {
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
+      }
+      if (isValidationFailure(err)) {
+        // A query, path or body the route's zod schemas refused: named field by field.
+        const answer = validationFailure(err, req.routeOptions.config.invalid);
+        return reply.code(answer.status).send(answer.body);
       }
       const status = err.statusCode ?? 500;
       const framework = status < 500 ? frameworkError(err.code) : undefined;
@@ -110,15 +121,39 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     reply.code(404).send(apiError('not_found', `no route ${req.method} ${req.url}`)),
   );
 
-  app.get('/healthz', () => ({ status: 'ok' }));
-  app.get('/readyz', async (_req, reply) => {
-    const r = await deps
-      .ready()
-      .catch((): Readiness => ({ ok: false, reason: 'redis_unavailable' }));
-    return r.ok
-      ? reply.code(200).send({ status: 'ready' })
-      : reply.code(503).send({ status: 'not_ready', reason: r.reason });
+  app.get(
+    '/healthz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Liveness: the process answers',
+        response: { 200: z.object({ status: z.literal('ok') }) },
+      },
+    },
+    () => ({ status: 'ok' }),
+  );
+  const readiness = z.object({
+    status: z.enum(['ready', 'not_ready']),
+    reason: z.string().optional().describe('why not ready: redis_unavailable, data_lost, …'),
   });
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Readiness: Redis answers and no data loss waits to be acknowledged',
+        response: { 200: readiness, 503: readiness },
+      },
+    },
+    async (_req, reply) => {
+      const r = await deps
+        .ready()
+        .catch((): Readiness => ({ ok: false, reason: 'redis_unavailable' }));
+      return r.ok
+        ? reply.code(200).send({ status: 'ready' })
+        : reply.code(503).send({ status: 'not_ready', reason: r.reason });
+    },
+  );
   registerPaymentRoutes(app, deps.payments);
   for (const ext of deps.extensions ?? []) await ext(app, guard);
   return app;

@@ -14,13 +14,22 @@ import {
   type ChargeRow,
   type PayoutRow,
 } from './instructions.ts';
-import { parseJsonRecord, type FieldIssue } from './record.ts';
+import { jsonBodySchema, parseJsonRecord, type FieldIssue } from './record.ts';
 
 /** `type` says which row the other fields are; `key` makes the request idempotent. */
 export const envelopeSchema = z.object({
   type: z.enum(['charge', 'payout'], { error: 'type must be "charge" or "payout"' }),
   key: idComponentSchema('key', API_KEY_MAX).optional(),
 });
+
+/**
+ * The body {@link parseInstruction} accepts, for the OpenAPI document: the envelope and the
+ * charge or payout fields, from the same field schemas (the parser is the validator).
+ */
+export const instructionBodySchema = z.discriminatedUnion('type', [
+  jsonBodySchema(chargeSpec, { ...envelopeSchema.shape, type: z.literal('charge') }, 'Charge'),
+  jsonBodySchema(payoutSpec, { ...envelopeSchema.shape, type: z.literal('payout') }, 'Payout'),
+]);
 
 /** A validated instruction. A JSON row has no line: it is line 1, which no hash includes. */
 export type ParsedInstruction =

@@ -12,7 +12,7 @@
  * they are trimmed and case-insensitive; JSON field names are exact. `meta_*` names are kept as
  * metadata in both, the prefix matched case-insensitively.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import {
   META_PREFIX,
   metaKeyProblem,
@@ -373,4 +373,33 @@ function readMetaObject(value: unknown, into: Record<string, string>): boolean {
   }
   for (const [key, v] of entries) into[key] = v as string;
   return true;
+}
+
+/**
+ * The JSON body {@link parseJsonRecord} accepts for `spec`, as a zod schema for documentation
+ * (the OpenAPI document): the spec's own field schemas (the rules are written once, here and in
+ * fields.ts), a number where the spec takes one, `meta_*` fields as strings, nothing else, plus
+ * the fields of `extra` (an envelope's `type`, a `metadata` object); `id` names it as a component
+ * of the OpenAPI document. Describes; the parser
+ * validates (with messages no schema can give, e.g. a payout field sent on a charge).
+ */
+export function jsonBodySchema(
+  spec: RecordSpec<string, z.ZodObject>,
+  extra: Readonly<Record<string, z.ZodType>> = {},
+  id?: string,
+): z.ZodObject {
+  const shape: Record<string, z.ZodType> = { ...extra };
+  const numbers = new Set<string>(spec.jsonNumbers ?? []);
+  const fields: Readonly<Record<string, z.ZodType>> = spec.schema.shape;
+  for (const [name, field] of Object.entries(fields)) {
+    const optional = field.safeParse(undefined).success;
+    const value = numbers.has(name) ? z.union([field, z.number()]) : field;
+    shape[name] = optional ? value.optional() : value;
+  }
+  return z.strictObject(shape).meta({
+    patternProperties: { [`^${META_PREFIX}`]: { type: 'string' } },
+    description: `Your own metadata as ${META_PREFIX}<key> string fields.`,
+    // A named component keeps `patternProperties` (inline schemas are converted the 3.0 way).
+    ...(id !== undefined ? { id } : {}),
+  });
 }

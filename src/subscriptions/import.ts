@@ -26,6 +26,7 @@ import {
   shown,
 } from '../input/fields.ts';
 import {
+  jsonBodySchema,
   asRowIssues,
   parseJsonRecord,
   parseRecord,
@@ -162,6 +163,21 @@ export const subscriptionSpec: RecordSpec<Column, typeof subscriptionFieldsSchem
   jsonNumbers: ['interval_count'],
   crossChecks: anchorAndTrial,
 };
+
+/**
+ * The `POST /subscriptions` body {@link parseSubscriptionBody} accepts, for the OpenAPI document:
+ * the record's own field schemas, `metadata` as an object of strings, `meta_*` fields.
+ */
+export const subscriptionBodySchema = jsonBodySchema(
+  subscriptionSpec,
+  {
+    metadata: z
+      .record(z.string(), z.string())
+      .optional()
+      .describe('your own metadata (merged with meta_* fields)'),
+  },
+  'SubscriptionCreate',
+);
 
 /** A validated input: everything but the sealed token. */
 export interface SubscriptionInput {

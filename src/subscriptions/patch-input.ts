@@ -67,6 +67,30 @@ const fieldSchemas = {
   cancel_at_period_end: z.boolean({ error: 'cancel_at_period_end must be true or false' }),
 } as const;
 
+/**
+ * The bodies {@link parseSubscriptionPatch}, {@link parsePauseBody} and {@link parseCancelBody}
+ * accept, for the OpenAPI document, from the same field schemas (the parsers validate).
+ */
+export const subscriptionPatchBodySchema = z.strictObject({
+  ...Object.fromEntries(Object.entries(fieldSchemas).map(([k, v]) => [k, v.optional()])),
+  metadata: z
+    .record(z.string(), z.string().nullable())
+    .optional()
+    .describe('keys to set, or null to remove one'),
+});
+export const pauseBodySchema = z.strictObject({
+  resume_at: instantSchema('resume_at')
+    .nullable()
+    .optional()
+    .describe('when it resumes by itself; null or absent: until resumed'),
+});
+export const cancelBodySchema = z.strictObject({
+  at_period_end: z
+    .boolean()
+    .optional()
+    .describe('cancel when the period paid for ends instead of now'),
+});
+
 const isObject = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
 

@@ -323,6 +323,41 @@ const CASES: [string, Case[]][] = [
     ],
   ],
   [
+    'batch list',
+    [
+      {
+        // Newest first: the canceled second batch, then the first; one per page.
+        args: ['batch', 'list', '--limit', '1'],
+        exit: 0,
+        check: (d) => {
+          expect((d.data as { id: string }[]).map((b) => b.id)).toEqual(['clijson-b2']);
+          expect(d.next_cursor).toEqual(expect.any(String));
+        },
+      },
+      {
+        // `batches` is the same command (as GET /batches).
+        args: ['batches', 'list', '--status', 'queued'],
+        exit: 0,
+        check: (d) => {
+          for (const b of d.data as { state: string }[]) expect(b.state).toBe('queued');
+          expect(d.next_cursor).toBeNull();
+        },
+      },
+      { args: ['batch', 'list', '--status', 'paid'], exit: 2, code: 'invalid_input' },
+      { args: ['batch', 'list', '--cursor', 'nope'], exit: 2, code: 'invalid_input' },
+    ],
+  ],
+  [
+    'batch reindex',
+    [
+      {
+        args: ['batch', 'reindex'],
+        exit: 0,
+        check: (d) => expect(d.indexed).toBeGreaterThanOrEqual(2),
+      },
+    ],
+  ],
+  [
     'payments show',
     [
       {

@@ -11,6 +11,7 @@ import { openApp, startRoles, type App, type RunningRoles } from '../../src/app/
 import { INTENT_STATES } from '../../src/kernel/intent.ts';
 import { registerDashboard } from '../../src/http/dashboard.ts';
 import { createMetrics, registerMetricsRoute, type Metrics } from '../../src/http/metrics.ts';
+import { installZodCompilers } from '../../src/http/openapi.ts';
 import { createPayment, type CreateDeps } from '../../src/payments/create.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { QUEUES } from '../../src/infra/queues/names.ts';
@@ -133,6 +134,8 @@ describe('metrics and dashboard on a running app', () => {
     sandbox = await startTestSandbox();
     inst = await startInstrumentedApp(sandbox.url);
     server = Fastify({ logger: false });
+    // The route declares zod schemas, as every route does (http/openapi.ts).
+    installZodCompilers(server);
     registerMetricsRoute(server, inst.metrics);
     await registerDashboard(server, {
       queues: Object.values(QUEUES).map((q) => inst.app.dispatcher.queue(q)),

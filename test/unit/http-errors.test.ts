@@ -51,3 +51,32 @@ describe('framework errors in the product error shape', () => {
     await app.close();
   });
 });
+
+describe("requests the routes' zod schemas refuse, in the product error shape", () => {
+  it.each([
+    ['a bad value', '/payments?limit=0', ['limit']],
+    ['an unknown parameter', '/payments?colour=red', ['colour']],
+    ['several problems at once', '/payments?state=paid&limit=x', ['state', 'limit']],
+  ])('%s: 422 invalid_query, one detail per field', async (_what, url, fields) => {
+    const app = await server();
+    const res = await app.inject({ url, headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.statusCode).toBe(422);
+    const body = res.json<{ error: { code: string; message: string; details: unknown[] } }>();
+    expect(body).toEqual({
+      error: {
+        code: 'invalid_query',
+        message: 'the list query is invalid',
+        details: fields.map((field) => ({ field, message: expect.any(String) as string })),
+      },
+    });
+    expect(res.body).not.toContain('FST_');
+    await app.close();
+  });
+
+  it('the token is checked before the query: no token, 401 whatever the query', async () => {
+    const app = await server();
+    const res = await app.inject({ url: '/payments?limit=0' });
+    expect(res.statusCode).toBe(401);
+    await app.close();
+  });
+});

@@ -57,8 +57,9 @@ end
 `;
 
 /**
- * Claims a batch id: creates the record in `ingesting` unless it exists.
- * KEYS: 1 batch hash, 2 ingesting index. ARGV: 1 fields JSON, 2 id, 3 createdAt.
+ * Claims a batch id: creates the record in `ingesting` unless it exists, and indexes it by
+ * creation time (the list of every batch) in the same step.
+ * KEYS: 1 batch hash, 2 ingesting index, 3 created index. ARGV: 1 fields JSON, 2 id, 3 createdAt.
  * Returns {'created'} or {'exists', hash...}.
  */
 export const CLAIM_BATCH = new LuaScript(`
@@ -72,6 +73,7 @@ local flat = {}
 for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2])
 return {'created'}
 `);
 

@@ -1,7 +1,9 @@
 /**
  * Batch records in Redis: one hash per batch (`<prefix>:batch:<id>`), one sorted set per batch
  * state (`<prefix>:idx:batch-state:<state>`, scored by creation time; its cardinality is the
- * per-state counter), and per batch the rows refused by validation
+ * per-state counter), one sorted set of every batch scored by creation time
+ * (`<prefix>:idx:batch-created`, the unfiltered list; `billing batch reindex` builds it for
+ * batches claimed before it existed), and per batch the rows refused by validation
  * (`<prefix>:batch:<id>:invalid`) and the lines whose reference equals their own line number
  * (`<prefix>:batch:<id>:reflines`, see {@link RedisBatchStore.markReferencedLines}). One registry
  * of row references per batch type (`<prefix>:batch-refs:<type>`, a hash: lower-cased reference →
@@ -14,7 +16,7 @@
  * Every state change moves the batch between the state indexes in the same script. Rows of a batch
  * held for approval wait in `<prefix>:batch:<id>:held` (line → the row, card token sealed).
  *
- * About 500 lines: the one adapter of the BatchStore port (its scripts are in batch-lua.ts);
+ * About 550 lines: the one adapter of the BatchStore port (its scripts are in batch-lua.ts);
  * splitting it would split one hash layout over several files.
  */
 import { ReplyError, type Redis } from 'ioredis';
@@ -27,7 +29,9 @@ import {
   TRACKED_STATES,
   type ApplyEventsResult,
   type ApproveResult,
+  type BatchIdPage,
   type BatchInit,
+  type BatchListStore,
   type BatchOperationsStore,
   type BatchRecord,
   type BatchRowEvent,
@@ -53,6 +57,7 @@ import {
   RENEW_INGEST,
   TAKE_OVER_INGEST,
 } from './batch-lua.ts';
+import { listBatchIds } from './batch-list.ts';
 
 // The batch states and the tracked intent states are the port's (../ports.ts); re-exported for
 // the adapter's own tests.
@@ -182,11 +187,13 @@ export function batchKeys(prefix: string) {
     // Not `batch:<…>`: a batch id could be any word.
     references: (type: InstructionType) => `${prefix}:batch-refs:${type}`,
     byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
+    /** Every batch scored by createdAt: the unfiltered list (batch-list.ts). */
+    byCreated: () => `${prefix}:idx:batch-created`,
   };
 }
 
 /** Batch persistence on Redis. Every state change is one Lua script (batch-lua.ts). */
-export class RedisBatchStore implements BatchStore, BatchOperationsStore {
+export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchListStore {
   private readonly k: ReturnType<typeof batchKeys>;
   private readonly events: string;
   private readonly intentKey: (key: string) => string;
@@ -230,9 +237,10 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore {
     };
     const res = (await CLAIM_BATCH.run(
       this.redis,
-      2,
+      3,
       this.k.batch(init.id),
       this.k.byState('ingesting'),
+      this.k.byCreated(),
       JSON.stringify(fields),
       init.id,
       String(now),
@@ -382,6 +390,34 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore {
     const h = await this.redis.hgetall(this.k.batch(id));
     if (Object.keys(h).length === 0) return undefined;
     return parseBatch(h);
+  }
+
+  /** @inheritdoc One index walk (batch-list.ts). */
+  listIds(status: BatchState | undefined, limit: number, cursor?: string): Promise<BatchIdPage> {
+    return listBatchIds(this.redis, this.k, status, limit, cursor);
+  }
+
+  /** @inheritdoc One pipelined HGETALL per id. */
+  async getMany(ids: readonly string[]): Promise<(BatchRecord | undefined)[]> {
+    if (ids.length === 0) return [];
+    const pipe = this.redis.pipeline();
+    for (const id of ids) pipe.hgetall(this.k.batch(id));
+    const replies = (await pipe.exec()) ?? [];
+    return replies.map(([err, h]) => {
+      if (err) throw err;
+      const hash = h as Record<string, string>;
+      return Object.keys(hash).length === 0 ? undefined : parseBatch(hash);
+    });
+  }
+
+  /**
+   * @inheritdoc Every batch has always been in exactly one state index, scored by its createdAt:
+   * their union (lowest score kept) is the index of every batch, in one atomic ZUNIONSTORE.
+   */
+  async reindexCreated(): Promise<number> {
+    const created = this.k.byCreated();
+    const sources = [created, ...BATCH_STATES.map((s) => this.k.byState(s))];
+    return this.redis.zunionstore(created, sources.length, ...sources, 'AGGREGATE', 'MIN');
   }
 
   /** Records rows refused by validation (idempotent: one member per line). */

@@ -32,6 +32,7 @@ import { approveBatch, cancelBatch, retryFailedBatch } from '../../batches/opera
 import type { App } from '../../app/composition.ts';
 import type { InstructionType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
+import { registerBatchListCommands } from './batch-list.ts';
 import {
   CliError,
   describeFsError,
@@ -188,7 +189,11 @@ export async function seedSampleBatch(app: BatchDeps): Promise<string> {
 
 /** Registers `billing batch …`. */
 export function registerBatchCommands(program: Command, ctx: CliContext): void {
-  const batch = program.command('batch').description('submit, inspect and export CSV batches');
+  const batch = program
+    .command('batch')
+    .alias('batches')
+    .description('submit, list, inspect and export CSV batches');
+  registerBatchListCommands(batch, ctx);
 
   batch
     .command('submit <file>')

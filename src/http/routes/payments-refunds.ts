@@ -5,7 +5,8 @@
  * write route of the access policy (http/auth.ts classifies it by method: API_TOKEN only); the GET
  * a read route.
  *
- * Validation is zod schemas declared here as constants, ready for a route `schema:`.
+ * Validation is the zod schemas declared here (the CLI parses its flags with the same body
+ * schema), in the routes' `schema:` and so in the OpenAPI document.
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -13,6 +14,8 @@ import type { AmountMinor } from '../../kernel/money.ts';
 import { createRefund, type RefundDeps, type RefundResult } from '../../payments/refunds/create.ts';
 import { chargeRefunds, toRefundView } from '../../payments/refunds/view.ts';
 import { apiError } from '../errors.ts';
+import { errorResponses, optionalBody } from '../schemas.ts';
+import { paymentViewSchema } from './payments.ts';
 
 /** The path: the charge, by key, reference or the caller's own key. */
 export const refundParamsSchema = z.strictObject({
@@ -38,13 +41,6 @@ export const refundBodySchema = z.strictObject({
     .regex(/^[A-Za-z0-9_-]+$/, 'key may contain only letters, digits, "_" and "-"')
     .optional(),
 });
-
-function issues(error: z.ZodError) {
-  return error.issues.map((i) => ({
-    field: i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(body)'),
-    message: i.message,
-  }));
-}
 
 /** What a refused refund answers: status and error body. Nothing was written. */
 export function refundRefusal(
@@ -104,24 +100,46 @@ export function refundRefusal(
   }
 }
 
+/** A refund: the payment view plus the charge it refunds and the caller's reason. */
+const refundViewSchema = paymentViewSchema
+  .extend({ chargeKey: z.string(), reason: z.string().optional() })
+  .meta({ id: 'Refund' });
+
+/** A charge's refunds and its totals, minor units. */
+const chargeRefundsSchema = z
+  .looseObject({
+    chargeKey: z.string(),
+    currency: z.string(),
+    chargedMinor: z.int(),
+    refundedMinor: z.int().describe('refunds Sayswitch confirmed'),
+    inFlightMinor: z.int().describe('refunds reserved and not final'),
+    refundableMinor: z.int(),
+    status: z.enum(['not_refunded', 'partially_refunded', 'refunded']),
+    refunds: z.array(refundViewSchema),
+  })
+  .meta({ id: 'ChargeRefunds' });
+
 export function registerRefundRoutes(app: FastifyInstance, deps: RefundDeps) {
-  app.post<{ Params: { reference: string } }>(
+  app.post<{ Params: { reference: string }; Body: z.output<typeof refundBodySchema> | undefined }>(
     '/payments/:reference/refunds',
+    {
+      config: { invalid: { code: 'invalid_refund', message: 'the refund request is invalid' } },
+      schema: {
+        tags: ['payments'],
+        summary:
+          'Refund a succeeded charge, whole or in part (never more than charged; docs/refunds.md)',
+        params: refundParamsSchema,
+        body: optionalBody(refundBodySchema),
+        response: {
+          200: refundViewSchema.describe('the refund this key already created'),
+          201: refundViewSchema,
+          ...errorResponses(403, 404, 409, 422),
+        },
+      },
+    },
     async (req, reply) => {
-      const params = refundParamsSchema.safeParse(req.params);
-      const body = refundBodySchema.safeParse(req.body ?? {});
-      if (!params.success || !body.success) {
-        return reply
-          .code(422)
-          .send(
-            apiError('invalid_refund', 'the refund request is invalid', [
-              ...(params.success ? [] : issues(params.error)),
-              ...(body.success ? [] : issues(body.error)),
-            ]),
-          );
-      }
-      const { amount, reason, key } = body.data;
-      const res = await createRefund(deps, params.data.reference, {
+      const { amount, reason, key } = req.body ?? {};
+      const res = await createRefund(deps, req.params.reference, {
         ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
         ...(reason !== undefined ? { reason } : {}),
         ...(key !== undefined ? { key } : {}),
@@ -131,24 +149,29 @@ export function registerRefundRoutes(app: FastifyInstance, deps: RefundDeps) {
           .code(res.status === 'created' ? 201 : 200)
           .send(toRefundView(res.intent, await deps.store.history(res.intent.key)));
       }
-      const refusal = refundRefusal(params.data.reference, res);
+      const refusal = refundRefusal(req.params.reference, res);
       return reply.code(refusal.status).send(refusal.body);
     },
   );
 
-  app.get<{ Params: { reference: string } }>('/payments/:reference/refunds', async (req, reply) => {
-    const params = refundParamsSchema.safeParse(req.params);
-    if (!params.success) {
-      return reply
-        .code(422)
-        .send(apiError('invalid_query', 'the path is invalid', issues(params.error)));
-    }
-    const view = await chargeRefunds(deps, params.data.reference);
-    if (!view) {
-      return reply
-        .code(404)
-        .send(apiError('not_found', `no payment with key or reference ${params.data.reference}`));
-    }
-    return view;
-  });
+  app.get<{ Params: { reference: string } }>(
+    '/payments/:reference/refunds',
+    {
+      schema: {
+        tags: ['payments'],
+        summary: "A charge's refunds: charged, refunded, in flight and still refundable",
+        params: refundParamsSchema,
+        response: { 200: chargeRefundsSchema, ...errorResponses(403, 404, 422) },
+      },
+    },
+    async (req, reply) => {
+      const view = await chargeRefunds(deps, req.params.reference);
+      if (!view) {
+        return reply
+          .code(404)
+          .send(apiError('not_found', `no payment with key or reference ${req.params.reference}`));
+      }
+      return view;
+    },
+  );
 }

@@ -10,6 +10,8 @@ import { z } from 'zod';
 import { resolvePayment, RESOLVE_OUTCOMES, type ResolveDeps } from '../../payments/resolve.ts';
 import { toView } from '../../payments/view.ts';
 import { apiError } from '../errors.ts';
+import { errorResponses, idParam } from '../schemas.ts';
+import { paymentViewSchema } from './payments.ts';
 
 /** The body: what the operator says happened, why, and whether to override the gateway. */
 export const resolveBodySchema = z.strictObject({
@@ -19,24 +21,26 @@ export const resolveBodySchema = z.strictObject({
 });
 
 export function registerResolveRoute(app: FastifyInstance, deps: ResolveDeps) {
-  app.post<{ Params: { reference: string } }>(
+  app.post<{ Params: { reference: string }; Body: z.output<typeof resolveBodySchema> }>(
     '/payments/:reference/resolve',
+    {
+      config: { invalid: { code: 'invalid_resolution', message: 'the resolution is invalid' } },
+      schema: {
+        tags: ['payments'],
+        summary: 'Record the outcome of a payment in needs_review (the gateway is asked first)',
+        params: idParam('reference', 'intent key or attempt reference'),
+        body: resolveBodySchema,
+        response: {
+          200: paymentViewSchema.extend({
+            resolution: z.object({ gateway: z.unknown(), forced: z.boolean() }),
+          }),
+          ...errorResponses(403, 404, 409, 422),
+        },
+      },
+    },
     async (req, reply) => {
-      const body = resolveBodySchema.safeParse(req.body ?? {});
-      if (!body.success) {
-        return reply.code(422).send(
-          apiError(
-            'invalid_resolution',
-            'the resolution is invalid',
-            body.error.issues.map((i) => ({
-              field: i.path.join('.') || '(body)',
-              message: i.message,
-            })),
-          ),
-        );
-      }
       const res = await resolvePayment(deps, req.params.reference, {
-        ...body.data,
+        ...req.body,
         by: req.tokenName ?? 'API_TOKEN',
       });
       switch (res.status) {

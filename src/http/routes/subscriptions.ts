@@ -11,7 +11,14 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { SUBSCRIPTION_STATUSES } from '../../subscriptions/record.ts';
-import { parseCancelBody, parsePauseBody } from '../../subscriptions/patch-input.ts';
+import { subscriptionBodySchema } from '../../subscriptions/import.ts';
+import {
+  cancelBodySchema,
+  parseCancelBody,
+  parsePauseBody,
+  pauseBodySchema,
+  subscriptionPatchBodySchema,
+} from '../../subscriptions/patch-input.ts';
 import {
   applyAction,
   createSubscriptionFromBody,
@@ -24,8 +31,21 @@ import {
   type SubscriptionServiceDeps,
 } from '../../subscriptions/service.ts';
 import { apiError } from '../errors.ts';
+import {
+  errorResponses,
+  idParam,
+  optionalBody,
+  pageOf,
+  pageQuery,
+  parsedByHandler,
+} from '../schemas.ts';
 
 const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel'];
+const ACTION_SUMMARY: Readonly<Record<ActionName, string>> = {
+  pause: 'Pause billing (optionally until resume_at)',
+  resume: 'Resume a paused subscription',
+  cancel: 'Cancel now, or when the period paid for ends (at_period_end)',
+};
 
 function notFound(reply: FastifyReply, id: string) {
   return reply.code(404).send(apiError('not_found', `no subscription ${id}`));
@@ -46,149 +66,252 @@ function clockAdvancing(reply: FastifyReply, id: string) {
     );
 }
 
-/** Registers the subscription routes on `app`. */
 /** `GET /subscriptions` query: status, page size and the previous page's `next_cursor`. */
 const subscriptionListQuerySchema = z.strictObject({
-  status: z.enum(SUBSCRIPTION_STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().min(1).max(200).optional(),
+  status: z.enum(SUBSCRIPTION_STATUSES).optional().describe('only subscriptions in this status'),
+  ...pageQuery(200, 50, 200),
 });
 
+const iso = z.iso.datetime();
+
+/**
+ * One subscription (subscriptions/view.ts `SubscriptionView`; never the card token). Loose: a view
+ * may gain fields (described, not enforced; http/openapi.ts).
+ */
+const subscriptionViewSchema = z
+  .looseObject({
+    id: z.string(),
+    customer_email: z.string(),
+    amount: z.string(),
+    amount_minor: z.int(),
+    currency: z.string(),
+    interval: z.string(),
+    interval_count: z.int(),
+    anchor: iso,
+    timezone: z.string(),
+    status: z.enum(SUBSCRIPTION_STATUSES),
+    current_period_start: iso.nullable(),
+    current_period_end: iso.nullable(),
+    next_charge_at: iso.nullable(),
+    billing_held: z
+      .looseObject({
+        key: z.string(),
+        reference: z.string(),
+        state: z.string(),
+        awaiting: z.enum(['customer', 'gateway', 'operator']),
+        since: iso,
+      })
+      .nullable(),
+    next_period_start: iso,
+    metadata: z.record(z.string(), z.string()),
+    dunning: z.array(z.looseObject({ key: z.string(), attempt: z.int(), retry_at: iso })),
+    skipped_periods: z.int(),
+    trial_end: iso.nullable(),
+    cancel_at_period_end: z.boolean(),
+    cancel_at: iso.nullable(),
+    resume_at: iso.nullable(),
+    test_clock: z.string().nullable(),
+    created_at: iso,
+    updated_at: iso,
+  })
+  .meta({ id: 'Subscription' });
+
+const subscriptionId = idParam('id', 'the subscription id');
+const TAGS = ['subscriptions'];
+const INVALID = { code: 'invalid_subscription', message: 'the subscription is invalid' };
+
+/** Registers the subscription routes on `app`. */
 export function registerSubscriptionRoutes(
   app: FastifyInstance,
   deps: SubscriptionServiceDeps,
 ): void {
-  app.post('/subscriptions', async (req, reply) => {
-    const res = await createSubscriptionFromBody(deps, req.body);
-    switch (res.status) {
-      case 'invalid':
-        return invalid(reply, 'the subscription is invalid', res.issues);
-      case 'clock_advancing':
-        return reply
-          .code(409)
-          .send(
-            apiError(
-              'test_clock_advancing',
-              'the test clock is advancing; create the subscription once it is ready',
-            ),
-          );
-      case 'conflict':
-        return reply
-          .code(409)
-          .send(
-            apiError(
-              'id_reused',
-              `subscription ${res.subscription.id} already exists with different details`,
-            ),
-          );
-      case 'created':
-      case 'existing':
-        return reply
-          .code(res.status === 'created' ? 201 : 200)
-          .send(toSubscriptionView(res.subscription));
-    }
-  });
-
-  app.get('/subscriptions', async (req, reply) => {
-    const q = subscriptionListQuerySchema.safeParse(req.query ?? {});
-    if (!q.success) {
-      return reply.code(422).send(
-        apiError(
-          'invalid_query',
-          'the list query is invalid',
-          q.error.issues.map((i) => ({
-            field:
-              i.path.join('.') || (i.code === 'unrecognized_keys' ? i.keys.join(', ') : '(query)'),
-            message: i.message,
-          })),
-        ),
-      );
-    }
-    const { cursor, ...rest } = q.data;
-    const page = await listSubscriptions(deps, { ...rest, ...(cursor ? { after: cursor } : {}) });
-    return { data: page.items, next_cursor: page.next ?? null };
-  });
-
-  app.get<{ Params: { id: string } }>('/subscriptions/:id', async (req, reply) => {
-    const view = await showSubscription(deps, req.params.id);
-    if (!view) return notFound(reply, req.params.id);
-    return view;
-  });
-
-  app.patch<{ Params: { id: string } }>('/subscriptions/:id', async (req, reply) => {
-    const id = req.params.id;
-    const res = await patchSubscription(deps, id, req.body);
-    switch (res.status) {
-      case 'not_found':
-        return notFound(reply, id);
-      case 'invalid':
-        return invalid(reply, 'the change is invalid', res.issues);
-      case 'refused':
-        switch (res.code) {
-          case 'canceled':
-            return reply
-              .code(409)
-              .send(apiError('subscription_canceled', `subscription ${id} is canceled`));
-          case 'charge_open':
-            return reply
-              .code(409)
-              .send(
-                apiError(
-                  'charge_open',
-                  `subscription ${id} has a charge in flight or in dunning: its currency can ` +
-                    'change only between periods, once nothing is owed or being charged',
-                ),
-              );
-          case 'busy':
-            return reply
-              .code(409)
-              .send(
-                apiError(
-                  'subscription_busy',
-                  `subscription ${id} is being billed right now; try again in a moment`,
-                ),
-              );
-          case 'test_clock_advancing':
-            return clockAdvancing(reply, id);
-        }
-        break;
-      case 'ok':
-        return toSubscriptionView(res.subscription);
-    }
-  });
-
-  for (const action of ACTIONS) {
-    app.post<{ Params: { id: string } }>(`/subscriptions/:id/${action}`, async (req, reply) => {
-      const id = req.params.id;
-      let opts: ActionOptions = {};
-      if (action === 'pause') {
-        const body = parsePauseBody(req.body);
-        if (!body.ok) return invalid(reply, 'the pause is invalid', body.issues);
-        if (body.resumeAt !== undefined) opts = { resumeAt: body.resumeAt };
-      } else if (action === 'cancel') {
-        const body = parseCancelBody(req.body);
-        if (!body.ok) return invalid(reply, 'the cancel is invalid', body.issues);
-        if (body.atPeriodEnd !== undefined) opts = { atPeriodEnd: body.atPeriodEnd };
-      }
-      const res = await applyAction(deps, id, action, opts);
+  app.post(
+    '/subscriptions',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'Create a subscription (idempotent by id)',
+        body: parsedByHandler(subscriptionBodySchema),
+        response: {
+          200: subscriptionViewSchema,
+          201: subscriptionViewSchema,
+          ...errorResponses(403, 409, 415, 422),
+        },
+      },
+    },
+    async (req, reply) => {
+      const res = await createSubscriptionFromBody(deps, req.body);
       switch (res.status) {
-        case 'not_found':
-          return notFound(reply, id);
         case 'invalid':
-          return invalid(reply, `the ${action} is invalid`, res.issues);
-        case 'refused':
-          if (res.code === 'test_clock_advancing') return clockAdvancing(reply, id);
+          return invalid(reply, 'the subscription is invalid', res.issues);
+        case 'clock_advancing':
           return reply
             .code(409)
             .send(
               apiError(
-                'subscription_canceled',
-                `subscription ${id} is canceled; it cannot be ${action}d`,
+                'test_clock_advancing',
+                'the test clock is advancing; create the subscription once it is ready',
               ),
             );
+        case 'conflict':
+          return reply
+            .code(409)
+            .send(
+              apiError(
+                'id_reused',
+                `subscription ${res.subscription.id} already exists with different details`,
+              ),
+            );
+        case 'created':
+        case 'existing':
+          return reply
+            .code(res.status === 'created' ? 201 : 200)
+            .send(toSubscriptionView(res.subscription));
+      }
+    },
+  );
+
+  app.get(
+    '/subscriptions',
+    {
+      config: { invalid: { code: 'invalid_query', message: 'the list query is invalid' } },
+      schema: {
+        tags: TAGS,
+        summary: 'Subscriptions, optionally of one status (cursor-paginated)',
+        querystring: subscriptionListQuerySchema,
+        response: { 200: pageOf(subscriptionViewSchema), ...errorResponses(422) },
+      },
+    },
+    async (req) => {
+      const { cursor, ...rest } = req.query as z.output<typeof subscriptionListQuerySchema>;
+      const page = await listSubscriptions(deps, {
+        ...rest,
+        ...(cursor ? { after: cursor } : {}),
+      });
+      return { data: page.items, next_cursor: page.next ?? null };
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/subscriptions/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'One subscription',
+        params: subscriptionId,
+        response: { 200: subscriptionViewSchema, ...errorResponses(404) },
+      },
+    },
+    async (req, reply) => {
+      const view = await showSubscription(deps, req.params.id);
+      if (!view) return notFound(reply, req.params.id);
+      return view;
+    },
+  );
+
+  app.patch<{ Params: { id: string } }>(
+    '/subscriptions/:id',
+    {
+      config: { invalid: INVALID },
+      schema: {
+        tags: TAGS,
+        summary:
+          'Change amount, currency, card, interval, anchor, metadata or cancel_at_period_end',
+        params: subscriptionId,
+        body: parsedByHandler(subscriptionPatchBodySchema),
+        response: { 200: subscriptionViewSchema, ...errorResponses(403, 404, 409, 415, 422) },
+      },
+    },
+    async (req, reply) => {
+      const id = req.params.id;
+      const res = await patchSubscription(deps, id, req.body);
+      switch (res.status) {
+        case 'not_found':
+          return notFound(reply, id);
+        case 'invalid':
+          return invalid(reply, 'the change is invalid', res.issues);
+        case 'refused':
+          switch (res.code) {
+            case 'canceled':
+              return reply
+                .code(409)
+                .send(apiError('subscription_canceled', `subscription ${id} is canceled`));
+            case 'charge_open':
+              return reply
+                .code(409)
+                .send(
+                  apiError(
+                    'charge_open',
+                    `subscription ${id} has a charge in flight or in dunning: its currency can ` +
+                      'change only between periods, once nothing is owed or being charged',
+                  ),
+                );
+            case 'busy':
+              return reply
+                .code(409)
+                .send(
+                  apiError(
+                    'subscription_busy',
+                    `subscription ${id} is being billed right now; try again in a moment`,
+                  ),
+                );
+            case 'test_clock_advancing':
+              return clockAdvancing(reply, id);
+          }
+          break;
         case 'ok':
           return toSubscriptionView(res.subscription);
       }
-    });
+    },
+  );
+
+  for (const action of ACTIONS) {
+    const actionBody =
+      action === 'pause' ? pauseBodySchema : action === 'cancel' ? cancelBodySchema : undefined;
+    app.post<{ Params: { id: string } }>(
+      `/subscriptions/:id/${action}`,
+      {
+        config: { invalid: INVALID },
+        schema: {
+          tags: TAGS,
+          summary: ACTION_SUMMARY[action],
+          params: subscriptionId,
+          ...(actionBody ? { body: parsedByHandler(optionalBody(actionBody)) } : {}),
+          response: { 200: subscriptionViewSchema, ...errorResponses(403, 404, 409, 422) },
+        },
+      },
+      async (req, reply) => {
+        const id = req.params.id;
+        let opts: ActionOptions = {};
+        if (action === 'pause') {
+          const body = parsePauseBody(req.body);
+          if (!body.ok) return invalid(reply, 'the pause is invalid', body.issues);
+          if (body.resumeAt !== undefined) opts = { resumeAt: body.resumeAt };
+        } else if (action === 'cancel') {
+          const body = parseCancelBody(req.body);
+          if (!body.ok) return invalid(reply, 'the cancel is invalid', body.issues);
+          if (body.atPeriodEnd !== undefined) opts = { atPeriodEnd: body.atPeriodEnd };
+        }
+        const res = await applyAction(deps, id, action, opts);
+        switch (res.status) {
+          case 'not_found':
+            return notFound(reply, id);
+          case 'invalid':
+            return invalid(reply, `the ${action} is invalid`, res.issues);
+          case 'refused':
+            if (res.code === 'test_clock_advancing') return clockAdvancing(reply, id);
+            return reply
+              .code(409)
+              .send(
+                apiError(
+                  'subscription_canceled',
+                  `subscription ${id} is canceled; it cannot be ${action}d`,
+                ),
+              );
+          case 'ok':
+            return toSubscriptionView(res.subscription);
+        }
+      },
+    );
   }
 }

@@ -15,24 +15,43 @@ import {
 import { instantSchema } from '../../subscriptions/import.ts';
 import type { SubscriptionServiceDeps } from '../../subscriptions/service.ts';
 import { apiError } from '../errors.ts';
+import { errorResponses, idParam } from '../schemas.ts';
 
-const createSchema = z.strictObject({
-  frozen_time: instantSchema('frozen_time'),
-  name: z.string().max(100, 'name is longer than 100 characters').optional(),
-});
-const advanceSchema = z.strictObject({ to: instantSchema('to') });
+/** Unknown fields and a body that is no object, in the words the other routes use. */
+const bodyError = (iss: z.core.$ZodRawIssue): string | undefined =>
+  iss.code === 'unrecognized_keys'
+    ? `unknown field ${iss.keys.join(', ')}`
+    : iss.code === 'invalid_type' && iss.path?.length === 0
+      ? 'the body must be a JSON object'
+      : undefined;
 
-/** `{ field, message }` per problem, as the other routes report them. */
-function issuesOf(error: z.ZodError): { field?: string; message: string }[] {
-  return error.issues.map((i) => {
-    if (i.code === 'unrecognized_keys')
-      return { field: i.keys.join(', '), message: `unknown field ${i.keys.join(', ')}` };
-    const field = i.path[0];
-    return field === undefined
-      ? { message: 'the body must be a JSON object' }
-      : { field: String(field), message: i.message };
-  });
-}
+const createSchema = z.strictObject(
+  {
+    frozen_time: instantSchema('frozen_time').describe("the clock's time (ISO 8601 instant)"),
+    name: z.string().max(100, 'name is longer than 100 characters').optional(),
+  },
+  { error: bodyError },
+);
+const advanceSchema = z.strictObject(
+  { to: instantSchema('to').describe('the instant to move to (later than now on the clock)') },
+  { error: bodyError },
+);
+
+/** A test clock (subscriptions/clocks-service.ts `TestClockView`). */
+const clockViewSchema = z
+  .looseObject({
+    id: z.string(),
+    object: z.literal('test_clock'),
+    name: z.string().nullable(),
+    frozen_time: z.iso.datetime(),
+    status: z.enum(['advancing', 'ready']),
+    advancing_to: z.iso.datetime().nullable(),
+    created_at: z.iso.datetime(),
+  })
+  .meta({ id: 'TestClock' });
+
+const clockId = idParam('id', 'the test clock id');
+const TAGS = ['test clocks'];
 
 function liveMode(reply: FastifyReply) {
   return reply
@@ -51,49 +70,75 @@ function notFound(reply: FastifyReply, id: string) {
 
 /** Registers the test clock routes on `app`. */
 export function registerTestClockRoutes(app: FastifyInstance, deps: SubscriptionServiceDeps): void {
-  app.post('/test-clocks', async (req, reply) => {
-    if (!deps.testMode) return liveMode(reply);
-    const parsed = createSchema.safeParse(req.body ?? {});
-    if (!parsed.success)
-      return reply
-        .code(422)
-        .send(apiError('invalid_test_clock', 'the test clock is invalid', issuesOf(parsed.error)));
-    const clock = await createTestClock(deps, parsed.data.frozen_time, parsed.data.name);
-    return reply.code(201).send(toClockView(clock));
-  });
+  app.post<{ Body: z.output<typeof createSchema> }>(
+    '/test-clocks',
+    {
+      config: { invalid: { code: 'invalid_test_clock', message: 'the test clock is invalid' } },
+      schema: {
+        tags: TAGS,
+        summary: 'Create a test clock (test mode only)',
+        body: createSchema,
+        response: { 201: clockViewSchema, ...errorResponses(403, 415, 422) },
+      },
+    },
+    async (req, reply) => {
+      if (!deps.testMode) return liveMode(reply);
+      const clock = await createTestClock(deps, req.body.frozen_time, req.body.name);
+      return reply.code(201).send(toClockView(clock));
+    },
+  );
 
-  app.get<{ Params: { id: string } }>('/test-clocks/:id', async (req, reply) => {
-    if (!deps.testMode) return liveMode(reply);
-    const clock = await getTestClock(deps, req.params.id);
-    return clock ? toClockView(clock) : notFound(reply, req.params.id);
-  });
+  app.get<{ Params: { id: string } }>(
+    '/test-clocks/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary: 'One test clock (test mode only)',
+        params: clockId,
+        response: { 200: clockViewSchema, ...errorResponses(403, 404) },
+      },
+    },
+    async (req, reply) => {
+      if (!deps.testMode) return liveMode(reply);
+      const clock = await getTestClock(deps, req.params.id);
+      return clock ? toClockView(clock) : notFound(reply, req.params.id);
+    },
+  );
 
-  app.post<{ Params: { id: string } }>('/test-clocks/:id/advance', async (req, reply) => {
-    if (!deps.testMode) return liveMode(reply);
-    const parsed = advanceSchema.safeParse(req.body ?? {});
-    if (!parsed.success)
-      return reply
-        .code(422)
-        .send(apiError('invalid_test_clock', 'the advance is invalid', issuesOf(parsed.error)));
-    const res = await advanceTestClock(deps, req.params.id, parsed.data.to);
-    switch (res.status) {
-      case 'not_found':
-        return notFound(reply, req.params.id);
-      case 'advancing':
-        return reply
-          .code(409)
-          .send(
-            apiError(
-              'test_clock_advancing',
-              `test clock ${req.params.id} is advancing; advance it again once it is ready`,
-            ),
-          );
-      case 'invalid':
-        return reply
-          .code(422)
-          .send(apiError('invalid_test_clock', 'the advance is invalid', [res.issue]));
-      case 'ok':
-        return reply.code(202).send(toClockView(res.clock));
-    }
-  });
+  app.post<{ Params: { id: string }; Body: z.output<typeof advanceSchema> }>(
+    '/test-clocks/:id/advance',
+    {
+      config: { invalid: { code: 'invalid_test_clock', message: 'the advance is invalid' } },
+      schema: {
+        tags: TAGS,
+        summary: 'Advance a test clock: its subscriptions bill as time passes (test mode only)',
+        params: clockId,
+        body: advanceSchema,
+        response: { 202: clockViewSchema, ...errorResponses(403, 404, 409, 415, 422) },
+      },
+    },
+    async (req, reply) => {
+      if (!deps.testMode) return liveMode(reply);
+      const res = await advanceTestClock(deps, req.params.id, req.body.to);
+      switch (res.status) {
+        case 'not_found':
+          return notFound(reply, req.params.id);
+        case 'advancing':
+          return reply
+            .code(409)
+            .send(
+              apiError(
+                'test_clock_advancing',
+                `test clock ${req.params.id} is advancing; advance it again once it is ready`,
+              ),
+            );
+        case 'invalid':
+          return reply
+            .code(422)
+            .send(apiError('invalid_test_clock', 'the advance is invalid', [res.issue]));
+        case 'ok':
+          return reply.code(202).send(toClockView(res.clock));
+      }
+    },
+  );
 }

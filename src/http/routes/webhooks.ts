@@ -7,7 +7,9 @@ import type { FastifyInstance } from 'fastify';
 import { verifyWebhookSignature } from '../../infra/gateway/sayswitch/crypto.ts';
 import { parseWebhook } from '../../infra/gateway/sayswitch/webhook.ts';
 import { takeWebhook, type IntakeDeps } from '../../payments/webhook-intake.ts';
+import { z } from 'zod';
 import { apiError } from '../errors.ts';
+import { errorResponses, parsedByHandler } from '../schemas.ts';
 
 export interface WebhookRouteDeps extends IntakeDeps {
   secretKey: string;
@@ -25,25 +27,45 @@ export async function registerWebhookRoutes(app: FastifyInstance, deps: WebhookR
         done(null, body);
       },
     );
-    scope.post('/webhooks/sayswitch', async (req, reply) => {
-      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const signature = req.headers.payloadsignature;
-      if (!verifyWebhookSignature(raw, signature, deps.secretKey)) {
-        deps.logger.warn(
-          {
-            ip: req.ip,
-            bytes: raw.length,
-            signature: signature === undefined ? 'missing' : 'mismatch',
+    scope.post(
+      '/webhooks/sayswitch',
+      {
+        schema: {
+          tags: ['webhooks'],
+          summary: "Sayswitch's payment notifications (signed with payloadSignature)",
+          description:
+            'The raw body is checked against the payloadSignature header (HMAC-SHA512 with the ' +
+            'secret key) before it is read; then a reconcile check is enqueued and 200 answered.',
+          // Read as raw bytes (the signature covers them), parsed after the check.
+          body: parsedByHandler(
+            z.looseObject({}).describe("Sayswitch's webhook payload (docs/sayswitch-wire.md)"),
+          ),
+          response: {
+            200: z.object({ received: z.literal(true), result: z.unknown() }),
+            ...errorResponses(413),
           },
-          'webhook refused: bad payloadSignature',
-        );
-        return reply
-          .code(401)
-          .send(apiError('bad_signature', 'payloadSignature is missing or does not match'));
-      }
-      const result = await takeWebhook(deps, parseWebhook(raw));
-      return reply.code(200).send({ received: true, result });
-    });
+        },
+      },
+      async (req, reply) => {
+        const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+        const signature = req.headers.payloadsignature;
+        if (!verifyWebhookSignature(raw, signature, deps.secretKey)) {
+          deps.logger.warn(
+            {
+              ip: req.ip,
+              bytes: raw.length,
+              signature: signature === undefined ? 'missing' : 'mismatch',
+            },
+            'webhook refused: bad payloadSignature',
+          );
+          return reply
+            .code(401)
+            .send(apiError('bad_signature', 'payloadSignature is missing or does not match'));
+        }
+        const result = await takeWebhook(deps, parseWebhook(raw));
+        return reply.code(200).send({ received: true, result });
+      },
+    );
     registered();
   });
 }

@@ -1,0 +1,187 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP API, generated from the routes' zod schemas
+ * (fastify-type-provider-zod + @fastify/swagger), served at `GET /openapi.json`, and the docs
+ * page (@fastify/swagger-ui, its assets served from node_modules, no external request) at
+ * `GET /docs`. Both are public in the access policy (auth.ts): they say what the API accepts,
+ * never anything stored.
+ *
+ * Each operation's `security` is derived from the access policy's classification of its route
+ * (auth.ts `classifyRoute`), so the document cannot disagree with the guards. Responses are
+ * described, not enforced: the serializer is plain JSON, so a view that gains a field never turns
+ * into a 500; the document's validity and coverage are tested (test/integration/openapi.test.ts).
+ */
+import { readFileSync } from 'node:fs';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import {
+  jsonSchemaTransform,
+  jsonSchemaTransformObject,
+  validatorCompiler,
+} from 'fastify-type-provider-zod';
+import type { OpenAPIV3_1 } from 'openapi-types';
+import type { z } from 'zod';
+import { classifyRoute, DOCS_PATH, OPENAPI_PATH, type Access } from './auth.ts';
+import { CONSOLE_PATH } from '../console/paths.ts';
+import { DASHBOARD_PATH } from './dashboard.ts';
+import { isOptionalBody, isParsedByHandler } from './schemas.ts';
+
+export { DOCS_PATH, OPENAPI_PATH };
+
+/** The package's version, the document's `info.version` (package.json is two levels up). */
+const VERSION = (
+  JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  }
+).version;
+
+/**
+ * Routes never in the document: the docs page's own, the dashboard's (HTML, assets, its API) and
+ * the console's (HTML pages and forms for people, docs/console.md).
+ */
+export function isUndocumentedPath(url: string): boolean {
+  return [DOCS_PATH, DASHBOARD_PATH, CONSOLE_PATH].some(
+    (p) => url === p || url.startsWith(`${p}/`),
+  );
+}
+
+/** The security requirement of an access level (names of `components.securitySchemes`). */
+const SECURITY: Readonly<Record<Access, Record<string, string[]>[]>> = {
+  public: [],
+  read: [{ apiToken: [] }, { readToken: [] }],
+  write: [{ apiToken: [] }],
+  webhook: [{ payloadSignature: [] }],
+  dashboard: [{ dashboardBasic: [] }],
+  'console-read': [{ dashboardBasic: [] }, { apiToken: [] }, { readToken: [] }],
+  'console-write': [{ dashboardBasic: [] }, { apiToken: [] }],
+};
+
+/**
+ * Zod validates querystring, params and body, except a body a capability's parser validates
+ * ({@link isParsedByHandler}), and a route's own JSON schemas (none today) are not zod's: both
+ * pass through.
+ */
+const zodValidator: FastifySchemaCompiler<z.ZodType> = (route) => {
+  if (isParsedByHandler(route.schema)) return (data: unknown) => ({ value: data });
+  return validatorCompiler(route);
+};
+
+/** One route as registered, and whether the document leaves it out. */
+export interface RegisteredRoute {
+  method: string;
+  url: string;
+  /** `schema: { hide: true }`, or under an undocumented path ({@link isUndocumentedPath}). */
+  hidden: boolean;
+}
+
+const registered = new WeakMap<FastifyInstance, RegisteredRoute[]>();
+
+/** Every route registered on `app` since {@link installOpenApi} (the coverage test's list). */
+export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute[] {
+  return registered.get(app) ?? [];
+}
+
+/**
+ * The zod validator (with {@link isParsedByHandler} bodies passed through) and the plain JSON
+ * serializer: what a server needs to mount route modules declaring zod schemas. Part of
+ * {@link installOpenApi}; alone for a test that mounts one route module on a bare server.
+ */
+export function installZodCompilers(app: FastifyInstance): void {
+  app.setValidatorCompiler(zodValidator);
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+}
+
+/**
+ * Installs the zod compilers and the document on `app`: call before registering any route (the
+ * document collects routes as they are registered).
+ */
+export async function installOpenApi(app: FastifyInstance): Promise<void> {
+  /** `METHOD url` of the routes whose body may be absent ({@link isOptionalBody}). */
+  const optionalBodies = new Set<string>();
+  const routes: RegisteredRoute[] = [];
+  registered.set(app, routes);
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema;
+    const hidden = schema?.hide === true || isUndocumentedPath(route.url);
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden });
+  });
+  installZodCompilers(app);
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'sayswitch-billing',
+        version: VERSION,
+        description:
+          'Payments, batches and subscriptions through Sayswitch. Every error is ' +
+          "`{ error: { code, message, details? } }`. Lists are cursor-paginated: pass a page's " +
+          '`next_cursor` as `cursor`.',
+      },
+      components: {
+        securitySchemes: {
+          apiToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'API_TOKEN: every route',
+          },
+          readToken: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'API_READ_TOKEN: GET routes only (403 on the others)',
+          },
+          payloadSignature: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'payloadSignature',
+            description: "Sayswitch's HMAC-SHA512 of the raw body with the secret key",
+          },
+          dashboardBasic: {
+            type: 'http',
+            scheme: 'basic',
+            description: 'DASHBOARD_USER / DASHBOARD_PASSWORD (the queue dashboard)',
+          },
+        },
+      },
+    },
+    transform: (doc) => {
+      if (isUndocumentedPath(doc.url)) return { schema: { hide: true }, url: doc.url };
+      const out = jsonSchemaTransform(doc);
+      const method = [doc.route.method].flat()[0] ?? 'GET';
+      if (isOptionalBody(doc.schema?.body)) optionalBodies.add(`${method} ${doc.url}`);
+      const schema = out.schema as Record<string, unknown> | undefined;
+      if (schema && schema.hide !== true) {
+        schema.security = SECURITY[classifyRoute(method, doc.url)];
+      }
+      return out;
+    },
+    transformObject: (doc) => {
+      const out = jsonSchemaTransformObject(doc) as OpenAPIV3_1.Document;
+      // @fastify/swagger marks every request body required; an optional one is not.
+      for (const [path, item] of Object.entries(out.paths ?? {})) {
+        for (const m of ['post', 'put', 'patch'] as const) {
+          const body = item?.[m]?.requestBody;
+          const url = path.replace(/\{([^}]+)\}/g, ':$1');
+          if (body && 'required' in body && optionalBodies.has(`${m.toUpperCase()} ${url}`)) {
+            body.required = false;
+          }
+        }
+      }
+      return out;
+    },
+  });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: DOCS_PATH,
+    // No call to the public validator badge: the page works offline.
+    uiConfig: { validatorUrl: null, deepLinking: true },
+    // The package's strict CSP, minus what would break it over plain HTTP (a compose deployment on
+    // localhost) or allow an outside host: no upgrade-insecure-requests, no validator image, no
+    // https: styles; Swagger UI's own inline styles allowed (scripts stay 'self' only).
+    staticCSP: true,
+    transformStaticCSP: (header) =>
+      header
+        .replace(' upgrade-insecure-requests;', '')
+        .replace(' validator.swagger.io', '')
+        .replace("style-src 'self' https:", "style-src 'self' 'unsafe-inline'"),
+  });
+  app.get(OPENAPI_PATH, { schema: { hide: true } }, () => app.swagger());
+}
