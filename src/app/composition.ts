@@ -34,6 +34,7 @@ import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
 import { RedisEventLog } from '../infra/redis/event-log.ts';
+import { storeKeys } from '../infra/redis/keys.ts';
 import { assertRedisReady } from '../infra/redis/redis-check.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
@@ -99,7 +100,13 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   const queueRedis = createFailFastRedis(config.redis.url);
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
   const prefix = config.redis.prefix;
-  const store = new RedisIntentStore(storeRedis, prefix);
+  // Claims take their gateway token in the claim script; lookups through `rateLimiter` below, at
+  // the same key. A gateway double gets no limit unless a `rateLimiter` is given too.
+  const limited = overrides.gateway === undefined || overrides.rateLimiter !== undefined;
+  const perSecond = config.sayswitch.rateLimitPerSec;
+  const store = new RedisIntentStore(storeRedis, prefix, {
+    ...(limited ? { gatewayRateLimit: { perWindow: perSecond, windowMs: 1_000 } } : {}),
+  });
   const dispatcher = createDispatcher(queueRedis, prefix, (err) => health.onError(err, 'queue'));
   const epoch = new DeploymentEpoch(storeRedis, prefix);
   const metrics = createMetrics();
@@ -126,7 +133,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     overrides.rateLimiter ??
     (overrides.gateway
       ? NO_RATE_LIMIT
-      : createRateLimiter(storeRedis, { prefix, perSecond: config.sayswitch.rateLimitPerSec }));
+      : createRateLimiter(storeRedis, { key: storeKeys(prefix).rateLimit(), perSecond }));
   // Instrumented inside the rate limiter, so gateway latency excludes time waiting for a token.
   const gateway = withRateLimit(
     metrics.instrumentGateway(overrides.gateway ?? sayswitch()),

@@ -4,13 +4,7 @@
  * sweep's job scheduler on RECONCILE_CRON (one per id, however many replicas upsert it).
  */
 import type { Clock } from '../kernel/clock.ts';
-import type {
-  EventLog,
-  IntentStore,
-  PaymentGateway,
-  RateLimiter,
-  Sealer,
-} from '../kernel/ports.ts';
+import type { EventLog, IntentStore, PaymentGateway, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import { queueJobs, type CapabilityModule } from '../infra/module.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
@@ -27,10 +21,8 @@ export const SWEEP_SCHEDULER_ID = 'reconcile-sweep';
 export interface PaymentsDeps {
   store: IntentStore;
   dispatcher: Dispatcher;
-  /** Lookups wait for the rate limit inside it; submissions take their token first (submit.ts). */
+  /** Lookups wait for the rate limit inside it; submissions take their token with the claim. */
   gateway: PaymentGateway;
-  /** The outbound rate limit (SAYSWITCH_RATE_LIMIT_PER_SEC), built once by the composition root. */
-  rateLimiter: RateLimiter;
   sealer: Sealer;
   events: EventLog;
   clock: Clock;

@@ -26,55 +26,86 @@ return 1
 `);
 
 /**
+ * One intent transition, lean: one HMGET of what it decides on, one HSET of every field it writes
+ * (and one HDEL of those it clears), the indexes, the history line, and the event only when the
+ * transition publishes one. The hash is read back (HGETALL) only when the caller asks for it.
+ *
+ * With a rate limit (ARGV[17]), the transition also takes one token of the outbound gateway rate
+ * limit (the submit claim): a fixed window of ARGV[18] ms counted at the last KEY, the same
+ * counter rate-limiter-flexible keeps for lookups (rate-limited-gateway.ts), so claims and lookups
+ * share one limit. It is taken only once every other check passed (a claim that is refused, stale
+ * or missing takes none); over the limit nothing changes and the reply says how long the window
+ * still runs.
+ *
  * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
- * (in the order of ARGV[12]).
+ * (in the order of ARGV[12]), last: the rate limit counter.
  * ARGV: 1 key, 2 to, 3 now, 4 allowed-from for charges ",a,b,", 5 allowed-from for payouts,
  * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 the new attempt's
  * reference, or '' when the transition opens no new attempt, 9 unsent resubmit '1'|'0', 10 reason,
  * 11 reconcileAt or '', 12 state order "s1,s2,…", 13 event type or '', 14 max events stream
- * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event).
- * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
+ * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event),
+ * 17 rate limit per window or '' (none), 18 rate window ms, 19 read back '1'|'0'.
+ * Returns {'ok', from, hash...} (read back) | {'ok', from} | {'missing'} |
+ * {'refused'|'stale', state, attempt} | {'limited', state, attempt, ms until the window ends}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local h = KEYS[1]
-local fields = redis.call('HMGET', h, 'state', 'type', 'attempt')
-local from, itype, attempt = fields[1], fields[2], tonumber(fields[3])
+local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil')
+local from, itype, attempt = f[1], f[2], tonumber(f[3])
 if not from then return {'missing'} end
 if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= attempt then return {'stale', from, tostring(attempt)} end
 local allowed = ARGV[4]
 if itype == 'payout' then allowed = ARGV[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
+
+if ARGV[17] ~= '' then
+  local rk = KEYS[#KEYS]
+  if tonumber(redis.call('GET', rk) or '0') >= tonumber(ARGV[17]) then
+    local ttl = redis.call('PTTL', rk)
+    if ttl < 0 then redis.call('PEXPIRE', rk, ARGV[18]); ttl = tonumber(ARGV[18]) end
+    return {'limited', from, tostring(attempt), tostring(ttl)}
+  end
+  if redis.call('INCR', rk) == 1 then redis.call('PEXPIRE', rk, ARGV[18]) end
+end
+
 local to, now, key = ARGV[2], ARGV[3], ARGV[1]
-
-local idx = {}
-local i = 6
-for s in string.gmatch(ARGV[12], '[^,]+') do idx[s] = KEYS[i]; i = i + 1 end
-
+local set, del = {}, {}
+local unsent = tonumber(f[4] or '0')
 if ARGV[8] ~= '' then
   attempt = attempt + 1
-  redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', ARGV[8],
-    'checks', '0', 'unsentResubmits', '0')
-  redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
-    'authorizationUrl', 'requiresActionUntil')
+  unsent = 0
+  set.attempt = tostring(attempt); set.reference = ARGV[8]; set.checks = '0'; set.unsentResubmits = '0'
+  for _, k in ipairs({'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
+    'authorizationUrl', 'requiresActionUntil'}) do del[k] = true end
 end
-if ARGV[9] == '1' then redis.call('HINCRBY', h, 'unsentResubmits', 1) end
-if to == 'queued' then redis.call('HINCRBY', h, 'enqueues', 1) end
-
-local patch = cjson.decode(ARGV[7])
-for k, v in pairs(patch) do
-  if v == '' then redis.call('HDEL', h, k) else redis.call('HSET', h, k, v) end
+if ARGV[9] == '1' then set.unsentResubmits = tostring(unsent + 1) end
+if to == 'queued' then set.enqueues = tostring(tonumber(f[5] or '0') + 1) end
+for k, v in pairs(cjson.decode(ARGV[7])) do
+  if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
 end
-redis.call('HSET', h, 'state', to, 'updatedAt', now)
-if from ~= to then
-  redis.call('ZREM', idx[from], key)
-  redis.call('ZADD', idx[to], now, key)
-end
-
 if to == 'submitting' then
-  redis.call('ZADD', KEYS[3], redis.call('HGET', h, 'leaseUntil') or now, key)
-else
+  redis.call('ZADD', KEYS[3], set.leaseUntil or f[6] or now, key)
+elseif f[6] or from == 'submitting' or set.leaseUntil then
   redis.call('ZREM', KEYS[3], key)
-  redis.call('HDEL', h, 'leaseUntil')
+  set.leaseUntil = nil; del.leaseUntil = true
+end
+set.state = to; set.updatedAt = now
+local flat = {}
+for k, v in pairs(set) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+redis.call('HSET', h, unpack(flat))
+local gone = {}
+for k in pairs(del) do gone[#gone + 1] = k end
+if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
+
+if from ~= to then
+  local i, fromIdx, toIdx = 6, nil, nil
+  for s in string.gmatch(ARGV[12], '[^,]+') do
+    if s == from then fromIdx = KEYS[i] end
+    if s == to then toIdx = KEYS[i] end
+    i = i + 1
+  end
+  redis.call('ZREM', fromIdx, key)
+  redis.call('ZADD', toIdx, now, key)
 end
 if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], key) else redis.call('ZREM', KEYS[4], key) end
 
@@ -101,6 +132,7 @@ if ARGV[13] ~= '' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
     'at', now, 'data', cjson.encode(data))
 end
+if ARGV[19] ~= '1' then return {'ok', from} end
 local out = redis.call('HGETALL', h)
 table.insert(out, 1, from)
 table.insert(out, 1, 'ok')
