@@ -113,6 +113,8 @@ describe('a transition given the caller copy returns what a read-back would', ()
     const key = await charge('copy');
     const claimed = await claim(key, 20);
     if (!claimed.ok) throw new Error('no claim');
+    // The claim's reply is built from its one read and its writes: the hash as stored.
+    expect(claimed.intent).toEqual(await store.get(key));
     const unknown = await step(claimed.intent, 'unknown', 21, {
       patch: { checks: 0, seenAtGateway: 21 },
       reconcileAt: 51,

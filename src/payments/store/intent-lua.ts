@@ -26,9 +26,10 @@ return 1
 `);
 
 /**
- * One intent transition, lean: one HMGET of what it decides on, one HSET of every field it writes
- * (and one HDEL of those it clears), the indexes, the history line, and the event only when the
- * transition publishes one. The hash is read back (HGETALL) only when the caller asks for it.
+ * One intent transition, lean: one read (HMGET of what it decides on, or HGETALL when the reply
+ * or the event needs the whole hash: both are built from that read and the writes, never read
+ * again), one HSET of every field it writes (and one HDEL of those it clears), the indexes, the
+ * history line, and the event only when the transition publishes one.
  *
  * With a rate limit (ARGV[17]), the transition also takes one token of the outbound gateway rate
  * limit (the submit claim): a fixed window of ARGV[18] ms counted at the last KEY, the same
@@ -50,8 +51,19 @@ return 1
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local h = KEYS[1]
-local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil')
-local from, itype, attempt = f[1], f[2], tonumber(f[3])
+local from, itype, attempt, cur
+local full = ARGV[19] == '1' or ARGV[13] ~= ''
+if full then
+  -- The whole hash in one read: the reply and the event are built from it and the writes below.
+  local flat = redis.call('HGETALL', h)
+  cur = {}
+  for i = 1, #flat, 2 do cur[flat[i]] = flat[i + 1] end
+else
+  local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil')
+  cur = { state = f[1] or nil, type = f[2] or nil, attempt = f[3] or nil,
+    unsentResubmits = f[4] or nil, enqueues = f[5] or nil, leaseUntil = f[6] or nil }
+end
+from, itype, attempt = cur.state, cur.type, tonumber(cur.attempt)
 if not from then return {'missing'} end
 if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= attempt then return {'stale', from, tostring(attempt)} end
 local allowed = ARGV[4]
@@ -60,17 +72,19 @@ if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused',
 
 if ARGV[17] ~= '' then
   local rk = KEYS[#KEYS]
-  if tonumber(redis.call('GET', rk) or '0') >= tonumber(ARGV[17]) then
+  local used = redis.call('INCR', rk)
+  if used == 1 then redis.call('PEXPIRE', rk, ARGV[18]) end
+  if used > tonumber(ARGV[17]) then
+    redis.call('DECR', rk)
     local ttl = redis.call('PTTL', rk)
     if ttl < 0 then redis.call('PEXPIRE', rk, ARGV[18]); ttl = tonumber(ARGV[18]) end
     return {'limited', from, tostring(attempt), tostring(ttl)}
   end
-  if redis.call('INCR', rk) == 1 then redis.call('PEXPIRE', rk, ARGV[18]) end
 end
 
 local to, now, key = ARGV[2], ARGV[3], ARGV[1]
 local set, del = {}, {}
-local unsent = tonumber(f[4] or '0')
+local unsent = tonumber(cur.unsentResubmits or '0')
 if ARGV[8] ~= '' then
   attempt = attempt + 1
   unsent = 0
@@ -79,22 +93,22 @@ if ARGV[8] ~= '' then
     'authorizationUrl', 'requiresActionUntil'}) do del[k] = true end
 end
 if ARGV[9] == '1' then set.unsentResubmits = tostring(unsent + 1) end
-if to == 'queued' then set.enqueues = tostring(tonumber(f[5] or '0') + 1) end
+if to == 'queued' then set.enqueues = tostring(tonumber(cur.enqueues or '0') + 1) end
 for k, v in pairs(cjson.decode(ARGV[7])) do
   if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
 end
 if to == 'submitting' then
-  redis.call('ZADD', KEYS[3], set.leaseUntil or f[6] or now, key)
-elseif f[6] or from == 'submitting' or set.leaseUntil then
+  redis.call('ZADD', KEYS[3], set.leaseUntil or cur.leaseUntil or now, key)
+elseif cur.leaseUntil or from == 'submitting' or set.leaseUntil then
   redis.call('ZREM', KEYS[3], key)
   set.leaseUntil = nil; del.leaseUntil = true
 end
 set.state = to; set.updatedAt = now
 local flat = {}
-for k, v in pairs(set) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+for k, v in pairs(set) do flat[#flat + 1] = k; flat[#flat + 1] = v; cur[k] = v end
 redis.call('HSET', h, unpack(flat))
 local gone = {}
-for k in pairs(del) do gone[#gone + 1] = k end
+for k in pairs(del) do gone[#gone + 1] = k; cur[k] = nil end
 if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
 
 if from ~= to then
@@ -107,7 +121,12 @@ if from ~= to then
   redis.call('ZREM', fromIdx, key)
   redis.call('ZADD', toIdx, now, key)
 end
-if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], key) else redis.call('ZREM', KEYS[4], key) end
+if ARGV[11] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[11], key)
+elseif from ~= 'queued' and from ~= 'submitting' then
+  -- Entering queued or submitting always clears the entry, and nothing checks either state.
+  redis.call('ZREM', KEYS[4], key)
+end
 
 local resolution = nil
 if ARGV[16] ~= '' then resolution = cjson.decode(ARGV[16]) end
@@ -115,27 +134,24 @@ redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to 
   reason = ARGV[10] ~= '' and ARGV[10] or nil, resolution = resolution }))
 
 if ARGV[13] ~= '' then
-  local d = redis.call('HMGET', h, 'type', 'amount', 'currency', 'reference', 'reason', 'message', 'fee',
-    'gatewayReference', 'batchId', 'subscriptionId', 'origin', 'line', 'authorizationUrl',
-    'requiresActionUntil', 'authorizationSealed')
-  local data = { key = key, state = to, attempt = attempt, type = d[1], amount = tonumber(d[2]),
-    currency = d[3], reference = d[4], reason = d[5] or nil, message = d[6] or nil,
-    fee = d[7] and tonumber(d[7]) or nil, gatewayReference = d[8] or nil, batchId = d[9] or nil,
-    subscriptionId = d[10] or nil, origin = d[11], line = d[12] and tonumber(d[12]) or nil }
+  local data = { key = key, state = to, attempt = attempt, type = cur.type, amount = tonumber(cur.amount),
+    currency = cur.currency, reference = cur.reference, reason = cur.reason, message = cur.message,
+    fee = cur.fee and tonumber(cur.fee) or nil, gatewayReference = cur.gatewayReference,
+    batchId = cur.batchId, subscriptionId = cur.subscriptionId, origin = cur.origin,
+    line = cur.line and tonumber(cur.line) or nil }
   if to == 'requires_action' then
-    data.authorizationUrl = d[13] or nil
-    data.requiresActionUntil = d[14] and tonumber(d[14]) or nil
+    data.authorizationUrl = cur.authorizationUrl
+    data.requiresActionUntil = cur.requiresActionUntil and tonumber(cur.requiresActionUntil) or nil
   end
   -- Whether a reusable card authorization is stored (never the authorization itself).
-  if d[1] == 'charge' then data.hasAuthorization = d[15] ~= false end
+  if cur.type == 'charge' then data.hasAuthorization = cur.authorizationSealed ~= nil end
   data.resolution = resolution
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
     'at', now, 'data', cjson.encode(data))
 end
 if ARGV[19] ~= '1' then return {'ok', from} end
-local out = redis.call('HGETALL', h)
-table.insert(out, 1, from)
-table.insert(out, 1, 'ok')
+local out = {'ok', from}
+for k, v in pairs(cur) do out[#out + 1] = k; out[#out + 1] = v end
 return out
 `);
 
