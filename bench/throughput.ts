@@ -227,7 +227,10 @@ function todayCode(ref: string, run: 'dist' | 'src'): { root: string; ext: '.js'
   const dir = join(ROOT, 'bench', 'out', `today-${ref}`);
   if (!existsSync(join(dir, 'src'))) {
     mkdirSync(dir, { recursive: true });
-    const tar = execFileSync('git', ['archive', ref, 'src', 'tsconfig.json'], { cwd: ROOT });
+    const tar = execFileSync('git', ['archive', ref, 'src', 'tsconfig.json'], {
+      cwd: ROOT,
+      maxBuffer: 1 << 28,
+    });
     execFileSync('tar', ['-x', '-C', dir], { input: tar });
   }
   if (run === 'src') return { root: join(dir, 'src'), ext: '.ts' };
