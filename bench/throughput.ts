@@ -273,7 +273,14 @@ class WorkerChild {
   static async start(spec: WorkerSpec): Promise<WorkerChild> {
     const script = fileURLToPath(new URL('./throughput-worker.ts', import.meta.url));
     const child = fork(script, [JSON.stringify(spec)], {
-      execArgv: ['--import', import.meta.resolve('tsx')],
+      execArgv: [
+        '--import',
+        import.meta.resolve('tsx'),
+        // BENCH_CPU_PROF=<dir>: a V8 CPU profile of every worker process, for `node --cpu-prof` tools.
+        ...(process.env.BENCH_CPU_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
+      ],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const w = new WorkerChild(child);
