@@ -216,7 +216,11 @@ function currentCode(run: 'dist' | 'src'): { root: string; ext: '.js' | '.ts'; l
     console.log('building dist/ (npm run build): it is missing or older than src/');
     execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
   }
-  return { root: join(ROOT, 'dist'), ext: '.js', label: 'dist/ (compiled, no tsx loader)' };
+  return {
+    root: join(ROOT, 'dist'),
+    ext: '.js',
+    label: 'dist/ (compiled JS, not transpiled at run time; tsx loads only the bench harness)',
+  };
 }
 
 /**

@@ -172,6 +172,9 @@ function applied(
 /** Intent.incarnation: random, fixed at creation. */
 const newIncarnation = (): string => randomBytes(4).toString('hex');
 
+/** The order of the state indexes among a transition's keys. */
+const STATE_ORDER = INTENT_STATES.join(',');
+
 const csv = (states: IntentState[]) => `,${states.join(',')},`;
 
 /** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
@@ -199,6 +202,9 @@ export interface IntentStoreOptions {
 export class RedisIntentStore implements IntentStore {
   private readonly k: StoreKeys;
   private readonly rateLimit: { perWindow: string; windowMs: string } | undefined;
+  /** Every transition's constant keys and arguments, built once (they showed in the profile). */
+  private readonly stateIndexes: string[];
+  private readonly rateLimitKey: string;
 
   constructor(
     private readonly redis: Redis,
@@ -206,6 +212,8 @@ export class RedisIntentStore implements IntentStore {
     opts: IntentStoreOptions = {},
   ) {
     this.k = storeKeys(prefix);
+    this.stateIndexes = this.k.allStateIndexes();
+    this.rateLimitKey = this.k.rateLimit();
     const limit = opts.gatewayRateLimit;
     this.rateLimit = limit
       ? { perWindow: String(limit.perWindow), windowMs: String(limit.windowMs) }
@@ -382,8 +390,8 @@ export class RedisIntentStore implements IntentStore {
       this.k.leases(),
       this.k.reconcileDue(),
       this.k.events(),
-      ...this.k.allStateIndexes(),
-      this.k.rateLimit(),
+      ...this.stateIndexes,
+      this.rateLimitKey,
       key,
       to,
       String(now),
@@ -395,7 +403,7 @@ export class RedisIntentStore implements IntentStore {
       opts.unsentResubmit ? '1' : '0',
       opts.reason ?? '',
       opts.reconcileAt === undefined ? '' : String(opts.reconcileAt),
-      INTENT_STATES.join(','),
+      STATE_ORDER,
       event ?? '',
       String(EVENTS_MAX_LEN),
       eventId,
