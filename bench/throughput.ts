@@ -3,7 +3,7 @@
  * (throwaway) Redis, the same sandbox and the same worker concurrency (issue 18):
  *
  *   npm run bench -- --only throughput
- *   npx tsx bench/throughput.ts [--jobs 3000] [--rounds 3] [--concurrency 32] [--producers 32]
+ *   npx tsx bench/throughput.ts [--jobs 2000] [--rounds 3] [--concurrency 32] [--producers 32]
  *       [--phases noop,gateway-http,gateway-fetch,gateway-undici,today,pipeline]
  *       [--run dist|src] [--today <git ref>] [--phase-timeout-ms 180000]
  *
@@ -567,7 +567,7 @@ export async function main(overrides: Partial<ThroughputOptions> = {}) {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      jobs: { type: 'string', default: '3000' },
+      jobs: { type: 'string', default: '2000' },
       rounds: { type: 'string', default: '3' },
       concurrency: { type: 'string', default: '32' },
       producers: { type: 'string', default: '32' },
