@@ -1,38 +1,53 @@
 /**
- * End-to-end charge throughput against a bare BullMQ baseline measured in the same run, on the
- * same (throwaway) Redis, at the same worker concurrency.
+ * End-to-end charge throughput against two baselines measured in the same run, on the same
+ * (throwaway) Redis, the same sandbox and the same worker concurrency (issue 18):
  *
- *   npx tsx bench/throughput.ts [--jobs 10000] [--concurrency 32] [--producers 32]
- *                               [--sandbox child|inproc] [--phase-timeout-ms 180000]
+ *   npm run bench -- --only throughput
+ *   npx tsx bench/throughput.ts [--jobs 2000] [--rounds 3] [--concurrency 32] [--producers 32]
+ *       [--phases noop,gateway-http,gateway-fetch,gateway-undici,today,pipeline]
+ *       [--run dist|src] [--today <git ref>] [--phase-timeout-ms 180000]
  *
- * pipeline: createPayment (validation, card token sealed, request HMAC, intent created by Lua,
- *   job enqueued) → the real `worker` role from composition (claim with lease, unseal, rate
- *   limiter, AES-256-CBC encrypted HTTP call to the sandbox, decrypt, transition to `succeeded`
- *   with its event appended to the events stream in the same Lua script).
- * baseline: Queue.add of a payload of the same shape with a deterministic id → a no-op Worker.
+ * Phases (each a worker process of its own; this process is the producer/API side):
+ * - `noop`: Queue.add → a BullMQ worker that does nothing (BullMQ's own cycle);
+ * - `gateway-<adapter>`: Queue.add → a bare BullMQ worker whose only work is the encrypted charge
+ *   call to the sandbox through the Sayswitch adapter over that HTTP adapter (`http`: axios's Node
+ *   http adapter, `fetch`: axios's fetch adapter, `undici`: axios on an undici Pool) — the
+ *   irreducible work of a payment;
+ * - `pipeline`: createPayment here (validation, card token sealed, request HMAC, intent created by
+ *   Lua, job enqueued) → the real `worker` role (claim with lease and rate-limit token, unseal,
+ *   encrypted call, decrypt, transition to `succeeded` with its event);
+ * - `today`: the same pipeline with the worker running the code of `--today` (the commit before
+ *   issue 18: axios's http adapter, the rate limiter's separate round trip, the old scripts),
+ *   compiled the same way, against the same Redis and sandbox. The producer side is this
+ *   checkout's for both (issue 18 did not change it), so "node CPU per payment" of the two differ
+ *   only by the worker's code.
  *
- * Both phases enqueue and consume at once (`--producers` adds in flight), so throughput is
- * jobs / (first enqueue → last completion). Latency is enqueue-to-final: the intent's `createdAt`
- * to its final history entry (pipeline), the job's `timestamp` to `finishedOn` (baseline); when
- * the producers outrun the workers it includes the time spent waiting in the queue.
- *
- * The sandbox runs in a child process by default: it does the server half of the crypto and HTTP,
- * which in production runs on Sayswitch's machines, so sharing the bench's event loop would
- * charge the pipeline for work that is not ours. `--sandbox inproc` measures that case too.
+ * Phases alternate within each round (their order rotates between rounds) and every figure is
+ * printed as a range over the rounds: on a loaded machine absolute figures move by ±30 %, ratios
+ * within a round much less. Latency is enqueue-to-final from the job's own timestamps (enqueued →
+ * finished), queueing included since producers and workers run at once. CPU per payment is read
+ * from /proc for every process: this one (producer), the worker, redis-server and the sandbox.
+ * Redis figures per payment: commands Redis executed (INFO commandstats: those inside Lua scripts
+ * included), and from the client side (bench/redis-io.ts) the top-level commands the producer and
+ * the worker sent (a script call counts one) and their socket writes: round trips, since ioredis
+ * writes a pipelined batch at once.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Queue, Worker } from 'bullmq';
+import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { openApp } from '../src/app/composition.ts';
 import { loadConfig } from '../src/config/config.ts';
-import { openApp, startRoles } from '../src/app/composition.ts';
-import { createPayment } from '../src/payments/create.ts';
 import { createLogger } from '../src/infra/logger.ts';
+import { createPayment } from '../src/payments/create.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
+import { countRedisIo, type RedisIo } from './redis-io.ts';
+import type { WorkerSpec } from './throughput-worker.ts';
 
 const SECRET_KEY = 'sk_test_bench_throughput';
 const ENCRYPTION = {
@@ -41,32 +56,42 @@ const ENCRYPTION = {
   encoding: 'hex',
 } as const;
 const WARMUP_JOBS = 500;
+/** The commit before issue 18's hot-path work: what "today" measures by default. */
+export const TODAY_REF = 'f568cd4';
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+const PHASES = [
+  'noop',
+  'gateway-http',
+  'gateway-fetch',
+  'gateway-undici',
+  'today',
+  'pipeline',
+] as const;
+type PhaseName = (typeof PHASES)[number];
 
 export interface ThroughputOptions {
   jobs: number;
+  rounds: number;
   concurrency: number;
   producers: number;
-  sandbox: 'child' | 'inproc';
+  phases: PhaseName[];
+  run: 'dist' | 'src';
+  today: string;
   phaseTimeoutMs: number;
 }
 
 export interface PhaseResult {
-  done: number;
-  seconds: number;
   jobsPerSec: number;
   p50Ms: number;
   p99Ms: number;
-  timedOut: boolean;
-  /** Redis commands per job, those run inside Lua scripts included, and script calls per job. */
-  redisPerJob: { commands: number; scripts: number };
-  /** CPU milliseconds per job in this process, in redis-server and in the sandbox child. */
-  cpuMsPerJob: { node: number; redis: number | undefined; sandbox: number | undefined };
-}
-
-export interface ThroughputResult {
-  pipeline: PhaseResult;
-  baseline: PhaseResult;
-  ratio: number;
+  /** CPU ms per payment: this process (producer/API), the worker, redis-server, the sandbox. */
+  cpu: { producer: number; worker: number; redis: number; sandbox: number };
+  /**
+   * Per payment: commands Redis executed (those inside scripts included), top-level commands the
+   * producer and worker sent (a script call counts one), and their socket writes (round trips).
+   */
+  redis: { commands: number; topLevel: number; roundTrips: number };
 }
 
 /** CPU seconds a process has used so far, from /proc (Linux); undefined elsewhere. */
@@ -82,20 +107,6 @@ function procCpuSeconds(pid: number | undefined): number | undefined {
   }
 }
 
-/** Where the CPU of a phase went: seconds used by this process, Redis and the sandbox child. */
-interface CpuSnapshot {
-  self: number;
-  redis: number | undefined;
-  sandbox: number | undefined;
-}
-
-interface CpuProbe {
-  redisPid: number | undefined;
-  sandboxPid: number | undefined;
-  /** A plain connection for INFO commandstats (not one the phase itself uses). */
-  info: Redis;
-}
-
 /** Commands Redis has executed so far (those run inside scripts included), and script calls. */
 async function redisCommands(info: Redis): Promise<{ all: number; scripts: number }> {
   const text = await info.info('commandstats');
@@ -109,55 +120,8 @@ async function redisCommands(info: Redis): Promise<{ all: number; scripts: numbe
   return { all, scripts };
 }
 
-function minus(a: { all: number; scripts: number }, b: { all: number; scripts: number }) {
-  return { all: a.all - b.all, scripts: a.scripts - b.scripts };
-}
-
-function cpuNow(probe: CpuProbe): CpuSnapshot {
-  const u = process.cpuUsage();
-  return {
-    self: (u.user + u.system) / 1e6,
-    redis: procCpuSeconds(probe.redisPid),
-    sandbox: procCpuSeconds(probe.sandboxPid),
-  };
-}
-
-function cpuPerJobMs(a: CpuSnapshot, b: CpuSnapshot, jobs: number): PhaseResult['cpuMsPerJob'] {
-  const per = (x: number | undefined, y: number | undefined) =>
-    x === undefined || y === undefined || jobs === 0 ? undefined : ((y - x) * 1000) / jobs;
-  return {
-    node: per(a.self, b.self) ?? 0,
-    redis: per(a.redis, b.redis),
-    sandbox: per(a.sandbox, b.sandbox),
-  };
-}
-
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
-
-function summarize(
-  done: number,
-  ms: number,
-  latencies: number[],
-  timedOut: boolean,
-  cpu: [CpuSnapshot, CpuSnapshot],
-  commands: { all: number; scripts: number },
-): PhaseResult {
-  const sorted = latencies.sort((a, b) => a - b);
-  return {
-    redisPerJob: {
-      commands: done === 0 ? 0 : commands.all / done,
-      scripts: done === 0 ? 0 : commands.scripts / done,
-    },
-    cpuMsPerJob: cpuPerJobMs(cpu[0], cpu[1], done),
-    done,
-    seconds: ms / 1000,
-    jobsPerSec: done / (ms / 1000),
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    timedOut,
-  };
 }
 
 /** Runs `count` calls of `task(i)` with at most `parallel` in flight. */
@@ -171,25 +135,6 @@ async function produce(
     while (next < count) await task(next++);
   };
   await Promise.all(Array.from({ length: Math.min(parallel, count) }, lane));
-}
-
-/** Resolves once `target` completions were counted, or at the deadline with what there is. */
-function completions(
-  worker: Worker,
-  target: number,
-  timeoutMs: number,
-): { count(): number; done: Promise<boolean> } {
-  let n = 0;
-  let finish: (ok: boolean) => void = () => undefined;
-  const done = new Promise<boolean>((resolve) => (finish = resolve));
-  const timer = setTimeout(() => finish(false), timeoutMs);
-  worker.on('completed', () => {
-    if (++n >= target) {
-      clearTimeout(timer);
-      finish(true);
-    }
-  });
-  return { count: () => n, done };
 }
 
 /** Child mode: an encrypted sandbox, its URL on stdout, until SIGTERM. */
@@ -240,127 +185,6 @@ async function startSandboxFor(
   };
 }
 
-async function runBaseline(
-  redisUrl: string,
-  probe: CpuProbe,
-  opts: ThroughputOptions,
-  label: string,
-  jobs: number,
-): Promise<PhaseResult> {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null });
-  const prefix = `bench-base-${label}`;
-  const queue = new Queue('charges', {
-    connection,
-    prefix,
-    // The dispatcher's retention, so both sides keep the same history in Redis.
-    defaultJobOptions: { removeOnComplete: { age: 24 * 3600, count: 50_000 } },
-  });
-  // The baseline does nothing: what is measured is BullMQ's own fetch-and-complete cycle.
-  const worker = new Worker('charges', () => Promise.resolve(), {
-    connection,
-    prefix,
-    concurrency: opts.concurrency,
-  });
-  await worker.waitUntilReady();
-  const latencies: number[] = [];
-  worker.on('completed', (job) => {
-    if (job.finishedOn !== undefined) latencies.push(job.finishedOn - job.timestamp);
-  });
-  const counter = completions(worker, jobs, opts.phaseTimeoutMs);
-  const commands0 = await redisCommands(probe.info);
-  const cpu0 = cpuNow(probe);
-  const started = performance.now();
-  await produce(jobs, opts.producers, async (i) => {
-    await queue.add(
-      'submit',
-      { key: `api_${label}${i}`, attempt: 1, amount: 150_000, currency: 'NGN' },
-      { jobId: `api_${label}${i}_1-q1`, attempts: 8, backoff: { type: 'catalog' } },
-    );
-  });
-  const ok = await counter.done;
-  const ms = performance.now() - started;
-  const cpu1 = cpuNow(probe);
-  const commands = minus(await redisCommands(probe.info), commands0);
-  await worker.close();
-  await queue.close();
-  await connection.quit();
-  return summarize(counter.count(), ms, latencies, !ok, [cpu0, cpu1], commands);
-}
-
-async function runPipeline(
-  redisUrl: string,
-  sandboxUrl: string,
-  probe: CpuProbe,
-  opts: ThroughputOptions,
-  label: string,
-  jobs: number,
-): Promise<PhaseResult> {
-  const config = loadConfig({
-    NODE_ENV: 'development',
-    REDIS_URL: redisUrl,
-    QUEUE_PREFIX: `bench-pipe-${label}`,
-    SAYSWITCH_BASE_URL: sandboxUrl,
-    SAYSWITCH_SECRET_KEY: SECRET_KEY,
-    SAYSWITCH_ENCRYPTION_KEY: ENCRYPTION.key,
-    SAYSWITCH_ENCRYPTION_IV: ENCRYPTION.iv,
-    SAYSWITCH_TIMEOUT_MS: '30000',
-    // The limiter stays in the path (one Redis call per gateway call), high enough not to bind.
-    SAYSWITCH_RATE_LIMIT_PER_SEC: '10000',
-    WORKER_CONCURRENCY: String(opts.concurrency),
-    DATA_ENCRYPTION_KEY: 'ab'.repeat(32),
-    API_TOKEN: 'bench-api-token-0123456789',
-    LOG_LEVEL: 'silent',
-  });
-  const app = openApp(config, createLogger({ level: 'silent' }));
-  const running = await startRoles(app, ['worker']);
-  const charges = running.workers.find((w) => w.name === 'charges');
-  if (!charges) throw new Error('no charges worker');
-  const deps = {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
-  const counter = completions(charges, jobs, opts.phaseTimeoutMs);
-  const commands0 = await redisCommands(probe.info);
-  const cpu0 = cpuNow(probe);
-  const started = performance.now();
-  await produce(jobs, opts.producers, async (i) => {
-    const r = await createPayment(deps, {
-      type: 'charge',
-      key: `${label}${i}`,
-      email: 'bench@example.com',
-      amount: '1500.00',
-      currency: 'NGN',
-      card_token: 'tok_bench_0123456789abcdef',
-    });
-    if (r.status !== 'created') throw new Error(`payment ${i}: ${r.status}`);
-  });
-  const ok = await counter.done;
-  const ms = performance.now() - started;
-  const cpu1 = cpuNow(probe);
-  const commands = minus(await redisCommands(probe.info), commands0);
-  await running.stop(10_000);
-
-  // Outside the timed window: every intent's enqueue-to-final latency, and a sanity check that
-  // each job really ended in `succeeded`.
-  const latencies: number[] = [];
-  let succeeded = 0;
-  await produce(jobs, 64, async (i) => {
-    const key = `api_${label}${i}`;
-    const [intent, history] = await Promise.all([app.store.get(key), app.store.history(key)]);
-    const last = history.at(-1);
-    if (intent?.state === 'succeeded' && last) {
-      succeeded++;
-      latencies.push(last.at - intent.createdAt);
-    }
-  });
-  await app.close();
-  if (ok && succeeded !== jobs) throw new Error(`only ${succeeded}/${jobs} intents succeeded`);
-  return summarize(counter.count(), ms, latencies, !ok, [cpu0, cpu1], commands);
-}
-
 function versions(redisInfo: string): Record<string, string> {
   const bullmq = JSON.parse(
     readFileSync(new URL('../node_modules/bullmq/package.json', import.meta.url), 'utf8'),
@@ -372,100 +196,463 @@ function versions(redisInfo: string): Record<string, string> {
   };
 }
 
-function line(name: string, r: PhaseResult): string {
-  const c = r.cpuMsPerJob;
-  const ms = (v: number | undefined) => (v === undefined ? 'n/a' : v.toFixed(2));
-  return (
-    `${name.padEnd(9)} ${r.done} jobs in ${r.seconds.toFixed(2)} s: ` +
-    `${Math.round(r.jobsPerSec)} jobs/s, enqueue-to-final p50 ${r.p50Ms.toFixed(0)} ms, ` +
-    `p99 ${r.p99Ms.toFixed(0)} ms${r.timedOut ? ' (TIMED OUT: partial)' : ''}\n` +
-    `${''.padEnd(10)}CPU per job: node ${ms(c.node)} ms, redis ${ms(c.redis)} ms` +
-    (c.sandbox !== undefined ? `, sandbox ${ms(c.sandbox)} ms` : ' (sandbox included in node)') +
-    `\n${''.padEnd(10)}Redis per job: ${r.redisPerJob.scripts.toFixed(1)} script calls, ` +
-    `${r.redisPerJob.commands.toFixed(1)} commands (those inside scripts included)`
-  );
+/** Whether dist/ holds a build at least as new as every file under src/ (bin/billing.js's rule). */
+function distIsFresh(root: string): boolean {
+  const main = join(root, 'dist', 'main.js');
+  if (!existsSync(main)) return false;
+  const built = statSync(main).mtimeMs;
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((m, e) => {
+      const p = join(dir, e.name);
+      return Math.max(m, e.isDirectory() ? newest(p) : statSync(p).mtimeMs);
+    }, 0);
+  return newest(join(root, 'src')) <= built;
+}
+
+/** The worker's code: this checkout's dist/ (built when stale) or src/ through tsx. */
+function currentCode(run: 'dist' | 'src'): { root: string; ext: '.js' | '.ts'; label: string } {
+  if (run === 'src') return { root: join(ROOT, 'src'), ext: '.ts', label: 'src/ through tsx' };
+  if (!distIsFresh(ROOT)) {
+    console.log('building dist/ (npm run build): it is missing or older than src/');
+    execFileSync('npm', ['run', 'build', '--silent'], { cwd: ROOT, stdio: 'inherit' });
+  }
+  return {
+    root: join(ROOT, 'dist'),
+    ext: '.js',
+    label: 'dist/ (compiled JS, not transpiled at run time; tsx loads only the bench harness)',
+  };
 }
 
 /**
- * Both phases are CPU-bound when the machine is small: the jobs per second that the CPU of every
- * process involved (this one, redis-server, the sandbox child) allows on this many cores, and the
- * ratio those ceilings allow. When the ceiling ratio is under the target, no tuning of our code
- * alone can meet it on this machine: Redis's and the sandbox's share is already over budget.
+ * The code of `ref` (src/ and tsconfig.json from git), under bench/out/ so it resolves this
+ * checkout's node_modules, compiled like the current code when `run` is dist. Cached per ref.
  */
-function cpuCeiling(pipeline: PhaseResult, baseline: PhaseResult): string {
-  const total = (r: PhaseResult) =>
-    r.cpuMsPerJob.node + (r.cpuMsPerJob.redis ?? 0) + (r.cpuMsPerJob.sandbox ?? 0);
-  const cores = availableParallelism();
-  const ceiling = (r: PhaseResult) => (cores * 1000) / total(r);
-  // With this process free, the rest still needs CPU, and redis-server is single-threaded.
-  const redisMs = pipeline.cpuMsPerJob.redis ?? 0;
-  const others = redisMs + (pipeline.cpuMsPerJob.sandbox ?? 0);
-  const freeCeiling = Math.min(
-    others > 0 ? (cores * 1000) / others : Infinity,
-    redisMs > 0 ? 1000 / redisMs : Infinity,
-  );
+function todayCode(ref: string, run: 'dist' | 'src'): { root: string; ext: '.js' | '.ts' } {
+  const dir = join(ROOT, 'bench', 'out', `today-${ref}`);
+  if (!existsSync(join(dir, 'src'))) {
+    mkdirSync(dir, { recursive: true });
+    const tar = execFileSync('git', ['archive', ref, 'src', 'tsconfig.json'], {
+      cwd: ROOT,
+      maxBuffer: 1 << 28,
+    });
+    execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  }
+  if (run === 'src') return { root: join(dir, 'src'), ext: '.ts' };
+  if (!existsSync(join(dir, 'dist', 'main.js'))) {
+    console.log(`compiling ${ref} for the "today" phase (once; cached in bench/out/)`);
+    execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', dir], {
+      cwd: dir,
+      stdio: 'inherit',
+    });
+  }
+  return { root: join(dir, 'dist'), ext: '.js' };
+}
+
+function appEnv(redisUrl: string, sandboxUrl: string, prefix: string, concurrency: number) {
+  return {
+    NODE_ENV: 'development',
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    SAYSWITCH_BASE_URL: sandboxUrl,
+    SAYSWITCH_SECRET_KEY: SECRET_KEY,
+    SAYSWITCH_ENCRYPTION_KEY: ENCRYPTION.key,
+    SAYSWITCH_ENCRYPTION_IV: ENCRYPTION.iv,
+    SAYSWITCH_TIMEOUT_MS: '30000',
+    // The limiter stays in the path (a token per claim), high enough not to bind.
+    SAYSWITCH_RATE_LIMIT_PER_SEC: '10000',
+    WORKER_CONCURRENCY: String(concurrency),
+    DATA_ENCRYPTION_KEY: 'ab'.repeat(32),
+    API_TOKEN: 'bench-api-token-0123456789',
+    LOG_LEVEL: 'silent',
+  };
+}
+
+/** A worker process, spoken to over IPC (bench/throughput-worker.ts). */
+class WorkerChild {
+  private constructor(private readonly child: ChildProcess) {}
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  static async start(spec: WorkerSpec): Promise<WorkerChild> {
+    const script = fileURLToPath(new URL('./throughput-worker.ts', import.meta.url));
+    const child = fork(script, [JSON.stringify(spec)], {
+      execArgv: [
+        '--import',
+        import.meta.resolve('tsx'),
+        // BENCH_CPU_PROF=<dir>: a V8 CPU profile of every worker process, for `node --cpu-prof` tools.
+        ...(process.env.BENCH_CPU_PROF
+          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
+          : []),
+      ],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const w = new WorkerChild(child);
+    await w.next((m) => m.ready === true, 60_000);
+    return w;
+  }
+
+  private next(
+    accept: (m: Record<string, unknown>) => boolean,
+    timeoutMs: number,
+  ): Promise<Record<string, unknown>> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new Error('worker process did not answer in time'));
+      }, timeoutMs);
+      const onMessage = (m: Record<string, unknown>) => {
+        if (!accept(m)) return;
+        cleanup();
+        resolve(m);
+      };
+      const onExit = (code: number | null) => {
+        cleanup();
+        reject(new Error(`worker process exited with ${code}`));
+      };
+      const cleanup = () => {
+        clearTimeout(timer);
+        this.child.off('message', onMessage);
+        this.child.off('exit', onExit);
+      };
+      this.child.on('message', onMessage);
+      this.child.once('exit', onExit);
+    });
+  }
+
+  /** Counts from now; resolves with the latencies (and Redis I/O) once `n` more jobs completed. */
+  async mark(
+    n: number,
+    timeoutMs: number,
+  ): Promise<() => Promise<{ latencies: number[]; io: RedisIo }>> {
+    const reached = this.next((m) => m.reached === n, timeoutMs);
+    // Rejections surface when awaited; keep an unawaited one from crashing the bench meanwhile.
+    reached.catch(() => undefined);
+    this.child.send({ mark: n });
+    await this.next((m) => m.marked === n, 30_000);
+    return async () => {
+      const m = await reached;
+      return { latencies: m.latencies as number[], io: m.io as RedisIo };
+    };
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise<void>((r) => this.child.once('exit', () => r()));
+    this.child.send({ stop: true });
+    await exited;
+  }
+}
+
+interface Ctx {
+  redisUrl: string;
+  sandboxUrl: string;
+  redisPid: number | undefined;
+  sandboxPid: number | undefined;
+  info: Redis;
+  /** What this process (the producer) sends Redis. */
+  io: RedisIo;
+  opts: ThroughputOptions;
+  current: { root: string; ext: '.js' | '.ts' };
+  today: { root: string; ext: '.js' | '.ts' } | undefined;
+}
+
+/** One phase: a fresh worker process, a warm-up, then `jobs` payments measured. */
+async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<PhaseResult> {
+  const { opts } = ctx;
+  const prefix = `r${round}-${phase}`;
+  const env = appEnv(ctx.redisUrl, ctx.sandboxUrl, prefix, opts.concurrency);
+  const pipeline = phase === 'pipeline' || phase === 'today';
+  const code = phase === 'today' ? ctx.today : ctx.current;
+  if (!code) throw new Error('no code for today');
+  const worker = await WorkerChild.start({
+    mode: pipeline ? 'pipeline' : phase === 'noop' ? 'noop' : 'gateway',
+    root: code.root,
+    ext: code.ext,
+    redisUrl: ctx.redisUrl,
+    sandboxUrl: ctx.sandboxUrl,
+    prefix,
+    concurrency: opts.concurrency,
+    adapter: phase === 'gateway-http' ? 'http' : phase === 'gateway-fetch' ? 'fetch' : 'undici',
+    env,
+  });
+
+  // The producer: createPayment for the pipelines, a plain Queue.add of the same shape otherwise.
+  const app = pipeline ? openApp(loadConfig(env), createLogger({ level: 'silent' })) : undefined;
+  const connection = pipeline ? undefined : new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
+  const queue = connection
+    ? new Queue('charges', {
+        connection,
+        prefix,
+        // The dispatcher's retention, so every phase keeps the same history in Redis.
+        defaultJobOptions: { removeOnComplete: { age: 24 * 3600, count: 50_000 } },
+      })
+    : undefined;
+  let next = 0;
+  const enqueue = async (n: number) => {
+    const from = next;
+    next += n;
+    await produce(n, opts.producers, async (j) => {
+      const i = from + j;
+      if (app) {
+        const r = await createPayment(
+          {
+            store: app.store,
+            dispatcher: app.dispatcher,
+            sealer: app.sealer,
+            clock: app.clock,
+            hashKey: app.config.dataEncryptionKey,
+          },
+          {
+            type: 'charge',
+            key: `p${i}`,
+            email: 'bench@example.com',
+            amount: '1500.00',
+            currency: 'NGN',
+            card_token: 'tok_bench_0123456789abcdef',
+          },
+        );
+        if (r.status !== 'created') throw new Error(`payment ${i}: ${r.status}`);
+      } else {
+        await queue?.add(
+          'submit',
+          { key: `api_p${i}`, attempt: 1, reference: `api_${prefix}_p${i}_1` },
+          { jobId: `api_p${i}_1-q1`, attempts: 8, backoff: { type: 'catalog' } },
+        );
+      }
+    });
+  };
+  const section = async (n: number) => {
+    const done = await worker.mark(n, opts.phaseTimeoutMs);
+    await enqueue(n);
+    return done();
+  };
+
+  try {
+    await section(WARMUP_JOBS);
+    const cpu = (pid: number | undefined) => procCpuSeconds(pid) ?? 0;
+    const self = () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    };
+    const before = {
+      producer: self(),
+      worker: cpu(worker.pid),
+      redis: cpu(ctx.redisPid),
+      sandbox: cpu(ctx.sandboxPid),
+      commands: (await redisCommands(ctx.info)).all,
+      io: { ...ctx.io },
+    };
+    const started = performance.now();
+    const { latencies, io } = await section(opts.jobs);
+    const seconds = (performance.now() - started) / 1000;
+    const after = {
+      producer: self(),
+      worker: cpu(worker.pid),
+      redis: cpu(ctx.redisPid),
+      sandbox: cpu(ctx.sandboxPid),
+      commands: (await redisCommands(ctx.info)).all,
+      io: { ...ctx.io },
+    };
+    if (app) {
+      const succeeded = (await app.store.countByState()).succeeded;
+      if (succeeded !== WARMUP_JOBS + opts.jobs)
+        throw new Error(`${phase}: ${succeeded}/${WARMUP_JOBS + opts.jobs} intents succeeded`);
+    }
+    const per = (a: number, b: number) => ((b - a) * 1000) / opts.jobs;
+    const sorted = latencies.sort((a, b) => a - b);
+    // The INFO call of the snapshot itself is not the phase's; nor is its command and write here.
+    return {
+      jobsPerSec: opts.jobs / seconds,
+      p50Ms: percentile(sorted, 50),
+      p99Ms: percentile(sorted, 99),
+      cpu: {
+        producer: per(before.producer, after.producer),
+        worker: per(before.worker, after.worker),
+        redis: per(before.redis, after.redis),
+        sandbox: per(before.sandbox, after.sandbox),
+      },
+      redis: {
+        commands: (after.commands - before.commands - 1) / opts.jobs,
+        topLevel: (after.io.commands - before.io.commands - 1 + io.commands) / opts.jobs,
+        roundTrips: (after.io.writes - before.io.writes - 1 + io.writes) / opts.jobs,
+      },
+    };
+  } finally {
+    await worker.stop();
+    await queue?.close();
+    await connection?.quit();
+    await app?.close();
+  }
+}
+
+const nodeCpu = (r: PhaseResult) => r.cpu.producer + r.cpu.worker;
+
+/** "min–max" of a figure over the rounds. */
+function range(values: number[], digits = 0): string {
+  const lo = Math.min(...values);
+  const hi = Math.max(...values);
+  const f = (v: number) => v.toFixed(digits);
+  return f(lo) === f(hi) ? f(lo) : `${f(lo)}–${f(hi)}`;
+}
+
+function phaseLine(name: string, r: PhaseResult): string {
   return (
-    `CPU per job in all processes: pipeline ${total(pipeline).toFixed(2)} ms, baseline ` +
-    `${total(baseline).toFixed(2)} ms; CPU-bound ceilings on ${cores} cores ` +
-    `${Math.round(ceiling(pipeline))} and ${Math.round(ceiling(baseline))} jobs/s ` +
-    `(ratio ceiling ${(ceiling(pipeline) / ceiling(baseline)).toFixed(2)}; with this process's ` +
-    `CPU at zero, ${(freeCeiling / ceiling(baseline)).toFixed(2)})`
+    `  ${name.padEnd(15)} ${Math.round(r.jobsPerSec).toString().padStart(5)} payments/s, ` +
+    `p50 ${r.p50Ms.toFixed(0)} ms, p99 ${r.p99Ms.toFixed(0)} ms; CPU ms/payment producer ` +
+    `${r.cpu.producer.toFixed(2)}, worker ${r.cpu.worker.toFixed(2)}, redis ${r.cpu.redis.toFixed(2)}, ` +
+    `sandbox ${r.cpu.sandbox.toFixed(2)}; redis/payment ${r.redis.commands.toFixed(1)} commands, ` +
+    `${r.redis.topLevel.toFixed(1)} top-level, ${r.redis.roundTrips.toFixed(1)} round trips`
+  );
+}
+
+/** The summary: one markdown row per phase (ranges over the rounds), then ratios and targets. */
+function summary(results: Map<PhaseName, PhaseResult[]>, rounds: Map<PhaseName, PhaseResult>[]) {
+  const rows = [
+    '| phase | payments/s | p50 ms | p99 ms | CPU ms/payment: producer | worker | redis | sandbox | Redis commands/payment | top-level | round trips |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+  ];
+  for (const [name, rs] of results) {
+    const m = (f: (r: PhaseResult) => number, d = 0) => range(rs.map(f), d);
+    rows.push(
+      `| ${name} | ${m((r) => r.jobsPerSec)} | ${m((r) => r.p50Ms)} | ${m((r) => r.p99Ms)} | ` +
+        `${m((r) => r.cpu.producer, 2)} | ${m((r) => r.cpu.worker, 2)} | ${m((r) => r.cpu.redis, 2)} | ` +
+        `${m((r) => r.cpu.sandbox, 2)} | ${m((r) => r.redis.commands, 1)} | ` +
+        `${m((r) => r.redis.topLevel, 1)} | ${m((r) => r.redis.roundTrips, 1)} |`,
+    );
+  }
+  console.log(`\n${rows.join('\n')}\n`);
+
+  /** A ratio computed within each round, printed as a range over the rounds. */
+  const ratio = (label: string, a: PhaseName, b: PhaseName, f: (r: PhaseResult) => number) => {
+    const values = rounds.flatMap((r) => {
+      const x = r.get(a);
+      const y = r.get(b);
+      return x && y ? [f(x) / f(y)] : [];
+    });
+    if (values.length > 0) console.log(`  ${label.padEnd(52)} ${range(values, 2)}`);
+    return values;
+  };
+  const tput = (r: PhaseResult) => r.jobsPerSec;
+  console.log('ratios (within each round; range over the rounds):');
+  ratio('pipeline / noop (payments/s)', 'pipeline', 'noop', tput);
+  const vsGateway = ratio(
+    'pipeline / gateway-undici (payments/s)',
+    'pipeline',
+    'gateway-undici',
+    tput,
+  );
+  ratio('today / noop (payments/s)', 'today', 'noop', tput);
+  ratio('today / gateway-http (payments/s)', 'today', 'gateway-http', tput);
+  ratio('pipeline / today (payments/s)', 'pipeline', 'today', tput);
+  ratio('gateway-http / noop (payments/s)', 'gateway-http', 'noop', tput);
+  ratio('gateway-fetch / noop (payments/s)', 'gateway-fetch', 'noop', tput);
+  ratio('gateway-undici / noop (payments/s)', 'gateway-undici', 'noop', tput);
+  const cpuVsToday = ratio('node CPU per payment, pipeline / today', 'pipeline', 'today', nodeCpu);
+  const commands = (results.get('pipeline') ?? []).map((r) => r.redis.commands);
+
+  const verdict = (ok: boolean | undefined) =>
+    ok === undefined ? 'not measured' : ok ? 'met' : 'NOT met';
+  const all = (v: number[], test: (x: number) => boolean) =>
+    v.length === 0 ? undefined : v.every(test);
+  console.log('targets (every round):');
+  console.log(
+    `  node CPU per payment <= 0.5 x today: ${verdict(all(cpuVsToday, (x) => x <= 0.5))}; ` +
+      `pipeline >= 0.7 x gateway-undici: ${verdict(all(vsGateway, (x) => x >= 0.7))}; ` +
+      `Redis commands per payment <= 60: ${verdict(all(commands, (x) => x <= 60))}`,
   );
 }
 
 /** Runs the benchmark and prints its numbers. Options default from the command line. */
-export async function main(overrides: Partial<ThroughputOptions> = {}): Promise<ThroughputResult> {
+export async function main(overrides: Partial<ThroughputOptions> = {}) {
   const { values } = parseArgs({
     args: process.argv.slice(2),
     options: {
-      jobs: { type: 'string', default: '10000' },
+      jobs: { type: 'string', default: '2000' },
+      rounds: { type: 'string', default: '3' },
       concurrency: { type: 'string', default: '32' },
       producers: { type: 'string', default: '32' },
-      sandbox: { type: 'string', default: 'child' },
+      phases: { type: 'string', default: PHASES.join(',') },
+      run: { type: 'string', default: 'dist' },
+      today: { type: 'string', default: TODAY_REF },
       'phase-timeout-ms': { type: 'string', default: '180000' },
     },
     // Under `npm run bench` the runner's own flags (`--only`) are on the command line too.
     strict: false,
   });
+  const phases = String(values.phases)
+    .split(',')
+    .map((p) => p.trim());
+  const unknown = phases.filter((p) => !(PHASES as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new Error(`unknown phase ${unknown.join(', ')}`);
   const opts: ThroughputOptions = {
     jobs: Number(values.jobs),
+    rounds: Number(values.rounds),
     concurrency: Number(values.concurrency),
     producers: Number(values.producers),
-    sandbox: values.sandbox === 'inproc' ? 'inproc' : 'child',
+    phases: phases as PhaseName[],
+    run: values.run === 'src' ? 'src' : 'dist',
+    today: String(values.today),
     phaseTimeoutMs: Number(values['phase-timeout-ms']),
     ...overrides,
   };
 
+  const current = currentCode(opts.run);
+  let today: Ctx['today'];
+  if (opts.phases.includes('today')) {
+    try {
+      today = todayCode(opts.today, opts.run);
+    } catch (err) {
+      console.log(`today phase skipped: ${opts.today} is not available here (${String(err)})`);
+      opts.phases = opts.phases.filter((p) => p !== 'today');
+    }
+  }
   const redis = await spawnRedisServer();
-  const sandbox = await startSandboxFor(opts.sandbox);
+  const sandbox = await startSandboxFor('child');
+  const io = countRedisIo(Number(new URL(redis.url).port));
   const info = new Redis(redis.url);
   try {
     const v = versions(await info.info('server'));
     console.log(
-      `throughput: ${opts.jobs} charges per phase, worker concurrency ${opts.concurrency}, ` +
-        `${opts.producers} producers; sandbox ${opts.sandbox === 'child' ? 'in a child process' : 'in-process'}, ` +
-        `encryption on; throwaway redis-server ${redis.url}`,
+      `throughput: ${opts.jobs} charges per phase (after ${WARMUP_JOBS} warm-up), ${opts.rounds} ` +
+        `rounds, worker concurrency ${opts.concurrency}, ${opts.producers} producers; encryption ` +
+        `on; sandbox, worker and redis-server in processes of their own`,
+    );
+    console.log(
+      `worker code: ${current.label}; today = ${opts.today} ` +
+        `(${opts.run === 'dist' ? 'compiled the same way' : 'through tsx'})`,
     );
     console.log(
       `cores ${availableParallelism()} (${cpus()[0]?.model.trim() ?? 'unknown cpu'}), ` +
         `node ${v.node}, redis ${v.redis}, bullmq ${v.bullmq}`,
     );
-
-    const probe: CpuProbe = { redisPid: redis.pid, sandboxPid: sandbox.pid, info };
-    // Warm-up: JIT, connections, Lua script loading; not measured.
-    await runBaseline(redis.url, probe, opts, 'warm', WARMUP_JOBS);
-    await runPipeline(redis.url, sandbox.url, probe, opts, 'warm', WARMUP_JOBS);
-
-    const baseline = await runBaseline(redis.url, probe, opts, 'run', opts.jobs);
-    console.log(line('baseline', baseline));
-    const pipeline = await runPipeline(redis.url, sandbox.url, probe, opts, 'run', opts.jobs);
-    console.log(line('pipeline', pipeline));
-    const ratio = pipeline.jobsPerSec / baseline.jobsPerSec;
-    console.log(cpuCeiling(pipeline, baseline));
-    console.log(
-      `ratio pipeline/baseline ${ratio.toFixed(2)} (target >= 0.50: ${ratio >= 0.5 ? 'met' : 'NOT met'})`,
-    );
-    return { pipeline, baseline, ratio };
+    const ctx: Ctx = {
+      redisUrl: redis.url,
+      sandboxUrl: sandbox.url,
+      redisPid: redis.pid,
+      sandboxPid: sandbox.pid,
+      info,
+      io,
+      opts,
+      current,
+      today,
+    };
+    const results = new Map<PhaseName, PhaseResult[]>(opts.phases.map((p) => [p, []]));
+    const rounds: Map<PhaseName, PhaseResult>[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      console.log(`round ${round + 1}/${opts.rounds}`);
+      const order = opts.phases.map((_, i) => opts.phases[(i + round) % opts.phases.length]);
+      const byPhase = new Map<PhaseName, PhaseResult>();
+      for (const phase of order) {
+        if (phase === undefined) continue;
+        const r = await runPhase(ctx, phase, round);
+        console.log(phaseLine(phase, r));
+        byPhase.set(phase, r);
+        results.get(phase)?.push(r);
+      }
+      rounds.push(byPhase);
+    }
+    summary(results, rounds);
+    return { results, rounds };
   } finally {
     await info.quit();
     await sandbox.stop();

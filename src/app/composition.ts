@@ -39,6 +39,7 @@ import { startWorker } from '../infra/queues/worker-factory.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
+import { storeKeys } from '../infra/redis/keys.ts';
 import { assertRedisReady, assertRedisTopology, probeWrites } from '../infra/redis/redis-check.ts';
 import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
@@ -130,11 +131,18 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   const queueRedis = createFailFastRedis(target);
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
   const prefix = layout.group;
+  // Claims take their gateway token in the claim script; lookups through `rateLimiter` below, at
+  // shard 0's key. A gateway double gets no limit unless a `rateLimiter` is given too. With N
+  // shards each shard's claims (and shard 0's lookups) get 1/N of the rate, so the deployment
+  // never sends more than SAYSWITCH_RATE_LIMIT_PER_SEC (docs/operations.md, "Redis Cluster").
+  const limited = overrides.gateway === undefined || overrides.rateLimiter !== undefined;
+  const perSecond = Math.max(1, Math.floor(config.sayswitch.rateLimitPerSec / layout.shards));
   // One store, dispatcher and events stream per shard, behind one of each (app/shard-ports.ts).
   const { store, refunds, dispatcher, events, queueGauges } = shardPorts(
     layout,
     { store: storeRedis, queue: queueRedis },
     (err) => health.onError(err, 'queue'),
+    limited ? { gatewayRateLimit: { perWindow: perSecond, windowMs: 1_000 } } : {},
   );
   // One epoch record per key group: each master of a cluster can lose its data on its own.
   const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
@@ -162,7 +170,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     overrides.rateLimiter ??
     (overrides.gateway
       ? NO_RATE_LIMIT
-      : createRateLimiter(storeRedis, { prefix, perSecond: config.sayswitch.rateLimitPerSec }));
+      : createRateLimiter(storeRedis, { key: storeKeys(prefix).rateLimit(), perSecond }));
   // Instrumented inside the rate limiter, so gateway latency excludes time waiting for a token.
   const gateway = withRateLimit(
     metrics.instrumentGateway(overrides.gateway ?? sayswitch()),

@@ -15,7 +15,7 @@ import {
 import { RedisEventLog } from '../infra/redis/event-log.ts';
 import { ShardedEventLog } from '../infra/redis/sharded-event-log.ts';
 import type { KeyLayout } from '../infra/redis/shards.ts';
-import { RedisIntentStore } from '../payments/store/intent-store.ts';
+import { RedisIntentStore, type IntentStoreOptions } from '../payments/store/intent-store.ts';
 import { RedisRefundStore } from '../payments/store/refund-store.ts';
 import { ShardedRefundStore } from '../payments/store/sharded-refund-store.ts';
 import { ShardedIntentStore, type IntentStoreSurface } from '../payments/store/sharded-store.ts';
@@ -35,11 +35,11 @@ export function shardPorts(
   layout: KeyLayout,
   conns: { store: Redis; queue: Redis },
   onQueueError: (err: Error) => void,
+  /** Each shard's store options: its share of the outbound rate (claims take it in-script). */
+  storeOptions: IntentStoreOptions = {},
 ): ShardPorts {
   const prefixes = layout.shardPrefixes();
-  // (A limit a store enforces per prefix — e.g. an outbound rate in its claim script — is the
-  // deployment's limit divided by layout.shards for each shard's store.)
-  const stores = prefixes.map((p) => new RedisIntentStore(conns.store, p));
+  const stores = prefixes.map((p) => new RedisIntentStore(conns.store, p, storeOptions));
   const refunds = prefixes.map((p, n) => new RedisRefundStore(conns.store, p, stores[n]!));
   const dispatchers = prefixes.map((p) => createDispatcher(conns.queue, p, onQueueError));
   const events = prefixes.map((p) => new RedisEventLog(conns.store, p));

@@ -184,6 +184,18 @@ export interface TransitionOptions {
   reconcileAt?: number;
   /** A person's decision: written to the history line and the event (`resolution`). */
   resolution?: Resolution;
+  /**
+   * Take a token of the outbound gateway rate limit in the same atomic step (the submit claim).
+   * Over the limit nothing changes and the result is `rate_limited` with the wait until a token
+   * may be free; a transition refused for any other reason takes no token.
+   */
+  rateLimited?: boolean;
+  /**
+   * The caller's copy of the intent, on `expectAttempt`: the result's `intent` is this copy with
+   * the transition's changes applied, instead of the hash read back (one read less per step). Fields
+   * changed meanwhile outside transitions (`checks`, `seenAtGateway`) read as in the copy.
+   */
+  known?: Intent;
 }
 
 /** Filters of a payment list (GET /payments). Dates are createdAt bounds in ms, inclusive. */
@@ -202,7 +214,8 @@ export interface IntentFilter {
 export type TransitionResult =
   | { ok: true; from: IntentState; intent: Intent }
   | { ok: false; why: 'missing' }
-  | { ok: false; why: 'refused' | 'stale'; state: IntentState; attempt: number };
+  | { ok: false; why: 'refused' | 'stale'; state: IntentState; attempt: number }
+  | { ok: false; why: 'rate_limited'; state: IntentState; attempt: number; retryInMs: number };
 
 /** What a batch ingest needs to know of an intent it created or found. */
 export interface BatchIntent {

@@ -115,6 +115,7 @@ export async function markUnresolved(
     ) ?? now;
   const res = await deps.store.transition(intent.key, to, now, {
     expectAttempt: intent.attempt,
+    known: intent,
     patch: { checks: 0, ...opts.patch },
     reconcileAt: first,
     ...(opts.reason !== undefined ? { reason: opts.reason } : {}),
@@ -202,6 +203,7 @@ export async function applyOutcome(
   }
   const res = await deps.store.transition(intent.key, target, now, {
     expectAttempt: intent.attempt,
+    known: intent,
     patch,
     ...(watch !== undefined ? { reconcileAt: now + watch } : {}),
     ...(reason !== undefined ? { reason } : {}),

@@ -8,7 +8,6 @@ import type {
   EventLog,
   IntentStore,
   PaymentGateway,
-  RateLimiter,
   RefundStore,
   Sealer,
 } from '../kernel/ports.ts';
@@ -28,10 +27,8 @@ export const SWEEP_SCHEDULER_ID = 'reconcile-sweep';
 export interface PaymentsDeps {
   store: IntentStore;
   dispatcher: Dispatcher;
-  /** Lookups wait for the rate limit inside it; submissions take their token first (submit.ts). */
+  /** Lookups wait for the rate limit inside it; submissions take their token with the claim. */
   gateway: PaymentGateway;
-  /** The outbound rate limit (SAYSWITCH_RATE_LIMIT_PER_SEC), built once by the composition root. */
-  rateLimiter: RateLimiter;
   sealer: Sealer;
   events: EventLog;
   clock: Clock;

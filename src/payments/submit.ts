@@ -1,10 +1,11 @@
 /**
- * The charge and payout workers' handler: wait for the outbound rate limit's token, claim the
- * intent (`queued → submitting` with a lease, which starts now), call the gateway with the
- * attempt's reference (it does not wait for a token again), record the outcome. Taking the token
- * first means time spent in the rate limiter's line never eats into the lease, so SUBMIT_LEASE only
- * has to cover the call itself (config.ts checks it against SAYSWITCH_TIMEOUT_MS). A job that finds
- * nothing to submit has spent a token: duplicates and replays are rare. A duplicate or replayed job
+ * The charge and payout workers' handler: claim the intent (`queued → submitting` with a lease,
+ * which starts now) and take the outbound rate limit's token in the same atomic step, call the
+ * gateway with the attempt's reference (it does not wait for a token again), record the outcome.
+ * Over the limit the claim changes nothing and the handler waits for the limit's window to end,
+ * then claims again, so time spent waiting for a token never eats into the lease and SUBMIT_LEASE
+ * only has to cover the call itself (config.ts checks it against SAYSWITCH_TIMEOUT_MS). A job that
+ * finds nothing to submit takes no token. A duplicate or replayed job
  * finds the intent already claimed or finished and never calls the gateway again; a job that
  * finds another worker's claim waits for the lease and then hands the intent to the reconciler
  * as `unknown`: it never resubmits blindly. What an error or a failed answer means for a reference
@@ -15,7 +16,8 @@ import { afterSubmitError, submitAnswerNeedsVerify } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
-import type { GatewayOutcome, PaymentGateway, RateLimiter } from '../kernel/ports.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { GatewayOutcome, PaymentGateway, TransitionResult } from '../kernel/ports.ts';
 import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
@@ -23,10 +25,8 @@ import type { RefundStore, Sealer } from '../kernel/ports.ts';
 import { submitRefund, takeRefundSlot } from './refunds/submit.ts';
 
 export interface SubmitDeps extends OutcomeDeps {
-  /** Its `chargeCard` and `payout` do not take a rate-limit token: this handler takes it first. */
+  /** Its `chargeCard` and `payout` do not take a rate-limit token: the claim takes it. */
   gateway: PaymentGateway;
-  /** The outbound rate limit, waited for before the claim. */
-  rateLimiter: RateLimiter;
   sealer: Sealer;
   clock: Clock;
   /** How long a claim holds, from the claim; longer than the gateway timeout. */
@@ -64,16 +64,24 @@ function callGateway(deps: SubmitDeps, intent: Intent): Promise<GatewayOutcome> 
 /** Handler for `charges.submit` and `payouts.submit`. */
 export function createSubmitHandler(deps: SubmitDeps) {
   return async (data: JobPayload<'charges.submit'>, { log }: HandlerContext): Promise<unknown> => {
-    // The token first, then the claim: the lease starts once the call may go out.
-    await deps.rateLimiter.acquire();
-    const now = deps.clock.now();
     // A refund waits while another refund of its charge is at the gateway (docs/refunds.md).
-    await takeRefundSlot(deps, data.key, now, deps.policy.scheduleMs[0] ?? 1_000, log);
-    // Then claim: the common case (a fresh job for a queued intent) costs one atomic step.
-    const claim = await deps.store.transition(data.key, 'submitting', now, {
-      expectAttempt: data.attempt,
-      patch: { leaseUntil: now + deps.leaseMs, sentAt: now },
-    });
+    await takeRefundSlot(deps, data.key, deps.clock.now(), deps.policy.scheduleMs[0] ?? 1_000, log);
+    // Claim and token in one atomic step: the common case (a fresh job for a queued intent under
+    // the limit) costs one script call, and the lease starts once the call may go out.
+    let now: number;
+    let claim: TransitionResult;
+    for (;;) {
+      now = deps.clock.now();
+      claim = await deps.store.transition(data.key, 'submitting', now, {
+        expectAttempt: data.attempt,
+        patch: { leaseUntil: now + deps.leaseMs, sentAt: now },
+        rateLimited: true,
+      });
+      if (claim.ok || claim.why !== 'rate_limited') break;
+      // Over the limit: wait for the window to end (plus a little jitter, so the workers waiting
+      // do not all claim in the same millisecond), then claim again.
+      await sleep(claim.retryInMs + Math.floor(Math.random() * 20));
+    }
     if (!claim.ok) {
       if (claim.why === 'missing') {
         log.error({ key: data.key }, 'submit job for an intent that does not exist');

@@ -1,45 +1,44 @@
 /**
- * The submit lease starts after the outbound rate limit (issue "Survive the platform", item 6): a
- * submission waits for its token, then claims the intent with its lease, then calls the gateway,
- * which does not wait again; lookups still wait inside the gateway. With the real Redis limiter at
- * 1 token per second and two submissions running at once, the second waits in line for its token;
- * its lease must start after that grant, not before. Time is a fake clock that moves only when a
- * token is granted (grant n at n seconds), so every assertion is on recorded events and fake
- * timestamps, never on wall-clock durations.
+ * The submit lease starts with the outbound rate limit's token (issue "Survive the platform",
+ * item 6; issue 18 folded the token into the claim): the claim takes the token in the same atomic
+ * step, so over the limit nothing is claimed, no lease starts and the gateway is not called; the
+ * claim is made again once the window has passed, and its lease starts then. Lookups still take
+ * their token inside the gateway, from the same counter.
+ *
+ * The limit is 1 token per second and the test fills the window before the payments exist, so
+ * every first claim finds the limit spent. Assertions are on recorded claim results and Redis
+ * state, never on how long anything took.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, startRoles, type App, type RunningRoles } from '../../src/app/composition.ts';
 import { createRateLimiter } from '../../src/infra/gateway/rate-limited-gateway.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { createLogger } from '../../src/infra/logger.ts';
-import type { Clock } from '../../src/kernel/clock.ts';
-import type { PaymentGateway, RateLimiter } from '../../src/kernel/ports.ts';
+import type { PaymentGateway, TransitionResult } from '../../src/kernel/ports.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import { testConfig } from '../support/app.ts';
 import { until } from '../support/poll.ts';
-import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
+import { cleanupPrefix, createTestRedis } from '../support/redis.ts';
+import { uniquePrefix } from '../support/redis.ts';
 
 type Event =
-  | { what: 'granted'; at: number }
-  | { what: 'claimed'; key: string; leaseFrom: number; leaseUntil: number }
-  | { what: 'called'; reference: string; at: number };
+  | { what: 'claim'; key: string; result: TransitionResult; calls: number }
+  | { what: 'called'; reference: string };
 
-const SECOND = 1_000;
 const LEASE_MS = 2_000;
-
 const events: Event[] = [];
-let now = 0;
-const clock: Clock = { now: () => now };
-let grants = 0;
+let calls = 0;
 
 let prefix: string;
 let app: App;
 let running: RunningRoles;
 let limiterRedis: Awaited<ReturnType<typeof createTestRedis>>;
 
-/** Succeeds every charge at once, recording when it was called. */
+/** Succeeds every charge at once, recording the call. */
 const gateway: PaymentGateway = {
   chargeCard: (r) => {
-    events.push({ what: 'called', reference: r.reference, at: clock.now() });
+    calls++;
+    events.push({ what: 'called', reference: r.reference });
     return Promise.resolve({ reference: r.reference, status: 'succeeded' });
   },
   payout: () => Promise.reject(new Error('no payouts here')),
@@ -61,33 +60,20 @@ beforeAll(async () => {
     SUBMIT_LEASE: `${LEASE_MS}ms`,
   });
   limiterRedis = await createTestRedis({}, 'lease-order limiter');
-  // The production limiter (rate-limiter-flexible on Redis, 1 token per second), recorded.
-  const real = createRateLimiter(limiterRedis, {
-    prefix,
+  // The production lookup limiter (rate-limiter-flexible, 1 token per second) at the layout's key;
+  // giving it also switches the claim's limit on for this gateway double.
+  const rateLimiter = createRateLimiter(limiterRedis, {
+    key: storeKeys(prefix).rateLimit(),
     perSecond: config.sayswitch.rateLimitPerSec,
   });
-  const rateLimiter: RateLimiter = {
-    acquire: async () => {
-      await real.acquire();
-      now = ++grants * SECOND;
-      events.push({ what: 'granted', at: now });
-    },
-  };
-  app = openApp(config, createLogger({ level: 'silent' }), { clock, gateway, rateLimiter });
-  // Record every successful claim (`→ submitting`) and the lease it wrote.
+  app = openApp(config, createLogger({ level: 'silent' }), { gateway, rateLimiter });
+  // Record every claim (`→ submitting`) result and how many gateway calls had been made by then.
   const store = app.store;
   const transition = store.transition.bind(store);
   store.transition = async (key, to, at, opts) => {
-    const res = await transition(key, to, at, opts);
-    if (to === 'submitting' && res.ok) {
-      events.push({
-        what: 'claimed',
-        key,
-        leaseFrom: res.intent.sentAt ?? -1,
-        leaseUntil: res.intent.leaseUntil ?? -1,
-      });
-    }
-    return res;
+    const result = await transition(key, to, at, opts);
+    if (to === 'submitting') events.push({ what: 'claim', key, result, calls });
+    return result;
   };
   running = await startRoles(app, ['worker']);
 });
@@ -101,13 +87,15 @@ afterAll(async () => {
   await limiterRedis?.quit();
 });
 
-describe('the submit lease starts after the rate limit', () => {
-  it('two submissions at 1 token/s: each claims only after its token, and its lease starts then', async () => {
+describe('the submit claim takes the rate limit token', () => {
+  it('over the limit nothing is claimed nor called; the claim made after the window holds the lease', async () => {
+    // The window's one token is spent for the next 3 s (well past the jobs being picked up).
+    await limiterRedis.set(storeKeys(prefix).rateLimit(), '1', 'PX', 3_000);
     const deps = {
       store: app.store,
       dispatcher: app.dispatcher,
       sealer: app.sealer,
-      clock,
+      clock: app.clock,
       hashKey: app.config.dataEncryptionKey,
     };
     for (const key of ['lease-a', 'lease-b']) {
@@ -125,43 +113,48 @@ describe('the submit lease starts after the rate limit', () => {
       await until(() => app.store.get(key), {
         done: (i) => i?.state === 'succeeded',
         what: `${key} succeeded`,
-        timeoutMs: 15_000,
+        timeoutMs: 20_000,
       });
     }
 
-    // One token per submission: the gateway did not take a second one for the call.
-    expect(grants).toBe(2);
-    const claims = events.filter((e) => e.what === 'claimed');
-    expect(claims.map((c) => c.key).sort()).toEqual(['api_lease-a', 'api_lease-b']);
-    for (const [i, claim] of claims.entries()) {
+    const claims = events.filter((e) => e.what === 'claim');
+    for (const key of ['api_lease-a', 'api_lease-b']) {
+      const mine = claims.filter((c) => c.key === key);
+      const ok = mine.filter((c) => c.result.ok);
+      // One successful claim per payment, after at least one refused for the limit.
+      expect(ok).toHaveLength(1);
+      const first = mine[0];
+      expect(first?.result).toMatchObject({ ok: false, why: 'rate_limited', state: 'queued' });
+      if (first?.result.ok === false && first.result.why === 'rate_limited')
+        expect(first.result.retryInMs).toBeGreaterThan(0);
+      const claim = ok[0];
+      if (!claim?.result.ok) throw new Error('no claim');
+      // The lease starts at the successful claim: leaseUntil = sentAt + SUBMIT_LEASE.
+      expect(claim.result.intent.leaseUntil).toBe((claim.result.intent.sentAt ?? 0) + LEASE_MS);
+      // The gateway was called for it only after that claim.
       const at = events.indexOf(claim);
-      const grantedBefore = events.slice(0, at).filter((e) => e.what === 'granted');
-      // The (i+1)-th claim comes after the (i+1)-th grant, and its lease starts at that grant.
-      expect(grantedBefore.length, `claim ${claim.key}`).toBeGreaterThanOrEqual(i + 1);
-      expect(claim.leaseFrom).toBe(grantedBefore.at(-1)?.at);
-      expect(claim.leaseFrom).toBeGreaterThanOrEqual((i + 1) * SECOND);
-      expect(claim.leaseUntil).toBe(claim.leaseFrom + LEASE_MS);
-      // The gateway call follows the claim without waiting for another token.
       const call = events.findIndex(
-        (e, j) => j > at && e.what === 'called' && e.reference === `${claim.key}_1`,
+        (e, j) => e.what === 'called' && e.reference === `${key}_1` && j > at,
       );
-      expect(call, `call of ${claim.key}`).toBeGreaterThan(at);
-      expect(events.slice(at, call).some((e) => e.what === 'granted')).toBe(false);
+      expect(call, `call of ${key}`).toBeGreaterThan(at);
+      expect(
+        events.slice(0, at).some((e) => e.what === 'called' && e.reference === `${key}_1`),
+      ).toBe(false);
     }
-    // In particular the second lease starts at the second grant (the last one), not while its
-    // submission waited for it at the first.
-    const second = claims[1];
-    expect(second?.what === 'claimed' && second.leaseFrom).toBe(2 * SECOND);
+    // While every claim was refused, no call had been made.
+    const refused = claims.filter((c) => !c.result.ok);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    expect(calls).toBe(2);
   });
 
-  it('lookups still wait for a token inside the gateway', async () => {
-    const before = grants;
+  it('lookups take a token inside the gateway from the same counter; submissions through it take none', async () => {
+    const key = storeKeys(prefix).rateLimit();
+    await limiterRedis.set(key, '0', 'PX', 60_000);
     expect(await app.gateway.verifyCharge('api_lease-a_1')).toEqual({
       reference: 'api_lease-a_1',
       status: 'not_found',
     });
-    expect(grants).toBe(before + 1);
-    // A submission through the gateway alone takes none (its caller took it).
+    expect(await limiterRedis.get(key)).toBe('1');
     await app.gateway.chargeCard({
       reference: 'api_lease-direct_1' as never,
       amount: 100 as never,
@@ -169,6 +162,7 @@ describe('the submit lease starts after the rate limit', () => {
       email: 'ada@example.com',
       cardToken: 'tok_direct_0123456789',
     });
-    expect(grants).toBe(before + 1);
+    expect(await limiterRedis.get(key)).toBe('1');
+    await limiterRedis.del(key);
   });
 });

@@ -82,15 +82,29 @@ async function park(job: Job, token: string | undefined, until: number): Promise
   throw new DelayedError();
 }
 
+/**
+ * `p`, or an outcome_unknown error once `ms` passed. One promise and one timer per job; the error
+ * (its message and stack) is built only when the timer fires, never on the path that succeeds.
+ */
 function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(
       () => reject(new OutcomeUnknownError(`${name} handler exceeded ${ms} ms`, 'handler_timeout')),
       ms,
     );
+    p.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        // Passed on as it is, as Promise.race did.
+        // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+        reject(err);
+      },
+    );
   });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

@@ -20,6 +20,8 @@ export function storeKeys(prefix: string) {
     leases: () => `${prefix}:leases`,
     reconcileDue: () => `${prefix}:reconcile:due`,
     events: () => eventsKey(prefix),
+    /** The outbound gateway rate limit's window counter (claims and lookups share it). */
+    rateLimit: () => `${prefix}:ratelimit:sayswitch`,
   };
 }
 export type StoreKeys = ReturnType<typeof storeKeys>;

@@ -26,57 +26,107 @@ return 1
 `);
 
 /**
+ * One intent transition, lean: one read (HMGET of what it decides on, or HGETALL when the reply
+ * or the event needs the whole hash: both are built from that read and the writes, never read
+ * again), one HSET of every field it writes (and one HDEL of those it clears), the indexes, the
+ * history line, and the event only when the transition publishes one.
+ *
+ * With a rate limit (ARGV[17]), the transition also takes one token of the outbound gateway rate
+ * limit (the submit claim): a fixed window of ARGV[18] ms counted at the last KEY, the same
+ * counter rate-limiter-flexible keeps for lookups (rate-limited-gateway.ts), so claims and lookups
+ * share one limit. It is taken only once every other check passed (a claim that is refused, stale
+ * or missing takes none); over the limit nothing changes and the reply says how long the window
+ * still runs.
+ *
  * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
- * (in the order of ARGV[12]).
+ * (in the order of ARGV[12]), last: the rate limit counter.
  * ARGV: 1 key, 2 to, 3 now, 4 allowed-from for charges ",a,b,", 5 allowed-from for payouts,
  * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 the new attempt's
  * reference, or '' when the transition opens no new attempt, 9 unsent resubmit '1'|'0', 10 reason,
  * 11 reconcileAt or '', 12 state order "s1,s2,…", 13 event type or '', 14 max events stream
- * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event).
- * Returns {'ok', from, hash...} | {'missing'} | {'refused'|'stale', state, attempt}.
+ * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event),
+ * 17 rate limit per window or '' (none), 18 rate window ms, 19 read back '1'|'0'.
+ * Returns {'ok', from, hash...} (read back) | {'ok', from} | {'missing'} |
+ * {'refused'|'stale', state, attempt} | {'limited', state, attempt, ms until the window ends}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local h = KEYS[1]
-local fields = redis.call('HMGET', h, 'state', 'type', 'attempt')
-local from, itype, attempt = fields[1], fields[2], tonumber(fields[3])
+local from, itype, attempt, cur
+local full = ARGV[19] == '1' or ARGV[13] ~= ''
+if full then
+  -- The whole hash in one read: the reply and the event are built from it and the writes below.
+  local flat = redis.call('HGETALL', h)
+  cur = {}
+  for i = 1, #flat, 2 do cur[flat[i]] = flat[i + 1] end
+else
+  local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil')
+  cur = { state = f[1] or nil, type = f[2] or nil, attempt = f[3] or nil,
+    unsentResubmits = f[4] or nil, enqueues = f[5] or nil, leaseUntil = f[6] or nil }
+end
+from, itype, attempt = cur.state, cur.type, tonumber(cur.attempt)
 if not from then return {'missing'} end
 if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= attempt then return {'stale', from, tostring(attempt)} end
 local allowed = ARGV[4]
 if itype == 'payout' then allowed = ARGV[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
+
+if ARGV[17] ~= '' then
+  local rk = KEYS[#KEYS]
+  local used = redis.call('INCR', rk)
+  if used == 1 then redis.call('PEXPIRE', rk, ARGV[18]) end
+  if used > tonumber(ARGV[17]) then
+    redis.call('DECR', rk)
+    local ttl = redis.call('PTTL', rk)
+    if ttl < 0 then redis.call('PEXPIRE', rk, ARGV[18]); ttl = tonumber(ARGV[18]) end
+    return {'limited', from, tostring(attempt), tostring(ttl)}
+  end
+end
+
 local to, now, key = ARGV[2], ARGV[3], ARGV[1]
-
-local idx = {}
-local i = 6
-for s in string.gmatch(ARGV[12], '[^,]+') do idx[s] = KEYS[i]; i = i + 1 end
-
+local set, del = {}, {}
+local unsent = tonumber(cur.unsentResubmits or '0')
 if ARGV[8] ~= '' then
   attempt = attempt + 1
-  redis.call('HSET', h, 'attempt', tostring(attempt), 'reference', ARGV[8],
-    'checks', '0', 'unsentResubmits', '0')
-  redis.call('HDEL', h, 'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
-    'authorizationUrl', 'requiresActionUntil')
+  unsent = 0
+  set.attempt = tostring(attempt); set.reference = ARGV[8]; set.checks = '0'; set.unsentResubmits = '0'
+  for _, k in ipairs({'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
+    'authorizationUrl', 'requiresActionUntil'}) do del[k] = true end
 end
-if ARGV[9] == '1' then redis.call('HINCRBY', h, 'unsentResubmits', 1) end
-if to == 'queued' then redis.call('HINCRBY', h, 'enqueues', 1) end
-
-local patch = cjson.decode(ARGV[7])
-for k, v in pairs(patch) do
-  if v == '' then redis.call('HDEL', h, k) else redis.call('HSET', h, k, v) end
+if ARGV[9] == '1' then set.unsentResubmits = tostring(unsent + 1) end
+if to == 'queued' then set.enqueues = tostring(tonumber(cur.enqueues or '0') + 1) end
+for k, v in pairs(cjson.decode(ARGV[7])) do
+  if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
 end
-redis.call('HSET', h, 'state', to, 'updatedAt', now)
-if from ~= to then
-  redis.call('ZREM', idx[from], key)
-  redis.call('ZADD', idx[to], now, key)
-end
-
 if to == 'submitting' then
-  redis.call('ZADD', KEYS[3], redis.call('HGET', h, 'leaseUntil') or now, key)
-else
+  redis.call('ZADD', KEYS[3], set.leaseUntil or cur.leaseUntil or now, key)
+elseif cur.leaseUntil or from == 'submitting' or set.leaseUntil then
   redis.call('ZREM', KEYS[3], key)
-  redis.call('HDEL', h, 'leaseUntil')
+  set.leaseUntil = nil; del.leaseUntil = true
 end
-if ARGV[11] ~= '' then redis.call('ZADD', KEYS[4], ARGV[11], key) else redis.call('ZREM', KEYS[4], key) end
+set.state = to; set.updatedAt = now
+local flat = {}
+for k, v in pairs(set) do flat[#flat + 1] = k; flat[#flat + 1] = v; cur[k] = v end
+redis.call('HSET', h, unpack(flat))
+local gone = {}
+for k in pairs(del) do gone[#gone + 1] = k; cur[k] = nil end
+if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
+
+if from ~= to then
+  local i, fromIdx, toIdx = 6, nil, nil
+  for s in string.gmatch(ARGV[12], '[^,]+') do
+    if s == from then fromIdx = KEYS[i] end
+    if s == to then toIdx = KEYS[i] end
+    i = i + 1
+  end
+  redis.call('ZREM', fromIdx, key)
+  redis.call('ZADD', toIdx, now, key)
+end
+if ARGV[11] ~= '' then
+  redis.call('ZADD', KEYS[4], ARGV[11], key)
+elseif from ~= 'queued' and from ~= 'submitting' then
+  -- Entering queued or submitting always clears the entry, and nothing checks either state.
+  redis.call('ZREM', KEYS[4], key)
+end
 
 local resolution = nil
 if ARGV[16] ~= '' then resolution = cjson.decode(ARGV[16]) end
@@ -84,26 +134,24 @@ redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to 
   reason = ARGV[10] ~= '' and ARGV[10] or nil, resolution = resolution }))
 
 if ARGV[13] ~= '' then
-  local d = redis.call('HMGET', h, 'type', 'amount', 'currency', 'reference', 'reason', 'message', 'fee',
-    'gatewayReference', 'batchId', 'subscriptionId', 'origin', 'line', 'authorizationUrl',
-    'requiresActionUntil', 'authorizationSealed')
-  local data = { key = key, state = to, attempt = attempt, type = d[1], amount = tonumber(d[2]),
-    currency = d[3], reference = d[4], reason = d[5] or nil, message = d[6] or nil,
-    fee = d[7] and tonumber(d[7]) or nil, gatewayReference = d[8] or nil, batchId = d[9] or nil,
-    subscriptionId = d[10] or nil, origin = d[11], line = d[12] and tonumber(d[12]) or nil }
+  local data = { key = key, state = to, attempt = attempt, type = cur.type, amount = tonumber(cur.amount),
+    currency = cur.currency, reference = cur.reference, reason = cur.reason, message = cur.message,
+    fee = cur.fee and tonumber(cur.fee) or nil, gatewayReference = cur.gatewayReference,
+    batchId = cur.batchId, subscriptionId = cur.subscriptionId, origin = cur.origin,
+    line = cur.line and tonumber(cur.line) or nil }
   if to == 'requires_action' then
-    data.authorizationUrl = d[13] or nil
-    data.requiresActionUntil = d[14] and tonumber(d[14]) or nil
+    data.authorizationUrl = cur.authorizationUrl
+    data.requiresActionUntil = cur.requiresActionUntil and tonumber(cur.requiresActionUntil) or nil
   end
   -- Whether a reusable card authorization is stored (never the authorization itself).
-  if d[1] == 'charge' then data.hasAuthorization = d[15] ~= false end
+  if cur.type == 'charge' then data.hasAuthorization = cur.authorizationSealed ~= nil end
   data.resolution = resolution
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
     'at', now, 'data', cjson.encode(data))
 end
-local out = redis.call('HGETALL', h)
-table.insert(out, 1, from)
-table.insert(out, 1, 'ok')
+if ARGV[19] ~= '1' then return {'ok', from} end
+local out = {'ok', from}
+for k, v in pairs(cur) do out[#out + 1] = k; out[#out + 1] = v end
 return out
 `);
 

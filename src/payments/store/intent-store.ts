@@ -134,8 +134,55 @@ function fromFlat(flat: string[]): Intent {
   return hashSchema.parse(obj);
 }
 
+/**
+ * The intent a transition leaves, from the caller's copy and the transition's own changes: what
+ * TRANSITION_INTENT writes, mirrored (test/integration/intent-store-lean.test.ts compares the two
+ * against a read-back). Fields changed meanwhile by something other than a transition (a reconcile
+ * check count, `seenAtGateway`) read as in the caller's copy.
+ */
+function applied(
+  base: Intent,
+  to: IntentState,
+  now: number,
+  opts: TransitionOptions,
+  newReference: AttemptReference | undefined,
+): Intent {
+  const out: Intent = { ...base, state: to, updatedAt: now };
+  if (newReference !== undefined) {
+    out.attempt = base.attempt + 1;
+    out.reference = newReference;
+    out.checks = 0;
+    out.unsentResubmits = 0;
+    for (const f of [
+      'reason',
+      'message',
+      'gatewayReference',
+      'fee',
+      'sentAt',
+      'seenAtGateway',
+      'authorizationUrl',
+      'requiresActionUntil',
+    ] as const)
+      delete out[f];
+  }
+  if (opts.unsentResubmit) out.unsentResubmits = out.unsentResubmits + 1;
+  if (to === 'queued') out.enqueues = base.enqueues + 1;
+  if (opts.payee !== undefined) out.payee = opts.payee;
+  const patch = (opts.patch ?? {}) as Record<string, unknown>;
+  const mutable = out as unknown as Record<string, unknown>;
+  for (const [f, v] of Object.entries(patch)) {
+    if (v === undefined || v === '') delete mutable[f];
+    else mutable[f] = v;
+  }
+  if (to !== 'submitting') delete out.leaseUntil;
+  return out;
+}
+
 /** Intent.incarnation: random, fixed at creation. */
 const newIncarnation = (): string => randomBytes(4).toString('hex');
+
+/** The order of the state indexes among a transition's keys. */
+const STATE_ORDER = INTENT_STATES.join(',');
 
 const csv = (states: IntentState[]) => `,${states.join(',')},`;
 
@@ -150,14 +197,36 @@ const ALLOWED = Object.fromEntries(
   ]),
 ) as Record<IntentState, { charge: string; payout: string }>;
 
+/** Options of a {@link RedisIntentStore}. */
+export interface IntentStoreOptions {
+  /**
+   * The outbound gateway rate limit that claims (`rateLimited` transitions) take a token of:
+   * `perWindow` tokens per `windowMs`, counted at the key layout's `rateLimit()` key. The
+   * composition root passes SAYSWITCH_RATE_LIMIT_PER_SEC per 1 s (divided by the shard count when
+   * intents are spread over several stores). Without it, claims take no token.
+   */
+  gatewayRateLimit?: { perWindow: number; windowMs: number };
+}
+
 export class RedisIntentStore implements IntentStore {
   private readonly k: StoreKeys;
+  private readonly rateLimit: { perWindow: string; windowMs: string } | undefined;
+  /** Every transition's constant keys and arguments, built once (they showed in the profile). */
+  private readonly stateIndexes: string[];
+  private readonly rateLimitKey: string;
 
   constructor(
     private readonly redis: Redis,
     prefix: string,
+    opts: IntentStoreOptions = {},
   ) {
     this.k = storeKeys(prefix);
+    this.stateIndexes = this.k.allStateIndexes();
+    this.rateLimitKey = this.k.rateLimit();
+    const limit = opts.gatewayRateLimit;
+    this.rateLimit = limit
+      ? { perWindow: String(limit.perWindow), windowMs: String(limit.windowMs) }
+      : undefined;
   }
 
   /** @inheritdoc */
@@ -315,6 +384,9 @@ export class RedisIntentStore implements IntentStore {
     const newReference = opts.newAttempt
       ? attemptReference(key as IntentKey, attempt + 1)
       : undefined;
+    const limited = opts.rateLimited === true && this.rateLimit !== undefined;
+    // The caller's copy stands in for a read-back only when it is on the attempt expected.
+    const known = opts.known?.attempt === attempt ? opts.known : undefined;
     // A refund's key says it is one (kernel/ids.ts): it publishes refund.*, never payment.*.
     const event = parseRefundKey(key) ? refundEventFor(to) : paymentEventFor(to);
     const eventId =
@@ -323,13 +395,14 @@ export class RedisIntentStore implements IntentStore {
         : paymentEventId(newReference ?? attemptReference(key as IntentKey, attempt), to);
     const res = (await TRANSITION_INTENT.run(
       this.redis,
-      5 + INTENT_STATES.length,
+      6 + INTENT_STATES.length,
       this.k.intent(key),
       this.k.history(key),
       this.k.leases(),
       this.k.reconcileDue(),
       this.k.events(),
-      ...this.k.allStateIndexes(),
+      ...this.stateIndexes,
+      this.rateLimitKey,
       key,
       to,
       String(now),
@@ -341,16 +414,30 @@ export class RedisIntentStore implements IntentStore {
       opts.unsentResubmit ? '1' : '0',
       opts.reason ?? '',
       opts.reconcileAt === undefined ? '' : String(opts.reconcileAt),
-      INTENT_STATES.join(','),
+      STATE_ORDER,
       event ?? '',
       String(EVENTS_MAX_LEN),
       eventId,
       opts.resolution ? JSON.stringify(opts.resolution) : '',
+      limited ? this.rateLimit.perWindow : '',
+      limited ? this.rateLimit.windowMs : '',
+      known ? '0' : '1',
     )) as string[];
     const tag = res[0];
-    if (tag === 'ok')
-      return { ok: true, from: res[1] as IntentState, intent: fromFlat(res.slice(2)) };
+    if (tag === 'ok') {
+      const from = res[1] as IntentState;
+      if (!known) return { ok: true, from, intent: fromFlat(res.slice(2)) };
+      return { ok: true, from, intent: applied(known, to, now, opts, newReference) };
+    }
     if (tag === 'missing') return { ok: false, why: 'missing' };
+    if (tag === 'limited')
+      return {
+        ok: false,
+        why: 'rate_limited',
+        state: res[1] as IntentState,
+        attempt: Number(res[2]),
+        retryInMs: Number(res[3]),
+      };
     return {
       ok: false,
       why: tag === 'stale' ? 'stale' : 'refused',

@@ -1,3 +1,5 @@
+import { AxiosError } from 'axios';
+import { errors } from 'undici';
 import { describe, expect, it } from 'vitest';
 import {
   FatalError,
@@ -114,6 +116,105 @@ describe('mapTransportError', () => {
     expect(dump).not.toContain('sk_live_SECRET');
     expect(dump).not.toContain('4111');
     expect(dump).not.toContain('card');
+  });
+});
+
+describe('mapTransportError: undici (the default transport) maps to the same kinds', () => {
+  /** undici's own error classes, wrapped the way undici-adapter.ts hands them to axios. */
+  const wrap = (err: Error & { code?: string }) => {
+    const e = new AxiosError('gateway transport error', err.code, undefined);
+    e.cause = err;
+    return e;
+  };
+  const table: [string, () => Error, ErrorKind, string][] = [
+    [
+      'UND_ERR_HEADERS_TIMEOUT',
+      () => new errors.HeadersTimeoutError(),
+      'outcome_unknown',
+      'timeout',
+    ],
+    ['UND_ERR_BODY_TIMEOUT', () => new errors.BodyTimeoutError(), 'outcome_unknown', 'timeout'],
+    ['UND_ERR_ABORTED', () => new errors.RequestAbortedError(), 'outcome_unknown', 'timeout'],
+    [
+      'UND_ERR_SOCKET',
+      () => new errors.SocketError('other side closed'),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+    ['UND_ERR_CLOSED', () => new errors.ClientClosedError(), 'outcome_unknown', 'connection_lost'],
+    [
+      'UND_ERR_DESTROYED',
+      () => new errors.ClientDestroyedError(),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+    [
+      'UND_ERR_INFO',
+      () => new errors.InformationalError('x'),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+    [
+      'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+      () => new errors.ResponseContentLengthMismatchError(),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+    [
+      'HPE_INVALID_STATUS',
+      () => codeErr('HPE_INVALID_STATUS'),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+    [
+      'UND_ERR_CONNECT_TIMEOUT',
+      () => new errors.ConnectTimeoutError(),
+      'retryable',
+      'connect_failed',
+    ],
+    ['UND_ERR_INVALID_ARG', () => new errors.InvalidArgumentError('bad'), 'fatal', 'client_config'],
+    [
+      'ECONNREFUSED (socket error passed on)',
+      () => codeErr('ECONNREFUSED'),
+      'retryable',
+      'connection_refused',
+    ],
+    [
+      'ECONNRESET (socket error passed on)',
+      () => codeErr('ECONNRESET'),
+      'outcome_unknown',
+      'connection_lost',
+    ],
+  ];
+  for (const [name, make, kind, mapped] of table) {
+    it(`${name} → ${kind} (${mapped}), bare and wrapped in the AxiosError the adapter throws`, () => {
+      for (const err of [make(), wrap(make())]) {
+        const e = mapTransportError(err, submission);
+        expect(e.kind).toBe(kind);
+        expect(e.code).toBe(mapped);
+      }
+    });
+  }
+
+  it('a request that never reached a connected socket was never sent, whatever the code', () => {
+    for (const make of [() => new errors.HeadersTimeoutError(), () => codeErr('ERR_CANCELED')]) {
+      expect(mapTransportError(wrap(make()), submission, { transportReady: false })).toMatchObject({
+        kind: 'retryable',
+        code: 'connect_failed',
+      });
+    }
+  });
+
+  it('a request on the wire is never failed by inference: ambiguous codes stay outcome_unknown', () => {
+    for (const make of [
+      () => new errors.HeadersTimeoutError(),
+      () => new errors.SocketError('closed'),
+      () => new errors.ClientDestroyedError(),
+    ]) {
+      expect(mapTransportError(wrap(make()), submission, { transportReady: true }).kind).toBe(
+        'outcome_unknown',
+      );
+    }
   });
 });
 

@@ -3,12 +3,14 @@
  * bearer key, optional payload encryption and request signature, the response body decoded
  * (decrypted first when encryption is on), classified by error-mapping/ and parsed with the
  * endpoint's schema. Callers get an understood answer or a `BillingError`; never a raw axios error.
+ * axios is the client interface; the HTTP under it is an undici Pool by default (undici-adapter.ts),
+ * axios's own http adapter on request (`httpAdapter`).
  */
 import http from 'node:http';
 import https from 'node:https';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import axios, { type AxiosInstance, type AxiosResponse } from 'axios';
+import axios, { type AxiosAdapter, type AxiosInstance, type AxiosResponse } from 'axios';
 import type { z } from 'zod';
 import type { BillingError } from '../../../kernel/errors.ts';
 import type { Logger } from '../../logger.ts';
@@ -21,6 +23,7 @@ import {
 } from './error-mapping/response-errors.ts';
 import { mapTransportError } from './error-mapping/transport-errors.ts';
 import { encryptedEnvelopeSchema } from './schemas.ts';
+import { createUndiciAdapter, type UndiciAdapter } from './undici-adapter.ts';
 
 /** How to reach Sayswitch and what goes with every request. */
 export interface TransportOptions {
@@ -38,9 +41,20 @@ export interface TransportOptions {
   logger?: Logger;
   /** Extra TLS options (tests pass a CA). `minVersion` is never lowered below TLS 1.2. */
   httpsAgentOptions?: https.AgentOptions;
-  /** Per-origin socket cap of the keep-alive agents; Node's default (unbounded) when omitted. */
+  /** Connections to the gateway at most (per process); {@link DEFAULT_MAX_SOCKETS} when omitted. */
   maxSockets?: number;
+  /**
+   * The HTTP engine under axios: `undici` (the default, an undici Pool), `http` (axios's Node http
+   * adapter, what ran before) or `fetch` (axios's fetch adapter on Node's global fetch; it ignores
+   * `httpsAgentOptions` and `maxSockets`, so it is for the benchmark's comparison only).
+   */
+  httpAdapter?: HttpAdapterName;
 }
+
+export type HttpAdapterName = 'undici' | 'http' | 'fetch';
+
+/** Connections per process to the gateway when `maxSockets` is not given. */
+export const DEFAULT_MAX_SOCKETS = 64;
 
 /** One call as the capability modules describe it. */
 interface CallSpec<S extends z.ZodType> {
@@ -101,8 +115,9 @@ class ReadyTrackingHttpsAgent extends https.Agent {
 /** Requests to Sayswitch over keep-alive sockets; one instance per gateway. */
 export class SayswitchTransport {
   private readonly http: AxiosInstance;
-  private readonly httpAgent: http.Agent;
-  private readonly httpsAgent: https.Agent;
+  private readonly httpAgent: http.Agent | undefined;
+  private readonly httpsAgent: https.Agent | undefined;
+  private readonly undici: UndiciAdapter | undefined;
   private readonly secretKey: string;
   private readonly encryption: PayloadCryptoConfig | undefined;
   private readonly signRequests: boolean;
@@ -117,22 +132,40 @@ export class SayswitchTransport {
     this.encryption = opts.encryption;
     this.signRequests = opts.signRequests ?? false;
     this.logger = opts.logger;
-    const maxSockets = opts.maxSockets ?? Infinity;
-    this.httpAgent = new ReadyTrackingHttpAgent(this.readySockets, { keepAlive: true, maxSockets });
+    const maxSockets = opts.maxSockets ?? DEFAULT_MAX_SOCKETS;
     const requested = opts.httpsAgentOptions?.minVersion;
-    this.httpsAgent = new ReadyTrackingHttpsAgent(this.readySockets, {
+    // docs/sayswitch-wire.md "Transport": outbound gateway calls need TLS 1.2 or newer; a caller
+    // may raise the floor, never lower it.
+    const tls = {
       ...opts.httpsAgentOptions,
-      keepAlive: true,
-      maxSockets,
-      // docs/sayswitch-wire.md "Transport": outbound gateway calls need TLS 1.2 or newer; a caller
-      // may raise the floor, never lower it.
-      minVersion: requested === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2',
-    });
+      minVersion: requested === 'TLSv1.3' ? ('TLSv1.3' as const) : ('TLSv1.2' as const),
+    };
+    const adapterName = opts.httpAdapter ?? 'undici';
+    let adapter: AxiosAdapter | 'fetch' | 'http' = adapterName === 'fetch' ? 'fetch' : 'http';
+    if (adapterName === 'undici') {
+      this.undici = createUndiciAdapter({
+        baseUrl: opts.baseUrl,
+        timeoutMs: opts.timeoutMs,
+        connections: maxSockets,
+        tls,
+      });
+      adapter = this.undici.adapter;
+    } else if (adapterName === 'http') {
+      this.httpAgent = new ReadyTrackingHttpAgent(this.readySockets, {
+        keepAlive: true,
+        maxSockets,
+      });
+      this.httpsAgent = new ReadyTrackingHttpsAgent(this.readySockets, {
+        ...tls,
+        keepAlive: true,
+        maxSockets,
+      });
+    }
     this.http = axios.create({
       baseURL: opts.baseUrl,
       timeout: opts.timeoutMs,
-      httpAgent: this.httpAgent,
-      httpsAgent: this.httpsAgent,
+      adapter,
+      ...(this.httpAgent ? { httpAgent: this.httpAgent, httpsAgent: this.httpsAgent } : {}),
       // Statuses are mapped in error-mapping/, never by axios throwing.
       validateStatus: () => true,
       // A redirected POST could be replayed somewhere else; a redirect is a configuration error.
@@ -148,8 +181,9 @@ export class SayswitchTransport {
 
   /** Closes the keep-alive sockets. Call on shutdown; the instance is unusable afterwards. */
   close(): void {
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.httpAgent?.destroy();
+    this.httpsAgent?.destroy();
+    void this.undici?.close();
   }
 
   /**
@@ -218,6 +252,10 @@ export class SayswitchTransport {
    */
   private transportReady(err: unknown): boolean | undefined {
     if (err === null || typeof err !== 'object') return undefined;
+    if (this.undici) {
+      const config = (err as { config?: unknown }).config;
+      return config === undefined ? undefined : this.undici.requestStarted(config);
+    }
     const req = (err as { request?: unknown }).request;
     if (!(req instanceof http.ClientRequest)) return undefined;
     const socket = req.socket;

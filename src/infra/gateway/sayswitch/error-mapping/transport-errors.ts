@@ -1,6 +1,7 @@
 /**
  * Errors thrown by the HTTP client before any response arrived, mapped to an error kind by their
- * error codes alone (never `err.message`). One half of the error mapping; the other half,
+ * error codes alone (never `err.message`): axios's and Node's codes, and undici's (`UND_ERR_*`,
+ * `HPE_*`) for the undici transport, to the same kinds. One half of the error mapping; the other half,
  * response-errors.ts, reads responses. Messages are fixed text plus the endpoint, so no secret
  * key, card token or request body can leak into them.
  */
@@ -24,8 +25,33 @@ const UNSENT_CODES = new Set([
   'EADDRNOTAVAIL',
 ]);
 
+/** undici gave up connecting: the request, written only on a connected socket, never left. */
+const CONNECT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT']);
+
+/** Timers that ran out while waiting for the answer (ours or the client's). */
+const TIMEOUT_CODES = new Set([
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'ERR_CANCELED',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_ABORTED',
+]);
+
 /** The request may have been delivered and processed; only the answer is missing. */
 const AMBIGUOUS_CODES = new Set([
+  // undici: its timers, a socket closed under the request, a malformed or cut response, the pool
+  // closed while the request was on the wire (before it was, `transportReady: false` says so).
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_ABORTED',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_DESTROYED',
+  'UND_ERR_INFO',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'UND_ERR_RES_EXCEEDED_MAX_SIZE',
+  'UND_ERR_RESPONSE',
   'ECONNABORTED', // axios timeout (without clarifyTimeoutError)
   'ETIMEDOUT', // axios timeout with clarifyTimeoutError, or a socket timeout
   'ERR_CANCELED', // aborted by our deadline signal
@@ -77,6 +103,9 @@ const CONFIG_CODES = new Set([
   'ERR_BAD_OPTION',
   'ERR_BAD_OPTION_VALUE',
   'ERR_INVALID_CHAR',
+  'UND_ERR_INVALID_ARG',
+  'UND_ERR_NOT_SUPPORTED',
+  'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH',
 ]);
 
 function readCode(err: unknown): string | undefined {
@@ -163,7 +192,8 @@ export function mapTransportError(
     );
   }
   const first = codes[0] ?? 'unknown';
-  if (neverConnected) {
+  const connect = codes.find((c) => CONNECT_CODES.has(c));
+  if (neverConnected || (connect && hints.transportReady !== true)) {
     // A timeout or reset while still connecting or handshaking: the request never left.
     return new RetryableError(
       `connection to ${where} failed before the request was sent (${first})`,
@@ -171,10 +201,11 @@ export function mapTransportError(
       new TransportFault(first),
     );
   }
-  const ambiguous = codes.find((c) => AMBIGUOUS_CODES.has(c) || c === 'EPROTO');
+  const ambiguous = codes.find(
+    (c) => AMBIGUOUS_CODES.has(c) || c === 'EPROTO' || c.startsWith('HPE_'),
+  );
   if (ambiguous) {
-    const timeout =
-      ambiguous === 'ECONNABORTED' || ambiguous === 'ETIMEDOUT' || ambiguous === 'ERR_CANCELED';
+    const timeout = TIMEOUT_CODES.has(ambiguous);
     return new OutcomeUnknownError(
       `${timeout ? 'timed out waiting for' : 'connection lost during'} ${where}; the outcome is unknown`,
       timeout ? 'timeout' : 'connection_lost',
