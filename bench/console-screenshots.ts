@@ -22,7 +22,7 @@ import { approveBatch } from '../src/batches/operations.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { createPayment } from '../src/payments/create.ts';
-import { resolvePayment } from '../src/payments/resolve.ts';
+import { resolveDeps, resolvePayment } from '../src/payments/resolve.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import {
   applyAction,
@@ -108,22 +108,12 @@ async function main(): Promise<void> {
     // One of them: the payer completed it late; an operator resolves it after checking.
     const late = await app.store.get('api_order-1004');
     sandbox.authenticate(late!.reference, 'complete');
-    await resolvePayment(
-      {
-        store: app.store,
-        gateway: app.gateway,
-        clock: app.clock,
-        logger: app.logger,
-        unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
-      },
-      'api_order-1004',
-      {
-        outcome: 'succeeded',
-        note: 'payer completed 3DS late; Sayswitch shows it paid',
-        force: false,
-        by: `console:${USER}`,
-      },
-    );
+    await resolvePayment(resolveDeps(app), 'api_order-1004', {
+      outcome: 'succeeded',
+      note: 'payer completed 3DS late; Sayswitch shows it paid',
+      force: false,
+      by: `console:${USER}`,
+    });
 
     // A payout run: 120 rows, every eighth declined (amounts ending in .51), approved by ops.
     const rows = Array.from({ length: 120 }, (_, i) => {

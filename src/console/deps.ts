@@ -3,10 +3,10 @@
  * builds the same capability services' dependencies (the composition root's `App` fits).
  */
 import type { Clock } from '../kernel/clock.ts';
-import type { PaymentGateway } from '../kernel/ports.ts';
+import type { PaymentGateway, RefundStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { BatchDeps } from '../batches/ingest.ts';
-import type { ResolveDeps } from '../payments/resolve.ts';
+import { resolveDeps, type ResolveDeps } from '../payments/resolve.ts';
 import {
   subscriptionServiceDeps,
   type ServiceApp,
@@ -18,6 +18,7 @@ export interface ConsoleApp extends ServiceApp, BatchDeps {
   clock: Clock;
   logger: Logger;
   gateway: PaymentGateway;
+  refunds: RefundStore;
   config: ServiceApp['config'] & {
     reconcile: { resolveUnknownAfterMs: number };
     batchApproval: 'none' | 'payouts' | 'all';
@@ -42,13 +43,7 @@ export function consoleDeps(app: ConsoleApp): ConsoleDeps {
   return {
     app,
     batch: app,
-    resolve: {
-      store: app.store,
-      gateway: app.gateway,
-      clock: app.clock,
-      logger: app.logger.child({ component: 'resolve' }),
-      unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
-    },
+    resolve: resolveDeps(app),
     subs: subscriptionServiceDeps(app),
   };
 }

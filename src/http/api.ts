@@ -18,6 +18,7 @@ import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
+import { resolveDeps } from '../payments/resolve.ts';
 import { registerRefundRoutes } from './routes/payments-refunds.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerTestClockRoutes } from './routes/test-clocks.ts';
@@ -62,14 +63,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),
-      (server) =>
-        registerResolveRoute(server, {
-          store: app.store,
-          gateway: app.gateway,
-          clock: app.clock,
-          logger: app.logger.child({ component: 'resolve' }),
-          unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
-        }),
+      (server) => registerResolveRoute(server, resolveDeps(app)),
       (server) =>
         registerRefundRoutes(server, {
           store: app.store,

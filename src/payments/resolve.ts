@@ -14,8 +14,10 @@ import type { Clock } from '../kernel/clock.ts';
 import { parseAttemptReference } from '../kernel/ids.ts';
 import { OPERATOR_FORCED } from '../kernel/intent.ts';
 import type { Log } from '../kernel/log.ts';
+import type { Logger } from '../infra/logger.ts';
 import type { Intent } from '../kernel/payment.ts';
-import type { IntentStore, LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
+import type { IntentStore, LookupOutcome, PaymentGateway, RefundStore } from '../kernel/ports.ts';
+import { lookupRefund } from './refunds/lookup.ts';
 
 export const RESOLVE_OUTCOMES = ['succeeded', 'failed'] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
@@ -23,10 +25,34 @@ export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
 export interface ResolveDeps {
   store: IntentStore;
   gateway: PaymentGateway;
+  /** A refund is looked up among its charge's refunds (payments/refunds/lookup.ts). */
+  refunds: RefundStore;
   clock: Clock;
   logger: Log;
   /** How old an `unknown` payment must be before a person may resolve it. */
   unknownResolvableAfterMs: number;
+}
+
+/** The slice of the application a resolution is built from (the composition root's `App` fits). */
+export interface ResolveApp {
+  store: IntentStore;
+  gateway: PaymentGateway;
+  refunds: RefundStore;
+  clock: Clock;
+  logger: Logger;
+  config: { reconcile: { resolveUnknownAfterMs: number } };
+}
+
+/** The one place a resolution's dependencies are built: for the API, the console and the CLI. */
+export function resolveDeps(app: ResolveApp): ResolveDeps {
+  return {
+    store: app.store,
+    gateway: app.gateway,
+    refunds: app.refunds,
+    clock: app.clock,
+    logger: app.logger.child({ component: 'resolve' }),
+    unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
+  };
 }
 
 export interface ResolveRequest {
@@ -51,18 +77,21 @@ export type ResolveResult =
 
 /**
  * What the gateway says of the intent's current reference right now (verify for a charge, lookup
- * for a payout), as the resolution asks it; `unreachable` when it could not be asked. The operator
- * console shows it beside the resolve form.
+ * for a payout, the refund's status or its charge's refund list for a refund), as the resolution
+ * asks it; `unreachable` when it could not be asked. The operator console shows it beside the
+ * resolve form.
  */
 export async function askGateway(
-  deps: Pick<ResolveDeps, 'gateway'>,
+  deps: Pick<ResolveDeps, 'gateway' | 'refunds'>,
   intent: Intent,
 ): Promise<{ word: GatewayWord; outcome?: LookupOutcome }> {
   try {
     const outcome =
       intent.type === 'charge'
         ? await deps.gateway.verifyCharge(intent.reference)
-        : await deps.gateway.lookupPayout(intent.reference);
+        : intent.type === 'refund'
+          ? await lookupRefund(deps, intent)
+          : await deps.gateway.lookupPayout(intent.reference);
     return { word: outcome.status, outcome };
   } catch {
     return { word: 'unreachable' };
@@ -77,14 +106,6 @@ export async function resolvePayment(
   const key = parseAttemptReference(keyOrReference)?.key ?? keyOrReference;
   const intent = (await deps.store.get(key)) ?? (await deps.store.get(keyOrReference));
   if (!intent) return { status: 'not_found' };
-  if (intent.type === 'refund') {
-    // Its lookup goes through the charge's refunds (payments/refunds/lookup.ts), which this
-    // resolution does not ask yet (docs/refunds.md "Open points").
-    return {
-      status: 'not_resolvable',
-      message: `${intent.key} is a refund: check it at Sayswitch by hand; resolving refunds is not supported yet`,
-    };
-  }
   const now = deps.clock.now();
 
   const age = now - intent.updatedAt;
@@ -105,6 +126,16 @@ export async function resolvePayment(
   const gateway = asked.word;
   const final = gateway === 'succeeded' || gateway === 'failed' || gateway === 'reversed';
   const agrees = gateway === req.outcome;
+  if (intent.type === 'refund' && req.outcome === 'failed' && !agrees) {
+    // A failed refund gives its amount back to the charge's refundable total: a second refund of
+    // the same money may follow. Only Sayswitch's own `failed` may open that; a person may still
+    // force `succeeded` (it keeps the amount counted as refunded). docs/refunds.md.
+    return {
+      status: final ? 'gateway_disagrees' : 'gateway_unconfirmed',
+      gateway,
+      message: `Sayswitch says refund ${intent.reference} is ${gateway}: a refund is recorded failed only on Sayswitch's word (its amount would become refundable again), force does not override it`,
+    };
+  }
   if (!agrees && !req.force) {
     return final
       ? {

@@ -372,6 +372,28 @@ describe('refunds under the sandbox profiles', () => {
         what: 'refund.needs_review',
       });
       expect(events.map((e) => e.type)).toEqual(['refund.needs_review']);
+
+      // A person resolves it (POST /payments/:key/resolve asks Sayswitch first: it shows another
+      // amount, no final word). `failed` is refused even forced — it would make the amount
+      // refundable again; `succeeded` needs force, and is recorded with who and the note.
+      const path = '/payments/rf1_api_rf-hostile/resolve';
+      const note = 'Sayswitch dashboard: RF refund of the whole charge';
+      const failed = await call(t, 'POST', path, { outcome: 'failed', note, force: true });
+      expect(failed.status).toBe(409);
+      expect(failed.body).toMatchObject({ error: { code: 'gateway_unconfirmed' } });
+      const unforced = await call(t, 'POST', path, { outcome: 'succeeded', note });
+      expect(unforced.status).toBe(409);
+      expect((await settled(t, 'rf1_api_rf-hostile')).state).toBe('needs_review');
+      const forced = await call(t, 'POST', path, { outcome: 'succeeded', note, force: true });
+      expect(forced.status).toBe(200);
+      expect(forced.body).toMatchObject({ state: 'succeeded', resolution: { forced: true } });
+      const after = await until(() => refundEvents(t, 'api_rf-hostile'), {
+        done: (e) => e.length > 1,
+        what: 'refund.succeeded after the resolution',
+      });
+      expect(after.map((e) => e.type)).toEqual(['refund.needs_review', 'refund.succeeded']);
+      // Nothing was sent again.
+      expect(givenBack(sandbox, c)).toMatchObject({ refunds: 1, refundedMinor: 10000 });
     } finally {
       await close();
     }

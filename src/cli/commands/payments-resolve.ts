@@ -4,7 +4,12 @@
  */
 import { userInfo } from 'node:os';
 import { Option, type Command } from 'commander';
-import { resolvePayment, RESOLVE_OUTCOMES, type ResolveOutcome } from '../../payments/resolve.ts';
+import {
+  resolveDeps,
+  resolvePayment,
+  RESOLVE_OUTCOMES,
+  type ResolveOutcome,
+} from '../../payments/resolve.ts';
 import { toView } from '../../payments/view.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
@@ -29,22 +34,12 @@ export function registerPaymentsResolveCommand(payments: Command, ctx: CliContex
       ) => {
         if (opts.note.trim() === '') throw new UsageError('--note must say what you checked');
         await withApp(ctx, async (app) => {
-          const res = await resolvePayment(
-            {
-              store: app.store,
-              gateway: app.gateway,
-              clock: app.clock,
-              logger: app.logger.child({ component: 'resolve' }),
-              unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
-            },
-            reference,
-            {
-              outcome: opts.outcome,
-              note: opts.note.trim(),
-              force: opts.force === true,
-              by: `cli:${userInfo().username}`,
-            },
-          );
+          const res = await resolvePayment(resolveDeps(app), reference, {
+            outcome: opts.outcome,
+            note: opts.note.trim(),
+            force: opts.force === true,
+            by: `cli:${userInfo().username}`,
+          });
           if (res.status === 'not_found') {
             throw new UsageError(`no payment with key or reference "${reference}"`, {
               code: 'not_found',
