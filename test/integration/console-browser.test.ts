@@ -287,7 +287,11 @@ describe.skipIf(noBrowser !== undefined)('the operator console in a browser', ()
   });
 });
 
-// Where no browser exists, the reason is a skipped test's name: visible in the run's output.
-describe.runIf(noBrowser !== undefined)('the operator console in a browser (no browser)', () => {
-  it.skip(noBrowser ?? '', () => {});
-});
+// Where no browser exists, the reason is a skipped test's name: visible in the run's output (and
+// only then: with a browser the run shows no skipped test at all).
+const skipReason = noBrowser;
+if (skipReason !== undefined) {
+  describe('the operator console in a browser (no browser)', () => {
+    it.skip(skipReason, () => {});
+  });
+}
