@@ -15,7 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { chromium } from 'playwright-core';
+import { launchBrowser } from '../test/support/browser.ts';
 import { openApp, startRoles } from '../src/app/composition.ts';
 import { submitBatch } from '../src/batches/ingest.ts';
 import { approveBatch } from '../src/batches/operations.ts';
@@ -157,17 +157,7 @@ async function main(): Promise<void> {
     await applyAction(subs, 'sub-edsger', 'cancel', { atPeriodEnd: true });
 
     mkdirSync(OUT, { recursive: true });
-    const browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    });
+    const browser = await launchBrowser();
     const ctx = await browser.newContext({
       httpCredentials: { username: USER, password: PASSWORD },
       viewport: { width: 1280, height: 800 },

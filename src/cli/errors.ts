@@ -64,3 +64,18 @@ export function describeFsError(err: unknown): string {
       return code ?? (err instanceof Error ? err.message : String(err));
   }
 }
+
+/**
+ * Runs a list read whose `--cursor` the store may refuse (a RangeError: malformed, or made for
+ * another filter) and answers that as a usage error naming the flag.
+ */
+export async function withCursorFlag<T>(read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    if (err instanceof RangeError) {
+      throw new UsageError(`--cursor: ${err.message}`, { code: 'invalid_input' });
+    }
+    throw err;
+  }
+}

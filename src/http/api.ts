@@ -19,6 +19,7 @@ import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
 import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
 import { resolveDeps } from '../payments/resolve.ts';
+import { refundDeps } from '../payments/refunds/create.ts';
 import { registerRefundRoutes } from './routes/payments-refunds.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerTestClockRoutes } from './routes/test-clocks.ts';
@@ -64,16 +65,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),
       (server) => registerResolveRoute(server, resolveDeps(app)),
-      (server) =>
-        registerRefundRoutes(server, {
-          store: app.store,
-          refunds: app.refunds,
-          dispatcher: app.dispatcher,
-          clock: app.clock,
-          logger: app.logger.child({ component: 'refunds' }),
-          hashKey: app.config.dataEncryptionKey,
-          partialRefunds: app.config.sayswitch.partialRefunds,
-        }),
+      (server) => registerRefundRoutes(server, refundDeps(app)),
       (server) => registerSubscriptionRoutes(server, subscriptionServiceDeps(app)),
       (server) => registerTestClockRoutes(server, subscriptionServiceDeps(app)),
       (server) =>

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { batchListQuerySchema, listBatches, type BatchList } from '../../batches/list.ts';
 import { BATCH_STATES } from '../../batches/ports.ts';
 import { withApp, type CliContext } from '../context.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, withCursorFlag } from '../errors.ts';
 
 function human(v: unknown): string {
   const { data, next_cursor } = v as BatchList;
@@ -50,14 +50,7 @@ export function registerBatchListCommands(batch: Command, ctx: CliContext): void
         );
       }
       await withApp(ctx, async (app) => {
-        try {
-          ctx.out().result(await listBatches(app, q.data), human);
-        } catch (err) {
-          if (err instanceof RangeError) {
-            throw new UsageError(`--cursor: ${err.message}`, { code: 'invalid_input' });
-          }
-          throw err;
-        }
+        ctx.out().result(await withCursorFlag(() => listBatches(app, q.data)), human);
       });
     });
 

@@ -6,7 +6,7 @@
 import type { Command } from 'commander';
 import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
 import { withApp, type CliContext } from '../context.ts';
-import { UsageError } from '../errors.ts';
+import { UsageError, withCursorFlag } from '../errors.ts';
 
 function human(v: unknown): string {
   const { data, next_cursor } = v as PaymentList;
@@ -56,14 +56,7 @@ export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext
         );
       }
       await withApp(ctx, async (app) => {
-        try {
-          ctx.out().result(await listPayments(app.store, q.data), human);
-        } catch (err) {
-          if (err instanceof RangeError) {
-            throw new UsageError(`--cursor: ${err.message}`, { code: 'invalid_input' });
-          }
-          throw err;
-        }
+        ctx.out().result(await withCursorFlag(() => listPayments(app.store, q.data)), human);
       });
     });
 

@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import type { AmountMinor } from '../../kernel/money.ts';
-import { createRefund } from '../../payments/refunds/create.ts';
+import { createRefund, refundDeps } from '../../payments/refunds/create.ts';
 import {
   chargeRefunds,
   major,
@@ -55,23 +55,11 @@ export function registerPaymentsRefundCommands(payments: Command, ctx: CliContex
       }
       await withApp(ctx, async (app) => {
         const { amount, reason, key } = body.data;
-        const res = await createRefund(
-          {
-            store: app.store,
-            refunds: app.refunds,
-            dispatcher: app.dispatcher,
-            clock: app.clock,
-            logger: app.logger.child({ component: 'refunds' }),
-            hashKey: app.config.dataEncryptionKey,
-            partialRefunds: app.config.sayswitch.partialRefunds,
-          },
-          reference,
-          {
-            ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
-            ...(reason !== undefined ? { reason } : {}),
-            ...(key !== undefined ? { key } : {}),
-          },
-        );
+        const res = await createRefund(refundDeps(app), reference, {
+          ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
+          ...(reason !== undefined ? { reason } : {}),
+          ...(key !== undefined ? { key } : {}),
+        });
         if (res.status !== 'created' && res.status !== 'existing') {
           const { body: err } = refundRefusal(reference, res);
           const opts = {

@@ -27,6 +27,29 @@ export interface RefundDeps {
   partialRefunds: boolean;
 }
 
+/** The slice of the application refunds are built from (the composition root's `App` fits). */
+export interface RefundApp {
+  store: IntentStore;
+  refunds: RefundStore;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  logger: Logger;
+  config: { dataEncryptionKey: Buffer; sayswitch: { partialRefunds: boolean } };
+}
+
+/** The one place a refund's dependencies are built: for the API and the CLI. */
+export function refundDeps(app: RefundApp): RefundDeps {
+  return {
+    store: app.store,
+    refunds: app.refunds,
+    dispatcher: app.dispatcher,
+    clock: app.clock,
+    logger: app.logger.child({ component: 'refunds' }),
+    hashKey: app.config.dataEncryptionKey,
+    partialRefunds: app.config.sayswitch.partialRefunds,
+  };
+}
+
 /** A refund request, already validated at the edge. */
 export interface RefundInput {
   /** Minor units; absent: everything still refundable. */
