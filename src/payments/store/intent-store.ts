@@ -125,6 +125,9 @@ const hashSchema = z
       fee: h.fee as AmountMinor | undefined,
     };
     for (const k of Object.keys(out) as (keyof Intent)[]) if (out[k] === undefined) delete out[k];
+    // The field outlives the claim in the hash (TRANSITION_INTENT): a lease exists only while
+    // the intent is submitting.
+    if (out.state !== 'submitting') delete out.leaseUntil;
     return out;
   });
 
