@@ -131,10 +131,58 @@ const hashSchema = z
     return out;
   });
 
+const OPTIONAL_TEXT = [
+  'reason',
+  'message',
+  'gatewayReference',
+  'batchId',
+  'subscriptionId',
+  'requestHash',
+  'incarnation',
+  'authorizationUrl',
+  'authorizationSealed',
+] as const;
+const OPTIONAL_NUMBERS = ['fee', 'line', 'sentAt', 'seenAtGateway', 'requiresActionUntil'] as const;
+
+/**
+ * The hash → Intent mapping of {@link hashSchema} without its validation, for hashes this process
+ * just wrote (a created intent) or that our own transition script returned (the claim's reply):
+ * the same Intent (test/integration/intent-store-lean.test.ts compares the two) at a fraction of
+ * zod's cost on the hot path (issue 18's profile). Reads of stored data (`get`, lists) keep
+ * {@link hashSchema}, so a corrupt hash still fails loudly there.
+ */
+function trustedIntent(h: Readonly<Record<string, string | undefined>>): Intent {
+  const out = {
+    key: h.key,
+    type: h.type,
+    origin: h.origin,
+    state: h.state,
+    amount: Number(h.amount),
+    currency: h.currency,
+    attempt: Number(h.attempt),
+    reference: h.reference,
+    payee: JSON.parse(h.payee ?? 'null') as Intent['payee'],
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
+    checks: Number(h.checks ?? 0),
+    enqueues: Number(h.enqueues ?? 0),
+    unsentResubmits: Number(h.unsentResubmits ?? 0),
+  } as Intent;
+  const mutable = out as unknown as Record<string, unknown>;
+  for (const f of OPTIONAL_TEXT) if (h[f] !== undefined) mutable[f] = h[f];
+  for (const f of OPTIONAL_NUMBERS) if (h[f] !== undefined) mutable[f] = Number(h[f]);
+  if (h.meta !== undefined) out.meta = JSON.parse(h.meta) as Record<string, string>;
+  // See hashSchema: a lease exists only while the intent is submitting.
+  if (h.leaseUntil !== undefined && out.state === 'submitting')
+    out.leaseUntil = Number(h.leaseUntil);
+  return out;
+}
+
+/** The intent of a transition script's reply (field, value, …): see {@link trustedIntent}. */
 function fromFlat(flat: string[]): Intent {
   const obj: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
-  return hashSchema.parse(obj);
+  return trustedIntent(obj);
 }
 
 /**
@@ -281,7 +329,7 @@ export class RedisIntentStore implements IntentStore {
       secondary.score,
     )) as number;
     // Created: what was written is the intent (no read back). Existing: read what is stored.
-    const intent = created === 1 ? hashSchema.parse(fields) : await this.get(draft.key);
+    const intent = created === 1 ? trustedIntent(fields) : await this.get(draft.key);
     if (!intent) throw new Error(`intent ${draft.key} vanished after create`);
     return { created: created === 1, intent };
   }
