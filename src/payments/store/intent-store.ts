@@ -229,8 +229,25 @@ function applied(
   return out;
 }
 
-/** Intent.incarnation: random, fixed at creation. */
-const newIncarnation = (): string => randomBytes(4).toString('hex');
+/**
+ * Random bytes for incarnations, drawn 4 KiB at a time: a randomBytes call per intent showed in the
+ * producer's profile.
+ */
+let incarnationPool = Buffer.alloc(0);
+let incarnationAt = 0;
+
+/**
+ * Intent.incarnation: random, fixed at creation. Not a secret: it keeps the job ids of a key
+ * created again apart from the old one's.
+ */
+function newIncarnation(): string {
+  if (incarnationAt + 4 > incarnationPool.length) {
+    incarnationPool = randomBytes(4096);
+    incarnationAt = 0;
+  }
+  incarnationAt += 4;
+  return incarnationPool.toString('hex', incarnationAt - 4, incarnationAt);
+}
 
 /** The order of the state indexes among a transition's keys. */
 const STATE_ORDER = INTENT_STATES.join(',');
