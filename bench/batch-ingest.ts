@@ -28,7 +28,7 @@ import { attemptReference, batchIntentKey } from '../src/kernel/ids.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { bullJobName, jobOptionsFor } from '../src/infra/queues/catalog.ts';
 import { createRedis } from '../src/infra/redis/connection.ts';
-import { createDispatcher } from '../src/infra/queues/dispatcher.ts';
+import { JOB_RETENTION, createDispatcher } from '../src/infra/queues/dispatcher.ts';
 import { QUEUES, submitJobId } from '../src/infra/queues/names.ts';
 import { RedisIntentStore } from '../src/payments/store/intent-store.ts';
 import { createSealer } from '../src/infra/sealing.ts';
@@ -169,10 +169,7 @@ async function runBaseline(redisUrl: string, rows: number, chunk: number): Promi
   const queue = new Queue(QUEUES.payouts, {
     connection: redis,
     prefix: 'base',
-    defaultJobOptions: {
-      removeOnComplete: { age: 24 * 3600, count: 50_000 },
-      removeOnFail: { age: 7 * 24 * 3600 },
-    },
+    defaultJobOptions: JOB_RETENTION,
   });
   try {
     const name = bullJobName('payouts.submit');

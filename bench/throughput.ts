@@ -30,7 +30,8 @@
  * Redis figures per payment: commands Redis executed (INFO commandstats: those inside Lua scripts
  * included), and from the client side (bench/redis-io.ts) the top-level commands the producer and
  * the worker sent (a script call counts one) and their socket writes: round trips, since ioredis
- * writes a pipelined batch at once.
+ * writes a pipelined batch at once. `BENCH_CMDSTATS=1` also prints each phase's commands per payment
+ * by command name, to see where they go.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
@@ -43,6 +44,7 @@ import { Redis } from 'ioredis';
 import { openApp } from '../src/app/composition.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/infra/logger.ts';
+import { JOB_RETENTION } from '../src/infra/queues/dispatcher.ts';
 import { createPayment } from '../src/payments/create.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
@@ -108,16 +110,36 @@ function procCpuSeconds(pid: number | undefined): number | undefined {
 }
 
 /** Commands Redis has executed so far (those run inside scripts included), and script calls. */
-async function redisCommands(info: Redis): Promise<{ all: number; scripts: number }> {
+async function redisCommands(
+  info: Redis,
+): Promise<{ all: number; scripts: number; each: Map<string, number> }> {
   const text = await info.info('commandstats');
   let all = 0;
   let scripts = 0;
+  const each = new Map<string, number>();
   for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     all += Number(m[2]);
+    each.set(m[1] ?? '', Number(m[2]));
     if (/^(eval|evalsha|eval_ro|evalsha_ro|fcall|fcall_ro)$/.test(m[1] ?? ''))
       scripts += Number(m[2]);
   }
-  return { all, scripts };
+  return { all, scripts, each };
+}
+
+/** `BENCH_CMDSTATS=1`: prints a phase's commands per payment, by command (where they go). */
+function printCommandBreakdown(
+  phase: string,
+  before: Map<string, number>,
+  after: Map<string, number>,
+  jobs: number,
+): void {
+  const rows = [...after]
+    .map(([cmd, n]) => [cmd, (n - (before.get(cmd) ?? 0)) / jobs] as const)
+    .filter(([, per]) => per >= 0.05)
+    .sort((a, b) => b[1] - a[1]);
+  console.log(
+    `  ${phase} commands/payment: ${rows.map(([c, n]) => `${c} ${n.toFixed(2)}`).join(', ')}`,
+  );
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -384,7 +406,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
         connection,
         prefix,
         // The dispatcher's retention, so every phase keeps the same history in Redis.
-        defaultJobOptions: { removeOnComplete: { age: 24 * 3600, count: 50_000 } },
+        defaultJobOptions: { removeOnComplete: JOB_RETENTION.removeOnComplete },
       })
     : undefined;
   let next = 0;
@@ -439,7 +461,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
       worker: cpu(worker.pid),
       redis: cpu(ctx.redisPid),
       sandbox: cpu(ctx.sandboxPid),
-      commands: (await redisCommands(ctx.info)).all,
+      commands: await redisCommands(ctx.info),
       io: { ...ctx.io },
     };
     const started = performance.now();
@@ -450,9 +472,11 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
       worker: cpu(worker.pid),
       redis: cpu(ctx.redisPid),
       sandbox: cpu(ctx.sandboxPid),
-      commands: (await redisCommands(ctx.info)).all,
+      commands: await redisCommands(ctx.info),
       io: { ...ctx.io },
     };
+    if (process.env.BENCH_CMDSTATS)
+      printCommandBreakdown(phase, before.commands.each, after.commands.each, opts.jobs);
     if (app) {
       const succeeded = (await app.store.countByState()).succeeded;
       if (succeeded !== WARMUP_JOBS + opts.jobs)
@@ -472,7 +496,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
         sandbox: per(before.sandbox, after.sandbox),
       },
       redis: {
-        commands: (after.commands - before.commands - 1) / opts.jobs,
+        commands: (after.commands.all - before.commands.all - 1) / opts.jobs,
         topLevel: (after.io.commands - before.io.commands - 1 + io.commands) / opts.jobs,
         roundTrips: (after.io.writes - before.io.writes - 1 + io.writes) / opts.jobs,
       },

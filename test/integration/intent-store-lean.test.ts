@@ -166,4 +166,53 @@ describe('a transition given the caller copy returns what a read-back would', ()
       'succeeded',
     ]);
   });
+
+  it('maps every optional field of a claimed hash as a read does', async () => {
+    const key = 'api_copy-payout' as IntentKey;
+    const { intent: created } = await store.create(
+      {
+        key,
+        type: 'payout',
+        origin: 'subscription',
+        amount: 2500 as AmountMinor,
+        currency: 'NGN',
+        payee: {
+          kind: 'payout',
+          accountNumber: '0123456789',
+          bankCode: '058',
+          bankName: 'GTBank',
+          accountName: 'Ada',
+          narration: 'n',
+          paymentMode: 'bank',
+        },
+        subscriptionId: 'sub_1',
+        meta: { order: '42' },
+        requestHash: 'h1',
+      },
+      30,
+    );
+    expect(created).toEqual(await store.get(key));
+    const claimed = await claim(key, 31, false);
+    if (!claimed.ok) throw new Error('no claim');
+    expect(claimed.intent).toEqual(await store.get(key));
+    expect(claimed.intent).toMatchObject({ leaseUntil: 1_031, meta: { order: '42' } });
+  });
+
+  it('a lease counts only while submitting; a claim without one of its own starts now', async () => {
+    const key = await charge('lease-field');
+    const claimed = await claim(key, 40, false);
+    if (!claimed.ok) throw new Error('no claim');
+    const unknown = await step(claimed.intent, 'unknown', 41, { patch: { checks: 0 } });
+    // Leaving submitting removes the lease entry; the hash keeps the field, which no read shows.
+    expect(unknown.leaseUntil).toBeUndefined();
+    expect(await redis.zscore(storeKeys(prefix).leases(), key)).toBeNull();
+    const requeued = await step(unknown, 'queued', 42, { unsentResubmit: true });
+    const bare = await store.transition(key, 'submitting', 43, {
+      expectAttempt: requeued.attempt,
+    });
+    if (!bare.ok) throw new Error('no bare claim');
+    expect(bare.intent.leaseUntil).toBeUndefined();
+    expect(bare.intent).toEqual(await store.get(key));
+    expect(await redis.zscore(storeKeys(prefix).leases(), key)).toBe('43');
+  });
 });

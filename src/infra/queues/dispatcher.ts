@@ -9,6 +9,17 @@ import type { Intent } from '../../kernel/payment.ts';
 import { JOBS, bullJobName, jobOptionsFor, type JobName, type JobPayload } from './catalog.ts';
 import { reconcileJobId, submitJobId, submitQueueFor, type QueueName } from './names.ts';
 
+/**
+ * How many finished jobs each queue keeps (for the dashboard, and so a replayed job id collapses
+ * into the job that ran). By count alone: an age limit as well made every job's finish run one more
+ * range query on the completed set (issue 18's command budget), and the count already bounds the
+ * memory it takes (docs/operations.md "Capacity").
+ */
+export const JOB_RETENTION = {
+  removeOnComplete: { count: 50_000 },
+  removeOnFail: { age: 7 * 24 * 3600 },
+} as const;
+
 /** A catalog job to add: its payload, deterministic id and optional delay. */
 export interface JobToAdd<N extends JobName> {
   data: JobPayload<N>;
@@ -119,11 +130,7 @@ export function createDispatcher(
       q = new Queue(name, {
         connection,
         prefix,
-        defaultJobOptions: {
-          // Keep enough history for the dashboard and for duplicate-id collapse, bounded in memory.
-          removeOnComplete: { age: 24 * 3600, count: 50_000 },
-          removeOnFail: { age: 7 * 24 * 3600 },
-        },
+        defaultJobOptions: JOB_RETENTION,
       });
       q.on('error', onError);
       queues.set(name, q);

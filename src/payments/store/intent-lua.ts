@@ -97,11 +97,16 @@ if to == 'queued' then set.enqueues = tostring(tonumber(cur.enqueues or '0') + 1
 for k, v in pairs(cjson.decode(ARGV[7])) do
   if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
 end
+-- The hash's leaseUntil counts only while the intent is submitting (the store reads it so):
+-- leaving submitting removes the lease entry but leaves the field, one HDEL less per payment.
 if to == 'submitting' then
-  redis.call('ZADD', KEYS[3], set.leaseUntil or cur.leaseUntil or now, key)
-elseif cur.leaseUntil or from == 'submitting' or set.leaseUntil then
+  local lease = set.leaseUntil
+  if not lease and from == 'submitting' then lease = cur.leaseUntil end
+  if not lease then lease = now; del.leaseUntil = true end
+  redis.call('ZADD', KEYS[3], lease, key)
+elseif from == 'submitting' or set.leaseUntil then
   redis.call('ZREM', KEYS[3], key)
-  set.leaseUntil = nil; del.leaseUntil = true
+  set.leaseUntil = nil
 end
 set.state = to; set.updatedAt = now
 local flat = {}
