@@ -260,11 +260,6 @@ export interface BatchOperationsStore {
   addCanceledRows(id: string, n: number): Promise<void>;
   /** Records on `sourceId` that `retryId` retries its failed rows. */
   linkRetry(sourceId: string, retryId: string): Promise<void>;
-  /**
-   * Ids of the `limit` most recently created batches, newest first, from the per-state indexes
-   * (each scored by creation time): `limit` entries read per state, whatever the store holds.
-   */
-  recent(limit: number): Promise<string[]>;
 }
 
 /** One page of batch ids, newest first. */

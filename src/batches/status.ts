@@ -4,13 +4,7 @@
  * keeps (tracker.ts), never the rows.
  */
 import { formatMajor, type AmountMinor } from '../kernel/money.ts';
-import {
-  TRACKED_STATES,
-  type BatchOperationsStore,
-  type BatchRecord,
-  type BatchStore,
-  type TrackedState,
-} from './ports.ts';
+import { TRACKED_STATES, type BatchRecord, type BatchStore, type TrackedState } from './ports.ts';
 
 /** Money of one currency in a batch, in major units (`"1500.50"`) and minor units. */
 export interface CurrencyStatus {
@@ -114,17 +108,4 @@ export async function batchStatus(
 ): Promise<BatchStatus | undefined> {
   const batch = await deps.batches.get(id);
   return batch ? toBatchStatus(batch) : undefined;
-}
-
-/**
- * The `limit` most recently created batches, newest first (the operator console's batch list).
- * Reads `limit` index entries per batch state and the records of those shown: bounded by `limit`.
- */
-export async function recentBatches(
-  deps: { batches: Pick<BatchStore, 'get'> & Pick<BatchOperationsStore, 'recent'> },
-  limit: number,
-): Promise<BatchStatus[]> {
-  const ids = await deps.batches.recent(limit);
-  const found = await Promise.all(ids.map((id) => deps.batches.get(id)));
-  return found.flatMap((b) => (b ? [toBatchStatus(b)] : []));
 }

@@ -9,7 +9,8 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { batchIdSchema } from '../batches/ingest.ts';
 import { approveBatch, cancelBatch, retryFailedBatch } from '../batches/operations.ts';
 import { batchResultsStream } from '../batches/results.ts';
-import { batchStatus, recentBatches, type BatchStatus } from '../batches/status.ts';
+import { listBatches } from '../batches/list.ts';
+import { batchStatus, type BatchStatus } from '../batches/status.ts';
 import { listPayments } from '../payments/list.ts';
 import { badge, href, html, money, seg, when, type Html } from './html.ts';
 import { HIDDEN, type ConsoleKit } from './kit.ts';
@@ -146,61 +147,83 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
   const noBatch = (reply: FastifyReply, id: string) =>
     kit.done(reply, `${CONSOLE_PATH}/batches`, { kind: 'error', text: `No batch ${id}.` });
 
-  scope.get<{ Querystring: { id?: string } }>('/batches', HIDDEN, async (req, reply) => {
-    const ctx = kit.ctx(req, reply);
-    const wanted = req.query.id?.trim();
-    let note: Html | string = '';
-    if (wanted) {
-      const id = batchIdSchema.safeParse(wanted);
-      if (id.success && (await batchStatus(deps, id.data)))
-        return reply.redirect(`${CONSOLE_PATH}/batches/${seg(id.data)}`, 303);
-      note = html`<div class="flash error" role="alert">No batch <q>${wanted}</q>.</div>`;
-    }
-    const batches = await recentBatches(deps, RECENT);
-    const body = html`<form class="filters" method="get" action="${CONSOLE_PATH}/batches">
-        <label>Batch id <input name="id" value="${wanted ?? ''}" size="30" /></label
-        ><button type="submit">Open</button>
-      </form>
-      ${note}
-      ${
-        batches.length === 0
-          ? html`<p class="muted">No batches.</p>`
-          : html`<table class="batches">
-              <thead>
-                <tr>
-                  <th>Created</th>
-                  <th>Batch</th>
-                  <th>Type</th>
-                  <th>State</th>
-                  <th class="num">Rows</th>
-                  <th class="num">In progress</th>
-                  <th class="num">Succeeded</th>
-                  <th class="num">Failed</th>
-                  <th class="num">Needs review</th>
-                  <th>Source</th>
-                </tr>
-              </thead>
-              <tbody>
-                ${batches.map(
-                  (b) =>
-                    html`<tr>
-                      <td>${when(b.createdAt)}</td>
-                      <td><a href="${CONSOLE_PATH}/batches/${seg(b.id)}">${b.id}</a></td>
-                      <td>${b.type}</td>
-                      <td>${badge(b.state)}</td>
-                      <td class="num">${b.valid}</td>
-                      <td class="num">${b.counts.in_progress + inFlight(b)}</td>
-                      <td class="num">${b.counts.succeeded}</td>
-                      <td class="num">${b.counts.failed}</td>
-                      <td class="num">${b.counts.needs_review}</td>
-                      <td>${b.source}</td>
-                    </tr>`,
-                )}
-              </tbody>
-            </table>`
-      }`;
-    return kit.send(reply, page(ctx, 'batches', 'Batches', body));
-  });
+  scope.get<{ Querystring: { id?: string; cursor?: string } }>(
+    '/batches',
+    HIDDEN,
+    async (req, reply) => {
+      const ctx = kit.ctx(req, reply);
+      const wanted = req.query.id?.trim();
+      let note: Html | string = '';
+      if (wanted) {
+        const id = batchIdSchema.safeParse(wanted);
+        if (id.success && (await batchStatus(deps, id.data)))
+          return reply.redirect(`${CONSOLE_PATH}/batches/${seg(id.data)}`, 303);
+        note = html`<div class="flash error" role="alert">No batch <q>${wanted}</q>.</div>`;
+      }
+      // The operator API's list (GET /batches): newest first, a page at a time.
+      let list: Awaited<ReturnType<typeof listBatches>> = { data: [], next_cursor: null };
+      try {
+        list = await listBatches(deps, { limit: RECENT, cursor: req.query.cursor || undefined });
+      } catch (err) {
+        if (!(err instanceof RangeError)) throw err;
+        note = html`<div class="flash error" role="alert">That page link is no longer valid.</div>`;
+      }
+      const batches = list.data;
+      const body = html`<form class="filters" method="get" action="${CONSOLE_PATH}/batches">
+          <label>Batch id <input name="id" value="${wanted ?? ''}" size="30" /></label
+          ><button type="submit">Open</button>
+        </form>
+        ${note}
+        ${
+          batches.length === 0
+            ? html`<p class="muted">No batches.</p>`
+            : html`<table class="batches">
+                <thead>
+                  <tr>
+                    <th>Created</th>
+                    <th>Batch</th>
+                    <th>Type</th>
+                    <th>State</th>
+                    <th class="num">Rows</th>
+                    <th class="num">In progress</th>
+                    <th class="num">Succeeded</th>
+                    <th class="num">Failed</th>
+                    <th class="num">Needs review</th>
+                    <th>Source</th>
+                  </tr>
+                </thead>
+                <tbody>
+                  ${batches.map(
+                    (b) =>
+                      html`<tr>
+                        <td>${when(b.createdAt)}</td>
+                        <td><a href="${CONSOLE_PATH}/batches/${seg(b.id)}">${b.id}</a></td>
+                        <td>${b.type}</td>
+                        <td>${badge(b.state)}</td>
+                        <td class="num">${b.valid}</td>
+                        <td class="num">${b.counts.in_progress + inFlight(b)}</td>
+                        <td class="num">${b.counts.succeeded}</td>
+                        <td class="num">${b.counts.failed}</td>
+                        <td class="num">${b.counts.needs_review}</td>
+                        <td>${b.source}</td>
+                      </tr>`,
+                  )}
+                </tbody>
+              </table>`
+        }
+        <p class="pager">
+          ${req.query.cursor ? html`<a href="${CONSOLE_PATH}/batches">← Newest</a>` : ''}
+          ${
+            list.next_cursor
+              ? html`<a href="${href(`${CONSOLE_PATH}/batches`, { cursor: list.next_cursor })}"
+                  >Older batches →</a
+                >`
+              : ''
+          }
+        </p>`;
+      return kit.send(reply, page(ctx, 'batches', 'Batches', body));
+    },
+  );
 
   scope.get<{ Params: { id: string }; Querystring: { cursor?: string } }>(
     '/batches/:id',

@@ -256,6 +256,10 @@ describe('console rendering', () => {
     const list = await get('/console/batches');
     expect(list.body).toContain('href="/console/batches/console-xss"');
     expect(list.body).not.toContain('<b>evil</b>');
+    // The list is the operator API's (GET /batches): a cursor it refuses is said, not a 500.
+    const stale = await get('/console/batches?cursor=not-a-cursor');
+    expect(stale.statusCode).toBe(200);
+    expect(stale.body).toContain('That page link is no longer valid.');
     const batch = await get('/console/batches/console-xss');
     expect(batch.body).not.toContain('<b>evil</b>');
     expect(batch.body).toContain('&lt;b&gt;evil&lt;/b&gt;.csv');

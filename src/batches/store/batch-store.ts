@@ -369,22 +369,6 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     await this.redis.hset(this.k.batch(sourceId), 'retriedBy', retryId);
   }
 
-  /** @inheritdoc */
-  async recent(limit: number): Promise<string[]> {
-    const pipe = this.redis.pipeline();
-    for (const state of BATCH_STATES) {
-      pipe.zrevrange(this.k.byState(state), 0, limit - 1, 'WITHSCORES');
-    }
-    const entries: [string, number][] = [];
-    for (const [err, flat] of (await pipe.exec()) ?? []) {
-      if (err) throw err;
-      const f = flat as string[];
-      for (let i = 0; i + 1 < f.length; i += 2) entries.push([f[i]!, Number(f[i + 1])]);
-    }
-    entries.sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
-    return entries.slice(0, limit).map(([id]) => id);
-  }
-
   /** The batch, or undefined. */
   async get(id: string): Promise<BatchRecord | undefined> {
     const h = await this.redis.hgetall(this.k.batch(id));
