@@ -122,7 +122,10 @@ describe('on a Redis Cluster with replicas', () => {
         await worker.waitFor('roles started');
       }
       if (i === N / 2) {
-        // A master holding shard 1 dies; its replica is promoted.
+        // A master holding shard 1 dies; its replica is promoted. Its replica first has what the
+        // master had (the deployment epoch among it): a replica still in its first sync has
+        // nothing, and the product then rightly reports a data loss instead of a failover.
+        await cluster.waitReplicated(victim);
         await cluster.nodes.find((n) => n.port === victim)!.server.stop('SIGKILL');
         // Readiness writes to every group: it answers 503 until the replica took over.
         await until(() => api.app.ready().then((r) => !r.ok), {

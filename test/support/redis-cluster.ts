@@ -30,6 +30,13 @@ export interface LocalCluster {
   masterOf(slot: number): Promise<number>;
   /** Resolves once every live node reports `cluster_state:ok` and `masters` masters own slots. */
   waitHealthy(masters?: number): Promise<void>;
+  /**
+   * Resolves once a replica of the master on `port` is online and has everything the master had
+   * written when this was called (replication is asynchronous: a replica still in its first sync
+   * has nothing, and promoting it loses the master's data — which the product rightly reports as
+   * a data loss).
+   */
+  waitReplicated(port: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -156,6 +163,20 @@ export async function startLocalCluster(opts: { replicas?: 0 | 1 } = {}): Promis
           return ms.length === masters && ms.every((p) => live().some((n) => n.port === p));
         },
         { timeoutMs: 30_000, intervalMs: 100, what: 'cluster healthy' },
+      );
+    },
+    async waitReplicated(port) {
+      const offsetOf = (info: string) => Number(/master_repl_offset:(\d+)/.exec(info)?.[1] ?? NaN);
+      const target = offsetOf((await node(port).call('INFO', 'replication')) as string);
+      await until(
+        async () => {
+          const info = (await node(port).call('INFO', 'replication')) as string;
+          // slave0:ip=127.0.0.1,port=…,state=online,offset=…,lag=…
+          return [...info.matchAll(/^slave\d+:.*state=online,offset=(\d+)/gm)].some(
+            (m) => Number(m[1]) >= target,
+          );
+        },
+        { timeoutMs: 30_000, intervalMs: 50, what: `a replica of ${port} in sync` },
       );
     },
     close,
