@@ -8,6 +8,7 @@
  * file (`.env.demo` by default: `billing --env-file .env.demo batch status demo-payouts`). The
  * file is removed when the demo stops, since the demo then removes its keys too.
  */
+import { scanEach } from '../infra/redis/scan.ts';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute } from 'node:path';
@@ -119,13 +120,13 @@ async function summarize(
   return out;
 }
 
-async function deletePrefix(app: App, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await app.redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await app.redis.unlink(...keys);
-  } while (cursor !== '0');
+/** Deletes every key of the demo's deployment: each key group's (shards, cluster hash tags). */
+async function deleteDeployment(app: App): Promise<void> {
+  for (const group of app.layout.shardPrefixes()) {
+    await scanEach(app.redis, `${group}:*`, async (keys, node) => {
+      await node.unlink(...keys);
+    });
+  }
 }
 
 /** Writes the env file; says why not when it cannot. */
@@ -295,7 +296,7 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
     if (envWritten && opts.envFile !== undefined) await rm(opts.envFile, { force: true });
     await running?.stop(5_000);
     // A demo leaves nothing behind in a Redis it did not start.
-    if (redis.source !== 'spawned') await deletePrefix(app, prefix);
+    if (redis.source !== 'spawned') await deleteDeployment(app);
     await app.close();
     await sandbox.close();
     await redis.stop();

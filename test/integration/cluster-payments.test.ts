@@ -171,6 +171,18 @@ describe('on a Redis Cluster with three shards', () => {
     }
   });
 
+  it('reindexes the intents of every shard, on every master (`billing payments reindex`)', async () => {
+    // A cluster client sends SCAN to one node: the reindex scans every master instead.
+    const stored = new Set<string>();
+    for (const tag of t.app.layout.allPrefixes()) {
+      for (const keys of (await keysByMaster(`${tag}:intent:*`)).values()) {
+        for (const k of keys) if (!k.endsWith(':history')) stored.add(k);
+      }
+    }
+    expect(stored.size).toBeGreaterThanOrEqual(N);
+    expect(await t.app.store.reindexCreated()).toBe(stored.size);
+  });
+
   it('refuses a plain REDIS_URL to a cluster node, and its readiness says so', async () => {
     const node = cluster.nodes[0]!.port;
     // A prefix whose readiness key another master owns: the plain connection gets MOVED.

@@ -7,6 +7,7 @@
  * script that checks the transition table of payments/state-machine.ts. References and event ids
  * are derived here (kernel/ids.ts) and handed to the scripts, which format none.
  */
+import { scanEach } from '../../infra/redis/scan.ts';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -366,21 +367,12 @@ export class RedisIntentStore implements IntentStore {
 
   /**
    * Adds every stored intent to the created indexes the lists walk (intents stored before those
-   * indexes existed are missing from them). Idempotent; SCANs the prefix, so run it once after
+   * indexes existed are missing from them). Idempotent; SCANs the prefix (every master of a cluster), so run it once after
    * upgrading (`billing payments reindex`). Returns how many intents it indexed.
    */
   async reindexCreated(): Promise<number> {
-    let cursor = '0';
     let count = 0;
-    do {
-      const [next, keys] = await this.redis.scan(
-        cursor,
-        'MATCH',
-        this.k.intent('*'),
-        'COUNT',
-        1000,
-      );
-      cursor = next;
+    await scanEach(this.redis, this.k.intent('*'), async (keys) => {
       const hashes = keys.filter((k) => !k.endsWith(':history'));
       const rows = await Promise.all(
         hashes.map((h) => this.redis.hmget(h, 'key', 'type', 'createdAt')),
@@ -394,7 +386,7 @@ export class RedisIntentStore implements IntentStore {
         count++;
       }
       await pipe.exec();
-    } while (cursor !== '0');
+    });
     return count;
   }
 
