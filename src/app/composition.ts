@@ -35,7 +35,8 @@ import {
 } from '../infra/module.ts';
 import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import type { ProcessorDeps } from '../infra/queues/processor.ts';
-import { startWorker } from '../infra/queues/worker-factory.ts';
+import { rebuildWorker, startWorker } from '../infra/queues/worker-factory.ts';
+import { startWorkerWatchdog } from '../infra/queues/worker-watchdog.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
@@ -130,6 +131,11 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   const storeRedis = createFailFastRedis(target, { enableAutoPipelining: true });
   const queueRedis = createFailFastRedis(target);
   for (const conn of [redis, storeRedis, queueRedis]) health.watch(conn);
+  // An outage started by a command error (a cluster failing over) ends when every group takes a
+  // write again: no connection event would say so.
+  health.recoverBy(() =>
+    withDeadline(probeWrites(storeRedis, layout.allPrefixes()), READY_PING_MS).catch(() => false),
+  );
   const prefix = layout.group;
   // Claims take their gateway token in the claim script; lookups through `rateLimiter` below, at
   // shard 0's key. A gateway double gets no limit unless a `rateLimiter` is given too. With N
@@ -445,8 +451,10 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
 
   const workers: Worker[] = [];
   const started: Stoppable[] = [];
+  const watchdogs: { stop(): void }[] = [];
   const stopAll = async () => {
     watch.stop();
+    for (const w of watchdogs) w.stop();
     // What was started (consumers, the HTTP server) stops first, then the workers drain.
     await Promise.all(started.map((s) => s.stop()));
     return Promise.all(workers.map((w) => w.close()));
@@ -467,6 +475,21 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     throw err;
   }
   for (const w of workers) app.metrics.observeJob(w, w.name);
+  // A worker alive but no longer fetching (after a failover) is replaced in `workers` itself.
+  const watchdog = startWorkerWatchdog({
+    workers,
+    recreate: rebuildWorker,
+    redis: app.redis,
+    logger: app.logger,
+    isUp: () => app.health.isUp(),
+    now: () => Date.now(),
+    stuckAfterMs: app.config.worker.stuckAfterMs,
+    onReplaced: (fresh) => {
+      app.metrics.observeJob(fresh, fresh.name);
+      app.metrics.countWorkerReplaced(fresh.name);
+    },
+  });
+  watchdogs.push(watchdog);
   app.logger.info({ roles }, 'roles started');
 
   return {

@@ -188,6 +188,8 @@ const envSchema = z.object({
   RESOLVE_UNKNOWN_AFTER: duration('1h'),
   SUBMIT_LEASE: duration('2m'),
   WORKER_LOCK_DURATION: duration('30s'),
+  /** A worker that started no job for this long while its queue had jobs due is replaced. */
+  WORKER_STUCK_AFTER: duration('1m'),
   DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
   DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
   BATCH_APPROVAL: z.enum(['none', 'payouts', 'all']).optional().default('none'),
@@ -252,7 +254,12 @@ export interface Config {
     timeoutMs: number;
     rateLimitPerSec: number;
   };
-  worker: { concurrency: number; submitLeaseMs: number; lockDurationMs: number };
+  worker: {
+    concurrency: number;
+    submitLeaseMs: number;
+    lockDurationMs: number;
+    stuckAfterMs: number;
+  };
   scheduler: {
     cron: string;
     catchUpMaxPeriods: number;
@@ -358,6 +365,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       concurrency: e.WORKER_CONCURRENCY,
       submitLeaseMs: e.SUBMIT_LEASE,
       lockDurationMs: e.WORKER_LOCK_DURATION,
+      stuckAfterMs: e.WORKER_STUCK_AFTER,
     },
     scheduler: {
       cron: e.SCHEDULER_CRON,

@@ -58,6 +58,8 @@ export interface Metrics {
   watchPlatform(platform: PlatformProbe): void;
   /** Counts one Redis data loss this process detected. */
   countDataLoss(): void;
+  /** Counts one worker the watchdog replaced (infra/queues/worker-watchdog.ts). */
+  countWorkerReplaced(queueName: string): void;
 }
 
 /** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
@@ -142,6 +144,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   const stalled = new Counter({
     name: 'billing_jobs_stalled_total',
     help: 'Jobs whose worker stopped renewing the lock (crashed or blocked) and were re-delivered',
+    labelNames: ['queue'] as const,
+    registers,
+  });
+  const replaced = new Counter({
+    name: 'billing_workers_replaced_total',
+    help: 'Workers that took no job while jobs were due for WORKER_STUCK_AFTER and were replaced',
     labelNames: ['queue'] as const,
     registers,
   });
@@ -302,6 +310,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     watchPlatform(p) {
       platform = p;
+    },
+    countWorkerReplaced(queueName) {
+      replaced.inc({ queue: queueName });
     },
     countDataLoss() {
       dataLoss.inc();

@@ -18,14 +18,19 @@ export interface BillingChild {
   waitFor(text: string, timeoutMs?: number): Promise<void>;
 }
 
-export function spawnBilling(args: string[], env: Record<string, string>): BillingChild {
+export function spawnBilling(
+  args: string[],
+  env: Record<string, string>,
+  /** How many characters of output to keep (the last ones); 20,000 by default. */
+  keepOutput = 20_000,
+): BillingChild {
   const proc = spawn(process.execPath, [BIN, ...args], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
-  proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
-  proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-20_000)));
+  proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-keepOutput)));
+  proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-keepOutput)));
   const exited = new Promise<number | string>((resolve) => {
     proc.on('exit', (code, signal) => resolve(code ?? signal ?? 'unknown'));
   });

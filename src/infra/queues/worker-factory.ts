@@ -25,6 +25,32 @@ export interface WorkerOptions {
   onError?: (err: Error) => void;
 }
 
+/** What a worker's processor is doing, as the watchdog (worker-watchdog.ts) reads it. */
+export interface WorkerActivity {
+  /** The jobs its processor is running now: job id → when it started (epoch ms). */
+  running: Map<string, number>;
+  /** When its processor last started a job (epoch ms; 0 before the first). */
+  lastStartAt: number;
+}
+
+const activities = new WeakMap<Worker, WorkerActivity>();
+const rebuilders = new WeakMap<Worker, () => Worker>();
+
+/** The activity of a worker built by `startWorker` (undefined for any other). */
+export function workerActivity(worker: Worker): WorkerActivity | undefined {
+  return activities.get(worker);
+}
+
+/**
+ * A new worker like `old` (same queue, handlers, prefix and options), for the watchdog to replace
+ * a worker that stopped taking work. `old` must come from `startWorker`.
+ */
+export function rebuildWorker(old: Worker): Worker {
+  const rebuild = rebuilders.get(old);
+  if (!rebuild) throw new Error(`worker for ${old.name} was not built by startWorker`);
+  return rebuild();
+}
+
 /**
  * Starts a worker for `queueName` running the catalog handlers of exactly that queue's jobs: a
  * missing handler, or a handler for a job of another queue, is a compile error (the second through
@@ -41,7 +67,17 @@ export function startWorker<Q extends QueueName, H extends HandlersFor<Q>>(
     if (!ref.worker) throw new Error('worker not started');
     return ref.worker;
   });
-  const worker = new Worker(queueName, processor, {
+  const activity: WorkerActivity = { running: new Map(), lastStartAt: 0 };
+  const tracked: typeof processor = (job, token, signal) => {
+    const id = job.id ?? '';
+    activity.lastStartAt = Date.now();
+    activity.running.set(id, activity.lastStartAt);
+    const done = () => activity.running.delete(id);
+    const running = processor(job, token, signal);
+    running.then(done, done);
+    return running;
+  };
+  const worker = new Worker(queueName, tracked, {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
@@ -58,6 +94,8 @@ export function startWorker<Q extends QueueName, H extends HandlersFor<Q>>(
     },
   });
   ref.worker = worker;
+  activities.set(worker, activity);
+  rebuilders.set(worker, () => startWorker(queueName, handlers, deps, opts));
   const log: Logger = deps.logger.child({ queue: queueName });
   worker.on('failed', (job, err) => {
     log.warn(

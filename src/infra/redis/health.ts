@@ -79,6 +79,10 @@ export class RedisHealth {
   private readonly waiters = new Set<() => void>();
   private readonly listeners = new Set<(up: boolean) => void>();
   private closed = false;
+  /** Answers whether Redis serves commands again (see {@link recoverBy}). */
+  private probe: (() => Promise<boolean>) | undefined;
+  private probeEveryMs = 1_000;
+  private probeTimer: NodeJS.Timeout | undefined;
 
   /** `address` replaces the one derived from `url` (a cluster: its seed nodes). */
   constructor(
@@ -88,6 +92,20 @@ export class RedisHealth {
     address?: string,
   ) {
     this.address = address ?? redisAddress(url);
+  }
+
+  /**
+   * How to notice the end of an outage that no connection event will announce. A command error
+   * (e.g. a cluster client's "Too many Cluster redirections … Connection is closed" while a master
+   * fails over) starts an outage while every connection stays `ready`: no `ready` event follows,
+   * so without a probe the monitor would say "down" for good (and everything gated on it — the
+   * platform checks, readiness — would wait forever). While an outage lasts and every connection
+   * is ready, `probe` runs every `everyMs`; its first success ends the outage.
+   */
+  recoverBy(probe: () => Promise<boolean>, everyMs = 1_000): this {
+    this.probe = probe;
+    this.probeEveryMs = everyMs;
+    return this;
   }
 
   /** Follows an ioredis connection: `ready` counts it up, `close`/`end` down. */
@@ -138,6 +156,7 @@ export class RedisHealth {
    */
   closing(): void {
     this.closed = true;
+    clearTimeout(this.probeTimer);
   }
 
   /** Resolves once every connection is ready; rejects with {@link RedisUnavailableError} after `ms`. */
@@ -166,28 +185,56 @@ export class RedisHealth {
   }
 
   private update(): void {
-    const allUp = this.conns.size > 0 && [...this.conns.values()].every(Boolean);
+    const allUp = this.allReady();
     if (allUp && this.status !== 'up') {
-      const was = this.status;
-      this.status = 'up';
-      if (was === 'down') {
-        this.logger.info(
-          {
-            redis: this.address,
-            downForMs: this.now() - this.downSince,
-            lastError: this.lastError,
-            suppressedErrors: this.suppressed,
-          },
-          'redis reachable again',
-        );
-      }
-      this.suppressed = 0;
-      this.lastError = undefined;
-      for (const w of this.waiters) w();
-      for (const l of this.listeners) l(true);
+      this.recovered();
     } else if (!allUp && this.status === 'up') {
       this.startOutage();
     }
+  }
+
+  private allReady(): boolean {
+    return this.conns.size > 0 && [...this.conns.values()].every(Boolean);
+  }
+
+  private recovered(): void {
+    clearTimeout(this.probeTimer);
+    this.probeTimer = undefined;
+    const was = this.status;
+    this.status = 'up';
+    if (was === 'down') {
+      this.logger.info(
+        {
+          redis: this.address,
+          downForMs: this.now() - this.downSince,
+          lastError: this.lastError,
+          suppressedErrors: this.suppressed,
+        },
+        'redis reachable again',
+      );
+    }
+    this.suppressed = 0;
+    this.lastError = undefined;
+    for (const w of this.waiters) w();
+    for (const l of this.listeners) l(true);
+  }
+
+  /** While down with every connection ready, asks the probe until it succeeds. */
+  private scheduleProbe(): void {
+    const probe = this.probe;
+    if (!probe || this.closed || this.probeTimer !== undefined) return;
+    this.probeTimer = setTimeout(() => {
+      // A lost connection ends the outage by its own `ready` event: no probe until then.
+      void (this.allReady() ? probe() : Promise.resolve(false))
+        .catch(() => false)
+        .then((ok) => {
+          this.probeTimer = undefined;
+          if (this.closed || this.status !== 'down') return;
+          if (ok && this.allReady()) this.recovered();
+          else this.scheduleProbe();
+        });
+    }, this.probeEveryMs);
+    this.probeTimer.unref();
   }
 
   private startOutage(): void {
@@ -203,5 +250,6 @@ export class RedisHealth {
       'redis unreachable: requests answer 503 and jobs wait until it is back',
     );
     for (const l of this.listeners) l(false);
+    this.scheduleProbe();
   }
 }

@@ -43,6 +43,44 @@ const refused = () =>
   Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6380'), { code: 'ECONNREFUSED' });
 
 describe('RedisHealth', () => {
+  it('ends an outage started by a command error, with every connection still ready, by its probe', async () => {
+    // A cluster client failing over: "Too many Cluster redirections … Connection is closed" comes
+    // back from a command while the client itself stays `ready`, so no `ready` event will follow.
+    const { health, lines } = setup();
+    let answers = 0;
+    health.recoverBy(() => Promise.resolve(++answers >= 3), 5);
+    const conn = new FakeConn();
+    health.watch(conn);
+    conn.up();
+    health.onError(
+      new Error('Too many Cluster redirections. Last error: Error: Connection is closed.'),
+      'worker reconcile',
+    );
+    expect(health.isUp()).toBe(false);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(health.isUp()).toBe(true);
+    expect(answers).toBe(3);
+    expect(lines.map((l) => l.msg)).toEqual([
+      'redis unreachable: requests answer 503 and jobs wait until it is back',
+      'redis reachable again',
+    ]);
+  });
+
+  it('does not probe while a connection is lost: its own ready event ends the outage', async () => {
+    const { health } = setup();
+    let asked = 0;
+    health.recoverBy(() => Promise.resolve(++asked > 0), 5);
+    const conn = new FakeConn();
+    health.watch(conn);
+    conn.up();
+    conn.down(refused());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(asked).toBe(0);
+    expect(health.isUp()).toBe(false);
+    conn.up();
+    expect(health.isUp()).toBe(true);
+  });
+
   it('logs one line per outage and one when it ends, however many errors in between', () => {
     const { health, lines } = setup();
     const a = new FakeConn();
