@@ -8,7 +8,7 @@ import { createPayment } from '../../src/payments/create.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { PaymentList } from '../../src/payments/list.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 
@@ -46,13 +46,7 @@ async function all(query: string, limit: number): Promise<string[]> {
   throw new Error('too many pages');
 }
 
-const deps = () => ({
-  store: t.app.store,
-  dispatcher: t.app.dispatcher,
-  sealer: t.app.sealer,
-  clock: t.app.clock,
-  hashKey: t.app.config.dataEncryptionKey,
-});
+const deps = () => createDeps(t.app);
 
 const charge = (key: string) => ({
   type: 'charge',

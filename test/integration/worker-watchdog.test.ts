@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { probeBacklog } from '../../src/infra/queues/worker-watchdog.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -32,13 +32,7 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-const deps = () => ({
-  store: t.app.store,
-  dispatcher: t.app.dispatcher,
-  sealer: t.app.sealer,
-  clock: t.app.clock,
-  hashKey: t.app.config.dataEncryptionKey,
-});
+const deps = () => createDeps(t.app);
 
 function charge(key: string) {
   return {

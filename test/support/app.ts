@@ -12,6 +12,7 @@ import {
   type RunningRoles,
 } from '../../src/app/composition.ts';
 import type { Clock } from '../../src/kernel/clock.ts';
+import type { CreateDeps } from '../../src/payments/create.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from './redis.ts';
 import { track } from './leak-check.ts';
@@ -88,4 +89,15 @@ export async function startTestApp(opts: {
   };
   track({ isOpen: () => open, close: () => handle.close() }, `test app ${prefix}`);
   return handle;
+}
+
+/** What `createPayment` needs, from an open app (the API's own wiring, without HTTP). */
+export function createDeps(app: App): CreateDeps {
+  return {
+    store: app.store,
+    dispatcher: app.dispatcher,
+    sealer: app.sealer,
+    clock: app.clock,
+    hashKey: app.config.dataEncryptionKey,
+  };
 }
