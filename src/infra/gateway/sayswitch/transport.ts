@@ -22,7 +22,6 @@ import {
   type DecodedBody,
 } from './error-mapping/response-errors.ts';
 import { mapTransportError } from './error-mapping/transport-errors.ts';
-import { encryptedEnvelopeSchema } from './schemas.ts';
 import { createUndiciAdapter, type UndiciAdapter } from './undici-adapter.ts';
 
 /** How to reach Sayswitch and what goes with every request. */
@@ -75,6 +74,19 @@ type CallResult<T> =
   | { type: 'not_found' }
   | { type: 'duplicate' }
   | { type: 'declined'; message: string | undefined };
+
+/**
+ * The ciphertext of an encrypted body, `{ "data": "<ciphertext>" }` exactly (an object with that
+ * one key, a string): what `encryptedEnvelopeSchema` (schemas.ts) accepts, checked without zod on
+ * the path every gateway answer takes (test/unit/sayswitch-envelope.test.ts compares the two).
+ */
+export function envelopeCiphertext(json: unknown): string | undefined {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  const data = (json as { data?: unknown }).data;
+  if (typeof data !== 'string' || !Object.hasOwn(json, 'data')) return undefined;
+  for (const k in json) if (k !== 'data') return undefined;
+  return data;
+}
 
 /** Marks each socket it creates once TCP is connected (the request can only be written after). */
 class ReadyTrackingHttpAgent extends http.Agent {
@@ -173,6 +185,10 @@ export class SayswitchTransport {
       // Bodies are decoded here (decrypting first when encryption is on).
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
+      // Bodies go out as the JSON string call() built. axios's default transform would JSON.parse
+      // that string again to check it (and trim it) on every request: a cost per payment for
+      // nothing (issue 18's profile).
+      transformRequest: [(data: unknown) => data],
       // An environment proxy must not silently sit between us and the money.
       proxy: false,
       transitional: { clarifyTimeoutError: true },
@@ -273,12 +289,12 @@ export class SayswitchTransport {
       return { ok: false, reason: 'unparsable' };
     }
     if (this.encryption === undefined) return { ok: true, body: json };
-    const envelope = encryptedEnvelopeSchema.safeParse(json);
     // Only the exact `{ data: "<ciphertext>" }` form is decrypted; a plaintext envelope (an error
     // page the gateway did not encrypt) is read as it is.
-    if (!envelope.success) return { ok: true, body: json };
+    const ciphertext = envelopeCiphertext(json);
+    if (ciphertext === undefined) return { ok: true, body: json };
     try {
-      return { ok: true, body: decryptJson(envelope.data.data, this.encryption) };
+      return { ok: true, body: decryptJson(ciphertext, this.encryption) };
     } catch {
       return { ok: false, reason: 'undecryptable' };
     }
