@@ -193,6 +193,13 @@ export class SayswitchTransport {
       proxy: false,
       transitional: { clarifyTimeoutError: true },
     });
+    // What every request carries, set once: axios would otherwise merge its default header groups
+    // (common and one per method) with ours on every request (issue 18's profile).
+    this.http.defaults.headers = {
+      Authorization: `Bearer ${this.secretKey}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    } as unknown as AxiosInstance['defaults']['headers'];
   }
 
   /** Closes the keep-alive sockets. Call on shutdown; the instance is unusable afterwards. */
@@ -213,14 +220,11 @@ export class SayswitchTransport {
       operation: spec.operation,
       ...(spec.reference !== undefined ? { reference: spec.reference } : {}),
     };
-    const headers: Record<string, string> = {
-      Authorization: `Bearer ${this.secretKey}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-    };
+    // The constant headers are the instance's defaults (constructor); only a signature is per call.
+    let headers: Record<string, string> | undefined;
     let data: string | undefined;
     if (spec.payload !== undefined) {
-      if (this.signRequests) headers.Encryption = signRequest(spec.payload, this.secretKey);
+      if (this.signRequests) headers = { Encryption: signRequest(spec.payload, this.secretKey) };
       data = JSON.stringify(
         this.encryption ? { data: encryptJson(spec.payload, this.encryption) } : spec.payload,
       );
@@ -232,9 +236,11 @@ export class SayswitchTransport {
         method: spec.method,
         url: spec.path,
         data,
-        headers,
-        // axios' own timeout is a socket-idle timer; this one bounds the whole call.
-        signal: AbortSignal.timeout(this.timeoutMs),
+        ...(headers ? { headers } : {}),
+        // The undici adapter bounds the whole call by `timeout` itself (one timer, cleared with
+        // the answer); axios's own adapters read `timeout` as a socket-idle timer, so they get a
+        // signal that bounds the whole call.
+        ...(this.undici ? {} : { signal: AbortSignal.timeout(this.timeoutMs) }),
       });
     } catch (err) {
       const error = mapTransportError(err, ctx, { transportReady: this.transportReady(err) });
