@@ -32,6 +32,43 @@ return 1
 export const EVENTS_MAX_LEN = 1_000_000;
 
 /**
+ * Every field an intent hash may hold (kernel/payment.ts Intent; intent-store.ts maps them): the
+ * order of the values in a transition's read-back reply.
+ */
+export const INTENT_HASH_FIELDS = [
+  'key',
+  'type',
+  'origin',
+  'state',
+  'amount',
+  'currency',
+  'attempt',
+  'reference',
+  'payee',
+  'createdAt',
+  'updatedAt',
+  'reason',
+  'message',
+  'gatewayReference',
+  'fee',
+  'batchId',
+  'subscriptionId',
+  'line',
+  'meta',
+  'requestHash',
+  'incarnation',
+  'leaseUntil',
+  'sentAt',
+  'checks',
+  'enqueues',
+  'unsentResubmits',
+  'seenAtGateway',
+  'authorizationUrl',
+  'requiresActionUntil',
+  'authorizationSealed',
+] as const;
+
+/**
  * One intent transition, lean: one read (HMGET of what it decides on, or HGETALL when the reply
  * or the event needs the whole hash: both are built from that read and the writes, never read
  * again), one HSET of every field it writes (and one HDEL of those it clears), the indexes, the
@@ -59,7 +96,9 @@ export const EVENTS_MAX_LEN = 1_000_000;
  * field), 10 event type, 11 event id, 12 rate limit per window, 13 rate window ms, 14 reconcileAt,
  * 15 reason, 16 the new attempt's reference (a transition that opens a new attempt),
  * 17 unsent resubmit '1', 18 resolution JSON (history line and event).
- * Returns {'ok', from, hash...} (read back) | {'ok', from} | {'missing'} |
+ * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
+ * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
+ * {'missing'} |
  * {'refused'|'stale', state, attempt} | {'limited', state, attempt, ms until the window ends}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
@@ -172,7 +211,8 @@ if A[10] ~= '' then
 end
 if A[8] ~= '1' then return {'ok', from} end
 local out = {'ok', from}
-for k, v in pairs(cur) do out[#out + 1] = k; out[#out + 1] = v end
+local fields = {${INTENT_HASH_FIELDS.map((f) => `'${f}'`).join(', ')}}
+for i = 1, #fields do out[i + 2] = cur[fields[i]] or false end
 return out
 `);
 

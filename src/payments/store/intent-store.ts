@@ -41,6 +41,7 @@ import { listIntentKeys } from './intent-list.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,
+  INTENT_HASH_FIELDS,
   MARK_SEEN,
   RECORD_CHECK,
   TRANSITION_INTENT,
@@ -176,10 +177,20 @@ function trustedIntent(h: Readonly<Record<string, string | undefined>>): Intent 
   return out;
 }
 
-/** The intent of a transition script's reply (field, value, …): see {@link trustedIntent}. */
-function fromFlat(flat: string[]): Intent {
+/** Every Intent field is in the read-back reply's list: this does not compile otherwise. */
+type UnlistedField = Exclude<keyof Intent, (typeof INTENT_HASH_FIELDS)[number]>;
+const _everyFieldListed: [UnlistedField] extends [never] ? true : UnlistedField = true;
+
+/**
+ * The intent of a transition script's read-back reply (after its tag and `from`, the value of each
+ * of {@link INTENT_HASH_FIELDS}, nil where absent): see {@link trustedIntent}.
+ */
+function fromValues(reply: readonly (string | null)[]): Intent {
   const obj: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
+  for (let i = 0; i < INTENT_HASH_FIELDS.length; i++) {
+    const v = reply[i + 2];
+    if (v !== null && v !== undefined) obj[INTENT_HASH_FIELDS[i] as string] = v;
+  }
   return trustedIntent(obj);
 }
 
@@ -506,11 +517,11 @@ export class RedisIntentStore implements IntentStore {
       c.fromStates,
       String(attempt),
       ...optional,
-    )) as string[];
+    )) as (string | null)[];
     const tag = res[0];
     if (tag === 'ok') {
       const from = res[1] as IntentState;
-      if (!known) return { ok: true, from, intent: fromFlat(res.slice(2)) };
+      if (!known) return { ok: true, from, intent: fromValues(res) };
       return { ok: true, from, intent: applied(known, to, now, opts, newReference) };
     }
     if (tag === 'missing') return { ok: false, why: 'missing' };
