@@ -32,13 +32,24 @@ export const BATCH_ID_MAX = 20;
 export const ROW_REFERENCE_MAX = 32;
 export const API_KEY_MAX = 50;
 
+const INTENT_KEY_PATTERN = /^(?:rf\d{1,2}_)?(sub|bat|api)_[A-Za-z0-9_-]+$/;
+
 /** A payment's key (at most {@link INTENT_KEY_MAX_LENGTH}) or a refund's (`rf<n>_<key>`, at most 62). */
 export const intentKeySchema = z
   .string()
   .max(REFERENCE_MAX_LENGTH - 2)
-  .regex(/^(?:rf\d{1,2}_)?(sub|bat|api)_[A-Za-z0-9_-]+$/, 'not an intent key')
+  .regex(INTENT_KEY_PATTERN, 'not an intent key')
   .refine((s) => s.startsWith('rf') || s.length <= INTENT_KEY_MAX_LENGTH, 'not an intent key')
   .transform((s) => s as IntentKey);
+
+/** What {@link intentKeySchema} accepts, without zod (a job payload's hot path). */
+export function isIntentKey(s: string): s is IntentKey {
+  return (
+    s.length <= REFERENCE_MAX_LENGTH - 2 &&
+    INTENT_KEY_PATTERN.test(s) &&
+    (s.startsWith('rf') || s.length <= INTENT_KEY_MAX_LENGTH)
+  );
+}
 
 function checked(key: string): IntentKey {
   if (key.length > INTENT_KEY_MAX_LENGTH || !SAFE.test(key)) {

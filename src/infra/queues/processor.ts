@@ -109,7 +109,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
 
 /**
  * Builds the BullMQ processor for one queue from handlers keyed by catalog job name. Payloads are
- * validated with the catalog's zod schema; an invalid payload is unrecoverable.
+ * validated with the catalog's zod schema (or its `quick` check, which accepts nothing the schema
+ * refuses); an invalid payload is unrecoverable.
  */
 export function createProcessor<Q extends QueueName>(
   queueName: Q,
@@ -126,20 +127,20 @@ export function createProcessor<Q extends QueueName>(
     if (name === undefined)
       throw new UnrecoverableError(`no handler for job "${job.name}" on ${queueName}`);
     const spec = JOBS[name];
-    const parsed = spec.schema.safeParse(job.data);
-    if (!parsed.success) {
-      throw new UnrecoverableError(
-        `invalid ${name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      );
+    let data: unknown = 'quick' in spec ? spec.quick(job.data) : undefined;
+    if (data === undefined) {
+      const parsed = spec.schema.safeParse(job.data);
+      if (!parsed.success) {
+        throw new UnrecoverableError(
+          `invalid ${name} payload: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+        );
+      }
+      data = parsed.data;
     }
     const log = jobLog(deps.logger, { queue: queueName, job: job.name, jobId: job.id });
     const handler = handlers[name] as Handler<N>;
     try {
-      return await withTimeout(
-        handler(parsed.data as JobPayload<N>, { job, log }),
-        spec.timeoutMs,
-        name,
-      );
+      return await withTimeout(handler(data as JobPayload<N>, { job, log }), spec.timeoutMs, name);
     } catch (err) {
       if (err instanceof DelayRequest) return park(job, token, err.until);
       if (!(err instanceof BillingError)) throw err;

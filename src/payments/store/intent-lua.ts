@@ -26,33 +26,87 @@ return 1
 `);
 
 /**
+ * The events stream's approximate cap (XADD MAXLEN ~), a constant of the script: one argument
+ * less per transition.
+ */
+export const EVENTS_MAX_LEN = 1_000_000;
+
+/**
+ * Every field an intent hash may hold (kernel/payment.ts Intent; intent-store.ts maps them): the
+ * order of the values in a transition's read-back reply.
+ */
+export const INTENT_HASH_FIELDS = [
+  'key',
+  'type',
+  'origin',
+  'state',
+  'amount',
+  'currency',
+  'attempt',
+  'reference',
+  'payee',
+  'createdAt',
+  'updatedAt',
+  'reason',
+  'message',
+  'gatewayReference',
+  'fee',
+  'batchId',
+  'subscriptionId',
+  'line',
+  'meta',
+  'requestHash',
+  'incarnation',
+  'leaseUntil',
+  'sentAt',
+  'checks',
+  'enqueues',
+  'unsentResubmits',
+  'seenAtGateway',
+  'authorizationUrl',
+  'requiresActionUntil',
+  'authorizationSealed',
+] as const;
+
+/**
  * One intent transition, lean: one read (HMGET of what it decides on, or HGETALL when the reply
  * or the event needs the whole hash: both are built from that read and the writes, never read
  * again), one HSET of every field it writes (and one HDEL of those it clears), the indexes, the
  * history line, and the event only when the transition publishes one.
  *
- * With a rate limit (ARGV[17]), the transition also takes one token of the outbound gateway rate
- * limit (the submit claim): a fixed window of ARGV[18] ms counted at the last KEY, the same
+ * With a rate limit (ARGV[12]), the transition also takes one token of the outbound gateway rate
+ * limit (the submit claim): a fixed window of ARGV[13] ms counted at the last KEY, the same
  * counter rate-limiter-flexible keeps for lookups (rate-limited-gateway.ts), so claims and lookups
  * share one limit. It is taken only once every other check passed (a claim that is refused, stale
  * or missing takes none); over the limit nothing changes and the reply says how long the window
  * still runs.
  *
- * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6.. one state index per state
- * (in the order of ARGV[12]), last: the rate limit counter.
+ * Keys and arguments are only what the transition can use (issue 18: ioredis building 19 keys and
+ * 19 arguments per call showed in the worker's profile): of the state indexes, the target state's
+ * and those of the states it may come from (one of which the intent is in, or it is refused), all
+ * computed by the caller (on a cluster every key a script touches must be declared; they share
+ * the prefix's hash tag); trailing empty arguments are left off.
+ *
+ * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6 the target state's index,
+ * 7.. the index of each state named in ARGV[6], in that order, then (with a rate limit only) the
+ * rate limit counter.
  * ARGV: 1 key, 2 to, 3 now, 4 allowed-from for charges ",a,b,", 5 allowed-from for payouts,
- * 6 expected attempt or '', 7 patch JSON (value "" deletes the field), 8 the new attempt's
- * reference, or '' when the transition opens no new attempt, 9 unsent resubmit '1'|'0', 10 reason,
- * 11 reconcileAt or '', 12 state order "s1,s2,…", 13 event type or '', 14 max events stream
- * length, 15 event id (with an event type), 16 resolution JSON or '' (history line and event),
- * 17 rate limit per window or '' (none), 18 rate window ms, 19 read back '1'|'0'.
- * Returns {'ok', from, hash...} (read back) | {'ok', from} | {'missing'} |
+ * 6 the states of KEYS[7..] "s1,s2,…" (every state of 4 and 5), 7 expected attempt, and then,
+ * each optional ('' or absent when not used): 8 read back '1', 9 patch JSON (value "" deletes the
+ * field), 10 event type, 11 event id, 12 rate limit per window, 13 rate window ms, 14 reconcileAt,
+ * 15 reason, 16 the new attempt's reference (a transition that opens a new attempt),
+ * 17 unsent resubmit '1', 18 resolution JSON (history line and event).
+ * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
+ * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
+ * {'missing'} |
  * {'refused'|'stale', state, attempt} | {'limited', state, attempt, ms until the window ends}.
  */
 export const TRANSITION_INTENT = new LuaScript(`
+local A = {}
+for i = 1, 18 do A[i] = ARGV[i] or '' end
 local h = KEYS[1]
 local from, itype, attempt, cur
-local full = ARGV[19] == '1' or ARGV[13] ~= ''
+local full = A[8] == '1' or A[10] ~= ''
 if full then
   -- The whole hash in one read: the reply and the event are built from it and the writes below.
   local flat = redis.call('HGETALL', h)
@@ -65,37 +119,39 @@ else
 end
 from, itype, attempt = cur.state, cur.type, tonumber(cur.attempt)
 if not from then return {'missing'} end
-if ARGV[6] ~= '' and tonumber(ARGV[6]) ~= attempt then return {'stale', from, tostring(attempt)} end
-local allowed = ARGV[4]
-if itype == 'payout' then allowed = ARGV[5] end
+if A[7] ~= '' and tonumber(A[7]) ~= attempt then return {'stale', from, tostring(attempt)} end
+local allowed = A[4]
+if itype == 'payout' then allowed = A[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
 
-if ARGV[17] ~= '' then
+if A[12] ~= '' then
   local rk = KEYS[#KEYS]
   local used = redis.call('INCR', rk)
-  if used == 1 then redis.call('PEXPIRE', rk, ARGV[18]) end
-  if used > tonumber(ARGV[17]) then
+  if used == 1 then redis.call('PEXPIRE', rk, A[13]) end
+  if used > tonumber(A[12]) then
     redis.call('DECR', rk)
     local ttl = redis.call('PTTL', rk)
-    if ttl < 0 then redis.call('PEXPIRE', rk, ARGV[18]); ttl = tonumber(ARGV[18]) end
+    if ttl < 0 then redis.call('PEXPIRE', rk, A[13]); ttl = tonumber(A[13]) end
     return {'limited', from, tostring(attempt), tostring(ttl)}
   end
 end
 
-local to, now, key = ARGV[2], ARGV[3], ARGV[1]
+local to, now, key = A[2], A[3], A[1]
 local set, del = {}, {}
 local unsent = tonumber(cur.unsentResubmits or '0')
-if ARGV[8] ~= '' then
+if A[16] ~= '' then
   attempt = attempt + 1
   unsent = 0
-  set.attempt = tostring(attempt); set.reference = ARGV[8]; set.checks = '0'; set.unsentResubmits = '0'
+  set.attempt = tostring(attempt); set.reference = A[16]; set.checks = '0'; set.unsentResubmits = '0'
   for _, k in ipairs({'reason', 'message', 'gatewayReference', 'fee', 'sentAt', 'seenAtGateway',
     'authorizationUrl', 'requiresActionUntil'}) do del[k] = true end
 end
-if ARGV[9] == '1' then set.unsentResubmits = tostring(unsent + 1) end
+if A[17] == '1' then set.unsentResubmits = tostring(unsent + 1) end
 if to == 'queued' then set.enqueues = tostring(tonumber(cur.enqueues or '0') + 1) end
-for k, v in pairs(cjson.decode(ARGV[7])) do
-  if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
+if A[9] ~= '' then
+  for k, v in pairs(cjson.decode(A[9])) do
+    if v == '' then set[k] = nil; del[k] = true else set[k] = v; del[k] = nil end
+  end
 end
 -- The hash's leaseUntil counts only while the intent is submitting (the store reads it so):
 -- leaving submitting removes the lease entry but leaves the field, one HDEL less per payment.
@@ -117,28 +173,27 @@ for k in pairs(del) do gone[#gone + 1] = k; cur[k] = nil end
 if #gone > 0 then redis.call('HDEL', h, unpack(gone)) end
 
 if from ~= to then
-  local i, fromIdx, toIdx = 6, nil, nil
-  for s in string.gmatch(ARGV[12], '[^,]+') do
+  local i, fromIdx = 7, nil
+  for s in string.gmatch(A[6], '[^,]+') do
     if s == from then fromIdx = KEYS[i] end
-    if s == to then toIdx = KEYS[i] end
     i = i + 1
   end
   redis.call('ZREM', fromIdx, key)
-  redis.call('ZADD', toIdx, now, key)
+  redis.call('ZADD', KEYS[6], now, key)
 end
-if ARGV[11] ~= '' then
-  redis.call('ZADD', KEYS[4], ARGV[11], key)
+if A[14] ~= '' then
+  redis.call('ZADD', KEYS[4], A[14], key)
 elseif from ~= 'queued' and from ~= 'submitting' then
   -- Entering queued or submitting always clears the entry, and nothing checks either state.
   redis.call('ZREM', KEYS[4], key)
 end
 
 local resolution = nil
-if ARGV[16] ~= '' then resolution = cjson.decode(ARGV[16]) end
+if A[18] ~= '' then resolution = cjson.decode(A[18]) end
 redis.call('RPUSH', KEYS[2], cjson.encode({ at = tonumber(now), from = from, to = to, attempt = attempt,
-  reason = ARGV[10] ~= '' and ARGV[10] or nil, resolution = resolution }))
+  reason = A[15] ~= '' and A[15] or nil, resolution = resolution }))
 
-if ARGV[13] ~= '' then
+if A[10] ~= '' then
   local data = { key = key, state = to, attempt = attempt, type = cur.type, amount = tonumber(cur.amount),
     currency = cur.currency, reference = cur.reference, reason = cur.reason, message = cur.message,
     fee = cur.fee and tonumber(cur.fee) or nil, gatewayReference = cur.gatewayReference,
@@ -151,12 +206,13 @@ if ARGV[13] ~= '' then
   -- Whether a reusable card authorization is stored (never the authorization itself).
   if cur.type == 'charge' then data.hasAuthorization = cur.authorizationSealed ~= nil end
   data.resolution = resolution
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'id', ARGV[15], 'type', ARGV[13],
+  redis.call('XADD', KEYS[5], 'MAXLEN', '~', '${EVENTS_MAX_LEN}', '*', 'id', A[11], 'type', A[10],
     'at', now, 'data', cjson.encode(data))
 end
-if ARGV[19] ~= '1' then return {'ok', from} end
+if A[8] ~= '1' then return {'ok', from} end
 local out = {'ok', from}
-for k, v in pairs(cur) do out[#out + 1] = k; out[#out + 1] = v end
+local fields = {${INTENT_HASH_FIELDS.map((f) => `'${f}'`).join(', ')}}
+for i = 1, #fields do out[i + 2] = cur[fields[i]] or false end
 return out
 `);
 

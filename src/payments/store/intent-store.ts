@@ -42,12 +42,11 @@ import { listIntentKeys } from './intent-list.ts';
 import {
   CREATE_BATCH_INTENTS,
   CREATE_INTENT,
+  INTENT_HASH_FIELDS,
   MARK_SEEN,
   RECORD_CHECK,
   TRANSITION_INTENT,
 } from './intent-lua.ts';
-
-const EVENTS_MAX_LEN = 1_000_000;
 
 const payeeSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -179,10 +178,20 @@ function trustedIntent(h: Readonly<Record<string, string | undefined>>): Intent 
   return out;
 }
 
-/** The intent of a transition script's reply (field, value, …): see {@link trustedIntent}. */
-function fromFlat(flat: string[]): Intent {
+/** Every Intent field is in the read-back reply's list: this does not compile otherwise. */
+type UnlistedField = Exclude<keyof Intent, (typeof INTENT_HASH_FIELDS)[number]>;
+const _everyFieldListed: [UnlistedField] extends [never] ? true : UnlistedField = true;
+
+/**
+ * The intent of a transition script's read-back reply (after its tag and `from`, the value of each
+ * of {@link INTENT_HASH_FIELDS}, nil where absent): see {@link trustedIntent}.
+ */
+function fromValues(reply: readonly (string | null)[]): Intent {
   const obj: Record<string, string> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) obj[flat[i] as string] = flat[i + 1] as string;
+  for (let i = 0; i < INTENT_HASH_FIELDS.length; i++) {
+    const v = reply[i + 2];
+    if (v !== null && v !== undefined) obj[INTENT_HASH_FIELDS[i] as string] = v;
+  }
   return trustedIntent(obj);
 }
 
@@ -250,9 +259,6 @@ function newIncarnation(): string {
   return incarnationPool.toString('hex', incarnationAt - 4, incarnationAt);
 }
 
-/** The order of the state indexes among a transition's keys. */
-const STATE_ORDER = INTENT_STATES.join(',');
-
 const csv = (states: IntentState[]) => `,${states.join(',')},`;
 
 /** Intents per script call: big enough to amortise the call, small enough not to stall Redis. */
@@ -280,8 +286,15 @@ export interface IntentStoreOptions {
 export class RedisIntentStore implements IntentStore {
   private readonly k: StoreKeys;
   private readonly rateLimit: { perWindow: string; windowMs: string } | undefined;
-  /** Every transition's constant keys and arguments, built once (they showed in the profile). */
-  private readonly stateIndexes: string[];
+  /**
+   * Per target state, a transition's constant keys and arguments, built once (they showed in the
+   * profile): the target's state index and those of the states it may come from (for charges
+   * and payouts alike), and the states of the latter in order (TRANSITION_INTENT).
+   */
+  private readonly transitionConst: Record<
+    IntentState,
+    { keys: string[]; fromStates: string; charge: string; payout: string }
+  >;
   private readonly rateLimitKey: string;
 
   constructor(
@@ -290,7 +303,17 @@ export class RedisIntentStore implements IntentStore {
     opts: IntentStoreOptions = {},
   ) {
     this.k = storeKeys(prefix);
-    this.stateIndexes = this.k.allStateIndexes();
+    const k = this.k;
+    this.transitionConst = Object.fromEntries(
+      INTENT_STATES.map((to) => {
+        const from = INTENT_STATES.filter(
+          (s) => allowedFrom(to, 'charge').includes(s) || allowedFrom(to, 'payout').includes(s),
+        );
+        const keys = [k.leases(), k.reconcileDue(), k.events(), k.byState(to)];
+        for (const s of from) keys.push(k.byState(s));
+        return [to, { keys, fromStates: from.join(','), ...ALLOWED[to] }];
+      }),
+    ) as RedisIntentStore['transitionConst'];
     this.rateLimitKey = this.k.rateLimit();
     const limit = opts.gatewayRateLimit;
     this.rateLimit = limit
@@ -453,40 +476,44 @@ export class RedisIntentStore implements IntentStore {
       event === undefined
         ? ''
         : paymentEventId(newReference ?? attemptReference(key as IntentKey, attempt), to);
+    const c = this.transitionConst[to];
+    const keys = [this.k.intent(key), this.k.history(key), ...c.keys];
+    if (limited) keys.push(this.rateLimitKey);
+    const patchJson = Object.keys(patch).length > 0 ? JSON.stringify(patch) : '';
+    // Positional: ARGV 8.. as TRANSITION_INTENT names them, the trailing empty ones left off.
+    const optional = [
+      known ? '' : '1',
+      patchJson,
+      event ?? '',
+      eventId,
+      limited ? this.rateLimit.perWindow : '',
+      limited ? this.rateLimit.windowMs : '',
+      opts.reconcileAt === undefined ? '' : String(opts.reconcileAt),
+      opts.reason ?? '',
+      newReference ?? '',
+      opts.unsentResubmit ? '1' : '',
+      opts.resolution ? JSON.stringify(opts.resolution) : '',
+    ];
+    let used = optional.length;
+    while (used > 0 && optional[used - 1] === '') used--;
+    optional.length = used;
     const res = (await TRANSITION_INTENT.run(
       this.redis,
-      6 + INTENT_STATES.length,
-      this.k.intent(key),
-      this.k.history(key),
-      this.k.leases(),
-      this.k.reconcileDue(),
-      this.k.events(),
-      ...this.stateIndexes,
-      this.rateLimitKey,
+      keys.length,
+      ...keys,
       key,
       to,
       String(now),
-      ALLOWED[to].charge,
-      ALLOWED[to].payout,
+      c.charge,
+      c.payout,
+      c.fromStates,
       String(attempt),
-      JSON.stringify(patch),
-      newReference ?? '',
-      opts.unsentResubmit ? '1' : '0',
-      opts.reason ?? '',
-      opts.reconcileAt === undefined ? '' : String(opts.reconcileAt),
-      STATE_ORDER,
-      event ?? '',
-      String(EVENTS_MAX_LEN),
-      eventId,
-      opts.resolution ? JSON.stringify(opts.resolution) : '',
-      limited ? this.rateLimit.perWindow : '',
-      limited ? this.rateLimit.windowMs : '',
-      known ? '0' : '1',
-    )) as string[];
+      ...optional,
+    )) as (string | null)[];
     const tag = res[0];
     if (tag === 'ok') {
       const from = res[1] as IntentState;
-      if (!known) return { ok: true, from, intent: fromFlat(res.slice(2)) };
+      if (!known) return { ok: true, from, intent: fromValues(res) };
       return { ok: true, from, intent: applied(known, to, now, opts, newReference) };
     }
     if (tag === 'missing') return { ok: false, why: 'missing' };

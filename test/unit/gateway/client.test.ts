@@ -720,3 +720,33 @@ describe('logging', () => {
     expect(lines.join('\n')).not.toContain('AUTH_secret');
   });
 });
+
+describe('the whole-call deadline', () => {
+  // Headers at once, then a byte every 50 ms: no idle timer (undici's body timeout, axios's
+  // socket timeout) ever fires, only the deadline on the whole call does.
+  it.each(['undici', 'http'] as const)(
+    'a trickling answer ends as outcome_unknown at timeoutMs (%s adapter)',
+    async (httpAdapter) => {
+      const drip = http.createServer((_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"success":true,');
+        const timer = setInterval(() => res.write(' '), 50);
+        res.on('close', () => clearInterval(timer));
+      });
+      await new Promise<void>((resolve) => drip.listen(0, '127.0.0.1', resolve));
+      const g = gateway({
+        baseUrl: `http://127.0.0.1:${(drip.address() as AddressInfo).port}`,
+        timeoutMs: 400,
+        httpAdapter,
+      });
+      try {
+        const err: unknown = await g.chargeCard(charge).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(OutcomeUnknownError);
+        expect(err).toMatchObject({ kind: 'outcome_unknown', code: 'timeout' });
+      } finally {
+        drip.closeAllConnections();
+        await new Promise<void>((resolve) => drip.close(() => resolve()));
+      }
+    },
+  );
+});

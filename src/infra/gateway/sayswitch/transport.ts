@@ -22,7 +22,6 @@ import {
   type DecodedBody,
 } from './error-mapping/response-errors.ts';
 import { mapTransportError } from './error-mapping/transport-errors.ts';
-import { encryptedEnvelopeSchema } from './schemas.ts';
 import { createUndiciAdapter, type UndiciAdapter } from './undici-adapter.ts';
 
 /** How to reach Sayswitch and what goes with every request. */
@@ -75,6 +74,19 @@ type CallResult<T> =
   | { type: 'not_found' }
   | { type: 'duplicate' }
   | { type: 'declined'; message: string | undefined };
+
+/**
+ * The ciphertext of an encrypted body, `{ "data": "<ciphertext>" }` exactly (an object with that
+ * one key, a string): what `encryptedEnvelopeSchema` (schemas.ts) accepts, checked without zod on
+ * the path every gateway answer takes (test/unit/sayswitch-envelope.test.ts compares the two).
+ */
+export function envelopeCiphertext(json: unknown): string | undefined {
+  if (json === null || typeof json !== 'object' || Array.isArray(json)) return undefined;
+  const data = (json as { data?: unknown }).data;
+  if (typeof data !== 'string' || !Object.hasOwn(json, 'data')) return undefined;
+  for (const k in json) if (k !== 'data') return undefined;
+  return data;
+}
 
 /** Marks each socket it creates once TCP is connected (the request can only be written after). */
 class ReadyTrackingHttpAgent extends http.Agent {
@@ -173,10 +185,21 @@ export class SayswitchTransport {
       // Bodies are decoded here (decrypting first when encryption is on).
       responseType: 'text',
       transformResponse: [(data: unknown) => data],
+      // Bodies go out as the JSON string call() built. axios's default transform would JSON.parse
+      // that string again to check it (and trim it) on every request: a cost per payment for
+      // nothing (issue 18's profile).
+      transformRequest: [(data: unknown) => data],
       // An environment proxy must not silently sit between us and the money.
       proxy: false,
       transitional: { clarifyTimeoutError: true },
     });
+    // What every request carries, set once: axios would otherwise merge its default header groups
+    // (common and one per method) with ours on every request (issue 18's profile).
+    this.http.defaults.headers = {
+      Authorization: `Bearer ${this.secretKey}`,
+      'Content-Type': 'application/json',
+      Accept: 'application/json',
+    } as unknown as AxiosInstance['defaults']['headers'];
   }
 
   /** Closes the keep-alive sockets. Call on shutdown; the instance is unusable afterwards. */
@@ -197,14 +220,11 @@ export class SayswitchTransport {
       operation: spec.operation,
       ...(spec.reference !== undefined ? { reference: spec.reference } : {}),
     };
-    const headers: Record<string, string> = {
-      Authorization: `Bearer ${this.secretKey}`,
-      'Content-Type': 'application/json',
-      Accept: 'application/json',
-    };
+    // The constant headers are the instance's defaults (constructor); only a signature is per call.
+    let headers: Record<string, string> | undefined;
     let data: string | undefined;
     if (spec.payload !== undefined) {
-      if (this.signRequests) headers.Encryption = signRequest(spec.payload, this.secretKey);
+      if (this.signRequests) headers = { Encryption: signRequest(spec.payload, this.secretKey) };
       data = JSON.stringify(
         this.encryption ? { data: encryptJson(spec.payload, this.encryption) } : spec.payload,
       );
@@ -216,9 +236,11 @@ export class SayswitchTransport {
         method: spec.method,
         url: spec.path,
         data,
-        headers,
-        // axios' own timeout is a socket-idle timer; this one bounds the whole call.
-        signal: AbortSignal.timeout(this.timeoutMs),
+        ...(headers ? { headers } : {}),
+        // The undici adapter bounds the whole call by `timeout` itself (one timer, cleared with
+        // the answer); axios's own adapters read `timeout` as a socket-idle timer, so they get a
+        // signal that bounds the whole call.
+        ...(this.undici ? {} : { signal: AbortSignal.timeout(this.timeoutMs) }),
       });
     } catch (err) {
       const error = mapTransportError(err, ctx, { transportReady: this.transportReady(err) });
@@ -273,12 +295,12 @@ export class SayswitchTransport {
       return { ok: false, reason: 'unparsable' };
     }
     if (this.encryption === undefined) return { ok: true, body: json };
-    const envelope = encryptedEnvelopeSchema.safeParse(json);
     // Only the exact `{ data: "<ciphertext>" }` form is decrypted; a plaintext envelope (an error
     // page the gateway did not encrypt) is read as it is.
-    if (!envelope.success) return { ok: true, body: json };
+    const ciphertext = envelopeCiphertext(json);
+    if (ciphertext === undefined) return { ok: true, body: json };
     try {
-      return { ok: true, body: decryptJson(envelope.data.data, this.encryption) };
+      return { ok: true, body: decryptJson(ciphertext, this.encryption) };
     } catch {
       return { ok: false, reason: 'undecryptable' };
     }

@@ -18,6 +18,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import axios, {
   AxiosError,
+  CanceledError,
   AxiosHeaders,
   type AxiosAdapter,
   type AxiosResponse,
@@ -73,24 +74,37 @@ export function createUndiciAdapter(opts: UndiciAdapterOptions): UndiciAdapter {
       const signal = config.signal as AbortSignal | undefined;
       let controller: Dispatcher.DispatchController | undefined;
       let settled = false;
+      let deadline: NodeJS.Timeout | undefined;
       const settle = () => {
         settled = true;
+        if (deadline !== undefined) clearTimeout(deadline);
         signal?.removeEventListener('abort', onAbort);
       };
       // Settles at once; a request still waiting for a connection is aborted when it gets one,
-      // before a byte is written. axios turns the rejection into its CanceledError (ERR_CANCELED).
-      function onAbort(): void {
+      // before a byte is written.
+      const fail = (reason: Error) => {
         if (settled) return;
         settle();
+        controller?.abort(reason);
+        reject(reason);
+      };
+      // axios turns a rejection after its signal aborted into its CanceledError (ERR_CANCELED).
+      function onAbort(): void {
         const reason: unknown = signal?.reason;
-        controller?.abort(reason instanceof Error ? reason : new Error('aborted'));
-        reject(reason instanceof Error ? reason : new Error('aborted'));
+        fail(reason instanceof Error ? reason : new Error('aborted'));
       }
       if (signal?.aborted) {
         onAbort();
         return;
       }
       signal?.addEventListener('abort', onAbort, { once: true });
+      // `timeout` bounds the whole call (what axios documents it as), with one plain timer that is
+      // cleared when the call settles: the same CanceledError an aborted signal ends in (the error
+      // mapping reads ERR_CANCELED as our deadline), without an AbortSignal.timeout per request,
+      // whose signal and timer live on for the whole timeout after the answer (issue 18's profile).
+      if (typeof config.timeout === 'number' && config.timeout > 0) {
+        deadline = setTimeout(() => fail(new CanceledError(undefined, config)), config.timeout);
+      }
 
       let status = 0;
       let headers: Record<string, string | string[] | undefined> = {};
