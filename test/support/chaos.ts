@@ -556,6 +556,14 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
         timeoutMs: lifeCapMs,
         intervalMs: 50,
       }).catch(() => undefined);
+      // Killed while a claim is out (an intent `submitting`), so every cell exercises the orphaned
+      // lease path: a kill between two claims orphans none, and a cell once ended with none.
+      await until(() => app.store.countByState(), {
+        done: (c) => c.submitting > 0 || exited(life),
+        what: 'a claim in flight',
+        timeoutMs: 5_000,
+        intervalMs: 5,
+      }).catch(() => undefined);
       if (exited(child))
         crashes.push(`life ${k + 1}: exited by itself\n${child.output().slice(-3_000)}`);
       child.kill('SIGKILL');
