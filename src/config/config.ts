@@ -189,7 +189,9 @@ const envSchema = z.object({
   SUBMIT_LEASE: duration('2m'),
   WORKER_LOCK_DURATION: duration('30s'),
   /** A worker that started no job for this long while its queue had jobs due is replaced. */
-  WORKER_STUCK_AFTER: duration('1m'),
+  WORKER_STUCK_AFTER: duration('1m').refine((ms) => ms >= 1_000, {
+    message: 'must be at least 1s (a shorter bound would replace healthy workers between fetches)',
+  }),
   DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
   DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
   BATCH_APPROVAL: z.enum(['none', 'payouts', 'all']).optional().default('none'),

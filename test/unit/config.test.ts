@@ -168,6 +168,17 @@ describe('loadConfig', () => {
     expect(badTimeout.problems.map((p) => p.variable)).toEqual(['SAYSWITCH_TIMEOUT_MS']);
   });
 
+  it('refuses a WORKER_STUCK_AFTER under a second, naming it', () => {
+    expect(problems({ ...VALID, WORKER_STUCK_AFTER: '200ms' }).problems).toEqual([
+      {
+        variable: 'WORKER_STUCK_AFTER',
+        message:
+          'must be at least 1s (a shorter bound would replace healthy workers between fetches)',
+      },
+    ]);
+    expect(loadConfig({ ...VALID, WORKER_STUCK_AFTER: '5s' }).worker.stuckAfterMs).toBe(5_000);
+  });
+
   it("the tests' fast environment satisfies the lease rule", () => {
     const c = loadConfig({ ...FAST_ENV });
     expect(c.worker.submitLeaseMs).toBeGreaterThanOrEqual(minSubmitLeaseMs(c.sayswitch.timeoutMs));
