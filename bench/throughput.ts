@@ -456,25 +456,20 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;
     };
-    const before = {
+    /** Every process's CPU, Redis's command counts and our Redis I/O, now. */
+    const snapshot = async () => ({
       producer: self(),
       worker: cpu(worker.pid),
       redis: cpu(ctx.redisPid),
       sandbox: cpu(ctx.sandboxPid),
       commands: await redisCommands(ctx.info),
       io: { ...ctx.io },
-    };
+    });
+    const before = await snapshot();
     const started = performance.now();
     const { latencies, io } = await section(opts.jobs);
     const seconds = (performance.now() - started) / 1000;
-    const after = {
-      producer: self(),
-      worker: cpu(worker.pid),
-      redis: cpu(ctx.redisPid),
-      sandbox: cpu(ctx.sandboxPid),
-      commands: await redisCommands(ctx.info),
-      io: { ...ctx.io },
-    };
+    const after = await snapshot();
     if (process.env.BENCH_CMDSTATS)
       printCommandBreakdown(phase, before.commands.each, after.commands.each, opts.jobs);
     if (app) {

@@ -89,3 +89,26 @@ export function createOutput(json: boolean, out: Stream, err: Stream): CliOutput
     },
   };
 }
+
+/**
+ * A page of a list as aligned text columns (two spaces apart), with the `--cursor` of the next
+ * page when there is one, or `empty` when the page holds nothing.
+ */
+export function formatPage(
+  rows: string[][],
+  next: string | null | undefined,
+  empty: string,
+): string {
+  const columns = Math.max(0, ...rows.map((r) => r.length));
+  const widths = Array.from({ length: columns }, (_, c) =>
+    Math.max(0, ...rows.map((r) => r[c]?.length ?? 0)),
+  );
+  const lines = rows.map((r) =>
+    r
+      .map((cell, c) => cell.padEnd(widths[c]!))
+      .join('  ')
+      .trimEnd(),
+  );
+  if (next) lines.push(`more: --cursor ${next}`);
+  return lines.length > 0 ? lines.join('\n') : empty;
+}

@@ -16,7 +16,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
 import { bearerGrant } from '../http/auth.ts';
-import { basicAuthMatches } from '../http/dashboard.ts';
+import { basicAuthMatches, foreignOrigin } from '../http/dashboard.ts';
 
 export interface ConsoleCredentials {
   dashboard?: { user: string; password: string };
@@ -75,11 +75,5 @@ export function csrfTokens(secret: Buffer) {
 export function crossSite(req: FastifyRequest): boolean {
   const site = req.headers['sec-fetch-site'];
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
-  const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  try {
-    return new URL(origin).host !== req.headers.host;
-  } catch {
-    return true;
-  }
+  return foreignOrigin(req);
 }

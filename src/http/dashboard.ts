@@ -72,7 +72,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * operator's browser retry or clean jobs (CSRF). Requests without `Origin` (curl, scripts) pass.
  */
 function crossOrigin(req: FastifyRequest): boolean {
-  if (SAFE_METHODS.has(req.method)) return false;
+  return !SAFE_METHODS.has(req.method) && foreignOrigin(req);
+}
+
+/** Whether the request's `Origin` names another host than the one it was sent to (absent: no). */
+export function foreignOrigin(req: FastifyRequest): boolean {
   const origin = req.headers.origin;
   if (origin === undefined) return false;
   try {

@@ -8,6 +8,7 @@ import { batchListQuerySchema, listBatches, type BatchList } from '../../batches
 import { BATCH_STATES } from '../../batches/ports.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError, withCursorFlag } from '../errors.ts';
+import { formatPage } from '../output.ts';
 
 function human(v: unknown): string {
   const { data, next_cursor } = v as BatchList;
@@ -18,15 +19,7 @@ function human(v: unknown): string {
     `${b.final}/${b.valid} final`,
     b.createdAt,
   ]);
-  const widths = [0, 1, 2, 3, 4].map((c) => Math.max(...rows.map((r) => r[c]!.length), 0));
-  const lines = rows.map((r) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd(),
-  );
-  if (next_cursor) lines.push(`more: --cursor ${next_cursor}`);
-  return lines.length > 0 ? lines.join('\n') : 'no batches';
+  return formatPage(rows, next_cursor, 'no batches');
 }
 
 /** Registers `list` and `reindex` under `billing batch`. */

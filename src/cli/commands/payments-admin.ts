@@ -7,19 +7,12 @@ import type { Command } from 'commander';
 import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError, withCursorFlag } from '../errors.ts';
+import { formatPage } from '../output.ts';
 
 function human(v: unknown): string {
   const { data, next_cursor } = v as PaymentList;
   const rows = data.map((p) => [p.key, p.type, `${p.amount} ${p.currency}`, p.state, p.createdAt]);
-  const widths = [0, 1, 2, 3, 4].map((c) => Math.max(...rows.map((r) => r[c]!.length), 0));
-  const lines = rows.map((r) =>
-    r
-      .map((cell, c) => cell.padEnd(widths[c]!))
-      .join('  ')
-      .trimEnd(),
-  );
-  if (next_cursor) lines.push(`more: --cursor ${next_cursor}`);
-  return lines.length > 0 ? lines.join('\n') : 'no payments';
+  return formatPage(rows, next_cursor, 'no payments');
 }
 
 export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext) {

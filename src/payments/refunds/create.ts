@@ -8,9 +8,7 @@
 import { createHmac } from 'node:crypto';
 import type { AmountMinor } from '../../kernel/money.ts';
 import type { Clock } from '../../kernel/clock.ts';
-import type { IntentState, IntentType } from '../../kernel/intent.ts';
-import type { Intent } from '../../kernel/payment.ts';
-import type { IntentStore, RefundStore } from '../../kernel/ports.ts';
+import type { IntentStore, RefundReservationResult, RefundStore } from '../../kernel/ports.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { Dispatcher } from '../../infra/queues/dispatcher.ts';
 import { findIntent } from '../view.ts';
@@ -59,15 +57,9 @@ export interface RefundInput {
   key?: string;
 }
 
+/** The store's reservation result, or a partial refund refused before reserving anything. */
 export type RefundResult =
-  | { status: 'created'; intent: Intent }
-  | { status: 'existing'; intent: Intent }
-  | { status: 'conflict'; intent: Intent }
-  | { status: 'not_found' }
-  | { status: 'not_refundable'; type: IntentType; state: IntentState }
-  | { status: 'exceeds'; chargedMinor: number; reservedMinor: number; requestedMinor: number }
-  | { status: 'partial_not_supported'; chargedMinor: number }
-  | { status: 'too_many' };
+  RefundReservationResult | { status: 'partial_not_supported'; chargedMinor: number };
 
 function requestHash(hashKey: Buffer, chargeKey: string, input: RefundInput): string {
   const canonical = JSON.stringify({
