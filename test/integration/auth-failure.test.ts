@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -27,13 +27,7 @@ describe('gateway auth failure', () => {
       env: { SAYSWITCH_SECRET_KEY: 'sk_test_wrong_key_123' },
     });
     apps.push(wrong);
-    const deps = {
-      store: wrong.app.store,
-      dispatcher: wrong.app.dispatcher,
-      sealer: wrong.app.sealer,
-      clock: wrong.app.clock,
-      hashKey: wrong.app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(wrong.app);
     for (let i = 0; i < 5; i++) {
       await createPayment(deps, {
         type: 'charge',

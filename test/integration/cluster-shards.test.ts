@@ -8,7 +8,7 @@ import { openApp, startRoles, type App } from '../../src/app/composition.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import { ShardCountMismatchError } from '../../src/infra/redis/shards.ts';
-import { testConfig } from '../support/app.ts';
+import { createDeps, testConfig } from '../support/app.ts';
 import { cleanupPrefix, uniquePrefix } from '../support/redis.ts';
 
 const opened: App[] = [];
@@ -81,13 +81,7 @@ describe('REDIS_SHARDS', () => {
 
   it('spreads payments over the shards and lists them across shards by state', async () => {
     const app = await open(uniquePrefix('shards'), 3);
-    const deps = {
-      store: app.store,
-      dispatcher: app.dispatcher,
-      sealer: app.sealer,
-      clock: app.clock,
-      hashKey: app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(app);
     for (let i = 0; i < 24; i++) {
       const r = await createPayment(deps, {
         type: 'charge',

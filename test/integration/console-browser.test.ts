@@ -17,7 +17,7 @@ import {
   createSubscriptionFromBody,
   subscriptionServiceDeps,
 } from '../../src/subscriptions/service.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { launchBrowser, noBrowser } from '../support/browser.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
@@ -33,13 +33,7 @@ let t: TestApp;
 let browser: Browser;
 let operator: BrowserContext;
 
-const payments = () => ({
-  store: t.app.store,
-  dispatcher: t.app.dispatcher,
-  sealer: t.app.sealer,
-  clock: t.app.clock,
-  hashKey: t.app.config.dataEncryptionKey,
-});
+const payments = () => createDeps(t.app);
 
 /** Every dialog any page opened (an executed `alert`): none may. */
 const dialogs: string[] = [];

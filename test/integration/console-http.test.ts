@@ -12,7 +12,7 @@ import {
   subscriptionServiceDeps,
 } from '../../src/subscriptions/service.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 const READ_TOKEN = 'test-read-token-0123456789';
@@ -36,24 +36,15 @@ beforeAll(async () => {
     env: { API_READ_TOKEN: READ_TOKEN, DASHBOARD_USER: USER, DASHBOARD_PASSWORD: PASSWORD },
   });
   http = t.running.http!;
-  const created = await createPayment(
-    {
-      store: t.app.store,
-      dispatcher: t.app.dispatcher,
-      sealer: t.app.sealer,
-      clock: t.app.clock,
-      hashKey: t.app.config.dataEncryptionKey,
-    },
-    {
-      type: 'charge',
-      key: 'xss-1',
-      email: 'ada@example.com',
-      amount: '1500.50',
-      currency: 'NGN',
-      card_token: CARD_TOKEN,
-      narration: SCRIPT,
-    },
-  );
+  const created = await createPayment(createDeps(t.app), {
+    type: 'charge',
+    key: 'xss-1',
+    email: 'ada@example.com',
+    amount: '1500.50',
+    currency: 'NGN',
+    card_token: CARD_TOKEN,
+    narration: SCRIPT,
+  });
   expect(created.status).toBe('created');
   const batch = await submitBatch(t.app, {
     input:
@@ -200,13 +191,7 @@ describe('console actions', () => {
 
 describe('the review inbox', () => {
   it('lists unknown payments older than RESOLVE_UNKNOWN_AFTER and counts the younger ones', async () => {
-    const deps = {
-      store: t.app.store,
-      dispatcher: t.app.dispatcher,
-      sealer: t.app.sealer,
-      clock: t.app.clock,
-      hashKey: t.app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(t.app);
     const hourMs = 3_600_000;
     for (const [key, at] of [
       ['old-unknown', Date.now() - 2 * hourMs],

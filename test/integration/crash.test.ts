@@ -9,7 +9,7 @@ import { openApp, type App } from '../../src/app/composition.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, testConfig } from '../support/app.ts';
+import { createDeps, FAST_ENV, testConfig } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from '../support/redis.ts';
@@ -67,13 +67,7 @@ async function states(): Promise<Map<string, string>> {
 
 describe('crash safety', () => {
   it('SIGKILLed workers never double-pay and leave every intent final', async () => {
-    const deps = {
-      store: app.store,
-      dispatcher: app.dispatcher,
-      sealer: app.sealer,
-      clock: app.clock,
-      hashKey: app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(app);
     // Amounts avoid the deterministic 51–58 remainders: faults come from the injection.
     for (let i = 0; i < N; i++) {
       const amount = `${100 + i}.${String(i % 50).padStart(2, '0')}`;

@@ -12,11 +12,11 @@ import { INTENT_STATES } from '../../src/kernel/intent.ts';
 import { registerDashboard } from '../../src/http/dashboard.ts';
 import { createMetrics, registerMetricsRoute, type Metrics } from '../../src/http/metrics.ts';
 import { installZodCompilers } from '../../src/http/openapi.ts';
-import { createPayment, type CreateDeps } from '../../src/payments/create.ts';
+import { createPayment } from '../../src/payments/create.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { QUEUES } from '../../src/infra/queues/names.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, testConfig } from '../support/app.ts';
+import { createDeps, FAST_ENV, testConfig } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
 import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
@@ -112,16 +112,6 @@ async function startInstrumentedApp(sandboxUrl: string): Promise<{
   };
   track(handle, `instrumented app ${prefix}`);
   return handle;
-}
-
-function createDeps(app: App): CreateDeps {
-  return {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
 }
 
 describe('metrics and dashboard on a running app', () => {

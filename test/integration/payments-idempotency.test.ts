@@ -10,7 +10,7 @@ import { createPayment } from '../../src/payments/create.ts';
 import { submitJobId } from '../../src/infra/queues/names.ts';
 import { bullJobName, jobOptionsFor } from '../../src/infra/queues/catalog.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -75,13 +75,7 @@ async function noJobLeft(key: string) {
 }
 
 function deps() {
-  return {
-    store: t.app.store,
-    dispatcher: t.app.dispatcher,
-    sealer: t.app.sealer,
-    clock: t.app.clock,
-    hashKey: t.app.config.dataEncryptionKey,
-  };
+  return createDeps(t.app);
 }
 
 describe('exactly once at the gateway', () => {

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -79,13 +79,7 @@ describe('sandbox outcomes end in the right state and agree with the ledger', ()
     '%s (%s)',
     async (amount, _name, chargeState, payoutState, chargeMoved, payoutMoved) => {
       const tag = amount.replace('.', '');
-      const deps = {
-        store: t.app.store,
-        dispatcher: t.app.dispatcher,
-        sealer: t.app.sealer,
-        clock: t.app.clock,
-        hashKey: t.app.config.dataEncryptionKey,
-      };
+      const deps = createDeps(t.app);
       const c = await createPayment(deps, charge(`c${tag}`, amount));
       const p = await createPayment(deps, payout(`p${tag}`, amount));
       expect(c.status).toBe('created');

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
@@ -46,23 +46,14 @@ afterAll(async () => {
 });
 
 async function inReview(key: string): Promise<Intent> {
-  const r = await createPayment(
-    {
-      store: t.app.store,
-      dispatcher: t.app.dispatcher,
-      sealer: t.app.sealer,
-      clock: t.app.clock,
-      hashKey: t.app.config.dataEncryptionKey,
-    },
-    {
-      type: 'charge',
-      key,
-      email: 'review@example.com',
-      amount: '75.00',
-      currency: 'NGN',
-      card_token: 'tok_review_0123456789',
-    },
-  );
+  const r = await createPayment(createDeps(t.app), {
+    type: 'charge',
+    key,
+    email: 'review@example.com',
+    amount: '75.00',
+    currency: 'NGN',
+    card_token: 'tok_review_0123456789',
+  });
   expect(r.status).toBe('created');
   const intent = await until(() => t.app.store.get(`api_${key}`), {
     done: (i) => i?.state === 'needs_review',
@@ -163,26 +154,17 @@ describe('POST /payments/:key/resolve', () => {
 
   it('refuses a payment that is not in review, and one that does not exist', async () => {
     expect((await resolve('api_nope', { outcome: 'failed', note: 'x' })).status).toBe(404);
-    const r = await createPayment(
-      {
-        store: t.app.store,
-        dispatcher: t.app.dispatcher,
-        sealer: t.app.sealer,
-        clock: t.app.clock,
-        hashKey: t.app.config.dataEncryptionKey,
-      },
-      {
-        type: 'payout',
-        key: 'rev3',
-        account_number: '0123456789',
-        bank_code: '000013',
-        bank_name: 'GTBank',
-        account_name: 'Review Test',
-        amount: '12.00',
-        currency: 'NGN',
-        narration: 'review',
-      },
-    );
+    const r = await createPayment(createDeps(t.app), {
+      type: 'payout',
+      key: 'rev3',
+      account_number: '0123456789',
+      bank_code: '000013',
+      bank_name: 'GTBank',
+      account_name: 'Review Test',
+      amount: '12.00',
+      currency: 'NGN',
+      narration: 'review',
+    });
     expect(r.status).toBe('created');
     const res = await resolve('api_rev3', { outcome: 'failed', note: 'x' });
     expect(res.status).toBe(409);

@@ -6,7 +6,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, FAST_ENV, startTestApp, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
 import { until } from '../support/poll.ts';
 import { getRedisUrl } from '../support/redis.ts';
@@ -44,13 +44,7 @@ describe('reconcile sweep', () => {
       },
     });
     const app = t;
-    const deps = {
-      store: app.app.store,
-      dispatcher: app.app.dispatcher,
-      sealer: app.app.sealer,
-      clock: app.app.clock,
-      hashKey: app.app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(app.app);
     const cases: [string, string, string][] = [
       ['52', 'succeeded', 'succeeded'],
       ['53', 'failed', 'failed'],

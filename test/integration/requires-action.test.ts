@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
 import type { ProfileName, Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
@@ -29,13 +29,7 @@ const charge = (key: string, amount: string) => ({
 });
 
 function deps(t: TestApp) {
-  return {
-    store: t.app.store,
-    dispatcher: t.app.dispatcher,
-    sealer: t.app.sealer,
-    clock: t.app.clock,
-    hashKey: t.app.config.dataEncryptionKey,
-  };
+  return createDeps(t.app);
 }
 
 async function waitState(t: TestApp, key: string, state: string, timeoutMs = 20_000) {

@@ -13,7 +13,7 @@ import { FatalError } from '../../src/kernel/errors.ts';
 import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { ProfileName, Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -53,13 +53,7 @@ const payout = (key: string, amount: string) => ({
 });
 
 function deps(t: TestApp) {
-  return {
-    store: t.app.store,
-    dispatcher: t.app.dispatcher,
-    sealer: t.app.sealer,
-    clock: t.app.clock,
-    hashKey: t.app.config.dataEncryptionKey,
-  };
+  return createDeps(t.app);
 }
 
 const SETTLED = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);

@@ -16,7 +16,7 @@ import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import type { PaymentGateway, TransitionResult } from '../../src/kernel/ports.ts';
 import { createPayment } from '../../src/payments/create.ts';
-import { testConfig } from '../support/app.ts';
+import { createDeps, testConfig } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, createTestRedis } from '../support/redis.ts';
 import { uniquePrefix } from '../support/redis.ts';
@@ -91,13 +91,7 @@ describe('the submit claim takes the rate limit token', () => {
   it('over the limit nothing is claimed nor called; the claim made after the window holds the lease', async () => {
     // The window's one token is spent for the next 3 s (well past the jobs being picked up).
     await limiterRedis.set(storeKeys(prefix).rateLimit(), '1', 'PX', 3_000);
-    const deps = {
-      store: app.store,
-      dispatcher: app.dispatcher,
-      sealer: app.sealer,
-      clock: app.clock,
-      hashKey: app.config.dataEncryptionKey,
-    };
+    const deps = createDeps(app);
     for (const key of ['lease-a', 'lease-b']) {
       const r = await createPayment(deps, {
         type: 'charge',

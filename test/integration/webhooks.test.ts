@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it, onTestFinished } from 'vitest';
 import { signWebhook } from '../../src/infra/gateway/sayswitch/crypto.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { countServerResponses } from '../support/http-events.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
@@ -60,13 +60,7 @@ async function start(opts: { duplicates?: number; shuffle?: boolean; logs?: stri
 }
 
 function deps(app: TestApp) {
-  return {
-    store: app.app.store,
-    dispatcher: app.app.dispatcher,
-    sealer: app.app.sealer,
-    clock: app.app.clock,
-    hashKey: app.app.config.dataEncryptionKey,
-  };
+  return createDeps(app.app);
 }
 
 const charge = (key: string, amount: string) => ({
