@@ -1,5 +1,5 @@
 /** Builds BullMQ workers for catalog queues, with the one processor wrapper and the catalog backoff. */
-import { Worker, type ConnectionOptions } from 'bullmq';
+import { Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../logger.ts';
 import type { JobsOf } from './catalog.ts';
 import type { QueueName } from './names.ts';
@@ -68,12 +68,14 @@ export function startWorker<Q extends QueueName, H extends HandlersFor<Q>>(
     return ref.worker;
   });
   const activity: WorkerActivity = { running: new Map(), lastStartAt: 0 };
-  const tracked: typeof processor = (job, token, signal) => {
+  // Two parameters, not three: BullMQ builds an AbortController per job for a processor that
+  // takes its `signal` (worker.js: processorAcceptsSignal), and no handler uses one.
+  const tracked = (job: Job, token?: string) => {
     const id = job.id ?? '';
     activity.lastStartAt = Date.now();
     activity.running.set(id, activity.lastStartAt);
     const done = () => activity.running.delete(id);
-    const running = processor(job, token, signal);
+    const running = processor(job, token);
     running.then(done, done);
     return running;
   };
