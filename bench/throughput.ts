@@ -16,11 +16,17 @@
  * - `pipeline`: createPayment here (validation, card token sealed, request HMAC, intent created by
  *   Lua, job enqueued) → the real `worker` role (claim with lease and rate-limit token, unseal,
  *   encrypted call, decrypt, transition to `succeeded` with its event);
- * - `today`: the same pipeline with the worker running the code of `--today` (the commit before
- *   issue 18: axios's http adapter, the rate limiter's separate round trip, the old scripts),
- *   compiled the same way, against the same Redis and sandbox. The producer side is this
- *   checkout's for both (issue 18 did not change it), so "node CPU per payment" of the two differ
- *   only by the worker's code.
+ * - `today`: the same pipeline with the code of `--today` on both sides (the commit before issue
+ *   18: axios's http adapter, the rate limiter's separate round trip, the old scripts), compiled
+ *   the same way, against the same Redis and sandbox: its worker runs today's worker role and this
+ *   process runs today's createPayment (issue 18 changed the API side too: the sealing nonce pool,
+ *   the created intent built without zod).
+ *
+ * Both pipeline phases' producers run in this process from their code's dist/ (or src/ with
+ * `--run src`). Before round 1 each makes 2000 payments with no worker (warmProducers), and one
+ * phase runs uncounted to warm the sandbox and redis-server, so no JIT warm-up is charged to
+ * whichever phase happens to run first (it showed as 2–3x the producer's and the sandbox's CPU
+ * per payment of the same code in later rounds).
  *
  * Phases alternate within each round (their order rotates between rounds) and every figure is
  * printed as a range over the rounds: on a loaded machine absolute figures move by ±30 %, ratios
@@ -41,11 +47,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { openApp } from '../src/app/composition.ts';
-import { loadConfig } from '../src/config/config.ts';
-import { createLogger } from '../src/infra/logger.ts';
 import { JOB_RETENTION } from '../src/infra/queues/dispatcher.ts';
-import { createPayment } from '../src/payments/create.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
 import { countRedisIo, type RedisIo } from './redis-io.ts';
@@ -253,7 +255,8 @@ function todayCode(ref: string, run: 'dist' | 'src'): { root: string; ext: '.js'
   const dir = join(ROOT, 'bench', 'out', `today-${ref}`);
   if (!existsSync(join(dir, 'src'))) {
     mkdirSync(dir, { recursive: true });
-    const tar = execFileSync('git', ['archive', ref, 'src', 'tsconfig.json'], {
+    // package.json too: later code reads its version (http/openapi.ts).
+    const tar = execFileSync('git', ['archive', ref, 'src', 'tsconfig.json', 'package.json'], {
       cwd: ROOT,
       maxBuffer: 1 << 28,
     });
@@ -299,14 +302,8 @@ class WorkerChild {
   static async start(spec: WorkerSpec): Promise<WorkerChild> {
     const script = fileURLToPath(new URL('./throughput-worker.ts', import.meta.url));
     const child = fork(script, [JSON.stringify(spec)], {
-      execArgv: [
-        '--import',
-        import.meta.resolve('tsx'),
-        // BENCH_CPU_PROF=<dir>: a V8 CPU profile of every worker process, for `node --cpu-prof` tools.
-        ...(process.env.BENCH_CPU_PROF
-          ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`]
-          : []),
-      ],
+      // BENCH_CPU_PROF=<dir>: each worker writes a CPU profile of its measured section there.
+      execArgv: ['--import', import.meta.resolve('tsx')],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const w = new WorkerChild(child);
@@ -378,6 +375,101 @@ interface Ctx {
   today: { root: string; ext: '.js' | '.ts' } | undefined;
 }
 
+/** The API side of a pipeline phase: an app of the phase's code, and its createPayment. */
+interface ProducerApp {
+  create(body: Record<string, string>): Promise<{ status: string }>;
+  countSucceeded(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the producer of `code` in this process: the same code as the phase's worker (this
+ * checkout's, or `--today`'s), compiled the same way, so "node CPU per payment" of `today` is
+ * today's API side and today's worker, not today's worker behind this checkout's API side.
+ */
+async function openProducer(
+  code: { root: string; ext: '.js' | '.ts' },
+  env: Record<string, string>,
+): Promise<ProducerApp> {
+  const load = async <T>(path: string): Promise<T> =>
+    (await import(pathToFileURL(`${code.root}/${path}${code.ext}`).href)) as T;
+  interface AppLike {
+    store: { countByState(): Promise<Record<string, number>> };
+    dispatcher: unknown;
+    sealer: unknown;
+    clock: unknown;
+    config: { dataEncryptionKey: unknown };
+    close(): Promise<void>;
+  }
+  const { openApp } = await load<{ openApp: (c: unknown, l: unknown) => AppLike }>(
+    'app/composition',
+  );
+  const { loadConfig } = await load<{ loadConfig: (e: object) => unknown }>('config/config');
+  const { createLogger } = await load<{ createLogger: (o: object) => unknown }>('infra/logger');
+  const { createPayment } = await load<{
+    createPayment: (deps: object, body: object) => Promise<{ status: string }>;
+  }>('payments/create');
+  const app = openApp(loadConfig(env), createLogger({ level: 'silent' }));
+  const deps = {
+    store: app.store,
+    dispatcher: app.dispatcher,
+    sealer: app.sealer,
+    clock: app.clock,
+    hashKey: app.config.dataEncryptionKey,
+  };
+  return {
+    create: (body) => createPayment(deps, body),
+    countSucceeded: async () => (await app.store.countByState()).succeeded ?? 0,
+    close: () => app.close(),
+  };
+}
+
+/**
+ * The body of payment `i` of the phase using `prefix`: the same charge in every pipeline phase,
+ * under a key of that phase's own. The sandbox is shared by all phases and keeps every reference
+ * it saw: a key used by an earlier phase would be answered as a duplicate reference and cost a
+ * second call (the verify that adopts it), which is not the path being measured.
+ */
+function chargeBody(prefix: string, i: number): Record<string, string> {
+  return {
+    type: 'charge',
+    key: `${prefix}-p${i}`,
+    email: 'bench@example.com',
+    amount: '1500.00',
+    currency: 'NGN',
+    card_token: 'tok_bench_0123456789abcdef',
+  };
+}
+
+/** Payments each producer code makes, with no worker, before round 1. */
+const PRODUCER_WARMUP_JOBS = 2000;
+
+/**
+ * Runs each pipeline code's createPayment PRODUCER_WARMUP_JOBS times on a prefix of its own before
+ * anything is measured, so the first pipeline phase of round 1 does not carry the producer's JIT
+ * warm-up alone (it showed as producer CPU up to 3x the same code's in later rounds). The intents
+ * stay queued in the bench's throwaway Redis; no phase reads that prefix.
+ */
+async function warmProducers(ctx: Ctx): Promise<void> {
+  const codes = [
+    ctx.opts.phases.includes('pipeline') ? ctx.current : undefined,
+    ctx.opts.phases.includes('today') ? ctx.today : undefined,
+  ];
+  for (const [n, code] of codes.entries()) {
+    if (!code) continue;
+    const env = appEnv(ctx.redisUrl, ctx.sandboxUrl, `warmup-${n}`, ctx.opts.concurrency);
+    const producer = await openProducer(code, env);
+    try {
+      await produce(PRODUCER_WARMUP_JOBS, ctx.opts.producers, async (i) => {
+        const r = await producer.create(chargeBody(env.QUEUE_PREFIX, i));
+        if (r.status !== 'created') throw new Error(`warm-up payment ${i}: ${r.status}`);
+      });
+    } finally {
+      await producer.close();
+    }
+  }
+}
+
 /** One phase: a fresh worker process, a warm-up, then `jobs` payments measured. */
 async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<PhaseResult> {
   const { opts } = ctx;
@@ -398,8 +490,9 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
     env,
   });
 
-  // The producer: createPayment for the pipelines, a plain Queue.add of the same shape otherwise.
-  const app = pipeline ? openApp(loadConfig(env), createLogger({ level: 'silent' })) : undefined;
+  // The producer: createPayment of the phase's code for the pipelines, a plain Queue.add of the
+  // same shape otherwise.
+  const app = pipeline ? await openProducer(code, env) : undefined;
   const connection = pipeline ? undefined : new Redis(ctx.redisUrl, { maxRetriesPerRequest: null });
   const queue = connection
     ? new Queue('charges', {
@@ -416,23 +509,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
     await produce(n, opts.producers, async (j) => {
       const i = from + j;
       if (app) {
-        const r = await createPayment(
-          {
-            store: app.store,
-            dispatcher: app.dispatcher,
-            sealer: app.sealer,
-            clock: app.clock,
-            hashKey: app.config.dataEncryptionKey,
-          },
-          {
-            type: 'charge',
-            key: `p${i}`,
-            email: 'bench@example.com',
-            amount: '1500.00',
-            currency: 'NGN',
-            card_token: 'tok_bench_0123456789abcdef',
-          },
-        );
+        const r = await app.create(chargeBody(prefix, i));
         if (r.status !== 'created') throw new Error(`payment ${i}: ${r.status}`);
       } else {
         await queue?.add(
@@ -473,7 +550,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
     if (process.env.BENCH_CMDSTATS)
       printCommandBreakdown(phase, before.commands.each, after.commands.each, opts.jobs);
     if (app) {
-      const succeeded = (await app.store.countByState()).succeeded;
+      const succeeded = await app.countSucceeded();
       if (succeeded !== WARMUP_JOBS + opts.jobs)
         throw new Error(`${phase}: ${succeeded}/${WARMUP_JOBS + opts.jobs} intents succeeded`);
     }
@@ -655,6 +732,14 @@ export async function main(overrides: Partial<ThroughputOptions> = {}) {
       current,
       today,
     };
+    await warmProducers(ctx);
+    // The sandbox and redis-server start cold too: one gateway phase, not counted, warms them, so
+    // the first phase of round 1 is not the only one measured against a cold gateway.
+    const warm = opts.phases.find((p) => p !== 'noop');
+    if (warm) {
+      const r = await runPhase(ctx, warm, -1);
+      console.log(`warm-up (not counted)\n${phaseLine(warm, r)}`);
+    }
     const results = new Map<PhaseName, PhaseResult[]>(opts.phases.map((p) => [p, []]));
     const rounds: Map<PhaseName, PhaseResult>[] = [];
     for (let round = 0; round < opts.rounds; round++) {
