@@ -40,7 +40,8 @@
  * by command name, to see where they go.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -375,6 +376,25 @@ interface Ctx {
   today: { root: string; ext: '.js' | '.ts' } | undefined;
 }
 
+/**
+ * BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process (the producer) over a phase's measured
+ * section, written to <dir>/<name>.cpuprofile by the function returned (the workers write theirs).
+ */
+async function profileProducer(name: string): Promise<() => Promise<void>> {
+  const dir = process.env.BENCH_CPU_PROF;
+  if (!dir) return () => Promise.resolve();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return async () => {
+    const { profile } = await session.post('Profiler.stop');
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  };
+}
+
 /** The API side of a pipeline phase: an app of the phase's code, and its createPayment. */
 interface ProducerApp {
   create(body: Record<string, string>): Promise<{ status: string }>;
@@ -542,11 +562,13 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
       commands: await redisCommands(ctx.info),
       io: { ...ctx.io },
     });
+    const profile = await profileProducer(`${prefix}-producer`);
     const before = await snapshot();
     const started = performance.now();
     const { latencies, io } = await section(opts.jobs);
     const seconds = (performance.now() - started) / 1000;
     const after = await snapshot();
+    await profile();
     if (process.env.BENCH_CMDSTATS)
       printCommandBreakdown(phase, before.commands.each, after.commands.each, opts.jobs);
     if (app) {
@@ -637,6 +659,14 @@ function summary(results: Map<PhaseName, PhaseResult[]>, rounds: Map<PhaseName, 
     'gateway-undici',
     tput,
   );
+  // What the throughput ratio becomes where every process has a core of its own (it is then bound
+  // by the worker alone); on two shared cores throughput follows the CPU of all four processes.
+  ratio(
+    'worker CPU per payment, gateway-undici / pipeline',
+    'gateway-undici',
+    'pipeline',
+    (r) => r.cpu.worker,
+  );
   ratio('today / noop (payments/s)', 'today', 'noop', tput);
   ratio('today / gateway-http (payments/s)', 'today', 'gateway-http', tput);
   ratio('pipeline / today (payments/s)', 'pipeline', 'today', tput);
@@ -644,6 +674,18 @@ function summary(results: Map<PhaseName, PhaseResult[]>, rounds: Map<PhaseName, 
   ratio('gateway-fetch / noop (payments/s)', 'gateway-fetch', 'noop', tput);
   ratio('gateway-undici / noop (payments/s)', 'gateway-undici', 'noop', tput);
   const cpuVsToday = ratio('node CPU per payment, pipeline / today', 'pipeline', 'today', nodeCpu);
+  // The floor of that ratio: a pipeline whose worker cost no more than the bare gateway call
+  // (gateway-undici's worker) behind this checkout's createPayment.
+  const floor = rounds.flatMap((r) => {
+    const p = r.get('pipeline');
+    const g = r.get('gateway-undici');
+    const t = r.get('today');
+    return p && g && t ? [(p.cpu.producer + g.cpu.worker) / nodeCpu(t)] : [];
+  });
+  if (floor.length > 0)
+    console.log(
+      `  ${'its floor (pipeline producer + gateway worker)'.padEnd(52)} ${range(floor, 2)}`,
+    );
   const commands = (results.get('pipeline') ?? []).map((r) => r.redis.commands);
 
   const verdict = (ok: boolean | undefined) =>
