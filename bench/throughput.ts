@@ -344,7 +344,7 @@ class WorkerChild {
   async mark(
     n: number,
     timeoutMs: number,
-  ): Promise<() => Promise<{ latencies: number[]; io: RedisIo }>> {
+  ): Promise<() => Promise<{ latencies: number[]; io: RedisIo; calls?: Record<string, number> }>> {
     const reached = this.next((m) => m.reached === n, timeoutMs);
     // Rejections surface when awaited; keep an unawaited one from crashing the bench meanwhile.
     reached.catch(() => undefined);
@@ -393,6 +393,16 @@ async function profileProducer(name: string): Promise<() => Promise<void>> {
     writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
   };
+}
+
+/** Submissions the sandbox answered as duplicate references so far (its ledger's activity). */
+async function sandboxDuplicates(sandboxUrl: string): Promise<number> {
+  const res = await fetch(new URL('/__sandbox/ledger', sandboxUrl));
+  if (!res.ok) throw new Error(`sandbox ledger: HTTP ${res.status}`);
+  const ledger = (await res.json()) as { activity: Record<string, { duplicates: number }> };
+  let n = 0;
+  for (const a of Object.values(ledger.activity)) n += a.duplicates;
+  return n;
 }
 
 /** The API side of a pipeline phase: an app of the phase's code, and its createPayment. */
@@ -571,6 +581,14 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
     await profile();
     if (process.env.BENCH_CMDSTATS)
       printCommandBreakdown(phase, before.commands.each, after.commands.each, opts.jobs);
+    // The path measured is one charge call per payment: a duplicate answer (a reference the
+    // shared sandbox saw in an earlier phase) costs a second call, the verify that adopts it.
+    const duplicates = await sandboxDuplicates(ctx.sandboxUrl);
+    if (duplicates > 0)
+      throw new Error(
+        `${phase}: the sandbox answered ${duplicates} submissions as duplicate references; ` +
+          'the bench measures first submissions only',
+      );
     if (app) {
       const succeeded = await app.countSucceeded();
       if (succeeded !== WARMUP_JOBS + opts.jobs)
