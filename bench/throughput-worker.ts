@@ -15,11 +15,9 @@
  * composition). `root` is the code the worker runs: `src` (through tsx) or a compiled `dist`, of
  * this checkout or of an older commit (the bench's "today" phase).
  */
-import { writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
-import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
+import { startCpuProfile } from './cpu-profile.ts';
 import { countRedisIo } from './redis-io.ts';
 
 export interface WorkerSpec {
@@ -128,26 +126,12 @@ async function start(): Promise<{ onCompleted: Completed; close: () => Promise<v
 
 const running = await start();
 
-/**
- * BENCH_CPU_PROF=<dir>: a V8 CPU profile of the measured section only (from the second mark, after
- * the warm-up), written to <dir>/<prefix>.cpuprofile when the worker stops. A profile of the whole
- * process would be dominated by module loading and by code not yet optimised.
- */
-const profileDir = process.env.BENCH_CPU_PROF;
-const profiler = profileDir ? new Session() : undefined;
+/** BENCH_CPU_PROF: the worker's profile covers the measured section (from the second mark). */
 let marks = 0;
+let stopProfile: (() => Promise<void>) | undefined;
 async function profileMark(): Promise<void> {
   marks++;
-  if (!profiler || marks !== 2) return;
-  profiler.connect();
-  await profiler.post('Profiler.enable');
-  await profiler.post('Profiler.setSamplingInterval', { interval: 200 });
-  await profiler.post('Profiler.start');
-}
-async function profileStop(): Promise<void> {
-  if (!profiler || !profileDir || marks < 2) return;
-  const { profile } = await profiler.post('Profiler.stop');
-  writeFileSync(join(profileDir, `${spec.prefix}.cpuprofile`), JSON.stringify(profile));
+  if (marks === 2) stopProfile = await startCpuProfile(spec.prefix);
 }
 
 let target = Infinity;
@@ -167,7 +151,7 @@ process.on('message', (msg: { mark?: number; stop?: boolean }) => {
     target = msg.mark;
     void profileMark().then(() => process.send?.({ marked: msg.mark }));
   } else if (msg.stop) {
-    void profileStop()
+    void (stopProfile?.() ?? Promise.resolve())
       .then(() => running.close())
       .then(() => process.exit(0));
   }

@@ -40,8 +40,7 @@
  * by command name, to see where they go.
  */
 import { execFileSync, fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector/promises';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -51,6 +50,7 @@ import { Redis } from 'ioredis';
 import { JOB_RETENTION } from '../src/infra/queues/dispatcher.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
+import { startCpuProfile } from './cpu-profile.ts';
 import { countRedisIo, type RedisIo } from './redis-io.ts';
 import type { WorkerSpec } from './throughput-worker.ts';
 
@@ -376,25 +376,6 @@ interface Ctx {
   today: { root: string; ext: '.js' | '.ts' } | undefined;
 }
 
-/**
- * BENCH_CPU_PROF=<dir>: a V8 CPU profile of this process (the producer) over a phase's measured
- * section, written to <dir>/<name>.cpuprofile by the function returned (the workers write theirs).
- */
-async function profileProducer(name: string): Promise<() => Promise<void>> {
-  const dir = process.env.BENCH_CPU_PROF;
-  if (!dir) return () => Promise.resolve();
-  const session = new Session();
-  session.connect();
-  await session.post('Profiler.enable');
-  await session.post('Profiler.setSamplingInterval', { interval: 200 });
-  await session.post('Profiler.start');
-  return async () => {
-    const { profile } = await session.post('Profiler.stop');
-    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
-    session.disconnect();
-  };
-}
-
 /** Submissions the sandbox answered as duplicate references so far (its ledger's activity). */
 async function sandboxDuplicates(sandboxUrl: string): Promise<number> {
   const res = await fetch(new URL('/__sandbox/ledger', sandboxUrl));
@@ -572,7 +553,7 @@ async function runPhase(ctx: Ctx, phase: PhaseName, round: number): Promise<Phas
       commands: await redisCommands(ctx.info),
       io: { ...ctx.io },
     });
-    const profile = await profileProducer(`${prefix}-producer`);
+    const profile = await startCpuProfile(`${prefix}-producer`);
     const before = await snapshot();
     const started = performance.now();
     const { latencies, io } = await section(opts.jobs);
