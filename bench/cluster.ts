@@ -11,7 +11,7 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../src/config/config.ts';
 import { openApp, startRoles } from '../src/app/composition.ts';
-import { createPayment } from '../src/payments/create.ts';
+import { createPayment, createPaymentDeps } from '../src/payments/create.ts';
 import { createLogger } from '../src/infra/logger.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
@@ -64,13 +64,7 @@ async function runPhase(opts: {
   });
   const app = openApp(config, createLogger({ level: 'silent' }));
   const running = await startRoles(app, ['worker']);
-  const deps = {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
+  const deps = createPaymentDeps(app);
   const cpu0 = await Promise.all(opts.masters.map(redisCpu));
   const started = performance.now();
   await produce(opts.jobs, 16, async (i) => {

@@ -21,7 +21,7 @@ import { submitBatch } from '../src/batches/ingest.ts';
 import { approveBatch } from '../src/batches/operations.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createLogger } from '../src/infra/logger.ts';
-import { createPayment } from '../src/payments/create.ts';
+import { createPayment, createPaymentDeps } from '../src/payments/create.ts';
 import { resolveDeps, resolvePayment } from '../src/payments/resolve.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import {
@@ -68,13 +68,7 @@ async function main(): Promise<void> {
   const address = running.http?.server.address();
   if (!address || typeof address !== 'object') throw new Error('the api role did not listen');
   const base = `http://127.0.0.1:${address.port}`;
-  const pay = {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
+  const pay = createPaymentDeps(app);
   try {
     // Charges on 3-D Secure cards: three payers complete the challenge, three never do.
     const customers = ['ada', 'grace', 'alan', 'edsger', 'barbara', 'donald'];

@@ -1,20 +1,14 @@
 /** What the demo seeds, through the same services the CLI and HTTP API use. */
 import { readFile } from 'node:fs/promises';
 import type { App } from '../app/composition.ts';
-import { createPayment } from '../payments/create.ts';
+import { createPayment, createPaymentDeps } from '../payments/create.ts';
 import { bullJobName } from '../infra/queues/catalog.ts';
 import { QUEUES } from '../infra/queues/names.ts';
 import { importSubscriptions, subscriptionServiceDeps } from '../subscriptions/service.ts';
 
 /** A handful of API charges and payouts whose amounts exercise the sandbox's outcomes. */
 export async function seedApiPayments(app: App): Promise<string> {
-  const deps = {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
+  const deps = createPaymentDeps(app);
   const charges = ['2500.00', '1200.51', '999.52', '15000.00', '4300.54', '780.55'];
   const payouts = ['50000.00', '12500.53', '8000.58', '2000.57', '64000.00'];
   let n = 0;

@@ -20,6 +20,7 @@ import { registerBatchRoutes } from './routes/batches.ts';
 import { registerResolveRoute } from './routes/payments-resolve.ts';
 import { resolveDeps } from '../payments/resolve.ts';
 import { refundDeps } from '../payments/refunds/create.ts';
+import { createPaymentDeps } from '../payments/create.ts';
 import { registerRefundRoutes } from './routes/payments-refunds.ts';
 import { registerSubscriptionRoutes } from './routes/subscriptions.ts';
 import { registerTestClockRoutes } from './routes/test-clocks.ts';
@@ -53,13 +54,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     ...(app.config.http.apiReadToken !== undefined
       ? { apiReadToken: app.config.http.apiReadToken }
       : {}),
-    payments: {
-      store: app.store,
-      dispatcher: app.dispatcher,
-      sealer: app.sealer,
-      clock: app.clock,
-      hashKey: app.config.dataEncryptionKey,
-    },
+    payments: createPaymentDeps(app),
     ready: app.ready,
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     extensions: [

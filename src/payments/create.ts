@@ -25,6 +25,26 @@ export interface CreateDeps {
   hashKey: Buffer;
 }
 
+/** The slice of the application payments are created from (the composition root's `App` fits). */
+export interface CreatePaymentApp {
+  store: IntentStore;
+  dispatcher: Dispatcher;
+  sealer: Sealer;
+  clock: Clock;
+  config: { dataEncryptionKey: Buffer };
+}
+
+/** The one place `createPayment`'s dependencies are built: for the API, the demo and the benches. */
+export function createPaymentDeps(app: CreatePaymentApp): CreateDeps {
+  return {
+    store: app.store,
+    dispatcher: app.dispatcher,
+    sealer: app.sealer,
+    clock: app.clock,
+    hashKey: app.config.dataEncryptionKey,
+  };
+}
+
 export type CreateResult =
   | { status: 'created' | 'existing'; intent: Intent }
   | { status: 'conflict'; intent: Intent }

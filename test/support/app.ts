@@ -12,7 +12,6 @@ import {
   type RunningRoles,
 } from '../../src/app/composition.ts';
 import type { Clock } from '../../src/kernel/clock.ts';
-import type { CreateDeps } from '../../src/payments/create.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from './redis.ts';
 import { track } from './leak-check.ts';
@@ -92,12 +91,4 @@ export async function startTestApp(opts: {
 }
 
 /** What `createPayment` needs, from an open app (the API's own wiring, without HTTP). */
-export function createDeps(app: App): CreateDeps {
-  return {
-    store: app.store,
-    dispatcher: app.dispatcher,
-    sealer: app.sealer,
-    clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
-  };
-}
+export { createPaymentDeps as createDeps } from '../../src/payments/create.ts';
