@@ -673,18 +673,33 @@ function summary(results: Map<PhaseName, PhaseResult[]>, rounds: Map<PhaseName, 
   ratio('gateway-fetch / noop (payments/s)', 'gateway-fetch', 'noop', tput);
   ratio('gateway-undici / noop (payments/s)', 'gateway-undici', 'noop', tput);
   const cpuVsToday = ratio('node CPU per payment, pipeline / today', 'pipeline', 'today', nodeCpu);
+  /** A figure of the pipeline, gateway-undici and today phases of each round, as a range. */
+  const threePhases = (
+    label: string,
+    f: (p: PhaseResult, g: PhaseResult, t: PhaseResult) => number,
+  ) => {
+    const values = rounds.flatMap((r) => {
+      const p = r.get('pipeline');
+      const g = r.get('gateway-undici');
+      const t = r.get('today');
+      return p && g && t ? [f(p, g, t)] : [];
+    });
+    if (values.length > 0) console.log(`  ${label.padEnd(52)} ${range(values, 2)}`);
+  };
   // The floor of that ratio: a pipeline whose worker cost no more than the bare gateway call
   // (gateway-undici's worker) behind this checkout's createPayment.
-  const floor = rounds.flatMap((r) => {
-    const p = r.get('pipeline');
-    const g = r.get('gateway-undici');
-    const t = r.get('today');
-    return p && g && t ? [(p.cpu.producer + g.cpu.worker) / nodeCpu(t)] : [];
-  });
-  if (floor.length > 0)
-    console.log(
-      `  ${'its floor (pipeline producer + gateway worker)'.padEnd(52)} ${range(floor, 2)}`,
-    );
+  threePhases(
+    'its floor (pipeline producer + gateway worker)',
+    (p, g, t) => (p.cpu.producer + g.cpu.worker) / nodeCpu(t),
+  );
+  // The same target in milliseconds: what the pipeline adds to a bare Queue.add and gateway call
+  // (validation, sealing, the request HMAC, the intent's scripts, its event), and what half of
+  // today's node CPU leaves for it once the bare call is paid.
+  threePhases('node CPU ms/payment above gateway-undici', (p, g) => nodeCpu(p) - nodeCpu(g));
+  threePhases(
+    '  the target leaves for it (0.5 x today - gateway)',
+    (_p, g, t) => 0.5 * nodeCpu(t) - nodeCpu(g),
+  );
   const commands = (results.get('pipeline') ?? []).map((r) => r.redis.commands);
 
   const verdict = (ok: boolean | undefined) =>
