@@ -26,15 +26,11 @@ export interface CreateDeps {
 }
 
 /** The slice of the application payments are created from (the composition root's `App` fits). */
-export interface CreatePaymentApp {
-  store: IntentStore;
-  dispatcher: Dispatcher;
-  sealer: Sealer;
-  clock: Clock;
+export type CreatePaymentApp = Omit<CreateDeps, 'hashKey'> & {
   config: { dataEncryptionKey: Buffer };
-}
+};
 
-/** The one place `createPayment`'s dependencies are built: for the API, the demo and the benches. */
+/** The one place `createPayment`'s dependencies are built: the API, the demo, tests and benches. */
 export function createPaymentDeps(app: CreatePaymentApp): CreateDeps {
   return {
     store: app.store,
