@@ -203,6 +203,14 @@ export function paymentFacts(view: PaymentView, intent: Intent | undefined): Htm
         : ''
     }
     ${
+      view.afterDataLoss
+        ? html`<dt>Created after a data loss</dt>
+            <dd>
+              ${view.afterDataLoss}: its reference may predate the loss, so refusals are verified
+            </dd>`
+        : ''
+    }
+    ${
       view.authorizationUrl
         ? html`<dt>3-D Secure challenge</dt>
             <dd class="mono">${view.authorizationUrl}</dd>`

@@ -91,6 +91,14 @@ export interface Intent {
    * proves nothing (payments/resubmission.ts).
    */
   seenAtGateway?: number;
+  /**
+   * Set (to the creation time) when the intent was created while a Redis data loss was
+   * unacknowledged (infra/redis/epoch.ts): the lost store may have sent its references already,
+   * so from the first submission on they may exist at the gateway and a refusal or a `failed`
+   * answer is verified, not adopted (payments/resubmission.ts). Kept across attempts: attempt n+1
+   * may have been sent before the loss too.
+   */
+  afterDataLoss?: number;
   /** While `requires_action`: where the customer completes the challenge. Not a secret. */
   authorizationUrl?: string;
   /** While `requires_action`: the end of REQUIRES_ACTION_WINDOW, when the intent is verified. */

@@ -15,7 +15,7 @@
  * | error `outcome_unknown`                                                       | `unknown`, verified              |
  * | error with `referenceExists` (a duplicate whose lookup found nothing)         | `unknown` + seen, verified       |
  * | error `fatal`, first submission of the reference                              | `failed` (`gateway_rejected`)    |
- * | error `fatal`, the reference may exist (resubmission, or seen)                | `unknown`, verified              |
+ * | error `fatal`, the reference may exist (resubmission, seen, after a data loss) | `unknown`, verified              |
  * | answer `failed`, first submission                                             | `failed` (the gateway's word)    |
  * | answer `failed`, the reference may exist                                      | `unknown` + seen, verified       |
  * | lookup `not_found`, `unknown`, never seen, after the grace, resubmits < max   | `queued`, same reference         |
@@ -29,14 +29,23 @@ import type { LookupOutcome } from '../kernel/ports.ts';
 /** The adapter's code for a duplicate answer whose lookup found nothing (kernel/ports.ts). */
 export const DUPLICATE_REFERENCE_UNRESOLVED = 'duplicate_reference_unresolved';
 
+/** What {@link mayExistAtGateway} reads of an intent. */
+export type MayExistFields = Pick<Intent, 'unsentResubmits' | 'seenAtGateway' | 'afterDataLoss'>;
+
 /**
  * Whether the intent's current reference may already exist at the gateway from an earlier
  * request: it was resubmitted after a verify proved it unsent (so an earlier request carrying it
- * was sent), or the gateway already showed it exists. False only for the first submission of a
- * reference (or one whose earlier tries provably never left).
+ * was sent), the gateway already showed it exists, or the intent was created while a Redis data
+ * loss was unacknowledged (`afterDataLoss`: the lost store may have sent it). False only for the
+ * first submission of a reference (or one whose earlier tries provably never left) that the store
+ * has known all along.
  */
-export function mayExistAtGateway(intent: Pick<Intent, 'unsentResubmits' | 'seenAtGateway'>) {
-  return intent.unsentResubmits > 0 || intent.seenAtGateway !== undefined;
+export function mayExistAtGateway(intent: MayExistFields) {
+  return (
+    intent.unsentResubmits > 0 ||
+    intent.seenAtGateway !== undefined ||
+    intent.afterDataLoss !== undefined
+  );
 }
 
 /** A submission error as the rule reads it. */
@@ -72,7 +81,7 @@ export type AfterSubmitError =
  */
 export function afterSubmitError(
   err: SubmitError & { referenceExists?: unknown },
-  intent: Pick<Intent, 'unsentResubmits' | 'seenAtGateway'>,
+  intent: MayExistFields,
 ): AfterSubmitError {
   if (err.authFailure) return { to: 'queued' };
   const seen = errorProvesReferenceExists(err);
@@ -98,7 +107,7 @@ export function afterSubmitError(
  */
 export function submitAnswerNeedsVerify(
   outcome: Pick<LookupOutcome, 'status'>,
-  intent: Pick<Intent, 'unsentResubmits' | 'seenAtGateway'>,
+  intent: MayExistFields,
 ): boolean {
   return outcome.status === 'failed' && mayExistAtGateway(intent);
 }

@@ -19,6 +19,11 @@ export interface PaymentView {
   authorizationUrl?: string;
   batchId?: string;
   subscriptionId?: string;
+  /**
+   * When the payment was created while a Redis data loss was unacknowledged (ISO time): its
+   * references may predate the loss, so every refusal is verified (Intent.afterDataLoss).
+   */
+  afterDataLoss?: string;
   attempts: { reference: string; state: string }[];
   history: IntentHistoryEntry[];
   createdAt: string;
@@ -51,6 +56,9 @@ export function toView(intent: Intent, history: IntentHistoryEntry[]): PaymentVi
       : {}),
     ...(intent.batchId !== undefined ? { batchId: intent.batchId } : {}),
     ...(intent.subscriptionId !== undefined ? { subscriptionId: intent.subscriptionId } : {}),
+    ...(intent.afterDataLoss !== undefined
+      ? { afterDataLoss: new Date(intent.afterDataLoss).toISOString() }
+      : {}),
     attempts,
     history,
     createdAt: new Date(intent.createdAt).toISOString(),

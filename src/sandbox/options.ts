@@ -11,8 +11,13 @@ import { z } from 'zod';
 
 const nonNegativeMs = z.number().int().nonnegative();
 
-/** What a submission with a reference seen before gets (unknown 1). */
-export const DUPLICATE_ANSWERS = ['409', '400', '200-failure', '200-echo'] as const;
+/**
+ * What a submission with a reference seen before gets (unknown 1). `400-opaque` is a validation
+ * failure that names nothing, so no adapter can tell it from any other refusal: it is in no
+ * profile (the adapter's contract cannot resolve it); the payment rule keeps it safe, and the
+ * chaos matrix runs a cell under it (docs/sayswitch-wire.md, "Duplicate reference").
+ */
+export const DUPLICATE_ANSWERS = ['409', '400', '200-failure', '200-echo', '400-opaque'] as const;
 export type DuplicateAnswer = (typeof DUPLICATE_ANSWERS)[number];
 /** How a lookup of an unknown reference answers (unknown 3). */
 export const NOT_FOUND_ANSWERS = ['404', '200-failure'] as const;

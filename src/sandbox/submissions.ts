@@ -170,6 +170,9 @@ export class Submissions {
       case '400':
         // Indistinguishable from any other validation failure, as a `unique` rule would answer.
         return fail(400, 'Validation failed: reference: has already been taken');
+      case '400-opaque':
+        // A refusal that names nothing: the adapter reads it as any other validation failure.
+        return fail(400, 'Validation failed');
       case '200-failure':
         return fail(200, 'Duplicate reference');
       case '200-echo':

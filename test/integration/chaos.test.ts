@@ -15,7 +15,12 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import type { IntentState } from '../../src/kernel/intent.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
-import { PROFILE_NAMES, type Ledger } from '../../src/sandbox/index.ts';
+import {
+  PROFILE_NAMES,
+  type Ledger,
+  type ProfileName,
+  type SandboxOptionsInput,
+} from '../../src/sandbox/index.ts';
 import {
   analyse,
   failedChecks,
@@ -37,12 +42,28 @@ afterAll(() => {
   );
 });
 
+/**
+ * Every profile, and one cell for the duplicate answer no profile has (`400-opaque`, a refusal in
+ * no words, which the adapter cannot tell from any validation failure): over `default`, with the
+ * hostile profile's blind lookups so that verify proves references unsent and resubmits them,
+ * and the resubmissions meet the refusal.
+ */
+const CELLS: { name: string; profile: ProfileName; sandbox?: Partial<SandboxOptionsInput> }[] = [
+  ...PROFILE_NAMES.map((profile) => ({ name: `${profile} profile`, profile })),
+  {
+    name: 'default profile with 400-opaque duplicates and 60 s lookup lag',
+    profile: 'default',
+    sandbox: { duplicateReference: '400-opaque', lookupLagMs: 60_000 },
+  },
+];
+
 describe('chaos matrix: exactly-once against every plausible Sayswitch', () => {
-  it.each(PROFILE_NAMES)(
-    '%s profile, faultRate 0.2, SIGKILLed workers',
-    async (profile) => {
+  it.each(CELLS)(
+    '$name, faultRate 0.2, SIGKILLed workers',
+    async ({ profile, sandbox }) => {
       const r = await runChaosCell({
         profile,
+        ...(sandbox ? { sandbox } : {}),
         payments: PAYMENTS,
         kills: KILLS,
         seed: 7,

@@ -150,6 +150,8 @@ export interface StateCounts {
 
 export interface ChaosCellResult {
   profile: ProfileName;
+  /** The profile, and the sandbox options set over it (`default duplicateReference=400-opaque`). */
+  cell: string;
   seed: number;
   timeScale: number;
   /** API payments asked for. */
@@ -680,6 +682,10 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
     const { leaseExpired, wentUnknown } = await crashPaths(app, intents);
     const result: ChaosCellResult = {
       profile: opts.profile,
+      cell: [
+        opts.profile,
+        ...Object.entries(opts.sandbox ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`),
+      ].join(' '),
       seed,
       timeScale,
       payments: N,
@@ -897,7 +903,7 @@ export function formatRow(r: ChaosCellResult): string {
     .map((c) => `${c.name}=${c.count}`)
     .join(' ');
   return (
-    `${r.profile}: ${r.api.total} payments, ${r.api.succeeded} succeeded, ${r.api.failed} failed, ` +
+    `${r.cell}: ${r.api.total} payments, ${r.api.succeeded} succeeded, ${r.api.failed} failed, ` +
     `${r.api.reversed} reversed, ${r.api.needs_review} needs_review, ${r.api.unsettled} unsettled; ` +
     `subs ${r.subs.total} charges (${r.subs.succeeded} paid, ${r.subs.failed} failed, ` +
     `${r.subs.needs_review} needs_review); ${seconds(r.durationMs)}; ${bad === '' ? 'OK' : bad}`
@@ -934,7 +940,7 @@ export function formatTable(results: readonly ChaosCellResult[]): string {
           (t.awaiting ? ` (+${t.awaiting} awaiting)` : '');
     const st = r.subs.statuses;
     return [
-      `${r.profile} (×${r.timeScale})`,
+      `${r.cell} (×${r.timeScale})`,
       String(r.api.total),
       String(r.api.succeeded),
       String(r.api.failed),
@@ -959,7 +965,7 @@ export function formatFailures(results: readonly ChaosCellResult[]): string {
   const out: string[] = [];
   for (const r of results) {
     for (const c of failedChecks(r)) {
-      out.push(`${r.profile} ${c.name} (${c.count}): ${CHECKS[c.name]}`);
+      out.push(`${r.cell} ${c.name} (${c.count}): ${CHECKS[c.name]}`);
       for (const e of c.examples) out.push(`    ${e}`);
     }
   }

@@ -26,6 +26,11 @@ const FIRST = { unsentResubmits: 0 };
 const RESUBMISSION = { unsentResubmits: 1 };
 /** The gateway already showed the reference (a duplicate, pending or challenge answer). */
 const SEEN = { unsentResubmits: 0, seenAtGateway: 1_000 };
+/**
+ * Created while a Redis data loss was unacknowledged: the lost store may have sent the reference,
+ * so even its first submission here may be a repeat.
+ */
+const AFTER_DATA_LOSS = { unsentResubmits: 0, afterDataLoss: 1_000 };
 
 /** What the adapter throws for a duplicate whose lookup found nothing. */
 class DuplicateUnresolved extends OutcomeUnknownError {
@@ -71,6 +76,8 @@ describe('where a submission error leaves the intent', () => {
     // The same answer to a resubmission may be the gateway refusing a reference it already has.
     expect(afterSubmitError(err, RESUBMISSION)).toEqual({ to: 'unknown', seen: false });
     expect(afterSubmitError(err, SEEN)).toEqual({ to: 'unknown', seen: false });
+    // And to the first submission here of a reference the store lost may refuse a repeat.
+    expect(afterSubmitError(err, AFTER_DATA_LOSS)).toEqual({ to: 'unknown', seen: false });
   });
 
   it('an error carrying the existence marker is never queued or failed, whatever its kind', () => {
@@ -101,6 +108,7 @@ describe('a failed answer to the submission itself', () => {
     expect(submitAnswerNeedsVerify({ status: 'failed' }, FIRST)).toBe(false);
     expect(submitAnswerNeedsVerify({ status: 'failed' }, RESUBMISSION)).toBe(true);
     expect(submitAnswerNeedsVerify({ status: 'failed' }, SEEN)).toBe(true);
+    expect(submitAnswerNeedsVerify({ status: 'failed' }, AFTER_DATA_LOSS)).toBe(true);
     for (const status of ['succeeded', 'pending', 'requires_action'] as const) {
       expect(submitAnswerNeedsVerify({ status }, RESUBMISSION)).toBe(false);
     }
@@ -147,9 +155,10 @@ describe('what a lookup saying "not found" proves', () => {
 });
 
 describe('mayExistAtGateway', () => {
-  it('is false only for a first submission never shown by the gateway', () => {
+  it('is false only for a first submission never shown by the gateway, of an intent the store kept', () => {
     expect(mayExistAtGateway(FIRST)).toBe(false);
     expect(mayExistAtGateway(RESUBMISSION)).toBe(true);
     expect(mayExistAtGateway(SEEN)).toBe(true);
+    expect(mayExistAtGateway(AFTER_DATA_LOSS)).toBe(true);
   });
 });

@@ -41,6 +41,13 @@ export const paymentViewSchema = z
       .describe('while requires_action: where the customer completes 3-D Secure'),
     batchId: z.string().optional(),
     subscriptionId: z.string().optional(),
+    afterDataLoss: z.iso
+      .datetime()
+      .optional()
+      .describe(
+        'set when the payment was created while a Redis data loss was unacknowledged: its ' +
+          'references may predate the loss, so every refusal is verified',
+      ),
     attempts: z.array(z.object({ reference: z.string(), state: z.enum(INTENT_STATES) })),
     history: z.array(
       z.looseObject({

@@ -9,11 +9,23 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
 
 /**
  * KEYS: hash, history, idx:state:queued, secondary index, created index, created index of the
- * type. ARGV: fields JSON, now, history JSON, key, secondary score.
+ * type, the key group's deployment epoch record (infra/redis/epoch.ts). ARGV: fields JSON, now,
+ * history JSON, key, secondary score.
+ *
+ * Returns 0 when the intent exists, 1 when it was created, 2 when it was created while the epoch
+ * record says a data loss is unacknowledged (`state` `lost`): the intent is then marked
+ * `afterDataLoss = now`, since its reference may have reached the gateway before the loss
+ * (payments/resubmission.ts `mayExistAtGateway`). Read here, in the same step as the create, so
+ * no process's view of the epoch can lag behind the record.
  */
 export const CREATE_INTENT = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local f = cjson.decode(ARGV[1])
+local created = 1
+if redis.call('HGET', KEYS[7], 'state') == 'lost' then
+  f['afterDataLoss'] = ARGV[2]
+  created = 2
+end
 local flat = {}
 for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 redis.call('HSET', KEYS[1], unpack(flat))
@@ -22,7 +34,7 @@ redis.call('RPUSH', KEYS[2], ARGV[3])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[4], ARGV[5], ARGV[4]) end
 redis.call('ZADD', KEYS[5], ARGV[2], ARGV[4])
 redis.call('ZADD', KEYS[6], ARGV[2], ARGV[4])
-return 1
+return created
 `);
 
 /**
@@ -63,6 +75,7 @@ export const INTENT_HASH_FIELDS = [
   'enqueues',
   'unsentResubmits',
   'seenAtGateway',
+  'afterDataLoss',
   'authorizationUrl',
   'requiresActionUntil',
   'authorizationSealed',

@@ -111,6 +111,7 @@ const hashSchema = z
     enqueues: num.default(0),
     unsentResubmits: num.default(0),
     seenAtGateway: optNum,
+    afterDataLoss: optNum,
     authorizationUrl: z.string().optional(),
     requiresActionUntil: optNum,
     authorizationSealed: z.string().optional(),
@@ -142,7 +143,14 @@ const OPTIONAL_TEXT = [
   'authorizationUrl',
   'authorizationSealed',
 ] as const;
-const OPTIONAL_NUMBERS = ['fee', 'line', 'sentAt', 'seenAtGateway', 'requiresActionUntil'] as const;
+const OPTIONAL_NUMBERS = [
+  'fee',
+  'line',
+  'sentAt',
+  'seenAtGateway',
+  'afterDataLoss',
+  'requiresActionUntil',
+] as const;
 
 /**
  * The hash → Intent mapping of {@link hashSchema} without its validation, for hashes this process
@@ -356,23 +364,26 @@ export class RedisIntentStore implements IntentStore {
     const history: IntentHistoryEntry = { at: now, from: null, to: 'queued', attempt: 1 };
     const created = (await CREATE_INTENT.run(
       this.redis,
-      6,
+      7,
       this.k.intent(draft.key),
       this.k.history(draft.key),
       this.k.byState('queued'),
       secondary.key,
       this.k.byCreated(),
       this.k.byCreated(draft.type),
+      this.k.epoch(),
       JSON.stringify(fields),
       String(now),
       JSON.stringify(history),
       draft.key,
       secondary.score,
     )) as number;
-    // Created: what was written is the intent (no read back). Existing: read what is stored.
-    const intent = created === 1 ? trustedIntent(fields) : await this.get(draft.key);
+    // Created: what was written is the intent (no read back; 2: the script added afterDataLoss).
+    // Existing: read what is stored.
+    if (created === 2) fields.afterDataLoss = String(now);
+    const intent = created !== 0 ? trustedIntent(fields) : await this.get(draft.key);
     if (!intent) throw new Error(`intent ${draft.key} vanished after create`);
-    return { created: created === 1, intent };
+    return { created: created !== 0, intent };
   }
 
   /** @inheritdoc */

@@ -25,6 +25,7 @@ describe.each([
     ['409', 409, 'Duplicate reference'],
     ['400', 400, 'Validation failed: reference: has already been taken'],
     ['200-failure', 200, 'Duplicate reference'],
+    ['400-opaque', 400, 'Validation failed'],
   ] as const)('%s: answers %i success:false and moves nothing', async (variant, http, message) => {
     const sb = await sandbox(variant);
     const first = await callSandbox(sb, path, { body: body('d_1', '10') });

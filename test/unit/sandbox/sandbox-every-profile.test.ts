@@ -74,6 +74,7 @@ describe.each(PROFILE_NAMES)('profile %s', (profile) => {
       '400': 400,
       '200-failure': 200,
       '200-echo': 200,
+      '400-opaque': 400,
     }[sb.unknowns.duplicateReference];
     expect(dup.status).toBe(expectedDuplicate);
 
