@@ -87,6 +87,8 @@ describe('chaos matrix: exactly-once against every plausible Sayswitch', () => {
       // unknown (as crash.test.ts checks).
       expect(r.leaseExpired).toBeGreaterThan(0);
       expect(r.wentUnknown).toBeGreaterThan(0);
+      // The opaque cell's point: resubmissions met the refusal in no words.
+      if (sandbox?.duplicateReference === '400-opaque') expect(r.duplicates).toBeGreaterThan(0);
     },
     600_000,
   );

@@ -152,6 +152,8 @@ export interface ChaosCellResult {
   profile: ProfileName;
   /** The profile, and the sandbox options set over it (`default duplicateReference=400-opaque`). */
   cell: string;
+  /** Submissions the sandbox answered by its duplicate-reference rule (resubmissions met it). */
+  duplicates: number;
   seed: number;
   timeScale: number;
   /** API payments asked for. */
@@ -676,16 +678,21 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       statuses[s] = (statuses[s] ?? 0) + 1;
     }
     const threeDs: Record<string, number> = {};
+    let duplicates = 0;
     for (const a of Object.values(ledger.activity)) {
       if (a.authentication) threeDs[a.authentication] = (threeDs[a.authentication] ?? 0) + 1;
+      duplicates += a.duplicates;
     }
     const { leaseExpired, wentUnknown } = await crashPaths(app, intents);
     const result: ChaosCellResult = {
       profile: opts.profile,
       cell: [
         opts.profile,
-        ...Object.entries(opts.sandbox ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`),
+        ...Object.entries(opts.sandbox ?? {}).map(
+          ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
+        ),
       ].join(' '),
+      duplicates,
       seed,
       timeScale,
       payments: N,
