@@ -143,15 +143,19 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   // never sends more than SAYSWITCH_RATE_LIMIT_PER_SEC (docs/operations.md, "Redis Cluster").
   const limited = overrides.gateway === undefined || overrides.rateLimiter !== undefined;
   const perSecond = Math.max(1, Math.floor(config.sayswitch.rateLimitPerSec / layout.shards));
+  // One epoch record per key group: each master of a cluster can lose its data on its own.
+  const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
   // One store, dispatcher and events stream per shard, behind one of each (app/shard-ports.ts).
+  // Intents created while a data loss is unacknowledged are marked (payments/resubmission.ts).
   const { store, refunds, dispatcher, events, queueGauges } = shardPorts(
     layout,
     { store: storeRedis, queue: queueRedis },
     (err) => health.onError(err, 'queue'),
-    limited ? { gatewayRateLimit: { perWindow: perSecond, windowMs: 1_000 } } : {},
+    {
+      dataLossUnacknowledged: () => epoch.isLost(),
+      ...(limited ? { gatewayRateLimit: { perWindow: perSecond, windowMs: 1_000 } } : {}),
+    },
   );
-  // One epoch record per key group: each master of a cluster can lose its data on its own.
-  const epoch = new DeploymentEpoch(storeRedis, layout.allPrefixes());
   const metrics = createMetrics();
   const sayswitch = (): PaymentGateway =>
     new SayswitchGateway({

@@ -35,7 +35,10 @@ export function shardPorts(
   layout: KeyLayout,
   conns: { store: Redis; queue: Redis },
   onQueueError: (err: Error) => void,
-  /** Each shard's store options: its share of the outbound rate (claims take it in-script). */
+  /**
+   * Each shard's store options: its share of the outbound rate (claims take it in-script), and
+   * the data-loss view that marks intents.
+   */
   storeOptions: IntentStoreOptions = {},
 ): ShardPorts {
   const prefixes = layout.shardPrefixes();

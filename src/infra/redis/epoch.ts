@@ -141,11 +141,15 @@ export class DeploymentEpoch {
     return records.find((r) => r?.state === 'lost') ?? records[0];
   }
 
-  /** `billing redis ack-data-loss`: false when no loss was waiting. */
+  /**
+   * `billing redis ack-data-loss`: false when no loss was waiting. Every group's record is `ok`
+   * afterwards, so this process stops reporting the loss at once; the others at their next check.
+   */
   async acknowledge(now: number): Promise<boolean> {
     const acked = await Promise.all(
       this.prefixes.map((p) => acknowledgeDataLoss(this.redis, p, now)),
     );
+    this.lost = false;
     return acked.some(Boolean);
   }
 }

@@ -4,7 +4,6 @@
  * keys of one prefix, as BullMQ's do.
  */
 import { INTENT_STATES, type IntentState, type IntentType } from '../../kernel/intent.ts';
-import { epochKey } from './epoch.ts';
 import { eventsKey } from './event-log.ts';
 
 export function storeKeys(prefix: string) {
@@ -21,8 +20,6 @@ export function storeKeys(prefix: string) {
     leases: () => `${prefix}:leases`,
     reconcileDue: () => `${prefix}:reconcile:due`,
     events: () => eventsKey(prefix),
-    /** The deployment epoch record of the key group (epoch.ts): read by the intent create script. */
-    epoch: () => epochKey(prefix),
     /** The outbound gateway rate limit's window counter (claims and lookups share it). */
     rateLimit: () => `${prefix}:ratelimit:sayswitch`,
   };

@@ -9,20 +9,21 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
 
 /**
  * KEYS: hash, history, idx:state:queued, secondary index, created index, created index of the
- * type, the key group's deployment epoch record (infra/redis/epoch.ts). ARGV: fields JSON, now,
- * history JSON, key, secondary score.
+ * type. ARGV: fields JSON, now, history JSON, key, secondary score, `1` when a Redis data loss is
+ * unacknowledged (as this process last saw the epoch record, infra/redis/epoch.ts).
  *
- * Returns 0 when the intent exists, 1 when it was created, 2 when it was created while the epoch
- * record says a data loss is unacknowledged (`state` `lost`): the intent is then marked
- * `afterDataLoss = now`, since its reference may have reached the gateway before the loss
- * (payments/resubmission.ts `mayExistAtGateway`). Read here, in the same step as the create, so
- * no process's view of the epoch can lag behind the record.
+ * Returns 0 when the intent exists, 1 when it was created, 2 when it was created with a data loss
+ * unacknowledged: the intent is then marked `afterDataLoss = now`, since its reference may have
+ * reached the gateway before the loss (payments/resubmission.ts `mayExistAtGateway`). The
+ * process's view is passed in rather than the record read here: a read would be a Redis command
+ * more per payment (issue 18's budget is 60), and the view lags the record only until the
+ * platform watch's next check (5 s, or at once when the connection comes back).
  */
 export const CREATE_INTENT = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local f = cjson.decode(ARGV[1])
 local created = 1
-if redis.call('HGET', KEYS[7], 'state') == 'lost' then
+if ARGV[6] == '1' then
   f['afterDataLoss'] = ARGV[2]
   created = 2
 end

@@ -289,6 +289,12 @@ export interface IntentStoreOptions {
    * intents are spread over several stores). Without it, claims take no token.
    */
   gatewayRateLimit?: { perWindow: number; windowMs: number };
+  /**
+   * Whether a Redis data loss is unacknowledged, as this process last saw it (the composition
+   * root passes its DeploymentEpoch's `isLost`). Intents created meanwhile are marked
+   * `afterDataLoss`. Without it, none is.
+   */
+  dataLossUnacknowledged?: () => boolean;
 }
 
 export class RedisIntentStore implements IntentStore {
@@ -304,6 +310,7 @@ export class RedisIntentStore implements IntentStore {
     { keys: string[]; fromStates: string; charge: string; payout: string }
   >;
   private readonly rateLimitKey: string;
+  private readonly dataLossUnacknowledged: () => boolean;
 
   constructor(
     private readonly redis: Redis,
@@ -327,6 +334,7 @@ export class RedisIntentStore implements IntentStore {
     this.rateLimit = limit
       ? { perWindow: String(limit.perWindow), windowMs: String(limit.windowMs) }
       : undefined;
+    this.dataLossUnacknowledged = opts.dataLossUnacknowledged ?? (() => false);
   }
 
   /** @inheritdoc */
@@ -364,19 +372,19 @@ export class RedisIntentStore implements IntentStore {
     const history: IntentHistoryEntry = { at: now, from: null, to: 'queued', attempt: 1 };
     const created = (await CREATE_INTENT.run(
       this.redis,
-      7,
+      6,
       this.k.intent(draft.key),
       this.k.history(draft.key),
       this.k.byState('queued'),
       secondary.key,
       this.k.byCreated(),
       this.k.byCreated(draft.type),
-      this.k.epoch(),
       JSON.stringify(fields),
       String(now),
       JSON.stringify(history),
       draft.key,
       secondary.score,
+      this.dataLossUnacknowledged() ? '1' : '',
     )) as number;
     // Created: what was written is the intent (no read back; 2: the script added afterDataLoss).
     // Existing: read what is stored.
