@@ -1,9 +1,13 @@
 /**
  * The console's one way to write HTML (src/console/html.ts): escaped by default, fragments
- * nested without double escaping, amounts in major units with their currency.
+ * nested without double escaping, amounts in major units with their currency; and one of the
+ * payment page's facts (the data-loss mark).
  */
 import { describe, expect, it } from 'vitest';
 import { badge, href, html, money } from '../../src/console/html.ts';
+import { paymentFacts } from '../../src/console/payments-pages.ts';
+import type { Intent } from '../../src/kernel/payment.ts';
+import { toView } from '../../src/payments/view.ts';
 
 describe('html``', () => {
   it('escapes every interpolated value, in text and in attributes', () => {
@@ -48,5 +52,33 @@ describe('money', () => {
     const out = money(minor, currency).value;
     expect(out).toContain(`${major}&nbsp;`);
     expect(out).toContain(`<abbr>${currency}</abbr>`);
+  });
+});
+
+describe('the payment facts', () => {
+  const intent = {
+    key: 'api_lost1',
+    type: 'charge',
+    origin: 'api',
+    state: 'succeeded',
+    amount: 2500,
+    currency: 'NGN',
+    attempt: 1,
+    reference: 'api_lost1_1',
+    createdAt: Date.UTC(2026, 11, 2),
+    updatedAt: Date.UTC(2026, 11, 2),
+    checks: 0,
+    enqueues: 1,
+    unsentResubmits: 0,
+  } as unknown as Intent;
+
+  it('say when a payment was created after a Redis data loss, and nothing otherwise', () => {
+    const marked = paymentFacts(
+      toView({ ...intent, afterDataLoss: Date.UTC(2026, 11, 2, 9) }, []),
+      undefined,
+    ).value;
+    expect(marked).toContain('Created after a data loss');
+    expect(marked).toContain('2026-12-02T09:00:00.000Z');
+    expect(paymentFacts(toView(intent, []), undefined).value).not.toContain('data loss');
   });
 });
