@@ -15,7 +15,7 @@
  * | error `outcome_unknown`                                                       | `unknown`, verified              |
  * | error with `referenceExists` (a duplicate whose lookup found nothing)         | `unknown` + seen, verified       |
  * | error `fatal`, first submission of the reference                              | `failed` (`gateway_rejected`)    |
- * | error `fatal`, the reference may exist (resubmission, seen, after a data loss) | `unknown`, verified              |
+ * | error `fatal`, the reference may exist (resubmission, seen, data loss)        | `unknown`, verified              |
  * | answer `failed`, first submission                                             | `failed` (the gateway's word)    |
  * | answer `failed`, the reference may exist                                      | `unknown` + seen, verified       |
  * | lookup `not_found`, `unknown`, never seen, after the grace, resubmits < max   | `queued`, same reference         |
