@@ -9,6 +9,7 @@
  * file is removed when the demo stops, since the demo then removes its keys too.
  */
 import { scanEach } from '../infra/redis/scan.ts';
+import { randomBytes } from 'node:crypto';
 import { rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { isAbsolute } from 'node:path';
@@ -71,6 +72,15 @@ export interface DemoReport {
 export interface DemoResult {
   exitCode: number;
   report: DemoReport;
+}
+
+/**
+ * The demo's key prefix: its start time to the second, and 12 random hex digits (48 bits) so
+ * that two demos started in the same second on one Redis (two shells, two CI tests) never share
+ * keys — each deletes its own keys when it stops.
+ */
+export function demoPrefix(now: Date): string {
+  return `demo-${now.toISOString().replace(/\D/g, '').slice(0, 14)}-${randomBytes(6).toString('hex')}`;
 }
 
 /** Demo variables that stay out of the env file: they belong to the demo's own process. */
@@ -170,7 +180,7 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
     seed: 42,
     webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
   });
-  const prefix = `demo-${new Date().toISOString().replace(/\D/g, '').slice(0, 14)}`;
+  const prefix = demoPrefix(new Date());
   const overrides: Record<string, string> = {
     ...defaults,
     REDIS_URL: redis.url,

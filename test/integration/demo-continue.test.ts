@@ -53,7 +53,7 @@ describe('billing demo: continuing in another shell', () => {
         'API_TOKEN',
       ]),
     );
-    expect(readFileSync(envFile, 'utf8')).toMatch(/^QUEUE_PREFIX='demo-\d+'$/m);
+    expect(readFileSync(envFile, 'utf8')).toMatch(/^QUEUE_PREFIX='demo-\d{14}-[0-9a-f]{12}'$/m);
 
     // Another shell, another directory, nothing in the environment but PATH and HOME.
     const status = await runCliChild(

@@ -36,7 +36,7 @@ describe('billing demo', () => {
     expect(r.output).toMatch(/succeeded\s+\d+ × /);
     // The environment to continue from another shell: printed, written while it ran, then removed.
     expect(r.output).toContain(`(written to ${envOut})`);
-    expect(r.output).toMatch(/^ {2}QUEUE_PREFIX='demo-\d+'$/m);
+    expect(r.output).toMatch(/^ {2}QUEUE_PREFIX='demo-\d{14}-[0-9a-f]{12}'$/m);
     expect(r.output).toContain(`npx billing --env-file ${envOut} batch status demo-payouts`);
     expect(existsSync(envOut)).toBe(false);
 
