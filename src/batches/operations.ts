@@ -3,7 +3,8 @@
  *
  * - {@link cancelBatch}: every row whose intent is still `queued` (never claimed, so never sent)
  *   becomes `failed` with reason `canceled`, through the intent store's ordinary transition (with
- *   `expectAttempt`; it publishes `payment.failed`, which the tracker counts). Rows in flight or
+ *   `expectAttempt` and `onlyFrom: ['queued']`, so a row claimed since the read is refused; it
+ *   publishes `payment.failed`, which the tracker counts). Rows in flight or
  *   final finish as they would have. The submit job of a canceled row finds it not `queued` and
  *   skips (payments/submit.ts), so no money moves for it. Idempotent.
  * - {@link approveBatch}: a batch held by BATCH_APPROVAL is released (its recorded rows become
@@ -75,9 +76,11 @@ export async function cancelBatch(deps: BatchDeps, id: string, by: string): Prom
         const [state, attempt] = fields[i] ?? [];
         if (state !== 'queued') return;
         const now = deps.clock.now();
-        // A claim that won the race makes this a refusal: that row finishes normally.
+        // A claim that won the race makes this a refusal: that row finishes normally. A claim
+        // keeps the attempt, so only `onlyFrom` tells a claimed row from a queued one.
         const res = await deps.store.transition(key, 'failed', now, {
           expectAttempt: Number(attempt),
+          onlyFrom: ['queued'],
           reason: CANCELED,
           patch: { reason: CANCELED, message: `batch canceled by ${by}` },
         });

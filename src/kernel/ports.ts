@@ -152,6 +152,13 @@ export interface RateLimiter {
 export interface TransitionOptions {
   /** Refuse (as `stale`) unless the intent is still on this attempt. */
   expectAttempt?: number;
+  /**
+   * Refuse (as `refused`) unless the intent is in one of these states. It is for a caller that
+   * decided on the state it read, not on the gateway's word. A batch cancel decides on `queued`,
+   * and a claim in between does not change the attempt. A person decides on the state the page
+   * showed. It narrows the state machine's from-states and never widens them.
+   */
+  onlyFrom?: readonly IntentState[];
   /** Fields to set with the transition. */
   patch?: Partial<
     Pick<

@@ -128,10 +128,16 @@ async function needsReview(
   return { moved: 'needs_review' };
 }
 
-/** Verify proved the attempt unsent: submit the same reference again. */
+/**
+ * Verify proved the attempt unsent: submit the same reference again. Only from the state the proof
+ * was read with (`unknown`): another check of the same intent (a webhook's, the sweep's) may have
+ * re-queued it meanwhile and a worker claimed it again on the same attempt; `submitting → queued`
+ * would hand that reference to a second worker while the first is sending it.
+ */
 async function resubmit(deps: ReconcileDeps, intent: Intent, now: number): Promise<unknown> {
   const res = await deps.store.transition(intent.key, 'queued', now, {
     expectAttempt: intent.attempt,
+    onlyFrom: [intent.state],
     unsentResubmit: true,
     reason: 'verified_unsent',
   });

@@ -151,8 +151,12 @@ export async function resolvePayment(
   }
 
   const forced = !agrees;
+  // Only from the state the decision was made on: while the gateway was asked, the reconciler
+  // may have re-queued an unknown intent (proven unsent) and a worker claimed it again, on the
+  // same attempt. A person's `failed` must not land on that submission.
   const res = await deps.store.transition(intent.key, req.outcome, now, {
     expectAttempt: intent.attempt,
+    onlyFrom: [intent.state],
     reason: forced ? 'resolved by operator (forced)' : 'resolved by operator',
     ...(req.outcome === 'failed'
       ? {

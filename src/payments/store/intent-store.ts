@@ -280,6 +280,16 @@ const ALLOWED = Object.fromEntries(
   ]),
 ) as Record<IntentState, { charge: string; payout: string }>;
 
+/** The allowed-from lists of `to`, narrowed to `onlyFrom` (TransitionOptions.onlyFrom). */
+function narrowedFrom(
+  to: IntentState,
+  onlyFrom: readonly IntentState[],
+): { charge: string; payout: string } {
+  const keep = (type: 'charge' | 'payout') =>
+    csv(allowedFrom(to, type).filter((s) => onlyFrom.includes(s)));
+  return { charge: keep('charge'), payout: keep('payout') };
+}
+
 /** Options of a {@link RedisIntentStore}. */
 export interface IntentStoreOptions {
   /**
@@ -496,6 +506,7 @@ export class RedisIntentStore implements IntentStore {
         ? ''
         : paymentEventId(newReference ?? attemptReference(key as IntentKey, attempt), to);
     const c = this.transitionConst[to];
+    const allowed = opts.onlyFrom === undefined ? c : narrowedFrom(to, opts.onlyFrom);
     const keys = [this.k.intent(key), this.k.history(key), ...c.keys];
     if (limited) keys.push(this.rateLimitKey);
     const patchJson = Object.keys(patch).length > 0 ? JSON.stringify(patch) : '';
@@ -523,8 +534,8 @@ export class RedisIntentStore implements IntentStore {
       key,
       to,
       String(now),
-      c.charge,
-      c.payout,
+      allowed.charge,
+      allowed.payout,
       c.fromStates,
       String(attempt),
       ...optional,

@@ -1,0 +1,178 @@
+/**
+ * Transitions decided on a state, not on the gateway's word (TransitionOptions.onlyFrom): a batch
+ * cancel fails only rows still `queued`, and a person's resolution lands only on the state it was
+ * decided on. A claim keeps the attempt, so `expectAttempt` alone let a cancel that read `queued`
+ * just before a claim mark the claimed row `failed` while its reference was on its way to the
+ * gateway (CI caught it once under load: a canceled row with a submission at the sandbox). Each
+ * race is forced here, deterministically, on real Redis: the claim is made between the read and
+ * the transition. The same holds for a reconcile check's resubmission, decided on `unknown`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paymentsDeps } from '../../src/app/composition.ts';
+import type { HandlerContext } from '../../src/infra/queues/processor.ts';
+import { createReconcileHandler } from '../../src/payments/reconcile.ts';
+import { cancelBatch } from '../../src/batches/operations.ts';
+import type { FullBatchStore } from '../../src/batches/ports.ts';
+import { submitBatch } from '../../src/batches/ingest.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { AmountMinor } from '../../src/kernel/money.ts';
+import type { PaymentGateway } from '../../src/kernel/ports.ts';
+import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+let sandbox: Sandbox;
+let t: TestApp;
+
+// No worker: rows stay `queued` until the test claims them itself.
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
+});
+afterAll(async () => {
+  await t?.close();
+  await sandbox?.close();
+});
+
+async function charge(name: string): Promise<IntentKey> {
+  const key = `api_${name}` as IntentKey;
+  await t.app.store.create(
+    {
+      key,
+      type: 'charge',
+      origin: 'api',
+      amount: 1000 as AmountMinor,
+      currency: 'NGN',
+      payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
+    },
+    1,
+  );
+  return key;
+}
+
+const claim = (key: string, now: number) =>
+  t.app.store.transition(key, 'submitting', now, {
+    expectAttempt: 1,
+    patch: { leaseUntil: now + 60_000, sentAt: now },
+  });
+
+describe('onlyFrom', () => {
+  it('refuses a transition from any other state, and never widens the table', async () => {
+    const claimed = await charge('only-claimed');
+    expect((await claim(claimed, 2)).ok).toBe(true);
+    const cancel = { expectAttempt: 1, onlyFrom: ['queued'] as const, reason: 'canceled' };
+    expect(await t.app.store.transition(claimed, 'failed', 3, cancel)).toMatchObject({
+      ok: false,
+      why: 'refused',
+      state: 'submitting',
+    });
+    expect((await t.app.store.get(claimed))?.state).toBe('submitting');
+    expect(await t.app.store.history(claimed)).toHaveLength(2);
+
+    const queued = await charge('only-queued');
+    expect(await t.app.store.transition(queued, 'failed', 3, cancel)).toMatchObject({
+      ok: true,
+      from: 'queued',
+    });
+
+    // `succeeded → failed` is not in the table: naming it in onlyFrom does not open it.
+    const paid = await charge('only-paid');
+    expect((await claim(paid, 2)).ok).toBe(true);
+    expect((await t.app.store.transition(paid, 'succeeded', 3, { expectAttempt: 1 })).ok).toBe(
+      true,
+    );
+    expect(
+      await t.app.store.transition(paid, 'failed', 4, {
+        expectAttempt: 1,
+        onlyFrom: ['succeeded'],
+      }),
+    ).toMatchObject({ ok: false, why: 'refused', state: 'succeeded' });
+  });
+});
+
+describe('batch cancel racing a claim', () => {
+  it('a row claimed after the cancel read it as queued is left to finish, not failed', async () => {
+    const rows = [1, 2, 3].map((i) => `rc-${i},0123456789,058,GTBank,Ada Obi,10${i}.00,NGN,race`);
+    const r = await submitBatch(t.app, {
+      input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${rows.join('\n')}\n`,
+      type: 'payout',
+      id: 'cancel-race',
+    });
+    expect(r.status).toBe('created');
+    const first = 'bat_cancel-race_rc-1';
+    // The cancel reads every row as `queued`; a worker claims the first one right after.
+    const batches: FullBatchStore = Object.create(t.app.batches) as FullBatchStore;
+    batches.intentFields = async (keys, fields) => {
+      const read = await t.app.batches.intentFields(keys, fields);
+      if (keys.includes(first)) expect((await claim(first, Date.now())).ok).toBe(true);
+      return read;
+    };
+    const res = await cancelBatch({ ...t.app, batches }, 'cancel-race', 'test');
+    expect(res).toMatchObject({ status: 'canceled', canceledNow: 2 });
+    const intent = await t.app.store.get(first);
+    expect(intent?.state).toBe('submitting');
+    expect(intent?.reason).toBeUndefined();
+    for (const key of ['bat_cancel-race_rc-2', 'bat_cancel-race_rc-3']) {
+      expect(await t.app.store.get(key)).toMatchObject({ state: 'failed', reason: 'canceled' });
+    }
+  });
+});
+
+describe('a resolution racing a resubmission', () => {
+  it('a person’s failed does not land on the same reference submitted again meanwhile', async () => {
+    const key = await charge('resolve-race');
+    expect((await claim(key, 2)).ok).toBe(true);
+    expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+    const deps = resolveDeps(t.app);
+    // While the gateway is asked, the reconciler proves the reference unsent and re-queues it on
+    // the same attempt, and a worker claims it again.
+    const gateway = Object.create(deps.gateway) as PaymentGateway;
+    gateway.verifyCharge = async (reference) => {
+      const requeued = await t.app.store.transition(key, 'queued', 4, {
+        expectAttempt: 1,
+        unsentResubmit: true,
+      });
+      expect(requeued.ok).toBe(true);
+      expect((await claim(key, 5)).ok).toBe(true);
+      return { status: 'not_found', reference };
+    };
+    const later = { now: () => 3 + deps.unknownResolvableAfterMs + 1 };
+    const res = await resolvePayment({ ...deps, gateway, clock: later }, key, {
+      outcome: 'failed',
+      note: 'customer says no charge',
+      force: true,
+      by: 'test',
+    });
+    expect(res).toMatchObject({ status: 'not_resolvable' });
+    expect((await t.app.store.get(key))?.state).toBe('submitting');
+  });
+});
+
+describe('two reconcile checks proving the same reference unsent', () => {
+  it('the second does not re-queue the intent the first re-queued and a worker claimed', async () => {
+    const key = await charge('resubmit-race');
+    expect((await claim(key, 2)).ok).toBe(true);
+    expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+    const deps = paymentsDeps(t.app);
+    // While this check asks the gateway, another check re-queues the intent (proven unsent) and
+    // a worker claims it: its submission of the same reference is now on its way.
+    const gateway = Object.create(deps.gateway) as PaymentGateway;
+    gateway.verifyCharge = async (reference) => {
+      const requeued = await t.app.store.transition(key, 'queued', 4, {
+        expectAttempt: 1,
+        unsentResubmit: true,
+      });
+      expect(requeued.ok).toBe(true);
+      expect((await claim(key, 5)).ok).toBe(true);
+      return { status: 'not_found', reference };
+    };
+    // Long past the not-found grace, with resubmissions left.
+    const later = { now: () => 3 + deps.policy.notFoundGraceMs + 1 };
+    const check = createReconcileHandler({ ...deps, gateway, clock: later });
+    const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    await check({ key, cause: 'schedule', checks: 0 }, { log } as unknown as HandlerContext);
+    const after = await t.app.store.get(key);
+    expect(after).toMatchObject({ state: 'submitting', unsentResubmits: 1 });
+  });
+});
