@@ -159,6 +159,14 @@ export interface TransitionOptions {
    * showed. It narrows the state machine's from-states and never widens them.
    */
   onlyFrom?: readonly IntentState[];
+  /**
+   * The lease of the claim the caller holds (its copy's `leaseUntil`). From `submitting` the
+   * transition is refused (as `stale`) unless the intent is still under that claim. A worker
+   * whose lease ran out while the intent was verified, re-queued and claimed again on the same
+   * attempt must not record its answer over the new claim's call. It is a fence; see
+   * payments/apply-outcome.ts `heldClaim`.
+   */
+  claimLease?: number;
   /** Fields to set with the transition. */
   patch?: Partial<
     Pick<

@@ -86,6 +86,20 @@ function logTransition(
   }
 }
 
+/**
+ * The fence of a caller's copy that is `submitting`: the claim's lease, so that the transition
+ * lands only while the intent is still under that claim (TransitionOptions.claimLease). A worker
+ * paused past its lease (GC, a stopped VM) may find the intent verified unsent, re-queued and
+ * claimed again on the same attempt; its late answer must not overwrite the new claim's (a
+ * refusal recorded over a submission that then moves money, a "not sent" re-queueing a reference
+ * another worker is sending). Any other copy carries no fence.
+ */
+export function heldClaim(intent: Intent): { claimLease?: number } {
+  return intent.state === 'submitting' && intent.leaseUntil !== undefined
+    ? { claimLease: intent.leaseUntil }
+    : {};
+}
+
 /** Options of {@link markUnresolved}. */
 export interface UnresolvedOptions {
   /** Written to the history line. */
@@ -115,6 +129,7 @@ export async function markUnresolved(
     ) ?? now;
   const res = await deps.store.transition(intent.key, to, now, {
     expectAttempt: intent.attempt,
+    ...heldClaim(intent),
     known: intent,
     patch: { checks: 0, ...opts.patch },
     reconcileAt: first,
@@ -203,6 +218,7 @@ export async function applyOutcome(
   }
   const res = await deps.store.transition(intent.key, target, now, {
     expectAttempt: intent.attempt,
+    ...heldClaim(intent),
     known: intent,
     patch,
     ...(watch !== undefined ? { reconcileAt: now + watch } : {}),

@@ -18,7 +18,7 @@ import type { Intent } from '../kernel/payment.ts';
 import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { GatewayOutcome, PaymentGateway, TransitionResult } from '../kernel/ports.ts';
-import { applyOutcome, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
+import { applyOutcome, heldClaim, markUnresolved, type OutcomeDeps } from './apply-outcome.ts';
 import { DelayRequest, type HandlerContext } from '../infra/queues/processor.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { RefundStore, Sealer } from '../kernel/ports.ts';
@@ -128,6 +128,7 @@ export function createSubmitHandler(deps: SubmitDeps) {
       } else {
         const res = await deps.store.transition(claimed.key, next.to, at, {
           expectAttempt: claimed.attempt,
+          ...heldClaim(claimed),
           reason: err.code,
           ...(next.to === 'failed'
             ? { patch: { reason: next.reason, message: err.message.slice(0, 200) } }

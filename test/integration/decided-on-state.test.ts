@@ -5,11 +5,14 @@
  * just before a claim mark the claimed row `failed` while its reference was on its way to the
  * gateway (CI caught it once under load: a canceled row with a submission at the sandbox). Each
  * race is forced here, deterministically, on real Redis: the claim is made between the read and
- * the transition. The same holds for a reconcile check's resubmission, decided on `unknown`.
+ * the transition. The same holds for a reconcile check's resubmission, decided on `unknown`; and a
+ * worker paused past its lease records nothing over the claim that replaced its own (its copy's
+ * lease is a fence, TransitionOptions.claimLease).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import type { HandlerContext } from '../../src/infra/queues/processor.ts';
+import { applyOutcome, heldClaim, markUnresolved } from '../../src/payments/apply-outcome.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { cancelBatch } from '../../src/batches/operations.ts';
 import type { FullBatchStore } from '../../src/batches/ports.ts';
@@ -174,5 +177,53 @@ describe('two reconcile checks proving the same reference unsent', () => {
     await check({ key, cause: 'schedule', checks: 0 }, { log } as unknown as HandlerContext);
     const after = await t.app.store.get(key);
     expect(after).toMatchObject({ state: 'submitting', unsentResubmits: 1 });
+  });
+});
+
+describe('a worker paused past its lease', () => {
+  it('records nothing over the claim that replaced its own; the new claim’s answer lands', async () => {
+    const key = await charge('late-worker');
+    const deps = paymentsDeps(t.app);
+    const a = await claim(key, 2);
+    if (!a.ok) throw new Error('claim A refused');
+    // A stops (GC, a stopped VM). Its lease runs out; the sweep marks it unknown, verify proves
+    // the reference unsent, it is re-queued and worker B claims it on the same attempt.
+    expect((await markUnresolved(deps, a.intent, 'unknown', 70_000)).ok).toBe(true);
+    const requeued = await t.app.store.transition(key, 'queued', 71_000, {
+      expectAttempt: 1,
+      unsentResubmit: true,
+    });
+    expect(requeued.ok).toBe(true);
+    const b = await claim(key, 80_000);
+    if (!b.ok) throw new Error('claim B refused');
+
+    // A wakes up with an answer: each of its three ways to record one is refused as stale.
+    const reference = a.intent.reference;
+    const declined = { status: 'failed' as const, reason: 'declined' as const, reference };
+    expect(await applyOutcome(deps, a.intent, declined, 81_000)).toMatchObject({
+      ok: false,
+      why: 'stale',
+    });
+    expect(await markUnresolved(deps, a.intent, 'unknown', 81_000)).toMatchObject({
+      ok: false,
+      why: 'stale',
+    });
+    expect(
+      await t.app.store.transition(key, 'queued', 81_000, {
+        expectAttempt: 1,
+        ...heldClaim(a.intent),
+      }),
+    ).toMatchObject({ ok: false, why: 'stale' });
+    expect(await t.app.store.get(key)).toMatchObject({
+      state: 'submitting',
+      leaseUntil: b.intent.leaseUntil,
+    });
+
+    // B's answer is recorded.
+    const paid = { status: 'succeeded' as const, reference };
+    expect(await applyOutcome(deps, b.intent, paid, 82_000)).toMatchObject({
+      ok: true,
+      from: 'submitting',
+    });
   });
 });

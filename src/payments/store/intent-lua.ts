@@ -109,7 +109,8 @@ export const INTENT_HASH_FIELDS = [
  * each optional ('' or absent when not used): 8 read back '1', 9 patch JSON (value "" deletes the
  * field), 10 event type, 11 event id, 12 rate limit per window, 13 rate window ms, 14 reconcileAt,
  * 15 reason, 16 the new attempt's reference (a transition that opens a new attempt),
- * 17 unsent resubmit '1', 18 resolution JSON (history line and event).
+ * 17 unsent resubmit '1', 18 resolution JSON (history line and event), 19 the lease of the claim
+ * the caller holds (from `submitting` only: refused as stale unless the hash's leaseUntil is it).
  * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
  * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
  * {'missing'} |
@@ -117,7 +118,7 @@ export const INTENT_HASH_FIELDS = [
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local A = {}
-for i = 1, 18 do A[i] = ARGV[i] or '' end
+for i = 1, 19 do A[i] = ARGV[i] or '' end
 local h = KEYS[1]
 local from, itype, attempt, cur
 local full = A[8] == '1' or A[10] ~= ''
@@ -137,6 +138,8 @@ if A[7] ~= '' and tonumber(A[7]) ~= attempt then return {'stale', from, tostring
 local allowed = A[4]
 if itype == 'payout' then allowed = A[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
+-- Another claim of the same attempt (the caller's lease ran out and the intent was claimed again).
+if A[19] ~= '' and from == 'submitting' and cur.leaseUntil ~= A[19] then return {'stale', from, tostring(attempt)} end
 
 if A[12] ~= '' then
   local rk = KEYS[#KEYS]

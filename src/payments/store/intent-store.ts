@@ -523,6 +523,7 @@ export class RedisIntentStore implements IntentStore {
       newReference ?? '',
       opts.unsentResubmit ? '1' : '',
       opts.resolution ? JSON.stringify(opts.resolution) : '',
+      opts.claimLease === undefined ? '' : String(opts.claimLease),
     ];
     let used = optional.length;
     while (used > 0 && optional[used - 1] === '') used--;
