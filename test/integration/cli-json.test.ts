@@ -30,6 +30,7 @@ import {
 } from '../support/cli-run.ts';
 import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
+import { createTestCharge } from '../support/intents.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
@@ -567,18 +568,7 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
     sandbox = await startTestSandbox();
     // A payment in needs_review for `payments resolve`.
     const store = new RedisIntentStore(redis, prefix);
-    const key = 'api_cj-review' as IntentKey;
-    await store.create(
-      {
-        key,
-        type: 'charge',
-        origin: 'api',
-        amount: 1000 as AmountMinor,
-        currency: 'NGN',
-        payee: { kind: 'charge', email: 'r@example.com', cardTokenSealed: 'sealed' },
-      },
-      Date.now(),
-    );
+    const key = await createTestCharge(store, 'cj-review', Date.now());
     for (const to of ['submitting', 'unknown', 'needs_review'] as const) {
       await store.transition(key, to, Date.now());
     }

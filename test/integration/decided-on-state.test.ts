@@ -18,11 +18,11 @@ import { cancelBatch } from '../../src/batches/operations.ts';
 import type { FullBatchStore } from '../../src/batches/ports.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
-import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { createTestCharge } from '../support/intents.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -38,27 +38,40 @@ afterAll(async () => {
   await sandbox?.close();
 });
 
-async function charge(name: string): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
-  await t.app.store.create(
-    {
-      key,
-      type: 'charge',
-      origin: 'api',
-      amount: 1000 as AmountMinor,
-      currency: 'NGN',
-      payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
-    },
-    1,
-  );
-  return key;
-}
+const charge = (name: string) => createTestCharge(t.app.store, name);
 
 const claim = (key: string, now: number) =>
   t.app.store.transition(key, 'submitting', now, {
     expectAttempt: 1,
     patch: { leaseUntil: now + 60_000, sentAt: now },
   });
+
+/** A charge claimed at 2 and marked `unknown` at 3 (its worker's call ended without an answer). */
+async function unknownCharge(name: string): Promise<IntentKey> {
+  const key = await charge(name);
+  expect((await claim(key, 2)).ok).toBe(true);
+  expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+  return key;
+}
+
+/**
+ * `gateway`, except that while verify is asked about `key`, the reconciler proves its reference
+ * unsent and re-queues it on the same attempt and a worker claims it again: a submission of the
+ * same reference is on its way when verify answers "not found".
+ */
+function claimedAgainWhileAsked(gateway: PaymentGateway, key: IntentKey): PaymentGateway {
+  const stub = Object.create(gateway) as PaymentGateway;
+  stub.verifyCharge = async (reference) => {
+    const requeued = await t.app.store.transition(key, 'queued', 4, {
+      expectAttempt: 1,
+      unsentResubmit: true,
+    });
+    expect(requeued.ok).toBe(true);
+    expect((await claim(key, 5)).ok).toBe(true);
+    return { status: 'not_found', reference };
+  };
+  return stub;
+}
 
 describe('onlyFrom', () => {
   it('refuses a transition from any other state, and never widens the table', async () => {
@@ -124,22 +137,9 @@ describe('batch cancel racing a claim', () => {
 
 describe('a resolution racing a resubmission', () => {
   it('a person’s failed does not land on the same reference submitted again meanwhile', async () => {
-    const key = await charge('resolve-race');
-    expect((await claim(key, 2)).ok).toBe(true);
-    expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+    const key = await unknownCharge('resolve-race');
     const deps = resolveDeps(t.app);
-    // While the gateway is asked, the reconciler proves the reference unsent and re-queues it on
-    // the same attempt, and a worker claims it again.
-    const gateway = Object.create(deps.gateway) as PaymentGateway;
-    gateway.verifyCharge = async (reference) => {
-      const requeued = await t.app.store.transition(key, 'queued', 4, {
-        expectAttempt: 1,
-        unsentResubmit: true,
-      });
-      expect(requeued.ok).toBe(true);
-      expect((await claim(key, 5)).ok).toBe(true);
-      return { status: 'not_found', reference };
-    };
+    const gateway = claimedAgainWhileAsked(deps.gateway, key);
     const later = { now: () => 3 + deps.unknownResolvableAfterMs + 1 };
     const res = await resolvePayment({ ...deps, gateway, clock: later }, key, {
       outcome: 'failed',
@@ -154,22 +154,10 @@ describe('a resolution racing a resubmission', () => {
 
 describe('two reconcile checks proving the same reference unsent', () => {
   it('the second does not re-queue the intent the first re-queued and a worker claimed', async () => {
-    const key = await charge('resubmit-race');
-    expect((await claim(key, 2)).ok).toBe(true);
-    expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+    const key = await unknownCharge('resubmit-race');
     const deps = paymentsDeps(t.app);
-    // While this check asks the gateway, another check re-queues the intent (proven unsent) and
-    // a worker claims it: its submission of the same reference is now on its way.
-    const gateway = Object.create(deps.gateway) as PaymentGateway;
-    gateway.verifyCharge = async (reference) => {
-      const requeued = await t.app.store.transition(key, 'queued', 4, {
-        expectAttempt: 1,
-        unsentResubmit: true,
-      });
-      expect(requeued.ok).toBe(true);
-      expect((await claim(key, 5)).ok).toBe(true);
-      return { status: 'not_found', reference };
-    };
+    // Another check re-queues the intent while this one asks (see claimedAgainWhileAsked).
+    const gateway = claimedAgainWhileAsked(deps.gateway, key);
     // Long past the not-found grace, with resubmissions left.
     const later = { now: () => 3 + deps.policy.notFoundGraceMs + 1 };
     const check = createReconcileHandler({ ...deps, gateway, clock: later });

@@ -7,12 +7,13 @@
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
-import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
 import type { TransitionOptions } from '../../src/kernel/ports.ts';
 import type { IntentState } from '../../src/kernel/intent.ts';
 import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
+import { createTestCharge } from '../support/intents.ts';
 import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
 
 let redis: Redis;
@@ -20,21 +21,7 @@ let store: RedisIntentStore;
 const prefix = uniquePrefix('lean');
 const WINDOW_MS = 60_000;
 
-async function charge(name: string): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
-  await store.create(
-    {
-      key,
-      type: 'charge',
-      origin: 'api',
-      amount: 1000 as AmountMinor,
-      currency: 'NGN',
-      payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
-    },
-    1,
-  );
-  return key;
-}
+const charge = (name: string) => createTestCharge(store, name);
 
 const claim = (key: string, now: number, rateLimited = true) =>
   store.transition(key, 'submitting', now, {
