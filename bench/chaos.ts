@@ -26,6 +26,8 @@ const USAGE = `usage: npm run chaos -- [options]
   --profiles <a,b>      profiles to run (default all: ${PROFILE_NAMES.join(',')})
   --seed <n>            fault injection, amounts and payers' choices (default 7)
   --kills <n>           SIGKILLs of the worker process per cell (default 8)
+  --pauses <n>          of those kills, how many first stop the worker past its lease while a
+                        stand-in works, then wake it with stale claims (default 0)
   --subscriptions <n>   daily subscriptions per cell (default 6)
   --renewals <n>        renewal rounds after the first period (default 3)
   --fault-rate <p>      injected 54/55/56/57 per submission (default 0.2)
@@ -45,6 +47,7 @@ function main(): Promise<void> {
       profiles: { type: 'string', default: PROFILE_NAMES.join(',') },
       seed: { type: 'string', default: '7' },
       kills: { type: 'string', default: '8' },
+      pauses: { type: 'string', default: '0' },
       subscriptions: { type: 'string', default: '6' },
       renewals: { type: 'string', default: '3' },
       'fault-rate': { type: 'string', default: '0.2' },
@@ -93,6 +96,7 @@ function main(): Promise<void> {
     payments: Math.floor(num('payments', 1)),
     seed: Math.floor(num('seed', 0)),
     kills: Math.floor(num('kills', 0)),
+    pauses: Math.floor(num('pauses', 0)),
     subscriptions: Math.floor(num('subscriptions', 0)),
     renewals: Math.floor(num('renewals', 0)),
     faultRate: num('fault-rate', 0),
@@ -111,6 +115,7 @@ async function run(o: {
   payments: number;
   seed: number;
   kills: number;
+  pauses: number;
   subscriptions: number;
   renewals: number;
   faultRate: number;
@@ -124,7 +129,7 @@ async function run(o: {
 }): Promise<void> {
   console.log(
     `chaos matrix: ${o.payments} payments per cell, profiles ${o.profiles.join(', ')}; seed ${o.seed}, ` +
-      `faultRate ${o.faultRate}, ${o.kills} kills, ${o.subscriptions} subscriptions × ${o.renewals + 1} periods, ` +
+      `faultRate ${o.faultRate}, ${o.kills} kills (${o.pauses} paused first), ${o.subscriptions} subscriptions × ${o.renewals + 1} periods, ` +
       `timeScale ${o.timeScale ?? 'per profile'}, not-found grace ${o.notFoundGraceMs} ms` +
       (o.sandbox !== undefined ? `, sandbox ${JSON.stringify(o.sandbox)}` : '') +
       `; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}`,
@@ -138,6 +143,7 @@ async function run(o: {
       payments: o.payments,
       seed: o.seed,
       kills: o.kills,
+      pauses: o.pauses,
       subscriptions: o.subscriptions,
       renewals: o.renewals,
       faultRate: o.faultRate,

@@ -26,6 +26,7 @@
  * (durations) is reported, not checked.
  */
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   openApp,
   paymentsDeps,
@@ -67,6 +68,12 @@ const DAY = 86_400_000;
 const UNSETTLED: readonly IntentState[] = ['queued', 'submitting', 'pending', 'unknown'];
 const CHILD_ROLES = 'worker,reconciler,api';
 
+/**
+ * How long a paused worker stays stopped: past its SUBMIT_LEASE (1.5 s here) and the not-found
+ * grace, so the sweep expires its claims and a stand-in may re-claim them before it wakes up.
+ */
+const PAUSE_MS = 4_000;
+
 export interface ChaosCellOptions {
   profile: ProfileName;
   /** API payments (charges and payouts alternately). */
@@ -77,6 +84,13 @@ export interface ChaosCellOptions {
   renewals?: number;
   /** SIGKILLs of the worker process while payments run (default 5). */
   kills?: number;
+  /**
+   * Of the kills, how many first pause the worker past its lease (default 0): SIGSTOP while a
+   * claim is out, a stand-in worker takes over for {@link PAUSE_MS}, then SIGCONT, one second
+   * awake with stale claims, and SIGKILL (the stand-in too). It plays a worker that outlives its
+   * lease without dying (a long GC, a stopped VM), whose late answers the lease fence refuses.
+   */
+  pauses?: number;
   /** Seeds the sandbox's fault injection, the amounts and the payers' choices (default 7). */
   seed?: number;
   /** Default 0.2. */
@@ -177,6 +191,8 @@ export interface ChaosCellResult {
   /** 3-D Secure challenges by how they ended (the ledger's `authentication`). */
   threeDs: Record<string, number>;
   kills: number;
+  /** Of the kills, how many paused the worker past its lease first. */
+  pauses: number;
   /** Intents whose claim a kill orphaned (history `lease_expired`) / that went `unknown`. */
   leaseExpired: number;
   wentUnknown: number;
@@ -360,6 +376,7 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
   const seed = opts.seed ?? 7;
   const timeScale = opts.timeScale ?? DEFAULT_TIME_SCALE[opts.profile];
   const kills = opts.kills ?? 5;
+  const pauses = opts.pauses ?? 0;
   const subCount = opts.subscriptions ?? 6;
   const renewals = opts.renewals ?? 3;
   const lifeCapMs = opts.lifeCapMs ?? 15_000;
@@ -549,6 +566,11 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
 
     // The worker process, SIGKILLed once it is visibly mid-way through work (or after lifeCapMs).
     const runStarted = performance.now();
+    // The lives that pause first, spread over the run: the odd ones, then the even ones.
+    const lives = [...Array(kills).keys()];
+    const pauseLives = new Set(
+      [...lives.filter((k) => k % 2 === 1), ...lives.filter((k) => k % 2 === 0)].slice(0, pauses),
+    );
     for (let k = 0; k < kills; k++) {
       child = spawnBilling(['start', '--roles', CHILD_ROLES], env);
       const step = Math.max(10, Math.round((N / (kills + 1)) * (0.5 + unit(k, seed, 7) * 0.5)));
@@ -570,10 +592,22 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       }).catch(() => undefined);
       if (exited(child))
         crashes.push(`life ${k + 1}: exited by itself\n${child.output().slice(-3_000)}`);
+      const paused = pauseLives.has(k);
+      if (paused) {
+        // Stopped with its claims out; a stand-in works (and the sweep expires those leases)
+        // meanwhile; then it wakes up holding stale claims for a second before it is killed.
+        child.kill('SIGSTOP');
+        const standIn = spawnBilling(['start', '--roles', CHILD_ROLES], env);
+        await sleep(PAUSE_MS);
+        child.kill('SIGCONT');
+        await sleep(1_000);
+        standIn.kill('SIGKILL');
+        await standIn.exited;
+      }
       child.kill('SIGKILL');
       await child.exited;
       log(
-        `  ${opts.profile}: kill ${k + 1}/${kills} at ${await settledCount()} settled, ${created} created`,
+        `  ${opts.profile}: ${paused ? 'pause and ' : ''}kill ${k + 1}/${kills} at ${await settledCount()} settled, ${created} created`,
       );
     }
     const runMs = performance.now() - runStarted;
@@ -704,6 +738,7 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       needsReviewExamples: analysis.needsReviewExamples,
       threeDs,
       kills,
+      pauses: pauseLives.size,
       leaseExpired,
       wentUnknown,
       settled,
@@ -958,7 +993,7 @@ export function formatTable(results: readonly ChaosCellResult[]): string {
       `${st.active ?? 0}/${st.past_due ?? 0}/${st.canceled ?? 0}`,
       threeDs,
       `${r.movedReferences} (${r.movedNeedsReview})`,
-      `${r.kills} (${r.leaseExpired} / ${r.wentUnknown})`,
+      `${r.kills}${r.pauses > 0 ? `, ${r.pauses} paused` : ''} (${r.leaseExpired} / ${r.wentUnknown})`,
       `${seconds(r.durationMs)} (${seconds(r.runMs)} + ${seconds(r.drainMs)})`,
       bad === '' ? 'all pass' : bad,
     ];
