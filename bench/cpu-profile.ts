@@ -4,13 +4,13 @@
  * code not yet optimised). Used by bench/throughput.ts for the producer and by
  * bench/throughput-worker.ts for each worker.
  */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 
 /**
  * Starts profiling this process when BENCH_CPU_PROF is set; the function returned stops and writes
- * `<dir>/<name>.cpuprofile` (and does nothing when it is not set).
+ * `<dir>/<name>.cpuprofile`, creating `<dir>` if needed (and does nothing when it is not set).
  */
 export async function startCpuProfile(name: string): Promise<() => Promise<void>> {
   const dir = process.env.BENCH_CPU_PROF;
@@ -22,6 +22,7 @@ export async function startCpuProfile(name: string): Promise<() => Promise<void>
   await session.post('Profiler.start');
   return async () => {
     const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
   };
