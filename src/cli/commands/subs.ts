@@ -65,7 +65,8 @@ function summary(v: SubscriptionView): string {
   ].join(' ');
 }
 
-function details(v: SubscriptionView): string {
+/** `billing subs show`'s text: one line per set field (`--json` prints the view itself). */
+export function subscriptionDetails(v: SubscriptionView): string {
   const lines = [
     `${v.id}  ${v.status}${v.cancel_reason ? ` (${v.cancel_reason})` : ''}`,
     `  customer        ${v.customer_email}`,
@@ -73,6 +74,12 @@ function details(v: SubscriptionView): string {
     `  anchor          ${v.anchor} (${v.timezone})`,
     `  current period  ${when(v.current_period_start)} → ${when(v.current_period_end)}`,
     `  next charge     ${when(v.next_charge_at)}`,
+    // Why there is no next charge while a renewal's payment is unresolved (docs/subscriptions.md).
+    ...(v.billing_held !== null
+      ? [
+          `  billing held    ${v.billing_held.key} (${v.billing_held.reference}) ${v.billing_held.state}, awaiting ${v.billing_held.awaiting} since ${v.billing_held.since}`,
+        ]
+      : []),
     ...(v.trial_end !== null ? [`  trial ends      ${v.trial_end}`] : []),
     ...(v.cancel_at_period_end ? [`  cancels at      ${when(v.cancel_at)} (period end)`] : []),
     ...(v.resume_at !== null ? [`  resumes at      ${v.resume_at}`] : []),
@@ -167,7 +174,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       await withApp(ctx, async (app) => {
         const view = await showSubscription(subscriptionServiceDeps(app), id);
         if (!view) throw new UsageError(`no subscription "${id}"`);
-        ctx.out().result(view, (v) => details(v as SubscriptionView));
+        ctx.out().result(view, (v) => subscriptionDetails(v as SubscriptionView));
       });
     });
 
@@ -349,7 +356,7 @@ async function printChanged(
   const view = { ...(await showSubscription(deps, id)), changed };
   ctx.out().result(view, (v) => {
     const sv = v as SubscriptionView & { changed: boolean };
-    return `${sv.changed ? '' : '(no change) '}${details(sv)}`;
+    return `${sv.changed ? '' : '(no change) '}${subscriptionDetails(sv)}`;
   });
 }
 
