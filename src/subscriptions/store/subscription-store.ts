@@ -27,6 +27,7 @@ import {
 import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../record.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 import { RedisTestClockStore } from './test-clock-store.ts';
 
 const EVENTS_MAX_LEN = 1_000_000;
@@ -208,21 +209,16 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 
   async get(id: string): Promise<Versioned | undefined> {
-    const [doc, version] = await this.redis.hmget(this.k.sub(id), 'doc', 'version');
-    return parse(doc, version);
+    return readVersioned(this.redis, this.k.sub(id), parse);
   }
 
   /** Reads several records in one round trip, in the order of `ids` (undefined when missing). */
   async getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]> {
-    if (ids.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hmget(this.k.sub(id), 'doc', 'version');
-    const res = (await pipe.exec()) ?? [];
-    return res.map(([err, value]) => {
-      if (err) throw err;
-      const [doc, version] = value as (string | null)[];
-      return parse(doc, version);
-    });
+    return readManyVersioned(
+      this.redis,
+      ids.map((id) => this.k.sub(id)),
+      parse,
+    );
   }
 
   /**

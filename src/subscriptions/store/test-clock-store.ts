@@ -10,6 +10,7 @@ import type { Redis } from 'ioredis';
 import type { TestClockStore, VersionedClock } from '../ports.ts';
 import { testClockSchema, type TestClock } from '../test-clocks.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 
 /** The keys this store uses (subscription-store.ts `subscriptionKeys` has them all). */
 export interface ClockKeys {
@@ -65,20 +66,15 @@ export class RedisTestClockStore implements TestClockStore {
   }
 
   async get(id: string): Promise<VersionedClock | undefined> {
-    const [doc, version] = await this.redis.hmget(this.k.clock(id), 'doc', 'version');
-    return parse(doc, version);
+    return readVersioned(this.redis, this.k.clock(id), parse);
   }
 
   async getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]> {
-    if (ids.length === 0) return [];
-    const pipe = this.redis.pipeline();
-    for (const id of ids) pipe.hmget(this.k.clock(id), 'doc', 'version');
-    const res = (await pipe.exec()) ?? [];
-    return res.map(([err, value]) => {
-      if (err) throw err;
-      const [doc, version] = value as (string | null)[];
-      return parse(doc, version);
-    });
+    return readManyVersioned(
+      this.redis,
+      ids.map((id) => this.k.clock(id)),
+      parse,
+    );
   }
 
   advancing(limit: number): Promise<string[]> {
