@@ -13,7 +13,8 @@ WORKDIR /app
 
 # Manifests first so the dependency layer is reused until they change.
 COPY package.json package-lock.json ./
-RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund
+# No dependency's install script runs (package.json `allowScripts`; README, Development).
+RUN --mount=type=cache,target=/root/.npm npm ci --ignore-scripts --no-audit --no-fund
 
 COPY tsconfig.json ./
 COPY src ./src
