@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import { encryptJson, type PayloadCryptoConfig } from '../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
+import { endWithParent } from './child-lifetime.ts';
 
 type Mode = 'baseline' | 'fastify' | 'plaintext' | 'encrypted';
 
@@ -84,6 +85,7 @@ async function serve(mode: Mode): Promise<void> {
   process.once('SIGTERM', () => {
     void close().then(() => process.exit(0));
   });
+  endWithParent(close);
 }
 
 interface ServerChild {
@@ -96,7 +98,8 @@ function startChild(mode: Mode): Promise<ServerChild> {
     process.execPath,
     // tsx resolved here, not by the child, so the bench works from any working directory.
     ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--serve', mode],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    // stdin a pipe never written to: the child ends when it closes (bench/child-lifetime.ts).
+    { stdio: ['pipe', 'pipe', 'inherit'] },
   );
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return new Promise((resolve, reject) => {
