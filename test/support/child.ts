@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { until } from './poll.ts';
+import { dieWithThisProcess } from './watchdog.ts';
 
 export const BIN = fileURLToPath(new URL('../../bin/billing.js', import.meta.url));
 
@@ -28,6 +29,7 @@ export function spawnBilling(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  dieWithThisProcess(proc);
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-keepOutput)));
   proc.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-keepOutput)));

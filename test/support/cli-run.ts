@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BIN } from './child.ts';
 import { until } from './poll.ts';
+import { dieWithThisProcess } from './watchdog.ts';
 
 export interface CliChild {
   proc: ChildProcess;
@@ -43,6 +44,7 @@ export function spawnCli(
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  dieWithThisProcess(proc);
   let out = '';
   let err = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

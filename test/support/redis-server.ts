@@ -3,15 +3,15 @@
  * temp dir, so durability tests can SIGKILL it, restart it on the same port and dir, and check
  * what survived — without touching the shared Redis on 6379.
  *
- * Every server is killed when this process exits, and a tiny `sh` watchdog kills it if this
- * process dies without running exit handlers (SIGKILL, OOM): the watchdog blocks reading a pipe
- * whose write end only this process holds, so the kernel closing that pipe is the signal.
+ * Every server is killed when this process exits, and a tiny `sh` watchdog (watchdog.ts) kills it
+ * if this process dies without running exit handlers (SIGKILL, OOM).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnWatchdog } from './watchdog.ts';
 
 /** Options of {@link spawnRedisServer}. */
 export interface SpawnRedisServerOptions {
@@ -257,27 +257,4 @@ function isAlive(child: ChildProcess): boolean {
 function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
   ownedDirs.delete(dir);
-}
-
-/**
- * `sh` blocks on `read` from a pipe only this process writes to; when this process dies the pipe
- * hits EOF and the watchdog SIGKILLs the server. Killed itself when the server exits normally.
- */
-function spawnWatchdog(serverPid: number): ChildProcess | undefined {
-  try {
-    const watchdog = spawn(
-      'sh',
-      ['-c', 'read _ignored; kill -9 "$1" 2>/dev/null', 'watchdog', String(serverPid)],
-      {
-        stdio: ['pipe', 'ignore', 'ignore'],
-      },
-    );
-    watchdog.on('error', () => undefined);
-    watchdog.stdin?.on('error', () => undefined);
-    watchdog.unref();
-    (watchdog.stdin as { unref?: () => void } | null)?.unref?.();
-    return watchdog;
-  } catch {
-    return undefined;
-  }
 }
