@@ -5,11 +5,11 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { formatEnvFile } from '../../src/cli/env-file.ts';
 import { FAST_ENV } from '../support/app.ts';
 import { emptyDir, runCliChild } from '../support/cli-run.ts';
-import { getRedisUrl, uniquePrefix } from '../support/redis.ts';
+import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 
 describe('billing and .env files', () => {
   let dir: string;
@@ -32,6 +32,13 @@ describe('billing and .env files', () => {
     writeFileSync(join(dir, '.env'), formatEnvFile(vars));
     // Another file whose only difference would make the commands below fail.
     writeFileSync(join(other, 'bad.env'), formatEnvFile({ ...vars, QUEUE_PREFIX: 'bad prefix!' }));
+  });
+
+  // `redis status` opens the queues, and BullMQ writes each queue's meta key on the shared Redis.
+  afterAll(async () => {
+    const redis = await createTestRedis();
+    await cleanupPrefix(redis, vars.QUEUE_PREFIX ?? '');
+    await redis.quit();
   });
 
   const redisStatus = (args: string[], env: Record<string, string> = {}, cwd = dir) =>

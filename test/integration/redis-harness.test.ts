@@ -298,6 +298,11 @@ describe('leak check', () => {
     expect(await tracker.release()).toEqual([]);
     await eventsClosing;
     expect(quitting.status).toBe('end');
+
+    // The worker wrote its queue's meta key on the shared Redis.
+    const redis = await createTestRedis();
+    await cleanupPrefix(redis, prefix);
+    await redis.quit();
   });
 
   it('tracks an open spawned server as a leak', async () => {
