@@ -17,7 +17,7 @@ import { parseArgs } from 'node:util';
 import Fastify from 'fastify';
 import { encryptJson, type PayloadCryptoConfig } from '../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
-import { endWithParent } from './child-lifetime.ts';
+import { dieWithThisProcess } from '../test/support/watchdog.ts';
 
 type Mode = 'baseline' | 'fastify' | 'plaintext' | 'encrypted';
 
@@ -85,7 +85,6 @@ async function serve(mode: Mode): Promise<void> {
   process.once('SIGTERM', () => {
     void close().then(() => process.exit(0));
   });
-  endWithParent(close);
 }
 
 interface ServerChild {
@@ -98,9 +97,10 @@ function startChild(mode: Mode): Promise<ServerChild> {
     process.execPath,
     // tsx resolved here, not by the child, so the bench works from any working directory.
     ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--serve', mode],
-    // stdin a pipe never written to: the child ends when it closes (bench/child-lifetime.ts).
-    { stdio: ['pipe', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // Killed if this process dies without stopping it.
+  dieWithThisProcess(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`${mode} server did not start`)), 30_000);

@@ -17,7 +17,6 @@
  */
 import { Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { endWithParent } from './child-lifetime.ts';
 import { startCpuProfile } from './cpu-profile.ts';
 import { countRedisIo } from './redis-io.ts';
 
@@ -157,5 +156,4 @@ process.on('message', (msg: { mark?: number; stop?: boolean }) => {
       .then(() => process.exit(0));
   }
 });
-endWithParent(() => running.close());
 process.send?.({ ready: true });

@@ -50,7 +50,7 @@ import { Redis } from 'ioredis';
 import { JOB_RETENTION } from '../src/infra/queues/dispatcher.ts';
 import { startSandbox } from '../src/sandbox/index.ts';
 import { spawnRedisServer } from '../test/support/redis-server.ts';
-import { endWithParent } from './child-lifetime.ts';
+import { dieWithThisProcess } from '../test/support/watchdog.ts';
 import { startCpuProfile } from './cpu-profile.ts';
 import { countRedisIo, type RedisIo } from './redis-io.ts';
 import type { WorkerSpec } from './throughput-worker.ts';
@@ -163,14 +163,13 @@ async function produce(
   await Promise.all(Array.from({ length: Math.min(parallel, count) }, lane));
 }
 
-/** Child mode: an encrypted sandbox, its URL on stdout, until SIGTERM or the parent is gone. */
+/** Child mode: an encrypted sandbox, its URL on stdout, until SIGTERM. */
 async function serveSandbox(): Promise<void> {
   const sb = await startSandbox({ port: 0, secretKey: SECRET_KEY, encryption: ENCRYPTION });
   process.stdout.write(`${JSON.stringify({ url: sb.url })}\n`);
   process.once('SIGTERM', () => {
     void sb.close().then(() => process.exit(0));
   });
-  endWithParent(() => sb.close());
 }
 
 async function startSandboxFor(
@@ -183,9 +182,10 @@ async function startSandboxFor(
   const child: ChildProcess = spawn(
     process.execPath,
     ['--import', import.meta.resolve('tsx'), fileURLToPath(import.meta.url), '--serve-sandbox'],
-    // stdin a pipe never written to: the child ends when it closes (bench/child-lifetime.ts).
-    { stdio: ['pipe', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'pipe', 'inherit'] },
   );
+  // Killed if this process dies without stopping it (killed, or SIGPIPE under `| head`).
+  dieWithThisProcess(child);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('sandbox child did not start')), 30_000);
@@ -310,6 +310,7 @@ class WorkerChild {
       execArgv: ['--import', import.meta.resolve('tsx')],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
+    dieWithThisProcess(child);
     const w = new WorkerChild(child);
     await w.next((m) => m.ready === true, 60_000);
     return w;

@@ -2,8 +2,9 @@
  * A child process of a test dies with the test process, also when that process dies without
  * running exit handlers (SIGKILL, OOM, a cancelled CI run): a tiny `sh` watchdog blocks reading a
  * pipe whose write end only this process holds, so the kernel closing that pipe is the signal.
- * Used for throwaway `redis-server`s (redis-server.ts) and `billing` children (child.ts,
- * cli-run.ts), which would otherwise keep running, a worker retrying a Redis that is gone.
+ * Used for throwaway `redis-server`s (redis-server.ts), `billing` children (child.ts,
+ * cli-run.ts) and the benches' sandbox and worker processes, which would otherwise keep running,
+ * a worker retrying a Redis that is gone.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 
