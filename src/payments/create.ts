@@ -5,6 +5,7 @@
  * request re-adds the (deterministic) job, so a crash between the two loses nothing.
  */
 import { createHmac, randomUUID } from 'node:crypto';
+import { configure } from 'safe-stable-stringify';
 import { apiIntentKey } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
@@ -46,10 +47,44 @@ export type CreateResult =
   | { status: 'conflict'; intent: Intent }
   | { status: 'invalid'; issues: FieldIssue[] };
 
+/** JSON with every object's keys sorted, at every depth; anything JSON cannot carry throws. */
+const canonicalJson = configure({ deterministic: true, strict: true, circularValue: TypeError });
+
+const REQUEST_HASH_VERSION = 'v2:';
+
+/**
+ * The stored digest of a request: every field of the row but its line, `meta` included, keyed by
+ * `hashKey`. Versioned: hashes stored before `v2:` are compared by {@link legacyRequestHash}.
+ */
 function requestHash(hashKey: Buffer, type: string, row: ChargeRow | PayoutRow): string {
+  const { line: _line, ...rest } = row;
+  const digest = createHmac('sha256', hashKey)
+    .update(canonicalJson({ type, ...rest }) as string) // an object: never undefined
+    .digest('hex');
+  return REQUEST_HASH_VERSION + digest;
+}
+
+/**
+ * The digest before `v2:`. Its key list (JSON.stringify's array replacer) filtered nested objects
+ * too, so `meta` counted only under keys that are also row fields: a retry that changed `meta`
+ * alone matched. Kept so an intent created before `v2:` still answers its identical retry.
+ */
+function legacyRequestHash(hashKey: Buffer, type: string, row: ChargeRow | PayoutRow): string {
   const { line: _line, ...rest } = row;
   const canonical = JSON.stringify({ type, ...rest }, Object.keys({ type, ...rest }).sort());
   return createHmac('sha256', hashKey).update(canonical).digest('hex');
+}
+
+/** Whether a stored intent's request hash is this request's (same key and body). */
+function sameRequest(
+  stored: string | undefined,
+  hash: string,
+  hashKey: Buffer,
+  parsed: { type: string; row: ChargeRow | PayoutRow },
+): boolean {
+  if (stored === undefined) return false;
+  if (stored.startsWith(REQUEST_HASH_VERSION)) return stored === hash;
+  return stored === legacyRequestHash(hashKey, parsed.type, parsed.row);
 }
 
 /** Creates (or finds) the intent of an API instruction and makes sure its job is enqueued. */
@@ -63,7 +98,8 @@ export async function createPayment(deps: CreateDeps, body: unknown): Promise<Cr
     requestHash: hash,
   };
   const { created, intent } = await deps.store.create(draft, deps.clock.now());
-  if (!created && intent.requestHash !== hash) return { status: 'conflict', intent };
+  if (!created && !sameRequest(intent.requestHash, hash, deps.hashKey, parsed))
+    return { status: 'conflict', intent };
   // Enqueue (again): the job id is deterministic, so this is a no-op unless a crash lost it.
   if (intent.state === 'queued') await deps.dispatcher.submit(intent);
   return { status: created ? 'created' : 'existing', intent };

@@ -4,9 +4,12 @@
  * `POST /payments` / `GET /payments/:reference`: 201 then 200 for the same key and body, 409 for
  * the same key with another body, 422 naming the field, 401 without the token.
  */
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { createPayment } from '../../src/payments/create.ts';
+import { parseInstruction } from '../../src/input/instruction-body.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { submitJobId } from '../../src/infra/queues/names.ts';
 import { bullJobName, jobOptionsFor } from '../../src/infra/queues/catalog.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
@@ -156,6 +159,33 @@ describe('POST /payments and GET /payments/:reference', () => {
     const conflict = await post(body('http1', '26.00'));
     expect(conflict.status).toBe(409);
     expect(((await conflict.json()) as { error: { code: string } }).error.code).toBe('key_reused');
+  });
+
+  it('a body that differs only in its metadata is another body: 409', async () => {
+    expect((await post({ ...body('meta1'), meta_order: 'A-1' })).status).toBe(201);
+    expect((await post({ ...body('meta1'), meta_order: 'A-1' })).status).toBe(200);
+    // Metadata named like a row field (`meta_amount`) counted before, other names did not.
+    expect((await post({ ...body('meta1'), meta_order: 'A-2' })).status).toBe(409);
+    expect((await post(body('meta1'))).status).toBe(409);
+    const stored = await t.app.store.get('api_meta1');
+    expect(stored?.meta).toEqual({ order: 'A-1' });
+  });
+
+  it('an intent stored with the hash before v2 still answers its identical retry', async () => {
+    // Made by the code before v2: an HMAC of JSON.stringify with the row's sorted keys as its list.
+    const row = { ...body('legacy1'), meta_order: 'L-1' };
+    const parsed = parseInstruction(row);
+    if (!parsed.ok) throw new Error('the body is valid');
+    const { line: _line, ...rest } = parsed.row;
+    const fields = { type: parsed.type, ...rest };
+    const legacy = createHmac('sha256', t.app.config.dataEncryptionKey)
+      .update(JSON.stringify(fields, Object.keys(fields).sort()))
+      .digest('hex');
+    const created = await createPayment(createDeps(t.app), row);
+    expect(created.status).toBe('created');
+    await t.app.redis.hset(storeKeys(t.prefix).intent('api_legacy1'), 'requestHash', legacy);
+    expect((await post(row)).status).toBe(200);
+    expect((await post({ ...row, amount: '26.00' })).status).toBe(409);
   });
 
   it('refuses a request without the bearer token (401) and changes nothing', async () => {
