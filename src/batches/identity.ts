@@ -14,6 +14,11 @@
  * of it: a file that differs only by a blank line is the same batch, not a second payment of its
  * rows.
  *
+ * They are hashed on their own, as the file's layout ({@link ContentIdentity.layoutDigest}): a row
+ * without a reference is keyed by its line, so an interrupted ingest may only be resumed by a copy
+ * whose rows are on the same lines (ingest.ts), or the rows it has not yet enqueued would get keys
+ * that the rows it has enqueued already hold, or would not.
+ *
  * Any other difference is different content: a value that differs by a character (whitespace the
  * parser keeps included), `1500` against `1500.00`, an extra optional column even when empty.
  */
@@ -32,7 +37,9 @@ const FLUSH_CHARS = 64 * 1024;
  */
 export class ContentIdentity {
   readonly #hash: Hash = createHash('sha256');
+  readonly #layout: Hash = createHash('sha256');
   #pending = '';
+  #pendingLines = '';
   #order: number[] | undefined;
 
   constructor(private readonly type: InstructionType) {}
@@ -46,10 +53,11 @@ export class ContentIdentity {
     this.#add(JSON.stringify({ type: this.type, columns: order.map((i) => names[i]) }));
   }
 
-  /** One data row's fields, as the CSV parser returned them, in file order. */
-  row(fields: readonly string[]): void {
+  /** One data row's fields, as the CSV parser returned them, in file order, and its line. */
+  row(fields: readonly string[], line: number): void {
     const order = this.#order;
     if (order === undefined) throw new Error('ContentIdentity.row before header');
+    this.#pendingLines += `${line}\n`;
     if (fields.length !== order.length) {
       this.#add(JSON.stringify({ fields }));
       return;
@@ -63,12 +71,20 @@ export class ContentIdentity {
     return this.#hash.digest('hex');
   }
 
+  /** SHA-256 (hex) of the data rows' line numbers in file order. Call once, after the last row. */
+  layoutDigest(): string {
+    this.#flush();
+    return this.#layout.digest('hex');
+  }
+
   #add(line: string): void {
     this.#pending += `${line}\n`;
     if (this.#pending.length >= FLUSH_CHARS) this.#flush();
   }
 
   #flush(): void {
+    if (this.#pendingLines !== '') this.#layout.update(this.#pendingLines, 'utf8');
+    this.#pendingLines = '';
     if (this.#pending === '') return;
     this.#hash.update(this.#pending, 'utf8');
     this.#pending = '';

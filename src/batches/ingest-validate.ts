@@ -11,7 +11,13 @@ import { draftFromRow } from '../input/drafts.ts';
 import type { BatchRow } from '../input/instructions.ts';
 import type { CurrencyTotal } from './ports.ts';
 import { spillError, spillRow, type SpillWriter } from './spill-file.ts';
-import { validateCsvStream, type CsvError, type CsvInput, type CsvTotals } from './validate-csv.ts';
+import {
+  validateCsvStream,
+  type CsvError,
+  type CsvInput,
+  type CsvSummary,
+  type CsvTotals,
+} from './validate-csv.ts';
 
 /** Only the payee of the draft is spilled: the key is derived when the row is read back. */
 const PLACEHOLDER_KEY = 'bat_pending' as IntentDraft['key'];
@@ -37,6 +43,8 @@ export interface Validated {
   complete: boolean;
   /** The file's content hash (identity.ts); undefined when it was not read to its end. */
   contentHash: string | undefined;
+  /** The hash of its rows' line numbers (identity.ts); undefined with `contentHash`. */
+  layoutHash: string | undefined;
 }
 
 /** Errors from one source: the first listed, all counted. */
@@ -102,7 +110,7 @@ export async function validateAndSpill(
     pending = [];
   };
 
-  let summary: { totals: CsvTotals; metaKeys: string[]; contentHash: string | undefined };
+  let summary: CsvSummary;
   for (;;) {
     const step = await stream.next();
     if (step.done === true) {
@@ -146,5 +154,6 @@ export async function validateAndSpill(
     firstUnlistedLine,
     complete: summary.contentHash !== undefined,
     contentHash: summary.contentHash,
+    layoutHash: summary.layoutHash,
   };
 }

@@ -278,6 +278,7 @@ export async function submitBatch(
       type: opts.type,
       source: opts.sourceName ?? '',
       contentHash: v.contentHash,
+      ...(v.layoutHash !== undefined ? { layoutHash: v.layoutHash } : {}),
       rows: v.totals.rows,
       // As validated: the rows refused for their reference are taken out as they are enqueued
       // (BatchStore.claimReferences), once each, whoever ingests.
@@ -361,6 +362,18 @@ export async function submitBatch(
       if (batch.state !== 'ingesting') {
         blog.info({ state: batch.state }, 'batch already submitted; nothing to do');
         return { status: 'existing', ...base, batchId, batch };
+      }
+      if (batch.layoutHash !== undefined && batch.layoutHash !== v.layoutHash) {
+        // Rows without a reference are keyed by their line: resuming from other lines would give
+        // the rows not yet enqueued keys the enqueued ones may hold, or may not (a second charge).
+        blog.warn('batch ingest is unfinished and this copy has its rows on other lines; refused');
+        return {
+          status: 'conflict',
+          ...base,
+          batchId,
+          batch,
+          message: `batch ${batchId} is still being ingested from a copy of this file whose rows are on other lines (blank lines differ); rows without a reference are keyed by their line, so only the file as first uploaded can resume it`,
+        };
       }
       const now = deps.clock.now();
       if ((batch.leaseUntil ?? 0) < now && (await batches.takeOver(batchId, owner, now, leaseMs))) {

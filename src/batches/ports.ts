@@ -42,6 +42,10 @@ export interface BatchInit {
   /** SHA-256 (hex) of the file's canonical content (identity.ts): a second file under the same
    * id is a conflict. */
   contentHash: string;
+  /** SHA-256 (hex) of its rows' line numbers (identity.ts): an interrupted ingest is resumed only
+   * by a copy whose rows are on the same lines. Absent on batches stored before it, and on
+   * retries of failed rows (their rows are not read from a file). */
+  layoutHash?: string;
   rows: number;
   valid: number;
   invalid: number;

@@ -67,6 +67,8 @@ export interface CsvSummary {
    * read to its end (a structural error) or has no usable header.
    */
   contentHash: string | undefined;
+  /** SHA-256 (hex) of the data rows' line numbers (identity.ts); undefined with `contentHash`. */
+  layoutHash: string | undefined;
 }
 
 /** The collected result of {@link validateCsv}. */
@@ -159,7 +161,7 @@ export async function* validateCsvStream<T extends InstructionType>(
       const { line, fields: record, misaligned, oversized } = step.value;
       const layout = step.value.layout;
       totals.rows++;
-      identity.row(record);
+      identity.row(record, line);
       const issues: RowIssue[] = [...step.value.issues];
       let row: RowOf<T> | undefined;
       if (!misaligned) {
@@ -205,7 +207,7 @@ export async function* validateCsvStream<T extends InstructionType>(
 
   if (end.headerErrors.length > 0) {
     for (const error of end.headerErrors) yield { error };
-    return { totals, metaKeys: [], contentHash: undefined };
+    return { totals, metaKeys: [], contentHash: undefined, layoutHash: undefined };
   }
   if (end.fatalInRow) {
     // The record that broke the file is a row, and an invalid one.
@@ -224,6 +226,7 @@ export async function* validateCsvStream<T extends InstructionType>(
     totals,
     metaKeys: [...(end.layout?.metaKeys ?? [])],
     contentHash: complete ? identity.digest() : undefined,
+    layoutHash: complete ? identity.layoutDigest() : undefined,
   };
 }
 

@@ -10,7 +10,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { derivedBatchId } from '../../src/batches/identity.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
+import { validateCsv } from '../../src/batches/validate-csv.ts';
 import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
@@ -376,6 +378,53 @@ describe('the same batch submitted twice moves money once per row', () => {
     const rows = await expectResultsAgreeWithLedger('crashed');
     expect(rows).toHaveLength(25);
     expect(await completedEvents('crashed')).toHaveLength(1);
+  });
+
+  it('an interrupted ingest is resumed only by a copy whose rows are on the same lines', async () => {
+    // Rows without a reference are keyed by their line. A copy with a blank line more is the same
+    // content (the same batch id), but resuming from it would key the rows not yet enqueued one
+    // line later: a row enqueued before the crash would be enqueued again under another key.
+    const csv = payoutCsv('moved', 10, { noReference: true });
+    const [header, ...rows] = csv.trimEnd().split('\n');
+    const moved = [header, ',,,,,,,,', ...rows].join('\n');
+    await expect(
+      submitBatch(
+        t.app,
+        { input: csv, type: 'payout' },
+        {
+          chunkSize: 1,
+          leaseMs: 300,
+          afterChunk: (n) => {
+            if (n === 1) throw new Error('simulated crash after 1 chunk');
+          },
+        },
+      ),
+    ).rejects.toThrow('simulated crash');
+    const id = derivedBatchId((await validateCsv([csv], { type: 'payout' })).contentHash!);
+    const enqueued = (await t.app.store.batchKeys(id, 0, 100)).length;
+    expect(enqueued).toBeLessThan(10);
+    const refused = await submitBatch(
+      t.app,
+      { input: moved, type: 'payout' },
+      { chunkSize: 1, leaseMs: 300, pollMs: 50 },
+    );
+    expect(refused.status).toBe('conflict');
+    expect(refused.message).toMatch(/rows are on other lines.*only the file as first uploaded/);
+    expect(refused.batchId).toBe(id);
+    expect((await batchStatus(t.app, id))?.state).toBe('ingesting');
+    expect(await t.app.store.batchKeys(id, 0, 100)).toHaveLength(enqueued);
+
+    const resumed = await submitBatch(
+      t.app,
+      { input: csv, type: 'payout' },
+      { chunkSize: 1, leaseMs: 300, pollMs: 50 },
+    );
+    expect(resumed.status).toBe('resumed');
+    expect(resumed.batchId).toBe(id);
+    await waitBatchCompleted(t, id);
+    expect(await expectResultsAgreeWithLedger(id)).toHaveLength(10);
+    // Once ingested, the moved copy is the same batch again: nothing to do.
+    expect((await submitBatch(t.app, { input: moved, type: 'payout' })).status).toBe('existing');
   });
 
   it('the same --id with a different file is a conflict (409)', async () => {

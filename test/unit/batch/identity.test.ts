@@ -166,6 +166,36 @@ describe('batch identity: the same rows, however saved, are one batch', () => {
   });
 });
 
+describe('batch layout: the lines the rows are on', () => {
+  const layoutOf = async (rows: readonly Row[], enc: Encoding) =>
+    (await validateCsv(encode(rows, enc), { type: 'payout' })).layoutHash;
+
+  it('a blank line keeps the content and batch id but changes the layout', async () => {
+    const rows = Array.from({ length: 4 }, (_, i) => row(i + 1));
+    const moved = { ...PLAIN, blankAfter: [1] };
+    expect(await hashOf(rows, moved)).toBe(await hashOf(rows, PLAIN));
+    expect(await layoutOf(rows, PLAIN)).toMatch(/^[0-9a-f]{64}$/);
+    expect(await layoutOf(rows, moved)).not.toBe(await layoutOf(rows, PLAIN));
+  });
+
+  it('what does not move a row keeps the layout: CRLF, a BOM, quoting, column order', async () => {
+    const rows = Array.from({ length: 4 }, (_, i) => row(i + 1));
+    const plain = await layoutOf(rows, PLAIN);
+    for (const v of [
+      { eol: '\r\n' as const },
+      { bom: true },
+      { quoteAll: true },
+      { order: [...PLAIN.order].reverse() },
+    ])
+      expect(await layoutOf(rows, { ...PLAIN, ...v }), JSON.stringify(v)).toBe(plain);
+  });
+
+  it('a file not read to its end has no layout', async () => {
+    const broken = await validateCsv([`${COLUMNS.join(',')}\n"unclosed,1\n`], { type: 'payout' });
+    expect(broken.layoutHash).toBeUndefined();
+  });
+});
+
 describe('batch identity: different content is a different batch', () => {
   it('a value that differs by whitespace the parser keeps, or by its spelling', async () => {
     const rows = Array.from({ length: 3 }, (_, i) => row(i + 1));
@@ -206,7 +236,7 @@ describe('batch identity: different content is a different batch', () => {
     const digest = (type: InstructionType, names: string[], rows: string[][]) => {
       const id = new ContentIdentity(type);
       id.header(names);
-      for (const fields of rows) id.row(fields);
+      rows.forEach((fields, i) => id.row(fields, i + 2));
       return id.digest();
     };
     const names = ['reference', 'amount', 'currency'];
