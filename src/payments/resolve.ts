@@ -11,13 +11,13 @@
  * final, docs/subscriptions.md).
  */
 import type { Clock } from '../kernel/clock.ts';
-import { parseAttemptReference } from '../kernel/ids.ts';
 import { OPERATOR_FORCED } from '../kernel/intent.ts';
 import type { Log } from '../kernel/log.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { IntentStore, LookupOutcome, PaymentGateway, RefundStore } from '../kernel/ports.ts';
 import { lookupRefund } from './refunds/lookup.ts';
+import { findIntent } from './view.ts';
 
 export const RESOLVE_OUTCOMES = ['succeeded', 'failed'] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
@@ -103,8 +103,7 @@ export async function resolvePayment(
   keyOrReference: string,
   req: ResolveRequest,
 ): Promise<ResolveResult> {
-  const key = parseAttemptReference(keyOrReference)?.key ?? keyOrReference;
-  const intent = (await deps.store.get(key)) ?? (await deps.store.get(keyOrReference));
+  const intent = await findIntent(deps.store, keyOrReference);
   if (!intent) return { status: 'not_found' };
   const now = deps.clock.now();
 

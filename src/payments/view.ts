@@ -79,18 +79,23 @@ async function ownKey(store: IntentStore, callerKey: string): Promise<Intent | u
 
 /**
  * Finds a payment's intent by intent key, attempt reference, or the caller's own key of an API
- * payment (`order-1001` for the intent `api_order-1001`).
+ * payment (`order-1001` for the intent `api_order-1001`), in that order. An intent key is taken as
+ * itself first: `api_inv_2` is the intent of the caller key `inv_2` when there is one, and attempt
+ * 2 of `api_inv` only when there is not and `api_inv` has made a second attempt. The one place a
+ * name becomes a payment: lookups, refunds and resolutions all go through it.
  */
 export async function findIntent(
   store: IntentStore,
   reference: string,
 ): Promise<Intent | undefined> {
-  const key = parseAttemptReference(reference)?.key ?? reference;
-  return (
-    (await store.get(key)) ??
-    (key !== reference ? await store.get(reference) : undefined) ??
-    (await ownKey(store, reference))
-  );
+  const exact = await store.get(reference);
+  if (exact) return exact;
+  const attempt = parseAttemptReference(reference);
+  if (attempt) {
+    const intent = await store.get(attempt.key);
+    if (intent && attempt.attempt <= intent.attempt) return intent;
+  }
+  return ownKey(store, reference);
 }
 
 /** {@link findIntent}, as its view. */

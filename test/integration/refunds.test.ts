@@ -105,6 +105,24 @@ describe('refunds: default sandbox, partial refunds on', () => {
   });
   afterAll(() => close());
 
+  it('a charge named by its intent key is that charge, not an attempt of a key it extends', async () => {
+    // `api_inv_2` reads as attempt 2 of `api_inv` too; the intent key is the charge meant.
+    const big = await charge(t, 'inv', '50.00');
+    const small = await charge(t, 'inv_2', '10.00');
+    expect([big.state, small.state]).toEqual(['succeeded', 'succeeded']);
+    const view = await call(t, 'GET', '/payments/api_inv_2');
+    expect(view.body).toMatchObject({ key: 'api_inv_2' });
+    const res = await call(t, 'POST', '/payments/api_inv_2/refunds', {});
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body).toMatchObject({ chargeKey: 'api_inv_2', amountMinor: 1000 });
+    expect((await settled(t, 'rf1_api_inv_2')).state).toBe('succeeded');
+    expect(givenBack(sandbox, big).refundedMinor).toBe(0);
+    // An attempt reference still finds its charge when no intent has that key.
+    expect((await call(t, 'GET', `/payments/${big.reference}`)).body).toMatchObject({
+      key: 'api_inv',
+    });
+  });
+
   it('a full refund: succeeded, refund.succeeded published, the ledger gave it all back, nothing left', async () => {
     const c = await charge(t, 'rf-full', '25.00');
     expect(c.state).toBe('succeeded');
