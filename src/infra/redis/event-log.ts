@@ -7,6 +7,7 @@
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import type { EventConsumerOptions, EventLog, StreamConsumer } from '../../kernel/ports.ts';
+import { LuaScript } from './lua-script.ts';
 import {
   defaultConsumerName,
   ensureGroup,
@@ -15,6 +16,21 @@ import {
 } from './stream-consumer.ts';
 
 const MAX_LEN = '1000000';
+
+/**
+ * The event and its de-duplication marker in one step: with two commands, a crash between them
+ * left the marker without its event, and every later attempt within the TTL saw the marker and
+ * published nothing (a queue paused with no alert). The event is written first, so a failing
+ * write leaves no marker either. KEYS: marker, stream. ARGV: ttl, maxlen, id, type, at, data.
+ * Returns 1 when the event was appended, 0 when the marker existed.
+ */
+const APPEND_ONCE = new LuaScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*',
+  'id', ARGV[3], 'type', ARGV[4], 'at', ARGV[5], 'data', ARGV[6])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+return 1
+`);
 
 /** The key of the events stream of a deployment (the intent transition script writes it too). */
 export function eventsKey(prefix: string): string {
@@ -49,16 +65,19 @@ export class RedisEventLog implements EventLog {
   }
 
   async appendOnce(event: BillingEvent, ttlSeconds: number): Promise<boolean> {
-    const first = await this.redis.set(
+    const appended = await APPEND_ONCE.run(
+      this.redis,
+      2,
       `${this.prefix}:alerts:${event.id}`,
-      '1',
-      'EX',
-      ttlSeconds,
-      'NX',
+      this.key,
+      String(ttlSeconds),
+      MAX_LEN,
+      event.id,
+      event.type,
+      String(event.at),
+      JSON.stringify(event.data),
     );
-    if (first !== 'OK') return false;
-    await this.append(event);
-    return true;
+    return appended === 1;
   }
 
   async read(fromId = '-', count = 1000): Promise<(BillingEvent & { streamId: string })[]> {
