@@ -17,6 +17,7 @@ import {
   type CsvInput,
 } from '../input/csv-reader.ts';
 import { readCsvTable, type CsvTableEnd } from '../input/csv-table.ts';
+import { shown } from '../input/fields.ts';
 import {
   parseInstructionRecord,
   resolveHeader,
@@ -105,15 +106,18 @@ class ErrorBudget {
   }
 }
 
-/** Why a row's intent key is already taken; `previous` is negative when taken by a line number. */
+/**
+ * Why a row's intent key is already taken; `previous` is negative when taken by a line number.
+ * A reference is quoted as every message quotes input (`shown`: never a card number).
+ */
 function clashMessage(reference: string | undefined, line: number, previous: number): string {
   if (reference === undefined) {
     return `row has no reference, so it is keyed by its line number ${line}, which line ${previous} uses as its reference`;
   }
   if (previous < 0) {
-    return `reference "${reference}" equals the line number of line ${-previous}, which has no reference and is keyed by it`;
+    return `reference "${shown(reference)}" equals the line number of line ${-previous}, which has no reference and is keyed by it`;
   }
-  return `reference "${reference}" is already used on line ${previous} (references must be unique in a file, ignoring case)`;
+  return `reference "${shown(reference)}" is already used on line ${previous} (references must be unique in a file, ignoring case)`;
 }
 
 /**

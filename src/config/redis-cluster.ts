@@ -23,20 +23,28 @@ export const queuePrefix = z
     'must be 1-32 letters, digits, "_" or "-" (optionally inside one pair of braces, e.g. {billing})',
   );
 
-/** REDIS_CLUSTER_NODES: `host:port,host:port,...` seed nodes; unset means standalone Redis. */
+/**
+ * REDIS_CLUSTER_NODES: `host:port,host:port,...` seed nodes; unset means standalone Redis. A bad
+ * entry is named by its position, never quoted: it may be a URL with a password in it
+ * (`redis://:secret@10.0.0.1:7000`), and configuration errors never echo a secret (config.ts).
+ */
 export const clusterNodes = z
   .string()
   .optional()
   .transform((v, ctx) => {
     if (v === undefined || v.trim() === '') return undefined;
     const nodes: { host: string; port: number }[] = [];
-    for (const part of v.split(',').map((s) => s.trim())) {
+    const parts = v.split(',').map((s) => s.trim());
+    for (const [index, part] of parts.entries()) {
       const m = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(part);
       const port = m ? Number(m[2]) : 0;
       if (!m || port < 1 || port > 65_535) {
+        const what = /^[a-z][a-z0-9+.-]*:\/\//i.test(part)
+          ? 'is a URL: give host:port only, without scheme or credentials'
+          : 'is not host:port';
         ctx.addIssue({
           code: 'custom',
-          message: `"${part}" is not host:port (a comma-separated list, e.g. 10.0.0.1:7000,10.0.0.2:7000)`,
+          message: `entry ${index + 1} of ${parts.length} ${what} (a comma-separated list, e.g. 10.0.0.1:7000,10.0.0.2:7000)`,
         });
         return z.NEVER;
       }

@@ -11,7 +11,7 @@
  * logs a secret under a generic name.
  */
 import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
-import { luhnValid } from '../kernel/card-number.ts';
+import { replaceCardNumbers } from '../kernel/card-number.ts';
 
 export type { Logger };
 
@@ -84,26 +84,19 @@ function redactPaths(): string[] {
 }
 
 /**
- * 13–19 digits, optionally grouped by spaces or dashes: the shape of a card number. It stands on
- * its own: not preceded or followed by a letter or digit. `_` separates like a space, so a card
- * number used as (part of) an identifier is masked too (`api_4111111111111111_1` logs as
- * `api_[PAN …1111]_1`), while the parts our identifiers are made of never are: the periods
- * (`yyyymmdd`), attempt numbers and line numbers of kernel/ids.ts are far shorter than 13 digits,
- * and a digit run inside a word (`tok4111…`, hex) is left alone.
- */
-const PAN = /(?<![A-Za-z0-9])(?:\d[ -]?){12,18}\d(?![A-Za-z0-9])/g;
-
-/**
- * Masks card numbers in free text (messages, error strings, identifiers): digit runs of card length
- * that pass the Luhn check. Timestamps and ids of the same length mostly fail it and stay readable;
- * an id component that is itself a Luhn-valid card-length number is indistinguishable from a card
- * number and is masked, keeping its last four digits.
+ * Masks card numbers in free text (messages, error strings, identifiers), by the one rule of
+ * kernel/card-number.ts: 12–19 digits, optionally grouped by spaces or dashes, standing on their
+ * own (not preceded or followed by a letter or digit), that pass the Luhn check; each keeps its
+ * last four digits. `_` separates like a space, so a card number used as (part of) an identifier
+ * is masked too (`api_4111111111111111_1` logs as `api_[PAN …1111]_1`), while the parts our
+ * identifiers are made of never are: the periods (`yyyymmdd`), attempt numbers and line numbers
+ * of kernel/ids.ts are far shorter than 12 digits, and a digit run inside a word (`tok4111…`,
+ * hex) is left alone. Timestamps and ids of card length mostly fail Luhn and stay readable; an id
+ * component that is itself a Luhn-valid card-length number is indistinguishable from a card
+ * number and is masked (decided: card data wins).
  */
 export function maskPans(s: string): string {
-  return s.replace(PAN, (m) => {
-    const digits = m.replace(/\D/g, '');
-    return luhnValid(digits) ? `[PAN …${digits.slice(-4)}]` : m;
-  });
+  return replaceCardNumbers(s, (digits) => `[PAN …${digits.slice(-4)}]`);
 }
 
 function maskDeep(value: unknown, depth: number): unknown {

@@ -3,7 +3,8 @@
  * `POST /subscriptions`), whatever the source: a CSV cell or a JSON string. Each schema takes the
  * raw string of one field, or `undefined` when it is blank or absent, so that "is required" is
  * reported for both. Messages name the field and never quote a `card_token` value: card data must
- * not reach logs or error reports.
+ * not reach logs or error reports. A message that quotes any other value does so through
+ * {@link shown}, which removes a card number typed into the wrong field.
  *
  * The record parser (`record.ts`) decides which fields a record has and how its source words a
  * problem; these schemas only say what one value may be.
@@ -11,7 +12,10 @@
 import { z } from 'zod';
 import { parseMajorAmount, type AmountMinor } from '../kernel/money.ts';
 import { idComponentSchema } from '../kernel/ids.ts';
-import { luhnValid } from '../kernel/card-number.ts';
+import { isCardNumber, withoutCardNumbers } from '../kernel/card-number.ts';
+
+/** Whether a value is a card number: the test behind the card_token refusal below. */
+export { isCardNumber };
 
 /** Merchant fields (`meta_region`) carry this prefix, matched case-insensitively; the part after it
  * is the meta key, kept as written. */
@@ -29,9 +33,14 @@ const META_KEY = /^[A-Za-z0-9_-]+$/;
 /** No line break, tab or other control character. */
 export const NO_CONTROL = /^\P{Cc}*$/u;
 
-/** Inputs are strings here; anything else is a programming error, named by its type. */
+/**
+ * A value as a message quotes it: the string with any card number in it replaced by
+ * `[card number removed]` (kernel/card-number.ts), so that a card number sent as an amount, an
+ * email, a currency or a header is never echoed. Inputs are strings here; anything else is a
+ * programming error, named by its type. Every message that repeats what a sender wrote uses this.
+ */
 export function shown(input: unknown): string {
-  return typeof input === 'string' ? input : typeof input;
+  return typeof input === 'string' ? withoutCardNumbers(input) : typeof input;
 }
 
 /** Free text on one line: a narration, a bank or account name. */
@@ -56,28 +65,6 @@ export function emailSchema(field: string) {
           : `${field} "${shown(iss.input)}" is not valid`,
     })
     .max(EMAIL_MAX, `${field} is longer than ${EMAIL_MAX} characters`);
-}
-
-/**
- * A card number written as one: 12 to 19 digits, optionally grouped by spaces or dashes, and
- * nothing else (blanks around it ignored). Its digits, or undefined. 12 is the shortest PAN in
- * use (some Maestro cards), 19 the longest (ISO/IEC 7812).
- */
-function cardNumberDigits(value: string): string | undefined {
-  const v = value.trim();
-  if (v.length > 64 || !/^\d(?:[ -]*\d){11,18}$/.test(v)) return undefined;
-  return v.replace(/[ -]/g, '');
-}
-
-/**
- * True when `value` is a card number rather than a token: 12–19 digits (spaces or dashes between
- * them allowed) that pass the Luhn check. A digit string that fails Luhn is not a card number any
- * network would charge, so it is left to Sayswitch as an opaque token; so is a token that merely
- * contains digits (`tok_4111…`): only the whole value is judged.
- */
-export function isCardNumber(value: string): boolean {
-  const digits = cardNumberDigits(value);
-  return digits !== undefined && luhnValid(digits);
 }
 
 /** Why a card number is refused: names the field, never a digit of the value. */
@@ -135,13 +122,14 @@ export type FieldNoun = 'column' | 'field';
  * which would set the prototype of a metadata object instead of a value.
  */
 export function metaKeyProblem(noun: FieldNoun, name: string, key: string): string | undefined {
-  if (key === '') return `${noun} "${name}" needs a name after "${META_PREFIX}"`;
-  if (key === '__proto__') return `${noun} "${name}" is a reserved name`;
+  const quoted = `${noun} "${shown(name)}"`;
+  if (key === '') return `${quoted} needs a name after "${META_PREFIX}"`;
+  if (key === '__proto__') return `${quoted} is a reserved name`;
   if (key.length > META_KEY_MAX) {
-    return `${noun} "${name}" is longer than ${META_KEY_MAX} characters after "${META_PREFIX}"`;
+    return `${quoted} is longer than ${META_KEY_MAX} characters after "${META_PREFIX}"`;
   }
   if (!META_KEY.test(key)) {
-    return `${noun} "${name}" may contain only letters, digits, "_" and "-" after "${META_PREFIX}"`;
+    return `${quoted} may contain only letters, digits, "_" and "-" after "${META_PREFIX}"`;
   }
   return undefined;
 }

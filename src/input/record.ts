@@ -18,8 +18,10 @@ import {
   metaKeyProblem,
   metaValueProblem,
   NO_CONTROL,
+  shown,
   type FieldNoun,
 } from './fields.ts';
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 
 /** Where a record comes from. */
 export type Source = 'json' | 'csv';
@@ -121,8 +123,8 @@ export function resolveNames(
       issues.push({
         name,
         message: csv
-          ? `column "${name}" appears twice in the header (columns ${previous} and ${position})`
-          : `field "${name}" repeats meta key "${name.slice(META_PREFIX.length)}"`,
+          ? `column "${shown(name)}" appears twice in the header (columns ${previous} and ${position})`
+          : `field "${shown(name)}" repeats meta key "${shown(name.slice(META_PREFIX.length))}"`,
       });
     }
     seen.set(seenAs, position);
@@ -148,7 +150,7 @@ export function resolveNames(
           : '';
         issues.push({
           name,
-          message: `unknown ${word} "${name}"${hint}; prefix your own ${word}s with "${META_PREFIX}"`,
+          message: `unknown ${word} "${shown(name)}"${hint}; prefix your own ${word}s with "${META_PREFIX}"`,
         });
       }
       slots.push({ kind: 'ignored' });
@@ -160,7 +162,8 @@ export function resolveNames(
   if (!csv) return { layout, issues };
 
   if (knownCount === 0) {
-    const found = names.map((h) => `"${h.trim()}"`).join(', ');
+    // Usually the first row of a file without a header: its cells are data, card numbers too.
+    const found = names.map((h) => `"${shown(h.trim())}"`).join(', ');
     const message =
       `the first line is not a ${spec.kind} header: expected columns ${spec.fields.join(', ')} ` +
       `(and optional ${META_PREFIX}*), found ${found}`;
@@ -261,7 +264,7 @@ export function validateValues<S extends z.ZodType>(
       const name = String(issue.path[0] ?? '');
       if (reported.has(name) || skipped.has(name)) continue;
       reported.add(name);
-      issues.push({ name, message: issue.message });
+      issues.push(withoutOwnCardNumber({ name, message: issue.message }, values));
     }
   }
   // A field already refused by its own schema is not reported twice.
@@ -269,11 +272,24 @@ export function validateValues<S extends z.ZodType>(
     const name = issue.name ?? '';
     if (reported.has(name) || skipped.has(name)) continue;
     reported.add(name);
-    issues.push(issue);
+    issues.push(withoutOwnCardNumber(issue, values));
   }
   issues.push(...extra);
   if (!parsed.success || issues.length > 0) return { ok: false, issues, values };
   return { ok: true, data: parsed.data, meta };
+}
+
+/**
+ * The issue of a field whose value holds a card number, with that value quoted without it
+ * (kernel/card-number.ts), however the field's schema worded the message: every message of
+ * `input/` quotes through `shown`, and this keeps a schema defined elsewhere (a subscription's
+ * `interval_count`) from echoing a card number either, from JSON and CSV alike.
+ */
+function withoutOwnCardNumber(issue: Issue, values: Readonly<RawValues>): Issue {
+  const raw = issue.name === undefined ? undefined : values[issue.name];
+  if (raw === undefined) return issue;
+  const safe = withoutCardNumbers(raw);
+  return safe === raw ? issue : { ...issue, message: issue.message.split(raw).join(safe) };
 }
 
 /** A problem of a JSON body: `field` names the field, when it is about one. */
@@ -288,17 +304,17 @@ export interface RowIssue {
   message: string;
 }
 
-/** {@link Issue}s in the words of a JSON body. */
+/** {@link Issue}s in the words of a JSON body. An unknown name is shown as messages quote it. */
 export function asFieldIssues(issues: readonly Issue[]): FieldIssue[] {
   return issues.map((i) =>
-    i.name === undefined ? { message: i.message } : { field: i.name, message: i.message },
+    i.name === undefined ? { message: i.message } : { field: shown(i.name), message: i.message },
   );
 }
 
-/** {@link Issue}s in the words of a CSV file. */
+/** {@link Issue}s in the words of a CSV file. An unknown name is shown as messages quote it. */
 export function asRowIssues(issues: readonly Issue[]): RowIssue[] {
   return issues.map((i) =>
-    i.name === undefined ? { message: i.message } : { column: i.name, message: i.message },
+    i.name === undefined ? { message: i.message } : { column: shown(i.name), message: i.message },
   );
 }
 

@@ -3,6 +3,7 @@
  * produced and parsed only at the gateway edge and the CSV edge, through the functions here.
  */
 import { z } from 'zod';
+import { withoutCardNumbers } from './card-number.ts';
 
 export const CHARGE_CURRENCIES = ['NGN', 'USD', 'GBP', 'EUR'] as const;
 export const PAYOUT_CURRENCIES = ['NGN', 'KES', 'GHS'] as const;
@@ -28,14 +29,42 @@ export const amountMinorSchema = z
   .refine(Number.isSafeInteger, 'must be a safe integer')
   .transform((n) => n as AmountMinor);
 
+/**
+ * The largest amount a merchant may ask for, in minor units: 10^14 − 1, i.e. 999999999999.99 in
+ * major units. Redis's Lua writes numbers with 14 significant digits (`tostring`, `cjson.encode`
+ * in the intent, refund and batch scripts), so 10^14 minor units or more would come out rounded
+ * (123456789012345 as 123456789012340, or as `1.2345678901234e+14`) in events and stored
+ * refunds. Every entry point refuses more, through {@link parseMajorAmount} (payments, batch
+ * files, subscriptions: major units) or {@link minorAmountInputSchema} (refunds: minor units).
+ */
+export const AMOUNT_MINOR_MAX = 99_999_999_999_999;
+/** {@link AMOUNT_MINOR_MAX} in major units, as messages and the docs write it. */
+export const AMOUNT_MAJOR_MAX = formatMajor(AMOUNT_MINOR_MAX as AmountMinor);
+
+/** Why an amount in minor units is refused as too large: names the field and the maximum. */
+export const AMOUNT_MINOR_TOO_LARGE = `amount must be at most ${AMOUNT_MINOR_MAX} minor units (${AMOUNT_MAJOR_MAX})`;
+
+/**
+ * An amount a caller gives in minor units (a refund's `amount`): a whole number from 1 to
+ * {@link AMOUNT_MINOR_MAX}.
+ */
+export const minorAmountInputSchema = z
+  .number({ error: 'amount must be a number of minor units' })
+  .int('amount must be a whole number of minor units')
+  .positive('amount must be above 0')
+  .max(AMOUNT_MINOR_MAX, AMOUNT_MINOR_TOO_LARGE)
+  .transform((n) => n as AmountMinor);
+
 /** Strict input form: digits, optionally a dot and one or two digits. No sign, exponent or separators. */
-const STRICT_MAJOR = /^(\d{1,13})(?:\.(\d{1,2}))?$/;
+const STRICT_MAJOR = /^(\d+)(?:\.(\d{1,2}))?$/;
 
 export type ParseAmountResult = { ok: true; amount: AmountMinor } | { ok: false; error: string };
 
 /**
- * Parses a merchant-supplied major-unit amount (CSV, HTTP): `1500`, `1500.5`, `1500.50`.
- * Signs, exponents, thousands separators, whitespace, zero and empty are refused.
+ * Parses a merchant-supplied major-unit amount (CSV, HTTP): `1500`, `1500.5`, `1500.50`, at most
+ * {@link AMOUNT_MAJOR_MAX}. Signs, exponents, thousands separators, whitespace, zero and empty are
+ * refused. A message quotes the input without any card number in it (kernel/card-number.ts): a
+ * card number pasted into the amount column must not come back in an error.
  */
 export function parseMajorAmount(input: string): ParseAmountResult {
   if (input === '') return { ok: false, error: 'amount is empty' };
@@ -43,13 +72,19 @@ export function parseMajorAmount(input: string): ParseAmountResult {
   if (!m) {
     return {
       ok: false,
-      error: `amount "${input}" must be digits with at most 2 decimals (no sign, exponent, spaces or separators)`,
+      error: `amount "${withoutCardNumbers(input)}" must be digits with at most 2 decimals (no sign, exponent, spaces or separators)`,
     };
   }
   const whole = m[1] ?? '0';
   const frac = (m[2] ?? '').padEnd(2, '0');
+  // Exact up to the maximum; a longer digit string may round, but never down to the maximum.
   const minor = Number(whole) * 100 + Number(frac);
-  if (!Number.isSafeInteger(minor)) return { ok: false, error: `amount "${input}" is too large` };
+  if (minor > AMOUNT_MINOR_MAX) {
+    return {
+      ok: false,
+      error: `amount "${withoutCardNumbers(input)}" is more than the maximum, ${AMOUNT_MAJOR_MAX}`,
+    };
+  }
   if (minor === 0) return { ok: false, error: 'amount must be greater than zero' };
   return { ok: true, amount: minor as AmountMinor };
 }

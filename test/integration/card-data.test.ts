@@ -3,11 +3,17 @@
  * sent as `card_token` — `POST /payments`, `POST /subscriptions`, a batch charge file, a
  * subscription import file — is refused naming the field (and, for CSV, the line and column),
  * and no digit group of it appears in the answer, the error details or the log lines.
+ *
+ * A card number typed into any other field (an amount, an email, a currency, a header) is refused
+ * by that field's own rule, and every message that quotes the value shows `[card number removed]`
+ * instead (kernel/card-number.ts): in the 422 body, a batch's stored errors, its results file and
+ * the console page.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CARD_NUMBER_REMOVED } from '../../src/kernel/card-number.ts';
 import { CARD_NUMBER_REFUSED } from '../../src/input/fields.ts';
 import { FAST_ENV, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runBilling } from '../support/child.ts';
@@ -151,6 +157,192 @@ describe('a card number as card_token is refused, never echoed', () => {
 
   it('the log lines of all of the above hold no digit of the card number', () => {
     expect(logLines.length).toBeGreaterThan(0);
+    expectNoCardDigits(logLines.join(''));
+  });
+});
+
+/** Every value stored under the app's prefix, as text (strings, hashes, lists, sets, streams). */
+async function storedText(): Promise<string> {
+  const redis = t.app.redis;
+  const match = `${t.prefix.replace(/[\\*?[\]^-]/g, '\\$&')}*`;
+  const parts: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 1000);
+    cursor = next;
+    for (const key of keys) {
+      const type = await redis.type(key);
+      const value =
+        type === 'string'
+          ? await redis.get(key)
+          : type === 'hash'
+            ? await redis.hgetall(key)
+            : type === 'list'
+              ? await redis.lrange(key, 0, -1)
+              : type === 'set'
+                ? await redis.smembers(key)
+                : type === 'zset'
+                  ? await redis.zrange(key, '0', '-1')
+                  : type === 'stream'
+                    ? await redis.xrange(key, '-', '+')
+                    : type;
+      parts.push(key, JSON.stringify(value));
+    }
+  } while (cursor !== '0');
+  return parts.join('\n');
+}
+
+describe('a card number in any other field is refused by its rule, never echoed', () => {
+  const charge = {
+    type: 'charge',
+    email: 'ada@example.com',
+    amount: '25.00',
+    currency: 'NGN',
+    card_token: 'tok_fine_0123456789',
+  };
+  const payout = {
+    type: 'payout',
+    account_number: '0123456789',
+    bank_code: '058',
+    bank_name: 'GTBank',
+    account_name: 'Ada Obi',
+    amount: '25.00',
+    currency: 'GHS',
+    narration: 'refund',
+    payment_mode: 'momo',
+  };
+
+  it('POST /payments: 422 naming the field, the value shown as removed', async () => {
+    let n = 0;
+    for (const [body, field] of [
+      [charge, 'amount'],
+      [charge, 'email'],
+      [charge, 'currency'],
+      [payout, 'currency'],
+      [payout, 'payment_mode'],
+    ] as const) {
+      for (const card of WRITTEN) {
+        const res = await post('/payments', { ...body, key: `pan-field-${++n}`, [field]: card });
+        expect(res.status, `${body.type} ${field} ${card}`).toBe(422);
+        const details = res.json.error.details as { field: string; message: string }[];
+        expect(details).toEqual([
+          { field, message: expect.stringContaining(`"${CARD_NUMBER_REMOVED}"`) as string },
+        ]);
+        expectNoCardDigits(res.text);
+      }
+    }
+    // An email with a card number in it is not an email, and is shown without the number.
+    const res = await post('/payments', { ...charge, key: 'pan-in-email', email: `${PAN} ada` });
+    expect(res.json.error.details).toEqual([
+      { field: 'email', message: `email "${CARD_NUMBER_REMOVED} ada" is not valid` },
+    ]);
+    expectNoCardDigits(res.text);
+    // A card number as a field's name.
+    const named = await post('/payments', { ...charge, key: 'pan-as-name', [PAN]: 'x' });
+    expect(named.status).toBe(422);
+    expectNoCardDigits(named.text);
+  });
+
+  it('POST /subscriptions: interval, interval_count, anchor, timezone and email alike', async () => {
+    const subscription = {
+      id: 'pan-fields',
+      customer_email: 'ada@example.com',
+      card_token: 'tok_fine_0123456789',
+      amount: '1500',
+      currency: 'NGN',
+      interval: 'month',
+      anchor: '2025-01-31T09:00:00+01:00',
+      timezone: 'Africa/Lagos',
+    };
+    for (const field of [
+      'customer_email',
+      'amount',
+      'currency',
+      'interval',
+      'interval_count',
+      'anchor',
+      'timezone',
+    ]) {
+      const res = await post('/subscriptions', { ...subscription, [field]: PAN });
+      expect(res.status, field).toBe(422);
+      expect(res.json.error.details, field).toEqual([
+        { field, message: expect.stringContaining(CARD_NUMBER_REMOVED) as string },
+      ]);
+      expectNoCardDigits(res.text);
+    }
+    expect(await t.app.subscriptions.get('pan-fields')).toBeUndefined();
+  });
+
+  it('POST /batches (charge CSV): each error names its line and column, without the digits', async () => {
+    const csv = [
+      'reference,email,amount,currency,card_token',
+      `r1,ada@example.com,${PAN},NGN,tok_x`,
+      `r2,${PAN},10,NGN,tok_x`,
+      `r3,ada@example.com,10,"4111 1111 1111 1111",tok_x`,
+      `r4,ada@example.com,4111-1111-1111-1111,NGN,tok_x`,
+    ].join('\n');
+    const res = await post('/batches?type=charge&id=panfields', csv, 'text/csv');
+    expect(res.status).toBe(422);
+    expect(res.json.error.details).toEqual(
+      [
+        [2, 'amount'],
+        [3, 'email'],
+        [4, 'currency'],
+        [5, 'amount'],
+      ].map(([line, column]) => ({
+        line,
+        column,
+        message: expect.stringContaining(`"${CARD_NUMBER_REMOVED}"`) as string,
+      })),
+    );
+    expectNoCardDigits(res.text);
+  });
+
+  it('POST /batches: a file without a header whose first row holds a card number', async () => {
+    const csv = [`r1,ada@example.com,10,NGN,${PAN}`, 'r2,ada@example.com,10,NGN,tok_x'].join('\n');
+    const res = await post('/batches?type=charge&id=panheader', csv, 'text/csv');
+    expect(res.status).toBe(422);
+    expect(res.json.error.details).toEqual([
+      {
+        line: 1,
+        message: expect.stringMatching(
+          /^the first line is not a charge header: .* found "r1", "ada@example.com", "10", "NGN", "\[card number removed\]"$/,
+        ) as string,
+      },
+    ]);
+    expectNoCardDigits(res.text);
+  });
+
+  it('--skip-invalid: the stored error, the results file and the console page hold no digits', async () => {
+    const csv = [
+      'reference,email,amount,currency,card_token',
+      `r1,ada@example.com,${PAN},NGN,tok_x`,
+      'r2,ada@example.com,10,NGN,tok_y',
+    ].join('\n');
+    const res = await post('/batches?type=charge&id=panskip&skipInvalid=true', csv, 'text/csv');
+    expect(res.status).toBe(201);
+    expect(res.json).toMatchObject({ batchId: 'panskip', valid: 1, invalid: 1 });
+    expectNoCardDigits(res.text);
+
+    const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };
+    const results = await fetch(`${t.url}/batches/panskip/results`, { headers: auth });
+    expect(results.status).toBe(200);
+    const resultsCsv = await results.text();
+    expect(resultsCsv).toContain(`amount: amount ""${CARD_NUMBER_REMOVED}"" is more than`);
+    expectNoCardDigits(resultsCsv);
+
+    const page = await fetch(`${t.url}/console/batches/panskip`, { headers: auth });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain(CARD_NUMBER_REMOVED);
+    expectNoCardDigits(html);
+
+    const stored = await storedText();
+    expect(stored).toContain(CARD_NUMBER_REMOVED);
+    expectNoCardDigits(stored);
+  });
+
+  it('the log lines of all of the above hold no digit of the card number', () => {
     expectNoCardDigits(logLines.join(''));
   });
 });

@@ -1,5 +1,7 @@
 import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { isCardNumber } from '../../src/kernel/card-number.ts';
 import { SECRET_VARIABLES } from '../../src/config/config.ts';
 import { createLogger, maskPans, REDACTED_KEYS, REDACTED_PATHS } from '../../src/infra/logger.ts';
 
@@ -206,5 +208,23 @@ describe('card-number masking and our identifiers', () => {
     expect(maskPans('api_4111111111111112_1')).toBe('api_4111111111111112_1');
     // Digits inside a word are not a card number on their own.
     expect(maskPans('tok4111111111111111x')).toBe('tok4111111111111111x');
+  });
+
+  it('masks what the input rules call a card number: 12 to 19 digits, any grouping', () => {
+    // A 12-digit Maestro-length number, and groups with more than one separator between them.
+    expect(maskPans('card 5000 0000 0009 declined')).toBe('card [PAN …0009] declined');
+    expect(maskPans('card 4111 - 1111 - 1111 - 1111')).toBe('card [PAN …1111]');
+    // The same rule as the card_token refusal, digit for digit (a longer run, in groups, may
+    // still have a card number of its own masked: the groups stand apart).
+    fc.assert(
+      fc.property(
+        fc.stringMatching(/^\d{10,19}$/),
+        fc.constantFrom('', ' ', '-', ' - '),
+        (d, sep) => {
+          const written = d.match(/.{1,4}/g)!.join(sep);
+          expect(maskPans(written) !== written).toBe(isCardNumber(written));
+        },
+      ),
+    );
   });
 });

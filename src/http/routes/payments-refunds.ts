@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import type { AmountMinor } from '../../kernel/money.ts';
+import { minorAmountInputSchema } from '../../kernel/money.ts';
 import { createRefund, type RefundDeps, type RefundResult } from '../../payments/refunds/create.ts';
 import { chargeRefunds, toRefundView } from '../../payments/refunds/view.ts';
 import { apiError } from '../errors.ts';
@@ -27,12 +27,7 @@ export const refundParamsSchema = z.strictObject({
  * caller's idempotency key (`key`, as POST /payments takes it).
  */
 export const refundBodySchema = z.strictObject({
-  amount: z
-    .number()
-    .int('amount must be a whole number of minor units')
-    .positive('amount must be above 0')
-    .max(Number.MAX_SAFE_INTEGER)
-    .optional(),
+  amount: minorAmountInputSchema.optional(),
   reason: z.string().trim().min(1, 'reason is empty').max(200).optional(),
   key: z
     .string()
@@ -140,7 +135,7 @@ export function registerRefundRoutes(app: FastifyInstance, deps: RefundDeps) {
     async (req, reply) => {
       const { amount, reason, key } = req.body ?? {};
       const res = await createRefund(deps, req.params.reference, {
-        ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
+        ...(amount !== undefined ? { amount } : {}),
         ...(reason !== undefined ? { reason } : {}),
         ...(key !== undefined ? { key } : {}),
       });

@@ -365,7 +365,9 @@ describe('validateCsv: amounts', () => {
     ['two dots', '10.5.1', /must be digits/],
     ['leading dot', '.5', /must be digits/],
     ['trailing dot', '5.', /must be digits/],
-    ['too large', '99999999999999', /must be digits/],
+    ['too large', '99999999999999', /is more than the maximum, 999999999999\.99$/],
+    ['too large by a kobo', '1000000000000', /is more than the maximum, 999999999999\.99$/],
+    ['too large, longer', '1'.repeat(40), /is more than the maximum, 999999999999\.99$/],
   ];
 
   it.each(badAmounts)('refuses %s (%j) at its line and column', async (_name, amount, message) => {
@@ -881,6 +883,7 @@ describe('validateCsvStream', () => {
       totals: { rows: 3, valid: 2, invalid: 1 },
       metaKeys: ['x'],
       contentHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+      layoutHash: expect.stringMatching(/^[0-9a-f]{64}$/),
     });
   });
 

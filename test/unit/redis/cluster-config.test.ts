@@ -56,6 +56,30 @@ describe('cluster configuration', () => {
       },
     ]);
   });
+
+  it('names a bad REDIS_CLUSTER_NODES entry by its position, never echoing it (a password)', () => {
+    const secret = 'S3cretPass';
+    const cases: [string, string][] = [
+      [`redis://:${secret}@10.0.0.1:7000,10.0.0.2:7000`, 'entry 1 of 2 is a URL'],
+      [`10.0.0.1:7000,rediss://default:${secret}@10.0.0.2:7000`, 'entry 2 of 2 is a URL'],
+      [`10.0.0.1:7000,default:${secret}@10.0.0.2:7000`, 'entry 2 of 2 is not host:port'],
+      [`10.0.0.1:7000,${secret}`, 'entry 2 of 2 is not host:port'],
+    ];
+    for (const [value, start] of cases) {
+      const found = problems({ REDIS_CLUSTER_NODES: value });
+      expect(found).toEqual([
+        { variable: 'REDIS_CLUSTER_NODES', message: expect.stringMatching(`^${start}`) as string },
+      ]);
+      let text = '';
+      try {
+        loadConfig({ ...FAST_ENV, REDIS_CLUSTER_NODES: value });
+      } catch (err) {
+        text = String(err);
+      }
+      expect(text).toContain('REDIS_CLUSTER_NODES: entry ');
+      expect(text).not.toContain(secret);
+    }
+  });
 });
 
 describe('key layout', () => {
