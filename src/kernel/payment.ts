@@ -99,6 +99,12 @@ export interface Intent {
    * may have been sent before the loss too.
    */
   afterDataLoss?: number;
+  /**
+   * Set when the intent's claim lapsed (its lease ran out before its worker answered: the worker
+   * may be gone, or paused and yet to send). Kept: a refund that has it is never resent on a
+   * `not_found` (payments/resubmission.ts `afterNotFound`), since that worker may still send it.
+   */
+  claimLapsedAt?: number;
   /** While `requires_action`: where the customer completes the challenge. Not a secret. */
   authorizationUrl?: string;
   /** While `requires_action`: the end of REQUIRES_ACTION_WINDOW, when the intent is verified. */

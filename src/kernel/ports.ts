@@ -160,11 +160,11 @@ export interface TransitionOptions {
    */
   onlyFrom?: readonly IntentState[];
   /**
-   * The lease of the claim the caller holds (its copy's `leaseUntil`). From `submitting` the
-   * transition is refused (as `stale`) unless the intent is still under that claim. A worker
-   * whose lease ran out while the intent was verified, re-queued and claimed again on the same
-   * attempt must not record its answer over the new claim's call. It is a fence; see
-   * payments/apply-outcome.ts `heldClaim`.
+   * The lease of the claim the caller holds (its copy's `leaseUntil`). The transition is refused
+   * (as `stale`) unless the intent is still `submitting` under that claim, whatever state it is in
+   * now. A worker whose lease ran out while the intent was verified, re-queued, claimed again on
+   * the same attempt and perhaps answered must not record its answer over the new claim's. It is a
+   * fence; see payments/apply-outcome.ts `heldClaim`.
    */
   claimLease?: number;
   /** Fields to set with the transition. */
@@ -179,6 +179,7 @@ export interface TransitionOptions {
       | 'sentAt'
       | 'checks'
       | 'seenAtGateway'
+      | 'claimLapsedAt'
       | 'authorizationUrl'
       | 'requiresActionUntil'
       | 'authorizationSealed'

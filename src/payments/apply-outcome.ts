@@ -88,11 +88,14 @@ function logTransition(
 
 /**
  * The fence of a caller's copy that is `submitting`: the claim's lease, so that the transition
- * lands only while the intent is still under that claim (TransitionOptions.claimLease). A worker
- * paused past its lease (GC, a stopped VM) may find the intent verified unsent, re-queued and
- * claimed again on the same attempt; its late answer must not overwrite the new claim's (a
- * refusal recorded over a submission that then moves money, a "not sent" re-queueing a reference
- * another worker is sending). Any other copy carries no fence.
+ * lands only while the intent is still `submitting` under that claim (TransitionOptions.claimLease;
+ * refused as `stale` in any other state, intent-lua.ts). A worker paused past its lease (GC, a
+ * stopped VM) may find the intent verified unsent, re-queued and claimed again on the same
+ * attempt, and the new claim's answer recorded (`pending`, `requires_action`); its late answer must
+ * not overwrite the new claim's (a refusal of its repeat recorded as `failed` over a submission
+ * that moves money, a "not sent" re-queueing a reference another worker is sending). Its copy is
+ * stale too (`unsentResubmits` of before the resubmission), so nothing it decided can stand. Any
+ * other copy carries no fence.
  */
 export function heldClaim(intent: Intent): { claimLease?: number } {
   return intent.state === 'submitting' && intent.leaseUntil !== undefined

@@ -8,7 +8,7 @@
  */
 import { RetryableError } from '../kernel/errors.ts';
 import { nextCheckAt, nextCheckFor } from './decisions.ts';
-import { afterNotFound } from './resubmission.ts';
+import { afterNotFound, claimLapsed } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { LookupOutcome, PaymentGateway, RefundStore } from '../kernel/ports.ts';
@@ -54,7 +54,7 @@ export function createReconcileHandler(deps: ReconcileDeps) {
           throw new DelayRequest(Math.min((intent.leaseUntil ?? now) + 1, now + 500));
         return { skipped: 'lease_held' };
       }
-      await markUnresolved(deps, intent, 'unknown', now, { reason: 'lease_expired' });
+      await markUnresolved(deps, intent, 'unknown', now, claimLapsed(now));
       return { moved: 'unknown' };
     }
     const watchingPayout = intent.state === 'succeeded' && intent.type === 'payout';
@@ -81,6 +81,8 @@ export function createReconcileHandler(deps: ReconcileDeps) {
       if (next === 'resubmit') return resubmit(deps, intent, now);
       if (next === 'needs_review')
         return needsReview(deps, intent, now, 'unsent_resubmits_exhausted');
+      if (next === 'needs_review_claim_lapsed')
+        return needsReview(deps, intent, now, 'refund_claim_lapsed');
     }
     if (intent.state === 'needs_review') return { unchanged: intent.state };
 
@@ -115,7 +117,7 @@ async function needsReview(
   deps: ReconcileDeps,
   intent: Intent,
   now: number,
-  reason: 'reconcile_exhausted' | 'unsent_resubmits_exhausted',
+  reason: 'reconcile_exhausted' | 'unsent_resubmits_exhausted' | 'refund_claim_lapsed',
 ): Promise<unknown> {
   const res = await deps.store.transition(intent.key, 'needs_review', now, {
     expectAttempt: intent.attempt,

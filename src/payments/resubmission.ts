@@ -29,6 +29,18 @@ import type { LookupOutcome } from '../kernel/ports.ts';
 /** The adapter's code for a duplicate answer whose lookup found nothing (kernel/ports.ts). */
 export const DUPLICATE_REFERENCE_UNRESOLVED = 'duplicate_reference_unresolved';
 
+/**
+ * The `unknown` of a claim whose lease ran out before its worker answered: the worker may be gone,
+ * or paused and yet to send. Its reason on the history line, and the mark that stays on the intent
+ * (`claimLapsedAt`, read by {@link afterNotFound}).
+ */
+export function claimLapsed(now: number): {
+  reason: 'lease_expired';
+  patch: { claimLapsedAt: number };
+} {
+  return { reason: 'lease_expired', patch: { claimLapsedAt: now } };
+}
+
 /** What {@link mayExistAtGateway} reads of an intent. */
 export type MayExistFields = Pick<Intent, 'unsentResubmits' | 'seenAtGateway' | 'afterDataLoss'>;
 
@@ -118,6 +130,12 @@ export type AfterNotFound =
   | 'resubmit'
   /** Proven-unsent resubmissions are exhausted: a person looks. */
   | 'needs_review'
+  /**
+   * A refund whose claim lapsed (`lease_expired`): its worker may still send it, and nothing at
+   * Sayswitch dedupes a second refund of a transaction, so "not found" cannot prove it never will
+   * be. A person looks; it is never resent.
+   */
+  | 'needs_review_claim_lapsed'
   /** Too early to tell, or proof of nothing: keep the check schedule. */
   | 'keep_checking';
 
@@ -126,13 +144,30 @@ export type AfterNotFound =
  * showed, sent at least `graceMs` ago, is proven unsent; it is resubmitted with the same reference
  * up to `maxUnsentResubmits` times, then handed to `needs_review` (never `failed`: the requests
  * did leave). In any other state, or once the reference was seen, "not found" proves nothing.
+ *
+ * Except a refund whose claim ever lapsed (`claimLapsedAt`): the grace period proves a
+ * request that left has not landed, but not that a worker paused past its lease (GC, a stopped
+ * VM) will not send one yet. A charge or payout sent late under the same reference meets the
+ * gateway's duplicate check; a refund has none (docs/refunds.md), so resending it could give the
+ * money back twice. It goes to `needs_review` instead.
  */
 export function afterNotFound(
-  intent: Pick<Intent, 'state' | 'unsentResubmits' | 'seenAtGateway' | 'sentAt' | 'updatedAt'>,
+  intent: Pick<
+    Intent,
+    | 'type'
+    | 'state'
+    | 'claimLapsedAt'
+    | 'unsentResubmits'
+    | 'seenAtGateway'
+    | 'sentAt'
+    | 'updatedAt'
+  >,
   now: number,
   policy: { notFoundGraceMs: number; maxUnsentResubmits: number },
 ): AfterNotFound {
   if (intent.state !== 'unknown' || intent.seenAtGateway !== undefined) return 'keep_checking';
   if (now - (intent.sentAt ?? intent.updatedAt) < policy.notFoundGraceMs) return 'keep_checking';
+  if (intent.type === 'refund' && intent.claimLapsedAt !== undefined)
+    return 'needs_review_claim_lapsed';
   return intent.unsentResubmits >= policy.maxUnsentResubmits ? 'needs_review' : 'resubmit';
 }

@@ -9,10 +9,13 @@
  * finds the intent already claimed or finished and never calls the gateway again; a job that
  * finds another worker's claim waits for the lease and then hands the intent to the reconciler
  * as `unknown`: it never resubmits blindly. What an error or a failed answer means for a reference
- * that may already be at the gateway is decided in resubmission.ts.
+ * that may already be at the gateway is decided in resubmission.ts. A worker whose claim was
+ * replaced while it called (its lease ran out: docs/operations.md "The submit lease") finds every
+ * transition refused as `stale` and ends its job there: it records nothing, and its error is not
+ * rethrown, so the job is neither retried nor re-run (the intent has the newer claim's job).
  */
 import { BillingError, OutcomeUnknownError } from '../kernel/errors.ts';
-import { afterSubmitError, submitAnswerNeedsVerify } from './resubmission.ts';
+import { afterSubmitError, claimLapsed, submitAnswerNeedsVerify } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { Intent } from '../kernel/payment.ts';
 import type { ChargeCurrency, PayoutCurrency } from '../kernel/money.ts';
@@ -33,6 +36,24 @@ export interface SubmitDeps extends OutcomeDeps {
   leaseMs: number;
   /** Refunds' slots and siblings (payments/refunds/submit.ts). */
   refunds: RefundStore;
+}
+
+/**
+ * Whether the claim's transition was refused because the claim is over (the intent is no longer
+ * `submitting` under its lease, or a new attempt opened): the late answer is logged, not recorded.
+ */
+function claimReplaced(
+  log: HandlerContext['log'],
+  claimed: Intent,
+  res: TransitionResult | undefined,
+  answer: string,
+): boolean {
+  if (res === undefined || res.ok || res.why !== 'stale') return false;
+  log.warn(
+    { key: claimed.key, reference: claimed.reference, state: res.state, answer },
+    'late answer of a claim that was replaced: not recorded',
+  );
+  return true;
 }
 
 function callGateway(deps: SubmitDeps, intent: Intent): Promise<GatewayOutcome> {
@@ -95,7 +116,7 @@ export function createSubmitHandler(deps: SubmitDeps) {
         return { skipped: 'already', state: intent?.state };
       if ((intent.leaseUntil ?? 0) > now) throw new DelayRequest((intent.leaseUntil ?? now) + 1);
       // The claim expired with nobody recording an outcome: the process holding it died or hung.
-      await markUnresolved(deps, intent, 'unknown', now, { reason: 'lease_expired' });
+      await markUnresolved(deps, intent, 'unknown', now, claimLapsed(now));
       return { skipped: 'lease_expired' };
     }
     const claimed = claim.intent;
@@ -120,13 +141,14 @@ export function createSubmitHandler(deps: SubmitDeps) {
           : new OutcomeUnknownError('unexpected error while submitting', 'unexpected', raw);
       const next = afterSubmitError(err, claimed);
       const at = deps.clock.now();
+      let res: TransitionResult;
       if (next.to === 'unknown') {
-        await markUnresolved(deps, claimed, 'unknown', at, {
+        res = await markUnresolved(deps, claimed, 'unknown', at, {
           reason: err.code,
           ...(next.seen ? { patch: { seenAtGateway: claimed.seenAtGateway ?? at } } : {}),
         });
       } else {
-        const res = await deps.store.transition(claimed.key, next.to, at, {
+        res = await deps.store.transition(claimed.key, next.to, at, {
           expectAttempt: claimed.attempt,
           ...heldClaim(claimed),
           reason: err.code,
@@ -145,18 +167,24 @@ export function createSubmitHandler(deps: SubmitDeps) {
           'submission not completed',
         );
       }
+      // A replaced claim's error is nobody's: rethrown it would retry or re-run this job. A
+      // credentials refusal is still rethrown: it pauses the queue for every job alike.
+      if (claimReplaced(log, claimed, res, err.code) && !err.authFailure)
+        return { skipped: 'claim_replaced' };
       throw err;
     }
     if (submitAnswerNeedsVerify(outcome, claimed)) {
       // A failed answer to a resubmission may be about the repetition, not the money: verify.
       const at = deps.clock.now();
-      await markUnresolved(deps, claimed, 'unknown', at, {
+      const res = await markUnresolved(deps, claimed, 'unknown', at, {
         reason: 'verify_failed_answer',
         patch: { seenAtGateway: claimed.seenAtGateway ?? at },
       });
+      if (claimReplaced(log, claimed, res, outcome.status)) return { skipped: 'claim_replaced' };
       return { status: outcome.status, verifying: true };
     }
-    await applyOutcome(deps, claimed, outcome, deps.clock.now());
+    const res = await applyOutcome(deps, claimed, outcome, deps.clock.now());
+    if (claimReplaced(log, claimed, res, outcome.status)) return { skipped: 'claim_replaced' };
     return { status: outcome.status };
   };
 }

@@ -14,6 +14,7 @@ import {
 } from '../../src/kernel/errors.ts';
 import {
   afterNotFound,
+  claimLapsed,
   afterSubmitError,
   errorProvesReferenceExists,
   mayExistAtGateway,
@@ -118,6 +119,7 @@ describe('a failed answer to the submission itself', () => {
 describe('what a lookup saying "not found" proves', () => {
   const policy = { notFoundGraceMs: 1_000, maxUnsentResubmits: 2 };
   const unknown = (extra: Partial<Parameters<typeof afterNotFound>[0]> = {}) => ({
+    type: 'charge' as const,
     state: 'unknown' as const,
     unsentResubmits: 0,
     sentAt: 10_000,
@@ -145,9 +147,24 @@ describe('what a lookup saying "not found" proves', () => {
     }
   });
 
+  it('a refund whose claim lapsed is never resent: its worker may still send it', () => {
+    const lapsed = claimLapsed(10_000).patch;
+    expect(afterNotFound(unknown({ type: 'refund', ...lapsed }), 10_999, policy)).toBe(
+      'keep_checking',
+    );
+    expect(afterNotFound(unknown({ type: 'refund', ...lapsed }), 11_000, policy)).toBe(
+      'needs_review_claim_lapsed',
+    );
+    // A charge or payout sent late meets the gateway's duplicate check: resent as before.
+    for (const type of ['charge', 'payout'] as const)
+      expect(afterNotFound(unknown({ type, ...lapsed }), 11_000, policy), type).toBe('resubmit');
+    // A refund whose own worker recorded the unknown (a timeout, a 5xx) is done sending.
+    expect(afterNotFound(unknown({ type: 'refund' }), 11_000, policy)).toBe('resubmit');
+  });
+
   it('never fails: the worst it does is hand the payment to a person', () => {
     for (let n = 0; n < 5; n++) {
-      expect(['resubmit', 'needs_review', 'keep_checking']).toContain(
+      expect(['resubmit', 'needs_review', 'needs_review_claim_lapsed', 'keep_checking']).toContain(
         afterNotFound(unknown({ unsentResubmits: n }), 1e9, policy),
       );
     }

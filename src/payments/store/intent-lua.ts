@@ -77,6 +77,7 @@ export const INTENT_HASH_FIELDS = [
   'unsentResubmits',
   'seenAtGateway',
   'afterDataLoss',
+  'claimLapsedAt',
   'authorizationUrl',
   'requiresActionUntil',
   'authorizationSealed',
@@ -110,7 +111,7 @@ export const INTENT_HASH_FIELDS = [
  * field), 10 event type, 11 event id, 12 rate limit per window, 13 rate window ms, 14 reconcileAt,
  * 15 reason, 16 the new attempt's reference (a transition that opens a new attempt),
  * 17 unsent resubmit '1', 18 resolution JSON (history line and event), 19 the lease of the claim
- * the caller holds (from `submitting` only: refused as stale unless the hash's leaseUntil is it).
+ * the caller holds (refused as stale unless the intent is still `submitting` under that lease).
  * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
  * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
  * {'missing'} |
@@ -135,11 +136,16 @@ end
 from, itype, attempt = cur.state, cur.type, tonumber(cur.attempt)
 if not from then return {'missing'} end
 if A[7] ~= '' and tonumber(A[7]) ~= attempt then return {'stale', from, tostring(attempt)} end
+-- A transition made for a claim lands only while the intent is still submitting under that claim.
+-- Otherwise the claim is over: its lease ran out and the intent moved on (unknown, re-queued,
+-- claimed again, answered: pending, requires_action...), whatever state it is in now. The hash's
+-- leaseUntil outlives the claim, so the state is checked, not only the lease.
+if A[19] ~= '' and (from ~= 'submitting' or cur.leaseUntil ~= A[19]) then
+  return {'stale', from, tostring(attempt)}
+end
 local allowed = A[4]
 if itype == 'payout' then allowed = A[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
--- Another claim of the same attempt (the caller's lease ran out and the intent was claimed again).
-if A[19] ~= '' and from == 'submitting' and cur.leaseUntil ~= A[19] then return {'stale', from, tostring(attempt)} end
 
 if A[12] ~= '' then
   local rk = KEYS[#KEYS]
@@ -266,17 +272,23 @@ return redis.call('HSETNX', KEYS[1], 'seenAtGateway', ARGV[2])
  * returned, so a resumed ingest enqueues only what still waits.
  * KEYS: 1 queued-state index, 2 batch index, 3 created index, 4 created index of the type, then
  * per intent: hash, history.
- * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, then per
- * intent: key, line, amount (minor units), currency, payee JSON, meta JSON or '', first attempt's
- * reference, incarnation.
+ * ARGV: 1 now, 2 history entry JSON, 3 batch id, 4 intent type, 5 intent count n, 6 `1` when a
+ * Redis data loss is unacknowledged ('' otherwise), then per intent: key, line, amount (minor
+ * units), currency, payee JSON, meta JSON or '', first attempt's reference, incarnation.
  * Returns per intent 1 (created) or {0, state, attempt, enqueues, reference, incarnation}.
+ *
+ * Like CREATE_INTENT, an intent created while a Redis data loss is unacknowledged (ARGV[6] `1`, the
+ * process's view) is marked `afterDataLoss = now`: a batch re-posted after the loss derives the
+ * same references, which the lost store may have sent (payments/resubmission.ts
+ * `mayExistAtGateway`). An intent that exists keeps what it has.
  */
 export const CREATE_BATCH_INTENTS = new LuaScript(`
 local now, hist, bid, itype, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local lost = ARGV[6] == '1'
 local out = {}
 for i = 1, n do
   local h, hk = KEYS[3 + 2 * i], KEYS[4 + 2 * i]
-  local a = 6 + (i - 1) * 8
+  local a = 7 + (i - 1) * 8
   local key, line = ARGV[a], ARGV[a + 1]
   if redis.call('EXISTS', h) == 1 then
     local f = redis.call('HMGET', h, 'state', 'attempt', 'enqueues', 'reference', 'incarnation')
@@ -287,6 +299,7 @@ for i = 1, n do
       'payee', ARGV[a + 4], 'createdAt', now, 'updatedAt', now, 'checks', '0', 'enqueues', '1',
       'unsentResubmits', '0', 'batchId', bid, 'line', line, 'incarnation', ARGV[a + 7])
     if ARGV[a + 5] ~= '' then redis.call('HSET', h, 'meta', ARGV[a + 5]) end
+    if lost then redis.call('HSET', h, 'afterDataLoss', now) end
     redis.call('ZADD', KEYS[1], now, key)
     redis.call('RPUSH', hk, hist)
     redis.call('ZADD', KEYS[2], line, key)

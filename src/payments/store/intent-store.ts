@@ -112,6 +112,7 @@ const hashSchema = z
     unsentResubmits: num.default(0),
     seenAtGateway: optNum,
     afterDataLoss: optNum,
+    claimLapsedAt: optNum,
     authorizationUrl: z.string().optional(),
     requiresActionUntil: optNum,
     authorizationSealed: z.string().optional(),
@@ -149,6 +150,7 @@ const OPTIONAL_NUMBERS = [
   'sentAt',
   'seenAtGateway',
   'afterDataLoss',
+  'claimLapsedAt',
   'requiresActionUntil',
 ] as const;
 
@@ -302,7 +304,8 @@ export interface IntentStoreOptions {
   /**
    * Whether a Redis data loss is unacknowledged, as this process last saw it (the composition
    * root passes its DeploymentEpoch's `isLost`). Intents created meanwhile are marked
-   * `afterDataLoss`. Without it, none is.
+   * `afterDataLoss`: single ones, batch rows, and refunds (refund-store.ts reads this store's
+   * view). Without it, none is.
    */
   dataLossUnacknowledged?: () => boolean;
 }
@@ -320,7 +323,8 @@ export class RedisIntentStore implements IntentStore {
     { keys: string[]; fromStates: string; charge: string; payout: string }
   >;
   private readonly rateLimitKey: string;
-  private readonly dataLossUnacknowledged: () => boolean;
+  /** IntentStoreOptions.dataLossUnacknowledged; also read by the refund store over this one. */
+  readonly dataLossUnacknowledged: () => boolean;
 
   constructor(
     private readonly redis: Redis,
@@ -658,7 +662,8 @@ export class RedisIntentStore implements IntentStore {
    * and a parse each) made intent creation cost more than twice the `addBulk` it precedes. The
    * batch tests check that an intent made here reads back exactly as one made by `create()`.
    * Intents that already exist are left untouched and reported as they are, so a resumed ingest
-   * enqueues only what still waits.
+   * enqueues only what still waits. Like `create()`, rows created while a Redis data loss is
+   * unacknowledged are marked `afterDataLoss` (docs/operations.md "Redis lost its data").
    */
   async createBatchRows(chunk: {
     batchId: string;
@@ -678,12 +683,15 @@ export class RedisIntentStore implements IntentStore {
     // One draw of randomness for the whole chunk: 4 bytes (8 hex characters) per intent.
     const pool = randomBytes(4 * rows.length).toString('hex');
     const incarnations = rows.map((_, i) => pool.slice(8 * i, 8 * i + 8));
+    // As create(): rows created while a data loss is unacknowledged are marked afterDataLoss (an
+    // ingest, a release of held rows and a retry of failed rows all create them here).
+    const lost = this.dataLossUnacknowledged() ? '1' : '';
     const calls: { numKeys: number; args: string[] }[] = [];
     for (let start = 0; start < rows.length; start += INTENTS_PER_CALL) {
       const group = rows.slice(start, start + INTENTS_PER_CALL);
       let i = start;
       const keys = [k.byState('queued'), k.byBatch(batchId), k.byCreated(), k.byCreated(type)];
-      const args = [String(now), history, batchId, type, String(group.length)];
+      const args = [String(now), history, batchId, type, String(group.length), lost];
       for (const r of group) {
         keys.push(k.intent(r.key), k.history(r.key));
         args.push(

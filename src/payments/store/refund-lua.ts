@@ -18,7 +18,10 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
  * caller key → refund key), 4 the new refund's hash, 5 its history, 6 idx:state:queued,
  * 7 created index, 8 created index of refunds, 9.. the hashes of the charge's refunds 1..n-1.
  * ARGV: 1 refund key, 2 n, 3 fields JSON (all but amount and currency), 4 amount in minor units or
- * '' (all that is left), 5 now, 6 first history line JSON, 7 caller key or '', 8 max refunds.
+ * '' (all that is left), 5 now, 6 first history line JSON, 7 caller key or '', 8 max refunds,
+ * 9 `1` when a Redis data loss is unacknowledged (as this process last saw it): the refund is then
+ * marked `afterDataLoss = now`, as CREATE_INTENT marks an intent, since refund n of a charge has
+ * the same key and reference it had before the loss, and the lost store may have sent it.
  * Returns {'created', amount} | {'existing', refund key} | {'not_found'} |
  * {'not_refundable', type, state} | {'exceeds', charged, reserved, requested} | {'too_many'} |
  * {'retry'} (another refund was created since the caller read the list: read it again).
@@ -51,6 +54,7 @@ local flat = {}
 for k, v in pairs(f) do flat[#flat + 1] = k; flat[#flat + 1] = v end
 redis.call('HSET', KEYS[4], unpack(flat))
 redis.call('HSET', KEYS[4], 'amount', tostring(want), 'currency', c[4])
+if ARGV[9] == '1' then redis.call('HSET', KEYS[4], 'afterDataLoss', ARGV[5]) end
 redis.call('ZADD', KEYS[6], ARGV[5], ARGV[1])
 redis.call('RPUSH', KEYS[5], ARGV[6])
 redis.call('ZADD', KEYS[7], ARGV[5], ARGV[1])

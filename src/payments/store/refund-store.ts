@@ -33,8 +33,12 @@ export class RedisRefundStore implements RefundStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix: string,
-    /** Reads intents (the charge, the refunds) with the one hash schema. */
-    private readonly intents: IntentStore,
+    /**
+     * Reads intents (the charge, the refunds) with the one hash schema. Its data-loss view, when
+     * it has one (RedisIntentStore's), marks refunds created while a loss is unacknowledged
+     * `afterDataLoss`, as the intents it creates itself.
+     */
+    private readonly intents: IntentStore & { readonly dataLossUnacknowledged?: () => boolean },
   ) {
     this.k = storeKeys(prefix);
   }
@@ -98,6 +102,7 @@ export class RedisRefundStore implements RefundStore {
         JSON.stringify(history),
         req.callerKey ?? '',
         String(MAX_REFUNDS_PER_CHARGE),
+        this.intents.dataLossUnacknowledged?.() === true ? '1' : '',
       )) as string[];
       switch (res[0]) {
         case 'retry':

@@ -19,8 +19,14 @@ import type { KeyLayout } from '../../infra/redis/shards.ts';
 import { CursorError, cursorAfter } from './intent-list.ts';
 import type { RedisIntentStore } from './intent-store.ts';
 
-/** What the app and its tests use of an intent store, one shard or many. */
-export type IntentStoreSurface = Pick<RedisIntentStore, keyof RedisIntentStore>;
+/**
+ * What the app and its tests use of an intent store, one shard or many. Not the data-loss view:
+ * each shard's refund store reads its own intent store's (refund-store.ts).
+ */
+export type IntentStoreSurface = Pick<
+  RedisIntentStore,
+  Exclude<keyof RedisIntentStore, 'dataLossUnacknowledged'>
+>;
 
 /** Per shard: its cursor, `null` once it has nothing more. Absent: from the start. */
 type ShardCursors = (string | null | 0)[];

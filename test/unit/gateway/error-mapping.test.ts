@@ -90,6 +90,50 @@ describe('mapTransportError', () => {
     });
   });
 
+  it('a TLS error once the connection was ready is outcome_unknown, whatever its code', () => {
+    // The request may have been written: a TLS error then (a corrupted record of the reply, an
+    // alert mid-stream) breaks a stream that may have carried it, e.g. the http adapter's
+    // ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC after the gateway processed the payout.
+    const after = { transportReady: true };
+    for (const code of [
+      'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC',
+      'ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC',
+      'ERR_SSL_TLSV1_ALERT_PROTOCOL_VERSION',
+      'ERR_SSL_UNSUPPORTED_PROTOCOL',
+      'ERR_SSL_WRONG_VERSION_NUMBER',
+      'DEPTH_ZERO_SELF_SIGNED_CERT',
+      'CERT_HAS_EXPIRED',
+      'ERR_TLS_CERT_ALTNAME_INVALID',
+      'ERR_TLS_HANDSHAKE_TIMEOUT',
+    ]) {
+      const e = mapTransportError(codeErr(code), submission, after);
+      expect(e, code).toBeInstanceOf(OutcomeUnknownError);
+      expect(e, code).toMatchObject({ kind: 'outcome_unknown', code: 'connection_lost' });
+      expect(e.message, code).not.toContain('nothing was sent');
+      // Wrapped by axios as the cause, as the http adapter throws it.
+      const wrapped = Object.assign(new Error('x'), { cause: codeErr(code) });
+      expect(mapTransportError(wrapped, submission, after).kind, code).toBe('outcome_unknown');
+    }
+  });
+
+  it('a TLS error before the connection was ready keeps its kind; an unlisted one needs that proof', () => {
+    const before = { transportReady: false };
+    expect(
+      mapTransportError(codeErr('ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC'), submission, before),
+    ).toMatchObject({ kind: 'retryable', code: 'tls_handshake' });
+    expect(
+      mapTransportError(codeErr('DEPTH_ZERO_SELF_SIGNED_CERT'), submission, before),
+    ).toMatchObject({ kind: 'retryable', code: 'tls_handshake' });
+    expect(
+      mapTransportError(codeErr('ERR_SSL_UNSUPPORTED_PROTOCOL'), submission, before),
+    ).toMatchObject({ kind: 'fatal', code: 'tls_version' });
+    // The client cannot tell (fetch): handshake-only codes keep their kind, but a record error
+    // that can come after the request was written is not proof that nothing was sent.
+    expect(
+      mapTransportError(codeErr('ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC'), submission),
+    ).toMatchObject({ kind: 'outcome_unknown' });
+  });
+
   it('reads the code from a wrapped cause and from AggregateError members', () => {
     const wrapped = Object.assign(new Error('x'), { cause: codeErr('ECONNREFUSED') });
     expect(mapTransportError(wrapped, submission)).toBeInstanceOf(RetryableError);

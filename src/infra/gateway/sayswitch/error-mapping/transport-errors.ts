@@ -80,7 +80,11 @@ const TLS_VERSION_CODES = new Set([
   'EPROTO',
 ]);
 
-/** Certificate checks fail during the handshake, before the request is written. */
+/**
+ * Certificate checks fail during the handshake, before the request is written. These codes arise
+ * only in a handshake; any other `ERR_SSL_*` (a bad record MAC, an alert) may come at any time, so
+ * it proves nothing was sent only when the client says the socket never became ready.
+ */
 const TLS_HANDSHAKE_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
@@ -139,11 +143,24 @@ interface TransportHints {
   transportReady?: boolean | undefined;
 }
 
+/** A TLS error of any kind: a version refusal, a handshake failure, or any OpenSSL or TLS code. */
+function isTlsCode(code: string): boolean {
+  return (
+    TLS_VERSION_CODES.has(code) ||
+    TLS_HANDSHAKE_CODES.has(code) ||
+    code.startsWith('ERR_SSL_') ||
+    code.startsWith('ERR_TLS_')
+  );
+}
+
 /**
  * Maps an error thrown by the HTTP client (no response was received) to an error kind:
  * provably unsent → retryable; maybe delivered → outcome_unknown; TLS version refusal or a
  * client-side misconfiguration → fatal. Anything unrecognised is treated as maybe delivered,
- * because that is the only safe assumption for money.
+ * because that is the only safe assumption for money. A TLS error once the socket was ready
+ * (`transportReady: true`: the request may have been written) is maybe delivered whatever its
+ * code, since it broke a stream that may have carried the request (a corrupted record of the
+ * reply, an alert mid-stream); only before that is it a handshake or version failure.
  */
 export function mapTransportError(
   err: unknown,
@@ -153,6 +170,16 @@ export function mapTransportError(
   const codes = errorCodes(err);
   const where = `${ctx.endpoint}`;
   const neverConnected = hints.transportReady === false;
+  if (hints.transportReady === true) {
+    const tls = codes.find(isTlsCode);
+    if (tls) {
+      return new OutcomeUnknownError(
+        `TLS error on the ready connection to ${where} (${tls}); the outcome is unknown`,
+        'connection_lost',
+        new TransportFault(tls),
+      );
+    }
+  }
   // Node reports a TLS alert during the handshake as a bare EPROTO (the reason is only in the
   // message, which we never read). Before the handshake completed it can only be the protocol
   // negotiation failing: a peer below our TLS 1.2 floor, or not speaking TLS at all. Either way a
@@ -183,7 +210,9 @@ export function mapTransportError(
       new TransportFault(unsent),
     );
   }
-  const handshake = codes.find((c) => TLS_HANDSHAKE_CODES.has(c) || c.startsWith('ERR_SSL_'));
+  const handshake = codes.find(
+    (c) => TLS_HANDSHAKE_CODES.has(c) || (neverConnected && c.startsWith('ERR_SSL_')),
+  );
   if (handshake) {
     return new RetryableError(
       `TLS handshake with ${where} failed (${handshake}); nothing was sent`,
