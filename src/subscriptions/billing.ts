@@ -1,9 +1,12 @@
 /**
  * Billing rules (rules 3, 4, 7 and 9, record.ts): which periods a tick bills at `now`, the claim it
- * takes on them, and the commit that advances `nextPeriod` once their intents exist. Pure.
+ * takes on them, the intent each claimed period gets, and the commit that advances `nextPeriod`
+ * once their intents exist. Pure.
  */
+import type { Intent, IntentDraft } from '../kernel/payment.ts';
+import type { TransitionOptions } from '../kernel/ports.ts';
 import { indexAt, periodKey, startAt } from './periods.ts';
-import { isBillable, type OpenCharge, type Subscription } from './record.ts';
+import { isBillable, type BillingClaim, type OpenCharge, type Subscription } from './record.ts';
 
 /** What a tick should do with one subscription at `now`. */
 export type BillingPlan =
@@ -73,7 +76,50 @@ export function claimBilling(
       from: sub.nextPeriod,
       next: plan.next,
       until: claim.now + claim.leaseMs,
+      periods: plan.periods,
+      skipped: plan.skipped,
     },
+  };
+}
+
+/**
+ * The periods a claim is creating charges for, and how many it skipped over the cap. A claim
+ * stored before it recorded them: the open charges in `[from, next)` (claimBilling opened them).
+ */
+export function claimedPeriods(
+  sub: Subscription,
+  claim: BillingClaim,
+): { periods: number[]; skipped: number } {
+  if (claim.periods !== undefined) return { periods: claim.periods, skipped: claim.skipped ?? 0 };
+  const periods = sub.openCharges
+    .map((c) => c.period)
+    .filter((p) => p >= claim.from && p < claim.next)
+    .sort((a, b) => a - b);
+  return { periods, skipped: Math.max(0, (periods[0] ?? claim.from) - claim.from) };
+}
+
+/**
+ * The intent of period `n`: the subscription's amount, currency, card and metadata as the record
+ * holds them. Called with the record as claimed: no change of those can be stored while a claim
+ * is on the record without finishing it first (in-flight.ts), so every creator of a claimed
+ * period's intent builds the same one.
+ */
+export function chargeDraft(sub: Subscription, n: number): IntentDraft {
+  return {
+    key: periodKey(sub, n),
+    type: 'charge',
+    origin: 'subscription',
+    amount: sub.amount,
+    currency: sub.currency,
+    subscriptionId: sub.id,
+    payee: {
+      kind: 'charge',
+      email: sub.customerEmail,
+      // Sealed with the same DATA_ENCRYPTION_KEY: copied as is, never opened here.
+      cardTokenSealed: sub.cardTokenSealed,
+      narration: `subscription ${sub.id}`,
+    },
+    ...(Object.keys(sub.metadata).length > 0 ? { meta: sub.metadata } : {}),
   };
 }
 
@@ -105,4 +151,23 @@ export function commitBilling(
 export function releaseClaim(sub: Subscription, now: number): Subscription {
   const { claim: _done, ...rest } = sub;
   return { ...rest, updatedAt: now };
+}
+
+/**
+ * How a dunning retry opens the next attempt of a failed renewal `intent` (rule 11): on the
+ * subscription's current card `cardTokenSealed`. A new attempt is opened only after the gateway's
+ * `failed`, so a new card is safe here and nowhere else; `expectAttempt` lets only one opener win.
+ * The one place for it: the dunning job (dunning.ts) and an action finishing it (in-flight.ts).
+ */
+export function retryTransition(intent: Intent, cardTokenSealed: string): TransitionOptions {
+  const payee =
+    intent.payee.kind === 'charge' && intent.payee.cardTokenSealed !== cardTokenSealed
+      ? { ...intent.payee, cardTokenSealed }
+      : undefined;
+  return {
+    newAttempt: true,
+    ...(payee ? { payee } : {}),
+    expectAttempt: intent.attempt,
+    reason: 'dunning_retry',
+  };
 }

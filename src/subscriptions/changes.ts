@@ -16,7 +16,9 @@
  *   period, nor in the past; the time up to it belongs to the period before (longer, unbilled).
  *   Without `anchor`, the new interval starts at that instant, on the old anchor's calendar when
  *   it has a period starting there (monthly on the 31st → quarterly keeps the 31st), else from
- *   that instant. Not while a tick is creating charges (409, try again).
+ *   that instant. Not on a record with a claim (`busy`): the claimed periods' keys are the
+ *   current schedule's. manage.ts finishes a claim before it applies a change (in-flight.ts), so
+ *   a change is refused only if a claim appears under it again and again.
  * - `cancel_at_period_end`: rule 12 (actions.ts `scheduleCancel`); `false` undoes it.
  *
  * Every change is one `subscription.updated` with the names of the changed fields and their

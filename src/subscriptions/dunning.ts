@@ -11,6 +11,7 @@ import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { HandlerContext } from '../infra/queues/processor.ts';
 import { timeOf } from './clock-runner.ts';
+import { retryTransition } from './billing.ts';
 import type { SubscriptionStore } from './ports.ts';
 
 export interface DunningDeps {
@@ -43,6 +44,11 @@ export interface DunningDeps {
  * currency). It charges the subscription's current card (rule 11): the new attempt gets the
  * subscription's sealed card token as its payee. A retry of an existing attempt (a resubmission
  * of the same reference) keeps everything: the store sets a payee only with a new attempt.
+ *
+ * Before opening it, the job marks the entry `opening` on the record (compare-and-set, checking
+ * again that the subscription is neither paused nor canceled and still wants this step): an
+ * action stored before the mark stops the retry, and one that comes after it opens the attempt
+ * itself before answering (in-flight.ts). The next outcome of the entry replaces the mark.
  */
 export function createDunningHandler(deps: DunningDeps) {
   return async (
@@ -83,18 +89,32 @@ export function createDunningHandler(deps: DunningDeps) {
     // `expectAttempt` makes the store refuse if another run opened n+1 since the read above.
     // On a test clock, the clock's time (test-clocks.ts).
     const now = (await timeOf(deps.subs, deps.clock, sub.testClock)) ?? deps.clock.now();
-    // Rule 11: the subscription's current card. This is a new attempt, opened only after the
-    // gateway's `failed`, so a new card is safe here and nowhere else.
-    const payee =
-      intent.payee.kind === 'charge' && intent.payee.cardTokenSealed !== sub.cardTokenSealed
-        ? { ...intent.payee, cardTokenSealed: sub.cardTokenSealed }
-        : undefined;
-    const res = await deps.intents.transition(key, 'queued', now, {
-      newAttempt: true,
-      ...(payee ? { payee } : {}),
-      expectAttempt: entry.attempt,
-      reason: 'dunning_retry',
+    // Mark the attempt as being opened, compare-and-set on the record still wanting it: a pause,
+    // cancel or change stored before the mark stops the retry here; one that comes after finds
+    // the mark and opens the attempt itself before it answers (in-flight.ts). Either way no retry
+    // is created after an action answered, and it takes the card accepted last before it.
+    const marked = await deps.subs.mutate<{ skipped: string } | undefined>(subscriptionId, (s) => {
+      const e = s.dunning.find((d) => d.key === key);
+      if (s.status === 'paused' || s.status === 'canceled')
+        return { decision: { events: [] }, value: { skipped: s.status } };
+      if (!e || e.step !== step || e.attempt !== entry.attempt)
+        return { decision: { events: [] }, value: { skipped: 'stale' } };
+      if (e.opening === entry.attempt + 1) return { decision: { events: [] }, value: undefined };
+      const next = {
+        ...s,
+        dunning: s.dunning.map((d) => (d === e ? { ...d, opening: entry.attempt + 1 } : d)),
+      };
+      return { decision: { next, events: [] }, value: undefined };
     });
+    if (!marked.found) return { skipped: 'missing' };
+    if (marked.value) return marked.value;
+    // Rule 11: the subscription's current card, as of the mark.
+    const res = await deps.intents.transition(
+      key,
+      'queued',
+      now,
+      retryTransition(intent, marked.sub.cardTokenSealed),
+    );
     if (!res.ok) return { skipped: res.why };
     await deps.dispatcher.submit(res.intent);
     log.info(

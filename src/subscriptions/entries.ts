@@ -69,6 +69,26 @@ export interface DunningEntry {
    */
   dueAt: number;
   reason: string;
+  /**
+   * Set by the dunning job, compare-and-set, just before it opens this attempt (`attempt + 1`):
+   * from then on the retry's charge is being created. A pause, cancel or change that finds it
+   * opens (or finds opened) that attempt first, with the record's card, and clears it, so no
+   * retry is created after the action answered (manage.ts, in-flight.ts).
+   */
+  opening?: number;
+}
+
+/**
+ * A charge whose final outcome was applied (rules 5, 6): paid, or written off (its last attempt
+ * failed and no retry follows: `DUNNING_EXHAUSTED=past_due`, or a failure a person forced). A
+ * later report about the same charge at or before `attempt` is a replay and changes nothing.
+ */
+export interface SettledCharge {
+  key: IntentKey;
+  period: number;
+  /** The attempt whose outcome settled it. */
+  attempt: number;
+  outcome: 'paid' | 'written_off';
 }
 
 /** A tick's lease on the periods it is creating charges for. */
@@ -79,6 +99,14 @@ export interface BillingClaim {
   /** Value of `nextPeriod` once the claim is committed. */
   next: number;
   until: number;
+  /**
+   * The periods claimed (their intents are being created) and how many were skipped over the
+   * catch-up cap: what finishing the claim creates and counts (in-flight.ts). Claims stored
+   * before they were recorded have neither: their periods are the open charges in
+   * `[from, next)`.
+   */
+  periods?: number[];
+  skipped?: number;
 }
 
 /** A free trial (rule 10): nothing is billed before `end`, where period 0 starts. */
@@ -110,6 +138,14 @@ export const dunningEntrySchema = z.object({
   failedAt: z.number(),
   dueAt: z.number(),
   reason: z.string(),
+  opening: z.number().int().min(2).optional(),
+});
+
+export const settledChargeSchema = z.object({
+  key: intentKeySchema,
+  period: z.number().int().min(0),
+  attempt: z.number().int().min(1),
+  outcome: z.enum(['paid', 'written_off']),
 });
 
 export const claimSchema = z.object({
@@ -117,6 +153,8 @@ export const claimSchema = z.object({
   from: z.number().int().min(0),
   next: z.number().int().min(0),
   until: z.number(),
+  periods: z.array(z.number().int().min(0)).optional(),
+  skipped: z.number().int().min(0).optional(),
 });
 
 export const trialSchema = z.object({

@@ -2,6 +2,8 @@
  * Managing a subscription: the actions (pause, resume, cancel; rules 8 and 12, actions.ts) and
  * changes (`PATCH`, rule 11, changes.ts), shared by HTTP and the CLI. Each is one compare-and-set
  * on the record with its events in the same step; retries a resume re-arms are enqueued after.
+ * A charge the record says is being created (a tick's claim, a dunning retry opening its attempt)
+ * is finished first (in-flight.ts), so no charge is created after the action answered.
  * A subscription on a test clock is changed at its clock's time, and not while the clock is
  * advancing (the result would depend on how far it got).
  */
@@ -13,8 +15,10 @@ import {
 } from './actions.ts';
 import { changeSubscription, type ChangeRefusal } from './changes.ts';
 import type { FieldIssue } from '../input/record.ts';
+import { afterFinished, finishInFlight, hasInFlight, type Finished } from './in-flight.ts';
 import { enqueueDunningRetries } from './jobs.ts';
 import { parseSubscriptionPatch } from './patch-input.ts';
+import { SubscriptionContentionError } from './ports.ts';
 import type { Decision, Subscription } from './record.ts';
 import type { SubscriptionServiceDeps } from './service-deps.ts';
 
@@ -51,7 +55,18 @@ async function timeFor(
 
 type Decide<R> = (sub: Subscription, now: number) => Decision | R;
 
-/** Loads, checks the clock, applies `decide` with compare-and-set, enqueues the retries. */
+/** The record changed under the action with a charge being created it has not finished yet. */
+const AGAIN: unique symbol = Symbol('again');
+
+/** Rounds of finishing a charge being created before giving up (the record keeps changing). */
+const MAX_ROUNDS = 8;
+
+/**
+ * Loads, checks the clock, finishes any charge being created (in-flight.ts: a tick's claim, a
+ * dunning retry opening its attempt), then applies `decide` with compare-and-set, storing the
+ * finished claim's commit in the same write, and enqueues the retries. So nothing is charged
+ * after the action answered, and a charge created before it keeps the terms it was created with.
+ */
 async function mutateAt<R extends { refused: string }>(
   deps: SubscriptionServiceDeps,
   id: string,
@@ -62,20 +77,32 @@ async function mutateAt<R extends { refused: string }>(
   | { status: 'refused'; refusal: R; subscription: Subscription }
   | { status: 'ok'; changed: boolean; subscription: Subscription }
 > {
-  const found = await deps.subs.get(id);
-  if (!found) return { status: 'not_found' };
-  const time = await timeFor(deps, found.sub);
-  if ('advancing' in time) return { status: 'advancing', subscription: found.sub };
-  const res = await deps.subs.mutate<Decision | R>(id, (sub) => {
-    const d = decide(sub, time.now);
-    return 'refused' in d ? { decision: { events: [] }, value: d } : { decision: d, value: d };
-  });
-  if (!res.found) return { status: 'not_found' };
-  const value = res.value;
-  if ('refused' in value) return { status: 'refused', refusal: value, subscription: res.sub };
-  if (res.saved && value.retries.length > 0)
-    await enqueueDunningRetries(deps.dispatcher, value.retries, time.now);
-  return { status: 'ok', changed: res.saved, subscription: res.sub };
+  for (let round = 0; round < MAX_ROUNDS; round++) {
+    const found = await deps.subs.get(id);
+    if (!found) return { status: 'not_found' };
+    const time = await timeFor(deps, found.sub);
+    if ('advancing' in time) return { status: 'advancing', subscription: found.sub };
+    const finished: Finished = hasInFlight(found.sub)
+      ? await finishInFlight(deps, found.sub, time.now)
+      : { openings: [] };
+    const res = await deps.subs.mutate<Decision | R | typeof AGAIN>(id, (cur) => {
+      const sub = hasInFlight(cur) ? afterFinished(cur, finished, time.now) : cur;
+      if (sub === undefined) return { decision: { events: [] }, value: AGAIN };
+      const d = decide(sub, time.now);
+      if ('refused' in d) return { decision: { events: [] }, value: d };
+      // The finished claim's commit is stored even when the action itself changes nothing.
+      const next = d.next ?? (sub !== cur ? sub : undefined);
+      return { decision: { ...(next ? { next } : {}), events: d.events }, value: d };
+    });
+    if (!res.found) return { status: 'not_found' };
+    const value = res.value;
+    if (value === AGAIN) continue;
+    if ('refused' in value) return { status: 'refused', refusal: value, subscription: res.sub };
+    if (res.saved && value.retries.length > 0)
+      await enqueueDunningRetries(deps.dispatcher, value.retries, time.now);
+    return { status: 'ok', changed: value.next !== undefined, subscription: res.sub };
+  }
+  throw new SubscriptionContentionError(id);
 }
 
 const PAST = { pause: 'paused', resume: 'resumed', cancel: 'canceled' } as const;

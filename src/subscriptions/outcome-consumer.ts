@@ -80,6 +80,10 @@ const paymentDataSchema = z.object({
   reason: z.string().optional(),
   /** payment.succeeded: the gateway returned a reusable authorization (kept sealed by payments). */
   hasAuthorization: z.boolean().optional(),
+  // What the intent charged (subscription.renewed reports it). A malformed value is dropped, not
+  // the outcome: the intent is read instead (outcome-rules.ts).
+  amount: z.number().int().min(1).optional().catch(undefined),
+  currency: z.string().min(1).optional().catch(undefined),
 });
 
 function toEvent([streamId, flat]: StreamEntry): StreamEvent {

@@ -35,6 +35,16 @@ export interface PaymentOutcome {
   attempt: number;
   reason?: string;
   hasAuthorization?: boolean;
+  /** The intent's amount (minor units) and currency, as the payment event carries them. */
+  amount?: number;
+  currency?: string;
+}
+
+/** What a succeeded charge was for: the event's amount, else the intent's (read after). */
+function chargedOf(o: PaymentOutcome, intent: Intent | undefined) {
+  if (o.amount !== undefined && o.currency !== undefined)
+    return { amount: o.amount, currency: o.currency };
+  return intent ? { amount: intent.amount, currency: intent.currency } : undefined;
 }
 
 /**
@@ -52,7 +62,8 @@ function periodOfKey(sub: Subscription, key: string): number | undefined {
 /**
  * The rules' decision for one outcome, or undefined when the key is not one of its periods. An
  * unresolved event decides from `intent`, the intent as read after `sub`: it holds only while the
- * intent is unresolved, in the state and attempt the intent is in.
+ * intent is unresolved, in the state and attempt the intent is in. A success reports the amount
+ * and currency charged: the event's (the intent's own), never the subscription's current ones.
  */
 export function decideOutcome(
   sub: Subscription,
@@ -65,11 +76,14 @@ export function decideOutcome(
   if (period === undefined) return undefined;
   const base = { key: o.key, period, attempt: o.attempt, now };
   switch (o.kind) {
-    case 'payment.succeeded':
+    case 'payment.succeeded': {
+      const charged = chargedOf(o, intent);
       return onChargeSucceeded(sub, {
         ...base,
         ...(o.hasAuthorization !== undefined ? { hasAuthorization: o.hasAuthorization } : {}),
+        ...(charged ? { charged } : {}),
       });
+    }
     case 'payment.failed':
       return onChargeFailed(sub, { ...base, reason: o.reason ?? 'failed' }, policy);
     default:
@@ -85,12 +99,20 @@ export function decideOutcome(
   }
 }
 
-/** The intents the unresolved outcomes among `outcomes` name, read now, by key. */
+/**
+ * Whether deciding `o` needs its intent: an unresolved outcome (its current state), or a success
+ * whose event did not say what was charged (payments' events always do).
+ */
+const needsIntent = (o: PaymentOutcome) =>
+  isUnresolved(o.kind) ||
+  (o.kind === 'payment.succeeded' && (o.amount === undefined || o.currency === undefined));
+
+/** The intents the outcomes among `outcomes` that need one name, read now, by key. */
 export async function readIntents(
   intents: IntentStore,
   outcomes: readonly PaymentOutcome[],
 ): Promise<Map<string, Intent | undefined>> {
-  const keys = [...new Set(outcomes.filter((o) => isUnresolved(o.kind)).map((o) => o.key))];
+  const keys = [...new Set(outcomes.filter(needsIntent).map((o) => o.key))];
   const read = await Promise.all(keys.map((k) => intents.get(k)));
   return new Map(keys.map((k, i) => [k, read[i]]));
 }

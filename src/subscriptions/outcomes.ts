@@ -6,6 +6,11 @@
  * `failed` here is the gateway's own word: payments publishes `payment.failed` only when Sayswitch
  * said the attempt failed and moved nothing (a payment it cannot settle ends in `needs_review`,
  * which holds instead). That is what makes a retry's new attempt safe (dunning.ts).
+ *
+ * Every outcome is idempotent, also once its charge is gone from the record: a paid or
+ * written-off charge is remembered in `settled` (record.ts), and an outcome of it at or before
+ * the attempt that settled it is a replay (a stream entry applied and stored, then delivered
+ * again because it was not acknowledged): nothing changes, no event, no retry.
  */
 import { OPERATOR_FORCED } from '../kernel/intent.ts';
 import { dunningDueAt } from './calendar.ts';
@@ -18,6 +23,7 @@ import {
   subscriptionEvent,
   type Decision,
   type DunningEntry,
+  type SettledCharge,
   type Subscription,
   type SubscriptionStatus,
 } from './record.ts';
@@ -50,6 +56,23 @@ export function retryDueAt(
   return Math.max(nominal, failedNow + gap);
 }
 
+/**
+ * How many settled charges a record remembers (`settled`). A redelivered stream entry comes back
+ * within about 30 s (XAUTOCLAIM), while settling 24 more charges of one subscription takes at
+ * least 24 periods: an entry that old is not redelivered.
+ */
+export const MAX_SETTLED = 24;
+
+/** The settled charge of `key`, if the record remembers it. */
+function settledOf(sub: Subscription, key: string): SettledCharge | undefined {
+  return sub.settled?.find((s) => s.key === key);
+}
+
+/** `sub.settled` with `charge` recorded (replacing an older entry of its key), bounded. */
+function withSettled(sub: Subscription, charge: SettledCharge): SettledCharge[] {
+  return [...(sub.settled ?? []).filter((s) => s.key !== charge.key), charge].slice(-MAX_SETTLED);
+}
+
 /** A payment outcome of one of the subscription's intents, as read from the events stream. */
 export interface ChargeOutcome {
   key: IntentKey;
@@ -58,6 +81,17 @@ export interface ChargeOutcome {
   now: number;
   /** On success: the gateway returned a reusable card authorization (payments keeps it sealed). */
   hasAuthorization?: boolean;
+  /**
+   * On success: what was charged, the intent's amount (minor units) and currency. A change of
+   * the subscription's amount after the charge was created does not touch it (rule 11).
+   */
+  charged?: { amount: number; currency: string };
+}
+
+/** Whether the outcome of `key` at `attempt` reports a charge already settled (a replay). */
+function isSettled(sub: Subscription, key: IntentKey, attempt: number): boolean {
+  const done = settledOf(sub, key);
+  return done !== undefined && done.attempt >= attempt;
 }
 
 /** Rule 5: the charge of `outcome.key` succeeded. */
@@ -65,6 +99,7 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
   // Canceled: a charge already in flight completed; the books have its payment.succeeded.
   if (sub.status === 'canceled') return NOTHING;
   const { key, now } = outcome;
+  if (isSettled(sub, key, outcome.attempt)) return NOTHING;
   const dunning = sub.dunning.filter((d) => d.key !== key);
   const closed = closeCharge(sub, key, outcome.attempt);
   const paid = periodAt(sub, outcome.period);
@@ -80,6 +115,12 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
     openCharges: closed.openCharges,
     delinquent: false,
     currentPeriod,
+    settled: withSettled(sub, {
+      key,
+      period: paid.index,
+      attempt: outcome.attempt,
+      outcome: 'paid',
+    }),
     ...(outcome.hasAuthorization === true
       ? { reusableAuthorization: { key, attempt: outcome.attempt, at: now } }
       : {}),
@@ -95,8 +136,9 @@ export function onChargeSucceeded(sub: Subscription, outcome: ChargeOutcome): De
         period: paid.index,
         periodStart: paid.start,
         periodEnd: paid.end,
-        amount: sub.amount,
-        currency: sub.currency,
+        // What this charge was for, never the subscription's amount now (rule 11).
+        amount: outcome.charged?.amount ?? sub.amount,
+        currency: outcome.charged?.currency ?? sub.currency,
         status,
       }),
     ],
@@ -112,6 +154,8 @@ export function onChargeFailed(
 ): Decision {
   if (sub.status === 'canceled') return NOTHING;
   const { key, now, attempt } = outcome;
+  // Paid or written off already: a replay, even though no dunning entry is left to tell.
+  if (isSettled(sub, key, attempt)) return NOTHING;
   const prev = sub.dunning.find((d) => d.key === key);
   if (prev && prev.attempt >= attempt) {
     // A replayed event: nothing new, but make sure the retry it scheduled exists.
@@ -199,6 +243,7 @@ export function onChargeFailed(
     dunning: others,
     openCharges: closed.openCharges,
     delinquent: true,
+    settled: withSettled(sub, { key, period: outcome.period, attempt, outcome: 'written_off' }),
   };
   return {
     next,

@@ -17,19 +17,25 @@
  * 3. **Billing is claimed, then committed.** A tick claims the due periods (a lease on the record,
  *    compare-and-set), creates their intents, then commits (`nextPeriod` advances). A claim whose
  *    tick died expires and the periods are claimed again; re-creating an intent is a no-op, so a
- *    period is never charged twice.
+ *    period is never charged twice. The claim is the point after which the periods' charges are
+ *    being created: an action or change that finds one finishes it first (in-flight.ts), so
+ *    nothing is charged after an action answered, and always with the terms accepted before.
  * 4. **Catch-up**: after downtime every missed period is billed, oldest first, at most
  *    `catchUpMax` of them; when more were missed, the oldest ones beyond the cap are skipped
  *    (counted in `skippedPeriods`), because a burst of dozens of charges on one card hurts the
  *    merchant more than the old periods are worth.
  * 5. **Success** closes the period's dunning, advances `currentPeriod` (the latest paid period)
  *    and returns a `past_due` subscription to `active` once nothing is owed. Emits
- *    `subscription.renewed`.
+ *    `subscription.renewed` with the amount and currency the charge was made for (its intent's,
+ *    which a later change of the subscription's amount does not touch).
  * 6. **Failure** opens (or continues) dunning for that period: `past_due`, a retry due
  *    `DUNNING_SCHEDULE[step]` after the first failure and never sooner than its gap after the
  *    failure before it (outcomes.ts `retryDueAt`), each retry a new attempt of the same intent.
  *    Exhausted: `canceled`, or (configured `past_due`) the period is written off, the
- *    subscription stays `past_due` and billing goes on. Every step emits an event.
+ *    subscription stays `past_due` and billing goes on. Every step emits an event. A paid or
+ *    written-off charge is remembered (`settled`), so an outcome delivered again after it (a
+ *    stream entry applied but not acknowledged) changes nothing: no dunning reopened on a period
+ *    already written off, no second event.
  * 7. **Billing is held while a period is in dunning**: no new period is charged on a card that
  *    is being retried. When the dunning ends in success (or is written off) the held periods are
  *    billed by the next tick as a catch-up, in order.
@@ -70,11 +76,13 @@ import {
   claimSchema,
   dunningEntrySchema,
   openChargeSchema,
+  settledChargeSchema,
   trialSchema,
   type BillingClaim,
   type ChargeHold,
   type DunningEntry,
   type OpenCharge,
+  type SettledCharge,
   type Trial,
 } from './entries.ts';
 import { startOf, type PastSegment, type SegmentStart } from './periods.ts';
@@ -96,6 +104,7 @@ export {
   type DunningEntry,
   type HoldingState,
   type OpenCharge,
+  type SettledCharge,
   type Trial,
 } from './entries.ts';
 
@@ -132,6 +141,11 @@ export interface Subscription {
   dunning: DunningEntry[];
   /** Charges with no final outcome applied yet, oldest period first; a `hold` holds billing. */
   openCharges: OpenCharge[];
+  /**
+   * The last charges whose final outcome was applied (paid or written off; outcomes.ts
+   * `MAX_SETTLED`), oldest first: a redelivered outcome of one of them changes nothing.
+   */
+  settled?: SettledCharge[];
   /**
    * A successful renewal for which the gateway returned a reusable card authorization: that one
    * exists, not the authorization itself (it stays sealed on the intent, `key`).
@@ -206,6 +220,7 @@ export const subscriptionSchema = z.object({
   dunning: z.array(dunningEntrySchema),
   // Records written before rule 9 have none.
   openCharges: z.array(openChargeSchema).default([]),
+  settled: z.array(settledChargeSchema).optional(),
   reusableAuthorization: z
     .object({ key: intentKeySchema, attempt: z.number().int().min(1), at: z.number() })
     .optional(),

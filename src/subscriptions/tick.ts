@@ -10,7 +10,10 @@
  * overlapping ticks race on the claim and only one wins; if a lease expires under a slow tick,
  * the intent store's existence check and the deterministic job ids still make the second
  * attempt a no-op. A tick that dies mid-way leaves a lease that expires, and the next tick
- * finishes the job.
+ * finishes the job. A pause, cancel or change that finds the claim finishes it too (creates the
+ * same intents from the same record, enqueues them, commits) before it is stored
+ * (in-flight.ts): this tick then finds its intents created and its claim committed, and counts
+ * the subscription as contended.
  *
  * Before billing on top of earlier charges that have no final outcome applied yet (the record's
  * `openCharges`), the tick reads their intents, after the records (rule 9, holds.ts): one that is
@@ -24,11 +27,9 @@
  * same compare-and-set write as its claim (claims.ts, lifecycle.ts). A tick for a test clock
  * (`deps.testClock`) reads that clock's own due index at the clock's time (test-clocks.ts).
  */
-import type { Intent, IntentDraft } from '../kernel/payment.ts';
-import { commitBilling } from './billing.ts';
+import type { Intent } from '../kernel/payment.ts';
+import { chargeDraft, commitBilling } from './billing.ts';
 import { claimAll, type TickDeps, type TickResult } from './claims.ts';
-import { periodKey } from './periods.ts';
-import type { Subscription } from './record.ts';
 
 export type { TickDeps, TickResult } from './claims.ts';
 
@@ -36,25 +37,6 @@ export type { TickDeps, TickResult } from './claims.ts';
 export const DEFAULT_CLAIM_LEASE_MS = 5 * 60_000;
 const DEFAULT_CHUNK = 500;
 const DEFAULT_MAX_PER_TICK = 100_000;
-
-function draftFor(sub: Subscription, n: number): IntentDraft {
-  return {
-    key: periodKey(sub, n),
-    type: 'charge',
-    origin: 'subscription',
-    amount: sub.amount,
-    currency: sub.currency,
-    subscriptionId: sub.id,
-    payee: {
-      kind: 'charge',
-      email: sub.customerEmail,
-      // Sealed with the same DATA_ENCRYPTION_KEY: copied as is, never opened here.
-      cardTokenSealed: sub.cardTokenSealed,
-      narration: `subscription ${sub.id}`,
-    },
-    ...(Object.keys(sub.metadata).length > 0 ? { meta: sub.metadata } : {}),
-  };
-}
 
 /**
  * One sweep at `now`: bills every subscription due at `now` (up to `maxPerTick`). Safe to run
@@ -100,7 +82,7 @@ export async function runTick(deps: TickDeps, now: number): Promise<TickResult> 
         try {
           const made: { created: boolean; intent: Intent }[] = [];
           for (const n of c.plan.periods)
-            made.push(await deps.intents.create(draftFor(c.sub, n), now));
+            made.push(await deps.intents.create(chargeDraft(c.sub, n), now));
           return made;
         } catch (err) {
           result.failed += 1;
