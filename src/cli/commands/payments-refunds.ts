@@ -4,7 +4,6 @@
  * same validation and the same refusals. `--json` prints one document; logs go to stderr.
  */
 import type { Command } from 'commander';
-import type { AmountMinor } from '../../kernel/money.ts';
 import { createRefund, refundDeps } from '../../payments/refunds/create.ts';
 import {
   chargeRefunds,
@@ -56,7 +55,7 @@ export function registerPaymentsRefundCommands(payments: Command, ctx: CliContex
       await withApp(ctx, async (app) => {
         const { amount, reason, key } = body.data;
         const res = await createRefund(refundDeps(app), reference, {
-          ...(amount !== undefined ? { amount: amount as AmountMinor } : {}),
+          ...(amount !== undefined ? { amount } : {}),
           ...(reason !== undefined ? { reason } : {}),
           ...(key !== undefined ? { key } : {}),
         });
