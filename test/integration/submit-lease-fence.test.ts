@@ -48,18 +48,8 @@ async function open(opts: SandboxOptionsInput): Promise<Setup> {
   return { sandbox, t };
 }
 
-/**
- * Plays the sequence of the file's comment on a new charge of `amountMinor` and returns its key
- * and what A's job returned. `answered` is the state B's answer leaves the charge in.
- */
-async function lateWorker(
-  { t }: Setup,
-  name: string,
-  amountMinor: number,
-  refusal: Refusal,
-  answered: 'pending' | 'requires_action',
-): Promise<{ key: IntentKey; lateJob: unknown }> {
-  const key = `api_${name}` as IntentKey;
+/** A queued API charge of `amountMinor` minor units, created in the store (no job). */
+async function newCharge(t: TestApp, key: IntentKey, amountMinor: number): Promise<void> {
   await t.app.store.create(
     {
       key,
@@ -75,46 +65,78 @@ async function lateWorker(
     },
     Date.now(),
   );
-  let now = Date.now();
-  const deps = { ...paymentsDeps(t.app), clock: { now: () => now } };
+}
+
+/** The real submit and reconcile handlers, on a clock the test moves (`clock.at`). */
+function handlers(t: TestApp) {
+  const clock = { at: Date.now() };
+  const deps = { ...paymentsDeps(t.app), clock: { now: () => clock.at } };
   const submit = (gateway: PaymentGateway) =>
     createSubmitHandler({ ...deps, gateway, leaseMs: deps.submitLeaseMs });
-  const reconcile = createReconcileHandler(deps);
+  return { clock, deps, submit, reconcile: createReconcileHandler(deps) };
+}
+
+/** A worker's pause: `hold()` stops it until `release()`; `reached` resolves once it stopped. */
+function gate() {
+  let reachedIt!: () => void;
+  const reached = new Promise<void>((resolve) => (reachedIt = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  return {
+    reached,
+    release,
+    hold: () => {
+      reachedIt();
+      return released;
+    },
+  };
+}
+
+/**
+ * Plays the sequence of the file's comment on a new charge of `amountMinor` and returns its key
+ * and what A's job returned. `answered` is the state B's answer leaves the charge in.
+ */
+async function lateWorker(
+  { t }: Setup,
+  name: string,
+  amountMinor: number,
+  refusal: Refusal,
+  answered: 'pending' | 'requires_action',
+): Promise<{ key: IntentKey; lateJob: unknown }> {
+  const key = `api_${name}` as IntentKey;
+  await newCharge(t, key, amountMinor);
+  const { clock, deps, submit, reconcile } = handlers(t);
   const job = { key, attempt: 1, amount: amountMinor, currency: 'NGN' };
 
   // Worker A claims, then stops before its request leaves.
-  let paused!: () => void;
-  const isPaused = new Promise<void>((resolve) => (paused = resolve));
-  let wake!: () => void;
-  const woken = new Promise<void>((resolve) => (wake = resolve));
+  const pause = gate();
   const gatewayA = Object.create(deps.gateway) as PaymentGateway;
   gatewayA.chargeCard = async (req): Promise<GatewayOutcome> => {
-    paused();
-    await woken;
+    await pause.hold();
     if (refusal === '400-opaque') return deps.gateway.chargeCard(req);
     return { reference: req.reference, status: 'failed', reason: 'declined', message: 'Declined' };
   };
   const jobA = submit(gatewayA)(job, ctx);
-  await isPaused;
+  await pause.reached;
   const claimA = await t.app.store.get(key);
   expect(claimA).toMatchObject({ state: 'submitting', unsentResubmits: 0 });
 
   // A's lease runs out: the reconciler marks the charge unknown; after the not-found grace, verify
   // finds the reference nowhere and re-queues it on the same attempt.
-  now = (claimA?.leaseUntil ?? now) + 1;
+  clock.at = (claimA?.leaseUntil ?? clock.at) + 1;
   expect(await reconcile({ key, cause: 'lease' }, ctx)).toEqual({ moved: 'unknown' });
-  now += deps.policy.notFoundGraceMs + 1;
+  clock.at += deps.policy.notFoundGraceMs + 1;
   expect(await reconcile({ key, cause: 'schedule', checks: 0 }, ctx)).toEqual({ moved: 'queued' });
   expect(await t.app.store.get(key)).toMatchObject({ state: 'queued', unsentResubmits: 1 });
 
   // Worker B claims it, sends it, and records the gateway's answer.
-  now += 1;
+  clock.at += 1;
   expect(await submit(deps.gateway)(job, ctx)).toEqual({ status: answered });
   expect((await t.app.store.get(key))?.state).toBe(answered);
 
   // A wakes, sends the same reference, and meets the refusal of the repeat.
-  now += 1;
-  wake();
+  clock.at += 1;
+  pause.release();
   const lateJob = await jobA.catch((err: unknown) => ({ threw: err }));
   return { key, lateJob };
 }
@@ -218,26 +240,8 @@ describe('a refund whose claim lapsed is never resent: nothing at Sayswitch dedu
   it('not found after the grace: needs_review, and the paused worker’s request is the only refund', async () => {
     const { t, sandbox } = s;
     const chargeKey = 'api_fence-rf' as IntentKey;
-    await t.app.store.create(
-      {
-        key: chargeKey,
-        type: 'charge',
-        origin: 'api',
-        amount: 3000 as AmountMinor,
-        currency: 'NGN',
-        payee: {
-          kind: 'charge',
-          email: 'fence@example.com',
-          cardTokenSealed: t.app.sealer.seal('tok_fence_0123456789'),
-        },
-      },
-      Date.now(),
-    );
-    let now = Date.now();
-    const deps = { ...paymentsDeps(t.app), clock: { now: () => now } };
-    const submit = (gateway: PaymentGateway) =>
-      createSubmitHandler({ ...deps, gateway, leaseMs: deps.submitLeaseMs });
-    const reconcile = createReconcileHandler(deps);
+    await newCharge(t, chargeKey, 3000);
+    const { clock, deps, submit, reconcile } = handlers(t);
     await submit(deps.gateway)({ key: chargeKey, attempt: 1, amount: 3000, currency: 'NGN' }, ctx);
     await settles(s, chargeKey);
 
@@ -247,32 +251,28 @@ describe('a refund whose claim lapsed is never resent: nothing at Sayswitch dedu
     const job = { key, attempt: 1, amount: 3000, currency: 'NGN' };
 
     // Worker A claims the refund, then stops before its request leaves.
-    let paused!: () => void;
-    const isPaused = new Promise<void>((resolve) => (paused = resolve));
-    let wake!: () => void;
-    const woken = new Promise<void>((resolve) => (wake = resolve));
+    const pause = gate();
     const gatewayA = Object.create(deps.gateway) as PaymentGateway;
     gatewayA.refund = async (req) => {
-      paused();
-      await woken;
+      await pause.hold();
       return deps.gateway.refund(req);
     };
     const jobA = submit(gatewayA)(job, ctx);
-    await isPaused;
+    await pause.reached;
     const claimA = await t.app.store.get(key);
     expect(claimA?.state).toBe('submitting');
 
     // A's lease runs out; after the grace the transaction lists no refund of ours. A charge would
     // be re-queued here (a late repeat meets the duplicate check); a refund goes to a person.
-    now = (claimA?.leaseUntil ?? now) + 1;
+    clock.at = (claimA?.leaseUntil ?? clock.at) + 1;
     expect(await reconcile({ key, cause: 'lease' }, ctx)).toEqual({ moved: 'unknown' });
-    expect((await t.app.store.get(key))?.claimLapsedAt).toBe(now);
-    now += deps.policy.notFoundGraceMs + 1;
+    expect((await t.app.store.get(key))?.claimLapsedAt).toBe(clock.at);
+    clock.at += deps.policy.notFoundGraceMs + 1;
     await reconcile({ key, cause: 'schedule', checks: 0 }, ctx);
     expect(await t.app.store.get(key)).toMatchObject({ state: 'needs_review', unsentResubmits: 0 });
 
     // A wakes and sends: the refund lands once; A's answer is not recorded over the review.
-    wake();
+    pause.release();
     expect(await jobA).toEqual({ skipped: 'claim_replaced' });
     const refunds = Object.values(sandbox.ledger().refunds).filter(
       (r) => r.transactionReference === `${chargeKey}_1`,
