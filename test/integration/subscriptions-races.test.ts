@@ -10,7 +10,7 @@
  *   never lets a charge be created after it answered, nor with terms it had replaced.
  * - `subscription.renewed` reports the amount charged, not the amount changed since.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { Intent } from '../../src/kernel/payment.ts';
 import type { GatewayOutcome, IntentStore, PaymentGateway } from '../../src/kernel/ports.ts';
 import type { HandlerContext } from '../../src/infra/queues/processor.ts';
@@ -27,32 +27,12 @@ import {
 import { runTick } from '../../src/subscriptions/tick.ts';
 import { toSubscriptionView } from '../../src/subscriptions/view.ts';
 import { until } from '../support/poll.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
-import {
-  startSubsHarness,
-  type SubsHarness,
-  type SubsHarnessOptions,
-} from '../support/subscription-harness.ts';
+import { subsPerTest, type SubsHarness } from '../support/subscription-harness.ts';
 
 const DAY = 86_400_000;
 const ms = (iso: string) => Date.parse(iso);
 
-const opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const c of opened.reverse()) await c.close();
-  opened.length = 0;
-});
-
-async function setup(
-  start: string,
-  opts: Omit<SubsHarnessOptions, 'sandboxUrl' | 'start'> = {},
-): Promise<{ sandbox: Sandbox; h: SubsHarness }> {
-  const sandbox = await startTestSandbox();
-  opened.push(sandbox);
-  const h = await startSubsHarness({ sandboxUrl: sandbox.url, start: ms(start), ...opts });
-  opened.push(h);
-  return { sandbox, h };
-}
+const { setup } = subsPerTest();
 
 const OLD_CARD = 'tok_card_secret_4111';
 

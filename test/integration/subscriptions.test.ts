@@ -4,7 +4,7 @@
  * driving ticks. The sandbox ledger is the truth of what money moved.
  */
 import { PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runCli } from '../../src/cli/program.ts';
 import type { CliContext } from '../../src/cli/context.ts';
 import { openApp, startRoles } from '../../src/app/composition.ts';
@@ -23,33 +23,16 @@ import {
 } from '../../src/subscriptions/service.ts';
 import { TEST_API_TOKEN } from '../support/app.ts';
 import { until } from '../support/poll.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
 import {
-  startSubsHarness,
+  subsPerTest,
   startSubscriptionsScheduler,
   type SubsHarness,
-  type SubsHarnessOptions,
 } from '../support/subscription-harness.ts';
 
 const DAY = 86_400_000;
 const ms = (iso: string) => Date.parse(iso);
 
-const opened: { close(): Promise<void> }[] = [];
-afterEach(async () => {
-  for (const c of opened.reverse()) await c.close();
-  opened.length = 0;
-});
-
-async function setup(
-  start: string,
-  opts: Omit<SubsHarnessOptions, 'sandboxUrl' | 'start'> = {},
-): Promise<{ sandbox: Sandbox; h: SubsHarness }> {
-  const sandbox = await startTestSandbox();
-  opened.push(sandbox);
-  const h = await startSubsHarness({ sandboxUrl: sandbox.url, start: ms(start), ...opts });
-  opened.push(h);
-  return { sandbox, h };
-}
+const { opened, setup } = subsPerTest();
 
 function body(over: Record<string, unknown>) {
   return {

@@ -7,6 +7,7 @@
  * in flight has been dealt with.
  */
 import type { Worker } from 'bullmq';
+import { afterEach } from 'vitest';
 import {
   openApp,
   startContribution,
@@ -33,7 +34,8 @@ import { testConfig } from './app.ts';
 import { track } from './leak-check.ts';
 import { until } from './poll.ts';
 import { cleanupPrefix, uniquePrefix } from './redis.ts';
-import { TEST_SECRET_KEY } from './sandbox.ts';
+import { startTestSandbox, TEST_SECRET_KEY } from './sandbox.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
 
 export interface ManualClock extends Clock {
   t: number;
@@ -217,4 +219,42 @@ export async function startSubsHarness(opts: SubsHarnessOptions): Promise<SubsHa
   };
   track({ isOpen: () => open, close: () => harness.close() }, `subscription harness ${prefix}`);
   return harness;
+}
+
+/** Something a test opened and closes. */
+export interface Closable {
+  close(): Promise<void>;
+}
+
+/**
+ * For a test file whose tests each open a sandbox and a harness (call it at the file's top
+ * level): `setup(start, opts)` opens both on a manual clock at `start` (ISO), and everything in
+ * `opened` (both, and whatever a test pushes) is closed after each test, newest first.
+ */
+export function subsPerTest(): {
+  opened: Closable[];
+  setup: (
+    start: string,
+    opts?: Omit<SubsHarnessOptions, 'sandboxUrl' | 'start'>,
+  ) => Promise<{ sandbox: Sandbox; h: SubsHarness }>;
+} {
+  const opened: Closable[] = [];
+  afterEach(async () => {
+    for (const c of opened.reverse()) await c.close();
+    opened.length = 0;
+  });
+  return {
+    opened,
+    setup: async (start, opts = {}) => {
+      const sandbox = await startTestSandbox();
+      opened.push(sandbox);
+      const h = await startSubsHarness({
+        sandboxUrl: sandbox.url,
+        start: Date.parse(start),
+        ...opts,
+      });
+      opened.push(h);
+      return { sandbox, h };
+    },
+  };
 }
