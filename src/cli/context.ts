@@ -51,12 +51,19 @@ export function asRedisUnavailable(app: App, err: unknown): unknown {
   return new RedisUnavailableError(app.health.address, err);
 }
 
-/** Opens the app for a one-shot command, runs `fn` once Redis answers, and always closes it. */
+/**
+ * Opens the app for a one-shot command, runs `fn` once Redis answers, and always closes it. The
+ * deployment epoch is read first, as a service reads it when it starts: while a Redis data loss
+ * is unacknowledged, what the command creates (a batch re-posted with `batch submit`, a retry,
+ * an approval's rows, a refund) is marked `afterDataLoss` like what the service creates
+ * (docs/operations.md "Redis lost its data").
+ */
 export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>): Promise<T> {
   const config = ctx.config();
   const app = ctx.openApp(config, ctx.logger(config));
   try {
     await untilRedis(app);
+    await app.epoch.open(app.clock.now());
     return await fn(app);
   } catch (err) {
     throw asRedisUnavailable(app, err);

@@ -1,0 +1,102 @@
+/**
+ * A batch re-posted with the CLI while a Redis data loss is unacknowledged (docs/operations.md,
+ * "Redis lost its data") is marked `afterDataLoss` like one re-posted through the service: the
+ * CLI reads the deployment epoch before its command, as a service does when it starts. Unmarked,
+ * a re-posted row whose payout the lost store had sent would take Sayswitch's refusal of the
+ * repeated reference for a first refusal (`failed`), and "retry failed rows" would pay it again.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApp, startRoles } from '../../src/app/composition.ts';
+import type { CliContext } from '../../src/cli/context.ts';
+import { runCli } from '../../src/cli/program.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { epochKey } from '../../src/infra/redis/epoch.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+let sandbox: Sandbox;
+let t: TestApp;
+let dir: string;
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  // No roles: nothing submits, the test reads what the CLI created.
+  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
+  dir = await mkdtemp(join(tmpdir(), 'cli-data-loss-'));
+});
+
+afterAll(async () => {
+  await t.close();
+  await sandbox.close();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function billing(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const ctx: CliContext = {
+    out: () => {
+      throw new Error('provided by runCli');
+    },
+    config: () => t.app.config,
+    logger: () => createLogger({ level: 'silent' }),
+    openApp: (config, logger) => openApp(config, logger),
+    startRoles,
+    untilSignal: () => new Promise(() => {}),
+    env: {},
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+  };
+  const code = await runCli(['node', 'billing', ...args], ctx);
+  return { code, out, err };
+}
+
+const CSV = [
+  'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',
+  'r1,0123456789,058,GTBank,Ada Obi,40.00,NGN,data loss',
+].join('\n');
+
+describe('the CLI and an unacknowledged data loss', () => {
+  it('a batch submitted before any loss is not marked', async () => {
+    await writeFile(join(dir, 'before.csv'), CSV);
+    const r = await billing(
+      'batch',
+      'submit',
+      join(dir, 'before.csv'),
+      '--type',
+      'payout',
+      '--id',
+      'beforeb',
+    );
+    expect(r.code, r.err).toBe(0);
+    const [key] = await t.app.store.batchKeys('beforeb', 0, 10);
+    expect((await t.app.store.get(key!))?.afterDataLoss).toBeUndefined();
+  });
+
+  it('a batch re-posted while the loss is unacknowledged is marked afterDataLoss', async () => {
+    // As a running service records a loss it detected (infra/redis/epoch.ts).
+    await t.app.redis.hset(epochKey(t.prefix), 'state', 'lost', 'detectedAt', String(Date.now()));
+    await writeFile(join(dir, 'after.csv'), CSV.replace('r1,', 'r2,'));
+    const r = await billing(
+      'batch',
+      'submit',
+      join(dir, 'after.csv'),
+      '--type',
+      'payout',
+      '--id',
+      'lostb',
+    );
+    expect(r.code, r.err).toBe(0);
+    const [key] = await t.app.store.batchKeys('lostb', 0, 10);
+    expect((await t.app.store.get(key!))?.afterDataLoss).toEqual(expect.any(Number));
+  });
+});
