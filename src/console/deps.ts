@@ -20,7 +20,7 @@ export interface ConsoleApp extends ServiceApp, BatchDeps {
   gateway: PaymentGateway;
   refunds: RefundStore;
   config: ServiceApp['config'] & {
-    reconcile: { resolveUnknownAfterMs: number };
+    reconcile: { resolveUnknownAfterMs: number; payoutWatchMs: number[] };
     batchApproval: 'none' | 'payouts' | 'all';
     http: {
       apiToken: string;

@@ -10,6 +10,7 @@ import {
   stateForOutcome,
 } from './decisions.ts';
 import type { Intent } from '../kernel/payment.ts';
+import type { IntentState } from '../kernel/intent.ts';
 import type {
   GatewayOutcome,
   LookupOutcome,
@@ -84,6 +85,19 @@ function logTransition(
       'transition not applied',
     );
   }
+}
+
+/**
+ * The delay of the first watch check of a payout that becomes `succeeded` (PAYOUT_WATCH_SCHEDULE):
+ * a payout can still be reversed, and the watch finds that without a webhook. Undefined for
+ * anything else. The one place for it: the reconciler's outcomes and an operator's resolution.
+ */
+export function payoutWatchDelay(
+  type: Intent['type'],
+  to: IntentState,
+  payoutWatchMs: readonly number[],
+): number | undefined {
+  return to === 'succeeded' && type === 'payout' ? payoutWatchMs[0] : undefined;
 }
 
 /**
@@ -200,8 +214,7 @@ export async function applyOutcome(
     return applyOutcome(deps, first.intent, outcome, now);
   }
 
-  const watch =
-    target === 'succeeded' && intent.type === 'payout' ? deps.policy.payoutWatchMs[0] : undefined;
+  const watch = payoutWatchDelay(intent.type, target, deps.policy.payoutWatchMs);
   const patch: Patch = { checks: 0 };
   if ('gatewayReference' in outcome && outcome.gatewayReference !== undefined) {
     patch.gatewayReference = outcome.gatewayReference;

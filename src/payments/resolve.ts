@@ -18,6 +18,7 @@ import type { Intent } from '../kernel/payment.ts';
 import type { IntentStore, LookupOutcome, PaymentGateway, RefundStore } from '../kernel/ports.ts';
 import { lookupRefund } from './refunds/lookup.ts';
 import { findIntent } from './view.ts';
+import { payoutWatchDelay } from './apply-outcome.ts';
 
 export const RESOLVE_OUTCOMES = ['succeeded', 'failed'] as const;
 export type ResolveOutcome = (typeof RESOLVE_OUTCOMES)[number];
@@ -31,6 +32,8 @@ export interface ResolveDeps {
   logger: Log;
   /** How old an `unknown` payment must be before a person may resolve it. */
   unknownResolvableAfterMs: number;
+  /** PAYOUT_WATCH_SCHEDULE: a payout resolved `succeeded` is watched for a reversal. */
+  payoutWatchMs: readonly number[];
 }
 
 /** The slice of the application a resolution is built from (the composition root's `App` fits). */
@@ -40,7 +43,7 @@ export interface ResolveApp {
   refunds: RefundStore;
   clock: Clock;
   logger: Logger;
-  config: { reconcile: { resolveUnknownAfterMs: number } };
+  config: { reconcile: { resolveUnknownAfterMs: number; payoutWatchMs: number[] } };
 }
 
 /** The one place a resolution's dependencies are built: for the API, the console and the CLI. */
@@ -52,6 +55,7 @@ export function resolveDeps(app: ResolveApp): ResolveDeps {
     clock: app.clock,
     logger: app.logger.child({ component: 'resolve' }),
     unknownResolvableAfterMs: app.config.reconcile.resolveUnknownAfterMs,
+    payoutWatchMs: app.config.reconcile.payoutWatchMs,
   };
 }
 
@@ -150,6 +154,9 @@ export async function resolvePayment(
   }
 
   const forced = !agrees;
+  // A payout resolved `succeeded` is watched like one the reconciler saw succeed: its first check
+  // is due in the same step (the sweep runs it; the chain continues from there).
+  const watch = payoutWatchDelay(intent.type, req.outcome, deps.payoutWatchMs);
   // Only from the state the decision was made on: while the gateway was asked, the reconciler
   // may have re-queued an unknown intent (proven unsent) and a worker claimed it again, on the
   // same attempt. A person's `failed` must not land on that submission.
@@ -168,6 +175,7 @@ export async function resolvePayment(
           },
         }
       : {}),
+    ...(watch !== undefined ? { reconcileAt: now + watch, patch: { checks: 0 } } : {}),
     resolution: { by: req.by, note: req.note, gateway, forced },
   });
   if (!res.ok) {

@@ -1,0 +1,84 @@
+/**
+ * A payout an operator resolves `succeeded` is watched for a reversal like one the reconciler saw
+ * succeed (PAYOUT_WATCH_SCHEDULE): its first watch check is due in the same step as the
+ * resolution, so the sweep runs it even if nothing else schedules one. Before, the resolution's
+ * transition dropped the payout from the due index and a later reversal was never noticed.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { AmountMinor } from '../../src/kernel/money.ts';
+import type { PaymentGateway } from '../../src/kernel/ports.ts';
+import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+let sandbox: Sandbox;
+let t: TestApp;
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  // No roles: the test drives the store and reads the schedule.
+  t = await startTestApp({
+    sandboxUrl: sandbox.url,
+    roles: [],
+    env: { PAYOUT_WATCH_SCHEDULE: '1h,1d' },
+  });
+});
+
+afterAll(async () => {
+  await t.close();
+  await sandbox.close();
+});
+
+/** A payout in `needs_review`, the way the reconciler leaves one it could not settle. */
+async function payoutInReview(name: string): Promise<IntentKey> {
+  const key = `api_${name}` as IntentKey;
+  const { store } = t.app;
+  await store.create(
+    {
+      key,
+      type: 'payout',
+      origin: 'api',
+      amount: 4000 as AmountMinor,
+      currency: 'NGN',
+      payee: {
+        kind: 'payout',
+        accountNumber: '0123456789',
+        bankCode: '058',
+        bankName: 'GTBank',
+        accountName: 'Ada Obi',
+        narration: 'watch',
+        paymentMode: 'bank',
+      },
+    },
+    1_000,
+  );
+  const claimed = await store.transition(key, 'submitting', 2_000, {
+    expectAttempt: 1,
+    patch: { leaseUntil: 3_000, sentAt: 2_000 },
+  });
+  expect(claimed.ok).toBe(true);
+  for (const to of ['unknown', 'needs_review'] as const)
+    expect((await store.transition(key, to, 4_000, { expectAttempt: 1 })).ok).toBe(true);
+  return key;
+}
+
+describe('resolving a payout succeeded', () => {
+  it('schedules its first watch check in the same step', async () => {
+    const key = await payoutInReview('watch1');
+    const gateway = Object.create(t.app.gateway) as PaymentGateway;
+    gateway.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
+    const now = Date.now();
+    const res = await resolvePayment({ ...resolveDeps(t.app), gateway }, key, {
+      outcome: 'succeeded',
+      note: 'Sayswitch settled it',
+      by: 'test',
+      force: false,
+    });
+    expect(res.status).toBe('resolved');
+    expect(await t.app.store.dueForReconcile(now + 3_600_000 - 60_000, 100)).not.toContain(key);
+    expect(await t.app.store.dueForReconcile(now + 3_600_000 + 60_000, 100)).toContain(key);
+    expect((await t.app.store.get(key))?.checks).toBe(0);
+  });
+});
