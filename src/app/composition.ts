@@ -52,6 +52,7 @@ import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
 import { batchesModule, type BatchesDeps } from '../batches/module.ts';
+import { resumeInterruptedCancel } from '../batches/operations.ts';
 import { RedisBatchStore } from '../batches/store/batch-store.ts';
 import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
@@ -267,7 +268,10 @@ export function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
   ]).finally(() => clearTimeout(timer));
 }
 
-/** The ports of the payments module, from the app and its configuration. */
+/**
+ * The ports of the payments module, from the app and its configuration. They carry the sweep's
+ * ({@link sweepDeps}): the reconciler role's scheduled sweep runs on them.
+ */
 export function paymentsDeps(app: App): PaymentsDeps {
   return {
     ...app,
@@ -275,6 +279,9 @@ export function paymentsDeps(app: App): PaymentsDeps {
     orphanAfterMs: app.config.reconcile.orphanAfterMs,
     sweepCron: app.config.reconcile.cron,
     partialRefunds: app.config.sayswitch.partialRefunds,
+    // A queued orphan of a held batch canceled before approval is its interrupted cancel's: the
+    // batches capability resumes the cancel instead of the sweep re-enqueueing the row.
+    claimBatchOrphan: (batchId) => resumeInterruptedCancel(app, batchId),
   };
 }
 

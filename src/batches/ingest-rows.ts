@@ -3,9 +3,9 @@
  * become intents (`IntentStore.createBatchRows`) and `addBulk` submit jobs, a few chunks in flight
  * at once, renewing the ingest lease as it goes. Each chunk first claims its rows' references
  * (`BatchStore.claimReferences`, reused-references.ts): a row whose reference another batch holds
- * is recorded as refused and not enqueued, unless reuse is allowed. Redoing it is safe: claims
- * are idempotent, intents are created only if absent, and a job id is derived from the intent's
- * reference.
+ * is recorded as refused and not enqueued, unless reuse is allowed; so is a row whose intent key
+ * another batch's row already holds (own-intents.ts). Redoing it is safe: claims are idempotent,
+ * intents are created only if absent, and a job id is derived from the intent's reference.
  */
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -13,6 +13,7 @@ import type { Clock } from '../kernel/clock.ts';
 import type { InstructionType } from '../kernel/intent.ts';
 import type { BatchIntentRow, IntentStore } from '../kernel/ports.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
+import { createOwnIntents, type OwnIntentsDeps } from './own-intents.ts';
 import type { FullBatchStore, InvalidRow, ReferenceClaim } from './ports.ts';
 import { reusedReferenceTemplate, type ReuseRefusals } from './reused-references.ts';
 import { readSpillLine } from './spill-file.ts';
@@ -21,7 +22,7 @@ import { readSpillLine } from './spill-file.ts';
 const CHUNKS_IN_FLIGHT = 3;
 
 /** The ports the second pass writes through. */
-export interface IngestRowsDeps {
+export interface IngestRowsDeps extends OwnIntentsDeps {
   batches: FullBatchStore;
   store: IntentStore;
   dispatcher: Dispatcher;
@@ -39,7 +40,7 @@ export interface IngestContext {
   leaseMs: number;
   /** Rows may reuse references other batches hold (the batch's stored choice). */
   allowReused: boolean;
-  /** Collects the rows refused because another batch holds their reference. */
+  /** Collects the rows refused because another batch holds their reference or intent key. */
   refusals: ReuseRefusals;
   /**
    * The batch waits for approval (BATCH_APPROVAL): its accepted rows are recorded
@@ -102,12 +103,12 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
         await batches.holdRows(batchId, accepted);
         return;
       }
-      const intents = await deps.store.createBatchRows({
+      const { intents, refused } = await createOwnIntents(deps, {
         batchId,
         type: ctx.type,
         rows: accepted,
-        now: deps.clock.now(),
       });
+      for (const r of refused) ctx.refusals.addRow(r, { line: r.line, message: r.message });
       // Only intents still waiting for their first submission need a job; a resumed ingest finds
       // the rest already on their way or done.
       await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));

@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { BATCH_ID_MAX, idComponentSchema } from '../kernel/ids.ts';
+import { BATCH_ID_MAX, idComponentSchema, isNewBatchId } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
 import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
@@ -39,8 +39,21 @@ import { formatCsvError, type CsvError, type CsvInput, type CsvTotals } from './
 
 export { DERIVED_ID_LENGTH } from './identity.ts';
 
-/** A batch id: `--id`, or the first 16 hex characters of the file's content hash (identity.ts). */
+/**
+ * A batch id: `--id`, or the first 16 hex characters of the file's content hash (identity.ts).
+ * Any stored batch's id, so that batches stored before `_` was refused stay readable; a new batch's
+ * id is {@link newBatchIdSchema}.
+ */
 export const batchIdSchema = idComponentSchema('batch id', BATCH_ID_MAX);
+
+/**
+ * The id a caller gives a new batch (kernel/ids.ts `isNewBatchId`: no `_`, so that no two batches'
+ * intent keys can meet). {@link submitBatch} applies it; an edge may refuse such an id up front.
+ */
+export const newBatchIdSchema = batchIdSchema.refine(isNewBatchId, {
+  error: (issue) =>
+    `id "${String(issue.input)}" may contain only letters, digits and "-" for a new batch ("_" ends the batch id in its rows' intent keys, bat_<id>_<reference>)`,
+});
 
 /** The ports batch features use (the composition root's `App` fits). */
 export interface BatchDeps {
@@ -176,7 +189,23 @@ export async function submitBatch(
   opts: SubmitBatchOptions,
   tuning: IngestTuning = {},
 ): Promise<SubmitBatchResult> {
-  if (opts.id !== undefined) batchIdSchema.parse(opts.id);
+  if (opts.id !== undefined) {
+    batchIdSchema.parse(opts.id);
+    // A batch stored before `_` was refused is still itself: the same file again is `existing`, an
+    // interrupted ingest resumes, a different file is a conflict. Nothing can create a new one.
+    const fresh = newBatchIdSchema.safeParse(opts.id);
+    if (!fresh.success && (await deps.batches.get(opts.id)) === undefined) {
+      return {
+        status: 'invalid',
+        batchId: undefined,
+        totals: { rows: 0, valid: 0, invalid: 0 },
+        amounts: {},
+        errors: [],
+        errorCount: 1,
+        message: `${fresh.error.issues[0]?.message ?? 'invalid id'}; nothing was enqueued`,
+      };
+    }
+  }
   const chunkSize = tuning.chunkSize ?? 1000;
   const leaseMs = tuning.leaseMs ?? 30_000;
   const pollMs = tuning.pollMs ?? 200;

@@ -1,26 +1,32 @@
 /**
  * Operations on a submitted batch (docs/batches.md "Cancel", "Retry failed rows", "Approval"):
  *
- * - {@link cancelBatch}: every row whose intent is still `queued` (never claimed, so never sent)
- *   becomes `failed` with reason `canceled`, through the intent store's ordinary transition (with
- *   `expectAttempt` and `onlyFrom: ['queued']`, so a row claimed since the read is refused; it
- *   publishes `payment.failed`, which the tracker counts). Rows in flight or
+ * - {@link cancelBatch}: every row whose intent is still `queued` and never sent becomes `failed`
+ *   with reason `canceled`, through the intent store's ordinary transition (with `expectAttempt`
+ *   and `onlyFrom: ['queued']`, so a row claimed since the read is refused, and `neverSent`, so a
+ *   row re-queued after a verify proved its reference unsent, or created after a data loss, is
+ *   refused too: an earlier request of its reference may still land; it publishes
+ *   `payment.failed`, which the tracker counts). Rows in flight or
  *   final finish as they would have. The submit job of a canceled row finds it not `queued` and
- *   skips (payments/submit.ts), so no money moves for it. Idempotent.
+ *   skips (payments/submit.ts), so no money moves for it. Idempotent; each row is counted in
+ *   `canceledRows` as it is failed. A held batch's cancel that stopped partway is resumed by the
+ *   reconcile sweep ({@link resumeInterruptedCancel}) instead of its rows being enqueued.
  * - {@link approveBatch}: a batch held by BATCH_APPROVAL is released (its recorded rows become
  *   intents and are enqueued) once someone other than its submitter approves it.
  * - {@link retryFailedBatch}: the rows whose intents ended `failed` by the gateway's word (not
  *   canceled, not forced by an operator) become a new batch `<id>-r<n>` linked to the first, with
  *   new intent keys and so new references. Never a row that may have moved money: `reversed`,
- *   `needs_review` and `unknown` rows are not failed.
+ *   `needs_review` and `unknown` rows are not failed. A batch under `<id>-r<n>` that is not the
+ *   retry of `<id>` is a conflict.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { BATCH_ID_MAX, batchIntentKey } from '../kernel/ids.ts';
+import { BATCH_ID_MAX, batchIntentKey, isNewBatchId } from '../kernel/ids.ts';
 import { OPERATOR_FORCED, isSettled, intentStateSchema } from '../kernel/intent.ts';
 import type { AmountMinor, Currency } from '../kernel/money.ts';
 import type { BatchIntentRow } from '../kernel/ports.ts';
 import { needsApproval, type BatchApproval } from './approval.ts';
 import type { BatchDeps } from './ingest.ts';
+import { createOwnIntents } from './own-intents.ts';
 import type { ApproveResult, BatchInit, BatchRecord, CurrencyTotal } from './ports.ts';
 
 /** Rows read (and transitioned, created or enqueued) per page. */
@@ -40,12 +46,7 @@ async function releaseHeld(deps: BatchDeps, batch: BatchRecord, enqueue: boolean
   for (let offset = 0; ; offset += PAGE) {
     const rows = await deps.batches.heldRows(batch.id, offset, PAGE);
     if (rows.length === 0) break;
-    const intents = await deps.store.createBatchRows({
-      batchId: batch.id,
-      type: batch.type,
-      rows,
-      now: deps.clock.now(),
-    });
+    const { intents } = await createOwnIntents(deps, { batchId: batch.id, type: batch.type, rows });
     if (enqueue) {
       await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));
     }
@@ -70,31 +71,65 @@ export async function cancelBatch(deps: BatchDeps, id: string, by: string): Prom
     const keys = await deps.store.batchKeys(id, offset, PAGE);
     if (keys.length === 0) break;
     const fields = await deps.batches.intentFields(keys, ['state', 'attempt']);
-    let n = 0;
-    await Promise.all(
+    const settled = await Promise.allSettled(
       keys.map(async (key, i) => {
         const [state, attempt] = fields[i] ?? [];
         if (state !== 'queued') return;
         const now = deps.clock.now();
         // A claim that won the race makes this a refusal: that row finishes normally. A claim
-        // keeps the attempt, so only `onlyFrom` tells a claimed row from a queued one.
+        // keeps the attempt, so only `onlyFrom` tells a claimed row from a queued one. A row whose
+        // reference may already be at the gateway is refused too (`neverSent`) and goes on.
         const res = await deps.store.transition(key, 'failed', now, {
           expectAttempt: Number(attempt),
           onlyFrom: ['queued'],
+          neverSent: true,
           reason: CANCELED,
           patch: { reason: CANCELED, message: `batch canceled by ${by}` },
         });
-        if (res.ok) n++;
+        if (!res.ok) return;
+        // Counted as it happens: a row failed here is no longer `queued`, so no later cancel would
+        // count it if this one stopped (another row's transition throwing) before counting.
+        await deps.batches.addCanceledRows(id, 1);
+        canceledNow++;
       }),
     );
-    await deps.batches.addCanceledRows(id, n);
-    canceledNow += n;
+    // Every row of the page was tried (and each success counted) before a failure is reported.
+    const failure = settled.find((r) => r.status === 'rejected');
+    if (failure) throw failure.reason;
     if (keys.length < PAGE) break;
   }
   if (batch.state === 'awaiting_approval') await deps.batches.finishRelease(id, deps.clock.now());
   log.info({ by, canceledNow }, 'batch canceled');
   const after = await deps.batches.get(id);
   return { status: 'canceled', batch: after ?? batch, canceledNow };
+}
+
+/**
+ * A batch held for approval and canceled before anyone approved it: none of its rows may ever be
+ * sent, so a `queued` intent of it can only be one its cancel created and had not failed yet.
+ */
+function canceledWhileHeld(batch: BatchRecord): boolean {
+  return batch.holdForApproval && batch.canceledAt !== undefined && batch.approvedAt === undefined;
+}
+
+/**
+ * Asked by the reconcile sweep (payments/sweep.ts `SweepDeps.claimBatchOrphan`, wired by the
+ * composition root) before it re-enqueues a `queued` intent of batch `batchId` that has no live
+ * submit job. When the batch was canceled while held for approval, that intent was left by a
+ * cancel that stopped (the process died) between turning the held rows into intents and failing
+ * them: the cancel is resumed — idempotent: intents are created once, only `queued` rows are
+ * failed, then the batch leaves `awaiting_approval` — and true is returned, so the sweep does not
+ * re-enqueue it. False for any other batch (the sweep re-enqueues as for any orphan).
+ */
+export async function resumeInterruptedCancel(deps: BatchDeps, batchId: string): Promise<boolean> {
+  const batch = await deps.batches.get(batchId);
+  if (!batch || !canceledWhileHeld(batch)) return false;
+  deps.logger.warn(
+    { component: 'batch', batchId, canceledBy: batch.canceledBy },
+    'a held batch canceled before approval still had queued rows (its cancel was interrupted); resuming the cancel',
+  );
+  await cancelBatch(deps, batchId, batch.canceledBy ?? 'reconcile-sweep');
+  return true;
 }
 
 /** Outcome of {@link approveBatch}. */
@@ -134,14 +169,15 @@ export type RetryResult =
 
 /**
  * The id of the retry of `source`: `<root>-r<n>`, where a retry of a retry counts on from its
- * root (`X-r1` retried is `X-r2`). Kept within the batch id limit: a root too long for the suffix
- * is replaced by 12 hex digits of its hash.
+ * root (`X-r1` retried is `X-r2`). Kept within the batch id limit, and a new batch id (no `_`,
+ * kernel/ids.ts `isNewBatchId`): a root too long for the suffix, or one of a batch stored before
+ * that rule with `_` in its id, is replaced by 12 hex digits of its hash.
  */
 export function retryBatchId(source: Pick<BatchRecord, 'id' | 'retryOf'>): string {
   const m = source.retryOf !== undefined ? /^(.*)-r(\d+)$/.exec(source.id) : null;
   const root = m?.[1] ?? source.id;
   const suffix = `-r${m ? Number(m[2]) + 1 : 1}`;
-  if (root.length + suffix.length <= BATCH_ID_MAX) return `${root}${suffix}`;
+  if (root.length + suffix.length <= BATCH_ID_MAX && isNewBatchId(root)) return `${root}${suffix}`;
   return `${createHash('sha256').update(root).digest('hex').slice(0, 12)}${suffix}`;
 }
 
@@ -183,7 +219,11 @@ export async function retryFailedBatch(
   if (!source) return { status: 'not_found' };
   const leaseMs = opts.leaseMs ?? 30_000;
   const retryId = source.retriedBy ?? retryBatchId(source);
+  // What makes a batch this one's retry (and not a batch someone named `<id>-r1`): its content
+  // hash, derived from the source's id, which no uploaded file can have.
+  const contentHash = createHash('sha256').update(`retry:${source.id}`).digest('hex');
   const prior = await deps.batches.get(retryId);
+  if (prior && prior.contentHash !== contentHash) return { status: 'conflict', batchId: retryId };
   if (prior && prior.state !== 'ingesting') {
     return { status: 'existing', batch: prior, rows: prior.valid };
   }
@@ -214,7 +254,7 @@ export async function retryFailedBatch(
     id: retryId,
     type: source.type,
     source: `retry of ${source.id}`,
-    contentHash: createHash('sha256').update(`retry:${source.id}`).digest('hex'),
+    contentHash,
     rows,
     valid: rows,
     invalid: 0,
@@ -233,7 +273,7 @@ export async function retryFailedBatch(
   let status: 'created' | 'resumed' = 'created';
   if (!claim.created) {
     const b = claim.batch;
-    if (b.contentHash !== init.contentHash) return { status: 'conflict', batchId: retryId };
+    if (b.contentHash !== contentHash) return { status: 'conflict', batchId: retryId };
     if (b.state !== 'ingesting') return { status: 'existing', batch: b, rows: b.valid };
     const lapsed = (b.leaseUntil ?? 0) < now;
     if (!lapsed || !(await deps.batches.takeOver(retryId, owner, now, leaseMs))) {
@@ -271,11 +311,10 @@ export async function retryFailedBatch(
     if (hold) {
       await deps.batches.holdRows(retryId, chunk);
     } else {
-      const intents = await deps.store.createBatchRows({
+      const { intents } = await createOwnIntents(deps, {
         batchId: retryId,
         type: source.type,
         rows: chunk,
-        now: deps.clock.now(),
       });
       await deps.dispatcher.submitMany(intents.filter((intent) => intent.state === 'queued'));
     }

@@ -264,6 +264,22 @@ export interface BatchOperationsStore {
   addCanceledRows(id: string, n: number): Promise<void>;
   /** Records on `sourceId` that `retryId` retries its failed rows. */
   linkRetry(sourceId: string, retryId: string): Promise<void>;
+  /**
+   * Refuses rows of batch `id` while they are enqueued (own-intents.ts: their intent key is
+   * another batch's): each is recorded as an invalid row with its message and taken out of the
+   * batch's `valid`, `expected` and `totals`, into `invalid`, once per line (idempotent). Returns
+   * how many this call refused.
+   */
+  refuseRows(id: string, rows: readonly RefusedRow[]): Promise<number>;
+}
+
+/** A row {@link BatchOperationsStore.refuseRows} takes out of its batch. */
+export interface RefusedRow {
+  line: number;
+  amount: AmountMinor;
+  currency: string;
+  /** The invalid row's message (the results file's `reason`). */
+  message: string;
 }
 
 /** One page of batch ids, newest first. */

@@ -40,8 +40,9 @@ export function reusedReferenceTemplate(type: InstructionType): string {
   return `reference: ${reusedReferenceMessage(type, '{reference}', '{batch}', '{line}')}`;
 }
 
-/** Rows refused for a reference another batch holds: counted, the first ones listed, money kept.
- * (And a count of the rows reuse was allowed for.) */
+/** Rows refused while they were enqueued — a reference another batch holds, or an intent key
+ * another batch's row holds (own-intents.ts) —: counted, the first ones listed, money kept. (And a
+ * count of the rows reuse was allowed for.) */
 export class ReuseRefusals {
   count = 0;
   /** The first `maxListed`, in the order added (file order). */
@@ -58,17 +59,23 @@ export class ReuseRefusals {
     private readonly maxListed: number,
   ) {}
 
+  /** A row refused because another batch of the type holds its reference. */
   add(row: ReferenceClaim, holder: ReferenceHolder): void {
+    this.addRow(row, {
+      line: row.line,
+      column: 'reference',
+      message: reusedReferenceMessage(this.type, row.reference, holder.batchId, holder.line),
+    });
+  }
+
+  /** A row refused for `error`: counted, listed while there is room, its money kept. */
+  addRow(row: Pick<ReferenceClaim, 'line' | 'amount' | 'currency'>, error: CsvError): void {
     this.count++;
     const total = (this.amounts[row.currency] ??= { rows: 0, amount: 0 as AmountMinor });
     total.rows++;
     total.amount = (total.amount + row.amount) as AmountMinor;
     if (this.errors.length < this.maxListed) {
-      this.errors.push({
-        line: row.line,
-        column: 'reference',
-        message: reusedReferenceMessage(this.type, row.reference, holder.batchId, holder.line),
-      });
+      this.errors.push(error);
     } else if (this.firstUnlistedLine === 0) {
       this.firstUnlistedLine = row.line;
     }

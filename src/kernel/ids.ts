@@ -65,6 +65,16 @@ export function subscriptionIntentKey(subscriptionId: string, periodStartYmd: st
   return checked(`sub_${subscriptionId}_${periodStartYmd}`);
 }
 
+/**
+ * Whether `batchId` may name a new batch: no `_`. The first `_` after `bat_` must end the batch id
+ * in {@link batchIntentKey}, since a row reference may hold `_` itself: otherwise batch `pay` with
+ * reference `2024_1` and batch `pay_2024` with reference `1` would share `bat_pay_2024_1`.
+ * Batches stored before this rule may hold `_` in their id; they are read and resumed as before.
+ */
+export function isNewBatchId(batchId: string): boolean {
+  return !batchId.includes('_');
+}
+
 /** `bat_<batchId>_<row reference, or line number>`. */
 export function batchIntentKey(batchId: string, rowReferenceOrLine: string | number): IntentKey {
   return checked(`bat_${batchId}_${rowReferenceOrLine}`);

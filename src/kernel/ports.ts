@@ -167,6 +167,14 @@ export interface TransitionOptions {
    * fence; see payments/apply-outcome.ts `heldClaim`.
    */
   claimLease?: number;
+  /**
+   * Only if the current reference can never have reached the gateway (refused otherwise): no
+   * unsent resubmission, never seen by the gateway, not created after a data loss (payments/
+   * resubmission.ts `mayExistAtGateway`), checked in the same step as the write. A batch cancel's
+   * `queued → failed`: a row re-queued after a verify proved its reference unsent may still see
+   * an earlier request land, so it is never failed by inference.
+   */
+  neverSent?: boolean;
   /** Fields to set with the transition. */
   patch?: Partial<
     Pick<

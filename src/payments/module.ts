@@ -19,7 +19,7 @@ import type { ReconcilePolicy } from './apply-outcome.ts';
 import { authFailureAlert } from './auth-alert.ts';
 import { createReconcileHandler } from './reconcile.ts';
 import { createSubmitHandler } from './submit.ts';
-import { runSweep } from './sweep.ts';
+import { runSweep, type SweepDeps } from './sweep.ts';
 
 /** The id of the job scheduler that fires `reconcile.sweep`. */
 export const SWEEP_SCHEDULER_ID = 'reconcile-sweep';
@@ -44,6 +44,8 @@ export interface PaymentsDeps {
   refunds: RefundStore;
   /** SAYSWITCH_PARTIAL_REFUNDS. */
   partialRefunds: boolean;
+  /** The sweep's question to the batches capability (sweep.ts `SweepDeps.claimBatchOrphan`). */
+  claimBatchOrphan?: SweepDeps['claimBatchOrphan'];
 }
 
 export const paymentsModule: CapabilityModule<PaymentsDeps> = {

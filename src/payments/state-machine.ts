@@ -19,8 +19,10 @@ import { INTENT_STATES, type IntentState, type IntentType } from '../kernel/inte
  *   for `needs_review` when the checks are exhausted after the window. Never `failed` by
  *   inference, never back to `queued` (the reference exists at the gateway).
  * - `queued → failed` only to cancel a batch row (reason `canceled`, batches/operations.ts), with
- *   `expectAttempt` and `onlyFrom: ['queued']`: safe because a `queued` intent was never claimed,
- *   so its reference was never sent; a claim (`queued → submitting`) and the cancel are atomic
+ *   `expectAttempt`, `onlyFrom: ['queued']` and `neverSent`: safe because that `queued` intent's
+ *   reference was never sent (a row re-queued after a verify proved its reference unsent, or
+ *   created after a data loss, may still see an earlier request land: `neverSent` refuses it, and
+ *   it is submitted like any queued row); a claim (`queued → submitting`) and the cancel are atomic
  *   against each other (a claim keeps the attempt, so `onlyFrom` is what refuses a cancel that
  *   read `queued` before the claim), and the submit job of a canceled row then finds it not
  *   `queued` and skips (payments/submit.ts).

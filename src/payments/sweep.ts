@@ -6,7 +6,8 @@
  *    live chain and the sweep collapse into one job);
  * 2. `submitting` intents whose lease expired (their worker died) → a check that moves them to
  *    `unknown` and verifies;
- * 3. `queued` intents older than a grace whose submit job is gone or failed → re-enqueued;
+ * 3. `queued` intents older than a grace whose submit job is gone or failed → re-enqueued, unless
+ *    the intent is a batch row its batch claims ({@link SweepDeps.claimBatchOrphan});
  * 4. with `olderThanMs`: every pending/requires_action/unknown intent unchanged for that long,
  *    due or not.
  */
@@ -24,12 +25,22 @@ export interface SweepDeps {
   orphanAfterMs: number;
   /** At most this many intents per category per sweep; the next sweep continues. */
   batchSize?: number;
+  /**
+   * Asked before a queued orphan of a batch (`intent.batchId`) is re-enqueued: true when its batch
+   * took care of it and it must not be sent. A batch held for approval and canceled before it was
+   * approved never sends a row: an orphan of it was left by an interrupted cancel, which the
+   * batches capability resumes (batches/operations.ts `resumeInterruptedCancel`). Wired by the
+   * composition root (a capability never imports another); absent, every orphan is re-enqueued.
+   */
+  claimBatchOrphan?: (batchId: string) => Promise<boolean>;
 }
 
 export interface SweepResult {
   due: number;
   expiredLeases: number;
   requeued: number;
+  /** Queued batch orphans their batch took care of instead ({@link SweepDeps.claimBatchOrphan}). */
+  claimed: number;
   forced: number;
 }
 
@@ -41,7 +52,7 @@ export async function runSweep(
   const now = deps.clock.now();
   const runId = String(now);
   const limit = deps.batchSize ?? 1_000;
-  const result: SweepResult = { due: 0, expiredLeases: 0, requeued: 0, forced: 0 };
+  const result: SweepResult = { due: 0, expiredLeases: 0, requeued: 0, claimed: 0, forced: 0 };
 
   for (const key of await deps.store.dueForReconcile(now, limit)) {
     const intent = await deps.store.get(key);
@@ -61,14 +72,30 @@ export async function runSweep(
     const intent = await deps.store.get(key);
     if (!intent || intent.state !== 'queued') continue;
     const state = await deps.dispatcher.submitJobState(intent);
+    if (state === 'waiting') continue;
+    if (intent.batchId !== undefined && deps.claimBatchOrphan) {
+      let claimed: boolean;
+      try {
+        claimed = await deps.claimBatchOrphan(intent.batchId);
+      } catch (err) {
+        // Undecided is not sent: the next sweep asks again.
+        deps.logger.warn(
+          { key, batchId: intent.batchId, err: { message: (err as Error).message } },
+          'queued batch row had no live job; its batch could not be asked, so it is not re-enqueued',
+        );
+        continue;
+      }
+      if (claimed) {
+        result.claimed++;
+        continue;
+      }
+    }
     if (state === 'missing') {
       await deps.dispatcher.submit(intent);
-    } else if (state === 'failed' || state === 'completed') {
+    } else {
       // The job ended without the intent leaving `queued` (retries exhausted while provably
       // unsent, or a stale duplicate): run it again.
       await deps.dispatcher.rerunSubmit(intent, state);
-    } else {
-      continue;
     }
     result.requeued++;
     deps.logger.warn(
@@ -87,7 +114,7 @@ export async function runSweep(
       }
     }
   }
-  if (result.due + result.expiredLeases + result.requeued + result.forced > 0) {
+  if (result.due + result.expiredLeases + result.requeued + result.claimed + result.forced > 0) {
     deps.logger.info({ ...result }, 'reconcile sweep');
   }
   return result;

@@ -7,8 +7,9 @@
  * allowReusedReferences metaKeys totals createdAt ingestedAt finishedAt owner leaseUntil final`,
  * plus one counter per tracked intent state (`n:<state>`), one money total per tracked state and
  * currency (`a:<state>:<currency>`, minor units), and the rows and money per currency of rows
- * refused for a reference another batch holds (`refused:rows:<currency>`,
- * `refused:amount:<currency>`; `totals` is as validated, the reader subtracts them). `expected` is
+ * refused while they were enqueued — a reference another batch holds, or an intent key another
+ * batch's row holds — (`refused:rows:<currency>`, `refused:amount:<currency>`; `totals` is as
+ * validated, the reader subtracts them). `expected` is
  * the number of rows that became intents; `final` how many of them reached a state that is final
  * for the batch.
  */
@@ -53,6 +54,24 @@ local function maybe_complete(bh, id, now, qidx, cidx, ev, maxlen)
   redis.call('XADD', KEYS[ev], 'MAXLEN', '~', maxlen, '*', 'id', 'evt_batch_' .. id .. '_completed',
     'type', 'batch.completed', 'at', now, 'data', cjson.encode(data))
   return 'completed'
+end
+`;
+
+/**
+ * Shared by the scripts that refuse a row while it is enqueued (CLAIM_REFERENCES, REFUSE_ROWS):
+ * records it as an invalid row and takes it out of the batch's valid rows, expected rows and
+ * money, once per line (a line already recorded changes nothing; false then).
+ */
+const REFUSE_ROW = `
+local function refuse_row(bh, inv, line, amount, cur, msg)
+  if #redis.call('ZRANGEBYSCORE', inv, line, line, 'LIMIT', 0, 1) > 0 then return false end
+  redis.call('ZADD', inv, line, '{"line":' .. line .. ',"message":' .. cjson.encode(msg) .. '}')
+  redis.call('HINCRBY', bh, 'valid', -1)
+  redis.call('HINCRBY', bh, 'expected', -1)
+  redis.call('HINCRBY', bh, 'invalid', 1)
+  redis.call('HINCRBY', bh, 'refused:rows:' .. cur, 1)
+  redis.call('HINCRBY', bh, 'refused:amount:' .. cur, amount)
+  return true
 end
 `;
 
@@ -249,7 +268,7 @@ return completed
  * then per row: registry field, reference as written, line, amount (minor units), currency.
  * Returns { reused count, { row index (0-based), holder, ... } } for the refused rows.
  */
-export const CLAIM_REFERENCES = new LuaScript(`
+export const CLAIM_REFERENCES = new LuaScript(`${REFUSE_ROW}
 local function fill(text, name, value)
   local s, e = string.find(text, name, 1, true)
   if not s then return text end
@@ -270,19 +289,27 @@ for i = 4, #ARGV, 5 do
     else
       refused[#refused + 1] = (i - 4) / 5
       refused[#refused + 1] = holder
-      if #redis.call('ZRANGEBYSCORE', inv, line, line, 'LIMIT', 0, 1) == 0 then
-        local hb, hl = string.match(holder, '^(.*):(%d+)$')
-        local msg = fill(fill(fill(template, '{reference}', ref), '{batch}', hb or holder),
-          '{line}', hl or '?')
-        redis.call('ZADD', inv, line, '{"line":' .. line .. ',"message":' .. cjson.encode(msg) .. '}')
-        redis.call('HINCRBY', bh, 'valid', -1)
-        redis.call('HINCRBY', bh, 'expected', -1)
-        redis.call('HINCRBY', bh, 'invalid', 1)
-        redis.call('HINCRBY', bh, 'refused:rows:' .. cur, 1)
-        redis.call('HINCRBY', bh, 'refused:amount:' .. cur, amount)
-      end
+      local hb, hl = string.match(holder, '^(.*):(%d+)$')
+      local msg = fill(fill(fill(template, '{reference}', ref), '{batch}', hb or holder),
+        '{line}', hl or '?')
+      refuse_row(bh, inv, line, amount, cur, msg)
     end
   end
 end
 return { reused, refused }
+`);
+
+/**
+ * Refuses rows of a batch whose intent key another batch's row already holds (ingest-rows.ts,
+ * own-intents.ts): each is recorded as an invalid row with its message and taken out of the
+ * batch's counters, once per line, so a resumed ingest refusing them again changes nothing.
+ * KEYS: 1 batch hash, 2 batch's invalid rows. ARGV: per row: line, amount (minor units), currency,
+ * message. Returns how many rows this call refused.
+ */
+export const REFUSE_ROWS = new LuaScript(`${REFUSE_ROW}
+local n = 0
+for i = 1, #ARGV, 4 do
+  if refuse_row(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) then n = n + 1 end
+end
+return n
 `);

@@ -42,6 +42,7 @@ import {
   type ClaimResult,
   type InvalidRow,
   type ReferenceHolder,
+  type RefusedRow,
   type RefusedReference,
   type TrackedState,
 } from '../ports.ts';
@@ -54,6 +55,7 @@ import {
   FINISH_INGEST,
   FINISH_RELEASE,
   MARK_CANCELED,
+  REFUSE_ROWS,
   RENEW_INGEST,
   TAKE_OVER_INGEST,
 } from './batch-lua.ts';
@@ -369,6 +371,21 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
   /** @inheritdoc */
   async linkRetry(sourceId: string, retryId: string): Promise<void> {
     await this.redis.hset(this.k.batch(sourceId), 'retriedBy', retryId);
+  }
+
+  /** @inheritdoc One REFUSE_ROWS call (batch-lua.ts). */
+  async refuseRows(id: string, rows: readonly RefusedRow[]): Promise<number> {
+    if (rows.length === 0) return 0;
+    const args: string[] = [];
+    for (const r of rows) args.push(String(r.line), String(r.amount), r.currency, r.message);
+    const n = (await REFUSE_ROWS.run(
+      this.redis,
+      2,
+      this.k.batch(id),
+      this.k.invalid(id),
+      ...args,
+    )) as number;
+    return Number(n);
   }
 
   /** The batch, or undefined. */

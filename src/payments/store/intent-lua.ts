@@ -111,7 +111,11 @@ export const INTENT_HASH_FIELDS = [
  * field), 10 event type, 11 event id, 12 rate limit per window, 13 rate window ms, 14 reconcileAt,
  * 15 reason, 16 the new attempt's reference (a transition that opens a new attempt),
  * 17 unsent resubmit '1', 18 resolution JSON (history line and event), 19 the lease of the claim
- * the caller holds (refused as stale unless the intent is still `submitting` under that lease).
+ * the caller holds (refused as stale unless the intent is still `submitting` under that lease),
+ * 20 never sent '1' (refused unless the current reference may not exist at the gateway: no
+ * unsent resubmission, not seen by the gateway, not created after a data loss; the rule of
+ * payments/resubmission.ts `mayExistAtGateway`, read here so that the check and the write are
+ * one step).
  * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
  * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
  * {'missing'} |
@@ -119,7 +123,7 @@ export const INTENT_HASH_FIELDS = [
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local A = {}
-for i = 1, 19 do A[i] = ARGV[i] or '' end
+for i = 1, 20 do A[i] = ARGV[i] or '' end
 local h = KEYS[1]
 local from, itype, attempt, cur
 local full = A[8] == '1' or A[10] ~= ''
@@ -146,6 +150,12 @@ end
 local allowed = A[4]
 if itype == 'payout' then allowed = A[5] end
 if not string.find(allowed, ',' .. from .. ',', 1, true) then return {'refused', from, tostring(attempt)} end
+if A[20] == '1' then
+  local m = redis.call('HMGET', h, 'seenAtGateway', 'afterDataLoss')
+  if tonumber(cur.unsentResubmits or '0') > 0 or m[1] or m[2] then
+    return {'refused', from, tostring(attempt)}
+  end
+end
 
 if A[12] ~= '' then
   local rk = KEYS[#KEYS]

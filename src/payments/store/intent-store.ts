@@ -528,6 +528,7 @@ export class RedisIntentStore implements IntentStore {
       opts.unsentResubmit ? '1' : '',
       opts.resolution ? JSON.stringify(opts.resolution) : '',
       opts.claimLease === undefined ? '' : String(opts.claimLease),
+      opts.neverSent === true ? '1' : '',
     ];
     let used = optional.length;
     while (used > 0 && optional[used - 1] === '') used--;
