@@ -466,8 +466,15 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
   const stopAll = async () => {
     watch.stop();
     for (const w of watchdogs) w.stop();
-    // What was started (consumers, the HTTP server) stops first, then the workers drain.
+    // No job is taken after the signal: every worker stops fetching at once (`pause` resolves
+    // once its jobs in flight ended), not after the HTTP server's close, which waits for its open
+    // requests (an upload, a slow webhook sender).
+    const drained = Promise.all(workers.map((w) => w.pause()));
+    // What was started (consumers, the HTTP server) stops while the jobs in flight run on.
     await Promise.all(started.map((s) => s.stop()));
+    // Closed only once drained: a close that has begun cannot be forced (BullMQ returns the
+    // pending close), and `stop` below forces one when the drain outlasts its timeout.
+    await drained;
     return Promise.all(workers.map((w) => w.close()));
   };
   try {
