@@ -1,12 +1,27 @@
 /**
- * The one place that reads configuration: a pure `loadConfig(env)` over a zod schema. Nothing
- * else reads process.env. A bad configuration yields every problem at once, naming each variable
- * and never echoing a secret's value. Just over 400 lines: every variable's schema, its typed
- * field and its mapping stay in this one file, the only reader of the environment.
+ * The one place that reads configuration: `loadConfig(env)` over a zod schema. Nothing else reads
+ * process.env. A bad configuration yields every problem at once, naming each variable and never
+ * echoing a secret's value; an unknown variable that looks like ours is a warning, not an error
+ * (unknown-variables.ts). Under 600 lines: every variable's schema, its typed field and its
+ * mapping stay in this one file, the only reader of the environment; the duration bounds
+ * (bounds.ts) and the limits shared with the queues (limits.ts) sit beside it.
  */
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
+import {
+  boundMs,
+  boundProblem,
+  DURATION_BOUNDS,
+  SCHEDULE_BOUNDS,
+  type DurationBound,
+} from './bounds.ts';
 import { parseDurationMs, parseScheduleMs } from './duration.ts';
+import {
+  MAX_GATEWAY_TIMEOUT_MS,
+  minSubmitLeaseMs,
+  SUBMIT_HANDLER_TIMEOUT_MS,
+  SUBMIT_LEASE_MIN_MARGIN_MS,
+} from './limits.ts';
 import {
   clusterNodes,
   MAX_SHARDS,
@@ -14,6 +29,16 @@ import {
   shardProblems,
   shardsServed,
 } from './redis-cluster.ts';
+import { type ConfigWarning, unknownVariableWarnings, warnOnStderr } from './unknown-variables.ts';
+
+export { DURATION_BOUNDS, SCHEDULE_BOUNDS } from './bounds.ts';
+export {
+  MAX_GATEWAY_TIMEOUT_MS,
+  minSubmitLeaseMs,
+  SUBMIT_HANDLER_TIMEOUT_MS,
+  SUBMIT_LEASE_MIN_MARGIN_MS,
+} from './limits.ts';
+export type { ConfigWarning } from './unknown-variables.ts';
 
 /** Secrets: their values never appear in an error message or a log line. */
 export const SECRET_VARIABLES = [
@@ -27,20 +52,6 @@ export const SECRET_VARIABLES = [
   'NOTIFY_SECRET',
 ] as const;
 
-/**
- * The least margin of SUBMIT_LEASE over SAYSWITCH_TIMEOUT_MS. The lease starts once the outbound
- * rate limit granted the call (payments/submit.ts) and must outlive everything the claim guards:
- * the submission (up to the timeout), the lookup that adopts a duplicate reference (up to the
- * timeout again) and recording the outcome in Redis. Hence the margin is the timeout itself, and
- * at least this much for the Redis round trips when the timeout is tiny.
- */
-export const SUBMIT_LEASE_MIN_MARGIN_MS = 1_000;
-
-/** The shortest SUBMIT_LEASE allowed with a gateway timeout of `timeoutMs`. */
-export function minSubmitLeaseMs(timeoutMs: number): number {
-  return timeoutMs + Math.max(timeoutMs, SUBMIT_LEASE_MIN_MARGIN_MS);
-}
-
 /** Explicit boolean parser: `z.coerce.boolean()` would read "false" as true. */
 const bool = (dflt: boolean) =>
   z
@@ -48,7 +59,7 @@ const bool = (dflt: boolean) =>
     .optional()
     .transform((v) => (v === undefined ? dflt : v === 'true' || v === '1' || v === 'yes'));
 
-const int = (dflt: number, min: number, max: number) =>
+const int = (dflt: number, min: number, max: number, why?: string) =>
   z
     .string()
     .optional()
@@ -60,18 +71,22 @@ const int = (dflt: number, min: number, max: number) =>
       }
       const n = Number(v);
       if (n < min || n > max) {
-        ctx.addIssue({ code: 'custom', message: `must be between ${min} and ${max}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be between ${min} and ${max}${why ? ` (${why})` : ''}`,
+        });
         return z.NEVER;
       }
       return n;
     });
 
-const duration = (dflt: string) =>
+/** A duration (`30s`), unset or empty for `dflt`, within `bound` (bounds.ts). */
+const duration = (dflt: string, bound: DurationBound) =>
   z
     .string()
     .optional()
     .transform((v, ctx) => {
-      const ms = parseDurationMs(v ?? dflt);
+      const ms = parseDurationMs(v === undefined || v === '' ? dflt : v);
       if (ms === undefined) {
         ctx.addIssue({
           code: 'custom',
@@ -79,10 +94,16 @@ const duration = (dflt: string) =>
         });
         return z.NEVER;
       }
+      const problem = boundProblem(ms, bound);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem });
+        return z.NEVER;
+      }
       return ms;
     });
 
-const schedule = (dflt: string) =>
+/** Comma-separated durations, unset or empty for `dflt`, each within `bound` (bounds.ts). */
+const schedule = (dflt: string, bound: DurationBound) =>
   z
     .string()
     .optional()
@@ -93,6 +114,11 @@ const schedule = (dflt: string) =>
           code: 'custom',
           message: 'must be comma-separated durations like 30s,2m,10m',
         });
+        return z.NEVER;
+      }
+      const problem = ms.map((d) => boundProblem(d, bound, 'each delay must be')).find(Boolean);
+      if (problem !== undefined) {
+        ctx.addIssue({ code: 'custom', message: problem });
         return z.NEVER;
       }
       return ms;
@@ -173,30 +199,33 @@ const envSchema = z.object({
   SAYSWITCH_SIGN_REQUESTS: bool(false),
   /** Whether Sayswitch refunds part of a transaction (undocumented; docs/refunds.md). */
   SAYSWITCH_PARTIAL_REFUNDS: bool(false),
-  SAYSWITCH_TIMEOUT_MS: int(15_000, 100, 300_000),
+  SAYSWITCH_TIMEOUT_MS: int(
+    15_000,
+    100,
+    MAX_GATEWAY_TIMEOUT_MS,
+    `a submission's two calls must end well inside the submit handler's ${SUBMIT_HANDLER_TIMEOUT_MS} ms`,
+  ),
   SAYSWITCH_RATE_LIMIT_PER_SEC: int(20, 1, 10_000),
   WORKER_CONCURRENCY: int(8, 1, 1_000),
   SCHEDULER_CRON: cron('* * * * *'),
   RECONCILE_CRON: cron('* * * * *'),
-  RECONCILE_SCHEDULE: schedule('30s,2m,10m,1h,6h,24h'),
-  RECONCILE_NOT_FOUND_GRACE: duration('2m'),
+  RECONCILE_SCHEDULE: schedule('30s,2m,10m,1h,6h,24h', SCHEDULE_BOUNDS.RECONCILE_SCHEDULE),
+  RECONCILE_NOT_FOUND_GRACE: duration('2m', DURATION_BOUNDS.RECONCILE_NOT_FOUND_GRACE),
   MAX_UNSENT_RESUBMITS: int(3, 0, 100),
-  REQUIRES_ACTION_WINDOW: duration('30m'),
-  PAYOUT_WATCH_SCHEDULE: schedule('10m,1h,24h'),
-  ORPHAN_AFTER: duration('5m'),
+  REQUIRES_ACTION_WINDOW: duration('30m', DURATION_BOUNDS.REQUIRES_ACTION_WINDOW),
+  PAYOUT_WATCH_SCHEDULE: schedule('10m,1h,24h', SCHEDULE_BOUNDS.PAYOUT_WATCH_SCHEDULE),
+  ORPHAN_AFTER: duration('5m', DURATION_BOUNDS.ORPHAN_AFTER),
   /** An `unknown` payment older than this may be resolved by a person (payments/resolve.ts). */
-  RESOLVE_UNKNOWN_AFTER: duration('1h'),
-  SUBMIT_LEASE: duration('2m'),
-  WORKER_LOCK_DURATION: duration('30s'),
+  RESOLVE_UNKNOWN_AFTER: duration('1h', DURATION_BOUNDS.RESOLVE_UNKNOWN_AFTER),
+  SUBMIT_LEASE: duration('2m', DURATION_BOUNDS.SUBMIT_LEASE),
+  WORKER_LOCK_DURATION: duration('30s', DURATION_BOUNDS.WORKER_LOCK_DURATION),
   /** A worker that started no job for this long while its queue had jobs due is replaced. */
-  WORKER_STUCK_AFTER: duration('1m').refine((ms) => ms >= 1_000, {
-    message: 'must be at least 1s (a shorter bound would replace healthy workers between fetches)',
-  }),
-  DUNNING_SCHEDULE: schedule('1d,3d,5d,7d'),
+  WORKER_STUCK_AFTER: duration('1m', DURATION_BOUNDS.WORKER_STUCK_AFTER),
+  DUNNING_SCHEDULE: schedule('1d,3d,5d,7d', SCHEDULE_BOUNDS.DUNNING_SCHEDULE),
   DUNNING_EXHAUSTED: z.enum(['cancel', 'past_due']).optional().default('cancel'),
   BATCH_APPROVAL: z.enum(['none', 'payouts', 'all']).optional().default('none'),
   CATCH_UP_MAX_PERIODS: int(12, 1, 1_000),
-  TRIAL_WILL_END_NOTICE: duration('3d'),
+  TRIAL_WILL_END_NOTICE: duration('3d', DURATION_BOUNDS.TRIAL_WILL_END_NOTICE),
   DATA_ENCRYPTION_KEY: z
     .string({ message: 'is required' })
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)'),
@@ -213,14 +242,14 @@ const envSchema = z.object({
     'must be an http(s) URL',
   ),
   NOTIFY_SECRET: notifySecret,
-  NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h'),
+  NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h', SCHEDULE_BOUNDS.NOTIFY_RETRY_SCHEDULE),
   PORT: int(3000, 0, 65_535),
   HOST: z.string().optional().default('0.0.0.0'),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()
     .default('info'),
-  SHUTDOWN_TIMEOUT: duration('30s'),
+  SHUTDOWN_TIMEOUT: duration('30s', DURATION_BOUNDS.SHUTDOWN_TIMEOUT),
   WEBHOOK_MAX_BYTES: int(65_536, 1_024, 10_485_760),
 });
 
@@ -314,11 +343,30 @@ export class ConfigError extends Error {
   }
 }
 
+export interface LoadOptions {
+  /**
+   * Called with each unknown variable that looks like one of ours (unknown-variables.ts), before
+   * the configuration is checked, so a misspelling shows next to the error it may explain.
+   * Default: one line on stderr per variable, once per process.
+   */
+  onWarning?: (warning: ConfigWarning) => void;
+}
+
+/** Unknown variables of `env` that start like the product's own (a misspelling, probably). */
+export function configWarnings(env: Record<string, string | undefined>): ConfigWarning[] {
+  return unknownVariableWarnings(env, CONFIG_VARIABLES);
+}
+
 /**
- * Parses and validates the environment. Pure: takes the env object, returns a Config or throws a
- * ConfigError listing every bad variable.
+ * Parses and validates the environment: takes the env object, returns a Config or throws a
+ * ConfigError listing every bad variable. Its one effect: the warnings of {@link configWarnings}
+ * go to `opts.onWarning` (stderr by default); they never stop the start.
  */
-export function loadConfig(env: Record<string, string | undefined>): Config {
+export function loadConfig(
+  env: Record<string, string | undefined>,
+  opts: LoadOptions = {},
+): Config {
+  for (const w of configWarnings(env)) (opts.onWarning ?? warnOnStderr)(w);
   const parsed = envSchema.safeParse(env);
   // Cross-variable rules run on the raw values too, so one start lists every problem at once.
   const problems = crossVariableProblems(env);
@@ -446,8 +494,58 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
   if (set('NOTIFY_URL') && !set('NOTIFY_SECRET')) {
     problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
   }
-  problems.push(...leaseProblems(raw));
+  problems.push(...leaseProblems(raw), ...liveKeyProblems(raw), ...resolveProblems(raw));
   return problems;
+}
+
+/** A variable's value as the schema reads it, or undefined when it is invalid (listed anyway). */
+function valueOf<K extends keyof typeof envSchema.shape>(
+  raw: Record<string, string | undefined>,
+  name: K,
+): z.output<(typeof envSchema.shape)[K]> | undefined {
+  const r = envSchema.shape[name].safeParse(raw[name]);
+  return r.success ? (r.data as z.output<(typeof envSchema.shape)[K]>) : undefined;
+}
+
+/**
+ * The higher minimums of bounds.ts for a live secret key (anything but `sk_test_`): the tests and
+ * the demo run the sandbox with test keys and far shorter timings; real money does not.
+ */
+function liveKeyProblems(raw: Record<string, string | undefined>) {
+  const key = raw.SAYSWITCH_SECRET_KEY;
+  if (key === undefined || key === '' || key.startsWith('sk_test_')) return [];
+  const problems: { variable: string; message: string }[] = [];
+  const bounds = Object.entries(DURATION_BOUNDS) as [keyof typeof DURATION_BOUNDS, DurationBound][];
+  for (const [name, { live }] of bounds) {
+    if (live === undefined) continue;
+    const ms = valueOf(raw, name);
+    if (ms !== undefined && ms < boundMs(live.min)) {
+      problems.push({
+        variable: name,
+        message: `must be at least ${live.min} with a live SAYSWITCH_SECRET_KEY (not sk_test_): ${live.why}`,
+      });
+    }
+  }
+  return problems;
+}
+
+/**
+ * RESOLVE_UNKNOWN_AFTER against RECONCILE_NOT_FOUND_GRACE: a person may not settle an `unknown`
+ * payment before the reconciler could prove it unsent; a request still landing would move money
+ * on a payment recorded failed.
+ */
+function resolveProblems(raw: Record<string, string | undefined>) {
+  const resolve = valueOf(raw, 'RESOLVE_UNKNOWN_AFTER');
+  const grace = valueOf(raw, 'RECONCILE_NOT_FOUND_GRACE');
+  if (resolve === undefined || grace === undefined || resolve >= grace) return [];
+  return [
+    {
+      variable: 'RESOLVE_UNKNOWN_AFTER',
+      message:
+        `must be at least RECONCILE_NOT_FOUND_GRACE (${grace} ms): a person may not settle an ` +
+        `unknown payment before a not-found could prove it unsent, got ${resolve} ms`,
+    },
+  ];
 }
 
 /**
@@ -456,17 +554,17 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
  * Checked only when both values are themselves valid (otherwise their own problems are listed).
  */
 function leaseProblems(raw: Record<string, string | undefined>) {
-  const lease = envSchema.shape.SUBMIT_LEASE.safeParse(raw.SUBMIT_LEASE);
-  const timeout = envSchema.shape.SAYSWITCH_TIMEOUT_MS.safeParse(raw.SAYSWITCH_TIMEOUT_MS);
-  if (!lease.success || !timeout.success) return [];
-  const min = minSubmitLeaseMs(timeout.data);
-  if (lease.data >= min) return [];
+  const lease = valueOf(raw, 'SUBMIT_LEASE');
+  const timeout = valueOf(raw, 'SAYSWITCH_TIMEOUT_MS');
+  if (lease === undefined || timeout === undefined) return [];
+  const min = minSubmitLeaseMs(timeout);
+  if (lease >= min) return [];
   return [
     {
       variable: 'SUBMIT_LEASE',
       message:
-        `must be at least ${min} ms with SAYSWITCH_TIMEOUT_MS=${timeout.data} (the timeout plus a ` +
-        `margin of the timeout again, at least ${SUBMIT_LEASE_MIN_MARGIN_MS} ms), got ${lease.data} ms`,
+        `must be at least ${min} ms with SAYSWITCH_TIMEOUT_MS=${timeout} (the timeout plus a ` +
+        `margin of the timeout again, at least ${SUBMIT_LEASE_MIN_MARGIN_MS} ms), got ${lease} ms`,
     },
   ];
 }

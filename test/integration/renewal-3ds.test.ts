@@ -73,7 +73,7 @@ async function setup(
     gateway: withAuthorization,
     // The tests move the (manual) clock on by days while a challenge waits; a window that long
     // keeps the payment `requires_action` meanwhile (what the window's end does is payments').
-    env: { REQUIRES_ACTION_WINDOW: '90d', ...env },
+    env: { REQUIRES_ACTION_WINDOW: '20d', ...env },
   });
   opened.push(h);
   return { sandbox, h };

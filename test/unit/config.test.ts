@@ -141,8 +141,8 @@ describe('loadConfig', () => {
       // Above the timeout but without the margin.
       { SAYSWITCH_TIMEOUT_MS: '15000', SUBMIT_LEASE: '20s' },
       { SAYSWITCH_TIMEOUT_MS: '500', SUBMIT_LEASE: '1s' },
-      // A long timeout against the default lease.
-      { SAYSWITCH_TIMEOUT_MS: '90000' },
+      // A long timeout (the longest allowed is 45000) against a lease that fits a shorter one.
+      { SAYSWITCH_TIMEOUT_MS: '45000', SUBMIT_LEASE: '80s' },
     ];
     for (const env of violations) {
       const err = problems({ ...VALID, ...env });

@@ -8,6 +8,7 @@
  * (test/unit/catalog-types.test.ts proves both).
  */
 import { z } from 'zod';
+import { SUBMIT_HANDLER_TIMEOUT_MS } from '../../config/limits.ts';
 import { intentKeySchema, isIntentKey } from '../../kernel/ids.ts';
 import { QUEUES, type QueueName } from './names.ts';
 
@@ -69,7 +70,8 @@ export const JOBS = {
     quick: quickSubmitPayload,
     attempts: 8,
     backoff: { baseMs: 1_000, capMs: 300_000 },
-    timeoutMs: 120_000,
+    // Bounds SAYSWITCH_TIMEOUT_MS at load (config/limits.ts): never fires while a call runs.
+    timeoutMs: SUBMIT_HANDLER_TIMEOUT_MS,
     onOutcomeUnknown: 'complete',
   },
   'payouts.submit': {
@@ -78,7 +80,8 @@ export const JOBS = {
     quick: quickSubmitPayload,
     attempts: 8,
     backoff: { baseMs: 1_000, capMs: 300_000 },
-    timeoutMs: 120_000,
+    // Bounds SAYSWITCH_TIMEOUT_MS at load (config/limits.ts): never fires while a call runs.
+    timeoutMs: SUBMIT_HANDLER_TIMEOUT_MS,
     onOutcomeUnknown: 'complete',
   },
   'reconcile.check': {
