@@ -21,6 +21,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
+import { shown } from '../input/fields.ts';
 import type { CsvError } from '../input/csv-reader.ts';
 import type { BatchStore, CurrencyTotal, ReferenceClaim, ReferenceHolder } from './ports.ts';
 import { readSpillLine } from './spill-file.ts';
@@ -32,7 +33,7 @@ export function reusedReferenceMessage(
   holderBatch: string,
   holderLine: number | string,
 ): string {
-  return `reference "${reference}" is already used by ${type} batch ${holderBatch} line ${holderLine}`;
+  return `reference "${shown(reference)}" is already used by ${type} batch ${holderBatch} line ${holderLine}`;
 }
 
 /** The invalid-row message of a refused row as `BatchStore.claimReferences` records it. */

@@ -109,7 +109,9 @@ function parseMetadata(
   for (const [key, v] of Object.entries(value)) {
     const keyProblem = metaKeyProblem('field', key, key);
     if (keyProblem !== undefined)
-      return bad(`metadata key "${key}" may contain only letters, digits, "_" and "-" (1 to 64)`);
+      return bad(
+        `metadata key "${shown(key)}" may contain only letters, digits, "_" and "-" (1 to 64)`,
+      );
     if (v !== null && typeof v !== 'string') return bad(`metadata.${key} must be a string or null`);
     const valueProblem = v === null ? undefined : metaValueProblem(key, v);
     if (valueProblem !== undefined) return bad(valueProblem);
@@ -142,8 +144,8 @@ export function parseSubscriptionPatch(
     }
     if (!(name in fieldSchemas)) {
       issues.push({
-        field: name,
-        message: `unknown field "${name}"; a change takes ${PATCH_FIELDS.join(', ')}`,
+        field: shown(name),
+        message: `unknown field "${shown(name)}"; a change takes ${PATCH_FIELDS.join(', ')}`,
       });
       continue;
     }
@@ -241,7 +243,10 @@ function parseActionBody<T>(
   let value: { v: T } | undefined;
   for (const [name, v] of Object.entries(body)) {
     if (name !== field) {
-      issues.push({ field: name, message: `unknown field "${name}"; this action takes ${field}` });
+      issues.push({
+        field: shown(name),
+        message: `unknown field "${shown(name)}"; this action takes ${field}`,
+      });
       continue;
     }
     const r = parse(v);

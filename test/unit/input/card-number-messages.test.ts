@@ -4,6 +4,7 @@
  * `[card number removed]` instead, from JSON and CSV alike (the 422 bodies, batch errors, results
  * files and the console all carry these messages). Other values are still quoted as written.
  */
+import { parsePauseBody, parseSubscriptionPatch } from '../../../src/subscriptions/patch-input.ts';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { validateCsv } from '../../../src/batches/validate-csv.ts';
@@ -193,5 +194,19 @@ describe('every message that quotes a value', () => {
         message: `reference "${CARD_NUMBER_REMOVED}" is already used on line 2 (references must be unique in a file, ignoring case)`,
       },
     ]);
+  });
+
+  it('subscription changes and actions: a card number as an unknown field or metadata key', () => {
+    const card = '4111111111111111';
+    const results = [
+      parseSubscriptionPatch({ [card]: 'x' }),
+      parseSubscriptionPatch({ metadata: { [`${card}!`]: 'x' } }),
+      parsePauseBody({ [card]: null }),
+    ];
+    for (const r of results) {
+      expect(r.ok).toBe(false);
+      expect(JSON.stringify(r)).not.toContain(card);
+      expect(JSON.stringify(r)).toContain(CARD_NUMBER_REMOVED);
+    }
   });
 });
