@@ -97,7 +97,7 @@ describe('graceful shutdown', () => {
 
   it('forces the workers closed when the jobs in flight outlast the timeout', async () => {
     const { t, calls, open } = await gatedApp();
-    await charges(t, 2);
+    const keys = await charges(t, 2);
     await until(() => Promise.resolve(calls()), {
       done: (n) => n === 2,
       what: 'two charges in flight',
@@ -105,6 +105,12 @@ describe('graceful shutdown', () => {
     // The gate stays shut while stop runs: only a forced close lets it return.
     await t.running.stop(200);
     expect(t.running.workers.every((w) => w.closing !== undefined)).toBe(true);
+    // The abandoned handlers still hold the app's store: they record their outcomes before the
+    // test closes the app and deletes its keys, or they would write after that cleanup.
     open();
+    await until(() => Promise.all(keys.map(async (k) => (await t.app.store.get(k))?.state)), {
+      done: (s) => s.every((x) => x === 'succeeded'),
+      what: 'the abandoned charges recorded',
+    });
   });
 });
