@@ -8,12 +8,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openApp, startRoles } from '../../src/app/composition.ts';
-import type { CliContext } from '../../src/cli/context.ts';
-import { runCli } from '../../src/cli/program.ts';
-import { createLogger } from '../../src/infra/logger.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { epochKey } from '../../src/infra/redis/epoch.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -36,29 +32,7 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function billing(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const ctx: CliContext = {
-    out: () => {
-      throw new Error('provided by runCli');
-    },
-    config: () => t.app.config,
-    logger: () => createLogger({ level: 'silent' }),
-    openApp: (config, logger) => openApp(config, logger),
-    startRoles,
-    untilSignal: () => new Promise(() => {}),
-    env: {},
-    stdout: stdout as unknown as NodeJS.WriteStream,
-    stderr: stderr as unknown as NodeJS.WriteStream,
-  };
-  const code = await runCli(['node', 'billing', ...args], ctx);
-  return { code, out, err };
-}
+const billing = (...args: string[]) => runCliInProcess(t.app.config, args);
 
 const CSV = [
   'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',

@@ -6,13 +6,9 @@
  * scheduler role against the sandbox; a manual clock drives the ticks. The sandbox ledger is the
  * truth of what money moved.
  */
-import { PassThrough } from 'node:stream';
 import { writeFile, rm } from 'node:fs/promises';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openApp, startRoles } from '../../src/app/composition.ts';
-import type { CliContext } from '../../src/cli/context.ts';
-import { runCli } from '../../src/cli/program.ts';
-import { createLogger } from '../../src/infra/logger.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { dunningJobId } from '../../src/subscriptions/jobs.ts';
 import { until } from '../support/poll.ts';
 import {
@@ -248,29 +244,7 @@ describe('billing subs update | pause --resume-at | cancel --at-period-end | clo
   it('changes, schedules and refuses as the HTTP routes do, naming the flag', async () => {
     const { h, call } = await setup('2025-02-01T09:00:00Z');
     await call('POST', '/subscriptions', body({ id: 'cli1' }));
-    const run = async (...args: string[]) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (c: Buffer) => (out += c.toString()));
-      stderr.on('data', (c: Buffer) => (err += c.toString()));
-      const ctx: CliContext = {
-        out: () => {
-          throw new Error('provided by runCli');
-        },
-        config: () => h.app.config,
-        logger: () => createLogger({ level: 'silent' }),
-        openApp: (config, logger) => openApp(config, logger, { clock: h.clock }),
-        startRoles,
-        untilSignal: () => new Promise(() => {}),
-        env: {},
-        stdout: stdout as unknown as NodeJS.WriteStream,
-        stderr: stderr as unknown as NodeJS.WriteStream,
-      };
-      const code = await runCli(['node', 'billing', ...args], ctx);
-      return { code, out, err };
-    };
+    const run = (...args: string[]) => runCliInProcess(h.app.config, args, { clock: h.clock });
     const tokenFile = `${process.env.TMPDIR ?? '/tmp'}/subs-token-${process.pid}.txt`;
     await writeFile(tokenFile, 'tok_cli_new_card_9\n');
     try {

@@ -3,11 +3,9 @@
  * subscriptions module's scheduler role (dunning worker, outcome consumer), and a manual clock
  * driving ticks. The sandbox ledger is the truth of what money moved.
  */
-import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { runCli } from '../../src/cli/program.ts';
-import type { CliContext } from '../../src/cli/context.ts';
-import { openApp, startRoles } from '../../src/app/composition.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
+import { openApp } from '../../src/app/composition.ts';
 import type { GatewayOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
 import { claimBilling, planBilling } from '../../src/subscriptions/billing.ts';
 import { buildHttpServer } from '../../src/http/server.ts';
@@ -623,29 +621,7 @@ describe('management over HTTP and the CLI', () => {
 
   it('billing subs import | list | show | pause | resume | cancel', async () => {
     const { h } = await setup('2025-01-01T00:00:00Z');
-    const run = async (...args: string[]) => {
-      const stdout = new PassThrough();
-      const stderr = new PassThrough();
-      let out = '';
-      let err = '';
-      stdout.on('data', (c: Buffer) => (out += c.toString()));
-      stderr.on('data', (c: Buffer) => (err += c.toString()));
-      const ctx: CliContext = {
-        out: () => {
-          throw new Error('provided by runCli');
-        },
-        config: () => h.app.config,
-        logger: () => createLogger({ level: 'silent' }),
-        openApp: (config, logger) => openApp(config, logger, { clock: h.clock }),
-        startRoles,
-        untilSignal: () => new Promise(() => {}),
-        env: {},
-        stdout: stdout as unknown as NodeJS.WriteStream,
-        stderr: stderr as unknown as NodeJS.WriteStream,
-      };
-      const code = await runCli(['node', 'billing', ...args], ctx);
-      return { code, out, err };
-    };
+    const run = (...args: string[]) => runCliInProcess(h.app.config, args, { clock: h.clock });
 
     const imported = await run('subs', 'import', 'examples/subscriptions.csv', '--json');
     expect(imported.code).toBe(0);

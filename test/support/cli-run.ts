@@ -8,6 +8,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { openApp, startRoles, type AppOverrides } from '../../src/app/composition.ts';
+import type { CliContext } from '../../src/cli/context.ts';
+import { runCli } from '../../src/cli/program.ts';
+import type { Config } from '../../src/config/config.ts';
+import { createLogger } from '../../src/infra/logger.ts';
 import { BIN } from './child.ts';
 import { until } from './poll.ts';
 import { dieWithThisProcess } from './watchdog.ts';
@@ -84,4 +90,36 @@ export async function runCliChild(
   const child = spawnCli(args, env, opts);
   const code = await child.exited;
   return { code, stdout: child.stdout(), stderr: child.stderr() };
+}
+
+/**
+ * Runs `billing <args>` in this process against `config` (the app opened with `overrides`, e.g. a
+ * test's clock), its stdout and stderr captured apart, logs silent.
+ */
+export async function runCliInProcess(
+  config: Config,
+  args: readonly string[],
+  overrides: AppOverrides = {},
+): Promise<{ code: number; out: string; err: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (c: Buffer) => (out += c.toString()));
+  stderr.on('data', (c: Buffer) => (err += c.toString()));
+  const ctx: CliContext = {
+    out: () => {
+      throw new Error('provided by runCli');
+    },
+    config: () => config,
+    logger: () => createLogger({ level: 'silent' }),
+    openApp: (c, logger) => openApp(c, logger, overrides),
+    startRoles,
+    untilSignal: () => new Promise(() => {}),
+    env: {},
+    stdout: stdout as unknown as NodeJS.WriteStream,
+    stderr: stderr as unknown as NodeJS.WriteStream,
+  };
+  const code = await runCli(['node', 'billing', ...args], ctx);
+  return { code, out, err };
 }
