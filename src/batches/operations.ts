@@ -39,7 +39,9 @@ export const CANCELED = 'canceled';
 export type CancelResult =
   | { status: 'canceled'; batch: BatchRecord; canceledNow: number }
   | { status: 'not_found' }
-  | { status: 'ingesting' };
+  | { status: 'ingesting' }
+  /** Completed, never canceled: every row is final, nothing changed (a stale page or script). */
+  | { status: 'completed'; batch: BatchRecord };
 
 /** Creates the intents of a held batch's rows a page at a time; enqueues them when asked. */
 async function releaseHeld(deps: BatchDeps, batch: BatchRecord, enqueue: boolean): Promise<void> {
@@ -56,12 +58,20 @@ async function releaseHeld(deps: BatchDeps, batch: BatchRecord, enqueue: boolean
 
 /**
  * Cancels the rows of batch `id` not yet submitted; `by` is who asked. Refused while the batch is
- * still ingesting (its rows are being created and enqueued: cancel once it is `queued`).
+ * still ingesting (its rows are being created and enqueued: cancel once it is `queued`) and once
+ * it has completed (every row is final; the batch is left as it is, not marked canceled).
  */
 export async function cancelBatch(deps: BatchDeps, id: string, by: string): Promise<CancelResult> {
   const batch = await deps.batches.markCanceled(id, by, deps.clock.now());
   if (!batch) return { status: 'not_found' };
   if (batch.state === 'ingesting') return { status: 'ingesting' };
+  // Every row is final. A batch canceled before it completed answers a repeated cancel as one that
+  // canceled nothing more; any other completed batch is left as it is, never marked canceled.
+  if (batch.state === 'completed') {
+    return batch.canceledAt !== undefined
+      ? { status: 'canceled', batch, canceledNow: 0 }
+      : { status: 'completed', batch };
+  }
   const log = deps.logger.child({ component: 'batch', batchId: id });
   // A held batch's rows become intents first (not enqueued), so that every row is canceled below
   // and a release racing with this cancel finds its intents already failed.

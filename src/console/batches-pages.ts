@@ -49,7 +49,14 @@ function progress(b: BatchStatus): Html {
       <div class="n" data-count="${cls}">${n}</div>
       <div class="l">${label}</div>
     </div>`;
-  const states = ['succeeded', 'failed', 'pending', 'needs_review', 'reversed'] as const;
+  const states = [
+    'succeeded',
+    'failed',
+    'pending',
+    'requires_action',
+    'needs_review',
+    'reversed',
+  ] as const;
   return html`<section id="progress" data-refresh="${live ? 'live' : 'done'}">
     <p>
       ${badge(b.state)} ${b.type} batch from <code>${b.source}</code> · ${b.valid} rows
@@ -58,7 +65,7 @@ function progress(b: BatchStatus): Html {
     </p>
     ${bar(b)}
     <div class="cards">
-      ${card('queued', b.counts.in_progress, 'queued or being sent')}
+      ${card('queued', b.counts.in_progress, 'queued, being sent, or outcome unknown')}
       ${card('in-flight', inFlight(b), 'in flight (pending, 3-D Secure)')}
       ${card('succeeded', b.counts.succeeded, 'succeeded')}
       ${card('failed', b.counts.failed, 'failed')}
@@ -128,7 +135,13 @@ function actions(ctx: PageContext, b: BatchStatus): Html {
       ${csrfField(ctx)}<button type="submit" class="${cls}">${label}</button
       >${note ? html`<span class="muted">${note}</span>` : ''}
     </form>`;
-  return html`<div class="actions">
+  // Refreshed with the progress: a batch that completes while its page is open loses its Cancel
+  // button and gains Retry where it applies.
+  return html`<div
+    class="actions"
+    id="actions"
+    data-refresh="${b.state === 'completed' ? 'done' : 'live'}"
+  >
     <a class="button secondary" href="${base}/results.csv" download>Download results (CSV)</a>
     ${ctx.canWrite && b.state === 'awaiting_approval' ? form('approve', 'Approve', '', 'by someone other than the submitter') : ''}
     ${ctx.canWrite && b.state !== 'completed' && !b.canceledAt ? form('cancel', 'Cancel unsent rows', 'danger') : ''}
@@ -147,12 +160,13 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
   const noBatch = (reply: FastifyReply, id: string) =>
     kit.done(reply, `${CONSOLE_PATH}/batches`, { kind: 'error', text: `No batch ${id}.` });
 
-  scope.get<{ Querystring: { id?: string; cursor?: string } }>(
+  // Query values are unknown: a repeated parameter arrives as an array.
+  scope.get<{ Querystring: { id?: unknown; cursor?: unknown } }>(
     '/batches',
     HIDDEN,
     async (req, reply) => {
       const ctx = kit.ctx(req, reply);
-      const wanted = req.query.id?.trim();
+      const wanted = typeof req.query.id === 'string' ? req.query.id.trim() : undefined;
       let note: Html | string = '';
       if (wanted) {
         const id = batchIdSchema.safeParse(wanted);
@@ -163,7 +177,8 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
       // The operator API's list (GET /batches): newest first, a page at a time.
       let list: Awaited<ReturnType<typeof listBatches>> = { data: [], next_cursor: null };
       try {
-        list = await listBatches(deps, { limit: RECENT, cursor: req.query.cursor || undefined });
+        const cursor = typeof req.query.cursor === 'string' ? req.query.cursor : '';
+        list = await listBatches(deps, { limit: RECENT, cursor: cursor || undefined });
       } catch (err) {
         if (!(err instanceof RangeError)) throw err;
         note = html`<div class="flash error" role="alert">That page link is no longer valid.</div>`;
@@ -322,6 +337,11 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
         return kit.done(reply, back, {
           kind: 'error',
           text: `Batch ${id} is still being enqueued; cancel it once its rows are enqueued.`,
+        });
+      case 'completed':
+        return kit.done(reply, back, {
+          kind: 'error',
+          text: `Batch ${id} has completed: every row is final, nothing was canceled.`,
         });
       case 'canceled':
         return kit.done(reply, back, {

@@ -20,7 +20,7 @@ export const PAGE_SIZE = 50;
 
 /** The form's fields, as the browser sends them (empty fields are absent). */
 const searchForm = z.object({
-  q: z.string().trim().max(320).optional(),
+  q: z.string().trim().max(320, 'the search is longer than 320 characters').optional(),
   state: z.string().optional(),
   type: z.string().optional(),
   currency: z.string().optional(),
@@ -299,8 +299,12 @@ export function registerPaymentPages(scope: FastifyInstance, kit: ConsoleKit): v
 
   scope.get('/payments', HIDDEN, async (req, reply) => {
     const ctx: PageContext = kit.ctx(req, reply);
-    const f = searchForm.parse(nonEmpty(req.query));
-    let note: Html | string = '';
+    const form = searchForm.safeParse(nonEmpty(req.query));
+    // A field the form refuses (a search past 320 characters) is shown, with an empty form.
+    const f: SearchForm = form.success ? form.data : {};
+    let note: Html | string = form.success
+      ? ''
+      : html`<div class="flash error" role="alert">${issuesText(form.error.issues)}</div>`;
     let email: string | undefined;
     if (f.q !== undefined && f.q !== '') {
       const found = await findPayment(store, f.q);

@@ -1,5 +1,5 @@
 /** The public view of one payment (HTTP `GET /payments/:reference`, `billing payments show`). */
-import { apiIntentKey, parseAttemptReference } from '../kernel/ids.ts';
+import { apiIntentKey, isIntentKey, parseAttemptReference } from '../kernel/ids.ts';
 import { formatMajor } from '../kernel/money.ts';
 import type { Intent, IntentHistoryEntry } from '../kernel/payment.ts';
 import type { IntentStore } from '../kernel/ports.ts';
@@ -88,7 +88,8 @@ export async function findIntent(
   store: IntentStore,
   reference: string,
 ): Promise<Intent | undefined> {
-  const exact = await store.get(reference);
+  // Only a name that can be an intent key is read as one: `<key>:history` is another key's list.
+  const exact = isIntentKey(reference) ? await store.get(reference) : undefined;
   if (exact) return exact;
   const attempt = parseAttemptReference(reference);
   if (attempt) {

@@ -175,6 +175,19 @@ describe('retry-failed and approval', () => {
     const twice = await post(h, '/batches/ops-approve/approve');
     expect(twice.status).toBe(200);
     expect(twice.json.status).toBe('already_approved');
+    // A cancel after it completed (a stale page, a late script) is refused and marks nothing.
+    const late = await post(h, '/batches/ops-approve/cancel');
+    expect(late.status).toBe(409);
+    expect((late.json.error as { code: string }).code).toBe('batch_completed');
+    const lateCli = await runBilling(
+      ['batch', 'cancel', 'ops-approve', '--json'],
+      await batchCliEnv(h.t, h.sandbox),
+    );
+    expect(lateCli.code, lateCli.output).toBe(1);
+    expect(lateCli.output).toContain('"code":"batch_completed"');
+    const after = await batchStatus(h.t.app, 'ops-approve');
+    expect(after?.canceledAt).toBeUndefined();
+    expect(after?.canceledBy).toBeUndefined();
   });
 
   it('approval over the CLI by its own submitter is refused (exit 1, same_approver); HTTP approves', async () => {

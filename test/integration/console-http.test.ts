@@ -264,4 +264,21 @@ describe('console rendering', () => {
     const byCurrency = await get('/console/payments?currency=USD');
     expect(byCurrency.body).not.toContain('data-key="api_xss-1"');
   });
+
+  it('odd input gets a page or a 404, never a 500: a long search, a key of another kind, repeats', async () => {
+    const long = await get(`/console/payments?q=${'a'.repeat(321)}`);
+    expect(long.statusCode).toBe(200);
+    expect(long.body).toContain('longer than 320 characters');
+    // `<key>:history` names the payment's history list in Redis, not a payment.
+    const history = encodeURIComponent('api_xss-1:history');
+    expect((await get(`/console/payments/${history}`)).statusCode).toBe(404);
+    const search = await get(`/console/payments?q=${history}`);
+    expect(search.statusCode).toBe(200);
+    expect(search.body).toContain('No payment with key or reference');
+    expect(
+      (await http.inject({ method: 'GET', url: `/payments/${history}`, headers: READ })).statusCode,
+    ).toBe(404);
+    expect((await get('/console/batches?id=a&id=b')).statusCode).toBe(200);
+    expect((await get('/console/batches?cursor=a&cursor=b')).statusCode).toBe(200);
+  });
 });

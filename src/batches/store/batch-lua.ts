@@ -180,13 +180,14 @@ return { 'approved', h[1] }
 
 /**
  * Marks a batch canceled (the first cancel's who and when are kept); refused while it is still
- * ingesting (rows are being created and enqueued).
+ * ingesting (rows are being created and enqueued) and once it has completed (every row is final:
+ * nothing is left to cancel, and a completed batch must not read as canceled).
  * KEYS: 1 batch hash. ARGV: 1 by, 2 now. Returns the state, or '' when there is no batch.
  */
 export const MARK_CANCELED = new LuaScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return '' end
-if st == 'ingesting' then return st end
+if st == 'ingesting' or st == 'completed' then return st end
 if redis.call('HSETNX', KEYS[1], 'canceledAt', ARGV[2]) == 1 then
   redis.call('HSET', KEYS[1], 'canceledBy', ARGV[1])
 end

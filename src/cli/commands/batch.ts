@@ -340,6 +340,14 @@ export function registerBatchCommands(program: Command, ctx: CliContext): void {
             { code: 'batch_ingesting' },
           );
         }
+        if (r.status === 'completed') {
+          throw new CliError(
+            `batch ${id} has completed: every row is final, nothing was canceled`,
+            {
+              code: 'batch_completed',
+            },
+          );
+        }
         const status = toBatchStatus(r.batch);
         ctx
           .out()

@@ -77,6 +77,15 @@ export function registerBatchOpsRoutes(app: FastifyInstance, deps: BatchDeps): v
                 `batch ${id} is still being enqueued; cancel it once its rows are enqueued`,
               ),
             );
+        case 'completed':
+          return reply
+            .code(409)
+            .send(
+              apiError(
+                'batch_completed',
+                `batch ${id} has completed: every row is final, nothing was canceled`,
+              ),
+            );
         case 'canceled':
           return {
             batchId: id,
