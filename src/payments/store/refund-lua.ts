@@ -22,6 +22,10 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
  * 9 `1` when a Redis data loss is unacknowledged (as this process last saw it): the refund is then
  * marked `afterDataLoss = now`, as CREATE_INTENT marks an intent, since refund n of a charge has
  * the same key and reference it had before the loss, and the lost store may have sent it.
+ * 10 this call's `incarnation` (also in the fields): a refund n that already carries it was
+ * created by this very call, run again — ioredis resends a command whose reply a dropped
+ * connection lost — and is answered as the first run was, never with `retry` (which would make
+ * the caller reserve refund n+1: a second refund for one request).
  * Returns {'created', amount} | {'existing', refund key} | {'not_found'} |
  * {'not_refundable', type, state} | {'exceeds', charged, reserved, requested} | {'too_many'} |
  * {'retry'} (another refund was created since the caller read the list: read it again).
@@ -29,6 +33,9 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
 export const RESERVE_REFUND = new LuaScript(`
 local c = redis.call('HMGET', KEYS[1], 'type', 'state', 'amount', 'currency')
 if not c[1] then return {'not_found'} end
+if redis.call('HGET', KEYS[4], 'incarnation') == ARGV[10] then
+  return {'created', redis.call('HGET', KEYS[4], 'amount')}
+end
 if ARGV[7] ~= '' then
   local existing = redis.call('HGET', KEYS[3], ARGV[7])
   if existing then return {'existing', existing} end

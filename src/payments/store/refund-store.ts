@@ -78,7 +78,8 @@ export class RedisRefundStore implements RefundStore {
         checks: '0',
         enqueues: '1',
         unsentResubmits: '0',
-        incarnation: randomBytes(4).toString('hex'),
+        // Also how the script knows its own refund when a resend runs it twice (refund-lua.ts).
+        incarnation: randomBytes(8).toString('hex'),
         requestHash: req.requestHash,
       };
       const history: IntentHistoryEntry = { at: req.now, from: null, to: 'queued', attempt: 1 };
@@ -103,6 +104,7 @@ export class RedisRefundStore implements RefundStore {
         req.callerKey ?? '',
         String(MAX_REFUNDS_PER_CHARGE),
         this.intents.dataLossUnacknowledged?.() === true ? '1' : '',
+        fields.incarnation as string,
       )) as string[];
       switch (res[0]) {
         case 'retry':
