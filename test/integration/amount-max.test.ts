@@ -7,7 +7,10 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMOUNT_MINOR_MAX } from '../../src/kernel/money.ts';
+import { submitBatch } from '../../src/batches/ingest.ts';
+import { startBatchTracker } from '../../src/batches/tracker.ts';
 import { readNotification } from '../../src/notifications/deliver.ts';
+import { waitBatchCompleted } from '../support/batch-http.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { track } from '../support/leak-check.ts';
 import { getRedisUrl } from '../support/redis.ts';
@@ -62,6 +65,34 @@ describe('the amount maximum', () => {
       if (n?.id.startsWith('evt_api_amount-at-max_')) amounts.push(n.data.amount);
     }
     expect(amounts).toEqual([AMOUNT_MINOR_MAX]);
+  });
+
+  it('batch.completed carries money totals past the maximum exactly (two rows at it)', async () => {
+    const tracker = await startBatchTracker({
+      batches: t.app.batches,
+      events: t.app.events,
+      clock: t.app.clock,
+      logger: t.app.logger,
+    });
+    try {
+      const row = (ref: string) =>
+        `${ref},0123456789,058,GTBank,Ada Obi,999999999999.99,NGN,at the maximum`;
+      const input = `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${row('max-1')}\n${row('max-2')}\n`;
+      const r = await submitBatch(t.app, { input, type: 'payout', id: 'amount-max' });
+      expect(r.status).toBe('created');
+      // No worker runs: the rows end `failed` straight from `queued`, as a cancel ends them.
+      for (const key of await t.app.store.batchKeys('amount-max', 0, 10))
+        expect((await t.app.store.transition(key, 'failed', Date.now())).ok).toBe(true);
+      const done = await waitBatchCompleted(t, 'amount-max');
+      expect(done.totals.NGN?.byState.failed.amountMinor).toBe(2 * AMOUNT_MINOR_MAX);
+      const completed = (await t.app.events.read(undefined, 1000)).find(
+        (e) => e.type === 'batch.completed' && e.data.batchId === 'amount-max',
+      );
+      // 199999999999998: 15 digits, which cjson would have written as 2e+14.
+      expect(completed?.data.amounts).toEqual({ failed: { NGN: 2 * AMOUNT_MINOR_MAX } });
+    } finally {
+      await tracker.stop();
+    }
   });
 
   it('POST /payments: one minor unit more is refused, naming the field and the maximum', async () => {

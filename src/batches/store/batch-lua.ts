@@ -33,16 +33,19 @@ local function maybe_complete(bh, id, now, qidx, cidx, ev, maxlen)
   redis.call('ZREM', KEYS[qidx], id)
   redis.call('ZADD', KEYS[cidx], h[4] or now, id)
   local all = redis.call('HGETALL', bh)
-  local data = { batchId = id, counts = {}, amounts = {} }
+  local data = { batchId = id, counts = {} }
+  -- Money totals are written into the JSON as the exact integers HINCRBY kept: cjson writes a
+  -- number with 14 significant digits, so a total from 10^14 minor units on came out rounded.
+  local amounts, order = {}, {}
   for i = 1, #all, 2 do
     local k, v = all[i], all[i + 1]
     if string.sub(k, 1, 2) == 'n:' then
       data.counts[string.sub(k, 3)] = tonumber(v)
     elseif string.sub(k, 1, 2) == 'a:' then
       local st, cur = string.match(k, '^a:([^:]+):(.+)$')
-      if st then
-        data.amounts[st] = data.amounts[st] or {}
-        data.amounts[st][cur] = tonumber(v)
+      if st and string.match(v, '^%-?%d+$') then
+        if not amounts[st] then amounts[st] = {}; order[#order + 1] = st end
+        amounts[st][#amounts[st] + 1] = cjson.encode(cur) .. ':' .. v
       end
     elseif k == 'type' or k == 'source' then
       data[k] = v
@@ -51,8 +54,14 @@ local function maybe_complete(bh, id, now, qidx, cidx, ev, maxlen)
     end
   end
   data.finishedAt = tonumber(now)
+  local parts = {}
+  for _, st in ipairs(order) do
+    parts[#parts + 1] = cjson.encode(st) .. ':{' .. table.concat(amounts[st], ',') .. '}'
+  end
+  local json = cjson.encode(data)
+  json = string.sub(json, 1, -2) .. ',"amounts":{' .. table.concat(parts, ',') .. '}}'
   redis.call('XADD', KEYS[ev], 'MAXLEN', '~', maxlen, '*', 'id', 'evt_batch_' .. id .. '_completed',
-    'type', 'batch.completed', 'at', now, 'data', cjson.encode(data))
+    'type', 'batch.completed', 'at', now, 'data', json)
   return 'completed'
 end
 `;
