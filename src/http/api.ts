@@ -65,7 +65,8 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
       (server) => registerTestClockRoutes(server, subscriptionServiceDeps(app)),
       (server) =>
         registerDashboard(server, {
-          queues: Object.values(QUEUES).map((q) => app.dispatcher.queue(q)),
+          // Every shard's queues: a gateway auth failure pauses `charges` and `payouts` on each.
+          queues: Object.values(QUEUES).flatMap((q) => app.dispatcher.queuesOf(q)),
           ...(app.config.http.dashboard
             ? {
                 auth: {

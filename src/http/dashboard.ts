@@ -87,6 +87,24 @@ export function foreignOrigin(req: FastifyRequest): boolean {
 }
 
 /**
+ * One adapter per queue. A name that several queues carry (each shard's `charges`, REDIS_SHARDS)
+ * is told apart by its shard's number, `s0-charges`, `s1-charges`…, in the order given: bull-board
+ * keys its queues by name, so without it only one shard's queue would show (and could be resumed
+ * after a gateway auth failure paused them all).
+ */
+function dashboardAdapters(queues: readonly Queue[], readOnly: boolean): BullMQAdapter[] {
+  const seen = new Map<string, number>();
+  const total = new Map<string, number>();
+  for (const q of queues) total.set(q.name, (total.get(q.name) ?? 0) + 1);
+  return queues.map((q) => {
+    const n = seen.get(q.name) ?? 0;
+    seen.set(q.name, n + 1);
+    const prefix = (total.get(q.name) ?? 0) > 1 ? `s${n}-` : '';
+    return new BullMQAdapter(q, { readOnlyMode: readOnly, prefix });
+  });
+}
+
+/**
  * Mounts bull-board at `/admin/queues` for `queues`. With credentials every dashboard request
  * needs them; without, it answers 404, unless `authMode` is `none` (open, read-only, a warning).
  */
@@ -126,7 +144,7 @@ export async function registerDashboard(
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(DASHBOARD_PATH);
   createBullBoard({
-    queues: opts.queues.map((q) => new BullMQAdapter(q, { readOnlyMode: readOnly })),
+    queues: dashboardAdapters(opts.queues, readOnly),
     serverAdapter,
     options: { uiConfig: { boardTitle: 'sayswitch-billing' } },
   });

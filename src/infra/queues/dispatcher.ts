@@ -77,6 +77,8 @@ export interface Dispatcher {
 /** The dispatcher with its BullMQ queues, for the composition root, dashboard and metrics. */
 export interface QueueDispatcher extends Dispatcher {
   queue(name: QueueName): Queue;
+  /** Every shard's queue of that name (REDIS_SHARDS); `[queue(name)]` without shards. */
+  queuesOf(name: QueueName): Queue[];
   /**
    * Re-creates every job scheduler this process registered with {@link Dispatcher.schedule} that
    * Redis no longer has (it restarted empty, or someone removed it); returns their ids. Run
@@ -226,6 +228,7 @@ export function createDispatcher(
       await queue(name).pause();
     },
     queue,
+    queuesOf: (name) => [queue(name)],
     async close() {
       await Promise.all([...queues.values()].map((q) => q.close()));
     },

@@ -22,8 +22,7 @@ export const SHARD_QUEUES: readonly QueueName[] = [
 export function shardedDispatcher(
   shards: readonly QueueDispatcher[],
   layout: Pick<KeyLayout, 'shardOf'>,
-): QueueDispatcher & { queuesOf(name: QueueName): Queue[] } {
-  // (queuesOf: every shard's queue of that name, for metrics that add them up.)
+): QueueDispatcher {
   const group = shards[0];
   if (!group || shards.length < 2) throw new RangeError('a sharded dispatcher needs two shards');
   const of = (key: string) => shards[layout.shardOf(key)] ?? group;
