@@ -4,6 +4,10 @@
  * more release, with the legacy `X-Billing-Signature` (see signature.ts). A 2xx completes the job; any other answer, or no answer, throws a
  * RetryableError so the processor wrapper rethrows it and BullMQ retries on the configured
  * schedule. Each try is one BullMQ attempt, so the dashboard shows them.
+ *
+ * The body is built from the event the job carries (the relay copies the entry's fields into it),
+ * never from the stream on a retry: MAXLEN trims the stream, and a retry a day later would find
+ * nothing to send. A job added before the event was carried reads the entry, as it always did.
  */
 import axios, { type AxiosInstance } from 'axios';
 import { FatalError, RetryableError } from '../kernel/errors.ts';
@@ -32,19 +36,26 @@ export interface NotificationBody {
   data: Record<string, unknown>;
 }
 
-/** Reads one stream entry and shapes it as the body; undefined when it is no longer there. */
-export async function readNotification(
-  events: Pick<EventLog, 'entry'>,
-  streamId: string,
-): Promise<NotificationBody | undefined> {
-  const f = await events.entry(streamId);
-  if (!f) return undefined;
+/**
+ * Shapes a stream entry's fields (`id`, `type`, `at` in epoch ms, `data` as JSON, all strings as
+ * XADD wrote them, or a job's copy of them) as the body: the one place the body is made.
+ */
+export function notificationOf(f: Partial<Record<string, string>>): NotificationBody {
   return {
     id: f.id ?? '',
     type: f.type ?? '',
     at: new Date(Number(f.at)).toISOString(),
     data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
   };
+}
+
+/** Reads one stream entry and shapes it as the body; undefined when it is no longer there. */
+export async function readNotification(
+  events: Pick<EventLog, 'entry'>,
+  streamId: string,
+): Promise<NotificationBody | undefined> {
+  const f = await events.entry(streamId);
+  return f ? notificationOf(f) : undefined;
 }
 
 function httpClient(timeoutMs: number): AxiosInstance {
@@ -71,11 +82,14 @@ export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.
   const http = httpClient(timeoutMs);
   const signer = standardWebhookSigner(deps.secret);
 
-  return async ({ eventId, streamId }, { job, log }) => {
+  return async ({ eventId, streamId, event: carried }, { job, log }) => {
     const attempt = job.attemptsMade + 1;
-    const event = await readNotification(deps.events, streamId);
+    // The relay's copy of the entry; only jobs added before it carried one read the stream.
+    const event = carried
+      ? notificationOf({ ...carried, id: eventId })
+      : await readNotification(deps.events, streamId);
     if (!event || event.id !== eventId) {
-      // Trimmed from the stream (MAXLEN) or a stale job: retrying cannot bring it back.
+      // An old job whose entry was trimmed (MAXLEN) or a stale one: retrying cannot bring it back.
       log.error({ eventId, streamId, attempt }, 'event no longer in the stream; not delivered');
       throw new FatalError('event no longer in the stream', 'notify_event_missing');
     }

@@ -1,5 +1,7 @@
 /**
- * The stream relay: turns every entry of `<prefix>:events` into one `notifications.deliver` job.
+ * The stream relay: turns every entry of `<prefix>:events` into one `notifications.deliver` job,
+ * which carries the entry's `type`, `at` and `data`: its delivery and every retry build the body
+ * from the job, so the stream's MAXLEN trim cannot take an event from a job waiting to retry.
  *
  * It reads with XREADGROUP in the consumer group `notify` (one consumer per process) and
  * acknowledges an entry only after its job was added, so a crash between the two leaves the entry
@@ -85,12 +87,22 @@ export async function startRelay(opts: RelayOptions): Promise<Relay> {
     const attempts = opts.attempts;
     for (const [streamId, flat] of entries) {
       // A pending entry trimmed from the stream comes back without fields: nothing to send.
-      const eventId = fieldsOf(flat).id;
+      const { id: eventId, type, at, data } = fieldsOf(flat);
       if (eventId === undefined || eventId === '') {
         log.warn('stream entry without an event id (trimmed or foreign); skipped');
         continue;
       }
-      jobs.push({ data: { eventId, streamId }, jobId: notificationJobId(eventId), attempts });
+      // Every writer of the stream sets all four fields; a foreign entry lacking one is read
+      // from the stream at delivery, as before, and shaped the same way.
+      const event =
+        type !== undefined && at !== undefined && data !== undefined
+          ? { event: { type, at, data } }
+          : {};
+      jobs.push({
+        data: { eventId, streamId, ...event },
+        jobId: notificationJobId(eventId),
+        attempts,
+      });
     }
     await opts.dispatcher.addMany('notifications.deliver', jobs);
     const ids = entries.map(([id]) => id);

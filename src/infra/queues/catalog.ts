@@ -1,7 +1,7 @@
 /**
  * The job catalog: per job name, its queue, zod payload schema, attempts, backoff and timeout.
  * Payloads carry intent keys and amounts, never card tokens, account secrets or keys: workers
- * load what they need from the store.
+ * load what they need from the store (a notification carries its event as published).
  *
  * Typed per queue: `startWorker(queue, handlers)` takes exactly the jobs of that queue
  * ({@link HandlersFor}), so a missing handler, or one for another queue's job, does not compile
@@ -41,6 +41,19 @@ const reconcilePayload = z.object({
   cause: z.enum(['schedule', 'webhook', 'sweep', 'lease', 'manual']),
   /** For scheduled checks: the check count the job was scheduled for; a stale one only verifies. */
   checks: z.number().int().min(0).optional(),
+});
+
+/**
+ * One event's delivery (src/notifications/relay.ts adds it, deliver.ts runs it). `event` is the
+ * stream entry's `type`, `at` and `data` fields verbatim, as the relay read them: the delivery
+ * builds the signed body from them, so no attempt (nor a dashboard retry) needs the entry, which
+ * the stream's MAXLEN trims. Jobs added before it was carried have none: their delivery reads the
+ * entry at `streamId`. Event data holds no card tokens or secrets (docs/notifications.md).
+ */
+const notifyPayload = z.object({
+  eventId: z.string().min(1),
+  streamId: z.string().min(1),
+  event: z.object({ type: z.string(), at: z.string(), data: z.string() }).optional(),
 });
 
 export type Backoff = { baseMs: number; capMs: number } | { scheduleMs: readonly number[] };
@@ -102,7 +115,7 @@ export const JOBS = {
   },
   'notifications.deliver': {
     queue: QUEUES.notifications,
-    schema: z.object({ eventId: z.string().min(1), streamId: z.string().min(1) }),
+    schema: notifyPayload,
     // docs/notifications.md: 1m, 5m, 30m, 2h, 12h, 24h, then it stays failed
     // (visible and retryable in the dashboard).
     attempts: 7,

@@ -9,6 +9,10 @@
  *   whoever holds them (a process that died, or this one's own entries a handler left pending);
  * - otherwise new entries (`>`), blocking up to `blockMs`.
  *
+ * What it cannot read is reported, never silently skipped: at start and on each claim pass, a
+ * group whose last-delivered id is before the stream's first entry lost entries to the writers'
+ * MAXLEN trim before reading them ({@link trimmedUnread}): one error line per such gap.
+ *
  * The reader blocks on a connection of its own (a blocked XREADGROUP would stall every other
  * command on a shared one); `stop()` drops it to end a block at once, and a half-read batch stays
  * pending for the next start.
@@ -94,6 +98,97 @@ export function fieldsOf(flat: readonly string[] | null): Record<string, string>
   return f;
 }
 
+/** Orders two stream ids (`<ms>-<seq>`) as Redis does. */
+export function compareStreamIds(a: string, b: string): number {
+  const [am = '0', as = '0'] = a.split('-');
+  const [bm = '0', bs = '0'] = b.split('-');
+  const d = BigInt(am) - BigInt(bm) || BigInt(as) - BigInt(bs);
+  return d < 0n ? -1 : d > 0n ? 1 : 0;
+}
+
+/** `{ field: value }` of an XINFO reply: a flat RESP2 array, or a RESP3 map. */
+function infoRecord(reply: unknown): Record<string, unknown> {
+  if (reply instanceof Map) return Object.fromEntries(reply) as Record<string, unknown>;
+  if (Array.isArray(reply)) {
+    const r: Record<string, unknown> = {};
+    for (let i = 0; i + 1 < reply.length; i += 2) r[String(reply[i])] = reply[i + 1];
+    return r;
+  }
+  return reply !== null && typeof reply === 'object' ? (reply as Record<string, unknown>) : {};
+}
+
+const text = (v: unknown): string | undefined =>
+  typeof v === 'string' ? v : Buffer.isBuffer(v) ? v.toString('utf8') : undefined;
+
+const counter = (v: unknown): number | undefined =>
+  typeof v === 'number' || (typeof v === 'string' && /^\d+$/.test(v)) ? Number(v) : undefined;
+
+/** A consumer group behind its stream's first entry. */
+export interface TrimmedUnread {
+  /**
+   * How many entries were trimmed before the group read them: `entries-added` − `length` −
+   * `entries-read` (Redis 7's counters). Undefined when Redis cannot say (before 7.0, or a
+   * group whose read counter is unknown). It can overcount by the entries of an earlier gap,
+   * which Redis's read counter never catches up on (it counts entries read, not skipped).
+   */
+  missed: number | undefined;
+  /** The group's last-delivered id. */
+  lastDeliveredId: string;
+  /** The first id still in the stream; undefined when the stream is empty. */
+  firstEntryId: string | undefined;
+}
+
+/**
+ * Whether entries of `stream` were trimmed (MAXLEN, XTRIM, XDEL) before `group` read them: the
+ * entry after its last-delivered id is gone, i.e. that id is before the stream's first entry (or,
+ * the stream empty, before its last generated id), and Redis's counters, when it has them, say
+ * entries were lost in between. Undefined when not (or the group does not exist). One MULTI, so
+ * the two XINFO replies describe the same moment.
+ */
+export async function trimmedUnread(
+  conn: Redis,
+  stream: string,
+  group: string,
+): Promise<TrimmedUnread | undefined> {
+  const replies = await conn
+    .multi()
+    .call('XINFO', 'STREAM', stream)
+    .call('XINFO', 'GROUPS', stream)
+    .exec();
+  const [[streamErr, streamReply] = [], [groupsErr, groupsReply] = []] = replies ?? [];
+  if (streamErr) throw streamErr;
+  if (groupsErr) throw groupsErr;
+  const info = infoRecord(streamReply);
+  const groups = Array.isArray(groupsReply) ? groupsReply.map(infoRecord) : [];
+  const g = groups.find((r) => text(r.name) === group);
+  if (!g) return undefined;
+  const lastDeliveredId = text(g['last-delivered-id']) ?? '0-0';
+  const first = info['first-entry'];
+  const firstEntryId = Array.isArray(first) ? text(first[0]) : undefined;
+  const behind =
+    firstEntryId !== undefined
+      ? compareStreamIds(lastDeliveredId, firstEntryId) < 0
+      : compareStreamIds(lastDeliveredId, text(info['last-generated-id']) ?? '0-0') < 0;
+  if (!behind) return undefined;
+  // Every entry left in the stream is after the group's position: the rest of what was added
+  // after it is gone.
+  const added = counter(info['entries-added']);
+  const read = counter(g['entries-read']);
+  const length = counter(info.length) ?? 0;
+  if (added !== undefined && read !== undefined) {
+    const missed = added - length - read;
+    return missed > 0 ? { missed, lastDeliveredId, firstEntryId } : undefined;
+  }
+  // No counters. A group that never read (created at the stream's start, XGROUP CREATE leaves
+  // its counter unset) cannot tell entries trimmed before it existed from entries it missed:
+  // it is not reported. One that has read is behind its next entry.
+  if (lastDeliveredId === '0-0') return undefined;
+  return { missed: undefined, lastDeliveredId, firstEntryId };
+}
+
+/** The time in a stream id, ISO 8601 (a stream id itself is masked by the logger as a card number). */
+const timeOfId = (id: string) => new Date(Number(id.split('-')[0])).toISOString();
+
 /** Creates the group if needed and starts reading; resolves once the loop runs. */
 export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<StreamConsumer> {
   const { connection: conn, stream, group, consumer, logger: log, batchSize } = opts;
@@ -126,6 +221,34 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
     if (entries.length > 0) await opts.handle(entries);
   };
 
+  /** The gap last reported: the same one is not reported again on every pass. */
+  let reportedGap: string | undefined;
+  /** Logs, once per gap, that the writers' trim overtook the group (see {@link trimmedUnread}). */
+  const checkTrimmed = async () => {
+    let gap: TrimmedUnread | undefined;
+    try {
+      gap = await trimmedUnread(conn, stream, group);
+    } catch (err) {
+      // Redis down: the claim that follows fails and is retried (and logged) by the loop.
+      log.debug({ err: { message: (err as Error).message } }, 'trim check failed');
+      return;
+    }
+    const key = gap && `${gap.lastDeliveredId}>${gap.firstEntryId ?? ''}`;
+    if (!gap || key === reportedGap) return;
+    reportedGap = key;
+    log.error(
+      {
+        group,
+        stream,
+        missed: gap.missed ?? null,
+        lastReadAt: timeOfId(gap.lastDeliveredId),
+        firstEntryAt: gap.firstEntryId === undefined ? null : timeOfId(gap.firstEntryId),
+      },
+      `${opts.label}: events were trimmed from the stream before the consumer group read them; ` +
+        'they are skipped (docs/notifications.md, "Events trimmed before they were read")',
+    );
+  };
+
   /** XREADGROUP from `id` ('0': own pending entries; '>': new ones), blocking if asked. */
   const read = (id: '0' | '>', blockMs?: number) =>
     conn.call(
@@ -149,7 +272,9 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
     while (!stopped) {
       try {
         if (Date.now() >= nextClaimAt) {
-          const [next, claimed] = (await conn.call(
+          // At start and at the start of each claim pass: did the writers' trim overtake us?
+          if (claimCursor === '0-0') await checkTrimmed();
+          const [next, claimed, deleted] = (await conn.call(
             'XAUTOCLAIM',
             stream,
             group,
@@ -158,8 +283,16 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
             claimCursor,
             'COUNT',
             batchSize,
-          )) as [string, StreamEntry[], ...unknown[]];
+          )) as [string, StreamEntry[], unknown?];
           if (claimed.length > 0) log.info({ count: claimed.length }, 'claimed pending entries');
+          // Redis 7 drops pending entries no longer in the stream from the pending list and
+          // names them here (before, they came back without fields, for the handler to see).
+          if (Array.isArray(deleted) && deleted.length > 0) {
+            log.error(
+              { group, count: deleted.length },
+              'pending entries were trimmed from the stream before they were acknowledged; dropped',
+            );
+          }
           await handle(claimed);
           claimCursor = next;
           if (next === '0-0') nextClaimAt = Date.now() + claimIntervalMs;
