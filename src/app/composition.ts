@@ -41,7 +41,12 @@ import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
 import { storeKeys } from '../infra/redis/keys.ts';
-import { assertRedisReady, assertRedisTopology, probeWrites } from '../infra/redis/redis-check.ts';
+import {
+  assertClusterSeeds,
+  assertRedisReady,
+  assertRedisTopology,
+  probeWrites,
+} from '../infra/redis/redis-check.ts';
 import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
@@ -433,6 +438,7 @@ export async function startContribution(
 
 /** Starts the given roles in this process. Every role first checks Redis's eviction policy. */
 export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles> {
+  await assertClusterSeeds(app.config.redis);
   const check = await assertRedisReady(app.redis, {
     allowEviction: app.config.redis.allowEviction,
   });

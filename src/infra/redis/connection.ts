@@ -51,7 +51,45 @@ export function createRedis(target: string | RedisTarget, opts: RedisOptions = {
  * this way is dropped from the offline queue, so it never runs later behind the caller's back.
  */
 export function createFailFastRedis(target: string | RedisTarget, opts: RedisOptions = {}): Redis {
-  return createRedis(target, { maxRetriesPerRequest: 1, ...opts });
+  const redis = createRedis(target, { maxRetriesPerRequest: 1, ...opts });
+  if (isCluster(redis)) {
+    // The cluster client queues a command while the cluster is unreachable however long that
+    // lasts (`maxRetriesPerRequest` reaches only its per-node connections), then runs it when the
+    // cluster is back. Once it has been ready, a command while it is not is refused at once
+    // instead: what the standalone connection does after its one reconnection attempt. Before
+    // the first ready, commands wait (start-up waits for Redis anyway).
+    const cluster = redis as unknown as Cluster;
+    cluster.once('ready', () => {
+      cluster.options.enableOfflineQueue = false;
+    });
+    // A duplicate (BullMQ makes one per worker and per blocking reader) is a client of its own
+    // and starts with the default: it waits for its own first ready.
+    const duplicate: (nodes?: ClusterNode[], options?: ClusterOptions) => Cluster =
+      cluster.duplicate.bind(cluster);
+    (cluster as { duplicate: unknown }).duplicate = (
+      nodes?: ClusterNode[],
+      options?: ClusterOptions,
+    ): Cluster => duplicate(nodes, { enableOfflineQueue: true, ...options });
+  }
+  return redis;
+}
+
+/**
+ * A one-shot plain connection to one node (of REDIS_CLUSTER_NODES), with REDIS_URL's credentials
+ * and TLS: no reconnection, no offline queue, for a check that must not wait.
+ */
+export function connectNode(url: string, node: ClusterNode): Redis {
+  return new Redis({
+    host: node.host,
+    port: node.port,
+    ...credentialsOf(url),
+    ...(url.startsWith('rediss://') ? { tls: {} } : {}),
+    connectTimeout: CONNECT_TIMEOUT_MS,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+    lazyConnect: true,
+  });
 }
 
 function createCluster(url: string, nodes: readonly ClusterNode[], options: RedisOptions): Cluster {

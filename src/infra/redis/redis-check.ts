@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { FatalError } from '../../kernel/errors.ts';
-import { mastersOf } from './connection.ts';
+import { connectNode, mastersOf, type RedisTarget } from './connection.ts';
 
 /** The one policy under which Redis never deletes keys on its own. */
 export const SAFE_EVICTION_POLICY = 'noeviction';
@@ -164,4 +164,43 @@ export async function assertRedisTopology(redis: Redis): Promise<void> {
     throw err;
   });
   if (/^cluster_enabled:1\s*$/m.test(info)) throw new RedisClusterNotConfiguredError();
+}
+
+/** A node of REDIS_CLUSTER_NODES answers as a standalone server (`cluster_enabled:0`). */
+export class RedisNotAClusterError extends FatalError {
+  constructor(node: string) {
+    super(
+      `REDIS_CLUSTER_NODES names ${node}, which is not a Redis Cluster node (cluster_enabled:0): ` +
+        'a cluster client would wait for its slots forever. Unset REDIS_CLUSTER_NODES to use it ' +
+        'through REDIS_URL, or list the nodes of a cluster (docs/operations.md, "Redis Cluster").',
+      'redis_not_a_cluster',
+    );
+    this.name = 'RedisNotAClusterError';
+  }
+}
+
+/**
+ * Before anything waits on the cluster client: asks each seed node of REDIS_CLUSTER_NODES, over a
+ * one-shot connection, whether it runs in cluster mode. A standalone server there would leave
+ * the cluster client retrying its slot map forever, and start-up would hang without a word. A
+ * node that cannot be reached is skipped (an outage is the cluster client's to wait out); one that
+ * answers `cluster_enabled:0` is refused, by name.
+ */
+export async function assertClusterSeeds(target: RedisTarget): Promise<void> {
+  for (const node of target.clusterNodes ?? []) {
+    const conn = connectNode(target.url, node);
+    conn.on('error', () => undefined); // the outcome is read from the calls below
+    let info: string;
+    try {
+      await conn.connect();
+      info = await conn.info('cluster');
+    } catch {
+      continue;
+    } finally {
+      conn.disconnect();
+    }
+    if (/^cluster_enabled:0\s*$/m.test(info)) {
+      throw new RedisNotAClusterError(`${node.host}:${node.port}`);
+    }
+  }
 }
