@@ -76,7 +76,15 @@ function timestamp(value: Date | string | undefined): string {
 
 /** The cells of one results line, in {@link resultsCsvColumns} order, formula-escaped. */
 export function resultCells(row: ResultRow, metaKeys: readonly string[]): string[] {
-  const cells = [
+  return resultValues(row, metaKeys).map(escapeFormula);
+}
+
+/**
+ * The values of one results line, in {@link resultsCsvColumns} order, as stored: without the
+ * formula escape, which protects spreadsheets and means nothing outside a CSV (the JSON form).
+ */
+export function resultValues(row: ResultRow, metaKeys: readonly string[]): string[] {
+  return [
     String(row.line),
     row.reference ?? '',
     row.intentKey ?? '',
@@ -89,7 +97,6 @@ export function resultCells(row: ResultRow, metaKeys: readonly string[]): string
     timestamp(row.updatedAt),
     ...metaKeys.map((key) => row.meta[key] ?? ''),
   ];
-  return cells.map(escapeFormula);
 }
 
 /**

@@ -12,7 +12,7 @@ import type { AmountMinor, Currency } from '../kernel/money.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { BatchRecord, BatchStore, InvalidRow } from './ports.ts';
-import { writeResultsCsv, type ResultRow } from './results-csv.ts';
+import { resultsCsvColumns, resultValues, writeResultsCsv, type ResultRow } from './results-csv.ts';
 
 /** The ports the results file is read through. */
 export interface BatchResultsDeps {
@@ -153,6 +153,26 @@ export async function batchResults(
   if (!batch) return false;
   await writeResultsCsv(resultRows(deps, batch), out, batch.metaKeys);
   return true;
+}
+
+/**
+ * The results file's rows as objects keyed by its columns, in the same order, with the values as
+ * stored (no formula escape): the JSON form (`billing batch results --json`). Undefined when
+ * there is no such batch.
+ */
+export async function batchResultObjects(
+  deps: BatchResultsDeps,
+  id: string,
+): Promise<AsyncGenerator<Record<string, string>> | undefined> {
+  const batch = await deps.batches.get(id);
+  if (!batch) return undefined;
+  const columns = resultsCsvColumns(batch.metaKeys);
+  return (async function* () {
+    for await (const row of resultRows(deps, batch)) {
+      const values = resultValues(row, batch.metaKeys);
+      yield Object.fromEntries(columns.map((column, i) => [column, values[i] ?? '']));
+    }
+  })();
 }
 
 /** A readable results file, for HTTP replies: errors destroy the stream. */

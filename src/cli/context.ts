@@ -7,7 +7,10 @@
 import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
 import { isRedisConnectionError, RedisUnavailableError } from '../infra/redis/health.ts';
+import { assertClusterSeeds } from '../infra/redis/redis-check.ts';
+import { assertShardCount, ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { Logger } from '../infra/logger.ts';
+import { CliError } from './errors.ts';
 import type { Output } from './output.ts';
 
 export interface CliContext {
@@ -52,17 +55,46 @@ export function asRedisUnavailable(app: App, err: unknown): unknown {
 }
 
 /**
+ * REDIS_SHARDS differing from the count the deployment recorded, as the CLI's error (exit 1, code
+ * `redis_shard_count_mismatch`, like the service's refusal to start): with another count a
+ * command would look for API payments in the wrong shards and miss them.
+ */
+export function shardCountError(err: ShardCountMismatchError): CliError {
+  return new CliError(
+    `REDIS_SHARDS=${err.configured} but this deployment records REDIS_SHARDS=${err.stored}: ` +
+      `with another count the CLI would miss the payments of other shards. Run it with ` +
+      `REDIS_SHARDS=${err.stored}, as the service runs (docs/operations.md, "Redis Cluster").`,
+    {
+      code: err.code,
+      details: { variable: 'REDIS_SHARDS', configured: err.configured, stored: err.stored },
+      cause: err,
+    },
+  );
+}
+
+/**
  * Opens the app for a one-shot command, runs `fn` once Redis answers, and always closes it. The
- * deployment epoch is read first, as a service reads it when it starts: while a Redis data loss
- * is unacknowledged, what the command creates (a batch re-posted with `batch submit`, a retry,
- * an approval's rows, a refund) is marked `afterDataLoss` like what the service creates
- * (docs/operations.md "Redis lost its data").
+ * shard count is checked first, as a service checks it when it starts: a command run with
+ * another REDIS_SHARDS than the deployment's is refused ({@link shardCountError}), and one run
+ * before the first service start records its count, as that start would (an epoch without a
+ * count would otherwise stand for a one-shard deployment). Then the deployment epoch is read,
+ * as a service reads it when it starts: while a Redis data loss is unacknowledged, what the
+ * command creates (a batch re-posted with `batch submit`, a retry, an approval's rows, a refund)
+ * is marked `afterDataLoss` like what the service creates (docs/operations.md "Redis lost its
+ * data").
  */
 export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>): Promise<T> {
   const config = ctx.config();
   const app = ctx.openApp(config, ctx.logger(config));
   try {
+    // REDIS_CLUSTER_NODES naming a standalone server would leave untilRedis waiting forever.
+    await assertClusterSeeds(config.redis);
     await untilRedis(app);
+    try {
+      await assertShardCount(app.redis, app.layout);
+    } catch (err) {
+      throw err instanceof ShardCountMismatchError ? shardCountError(err) : err;
+    }
     await app.epoch.open(app.clock.now());
     return await fn(app);
   } catch (err) {

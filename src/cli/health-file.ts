@@ -7,6 +7,7 @@
  * and everything it reports is up. Nothing listens on a port, and the check needs no secrets.
  */
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
 
 /** How often `billing start` rewrites the heartbeat. */
 export const HEARTBEAT_EVERY_MS = 5_000;
@@ -37,8 +38,48 @@ export async function removeHeartbeat(path: string): Promise<void> {
   await rm(path, { force: true });
 }
 
+/** What `billing start` writes; extra fields (a newer writer's) are kept. */
+const heartbeatSchema = z.looseObject({
+  pid: z.number().int(),
+  roles: z.array(z.string()),
+  startedAt: z.string(),
+  at: z.string(),
+  redis: z.string(),
+  workers: z.array(z.looseObject({ queue: z.string(), running: z.boolean() })),
+  http: z.looseObject({ listening: z.boolean() }).optional(),
+}) satisfies z.ZodType<Heartbeat>;
+
+/** A file that is JSON (or not even that) but not a heartbeat `billing start` wrote. */
+export class NotAHeartbeatError extends Error {
+  constructor(
+    readonly path: string,
+    /** What is wrong, in words: `unreadable JSON`, `workers: …`. */
+    readonly why: string,
+  ) {
+    super(`${path} is not a heartbeat file (${why})`);
+    this.name = 'NotAHeartbeatError';
+  }
+}
+
+/**
+ * Reads and checks a heartbeat. Throws the file-system error when it cannot be read, and
+ * {@link NotAHeartbeatError} when it is not JSON or not shaped like a heartbeat.
+ */
 export async function readHeartbeat(path: string): Promise<Heartbeat> {
-  return JSON.parse(await readFile(path, 'utf8')) as Heartbeat;
+  const text = await readFile(path, 'utf8');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new NotAHeartbeatError(path, 'unreadable JSON');
+  }
+  const parsed = heartbeatSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first && first.path.length > 0 ? `${first.path.join('.')}: ` : '';
+    throw new NotAHeartbeatError(path, `${where}${first?.message ?? 'unexpected shape'}`);
+  }
+  return parsed.data;
 }
 
 /** Whether a process with this pid exists (signal 0 checks without sending anything). */

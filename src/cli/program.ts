@@ -7,9 +7,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError } from '../config/config.ts';
 import { RedisUnavailableError } from '../infra/redis/health.ts';
+import { ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { CliContext } from './context.ts';
 import { DEFAULT_ENV_FILE, fileAdditions, readEnvFile } from './env-file.ts';
 import { CliError, describeFsError, UsageError } from './errors.ts';
@@ -109,6 +110,11 @@ function envFileAdditions(
 
 /** What a failure becomes: exit code, the human line (if any is still to print), the JSON error. */
 function failure(err: unknown): { exitCode: number; line?: string; error: ErrorDocument } {
+  if (err instanceof InvalidArgumentError) {
+    // Thrown by an action, not by a flag's parser: commander turns a parser's InvalidArgumentError
+    // into a CommanderError of its own after printing it, so this one was printed by nobody.
+    return { exitCode: 2, line: err.message, error: { code: 'usage', message: err.message } };
+  }
   if (err instanceof CommanderError) {
     // commander printed its own message already.
     return {
@@ -122,6 +128,15 @@ function failure(err: unknown): { exitCode: number; line?: string; error: ErrorD
       line: err.message,
       error: { code: 'config', message: err.message, details: { problems: err.problems } },
     };
+  }
+  if (err instanceof ShardCountMismatchError) {
+    // `billing start`'s refusal (startRoles); one-shot commands get shardCountError (context.ts).
+    return failure(
+      new CliError(err.message, {
+        code: err.code,
+        details: { variable: 'REDIS_SHARDS', configured: err.configured, stored: err.stored },
+      }),
+    );
   }
   if (err instanceof CliError) {
     return {

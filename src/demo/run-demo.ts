@@ -20,10 +20,10 @@ import { demoDefaults } from '../config/config.ts';
 import { FINAL_STATES, INTENT_STATES, isSettled, type IntentState } from '../kernel/intent.ts';
 import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { Logger } from '../infra/logger.ts';
-import { findOrStartRedis } from '../infra/redis/local-redis.ts';
-import { startSandbox } from '../sandbox/index.ts';
+import { findOrStartRedis, type LocalRedis } from '../infra/redis/local-redis.ts';
+import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { formatEnvFile } from '../cli/env-file.ts';
-import { describeFsError } from '../cli/errors.ts';
+import { CliError, describeFsError, EXIT_INTERRUPTED } from '../cli/errors.ts';
 
 export interface DemoDeps {
   env: Record<string, string | undefined>;
@@ -37,6 +37,8 @@ export interface DemoDeps {
   progress: (line: string) => void;
   /** Seeders run once everything is up; each returns a short description of what it added. */
   seeders: ((app: App) => Promise<string>)[];
+  /** Finds or starts the demo's Redis; default {@link findOrStartRedis} (tests pass their own). */
+  findRedis?: (redisUrl: string | undefined) => Promise<LocalRedis>;
 }
 
 export interface DemoOptions {
@@ -160,60 +162,91 @@ async function writeDemoEnv(
   }
 }
 
-/** Runs the demo; resolves with the exit code and what it did. */
+/**
+ * Runs the demo; resolves with the exit code and what it did.
+ *
+ * SIGINT/SIGTERM are listened for before anything starts (as `billing start` and `billing
+ * sandbox` do): a signal during start-up ends it at the next step, instead of killing the
+ * process with the demo's keys, its env file and a spawned redis-server left behind, and rejects
+ * with an `interrupted` error (exit 130) once everything is cleaned up. What was started is
+ * cleaned up whatever fails after it started: each clean-up runs only for what was started.
+ */
 export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoResult> {
-  const redis = await findOrStartRedis(deps.env.REDIS_URL);
-  const port = await pickPort(Number(deps.env.PORT ?? 3000) || 3000);
-  const defaults = demoDefaults();
-  const encryption = {
-    key: defaults.SAYSWITCH_ENCRYPTION_KEY ?? '',
-    iv: defaults.SAYSWITCH_ENCRYPTION_IV ?? '',
-    encoding: 'hex' as const,
-  };
-  const sandbox = await startSandbox({
-    port: 0,
-    secretKey: defaults.SAYSWITCH_SECRET_KEY ?? '',
-    encryption,
-    settleMs: 3_000,
-    hangMs: 8_000,
-    faultRate: 0.05,
-    seed: 42,
-    webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
+  let interrupted = false;
+  const signal = deps.untilSignal().then(() => {
+    interrupted = true;
+    return 'signal' as const;
   });
-  const prefix = demoPrefix(new Date());
-  const overrides: Record<string, string> = {
-    ...defaults,
-    REDIS_URL: redis.url,
-    QUEUE_PREFIX: prefix,
-    SAYSWITCH_BASE_URL: sandbox.url,
-    SAYSWITCH_TIMEOUT_MS: '3000',
-    RECONCILE_SCHEDULE: '2s,4s,8s,15s,30s',
-    RECONCILE_NOT_FOUND_GRACE: '3s',
-    PAYOUT_WATCH_SCHEDULE: '5s,10s',
-    RECONCILE_CRON: '*/5 * * * * *',
-    SCHEDULER_CRON: '*/10 * * * * *',
-    ORPHAN_AFTER: '30s',
-    DUNNING_SCHEDULE: '5s,10s',
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    // Progress lines are the demo's output; LOG_LEVEL=info shows the JSON log beside them.
-    LOG_LEVEL: deps.env.LOG_LEVEL ?? 'error',
+  /** Ends a start-up interrupted by a signal (the `finally` below cleans up). */
+  const unlessInterrupted = () => {
+    if (interrupted) {
+      throw new CliError(
+        'interrupted while the demo was starting; it removed what it had started',
+        {
+          code: 'interrupted',
+          exitCode: EXIT_INTERRUPTED,
+        },
+      );
+    }
   };
-  const config = deps.loadConfig(overrides);
-  /** What another shell needs for the CLI against this demo. */
-  const continueEnv = Object.fromEntries(
-    Object.entries(overrides).filter(([k]) => !PROCESS_ONLY.has(k)),
-  );
-  const logger = deps.logger(config);
-  const app = deps.openApp(config, logger);
+  let redis: LocalRedis | undefined;
+  let sandbox: Sandbox | undefined;
+  let app: App | undefined;
   let running: RunningRoles | undefined;
   let envWritten = false;
   try {
+    redis = await (deps.findRedis ?? findOrStartRedis)(deps.env.REDIS_URL);
+    unlessInterrupted();
+    const port = await pickPort(Number(deps.env.PORT ?? 3000) || 3000);
+    const defaults = demoDefaults();
+    const encryption = {
+      key: defaults.SAYSWITCH_ENCRYPTION_KEY ?? '',
+      iv: defaults.SAYSWITCH_ENCRYPTION_IV ?? '',
+      encoding: 'hex' as const,
+    };
+    sandbox = await startSandbox({
+      port: 0,
+      secretKey: defaults.SAYSWITCH_SECRET_KEY ?? '',
+      encryption,
+      settleMs: 3_000,
+      hangMs: 8_000,
+      faultRate: 0.05,
+      seed: 42,
+      webhookUrl: `http://127.0.0.1:${port}/webhooks/sayswitch`,
+    });
+    unlessInterrupted();
+    const prefix = demoPrefix(new Date());
+    const overrides: Record<string, string> = {
+      ...defaults,
+      REDIS_URL: redis.url,
+      QUEUE_PREFIX: prefix,
+      SAYSWITCH_BASE_URL: sandbox.url,
+      SAYSWITCH_TIMEOUT_MS: '3000',
+      RECONCILE_SCHEDULE: '2s,4s,8s,15s,30s',
+      RECONCILE_NOT_FOUND_GRACE: '3s',
+      PAYOUT_WATCH_SCHEDULE: '5s,10s',
+      RECONCILE_CRON: '*/5 * * * * *',
+      SCHEDULER_CRON: '*/10 * * * * *',
+      ORPHAN_AFTER: '30s',
+      DUNNING_SCHEDULE: '5s,10s',
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      // Progress lines are the demo's output; LOG_LEVEL=info shows the JSON log beside them.
+      LOG_LEVEL: deps.env.LOG_LEVEL ?? 'error',
+    };
+    const config = deps.loadConfig(overrides);
+    /** What another shell needs for the CLI against this demo. */
+    const continueEnv = Object.fromEntries(
+      Object.entries(overrides).filter(([k]) => !PROCESS_ONLY.has(k)),
+    );
+    const logger = deps.logger(config);
+    app = deps.openApp(config, logger);
     deps.print(`Redis: ${redis.url} (${redis.source}); key prefix ${prefix}`);
     deps.print(
       `Sayswitch sandbox: ${sandbox.url} (AES-256-CBC payload encryption on, 5% injected faults)`,
     );
     running = await deps.startRoles(app, [...ROLES]);
+    unlessInterrupted();
     deps.print(`API: http://127.0.0.1:${port}  (roles: ${ROLES.join(', ')})`);
     deps.print(
       `Tokens: Authorization: Bearer ${config.http.apiToken} (API_TOKEN, read and write), ` +
@@ -235,7 +268,11 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
     if (opts.envFile !== undefined) {
       envWritten = await writeDemoEnv(opts.envFile, continueEnv, deps.print);
     }
-    for (const seed of deps.seeders) deps.print(`Seeded ${await seed(app)}`);
+    for (const seed of deps.seeders) {
+      unlessInterrupted();
+      deps.print(`Seeded ${await seed(app)}`);
+    }
+    unlessInterrupted();
     const cli = envWritten ? `npx billing --env-file ${opts.envFile ?? ''}` : 'npx billing';
     deps.print('Try, in another shell while the demo runs:');
     deps.print(`  ${cli} batch status demo-payouts`);
@@ -246,7 +283,6 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
 
     const deadline = Date.now() + opts.timeoutMs;
     let done = false;
-    const signal = deps.untilSignal().then(() => 'signal' as const);
     while (!done) {
       const counts = await app.store.countByState();
       const line = INTENT_STATES.filter((s) => counts[s] > 0)
@@ -303,12 +339,27 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
       },
     };
   } finally {
-    if (envWritten && opts.envFile !== undefined) await rm(opts.envFile, { force: true });
-    await running?.stop(5_000);
-    // A demo leaves nothing behind in a Redis it did not start.
-    if (redis.source !== 'spawned') await deleteDeployment(app);
-    await app.close();
-    await sandbox.close();
-    await redis.stop();
+    // Each step runs for what was started, and a failing one does not skip the others.
+    const cleanUp = async (what: string, step: () => Promise<unknown>) => {
+      try {
+        await step();
+      } catch (err) {
+        deps.print(`(could not ${what}: ${err instanceof Error ? err.message : String(err)})`);
+      }
+    };
+    const [envFile, roles, opened, server, db] = [opts.envFile, running, app, sandbox, redis];
+    if (envWritten && envFile !== undefined) {
+      await cleanUp(`remove ${envFile}`, () => rm(envFile, { force: true }));
+    }
+    if (roles) await cleanUp('stop the roles', () => roles.stop(5_000));
+    if (opened) {
+      // A demo leaves nothing behind in a Redis it did not start.
+      if (db?.source !== 'spawned') {
+        await cleanUp("delete the demo's keys", () => deleteDeployment(opened));
+      }
+      await cleanUp('close the Redis connections', () => opened.close());
+    }
+    if (server) await cleanUp('stop the sandbox', () => server.close());
+    if (db) await cleanUp('stop the demo Redis', () => db.stop());
   }
 }

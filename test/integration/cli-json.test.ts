@@ -138,7 +138,7 @@ const CASES: [string, Case[]][] = [
         exit: 0,
         check: (d) => expect(d.id).toBe('lagos-gym-001'),
       },
-      { args: ['subs', 'show', 'no-such-sub'], exit: 2 },
+      { args: ['subs', 'show', 'no-such-sub'], exit: 2, code: 'not_found' },
     ],
   ],
   ['subs pause', [{ args: ['subs', 'pause', 'lagos-gym-001'], exit: 0 }]],
@@ -151,7 +151,7 @@ const CASES: [string, Case[]][] = [
         exit: 0,
         check: (d) => expect(d.status).toBe('canceled'),
       },
-      { args: ['subs', 'cancel', 'no-such-sub'], exit: 2 },
+      { args: ['subs', 'cancel', 'no-such-sub'], exit: 2, code: 'not_found' },
     ],
   ],
   [
@@ -162,7 +162,7 @@ const CASES: [string, Case[]][] = [
         exit: 0,
         check: (d) => expect(d.id).toBe('lagos-news-003'),
       },
-      { args: ['subs', 'update', 'no-such-sub', '--amount', '1'], exit: 2 },
+      { args: ['subs', 'update', 'no-such-sub', '--amount', '1'], exit: 2, code: 'not_found' },
     ],
   ],
   [
@@ -187,7 +187,7 @@ const CASES: [string, Case[]][] = [
         exit: 0,
         check: (d) => expect(d.id).toBe(clockId),
       },
-      { args: ['subs', 'clock', 'show', 'no-such-clock'], exit: 2 },
+      { args: ['subs', 'clock', 'show', 'no-such-clock'], exit: 2, code: 'not_found' },
     ],
   ],
   [
@@ -423,10 +423,10 @@ const CASES: [string, Case[]][] = [
         },
       },
       {
-        // More than is left: refused, nothing written.
+        // More than is left: refused (bad input, as HTTP's 422), nothing written.
         args: ['payments', 'refund', 'api_cj-paid', '--amount', '700'],
         env: { SAYSWITCH_PARTIAL_REFUNDS: 'true' },
-        exit: 1,
+        exit: 2,
         code: 'refund_exceeds_charge',
       },
       { args: ['payments', 'refund', 'api_cj-review'], exit: 1, code: 'not_refundable' },
@@ -525,6 +525,16 @@ const CASES: [string, Case[]][] = [
         code: 'unhealthy',
         check: (d) => expect((d.error as { message: string }).message).toContain('no heartbeat'),
       },
+      {
+        // JSON, but not a heartbeat: named as such, not a crash.
+        args: ['health', '--health-file', 'not-heartbeat.json'],
+        exit: 1,
+        code: 'unhealthy',
+        check: (d) =>
+          expect((d.error as { message: string }).message).toContain(
+            'not-heartbeat.json is not a heartbeat file',
+          ),
+      },
     ],
   ],
   [
@@ -550,7 +560,20 @@ const CASES: [string, Case[]][] = [
       { args: ['start', '--roles', 'api,cook'], exit: 2, code: 'usage' },
     ],
   ],
-  ['sandbox', [{ args: ['sandbox', '--fault-rate', '2'], exit: 2, code: 'usage' }]],
+  [
+    'sandbox',
+    [
+      { args: ['sandbox', '--fault-rate', '2'], exit: 2, code: 'usage' },
+      {
+        // A value the sandbox's options refuse: the flag named, no ZodError.
+        args: ['sandbox', '--webhook-duplicates', '0'],
+        exit: 2,
+        code: 'usage',
+        check: (d) =>
+          expect((d.error as { message: string }).message).toMatch(/^--webhook-duplicates: /),
+      },
+    ],
+  ],
 ];
 
 /** Commands that run until a signal: their success is checked in a test of their own below. */
@@ -591,6 +614,7 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
     dir = emptyDir('cli-json');
     writeFileSync(file('payouts.csv'), `${PAYOUTS}\n`);
     writeFileSync(file('invalid.csv'), `${INVALID}\n`);
+    writeFileSync(file('not-heartbeat.json'), '{}\n');
     env = {
       ...FAST_ENV,
       REDIS_URL: await getRedisUrl(),

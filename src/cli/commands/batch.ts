@@ -12,11 +12,10 @@
  */
 import { createReadStream } from 'node:fs';
 import { open, rm, stat } from 'node:fs/promises';
-import { PassThrough, Transform } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { finished, pipeline } from 'node:stream/promises';
 import { setTimeout as delay } from 'node:timers/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { parse as parseCsv } from 'csv-parse';
 import {
   batchIdSchema,
   formatBatchErrors,
@@ -25,7 +24,7 @@ import {
   type SubmitBatchResult,
 } from '../../batches/ingest.ts';
 import { TRACKED_STATES } from '../../batches/ports.ts';
-import { batchResults } from '../../batches/results.ts';
+import { batchResultObjects, batchResults } from '../../batches/results.ts';
 import { batchStatus, toBatchStatus, type BatchStatus } from '../../batches/status.ts';
 import { cliIdentity } from '../../batches/approval.ts';
 import { approveBatch, cancelBatch, retryFailedBatch } from '../../batches/operations.ts';
@@ -512,22 +511,16 @@ async function streamResults(
     await drained;
     return;
   }
+  // The rows as stored, not the CSV parsed back: the CSV's formula escape (a `'` before a cell
+  // starting with `=`, `+`, `-`, `@`) protects spreadsheets and is not part of the values.
+  const rows = await batchResultObjects(app, id);
   let first = true;
-  const toJson = new Transform({
-    writableObjectMode: true,
-    transform(row: Record<string, string>, _enc, done) {
-      done(null, `${first ? '[' : ',\n'}${JSON.stringify(row)}`);
+  async function* chunks(): AsyncGenerator<string> {
+    for await (const row of rows ?? []) {
+      yield `${first ? '[' : ',\n'}${JSON.stringify(row)}`;
       first = false;
-    },
-    flush(done) {
-      done(null, first ? '[]\n' : ']\n');
-    },
-  });
-  toJson.pipe(stdout, { end: false });
-  const drained = finished(toJson);
-  await Promise.all([
-    batchResults(app, id, csv),
-    pipeline(csv, parseCsv({ columns: true, bom: true }), toJson),
-  ]);
-  await drained;
+    }
+    yield first ? '[]\n' : ']\n';
+  }
+  await pipeline(Readable.from(chunks()), stdout, { end: false });
 }

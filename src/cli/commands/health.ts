@@ -11,6 +11,7 @@ import { CliError, describeFsError } from '../errors.ts';
 import {
   DEFAULT_MAX_AGE_MS,
   heartbeatProblems,
+  NotAHeartbeatError,
   processAlive,
   readHeartbeat,
   type Heartbeat,
@@ -42,10 +43,14 @@ export function registerHealthCommand(program: Command, ctx: CliContext) {
       try {
         beat = await readHeartbeat(opts.healthFile);
       } catch (err) {
-        const why =
-          err instanceof SyntaxError ? 'not a heartbeat (unreadable JSON)' : describeFsError(err);
+        if (err instanceof NotAHeartbeatError) {
+          throw new CliError(
+            `${err.message}; is it the file \`billing start --health-file\` writes?`,
+            { code: 'unhealthy', details: { healthFile: opts.healthFile, problem: err.why } },
+          );
+        }
         throw new CliError(
-          `${opts.healthFile}: no heartbeat (${why}); is \`billing start --health-file ${opts.healthFile}\` running?`,
+          `${opts.healthFile}: no heartbeat (${describeFsError(err)}); is \`billing start --health-file ${opts.healthFile}\` running?`,
           { code: 'unhealthy', details: { healthFile: opts.healthFile } },
         );
       }

@@ -1,7 +1,10 @@
 /**
  * `billing payments refund <key> [--amount <minor>] [--reason …] [--key …]` and `billing payments
  * refunds <key>`: the CLI side of POST and GET /payments/:key/refunds (docs/refunds.md), with the
- * same validation and the same refusals. `--json` prints one document; logs go to stderr.
+ * same validation and the same refusals. `--json` prints one document; logs go to stderr. A refusal
+ * of what was asked (no such payment, more than is left, a partial refund while they are off, the
+ * most refunds a charge may have, a `--key` reused with another body) exits 2 with the HTTP
+ * error's code; a charge that is not refundable in its state exits 1.
  */
 import type { Command } from 'commander';
 import { createRefund, refundDeps } from '../../payments/refunds/create.ts';
@@ -65,8 +68,10 @@ export function registerPaymentsRefundCommands(payments: Command, ctx: CliContex
             code: err.error.code,
             ...(err.error.details !== undefined ? { details: err.error.details } : {}),
           };
-          if (res.status === 'not_found') throw new UsageError(err.error.message, opts);
-          throw new CliError(err.error.message, opts);
+          // What the input asked for is refused (HTTP 404/409/422): exit 2. A charge that is
+          // not (yet) refundable is the payment's state, not the input: exit 1.
+          if (res.status === 'not_refundable') throw new CliError(err.error.message, opts);
+          throw new UsageError(err.error.message, opts);
         }
         const view = toRefundView(res.intent, await app.store.history(res.intent.key));
         ctx

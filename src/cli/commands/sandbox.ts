@@ -4,6 +4,7 @@
  * the end).
  */
 import { InvalidArgumentError, Option, type Command } from 'commander';
+import { ZodError } from 'zod';
 import {
   CARD_FLOWS,
   COLLECTION_WEBHOOKS,
@@ -14,10 +15,12 @@ import {
   REFUND_CALLER_REFERENCES,
   REFUND_FAULTS,
   REFUND_PARTIALS,
+  resolveSandboxOptions,
   startSandbox,
   type SandboxOptionsInput,
 } from '../../sandbox/index.ts';
 import type { CliContext } from '../context.ts';
+import { UsageError } from '../errors.ts';
 import { parseIntFlag } from '../parsers.ts';
 
 function parseRate(value: string): number {
@@ -71,10 +74,10 @@ export interface SandboxFlags {
  */
 export function sandboxOptionsFromFlags(f: SandboxFlags): SandboxOptionsInput {
   if ((f.encryptionKey === undefined) !== (f.encryptionIv === undefined)) {
-    throw new InvalidArgumentError('--encryption-key and --encryption-iv go together');
+    throw new UsageError('--encryption-key and --encryption-iv go together');
   }
   if (f.encryptionEncoding !== 'hex' && f.encryptionEncoding !== 'base64') {
-    throw new InvalidArgumentError('--encryption-encoding must be hex or base64');
+    throw new UsageError('--encryption-encoding must be hex or base64');
   }
   const given = Object.fromEntries(
     (
@@ -114,6 +117,31 @@ export function sandboxOptionsFromFlags(f: SandboxFlags): SandboxOptionsInput {
     seed: f.seed,
     ...given,
   };
+}
+
+/**
+ * The flag an option of `startSandbox` comes from: its path in kebab case (`webhookDuplicates`
+ * → `--webhook-duplicates`, `encryption.key` → `--encryption-key`).
+ */
+export function flagOfOption(path: readonly PropertyKey[]): string {
+  const name = path.map((p) => String(p).replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)).join('-');
+  return `--${name}`;
+}
+
+/**
+ * Checks the options as `startSandbox` will (its schema, the profile filled in) before anything
+ * starts; a refused value is a usage error naming its flag (exit 2), not a ZodError.
+ */
+export function checkSandboxOptions(options: SandboxOptionsInput): void {
+  try {
+    resolveSandboxOptions(options);
+  } catch (err) {
+    if (!(err instanceof ZodError)) throw err;
+    const lines = err.issues.map((i) => `${flagOfOption(i.path)}: ${i.message}`);
+    throw new UsageError(lines.join('\n'), {
+      details: err.issues.map((i) => ({ flag: flagOfOption(i.path), message: i.message })),
+    });
+  }
 }
 
 const choice = (flags: string, description: string, values: readonly string[]) =>
@@ -214,6 +242,7 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
     )
     .action(async (f: SandboxFlags) => {
       const options = sandboxOptionsFromFlags(f);
+      checkSandboxOptions(options);
       const logger = ctx.logger();
       // Listening for SIGTERM/SIGINT before anything starts: a signal during start-up stops it
       // cleanly once it is up, instead of killing the process (Node's default).

@@ -173,7 +173,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
     .action(async (id: string) => {
       await withApp(ctx, async (app) => {
         const view = await showSubscription(subscriptionServiceDeps(app), id);
-        if (!view) throw new UsageError(`no subscription "${id}"`);
+        if (!view) throw notFound(`no subscription "${id}"`);
         ctx.out().result(view, (v) => subscriptionDetails(v as SubscriptionView));
       });
     });
@@ -197,7 +197,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       await withApp(ctx, async (app) => {
         const deps = subscriptionServiceDeps(app);
         const res = await applyAction(deps, id, action, opts);
-        if (res.status === 'not_found') throw new UsageError(`no subscription "${id}"`);
+        if (res.status === 'not_found') throw notFound(`no subscription "${id}"`);
         if (res.status === 'invalid') throw invalidInput(res.issues);
         if (res.status === 'refused')
           throw new UsageError(
@@ -228,7 +228,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       await withApp(ctx, async (app) => {
         const deps = subscriptionServiceDeps(app);
         const res = await patchSubscription(deps, id, body);
-        if (res.status === 'not_found') throw new UsageError(`no subscription "${id}"`);
+        if (res.status === 'not_found') throw notFound(`no subscription "${id}"`);
         if (res.status === 'invalid') throw invalidInput(res.issues);
         if (res.status === 'refused') throw new UsageError(REFUSED[res.code](id));
         await printChanged(ctx, deps, id, res.changed);
@@ -251,6 +251,11 @@ const FLAG_OF: Record<string, string> = {
   resume_at: '--resume-at',
   at_period_end: '--at-period-end',
 };
+
+/** No such subscription or test clock: exit 2 and code `not_found`, as `payments show`. */
+function notFound(message: string): UsageError {
+  return new UsageError(message, { code: 'not_found' });
+}
 
 function invalidInput(issues: readonly FieldIssue[]): UsageError {
   const lines = issues.map(
@@ -365,9 +370,10 @@ function registerClockCommands(subs: Command, ctx: CliContext): void {
   const clock = subs
     .command('clock')
     .description('test clocks (test mode only: a sk_test_ SAYSWITCH_SECRET_KEY)');
+  // Called in the actions (not a flag's parser, which commander would print): a usage error.
   const instant = (flag: string) => (value: string) => {
     const parsed = instantSchema(flag).safeParse(value);
-    if (!parsed.success) throw new InvalidArgumentError(parsed.error.issues[0]?.message ?? flag);
+    if (!parsed.success) throw new UsageError(parsed.error.issues[0]?.message ?? flag);
     return parsed.data;
   };
   const inTestMode = async <T>(
@@ -407,7 +413,7 @@ function registerClockCommands(subs: Command, ctx: CliContext): void {
     .action(async (id: string) => {
       await inTestMode(async (deps) => {
         const c = await getTestClock(deps, id);
-        if (!c) throw new UsageError(`no test clock "${id}"`);
+        if (!c) throw notFound(`no test clock "${id}"`);
         print(toClockView(c));
       });
     });
@@ -419,7 +425,7 @@ function registerClockCommands(subs: Command, ctx: CliContext): void {
       const at = instant('to')(to);
       await inTestMode(async (deps) => {
         const res = await advanceTestClock(deps, id, at);
-        if (res.status === 'not_found') throw new UsageError(`no test clock "${id}"`);
+        if (res.status === 'not_found') throw notFound(`no test clock "${id}"`);
         if (res.status === 'advancing')
           throw new UsageError(`test clock "${id}" is advancing; try again once it is ready`);
         if (res.status === 'invalid') throw invalidInput([res.issue]);
