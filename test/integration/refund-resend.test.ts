@@ -13,6 +13,7 @@ import { RESERVE_REFUND } from '../../src/payments/store/refund-lua.ts';
 import { RedisRefundStore } from '../../src/payments/store/refund-store.ts';
 import { createTestCharge } from '../support/intents.ts';
 import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
+import { resendingOnce } from '../support/resend.ts';
 
 let redis: Redis;
 const prefix = uniquePrefix('refund-resend');
@@ -25,30 +26,6 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/**
- * `redis`, except that the reservation script's first call is sent twice and answered with the
- * second reply: what a resend after a lost reply does.
- */
-function resendingOnce(inner: Redis): Redis {
-  let done = false;
-  return new Proxy(inner, {
-    get(target, prop, receiver) {
-      if (prop === 'evalsha') {
-        const evalsha = (sha: string, args: (string | number)[]) =>
-          (target.evalsha as (...a: (string | number)[]) => Promise<unknown>)(sha, ...args);
-        return async (sha: string, ...args: (string | number)[]) => {
-          if (sha !== RESERVE_REFUND.sha || done) return evalsha(sha, args);
-          done = true;
-          await evalsha(sha, args);
-          return evalsha(sha, args);
-        };
-      }
-      const value: unknown = Reflect.get(target, prop, receiver);
-      return typeof value === 'function' ? (value as () => unknown).bind(target) : value;
-    },
-  });
-}
-
 describe('a reservation run twice by one request', () => {
   it('reserves one refund and answers created, with or without a caller key', async () => {
     const intents = new RedisIntentStore(redis, prefix);
@@ -58,7 +35,7 @@ describe('a reservation run twice by one request', () => {
       const charge = await createTestCharge(intents, `resend-${callerKey ?? 'none'}`);
       await intents.transition(charge, 'submitting', 2);
       expect((await intents.transition(charge, 'succeeded', 3)).ok).toBe(true);
-      const refunds = new RedisRefundStore(resendingOnce(redis), prefix, intents);
+      const refunds = new RedisRefundStore(resendingOnce(redis, RESERVE_REFUND), prefix, intents);
       const res = await refunds.reserve({
         chargeKey: charge,
         amount: 400 as AmountMinor,

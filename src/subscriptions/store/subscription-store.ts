@@ -16,6 +16,7 @@
  * change that did not happen. The rules live in subscriptions/record.ts and the files it names;
  * this file only stores. Implements the SubscriptionStore port (subscriptions/ports.ts).
  */
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import {
@@ -37,18 +38,24 @@ const EVENTS_MAX_LEN = 1_000_000;
  * 4 events stream, 5 its test clock's members (else the all index again).
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
- * 7 '1' when KEYS[5] is a test clock's members.
+ * 7 '1' when KEYS[5] is a test clock's members, 8 this call's token (random), stored as `lastSave`:
+ * a record whose `lastSave` is it was written by this very call, run again (the Redis client
+ * resends a command whose reply a dropped connection lost), and is answered as the first run was
+ * — {1, its version} — not as a conflict, which made a resume re-decide on the resumed record,
+ * find nothing to do and never re-arm the dunning retry.
  * Returns {1, new version} or {0, current version ('0' when missing)}.
  */
-const SAVE_SUBSCRIPTION = new LuaScript(`
-local v = redis.call('HGET', KEYS[1], 'version')
+export const SAVE_SUBSCRIPTION = new LuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
+local v = cur[1]
+if v and cur[2] == ARGV[8] then return {1, v} end
 if ARGV[2] == '0' then
   if v then return {0, v} end
 elseif v ~= ARGV[2] then
   return {0, v or '0'}
 end
 local nv = tostring((tonumber(v) or 0) + 1)
-redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv)
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv, 'lastSave', ARGV[8])
 if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
 if not v then
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
@@ -126,6 +133,8 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       eventsArg(events),
       String(EVENTS_MAX_LEN),
       clock === undefined ? '0' : '1',
+      // Not a secret: only tells this call's own write from another's (SAVE_SUBSCRIPTION).
+      randomBytes(8).toString('hex'),
     ];
   }
 
