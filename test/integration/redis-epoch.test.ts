@@ -5,8 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
-import { DeploymentEpoch, epochKey } from '../../src/infra/redis/epoch.ts';
+import { ACK, CHECK, DeploymentEpoch, epochKey } from '../../src/infra/redis/epoch.ts';
 import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
+import { resendingOnce } from '../support/resend.ts';
 
 let redis: Redis;
 const prefix = uniquePrefix('epoch');
@@ -63,5 +64,27 @@ describe('deployment epoch', () => {
 
     expect(await survivor.check(3)).toMatchObject({ verdict: 'detected', lostId: old });
     expect(await fresh.check(4)).toMatchObject({ verdict: 'same', lost: true });
+  });
+
+  it('a check or an acknowledgement the Redis client runs twice answers as its first run', async () => {
+    // A resend after a lost reply: the second run's answer is the one the caller sees. A
+    // detection answered `adopt` would publish no alert (only `detected` does), anywhere.
+    await CHECK.load(redis);
+    await ACK.load(redis);
+    for (const replaced of [false, true]) {
+      const survivor = new DeploymentEpoch(resendingOnce(redis, CHECK), prefix);
+      const { id: old } = await survivor.open(1);
+      await redis.del(epochKey(prefix));
+      if (replaced) await new DeploymentEpoch(redis, prefix).open(2); // a fresh record
+      expect(await survivor.check(3), `replaced: ${replaced}`).toMatchObject({
+        verdict: 'detected',
+        lostId: old,
+        lost: true,
+      });
+      const acking = new DeploymentEpoch(resendingOnce(redis, ACK), prefix);
+      await acking.open(4);
+      expect(await acking.acknowledge(5)).toBe(true);
+      expect((await acking.read())?.state).toBe('ok');
+    }
   });
 });

@@ -42,26 +42,38 @@ return redis.call('HMGET', KEYS[1], 'id', 'state')
  * 'same' (nothing happened), 'adopt' (another process already recorded the loss of our epoch; we
  * take its record), 'detected' (this call recorded a loss: the record was gone — a new one is
  * written, state lost — or it does not descend from ours and is marked lost).
+ * ARGV[2] is fresh per call and recorded (`detectedBy`) with a detection, so a second run of the
+ * same call (the Redis client resends a command whose reply a dropped connection lost) answers
+ * 'detected' again, not 'adopt': the caller publishes `alert.redis_data_lost` only on 'detected',
+ * and with 'adopt' nobody would have.
  */
-const CHECK = new LuaScript(`
+export const CHECK = new LuaScript(`
 local cur = redis.call('HGET', KEYS[1], 'id')
 if not cur then
   redis.call('HSET', KEYS[1], 'id', ARGV[2], 'state', 'lost', 'createdAt', ARGV[3],
-    'lostId', ARGV[1], 'detectedAt', ARGV[3])
+    'lostId', ARGV[1], 'detectedAt', ARGV[3], 'detectedBy', ARGV[2])
   return {'detected', ARGV[2], 'lost'}
 end
-local f = redis.call('HMGET', KEYS[1], 'state', 'lostId')
+local f = redis.call('HMGET', KEYS[1], 'state', 'lostId', 'detectedBy')
+if f[3] == ARGV[2] then return {'detected', cur, f[1] or 'lost'} end
 if cur == ARGV[1] then return {'same', cur, f[1] or 'ok'} end
 if f[2] == ARGV[1] then return {'adopt', cur, f[1] or 'ok'} end
-redis.call('HSET', KEYS[1], 'state', 'lost', 'lostId', ARGV[1], 'detectedAt', ARGV[3])
+redis.call('HSET', KEYS[1], 'state', 'lost', 'lostId', ARGV[1], 'detectedAt', ARGV[3],
+  'detectedBy', ARGV[2])
 redis.call('HDEL', KEYS[1], 'acknowledgedAt')
 return {'detected', cur, 'lost'}
 `);
 
-/** Turns a `lost` record `ok`. Returns 1 when it did, 0 when there was nothing to acknowledge. */
-const ACK = new LuaScript(`
-if redis.call('HGET', KEYS[1], 'state') ~= 'lost' then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'ok', 'acknowledgedAt', ARGV[1])
+/**
+ * Turns a `lost` record `ok`. Returns 1 when it did, 0 when there was nothing to acknowledge.
+ * ARGV[2] is fresh per call and recorded (`acknowledgedBy`): a second run of the same call answers
+ * 1 again (not "nothing waited to be acknowledged").
+ */
+export const ACK = new LuaScript(`
+local f = redis.call('HMGET', KEYS[1], 'state', 'acknowledgedBy')
+if f[2] == ARGV[2] then return 1 end
+if f[1] ~= 'lost' then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'ok', 'acknowledgedAt', ARGV[1], 'acknowledgedBy', ARGV[2])
 return 1
 `);
 
@@ -178,5 +190,5 @@ export async function acknowledgeDataLoss(
   prefix: string,
   now: number,
 ): Promise<boolean> {
-  return (await ACK.run(redis, 1, epochKey(prefix), now)) === 1;
+  return (await ACK.run(redis, 1, epochKey(prefix), now, newEpochId())) === 1;
 }
