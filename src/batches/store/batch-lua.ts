@@ -87,11 +87,16 @@ end
 /**
  * Claims a batch id: creates the record in `ingesting` unless it exists, and indexes it by
  * creation time (the list of every batch) in the same step.
- * KEYS: 1 batch hash, 2 ingesting index, 3 created index. ARGV: 1 fields JSON, 2 id, 3 createdAt.
+ * KEYS: 1 batch hash, 2 ingesting index, 3 created index. ARGV: 1 fields JSON, 2 id, 3 createdAt,
+ * 4 the caller's owner (random per call, also in the fields): a record this very call created,
+ * run again (the Redis client resends a command whose reply a dropped connection lost), is
+ * answered 'created' as the first run was — as 'exists' the caller took its own fresh claim for
+ * another's and waited out its lease, the batch left `ingesting` with no rows meanwhile.
  * Returns {'created'} or {'exists', hash...}.
  */
 export const CLAIM_BATCH = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
+  if redis.call('HGET', KEYS[1], 'owner') == ARGV[4] then return {'created'} end
   local out = redis.call('HGETALL', KEYS[1])
   table.insert(out, 1, 'exists')
   return out
@@ -107,11 +112,13 @@ return {'created'}
 
 /**
  * Takes over an ingest whose owner stopped renewing its lease (crashed or hung).
- * KEYS: 1 batch hash. ARGV: 1 new owner, 2 now, 3 new lease end. Returns 1 when taken.
+ * KEYS: 1 batch hash. ARGV: 1 new owner, 2 now, 3 new lease end. Returns 1 when taken (or when
+ * this owner, random per caller, already holds it: a second run of the same call).
  */
 export const TAKE_OVER_INGEST = new LuaScript(`
-local s = redis.call('HMGET', KEYS[1], 'state', 'leaseUntil')
+local s = redis.call('HMGET', KEYS[1], 'state', 'leaseUntil', 'owner')
 if s[1] ~= 'ingesting' then return 0 end
+if s[3] == ARGV[1] then return 1 end
 if tonumber(s[2] or '0') >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'leaseUntil', ARGV[3])
 return 1

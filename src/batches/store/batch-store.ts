@@ -248,6 +248,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
       JSON.stringify(fields),
       init.id,
       String(now),
+      owner,
     )) as string[];
     if (res[0] === 'created') return { created: true };
     return { created: false, batch: parseBatch(pairsToObject(res.slice(1))) };
