@@ -84,5 +84,14 @@ export function shardProblems(raw: Record<string, string | undefined>) {
       });
     }
   }
+  // Each shard gets floor(rate / shards) gateway calls per second, at least one (a shard that may
+  // send nothing never pays): below one per shard the shards together would exceed the limit.
+  const rate = Number(raw.SAYSWITCH_RATE_LIMIT_PER_SEC ?? '20');
+  if (Number.isInteger(rate) && rate >= 1 && rate < shards) {
+    problems.push({
+      variable: 'SAYSWITCH_RATE_LIMIT_PER_SEC',
+      message: `must be at least REDIS_SHARDS (${shards}): each shard sends at least one gateway call per second, so ${rate} per second cannot be kept across ${shards} shards`,
+    });
+  }
   return problems;
 }

@@ -57,6 +57,17 @@ describe('cluster configuration', () => {
     ]);
   });
 
+  it('refuses a gateway rate limit below one call per second per shard (the shards would exceed it)', () => {
+    expect(problems({ REDIS_SHARDS: '3', SAYSWITCH_RATE_LIMIT_PER_SEC: '2' })).toEqual([
+      {
+        variable: 'SAYSWITCH_RATE_LIMIT_PER_SEC',
+        message:
+          'must be at least REDIS_SHARDS (3): each shard sends at least one gateway call per second, so 2 per second cannot be kept across 3 shards',
+      },
+    ]);
+    expect(problems({ REDIS_SHARDS: '3', SAYSWITCH_RATE_LIMIT_PER_SEC: '3' })).toEqual([]);
+  });
+
   it('names a bad REDIS_CLUSTER_NODES entry by its position, never echoing it (a password)', () => {
     const secret = 'S3cretPass';
     const cases: [string, string][] = [
