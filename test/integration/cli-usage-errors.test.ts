@@ -8,48 +8,21 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { InvalidArgumentError } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliContext } from '../../src/cli/context.ts';
-import { runCli, type CommandRegistrar } from '../../src/cli/program.ts';
+import type { CommandRegistrar } from '../../src/cli/program.ts';
 import type { Config } from '../../src/config/config.ts';
-import { createLogger } from '../../src/infra/logger.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import { MAX_REFUNDS_PER_CHARGE } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import { createRefund, refundDeps } from '../../src/payments/refunds/create.ts';
 import { startTestApp, testConfig, type TestApp } from '../support/app.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
+import { createTestCharge } from '../support/intents.ts';
 
-/** runCliInProcess with extra commands registered (and no Redis needed unless one uses it). */
-async function runWith(
-  registrars: CommandRegistrar[],
-  args: readonly string[],
-): Promise<{ code: number; out: string; err: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  const notUsed = () => {
-    throw new Error('not used');
-  };
-  const ctx: CliContext = {
-    out: notUsed,
-    config: notUsed,
-    logger: () => createLogger({ level: 'silent' }),
-    openApp: notUsed,
-    startRoles: notUsed,
-    untilSignal: () => new Promise(() => {}),
-    env: {},
-    stdout: stdout as unknown as NodeJS.WriteStream,
-    stderr: stderr as unknown as NodeJS.WriteStream,
-  };
-  const code = await runCli(['node', 'billing', ...args], ctx, registrars);
-  return { code, out, err };
-}
+/** runCliInProcess with extra commands registered and no config (no Redis needed). */
+const runWith = (registrars: CommandRegistrar[], args: readonly string[]) =>
+  runCliInProcess(undefined, args, {}, registrars);
 
 describe('billing sandbox: a flag value its options refuse', () => {
   it.each([
@@ -132,18 +105,7 @@ describe('payments refund and subs: refusals of what was asked', () => {
 
   /** A succeeded NGN charge `api_<name>` of `amount` minor units. */
   async function paidCharge(name: string, amount: number): Promise<IntentKey> {
-    const key = `api_${name}` as IntentKey;
-    await t.app.store.create(
-      {
-        key,
-        type: 'charge',
-        origin: 'api',
-        amount: amount as AmountMinor,
-        currency: 'NGN',
-        payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
-      },
-      Date.now(),
-    );
+    const key = await createTestCharge(t.app.store, name, Date.now(), amount as AmountMinor);
     for (const to of ['submitting', 'succeeded'] as const) {
       await t.app.store.transition(key, to, Date.now());
     }
@@ -218,17 +180,7 @@ describe('payments refund and subs: refusals of what was asked', () => {
 
   it('a charge not refundable in its state stays a runtime refusal (exit 1)', async () => {
     const key = 'api_ue-queued' as IntentKey;
-    await t.app.store.create(
-      {
-        key,
-        type: 'charge',
-        origin: 'api',
-        amount: 1000 as AmountMinor,
-        currency: 'NGN',
-        payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
-      },
-      Date.now(),
-    );
+    await createTestCharge(t.app.store, 'ue-queued', Date.now());
     expect(await refundError(whole, [key])).toMatchObject({
       code: 1,
       error: { code: 'not_refundable' },

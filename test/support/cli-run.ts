@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { openApp, startRoles, type AppOverrides } from '../../src/app/composition.ts';
 import type { CliContext } from '../../src/cli/context.ts';
-import { runCli } from '../../src/cli/program.ts';
+import { runCli, type CommandRegistrar } from '../../src/cli/program.ts';
 import type { Config } from '../../src/config/config.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { BIN } from './child.ts';
@@ -94,12 +94,14 @@ export async function runCliChild(
 
 /**
  * Runs `billing <args>` in this process against `config` (the app opened with `overrides`, e.g. a
- * test's clock), its stdout and stderr captured apart, logs silent.
+ * test's clock), its stdout and stderr captured apart, logs silent. `registrars` add commands;
+ * without a config, a command that needs one fails (for commands that open no app).
  */
 export async function runCliInProcess(
-  config: Config,
+  config: Config | undefined,
   args: readonly string[],
   overrides: AppOverrides = {},
+  registrars: CommandRegistrar[] = [],
 ): Promise<{ code: number; out: string; err: string }> {
   const stdout = new PassThrough();
   const stderr = new PassThrough();
@@ -111,7 +113,10 @@ export async function runCliInProcess(
     out: () => {
       throw new Error('provided by runCli');
     },
-    config: () => config,
+    config: () => {
+      if (!config) throw new Error('this run has no config');
+      return config;
+    },
     logger: () => createLogger({ level: 'silent' }),
     openApp: (c, logger) => openApp(c, logger, overrides),
     startRoles,
@@ -120,6 +125,6 @@ export async function runCliInProcess(
     stdout: stdout as unknown as NodeJS.WriteStream,
     stderr: stderr as unknown as NodeJS.WriteStream,
   };
-  const code = await runCli(['node', 'billing', ...args], ctx);
+  const code = await runCli(['node', 'billing', ...args], ctx, registrars);
   return { code, out, err };
 }

@@ -3,11 +3,15 @@ import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentStore } from '../../src/kernel/ports.ts';
 
-/** Creates `api_<name>`: a queued NGN 10.00 charge on attempt 1, created `at` (1 by default). */
+/**
+ * Creates `api_<name>`: a queued NGN charge of `amount` (10.00 by default) on attempt 1, created
+ * `at` (1 by default).
+ */
 export async function createTestCharge(
   store: IntentStore,
   name: string,
   at = 1,
+  amount = 1000 as AmountMinor,
 ): Promise<IntentKey> {
   const key = `api_${name}` as IntentKey;
   await store.create(
@@ -15,7 +19,7 @@ export async function createTestCharge(
       key,
       type: 'charge',
       origin: 'api',
-      amount: 1000 as AmountMinor,
+      amount,
       currency: 'NGN',
       payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
     },
