@@ -272,7 +272,7 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
   });
 
   for (const action of ACTIONS) {
-    scope.post<{ Params: { id: string }; Body: Record<string, string> }>(
+    scope.post<{ Params: { id: string }; Body: Record<string, unknown> }>(
       `/subscriptions/:id/${action}`,
       HIDDEN,
       async (req, reply) => {
@@ -289,7 +289,16 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
             });
           if (body.resumeAt !== undefined) opts = { resumeAt: body.resumeAt };
         } else if (action === 'cancel') {
-          const body = parseCancelBody({ at_period_end: form.at_period_end === 'true' });
+          // A form sends the string; a bearer-token client may post JSON's boolean. Anything
+          // else is refused by the parser (before, a JSON `true` canceled at once).
+          const raw = form.at_period_end;
+          const atPeriodEnd =
+            raw === true || raw === 'true'
+              ? true
+              : raw === undefined || raw === false || raw === 'false'
+                ? false
+                : raw;
+          const body = parseCancelBody({ at_period_end: atPeriodEnd });
           if (!body.ok)
             return kit.done(reply, back, {
               kind: 'error',

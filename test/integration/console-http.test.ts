@@ -177,6 +177,31 @@ describe('console actions', () => {
     expect(page.body).not.toContain('tok_console_sub_0123456789');
   });
 
+  it('a JSON cancel with at_period_end true (a bearer-token client) cancels at period end', async () => {
+    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
+      id: 'console-sub-json',
+      customer_email: 'sub@example.com',
+      card_token: 'tok_console_sub_0123456789',
+      amount: '49.99',
+      currency: 'NGN',
+      interval: 'month',
+      interval_count: 1,
+      anchor: '2030-01-31T09:00:00+01:00',
+      timezone: 'Africa/Lagos',
+    });
+    expect(created.status).toBe('created');
+    const res = await http.inject({
+      method: 'POST',
+      url: '/console/subscriptions/console-sub-json/cancel',
+      headers: { ...WRITE, 'content-type': 'application/json' },
+      payload: JSON.stringify({ at_period_end: true }),
+    });
+    expect(res.statusCode).toBe(303);
+    const sub = (await t.app.subscriptions.get('console-sub-json'))?.sub;
+    expect(sub?.status).toBe('active');
+    expect(sub?.cancelAtPeriodEnd).toBe(true);
+  });
+
   it("cancels a batch's unsent rows through the batch service, as the operator", async () => {
     const [kind, text] = await act('/console/batches/console-xss/cancel');
     expect(kind).toBe('ok');
