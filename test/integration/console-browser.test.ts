@@ -13,15 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import {
-  createSubscriptionFromBody,
-  subscriptionServiceDeps,
-} from '../../src/subscriptions/service.ts';
 import { createDeps, startTestApp, type TestApp } from '../support/app.ts';
 import { launchBrowser, noBrowser } from '../support/browser.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
+import { createMonthlySubscription } from '../support/subscriptions.ts';
 
 const USER = 'ops';
 const PASSWORD = 'browser pass';
@@ -246,16 +243,9 @@ describe.skipIf(noBrowser !== undefined)('the operator console in a browser', ()
   });
 
   it('reads every list with JavaScript disabled', async () => {
-    const sub = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
-      id: 'nojs-sub',
+    const sub = await createMonthlySubscription(t.app, 'nojs-sub', {
       customer_email: 'nojs@example.com',
       card_token: 'tok_nojs_0123456789abcdef',
-      amount: '49.99',
-      currency: 'NGN',
-      interval: 'month',
-      interval_count: 1,
-      anchor: '2030-01-31T09:00:00+01:00',
-      timezone: 'Africa/Lagos',
     });
     expect(sub.status).toBe('created');
     const nojs = await browser.newContext({

@@ -7,13 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { createPayment } from '../../src/payments/create.ts';
-import {
-  createSubscriptionFromBody,
-  subscriptionServiceDeps,
-} from '../../src/subscriptions/service.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
+import { createMonthlySubscription } from '../support/subscriptions.ts';
 
 const READ_TOKEN = 'test-read-token-0123456789';
 const USER = 'ops';
@@ -149,17 +146,7 @@ describe('console actions', () => {
   }
 
   it('pause, resume and cancel a subscription through the subscription service', async () => {
-    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
-      id: 'console-sub',
-      customer_email: 'sub@example.com',
-      card_token: 'tok_console_sub_0123456789',
-      amount: '49.99',
-      currency: 'NGN',
-      interval: 'month',
-      interval_count: 1,
-      anchor: '2030-01-31T09:00:00+01:00',
-      timezone: 'Africa/Lagos',
-    });
+    const created = await createMonthlySubscription(t.app, 'console-sub');
     expect(created.status).toBe('created');
     const base = '/console/subscriptions/console-sub';
     const bad = await act(`${base}/pause`, { resume_at: 'tomorrow' });
@@ -178,17 +165,7 @@ describe('console actions', () => {
   });
 
   it('a JSON cancel with at_period_end true (a bearer-token client) cancels at period end', async () => {
-    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
-      id: 'console-sub-json',
-      customer_email: 'sub@example.com',
-      card_token: 'tok_console_sub_0123456789',
-      amount: '49.99',
-      currency: 'NGN',
-      interval: 'month',
-      interval_count: 1,
-      anchor: '2030-01-31T09:00:00+01:00',
-      timezone: 'Africa/Lagos',
-    });
+    const created = await createMonthlySubscription(t.app, 'console-sub-json');
     expect(created.status).toBe('created');
     const res = await http.inject({
       method: 'POST',

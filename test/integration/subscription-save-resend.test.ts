@@ -10,12 +10,9 @@ import {
   RedisSubscriptionStore,
   SAVE_SUBSCRIPTION,
 } from '../../src/subscriptions/store/subscription-store.ts';
-import {
-  createSubscriptionFromBody,
-  subscriptionServiceDeps,
-} from '../../src/subscriptions/service.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { resendingOnce } from '../support/resend.ts';
+import { createMonthlySubscription } from '../support/subscriptions.ts';
 
 let t: TestApp;
 
@@ -29,16 +26,9 @@ afterAll(async () => {
 
 describe('a subscription save run twice by one call', () => {
   it('answers the version it wrote, once, not a conflict', async () => {
-    const created = await createSubscriptionFromBody(subscriptionServiceDeps(t.app), {
-      id: 'resend-sub',
-      customer_email: 'sub@example.com',
+    const created = await createMonthlySubscription(t.app, 'resend-sub', {
       card_token: 'tok_resend_sub_0123456789',
       amount: '10.00',
-      currency: 'NGN',
-      interval: 'month',
-      interval_count: 1,
-      anchor: '2030-01-31T09:00:00+01:00',
-      timezone: 'Africa/Lagos',
     });
     expect(created.status).toBe('created');
     const before = await t.app.subscriptions.get('resend-sub');

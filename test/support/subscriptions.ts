@@ -1,0 +1,29 @@
+/** Subscriptions for tests that need one to act on: created through the subscription service. */
+import type { App } from '../../src/app/composition.ts';
+import {
+  createSubscriptionFromBody,
+  subscriptionServiceDeps,
+} from '../../src/subscriptions/service.ts';
+
+/**
+ * Creates subscription `id`: NGN 49.99 a month, anchored 2030-01-31 09:00 Lagos (so nothing is
+ * due while a test runs), with `over` replacing fields of the body.
+ */
+export function createMonthlySubscription(
+  app: App,
+  id: string,
+  over: Record<string, unknown> = {},
+): ReturnType<typeof createSubscriptionFromBody> {
+  return createSubscriptionFromBody(subscriptionServiceDeps(app), {
+    id,
+    customer_email: 'sub@example.com',
+    card_token: 'tok_console_sub_0123456789',
+    amount: '49.99',
+    currency: 'NGN',
+    interval: 'month',
+    interval_count: 1,
+    anchor: '2030-01-31T09:00:00+01:00',
+    timezone: 'Africa/Lagos',
+    ...over,
+  });
+}
