@@ -83,6 +83,9 @@ export const INTENT_HASH_FIELDS = [
   'authorizationSealed',
 ] as const;
 
+/** INTENT_HASH_FIELDS as the items of a Lua table literal. */
+const HASH_FIELDS_LUA = INTENT_HASH_FIELDS.map((f) => `'${f}'`).join(', ');
+
 /**
  * One intent transition, lean: one read (HMGET of what it decides on, or HGETALL when the reply
  * or the event needs the whole hash: both are built from that read and the writes, never read
@@ -100,7 +103,7 @@ export const INTENT_HASH_FIELDS = [
  * 19 arguments per call showed in the worker's profile): of the state indexes, the target state's
  * and those of the states it may come from (one of which the intent is in, or it is refused), all
  * computed by the caller (on a cluster every key a script touches must be declared; they share
- * the prefix's hash tag); trailing empty arguments are left off.
+ * the prefix's hash tag).
  *
  * KEYS: 1 hash, 2 history, 3 leases, 4 reconcile due, 5 events, 6 the target state's index,
  * 7.. the index of each state named in ARGV[6], in that order, then (with a rate limit only) the
@@ -115,7 +118,15 @@ export const INTENT_HASH_FIELDS = [
  * 20 never sent '1' (refused unless the current reference may not exist at the gateway: no
  * unsent resubmission, not seen by the gateway, not created after a data loss; the rule of
  * payments/resubmission.ts `mayExistAtGateway`, read here so that the check and the write are
- * one step).
+ * one step), 21 this call's id (unique per call; stored with the from-state as `lastCall`).
+ *
+ * A call run twice: ioredis resends a command whose reply a dropped connection lost
+ * (autoResendUnfulfilledCommands; the cluster client after a failover), so this script can run a
+ * second time for one call, and the caller sees only the second reply. A hash whose `lastCall` is
+ * this call's id was written by this very call: the second run answers `ok` with the first run's
+ * from-state (and the read-back), and writes, counts and publishes nothing again. Without it, a
+ * claim's second run answered `refused` (already submitting) and the worker waited out its own
+ * lease.
  * Returns {'ok', from, value of each of INTENT_HASH_FIELDS or nil...} (read back: the values
  * only, half the strings of the hash's field/value pairs for ioredis to parse) | {'ok', from} |
  * {'missing'} |
@@ -123,9 +134,17 @@ export const INTENT_HASH_FIELDS = [
  */
 export const TRANSITION_INTENT = new LuaScript(`
 local A = {}
-for i = 1, 20 do A[i] = ARGV[i] or '' end
+for i = 1, 21 do A[i] = ARGV[i] or '' end
 local h = KEYS[1]
 local from, itype, attempt, cur
+-- The reply of a transition made from state f, with the read-back when asked for (ARGV[8]).
+local function answer(f)
+  if A[8] ~= '1' then return {'ok', f} end
+  local out = {'ok', f}
+  local fields = {${HASH_FIELDS_LUA}}
+  for i = 1, #fields do out[i + 2] = cur[fields[i]] or false end
+  return out
+end
 local full = A[8] == '1' or A[10] ~= ''
 if full then
   -- The whole hash in one read: the reply and the event are built from it and the writes below.
@@ -133,12 +152,20 @@ if full then
   cur = {}
   for i = 1, #flat, 2 do cur[flat[i]] = flat[i + 1] end
 else
-  local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil')
+  local f = redis.call('HMGET', h, 'state', 'type', 'attempt', 'unsentResubmits', 'enqueues', 'leaseUntil',
+    'lastCall')
   cur = { state = f[1] or nil, type = f[2] or nil, attempt = f[3] or nil,
-    unsentResubmits = f[4] or nil, enqueues = f[5] or nil, leaseUntil = f[6] or nil }
+    unsentResubmits = f[4] or nil, enqueues = f[5] or nil, leaseUntil = f[6] or nil, lastCall = f[7] or nil }
 end
 from, itype, attempt = cur.state, cur.type, tonumber(cur.attempt)
 if not from then return {'missing'} end
+local done = nil
+if A[21] ~= '' and cur.lastCall then
+  local mark = A[21] .. '>'
+  if string.sub(cur.lastCall, 1, #mark) == mark then done = string.sub(cur.lastCall, #mark + 1) end
+end
+-- This very call, run again: answered as the first run was, nothing written twice.
+if done then return answer(done) end
 if A[7] ~= '' and tonumber(A[7]) ~= attempt then return {'stale', from, tostring(attempt)} end
 -- A transition made for a claim lands only while the intent is still submitting under that claim.
 -- Otherwise the claim is over: its lease ran out and the intent moved on (unknown, re-queued,
@@ -198,6 +225,7 @@ elseif from == 'submitting' or set.leaseUntil then
   set.leaseUntil = nil
 end
 set.state = to; set.updatedAt = now
+if A[21] ~= '' then set.lastCall = A[21] .. '>' .. from end
 local flat = {}
 for k, v in pairs(set) do flat[#flat + 1] = k; flat[#flat + 1] = v; cur[k] = v end
 redis.call('HSET', h, unpack(flat))
@@ -242,11 +270,7 @@ if A[10] ~= '' then
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', '${EVENTS_MAX_LEN}', '*', 'id', A[11], 'type', A[10],
     'at', now, 'data', cjson.encode(data))
 end
-if A[8] ~= '1' then return {'ok', from} end
-local out = {'ok', from}
-local fields = {${INTENT_HASH_FIELDS.map((f) => `'${f}'`).join(', ')}}
-for i = 1, #fields do out[i + 2] = cur[fields[i]] or false end
-return out
+return answer(from)
 `);
 
 /**

@@ -249,6 +249,19 @@ function applied(
   return out;
 }
 
+/** This process's part of every transition call id, random (ids of two processes never meet). */
+const CALL_ID_PREFIX = randomBytes(9).toString('base64url');
+let callSeq = 0;
+
+/**
+ * A new id for one transition call (TRANSITION_INTENT ARGV 21): how the script tells its own
+ * call run a second time by a resend from any other call. Unique per process and call, no secret.
+ */
+function nextCallId(): string {
+  callSeq++;
+  return CALL_ID_PREFIX + callSeq.toString(36);
+}
+
 /**
  * Random bytes for incarnations, drawn 4 KiB at a time: a randomBytes call per intent showed in the
  * producer's profile.
@@ -514,7 +527,7 @@ export class RedisIntentStore implements IntentStore {
     const keys = [this.k.intent(key), this.k.history(key), ...c.keys];
     if (limited) keys.push(this.rateLimitKey);
     const patchJson = Object.keys(patch).length > 0 ? JSON.stringify(patch) : '';
-    // Positional: ARGV 8.. as TRANSITION_INTENT names them, the trailing empty ones left off.
+    // Positional: ARGV 8.. as TRANSITION_INTENT names them.
     const optional = [
       known ? '' : '1',
       patchJson,
@@ -529,10 +542,8 @@ export class RedisIntentStore implements IntentStore {
       opts.resolution ? JSON.stringify(opts.resolution) : '',
       opts.claimLease === undefined ? '' : String(opts.claimLease),
       opts.neverSent === true ? '1' : '',
+      nextCallId(),
     ];
-    let used = optional.length;
-    while (used > 0 && optional[used - 1] === '') used--;
-    optional.length = used;
     const res = (await TRANSITION_INTENT.run(
       this.redis,
       keys.length,
