@@ -161,6 +161,17 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       dataLossUnacknowledged: () => epoch.isLost(),
       ...(limited ? { gatewayRateLimit: { perWindow: perSecond, windowMs: 1_000 } } : {}),
     },
+    (shard, what, err) =>
+      logger.error(
+        {
+          component: 'sweep',
+          shard,
+          prefix: layout.shard(shard),
+          query: what,
+          err: { message: (err as Error).message },
+        },
+        'reconcile sweep: a shard could not be read; the other shards are swept, this one on the next sweep',
+      ),
   );
   const metrics = createMetrics();
   const sayswitch = (): PaymentGateway =>

@@ -18,7 +18,11 @@ import type { KeyLayout } from '../infra/redis/shards.ts';
 import { RedisIntentStore, type IntentStoreOptions } from '../payments/store/intent-store.ts';
 import { RedisRefundStore } from '../payments/store/refund-store.ts';
 import { ShardedRefundStore } from '../payments/store/sharded-refund-store.ts';
-import { ShardedIntentStore, type IntentStoreSurface } from '../payments/store/sharded-store.ts';
+import {
+  ShardedIntentStore,
+  type IntentStoreSurface,
+  type ShardReadError,
+} from '../payments/store/sharded-store.ts';
 
 export interface ShardPorts {
   store: IntentStoreSurface;
@@ -40,6 +44,8 @@ export function shardPorts(
    * the data-loss view that marks intents.
    */
   storeOptions: IntentStoreOptions = {},
+  /** A shard the sweep could not read while others could (sharded-store.ts). */
+  onShardReadError: ShardReadError = () => undefined,
 ): ShardPorts {
   const prefixes = layout.shardPrefixes();
   const stores = prefixes.map((p) => new RedisIntentStore(conns.store, p, storeOptions));
@@ -59,7 +65,7 @@ export function shardPorts(
   }
   const routed = shardedDispatcher(dispatchers, layout);
   return {
-    store: new ShardedIntentStore(stores, layout),
+    store: new ShardedIntentStore(stores, layout, onShardReadError),
     refunds: new ShardedRefundStore(refunds, layout),
     dispatcher: routed,
     events: new ShardedEventLog(events),

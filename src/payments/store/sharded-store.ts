@@ -31,10 +31,17 @@ export type IntentStoreSurface = Pick<
 /** Per shard: its cursor, `null` once it has nothing more. Absent: from the start. */
 type ShardCursors = (string | null | 0)[];
 
+/**
+ * Told when one shard could not be read by a sweep's query while the others could: the sweep goes
+ * on with theirs ({@link ShardedIntentStore} `dueForReconcile`).
+ */
+export type ShardReadError = (shard: number, what: string, err: unknown) => void;
+
 export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
   constructor(
     private readonly shards: readonly RedisIntentStore[],
     private readonly layout: Pick<KeyLayout, 'shardOf'>,
+    private readonly onShardReadError: ShardReadError = () => undefined,
   ) {
     if (shards.length < 2) throw new RangeError('a sharded store needs at least two shards');
   }
@@ -78,16 +85,23 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
     return this.of(key).markSeenAtGateway(key, attempt, at);
   }
 
+  /**
+   * The sweep's three queries (payments/sweep.ts) read what every shard answers: a shard that
+   * cannot be read (its cluster master down, not yet failed over) is told to `onShardReadError`
+   * and left to the next sweep, so one shard's outage does not stop the sweep of the others.
+   * Every shard failing is an error. Lists and counts stay all or nothing: a page or an inbox that
+   * silently lacks a shard would read as "nothing there".
+   */
   dueForReconcile(now: number, limit: number): Promise<string[]> {
-    return this.fanOut((s) => s.dueForReconcile(now, limit), limit);
+    return this.fanOut((s) => s.dueForReconcile(now, limit), limit, 'dueForReconcile');
   }
 
   expiredLeases(now: number, limit: number): Promise<string[]> {
-    return this.fanOut((s) => s.expiredLeases(now, limit), limit);
+    return this.fanOut((s) => s.expiredLeases(now, limit), limit, 'expiredLeases');
   }
 
   queuedSince(before: number, limit: number): Promise<string[]> {
-    return this.fanOut((s) => s.queuedSince(before, limit), limit);
+    return this.fanOut((s) => s.queuedSince(before, limit), limit, 'queuedSince');
   }
 
   keysUpdatedBefore(state: IntentState, before: number, limit: number): Promise<string[]> {
@@ -199,12 +213,30 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
     return next.every((c) => c === null) ? { intents: out } : { intents: out, next: encode(next) };
   }
 
-  /** Up to `limit` keys from every shard, interleaved shard by shard (each shard's order kept). */
+  /**
+   * Up to `limit` keys from every shard, interleaved shard by shard (each shard's order kept).
+   * With `partial` (the query's name), the shards that answered when at least one did, the others
+   * told to `onShardReadError`; without it, any shard failing fails the whole read.
+   */
   private async fanOut(
     read: (s: RedisIntentStore) => Promise<string[]>,
     limit: number,
+    partial?: string,
   ): Promise<string[]> {
-    const lists = await Promise.all(this.shards.map(read));
+    let lists: string[][];
+    if (partial === undefined) {
+      lists = await Promise.all(this.shards.map(read));
+    } else {
+      const settled = await Promise.allSettled(this.shards.map(read));
+      lists = [];
+      settled.forEach((r, shard) => {
+        if (r.status === 'fulfilled') lists.push(r.value);
+        else this.onShardReadError(shard, partial, r.reason);
+      });
+      if (lists.length === 0) {
+        throw (settled[0] as PromiseRejectedResult).reason;
+      }
+    }
     const out: string[] = [];
     for (let i = 0; out.length < limit; i++) {
       let any = false;
