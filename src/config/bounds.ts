@@ -5,7 +5,7 @@
  * start (exit 2) with a message naming the variable and the bound it broke.
  */
 import { parseDurationMs } from './duration.ts';
-import { MAX_TIMER_MS } from './limits.ts';
+import { MAX_TIMER_MS, SHUTDOWN_CLOSE_RESERVE_MS } from './limits.ts';
 
 export interface DurationBound {
   /** The least value, a duration as written in the environment. */
@@ -86,8 +86,7 @@ export const DURATION_BOUNDS = {
   },
   SHUTDOWN_TIMEOUT: {
     min: '4s',
-    minWhy:
-      '`billing start` keeps 2s of it for closing connections, and in-flight jobs need the rest',
+    minWhy: `\`billing start\` keeps ${SHUTDOWN_CLOSE_RESERVE_MS / 1000}s of it for closing connections, and in-flight jobs need the rest`,
     max: '1h',
     maxWhy: 'work not finished by then is recovered anyway, once its lease and lock expire',
   },

@@ -1,7 +1,8 @@
 /**
  * Limits that configuration shares with the code that runs on it: the submit handler's timeout
  * (infra/queues/catalog.ts takes it from here) and the gateway timeout it bounds, the submit
- * lease's margin, and the longest delay a timer can take. config.ts enforces them at load, so the
+ * lease's margin, the part of SHUTDOWN_TIMEOUT kept for closing connections, and the longest
+ * delay a timer can take. config.ts enforces them at load, so the
  * rule between SAYSWITCH_TIMEOUT_MS and the handler's timeout lives in this one place.
  */
 
@@ -44,3 +45,10 @@ export const SUBMIT_HANDLER_RESERVE_MS = 30_000;
 export const MAX_GATEWAY_TIMEOUT_MS = Math.floor(
   (SUBMIT_HANDLER_TIMEOUT_MS - SUBMIT_HANDLER_RESERVE_MS) / 2,
 );
+
+/**
+ * What `billing start` keeps of SHUTDOWN_TIMEOUT for closing its connections after draining the
+ * in-flight jobs (cli/commands/start.ts). SHUTDOWN_TIMEOUT's minimum (bounds.ts) leaves the jobs at
+ * least as much again.
+ */
+export const SHUTDOWN_CLOSE_RESERVE_MS = 2_000;

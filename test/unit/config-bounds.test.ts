@@ -18,6 +18,7 @@ import {
   MAX_GATEWAY_TIMEOUT_MS,
   MAX_TIMER_MS,
   minSubmitLeaseMs,
+  SHUTDOWN_CLOSE_RESERVE_MS,
   SUBMIT_HANDLER_RESERVE_MS,
   SUBMIT_HANDLER_TIMEOUT_MS,
 } from '../../src/config/limits.ts';
@@ -188,6 +189,14 @@ describe('the gateway timeout and the submit handler timeout', () => {
           "submit handler's 120000 ms)",
       },
     ]);
+  });
+
+  it("SHUTDOWN_TIMEOUT's minimum leaves in-flight jobs at least the close reserve", () => {
+    const min = boundMs(DURATION_BOUNDS.SHUTDOWN_TIMEOUT.min);
+    expect(min - SHUTDOWN_CLOSE_RESERVE_MS).toBeGreaterThanOrEqual(SHUTDOWN_CLOSE_RESERVE_MS);
+    expect(DURATION_BOUNDS.SHUTDOWN_TIMEOUT.minWhy).toContain(
+      `${SHUTDOWN_CLOSE_RESERVE_MS / 1000}s`,
+    );
   });
 
   it('the catalog gives the submit jobs the timeout the configuration was checked against', () => {

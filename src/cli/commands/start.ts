@@ -6,6 +6,7 @@
  */
 import type { Command } from 'commander';
 import { ROLES, withDeadline, type App, type RunningRoles } from '../../app/composition.ts';
+import { SHUTDOWN_CLOSE_RESERVE_MS } from '../../config/limits.ts';
 import type { Logger } from '../../infra/logger.ts';
 import { asRedisUnavailable, untilRedis, type CliContext } from '../context.ts';
 import {
@@ -95,9 +96,12 @@ export function registerStartCommand(program: Command, ctx: CliContext) {
       // of it, closing the connections the rest; what is still running then is abandoned (its
       // leases and locks expire and the work is picked up again, docs/operations.md).
       const total = config.shutdownTimeoutMs;
-      const drain = Math.max(0, total - CLOSE_RESERVE_MS);
+      const drain = Math.max(0, total - SHUTDOWN_CLOSE_RESERVE_MS);
       const started = Date.now();
-      const stopped = await withDeadline(running.stop(drain), drain + CLOSE_RESERVE_MS / 2).then(
+      const stopped = await withDeadline(
+        running.stop(drain),
+        drain + SHUTDOWN_CLOSE_RESERVE_MS / 2,
+      ).then(
         () => true,
         () => false,
       );
@@ -116,6 +120,3 @@ export function registerStartCommand(program: Command, ctx: CliContext) {
       if (ctx.out().json) ctx.out().result({ roles: opts.roles, signal, stopped: true });
     });
 }
-
-/** What SHUTDOWN_TIMEOUT keeps for closing connections after draining. */
-const CLOSE_RESERVE_MS = 2_000;
