@@ -80,10 +80,10 @@ export async function cancelBatch(deps: BatchDeps, id: string, by: string): Prom
   for (let offset = 0; ; offset += PAGE) {
     const keys = await deps.store.batchKeys(id, offset, PAGE);
     if (keys.length === 0) break;
-    const fields = await deps.batches.intentFields(keys, ['state', 'attempt']);
+    const fields = await deps.batches.intentFields(keys, ['state', 'attempt', 'line']);
     const settled = await Promise.allSettled(
       keys.map(async (key, i) => {
-        const [state, attempt] = fields[i] ?? [];
+        const [state, attempt, line] = fields[i] ?? [];
         if (state !== 'queued') return;
         const now = deps.clock.now();
         // A claim that won the race makes this a refusal: that row finishes normally. A claim
@@ -98,8 +98,10 @@ export async function cancelBatch(deps: BatchDeps, id: string, by: string): Prom
         });
         if (!res.ok) return;
         // Counted as it happens: a row failed here is no longer `queued`, so no later cancel would
-        // count it if this one stopped (another row's transition throwing) before counting.
-        await deps.batches.addCanceledRows(id, 1);
+        // count it if this one stopped (another row's transition throwing) before counting. By
+        // line: once, even when the Redis client runs the count twice (a resend after a lost reply).
+        // Every batch row has its line (CREATE_BATCH_INTENTS writes it).
+        if (line) await deps.batches.addCanceledRow(id, Number(line));
         canceledNow++;
       }),
     );

@@ -260,8 +260,8 @@ export interface BatchOperationsStore {
    * after the call, or undefined when there is none.
    */
   markCanceled(id: string, by: string, now: number): Promise<BatchRecord | undefined>;
-  /** Adds `n` to the rows the cancel moved to failed. */
-  addCanceledRows(id: string, n: number): Promise<void>;
+  /** Counts the row on `line` as one the cancel moved to failed; a line counts once. */
+  addCanceledRow(id: string, line: number): Promise<void>;
   /** Records on `sourceId` that `retryId` retries its failed rows. */
   linkRetry(sourceId: string, retryId: string): Promise<void>;
   /**

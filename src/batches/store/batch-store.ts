@@ -14,7 +14,9 @@
  * claimer holds a lease on the ingest, renewed while it works; a submitter that finds an ingest
  * whose lease ran out takes it over and redoes it (intents and jobs are idempotent by key and id).
  * Every state change moves the batch between the state indexes in the same script. Rows of a batch
- * held for approval wait in `<prefix>:batch:<id>:held` (line → the row, card token sealed).
+ * held for approval wait in `<prefix>:batch:<id>:held` (line → the row, card token sealed). The
+ * lines a cancel counted are bits of `<prefix>:batch:<id>:canceled-lines`, so a count the Redis
+ * client resends is not counted twice (ADD_CANCELED_ROW).
  *
  * About 550 lines: the one adapter of the BatchStore port (its scripts are in batch-lua.ts);
  * splitting it would split one hash layout over several files.
@@ -47,7 +49,9 @@ import {
   type TrackedState,
 } from '../ports.ts';
 import type { BatchIntentRow } from '../../kernel/ports.ts';
+import { nextCallId } from '../../infra/redis/call-id.ts';
 import {
+  ADD_CANCELED_ROW,
   APPLY_EVENTS,
   APPROVE_BATCH,
   CLAIM_BATCH,
@@ -187,6 +191,8 @@ export function batchKeys(prefix: string) {
     invalid: (id: string) => `${prefix}:batch:${id}:invalid`,
     refLines: (id: string) => `${prefix}:batch:${id}:reflines`,
     held: (id: string) => `${prefix}:batch:${id}:held`,
+    /** A bit per line a cancel counted (ADD_CANCELED_ROW). */
+    canceledLines: (id: string) => `${prefix}:batch:${id}:canceled-lines`,
     // Not `batch:<…>`: a batch id could be any word.
     references: (type: InstructionType) => `${prefix}:batch-refs:${type}`,
     byState: (state: BatchState) => `${prefix}:idx:batch-state:${state}`,
@@ -323,6 +329,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
       this.k.batch(id),
       by,
       String(now),
+      nextCallId(),
     )) as [string, string];
     if (outcome === 'approved') return { ok: true, already: false };
     if (outcome === 'already') return { ok: true, already: true };
@@ -364,9 +371,15 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     return this.get(id);
   }
 
-  /** @inheritdoc */
-  async addCanceledRows(id: string, n: number): Promise<void> {
-    if (n > 0) await this.redis.hincrby(this.k.batch(id), 'canceledRows', n);
+  /** @inheritdoc One ADD_CANCELED_ROW call (batch-lua.ts): counted once, even when resent. */
+  async addCanceledRow(id: string, line: number): Promise<void> {
+    await ADD_CANCELED_ROW.run(
+      this.redis,
+      2,
+      this.k.batch(id),
+      this.k.canceledLines(id),
+      String(line),
+    );
   }
 
   /** @inheritdoc */

@@ -18,9 +18,26 @@ import { LuaScript } from '../../infra/redis/lua-script.ts';
  * process's view is passed in rather than the record read here: a read would be a Redis command
  * more per payment (issue 18's budget is 60), and the view lags the record only until the
  * platform watch's next check (5 s, or at once when the connection comes back).
+ *
+ * A call run twice: ioredis resends a command whose reply a dropped connection lost
+ * (autoResendUnfulfilledCommands; the cluster client after a failover), so this script can run a
+ * second time for one call, and the caller sees only the second reply. The fields carry the
+ * intent's `incarnation`, random per call (intent-store.ts): an intent that exists with this
+ * call's incarnation was created by this very call, and the second run answers as the first did
+ * (1, or 2 with the same data-loss argument) and writes nothing. Before, it answered 0, and
+ * `POST /payments` answered 200 (existing) for the payment it had just created. Only a create
+ * that finds the intent existing reads it (one HGET), so the create path's command count is
+ * unchanged.
  */
 export const CREATE_INTENT = new LuaScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  local mine = cjson.decode(ARGV[1])['incarnation']
+  if mine and redis.call('HGET', KEYS[1], 'incarnation') == mine then
+    if ARGV[6] == '1' then return 2 end
+    return 1
+  end
+  return 0
+end
 local f = cjson.decode(ARGV[1])
 local created = 1
 if ARGV[6] == '1' then
@@ -277,12 +294,24 @@ return answer(from)
  * Records a reconcile check without changing state, only if the intent is still in the expected
  * state, attempt and check count (so of two concurrent checkers only one advances the schedule).
  * KEYS: hash, reconcile due. ARGV: key, expected state, expected attempt, new checks, next check
- * at ('' removes it from the due set), expected checks.
+ * at ('' removes it from the due set), expected checks, this call's id (unique per call; stored
+ * as `lastCheck`). Returns 1 when recorded, 0 when something else moved the intent meanwhile.
+ *
+ * A call run twice (a resend after a lost reply, as for TRANSITION_INTENT): the second run finds
+ * the count already advanced, by this very call. A hash whose `lastCheck` is this call's id was
+ * written by it: the second run answers 1, as the first did, and writes nothing again. Before, it
+ * answered 0 and the checker never enqueued the next scheduled check (the payment waited for the
+ * sweep). Recognising the write by its values instead (state and attempt as expected, the count
+ * at the new one, the due score at this call's) would need no field, but can be wrong: two
+ * checkers of the same count that computed the same next time (a scheduled check and the sweep's
+ * in one millisecond), or a call that removes the due entry, would both answer 1 and both
+ * schedule. The id costs a short field on the hash of an intent that is checked, no command.
  */
 export const RECORD_CHECK = new LuaScript(`
-local f = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'checks')
+local f = redis.call('HMGET', KEYS[1], 'state', 'attempt', 'checks', 'lastCheck')
+if f[4] and f[4] == ARGV[7] then return 1 end
 if f[1] ~= ARGV[2] or f[2] ~= ARGV[3] or (f[3] or '0') ~= ARGV[6] then return 0 end
-redis.call('HSET', KEYS[1], 'checks', ARGV[4])
+redis.call('HSET', KEYS[1], 'checks', ARGV[4], 'lastCheck', ARGV[7])
 if ARGV[5] ~= '' then redis.call('ZADD', KEYS[2], ARGV[5], ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return 1
 `);

@@ -36,6 +36,7 @@ import {
   type IntentKey,
 } from '../../kernel/ids.ts';
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
+import { nextCallId } from '../../infra/redis/call-id.ts';
 import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
 import { allowedFrom } from '../state-machine.ts';
 import { listIntentKeys } from './intent-list.ts';
@@ -247,19 +248,6 @@ function applied(
   }
   if (to !== 'submitting') delete out.leaseUntil;
   return out;
-}
-
-/** This process's part of every transition call id, random (ids of two processes never meet). */
-const CALL_ID_PREFIX = randomBytes(9).toString('base64url');
-let callSeq = 0;
-
-/**
- * A new id for one transition call (TRANSITION_INTENT ARGV 21): how the script tells its own
- * call run a second time by a resend from any other call. Unique per process and call, no secret.
- */
-function nextCallId(): string {
-  callSeq++;
-  return CALL_ID_PREFIX + callSeq.toString(36);
 }
 
 /**
@@ -582,7 +570,8 @@ export class RedisIntentStore implements IntentStore {
 
   /**
    * Records a reconcile check (count and next time) if the intent is still where the checker saw
-   * it; returns false when something else moved it meanwhile.
+   * it; returns false when something else moved it meanwhile. The call's id lets RECORD_CHECK
+   * answer a second run of this very call (a resend) true, as the first run did.
    */
   async recordCheck(intent: Intent, checks: number, nextAt: number | undefined): Promise<boolean> {
     const r = (await RECORD_CHECK.run(
@@ -596,6 +585,7 @@ export class RedisIntentStore implements IntentStore {
       String(checks),
       nextAt === undefined ? '' : String(nextAt),
       String(intent.checks),
+      nextCallId(),
     )) as number;
     return r === 1;
   }

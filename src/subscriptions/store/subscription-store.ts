@@ -16,7 +16,6 @@
  * change that did not happen. The rules live in subscriptions/record.ts and the files it names;
  * this file only stores. Implements the SubscriptionStore port (subscriptions/ports.ts).
  */
-import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import {
@@ -27,6 +26,7 @@ import {
 } from '../ports.ts';
 import { dueScore, subscriptionSchema, type Decision, type Subscription } from '../record.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
+import { nextCallId } from '../../infra/redis/call-id.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 import { RedisTestClockStore } from './test-clock-store.ts';
@@ -38,7 +38,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * 4 events stream, 5 its test clock's members (else the all index again).
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
- * 7 '1' when KEYS[5] is a test clock's members, 8 this call's token (random), stored as `lastSave`:
+ * 7 '1' when KEYS[5] is a test clock's members, 8 this call's id (infra/redis/call-id.ts), stored as `lastSave`:
  * a record whose `lastSave` is it was written by this very call, run again (the Redis client
  * resends a command whose reply a dropped connection lost), and is answered as the first run was
  * — {1, its version} — not as a conflict, which made a resume re-decide on the resumed record,
@@ -134,7 +134,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       String(EVENTS_MAX_LEN),
       clock === undefined ? '0' : '1',
       // Not a secret: only tells this call's own write from another's (SAVE_SUBSCRIPTION).
-      randomBytes(8).toString('hex'),
+      nextCallId(),
     ];
   }
 

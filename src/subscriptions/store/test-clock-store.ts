@@ -9,6 +9,7 @@
 import type { Redis } from 'ioredis';
 import type { TestClockStore, VersionedClock } from '../ports.ts';
 import { testClockSchema, type TestClock } from '../test-clocks.ts';
+import { nextCallId } from '../../infra/redis/call-id.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 
@@ -21,17 +22,27 @@ export interface ClockKeys {
 
 /**
  * KEYS: 1 clock hash, 2 advancing set. ARGV: 1 id, 2 expected version ('0': must not exist),
- * 3 clock JSON, 4 '1' when advancing. Returns {1, new version} or {0, current version}.
+ * 3 clock JSON, 4 '1' when advancing, 5 this call's id (unique per call), stored as `lastSave`.
+ * Returns {1, new version} or {0, current version}.
+ *
+ * A call run twice (the Redis client resends a command whose reply a dropped connection lost; as
+ * SAVE_SUBSCRIPTION): a clock whose `lastSave` is this call's id was written by this very call,
+ * and the second run answers as the first did — {1, its version} — and writes nothing again.
+ * Before, it answered a conflict: a create made a second clock under a new id and returned that
+ * one, the first left behind with nobody knowing its id; an advance answered "already advancing"
+ * (409) and its first step was never enqueued (the clock waited for the deployment's tick).
  */
-const SAVE_CLOCK = new LuaScript(`
-local v = redis.call('HGET', KEYS[1], 'version')
+export const SAVE_CLOCK = new LuaScript(`
+local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
+local v = cur[1]
+if v and cur[2] == ARGV[5] then return {1, v} end
 if ARGV[2] == '0' then
   if v then return {0, v} end
 elseif v ~= ARGV[2] then
   return {0, v or '0'}
 end
 local nv = tostring((tonumber(v) or 0) + 1)
-redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv)
+redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv, 'lastSave', ARGV[5])
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], 0, ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return {1, nv}
 `);
@@ -57,6 +68,7 @@ export class RedisTestClockStore implements TestClockStore {
       String(expectVersion),
       JSON.stringify(clock),
       clock.status === 'advancing' ? '1' : '0',
+      nextCallId(),
     )) as [number, string];
     return ok === 1 ? Number(version) : undefined;
   }
