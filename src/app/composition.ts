@@ -57,7 +57,7 @@ import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
 import { batchesModule, type BatchesDeps } from '../batches/module.ts';
-import { resumeInterruptedCancel } from '../batches/operations.ts';
+import { resumeCanceledHeldBatches, resumeInterruptedCancel } from '../batches/operations.ts';
 import { RedisBatchStore } from '../batches/store/batch-store.ts';
 import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
@@ -298,6 +298,8 @@ export function paymentsDeps(app: App): PaymentsDeps {
     // A queued orphan of a held batch canceled before approval is its interrupted cancel's: the
     // batches capability resumes the cancel instead of the sweep re-enqueueing the row.
     claimBatchOrphan: (batchId) => resumeInterruptedCancel(app, batchId),
+    // A held batch whose cancel stopped before any row became an intent has no orphan to find.
+    resumeStuckCancels: (graceMs) => resumeCanceledHeldBatches(app, graceMs),
   };
 }
 

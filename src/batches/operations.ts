@@ -144,6 +144,43 @@ export async function resumeInterruptedCancel(deps: BatchDeps, batchId: string):
   return true;
 }
 
+/** Held batches the sweep looks at per pass ({@link resumeCanceledHeldBatches}). */
+const HELD_PAGE = 200;
+
+/**
+ * Asked by the reconcile sweep on every pass (payments/sweep.ts `SweepDeps.resumeStuckCancels`,
+ * wired by the composition root): resumes the cancel of every batch held for approval that was
+ * canceled at least `graceMs` ago and still waits in `awaiting_approval`. A cancel marks the batch
+ * canceled first, then turns its held rows into intents, fails them and lets the batch leave
+ * `awaiting_approval`; one that stopped (its process died) before a single row became an intent
+ * left no orphan for {@link resumeInterruptedCancel} to find, and the batch waited for someone to
+ * cancel it again. Nothing is ever paid meanwhile (approval is refused once canceled). Idempotent,
+ * like the cancel itself; the grace leaves a cancel that is still running alone. Returns how many
+ * cancels it resumed.
+ */
+export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number): Promise<number> {
+  const ids: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await deps.batches.listIds('awaiting_approval', HELD_PAGE, cursor);
+    ids.push(...page.ids);
+    cursor = page.next;
+  } while (cursor !== undefined);
+  const now = deps.clock.now();
+  let resumed = 0;
+  for (const [i, batch] of (await deps.batches.getMany(ids)).entries()) {
+    if (!batch || batch.state !== 'awaiting_approval' || !canceledWhileHeld(batch)) continue;
+    if (now - (batch.canceledAt ?? now) < graceMs) continue;
+    deps.logger.warn(
+      { component: 'batch', batchId: ids[i], canceledBy: batch.canceledBy },
+      'a held batch canceled before approval still awaits approval (its cancel was interrupted); resuming the cancel',
+    );
+    await cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep');
+    resumed++;
+  }
+  return resumed;
+}
+
 /** Outcome of {@link approveBatch}. */
 export type ApproveBatchResult =
   | { status: 'approved' | 'already_approved' | 'not_required'; batch: BatchRecord }

@@ -46,6 +46,8 @@ export interface PaymentsDeps {
   partialRefunds: boolean;
   /** The sweep's question to the batches capability (sweep.ts `SweepDeps.claimBatchOrphan`). */
   claimBatchOrphan?: SweepDeps['claimBatchOrphan'];
+  /** The sweep's other question to it (sweep.ts `SweepDeps.resumeStuckCancels`). */
+  resumeStuckCancels?: SweepDeps['resumeStuckCancels'];
 }
 
 export const paymentsModule: CapabilityModule<PaymentsDeps> = {

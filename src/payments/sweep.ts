@@ -9,7 +9,9 @@
  * 3. `queued` intents older than a grace whose submit job is gone or failed → re-enqueued, unless
  *    the intent is a batch row its batch claims ({@link SweepDeps.claimBatchOrphan});
  * 4. with `olderThanMs`: every pending/requires_action/unknown intent unchanged for that long,
- *    due or not.
+ *    due or not;
+ * 5. batches held for approval whose cancel stopped before any row became an intent
+ *    ({@link SweepDeps.resumeStuckCancels}).
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -33,6 +35,13 @@ export interface SweepDeps {
    * composition root (a capability never imports another); absent, every orphan is re-enqueued.
    */
   claimBatchOrphan?: (batchId: string) => Promise<boolean>;
+  /**
+   * Resumes the cancels of batches held for approval that were canceled at least `graceMs` ago and
+   * still wait for approval: a cancel that stopped before any row became an intent leaves no
+   * orphan for {@link claimBatchOrphan}. Returns how many it resumed. Wired by the composition root
+   * (batches/operations.ts `resumeCanceledHeldBatches`, with ORPHAN_AFTER as the grace).
+   */
+  resumeStuckCancels?: (graceMs: number) => Promise<number>;
 }
 
 export interface SweepResult {
@@ -42,6 +51,8 @@ export interface SweepResult {
   /** Queued batch orphans their batch took care of instead ({@link SweepDeps.claimBatchOrphan}). */
   claimed: number;
   forced: number;
+  /** Cancels of held batches resumed ({@link SweepDeps.resumeStuckCancels}). */
+  cancelsResumed: number;
 }
 
 /** Runs one sweep. Safe to run concurrently with another: every action is idempotent. */
@@ -52,7 +63,14 @@ export async function runSweep(
   const now = deps.clock.now();
   const runId = String(now);
   const limit = deps.batchSize ?? 1_000;
-  const result: SweepResult = { due: 0, expiredLeases: 0, requeued: 0, claimed: 0, forced: 0 };
+  const result: SweepResult = {
+    due: 0,
+    expiredLeases: 0,
+    requeued: 0,
+    claimed: 0,
+    forced: 0,
+    cancelsResumed: 0,
+  };
 
   for (const key of await deps.store.dueForReconcile(now, limit)) {
     const intent = await deps.store.get(key);
@@ -114,7 +132,18 @@ export async function runSweep(
       }
     }
   }
-  if (result.due + result.expiredLeases + result.requeued + result.claimed + result.forced > 0) {
+  if (deps.resumeStuckCancels) {
+    try {
+      result.cancelsResumed = await deps.resumeStuckCancels(deps.orphanAfterMs);
+    } catch (err) {
+      // The next sweep tries again; nothing of such a batch is ever sent meanwhile.
+      deps.logger.warn(
+        { err: { message: (err as Error).message } },
+        'held batches whose cancel was interrupted could not be checked',
+      );
+    }
+  }
+  if (Object.values(result).some((n) => n > 0)) {
     deps.logger.info({ ...result }, 'reconcile sweep');
   }
   return result;

@@ -4,15 +4,18 @@
  *
  * - a cancel of a held batch interrupted between turning its rows into intents and failing them:
  *   the reconcile sweep finds the rows `queued` without a job and, instead of enqueueing them (an
- *   unapproved payout paid), resumes the cancel;
+ *   unapproved payout paid), resumes the cancel; interrupted before any row became an intent, the
+ *   sweep finds the batch canceled and still awaiting approval, and resumes the cancel too;
  * - a cancel whose page of transitions fails partway counts every row it failed;
  * - retry-failed finds a batch named `<id>-r1` that is not the retry of `<id>`: a conflict.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sweepDeps } from '../../src/app/composition.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { approveBatch, cancelBatch } from '../../src/batches/operations.ts';
 import { batchStatus } from '../../src/batches/status.ts';
 import type { IntentStore } from '../../src/kernel/ports.ts';
+import { runSweep } from '../../src/payments/sweep.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { waitBatchCompleted } from '../support/batch-http.ts';
@@ -112,6 +115,38 @@ describe('a held batch whose cancel was interrupted', () => {
     expect(
       events.filter((e) => e.type === 'batch.completed' && e.data.batchId === id),
     ).toHaveLength(1);
+    expect(activityOf(sandbox, id)).toEqual([]);
+  });
+
+  it('is resumed by the sweep when the cancel died before any row became an intent', async () => {
+    skewMs = 0;
+    const id = 'held-cx-early';
+    const submitted = await submitBatch(t.app, {
+      input: payouts('hce', ['110.00', '220.00']),
+      type: 'payout',
+      id,
+      submittedBy: 'cli:alice',
+    });
+    expect(submitted.batch?.state).toBe('awaiting_approval');
+    // The cancel's first step, then the process dies: the batch is marked canceled, no row is an
+    // intent yet, so no sweep finds an orphan of it.
+    await t.app.batches.markCanceled(id, 'cli:bob', t.app.clock.now());
+    expect(await t.app.store.batchKeys(id, 0, 10)).toHaveLength(0);
+
+    // Within ORPHAN_AFTER of the cancel the sweep leaves it alone (a cancel may still be running).
+    expect(await runSweep(sweepDeps(t.app))).toMatchObject({ cancelsResumed: 0 });
+    expect((await t.app.batches.get(id))?.state).toBe('awaiting_approval');
+
+    // ORPHAN_AFTER later, the sweep (the reconciler's deps, as the composition root wires them).
+    skewMs = t.app.config.reconcile.orphanAfterMs + 1_000;
+    expect(await runSweep(sweepDeps(t.app))).toMatchObject({ cancelsResumed: 1 });
+    const done = await waitBatchCompleted(t, id);
+    expect(done).toMatchObject({ canceledBy: 'cli:bob', canceledRows: 2 });
+    expect(done.counts.failed).toBe(2);
+    const keys = await t.app.store.batchKeys(id, 0, 10);
+    for (const key of keys) {
+      expect(await t.app.store.get(key)).toMatchObject({ state: 'failed', reason: 'canceled' });
+    }
     expect(activityOf(sandbox, id)).toEqual([]);
   });
 });

@@ -31,7 +31,11 @@ export function registerReconcileCommand(program: Command, ctx: CliContext) {
         );
         ctx.out().result(result, (v) => {
           const r = v as SweepResult;
-          return `checks enqueued: ${r.due} due, ${r.expiredLeases} expired leases, ${r.forced} forced; ${r.requeued} orphaned payments re-enqueued`;
+          return (
+            `checks enqueued: ${r.due} due, ${r.expiredLeases} expired leases, ${r.forced} forced; ` +
+            `${r.requeued} orphaned payments re-enqueued` +
+            (r.cancelsResumed > 0 ? `; ${r.cancelsResumed} interrupted batch cancels resumed` : '')
+          );
         });
       });
     });
