@@ -237,6 +237,14 @@ export interface BatchStore {
     ackIds: readonly string[],
     now: number,
   ): Promise<ApplyEventsResult>;
+  /**
+   * Counts the rows of every running (`queued`) batch from their intents' current state, as of
+   * the events stream's last entry: what the tracker does when the stream's trim removed events
+   * before it read them (their rows' counts were behind, and a batch whose last rows' events were
+   * lost never completed). Idempotent, and safe beside trackers applying events. Reports how many
+   * batches and rows it went through and the batches that became complete.
+   */
+  resyncRunning(now: number): Promise<{ batches: number; rows: number; completed: string[] }>;
 }
 
 /**

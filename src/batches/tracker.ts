@@ -9,7 +9,10 @@
  * with nobody to notice it; the events already say exactly what changed.
  *
  * The step acknowledges the entries it applied, atomically with applying them, so an entry is
- * counted exactly when it leaves the group's pending list. The tracker runs with the worker role;
+ * counted exactly when it leaves the group's pending list. Events the stream's trim removed before
+ * the group read them (a tracker stopped while about a million events were appended) are made up
+ * for: the rows of every running batch are counted from their intents' state
+ * (BatchStore.resyncRunning), so such a batch still completes. The tracker runs with the worker role;
  * any number of replicas share the group. Redelivered or late events are harmless: a row
  * remembers the stream id it was last counted at.
  */
@@ -136,5 +139,15 @@ export async function startBatchTracker(
     batchSize: opts.batchSize ?? 500,
     claimIdleMs: opts.claimIdleMs ?? 60_000,
     retryDelayMs: opts.retryDelayMs ?? 1_000,
+    // Events trimmed before this group read them: the rows they moved are counted from their
+    // intents instead, or a running batch whose last rows' events were lost never completes.
+    onTrimmed: async () => {
+      const r = await deps.batches.resyncRunning(deps.clock.now());
+      for (const batchId of r.completed) log.info({ batchId }, 'batch completed');
+      log.warn(
+        { batches: r.batches, rows: r.rows, completed: r.completed.length },
+        'running batches counted again from their intents after events were trimmed unread',
+      );
+    },
   });
 }

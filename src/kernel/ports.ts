@@ -408,6 +408,13 @@ export interface EventConsumerOptions {
    * of batches' and subscriptions' intents (they live in shard 0).
    */
   allShards?: boolean;
+  /**
+   * Called when the stream's trim removed entries before the group read them (after the one error
+   * line that reports the gap; again on the consumer's next pass while it throws): a consumer
+   * whose state is built from the events rebuilds what it can here (the batch tracker counts the
+   * running batches' rows from their intents).
+   */
+  onTrimmed?: () => Promise<void>;
 }
 
 /**

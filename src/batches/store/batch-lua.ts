@@ -15,9 +15,13 @@
  */
 import { SETTLED_STATES } from '../../kernel/intent.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+import { TRACKED_STATES } from '../ports.ts';
 
 /** The states final for a batch row ({@link SETTLED_STATES}), as a Lua set. */
 const FINAL_SET = `{ ${SETTLED_STATES.map((s) => `${s} = true`).join(', ')} }`;
+
+/** The states a batch counts ({@link TRACKED_STATES}), as a Lua set. */
+const TRACKED_SET = `{ ${TRACKED_STATES.map((s) => `${s} = true`).join(', ')} }`;
 
 /**
  * Shared by the finish-ingest and apply-events scripts: completes a `queued` batch whose rows are
@@ -238,21 +242,18 @@ return 1
 `);
 
 /**
- * Applies payment events to batch counters and acknowledges them, in one step.
+ * Shared by APPLY_EVENTS and RESYNC_ROWS (after MAYBE_COMPLETE): counts the row of intent hash
+ * `ih` (of batch hash `bh`, batch `bid`) in `state` as of stream id `sid`.
  *
  * The state a row was last counted in lives on the intent hash (`batchSeen` = "<stream id>
- * <state>"), so applying an event is O(1) and idempotent: an event whose stream id is not newer
- * than the one counted (a redelivery, or an older event claimed late from a dead consumer) changes
- * nothing. Moving a row from its counted state to the new one adjusts the per-state counts and
- * money totals; the first move into a final state counts the row as final, and may complete the
- * batch.
- *
- * KEYS: 1 events stream, 2 queued index, 3 completed index, then per event: intent hash, batch hash.
- * ARGV: 1 group, 2 now, 3 events max length, 4 event count n, then per event: stream id, state,
- * batch id; then every stream id to acknowledge.
- * Returns the ids of batches this call completed.
+ * <state>"), so counting is O(1) and idempotent: a `sid` not newer than the one counted (a
+ * redelivery, or an older event claimed late from a dead consumer) changes nothing. Moving a row
+ * from its counted state to the new one adjusts the per-state counts and money totals; the first
+ * move into a final state counts the row as final, and may complete the batch. Returns true when
+ * this call completed the batch. KEYS[1..3] must be the events stream, the queued and completed
+ * indexes.
  */
-export const APPLY_EVENTS = new LuaScript(`${MAYBE_COMPLETE}
+const COUNT_ROW = `
 local FINAL = ${FINAL_SET}
 local function newer(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -262,40 +263,83 @@ local function newer(a, b)
   if am ~= bm then return am > bm end
   return as > bs
 end
+local function count_row(ih, bh, bid, sid, state, now, maxlen)
+  if redis.call('EXISTS', bh) == 0 then return false end
+  local f = redis.call('HMGET', ih, 'amount', 'currency', 'batchSeen')
+  -- Intent amounts are non-negative integers; anything else would fail HINCRBY halfway.
+  if not (f[1] and string.match(f[1], '^%d+$')) then return false end
+  local prevId, prevState = nil, nil
+  if f[3] then prevId, prevState = string.match(f[3], '^(%S+) (%S+)$') end
+  if prevId and not newer(sid, prevId) then return false end
+  redis.call('HSET', ih, 'batchSeen', sid .. ' ' .. state)
+  if prevState == state then return false end
+  if prevState then
+    redis.call('HINCRBY', bh, 'n:' .. prevState, -1)
+    redis.call('HINCRBY', bh, 'a:' .. prevState .. ':' .. f[2], '-' .. f[1])
+  end
+  redis.call('HINCRBY', bh, 'n:' .. state, 1)
+  redis.call('HINCRBY', bh, 'a:' .. state .. ':' .. f[2], f[1])
+  if FINAL[state] and not (prevState and FINAL[prevState]) then
+    redis.call('HINCRBY', bh, 'final', 1)
+    return maybe_complete(bh, bid, now, 2, 3, 1, maxlen) == 'completed'
+  end
+  return false
+end
+`;
+
+/**
+ * Applies payment events to batch counters and acknowledges them, in one step (COUNT_ROW per
+ * event).
+ *
+ * KEYS: 1 events stream, 2 queued index, 3 completed index, then per event: intent hash, batch hash.
+ * ARGV: 1 group, 2 now, 3 events max length, 4 event count n, then per event: stream id, state,
+ * batch id; then every stream id to acknowledge.
+ * Returns the ids of batches this call completed.
+ */
+export const APPLY_EVENTS = new LuaScript(`${MAYBE_COMPLETE}${COUNT_ROW}
 local now, maxlen, n = ARGV[2], ARGV[3], tonumber(ARGV[4])
 local completed = {}
 for i = 0, n - 1 do
-  local ih, bh = KEYS[4 + 2 * i], KEYS[5 + 2 * i]
   local sid, state, bid = ARGV[5 + 3 * i], ARGV[6 + 3 * i], ARGV[7 + 3 * i]
-  if redis.call('EXISTS', bh) == 1 then
-    local f = redis.call('HMGET', ih, 'amount', 'currency', 'batchSeen')
-    -- Intent amounts are non-negative integers; anything else would fail HINCRBY halfway.
-    if f[1] and string.match(f[1], '^%d+$') then
-      local prevId, prevState = nil, nil
-      if f[3] then prevId, prevState = string.match(f[3], '^(%S+) (%S+)$') end
-      if not prevId or newer(sid, prevId) then
-        redis.call('HSET', ih, 'batchSeen', sid .. ' ' .. state)
-        if prevState ~= state then
-          if prevState then
-            redis.call('HINCRBY', bh, 'n:' .. prevState, -1)
-            redis.call('HINCRBY', bh, 'a:' .. prevState .. ':' .. f[2], '-' .. f[1])
-          end
-          redis.call('HINCRBY', bh, 'n:' .. state, 1)
-          redis.call('HINCRBY', bh, 'a:' .. state .. ':' .. f[2], f[1])
-          if FINAL[state] and not (prevState and FINAL[prevState]) then
-            redis.call('HINCRBY', bh, 'final', 1)
-            if maybe_complete(bh, bid, now, 2, 3, 1, maxlen) == 'completed' then
-              completed[#completed + 1] = bid
-            end
-          end
-        end
-      end
-    end
+  if count_row(KEYS[4 + 2 * i], KEYS[5 + 2 * i], bid, sid, state, now, maxlen) then
+    completed[#completed + 1] = bid
   end
 end
 local acks = {}
 for j = 5 + 3 * n, #ARGV do acks[#acks + 1] = ARGV[j] end
 if #acks > 0 then redis.call('XACK', KEYS[1], ARGV[1], unpack(acks)) end
+return completed
+`);
+
+/**
+ * Counts rows from their intents' current state instead of their events: after the stream's trim
+ * removed events before the batch tracker read them (infra/redis/stream-consumer.ts), the counts
+ * of the rows those events moved are behind, and a batch whose last rows' events were lost would
+ * never complete. Each row whose intent is in a counted state (TRACKED_STATES) is counted in it
+ * as of the stream's last generated id (COUNT_ROW), read in this same step: every event up to that id is
+ * already in the intent's state (the transition that wrote the state appended its event in one
+ * step), so the events still unread that are older change nothing, and newer ones count as usual.
+ * A row in a state that publishes no event (queued, submitting, unknown) keeps its count.
+ * KEYS: 1 events stream, 2 queued index, 3 completed index, then per row: intent hash, batch hash.
+ * ARGV: 1 now, 2 events max length, 3 row count n, then per row: batch id.
+ * Returns the ids of batches this call completed.
+ */
+export const RESYNC_ROWS = new LuaScript(`${MAYBE_COMPLETE}${COUNT_ROW}
+local TRACKED = ${TRACKED_SET}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {} end
+local sid = nil
+local info = redis.call('XINFO', 'STREAM', KEYS[1])
+for j = 1, #info, 2 do if info[j] == 'last-generated-id' then sid = info[j + 1] end end
+if not sid then return {} end
+local now, maxlen, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local completed = {}
+for i = 0, n - 1 do
+  local ih, bh, bid = KEYS[4 + 2 * i], KEYS[5 + 2 * i], ARGV[4 + i]
+  local state = redis.call('HGET', ih, 'state')
+  if state and TRACKED[state] and count_row(ih, bh, bid, sid, state, now, maxlen) then
+    completed[#completed + 1] = bid
+  end
+end
 return completed
 `);
 

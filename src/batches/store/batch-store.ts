@@ -55,6 +55,7 @@ import {
   APPLY_EVENTS,
   APPROVE_BATCH,
   CLAIM_BATCH,
+  RESYNC_ROWS,
   CLAIM_REFERENCES,
   FINISH_INGEST,
   FINISH_RELEASE,
@@ -73,6 +74,9 @@ export { BATCH_STATES, TRACKED_STATES, type BatchState, type TrackedState };
 export const BATCH_FINAL_STATES: readonly TrackedState[] = SETTLED_STATES;
 
 const EVENTS_MAX_LEN = '1000000';
+
+/** Rows of a batch per RESYNC_ROWS call ({@link RedisBatchStore.resyncRunning}). */
+const RESYNC_PAGE = 500;
 
 const num = z.coerce.number().int();
 const totalsSchema = z.record(
@@ -206,6 +210,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
   private readonly k: ReturnType<typeof batchKeys>;
   private readonly events: string;
   private readonly intentKey: (key: string) => string;
+  private readonly rowsOf: (batchId: string) => string;
 
   constructor(
     private readonly redis: Redis,
@@ -215,6 +220,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     const store = storeKeys(prefix);
     this.events = store.events();
     this.intentKey = store.intent;
+    this.rowsOf = store.byBatch;
   }
 
   /**
@@ -545,6 +551,42 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
   /** Batch ids in `state`, oldest first. */
   list(state: BatchState, offset: number, limit: number): Promise<string[]> {
     return this.redis.zrange(this.k.byState(state), String(offset), String(offset + limit - 1));
+  }
+
+  /** @inheritdoc RESYNC_ROWS (batch-lua.ts) over each batch's rows, RESYNC_PAGE rows a call. */
+  async resyncRunning(
+    now: number,
+  ): Promise<{ batches: number; rows: number; completed: string[] }> {
+    const out = { batches: 0, rows: 0, completed: [] as string[] };
+    const head = [this.events, this.k.byState('queued'), this.k.byState('completed')];
+    // Every running batch first: one that completes below leaves the index being read.
+    const ids = await this.redis.zrange(this.k.byState('queued'), '0', '-1');
+    for (const id of ids) {
+      out.batches++;
+      for (let r = 0; ; r += RESYNC_PAGE) {
+        const keys = await this.redis.zrange(
+          this.rowsOf(id),
+          String(r),
+          String(r + RESYNC_PAGE - 1),
+        );
+        if (keys.length === 0) break;
+        const rowKeys = keys.flatMap((key) => [this.intentKey(key), this.k.batch(id)]);
+        const completed = (await RESYNC_ROWS.run(
+          this.redis,
+          head.length + rowKeys.length,
+          ...head,
+          ...rowKeys,
+          String(now),
+          EVENTS_MAX_LEN,
+          String(keys.length),
+          ...keys.map(() => id),
+        )) as string[];
+        out.rows += keys.length;
+        out.completed.push(...completed);
+        if (keys.length < RESYNC_PAGE) break;
+      }
+    }
+    return out;
   }
 
   /**

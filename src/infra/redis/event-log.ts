@@ -123,6 +123,7 @@ export class RedisEventLog implements EventLog {
       batchSize: opts.batchSize,
       claimIdleMs: opts.claimIdleMs,
       retryDelayMs: opts.retryDelayMs,
+      ...(opts.onTrimmed ? { onTrimmed: opts.onTrimmed } : {}),
     });
   }
 }

@@ -49,6 +49,11 @@ export interface StreamConsumerOptions {
   claimIdleMs: number;
   /** Wait after an error (Redis down, handler failed) before reading again. */
   retryDelayMs: number;
+  /**
+   * Called once per gap the trim made before the group read it ({@link trimmedUnread}), after its
+   * error line; a throw is logged and the call made again on the next claim pass.
+   */
+  onTrimmed?: () => Promise<void>;
 }
 
 /** A consumer name unique to this process, readable in XINFO CONSUMERS. */
@@ -223,19 +228,10 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
 
   /** The gap last reported: the same one is not reported again on every pass. */
   let reportedGap: string | undefined;
-  /** Logs, once per gap, that the writers' trim overtook the group (see {@link trimmedUnread}). */
-  const checkTrimmed = async () => {
-    let gap: TrimmedUnread | undefined;
-    try {
-      gap = await trimmedUnread(conn, stream, group);
-    } catch (err) {
-      // Redis down: the claim that follows fails and is retried (and logged) by the loop.
-      log.debug({ err: { message: (err as Error).message } }, 'trim check failed');
-      return;
-    }
-    const key = gap && `${gap.lastDeliveredId}>${gap.firstEntryId ?? ''}`;
-    if (!gap || key === reportedGap) return;
-    reportedGap = key;
+  /** The gap `onTrimmed` last handled without throwing. */
+  let handledGap: string | undefined;
+  /** The one error line of a gap. */
+  const reportTrimmed = (gap: TrimmedUnread) => {
     log.error(
       {
         group,
@@ -247,6 +243,36 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
       `${opts.label}: events were trimmed from the stream before the consumer group read them; ` +
         'they are skipped (docs/notifications.md, "Events trimmed before they were read")',
     );
+  };
+  /**
+   * Logs, once per gap, that the writers' trim overtook the group (see {@link trimmedUnread}), and
+   * has `onTrimmed` rebuild after it.
+   */
+  const checkTrimmed = async () => {
+    let gap: TrimmedUnread | undefined;
+    try {
+      gap = await trimmedUnread(conn, stream, group);
+    } catch (err) {
+      // Redis down: the claim that follows fails and is retried (and logged) by the loop.
+      log.debug({ err: { message: (err as Error).message } }, 'trim check failed');
+      return;
+    }
+    const key = gap && `${gap.lastDeliveredId}>${gap.firstEntryId ?? ''}`;
+    if (!gap || key === handledGap) return;
+    if (key !== reportedGap) {
+      reportedGap = key;
+      reportTrimmed(gap);
+    }
+    if (!opts.onTrimmed) return;
+    try {
+      await opts.onTrimmed();
+      handledGap = key;
+    } catch (err) {
+      log.error(
+        { group, stream, err: { message: (err as Error).message } },
+        `${opts.label}: rebuilding after the trimmed events failed; trying again on the next pass`,
+      );
+    }
   };
 
   /** XREADGROUP from `id` ('0': own pending entries; '>': new ones), blocking if asked. */

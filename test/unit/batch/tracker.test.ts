@@ -47,6 +47,7 @@ async function harness(
     referenceHolders: unused,
     claimReferences: unused,
     intentFields: unused,
+    resyncRunning: unused,
     applyEvents: (group, events, ackIds) => {
       expect(group).toBe(BATCH_GROUP);
       calls.push({ events: [...events], ackIds: [...ackIds] });
