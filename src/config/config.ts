@@ -237,6 +237,7 @@ const envSchema = z.object({
   DASHBOARD_USER: optionalString,
   DASHBOARD_PASSWORD: optionalString,
   DASHBOARD_READ_ONLY: bool(false),
+  HTTP_CHECK_RESPONSES: bool(false),
   NOTIFY_URL: optionalString.refine(
     (v) => v === undefined || /^https?:\/\/\S+$/.test(v),
     'must be an http(s) URL',
@@ -325,6 +326,11 @@ export interface Config {
     dashboard?: { user: string; password: string };
     dashboardReadOnly: boolean;
     webhookMaxBytes: number;
+    /**
+     * HTTP_CHECK_RESPONSES: every JSON answer is checked against its route's documented schema
+     * (http/openapi.ts); a mismatch answers 500 and is logged. For tests and staging.
+     */
+    checkResponses: boolean;
   };
   notify?: { url: string; secret: string; retryScheduleMs: number[] };
   logLevel: Env['LOG_LEVEL'];
@@ -452,6 +458,7 @@ export function loadConfig(
         : {}),
       dashboardReadOnly: e.DASHBOARD_READ_ONLY,
       webhookMaxBytes: e.WEBHOOK_MAX_BYTES,
+      checkResponses: e.HTTP_CHECK_RESPONSES,
     },
     ...(e.NOTIFY_URL !== undefined && e.NOTIFY_SECRET !== undefined
       ? {

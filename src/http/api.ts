@@ -56,6 +56,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
       : {}),
     payments: createPaymentDeps(app),
     ready: app.ready,
+    checkResponses: app.config.http.checkResponses,
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),

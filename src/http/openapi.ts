@@ -13,9 +13,10 @@
 import { readFileSync } from 'node:fs';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, FastifySchemaCompiler } from 'fastify';
+import type { FastifyInstance, FastifySchemaCompiler, FastifySerializerCompiler } from 'fastify';
 import {
   jsonSchemaTransform,
+  serializerCompiler,
   jsonSchemaTransformObject,
   validatorCompiler,
 } from 'fastify-type-provider-zod';
@@ -63,7 +64,13 @@ const SECURITY: Readonly<Record<Access, Record<string, string[]>[]>> = {
  */
 const zodValidator: FastifySchemaCompiler<z.ZodType> = (route) => {
   if (isParsedByHandler(route.schema)) return (data: unknown) => ({ value: data });
-  return validatorCompiler(route);
+  const validate = validatorCompiler(route);
+  // An optional body (documented so) may be left out: fastify then hands over null.
+  if (isOptionalBody(route.schema)) {
+    return (data: unknown) =>
+      data === null || data === undefined ? { value: data } : validate(data);
+  }
+  return validate;
 };
 
 /** One route as registered, and whether the document leaves it out. */
@@ -82,20 +89,35 @@ export function registeredRoutes(app: FastifyInstance): readonly RegisteredRoute
 }
 
 /**
- * The zod validator (with {@link isParsedByHandler} bodies passed through) and the plain JSON
+ * The zod validator (with {@link isParsedByHandler} bodies passed through) and the JSON
  * serializer: what a server needs to mount route modules declaring zod schemas. Part of
  * {@link installOpenApi}; alone for a test that mounts one route module on a bare server.
+ *
+ * The serializer is plain `JSON.stringify`, or with `checkResponses` (HTTP_CHECK_RESPONSES) the
+ * zod type provider's, which checks each answer against the schema the document states for its
+ * status first: a mismatch throws (fastify answers 500 and logs the route and the fields), so the
+ * test suite, which turns it on, fails on an answer the document does not describe.
  */
-export function installZodCompilers(app: FastifyInstance): void {
+export function installZodCompilers(
+  app: FastifyInstance,
+  opts: { checkResponses?: boolean } = {},
+): void {
   app.setValidatorCompiler(zodValidator);
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  if (opts.checkResponses === true) {
+    app.setSerializerCompiler(serializerCompiler as FastifySerializerCompiler<unknown>);
+  } else {
+    app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+  }
 }
 
 /**
  * Installs the zod compilers and the document on `app`: call before registering any route (the
  * document collects routes as they are registered).
  */
-export async function installOpenApi(app: FastifyInstance): Promise<void> {
+export async function installOpenApi(
+  app: FastifyInstance,
+  opts: { checkResponses?: boolean } = {},
+): Promise<void> {
   /** `METHOD url` of the routes whose body may be absent ({@link isOptionalBody}). */
   const optionalBodies = new Set<string>();
   const routes: RegisteredRoute[] = [];
@@ -105,7 +127,7 @@ export async function installOpenApi(app: FastifyInstance): Promise<void> {
     const hidden = schema?.hide === true || isUndocumentedPath(route.url);
     for (const method of [route.method].flat()) routes.push({ method, url: route.url, hidden });
   });
-  installZodCompilers(app);
+  installZodCompilers(app, opts);
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',

@@ -33,6 +33,8 @@ export interface HttpDeps {
    * not, requests that need Redis answer 503 at once instead of waiting for a failed command.
    */
   redisUp?: () => boolean;
+  /** HTTP_CHECK_RESPONSES: answers checked against their documented schemas (openapi.ts). */
+  checkResponses?: boolean;
   /**
    * Extra routes registered by other features (webhooks, batches, dashboard, metrics). The access
    * policy guards them all; `guard` does nothing more and remains for routes that still pass it.
@@ -76,7 +78,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),
   });
   // Zod schemas for every route and the document of them, before any route is registered.
-  await installOpenApi(app);
+  await installOpenApi(app, { checkResponses: deps.checkResponses === true });
   /** The policy already decided before any preHandler runs. */
   const guard: preHandlerAsyncHookHandler = async () => {};
 

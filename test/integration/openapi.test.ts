@@ -189,4 +189,20 @@ describe('requests the zod schemas refuse answer in the one error shape, naming 
     expect(body.error.details.map((d) => d.field).sort()).toEqual(['colour', 'frozen_time']);
     expect(res.body).not.toContain('FST_');
   });
+
+  it('a file upload with no body at all is 415, not a 500 (POST /batches)', async () => {
+    const res = await http.inject({ method: 'POST', url: '/batches?type=charge', headers: AUTH });
+    expect(res.statusCode).toBe(415);
+    expect(res.json<{ error: { code: string } }>().error.code).toBe('unsupported_media_type');
+  });
+
+  it('a body the document says is optional may be left out (POST …/refunds)', async () => {
+    // Not a charge this deployment made: the refusal is about the payment, not the missing body.
+    const res = await http.inject({
+      method: 'POST',
+      url: '/payments/api_no-such-charge/refunds',
+      headers: AUTH,
+    });
+    expect(res.statusCode).toBe(404);
+  });
 });

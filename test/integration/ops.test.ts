@@ -125,7 +125,7 @@ describe('metrics and dashboard on a running app', () => {
     inst = await startInstrumentedApp(sandbox.url);
     server = Fastify({ logger: false });
     // The route declares zod schemas, as every route does (http/openapi.ts).
-    installZodCompilers(server);
+    installZodCompilers(server, { checkResponses: true });
     registerMetricsRoute(server, inst.metrics);
     await registerDashboard(server, {
       queues: Object.values(QUEUES).map((q) => inst.app.dispatcher.queue(q)),

@@ -548,6 +548,7 @@ describe('management over HTTP and the CLI', () => {
   it('POST /subscriptions, GET /subscriptions/:id and the actions', async () => {
     const { h } = await setup('2025-01-01T00:00:00Z');
     const server = await buildHttpServer({
+      checkResponses: true,
       logger: createLogger({ level: 'silent' }),
       apiToken: TEST_API_TOKEN,
       payments: {

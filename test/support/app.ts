@@ -34,6 +34,8 @@ export const FAST_ENV: Record<string, string> = {
   LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
   PORT: '0',
   HOST: '127.0.0.1',
+  // Every answer is checked against the API document: a test fails on an undocumented one.
+  HTTP_CHECK_RESPONSES: 'true',
 };
 
 export async function testConfig(

@@ -43,6 +43,8 @@ export async function server(
   const s = await buildHttpServer({
     logger: createLogger({ level: 'silent' }),
     apiToken: TEST_API_TOKEN,
+    // Every answer checked against the API document, as the test apps do (FAST_ENV).
+    checkResponses: true,
     payments: {
       store: h.app.store,
       dispatcher: h.app.dispatcher,

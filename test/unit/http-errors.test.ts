@@ -11,6 +11,7 @@ const TOKEN = 'test-token-0123456789abcdef';
 
 async function server() {
   return buildHttpServer({
+    checkResponses: true,
     logger: createLogger({ level: 'silent' }),
     apiToken: TOKEN,
     payments: {} as never,

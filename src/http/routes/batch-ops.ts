@@ -107,7 +107,9 @@ export function registerBatchOpsRoutes(app: FastifyInstance, deps: BatchDeps): v
         response: {
           200: z.object({
             batchId: z.string(),
-            status: z.enum(BATCH_STATES),
+            status: z
+              .enum(['approved', 'already_approved', 'not_required'])
+              .describe('approved now; approved before; or never held for approval'),
             batch: batchStatusSchema,
           }),
           ...errorResponses(403, 404, 409),

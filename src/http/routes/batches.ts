@@ -166,8 +166,9 @@ export function registerBatchRoutes(
     },
     async (req, reply) => {
       const q = req.query as UploadQuery;
-      const body = req.body as Readable | undefined;
-      if (body === undefined || typeof body.iterator !== 'function') {
+      // No body at all is `null` (fastify), not undefined.
+      const body = req.body as Readable | null | undefined;
+      if (!body || typeof body.iterator !== 'function') {
         return reply
           .code(415)
           .send(apiError('unsupported_media_type', 'send the file as Content-Type: text/csv'));

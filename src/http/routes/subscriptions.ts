@@ -87,7 +87,9 @@ const subscriptionViewSchema = z
     currency: z.string(),
     interval: z.string(),
     interval_count: z.int(),
-    anchor: iso,
+    anchor: z.iso
+      .datetime({ offset: true })
+      .describe("the schedule's anchor, in the subscription's time zone (with its offset)"),
     timezone: z.string(),
     status: z.enum(SUBSCRIPTION_STATUSES),
     current_period_start: iso.nullable(),
