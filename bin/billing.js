@@ -27,7 +27,8 @@ function distUsable() {
   if (forced === 'tsx') return false;
   if (!existsSync(dist)) {
     if (forced === 'dist' || process.env.NODE_ENV === 'production') {
-      console.error('dist/ is missing: run `npm run build` (or unset BILLING_RUNTIME)');
+      const why = forced === 'dist' ? 'BILLING_RUNTIME=dist' : 'NODE_ENV=production';
+      console.error(`dist/ is missing and ${why} requires it: run \`npm run build\``);
       process.exit(2);
     }
     return false;

@@ -52,4 +52,13 @@ describe('billing subs show (text)', () => {
   it('prints no hold line when billing is not held', () => {
     expect(subscriptionDetails({ ...view, billing_held: null })).not.toContain('billing held');
   });
+
+  it('keeps a space between a metadata key and its value, however long the key', () => {
+    const text = subscriptionDetails({
+      ...view,
+      metadata: { plan: 'gold', customer_ref: 'CUS-1001' },
+    });
+    expect(text).toContain('  meta_plan       gold');
+    expect(text).toContain('  meta_customer_ref CUS-1001');
+  });
 });

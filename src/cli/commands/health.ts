@@ -4,7 +4,7 @@
  * (src/cli/health-file.ts): exit 0 when it is fresh, its process alive, Redis up, every worker
  * running and (role api) the HTTP server listening; exit 1 naming what is wrong otherwise.
  */
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { parseDurationMs } from '../../config/duration.ts';
 import type { CliContext } from '../context.ts';
 import { CliError, describeFsError } from '../errors.ts';
@@ -32,11 +32,11 @@ export function registerHealthCommand(program: Command, ctx: CliContext) {
       'check a role started with --health-file: heartbeat fresh, Redis up, workers running (exit 0), else exit 1',
     )
     .requiredOption('--health-file <path>', 'the heartbeat file `billing start` writes')
-    .option(
-      '--max-age <duration>',
-      'the oldest acceptable heartbeat',
-      parseMaxAge,
-      DEFAULT_MAX_AGE_MS,
+    .addOption(
+      new Option('--max-age <duration>', 'the oldest acceptable heartbeat')
+        .argParser(parseMaxAge)
+        // Shown as a duration, the form the option takes (the value itself is in ms).
+        .default(DEFAULT_MAX_AGE_MS, `${DEFAULT_MAX_AGE_MS / 1000}s`),
     )
     .action(async (opts: { healthFile: string; maxAge: number }) => {
       let beat: Heartbeat;

@@ -4,7 +4,7 @@
  * Logs go to stderr; with --json the one document on stdout says which roles ran and how they
  * stopped.
  */
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { ROLES, withDeadline, type App, type RunningRoles } from '../../app/composition.ts';
 import { SHUTDOWN_CLOSE_RESERVE_MS } from '../../config/limits.ts';
 import type { Logger } from '../../infra/logger.ts';
@@ -63,9 +63,12 @@ export function registerStartCommand(program: Command, ctx: CliContext) {
   program
     .command('start')
     .description('run the given roles until SIGTERM/SIGINT, then drain gracefully')
-    .option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`, parseRoles, [
-      ...ROLES,
-    ])
+    .addOption(
+      new Option('--roles <roles>', `comma-separated roles (${ROLES.join(', ')})`)
+        .argParser(parseRoles)
+        // Shown as it is typed, not as the array it becomes.
+        .default([...ROLES], ROLES.join(',')),
+    )
     .option(
       '--health-file <path>',
       'keep a heartbeat in this file for `billing health` (container healthchecks)',

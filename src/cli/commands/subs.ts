@@ -91,7 +91,8 @@ export function subscriptionDetails(v: SubscriptionView): string {
       (d) =>
         `  dunning         ${d.key}: attempt ${d.attempt} ${d.reason}, retry ${d.retry} at ${d.retry_at}`,
     ),
-    ...Object.entries(v.metadata).map(([k, val]) => `  meta_${k}`.padEnd(18) + val),
+    // A long key still gets a space before its value.
+    ...Object.entries(v.metadata).map(([k, val]) => `${`  meta_${k}`.padEnd(17)} ${val}`),
   ];
   if (v.charges && v.charges.length > 0) {
     lines.push('  recent charges');
