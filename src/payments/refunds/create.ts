@@ -12,6 +12,7 @@ import type { IntentStore, RefundReservationResult, RefundStore } from '../../ke
 import type { Logger } from '../../infra/logger.ts';
 import type { Dispatcher } from '../../infra/queues/dispatcher.ts';
 import { findIntent } from '../view.ts';
+import { isRefundable } from './view.ts';
 
 export interface RefundDeps {
   store: IntentStore;
@@ -83,8 +84,9 @@ export async function createRefund(
   if (!charge) return { status: 'not_found' };
   let amount = input.amount;
   if (!deps.partialRefunds) {
-    // Sayswitch documents only full refunds: the whole charge, or nothing (docs/refunds.md).
-    if (amount !== undefined && amount !== charge.amount)
+    // Sayswitch documents only full refunds: the whole charge, or nothing (docs/refunds.md). A
+    // payment that cannot be refunded at all is told so first (the reservation refuses it).
+    if (amount !== undefined && amount !== charge.amount && isRefundable(charge))
       return { status: 'partial_not_supported', chargedMinor: charge.amount };
     amount = charge.amount;
   }

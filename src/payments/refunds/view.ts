@@ -7,6 +7,15 @@ import type { Intent } from '../../kernel/payment.ts';
 import type { IntentStore, RefundStore } from '../../kernel/ports.ts';
 import { findIntent, toView, type PaymentView } from '../view.ts';
 
+/**
+ * Whether `intent` can be refunded at all: a charge that succeeded. The rule RESERVE_REFUND
+ * (store/refund-lua.ts) applies when it reserves; read here for what is shown and for which
+ * refusal a request gets first, never to let a refund through.
+ */
+export function isRefundable(intent: Pick<Intent, 'type' | 'state'>): boolean {
+  return intent.type === 'charge' && intent.state === 'succeeded';
+}
+
 /** A refund: the payment view plus the charge it refunds and the caller's reason. */
 export interface RefundView extends PaymentView {
   chargeKey: string;
@@ -71,11 +80,14 @@ export async function chargeRefunds(
   const views = await Promise.all(
     refunds.map(async (r) => toRefundView(r, await deps.store.history(r.key))),
   );
+  const totals = refundTotals(charge.amount, refunds);
   return {
     chargeKey: charge.key,
     currency: charge.currency,
     chargedMinor: charge.amount,
-    ...refundTotals(charge.amount, refunds),
+    ...totals,
+    // A payout, or a charge that has not succeeded (or was reversed): nothing to refund.
+    refundableMinor: isRefundable(charge) ? totals.refundableMinor : 0,
     refunds: views,
   };
 }
