@@ -11,6 +11,8 @@ export function apiError(code: string, message: string, details?: unknown): ApiE
  * Fastify's own errors (body parsing, routing) in the product's vocabulary: never an `FST_ERR_*`
  * code, never the request URL echoed back. Unknown framework errors are a plain `bad_request`.
  */
+import { WHOLE_BODY } from '../input/record.ts';
+
 const FRAMEWORK_ERRORS: Readonly<Record<string, { code: string; message: string }>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'invalid_json', message: 'the body is not valid JSON' },
   FST_ERR_CTP_EMPTY_JSON_BODY: {
@@ -85,7 +87,7 @@ interface ValidationFailure {
 const INVALID_BY_PART: Readonly<Record<string, { code: string; message: string; whole: string }>> =
   {
     querystring: { code: 'invalid_query', message: 'the query is invalid', whole: '(query)' },
-    body: { code: 'invalid_body', message: 'the body is invalid', whole: '(body)' },
+    body: { code: 'invalid_body', message: 'the body is invalid', whole: WHOLE_BODY },
     params: { code: 'invalid_path', message: 'a path parameter is invalid', whole: '(path)' },
     headers: { code: 'invalid_headers', message: 'a header is invalid', whole: '(headers)' },
   };

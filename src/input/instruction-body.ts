@@ -14,7 +14,7 @@ import {
   type ChargeRow,
   type PayoutRow,
 } from './instructions.ts';
-import { jsonBodySchema, parseJsonRecord, type FieldIssue } from './record.ts';
+import { jsonBodySchema, parseJsonRecord, WHOLE_BODY, type FieldIssue } from './record.ts';
 
 /** `type` says which row the other fields are; `key` makes the request idempotent. */
 export const envelopeSchema = z.object({
@@ -41,7 +41,10 @@ const ENVELOPE = ['type', 'key'] as const;
 /** Validates a JSON instruction (`type`, the CSV fields of docs/product.md §6, optional `key`). */
 export function parseInstruction(body: unknown): ParsedInstruction {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { ok: false, issues: [{ message: 'the body must be a JSON object' }] };
+    return {
+      ok: false,
+      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+    };
   }
   const env = envelopeSchema.safeParse(body);
   if (!env.success) {

@@ -293,6 +293,9 @@ function withoutOwnCardNumber(issue: Issue, values: Readonly<RawValues>): Issue 
 }
 
 /** A problem of a JSON body: `field` names the field, when it is about one. */
+/** The field an issue names when it is about the whole body (not an object, nothing in it). */
+export const WHOLE_BODY = '(body)';
+
 export interface FieldIssue {
   field?: string;
   message: string;
@@ -338,7 +341,10 @@ export function parseJsonRecord<S extends z.ZodType>(
   | { ok: true; data: z.output<S>; meta: Record<string, string> }
   | { ok: false; issues: FieldIssue[] } {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { ok: false, issues: [{ message: 'the body must be a JSON object' }] };
+    return {
+      ok: false,
+      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+    };
   }
   const reserved = new Set(options.reserved ?? []);
   const numbers = new Set<string>(spec.jsonNumbers ?? []);

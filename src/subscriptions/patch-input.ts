@@ -15,7 +15,7 @@ import {
   metaValueProblem,
   shown,
 } from '../input/fields.ts';
-import type { FieldIssue } from '../input/record.ts';
+import { WHOLE_BODY, type FieldIssue } from '../input/record.ts';
 import { BILLING_INTERVALS, MAX_INTERVAL_COUNT, type BillingInterval } from './calendar.ts';
 import { instantMs, instantSchema } from './import.ts';
 
@@ -125,7 +125,10 @@ export function parseSubscriptionPatch(
   body: unknown,
 ): { ok: true; input: PatchInput } | { ok: false; issues: FieldIssue[] } {
   if (!isObject(body))
-    return { ok: false, issues: [{ message: 'the body must be a JSON object' }] };
+    return {
+      ok: false,
+      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+    };
   const issues: FieldIssue[] = [];
   const input: PatchInput = {};
   for (const [name, value] of Object.entries(body)) {
@@ -163,7 +166,10 @@ export function parseSubscriptionPatch(
     assign(input, key, parsed.data);
   }
   if (issues.length === 0 && Object.keys(input).length === 0)
-    issues.push({ message: `nothing to change: give at least one of ${PATCH_FIELDS.join(', ')}` });
+    issues.push({
+      field: WHOLE_BODY,
+      message: `nothing to change: give at least one of ${PATCH_FIELDS.join(', ')}`,
+    });
   return issues.length > 0 ? { ok: false, issues } : { ok: true, input };
 }
 
@@ -238,7 +244,10 @@ function parseActionBody<T>(
 ): { ok: true; value?: T } | { ok: false; issues: FieldIssue[] } {
   if (body === undefined || body === null || body === '') return { ok: true };
   if (!isObject(body))
-    return { ok: false, issues: [{ message: 'the body must be a JSON object' }] };
+    return {
+      ok: false,
+      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+    };
   const issues: FieldIssue[] = [];
   let value: { v: T } | undefined;
   for (const [name, v] of Object.entries(body)) {

@@ -237,7 +237,7 @@ describe('parseSubscriptionBody', () => {
     });
     expect(parseSubscriptionBody('{}')).toEqual({
       ok: false,
-      issues: [{ message: 'the body must be a JSON object' }],
+      issues: [{ field: '(body)', message: 'the body must be a JSON object' }],
     });
   });
 

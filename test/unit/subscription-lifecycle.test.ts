@@ -316,7 +316,7 @@ describe('management input', () => {
     });
     expect(parseSubscriptionPatch([])).toEqual({
       ok: false,
-      issues: [{ message: 'the body must be a JSON object' }],
+      issues: [{ field: '(body)', message: 'the body must be a JSON object' }],
     });
   });
 

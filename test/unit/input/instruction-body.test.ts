@@ -152,7 +152,9 @@ describe('parseInstruction: problems name fields', () => {
       { field: 'key', message: 'key may contain only letters, digits, "_" and "-"' },
     ]);
     for (const body of [null, 'charge', [charge], 42]) {
-      expect(issuesOf(body)).toEqual([{ message: 'the body must be a JSON object' }]);
+      expect(issuesOf(body)).toEqual([
+        { field: '(body)', message: 'the body must be a JSON object' },
+      ]);
     }
   });
 });
