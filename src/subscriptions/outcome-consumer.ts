@@ -14,11 +14,15 @@
  * made the hold's compare-and-set fail (and the re-read finds it final). Entries left
  * unacknowledged by a crash are claimed again (XAUTOCLAIM) and re-applied: the rules are
  * idempotent for a replayed outcome. The retries a failure schedules run in dunning.ts.
+ *
+ * Events the stream's trim removed before this group read them (a consumer stopped while about a
+ * million events were appended) are made up for from the intents ({@link resyncOpenCharges}).
  */
 import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { intentKeySchema } from '../kernel/ids.ts';
 import type { BillingEvent } from '../kernel/events.ts';
+import type { Intent } from '../kernel/payment.ts';
 import type { EventLog, IntentStore, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
@@ -30,6 +34,7 @@ import {
   isUnresolved,
   OUTCOME_TYPES,
   readIntents,
+  type OutcomeType,
   type PaymentOutcome,
 } from './outcome-rules.ts';
 import type { DunningPolicy } from './outcomes.ts';
@@ -311,6 +316,72 @@ export async function applyPaymentOutcomes(
  * written before the first start is missed), claims entries a dead consumer left pending, then
  * reads new entries until stopped.
  */
+/** The outcome a payment event reports for an intent in each state that publishes one. */
+const OUTCOME_OF_STATE: Partial<Record<Intent['state'], OutcomeType>> = {
+  succeeded: 'payment.succeeded',
+  failed: 'payment.failed',
+  pending: 'payment.pending',
+  requires_action: 'payment.requires_action',
+  needs_review: 'payment.needs_review',
+};
+
+/** Subscriptions read per page by {@link resyncOpenCharges}. */
+const RESYNC_PAGE = 500;
+
+/**
+ * After the stream's trim removed events before this group read them: applies, to every
+ * subscription, the outcome each of its open charges' intents already reports, as its event would
+ * have (the event is written by the same step as the state, so the state says what the lost event
+ * said or something later). A charge whose outcome is applied is no longer open, and the rules are
+ * idempotent for an outcome applied before, so this only makes up for what was lost: a lost
+ * `payment.failed` left dunning unstarted and billing waiting on that charge for good. Returns how
+ * many subscriptions it went through and how many outcomes it applied; throws (to be tried again)
+ * if one could not be applied.
+ */
+export async function resyncOpenCharges(
+  deps: ApplyDeps,
+): Promise<{ subscriptions: number; outcomes: number }> {
+  let after: string | undefined;
+  const out = { subscriptions: 0, outcomes: 0 };
+  for (;;) {
+    const ids = await deps.subs.listIds({
+      ...(after !== undefined ? { after } : {}),
+      limit: RESYNC_PAGE,
+    });
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1];
+    out.subscriptions += ids.length;
+    const keys = (await deps.subs.getMany(ids)).flatMap((d) =>
+      d ? d.sub.openCharges.map((c) => c.key) : [],
+    );
+    const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
+    const outcomes: PaymentOutcome[] = [];
+    for (const i of intents) {
+      const kind = i && OUTCOME_OF_STATE[i.state];
+      if (!i || !kind || i.subscriptionId === undefined) continue;
+      outcomes.push({
+        kind,
+        subscriptionId: i.subscriptionId,
+        key: i.key,
+        attempt: i.attempt,
+        ...(i.reason !== undefined ? { reason: i.reason } : {}),
+        ...(kind === 'payment.succeeded'
+          ? { hasAuthorization: i.authorizationSealed !== undefined }
+          : {}),
+        amount: i.amount,
+        currency: i.currency,
+      });
+    }
+    if (outcomes.length > 0) {
+      const applied = await applyPaymentOutcomes(deps, outcomes);
+      out.outcomes += applied.filter(Boolean).length;
+      if (applied.some((ok) => !ok)) throw new Error('some outcomes could not be applied');
+    }
+    if (ids.length < RESYNC_PAGE) break;
+  }
+  return out;
+}
+
 export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<StreamConsumer> {
   const consumer = deps.consumer ?? defaultConsumerName();
   const blockMs = deps.blockMs ?? 1_000;
@@ -366,5 +437,12 @@ export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<St
     batchSize: deps.batchSize ?? 200,
     claimIdleMs: deps.claimIdleMs ?? 30_000,
     retryDelayMs: Math.min(blockMs, 1_000),
+    onTrimmed: async () => {
+      const r = await resyncOpenCharges(deps);
+      log.warn(
+        r,
+        "subscriptions' open charges applied from their intents after events were trimmed unread",
+      );
+    },
   });
 }
