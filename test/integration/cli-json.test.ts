@@ -18,11 +18,11 @@ import { buildProgram } from '../../src/cli/program.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
-import type { CliContext } from '../../src/cli/context.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV } from '../support/app.ts';
 import {
   emptyDir,
+  LISTING_CTX,
   runCliChild,
   spawnCli,
   type CliChild,
@@ -47,21 +47,6 @@ function commandPaths(cmd: Command, prefix: string[] = []): string[] {
     return c.commands.length === 0 ? [path.join(' ')] : commandPaths(c, path);
   });
 }
-
-const notUsed = () => {
-  throw new Error('not used to list commands');
-};
-const LISTING_CTX = {
-  out: notUsed,
-  config: notUsed,
-  logger: notUsed,
-  openApp: notUsed,
-  startRoles: notUsed,
-  untilSignal: notUsed,
-  env: {},
-  stdout: process.stdout,
-  stderr: process.stderr,
-} as unknown as CliContext;
 
 interface Case {
   /** The arguments; a function for ones an earlier case learned (a test clock's id). */

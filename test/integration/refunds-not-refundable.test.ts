@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestCharge } from '../support/intents.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { apiCall } from '../support/api-call.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 
 let t: TestApp;
 
@@ -18,17 +19,8 @@ afterAll(async () => {
   await t?.close();
 });
 
-async function call(method: 'GET' | 'POST', path: string, body?: unknown) {
-  const res = await fetch(`${t.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_API_TOKEN}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  return { status: res.status, body: (await res.json()) as Record<string, unknown> };
-}
+const call = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+  apiCall(t, method, path, body);
 
 describe('a charge that has not succeeded', () => {
   it('shows nothing refundable, and a partial refund is refused as not refundable', async () => {

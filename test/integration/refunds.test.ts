@@ -7,30 +7,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox, SandboxOptionsInput } from '../../src/sandbox/index.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
-import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { apiCall } from '../support/api-call.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox, startWebhookReceiver, type LooseJson } from '../support/sandbox.ts';
 
 const SETTLED = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
 
-interface Reply {
-  status: number;
-  body: LooseJson;
-}
-
-async function call(t: TestApp, method: 'GET' | 'POST', path: string, body?: unknown) {
-  const res = await fetch(`${t.url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_API_TOKEN}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-    },
-    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-  });
-  const json: LooseJson = await res.json();
-  const reply: Reply = { status: res.status, body: json };
-  return reply;
-}
+const call = (t: TestApp, method: 'GET' | 'POST', path: string, body?: unknown) =>
+  apiCall<LooseJson>(t, method, path, body);
 
 async function settled(t: TestApp, key: string, timeoutMs = 20_000): Promise<Intent> {
   const intent = await until(() => t.app.store.get(key), {

@@ -128,3 +128,20 @@ export async function runCliInProcess(
   const code = await runCli(['node', 'billing', ...args], ctx, registrars);
   return { code, out, err };
 }
+
+const notUsed = () => {
+  throw new Error('not used to list commands or options');
+};
+
+/** A CLI context for building the program only, to list its commands and options. */
+export const LISTING_CTX = {
+  out: notUsed,
+  config: notUsed,
+  logger: notUsed,
+  openApp: notUsed,
+  startRoles: notUsed,
+  untilSignal: notUsed,
+  env: {},
+  stdout: process.stdout,
+  stderr: process.stderr,
+} as unknown as CliContext;

@@ -5,23 +5,8 @@
  */
 import type { Command, Option } from 'commander';
 import { describe, expect, it } from 'vitest';
-import type { CliContext } from '../../src/cli/context.ts';
 import { buildProgram } from '../../src/cli/program.ts';
-
-const notUsed = () => {
-  throw new Error('not used to list options');
-};
-const LISTING_CTX = {
-  out: notUsed,
-  config: notUsed,
-  logger: notUsed,
-  openApp: notUsed,
-  startRoles: notUsed,
-  untilSignal: notUsed,
-  env: {},
-  stdout: process.stdout,
-  stderr: process.stderr,
-} as unknown as CliContext;
+import { LISTING_CTX } from '../support/cli-run.ts';
 
 /** Every command of `cmd`, itself included, with its path. */
 function allCommands(cmd: Command, path: string[] = []): [string, Command][] {
