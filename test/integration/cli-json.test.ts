@@ -366,6 +366,12 @@ const CASES: [string, Case[]][] = [
         },
       },
       { args: ['payments', 'list', '--state', 'paid'], exit: 2, code: 'invalid_input' },
+      {
+        args: ['payments', 'list', '--currency', 'NGN', '--email', 'nobody@example.com'],
+        exit: 0,
+        check: (d) => expect(d.data).toEqual([]),
+      },
+      { args: ['payments', 'list', '--currency', 'XYZ'], exit: 2, code: 'invalid_input' },
     ],
   ],
   [

@@ -4,6 +4,7 @@
  * "Finding payments").
  */
 import type { Command } from 'commander';
+import { CURRENCIES } from '../../kernel/money.ts';
 import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError, withCursorFlag } from '../errors.ts';
@@ -26,6 +27,8 @@ export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext
     .option('--type <type>', 'charge or payout')
     .option('--batch <id>', "one batch's rows, by line")
     .option('--subscription <id>', "one subscription's renewals")
+    .option('--currency <code>', CURRENCIES.join(', '))
+    .option('--email <address>', "a charge's customer (any case)")
     .option('--created-after <date>', 'ISO date or instant (inclusive)')
     .option('--created-before <date>', 'ISO date or instant (inclusive)')
     .option('--limit <n>', 'page size, 1-200', '50')
@@ -36,6 +39,8 @@ export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext
         ...(opts.type ? { type: opts.type } : {}),
         ...(opts.batch ? { batch: opts.batch } : {}),
         ...(opts.subscription ? { subscription: opts.subscription } : {}),
+        ...(opts.currency ? { currency: opts.currency } : {}),
+        ...(opts.email ? { email: opts.email } : {}),
         ...(opts.createdAfter ? { created_after: opts.createdAfter } : {}),
         ...(opts.createdBefore ? { created_before: opts.createdBefore } : {}),
         limit: opts.limit,
