@@ -120,7 +120,7 @@ export interface IngestTuning {
  * `created`: this call made the batch. `existing`: the id was taken by the same content (no-op).
  * `resumed`: an interrupted ingest of the same content was finished by this call. `validated`:
  * `validateOnly`, nothing stored. `invalid`: refused, nothing enqueued. `conflict`: the id belongs
- * to different content or another type.
+ * to different content or another type (a `validateOnly` dry run says so too).
  */
 export type SubmitStatus =
   'created' | 'existing' | 'resumed' | 'validated' | 'invalid' | 'conflict';
@@ -178,6 +178,16 @@ function asErrorList(refused: ReuseRefusals): ErrorList {
     count: refused.count,
     firstUnlistedLine: refused.firstUnlistedLine,
   };
+}
+
+/** Whether the batch under a taken id is another file than this one (or of another type). */
+function isOtherFile(batch: BatchRecord, contentHash: string, type: InstructionType): boolean {
+  return batch.contentHash !== contentHash || batch.type !== type;
+}
+
+/** The conflict's message: the id is another file's. */
+function idTaken(batch: BatchRecord): string {
+  return `batch id ${batch.id} is already used by a different ${batch.type} file${batch.source ? ` (${batch.source})` : ''}`;
 }
 
 /**
@@ -298,7 +308,14 @@ export async function submitBatch(
         return { status: 'invalid', ...checked, message: why };
       }
     }
-    if (opts.validateOnly) return { status: 'validated', ...checked, batchId };
+    if (opts.validateOnly) {
+      // The upload itself would be refused for a different file under a taken id: say so now.
+      const prior = await batches.get(batchId);
+      if (prior && isOtherFile(prior, v.contentHash, opts.type)) {
+        return { status: 'conflict', ...checked, batchId, batch: prior, message: idTaken(prior) };
+      }
+      return { status: 'validated', ...checked, batchId };
+    }
     await tuning.afterCheck?.();
 
     const owner = randomBytes(8).toString('hex');
@@ -378,15 +395,9 @@ export async function submitBatch(
     for (;;) {
       const batch = await batches.get(batchId);
       if (!batch) throw new Error(`batch ${batchId} disappeared while submitting`);
-      if (batch.contentHash !== v.contentHash || batch.type !== opts.type) {
+      if (isOtherFile(batch, v.contentHash, opts.type)) {
         blog.warn({ type: opts.type }, 'batch id already used for a different file');
-        return {
-          status: 'conflict',
-          ...base,
-          batchId,
-          batch,
-          message: `batch id ${batchId} is already used by a different ${batch.type} file${batch.source ? ` (${batch.source})` : ''}`,
-        };
+        return { status: 'conflict', ...base, batchId, batch, message: idTaken(batch) };
       }
       if (batch.state !== 'ingesting') {
         blog.info({ state: batch.state }, 'batch already submitted; nothing to do');

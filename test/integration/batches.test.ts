@@ -433,6 +433,21 @@ describe('the same batch submitted twice moves money once per row', () => {
     const second = await uploadCsv(t, payoutCsv('idB', 2), 'type=payout&id=shared-id');
     expect(second.status).toBe(409);
     expect((second.json.error as { code: string }).code).toBe('batch_id_conflict');
+    // A dry run of the same upload says so too (it answered 200 validated).
+    const dry = await uploadCsv(
+      t,
+      payoutCsv('idB', 2),
+      'type=payout&id=shared-id&validateOnly=true',
+    );
+    expect(dry.status).toBe(409);
+    expect((dry.json.error as { code: string }).code).toBe('batch_id_conflict');
+    // The same file's dry run is still a plain validation.
+    const same = await uploadCsv(
+      t,
+      payoutCsv('idA', 2),
+      'type=payout&id=shared-id&validateOnly=true',
+    );
+    expect(same.status).toBe(200);
     await waitBatchCompleted(t, 'shared-id');
   });
 });
