@@ -22,7 +22,7 @@ import { batchStatus } from '../../src/batches/status.ts';
 import type { Ledger } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
-import { track } from '../support/leak-check.ts';
+import { trackChild } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 
@@ -39,17 +39,7 @@ beforeAll(async () => {
   sandbox = spawnBilling(['sandbox', '--port', String(port), '--settle-ms', '300'], {
     LOG_LEVEL: 'silent',
   });
-  track(
-    {
-      kind: 'billing sandbox',
-      isOpen: () => sandbox.proc.exitCode === null && sandbox.proc.signalCode === null,
-      close: async () => {
-        sandbox.kill('SIGTERM');
-        await sandbox.exited;
-      },
-    },
-    'sandbox child',
-  );
+  trackChild(sandbox, 'billing sandbox', 'SIGTERM');
   await sandbox.waitFor('listening on');
   sandboxUrl = `http://127.0.0.1:${port}`;
   t = await startTestApp({

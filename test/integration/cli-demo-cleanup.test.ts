@@ -18,7 +18,7 @@ import {
   type LocalRedis,
 } from '../../src/infra/redis/local-redis.ts';
 import { emptyDir, spawnCli } from '../support/cli-run.ts';
-import { track } from '../support/leak-check.ts';
+import { track, trackChild } from '../support/leak-check.ts';
 import { cleanupPrefix, getRedisUrl } from '../support/redis.ts';
 import { findFreePort } from '../support/redis-server.ts';
 
@@ -81,17 +81,7 @@ describe('billing demo: SIGINT during start-up', () => {
       { REDIS_URL: redisUrl, PORT: String(await findFreePort()) },
       { cwd: dir },
     );
-    track(
-      {
-        kind: 'billing demo',
-        isOpen: () => demo.proc.exitCode === null && demo.proc.signalCode === null,
-        close: async () => {
-          demo.kill('SIGKILL');
-          await demo.exited;
-        },
-      },
-      'billing demo child',
-    );
+    trackChild(demo, 'billing demo');
     const client = track(new Redis(redisUrl), 'demo sigint test client');
     let prefix: string | undefined;
     try {

@@ -25,10 +25,9 @@ import {
   LISTING_CTX,
   runCliChild,
   spawnCli,
-  type CliChild,
   type CliResult,
 } from '../support/cli-run.ts';
-import { track } from '../support/leak-check.ts';
+import { trackChild } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { createTestCharge } from '../support/intents.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
@@ -57,18 +56,6 @@ interface Case {
   code?: string;
   check?: (doc: Record<string, unknown>, run: CliResult) => void;
   env?: Record<string, string>;
-}
-
-/** A child process as a leak-checked resource: open until it exited. */
-function childHandle(child: CliChild, kind: string) {
-  return {
-    kind,
-    isOpen: () => child.proc.exitCode === null && child.proc.signalCode === null,
-    close: async () => {
-      child.kill('SIGKILL');
-      await child.exited;
-    },
-  };
 }
 
 const BATCH_ID = 'clijson-b1';
@@ -685,7 +672,7 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
       { ...env, PORT: String(await findFreePort()) },
       { cwd: dir },
     );
-    track(childHandle(child, 'billing start'), 'billing start child');
+    trackChild(child, 'billing start');
     await child.waitForStderr('roles started');
     await until(() => existsSync(health), { what: 'the heartbeat file', timeoutMs: 20_000 });
 
@@ -720,7 +707,7 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
 
   it('billing sandbox --json: "listening" on stderr, one document when stopped', async () => {
     const child = spawnCli(['sandbox', '--port', '0', '--json'], {}, { cwd: dir });
-    track(childHandle(child, 'billing sandbox'), 'billing sandbox child');
+    trackChild(child, 'billing sandbox');
     await child.waitForStderr('Sayswitch sandbox listening on');
     expect(child.stdout()).toBe('');
     child.kill('SIGTERM');

@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { readEnvFile } from '../../src/cli/env-file.ts';
 import { BIN } from '../support/child.ts';
 import { emptyDir, runCliChild, spawnCli } from '../support/cli-run.ts';
-import { track } from '../support/leak-check.ts';
+import { trackChild } from '../support/leak-check.ts';
 import { getRedisUrl } from '../support/redis.ts';
 import { findFreePort } from '../support/redis-server.ts';
 
@@ -26,17 +26,7 @@ describe('billing demo: continuing in another shell', () => {
       { REDIS_URL: await getRedisUrl(), PORT: String(await findFreePort()) },
       { cwd: demoDir },
     );
-    track(
-      {
-        kind: 'billing demo',
-        isOpen: () => demo.proc.exitCode === null && demo.proc.signalCode === null,
-        close: async () => {
-          demo.kill('SIGKILL');
-          await demo.exited;
-        },
-      },
-      'billing demo child',
-    );
+    trackChild(demo, 'billing demo');
     await demo.waitForStderr('Running until Ctrl-C', 120_000);
     const envFile = join(demoDir, '.env.demo');
     expect(demo.stderr()).toContain('Environment of this demo');

@@ -286,6 +286,31 @@ export function track<T extends Trackable>(resource: T, label: string): T {
   return leakTracker.track(resource, label);
 }
 
+/**
+ * A child process (spawnCli's, spawnBilling's) in the leak check, as `kind`: open until it exited;
+ * closed by `signal` (SIGKILL by default) and waiting for its exit.
+ */
+export function trackChild<
+  C extends {
+    proc: { exitCode: number | null; signalCode: NodeJS.Signals | null };
+    kill(signal?: NodeJS.Signals): void;
+    exited: Promise<unknown>;
+  },
+>(child: C, kind: string, signal: NodeJS.Signals = 'SIGKILL'): C {
+  track(
+    {
+      kind,
+      isOpen: () => child.proc.exitCode === null && child.proc.signalCode === null,
+      close: async () => {
+        child.kill(signal);
+        await child.exited;
+      },
+    },
+    `${kind} child`,
+  );
+  return child;
+}
+
 /** Removes a resource from the leak check. */
 export function untrack(resource: Trackable): void {
   leakTracker.untrack(resource);
