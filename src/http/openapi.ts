@@ -111,6 +111,40 @@ export function installZodCompilers(
 }
 
 /**
+ * What fastify itself answers before a route's handler runs, in the one error shape (errors.ts
+ * `frameworkError`): a body it cannot parse (400), over the body limit (413) or of a media type no
+ * parser takes (415), on every route that reads a body (any method but GET: fastify parses a
+ * body sent to a route that declares none too); a path parameter over `maxParamLength` (414) or
+ * not percent-decodable (400). The webhook parses its own bodies (any media type, its own limit,
+ * its route states its 413). Added where the route did not state the status itself.
+ */
+const FRAMEWORK_ANSWERS = {
+  body: {
+    400: 'the body is not valid JSON (`invalid_json`)',
+    413: 'the body is over the limit (`payload_too_large`)',
+    415: 'the Content-Type is not one this route reads (`unsupported_media_type`)',
+  },
+  params: {
+    400: 'the URL is malformed (`bad_request`)',
+    414: 'a path parameter is over 100 characters (`uri_too_long`)',
+  },
+} as const;
+
+function addFrameworkResponses(op: OpenAPIV3_1.OperationObject, method: string, url: string): void {
+  const responses = (op.responses ??= {});
+  const add = (answers: Readonly<Record<number, string>>) => {
+    for (const [status, description] of Object.entries(answers)) {
+      responses[status] ??= {
+        description,
+        content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+      };
+    }
+  };
+  if (url.includes(':')) add(FRAMEWORK_ANSWERS.params);
+  if (method !== 'GET' && classifyRoute(method, url) !== 'webhook') add(FRAMEWORK_ANSWERS.body);
+}
+
+/**
  * Installs the zod compilers and the document on `app`: call before registering any route (the
  * document collects routes as they are registered).
  */
@@ -178,14 +212,18 @@ export async function installOpenApi(
     },
     transformObject: (doc) => {
       const out = jsonSchemaTransformObject(doc) as OpenAPIV3_1.Document;
-      // @fastify/swagger marks every request body required; an optional one is not.
       for (const [path, item] of Object.entries(out.paths ?? {})) {
+        const url = path.replace(/\{([^}]+)\}/g, ':$1');
+        // @fastify/swagger marks every request body required; an optional one is not.
         for (const m of ['post', 'put', 'patch'] as const) {
           const body = item?.[m]?.requestBody;
-          const url = path.replace(/\{([^}]+)\}/g, ':$1');
           if (body && 'required' in body && optionalBodies.has(`${m.toUpperCase()} ${url}`)) {
             body.required = false;
           }
+        }
+        for (const m of ['get', 'post', 'put', 'patch', 'delete'] as const) {
+          const op = item?.[m];
+          if (op) addFrameworkResponses(op, m.toUpperCase(), url);
         }
       }
       return out;

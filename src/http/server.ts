@@ -73,6 +73,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         .send(frameworkError(err.code) ?? apiError('bad_request', 'the request is malformed'));
     },
   });
+  // The API reads JSON (and CSV where a route says so): a text/plain body is refused as 415,
+  // like every other media type no route reads, not handed to the schemas as a string (422).
+  app.removeContentTypeParser('text/plain');
   installAccessPolicy(app, {
     write: deps.apiToken,
     ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),

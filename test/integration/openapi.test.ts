@@ -206,3 +206,78 @@ describe('requests the zod schemas refuse answer in the one error shape, naming 
     expect(res.statusCode).toBe(404);
   });
 });
+
+describe('what fastify answers before a route runs is in the document, route by route', () => {
+  /** Every key under the app's prefix, to show a refused request wrote nothing. */
+  async function keysOfApp(): Promise<string[]> {
+    const keys: string[] = [];
+    let cursor = '0';
+    do {
+      const [next, batch] = await t.app.redis.scan(cursor, 'MATCH', `${t.prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      keys.push(...batch);
+    } while (cursor !== '0');
+    return keys.sort();
+  }
+
+  it('a wrong media type, malformed JSON, a body over the limit, a bad path parameter: documented, refused, nothing written', async () => {
+    const before = await keysOfApp();
+    const undocumented: string[] = [];
+    const wrongShape: string[] = [];
+    /** What each probe answered, per status, on the routes that read a JSON body. */
+    const statuses: Record<string, Set<number>> = {};
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(ops)) {
+        const where = `${method.toUpperCase()} ${path}`;
+        const documented = Object.keys(op.responses ?? {});
+        const url = path.replace(/\{[^}]+\}/g, 'x');
+        const probes: { what: string; url: string; type?: string; payload?: string }[] = [];
+        if (method !== 'get') {
+          probes.push(
+            { what: 'text/plain', url, type: 'text/plain', payload: 'hello' },
+            { what: 'malformed JSON', url, type: 'application/json', payload: '{"a":' },
+            {
+              what: 'over the limit',
+              url,
+              type: 'application/json',
+              payload: `{"a":"${'x'.repeat(1_100_000)}"}`,
+            },
+          );
+        }
+        if (path.includes('{')) {
+          probes.push(
+            { what: 'over-long parameter', url: path.replace(/\{[^}]+\}/g, 'x'.repeat(101)) },
+            { what: 'undecodable parameter', url: path.replace(/\{[^}]+\}/g, '%E0%A4%A') },
+          );
+        }
+        for (const p of probes) {
+          const res = await http.inject({
+            method: method.toUpperCase() as 'GET',
+            url: p.url,
+            headers: { ...AUTH, ...(p.type ? { 'content-type': p.type } : {}) },
+            ...(p.payload !== undefined ? { payload: p.payload } : {}),
+          });
+          if (path !== '/webhooks/sayswitch') (statuses[p.what] ??= new Set()).add(res.statusCode);
+          if (!documented.includes(String(res.statusCode)))
+            undocumented.push(
+              `${where}, ${p.what}: ${res.statusCode} (documented ${documented.join(' ')})`,
+            );
+          const error = res.json<{ error?: { code?: unknown; message?: unknown } }>().error;
+          if (typeof error?.code !== 'string' || typeof error.message !== 'string')
+            wrongShape.push(`${where}, ${p.what}: ${res.statusCode} ${res.body.slice(0, 120)}`);
+        }
+      }
+    }
+    expect(undocumented).toEqual([]);
+    expect(wrongShape).toEqual([]);
+    // Each is the framework's answer on every route that reads JSON: nothing reached a handler.
+    expect(statuses).toEqual({
+      'text/plain': new Set([415]),
+      'malformed JSON': new Set([400]),
+      'over the limit': new Set([413]),
+      'over-long parameter': new Set([414]),
+      'undecodable parameter': new Set([400]),
+    });
+    expect(await keysOfApp()).toEqual(before);
+  });
+});
