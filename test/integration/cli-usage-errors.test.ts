@@ -2,7 +2,8 @@
  * Exit codes and messages of refused input, run in-process: a bad `billing sandbox` flag value is
  * a usage error naming the flag (never a ZodError); an InvalidArgumentError thrown inside an action
  * still prints its message; a heartbeat file that is JSON but not a heartbeat is named as such;
- * refund refusals caused by what was asked exit 2 with the HTTP error's code; a missing
+ * refund refusals caused by what was asked exit 2 with the HTTP error's code, a subscription
+ * refused in its state exits 1 with the HTTP error's code; a missing
  * subscription or test clock answers `not_found` like `payments show`.
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -19,6 +20,7 @@ import { createRefund, refundDeps } from '../../src/payments/refunds/create.ts';
 import { startTestApp, testConfig, type TestApp } from '../support/app.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
 import { createTestCharge } from '../support/intents.ts';
+import { createMonthlySubscription } from '../support/subscriptions.ts';
 
 /** runCliInProcess with extra commands registered and no config (no Redis needed). */
 const runWith = (registrars: CommandRegistrar[], args: readonly string[]) =>
@@ -185,6 +187,26 @@ describe('payments refund and subs: refusals of what was asked', () => {
       code: 1,
       error: { code: 'not_refundable' },
     });
+  });
+
+  it("a subscription refused in its state: exit 1 with the HTTP API's code, not a usage error", async () => {
+    const created = await createMonthlySubscription(t.app, 'ue-canceled');
+    expect(created.status).toBe('created');
+    const canceled = await runCliInProcess(whole, ['subs', 'cancel', 'ue-canceled']);
+    expect(canceled.code, canceled.err).toBe(0);
+    for (const args of [
+      ['subs', 'pause', 'ue-canceled'],
+      ['subs', 'update', 'ue-canceled', '--amount', '10'],
+    ]) {
+      const r = await runCliInProcess(whole, [...args, '--json']);
+      expect(r.code, args.join(' ')).toBe(1);
+      expect(JSON.parse(r.out)).toMatchObject({
+        error: { code: 'subscription_canceled', message: expect.stringContaining('is canceled') },
+      });
+    }
+    const human = await runCliInProcess(whole, ['subs', 'pause', 'ue-canceled']);
+    expect(human.code).toBe(1);
+    expect(human.err).toContain('subscription "ue-canceled" is canceled; it cannot be paused');
   });
 
   it.each([

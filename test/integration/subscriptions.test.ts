@@ -645,7 +645,8 @@ describe('management over HTTP and the CLI', () => {
     expect((await run('subs', 'pause', id)).out).toContain('paused');
     expect((await run('subs', 'resume', id)).out).toContain('active');
     expect((await run('subs', 'cancel', id)).out).toContain('canceled');
-    expect((await run('subs', 'pause', id)).code).toBe(2);
+    // Refused in its state, not for its input: exit 1 (docs/operations.md "Exit codes").
+    expect((await run('subs', 'pause', id)).code).toBe(1);
     expect((await run('subs', 'show', 'no-such-id')).code).toBe(2);
     expect((await run('subs', 'list', '--status', 'canceled', '--json')).out).toContain(
       `"id":"${id}"`,

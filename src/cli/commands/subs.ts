@@ -31,7 +31,7 @@ import {
   type SubscriptionView,
 } from '../../subscriptions/service.ts';
 import { withApp, type CliContext } from '../context.ts';
-import { UsageError } from '../errors.ts';
+import { CliError, UsageError } from '../errors.ts';
 import { parseIntFlag } from '../parsers.ts';
 
 const MAX_LISTED_ERRORS = 50;
@@ -200,12 +200,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
         const res = await applyAction(deps, id, action, opts);
         if (res.status === 'not_found') throw notFound(`no subscription "${id}"`);
         if (res.status === 'invalid') throw invalidInput(res.issues);
-        if (res.status === 'refused')
-          throw new UsageError(
-            res.code === 'canceled'
-              ? `subscription "${id}" is canceled; it cannot be ${action}d`
-              : `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
-          );
+        if (res.status === 'refused') throw refused(id, res.code, `it cannot be ${action}d`);
         await printChanged(ctx, deps, id, res.changed);
       });
     });
@@ -231,7 +226,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
         const res = await patchSubscription(deps, id, body);
         if (res.status === 'not_found') throw notFound(`no subscription "${id}"`);
         if (res.status === 'invalid') throw invalidInput(res.issues);
-        if (res.status === 'refused') throw new UsageError(REFUSED[res.code](id));
+        if (res.status === 'refused') throw refused(id, res.code);
         await printChanged(ctx, deps, id, res.changed);
       });
     });
@@ -268,17 +263,42 @@ function invalidInput(issues: readonly FieldIssue[]): UsageError {
   });
 }
 
+/**
+ * A change the subscription's state refuses, with the HTTP API's 409 code. Exit 1, like a charge
+ * not refundable in its state: the input was fine, the subscription is not in a state to take it
+ * (docs/operations.md "Exit codes").
+ */
 const REFUSED: Record<
   'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing',
-  (id: string) => string
+  { code: string; message: (id: string) => string }
 > = {
-  canceled: (id) => `subscription "${id}" is canceled`,
-  charge_open: (id) =>
-    `subscription "${id}" has a charge in flight or in dunning: its currency can change only between periods`,
-  busy: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
-  test_clock_advancing: (id) =>
-    `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
+  canceled: {
+    code: 'subscription_canceled',
+    message: (id) => `subscription "${id}" is canceled`,
+  },
+  charge_open: {
+    code: 'charge_open',
+    message: (id) =>
+      `subscription "${id}" has a charge in flight or in dunning: its currency can change only between periods`,
+  },
+  busy: {
+    code: 'subscription_busy',
+    message: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
+  },
+  test_clock_advancing: {
+    code: 'test_clock_advancing',
+    message: (id) =>
+      `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
+  },
 };
+
+function refused(id: string, why: keyof typeof REFUSED, consequence?: string): CliError {
+  const r = REFUSED[why];
+  const message = r.message(id);
+  return new CliError(why === 'canceled' && consequence ? `${message}; ${consequence}` : message, {
+    code: r.code,
+  });
+}
 
 function actionOptions(
   action: ActionName,
@@ -428,7 +448,9 @@ function registerClockCommands(subs: Command, ctx: CliContext): void {
         const res = await advanceTestClock(deps, id, at);
         if (res.status === 'not_found') throw notFound(`no test clock "${id}"`);
         if (res.status === 'advancing')
-          throw new UsageError(`test clock "${id}" is advancing; try again once it is ready`);
+          throw new CliError(`test clock "${id}" is advancing; try again once it is ready`, {
+            code: 'test_clock_advancing',
+          });
         if (res.status === 'invalid') throw invalidInput([res.issue]);
         print(toClockView(res.clock));
       });
