@@ -409,6 +409,7 @@ export function jsonBodySchema(
   spec: RecordSpec<string, z.ZodObject>,
   extra: Readonly<Record<string, z.ZodType>> = {},
   id?: string,
+  crossChecks?: Readonly<Record<string, unknown>>,
 ): z.ZodObject {
   const shape: Record<string, z.ZodType> = { ...extra };
   const numbers = new Set<string>(spec.jsonNumbers ?? []);
@@ -423,5 +424,7 @@ export function jsonBodySchema(
     description: `Your own metadata as ${META_PREFIX}<key> string fields.`,
     // A named component keeps `patternProperties` (inline schemas are converted the 3.0 way).
     ...(id !== undefined ? { id } : {}),
+    // What the spec's crossChecks enforce, as JSON Schema keywords, where they can say it.
+    ...crossChecks,
   });
 }

@@ -139,13 +139,21 @@ const subscriptionFieldsSchema = z.object({
       return n;
     }),
   // Required unless trial_end is given (crossChecks).
-  anchor: instantSchema('anchor').optional(),
+  anchor: instantSchema('anchor')
+    .optional()
+    .describe(
+      "the first period's start; required unless trial_end is given, and then left out or the same instant",
+    ),
   timezone: z
     .string({ error: 'timezone is required' })
     .refine((tz) => scheduleSchema.shape.timezone.safeParse(tz).success, {
       error: (iss) => `timezone "${shown(iss.input)}" is not an IANA zone (e.g. Africa/Lagos)`,
     }),
-  trial_end: instantSchema('trial_end').optional(),
+  trial_end: instantSchema('trial_end')
+    .optional()
+    .describe(
+      'the end of a free trial: nothing is billed before it, and the first period starts then',
+    ),
   test_clock: z
     .string()
     .regex(/^[A-Za-z0-9_-]{1,64}$/, 'test_clock must be a test clock id (clock_…)')
@@ -177,6 +185,8 @@ export const subscriptionBodySchema = jsonBodySchema(
       .describe('your own metadata (merged with meta_* fields)'),
   },
   'SubscriptionCreate',
+  // anchorAndTrial: an anchor, or a trial whose end is the anchor.
+  { anyOf: [{ required: ['anchor'] }, { required: ['trial_end'] }] },
 );
 
 /** A validated input: everything but the sealed token. */

@@ -129,6 +129,10 @@ describe('GET /openapi.json', () => {
       expect(kind.additionalProperties).toBe(false);
       expect(kind.patternProperties).toEqual({ '^meta_': { type: 'string' } });
     }
+    // A subscription needs an anchor or a trial (whose end is its anchor): the parser's cross-check.
+    const subscription = doc.components.schemas.SubscriptionCreate as Record<string, unknown>;
+    expect(subscription.anyOf).toEqual([{ required: ['anchor'] }, { required: ['trial_end'] }]);
+    expect(subscription.required).not.toContain('anchor');
     // A pause may come without a body; a change may not.
     const bodyOf = (path: string, m: string) =>
       (doc.paths[path]?.[m] as { requestBody?: { required?: boolean } }).requestBody;
