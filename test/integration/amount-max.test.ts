@@ -8,9 +8,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AMOUNT_MINOR_MAX } from '../../src/kernel/money.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
-import { startBatchTracker } from '../../src/batches/tracker.ts';
 import { readNotification } from '../../src/notifications/deliver.ts';
-import { waitBatchCompleted } from '../support/batch-http.ts';
+import { startAppBatchTracker, waitBatchCompleted } from '../support/batch-http.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { track } from '../support/leak-check.ts';
 import { getRedisUrl } from '../support/redis.ts';
@@ -68,12 +67,7 @@ describe('the amount maximum', () => {
   });
 
   it('batch.completed carries money totals past the maximum exactly (two rows at it)', async () => {
-    const tracker = await startBatchTracker({
-      batches: t.app.batches,
-      events: t.app.events,
-      clock: t.app.clock,
-      logger: t.app.logger,
-    });
+    const tracker = await startAppBatchTracker(t);
     try {
       const row = (ref: string) =>
         `${ref},0123456789,058,GTBank,Ada Obi,999999999999.99,NGN,at the maximum`;

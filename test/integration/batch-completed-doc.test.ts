@@ -6,9 +6,8 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
-import { startBatchTracker } from '../../src/batches/tracker.ts';
 import { readNotification } from '../../src/notifications/deliver.ts';
-import { waitBatchCompleted } from '../support/batch-http.ts';
+import { startAppBatchTracker, waitBatchCompleted } from '../support/batch-http.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 
 let t: TestApp;
@@ -37,12 +36,7 @@ function paths(v: unknown, at = ''): string[] {
 }
 
 it('the documented batch.completed has the fields of a real one', async () => {
-  const tracker = await startBatchTracker({
-    batches: t.app.batches,
-    events: t.app.events,
-    clock: t.app.clock,
-    logger: t.app.logger,
-  });
+  const tracker = await startAppBatchTracker(t);
   try {
     const row = (ref: string, amount: string) =>
       `${ref},0123456789,058,GTBank,Ada Obi,${amount},NGN,June payout`;

@@ -8,6 +8,7 @@ import { parse } from 'csv-parse/sync';
 import { expect } from 'vitest';
 import { batchResults } from '../../src/batches/results.ts';
 import { batchStatus, type BatchStatus } from '../../src/batches/status.ts';
+import { startBatchTracker } from '../../src/batches/tracker.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV, TEST_API_TOKEN, type TestApp } from './app.ts';
 import { until } from './poll.ts';
@@ -69,4 +70,10 @@ export async function batchResultRows(t: TestApp, id: string): Promise<Record<st
   out.on('data', (c: Buffer) => chunks.push(c));
   expect(await batchResults(t.app, id, out)).toBe(true);
   return parse<Record<string, string>>(Buffer.concat(chunks).toString('utf8'), { columns: true });
+}
+
+/** The batch tracker on a test app (the worker role's, alone): stop it when done. */
+export function startAppBatchTracker(t: TestApp): ReturnType<typeof startBatchTracker> {
+  const { batches, events, clock, logger } = t.app;
+  return startBatchTracker({ batches, events, clock, logger });
 }
