@@ -696,6 +696,17 @@ function summary(results: Map<PhaseName, PhaseResult[]>, rounds: Map<PhaseName, 
     'its floor (pipeline producer + gateway worker)',
     (p, g, t) => (p.cpu.producer + g.cpu.worker) / nodeCpu(t),
   );
+  // What sharing BullMQ jobs between payments could buy at most: the pipeline without BullMQ's
+  // whole cost per job (the noop phase's producer and worker), against today.
+  const withoutQueue = rounds.flatMap((r) => {
+    const [p, n, t] = [r.get('pipeline'), r.get('noop'), r.get('today')];
+    return p && n && t ? [(nodeCpu(p) - nodeCpu(n)) / nodeCpu(t)] : [];
+  });
+  if (withoutQueue.length > 0) {
+    console.log(
+      `  ${"without BullMQ's cost per job (pipeline - noop)".padEnd(52)} ${range(withoutQueue, 2)}`,
+    );
+  }
   // The same target in milliseconds: what the pipeline adds to a bare Queue.add and gateway call
   // (validation, sealing, the request HMAC, the intent's scripts, its event), and what half of
   // today's node CPU leaves for it once the bare call is paid.
