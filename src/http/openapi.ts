@@ -121,7 +121,7 @@ export function installZodCompilers(
 const FRAMEWORK_ANSWERS = {
   body: {
     400: 'the body is not valid JSON (`invalid_json`)',
-    413: 'the body is over the limit (`payload_too_large`)',
+    413: 'the body is over 1 MiB (`payload_too_large`)',
     415: 'the Content-Type is not one this route reads (`unsupported_media_type`)',
   },
   params: {
@@ -131,17 +131,21 @@ const FRAMEWORK_ANSWERS = {
 } as const;
 
 function addFrameworkResponses(op: OpenAPIV3_1.OperationObject, method: string, url: string): void {
+  const answers: [string, string][] = [];
+  if (url.includes(':')) answers.push(...Object.entries(FRAMEWORK_ANSWERS.params));
+  if (method !== 'GET' && classifyRoute(method, url) !== 'webhook') {
+    answers.push(...Object.entries(FRAMEWORK_ANSWERS.body));
+  }
+  const stated = new Set(Object.keys(op.responses ?? {}));
   const responses = (op.responses ??= {});
-  const add = (answers: Readonly<Record<number, string>>) => {
-    for (const [status, description] of Object.entries(answers)) {
-      responses[status] ??= {
-        description,
-        content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
-      };
-    }
-  };
-  if (url.includes(':')) add(FRAMEWORK_ANSWERS.params);
-  if (method !== 'GET' && classifyRoute(method, url) !== 'webhook') add(FRAMEWORK_ANSWERS.body);
+  for (const [status, description] of answers) {
+    if (stated.has(status)) continue;
+    const before = responses[status] as { description?: string } | undefined;
+    responses[status] = {
+      description: before?.description ? `${before.description}; or ${description}` : description,
+      content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+    };
+  }
 }
 
 /**

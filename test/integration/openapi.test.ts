@@ -283,5 +283,10 @@ describe('what fastify answers before a route runs is in the document, route by 
       'undecodable parameter': new Set([400]),
     });
     expect(await keysOfApp()).toEqual(before);
+    // A route with a path parameter and a body says both of its 400s.
+    const resolve400 = doc.paths['/payments/{reference}/resolve']?.post?.responses?.['400'] as {
+      description?: string;
+    };
+    expect(resolve400.description).toMatch(/URL is malformed.*or the body is not valid JSON/);
   });
 });
