@@ -14,7 +14,7 @@ import {
   type ChargeRow,
   type PayoutRow,
 } from './instructions.ts';
-import { jsonBodySchema, parseJsonRecord, WHOLE_BODY, type FieldIssue } from './record.ts';
+import { jsonBodySchema, NOT_AN_OBJECT, parseJsonRecord, type FieldIssue } from './record.ts';
 
 /** `type` says which row the other fields are; `key` makes the request idempotent. */
 export const envelopeSchema = z.object({
@@ -43,7 +43,7 @@ export function parseInstruction(body: unknown): ParsedInstruction {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return {
       ok: false,
-      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+      issues: [NOT_AN_OBJECT],
     };
   }
   const env = envelopeSchema.safeParse(body);

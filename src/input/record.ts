@@ -292,10 +292,16 @@ function withoutOwnCardNumber(issue: Issue, values: Readonly<RawValues>): Issue 
   return safe === raw ? issue : { ...issue, message: issue.message.split(raw).join(safe) };
 }
 
-/** A problem of a JSON body: `field` names the field, when it is about one. */
 /** The field an issue names when it is about the whole body (not an object, nothing in it). */
 export const WHOLE_BODY = '(body)';
 
+/** The issue of a body that is not a JSON object, on every route that reads one. */
+export const NOT_AN_OBJECT = {
+  field: WHOLE_BODY,
+  message: 'the body must be a JSON object',
+} as const satisfies FieldIssue;
+
+/** A problem of a JSON body: `field` names the field, when it is about one. */
 export interface FieldIssue {
   field?: string;
   message: string;
@@ -343,7 +349,7 @@ export function parseJsonRecord<S extends z.ZodType>(
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
     return {
       ok: false,
-      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+      issues: [NOT_AN_OBJECT],
     };
   }
   const reserved = new Set(options.reserved ?? []);

@@ -38,7 +38,7 @@ export type ActionResult =
   | { status: 'invalid'; issues: FieldIssue[] }
   | {
       status: 'refused';
-      code: 'canceled' | 'test_clock_advancing';
+      code: Extract<Refusal, 'canceled' | 'test_clock_advancing'>;
       subscription: Subscription;
     };
 
@@ -150,13 +150,24 @@ export async function applyAction(
   }
 }
 
+/** Why a change is refused in the subscription's state (HTTP 409, CLI exit 1). */
+export type Refusal = 'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing';
+
+/** The API's error code of each refusal: the HTTP answer's and the CLI's `--json` error. */
+export const REFUSAL_ERROR_CODE: Readonly<Record<Refusal, string>> = {
+  canceled: 'subscription_canceled',
+  charge_open: 'charge_open',
+  busy: 'subscription_busy',
+  test_clock_advancing: 'test_clock_advancing',
+};
+
 export type PatchResult =
   | { status: 'ok'; changed: boolean; subscription: Subscription }
   | { status: 'not_found' }
   | { status: 'invalid'; issues: FieldIssue[] }
   | {
       status: 'refused';
-      code: 'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing';
+      code: Refusal;
       subscription: Subscription;
     };
 

@@ -21,8 +21,7 @@
 import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
 import { intentKeySchema } from '../kernel/ids.ts';
-import type { BillingEvent } from '../kernel/events.ts';
-import type { Intent } from '../kernel/payment.ts';
+import { paymentEventFor, type BillingEvent } from '../kernel/events.ts';
 import type { EventLog, IntentStore, StreamConsumer, StreamEntry } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
@@ -34,7 +33,6 @@ import {
   isUnresolved,
   OUTCOME_TYPES,
   readIntents,
-  type OutcomeType,
   type PaymentOutcome,
 } from './outcome-rules.ts';
 import type { DunningPolicy } from './outcomes.ts';
@@ -311,20 +309,6 @@ export async function applyPaymentOutcomes(
   return applied;
 }
 
-/**
- * Starts the consumer: creates the group if needed (from the start of the stream, so nothing
- * written before the first start is missed), claims entries a dead consumer left pending, then
- * reads new entries until stopped.
- */
-/** The outcome a payment event reports for an intent in each state that publishes one. */
-const OUTCOME_OF_STATE: Partial<Record<Intent['state'], OutcomeType>> = {
-  succeeded: 'payment.succeeded',
-  failed: 'payment.failed',
-  pending: 'payment.pending',
-  requires_action: 'payment.requires_action',
-  needs_review: 'payment.needs_review',
-};
-
 /** Subscriptions read per page by {@link resyncOpenCharges}. */
 const RESYNC_PAGE = 500;
 
@@ -357,8 +341,11 @@ export async function resyncOpenCharges(
     const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
     const outcomes: PaymentOutcome[] = [];
     for (const i of intents) {
-      const kind = i && OUTCOME_OF_STATE[i.state];
-      if (!i || !kind || i.subscriptionId === undefined) continue;
+      if (!i || i.subscriptionId === undefined) continue;
+      // The outcome the payment event of its state reports, when it is one this consumer reads.
+      const event = paymentEventFor(i.state);
+      const kind = OUTCOME_TYPES.find((t) => t === event);
+      if (!kind) continue;
       outcomes.push({
         kind,
         subscriptionId: i.subscriptionId,
@@ -382,6 +369,11 @@ export async function resyncOpenCharges(
   return out;
 }
 
+/**
+ * Starts the consumer: creates the group if needed (from the start of the stream, so nothing
+ * written before the first start is missed), claims entries a dead consumer left pending, then
+ * reads new entries until stopped.
+ */
 export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<StreamConsumer> {
   const consumer = deps.consumer ?? defaultConsumerName();
   const blockMs = deps.blockMs ?? 1_000;

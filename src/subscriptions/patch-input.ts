@@ -15,7 +15,7 @@ import {
   metaValueProblem,
   shown,
 } from '../input/fields.ts';
-import { WHOLE_BODY, type FieldIssue } from '../input/record.ts';
+import { NOT_AN_OBJECT, WHOLE_BODY, type FieldIssue } from '../input/record.ts';
 import { BILLING_INTERVALS, MAX_INTERVAL_COUNT, type BillingInterval } from './calendar.ts';
 import { instantMs, instantSchema } from './import.ts';
 
@@ -127,7 +127,7 @@ export function parseSubscriptionPatch(
   if (!isObject(body))
     return {
       ok: false,
-      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+      issues: [NOT_AN_OBJECT],
     };
   const issues: FieldIssue[] = [];
   const input: PatchInput = {};
@@ -246,7 +246,7 @@ function parseActionBody<T>(
   if (!isObject(body))
     return {
       ok: false,
-      issues: [{ field: WHOLE_BODY, message: 'the body must be a JSON object' }],
+      issues: [NOT_AN_OBJECT],
     };
   const issues: FieldIssue[] = [];
   let value: { v: T } | undefined;

@@ -39,10 +39,12 @@ export { toSubscriptionView, type SubscriptionView } from './view.ts';
 export {
   applyAction,
   patchSubscription,
+  REFUSAL_ERROR_CODE,
   type ActionName,
   type ActionOptions,
   type ActionResult,
   type PatchResult,
+  type Refusal,
 } from './manage.ts';
 
 function requestHash(hashKey: Buffer, input: SubscriptionInput): string {

@@ -24,10 +24,12 @@ import {
   importSubscriptions,
   listSubscriptions,
   patchSubscription,
+  REFUSAL_ERROR_CODE,
   showSubscription,
   subscriptionServiceDeps,
   type ActionName,
   type ActionOptions,
+  type Refusal,
   type SubscriptionView,
 } from '../../subscriptions/service.ts';
 import { withApp, type CliContext } from '../context.ts';
@@ -268,35 +270,19 @@ function invalidInput(issues: readonly FieldIssue[]): UsageError {
  * not refundable in its state: the input was fine, the subscription is not in a state to take it
  * (docs/operations.md "Exit codes").
  */
-const REFUSED: Record<
-  'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing',
-  { code: string; message: (id: string) => string }
-> = {
-  canceled: {
-    code: 'subscription_canceled',
-    message: (id) => `subscription "${id}" is canceled`,
-  },
-  charge_open: {
-    code: 'charge_open',
-    message: (id) =>
-      `subscription "${id}" has a charge in flight or in dunning: its currency can change only between periods`,
-  },
-  busy: {
-    code: 'subscription_busy',
-    message: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
-  },
-  test_clock_advancing: {
-    code: 'test_clock_advancing',
-    message: (id) =>
-      `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
-  },
+const REFUSED: Record<Refusal, (id: string) => string> = {
+  canceled: (id) => `subscription "${id}" is canceled`,
+  charge_open: (id) =>
+    `subscription "${id}" has a charge in flight or in dunning: its currency can change only between periods`,
+  busy: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
+  test_clock_advancing: (id) =>
+    `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
 };
 
-function refused(id: string, why: keyof typeof REFUSED, consequence?: string): CliError {
-  const r = REFUSED[why];
-  const message = r.message(id);
+function refused(id: string, why: Refusal, consequence?: string): CliError {
+  const message = REFUSED[why](id);
   return new CliError(why === 'canceled' && consequence ? `${message}; ${consequence}` : message, {
-    code: r.code,
+    code: REFUSAL_ERROR_CODE[why],
   });
 }
 

@@ -24,6 +24,7 @@ import {
   createSubscriptionFromBody,
   listSubscriptions,
   patchSubscription,
+  REFUSAL_ERROR_CODE,
   showSubscription,
   toSubscriptionView,
   type ActionName,
@@ -60,7 +61,7 @@ function clockAdvancing(reply: FastifyReply, id: string) {
     .code(409)
     .send(
       apiError(
-        'test_clock_advancing',
+        REFUSAL_ERROR_CODE.test_clock_advancing,
         `subscription ${id} lives on a test clock that is advancing; try again once it is ready`,
       ),
     );
@@ -237,13 +238,13 @@ export function registerSubscriptionRoutes(
             case 'canceled':
               return reply
                 .code(409)
-                .send(apiError('subscription_canceled', `subscription ${id} is canceled`));
+                .send(apiError(REFUSAL_ERROR_CODE.canceled, `subscription ${id} is canceled`));
             case 'charge_open':
               return reply
                 .code(409)
                 .send(
                   apiError(
-                    'charge_open',
+                    REFUSAL_ERROR_CODE.charge_open,
                     `subscription ${id} has a charge in flight or in dunning: its currency can ` +
                       'change only between periods, once nothing is owed or being charged',
                   ),
@@ -253,7 +254,7 @@ export function registerSubscriptionRoutes(
                 .code(409)
                 .send(
                   apiError(
-                    'subscription_busy',
+                    REFUSAL_ERROR_CODE.busy,
                     `subscription ${id} is being billed right now; try again in a moment`,
                   ),
                 );
@@ -306,7 +307,7 @@ export function registerSubscriptionRoutes(
               .code(409)
               .send(
                 apiError(
-                  'subscription_canceled',
+                  REFUSAL_ERROR_CODE.canceled,
                   `subscription ${id} is canceled; it cannot be ${action}d`,
                 ),
               );

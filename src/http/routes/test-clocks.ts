@@ -12,6 +12,7 @@ import {
   getTestClock,
   toClockView,
 } from '../../subscriptions/clocks-service.ts';
+import { NOT_AN_OBJECT } from '../../input/record.ts';
 import { instantSchema } from '../../subscriptions/import.ts';
 import type { SubscriptionServiceDeps } from '../../subscriptions/service.ts';
 import { apiError } from '../errors.ts';
@@ -22,7 +23,7 @@ const bodyError = (iss: z.core.$ZodRawIssue): string | undefined =>
   iss.code === 'unrecognized_keys'
     ? `unknown field ${iss.keys.join(', ')}`
     : iss.code === 'invalid_type' && iss.path?.length === 0
-      ? 'the body must be a JSON object'
+      ? NOT_AN_OBJECT.message
       : undefined;
 
 const createSchema = z.strictObject(
