@@ -70,6 +70,21 @@ function parseAnchorMs(anchor: string): number | undefined {
   return parsed.isValid ? parsed.toMillis() : undefined;
 }
 
+/** Epoch ms of an instant the schedule's anchor rule accepted (luxon reads every ISO 8601 form it does). */
+export function instantMs(iso: string): number {
+  return DateTime.fromISO(iso, { setZone: true }).toMillis();
+}
+
+/**
+ * An anchor as it is stored and shown: RFC 3339 in the schedule's own zone, the same instant
+ * (`2025-01-31T08:00Z` in Africa/Lagos is `2025-01-31T09:00:00+01:00`). Any other ISO 8601 form
+ * the input accepts (no seconds, `+01`, basic or ordinal dates) is written out this way.
+ */
+export function anchorInZone(anchor: string, timezone: string): string {
+  const at = DateTime.fromISO(anchor, { setZone: true });
+  return (at.isValid ? at.setZone(timezone).toISO({ suppressMilliseconds: true }) : null) ?? anchor;
+}
+
 /** Validates a schedule at the edge (HTTP, CSV, store reads); the functions below trust its shape. */
 export const scheduleSchema = z.object({
   anchor: z

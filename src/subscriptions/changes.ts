@@ -27,7 +27,13 @@
 import { DateTime } from 'luxon';
 import type { FieldIssue } from '../input/record.ts';
 import type { AmountMinor, ChargeCurrency } from '../kernel/money.ts';
-import { periodIndexAt, type BillingInterval, type Schedule } from './calendar.ts';
+import {
+  anchorInZone,
+  instantMs,
+  periodIndexAt,
+  type BillingInterval,
+  type Schedule,
+} from './calendar.ts';
 import { updatedEvent } from './actions.ts';
 import { FIRST_SEGMENT, startAt, startOf, type PastSegment, type SegmentStart } from './periods.ts';
 import { NOTHING, type Decision, type Subscription } from './record.ts';
@@ -147,11 +153,15 @@ function reschedule(
   const cur = sub.schedule;
   const interval = ch.interval ?? cur.interval;
   const intervalCount = ch.intervalCount ?? cur.intervalCount;
-  const anchorMs = ch.anchor === undefined ? undefined : Date.parse(ch.anchor);
+  // luxon reads every form the input accepts (`+01`, basic and ordinal dates); Date.parse does
+  // not, and a NaN here would pass every check below.
+  const anchorMs = ch.anchor === undefined ? undefined : instantMs(ch.anchor);
+  if (anchorMs !== undefined && !Number.isFinite(anchorMs))
+    return invalid('anchor', 'anchor must be an ISO 8601 instant with Z or an offset');
   const changed: string[] = [];
   if (interval !== cur.interval) changed.push('interval');
   if (intervalCount !== cur.intervalCount) changed.push('interval_count');
-  if (anchorMs !== undefined && anchorMs !== Date.parse(cur.anchor)) changed.push('anchor');
+  if (anchorMs !== undefined && anchorMs !== instantMs(cur.anchor)) changed.push('anchor');
   if (changed.length === 0) return { sub, changed, previous: {} };
   // Any claim, even one whose lease expired: its periods may have intents under the current
   // schedule's keys, and the tick that finishes it must find the same keys.
@@ -174,7 +184,12 @@ function reschedule(
         `anchor must not be before ${iso(min)}` +
           (min > now ? ': the period paid for runs until then (there is no proration)' : ''),
       );
-    schedule = { anchor: ch.anchor, timezone: cur.timezone, interval, intervalCount };
+    schedule = {
+      anchor: anchorInZone(ch.anchor, cur.timezone),
+      timezone: cur.timezone,
+      interval,
+      intervalCount,
+    };
   } else {
     // The old anchor's calendar when one of its periods starts at the boundary, else afresh.
     const kept: Schedule = { ...cur, interval, intervalCount };
@@ -209,7 +224,7 @@ function reschedule(
     previous: {
       ...(changed.includes('interval') ? { interval: cur.interval } : {}),
       ...(changed.includes('interval_count') ? { interval_count: cur.intervalCount } : {}),
-      ...(changed.includes('anchor') ? { anchor: cur.anchor } : {}),
+      ...(changed.includes('anchor') ? { anchor: anchorInZone(cur.anchor, cur.timezone) } : {}),
     },
   };
 }

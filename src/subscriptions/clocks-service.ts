@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { FieldIssue } from '../input/record.ts';
-import { instantMs } from './import.ts';
+import { instantMs } from './calendar.ts';
 import { enqueueClockStep } from './jobs.ts';
 import type { SubscriptionServiceDeps } from './service-deps.ts';
 import { CLOCK_ID, newClock, startAdvance, type TestClock } from './test-clocks.ts';

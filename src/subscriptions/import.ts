@@ -13,7 +13,6 @@
  * Values are trimmed. A file is validated completely before anything is stored: one invalid row
  * rejects the whole file.
  */
-import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { CHARGE_CURRENCIES, type AmountMinor } from '../kernel/money.ts';
 import { SUBSCRIPTION_ID_MAX } from '../kernel/ids.ts';
@@ -44,6 +43,7 @@ import { readCsvTable, type CsvTableEnd } from '../input/csv-table.ts';
 import {
   BILLING_INTERVALS,
   MAX_INTERVAL_COUNT,
+  instantMs,
   scheduleSchema,
   type Schedule,
 } from './calendar.ts';
@@ -86,11 +86,6 @@ export function instantSchema(field: string) {
       error: (iss) =>
         `${field} "${shown(iss.input)}" must be an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
     });
-}
-
-/** Epoch ms of an instant `instantSchema` accepted. */
-export function instantMs(iso: string): number {
-  return DateTime.fromISO(iso, { setZone: true }).toMillis();
 }
 
 /** Rule 10: the anchor is required without a trial, and is the trial's end with one. */

@@ -17,7 +17,8 @@ import {
 } from '../input/fields.ts';
 import { NOT_AN_OBJECT, WHOLE_BODY, type FieldIssue } from '../input/record.ts';
 import { BILLING_INTERVALS, MAX_INTERVAL_COUNT, type BillingInterval } from './calendar.ts';
-import { instantMs, instantSchema } from './import.ts';
+import { instantMs } from './calendar.ts';
+import { instantSchema } from './import.ts';
 
 /** A `PATCH` body, validated; the card token not sealed yet. */
 export interface PatchInput {

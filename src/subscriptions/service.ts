@@ -12,8 +12,8 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
+import { anchorInZone, instantMs } from './calendar.ts';
 import {
-  instantMs,
   parseSubscriptionBody,
   parseSubscriptionsCsv,
   type FieldIssue,
@@ -73,7 +73,11 @@ function toNew(deps: SubscriptionServiceDeps, input: SubscriptionInput): NewSubs
     cardTokenSealed: deps.sealer.seal(input.cardToken),
     amount: input.amount,
     currency: input.currency,
-    schedule: input.schedule,
+    // Stored in one form (the request hash keeps the form given, as it always did).
+    schedule: {
+      ...input.schedule,
+      anchor: anchorInZone(input.schedule.anchor, input.schedule.timezone),
+    },
     metadata: input.metadata,
     ...(input.trialEnd !== undefined
       ? { trial: { end: instantMs(input.trialEnd), noticeMs: deps.trialWillEndNoticeMs } }

@@ -3,6 +3,7 @@
  * fields of docs/product.md §7 and those docs/subscriptions.md adds. Never a card token.
  */
 import { formatMajor } from '../kernel/money.ts';
+import { anchorInZone } from './calendar.ts';
 import {
   awaitingOf,
   billingHold,
@@ -86,7 +87,7 @@ export function toSubscriptionView(sub: Subscription): SubscriptionView {
     currency: sub.currency,
     interval: sub.schedule.interval,
     interval_count: sub.schedule.intervalCount,
-    anchor: sub.schedule.anchor,
+    anchor: anchorInZone(sub.schedule.anchor, sub.schedule.timezone),
     timezone: sub.schedule.timezone,
     status: sub.status,
     current_period_start: sub.currentPeriod ? iso(sub.currentPeriod.start) : null,

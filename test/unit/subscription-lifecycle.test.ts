@@ -34,6 +34,7 @@ import {
   pendingWork,
   startAdvance,
 } from '../../src/subscriptions/test-clocks.ts';
+import { toSubscriptionView } from '../../src/subscriptions/view.ts';
 
 const DAY = 86_400_000;
 const ms = (iso: string) => Date.parse(iso);
@@ -228,6 +229,68 @@ describe('changes (rule 11)', () => {
     const trial = sub({ trialEnd: '2025-02-10T10:00:00Z' });
     const r = changeSubscription(trial, { anchor: '2025-02-20T10:00:00Z' }, t0);
     expect('refused' in r && r.refused === 'invalid' && r.issues[0]?.field).toBe('anchor');
+  });
+});
+
+describe('an anchor in any ISO 8601 form the input accepts', () => {
+  // Monthly on the 31st in Lagos, periods Jan 31 to Apr 30 billed: the next one starts May 31.
+  function paidThroughApril(): Subscription {
+    let s = createSubscription(
+      {
+        id: 'gym',
+        customerEmail: 'ada@example.com',
+        cardTokenSealed: 'sealed-1',
+        amount: amountMinor(1_500_000),
+        currency: 'NGN',
+        schedule: {
+          anchor: '2025-01-31T08:00Z',
+          timezone: 'Africa/Lagos',
+          interval: 'month',
+          intervalCount: 1,
+        },
+        metadata: {},
+      },
+      ms('2025-01-30T00:00:00Z'),
+    );
+    for (const at of ['2025-01-31', '2025-02-28', '2025-03-31', '2025-04-30'])
+      s = bill(s, ms(`${at}T08:00:00Z`));
+    return s;
+  }
+  const may10 = ms('2025-05-10T00:00:00Z');
+  const patched = (anchor: string) => {
+    const p = parseSubscriptionPatch({ anchor });
+    if (!p.ok) throw new Error(`refused: ${JSON.stringify(p.issues)}`);
+    return changeSubscription(paidThroughApril(), p.input, may10);
+  };
+
+  it('refuses an anchor before the period paid for in every form, not only the extended one', () => {
+    expect(paidThroughApril().nextPeriodStart).toBe(ms('2025-05-31T08:00:00Z'));
+    // March 15th 09:00 in Lagos: no minutes in the offset, basic format, an ordinal date.
+    for (const anchor of [
+      '2025-03-15T09:00:00+01:00',
+      '2025-03-15T09:00:00+01',
+      '20250315T090000+0100',
+      '2025-074T09:00:00+01:00',
+    ]) {
+      const d = patched(anchor);
+      expect('refused' in d && d.refused === 'invalid' && d.issues, anchor).toEqual([
+        {
+          field: 'anchor',
+          message:
+            'anchor must not be before 2025-05-31T08:00:00.000Z: the period paid for runs until then (there is no proration)',
+        },
+      ]);
+    }
+  });
+
+  it('stores and shows the anchor as RFC 3339 in the subscription zone', () => {
+    const moved = next(patched('2025-06-15T08:00Z'));
+    expect(moved.schedule.anchor).toBe('2025-06-15T09:00:00+01:00');
+    expect(toSubscriptionView(moved).anchor).toBe('2025-06-15T09:00:00+01:00');
+    // A record stored before anchors were written out in one form is shown in it too.
+    expect(toSubscriptionView(paidThroughApril()).anchor).toBe('2025-01-31T09:00:00+01:00');
+    // The same instant in another form is no change.
+    expect(patched('2025-01-31T09:00+01')).toEqual({ events: [], retries: [] });
   });
 });
 
