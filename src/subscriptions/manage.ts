@@ -17,6 +17,7 @@ import { changeSubscription, type ChangeRefusal } from './changes.ts';
 import type { FieldIssue } from '../input/record.ts';
 import { afterFinished, finishInFlight, hasInFlight, type Finished } from './in-flight.ts';
 import { enqueueDunningRetries } from './jobs.ts';
+import { applyScheduled } from './lifecycle.ts';
 import { parseSubscriptionPatch } from './patch-input.ts';
 import { SubscriptionContentionError } from './ports.ts';
 import type { Decision, Subscription } from './record.ts';
@@ -86,11 +87,22 @@ async function mutateAt<R extends { refused: string }>(
       ? await finishInFlight(deps, found.sub, time.now)
       : { openings: [] };
     const res = await deps.subs.mutate<Decision | R | typeof AGAIN>(id, (cur) => {
-      const sub = hasInFlight(cur) ? afterFinished(cur, finished, time.now) : cur;
-      if (sub === undefined) return { decision: { events: [] }, value: AGAIN };
-      const d = decide(sub, time.now);
-      if ('refused' in d) return { decision: { events: [] }, value: d };
-      // The finished claim's commit is stored even when the action itself changes nothing.
+      const finishedSub = hasInFlight(cur) ? afterFinished(cur, finished, time.now) : cur;
+      if (finishedSub === undefined) return { decision: { events: [] }, value: AGAIN };
+      // What the tick would have done by now (a cancel at the period's end, a scheduled resume,
+      // the trial notice) is done first: the action applies to the subscription as it is at
+      // `now`, not as the last tick left it (an undo after `cancel_at` would revive it).
+      const due = applyScheduled(finishedSub, time.now);
+      const sub = due.next ?? finishedSub;
+      const own = decide(sub, time.now);
+      if ('refused' in own) return { decision: { events: [] }, value: own };
+      const d: Decision = {
+        ...(own.next ? { next: own.next } : {}),
+        events: [...due.events, ...own.events],
+        retries: [...due.retries, ...own.retries],
+      };
+      // The finished claim's commit and the due actions are stored even when the action itself
+      // changes nothing.
       const next = d.next ?? (sub !== cur ? sub : undefined);
       return { decision: { ...(next ? { next } : {}), events: d.events }, value: d };
     });

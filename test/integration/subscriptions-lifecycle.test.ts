@@ -139,6 +139,68 @@ describe('cancel at the period end', () => {
   });
 });
 
+describe('an action after a scheduled one fell due, before the tick ran it', () => {
+  it('is decided on the subscription as it is by then: an undo after cancel_at is refused, and nothing more is charged', async () => {
+    const { sandbox, h, call } = await setup('2025-01-30T00:00:00Z');
+    await call('POST', '/subscriptions', body({ id: 'late', interval: 'week' }));
+    await tickAt(h, '2025-02-01T09:00:00Z');
+    const scheduled = await call('POST', '/subscriptions/late/cancel', { at_period_end: true });
+    expect(scheduled.body).toMatchObject({ cancel_at: '2025-02-08T08:00:00.000Z' });
+    // 30 s after cancel_at; the tick has not run.
+    h.clock.set(ms('2025-02-08T08:00:30Z'));
+    const undo = await call('PATCH', '/subscriptions/late', { cancel_at_period_end: false });
+    expect(undo.statusCode).toBe(409);
+    expect(undo.body.error.code).toBe('subscription_canceled');
+    expect((await h.subs.get('late'))?.sub.status).toBe('active');
+    // An action that is allowed (cancel again: nothing more to do) stores the cancel that fell
+    // due, as the tick would have.
+    const cancel = await call('POST', '/subscriptions/late/cancel', {});
+    expect(cancel).toMatchObject({
+      statusCode: 200,
+      body: {
+        status: 'canceled',
+        cancel_reason: 'requested',
+        canceled_at: '2025-02-08T08:00:30.000Z',
+      },
+    });
+    await tickAt(h, '2025-02-08T08:01:00Z');
+    expect((await call('GET', '/subscriptions/late')).body).toMatchObject({
+      status: 'canceled',
+      canceled_at: '2025-02-08T08:00:30.000Z',
+    });
+    expect((await eventsOf(h, 'late')).map((e) => e.type)).toEqual([
+      'subscription.created',
+      'subscription.renewed',
+      'subscription.updated',
+      'subscription.canceled',
+    ]);
+    expect(ledgerOf(sandbox, 'late').map(([ref]) => ref)).toEqual(['sub_late_20250201_1']);
+  });
+
+  it('a pause after resume_at passed starts from the resumed subscription', async () => {
+    const { h, call } = await setup('2025-01-30T00:00:00Z');
+    await call('POST', '/subscriptions', body({ id: 'res', interval: 'week' }));
+    await tickAt(h, '2025-02-01T09:00:00Z');
+    const paused = await call('POST', '/subscriptions/res/pause', {
+      resume_at: '2025-02-05T00:00:00Z',
+    });
+    expect(paused.body).toMatchObject({ status: 'paused' });
+    h.clock.set(ms('2025-02-06T00:00:00Z'));
+    // Not "already paused, nothing changes": the scheduled resume happened on Feb 5, and this
+    // pause is a new one, with no resume time.
+    const again = await call('POST', '/subscriptions/res/pause', {});
+    expect(again.statusCode).toBe(200);
+    expect(again.body).toMatchObject({ status: 'paused', resume_at: null });
+    expect((await eventsOf(h, 'res')).map((e) => e.type)).toEqual([
+      'subscription.created',
+      'subscription.renewed',
+      'subscription.paused',
+      'subscription.resumed',
+      'subscription.paused',
+    ]);
+  });
+});
+
 describe('pause with resume_at', () => {
   it('bills no period while paused and resumes by itself at resume_at', async () => {
     const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z');

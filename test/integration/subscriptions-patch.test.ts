@@ -243,7 +243,8 @@ describe('test clocks outside test mode', () => {
 describe('billing subs update | pause --resume-at | cancel --at-period-end | clock', () => {
   it('changes, schedules and refuses as the HTTP routes do, naming the flag', async () => {
     const { h, call } = await setup('2025-02-01T09:00:00Z');
-    await call('POST', '/subscriptions', body({ id: 'cli1' }));
+    // Anchored in the future: a cancel at the period's end is due at the anchor, not at once.
+    await call('POST', '/subscriptions', body({ id: 'cli1', anchor: '2025-02-08T08:00:00Z' }));
     const run = (...args: string[]) => runCliInProcess(h.app.config, args, { clock: h.clock });
     const tokenFile = `${process.env.TMPDIR ?? '/tmp'}/subs-token-${process.pid}.txt`;
     await writeFile(tokenFile, 'tok_cli_new_card_9\n');
