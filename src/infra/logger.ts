@@ -10,7 +10,14 @@
  * path instead (`encryption.key`, the Sayswitch payload key of the configuration), and code never
  * logs a secret under a generic name.
  */
-import { pino, type Logger, type LoggerOptions, type DestinationStream } from 'pino';
+import {
+  pino,
+  type Bindings,
+  type ChildLoggerOptions,
+  type DestinationStream,
+  type Logger,
+  type LoggerOptions,
+} from 'pino';
 import { replaceCardNumbers } from '../kernel/card-number.ts';
 
 export type { Logger };
@@ -145,5 +152,15 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     },
     serializers: { err: pino.stdSerializers.err },
   };
-  return opts.destination ? pino(options, opts.destination) : pino(options);
+  const logger = opts.destination ? pino(options, opts.destination) : pino(options);
+  // A child's bindings (`log.child({ batchId })`) are serialized once, when the child is made,
+  // and never pass the `log` formatter (pino resets `formatters.bindings` for children). Every
+  // child inherits this method from the root (pino makes children with `Object.create`).
+  // Called with each child's own `this`, so a grandchild keeps its parent's bindings.
+  const child = Reflect.get(logger, 'child') as unknown as (...args: unknown[]) => unknown;
+  const maskedChild = function (this: Logger, bindings: Bindings, opts?: ChildLoggerOptions) {
+    return Reflect.apply(child, this, [maskDeep(bindings, 0), opts]);
+  };
+  logger.child = maskedChild as unknown as typeof logger.child;
+  return logger;
 }

@@ -210,6 +210,28 @@ describe('card-number masking and our identifiers', () => {
     expect(maskPans('tok4111111111111111x')).toBe('tok4111111111111111x');
   });
 
+  it("masks a child logger's bindings too (a batch id chosen by the caller)", () => {
+    const { lines, logger } = capture();
+    const child = logger.child({
+      batchId: '4111111111111111',
+      nested: { ref: 'x_5500000000000004' },
+    });
+    child.info('batch claimed');
+    child.child({ key: 'api_4111111111111111_1' }).warn({ reference: 'r' }, 'deeper');
+    const out = lines.join('');
+    expect(out).not.toMatch(/4111111111111111|5500000000000004/);
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      batchId: '[PAN …1111]',
+      nested: { ref: 'x_[PAN …0004]' },
+      msg: 'batch claimed',
+    });
+    expect(JSON.parse(lines[1] ?? '{}')).toMatchObject({
+      batchId: '[PAN …1111]',
+      key: 'api_[PAN …1111]_1',
+      reference: 'r',
+    });
+  });
+
   it('masks what the input rules call a card number: 12 to 19 digits, any grouping', () => {
     // A 12-digit Maestro-length number, and groups with more than one separator between them.
     expect(maskPans('card 5000 0000 0009 declined')).toBe('card [PAN …0009] declined');
