@@ -47,6 +47,20 @@ export class OutcomeUnknownError extends BillingError {
   }
 }
 
+/**
+ * The gateway answered, in a form we cannot read: a 2xx body that does not decrypt, parse or match
+ * the schema, an answer about another reference, a failure envelope or a 404 we do not recognise.
+ * Outcome unknown like any other; and asking again later is a check that learned nothing final,
+ * not a gateway we could not reach (reconcile.ts counts it against the check schedule, so an
+ * answer that stays unreadable ends in `needs_review`, not in endless retries).
+ */
+export class UnreadableAnswerError extends OutcomeUnknownError {
+  constructor(message: string, code: string, cause?: unknown) {
+    super(message, code, cause);
+    this.name = 'UnreadableAnswerError';
+  }
+}
+
 /** 429: the gateway did not process the request; wait `retryAfterMs`. */
 export class RateLimitedError extends BillingError {
   constructor(message: string, retryAfterMs: number, cause?: unknown) {

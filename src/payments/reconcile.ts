@@ -6,7 +6,7 @@
  * duplicate check still guards a late arrival. Checks follow RECONCILE_SCHEDULE (a
  * `requires_action` intent also at the end of REQUIRES_ACTION_WINDOW); exhausted → `needs_review`.
  */
-import { RetryableError } from '../kernel/errors.ts';
+import { RetryableError, UnreadableAnswerError } from '../kernel/errors.ts';
 import { nextCheckAt, nextCheckFor } from './decisions.ts';
 import { afterNotFound, claimLapsed } from './resubmission.ts';
 import type { Clock } from '../kernel/clock.ts';
@@ -32,6 +32,24 @@ function lookup(deps: ReconcileDeps, intent: Intent): Promise<LookupOutcome> {
   return intent.type === 'charge'
     ? deps.gateway.verifyCharge(intent.reference)
     : deps.gateway.lookupPayout(intent.reference);
+}
+
+/**
+ * The lookup, or the code of an answer we could not read ({@link UnreadableAnswerError}): that is
+ * a check that learned nothing final and counts against the schedule like a `pending`, so an
+ * answer that stays unreadable ends in `needs_review`. A gateway we could not reach (a timeout, a
+ * 5xx) is thrown, and the job retries as before.
+ */
+async function readableLookup(
+  deps: ReconcileDeps,
+  intent: Intent,
+): Promise<LookupOutcome | { unreadable: string }> {
+  try {
+    return await lookup(deps, intent);
+  } catch (err) {
+    if (err instanceof UnreadableAnswerError) return { unreadable: err.code };
+    throw err;
+  }
 }
 
 /** Handler for `reconcile.check`. */
@@ -61,22 +79,24 @@ export function createReconcileHandler(deps: ReconcileDeps) {
     if (!CHECKABLE.has(intent.state) && !watchingPayout)
       return { skipped: 'final', state: intent.state };
 
-    const outcome = await lookup(deps, intent);
-    log.info(
+    const outcome = await readableLookup(deps, intent);
+    const found = 'unreadable' in outcome ? undefined : outcome;
+    log[found ? 'info' : 'warn'](
       {
         key: intent.key,
         reference: intent.reference,
         state: intent.state,
-        found: outcome.status,
+        found: found?.status ?? 'unreadable',
+        ...(found ? {} : { code: (outcome as { unreadable: string }).unreadable }),
         cause: data.cause,
       },
-      'reconcile check',
+      found ? 'reconcile check' : 'reconcile check: the gateway answered in a form we cannot read',
     );
     const at = deps.clock.now();
-    const applied = await applyOutcome(deps, intent, outcome, at);
+    const applied = found && (await applyOutcome(deps, intent, found, at));
     if (applied?.ok) return { moved: applied.intent.state };
 
-    if (outcome.status === 'not_found') {
+    if (found?.status === 'not_found') {
       const next = afterNotFound(intent, now, deps.policy);
       if (next === 'resubmit') return resubmit(deps, intent, now);
       if (next === 'needs_review')

@@ -7,7 +7,11 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FatalError, OutcomeUnknownError } from '../../../src/kernel/errors.ts';
+import {
+  FatalError,
+  OutcomeUnknownError,
+  UnreadableAnswerError,
+} from '../../../src/kernel/errors.ts';
 import {
   DuplicateReferenceUnresolvedError,
   referenceExistsAtGateway,
@@ -415,6 +419,58 @@ describe('reading answers', () => {
       kind: 'outcome_unknown',
       code: 'unexpected_body',
     });
+  });
+
+  it('a transaction with a link whose amounts do not parse is outcome_unknown, never read unparsed', async () => {
+    // A status word, a link and a fee with three decimals: not the OTP continuation (no status).
+    replies.push(() => ({
+      status: 200,
+      body: {
+        success: true,
+        data: {
+          reference: ref,
+          status: 'success',
+          amount: '10.626',
+          requested_amount: '10.50',
+          fees: '0.126',
+          _links: { url: 'https://acs.example/3ds' },
+        },
+      },
+    }));
+    await expect(gateway().chargeCard(charge)).rejects.toMatchObject({
+      kind: 'outcome_unknown',
+      code: 'unexpected_body',
+    });
+    // The OTP continuation (a link, no status) still reads as one.
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { _links: { url: 'https://x.example/otp' }, paymentid: 7 } },
+    }));
+    expect(await gateway().chargeCard(charge)).toMatchObject({ status: 'requires_action' });
+  });
+
+  it('an answer we cannot read is UnreadableAnswerError; a gateway we cannot reach is not', async () => {
+    replies.push(() => ({ status: 200, body: { status: true, data: { reference: ref } } }));
+    replies.push(() => ({ status: 404, body: { message: 'Not Found' } }));
+    replies.push(() => ({
+      status: 200,
+      body: { success: true, data: { reference: 'someone_else_1', status: 'success' } },
+    }));
+    replies.push(() => ({ status: 200, body: null, raw: '<html>Hello</html>' }));
+    const g = gateway();
+    for (const code of [
+      'unexpected_body',
+      'unrecognised_not_found',
+      'reference_mismatch',
+      'unparsable_body',
+    ])
+      await expect(g.verifyCharge(ref)).rejects.toSatisfy(
+        (e) => e instanceof UnreadableAnswerError && e.code === code,
+      );
+    replies.push(() => ({ status: 503, body: { success: false } }));
+    const unreachable = g.verifyCharge(ref);
+    await expect(unreachable).rejects.toMatchObject({ kind: 'outcome_unknown' });
+    await expect(unreachable).rejects.not.toBeInstanceOf(UnreadableAnswerError);
   });
 
   it('an undecryptable body is outcome_unknown', async () => {

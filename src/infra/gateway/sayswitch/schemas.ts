@@ -124,7 +124,10 @@ export const chargeResponseSchema = z.looseObject({
   _links: linksSchema.optional(),
   data: z.union([
     transactionDataSchema,
-    z.looseObject({ _links: linksSchema, paymentid: optionalId }),
+    // Only without a status word: a transaction whose other fields do not parse (a fee with
+    // three decimals) must fail the schema (outcome unknown), not pass here unparsed and be read
+    // as a transaction with major-unit amounts.
+    z.looseObject({ _links: linksSchema, paymentid: optionalId, status: z.null().optional() }),
     z.string(),
   ]),
 });

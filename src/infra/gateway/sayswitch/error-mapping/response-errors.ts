@@ -10,6 +10,7 @@ import {
   BillingError,
   FatalError,
   OutcomeUnknownError,
+  UnreadableAnswerError,
   RateLimitedError,
 } from '../../../../kernel/errors.ts';
 import { envelopeMessage, envelopeOk } from '../schemas.ts';
@@ -76,7 +77,7 @@ function unreadable(
   status: number,
   ctx: CallContext,
 ): BillingError {
-  return new OutcomeUnknownError(
+  return new UnreadableAnswerError(
     `response from ${ctx.endpoint} (HTTP ${status}) was ${reason === 'undecryptable' ? 'not decryptable' : reason === 'empty' ? 'empty' : 'not parsable'}; the outcome is unknown`,
     `${reason}_body`,
     new TransportFault(`${reason}_body`, status),
@@ -160,7 +161,7 @@ export function classifyResponse(
           ? new FatalError(`${ctx.endpoint} refused the request`, 'gateway_refused', {
               cause: fault(),
             })
-          : new OutcomeUnknownError(
+          : new UnreadableAnswerError(
               `${ctx.endpoint} answered HTTP ${status} with a failure envelope`,
               'unrecognised_response',
               fault(),
@@ -184,7 +185,7 @@ export function classifyResponse(
     if (envelopeOk(decoded.body) !== false) {
       return {
         type: 'error',
-        error: new OutcomeUnknownError(
+        error: new UnreadableAnswerError(
           `${ctx.endpoint} answered HTTP 404 without a gateway envelope; is the path configured right?`,
           'unrecognised_not_found',
           fault(),
@@ -211,7 +212,7 @@ export function classifyResponse(
 
 /** A 2xx body that did not match the endpoint's schema: we cannot tell what happened. */
 export function unexpectedBodyError(status: number, ctx: CallContext): BillingError {
-  return new OutcomeUnknownError(
+  return new UnreadableAnswerError(
     `${ctx.endpoint} answered HTTP ${status} with a body of unexpected shape; the outcome is unknown`,
     'unexpected_body',
     new TransportFault('unexpected_body', status),
@@ -223,7 +224,7 @@ export function unexpectedBodyError(status: number, ctx: CallContext): BillingEr
  * our outcome is unknown. `endpoint` is the path template.
  */
 export function referenceMismatchError(endpoint: string): BillingError {
-  return new OutcomeUnknownError(
+  return new UnreadableAnswerError(
     `${endpoint} answered about a different reference`,
     'reference_mismatch',
   );
@@ -290,7 +291,7 @@ export function duplicateLookupError(err: unknown): unknown {
  * its path template, e.g. `verify /api/v1/transaction/verify/{reference}`.
  */
 export function noAnswerError(call: string): BillingError {
-  return new OutcomeUnknownError(`${call} gave no answer`, 'unexpected_body');
+  return new UnreadableAnswerError(`${call} gave no answer`, 'unexpected_body');
 }
 
 /**

@@ -1,0 +1,107 @@
+/**
+ * A verify the gateway answers in a form we cannot read (a body that does not parse or match the
+ * schema, a 404 without an envelope, an answer about another reference) is a check that learned
+ * nothing final: it counts against RECONCILE_SCHEDULE like a `pending`, so an answer that stays
+ * unreadable ends in `needs_review`, never `failed` and never a new attempt. Before, the check
+ * threw, the job retried and the sweep re-enqueued it, and the payment stayed `unknown` forever
+ * without reaching anyone's queue. A gateway we cannot reach (a 503) is not a check: the job
+ * retries and the schedule does not move. Real HTTP to a stub gateway, real Redis.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { paymentsDeps } from '../../src/app/composition.ts';
+import { OutcomeUnknownError, UnreadableAnswerError } from '../../src/kernel/errors.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { HandlerContext } from '../../src/infra/queues/processor.ts';
+import { createReconcileHandler } from '../../src/payments/reconcile.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { createTestCharge } from '../support/intents.ts';
+
+type Mode = 'unparsable' | 'bare404' | 'down';
+let mode: Mode = 'unparsable';
+let asked = 0;
+let gateway: http.Server;
+let t: TestApp;
+
+beforeAll(async () => {
+  gateway = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      asked++;
+      if (mode === 'down') {
+        res.writeHead(503, { 'content-type': 'application/json' });
+        res.end('{"success":false}');
+      } else if (mode === 'bare404') {
+        res.writeHead(404, { 'content-type': 'application/json' });
+        res.end('{"message":"Not Found"}');
+      } else {
+        res.writeHead(200, { 'content-type': 'text/html' });
+        res.end('<html>maintenance</html>');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+  t = await startTestApp({ sandboxUrl: url, roles: [] });
+});
+afterAll(async () => {
+  await t?.close();
+  gateway?.closeAllConnections();
+  await new Promise<void>((resolve) => gateway?.close(() => resolve()));
+});
+
+const ctx = {
+  log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+} as unknown as HandlerContext;
+
+/** A charge claimed at 2 and marked `unknown` at 3 (its worker's call ended without an answer). */
+async function unknownCharge(name: string): Promise<IntentKey> {
+  const key = await createTestCharge(t.app.store, name);
+  const claimed = await t.app.store.transition(key, 'submitting', 2, {
+    expectAttempt: 1,
+    patch: { leaseUntil: 60_002, sentAt: 2 },
+  });
+  expect(claimed.ok).toBe(true);
+  expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
+  return key;
+}
+
+describe('a verify answer we cannot read', () => {
+  for (const m of ['unparsable', 'bare404'] as const) {
+    it(`(${m}) counts as a check, and the schedule ends in needs_review: never failed, never a new attempt`, async () => {
+      mode = m;
+      const key = await unknownCharge(`unreadable-${m}`);
+      const check = createReconcileHandler(paymentsDeps(t.app));
+      const before = asked;
+      let rounds = 0;
+      for (; rounds < 100; rounds++) {
+        const intent = await t.app.store.get(key);
+        if (intent?.state !== 'unknown') break;
+        // As the scheduled chain does: each check carries the count it was scheduled with.
+        await check({ key, cause: 'schedule', checks: intent.checks }, ctx);
+        const now = await t.app.store.get(key);
+        if (now?.state === 'unknown') expect(now.checks).toBe(intent.checks + 1);
+      }
+      const after = await t.app.store.get(key);
+      expect(after).toMatchObject({ state: 'needs_review', attempt: 1, reference: `${key}_1` });
+      expect((await t.app.store.history(key)).at(-1)).toMatchObject({
+        to: 'needs_review',
+        reason: 'reconcile_exhausted',
+      });
+      // Every check asked the gateway once; no submission was made.
+      expect(asked - before).toBe(rounds);
+      expect(rounds).toBeGreaterThan(1);
+    });
+  }
+
+  it('a gateway we cannot reach (503) is not a check: the job retries, the schedule stays', async () => {
+    mode = 'down';
+    const key = await unknownCharge('unreachable');
+    const check = createReconcileHandler(paymentsDeps(t.app));
+    const run = check({ key, cause: 'schedule', checks: 0 }, ctx);
+    await expect(run).rejects.toBeInstanceOf(OutcomeUnknownError);
+    await expect(run).rejects.not.toBeInstanceOf(UnreadableAnswerError);
+    expect(await t.app.store.get(key)).toMatchObject({ state: 'unknown', checks: 0 });
+  });
+});
