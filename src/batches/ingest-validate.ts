@@ -4,7 +4,7 @@
  * rows — card tokens already sealed — and, with skip-invalid, the refused ones to the spill file.
  */
 import type { InstructionType } from '../kernel/intent.ts';
-import type { AmountMinor } from '../kernel/money.ts';
+import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { IntentDraft } from '../kernel/payment.ts';
 import type { Sealer } from '../kernel/ports.ts';
 import { draftFromRow } from '../input/drafts.ts';
@@ -18,6 +18,24 @@ import {
   type CsvSummary,
   type CsvTotals,
 } from './validate-csv.ts';
+
+/**
+ * The most the valid rows of one batch may add up to in one currency, in minor units
+ * (90071992547409.91 in major units): Number.MAX_SAFE_INTEGER, the largest total a JS number holds
+ * exactly. Batch totals (the stored `totals`, the per-state `a:<state>:<currency>` counters, the
+ * status) are numbers; a file over it is refused as a whole (docs/batches.md, "Limits"). Each row
+ * is at most AMOUNT_MINOR_MAX (10^14 − 1), so 91 rows at that maximum in one currency pass it.
+ */
+export const BATCH_TOTAL_MAX_MINOR = Number.MAX_SAFE_INTEGER;
+
+/** The error of the row that takes its currency's total past {@link BATCH_TOTAL_MAX_MINOR}. */
+export function totalTooLargeError(line: number, currency: string): CsvError {
+  return {
+    line,
+    column: 'amount',
+    message: `the file's ${currency} amounts pass ${formatMajor(BATCH_TOTAL_MAX_MINOR as AmountMinor)} at this row, the most one batch can total in one currency; split the file into smaller batches`,
+  };
+}
 
 /** Only the payee of the draft is spilled: the key is derived when the row is read back. */
 const PLACEHOLDER_KEY = 'bat_pending' as IntentDraft['key'];
@@ -39,6 +57,12 @@ export interface Validated {
   errorCount: number;
   /** Line of the first error not listed; 0 when all are. */
   firstUnlistedLine: number;
+  /**
+   * Currencies whose total passed {@link BATCH_TOTAL_MAX_MINOR} (an error names the row that did;
+   * the currency's `amounts` stop at the rows before it). The file is refused as a whole, even
+   * with skip-invalid: no row is invalid by itself.
+   */
+  totalTooLarge: string[];
   /** The file was read to its end (a structural error stops reading). */
   complete: boolean;
   /** The file's content hash (identity.ts); undefined when it was not read to its end. */
@@ -102,6 +126,7 @@ export async function validateAndSpill(
   let spilling = spill !== undefined;
   let pendingLine = 0;
   let pending: CsvError[] = [];
+  const totalTooLarge: string[] = [];
 
   const flushPending = async () => {
     if (pending.length > 0 && spilling && spill) {
@@ -139,7 +164,19 @@ export async function validateAndSpill(
     await flushPending();
     const total = (amounts[row.currency] ??= { rows: 0, amount: 0 as AmountMinor });
     total.rows++;
-    total.amount = (total.amount + row.amount) as AmountMinor;
+    // Both are safe integers, so the rounded sum is above the maximum exactly when the sum is.
+    const sum = total.amount + row.amount;
+    if (sum <= BATCH_TOTAL_MAX_MINOR) {
+      total.amount = sum as AmountMinor;
+    } else if (!totalTooLarge.includes(row.currency)) {
+      // A whole-file error: listed and counted, never spilled as an invalid row.
+      totalTooLarge.push(row.currency);
+      const error = totalTooLargeError(row.line, row.currency);
+      errorCount++;
+      if (errors.length < maxListed) errors.push(error);
+      else if (firstUnlistedLine === 0) firstUnlistedLine = error.line;
+      spilling = false;
+    }
     if (!spilling || !spill) continue;
     const draft = draftFromRow(row, { key: PLACEHOLDER_KEY, origin: 'batch' }, sealer);
     await spill.write(spillRow(row, draft.payee));
@@ -152,6 +189,7 @@ export async function validateAndSpill(
     errors,
     errorCount,
     firstUnlistedLine,
+    totalTooLarge,
     complete: summary.contentHash !== undefined,
     contentHash: summary.contentHash,
     layoutHash: summary.layoutHash,

@@ -262,12 +262,15 @@ export async function submitBatch(
       'batch file validated',
     );
 
-    if (v.errorCount > 0 && (!opts.skipInvalid || structural || v.totals.valid === 0)) {
+    const tooLarge = v.totalTooLarge.length > 0;
+    if (v.errorCount > 0 && (!opts.skipInvalid || structural || tooLarge || v.totals.valid === 0)) {
       const why = !opts.skipInvalid
         ? 'the file has errors; nothing was enqueued'
         : structural
           ? 'the file cannot be read past a structural error, so --skip-invalid cannot apply; nothing was enqueued'
-          : 'no row is valid; nothing was enqueued';
+          : tooLarge
+            ? `the ${v.totalTooLarge.join(', ')} total of the file is more than one batch can hold, so --skip-invalid cannot apply; split the file; nothing was enqueued`
+            : 'no row is valid; nothing was enqueued';
       return { status: 'invalid', ...report(none), message: why };
     }
     if (batchId === undefined || v.contentHash === undefined) {

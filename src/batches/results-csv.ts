@@ -26,15 +26,19 @@ export const RESULT_COLUMNS = [
   'updated_at',
 ] as const;
 
-/** An intent's state, or `invalid` for a row refused by validation (with `--skip-invalid`). */
-export type ResultStatus = IntentState | 'invalid';
+/**
+ * An intent's state, `invalid` for a row refused by validation (with `--skip-invalid`) or for its
+ * reference, or `awaiting_approval` for a row of a batch held for approval (BATCH_APPROVAL), which
+ * has no intent yet.
+ */
+export type ResultStatus = IntentState | 'invalid' | 'awaiting_approval';
 
 /** One line of the results file. Amounts are minor units; the file shows major units. */
 export interface ResultRow {
   /** The input row's physical line. */
   line: number;
   reference?: string;
-  /** Absent for a row refused by validation: it has no intent. */
+  /** Absent for a refused row: it has no intent. A held row shows the key approval gives it. */
   intentKey?: string;
   status: ResultStatus;
   amount?: AmountMinor;
