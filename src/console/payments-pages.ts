@@ -158,7 +158,9 @@ function payeeFacts(intent: Intent): Html {
         <a class="mono" href="${CONSOLE_PATH}/payments/${seg(p.chargeKey)}">${p.chargeKey}</a>
       </dd>
       <dt>Reason</dt>
-      <dd class="narration">${p.reason ?? ''}</dd>`;
+      <dd class="narration">${p.reason ?? ''}</dd>
+      <dt>Requested by</dt>
+      <dd>${p.requestedBy ?? '—'}</dd>`;
   }
   const last4 = p.accountNumber.slice(-4);
   return html`<dt>Beneficiary</dt>

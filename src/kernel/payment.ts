@@ -41,6 +41,11 @@ export interface RefundPayee {
   chargedMinor: number;
   /** The caller's reason, at most 200 characters. */
   reason?: string;
+  /**
+   * Who asked for the refund: the token's name (`API_TOKEN`) or `cli:<os user>`, as a resolution's
+   * `by` and a batch's `submittedBy`. Absent on refunds stored before it was recorded.
+   */
+  requestedBy?: string;
 }
 
 export type Payee = ChargePayee | PayoutPayee | RefundPayee;
@@ -124,6 +129,11 @@ export interface IntentHistoryEntry {
   reason?: string;
   /** Set when a person decided this transition (payments/resolve.ts). */
   resolution?: Resolution;
+  /**
+   * On a refund's first line (`null → queued`): who asked for it (RefundPayee.requestedBy).
+   * Absent on refunds stored before it was recorded.
+   */
+  requestedBy?: string;
 }
 
 /** An operator's resolution of a payment, recorded in its history and its event. */

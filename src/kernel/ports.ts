@@ -331,6 +331,8 @@ export interface RefundReservation {
   callerKey?: string;
   /** Hash of the request, to refuse the same caller key with a different body. */
   requestHash: string;
+  /** Who asks: the token's name (`API_TOKEN`) or `cli:<os user>` (RefundPayee.requestedBy). */
+  requestedBy: string;
   now: number;
 }
 

@@ -171,6 +171,7 @@ describe('payments refund and subs: refusals of what was asked', () => {
     for (let i = 0; i < MAX_REFUNDS_PER_CHARGE; i++) {
       const res = await createRefund({ ...deps, partialRefunds: true }, key, {
         amount: 1 as AmountMinor,
+        requestedBy: 'test',
       });
       expect(res.status).toBe('created');
     }

@@ -64,7 +64,7 @@ async function postBatch(id: string): Promise<void> {
 
 /** Asks for a full refund of `api_<key>` and returns the refund it created. */
 async function refund(key: string): Promise<Intent> {
-  const r = await createRefund(refundDeps(t.app), `api_${key}`, {});
+  const r = await createRefund(refundDeps(t.app), `api_${key}`, { requestedBy: 'test' });
   if (r.status !== 'created') throw new Error(`refund of ${key}: ${JSON.stringify(r)}`);
   return r.intent;
 }

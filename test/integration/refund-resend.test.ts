@@ -40,6 +40,7 @@ describe('a reservation run twice by one request', () => {
         chargeKey: charge,
         amount: 400 as AmountMinor,
         requestHash: 'h',
+        requestedBy: 'test',
         now: 4,
         ...(callerKey ? { callerKey } : {}),
       });

@@ -245,7 +245,7 @@ describe('a refund whose claim lapsed is never resent: nothing at Sayswitch dedu
     await submit(deps.gateway)({ key: chargeKey, attempt: 1, amount: 3000, currency: 'NGN' }, ctx);
     await settles(s, chargeKey);
 
-    const reserved = await createRefund(refundDeps(t.app), chargeKey, {});
+    const reserved = await createRefund(refundDeps(t.app), chargeKey, { requestedBy: 'test' });
     if (reserved.status !== 'created') throw new Error(`refund not created: ${reserved.status}`);
     const key = reserved.intent.key;
     const job = { key, attempt: 1, amount: 3000, currency: 'NGN' };

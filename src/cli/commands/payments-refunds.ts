@@ -4,9 +4,11 @@
  * same validation and the same refusals. `--json` prints one document; logs go to stderr. A refusal
  * of what was asked (no such payment, more than is left, a partial refund while they are off, the
  * most refunds a charge may have, a `--key` reused with another body) exits 2 with the HTTP
- * error's code; a charge that is not refundable in its state exits 1.
+ * error's code; a charge that is not refundable in its state exits 1. Who asked is recorded as
+ * `cli:<os user>` (`requestedBy`).
  */
 import type { Command } from 'commander';
+import { cliIdentity } from '../../batches/approval.ts';
 import { createRefund, refundDeps } from '../../payments/refunds/create.ts';
 import {
   chargeRefunds,
@@ -20,7 +22,7 @@ import { withApp, type CliContext } from '../context.ts';
 import { CliError, UsageError } from '../errors.ts';
 
 function refundLine(r: RefundView): string {
-  return `${r.key}  ${r.amount} ${r.currency}  ${r.state}${r.reason ? `  "${r.reason}"` : ''}`;
+  return `${r.key}  ${r.amount} ${r.currency}  ${r.state}${r.reason ? `  "${r.reason}"` : ''}${r.requestedBy ? `  requested by ${r.requestedBy}` : ''}`;
 }
 
 function summary(v: unknown): string {
@@ -61,6 +63,7 @@ export function registerPaymentsRefundCommands(payments: Command, ctx: CliContex
           ...(amount !== undefined ? { amount } : {}),
           ...(reason !== undefined ? { reason } : {}),
           ...(key !== undefined ? { key } : {}),
+          requestedBy: cliIdentity(),
         });
         if (res.status !== 'created' && res.status !== 'existing') {
           const { body: err } = refundRefusal(reference, res);

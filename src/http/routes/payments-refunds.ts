@@ -2,8 +2,8 @@
  * `POST /payments/:key/refunds` and `GET /payments/:key/refunds` (docs/refunds.md). The path
  * parameter is named `reference` like the other payment routes' (one parameter node in the
  * router) and takes the charge's key, a reference of it, or the caller's own key. The POST is a
- * write route of the access policy (http/auth.ts classifies it by method: API_TOKEN only); the GET
- * a read route.
+ * write route of the access policy (http/auth.ts classifies it by method: API_TOKEN only), whose
+ * name is recorded as who asked (`requestedBy`); the GET a read route.
  *
  * Validation is the zod schemas declared here (the CLI parses its flags with the same body
  * schema), in the routes' `schema:` and so in the OpenAPI document.
@@ -95,9 +95,19 @@ export function refundRefusal(
   }
 }
 
-/** A refund: the payment view plus the charge it refunds and the caller's reason. */
+/** A refund: the payment view plus the charge it refunds, the caller's reason and who asked. */
 const refundViewSchema = paymentViewSchema
-  .extend({ chargeKey: z.string(), reason: z.string().optional() })
+  .extend({
+    chargeKey: z.string(),
+    reason: z.string().optional(),
+    requestedBy: z
+      .string()
+      .optional()
+      .describe(
+        "who asked for the refund: the token's name (API_TOKEN) or cli:<os user>; absent on " +
+          'refunds created before it was recorded',
+      ),
+  })
   .meta({ id: 'Refund' });
 
 /** A charge's refunds and its totals, minor units. */
@@ -138,6 +148,7 @@ export function registerRefundRoutes(app: FastifyInstance, deps: RefundDeps) {
         ...(amount !== undefined ? { amount } : {}),
         ...(reason !== undefined ? { reason } : {}),
         ...(key !== undefined ? { key } : {}),
+        requestedBy: req.tokenName ?? 'API_TOKEN',
       });
       if (res.status === 'created' || res.status === 'existing') {
         return reply

@@ -56,6 +56,10 @@ export const paymentViewSchema = z
         to: z.enum(INTENT_STATES),
         attempt: z.int(),
         reason: z.string().optional(),
+        requestedBy: z
+          .string()
+          .optional()
+          .describe("a refund's first line: who asked for it (the token's name or cli:<os user>)"),
       }),
     ),
     createdAt: z.iso.datetime(),

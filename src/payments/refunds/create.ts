@@ -56,6 +56,12 @@ export interface RefundInput {
   reason?: string;
   /** The caller's idempotency key. */
   key?: string;
+  /**
+   * Who asks: the token's name (`API_TOKEN`) or `cli:<os user>` (batches/approval.ts
+   * `cliIdentity`), as a resolution's `by`. Recorded on the refund, not part of the request hash:
+   * the same key and body from another identity answers the refund the first one asked for.
+   */
+  requestedBy: string;
 }
 
 /** The store's reservation result, or a partial refund refused before reserving anything. */
@@ -96,6 +102,7 @@ export async function createRefund(
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     ...(input.key !== undefined ? { callerKey: input.key } : {}),
     requestHash: requestHash(deps.hashKey, charge.key, input),
+    requestedBy: input.requestedBy,
     now: deps.clock.now(),
   });
   if (res.status === 'created' || res.status === 'existing') {
@@ -108,6 +115,7 @@ export async function createRefund(
           chargeKey: charge.key,
           amount: intent.amount,
           currency: intent.currency,
+          by: input.requestedBy,
         },
         'refund reserved',
       );

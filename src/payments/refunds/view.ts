@@ -16,10 +16,12 @@ export function isRefundable(intent: Pick<Intent, 'type' | 'state'>): boolean {
   return intent.type === 'charge' && intent.state === 'succeeded';
 }
 
-/** A refund: the payment view plus the charge it refunds and the caller's reason. */
+/** A refund: the payment view plus the charge it refunds, the caller's reason and who asked. */
 export interface RefundView extends PaymentView {
   chargeKey: string;
   reason?: string;
+  /** The token's name or `cli:<os user>`; absent on refunds stored before it was recorded. */
+  requestedBy?: string;
 }
 
 export interface ChargeRefundsView {
@@ -40,8 +42,13 @@ export interface ChargeRefundsView {
 export function toRefundView(intent: Intent, history: PaymentView['history']): RefundView {
   const view = toView(intent, history);
   if (intent.payee.kind !== 'refund') return { ...view, chargeKey: '' };
-  const { chargeKey, reason } = intent.payee;
-  return { ...view, chargeKey, ...(reason !== undefined ? { reason } : {}) };
+  const { chargeKey, reason, requestedBy } = intent.payee;
+  return {
+    ...view,
+    chargeKey,
+    ...(reason !== undefined ? { reason } : {}),
+    ...(requestedBy !== undefined ? { requestedBy } : {}),
+  };
 }
 
 /** Sums of a charge's refunds (pure). */

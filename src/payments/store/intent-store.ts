@@ -71,6 +71,8 @@ const payeeSchema = z.discriminatedUnion('kind', [
     chargeReference: z.string(),
     chargedMinor: z.number().int(),
     reason: z.string().optional(),
+    // Absent on refunds stored before the requester was recorded.
+    requestedBy: z.string().optional(),
   }),
 ]);
 

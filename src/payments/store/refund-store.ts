@@ -64,6 +64,7 @@ export class RedisRefundStore implements RefundStore {
         chargeReference: charge.reference,
         chargedMinor: charge.amount,
         ...(req.reason !== undefined ? { reason: req.reason } : {}),
+        requestedBy: req.requestedBy,
       };
       const fields: Record<string, string> = {
         key,
@@ -82,7 +83,13 @@ export class RedisRefundStore implements RefundStore {
         incarnation: randomBytes(8).toString('hex'),
         requestHash: req.requestHash,
       };
-      const history: IntentHistoryEntry = { at: req.now, from: null, to: 'queued', attempt: 1 };
+      const history: IntentHistoryEntry = {
+        at: req.now,
+        from: null,
+        to: 'queued',
+        attempt: 1,
+        requestedBy: req.requestedBy,
+      };
       const res = (await RESERVE_REFUND.run(
         this.redis,
         8 + existing.length,
