@@ -5,6 +5,7 @@
  * (batches/operations.ts) as forms. Approval by the submitter's own identity stays refused by the
  * service.
  */
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { batchIdSchema } from '../batches/ingest.ts';
 import { approveBatch, cancelBatch, retryFailedBatch } from '../batches/operations.ts';
@@ -172,7 +173,9 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
         const id = batchIdSchema.safeParse(wanted);
         if (id.success && (await batchStatus(deps, id.data)))
           return reply.redirect(`${CONSOLE_PATH}/batches/${seg(id.data)}`, 303);
-        note = html`<div class="flash error" role="alert">No batch <q>${wanted}</q>.</div>`;
+        note = html`<div class="flash error" role="alert">
+          No batch <q>${withoutCardNumbers(wanted)}</q>.
+        </div>`;
       }
       // The operator API's list (GET /batches): newest first, a page at a time.
       let list: Awaited<ReturnType<typeof listBatches>> = { data: [], next_cursor: null };
@@ -250,7 +253,12 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
       if (!id.success || !b) {
         return kit.send(
           reply,
-          page(ctx, 'batches', 'Batch not found', html`<p>No batch <q>${req.params.id}</q>.</p>`),
+          page(
+            ctx,
+            'batches',
+            'Batch not found',
+            html`<p>No batch <q>${withoutCardNumbers(req.params.id)}</q>.</p>`,
+          ),
           404,
         );
       }
@@ -314,7 +322,10 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
   scope.get<{ Params: { id: string } }>('/batches/:id/results.csv', HIDDEN, async (req, reply) => {
     const id = batchIdSchema.safeParse(req.params.id);
     if (!id.success || !(await batchStatus(deps, id.data))) {
-      return reply.code(404).type('text/plain; charset=utf-8').send(`no batch ${req.params.id}`);
+      return reply
+        .code(404)
+        .type('text/plain; charset=utf-8')
+        .send(`no batch ${withoutCardNumbers(req.params.id)}`);
     }
     return reply
       .type('text/csv; charset=utf-8')

@@ -6,6 +6,7 @@
  * the operator API's resolution (payments/resolve.ts) with the same body rules as
  * `POST /payments/:key/resolve` and the operator's identity as `by`.
  */
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 import type { FastifyInstance } from 'fastify';
 import { resolveBodySchema } from '../http/routes/payments-resolve.ts';
 import { listPayments, toSummary } from '../payments/list.ts';
@@ -79,7 +80,12 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
     if (!view || !intent) {
       return kit.send(
         reply,
-        page(ctx, 'inbox', 'Payment not found', html`<p>No payment <q>${req.params.key}</q>.</p>`),
+        page(
+          ctx,
+          'inbox',
+          'Payment not found',
+          html`<p>No payment <q>${withoutCardNumbers(req.params.key)}</q>.</p>`,
+        ),
         404,
       );
     }

@@ -6,6 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 import { INTENT_STATES, INTENT_TYPES } from '../kernel/intent.ts';
 import { CURRENCIES } from '../kernel/money.ts';
 import type { Intent } from '../kernel/payment.ts';
@@ -314,7 +315,7 @@ export function registerPaymentPages(scope: FastifyInstance, kit: ConsoleKit): v
       if (f.q.includes('@')) email = f.q;
       else
         note = html`<div class="flash error" role="alert">
-          No payment with key or reference <q>${f.q}</q>.
+          No payment with key or reference <q>${withoutCardNumbers(f.q)}</q>.
         </div>`;
     }
     const query = paymentListQuerySchema.safeParse({
@@ -373,7 +374,9 @@ export function registerPaymentPages(scope: FastifyInstance, kit: ConsoleKit): v
           ctx,
           'payments',
           'Payment not found',
-          html`<p>No payment with key or reference <q>${req.params.key}</q>.</p>`,
+          html`<p>
+            No payment with key or reference <q>${withoutCardNumbers(req.params.key)}</q>.
+          </p>`,
         ),
         404,
       );

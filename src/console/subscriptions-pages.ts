@@ -4,6 +4,7 @@
  * calling the service of `POST /subscriptions/:id/{pause,resume,cancel}` (subscriptions/manage.ts,
  * bodies checked by subscriptions/patch-input.ts as the HTTP route checks them).
  */
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { parseCancelBody, parsePauseBody } from '../subscriptions/patch-input.ts';
@@ -260,7 +261,7 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
           ctx,
           'subscriptions',
           'Subscription not found',
-          html`<p>No subscription <q>${req.params.id}</q>.</p>`,
+          html`<p>No subscription <q>${withoutCardNumbers(req.params.id)}</q>.</p>`,
         ),
         404,
       );

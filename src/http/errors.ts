@@ -3,8 +3,28 @@ export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 
+/**
+ * The error body. Its message and every string in its details go through `withoutCardNumbers`:
+ * an answer that repeats what the caller sent (a key in a path, an unknown query name, a URL) never
+ * repeats a card number in it, whichever route built the message.
+ */
 export function apiError(code: string, message: string, details?: unknown): ApiErrorBody {
-  return { error: { code, message, ...(details !== undefined ? { details } : {}) } };
+  return {
+    error: {
+      code,
+      message: withoutCardNumbers(message),
+      ...(details !== undefined ? { details: maskStrings(details, 0) } : {}),
+    },
+  };
+}
+
+function maskStrings(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return withoutCardNumbers(value);
+  if (depth > 4 || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => maskStrings(v, depth + 1));
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [withoutCardNumbers(k), maskStrings(v, depth + 1)]),
+  );
 }
 
 /**
@@ -12,6 +32,7 @@ export function apiError(code: string, message: string, details?: unknown): ApiE
  * code, never the request URL echoed back. Unknown framework errors are a plain `bad_request`.
  */
 import { WHOLE_BODY } from '../input/record.ts';
+import { withoutCardNumbers } from '../kernel/card-number.ts';
 
 const FRAMEWORK_ERRORS: Readonly<Record<string, { code: string; message: string }>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'invalid_json', message: 'the body is not valid JSON' },

@@ -346,3 +346,47 @@ describe('a card number in any other field is refused by its rule, never echoed'
     expectNoCardDigits(logLines.join(''));
   });
 });
+
+describe('a card number in a path or a query is never echoed back', () => {
+  const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };
+  const get = async (path: string) => {
+    const res = await fetch(`${t.url}${path}`, { headers: auth });
+    return { status: res.status, text: await res.text() };
+  };
+
+  it('API answers: not found, an unknown query name, an unknown route', async () => {
+    for (const path of [
+      `/payments/${PAN}`,
+      `/payments/api_${PAN}_1`,
+      `/payments/${PAN}/refunds`,
+      `/payments?${PAN}=1`,
+      `/subscriptions/${PAN}`,
+      `/batches/${PAN}`,
+      `/batches/${PAN}/results`,
+      `/nothing/${PAN}`,
+      `/payments/${encodeURIComponent('4111 1111 1111 1111')}`,
+    ]) {
+      const res = await get(path);
+      expect(res.status, path).toBeGreaterThanOrEqual(400);
+      expect(res.text, path).toContain(CARD_NUMBER_REMOVED);
+      expectNoCardDigits(res.text);
+    }
+  });
+
+  it('console pages: a payment, batch, subscription or inbox item not found, and the search', async () => {
+    for (const path of [
+      `/console/payments/${PAN}`,
+      `/console/payments?q=${PAN}`,
+      `/console/batches/${PAN}`,
+      `/console/batches?id=${PAN}`,
+      `/console/batches/${PAN}/results.csv`,
+      `/console/subscriptions/${PAN}`,
+      `/console/inbox/${PAN}`,
+    ]) {
+      const res = await get(path);
+      expect(res.text, path).toContain(CARD_NUMBER_REMOVED);
+      // The search box keeps what was typed in it (the operator's own input, on their own page).
+      expectNoCardDigits(res.text.replace(/<input[^>]*>/g, ''));
+    }
+  });
+});
