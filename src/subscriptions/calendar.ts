@@ -235,6 +235,58 @@ export function periodIndexAt(schedule: Schedule, nowMs: number): number {
   return indexAt(compile(schedule), nowMs);
 }
 
+/** The unit two intervals are both counted in: months (month, year) or days (day, week). */
+const COMMON_UNIT = {
+  day: { unit: 'days', per: 1 },
+  week: { unit: 'days', per: 7 },
+  month: { unit: 'months', per: 1 },
+  year: { unit: 'months', per: 12 },
+} as const satisfies Record<BillingInterval, { unit: 'days' | 'months'; per: number }>;
+
+/** How far back {@link alignedSchedule} looks, in new intervals. */
+const ALIGN_MAX_STEPS = 48;
+
+/**
+ * A schedule with `next`'s interval and count, in the zone of `cur`, that has `cur`'s period `n`
+ * among its starts and keeps `cur`'s day of the month and local time: anchored on the latest
+ * earlier date, a whole number of new intervals before period `n`'s scheduled wall-clock time, at
+ * which that day exists without clamping and that local time exists (not in a DST gap). So
+ * monthly on the 31st whose period `n` starts Feb 28 becomes quarterly anchored Aug 31 of the year
+ * before: Feb 28, May 31, Aug 31, Nov 30; and a 02:30 plan whose period `n` fell in a
+ * spring-forward gap (03:30) goes on at 02:30. With it, the index of period `n` in it.
+ * Undefined when the intervals share no unit (days and months) or no date is found.
+ */
+export function alignedSchedule(
+  cur: Schedule,
+  n: number,
+  next: Pick<Schedule, 'interval' | 'intervalCount'>,
+): { schedule: Schedule; index: number } | undefined {
+  checkIndex(n);
+  const from = COMMON_UNIT[cur.interval];
+  const to = COMMON_UNIT[next.interval];
+  if (from.unit !== to.unit) return undefined;
+  const c = compile(cur);
+  const target = startMs(c, n);
+  const a = c.anchorWall;
+  for (let k = 1; k <= ALIGN_MAX_STEPS; k++) {
+    const steps = n * c.count * from.per - k * next.intervalCount * to.per;
+    const wall = a.plus({ [from.unit]: steps });
+    // A month that clamped the day (Nov for the 31st) would anchor on the wrong day.
+    if (!wall.isValid || (from.unit === 'months' && wall.day !== a.day)) continue;
+    const instant = wallToInstant(c.zone, wall.toMillis());
+    // In a gap the anchor would be the shifted time, and every later period with it.
+    if (instant + offsetMs(c.zone, instant) !== wall.toMillis()) continue;
+    const anchor = DateTime.fromMillis(instant, { zone: c.zone }).toISO({
+      suppressMilliseconds: true,
+    });
+    if (anchor === null) continue;
+    const schedule: Schedule = { ...next, anchor, timezone: cur.timezone };
+    const index = periodIndexAt(schedule, target);
+    if (index >= 0 && periodStart(schedule, index) === target) return { schedule, index };
+  }
+  return undefined;
+}
+
 /**
  * Periods due for billing: indexes from `fromIndex` (the first one not yet billed) whose start is
  * at or before `nowMs`, in order, at most `max` of them. After downtime this returns each missed

@@ -15,8 +15,9 @@
  *   there is no proration), so a new anchor must not be before the start of the first unbilled
  *   period, nor in the past; the time up to it belongs to the period before (longer, unbilled).
  *   Without `anchor`, the new interval starts at that instant, on the old anchor's calendar when
- *   it has a period starting there (monthly on the 31st → quarterly keeps the 31st), else from
- *   that instant. Not on a record with a claim (`busy`): the claimed periods' keys are the
+ *   it has a period starting there, else on one anchored earlier that keeps the old anchor's day
+ *   of the month and local time (calendar.ts `alignedSchedule`: monthly on the 31st → quarterly
+ *   keeps the 31st, a 02:30 plan keeps 02:30), else from that instant (days to months). Not on a record with a claim (`busy`): the claimed periods' keys are the
  *   current schedule's. manage.ts finishes a claim before it applies a change (in-flight.ts), so
  *   a change is refused only if a claim appears under it again and again.
  * - `cancel_at_period_end`: rule 12 (actions.ts `scheduleCancel`); `false` undoes it.
@@ -28,6 +29,7 @@ import { DateTime } from 'luxon';
 import type { FieldIssue } from '../input/record.ts';
 import type { AmountMinor, ChargeCurrency } from '../kernel/money.ts';
 import {
+  alignedSchedule,
   anchorInZone,
   instantMs,
   periodIndexAt,
@@ -198,8 +200,19 @@ function reschedule(
       schedule = kept;
       offset = k;
     } else {
-      const at = DateTime.fromMillis(boundary, { zone: cur.timezone });
-      schedule = { ...kept, anchor: at.toISO({ suppressMilliseconds: true }) ?? cur.anchor };
+      // Else a calendar anchored earlier that keeps the old anchor's day and time, else afresh.
+      const n = periodIndexAt(cur, boundary);
+      const aligned =
+        n >= 0 && startOf(cur, n) === boundary
+          ? alignedSchedule(cur, n, { interval, intervalCount })
+          : undefined;
+      if (aligned) {
+        schedule = aligned.schedule;
+        offset = aligned.index;
+      } else {
+        const at = DateTime.fromMillis(boundary, { zone: cur.timezone });
+        schedule = { ...kept, anchor: at.toISO({ suppressMilliseconds: true }) ?? cur.anchor };
+      }
     }
   }
 

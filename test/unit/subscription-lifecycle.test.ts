@@ -3,6 +3,8 @@
  * the test clock's pure rules (test-clocks.ts) and the management input (patch-input.ts), on
  * records built in memory.
  */
+import fc from 'fast-check';
+import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
 import { amountMinor } from '../../src/kernel/money.ts';
 import {
@@ -19,7 +21,7 @@ import {
   parsePauseBody,
   parseSubscriptionPatch,
 } from '../../src/subscriptions/patch-input.ts';
-import { periodKey } from '../../src/subscriptions/periods.ts';
+import { periodKey, startAt } from '../../src/subscriptions/periods.ts';
 import {
   createSubscription,
   dueScore,
@@ -291,6 +293,95 @@ describe('an anchor in any ISO 8601 form the input accepts', () => {
     expect(toSubscriptionView(paidThroughApril()).anchor).toBe('2025-01-31T09:00:00+01:00');
     // The same instant in another form is no change.
     expect(patched('2025-01-31T09:00+01')).toEqual({ events: [], retries: [] });
+  });
+});
+
+describe('a new interval without an anchor keeps the day of the month and the time of day', () => {
+  /** Monthly from `anchor` in `timezone`, periods before `billed` paid for. */
+  function monthly(anchor: string, timezone: string, billed: number): Subscription {
+    const s = createSubscription(
+      {
+        id: 'cal',
+        customerEmail: 'ada@example.com',
+        cardTokenSealed: 'sealed-1',
+        amount: amountMinor(1_000),
+        currency: 'NGN',
+        schedule: { anchor, timezone, interval: 'month', intervalCount: 1 },
+        metadata: {},
+      },
+      Date.parse(anchor) - DAY,
+    );
+    return { ...s, nextPeriod: billed, nextPeriodStart: startAt(s, billed) };
+  }
+  /** The local starts of periods `from`… of `s`. */
+  const local = (s: Subscription, from: number, count: number) =>
+    Array.from({ length: count }, (_, i) =>
+      DateTime.fromMillis(startAt(s, from + i), { zone: s.schedule.timezone }).toFormat(
+        'yyyy-MM-dd HH:mm',
+      ),
+    );
+
+  it('monthly on the 31st, paid through January, becomes quarterly on the 31st from Feb 28', () => {
+    const s = monthly('2025-01-31T09:00:00+01:00', 'Africa/Lagos', 1);
+    const moved = next(changeSubscription(s, { intervalCount: 3 }, ms('2025-02-10T00:00:00Z')));
+    expect(local(moved, 1, 5)).toEqual([
+      '2025-02-28 09:00',
+      '2025-05-31 09:00',
+      '2025-08-31 09:00',
+      '2025-11-30 09:00',
+      '2026-02-28 09:00',
+    ]);
+    // The paid period's key is unchanged, and the boundary's period keeps its date.
+    expect(periodKey(moved, 0)).toBe(periodKey(s, 0));
+    expect(periodKey(moved, 1)).toBe(periodKey(s, 1));
+  });
+
+  it('a 02:30 plan whose boundary fell in the spring-forward gap goes on at 02:30', () => {
+    const s = monthly('2025-02-09T02:30:00-05:00', 'America/New_York', 1);
+    const moved = next(changeSubscription(s, { intervalCount: 2 }, ms('2025-02-20T00:00:00Z')));
+    expect(local(moved, 1, 4)).toEqual([
+      '2025-03-09 03:30',
+      '2025-05-09 02:30',
+      '2025-07-09 02:30',
+      '2025-09-09 02:30',
+    ]);
+  });
+
+  it('monthly to n months (1-6): every later period is on the anchor day (clamped) at its time', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 28, max: 31 }),
+        fc.integer({ min: 1, max: 3 }),
+        fc.integer({ min: 1, max: 6 }),
+        fc.integer({ min: 1, max: 30 }),
+        fc.constantFrom('Africa/Lagos', 'America/New_York', 'Australia/Lord_Howe'),
+        (day, oldCount, newCount, billed, zone) => {
+          const anchor = DateTime.fromObject(
+            { year: 2024, month: 1, day, hour: 9, minute: 15 },
+            { zone },
+          ).toISO()!;
+          const s0 = monthly(anchor, zone, billed);
+          const s =
+            oldCount === 1
+              ? s0
+              : next(changeSubscription(s0, { intervalCount: oldCount }, s0.nextPeriodStart - DAY));
+          if (s.schedule.intervalCount !== oldCount || newCount === oldCount) return;
+          const moved = next(
+            changeSubscription(s, { intervalCount: newCount }, s.nextPeriodStart - DAY),
+          );
+          expect(startAt(moved, moved.nextPeriod)).toBe(s.nextPeriodStart);
+          for (let i = 1; i <= 8; i++) {
+            const at = DateTime.fromMillis(startAt(moved, moved.nextPeriod + i), { zone });
+            expect(at.day).toBe(Math.min(day, at.daysInMonth!));
+            expect([at.hour, at.minute]).toEqual([9, 15]);
+            const prev = DateTime.fromMillis(startAt(moved, moved.nextPeriod + i - 1), { zone });
+            const months = (at.year - prev.year) * 12 + at.month - prev.month;
+            expect(months).toBe(newCount);
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
 

@@ -194,7 +194,8 @@ describe('schedule changes from the next period (property)', () => {
       'sub_p_20250731',
       'sub_p_20251031',
     ]);
-    // Feb 28 is not on the quarterly calendar from Jan 31: the new one starts afresh there.
+    // Feb 28 is not on the quarterly calendar from Jan 31: the new one is anchored on an earlier
+    // 31st (Aug 31, 2024) that has Feb 28 among its starts, so it keeps the 31st (not May 28).
     const early = billedUpTo(
       subscriptionOf({
         timezone: 'America/New_York',
@@ -205,7 +206,11 @@ describe('schedule changes from the next period (property)', () => {
       1,
     );
     const q2 = change(early, { intervalCount: 3 }, ms('2025-02-01T00:00:00Z'));
-    expect([1, 2].map((n) => periodKey(q2, n))).toEqual(['sub_p_20250228', 'sub_p_20250528']);
+    expect([1, 2, 3].map((n) => periodKey(q2, n))).toEqual([
+      'sub_p_20250228',
+      'sub_p_20250531',
+      'sub_p_20250831',
+    ]);
   });
 });
 
