@@ -383,11 +383,9 @@ export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<St
     entries: StreamEntry[],
     ack: (ids: readonly string[]) => Promise<void>,
   ): Promise<void> => {
+    type Item = { streamId: string; outcome: NonNullable<ReturnType<typeof relevant>> };
     const done: string[] = [];
-    const bySub = new Map<
-      string,
-      { streamId: string; outcome: NonNullable<ReturnType<typeof relevant>> }[]
-    >();
+    const bySub = new Map<string, Item[]>();
     for (const entry of entries) {
       const e = toEvent(entry);
       const outcome = relevant(e);
@@ -399,22 +397,40 @@ export function startSubscriptionOutcomes(deps: OutcomeConsumerDeps): Promise<St
       list.push({ streamId: e.streamId, outcome });
       bySub.set(outcome.subscriptionId, list);
     }
-    const list = [...bySub.values()].flat();
-    try {
+    const apply = async (items: Item[]): Promise<void> => {
       const applied = await applyPaymentOutcomes(
         deps,
-        list.map((x) => x.outcome),
+        items.map((x) => x.outcome),
       );
       applied.forEach((ok, i) => {
-        const streamId = list[i]?.streamId;
+        const streamId = items[i]?.streamId;
         if (ok && streamId !== undefined) done.push(streamId);
       });
-    } catch (err) {
+    };
+    const failed = (err: unknown, subscriptionId?: string) =>
       // Left pending: claimed again and retried after `claimIdleMs`.
       log.error(
-        { err: { name: (err as Error).name, message: (err as Error).message } },
-        'could not apply a batch of payment outcomes; will retry',
+        {
+          ...(subscriptionId !== undefined ? { subscriptionId } : {}),
+          err: { name: (err as Error).name, message: (err as Error).message },
+        },
+        'could not apply payment outcomes; will retry',
       );
+    try {
+      await apply([...bySub.values()].flat());
+    } catch (err) {
+      if (bySub.size <= 1) failed(err, [...bySub.keys()][0]);
+      // One subscription whose outcome cannot be applied must not hold the others back (they
+      // would be claimed and fail together again): each subscription's outcomes alone, in order.
+      // Applying an outcome again is a no-op, so what the failed call stored is not redone.
+      else
+        for (const [subscriptionId, items] of bySub) {
+          try {
+            await apply(items);
+          } catch (e) {
+            failed(e, subscriptionId);
+          }
+        }
     }
     await ack(done);
   };

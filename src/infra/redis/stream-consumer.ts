@@ -275,8 +275,11 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
     }
   };
 
-  /** XREADGROUP from `id` ('0': own pending entries; '>': new ones), blocking if asked. */
-  const read = (id: '0' | '>', blockMs?: number) =>
+  /**
+   * XREADGROUP from `id` (`>`: new entries; any other id: this consumer's own pending entries
+   * after it), blocking if asked.
+   */
+  const read = (id: string, blockMs?: number) =>
     conn.call(
       'XREADGROUP',
       'GROUP',
@@ -292,6 +295,10 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
 
   const loop = async () => {
     let ownPending = true;
+    // Where the pass over this consumer's own pending entries is: one pass, after the last id it
+    // handled, so an entry the handler leaves pending is passed over (XAUTOCLAIM retries it after
+    // `claimIdleMs`) instead of read again at once, for ever, ahead of every new entry.
+    let pendingAfter = '0';
     let nextClaimAt = 0;
     let claimCursor = '0-0';
     let failures = 0;
@@ -325,10 +332,13 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
           continue;
         }
         if (ownPending) {
-          // Id 0 (not '>') returns entries delivered to this consumer and not yet acknowledged.
-          const entries = entriesOfRead(await read('0'));
+          // An id (not '>') returns entries delivered to this consumer and not yet acknowledged.
+          const entries = entriesOfRead(await read(pendingAfter));
           if (entries.length === 0) ownPending = false;
-          else await handle(entries);
+          else {
+            await handle(entries);
+            pendingAfter = entries[entries.length - 1]![0];
+          }
           continue;
         }
         // No await between the loop's `stopped` check and here, so stop() sees `inBlock` right.
@@ -352,6 +362,7 @@ export async function startStreamConsumer(opts: StreamConsumerOptions): Promise<
         }
         // Whatever was read but not acknowledged is pending on this consumer: read it again.
         ownPending = true;
+        pendingAfter = '0';
         await pause(opts.retryDelayMs);
         if (stopped) break;
         // The stream (and with it the group) may have been deleted; recreate rather than spin.
