@@ -78,7 +78,8 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
             : {}),
           readOnly: app.config.http.dashboardReadOnly,
           authMode: app.config.http.dashboardAuth,
-          logger: app.logger.child({ component: 'dashboard' }),
+          // registerDashboard binds its own `component`.
+          logger: app.logger,
         }),
       (server) =>
         registerWebhookRoutes(server, {
