@@ -370,7 +370,11 @@ function apiMount(app: App, onListen: (http: FastifyInstance) => void): Mounted 
         ? undefined
         : {
             start: async () => {
-              const http = await startApi({ ...app, redisUp: () => app.health.isUp() });
+              const http = await startApi({
+                ...app,
+                redisUp: () => app.health.isUp(),
+                onRedisError: (err) => app.health.onError(err, 'http'),
+              });
               onListen(http);
               return { stop: () => http.close() };
             },

@@ -44,6 +44,8 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   ready: () => Promise<Readiness>;
   /** Redis reachable right now (no round trip). */
   redisUp?: () => boolean;
+  /** Where a request's "Redis unreachable" error is reported (RedisHealth.onError). */
+  onRedisError?: (err: Error) => void;
 }
 
 /** Builds the server and listens on PORT/HOST. */
@@ -58,6 +60,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     ready: app.ready,
     checkResponses: app.config.http.checkResponses,
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
+    ...(app.onRedisError ? { onRedisError: app.onRedisError } : {}),
     extensions: [
       (server) => registerMetricsRoute(server, app.metrics),
       (server) => registerResolveRoute(server, resolveDeps(app)),

@@ -33,6 +33,12 @@ export interface HttpDeps {
    * not, requests that need Redis answer 503 at once instead of waiting for a failed command.
    */
   redisUp?: () => boolean;
+  /**
+   * A request's Redis command failed as unreachable (infra/redis/health.ts `onError`): a Redis
+   * that hangs closes no connection, so only a timed-out command can start the outage, after which
+   * `redisUp` is false and requests answer 503 at once.
+   */
+  onRedisError?: (err: Error) => void;
   /** HTTP_CHECK_RESPONSES: answers checked against their documented schemas (openapi.ts). */
   checkResponses?: boolean;
   /**
@@ -96,6 +102,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   app.setErrorHandler(
     (err: { statusCode?: number; code?: string; message: string }, req, reply) => {
       if (isRedisConnectionError(err)) {
+        deps.onRedisError?.(err as Error);
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
       }
       if (isValidationFailure(err)) {

@@ -9,6 +9,14 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 /** How long one connection attempt may take before it counts as failed. */
 const CONNECT_TIMEOUT_MS = 2_000;
 
+/**
+ * How long a command on a fail-fast connection may wait for its answer. A Redis that hangs (a
+ * frozen process, a partition that resets nothing) closes no connection, so without it a request
+ * would wait for ever and its commands run whenever Redis woke. Long enough for the slowest
+ * command the stores send under load (a batch's intents, 1,000 rows a script call).
+ */
+export const FAIL_FAST_COMMAND_TIMEOUT_MS = 10_000;
+
 /** A cluster seed node (`host:port` of REDIS_CLUSTER_NODES). */
 export interface ClusterNode {
   host: string;
@@ -49,9 +57,15 @@ export function createRedis(target: string | RedisTarget, opts: RedisOptions = {
  * attempt) instead of queueing for the whole outage: the stores and the queues' producers, so an
  * HTTP request or a CLI command answers "Redis unavailable" in bounded time. A command that fails
  * this way is dropped from the offline queue, so it never runs later behind the caller's back.
+ * One already sent to a Redis that stopped answering fails after {@link FAIL_FAST_COMMAND_TIMEOUT_MS}
+ * (and may still run if that Redis wakes up: as for any 503, a retry with the same key is safe).
  */
 export function createFailFastRedis(target: string | RedisTarget, opts: RedisOptions = {}): Redis {
-  const redis = createRedis(target, { maxRetriesPerRequest: 1, ...opts });
+  const redis = createRedis(target, {
+    maxRetriesPerRequest: 1,
+    commandTimeout: FAIL_FAST_COMMAND_TIMEOUT_MS,
+    ...opts,
+  });
   if (isCluster(redis)) {
     // The cluster client queues a command while the cluster is unreachable however long that
     // lasts (`maxRetriesPerRequest` reaches only its per-node connections), then runs it when the

@@ -56,7 +56,8 @@ export function isRedisConnectionError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   if (code !== undefined && CONNECTION_CODES.has(code)) return true;
   if (err.name === 'MaxRetriesPerRequestError') return true;
-  return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request/.test(
+  // `Command timed out`: a fail-fast connection's command got no answer (a Redis that hangs).
+  return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request|^Command timed out$/.test(
     err.message,
   );
 }
