@@ -29,8 +29,11 @@ export function planBilling(
   now: number,
   opts: { catchUpMax: number },
 ): BillingPlan {
-  if (!isBillable(sub)) return { kind: 'idle' };
+  // A live claim first, whatever else the record says: its tick is creating charges and will
+  // commit them; an outcome that made the record unbillable meanwhile (dunning, a hold) must not
+  // let another tick release the claim (its commit would be lost, its period claimed again).
   if (sub.claim && sub.claim.until > now) return { kind: 'busy', until: sub.claim.until };
+  if (!isBillable(sub)) return { kind: 'idle' };
   if (sub.nextPeriodStart > now) return { kind: 'wait', nextAt: sub.nextPeriodStart };
   const max = Math.max(1, opts.catchUpMax);
   // The last period started by `now`: usually `nextPeriod` itself, a few steps on after a short

@@ -183,7 +183,8 @@ function decideClaim(
     case 'idle':
     case 'wait':
       // A scheduled action, or (without one) the due index disagreeing with the record (a claim
-      // that expired with nothing left to bill): storing the record rescores it.
+      // that expired with nothing left to bill; a live one is `busy`): storing the record
+      // rescores it.
       return {
         ...base,
         plan,
