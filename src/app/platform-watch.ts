@@ -6,6 +6,7 @@
  * subscription tick), so billing and reconciliation resume without a restart.
  */
 import type { Clock } from '../kernel/clock.ts';
+import type { BillingEvent } from '../kernel/events.ts';
 import type { EventLog } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
@@ -28,6 +29,9 @@ export interface PlatformApp {
 /** How often the epoch and the schedulers are checked. */
 export const PLATFORM_CHECK_MS = 5_000;
 
+/** How long the data-loss alert's id is remembered, so a resent append publishes it once. */
+const ALERT_ONCE_TTL_S = 86_400;
+
 export interface PlatformWatch {
   /** One check now (also what the timer runs). */
   check(): Promise<void>;
@@ -41,6 +45,9 @@ export function startPlatformWatch(
   const log = app.logger.child({ component: 'platform' });
   let running: Promise<void> | undefined;
   let failing = false;
+  // The data-loss alert until it is published: the loss is detected once (the next check finds
+  // the new epoch its own), so an alert whose append failed is sent again by the next check.
+  let unsentAlert: BillingEvent | undefined;
 
   const once = async () => {
     if (!app.health.isUp()) return;
@@ -55,7 +62,7 @@ export function startPlatformWatch(
             'it may be missing. /readyz answers 503 until `billing redis ack-data-loss` ' +
             '(docs/operations.md, "Redis lost its data")',
         );
-        await app.events.append({
+        unsentAlert = {
           id: `alert.redis_data_lost-${seen.lostId}`,
           type: 'alert.redis_data_lost',
           at: now,
@@ -65,13 +72,18 @@ export function startPlatformWatch(
             redis: app.health.address,
             prefix: app.config.redis.prefix,
           },
-        });
+        };
       } else if (seen.verdict === 'adopt' && seen.lost) {
         app.metrics.countDataLoss();
         log.error(
           { redis: app.health.address, epoch: seen.id },
           'REDIS DATA LOSS recorded by another process; /readyz answers 503 until acknowledged',
         );
+      }
+      if (unsentAlert) {
+        // Once per id: an append whose reply was lost may have written it already.
+        await app.events.appendOnce(unsentAlert, ALERT_ONCE_TTL_S);
+        unsentAlert = undefined;
       }
       const recreated = await app.dispatcher.ensureSchedules();
       if (recreated.length > 0) log.warn({ schedulers: recreated }, 'job schedulers re-created');

@@ -5,6 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Redis } from 'ioredis';
+import { startPlatformWatch, type PlatformApp } from '../../src/app/platform-watch.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { RedisEventLog } from '../../src/infra/redis/event-log.ts';
 import { ACK, CHECK, DeploymentEpoch, epochKey } from '../../src/infra/redis/epoch.ts';
 import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
 import { resendingOnce } from '../support/resend.ts';
@@ -86,5 +89,46 @@ describe('deployment epoch', () => {
       expect(await acking.acknowledge(5)).toBe(true);
       expect((await acking.read())?.state).toBe('ok');
     }
+  });
+});
+
+describe('the data-loss alert', () => {
+  it('is published by a later check when the append of the one that detected the loss failed', async () => {
+    const p = `${prefix}-alert`;
+    const epoch = new DeploymentEpoch(redis, p);
+    await epoch.open(1);
+    const events = new RedisEventLog(redis, p);
+    let failures = 1;
+    // The events port, its first append failing (Redis went away again for a moment).
+    const failOnce =
+      <A extends unknown[], R>(f: (...a: A) => Promise<R>) =>
+      (...a: A): Promise<R> =>
+        failures-- > 0 ? Promise.reject(new Error('Connection is closed.')) : f(...a);
+    const flaky = Object.assign(Object.create(events) as RedisEventLog, {
+      append: failOnce(events.append.bind(events)),
+      appendOnce: failOnce(events.appendOnce.bind(events)),
+    });
+    const app = {
+      config: { redis: { prefix: p } },
+      logger: createLogger({ level: 'silent' }),
+      clock: { now: () => 100 },
+      health: { isUp: () => true, onChange: () => () => undefined, address: 'redis://test' },
+      epoch,
+      events: flaky,
+      dispatcher: { ensureSchedules: () => Promise.resolve([]) },
+      metrics: { countDataLoss: () => undefined },
+    } as unknown as PlatformApp;
+    const watch = startPlatformWatch(app, 60_000);
+    try {
+      await redis.del(epochKey(p)); // the data is gone
+      await watch.check(); // detects the loss; the alert's append fails
+      expect((await events.read()).map((e) => e.type)).toEqual([]);
+      await watch.check(); // sees the new epoch as its own: only the alert left to send
+      await watch.check();
+    } finally {
+      watch.stop();
+    }
+    expect(epoch.isLost()).toBe(true);
+    expect((await events.read()).map((e) => e.type)).toEqual(['alert.redis_data_lost']);
   });
 });
