@@ -11,7 +11,8 @@
 import { afterAll, beforeAll, expect, it } from 'vitest';
 const FAIL_FAST_COMMAND_TIMEOUT_MS = 10_000;
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, TEST_API_TOKEN } from '../support/app.ts';
+import { apiCall } from '../support/api-call.ts';
+import { FAST_ENV } from '../support/app.ts';
 import { spawnBilling, type BillingChild } from '../support/child.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort, spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
@@ -26,19 +27,8 @@ let child: BillingChild | undefined;
 let base: string;
 let stopped = false;
 
-async function api(method: 'GET' | 'POST', path: string, body?: unknown) {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_API_TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(REQUEST_LIMIT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+  apiCall({ url: base }, method, path, body, { timeoutMs: REQUEST_LIMIT_MS });
 
 const charge = (key: string) => ({
   type: 'charge',

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { apiCall } from '../support/api-call.ts';
 import { FAST_ENV, TEST_API_TOKEN } from '../support/app.ts';
 import { runBilling, spawnBilling, type BillingChild } from '../support/child.ts';
 import { until } from '../support/poll.ts';
@@ -44,23 +45,8 @@ function freePort(): Promise<number> {
   });
 }
 
-async function api(
-  method: 'GET' | 'POST',
-  path: string,
-  body?: unknown,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${TEST_API_TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(REQUEST_LIMIT_MS),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-}
+const api = (method: 'GET' | 'POST', path: string, body?: unknown) =>
+  apiCall({ url: base }, method, path, body, { timeoutMs: REQUEST_LIMIT_MS });
 
 const charge = (key: string) => ({
   type: 'charge',

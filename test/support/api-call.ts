@@ -6,12 +6,17 @@ export interface ApiReply<B> {
   body: B;
 }
 
-/** `method path` on a test app's api role, with `body` as JSON when given. */
+/**
+ * `method path` on a test app's api role (or any base URL), with `body` as JSON when given. An
+ * empty answer reads as `{}`. `timeoutMs`: a request that hangs fails the test instead of
+ * hanging it.
+ */
 export async function apiCall<B = Record<string, unknown>>(
   app: { url?: string | undefined },
   method: string,
   path: string,
   body?: unknown,
+  opts: { timeoutMs?: number } = {},
 ): Promise<ApiReply<B>> {
   if (app.url === undefined) throw new Error('the test app runs no api role');
   const res = await fetch(`${app.url}${path}`, {
@@ -21,6 +26,8 @@ export async function apiCall<B = Record<string, unknown>>(
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
     },
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    ...(opts.timeoutMs !== undefined ? { signal: AbortSignal.timeout(opts.timeoutMs) } : {}),
   });
-  return { status: res.status, body: (await res.json()) as B };
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : {}) as B };
 }
