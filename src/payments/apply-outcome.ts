@@ -207,6 +207,17 @@ export async function applyOutcome(
     return applyWaiting(deps, intent, outcome, now);
   if (target === intent.state) return undefined;
 
+  if (intent.type === 'payout' && intent.state === 'succeeded' && target === 'failed') {
+    // The gateway contradicts a success it gave: the money may have come back (a reversal told as
+    // `failed`) or the word may be wrong. Neither is ours to infer: `succeeded` stays (nothing is
+    // paid again on it) and a person is told, at every watch check that hears it.
+    deps.logger.error(
+      { key: intent.key, reference: intent.reference, type: intent.type, state: intent.state },
+      'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
+    );
+    return undefined;
+  }
+
   if (target === 'reversed' && intent.state !== 'succeeded') {
     // The money moved and came back: record both facts, in order, so both events are published.
     const first = await applyOutcome(deps, intent, { ...outcome, status: 'succeeded' }, now);

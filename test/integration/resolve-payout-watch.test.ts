@@ -8,6 +8,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
+import type { HandlerContext } from '../../src/infra/queues/processor.ts';
+import { paymentsDeps } from '../../src/app/composition.ts';
+import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -15,6 +18,7 @@ import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
 let t: TestApp;
+const logLines: string[] = [];
 
 beforeAll(async () => {
   sandbox = await startTestSandbox();
@@ -22,7 +26,8 @@ beforeAll(async () => {
   t = await startTestApp({
     sandboxUrl: sandbox.url,
     roles: [],
-    env: { PAYOUT_WATCH_SCHEDULE: '1h,1d' },
+    env: { PAYOUT_WATCH_SCHEDULE: '1h,1d', LOG_LEVEL: 'error' },
+    logDestination: { write: (line) => void logLines.push(line) },
   });
 });
 
@@ -80,5 +85,41 @@ describe('resolving a payout succeeded', () => {
     expect(await t.app.store.dueForReconcile(now + 3_600_000 - 60_000, 100)).not.toContain(key);
     expect(await t.app.store.dueForReconcile(now + 3_600_000 + 60_000, 100)).toContain(key);
     expect((await t.app.store.get(key))?.checks).toBe(0);
+  });
+});
+
+describe('a watched payout the gateway later calls failed', () => {
+  it('stays succeeded (nothing is paid again on it) and every check that hears it logs an error', async () => {
+    const key = await payoutInReview('contradicted');
+    const succeeded = Object.create(t.app.gateway) as PaymentGateway;
+    succeeded.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
+    const res = await resolvePayment({ ...resolveDeps(t.app), gateway: succeeded }, key, {
+      outcome: 'succeeded',
+      note: 'Sayswitch settled it',
+      by: 'test',
+      force: false,
+    });
+    expect(res.status).toBe('resolved');
+
+    // A reversal told as `failed` (the only failure word Sayswitch documents for payouts).
+    const failed = Object.create(t.app.gateway) as PaymentGateway;
+    failed.lookupPayout = (reference) =>
+      Promise.resolve({ reference, status: 'failed', reason: 'declined' });
+    const check = createReconcileHandler({ ...paymentsDeps(t.app), gateway: failed });
+    const ctx = {
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    } as unknown as HandlerContext;
+    for (let i = 0; i < 2; i++) {
+      const intent = await t.app.store.get(key);
+      await check({ key, cause: 'schedule', checks: intent?.checks ?? 0 }, ctx);
+    }
+    expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 2 });
+    const errors = logLines
+      .map((l) => JSON.parse(l) as { level: string; key?: string; msg: string })
+      .filter((l) => l.level === 'error' && l.key === key);
+    expect(errors.map((l) => l.msg)).toEqual([
+      'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
+      'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
+    ]);
   });
 });
