@@ -2,7 +2,7 @@
  * `billing payments resolve <key> --outcome succeeded|failed --note "…" [--force]`: the CLI side of
  * POST /payments/:key/resolve (payments/resolve.ts); who resolved it is `cli:<os user>`.
  */
-import { userInfo } from 'node:os';
+import { cliIdentity } from '../../batches/approval.ts';
 import { Option, type Command } from 'commander';
 import {
   resolveDeps,
@@ -38,7 +38,7 @@ export function registerPaymentsResolveCommand(payments: Command, ctx: CliContex
             outcome: opts.outcome,
             note: opts.note.trim(),
             force: opts.force === true,
-            by: `cli:${userInfo().username}`,
+            by: cliIdentity(),
           });
           if (res.status === 'not_found') {
             throw new UsageError(`no payment with key or reference "${reference}"`, {

@@ -1,0 +1,75 @@
+/**
+ * `billing payments resolve` run by a user without a passwd entry (a container started with a
+ * bare uid): `os.userInfo()` throws there. The command took its identity from it directly and
+ * crashed before resolving; it now uses `cliIdentity` like batch approvals and refunds, and the
+ * resolution is recorded as `cli:unknown`. Real Redis and sandbox, the CLI in-process.
+ */
+import type * as os from 'node:os';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, type TestApp } from '../support/app.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
+import { createTestCharge } from '../support/intents.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+/** While set, `os.userInfo()` throws as it does for a uid without a passwd entry. */
+const noPasswd = vi.hoisted(() => ({ on: false }));
+vi.mock('node:os', async (importOriginal) => {
+  const real = await importOriginal<typeof os>();
+  return {
+    ...real,
+    userInfo: (...a: Parameters<typeof real.userInfo>) => {
+      if (!noPasswd.on) return real.userInfo(...a);
+      throw Object.assign(new Error('ENOENT: no such file or directory, uv_os_get_passwd'), {
+        code: 'ENOENT',
+      });
+    },
+  };
+});
+
+let sandbox: Sandbox;
+let t: TestApp;
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
+});
+afterAll(async () => {
+  await t?.close();
+  await sandbox?.close();
+});
+
+it('resolves, recording cli:unknown as who did', async () => {
+  const key = await createTestCharge(t.app.store, 'nopasswd');
+  const { store } = t.app;
+  expect(
+    (
+      await store.transition(key, 'submitting', 2, {
+        expectAttempt: 1,
+        patch: { leaseUntil: 3, sentAt: 2 },
+      })
+    ).ok,
+  ).toBe(true);
+  for (const to of ['unknown', 'needs_review'] as const)
+    expect((await store.transition(key, to, 4, { expectAttempt: 1 })).ok).toBe(true);
+
+  noPasswd.on = true;
+  const res = await runCliInProcess(t.app.config, [
+    'payments',
+    'resolve',
+    key,
+    '--outcome',
+    'failed',
+    '--note',
+    'checked the dashboard: never arrived',
+    '--force',
+    '--json',
+  ]).finally(() => (noPasswd.on = false));
+  expect(res.err).not.toContain('uv_os_get_passwd');
+  expect(res.code).toBe(0);
+  expect(await store.get(key)).toMatchObject({ state: 'failed' });
+  expect((await store.history(key)).at(-1)).toMatchObject({
+    to: 'failed',
+    resolution: { by: 'cli:unknown', forced: true },
+  });
+});
