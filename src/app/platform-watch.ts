@@ -47,6 +47,7 @@ export function startPlatformWatch(
   let failing = false;
   // The data-loss alert until it is published: the loss is detected once (the next check finds
   // the new epoch its own), so an alert whose append failed is sent again by the next check.
+  // Every process that sees the loss sends it, once per lost epoch id between them.
   let unsentAlert: BillingEvent | undefined;
 
   const once = async () => {
@@ -62,23 +63,17 @@ export function startPlatformWatch(
             'it may be missing. /readyz answers 503 until `billing redis ack-data-loss` ' +
             '(docs/operations.md, "Redis lost its data")',
         );
-        unsentAlert = {
-          id: `alert.redis_data_lost-${seen.lostId}`,
-          type: 'alert.redis_data_lost',
-          at: now,
-          data: {
-            lostEpoch: seen.lostId,
-            epoch: seen.id,
-            redis: app.health.address,
-            prefix: app.config.redis.prefix,
-          },
-        };
+        unsentAlert = dataLostAlert(seen.lostId, seen.id, now);
       } else if (seen.verdict === 'adopt' && seen.lost) {
         app.metrics.countDataLoss();
         log.error(
           { redis: app.health.address, epoch: seen.id },
           'REDIS DATA LOSS recorded by another process; /readyz answers 503 until acknowledged',
         );
+        // The same alert, once per lost epoch whoever sends it (appendOnce): sent here too in
+        // case the process that detected the loss died before it could.
+        const lostId = (await app.epoch.read())?.lostId;
+        if (lostId !== undefined) unsentAlert = dataLostAlert(lostId, seen.id, now);
       }
       if (unsentAlert) {
         // Once per id: an append whose reply was lost may have written it already.
@@ -97,6 +92,20 @@ export function startPlatformWatch(
     }
   };
   const check = () => (running ??= once().finally(() => (running = undefined)));
+
+  function dataLostAlert(lostId: string, epoch: string, now: number): BillingEvent {
+    return {
+      id: `alert.redis_data_lost-${lostId}`,
+      type: 'alert.redis_data_lost',
+      at: now,
+      data: {
+        lostEpoch: lostId,
+        epoch,
+        redis: app.health.address,
+        prefix: app.config.redis.prefix,
+      },
+    };
+  }
 
   const timer = setInterval(() => void check(), intervalMs);
   timer.unref();

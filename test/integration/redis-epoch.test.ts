@@ -92,7 +92,42 @@ describe('deployment epoch', () => {
   });
 });
 
+/** A platform watch of one process on `p`, publishing to `events`. */
+function watchOf(p: string, epoch: DeploymentEpoch, events: RedisEventLog) {
+  const app = {
+    config: { redis: { prefix: p } },
+    logger: createLogger({ level: 'silent' }),
+    clock: { now: () => 100 },
+    health: { isUp: () => true, onChange: () => () => undefined, address: 'redis://test' },
+    epoch,
+    events,
+    dispatcher: { ensureSchedules: () => Promise.resolve([]) },
+    metrics: { countDataLoss: () => undefined },
+  } as unknown as PlatformApp;
+  return startPlatformWatch(app, 60_000);
+}
+
 describe('the data-loss alert', () => {
+  it('is published once by the processes that adopt the loss when the one that detected it died first', async () => {
+    const p = `${prefix}-adopt`;
+    const events = new RedisEventLog(redis, p);
+    const detector = new DeploymentEpoch(redis, p);
+    const b = new DeploymentEpoch(redis, p);
+    const c = new DeploymentEpoch(redis, p);
+    for (const e of [detector, b, c]) await e.open(1);
+    const watches = [watchOf(p, b, events), watchOf(p, c, events)];
+    try {
+      await redis.del(epochKey(p)); // the data is gone
+      // The detecting process records the loss and dies before it publishes anything.
+      expect(await detector.check(10)).toMatchObject({ verdict: 'detected' });
+      for (const w of watches) await w.check();
+      for (const w of watches) await w.check();
+    } finally {
+      for (const w of watches) w.stop();
+    }
+    expect((await events.read()).map((e) => e.type)).toEqual(['alert.redis_data_lost']);
+  });
+
   it('is published by a later check when the append of the one that detected the loss failed', async () => {
     const p = `${prefix}-alert`;
     const epoch = new DeploymentEpoch(redis, p);
@@ -108,17 +143,7 @@ describe('the data-loss alert', () => {
       append: failOnce(events.append.bind(events)),
       appendOnce: failOnce(events.appendOnce.bind(events)),
     });
-    const app = {
-      config: { redis: { prefix: p } },
-      logger: createLogger({ level: 'silent' }),
-      clock: { now: () => 100 },
-      health: { isUp: () => true, onChange: () => () => undefined, address: 'redis://test' },
-      epoch,
-      events: flaky,
-      dispatcher: { ensureSchedules: () => Promise.resolve([]) },
-      metrics: { countDataLoss: () => undefined },
-    } as unknown as PlatformApp;
-    const watch = startPlatformWatch(app, 60_000);
+    const watch = watchOf(p, epoch, flaky);
     try {
       await redis.del(epochKey(p)); // the data is gone
       await watch.check(); // detects the loss; the alert's append fails
