@@ -13,18 +13,11 @@ export function apiError(code: string, message: string, details?: unknown): ApiE
     error: {
       code,
       message: withoutCardNumbers(message),
-      ...(details !== undefined ? { details: maskStrings(details, 0) } : {}),
+      ...(details !== undefined
+        ? { details: mapStrings(details, withoutCardNumbers, { keys: true }) }
+        : {}),
     },
   };
-}
-
-function maskStrings(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return withoutCardNumbers(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => maskStrings(v, depth + 1));
-  return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [withoutCardNumbers(k), maskStrings(v, depth + 1)]),
-  );
 }
 
 /**
@@ -32,7 +25,7 @@ function maskStrings(value: unknown, depth: number): unknown {
  * code, never the request URL echoed back. Unknown framework errors are a plain `bad_request`.
  */
 import { WHOLE_BODY } from '../input/record.ts';
-import { withoutCardNumbers } from '../kernel/card-number.ts';
+import { mapStrings, withoutCardNumbers } from '../kernel/card-number.ts';
 
 const FRAMEWORK_ERRORS: Readonly<Record<string, { code: string; message: string }>> = {
   FST_ERR_CTP_INVALID_JSON_BODY: { code: 'invalid_json', message: 'the body is not valid JSON' },

@@ -18,7 +18,7 @@ import {
   type Logger,
   type LoggerOptions,
 } from 'pino';
-import { replaceCardNumbers } from '../kernel/card-number.ts';
+import { mapStrings, replaceCardNumbers } from '../kernel/card-number.ts';
 
 export type { Logger };
 
@@ -106,13 +106,9 @@ export function maskPans(s: string): string {
   return replaceCardNumbers(s, (digits) => `[PAN …${digits.slice(-4)}]`);
 }
 
-function maskDeep(value: unknown, depth: number): unknown {
-  if (typeof value === 'string') return maskPans(value);
-  if (depth > 4 || value === null || typeof value !== 'object') return value;
-  if (Array.isArray(value)) return value.map((v) => maskDeep(v, depth + 1));
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) out[k] = maskDeep(v, depth + 1);
-  return out;
+/** Every string in a logged object, card numbers masked. */
+function maskDeep(value: unknown): unknown {
+  return mapStrings(value, maskPans);
 }
 
 export interface CreateLoggerOptions {
@@ -142,7 +138,7 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     redact: { paths: redactPaths(), censor: '[REDACTED]' },
     formatters: {
       level: (label) => ({ level: label }),
-      log: (obj) => maskDeep(obj, 0) as Record<string, unknown>,
+      log: (obj) => maskDeep(obj) as Record<string, unknown>,
     },
     hooks: {
       logMethod(args, method) {
@@ -159,7 +155,7 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
   // Called with each child's own `this`, so a grandchild keeps its parent's bindings.
   const child = Reflect.get(logger, 'child') as unknown as (...args: unknown[]) => unknown;
   const maskedChild = function (this: Logger, bindings: Bindings, opts?: ChildLoggerOptions) {
-    return Reflect.apply(child, this, [maskDeep(bindings, 0), opts]);
+    return Reflect.apply(child, this, [maskDeep(bindings), opts]);
   };
   logger.child = maskedChild as unknown as typeof logger.child;
   return logger;

@@ -72,3 +72,26 @@ export const CARD_NUMBER_REMOVED = '[card number removed]';
 export function withoutCardNumbers(value: string): string {
   return replaceCardNumbers(value, () => CARD_NUMBER_REMOVED);
 }
+
+/** How deep {@link mapStrings} goes into objects and arrays. */
+const MAP_DEPTH = 4;
+
+/**
+ * `value` with `fn` applied to every string in it: object values and array items, and object keys
+ * too with `keys`, down to a few levels (deeper values are kept as they are). The log masking
+ * (infra/logger.ts) and the API's error details (http/errors.ts) mask card numbers with it.
+ */
+export function mapStrings(
+  value: unknown,
+  fn: (s: string) => string,
+  opts: { keys?: boolean } = {},
+  depth = 0,
+): unknown {
+  if (typeof value === 'string') return fn(value);
+  if (depth > MAP_DEPTH || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => mapStrings(v, fn, opts, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value))
+    out[opts.keys === true ? fn(k) : k] = mapStrings(v, fn, opts, depth + 1);
+  return out;
+}

@@ -79,15 +79,15 @@ export function createReconcileHandler(deps: ReconcileDeps) {
     if (!CHECKABLE.has(intent.state) && !watchingPayout)
       return { skipped: 'final', state: intent.state };
 
-    const outcome = await readableLookup(deps, intent);
-    const found = 'unreadable' in outcome ? undefined : outcome;
+    const read = await readableLookup(deps, intent);
+    const found = 'unreadable' in read ? undefined : read;
     log[found ? 'info' : 'warn'](
       {
         key: intent.key,
         reference: intent.reference,
         state: intent.state,
         found: found?.status ?? 'unreadable',
-        ...(found ? {} : { code: (outcome as { unreadable: string }).unreadable }),
+        ...('unreadable' in read ? { code: read.unreadable } : {}),
         cause: data.cause,
       },
       found ? 'reconcile check' : 'reconcile check: the gateway answered in a form we cannot read',

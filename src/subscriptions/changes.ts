@@ -17,8 +17,8 @@
  *   Without `anchor`, the new interval starts at that instant, on the old anchor's calendar when
  *   it has a period starting there, else on one anchored earlier that keeps the old anchor's day
  *   of the month and local time (calendar.ts `alignedSchedule`: monthly on the 31st → quarterly
- *   keeps the 31st, a 02:30 plan keeps 02:30), else from that instant (days to months). Not on a record with a claim (`busy`): the claimed periods' keys are the
- *   current schedule's. manage.ts finishes a claim before it applies a change (in-flight.ts), so
+ *   keeps the 31st, a 02:30 plan keeps 02:30), else from that instant (days to months). Not on
+ *   a record with a claim (`busy`): the claimed periods' keys are the current schedule's. manage.ts finishes a claim before it applies a change (in-flight.ts), so
  *   a change is refused only if a claim appears under it again and again.
  * - `cancel_at_period_end`: rule 12 (actions.ts `scheduleCancel`); `false` undoes it.
  *

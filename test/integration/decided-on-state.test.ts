@@ -22,7 +22,7 @@ import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { createTestCharge } from '../support/intents.ts';
+import { createTestCharge, unresolvedTestCharge } from '../support/intents.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -47,12 +47,7 @@ const claim = (key: string, now: number) =>
   });
 
 /** A charge claimed at 2 and marked `unknown` at 3 (its worker's call ended without an answer). */
-async function unknownCharge(name: string): Promise<IntentKey> {
-  const key = await charge(name);
-  expect((await claim(key, 2)).ok).toBe(true);
-  expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
-  return key;
-}
+const unknownCharge = (name: string) => unresolvedTestCharge(t.app.store, name);
 
 /**
  * `gateway`, except that while verify is asked about `key`, the reconciler proves its reference

@@ -12,11 +12,10 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { OutcomeUnknownError, UnreadableAnswerError } from '../../src/kernel/errors.ts';
-import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { createTestCharge } from '../support/intents.ts';
+import { unresolvedTestCharge } from '../support/intents.ts';
 
 type Mode = 'unparsable' | 'bare404' | 'down';
 let mode: Mode = 'unparsable';
@@ -55,23 +54,11 @@ const ctx = {
   log: { info: () => undefined, warn: () => undefined, error: () => undefined },
 } as unknown as HandlerContext;
 
-/** A charge claimed at 2 and marked `unknown` at 3 (its worker's call ended without an answer). */
-async function unknownCharge(name: string): Promise<IntentKey> {
-  const key = await createTestCharge(t.app.store, name);
-  const claimed = await t.app.store.transition(key, 'submitting', 2, {
-    expectAttempt: 1,
-    patch: { leaseUntil: 60_002, sentAt: 2 },
-  });
-  expect(claimed.ok).toBe(true);
-  expect((await t.app.store.transition(key, 'unknown', 3, { expectAttempt: 1 })).ok).toBe(true);
-  return key;
-}
-
 describe('a verify answer we cannot read', () => {
   for (const m of ['unparsable', 'bare404'] as const) {
     it(`(${m}) counts as a check, and the schedule ends in needs_review: never failed, never a new attempt`, async () => {
       mode = m;
-      const key = await unknownCharge(`unreadable-${m}`);
+      const key = await unresolvedTestCharge(t.app.store, `unreadable-${m}`);
       const check = createReconcileHandler(paymentsDeps(t.app));
       const before = asked;
       let rounds = 0;
@@ -97,7 +84,7 @@ describe('a verify answer we cannot read', () => {
 
   it('a gateway we cannot reach (503) is not a check: the job retries, the schedule stays', async () => {
     mode = 'down';
-    const key = await unknownCharge('unreachable');
+    const key = await unresolvedTestCharge(t.app.store, 'unreachable');
     const check = createReconcileHandler(paymentsDeps(t.app));
     const run = check({ key, cause: 'schedule', checks: 0 }, ctx);
     await expect(run).rejects.toBeInstanceOf(OutcomeUnknownError);

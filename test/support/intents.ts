@@ -1,5 +1,6 @@
 /** Intents for store-level tests: written straight to the store, as an API charge would be. */
 import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { IntentState } from '../../src/kernel/intent.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { IntentStore } from '../../src/kernel/ports.ts';
 
@@ -25,5 +26,31 @@ export async function createTestCharge(
     },
     at,
   );
+  return key;
+}
+
+/**
+ * Creates `api_<name>` (as {@link createTestCharge}), claims it at 2 and leaves it `unknown` at 3,
+ * as a worker whose call ended without an answer does; with `to: 'needs_review'` moves it on to
+ * `needs_review` at 4, as the reconciler does when its checks run out.
+ */
+export async function unresolvedTestCharge(
+  store: IntentStore,
+  name: string,
+  to: 'unknown' | 'needs_review' = 'unknown',
+): Promise<IntentKey> {
+  const key = await createTestCharge(store, name);
+  const steps: [IntentState, number][] = [
+    ['submitting', 2],
+    ['unknown', 3],
+    ...(to === 'needs_review' ? ([['needs_review', 4]] as [IntentState, number][]) : []),
+  ];
+  for (const [state, at] of steps) {
+    const res = await store.transition(key, state, at, {
+      expectAttempt: 1,
+      ...(state === 'submitting' ? { patch: { leaseUntil: at + 60_000, sentAt: at } } : {}),
+    });
+    if (!res.ok) throw new Error(`${key}: the move to ${state} was refused`);
+  }
   return key;
 }
