@@ -9,6 +9,7 @@
  * never from the stream on a retry: MAXLEN trims the stream, and a retry a day later would find
  * nothing to send. A job added before the event was carried reads the entry, as it always did.
  */
+import type { Readable } from 'node:stream';
 import axios, { type AxiosInstance } from 'axios';
 import { FatalError, RetryableError } from '../kernel/errors.ts';
 import type { EventLog } from '../kernel/ports.ts';
@@ -67,10 +68,10 @@ function httpClient(timeoutMs: number): AxiosInstance {
     maxRedirects: 0,
     // The body is signed as a string; it must go out byte for byte.
     transformRequest: [(data: unknown) => data],
-    responseType: 'text',
-    transformResponse: [(data: unknown) => data],
-    // The answer's body is ignored; a receiver streaming megabytes back is cut off.
-    maxContentLength: 1024 * 1024,
+    // The answer's body is ignored: only the status decides. Read as a stream and dropped once
+    // the status is in, so a large or never-ending body cannot turn a 2xx into a failed attempt
+    // (it did when the body was read whole: over 1 MiB, or still coming at the timeout).
+    responseType: 'stream',
     // An environment proxy must not silently sit between us and the merchant.
     proxy: false,
   });
@@ -109,6 +110,7 @@ export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.
         signal: AbortSignal.timeout(timeoutMs),
       });
       status = res.status;
+      (res.data as Readable).destroy();
     } catch (err) {
       // Only the error code travels: the axios error holds the request config (URL, headers).
       const code = (err as { code?: unknown }).code;
