@@ -8,10 +8,12 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
+  type BillingError,
   FatalError,
   OutcomeUnknownError,
   UnreadableAnswerError,
 } from '../../../src/kernel/errors.ts';
+import { afterSubmitError } from '../../../src/payments/resubmission.ts';
 import {
   DuplicateReferenceUnresolvedError,
   referenceExistsAtGateway,
@@ -561,6 +563,50 @@ describe('reading answers', () => {
       code: 'unrecognised_response',
     });
     expect(seen.map((x) => x.method)).toEqual(['POST', 'POST']);
+  });
+
+  // A redirect answering a POST does not say the gateway refused it: 303 See Other is how an HTTP
+  // server says "processed; the result is over there" (Post/Redirect/Get), and a 301/302 from a
+  // front end may sit behind a backend that already acted. `fatal` on a first submission makes
+  // the payment `failed` (payments/resubmission.ts), a failure inferred, never said: a dunning
+  // retry would then charge again under a new reference.
+  it.each([301, 302, 303, 307, 308])(
+    'a %d answer to a submission is outcome_unknown (verified), never a refusal',
+    async (status) => {
+      const location = `${baseUrl}/result/${ref}`;
+      replies.push(() => ({ status, body: { success: true }, headers: { location } }));
+      replies.push(() => ({ status, body: { success: true }, headers: { location } }));
+      const g = gateway();
+      for (const submit of [() => g.chargeCard(charge), () => g.payout(payout)]) {
+        const err: unknown = await submit().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(OutcomeUnknownError);
+        expect(err).toMatchObject({ kind: 'outcome_unknown', code: 'unexpected_redirect' });
+        const first = { unsentResubmits: 0, seenAtGateway: undefined, afterDataLoss: undefined };
+        expect(afterSubmitError(err as BillingError, first)).toEqual({
+          to: 'unknown',
+          seen: false,
+        });
+      }
+      // Never followed: a redirected POST could be replayed somewhere else.
+      expect(seen.map((x) => x.url)).toEqual([
+        '/api/s2s/transaction/initialize',
+        '/api/v1/bank_transfer',
+      ]);
+    },
+  );
+
+  it('a redirect answering a lookup or a read stays fatal (a configuration error)', async () => {
+    replies.push(() => ({ status: 301, body: {}, headers: { location: `${baseUrl}/x` } }));
+    replies.push(() => ({ status: 302, body: {}, headers: { location: `${baseUrl}/x` } }));
+    const g = gateway();
+    await expect(g.verifyCharge(ref)).rejects.toMatchObject({
+      kind: 'fatal',
+      code: 'unexpected_redirect',
+    });
+    await expect(g.listBanks('NGN')).rejects.toMatchObject({
+      kind: 'fatal',
+      code: 'unexpected_redirect',
+    });
   });
 
   it('a duplicate whose lookup is blind (200 not found) or fails → unresolved, referenceExists', async () => {

@@ -354,7 +354,6 @@ describe('classifyResponse', () => {
     [415, 'unsupported_media_type'],
     [422, 'unprocessable'],
     [418, 'http_418'],
-    [302, 'unexpected_redirect'],
   ])('%d on a submission → fatal %s (no authFailure)', (status, code) => {
     const c = classifyResponse(status, {}, json({ success: false, message: 'nope' }), submission);
     expect(c.type).toBe('error');
@@ -362,6 +361,20 @@ describe('classifyResponse', () => {
     expect(c.error).toBeInstanceOf(FatalError);
     expect(c.error.code).toBe(code);
     expect(c.error.authFailure).toBe(false);
+  });
+
+  it('a 3xx on a submission → outcome_unknown (a redirect is no refusal); on a lookup or read → fatal', () => {
+    for (const status of [301, 302, 303, 307, 308]) {
+      const body = json({ success: true });
+      const c = classifyResponse(status, {}, body, submission);
+      expect(c.type === 'error' && c.error).toBeInstanceOf(OutcomeUnknownError);
+      expect(c.type === 'error' && c.error.code).toBe('unexpected_redirect');
+      for (const ctx of [lookup, read]) {
+        const f = classifyResponse(status, {}, body, ctx);
+        expect(f.type === 'error' && f.error).toBeInstanceOf(FatalError);
+        expect(f.type === 'error' && f.error.code).toBe('unexpected_redirect');
+      }
+    }
   });
 
   it('409 on a submission → duplicate (look it up); on a lookup → fatal', () => {

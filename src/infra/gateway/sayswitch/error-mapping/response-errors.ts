@@ -105,7 +105,8 @@ const FATAL_STATUS_CODES: Readonly<Record<number, string>> = {
  * 400 or 422 whose body says the reference is a duplicate (wording.ts); 404 on a lookup →
  * not_found (only when the body is a gateway envelope: a bare 404 from a proxy or a wrong path
  * must not read as "never sent"); 422 naming the reference → declined; 401/403 → fatal with
- * authFailure; other 4xx → fatal. An unreadable body is outcome_unknown wherever the body matters.
+ * authFailure; a 3xx on a submission → outcome_unknown; other 4xx and 3xx → fatal. An unreadable
+ * body is outcome_unknown wherever the body matters.
  */
 export function classifyResponse(
   status: number,
@@ -198,6 +199,20 @@ export function classifyResponse(
     if (decoded.ok && bodyNamesReference(decoded.body, ctx.reference)) {
       return { type: 'declined', message: envelopeMessage(decoded.body) };
     }
+  }
+  if (status >= 300 && status < 400 && ctx.operation === 'submission') {
+    // A redirect is no refusal: 303 See Other is HTTP's "processed, the result is over there",
+    // and a front end's 301/302 may sit behind a backend that already acted. Not followed (a
+    // redirected POST could be replayed elsewhere), and not fatal either: a fatal first
+    // submission is `failed` (payments/resubmission.ts), which would be a failure inferred.
+    return {
+      type: 'error',
+      error: new OutcomeUnknownError(
+        `${ctx.endpoint} answered a redirect (HTTP ${status}); the outcome is unknown`,
+        'unexpected_redirect',
+        fault(),
+      ),
+    };
   }
   const code =
     FATAL_STATUS_CODES[status] ??
