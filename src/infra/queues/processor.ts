@@ -161,7 +161,9 @@ export function createProcessor<Q extends QueueName>(
             { code: err.code, retryAfterMs: err.retryAfterMs },
             'rate limited by the gateway',
           );
-          await getWorker().rateLimit(err.retryAfterMs ?? 1_000);
+          // BullMQ's rate limit is a Redis `SET … PX ms`, which refuses 0: a `Retry-After: 0` (or
+          // an HTTP date already past) is "retry now", i.e. the shortest wait Redis takes.
+          await getWorker().rateLimit(Math.max(1, err.retryAfterMs ?? 1_000));
           throw Worker.RateLimitError();
         case 'outcome_unknown':
           if (spec.onOutcomeUnknown === 'retry') throw err;
