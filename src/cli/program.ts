@@ -12,7 +12,7 @@ import { ConfigError } from '../config/config.ts';
 import { RedisUnavailableError } from '../infra/redis/health.ts';
 import { ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { CliContext } from './context.ts';
-import { DEFAULT_ENV_FILE, fileAdditions, readEnvFile } from './env-file.ts';
+import { DEFAULT_ENV_FILE, EnvFileSyntaxError, fileAdditions, readEnvFile } from './env-file.ts';
 import { CliError, describeFsError, UsageError } from './errors.ts';
 import { createOutput, type ErrorDocument } from './output.ts';
 import { registerPaymentsCommands } from './commands/payments.ts';
@@ -100,6 +100,12 @@ function envFileAdditions(
   try {
     return fileAdditions(readEnvFile(path), ctx.env);
   } catch (err) {
+    if (err instanceof EnvFileSyntaxError) {
+      throw new UsageError(`${explicit ? '--env-file ' : ''}${path}:${err.line}: ${err.why}`, {
+        code: 'env_file',
+        details: { file: path, line: err.line },
+      });
+    }
     if (!explicit && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
     throw new UsageError(
       `${explicit ? '--env-file ' : ''}${path}: cannot read (${describeFsError(err)})`,

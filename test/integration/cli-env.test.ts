@@ -71,6 +71,41 @@ describe('billing and .env files', () => {
     expect(fromElsewhere.code, fromElsewhere.stderr).toBe(0);
   });
 
+  it('a line that is not KEY=value: exit 2 naming the file and line, not a silent default', async () => {
+    // `BATCH_APPROVAL: payouts` has no `=`: Node's parser would take it and the next line as one
+    // variable name, so both BATCH_APPROVAL and QUEUE_PREFIX would fall back to their defaults.
+    const lines = formatEnvFile(vars).split('\n');
+    const path = join(other, 'malformed.env');
+    writeFileSync(
+      path,
+      [...lines.slice(0, 2), 'BATCH_APPROVAL: payouts', ...lines.slice(2)].join('\n'),
+    );
+    const r = await redisStatus(['--env-file', path]);
+    expect(r.code, r.stderr).toBe(2);
+    const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+    expect(doc.error.code).toBe('env_file');
+    expect(doc.error.message).toContain(`${path}:3: not a KEY=value line`);
+    expect(doc.error.message).not.toContain('payouts');
+
+    // ./.env (no --env-file) is held to the same rule.
+    const cwd = join(dir, 'malformed');
+    mkdirSync(cwd);
+    writeFileSync(join(cwd, '.env'), `\uFEFF${formatEnvFile(vars)}oops\n`);
+    const implicit = await redisStatus([], {}, cwd);
+    expect(implicit.code, implicit.stderr).toBe(2);
+    expect(implicit.stderr).toContain(`${join(cwd, '.env')}:${lines.length}: not a KEY=value line`);
+  });
+
+  it('a byte order mark (an editor wrote it) does not hide the first variable', async () => {
+    const cwd = join(dir, 'bom');
+    mkdirSync(cwd);
+    // SAYSWITCH_SECRET_KEY is the file's first line: with the mark in its name it is missing.
+    expect(Object.keys(vars)[0]).toBe('SAYSWITCH_SECRET_KEY');
+    writeFileSync(join(cwd, '.env'), `\uFEFF${formatEnvFile(vars)}`);
+    const r = await redisStatus([], {}, cwd);
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('an --env-file that cannot be read: a non-zero exit naming it', async () => {
     const path = '/nonexistent/.env.demo';
     const r = await redisStatus(['--env-file', path]);

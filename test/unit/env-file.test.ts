@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { parseEnv } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import {
+  EnvFileSyntaxError,
   fileAdditions,
   formatEnvFile,
   quoteEnvValue,
@@ -78,6 +79,56 @@ describe('env files', () => {
     const file = join(dir, '.env');
     writeFileSync(file, "API_TOKEN=\nQUEUE_PREFIX='demo'\n");
     expect(readEnvFile(file)).toEqual({ QUEUE_PREFIX: 'demo' });
+  });
+
+  it('refuses a line that is not KEY=value, naming the line: the next variable is not swallowed', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'env-malformed-'));
+    const cases: [string, number][] = [
+      // A missing `=` (YAML habit): util.parseEnv reads `BATCH_APPROVAL: all\nQUEUE_PREFIX` as one
+      // name, so BATCH_APPROVAL and QUEUE_PREFIX both fall back to their defaults, silently.
+      ["API_TOKEN='x'\nBATCH_APPROVAL: all\n\n# the deployment\nQUEUE_PREFIX='prod'\n", 2],
+      ["=value\nBATCH_APPROVAL='payouts'\n", 1],
+      ["export BATCH_APPROVAL\nQUEUE_PREFIX='prod'\n", 1],
+      ["QUEUE_PREFIX='prod'\r\nREDIS_URL 'redis://10.0.0.5:6379'\r\n", 2],
+    ];
+    for (const [text, line] of cases) {
+      const file = join(dir, `.env-${line}`);
+      writeFileSync(file, text);
+      let thrown: unknown;
+      try {
+        readEnvFile(file);
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown, JSON.stringify(text)).toBeInstanceOf(EnvFileSyntaxError);
+      expect((thrown as EnvFileSyntaxError).line, JSON.stringify(text)).toBe(line);
+      // Never the line's text: it may hold a secret.
+      expect((thrown as Error).message).not.toContain('10.0.0.5');
+    }
+  });
+
+  it('still reads comments, export, spaces around =, CRLF and quoted values spanning lines', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'env-valid-'));
+    const file = join(dir, '.env');
+    writeFileSync(
+      file,
+      "# c\r\nexport A=1\r\n  B = 'two'  \r\nC=\"multi\nline # not a comment\nvalue\"\nD=`x`\nE='it''s'\n",
+    );
+    expect(readEnvFile(file)).toEqual(parseEnv(readFileSync(file, 'utf8')));
+    expect(readEnvFile(file)).toMatchObject({
+      A: '1',
+      B: 'two',
+      C: 'multi\nline # not a comment\nvalue',
+      D: 'x',
+    });
+    expect(() => readEnvFile(ENV_EXAMPLE)).not.toThrow();
+  });
+
+  it('drops a byte order mark: the first variable keeps its name', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'env-bom-'));
+    const file = join(dir, '.env');
+    writeFileSync(file, "\uFEFFQUEUE_PREFIX='prod'\nBATCH_APPROVAL='payouts'\n");
+    expect(readEnvFile(file)).toEqual({ QUEUE_PREFIX: 'prod', BATCH_APPROVAL: 'payouts' });
   });
 
   it('the environment wins over the file, even when set to an empty string', () => {
