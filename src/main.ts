@@ -5,7 +5,7 @@
  * so `--json` output is one document and `billing batch results … > out.csv` holds only CSV.
  * Container runtimes collect both streams alike (docs/operations.md, "Logs").
  */
-import { loadConfig } from './config/config.ts';
+import { loadConfig, logLevelOf } from './config/config.ts';
 import { openApp, startRoles } from './app/composition.ts';
 import { runCli } from './cli/program.ts';
 import type { CliContext } from './cli/context.ts';
@@ -36,7 +36,7 @@ const ctx: CliContext = {
   config: (overrides = {}) => loadConfig({ ...process.env, ...overrides }),
   logger: (config) =>
     createLogger({
-      level: config?.logLevel ?? process.env.LOG_LEVEL ?? 'info',
+      level: config?.logLevel ?? logLevelOf(process.env.LOG_LEVEL),
       destination: logDestination,
     }),
   openApp,

@@ -24,6 +24,7 @@ import {
 } from './limits.ts';
 import {
   clusterNodes,
+  DEFAULT_RATE_LIMIT_PER_SEC,
   MAX_SHARDS,
   queuePrefix,
   shardProblems,
@@ -164,13 +165,46 @@ const notifySecret = optionalString.superRefine((v, ctx) => {
   }
 });
 
+/**
+ * The problem with a URL variable, or undefined: it must be what `new URL` reads (ioredis, undici
+ * and axios parse it so when the process starts, and a TypeError there names no variable), with
+ * one of `schemes`. The value itself is never quoted: a Redis URL carries its password.
+ */
+function urlProblem(v: string, schemes: readonly string[]): string | undefined {
+  const what = `must be a ${schemes.map((s) => `${s}//`).join(' or ')} URL`;
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return `${what}; this one cannot be parsed (percent-encode an @, :, / or % in a password)`;
+  }
+  // http(s) URLs never hold whitespace (it was refused before); a Redis password may.
+  if (!schemes.includes(u.protocol) || (u.protocol.startsWith('http') && /\s/.test(v))) return what;
+  try {
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+  } catch {
+    return `${what}; its user or password is not valid percent-encoding (write % as %25)`;
+  }
+  return undefined;
+}
+
+const urlOf = (schemes: readonly string[]) => (v: string | undefined, ctx: z.RefinementCtx) => {
+  const problem = v === undefined ? undefined : urlProblem(v, schemes);
+  if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+};
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).optional().default('development'),
   REDIS_URL: z
     .string()
     .optional()
     .default('redis://127.0.0.1:6379')
-    .refine((v) => /^rediss?:\/\//.test(v), 'must start with redis:// or rediss://'),
+    .superRefine(urlOf(['redis:', 'rediss:']))
+    .refine(
+      (v) => !URL.canParse(v) || /^\/?\d*$/.test(new URL(v).pathname),
+      'must end with a database number if any (redis://host:6379/0)',
+    ),
   QUEUE_PREFIX: queuePrefix,
   REDIS_CLUSTER_NODES: clusterNodes,
   REDIS_SHARDS: int(1, 1, MAX_SHARDS),
@@ -180,7 +214,7 @@ const envSchema = z.object({
     .string()
     .optional()
     .default('https://backendapi.sayswitchgroup.com')
-    .refine((v) => /^https?:\/\/[^\s]+$/.test(v), 'must be an http(s) URL'),
+    .superRefine(urlOf(['https:', 'http:'])),
   SAYSWITCH_SECRET_KEY: z.string({ message: 'is required' }).min(8, 'is too short'),
   SAYSWITCH_ENCRYPTION_KEY: optionalString,
   SAYSWITCH_ENCRYPTION_IV: optionalString,
@@ -205,7 +239,7 @@ const envSchema = z.object({
     MAX_GATEWAY_TIMEOUT_MS,
     `a submission's two calls must end well inside the submit handler's ${SUBMIT_HANDLER_TIMEOUT_MS} ms`,
   ),
-  SAYSWITCH_RATE_LIMIT_PER_SEC: int(20, 1, 10_000),
+  SAYSWITCH_RATE_LIMIT_PER_SEC: int(DEFAULT_RATE_LIMIT_PER_SEC, 1, 10_000),
   WORKER_CONCURRENCY: int(8, 1, 1_000),
   SCHEDULER_CRON: cron('* * * * *'),
   RECONCILE_CRON: cron('* * * * *'),
@@ -238,10 +272,7 @@ const envSchema = z.object({
   DASHBOARD_PASSWORD: optionalString,
   DASHBOARD_READ_ONLY: bool(false),
   HTTP_CHECK_RESPONSES: bool(false),
-  NOTIFY_URL: optionalString.refine(
-    (v) => v === undefined || /^https?:\/\/\S+$/.test(v),
-    'must be an http(s) URL',
-  ),
+  NOTIFY_URL: optionalString.superRefine(urlOf(['https:', 'http:'])),
   NOTIFY_SECRET: notifySecret,
   NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h', SCHEDULE_BOUNDS.NOTIFY_RETRY_SCHEDULE),
   PORT: int(3000, 0, 65_535),
@@ -472,6 +503,21 @@ export function loadConfig(
     logLevel: e.LOG_LEVEL,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT,
   };
+}
+
+/**
+ * LOG_LEVEL for a command that loads no configuration (`billing sandbox`): unset is `info`; any
+ * other value than a level is a ConfigError naming the variable, as {@link loadConfig} reports it
+ * (pino would otherwise refuse it with a message that names no variable, exit 1).
+ */
+export function logLevelOf(raw: string | undefined): Config['logLevel'] {
+  const parsed = envSchema.shape.LOG_LEVEL.safeParse(raw);
+  if (!parsed.success) {
+    throw new ConfigError([
+      { variable: 'LOG_LEVEL', message: parsed.error.issues[0]?.message ?? 'is not a log level' },
+    ]);
+  }
+  return parsed.data;
 }
 
 /** Rules that span variables (pairs that go together). */

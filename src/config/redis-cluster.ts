@@ -5,6 +5,9 @@
  */
 import { z } from 'zod';
 
+/** SAYSWITCH_RATE_LIMIT_PER_SEC when unset (config.ts's schema takes it from here). */
+export const DEFAULT_RATE_LIMIT_PER_SEC = 20;
+
 /** Most intent shards a deployment may have (each is a hash tag, i.e. one slot). */
 export const MAX_SHARDS = 256;
 
@@ -86,7 +89,10 @@ export function shardProblems(raw: Record<string, string | undefined>) {
   }
   // Each shard gets floor(rate / shards) gateway calls per second, at least one (a shard that may
   // send nothing never pays): below one per shard the shards together would exceed the limit.
-  const rate = Number(raw.SAYSWITCH_RATE_LIMIT_PER_SEC ?? '20');
+  // Unset or empty is the schema's default (config.ts reads "" as unset, like every number).
+  const rateRaw = raw.SAYSWITCH_RATE_LIMIT_PER_SEC;
+  const rate =
+    rateRaw === undefined || rateRaw === '' ? DEFAULT_RATE_LIMIT_PER_SEC : Number(rateRaw);
   if (Number.isInteger(rate) && rate >= 1 && rate < shards) {
     problems.push({
       variable: 'SAYSWITCH_RATE_LIMIT_PER_SEC',

@@ -184,6 +184,77 @@ describe('loadConfig', () => {
     expect(c.worker.submitLeaseMs).toBeGreaterThanOrEqual(minSubmitLeaseMs(c.sayswitch.timeoutMs));
   });
 
+  it('a URL variable its client cannot parse is refused at load, naming it, never echoing it', async () => {
+    const { Redis } = await import('ioredis');
+    const cases: [string, string, () => unknown][] = [
+      // An unencoded % in the password: ioredis throws "URI malformed" when the app opens.
+      [
+        'REDIS_URL',
+        'redis://:s3cret%pw@127.0.0.1:6379',
+        () => new Redis('redis://:s3cret%pw@127.0.0.1:6379', { lazyConnect: true }),
+      ],
+      // A port out of range: "Invalid URL" from ioredis.
+      [
+        'REDIS_URL',
+        'redis://:s3cret@127.0.0.1:99999',
+        () => new Redis('redis://:s3cret@127.0.0.1:99999', { lazyConnect: true }),
+      ],
+      // A database that is not a number: ioredis selects NaN.
+      [
+        'REDIS_URL',
+        'redis://:s3cret@127.0.0.1:6379/zero',
+        () => {
+          const { db } = new Redis('redis://:s3cret@127.0.0.1:6379/zero', { lazyConnect: true })
+            .options;
+          if (Number.isNaN(db)) throw new Error('database NaN');
+        },
+      ],
+      // undici's pool (`new URL`) when the gateway is built, for every command.
+      [
+        'SAYSWITCH_BASE_URL',
+        'https://backendapi.sayswitchgroup.com:443x',
+        () => new URL('https://backendapi.sayswitchgroup.com:443x'),
+      ],
+      // Every notification would fail to send and be retried until it is dropped.
+      [
+        'NOTIFY_URL',
+        'https://hooks.example.com:s3cret/x',
+        () => new URL('https://hooks.example.com:s3cret/x'),
+      ],
+    ];
+    for (const [variable, value, consumer] of cases) {
+      expect(consumer, value).toThrow();
+      const err = problems({ ...VALID, NOTIFY_SECRET: 'whsec_c2VjcmV0', [variable]: value });
+      expect(
+        err.problems.map((p) => p.variable),
+        value,
+      ).toEqual([variable]);
+      expect(err.message).not.toContain('s3cret');
+    }
+    // What parses is still accepted, a Redis password with a space or an encoded % included.
+    for (const url of ['redis://:p%25w@127.0.0.1:6379/0', 'rediss://u:p w@h:6380', 'redis://h']) {
+      expect(loadConfig({ ...VALID, REDIS_URL: url }).redis.url).toBe(url);
+    }
+    expect(
+      loadConfig({ ...VALID, SAYSWITCH_BASE_URL: 'http://127.0.0.1:4010/' }).sayswitch.baseUrl,
+    ).toBe('http://127.0.0.1:4010');
+  });
+
+  it('an empty SAYSWITCH_RATE_LIMIT_PER_SEC is its default 20, held to the shard rule like it', () => {
+    // 32 shards each send at least one call per second: 32 per second against a limit of 20.
+    const envs: Record<string, string>[] = [{}, { SAYSWITCH_RATE_LIMIT_PER_SEC: '' }];
+    for (const env of envs) {
+      expect(
+        problems({ ...VALID, REDIS_SHARDS: '32', ...env }).problems,
+        JSON.stringify(env),
+      ).toEqual([expect.objectContaining({ variable: 'SAYSWITCH_RATE_LIMIT_PER_SEC' })]);
+    }
+    expect(
+      loadConfig({ ...VALID, REDIS_SHARDS: '20', SAYSWITCH_RATE_LIMIT_PER_SEC: '' }).sayswitch
+        .rateLimitPerSec,
+    ).toBe(20);
+  });
+
   it('.env.example documents every variable and nothing else', () => {
     const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const documented = [...text.matchAll(/^([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);
