@@ -21,6 +21,7 @@ import { FINAL_STATES, INTENT_STATES, isSettled, type IntentState } from '../ker
 import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { Logger } from '../infra/logger.ts';
 import { findOrStartRedis, type LocalRedis } from '../infra/redis/local-redis.ts';
+import { redisAddress } from '../infra/redis/health.ts';
 import { startSandbox, type Sandbox } from '../sandbox/index.ts';
 import { formatEnvFile } from '../cli/env-file.ts';
 import { CliError, describeFsError, EXIT_INTERRUPTED } from '../cli/errors.ts';
@@ -60,6 +61,7 @@ export interface DemoTotal {
 export interface DemoReport {
   /** Every payment reached a final state. */
   done: boolean;
+  /** Where Redis is, without the credentials of its URL. */
   redis: string;
   prefix: string;
   api: string;
@@ -241,7 +243,9 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
     );
     const logger = deps.logger(config);
     app = deps.openApp(config, logger);
-    deps.print(`Redis: ${redis.url} (${redis.source}); key prefix ${prefix}`);
+    // The address without credentials: a REDIS_URL's password only goes into the environment
+    // block below (the variables another shell needs) and the env file (mode 0600).
+    deps.print(`Redis: ${redisAddress(redis.url)} (${redis.source}); key prefix ${prefix}`);
     deps.print(
       `Sayswitch sandbox: ${sandbox.url} (AES-256-CBC payload encryption on, 5% injected faults)`,
     );
@@ -329,7 +333,7 @@ export async function runDemo(deps: DemoDeps, opts: DemoOptions): Promise<DemoRe
       exitCode: done ? 0 : 1,
       report: {
         done,
-        redis: redis.url,
+        redis: redisAddress(redis.url),
         prefix,
         api: `http://127.0.0.1:${port}`,
         sandbox: sandbox.url,

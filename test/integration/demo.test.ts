@@ -10,6 +10,7 @@ import { Redis } from 'ioredis';
 import { describe, expect, it } from 'vitest';
 import { findOrStartRedis, NoRedisError } from '../../src/infra/redis/local-redis.ts';
 import { runBilling } from '../support/child.ts';
+import { runCliChild } from '../support/cli-run.ts';
 import { track } from '../support/leak-check.ts';
 import { getRedisUrl } from '../support/redis.ts';
 import { findFreePort } from '../support/redis-server.ts';
@@ -49,6 +50,26 @@ describe('billing demo', () => {
     } finally {
       await redis.quit();
     }
+  }, 150_000);
+});
+
+describe('billing demo --json with a REDIS_URL holding a password', () => {
+  it('the report on stdout names Redis without the password', async () => {
+    const redisUrl = new URL(await getRedisUrl());
+    if (redisUrl.password !== '') return; // the harness Redis has its own password: nothing to add
+    // A Redis without a password accepts a client sending one (ioredis warns, then goes on).
+    redisUrl.password = 's3cret-redis-pw';
+    const r = await runCliChild(
+      ['--json', 'demo', '--exit-when-done', '--timeout', '0', '--no-env-out'],
+      { REDIS_URL: redisUrl.href, PORT: String(await findFreePort()) },
+    );
+    // --timeout 0: the summary so far, exit 1 (payments in flight), the report in the document.
+    expect(r.code, r.stderr).toBe(1);
+    const doc = JSON.parse(r.stdout) as { redis: string; error: { code: string } };
+    expect(doc.error.code).toBe('in_flight');
+    expect(doc.redis).toBe(`redis://${redisUrl.host}`);
+    expect(r.stdout).not.toContain('s3cret-redis-pw');
+    expect(r.stderr).toMatch(/^Redis: redis:\/\/[^@\s]+ \(REDIS_URL\)/m);
   }, 150_000);
 });
 
