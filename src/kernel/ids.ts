@@ -127,6 +127,19 @@ export function refundIntentKey(chargeKey: string, n: number): IntentKey {
   return key as IntentKey;
 }
 
+/**
+ * Splits a refund's attempt reference (`rf<n>_<chargeKey>_<attempt>`) into the charge's key, the
+ * refund's number and the attempt, or undefined if it is not one.
+ */
+export function parseRefundReference(
+  ref: string,
+): { chargeKey: string; n: number; attempt: number } | undefined {
+  const m = /^(rf\d{1,2}_[A-Za-z0-9_-]+)_(\d{1,5})$/.exec(ref);
+  if (!m || ref.length > REFERENCE_MAX_LENGTH) return undefined;
+  const refund = parseRefundKey(m[1] as string);
+  return refund && { ...refund, attempt: Number(m[2]) };
+}
+
 /** Splits a refund's intent key into the charge's key and the refund's number, or undefined. */
 export function parseRefundKey(key: string): { chargeKey: string; n: number } | undefined {
   const m = /^rf(\d{1,2})_((?:sub|bat|api)_[A-Za-z0-9_-]+)$/.exec(key);

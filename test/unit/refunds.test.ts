@@ -6,7 +6,9 @@ import {
   apiIntentKey,
   batchIntentKey,
   intentKeySchema,
+  attemptReference,
   parseRefundKey,
+  parseRefundReference,
   refundIntentKey,
 } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
@@ -26,6 +28,18 @@ describe('refund keys', () => {
     expect(parseRefundKey('api_order-1')).toBeUndefined();
     // A caller's key can never be a refund's: charge keys start sub_, bat_ or api_.
     expect(parseRefundKey(apiIntentKey('rf1_api_x'))).toBeUndefined();
+  });
+
+  it("a refund's attempt reference parses back to its charge, number and attempt", () => {
+    const key = refundIntentKey('api_order_1', 12);
+    expect(parseRefundReference(attemptReference(key, 3))).toEqual({
+      chargeKey: 'api_order_1',
+      n: 12,
+      attempt: 3,
+    });
+    expect(parseRefundReference('api_order_1_3')).toBeUndefined();
+    expect(parseRefundReference('rf12_api_order')).toBeUndefined();
+    expect(parseRefundReference(`rf1_api_${'x'.repeat(60)}_1`)).toBeUndefined();
   });
 
   it('the longest charge key still gives a reference Sayswitch accepts (64)', () => {
@@ -90,6 +104,29 @@ describe('matchRefund', () => {
       [listed('RF_2'), listed('RF_3', { merchantReference: 'rf2_api_x_1' })],
       { othersAllKnown: false },
       { found: listed('RF_3', { merchantReference: 'rf2_api_x_1' }) },
+    ],
+    [
+      'listed without its RF_ while a recorded RF_ is not listed: ambiguous (it may be that one)',
+      [{ status: 'failed', amount: m(500) }],
+      {},
+      {
+        ambiguous: 'a refund is listed without its Sayswitch reference and could be another one',
+      },
+    ],
+    [
+      'listed without its RF_ beside every recorded RF_: ours',
+      [listed('RF_1'), { status: 'succeeded', amount: m(500) }],
+      {},
+      { found: { status: 'succeeded', amount: m(500) } },
+    ],
+    [
+      "a merchant_reference neither ours nor a sibling's: ambiguous, never not found",
+      [listed('RF_2', { merchantReference: 'api_x_1' })],
+      {},
+      {
+        ambiguous:
+          "a refund is listed with merchant_reference api_x_1, neither ours nor another refund's of the charge",
+      },
     ],
     [
       "another caller's merchant_reference is not ours",
