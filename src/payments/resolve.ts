@@ -157,6 +157,29 @@ export async function resolvePayment(
   // A payout resolved `succeeded` is watched like one the reconciler saw succeed: its first check
   // is due in the same step (the sweep runs it; the chain continues from there).
   const watch = payoutWatchDelay(intent.type, req.outcome, deps.payoutWatchMs);
+  // A refund keeps the RF_ reference its lookup found it by (whatever Sayswitch said of it), as the
+  // reconciler's adoption records it: the charge's later refunds are told apart from it by that
+  // reference (refunds/match.ts); without it, each later refund whose answer is lost stays
+  // ambiguous, a person each time.
+  const found =
+    intent.type === 'refund' && intent.gatewayReference === undefined
+      ? asked.outcome !== undefined && 'gatewayReference' in asked.outcome
+        ? asked.outcome.gatewayReference
+        : undefined
+      : undefined;
+  const patch = {
+    ...(req.outcome === 'failed'
+      ? {
+          reason: forced
+            ? OPERATOR_FORCED
+            : asked.outcome?.status === 'failed'
+              ? asked.outcome.reason
+              : 'declined',
+        }
+      : {}),
+    ...(watch !== undefined ? { checks: 0 } : {}),
+    ...(found !== undefined ? { gatewayReference: found } : {}),
+  };
   // Only from the state the decision was made on: while the gateway was asked, the reconciler
   // may have re-queued an unknown intent (proven unsent) and a worker claimed it again, on the
   // same attempt. A person's `failed` must not land on that submission.
@@ -164,18 +187,8 @@ export async function resolvePayment(
     expectAttempt: intent.attempt,
     onlyFrom: [intent.state],
     reason: forced ? 'resolved by operator (forced)' : 'resolved by operator',
-    ...(req.outcome === 'failed'
-      ? {
-          patch: {
-            reason: forced
-              ? OPERATOR_FORCED
-              : asked.outcome?.status === 'failed'
-                ? asked.outcome.reason
-                : 'declined',
-          },
-        }
-      : {}),
-    ...(watch !== undefined ? { reconcileAt: now + watch, patch: { checks: 0 } } : {}),
+    ...(Object.keys(patch).length > 0 ? { patch } : {}),
+    ...(watch !== undefined ? { reconcileAt: now + watch } : {}),
     resolution: { by: req.by, note: req.note, gateway, forced },
   });
   if (!res.ok) {
