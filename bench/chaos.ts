@@ -18,6 +18,7 @@ import {
   formatRow,
   formatTable,
   runChaosCell,
+  type CellEncryption,
   type ChaosCellResult,
 } from '../test/support/chaos.ts';
 
@@ -38,6 +39,8 @@ const USAGE = `usage: npm run chaos -- [options]
   --settle-timeout <s>  longest drain per cell before it is reported as it stands (default 600)
   --stall <s>           the drain also ends after this long without any change (default 60)
   --sandbox <json>      sandbox options over each profile's, e.g. '{"lookupLagMs":60000}'
+  --encryption <e>      payload encryption of every cell: hex, base64 or off (default per
+                        profile: off for default, hex or base64 for the others)
   --json <file>         also write every cell's result (checks with examples) as JSON`;
 
 function main(): Promise<void> {
@@ -57,6 +60,7 @@ function main(): Promise<void> {
       'life-cap': { type: 'string', default: '30' },
       'settle-timeout': { type: 'string', default: '600' },
       sandbox: { type: 'string' },
+      encryption: { type: 'string' },
       json: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
@@ -80,6 +84,11 @@ function main(): Promise<void> {
   const unknown = profiles.filter((p) => !(PROFILE_NAMES as readonly string[]).includes(p));
   if (unknown.length > 0 || profiles.length === 0) {
     console.error(`unknown profile(s) ${unknown.join(', ')}; known: ${PROFILE_NAMES.join(', ')}`);
+    process.exit(2);
+  }
+  const encryption = values.encryption;
+  if (encryption !== undefined && !isCellEncryption(encryption)) {
+    console.error(`--encryption must be hex, base64 or off\n${USAGE}`);
     process.exit(2);
   }
   let sandbox: Record<string, unknown> | undefined;
@@ -107,7 +116,12 @@ function main(): Promise<void> {
     notFoundGraceMs: num('not-found-grace', 1),
     ...(values.json !== undefined ? { json: values.json } : {}),
     ...(sandbox !== undefined ? { sandbox } : {}),
+    ...(encryption !== undefined ? { encryption } : {}),
   });
+}
+
+function isCellEncryption(v: string): v is CellEncryption {
+  return v === 'hex' || v === 'base64' || v === 'off';
 }
 
 async function run(o: {
@@ -126,12 +140,14 @@ async function run(o: {
   notFoundGraceMs: number;
   json?: string;
   sandbox?: Record<string, unknown>;
+  encryption?: CellEncryption;
 }): Promise<void> {
   console.log(
     `chaos matrix: ${o.payments} payments per cell, profiles ${o.profiles.join(', ')}; seed ${o.seed}, ` +
       `faultRate ${o.faultRate}, ${o.kills} kills (${o.pauses} paused first), ${o.subscriptions} subscriptions × ${o.renewals + 1} periods, ` +
       `timeScale ${o.timeScale ?? 'per profile'}, not-found grace ${o.notFoundGraceMs} ms` +
       (o.sandbox !== undefined ? `, sandbox ${JSON.stringify(o.sandbox)}` : '') +
+      `, encryption ${o.encryption ?? 'per profile'}` +
       `; ${availableParallelism()} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}`,
   );
   const results: ChaosCellResult[] = [];
@@ -153,6 +169,7 @@ async function run(o: {
       stallMs: o.stallMs,
       notFoundGraceMs: o.notFoundGraceMs,
       ...(o.sandbox !== undefined ? { sandbox: o.sandbox } : {}),
+      ...(o.encryption !== undefined ? { encryption: o.encryption } : {}),
       log: (line) => console.log(line),
     });
     results.push(r);

@@ -117,6 +117,11 @@ export interface ChaosCellOptions {
    * lag): for exploring a variant of a profile. Durations are scaled by `timeScale` too.
    */
   sandbox?: Partial<SandboxOptionsInput>;
+  /**
+   * The AES-256-CBC payload encoding both sides use, or `off` (default: the profile's,
+   * {@link CELL_ENCRYPTION}).
+   */
+  encryption?: CellEncryption;
   /** Progress lines; silent when omitted. */
   log?: (line: string) => void;
   /** The child's LOG_LEVEL (default `warn`: its output tail goes into the report). */
@@ -325,6 +330,26 @@ export const DEFAULT_TIME_SCALE: Readonly<Record<ProfileName, number>> = {
   'idempotent-replay': 0.1,
 };
 
+/** A cell's payload encryption: the encoding both sides use, or none. */
+export type CellEncryption = 'hex' | 'base64' | 'off';
+
+/**
+ * Each profile's payload encryption (docs/sayswitch-api.md §7.1: whether Sayswitch encodes the
+ * AES-256-CBC payload as hex or base64 is unknown, and a deployment turns it on with
+ * SAYSWITCH_ENCRYPTION_KEY/IV). Both encodings run under the profiles whose answers are the
+ * hardest to read; `default` stays off, the path every earlier cell measured.
+ */
+export const CELL_ENCRYPTION: Readonly<Record<ProfileName, CellEncryption>> = {
+  default: 'off',
+  'strict-docs': 'hex',
+  hostile: 'base64',
+  'laravel-unique': 'hex',
+  'idempotent-replay': 'base64',
+};
+
+/** The cell's encryption secrets (32-byte key, 16-byte IV, as Sayswitch issues them). */
+const CHAOS_ENCRYPTION = { key: 'chaos-encryption-key-32-bytes-ok', iv: 'chaos-iv-16bytes' };
+
 // ---------------------------------------------------------------------------------------------
 // The cell
 
@@ -386,9 +411,12 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
   const N = opts.payments;
 
   const port = await freePort();
+  const encoding = opts.encryption ?? CELL_ENCRYPTION[opts.profile];
+  const encryption = encoding === 'off' ? undefined : { ...CHAOS_ENCRYPTION, encoding };
   const sandbox = await startSandbox({
     port: 0,
     profile: opts.profile,
+    ...(encryption ? { encryption } : {}),
     timeScale,
     faultRate: opts.faultRate ?? 0.2,
     seed,
@@ -409,6 +437,13 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       REDIS_URL: await getRedisUrl(),
       QUEUE_PREFIX: prefix,
       SAYSWITCH_BASE_URL: sandbox.url,
+      ...(encryption
+        ? {
+            SAYSWITCH_ENCRYPTION_KEY: encryption.key,
+            SAYSWITCH_ENCRYPTION_IV: encryption.iv,
+            SAYSWITCH_ENCRYPTION_ENCODING: encryption.encoding,
+          }
+        : {}),
       PORT: String(port),
       HOST: '127.0.0.1',
       SUBMIT_LEASE: '1500ms',
@@ -722,6 +757,7 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       profile: opts.profile,
       cell: [
         opts.profile,
+        ...(encryption ? [`encryption=${encryption.encoding}`] : []),
         ...Object.entries(opts.sandbox ?? {}).map(
           ([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`,
         ),
