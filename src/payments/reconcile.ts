@@ -104,6 +104,22 @@ export function createReconcileHandler(deps: ReconcileDeps) {
       if (next === 'needs_review_claim_lapsed')
         return needsReview(deps, intent, now, 'refund_claim_lapsed');
     }
+    if (unconfirmedClaim(data, intent, found, watchingPayout)) {
+      log.info(
+        {
+          key: intent.key,
+          reference: intent.reference,
+          state: intent.state,
+          claimed: data.claimed,
+          found: found?.status ?? 'unreadable',
+        },
+        'webhook claim not confirmed by the lookup: looking again',
+      );
+      throw new RetryableError(
+        `the webhook says ${data.claimed ?? ''}; the lookup does not (yet)`,
+        'webhook_claim_unconfirmed',
+      );
+    }
     if (intent.state === 'needs_review') return { unchanged: intent.state };
 
     // Still unresolved. Only the scheduled chain (or the sweep standing in for it) moves the
@@ -130,6 +146,27 @@ export function createReconcileHandler(deps: ReconcileDeps) {
     }
     return { unchanged: intent.state, nextCheckAt: next };
   };
+}
+
+/**
+ * A webhook claimed a final status that this check's lookup does not show, where no scheduled
+ * check will look again: a payment in `needs_review` (its checks ran out) or a succeeded payout
+ * (its watch may have ended; a webhook check never moves the watch's schedule). A lookup can lag
+ * behind the webhook, so the check is retried with the job's backoff (`reconcile.check`'s
+ * attempts, about ten minutes in all) instead of completing: a later copy of the same webhook
+ * would have the same job id and be dropped. The claim is never adopted; when the lookup never
+ * confirms it, the job ends failed, in the failed-jobs alert, for a person.
+ */
+function unconfirmedClaim(
+  data: JobPayload<'reconcile.check'>,
+  intent: Intent,
+  found: LookupOutcome | undefined,
+  watchingPayout: boolean,
+): boolean {
+  if (data.cause !== 'webhook' || data.claimed === undefined || data.claimed === 'pending')
+    return false;
+  if (intent.state !== 'needs_review' && !watchingPayout) return false;
+  return found?.status !== data.claimed;
 }
 
 /** Still unsure after every check or resubmission allowed: a person looks (never `failed`). */

@@ -41,7 +41,7 @@ export async function takeWebhook(deps: IntakeDeps, event: WebhookEvent): Promis
     );
     return 'early';
   }
-  await deps.dispatcher.reconcile(intent, { delayMs: 0, cause: 'webhook', runId: event.status });
+  await deps.dispatcher.reconcile(intent, { delayMs: 0, cause: 'webhook', claimed: event.status });
   deps.logger.info(
     {
       key: intent.key,

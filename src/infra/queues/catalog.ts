@@ -41,6 +41,11 @@ const reconcilePayload = z.object({
   cause: z.enum(['schedule', 'webhook', 'sweep', 'lease', 'manual']),
   /** For scheduled checks: the check count the job was scheduled for; a stale one only verifies. */
   checks: z.number().int().min(0).optional(),
+  /**
+   * For webhook checks: the status the webhook claims. A hint, never adopted: it only makes the
+   * check look again where no scheduled check will (payments/reconcile.ts).
+   */
+  claimed: z.enum(['succeeded', 'failed', 'reversed', 'pending']).optional(),
 });
 
 /**

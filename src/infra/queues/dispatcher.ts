@@ -51,8 +51,10 @@ export interface Dispatcher {
     opts: {
       delayMs: number;
       cause: 'schedule' | 'webhook' | 'sweep' | 'lease' | 'manual';
-      /** Sweep, lease and manual checks: the sweep run. Webhook checks: the status it claims. */
+      /** Sweep, lease and manual checks: the sweep run. */
       runId?: string;
+      /** Webhook checks: the status the webhook claims (also what tells its job id apart). */
+      claimed?: JobPayload<'reconcile.check'>['claimed'];
     },
   ): Promise<void>;
   /**
@@ -175,14 +177,19 @@ export function createDispatcher(
       await existing?.remove();
       await queue(job.queue).add(job.name, job.data, job.opts);
     },
-    async reconcile(intent, { delayMs, cause, runId }) {
+    async reconcile(intent, { delayMs, cause, runId, claimed }) {
       const jobId = reconcileJobId(
         intent,
         cause === 'webhook' ? 'webhook' : cause === 'schedule' ? 'check' : 'sweep',
-        runId,
+        cause === 'webhook' ? claimed : runId,
       );
       await add('reconcile.check', {
-        data: { key: intent.key, cause, checks: intent.checks },
+        data: {
+          key: intent.key,
+          cause,
+          checks: intent.checks,
+          ...(cause === 'webhook' && claimed !== undefined ? { claimed } : {}),
+        },
         jobId,
         delayMs,
       });
