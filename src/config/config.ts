@@ -148,6 +148,18 @@ const cron = (dflt: string) =>
       }
     });
 
+/**
+ * A path on SAYSWITCH_BASE_URL: unset or empty is `dflt`; it starts with `/` and holds no
+ * whitespace (an empty or relative path was sent as is), and a lookup path holds `{reference}`.
+ */
+const gatewayPath = (dflt: string, lookup = false) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? dflt : v))
+    .refine((v) => /^\/\S*$/.test(v), 'must be a path starting with / (no spaces)')
+    .refine((v) => !lookup || v.includes('{reference}'), 'must contain {reference}');
+
 const optionalString = z
   .string()
   .optional()
@@ -215,21 +227,18 @@ const envSchema = z.object({
     .optional()
     .default('https://backendapi.sayswitchgroup.com')
     .superRefine(urlOf(['https:', 'http:'])),
-  SAYSWITCH_SECRET_KEY: z.string({ message: 'is required' }).min(8, 'is too short'),
+  SAYSWITCH_SECRET_KEY: z
+    .string({ message: 'is required' })
+    .min(8, 'is too short')
+    // It goes into the Authorization header: a character HTTP cannot carry there made every
+    // request fail to build (`client_config`), so every first submission was refused as fatal.
+    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it is sent in a header)'),
   SAYSWITCH_ENCRYPTION_KEY: optionalString,
   SAYSWITCH_ENCRYPTION_IV: optionalString,
   SAYSWITCH_ENCRYPTION_ENCODING: z.enum(['hex', 'base64']).optional().default('hex'),
-  SAYSWITCH_CHARGE_PATH: z.string().optional().default('/api/s2s/transaction/initialize'),
-  SAYSWITCH_VERIFY_PATH: z
-    .string()
-    .optional()
-    .default('/api/v1/transaction/verify/{reference}')
-    .refine((v) => v.includes('{reference}'), 'must contain {reference}'),
-  SAYSWITCH_PAYOUT_LOOKUP_PATH: z
-    .string()
-    .optional()
-    .default('/api/v1/payout/{reference}')
-    .refine((v) => v.includes('{reference}'), 'must contain {reference}'),
+  SAYSWITCH_CHARGE_PATH: gatewayPath('/api/s2s/transaction/initialize'),
+  SAYSWITCH_VERIFY_PATH: gatewayPath('/api/v1/transaction/verify/{reference}', true),
+  SAYSWITCH_PAYOUT_LOOKUP_PATH: gatewayPath('/api/v1/payout/{reference}', true),
   SAYSWITCH_SIGN_REQUESTS: bool(false),
   /** Whether Sayswitch refunds part of a transaction (undocumented; docs/refunds.md). */
   SAYSWITCH_PARTIAL_REFUNDS: bool(false),
@@ -276,7 +285,10 @@ const envSchema = z.object({
   NOTIFY_SECRET: notifySecret,
   NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h', SCHEDULE_BOUNDS.NOTIFY_RETRY_SCHEDULE),
   PORT: int(3000, 0, 65_535),
-  HOST: z.string().optional().default('0.0.0.0'),
+  HOST: z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? '0.0.0.0' : v)),
   LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'])
     .optional()

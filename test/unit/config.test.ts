@@ -184,6 +184,30 @@ describe('loadConfig', () => {
     expect(c.worker.submitLeaseMs).toBeGreaterThanOrEqual(minSubmitLeaseMs(c.sayswitch.timeoutMs));
   });
 
+  it('gateway paths, the secret key and HOST: empty is the default, a value HTTP cannot send is refused', () => {
+    const c = loadConfig({
+      ...VALID,
+      SAYSWITCH_CHARGE_PATH: '',
+      SAYSWITCH_VERIFY_PATH: '',
+      HOST: '',
+    });
+    expect(c.sayswitch.chargePath).toBe('/api/s2s/transaction/initialize');
+    expect(c.sayswitch.verifyPath).toBe('/api/v1/transaction/verify/{reference}');
+    expect(c.http.host).toBe('0.0.0.0');
+    const err = problems({
+      ...VALID,
+      SAYSWITCH_SECRET_KEY: 'sk_live_\u00e9t\u00e9-key',
+      SAYSWITCH_CHARGE_PATH: 'api/s2s/transaction/initialize',
+      SAYSWITCH_PAYOUT_LOOKUP_PATH: '/api/v1/payout/',
+    });
+    expect(err.problems.map((p) => p.variable).sort()).toEqual([
+      'SAYSWITCH_CHARGE_PATH',
+      'SAYSWITCH_PAYOUT_LOOKUP_PATH',
+      'SAYSWITCH_SECRET_KEY',
+    ]);
+    expect(err.message).not.toContain('live');
+  });
+
   it('a URL variable its client cannot parse is refused at load, naming it, never echoing it', async () => {
     const { Redis } = await import('ioredis');
     const cases: [string, string, () => unknown][] = [
