@@ -1,8 +1,8 @@
 /**
  * A verify the gateway answers in a form we cannot read (a body that does not parse or match the
- * schema, a 404 without an envelope, an answer about another reference) is a check that learned
- * nothing final: it counts against RECONCILE_SCHEDULE like a `pending`, so an answer that stays
- * unreadable ends in `needs_review`, never `failed` and never a new attempt. Before, the check
+ * schema, a 404 without an envelope, an answer about another reference, a redirect, a 400) is a
+ * check that learned nothing final: it counts against RECONCILE_SCHEDULE like a `pending`, so an
+ * answer that stays unreadable ends in `needs_review`, never `failed` and never a new attempt. Before, the check
  * threw, the job retried and the sweep re-enqueued it, and the payment stayed `unknown` forever
  * without reaching anyone's queue. A gateway we cannot reach (a 503) is not a check: the job
  * retries and the schedule does not move. Real HTTP to a stub gateway, real Redis.
@@ -17,7 +17,7 @@ import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
 
-type Mode = 'unparsable' | 'bare404' | 'down';
+type Mode = 'unparsable' | 'bare404' | 'redirect' | 'refused' | 'down';
 let mode: Mode = 'unparsable';
 let asked = 0;
 let gateway: http.Server;
@@ -31,6 +31,12 @@ beforeAll(async () => {
       if (mode === 'down') {
         res.writeHead(503, { 'content-type': 'application/json' });
         res.end('{"success":false}');
+      } else if (mode === 'redirect') {
+        res.writeHead(302, { location: '/elsewhere' });
+        res.end();
+      } else if (mode === 'refused') {
+        res.writeHead(400, { 'content-type': 'application/json' });
+        res.end('{"success":false,"message":"Bad request"}');
       } else if (mode === 'bare404') {
         res.writeHead(404, { 'content-type': 'application/json' });
         res.end('{"message":"Not Found"}');
@@ -55,7 +61,7 @@ const ctx = {
 } as unknown as HandlerContext;
 
 describe('a verify answer we cannot read', () => {
-  for (const m of ['unparsable', 'bare404'] as const) {
+  for (const m of ['unparsable', 'bare404', 'redirect', 'refused'] as const) {
     it(`(${m}) counts as a check, and the schedule ends in needs_review: never failed, never a new attempt`, async () => {
       mode = m;
       const key = await unresolvedTestCharge(t.app.store, `unreadable-${m}`);

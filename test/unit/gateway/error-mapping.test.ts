@@ -6,6 +6,7 @@ import {
   OutcomeUnknownError,
   RateLimitedError,
   RetryableError,
+  UnreadableAnswerError,
   type ErrorKind,
 } from '../../../src/kernel/errors.ts';
 import type { CallContext } from '../../../src/infra/gateway/sayswitch/error-mapping/call-context.ts';
@@ -363,21 +364,39 @@ describe('classifyResponse', () => {
     expect(c.error.authFailure).toBe(false);
   });
 
-  it('a 3xx on a submission → outcome_unknown (a redirect is no refusal); on a lookup or read → fatal', () => {
+  it('a 3xx on a submission → outcome_unknown (a redirect is no refusal); on a lookup → unreadable; on a read → fatal', () => {
     for (const status of [301, 302, 303, 307, 308]) {
       const body = json({ success: true });
       const c = classifyResponse(status, {}, body, submission);
       expect(c.type === 'error' && c.error).toBeInstanceOf(OutcomeUnknownError);
       expect(c.type === 'error' && c.error.code).toBe('unexpected_redirect');
-      for (const ctx of [lookup, read]) {
-        const f = classifyResponse(status, {}, body, ctx);
-        expect(f.type === 'error' && f.error).toBeInstanceOf(FatalError);
-        expect(f.type === 'error' && f.error.code).toBe('unexpected_redirect');
-      }
+      const l = classifyResponse(status, {}, body, lookup);
+      expect(l.type === 'error' && l.error).toBeInstanceOf(UnreadableAnswerError);
+      expect(l.type === 'error' && l.error.code).toBe('unexpected_redirect');
+      const f = classifyResponse(status, {}, body, read);
+      expect(f.type === 'error' && f.error).toBeInstanceOf(FatalError);
+      expect(f.type === 'error' && f.error.code).toBe('unexpected_redirect');
     }
   });
 
-  it('409 on a submission → duplicate (look it up); on a lookup → fatal', () => {
+  it.each([
+    [400, 'bad_request'],
+    [405, 'method_not_allowed'],
+    [409, 'http_409'],
+    [415, 'unsupported_media_type'],
+    [422, 'unprocessable'],
+    [418, 'http_418'],
+  ])(
+    '%d on a lookup → unreadable %s: a check that learned nothing, never fatal',
+    (status, code) => {
+      const c = classifyResponse(status, {}, json({ success: false, message: 'nope' }), lookup);
+      expect(c.type === 'error' && c.error).toBeInstanceOf(UnreadableAnswerError);
+      expect(c.type === 'error' && c.error.code).toBe(code);
+      expect(c.type === 'error' && c.error.authFailure).toBe(false);
+    },
+  );
+
+  it('409 on a submission → duplicate (look it up); on a lookup → an error', () => {
     expect(
       classifyResponse(
         409,

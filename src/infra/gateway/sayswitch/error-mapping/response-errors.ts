@@ -105,8 +105,9 @@ const FATAL_STATUS_CODES: Readonly<Record<number, string>> = {
  * 400 or 422 whose body says the reference is a duplicate (wording.ts); 404 on a lookup →
  * not_found (only when the body is a gateway envelope: a bare 404 from a proxy or a wrong path
  * must not read as "never sent"); 422 naming the reference → declined; 401/403 → fatal with
- * authFailure; a 3xx on a submission → outcome_unknown; other 4xx and 3xx → fatal. An unreadable
- * body is outcome_unknown wherever the body matters.
+ * authFailure; a 3xx on a submission → outcome_unknown; any other 3xx or 4xx on a lookup →
+ * unreadable (a check that learned nothing); other 4xx and 3xx → fatal. An unreadable body is
+ * outcome_unknown wherever the body matters.
  */
 export function classifyResponse(
   status: number,
@@ -200,6 +201,21 @@ export function classifyResponse(
       return { type: 'declined', message: envelopeMessage(decoded.body) };
     }
   }
+  if (ctx.operation === 'lookup') {
+    // A lookup refused or redirected (400, 405, 409, 415, 422, any 3xx …) says nothing about the
+    // payment: a check that learned nothing, counted against the schedule (payments/reconcile.ts),
+    // so a payment whose lookups keep being refused ends in needs_review. As fatal, each check's
+    // job failed and the sweep enqueued another, and the payment stayed unknown for good.
+    // Credentials (401/403, above) stay fatal: the queues pause and the alert names the key.
+    return {
+      type: 'error',
+      error: new UnreadableAnswerError(
+        `${ctx.endpoint} answered HTTP ${status}, which says nothing about the payment`,
+        refusalCode(status),
+        fault(),
+      ),
+    };
+  }
   if (status >= 300 && status < 400 && ctx.operation === 'submission') {
     // A redirect is no refusal: 303 See Other is HTTP's "processed, the result is over there",
     // and a front end's 301/302 may sit behind a backend that already acted. Not followed (a
@@ -214,15 +230,22 @@ export function classifyResponse(
       ),
     };
   }
-  const code =
-    FATAL_STATUS_CODES[status] ??
-    (status >= 300 && status < 400 ? 'unexpected_redirect' : `http_${status}`);
   return {
     type: 'error',
-    error: new FatalError(`${ctx.endpoint} refused the request (HTTP ${status})`, code, {
-      cause: fault(),
-    }),
+    error: new FatalError(
+      `${ctx.endpoint} refused the request (HTTP ${status})`,
+      refusalCode(status),
+      { cause: fault() },
+    ),
   };
+}
+
+/** The code of a 3xx or 4xx the contract has no other reading for. */
+function refusalCode(status: number): string {
+  return (
+    FATAL_STATUS_CODES[status] ??
+    (status >= 300 && status < 400 ? 'unexpected_redirect' : `http_${status}`)
+  );
 }
 
 /** A 2xx body that did not match the endpoint's schema: we cannot tell what happened. */
