@@ -89,6 +89,15 @@ const CASES: [string, Case[]][] = [
         check: (d) => expect(d.created).toBeGreaterThan(0),
       },
       { args: ['subs', 'import', '/nonexistent/subs.csv'], exit: 2, code: 'usage' },
+      {
+        args: () => ['subs', 'import', file('invalid-subs.csv')],
+        exit: 2,
+        code: 'invalid_input',
+        check: (d) =>
+          expect((d as { error: { details: unknown } }).error.details).toMatchObject({
+            errors: [{ line: 2, column: 'amount' }],
+          }),
+      },
     ],
   ],
   [
@@ -592,6 +601,11 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
     dir = emptyDir('cli-json');
     writeFileSync(file('payouts.csv'), `${PAYOUTS}\n`);
     writeFileSync(file('invalid.csv'), `${INVALID}\n`);
+    writeFileSync(
+      file('invalid-subs.csv'),
+      'id,customer_email,card_token,amount,currency,interval,interval_count,anchor,timezone\n' +
+        'bad-sub-1,a@example.com,enc_card_9f3a1c0d2e7b4a61,-5,NGN,month,1,2025-01-31T09:00:00+01:00,Africa/Lagos\n',
+    );
     writeFileSync(file('not-heartbeat.json'), '{}\n');
     env = {
       ...FAST_ENV,

@@ -131,7 +131,13 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       }
       await withApp(ctx, async (app) => {
         const res = await importSubscriptions(subscriptionServiceDeps(app), text);
-        if (!res.ok) throw new UsageError(formatIssues(file, res.errors));
+        if (!res.ok) {
+          // As `batch submit`'s refused file: the problems by line and column in `--json`.
+          throw new UsageError(formatIssues(file, res.errors), {
+            code: 'invalid_input',
+            details: { file, errors: res.errors },
+          });
+        }
         ctx
           .out()
           .result(
