@@ -8,7 +8,7 @@
 import { accountName, banks, wallet } from './directory.ts';
 import type { LedgerStore } from './ledger.ts';
 import { Lifecycle } from './lifecycle.ts';
-import type { RefundFault, Unknowns } from './options.ts';
+import type { RefundFault, StatusVocabulary, Unknowns } from './options.ts';
 import { SandboxRefunds } from './refunds.ts';
 import { Submissions } from './submissions.ts';
 import { ThreeDs, type ThreeDsAction } from './three-ds.ts';
@@ -48,6 +48,7 @@ export class SandboxCore {
       now,
       settleMs: deps.settleMs,
       collectionWebhook: unknowns.collectionWebhook,
+      statusWords: unknowns.statusWords,
       ...(deps.notify ? { notify: deps.notify } : {}),
     });
     this.threeDs = new ThreeDs({
@@ -100,7 +101,11 @@ export class SandboxCore {
     }
     return {
       status: 200,
-      body: { success: true, message: 'Verification successful', data: chargeData(ref, entry) },
+      body: {
+        success: true,
+        message: 'Verification successful',
+        data: chargeData(ref, entry, this.words),
+      },
     };
   }
 
@@ -110,7 +115,11 @@ export class SandboxCore {
     if (!entry || entry.kind !== 'payout') return this.notFound('Payout not found');
     return {
       status: 200,
-      body: { success: true, message: 'Payout retrieved', data: payoutData(ref, entry) },
+      body: {
+        success: true,
+        message: 'Payout retrieved',
+        data: payoutData(ref, entry, this.words),
+      },
     };
   }
 
@@ -137,6 +146,11 @@ export class SandboxCore {
   /** `GET /api/v1/wallet_balance/{currency}`. */
   wallet(currency: string): ApiResult {
     return wallet(this.deps.ledger, currency);
+  }
+
+  /** The `statusWords` unknown: the vocabulary of every status this sandbox sends. */
+  private get words(): StatusVocabulary {
+    return this.deps.unknowns.statusWords;
   }
 
   private visible(ref: string) {

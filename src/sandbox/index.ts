@@ -26,6 +26,7 @@ export {
   REFUND_CALLER_REFERENCES,
   REFUND_FAULTS,
   REFUND_PARTIALS,
+  STATUS_VOCABULARIES,
   sandboxOptionsSchema,
 } from './options.ts';
 export type {
@@ -37,11 +38,13 @@ export type {
   ProfileName,
   SandboxOptions,
   SandboxOptionsInput,
+  StatusVocabulary,
   Unknowns,
 } from './options.ts';
 export { PROFILES, resolveSandboxOptions } from './profiles.ts';
 export type { Profile, ProfileSettings } from './profiles.ts';
 export { THREE_DS_ACTIONS } from './three-ds.ts';
+export { ABANDONED_RESPONSE, statusWord } from './wire.ts';
 export type { ThreeDsAction } from './three-ds.ts';
 export type {
   Authentication,

@@ -3,10 +3,10 @@
  * webhook each final status raises (in the payout-style `notify` shape, or for collections the
  * documented `type: payment.success` sample shape when `collectionWebhook` is `documented`).
  */
-import type { CollectionWebhook } from './options.ts';
+import type { CollectionWebhook, StatusVocabulary } from './options.ts';
 import type { LedgerStatus, LedgerStore, StoredEntry } from './ledger.ts';
 import type { TimerRegistry } from './timers.ts';
-import { GATEWAY_RESPONSE, chargeData, iso, major, payoutData } from './wire.ts';
+import { GATEWAY_RESPONSE, chargeData, iso, major, payoutData, statusWord } from './wire.ts';
 
 export interface LifecycleDeps {
   ledger: LedgerStore;
@@ -14,6 +14,8 @@ export interface LifecycleDeps {
   settleMs: number;
   now: () => number;
   collectionWebhook: CollectionWebhook;
+  /** The vocabulary of `data.status` in webhook bodies (`notifyType` and `type` keep theirs). */
+  statusWords: StatusVocabulary;
   /** Called with each webhook payload when a reference reaches a final status; absent = no webhooks. */
   notify?: (reference: string, payload: unknown) => void;
 }
@@ -85,7 +87,7 @@ export class Lifecycle {
           // The sample carries a JSON number; major units, the total charged (as verify's amount).
           amount: Number(major(entry.amount + entry.feeMinor)),
           currency: entry.currency,
-          status: entry.status,
+          status: statusWord(this.deps.statusWords, entry),
           ...(email !== undefined ? { customer: { email } } : {}),
         },
       });
@@ -93,11 +95,12 @@ export class Lifecycle {
     }
     const notifyType = NOTIFY_TYPE[entry.status];
     if (notifyType === undefined) return;
+    const words = this.deps.statusWords;
     this.deps.notify(
       ref,
       entry.kind === 'payout'
-        ? { notify: 'payout', notifyType, data: payoutData(ref, entry) }
-        : { notify: 'transaction', notifyType, data: chargeData(ref, entry) },
+        ? { notify: 'payout', notifyType, data: payoutData(ref, entry, words) }
+        : { notify: 'transaction', notifyType, data: chargeData(ref, entry, words) },
     );
   }
 }

@@ -39,6 +39,14 @@ export type RefundPartial = (typeof REFUND_PARTIALS)[number];
 export const REFUND_CALLER_REFERENCES = ['ignored', 'honoured'] as const;
 export type RefundCallerReference = (typeof REFUND_CALLER_REFERENCES)[number];
 /**
+ * The status words a transaction or payout carries on the wire (unknown 11, §7.8): `documented`
+ * the four the docs show (`success`, `failed`, `pending`, `reversed`); `extended` the other
+ * plausible vocabulary (`successful`, `declined` / `cancelled`, `processing`, `abandoned` for an
+ * abandoned 3-D Secure challenge). Decided by `statusWord` (wire.ts); the ledger keeps its own.
+ */
+export const STATUS_VOCABULARIES = ['documented', 'extended'] as const;
+export type StatusVocabulary = (typeof STATUS_VOCABULARIES)[number];
+/**
  * A fault on the first refund request of each transaction (not an unknown: an injected failure,
  * like `faultRate`): recorded then 500, recorded then held past any timeout, or 500 recording
  * nothing.
@@ -106,6 +114,8 @@ export const sandboxOptionsSchema = z.object({
   refundCallerReference: z.enum(REFUND_CALLER_REFERENCES).optional(),
   /** How long a refund stays `pending` before it succeeds (unknown 10; scaled by `timeScale`). */
   refundSettleMs: nonNegativeMs.optional(),
+  /** The words of every transaction and payout `status` sent (unknown 11); the ledger keeps its own. */
+  statusWords: z.enum(STATUS_VOCABULARIES).optional(),
   /**
    * Multiplies `lookupLagMs`, `refundSettleMs` and `threeDsExpiryMs` (whether from a profile or explicit), so tests
    * can run a profile's 60 s lag in 60 ms with `timeScale: 0.001`. Default 1.
@@ -130,6 +140,7 @@ export interface Unknowns {
   refundPartial: RefundPartial;
   refundCallerReference: RefundCallerReference;
   refundSettleMs: number;
+  statusWords: StatusVocabulary;
 }
 
 /** Parsed options plus the resolved unknowns; what `startSandbox` runs on. */

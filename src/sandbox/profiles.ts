@@ -33,6 +33,7 @@ const DEFAULT_SETTINGS: ProfileSettings = {
   refundPartial: 'supported',
   refundCallerReference: 'ignored',
   refundSettleMs: 0,
+  statusWords: 'documented',
   webhookDuplicates: 1,
   webhookShuffle: false,
 };
@@ -61,7 +62,8 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
     summary:
       'the worst plausible Sayswitch: duplicates as 200 success:false, lookups blind for 60 s, ' +
       'not-found as 200 success:false, 3DS2 cards, async payouts, documented webhooks, each ' +
-      'delivered twice in shuffled order, a refund amount silently ignored (all of it goes back)',
+      'delivered twice in shuffled order, a refund amount silently ignored (all of it goes back), ' +
+      'the extended status words (`successful`, `declined`, `processing`, `abandoned`, `cancelled`)',
     settings: {
       duplicateReference: '200-failure',
       lookupLagMs: 60_000,
@@ -74,6 +76,8 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
       refundPartial: 'full-only',
       refundCallerReference: 'ignored',
       refundSettleMs: 10_000,
+      // `abandoned` is a word the adapter does not know: the charge stays pending at our side.
+      statusWords: 'extended',
       webhookDuplicates: 2,
       webhookShuffle: true,
     },
@@ -81,8 +85,13 @@ export const PROFILES: Readonly<Record<ProfileName, Profile>> = {
   'laravel-unique': {
     summary:
       'a stock Laravel backend: a duplicate fails the `unique` rule as a 400 validation error; ' +
-      'async payouts as documented',
-    settings: { ...DEFAULT_SETTINGS, duplicateReference: '400', payoutFlow: 'async' },
+      'async payouts as documented; the extended status words',
+    settings: {
+      ...DEFAULT_SETTINGS,
+      duplicateReference: '400',
+      payoutFlow: 'async',
+      statusWords: 'extended',
+    },
   },
   'idempotent-replay': {
     summary:
@@ -126,6 +135,7 @@ export function resolveSandboxOptions(input: SandboxOptionsInput = {}): Resolved
     refundPartial: opts.refundPartial ?? base.refundPartial,
     refundCallerReference: opts.refundCallerReference ?? base.refundCallerReference,
     refundSettleMs: Math.round((opts.refundSettleMs ?? base.refundSettleMs) * scale),
+    statusWords: opts.statusWords ?? base.statusWords,
   };
   return { ...opts, profile, unknowns };
 }

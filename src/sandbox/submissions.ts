@@ -136,7 +136,7 @@ export class Submissions {
     }
     if (tries > 0) this.unrecordedTries.delete(sub.reference);
     keep();
-    const { cardFlow, payoutFlow } = this.deps.unknowns;
+    const { cardFlow, payoutFlow, statusWords } = this.deps.unknowns;
     let answer: ApiResult;
     if (sub.kind === 'charge' && cardFlow === '3ds2') {
       this.deps.threeDs.start({ ...sub, behaviour });
@@ -148,8 +148,8 @@ export class Submissions {
           : this.record(sub, behaviour);
       answer =
         sub.kind === 'charge'
-          ? chargeAnswer(sub.reference, entry)
-          : payoutAnswer(sub.reference, entry, details);
+          ? chargeAnswer(sub.reference, entry, statusWords)
+          : payoutAnswer(sub.reference, entry, statusWords, details);
     }
     this.deps.onRecorded(sub.reference);
     switch (behaviour) {
@@ -164,7 +164,8 @@ export class Submissions {
 
   /** The `duplicateReference` unknown. */
   private duplicate(ref: string, existing: StoredEntry, origin: string): ApiResult {
-    switch (this.deps.unknowns.duplicateReference) {
+    const { duplicateReference, statusWords } = this.deps.unknowns;
+    switch (duplicateReference) {
       case '409':
         return fail(409, 'Duplicate reference');
       case '400':
@@ -178,11 +179,11 @@ export class Submissions {
       case '200-echo':
         // The existing transaction as the first submission's answer would show it now.
         if (existing.kind === 'payout') {
-          return payoutAnswer(ref, existing, this.payoutDetails.get(ref));
+          return payoutAnswer(ref, existing, statusWords, this.payoutDetails.get(ref));
         }
         return this.deps.threeDs.awaiting(ref)
           ? this.deps.threeDs.challenge(ref, origin)
-          : chargeAnswer(ref, existing);
+          : chargeAnswer(ref, existing, statusWords);
     }
   }
 

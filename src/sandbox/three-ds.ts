@@ -9,7 +9,7 @@ import type { Authentication, LedgerStore, StoredEntry } from './ledger.ts';
 import type { Lifecycle } from './lifecycle.ts';
 import type { Behaviour } from './outcomes.ts';
 import type { TimerRegistry } from './timers.ts';
-import { fail, major, type ApiResult } from './wire.ts';
+import { ABANDONED_RESPONSE, fail, major, type ApiResult } from './wire.ts';
 
 export const THREE_DS_ACTIONS = ['complete', 'fail', 'abandon'] as const;
 export type ThreeDsAction = (typeof THREE_DS_ACTIONS)[number];
@@ -46,7 +46,7 @@ const ENDINGS: Record<ThreeDsAction | 'expire', Exclude<Authentication, 'awaitin
 /** What a challenge that does not complete leaves in `gateway_response`. */
 const FAILURE_RESPONSE: Record<Exclude<Authentication, 'awaiting' | 'completed'>, string> = {
   failed: 'Authentication failed',
-  abandoned: 'Abandoned',
+  abandoned: ABANDONED_RESPONSE,
   expired: 'Authentication expired',
 };
 

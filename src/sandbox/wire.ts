@@ -6,6 +6,7 @@
 import type { z } from 'zod';
 import { formatMajor, type AmountMinor } from '../kernel/money.ts';
 import type { LedgerStatus, StoredEntry } from './ledger.ts';
+import type { StatusVocabulary } from './options.ts';
 
 /** A handler's answer. `holdMs` asks the transport to hold the response (outcome 55). */
 export interface ApiResult {
@@ -48,6 +49,49 @@ export const CHARGE_MESSAGE: Record<LedgerStatus, string> = {
   reversed: 'Charge reversed',
 };
 
+/**
+ * The `gateway_response` of a charge whose 3-D Secure challenge the payer abandoned (three-ds.ts);
+ * under the `extended` vocabulary such a charge says `abandoned` rather than `declined`.
+ */
+export const ABANDONED_RESPONSE = 'Abandoned';
+
+/** The `extended` vocabulary, by kind: what each ledger status is called on the wire. */
+const EXTENDED_WORDS: Record<StoredEntry['kind'], Record<LedgerStatus, string>> = {
+  charge: {
+    success: 'successful',
+    failed: 'declined',
+    pending: 'processing',
+    reversed: 'reversed',
+  },
+  payout: {
+    success: 'successful',
+    failed: 'cancelled',
+    pending: 'processing',
+    reversed: 'reversed',
+  },
+};
+
+/**
+ * The `status` word a transaction or payout body carries (the `statusWords` unknown): under
+ * `documented` the ledger's own status, byte for byte; under `extended` the other plausible
+ * vocabulary, with `abandoned` for a charge whose challenge the payer abandoned. The ledger
+ * (`GET /__sandbox/ledger`) keeps its statuses whatever the vocabulary.
+ */
+export function statusWord(
+  vocabulary: StatusVocabulary,
+  entry: Pick<StoredEntry, 'kind' | 'status' | 'gatewayResponse'>,
+): string {
+  if (vocabulary === 'documented') return entry.status;
+  if (
+    entry.kind === 'charge' &&
+    entry.status === 'failed' &&
+    entry.gatewayResponse === ABANDONED_RESPONSE
+  ) {
+    return 'abandoned';
+  }
+  return EXTENDED_WORDS[entry.kind][entry.status];
+}
+
 export const PAYOUT_MESSAGE = 'Transfer successfully logged and Processing';
 
 /** What a payout request carried beyond the ledger entry; echoed in payout answers. */
@@ -60,14 +104,18 @@ export interface PayoutDetails {
   paymentMode: string;
 }
 
-export function chargeData(ref: string, e: StoredEntry): Record<string, unknown> {
+export function chargeData(
+  ref: string,
+  e: StoredEntry,
+  words: StatusVocabulary,
+): Record<string, unknown> {
   return {
     reference: ref,
     amount: major(e.amount + e.feeMinor),
     requested_amount: major(e.amount),
     fees: major(e.feeMinor),
     currency: e.currency,
-    status: e.status,
+    status: statusWord(words, e),
     gateway_response: e.gatewayResponse,
     channel: 'card',
     domain: 'test',
@@ -75,13 +123,17 @@ export function chargeData(ref: string, e: StoredEntry): Record<string, unknown>
   };
 }
 
-export function payoutData(ref: string, e: StoredEntry): Record<string, unknown> {
+export function payoutData(
+  ref: string,
+  e: StoredEntry,
+  words: StatusVocabulary,
+): Record<string, unknown> {
   return {
     reference: ref,
     amount: major(e.amount),
     fee: major(e.feeMinor),
     currency: e.currency,
-    status: e.status,
+    status: statusWord(words, e),
     gateway_response: e.gatewayResponse,
     domain: 'test',
     created_at: iso(e.createdAtMs),
@@ -89,18 +141,27 @@ export function payoutData(ref: string, e: StoredEntry): Record<string, unknown>
   };
 }
 
-/** The 200 answer of a charge that was not challenged. */
-export function chargeAnswer(ref: string, e: StoredEntry): ApiResult {
+/** The 200 answer of a charge that was not challenged, its status in `words`. */
+export function chargeAnswer(ref: string, e: StoredEntry, words: StatusVocabulary): ApiResult {
   return {
     status: 200,
-    body: { status: true, message: CHARGE_MESSAGE[e.status], data: chargeData(ref, e) },
+    body: { status: true, message: CHARGE_MESSAGE[e.status], data: chargeData(ref, e, words) },
   };
 }
 
 /** The 200 answer of a payout; `details` are what the request carried (absent: not kept). */
-export function payoutAnswer(ref: string, e: StoredEntry, details?: PayoutDetails): ApiResult {
+export function payoutAnswer(
+  ref: string,
+  e: StoredEntry,
+  words: StatusVocabulary,
+  details?: PayoutDetails,
+): ApiResult {
   return {
     status: 200,
-    body: { success: true, message: PAYOUT_MESSAGE, data: { ...payoutData(ref, e), ...details } },
+    body: {
+      success: true,
+      message: PAYOUT_MESSAGE,
+      data: { ...payoutData(ref, e, words), ...details },
+    },
   };
 }

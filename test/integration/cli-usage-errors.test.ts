@@ -42,6 +42,12 @@ describe('billing sandbox: a flag value its options refuse', () => {
     expect(doc.error.code).toBe('usage');
     expect(doc.error.message).toContain(flag);
   });
+
+  it('an unknown is a choice: --status-words takes documented or extended only', async () => {
+    const r = await runWith([], ['sandbox', '--status-words', 'paystack']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('Allowed choices are documented, extended');
+  });
 });
 
 describe('an InvalidArgumentError thrown inside an action', () => {

@@ -3,14 +3,16 @@
  * reconciler, webhooks on): a challenged charge enters `requires_action` with the challenge URL
  * (on the intent, in the view, in the `payment.requires_action` event), and each ending of the
  * challenge gives what the gateway says: completed → succeeded, failed / abandoned / expired →
- * failed (`authentication_required`, the gateway's words in `message`). REQUIRES_ACTION_WINDOW:
+ * failed (`authentication_required`, the gateway's words in `message`), except an abandoned one
+ * in the extended status words (hostile): `abandoned` is a word we do not know, so the payment is
+ * never failed on it (pending, then needs_review). REQUIRES_ACTION_WINDOW:
  * once it has passed and the gateway still says pending, the payment is an ordinary pending one
  * (completed later → succeeded; never → needs_review), never failed by inference.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Intent } from '../../src/kernel/payment.ts';
-import type { ProfileName, Sandbox } from '../../src/sandbox/index.ts';
+import { PROFILES, type ProfileName, type Sandbox } from '../../src/sandbox/index.ts';
 import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
@@ -133,10 +135,14 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
       expect(sandbox.ledger().activity[intent.reference]).toMatchObject({ moves: 1 });
     });
 
-    it.each([
+    // Under the extended status words an abandoned challenge says `abandoned`, a word the adapter
+    // does not know: read as pending, never failed (the case after this one).
+    const extended = PROFILES[profile].settings.statusWords === 'extended';
+    const endings: (readonly ['fail' | 'abandon', string, string])[] = [
       ['fail', 'Authentication failed', 'failed'],
-      ['abandon', 'Abandoned', 'abandoned'],
-    ] as const)(
+      ...(extended ? [] : [['abandon', 'Abandoned', 'abandoned'] as const]),
+    ];
+    it.each(endings)(
       '%s → failed (authentication_required), nothing moved',
       async (action, words, authentication) => {
         const intent = await challenged(t, `${action}${tag}`);
@@ -152,6 +158,32 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
         });
       },
     );
+
+    if (extended) {
+      it('abandon, said `abandoned` (a word we do not know) → never failed: still requires_action, nothing moved', async () => {
+        const intent = await challenged(t, `abandon${tag}`);
+        const res = await fetch(`${sandbox.url}/__sandbox/3ds/${intent.reference}/abandon`, {
+          method: 'POST',
+        });
+        expect(res.status).toBe(200);
+        // The gateway's ledger has it failed; its wire says `abandoned`.
+        expect(sandbox.ledger().references[intent.reference]).toMatchObject({ status: 'failed' });
+        // Checked again and again after the abandon (webhooks and the schedule), never failed.
+        const checks = (await t.app.store.get(intent.key))!.checks;
+        const later = await until(() => t.app.store.get(intent.key), {
+          done: (i) => i !== undefined && (i.checks >= checks + 3 || i.state !== 'requires_action'),
+          what: `${intent.key} checked three more times`,
+          timeoutMs: 20_000,
+        });
+        expect(later!.state).toBe('requires_action');
+        const history = await t.app.store.history(intent.key);
+        expect(history.map((h) => h.to)).toEqual(['queued', 'submitting', 'requires_action']);
+        expect(sandbox.ledger().activity[intent.reference]).toMatchObject({
+          moves: 0,
+          authentication: 'abandoned',
+        });
+      });
+    }
 
     it('expired (nobody acted) → failed (authentication_required), nothing moved', async () => {
       const intent = await challenged(t, `exp${tag}`);
@@ -222,6 +254,46 @@ describe('REQUIRES_ACTION_WINDOW: the gateway decides, never the clock', () => {
     expect(sandbox.ledger().activity[intent.reference]).toMatchObject({
       moves: 0,
       authentication: 'awaiting',
+    });
+  });
+});
+
+describe('an abandoned challenge in words we do not know (hostile: `abandoned`)', () => {
+  let sandbox: Sandbox;
+  let t: TestApp;
+
+  beforeAll(async () => {
+    // hostile's vocabulary is `extended`; lookups blind for 150 ms; a window shorter than the test.
+    ({ sandbox, t } = await start(
+      { profile: 'hostile', timeScale: 0.0025 },
+      { REQUIRES_ACTION_WINDOW: '500ms' },
+    ));
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sandbox?.close();
+  });
+
+  it('stays pending at our side and ends needs_review, never failed', async () => {
+    expect(sandbox.unknowns.statusWords).toBe('extended');
+    const intent = await challenged(t, 'abandonedword');
+    expect(sandbox.authenticate(intent.reference, 'abandon').status).toBe(200);
+    const review = await waitState(t, intent.key, 'needs_review');
+    const history = await t.app.store.history(review.key);
+    expect(history.map((h) => h.to)).toEqual([
+      'queued',
+      'submitting',
+      'requires_action',
+      'pending',
+      'needs_review',
+    ]);
+    expect(sandbox.ledger().references[intent.reference]).toMatchObject({
+      status: 'failed',
+      moneyMoved: false,
+    });
+    expect(sandbox.ledger().activity[intent.reference]).toMatchObject({
+      moves: 0,
+      authentication: 'abandoned',
     });
   });
 });

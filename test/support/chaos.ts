@@ -65,7 +65,18 @@ import { cleanupPrefix, getRedisUrl, uniquePrefix } from './redis.ts';
 import { startSubscriptionsScheduler, type RunningScheduler } from './subscription-harness.ts';
 
 const DAY = 86_400_000;
-const UNSETTLED: readonly IntentState[] = ['queued', 'submitting', 'pending', 'unknown'];
+/**
+ * Not yet final nor needs_review. `requires_action` too: under the extended status words an
+ * abandoned challenge says `abandoned`, a word the adapter reads as pending, so its payment waits
+ * out REQUIRES_ACTION_WINDOW (then pending, then needs_review) and the drain must wait with it.
+ */
+const UNSETTLED: readonly IntentState[] = [
+  'queued',
+  'submitting',
+  'requires_action',
+  'pending',
+  'unknown',
+];
 const CHILD_ROLES = 'worker,reconciler,api';
 
 /**
@@ -452,6 +463,11 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       RECONCILE_SCHEDULE: '200ms,300ms,500ms,1s,2s,3s,5s',
       RECONCILE_CRON: '* * * * * *',
       RECONCILE_NOT_FOUND_GRACE: ms(opts.notFoundGraceMs ?? 200),
+      // Past the (scaled) 3-D Secure expiry, so every challenge the gateway ends in a word we know
+      // is seen ended inside the window, as with the 30 min default; a challenge that stays
+      // pending at our side (`abandoned` under the extended status words) then goes pending and
+      // needs_review within the drain instead of waiting 30 minutes.
+      REQUIRES_ACTION_WINDOW: ms(sandbox.unknowns.threeDsExpiryMs + 4_000),
       ORPHAN_AFTER: '3s',
       DUNNING_SCHEDULE: '50ms,100ms,150ms',
       SHUTDOWN_TIMEOUT: '5s',

@@ -15,6 +15,7 @@ import {
   REFUND_CALLER_REFERENCES,
   REFUND_FAULTS,
   REFUND_PARTIALS,
+  STATUS_VOCABULARIES,
   resolveSandboxOptions,
   startSandbox,
   type SandboxOptionsInput,
@@ -64,6 +65,7 @@ export interface SandboxFlags {
   refundPartial?: SandboxOptionsInput['refundPartial'];
   refundCallerReference?: SandboxOptionsInput['refundCallerReference'];
   refundSettleMs?: number;
+  statusWords?: SandboxOptionsInput['statusWords'];
   refundFault?: SandboxOptionsInput['refundFault'];
   timeScale?: number;
 }
@@ -96,6 +98,7 @@ export function sandboxOptionsFromFlags(f: SandboxFlags): SandboxOptionsInput {
         'refundPartial',
         'refundCallerReference',
         'refundSettleMs',
+        'statusWords',
         'refundFault',
         'timeScale',
       ] as const
@@ -227,6 +230,14 @@ export function registerSandboxCommand(program: Command, ctx: CliContext) {
       '--refund-settle-ms <ms>',
       'how long a refund stays pending before it succeeds',
       parseIntFlag('--refund-settle-ms'),
+    )
+    .addOption(
+      choice(
+        '--status-words <vocabulary>',
+        'transaction and payout status words: the documented ones, or successful/declined/' +
+          'cancelled/processing/abandoned',
+        STATUS_VOCABULARIES,
+      ),
     )
     .addOption(
       choice(

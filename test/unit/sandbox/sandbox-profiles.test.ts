@@ -4,6 +4,7 @@ import {
   DUPLICATE_ANSWERS,
   PROFILES,
   PROFILE_NAMES,
+  STATUS_VOCABULARIES,
   resolveSandboxOptions,
   startSandbox,
   type Sandbox,
@@ -40,6 +41,7 @@ describe('resolving options', () => {
       refundPartial: 'supported',
       refundCallerReference: 'ignored',
       refundSettleMs: 0,
+      statusWords: 'documented',
     };
     const none = resolveSandboxOptions({});
     expect(none.profile).toBe('default');
@@ -62,6 +64,7 @@ describe('resolving options', () => {
       refundPartial: 'full-only',
       refundCallerReference: 'ignored',
       refundSettleMs: 10_000,
+      statusWords: 'extended',
     });
     expect(hostile.webhookDuplicates).toBe(2);
     expect(hostile.webhookShuffle).toBe(true);
@@ -106,6 +109,7 @@ describe('resolving options', () => {
     expect(used('cardFlow')).toEqual(new Set(['settled', '3ds2']));
     expect(used('payoutFlow')).toEqual(new Set(['sync', 'async']));
     expect(used('collectionWebhook')).toEqual(new Set(['notify', 'documented']));
+    expect(used('statusWords')).toEqual(new Set(STATUS_VOCABULARIES));
     expect([...used('lookupLagMs')].some((lag) => Number(lag) > 0)).toBe(true);
   });
 
@@ -116,6 +120,7 @@ describe('resolving options', () => {
     [{ cardFlow: 'otp' }],
     [{ payoutFlow: 'later' }],
     [{ collectionWebhook: 'xml' }],
+    [{ statusWords: 'paystack' }],
     [{ lookupLagMs: -1 }],
     [{ timeScale: 0 }],
   ])('refuses %j', async (bad) => {
@@ -154,6 +159,7 @@ describe('CLI flags', () => {
     });
     expect(opts).not.toHaveProperty('duplicateReference');
     expect(opts).not.toHaveProperty('webhookDuplicates');
+    expect(opts).not.toHaveProperty('statusWords');
     const resolved = resolveSandboxOptions(opts);
     expect(resolved.unknowns).toMatchObject({
       notFound: '404',
@@ -162,6 +168,14 @@ describe('CLI flags', () => {
     });
     expect(resolved.webhookShuffle).toBe(false);
     expect(resolved.webhookDuplicates).toBe(2);
+    expect(resolved.unknowns.statusWords).toBe('extended');
+    // --status-words overrides the profile's vocabulary, like any unknown's flag.
+    const documented = sandboxOptionsFromFlags({
+      ...base,
+      profile: 'hostile',
+      statusWords: 'documented',
+    });
+    expect(resolveSandboxOptions(documented).unknowns.statusWords).toBe('documented');
   });
 
   it('refuses half an encryption pair', () => {
@@ -230,6 +244,7 @@ describe('the default profile', () => {
       cardFlow: 'settled',
       payoutFlow: 'sync',
       collectionWebhook: 'notify',
+      statusWords: 'documented',
     });
     expect(named).toEqual(none);
     expect(explicit).toEqual(none);
@@ -287,5 +302,47 @@ describe('the default profile', () => {
       reversals: 1,
       statuses: ['success', 'reversed'],
     });
+  });
+});
+
+describe('the statusWords unknown', () => {
+  /** The extended words read back as the ledger statuses they name (charges and payouts alike). */
+  const DOCUMENTED_OF: Record<string, string> = {
+    successful: 'success',
+    declined: 'failed',
+    cancelled: 'failed',
+    abandoned: 'failed',
+    processing: 'pending',
+    reversed: 'reversed',
+  };
+  const asDocumented = (body: LooseJson): LooseJson => {
+    const status = body?.data?.status;
+    if (typeof status !== 'string') return body;
+    return { ...body, data: { ...body.data, status: DOCUMENTED_OF[status] ?? `?${status}` } };
+  };
+
+  it('changes nothing but the status words: same answers, ledger and webhooks otherwise', async () => {
+    const documented = await transcript({});
+    const extended = await transcript({ statusWords: 'extended' });
+    // The ledger keeps its own statuses, whatever the wire says.
+    expect(extended.ledger).toEqual(documented.ledger);
+    expect(extended.answers.map((a) => ({ ...a, body: asDocumented(a.body) }))).toEqual(
+      documented.answers,
+    );
+    const normalised = (t: Transcript) =>
+      t.webhooks.map((raw) => JSON.stringify(asDocumented(JSON.parse(raw)))).sort();
+    expect(normalised(extended)).toEqual(documented.webhooks);
+
+    const at = (label: string): LooseJson =>
+      extended.answers.find((a) => a.step === label)!.body.data;
+    expect(at('charge 00').status).toBe('successful');
+    expect(at('charge 51')).toMatchObject({ status: 'declined', gateway_response: 'Declined' });
+    expect(at('charge 52').status).toBe('processing');
+    expect(at('payout 51')).toMatchObject({ status: 'cancelled', gateway_response: 'Declined' });
+    expect(at('payout 52').status).toBe('processing');
+    expect(at('verify').status).toBe('successful');
+    expect(at('payout lookup').status).toBe('successful');
+    const words = new Set(extended.webhooks.map((raw): unknown => JSON.parse(raw).data.status));
+    expect(words).toEqual(new Set(['successful', 'declined', 'cancelled', 'reversed']));
   });
 });
