@@ -47,7 +47,12 @@ import {
   assertRedisTopology,
   probeWrites,
 } from '../infra/redis/redis-check.ts';
-import { assertShardCount, keyLayout, type KeyLayout } from '../infra/redis/shards.ts';
+import {
+  assertShardCount,
+  keyLayout,
+  restoreShardCount,
+  type KeyLayout,
+} from '../infra/redis/shards.ts';
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
@@ -79,6 +84,11 @@ export interface App {
   health: RedisHealth;
   /** The deployment epoch: how a data loss in Redis is noticed (infra/redis/epoch.ts). */
   epoch: DeploymentEpoch;
+  /**
+   * Records REDIS_SHARDS again where the group lost the record (infra/redis/shards.ts
+   * `restoreShardCount`); the platform watch runs it after each epoch check.
+   */
+  restoreShardCount(): Promise<void>;
   /**
    * Readiness: every key group accepts a write (on a cluster: every master holding our slots)
    * within half a second, and no data loss waits to be acknowledged.
@@ -220,6 +230,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     layout,
     health,
     epoch,
+    restoreShardCount: () => restoreShardCount(storeRedis, layout),
     async ready() {
       if (!health.isUp()) return { ok: false, reason: 'redis_unavailable' };
       const wrote = await withDeadline(

@@ -24,6 +24,11 @@ export interface PlatformApp {
   events: EventLog;
   dispatcher: QueueDispatcher;
   metrics: Metrics;
+  /**
+   * Records the shard count again if the group lost it (infra/redis/shards.ts
+   * `restoreShardCount`); run after every epoch check.
+   */
+  restoreShardCount?: () => Promise<void>;
 }
 
 /** How often the epoch and the schedulers are checked. */
@@ -75,6 +80,9 @@ export function startPlatformWatch(
         const lostId = (await app.epoch.read())?.lostId;
         if (lostId !== undefined) unsentAlert = dataLostAlert(lostId, seen.id, now);
       }
+      // A group that lost its data lost its shard count too: recorded again (this process's
+      // count was checked when it started), so that a restart is not refused.
+      await app.restoreShardCount?.();
       if (unsentAlert) {
         // Once per id: an append whose reply was lost may have written it already.
         await app.events.appendOnce(unsentAlert, ALERT_ONCE_TTL_S);

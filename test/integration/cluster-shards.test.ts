@@ -9,6 +9,7 @@ import { createLogger } from '../../src/infra/logger.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import { ShardCountMismatchError } from '../../src/infra/redis/shards.ts';
 import { createDeps, testConfig } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { cleanupPrefix, uniquePrefix } from '../support/redis.ts';
 
 const opened: App[] = [];
@@ -49,6 +50,34 @@ describe('REDIS_SHARDS', () => {
     expect(err).toBeInstanceOf(ShardCountMismatchError);
     await (await startRoles(await open(prefix, 1), [])).stop();
   });
+
+  it('still starts with its own count after the group lost its data (shard 0 master emptied)', async () => {
+    // Shard 0's master restarted empty while the service ran: the group's epoch and shard count
+    // are gone, shards 1 and 2 still hold their API payments. The running process detects the
+    // loss (it rewrites the group's epoch, state lost). A process restarted with the same
+    // REDIS_SHARDS=3 must start: before, the rewritten epoch without a count read as a
+    // deployment that predates the record (one shard), so every restart — and every CLI
+    // command, `billing redis ack-data-loss` included — was refused with "start with
+    // REDIS_SHARDS=1", which would hide shards 1 and 2.
+    const prefix = uniquePrefix('shards');
+    const app = await open(prefix, 3);
+    const running = await startRoles(app, []);
+    await app.redis.del(`${app.layout.group}:shards`, `${app.layout.group}:epoch`);
+    await until(() => app.epoch.isLost(), { timeoutMs: 12_000, what: 'the loss detected' });
+    // The check that detected the loss had time to finish (it restores the record right after).
+    await until(() => app.redis.exists(`${app.layout.group}:shards`), {
+      done: (n) => n === 1,
+      timeoutMs: 12_000,
+      what: 'the shard count recorded again',
+    }).catch(() => undefined);
+    const restarted = await startRoles(await open(prefix, 3), []);
+    await restarted.stop();
+    // Another count is still refused.
+    const err = await startRoles(await open(prefix, 2), []).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ShardCountMismatchError);
+    expect((err as ShardCountMismatchError).stored).toBe(3);
+    await running.stop();
+  }, 40_000);
 
   it('notices a data loss in any one shard (one epoch per key group)', async () => {
     const app = await open(uniquePrefix('shards'), 3);

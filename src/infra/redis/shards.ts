@@ -180,3 +180,15 @@ export async function assertShardCount(redis: Redis, layout: KeyLayout): Promise
   )) as number;
   if (stored !== layout.shards) throw new ShardCountMismatchError(stored, layout.shards);
 }
+
+/**
+ * Records the count again when the record is gone, for a process whose count
+ * {@link assertShardCount} accepted: the group's master lost its data while the service ran. The
+ * loss check then rewrites the group's epoch (epoch.ts), and an epoch without a count reads as a
+ * deployment that predates the record (one shard), so without this every restart and every CLI
+ * command would be refused, told to use REDIS_SHARDS=1 (which would hide every other shard).
+ * Never changes a recorded count.
+ */
+export async function restoreShardCount(redis: Redis, layout: KeyLayout): Promise<void> {
+  await redis.set(shardCountKey(layout), String(layout.shards), 'NX');
+}
