@@ -39,6 +39,20 @@ export type GatewayEndpoint =
   | 'refund_status'
   | 'refund_list';
 
+/** Every {@link GatewayEndpoint}, for the series exported before their first call. */
+const GATEWAY_ENDPOINTS: readonly GatewayEndpoint[] = [
+  'charge',
+  'payout',
+  'verify',
+  'payout_lookup',
+  'list_banks',
+  'resolve_account',
+  'wallet_balance',
+  'refund',
+  'refund_status',
+  'refund_list',
+];
+
 /** What a scrape reads from Redis. A queue only needs its name, counts and paused flag. */
 export interface ScrapeDeps {
   store: { countByState(): Promise<Record<IntentState, number>> };
@@ -174,6 +188,14 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
   });
 
+  // The alerts watch these counters with `increase(…) > 0` (docs/operations.md). Prometheus sees
+  // no increase in a series that first appears at 1, so each label set known in advance is
+  // exported at 0 from the start: else the first failure, stall or replacement never alerts.
+  for (const collector of ['intents', 'queues']) collectErrors.inc({ collector }, 0);
+  for (const endpoint of GATEWAY_ENDPOINTS) {
+    gatewayDuration.zero({ endpoint, outcome: 'auth_failure' });
+  }
+
   let scrape: ScrapeDeps | undefined;
   let platform: PlatformProbe | undefined;
 
@@ -285,6 +307,10 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   return {
     registry,
     observeJob(worker, queueName) {
+      for (const outcome of ['completed', 'failed', 'retried'])
+        jobs.inc({ queue: queueName, outcome }, 0);
+      stalled.inc({ queue: queueName }, 0);
+      replaced.inc({ queue: queueName }, 0);
       worker.on('completed', (job) => onFinished(queueName, job, 'completed'));
       worker.on('failed', (job) => {
         if (job) onFinished(queueName, job, 'failed');

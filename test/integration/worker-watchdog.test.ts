@@ -49,7 +49,10 @@ async function replacedCount(): Promise<number> {
   const metric = await t.app.metrics.registry.getSingleMetricAsString(
     'billing_workers_replaced_total',
   );
-  const line = metric.split('\n').find((l) => l.startsWith('billing_workers_replaced_total{'));
+  // Every observed queue has its series (at 0 until a replacement): the charges worker's.
+  const line = metric
+    .split('\n')
+    .find((l) => l.startsWith('billing_workers_replaced_total{') && l.includes('queue="charges"'));
   return line ? Number(line.split(' ').at(-1)) : 0;
 }
 

@@ -543,7 +543,10 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     const res = (await pipe.exec()) ?? [];
     const out = {} as Record<BatchState, number>;
     BATCH_STATES.forEach((s, i) => {
-      out[s] = Number(res[i]?.[1] ?? 0);
+      // A failed count (Redis unreachable: the pipeline still resolves) is an error, never a 0.
+      const [err, n] = res[i] ?? [new Error('no reply')];
+      if (err) throw err;
+      out[s] = Number(n ?? 0);
     });
     return out;
   }

@@ -444,7 +444,7 @@ export class RedisIntentStore implements IntentStore {
         pipe.zadd(this.k.byCreated(known), createdAt, key);
         count++;
       }
-      await pipe.exec();
+      for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
     });
     return count;
   }
@@ -654,7 +654,11 @@ export class RedisIntentStore implements IntentStore {
     const res = (await pipe.exec()) ?? [];
     const out = {} as Record<IntentState, number>;
     INTENT_STATES.forEach((s, i) => {
-      out[s] = Number(res[i]?.[1] ?? 0);
+      // A pipeline resolves even when its commands failed (Redis unreachable): a failed count is
+      // an error, never a 0, or /metrics and the review inbox would say nothing waits.
+      const [err, n] = res[i] ?? [new Error('no reply')];
+      if (err) throw err;
+      out[s] = Number(n ?? 0);
     });
     return out;
   }
