@@ -56,6 +56,7 @@ import {
 import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
+import { startMetricsServer } from '../http/metrics-server.ts';
 import type { IntentStoreSurface } from '../payments/store/sharded-store.ts';
 import { SHARD_QUEUES } from '../infra/queues/sharded-dispatcher.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
@@ -542,6 +543,28 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     },
   });
   watchdogs.push(watchdog);
+  // Only the api role listens on PORT: any other process serves its own metrics (the jobs it ran,
+  // the gateway calls it made) on METRICS_PORT, or they could not be scraped at all.
+  const metricsPort = app.config.http.metricsPort;
+  if (metricsPort !== undefined && !roles.includes('api')) {
+    try {
+      const server = await startMetricsServer({
+        metrics: app.metrics,
+        tokens: {
+          write: app.config.http.apiToken,
+          ...(app.config.http.apiReadToken !== undefined
+            ? { read: app.config.http.apiReadToken }
+            : {}),
+        },
+        port: metricsPort,
+        host: app.config.http.host,
+      });
+      started.push({ stop: () => server.close() });
+    } catch (err) {
+      await stopAll().catch(() => undefined);
+      throw err;
+    }
+  }
   app.logger.info({ roles }, 'roles started');
 
   return {

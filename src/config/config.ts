@@ -285,6 +285,7 @@ const envSchema = z.object({
   NOTIFY_SECRET: notifySecret,
   NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h', SCHEDULE_BOUNDS.NOTIFY_RETRY_SCHEDULE),
   PORT: int(3000, 0, 65_535),
+  METRICS_PORT: int(0, 0, 65_535),
   HOST: z
     .string()
     .optional()
@@ -369,6 +370,11 @@ export interface Config {
     dashboard?: { user: string; password: string };
     dashboardReadOnly: boolean;
     webhookMaxBytes: number;
+    /**
+     * METRICS_PORT: where a process without the api role serves `/metrics` (0 or unset: it
+     * does not; docs/operations.md "Metrics").
+     */
+    metricsPort?: number;
     /**
      * HTTP_CHECK_RESPONSES: every JSON answer is checked against its route's documented schema
      * (http/openapi.ts); a mismatch answers 500 and is logged. For tests and staging.
@@ -501,6 +507,7 @@ export function loadConfig(
         : {}),
       dashboardReadOnly: e.DASHBOARD_READ_ONLY,
       webhookMaxBytes: e.WEBHOOK_MAX_BYTES,
+      ...(e.METRICS_PORT > 0 ? { metricsPort: e.METRICS_PORT } : {}),
       checkResponses: e.HTTP_CHECK_RESPONSES,
     },
     ...(e.NOTIFY_URL !== undefined && e.NOTIFY_SECRET !== undefined
