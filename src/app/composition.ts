@@ -465,6 +465,14 @@ export async function startContribution(
   }
 }
 
+/**
+ * The order roles start in: the table's, with the api role last, so that it listens (and
+ * `/readyz` answers 200) only once the process's other roles run.
+ */
+export function startOrder(roles: readonly Role[]): Role[] {
+  return [...ROLES.filter((r) => r !== 'api'), 'api' as const].filter((r) => roles.includes(r));
+}
+
 /** Starts the given roles in this process. Every role first checks Redis's eviction policy. */
 export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles> {
   await assertClusterSeeds(app.config.redis);
@@ -513,8 +521,7 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     return Promise.all(workers.map((w) => w.close()));
   };
   try {
-    // Roles in their table order, so the api role listens only once the others run.
-    for (const role of ROLES.filter((r) => roles.includes(r))) {
+    for (const role of startOrder(roles)) {
       for (const name of ROLE_TABLE[role]) {
         const c = modules.get(name)?.contribution(role);
         if (!c) continue;
