@@ -225,6 +225,26 @@ export async function applyOutcome(
     return applyOutcome(deps, first.intent, outcome, now);
   }
 
+  if (
+    (outcome.status === 'succeeded' || outcome.status === 'reversed') &&
+    outcome.amount !== undefined &&
+    outcome.amount !== intent.amount
+  ) {
+    // The gateway recorded another amount than we sent. The money moved (its word is final), so
+    // the outcome stands, and nothing is sent again on it; what Sayswitch's amounts mean is not
+    // documented (sayswitch-api.md §6.1), so a person compares (docs/operations.md, alerts).
+    deps.logger.error(
+      {
+        key: intent.key,
+        reference: intent.reference,
+        type: intent.type,
+        ours: intent.amount,
+        theirs: outcome.amount,
+        currency: intent.currency,
+      },
+      'the gateway recorded another amount than ours: check the payment at Sayswitch',
+    );
+  }
   const watch = payoutWatchDelay(intent.type, target, deps.policy.payoutWatchMs);
   const patch: Patch = { checks: 0 };
   if ('gatewayReference' in outcome && outcome.gatewayReference !== undefined) {

@@ -186,7 +186,9 @@ export function transactionOutcome(
   const status = clientStatus(data.status);
   switch (status) {
     case 'succeeded': {
-      const amount = data.requested_amount ?? data.amount;
+      // The amount we asked for, as the gateway recorded it: `requested_amount` only. `amount` is
+      // the total charged (fee included), which is no amount of ours to compare.
+      const amount = data.requested_amount;
       return {
         ...base,
         status: 'succeeded',
