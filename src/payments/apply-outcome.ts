@@ -226,7 +226,7 @@ export async function applyOutcome(
   }
 
   if (
-    (outcome.status === 'succeeded' || outcome.status === 'reversed') &&
+    outcome.status === 'succeeded' &&
     outcome.amount !== undefined &&
     outcome.amount !== intent.amount
   ) {
