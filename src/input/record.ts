@@ -112,12 +112,10 @@ export function resolveNames(
       controlled = true;
       issues.push({ name, message: `header column ${position} contains a control character` });
     }
-    // JSON names are unique as written; only `meta_x` and `META_x` can name one thing twice.
-    const seenAs = csv
-      ? lower
-      : lower.startsWith(META_PREFIX)
-        ? `${META_PREFIX}${name.slice(META_PREFIX.length)}`
-        : name;
+    // JSON names are unique as written; only meta names can name one thing twice: `meta_x` and
+    // `META_x`, and `meta_Plan` and `meta_plan`, which a CSV header refuses as one column twice
+    // (names ignoring case), so a body must too, or it is read as two keys where a file is refused.
+    const seenAs = csv || lower.startsWith(META_PREFIX) ? lower : name;
     const previous = seen.get(seenAs);
     if (name !== '' && previous !== undefined) {
       issues.push({

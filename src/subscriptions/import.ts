@@ -297,7 +297,7 @@ export async function parseSubscriptionsCsv(
         errors.push({
           line,
           column: 'id',
-          message: `id "${input.id}" is already used on line ${previous} (ids are unique in a file, ignoring case)`,
+          message: `id "${shown(input.id)}" is already used on line ${previous} (ids are unique in a file, ignoring case)`,
         });
         continue;
       }

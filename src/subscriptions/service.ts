@@ -12,6 +12,7 @@
 import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
+import { shown } from '../input/fields.ts';
 import { anchorInZone, instantMs } from './calendar.ts';
 import {
   parseSubscriptionBody,
@@ -212,7 +213,7 @@ export async function importSubscriptions(
         errors.push({
           ...at,
           column: 'id',
-          message: `subscription ${input.id} already exists with different details`,
+          message: `subscription ${shown(input.id)} already exists with different details`,
         });
     } else if (!time || 'advancing' in time)
       errors.push({

@@ -201,6 +201,22 @@ describe('parseSubscriptionBody', () => {
     });
   });
 
+  it('refuses meta_ fields that name one key in two cases, as the import file refuses the columns', async () => {
+    expect(parseSubscriptionBody({ ...body, meta_Plan: 'gold', meta_plan: 'silver' })).toEqual({
+      ok: false,
+      issues: [{ field: 'meta_plan', message: 'field "meta_plan" repeats meta key "plan"' }],
+    });
+    expect(await errorsOf(csv(`${HEADER},meta_Plan,meta_plan`, row('h1', ',gold,silver')))).toEqual(
+      [
+        {
+          line: 1,
+          column: 'meta_plan',
+          message: 'column "meta_plan" appears twice in the header (columns 10 and 11)',
+        },
+      ],
+    );
+  });
+
   it('names fields, never columns or a header', () => {
     const { card_token: _omitted, ...rest } = body;
     const parsed = parseSubscriptionBody({ ...rest, amount: 15, Currency: 'NGN' });

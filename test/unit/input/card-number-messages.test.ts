@@ -16,7 +16,7 @@ import {
 import { parseMajorAmount } from '../../../src/kernel/money.ts';
 import { shown } from '../../../src/input/fields.ts';
 import { parseInstruction } from '../../../src/input/instruction-body.ts';
-import { parseSubscriptionBody } from '../../../src/subscriptions/import.ts';
+import { parseSubscriptionBody, parseSubscriptionsCsv } from '../../../src/subscriptions/import.ts';
 
 /** A Luhn-valid number of 12 to 19 digits. */
 const cardDigits = fc
@@ -194,6 +194,26 @@ describe('every message that quotes a value', () => {
         message: `reference "${CARD_NUMBER_REMOVED}" is already used on line 2 (references must be unique in a file, ignoring case)`,
       },
     ]);
+  });
+
+  it('CSV: a duplicate subscription id that is a card number (billing subs import)', async () => {
+    const card = '4111111111111111';
+    const row = `${card},ada@example.com,tok_x,10,NGN,month,2025-01-31T09:00:00Z,Africa/Lagos`;
+    const result = await parseSubscriptionsCsv(
+      ['id,customer_email,card_token,amount,currency,interval,anchor,timezone', row, row].join(
+        '\n',
+      ),
+    );
+    expect(result).toEqual({
+      ok: false,
+      errors: [
+        {
+          line: 3,
+          column: 'id',
+          message: `id "${CARD_NUMBER_REMOVED}" is already used on line 2 (ids are unique in a file, ignoring case)`,
+        },
+      ],
+    });
   });
 
   it('subscription changes and actions: a card number as an unknown field or metadata key', () => {

@@ -158,3 +158,14 @@ describe('parseInstruction: problems name fields', () => {
     }
   });
 });
+
+describe('parseInstruction: meta keys read as a CSV header reads them', () => {
+  it('refuses meta_ fields that name one key in two cases (a CSV header refuses them as one column twice)', () => {
+    expect(issuesOf({ ...charge, meta_Region: 'north', meta_region: 'south' })).toEqual([
+      { field: 'meta_region', message: 'field "meta_region" repeats meta key "region"' },
+    ]);
+    expect(issuesOf({ ...payout, META_Region: 'north', meta_region: 'south' })).toEqual([
+      { field: 'meta_region', message: 'field "meta_region" repeats meta key "region"' },
+    ]);
+  });
+});
