@@ -15,13 +15,17 @@ import type { Sealer } from '../kernel/ports.ts';
 let noncePool = Buffer.alloc(0);
 let nonceAt = 0;
 
+/** The nonce and authentication tag lengths seal() writes, the only ones unseal() opens. */
+const NONCE_BYTES = 12;
+const TAG_BYTES = 16;
+
 function nextNonce(): Buffer {
-  if (nonceAt + 12 > noncePool.length) {
+  if (nonceAt + NONCE_BYTES > noncePool.length) {
     noncePool = randomBytes(4096);
     nonceAt = 0;
   }
-  nonceAt += 12;
-  return noncePool.subarray(nonceAt - 12, nonceAt);
+  nonceAt += NONCE_BYTES;
+  return noncePool.subarray(nonceAt - NONCE_BYTES, nonceAt);
 }
 
 export function createSealer(key: Buffer): Sealer {
@@ -37,9 +41,15 @@ export function createSealer(key: Buffer): Sealer {
       const parts = sealed.split('.');
       if (parts.length !== 4 || parts[0] !== 'v1')
         throw new CryptoError('sealed value is malformed', 'unseal_failed');
+      const nonce = Buffer.from(parts[1] ?? '', 'base64url');
+      const tag = Buffer.from(parts[3] ?? '', 'base64url');
+      // GCM takes any tag of 4 to 16 bytes unless told its length: a tag cut short (4 bytes: one
+      // forgery in 2^32 tries) would open. Only what seal() writes is accepted.
+      if (nonce.length !== NONCE_BYTES || tag.length !== TAG_BYTES)
+        throw new CryptoError('sealed value is malformed', 'unseal_failed');
       try {
-        const d = createDecipheriv('aes-256-gcm', key, Buffer.from(parts[1] ?? '', 'base64url'));
-        d.setAuthTag(Buffer.from(parts[3] ?? '', 'base64url'));
+        const d = createDecipheriv('aes-256-gcm', key, nonce, { authTagLength: TAG_BYTES });
+        d.setAuthTag(tag);
         return Buffer.concat([
           d.update(Buffer.from(parts[2] ?? '', 'base64url')),
           d.final(),

@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createSealer } from '../../src/infra/sealing.ts';
+import { CryptoError } from '../../src/kernel/errors.ts';
 
 describe('createSealer', () => {
   const sealer = createSealer(randomBytes(32));
@@ -26,5 +27,20 @@ describe('createSealer', () => {
       }
     }
     expect(nonces.size).toBe(4_000);
+  });
+});
+
+describe('createSealer: only the tag and nonce seal() writes open', () => {
+  const sealer = createSealer(randomBytes(32));
+
+  it('refuses a value whose authentication tag was cut short (GCM takes 4 to 16 bytes)', () => {
+    const sealed = sealer.seal('ss-tkn-truncated-tag-0123');
+    const [v, n, ct, tag] = sealed.split('.') as [string, string, string, string];
+    const full = Buffer.from(tag, 'base64url');
+    for (const bytes of [4, 8, 12, 15]) {
+      const short = full.subarray(0, bytes).toString('base64url');
+      expect(() => sealer.unseal([v, n, ct, short].join('.'))).toThrow(CryptoError);
+    }
+    expect(sealer.unseal(sealed)).toBe('ss-tkn-truncated-tag-0123');
   });
 });
