@@ -160,11 +160,13 @@ export function resolveNames(
   if (!csv) return { layout, issues };
 
   if (knownCount === 0) {
-    // Usually the first row of a file without a header: its cells are data, card numbers too.
-    const found = names.map((h) => `"${shown(h.trim())}"`).join(', ');
+    // Usually the first row of a file without a header: its cells are data, a charge's or a
+    // subscription's card token among them, and a card token is never repeated in a message
+    // (fields.ts), whatever it looks like. So the cells are counted, never quoted.
+    const count = `${names.length} column${names.length === 1 ? '' : 's'}`;
     const message =
       `the first line is not a ${spec.kind} header: expected columns ${spec.fields.join(', ')} ` +
-      `(and optional ${META_PREFIX}*), found ${found}`;
+      `(and optional ${META_PREFIX}*), found ${count} with no known name (is the header line missing?)`;
     return { layout, issues: [{ message }] };
   }
   for (const column of spec.requiredColumns) {

@@ -306,7 +306,7 @@ describe('a card number in any other field is refused by its rule, never echoed'
       {
         line: 1,
         message: expect.stringMatching(
-          /^the first line is not a charge header: .* found "r1", "ada@example.com", "10", "NGN", "\[card number removed\]"$/,
+          /^the first line is not a charge header: .* found 5 columns with no known name \(is the header line missing\?\)$/,
         ) as string,
       },
     ]);

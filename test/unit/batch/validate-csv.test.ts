@@ -10,6 +10,7 @@ import {
   type ValidateCsvOptions,
 } from '../../../src/batches/validate-csv.ts';
 import type { InstructionType } from '../../../src/kernel/intent.ts';
+import { parseSubscriptionsCsv } from '../../../src/subscriptions/import.ts';
 
 const CHARGE_HEADER = 'reference,email,amount,currency,card_token,narration';
 const PAYOUT_HEADER =
@@ -235,6 +236,21 @@ describe('validateCsv: header problems', () => {
     expect(error.column).toBeUndefined();
     expect(error.message).toMatch(/not a charge header/);
     expect(error.message).toMatch(/email, amount, currency, card_token/);
+  });
+
+  it('never quotes the card token of a first line that is not a header (charges and subscriptions)', async () => {
+    const charge = await check(csv(`r1,ada@example.com,10,NGN,${TOKEN}`), { type: 'charge' });
+    expect(JSON.stringify(charge.errors)).not.toContain(TOKEN);
+    const error = only(charge.errors);
+    expect(error.message).toMatch(/^the first line is not a charge header/);
+    expect(error.message).toContain('found 5 columns with no known name');
+    const token = 'ss-tkn-fin1refv13noydilm77dhske';
+    const sub = await parseSubscriptionsCsv(
+      csv(`gold-7,ada@example.com,${token},1500,NGN,month,2025-01-31T09:00:00Z,UTC`),
+    );
+    expect(sub.ok).toBe(false);
+    expect(JSON.stringify(sub)).toContain('is not a subscription header');
+    expect(JSON.stringify(sub)).not.toContain(token);
   });
 
   it('lists every missing required column', async () => {

@@ -169,7 +169,6 @@ describe('every message that quotes a value', () => {
         });
         expect(headerless.errors).toHaveLength(1);
         expect(headerless.errors[0]!.message).toMatch(/^the first line is not a charge header/);
-        expect(headerless.errors[0]!.message).toContain(`"${CARD_NUMBER_REMOVED}"`);
         expectNoDigitsOf(JSON.stringify(headerless.errors), digits);
       }),
       { numRuns: 30 },
