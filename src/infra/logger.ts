@@ -106,9 +106,43 @@ export function maskPans(s: string): string {
   return replaceCardNumbers(s, (digits) => `[PAN …${digits.slice(-4)}]`);
 }
 
-/** Every string in a logged object, card numbers masked. */
+/** How deep {@link serializeErrors} looks for an Error (`{ err }`, `{ a: { err } }`). */
+const ERROR_DEPTH = 2;
+
+/**
+ * `value` with each Error in it (itself, or an object value down to {@link ERROR_DEPTH}) replaced
+ * by pino's serialized form (`type`, `message`, `stack`, its own fields). The `log` formatter runs
+ * before the serializers, and an Error's `message` and `stack` are not enumerable: masked as an
+ * object, an Error kept only its own fields (`{ code }`), and the serializer never saw it.
+ */
+function serializeErrors(value: unknown, depth = 0): unknown {
+  if (value instanceof Error) return pino.stdSerializers.err(value);
+  if (depth >= ERROR_DEPTH || value === null || typeof value !== 'object' || Array.isArray(value))
+    return value;
+  let out: Record<string, unknown> | undefined;
+  for (const [k, v] of Object.entries(value)) {
+    const s = serializeErrors(v, depth + 1);
+    if (s !== v) (out ??= { ...(value as Record<string, unknown>) })[k] = s;
+  }
+  return out ?? value;
+}
+
+/** Every string in a logged object, card numbers masked (an Error's message and stack too). */
 function maskDeep(value: unknown): unknown {
-  return mapStrings(value, maskPans);
+  return mapStrings(serializeErrors(value), maskPans);
+}
+
+/**
+ * The message pino takes from an Error when the call gives none (`log.error(err)`,
+ * `log.error({ err })`): pino reads it after the hooks, so it would skip the masking. Given here.
+ */
+function errorMessage(args: readonly unknown[]): string | undefined {
+  if (typeof args[1] === 'string') return undefined;
+  const [first] = args;
+  if (first instanceof Error) return first.message;
+  if (first === null || typeof first !== 'object') return undefined;
+  const { err, msg } = first as { err?: unknown; msg?: unknown };
+  return msg === undefined && err instanceof Error ? err.message : undefined;
 }
 
 export interface CreateLoggerOptions {
@@ -142,11 +176,18 @@ export function createLogger(opts: CreateLoggerOptions = {}): Logger {
     },
     hooks: {
       logMethod(args, method) {
-        const masked = args.map((a) => (typeof a === 'string' ? maskPans(a) : a)) as typeof args;
+        const fromError = errorMessage(args);
+        const all =
+          fromError === undefined
+            ? args
+            : [args[0] instanceof Error ? { err: args[0] } : args[0], fromError, ...args.slice(1)];
+        const masked = all.map((a) => (typeof a === 'string' ? maskPans(a) : a)) as typeof args;
         method.apply(this, masked);
       },
     },
-    serializers: { err: pino.stdSerializers.err },
+    // The `log` formatter has serialized (and masked) every Error already; what reaches here as an
+    // object is that form, which serializing again would retype as `Object`.
+    serializers: { err: (e: unknown) => (e instanceof Error ? pino.stdSerializers.err(e) : e) },
   };
   const logger = opts.destination ? pino(options, opts.destination) : pino(options);
   // A child's bindings (`log.child({ batchId })`) are serialized once, when the child is made,

@@ -76,6 +76,34 @@ describe('logger redaction', () => {
     expect(lines).toHaveLength(6);
   });
 
+  it('an Error logged without a message: its message masked, and kept with its stack', () => {
+    const { lines, logger } = capture();
+    const err = Object.assign(new Error('declined card 4111 1111 1111 1111'), { code: 'E_X' });
+    logger.error(err);
+    logger.error({ err });
+    logger.error({ err }, 'with a message');
+    logger.warn({ job: { err } }, 'nested');
+    const out = lines.join('');
+    expect(out).not.toContain('4111 1111 1111 1111');
+    expect(out).not.toContain('4111111111111111');
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.map((l) => l.msg)).toEqual([
+      'declined card [PAN …1111]',
+      'declined card [PAN …1111]',
+      'with a message',
+      'nested',
+    ]);
+    for (const l of parsed.slice(0, 3)) {
+      expect(l.err).toMatchObject({
+        type: 'Error',
+        message: 'declined card [PAN …1111]',
+        code: 'E_X',
+        stack: expect.stringContaining('declined card [PAN …1111]') as string,
+      });
+    }
+    expect(parsed[3]).toMatchObject({ job: { err: { message: 'declined card [PAN …1111]' } } });
+  });
+
   it('masks Luhn-valid card-length digit runs and keeps other numbers readable', () => {
     expect(maskPans('card 5204 7300 0000 2449 declined')).toBe('card [PAN …2449] declined');
     expect(maskPans('stream id 1763942400001-0')).toBe('stream id 1763942400001-0');
