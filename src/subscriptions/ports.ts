@@ -32,7 +32,8 @@ export type MutateResult<T> =
 export interface SubscriptionStore {
   /**
    * Creates `sub` unless its id exists, with `events` in the same step; returns what is stored
-   * either way.
+   * either way (the stored one when its id is this one in another case: ids are one id ignoring
+   * case).
    */
   create(
     sub: Subscription,
@@ -40,13 +41,18 @@ export interface SubscriptionStore {
   ): Promise<{ created: boolean } & Versioned>;
   /**
    * Creates many in few round trips, each with `eventsOf(sub)`; per input, whether it was created
-   * (false: the id existed).
+   * (false: the id existed, also in another case).
    */
   createMany(
     subs: readonly Subscription[],
     eventsOf?: (sub: Subscription) => readonly BillingEvent[],
   ): Promise<boolean[]>;
   get(id: string): Promise<Versioned | undefined>;
+  /**
+   * Per id, the stored subscription's id when it is this one in another case (ids are one id
+   * ignoring case), else undefined.
+   */
+  otherCaseOf(ids: readonly string[]): Promise<(string | undefined)[]>;
   /** Several records in one round trip, in the order of `ids` (undefined when missing). */
   getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]>;
   /**

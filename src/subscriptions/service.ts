@@ -198,6 +198,7 @@ export async function importSubscriptions(
   if (!parsed.ok) return parsed;
   const inputs = parsed.rows.map((r) => r.input);
   const stored = await deps.subs.getMany(inputs.map((i) => i.id));
+  const otherCase = await deps.subs.otherCaseOf(inputs.map((i) => i.id));
   const times = await creationTimes(deps, inputs);
   const errors: InputIssue[] = [];
   const existing: string[] = [];
@@ -215,7 +216,13 @@ export async function importSubscriptions(
           column: 'id',
           message: `subscription ${shown(input.id)} already exists with different details`,
         });
-    } else if (!time || 'advancing' in time)
+    } else if (otherCase[i] !== undefined)
+      errors.push({
+        ...at,
+        column: 'id',
+        message: `id ${shown(input.id)} is subscription ${shown(otherCase[i])}'s in another case (ids are one id ignoring case)`,
+      });
+    else if (!time || 'advancing' in time)
       errors.push({
         ...at,
         column: 'test_clock',

@@ -35,22 +35,33 @@ const EVENTS_MAX_LEN = 1_000_000;
 
 /**
  * KEYS: 1 record hash, 2 due index (the deployment's, or its test clock's), 3 all index,
- * 4 events stream, 5 its test clock's members (else the all index again).
+ * 4 events stream, 5 its test clock's members (else the all index again), 6 the ids by their
+ * lower-case form, 7 the marker that 6 holds every stored id.
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
- * 7 '1' when KEYS[5] is a test clock's members, 8 this call's id (infra/redis/call-id.ts), stored as `lastSave`:
+ * 7 '1' when KEYS[5] is a test clock's members, 9 the id in lower case,
+ * 8 this call's id (infra/redis/call-id.ts), stored as `lastSave`:
  * a record whose `lastSave` is it was written by this very call, run again (the Redis client
  * resends a command whose reply a dropped connection lost), and is answered as the first run was
  * — {1, its version} — not as a conflict, which made a resume re-decide on the resumed record,
  * find nothing to do and never re-arm the dunning retry.
- * Returns {1, new version} or {0, current version ('0' when missing)}.
+ * Returns {1, new version} or {0, current version ('0' when missing)}; on a create, {2, the
+ * stored id} when another id is this one in another case (ids are one id ignoring case: two
+ * would bill one customer twice), and {3, ''} while the lower-case index is not built yet
+ * (`ensureFoldedIds` builds it, once per deployment).
  */
+/** How many keys SAVE_SUBSCRIPTION takes. */
+const SAVE_KEYS = 7;
+
 export const SAVE_SUBSCRIPTION = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
 local v = cur[1]
 if v and cur[2] == ARGV[8] then return {1, v} end
 if ARGV[2] == '0' then
   if v then return {0, v} end
+  if redis.call('EXISTS', KEYS[7]) == 0 then return {3, ''} end
+  local other = redis.call('HGET', KEYS[6], ARGV[9])
+  if other and other ~= ARGV[1] then return {2, other} end
 elseif v ~= ARGV[2] then
   return {0, v or '0'}
 end
@@ -59,6 +70,7 @@ redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv, 'lastSave', ARGV[8])
 if ARGV[4] == '' then redis.call('ZREM', KEYS[2], ARGV[1]) else redis.call('ZADD', KEYS[2], ARGV[4], ARGV[1]) end
 if not v then
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  redis.call('HSET', KEYS[6], ARGV[9], ARGV[1])
   if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], 0, ARGV[1]) end
 end
 for _, e in ipairs(cjson.decode(ARGV[5])) do
@@ -73,6 +85,9 @@ export function subscriptionKeys(prefix: string) {
     sub: (id: string) => `${prefix}:sub:${id}`,
     due: () => `${prefix}:subs:due`,
     all: () => `${prefix}:subs:all`,
+    /** Every id by its lower-case form (ids are one id ignoring case), and its built marker. */
+    foldedIds: () => `${prefix}:subs:ids-folded`,
+    foldedIdsBuilt: () => `${prefix}:subs:ids-folded:built`,
     clock: (id: string) => `${prefix}:clock:${id}`,
     clockDue: (id: string) => `${prefix}:clock:${id}:due`,
     clockSubs: (id: string) => `${prefix}:clock:${id}:subs`,
@@ -126,6 +141,8 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       this.k.all(),
       this.k.events(),
       clock === undefined ? this.k.all() : this.k.clockSubs(clock),
+      this.k.foldedIds(),
+      this.k.foldedIdsBuilt(),
       sub.id,
       String(expectVersion),
       JSON.stringify(sub),
@@ -135,11 +152,53 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       clock === undefined ? '0' : '1',
       // Not a secret: only tells this call's own write from another's (SAVE_SUBSCRIPTION).
       nextCallId(),
+      sub.id.toLowerCase(),
     ];
   }
 
   private async runSave(args: (string | number)[]): Promise<[number, string]> {
-    return (await SAVE_SUBSCRIPTION.run(this.redis, 5, ...args)) as [number, string];
+    const run = async () =>
+      (await SAVE_SUBSCRIPTION.run(this.redis, SAVE_KEYS, ...args)) as [number, string];
+    const res = await run();
+    if (res[0] !== 3) return res;
+    await this.ensureFoldedIds();
+    return run();
+  }
+
+  /**
+   * Builds the lower-case id index from every stored id (a deployment whose subscriptions
+   * predate it), then marks it built; SAVE_SUBSCRIPTION asks for it before its first create.
+   * Idempotent: HSETNX keeps what a create recorded meanwhile.
+   */
+  async ensureFoldedIds(): Promise<void> {
+    const page = 1_000;
+    for (let at = 0; ; at += page) {
+      const ids = await this.redis.zrange(this.k.all(), String(at), String(at + page - 1));
+      if (ids.length === 0) break;
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hsetnx(this.k.foldedIds(), id.toLowerCase(), id);
+      for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+      if (ids.length < page) break;
+    }
+    await this.redis.set(this.k.foldedIdsBuilt(), '1');
+  }
+
+  /**
+   * Per id, the stored subscription's id when it is this one in another case (ids are one id
+   * ignoring case), else undefined.
+   */
+  async otherCaseOf(ids: readonly string[]): Promise<(string | undefined)[]> {
+    if (ids.length === 0) return [];
+    await this.ensureFoldedIdsOnce();
+    const stored = await this.redis.hmget(this.k.foldedIds(), ...ids.map((id) => id.toLowerCase()));
+    return ids.map((id, i) => {
+      const other = stored[i];
+      return other !== null && other !== undefined && other !== id ? other : undefined;
+    });
+  }
+
+  private async ensureFoldedIdsOnce(): Promise<void> {
+    if ((await this.redis.exists(this.k.foldedIdsBuilt())) === 0) await this.ensureFoldedIds();
   }
 
   /**
@@ -168,13 +227,25 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     }[],
   ): Promise<(number | undefined)[]> {
     if (items.length === 0) return [];
-    const res = await SAVE_SUBSCRIPTION.runPipelined(
-      this.redis,
-      items.map((it) => ({
-        numKeys: 5,
-        args: this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
-      })),
-    );
+    const calls = items.map((it) => ({
+      numKeys: SAVE_KEYS,
+      args: this.saveArgs(it.sub, it.expectVersion, it.events ?? []),
+    }));
+    let res = await SAVE_SUBSCRIPTION.runPipelined(this.redis, calls);
+    if (res.some(([err, value]) => !err && (value as [number, string])[0] === 3)) {
+      // The lower-case id index is not built yet: built, then the creates that waited for it
+      // run again (each refused one wrote nothing).
+      await this.ensureFoldedIds();
+      const again = res.flatMap(([err, value], i) =>
+        !err && (value as [number, string])[0] === 3 ? [i] : [],
+      );
+      const rerun = await SAVE_SUBSCRIPTION.runPipelined(
+        this.redis,
+        again.map((i) => calls[i]!),
+      );
+      res = [...res];
+      again.forEach((i, j) => (res[i] = rerun[j]!));
+    }
     return res.map(([err, value]) => {
       if (err) throw err;
       const [ok, version] = value as [number, string];
@@ -187,9 +258,10 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     sub: Subscription,
     events: readonly BillingEvent[] = [],
   ): Promise<{ created: boolean } & Versioned> {
-    const version = await this.save(sub, 0, events);
-    if (version !== undefined) return { created: true, sub, version };
-    const existing = await this.get(sub.id);
+    const [ok, value] = await this.runSave(this.saveArgs(sub, 0, events));
+    if (ok === 1) return { created: true, sub, version: Number(value) };
+    // {2, other}: the id is a stored one in another case; that one is what is stored.
+    const existing = await this.get(ok === 2 ? value : sub.id);
     if (!existing) throw new Error(`subscription ${sub.id} vanished after create`);
     return { created: false, ...existing };
   }
