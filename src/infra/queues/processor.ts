@@ -29,6 +29,10 @@ import {
 import type { QueueName } from './names.ts';
 
 /** Thrown by a handler to park its job until `until` (e.g. another worker's lease). */
+
+/** The longest a gateway's `Retry-After` pauses a queue (5 minutes; docs/sayswitch-wire.md). */
+export const MAX_RATE_LIMIT_WAIT_MS = 300_000;
+
 export class DelayRequest extends Error {
   constructor(readonly until: number) {
     super(`delayed until ${new Date(until).toISOString()}`);
@@ -162,8 +166,13 @@ export function createProcessor<Q extends QueueName>(
             'rate limited by the gateway',
           );
           // BullMQ's rate limit is a Redis `SET … PX ms`, which refuses 0: a `Retry-After: 0` (or
-          // an HTTP date already past) is "retry now", i.e. the shortest wait Redis takes.
-          await getWorker().rateLimit(Math.max(1, err.retryAfterMs ?? 1_000));
+          // an HTTP date already past) is "retry now", i.e. the shortest wait Redis takes. The
+          // wait pauses the whole queue, so it is capped: a day's `Retry-After` (a typo, a
+          // misconfigured proxy) would stop every payment for a day; past the cap the next try
+          // asks again, and at worst meets another 429.
+          await getWorker().rateLimit(
+            Math.min(MAX_RATE_LIMIT_WAIT_MS, Math.max(1, err.retryAfterMs ?? 1_000)),
+          );
           throw Worker.RateLimitError();
         case 'outcome_unknown':
           if (spec.onOutcomeUnknown === 'retry') throw err;

@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SayswitchGateway } from '../../../src/infra/gateway/sayswitch/client.ts';
 import { bullJobName } from '../../../src/infra/queues/catalog.ts';
 import { QUEUES } from '../../../src/infra/queues/names.ts';
-import type { HandlersFor } from '../../../src/infra/queues/processor.ts';
+import { MAX_RATE_LIMIT_WAIT_MS, type HandlersFor } from '../../../src/infra/queues/processor.ts';
 import { startWorker } from '../../../src/infra/queues/worker-factory.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import { until } from '../../support/poll.ts';
@@ -116,4 +116,49 @@ describe('429 with a Retry-After of no time left', () => {
       }
     },
   );
+
+  it('Retry-After of a day: the queue waits at most MAX_RATE_LIMIT_WAIT_MS, not a day', async () => {
+    const gateway = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000 });
+    const queuePrefix = `${prefix}_day`;
+    const queue = new Queue(QUEUES.reconcile, { connection: redis, prefix: queuePrefix });
+    const handlers: HandlersFor<typeof QUEUES.reconcile> = {
+      'reconcile.check': async (data) => gateway.verifyCharge(`${data.key}_1`),
+      'reconcile.sweep': () => Promise.resolve(undefined),
+    };
+    let worker: Worker | undefined;
+    try {
+      retryAfter = '86400';
+      worker = startWorker(
+        QUEUES.reconcile,
+        handlers,
+        {
+          logger: createLogger({ level: 'silent' }),
+          now: () => Date.now(),
+          onAuthFailure: () => Promise.resolve(),
+        },
+        { connection: redis, prefix: queuePrefix, concurrency: 1, backoffMs: () => 50 },
+      );
+      const job = await queue.add(
+        bullJobName('reconcile.check'),
+        { key: 'api_retry_after_day', cause: 'manual' },
+        { attempts: 1 },
+      );
+      const ttl = await until(
+        async () => {
+          const t = await queue.getRateLimitTtl();
+          return retryAfter === undefined && t > 0 ? t : undefined;
+        },
+        { timeoutMs: 10_000 },
+      );
+      expect(ttl).toBeGreaterThan(MAX_RATE_LIMIT_WAIT_MS - 10_000);
+      expect(ttl).toBeLessThanOrEqual(MAX_RATE_LIMIT_WAIT_MS);
+      // The job went back to wait for it, its attempt not spent.
+      expect(await queue.getJobState(job.id ?? '')).not.toBe('failed');
+    } finally {
+      await worker?.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      gateway.close();
+    }
+  });
 });
