@@ -5,40 +5,35 @@
  * `amount` is the total charged, fee included, which would read as a mismatch on every charge.
  * Real HTTP to a stub gateway, real Redis.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
-import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
+import {
+  quietHandlerContext,
+  referenceOf,
+  startStubGateway,
+  type StubGateway,
+} from '../support/stub-gateway.ts';
 
 /** The `data` the stub's verify answers, besides the reference (NGN 10.00 is ours). */
 let data: Record<string, unknown> = {};
-let gateway: http.Server;
+let gateway: StubGateway;
 let t: TestApp;
 const lines: string[] = [];
 
 beforeAll(async () => {
-  gateway = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const reference = decodeURIComponent((req.url ?? '').split('/').pop() ?? '');
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          success: true,
-          message: 'Verification successful',
-          data: { reference, currency: 'NGN', status: 'success', ...data },
-        }),
-      );
-    });
-  });
-  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+  gateway = await startStubGateway((path) => ({
+    status: 200,
+    body: {
+      success: true,
+      message: 'Verification successful',
+      data: { reference: referenceOf(path), currency: 'NGN', status: 'success', ...data },
+    },
+  }));
   t = await startTestApp({
-    sandboxUrl: url,
+    sandboxUrl: gateway.url,
     roles: [],
     env: { LOG_LEVEL: 'info' },
     logDestination: { write: (line) => void lines.push(line) },
@@ -46,13 +41,10 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await t?.close();
-  gateway?.closeAllConnections();
-  await new Promise<void>((resolve) => gateway?.close(() => resolve()));
+  await gateway?.close();
 });
 
-const ctx = {
-  log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-} as unknown as HandlerContext;
+const ctx = quietHandlerContext;
 
 const MISMATCH = 'the gateway recorded another amount than ours: check the payment at Sayswitch';
 

@@ -7,58 +7,56 @@
  * without reaching anyone's queue. A gateway we cannot reach (a 503) is not a check: the job
  * retries and the schedule does not move. Real HTTP to a stub gateway, real Redis.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { OutcomeUnknownError, UnreadableAnswerError } from '../../src/kernel/errors.ts';
-import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
+import {
+  quietHandlerContext,
+  startStubGateway,
+  type StubAnswer,
+  type StubGateway,
+} from '../support/stub-gateway.ts';
 
 type Mode = 'unparsable' | 'bare404' | 'redirect' | 'refused' | 'down';
 let mode: Mode = 'unparsable';
 let asked = 0;
-let gateway: http.Server;
+let gateway: StubGateway;
 let t: TestApp;
 
+/** What the stub answers in each mode. */
+function answer(): StubAnswer {
+  asked++;
+  switch (mode) {
+    case 'down':
+      return { status: 503, body: { success: false } };
+    case 'redirect':
+      return { status: 302, headers: { location: '/elsewhere' } };
+    case 'refused':
+      return { status: 400, body: { success: false, message: 'Bad request' } };
+    case 'bare404':
+      return { status: 404, body: { message: 'Not Found' } };
+    case 'unparsable':
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/html' },
+        body: '<html>maintenance</html>',
+      };
+  }
+}
+
 beforeAll(async () => {
-  gateway = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      asked++;
-      if (mode === 'down') {
-        res.writeHead(503, { 'content-type': 'application/json' });
-        res.end('{"success":false}');
-      } else if (mode === 'redirect') {
-        res.writeHead(302, { location: '/elsewhere' });
-        res.end();
-      } else if (mode === 'refused') {
-        res.writeHead(400, { 'content-type': 'application/json' });
-        res.end('{"success":false,"message":"Bad request"}');
-      } else if (mode === 'bare404') {
-        res.writeHead(404, { 'content-type': 'application/json' });
-        res.end('{"message":"Not Found"}');
-      } else {
-        res.writeHead(200, { 'content-type': 'text/html' });
-        res.end('<html>maintenance</html>');
-      }
-    });
-  });
-  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
-  t = await startTestApp({ sandboxUrl: url, roles: [] });
+  gateway = await startStubGateway(answer);
+  t = await startTestApp({ sandboxUrl: gateway.url, roles: [] });
 });
 afterAll(async () => {
   await t?.close();
-  gateway?.closeAllConnections();
-  await new Promise<void>((resolve) => gateway?.close(() => resolve()));
+  await gateway?.close();
 });
 
-const ctx = {
-  log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-} as unknown as HandlerContext;
+const ctx = quietHandlerContext;
 
 describe('a verify answer we cannot read', () => {
   for (const m of ['unparsable', 'bare404', 'redirect', 'refused'] as const) {

@@ -6,63 +6,58 @@
  * was dropped, so a reversal (or a success) the gateway announced was never seen. The claim is
  * never adopted: only the lookup moves the payment. Real HTTP to a stub gateway, real Redis.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { RetryableError } from '../../src/kernel/errors.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
-import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { QUEUES, reconcileJobId } from '../../src/infra/queues/names.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { takeWebhook } from '../../src/payments/webhook-intake.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
+import {
+  quietHandlerContext,
+  referenceOf,
+  startStubGateway,
+  type StubGateway,
+} from '../support/stub-gateway.ts';
 
 /** The status word the stub gateway answers for every charge and payout lookup. */
 let word = 'pending';
-let gateway: http.Server;
+let gateway: StubGateway;
 let t: TestApp;
 
 beforeAll(async () => {
-  gateway = http.createServer((req, res) => {
-    req.resume();
-    req.on('end', () => {
-      const reference = decodeURIComponent((req.url ?? '').split('/').pop() ?? '');
-      const payout = (req.url ?? '').includes('/payout/');
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(
-        JSON.stringify({
-          success: true,
-          message: payout ? 'Payout retrieved' : 'Verification successful',
-          data: payout
-            ? { reference, amount: '10.00', fee: '0.00', currency: 'NGN', status: word }
-            : {
-                reference,
-                amount: '10.00',
-                requested_amount: '10.00',
-                fees: '0.00',
-                currency: 'NGN',
-                status: word,
-              },
-        }),
-      );
-    });
+  gateway = await startStubGateway((path) => {
+    const reference = referenceOf(path);
+    const payout = path.includes('/payout/');
+    return {
+      status: 200,
+      body: {
+        success: true,
+        message: payout ? 'Payout retrieved' : 'Verification successful',
+        data: payout
+          ? { reference, amount: '10.00', fee: '0.00', currency: 'NGN', status: word }
+          : {
+              reference,
+              amount: '10.00',
+              requested_amount: '10.00',
+              fees: '0.00',
+              currency: 'NGN',
+              status: word,
+            },
+      },
+    };
   });
-  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-  const url = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
-  t = await startTestApp({ sandboxUrl: url, roles: [] });
+  t = await startTestApp({ sandboxUrl: gateway.url, roles: [] });
 });
 afterAll(async () => {
   await t?.close();
-  gateway?.closeAllConnections();
-  await new Promise<void>((resolve) => gateway?.close(() => resolve()));
+  await gateway?.close();
 });
 
-const ctx = {
-  log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-} as unknown as HandlerContext;
+const ctx = quietHandlerContext;
 
 /** A succeeded NGN 10.00 payout `api_<name>` whose watch is over (no check scheduled). */
 async function succeededPayout(name: string): Promise<IntentKey> {

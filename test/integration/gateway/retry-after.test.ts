@@ -60,89 +60,84 @@ afterAll(async () => {
   redis.disconnect();
 });
 
+/**
+ * A worker of the reconcile queue under `queuePrefix` whose check verifies through the stub, the
+ * next answer a 429 with `Retry-After: header`, and one job of `key` added; `run` gets the queue
+ * and the job, and everything is closed and removed after.
+ */
+async function withRateLimitedJob(
+  queuePrefix: string,
+  header: string,
+  key: string,
+  run: (queue: Queue, job: Job) => Promise<void>,
+): Promise<void> {
+  const gateway = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000 });
+  const queue = new Queue(QUEUES.reconcile, { connection: redis, prefix: queuePrefix });
+  const handlers: HandlersFor<typeof QUEUES.reconcile> = {
+    'reconcile.check': async (data) => gateway.verifyCharge(`${data.key}_1`),
+    'reconcile.sweep': () => Promise.resolve(undefined),
+  };
+  let worker: Worker | undefined;
+  try {
+    retryAfter = header;
+    worker = startWorker(
+      QUEUES.reconcile,
+      handlers,
+      {
+        logger: createLogger({ level: 'silent' }),
+        now: () => Date.now(),
+        onAuthFailure: () => Promise.resolve(),
+      },
+      { connection: redis, prefix: queuePrefix, concurrency: 1, backoffMs: () => 50 },
+    );
+    const job = await queue.add(
+      bullJobName('reconcile.check'),
+      { key, cause: 'manual' },
+      { attempts: 1 },
+    );
+    await run(queue, job);
+  } finally {
+    await worker?.close();
+    await queue.obliterate({ force: true }).catch(() => undefined);
+    await queue.close();
+    gateway.close();
+  }
+}
+
 describe('429 with a Retry-After of no time left', () => {
   it.each([
     ['0', '0'],
     ['an HTTP date in the past', 'Wed, 21 Oct 2015 07:28:00 GMT'],
   ])(
     'Retry-After %s: the job goes back without using an attempt, then completes',
-    async (_label, header) => {
-      const gateway = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000 });
-      const queuePrefix = `${prefix}_${header.length}`;
-      const queue = new Queue(QUEUES.reconcile, { connection: redis, prefix: queuePrefix });
-      const handlers: HandlersFor<typeof QUEUES.reconcile> = {
-        'reconcile.check': async (data) => gateway.verifyCharge(`${data.key}_1`),
-        'reconcile.sweep': () => Promise.resolve(undefined),
-      };
-      let worker: Worker | undefined;
-      try {
-        retryAfter = header;
-        worker = startWorker(
-          QUEUES.reconcile,
-          handlers,
-          {
-            logger: createLogger({ level: 'silent' }),
-            now: () => Date.now(),
-            onAuthFailure: () => Promise.resolve(),
-          },
-          { connection: redis, prefix: queuePrefix, concurrency: 1, backoffMs: () => 50 },
-        );
-        const job = await queue.add(
-          bullJobName('reconcile.check'),
-          { key: 'api_retry_after', cause: 'manual' },
-          { attempts: 1 },
-        );
-        let state = '';
-        await until(
-          async () => {
-            state = await queue.getJobState(job.id ?? '');
-            return state === 'completed' || state === 'failed';
-          },
-          { timeoutMs: 10_000 },
-        );
-        const done = (await queue.getJob(job.id ?? '')) as Job;
-        // Before the fix: 'failed' with "ERR invalid expire time in 'set' command".
-        expect({ state, failedReason: done.failedReason }).toEqual({
-          state: 'completed',
-          failedReason: undefined,
-        });
-        expect(done.attemptsMade).toBe(1);
-        expect(done.returnvalue).toMatchObject({ status: 'succeeded' });
-      } finally {
-        await worker?.close();
-        await queue.obliterate({ force: true }).catch(() => undefined);
-        await queue.close();
-        gateway.close();
-      }
-    },
+    (_label, header) =>
+      withRateLimitedJob(
+        `${prefix}_${header.length}`,
+        header,
+        'api_retry_after',
+        async (queue, job) => {
+          let state = '';
+          await until(
+            async () => {
+              state = await queue.getJobState(job.id ?? '');
+              return state === 'completed' || state === 'failed';
+            },
+            { timeoutMs: 10_000 },
+          );
+          const done = (await queue.getJob(job.id ?? '')) as Job;
+          // Before the fix: 'failed' with "ERR invalid expire time in 'set' command".
+          expect({ state, failedReason: done.failedReason }).toEqual({
+            state: 'completed',
+            failedReason: undefined,
+          });
+          expect(done.attemptsMade).toBe(1);
+          expect(done.returnvalue).toMatchObject({ status: 'succeeded' });
+        },
+      ),
   );
 
-  it('Retry-After of a day: the queue waits at most MAX_RATE_LIMIT_WAIT_MS, not a day', async () => {
-    const gateway = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000 });
-    const queuePrefix = `${prefix}_day`;
-    const queue = new Queue(QUEUES.reconcile, { connection: redis, prefix: queuePrefix });
-    const handlers: HandlersFor<typeof QUEUES.reconcile> = {
-      'reconcile.check': async (data) => gateway.verifyCharge(`${data.key}_1`),
-      'reconcile.sweep': () => Promise.resolve(undefined),
-    };
-    let worker: Worker | undefined;
-    try {
-      retryAfter = '86400';
-      worker = startWorker(
-        QUEUES.reconcile,
-        handlers,
-        {
-          logger: createLogger({ level: 'silent' }),
-          now: () => Date.now(),
-          onAuthFailure: () => Promise.resolve(),
-        },
-        { connection: redis, prefix: queuePrefix, concurrency: 1, backoffMs: () => 50 },
-      );
-      const job = await queue.add(
-        bullJobName('reconcile.check'),
-        { key: 'api_retry_after_day', cause: 'manual' },
-        { attempts: 1 },
-      );
+  it('Retry-After of a day: the queue waits at most MAX_RATE_LIMIT_WAIT_MS, not a day', () =>
+    withRateLimitedJob(`${prefix}_day`, '86400', 'api_retry_after_day', async (queue, job) => {
       const ttl = await until(
         async () => {
           const t = await queue.getRateLimitTtl();
@@ -154,11 +149,5 @@ describe('429 with a Retry-After of no time left', () => {
       expect(ttl).toBeLessThanOrEqual(MAX_RATE_LIMIT_WAIT_MS);
       // The job went back to wait for it, its attempt not spent.
       expect(await queue.getJobState(job.id ?? '')).not.toBe('failed');
-    } finally {
-      await worker?.close();
-      await queue.obliterate({ force: true }).catch(() => undefined);
-      await queue.close();
-      gateway.close();
-    }
-  });
+    }));
 });
