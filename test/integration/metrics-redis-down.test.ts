@@ -12,25 +12,7 @@ import { testConfig } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { uniquePrefix } from '../support/redis.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-function parseMetrics(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[k!] = v!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
-}
+import { parseMetrics } from '../support/metrics-text.ts';
 
 let server: RedisServerHandle;
 let app: App;

@@ -22,6 +22,7 @@ import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, createTestRedis, getRedisUrl, uniquePrefix } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
+import { parseMetrics, type Sample } from '../support/metrics-text.ts';
 
 const FINAL = new Set(['succeeded', 'failed', 'reversed']);
 const CARD_TOKEN = 'tok_ops_secret_card_0123456789';
@@ -41,26 +42,6 @@ function charge(key: string, amount: string) {
     currency: 'NGN',
     card_token: CARD_TOKEN,
   };
-}
-
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the Prometheus text format (enough of it: no escapes inside label values). */
-function parseMetrics(text: string): Sample[] {
-  const out: Sample[] = [];
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const m = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const labels: Record<string, string> = {};
-    for (const [, k, v] of (m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)) labels[k!] = v!;
-    out.push({ name: m[1]!, labels, value: Number(m[3]) });
-  }
-  return out;
 }
 
 function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
