@@ -5,6 +5,8 @@
  * - `<prefix>:subs:due`: sorted set of billable subscriptions by next charge time, so a tick's
  *   cost follows the due ones, not the total;
  * - `<prefix>:subs:all`: every id, lexicographically, for listing;
+ * - `<prefix>:subs:ids-folded`: every id by its lower-case form (ids are one id ignoring case: a
+ *   create of another id in another case is refused), and `…:built` once it holds every stored id;
  * - `<prefix>:clock:<id>`, `<prefix>:clock:<id>:due`, `<prefix>:clock:<id>:subs`: a test clock
  *   (test-clock-store.ts), the due index of its subscriptions (they are never in `subs:due`) and
  *   their ids;
