@@ -22,7 +22,7 @@ import type { GatewayRefund, PaymentGateway } from '../../src/kernel/ports.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { chargeRefunds } from '../../src/payments/refunds/view.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { createTestCharge } from '../support/intents.ts';
+import { createTestCharge, moveTestIntent, reserveTestRefund } from '../support/intents.ts';
 
 let t: TestApp;
 
@@ -51,28 +51,15 @@ async function succeededCharge(name: string) {
   return move(chargeKey, 'succeeded', 3);
 }
 
-async function move(
+const move = (
   key: string,
   to: Parameters<TestApp['app']['store']['transition']>[1],
   at: number,
-  patch = {},
-) {
-  const res = await t.app.store.transition(key, to, at, { expectAttempt: 1, patch });
-  if (!res.ok) throw new Error(`${key}: the move to ${to} was refused (${res.why})`);
-  return res.intent;
-}
+  patch: Record<string, unknown> = {},
+) => moveTestIntent(t.app.store, key, to, at, patch);
 
-async function reserve(chargeKey: string, amount: number, now: number) {
-  const res = await t.app.refunds.reserve({
-    chargeKey,
-    amount: amount as AmountMinor,
-    requestHash: `h${now}`,
-    requestedBy: 'test',
-    now,
-  });
-  if (res.status !== 'created') throw new Error(`reservation ${res.status}`);
-  return res.intent;
-}
+const reserve = (chargeKey: string, amount: number, now: number) =>
+  reserveTestRefund(t.app.refunds, chargeKey, amount, now);
 
 describe('a listed refund without its Sayswitch reference', () => {
   it('is not adopted as ours while a sibling that recorded its reference could be it', async () => {

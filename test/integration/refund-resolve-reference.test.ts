@@ -14,7 +14,7 @@ import type { GatewayRefund, PaymentGateway } from '../../src/kernel/ports.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { createTestCharge } from '../support/intents.ts';
+import { createTestCharge, moveTestIntent, reserveTestRefund } from '../support/intents.ts';
 
 let t: TestApp;
 
@@ -27,28 +27,15 @@ afterAll(async () => {
 
 const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-async function move(
+const move = (
   key: string,
   to: Parameters<TestApp['app']['store']['transition']>[1],
   at: number,
-  patch = {},
-) {
-  const res = await t.app.store.transition(key, to, at, { expectAttempt: 1, patch });
-  if (!res.ok) throw new Error(`${key}: the move to ${to} was refused (${res.why})`);
-  return res.intent;
-}
+  patch: Record<string, unknown> = {},
+) => moveTestIntent(t.app.store, key, to, at, patch);
 
-async function reserve(chargeKey: string, amount: number, now: number) {
-  const res = await t.app.refunds.reserve({
-    chargeKey,
-    amount: amount as AmountMinor,
-    requestHash: `h${now}`,
-    requestedBy: 'test',
-    now,
-  });
-  if (res.status !== 'created') throw new Error(`reservation ${res.status}`);
-  return res.intent;
-}
+const reserve = (chargeKey: string, amount: number, now: number) =>
+  reserveTestRefund(t.app.refunds, chargeKey, amount, now);
 
 /** The app's gateway, listing `list` as the transaction's refunds. */
 function listing(list: GatewayRefund[]): PaymentGateway {

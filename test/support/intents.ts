@@ -2,7 +2,7 @@
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { IntentState } from '../../src/kernel/intent.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
-import type { IntentStore } from '../../src/kernel/ports.ts';
+import type { IntentStore, RefundStore } from '../../src/kernel/ports.ts';
 
 /**
  * Creates `api_<name>`: a queued NGN charge of `amount` (10.00 by default) on attempt 1, created
@@ -53,4 +53,35 @@ export async function unresolvedTestCharge(
     if (!res.ok) throw new Error(`${key}: the move to ${state} was refused`);
   }
   return key;
+}
+
+/** Moves attempt 1 of `key` to `to` at `at` with `patch`; throws when the store refuses. */
+export async function moveTestIntent(
+  store: IntentStore,
+  key: string,
+  to: IntentState,
+  at: number,
+  patch: Record<string, unknown> = {},
+) {
+  const res = await store.transition(key, to, at, { expectAttempt: 1, patch });
+  if (!res.ok) throw new Error(`${key}: the move to ${to} was refused (${res.why})`);
+  return res.intent;
+}
+
+/** Reserves a refund of `amount` of `chargeKey` at `now` (requested by `test`); throws unless created. */
+export async function reserveTestRefund(
+  refunds: RefundStore,
+  chargeKey: string,
+  amount: number,
+  now: number,
+) {
+  const res = await refunds.reserve({
+    chargeKey,
+    amount: amount as AmountMinor,
+    requestHash: `h${now}`,
+    requestedBy: 'test',
+    now,
+  });
+  if (res.status !== 'created') throw new Error(`reservation ${res.status}`);
+  return res.intent;
 }
