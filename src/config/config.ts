@@ -206,6 +206,10 @@ const urlOf = (schemes: readonly string[]) => (v: string | undefined, ctx: z.Ref
   if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
 };
 
+/** The shortest API_TOKEN and API_READ_TOKEN, and DASHBOARD_PASSWORD with a live key. */
+const TOKEN_MIN = 16;
+const DASHBOARD_PASSWORD_MIN = TOKEN_MIN;
+
 const envSchema = z.object({
   NODE_ENV: z.enum(['development', 'production', 'test']).optional().default('development'),
   REDIS_URL: z
@@ -272,9 +276,11 @@ const envSchema = z.object({
   DATA_ENCRYPTION_KEY: z
     .string({ message: 'is required' })
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)'),
-  API_TOKEN: z.string({ message: 'is required' }).min(16, 'must be at least 16 characters'),
-  API_READ_TOKEN: optionalString.refine((v) => v === undefined || v.length >= 16, {
-    message: 'must be at least 16 characters',
+  API_TOKEN: z
+    .string({ message: 'is required' })
+    .min(TOKEN_MIN, `must be at least ${TOKEN_MIN} characters`),
+  API_READ_TOKEN: optionalString.refine((v) => v === undefined || v.length >= TOKEN_MIN, {
+    message: `must be at least ${TOKEN_MIN} characters`,
   }),
   DASHBOARD_AUTH: z.enum(['basic', 'none']).optional().default('basic'),
   DASHBOARD_USER: optionalString,
@@ -566,7 +572,12 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
   if (set('NOTIFY_URL') && !set('NOTIFY_SECRET')) {
     problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
   }
-  problems.push(...leaseProblems(raw), ...liveKeyProblems(raw), ...resolveProblems(raw));
+  problems.push(
+    ...leaseProblems(raw),
+    ...liveKeyProblems(raw),
+    ...liveCredentialProblems(raw),
+    ...resolveProblems(raw),
+  );
   return problems;
 }
 
@@ -579,13 +590,18 @@ function valueOf<K extends keyof typeof envSchema.shape>(
   return r.success ? (r.data as z.output<(typeof envSchema.shape)[K]>) : undefined;
 }
 
+/** Whether SAYSWITCH_SECRET_KEY is a live key (set, and not `sk_test_`): real money moves. */
+function isLiveKey(raw: Record<string, string | undefined>): boolean {
+  const key = raw.SAYSWITCH_SECRET_KEY;
+  return key !== undefined && key !== '' && !key.startsWith('sk_test_');
+}
+
 /**
  * The higher minimums of bounds.ts for a live secret key (anything but `sk_test_`): the tests and
  * the demo run the sandbox with test keys and far shorter timings; real money does not.
  */
 function liveKeyProblems(raw: Record<string, string | undefined>) {
-  const key = raw.SAYSWITCH_SECRET_KEY;
-  if (key === undefined || key === '' || key.startsWith('sk_test_')) return [];
+  if (!isLiveKey(raw)) return [];
   const problems: { variable: string; message: string }[] = [];
   const bounds = Object.entries(DURATION_BOUNDS) as [keyof typeof DURATION_BOUNDS, DurationBound][];
   for (const [name, { live }] of bounds) {
@@ -597,6 +613,46 @@ function liveKeyProblems(raw: Record<string, string | undefined>) {
         message: `must be at least ${live.min} with a live SAYSWITCH_SECRET_KEY (not sk_test_): ${live.why}`,
       });
     }
+  }
+  return problems;
+}
+
+/** A host that is this machine: plain http to it never crosses a network. */
+const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
+
+/**
+ * What else a live secret key needs, since real credentials are then at stake (the tests and the
+ * demo run the sandbox with test keys over http, with short passwords):
+ * - SAYSWITCH_BASE_URL is https, or http to this machine only (a TLS-originating sidecar): every
+ *   request carries the secret key in its Authorization header and a charge carries the card
+ *   token, which plain http would show to anyone on the path.
+ * - DASHBOARD_PASSWORD is as long as API_TOKEN must be: it acts in the console (resolves payments,
+ *   approves and cancels batches: the second person of BATCH_APPROVAL) and in the queue dashboard,
+ *   and basic auth has no lockout, so a short one can be guessed online.
+ */
+function liveCredentialProblems(raw: Record<string, string | undefined>) {
+  if (!isLiveKey(raw)) return [];
+  const problems: { variable: string; message: string }[] = [];
+  const base = valueOf(raw, 'SAYSWITCH_BASE_URL');
+  if (base !== undefined && URL.canParse(base)) {
+    const url = new URL(base);
+    if (url.protocol === 'http:' && !LOOPBACK_HOST.test(url.hostname)) {
+      problems.push({
+        variable: 'SAYSWITCH_BASE_URL',
+        message:
+          'must be https:// with a live SAYSWITCH_SECRET_KEY (not sk_test_): every request carries ' +
+          'the secret key and card tokens (plain http only to localhost)',
+      });
+    }
+  }
+  const password = raw.DASHBOARD_PASSWORD;
+  if (password !== undefined && password !== '' && password.length < DASHBOARD_PASSWORD_MIN) {
+    problems.push({
+      variable: 'DASHBOARD_PASSWORD',
+      message:
+        `must be at least ${DASHBOARD_PASSWORD_MIN} characters with a live SAYSWITCH_SECRET_KEY ` +
+        '(not sk_test_): it resolves payments and approves batches in the console',
+    });
   }
   return problems;
 }

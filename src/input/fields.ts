@@ -43,11 +43,15 @@ export function shown(input: unknown): string {
   return typeof input === 'string' ? withoutCardNumbers(input) : typeof input;
 }
 
+/** Why free text is refused for a control character (textSchema, and schemas that trim first). */
+export const controlCharacterMessage = (field: string) =>
+  `${field} contains a line break, tab or other control character`;
+
 /** Free text on one line: a narration, a bank or account name. */
 export function textSchema(field: string) {
   return z
     .string({ error: `${field} is required` })
-    .regex(NO_CONTROL, `${field} contains a line break, tab or other control character`);
+    .regex(NO_CONTROL, controlCharacterMessage(field));
 }
 
 /** An id that becomes part of an intent key: a row reference, a subscription id. */

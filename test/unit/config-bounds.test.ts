@@ -147,6 +147,48 @@ describe('duration bounds', () => {
     expect(problemsOf(live)).toEqual([]);
   });
 
+  it('a live key goes to Sayswitch over https only (plain http to this machine only)', () => {
+    const live = { ...VALID, SAYSWITCH_SECRET_KEY: LIVE_KEY };
+    const refusal = {
+      variable: 'SAYSWITCH_BASE_URL',
+      message:
+        'must be https:// with a live SAYSWITCH_SECRET_KEY (not sk_test_): every request carries ' +
+        'the secret key and card tokens (plain http only to localhost)',
+    };
+    // docker-compose.yml's default without the sandbox profile, and a gateway host mistyped.
+    for (const url of ['http://sandbox:4010', 'http://backendapi.sayswitchgroup.com']) {
+      const err = refused({ ...live, SAYSWITCH_BASE_URL: url });
+      expect(err.problems).toEqual([refusal]);
+      expect(err.message).not.toContain(LIVE_KEY);
+    }
+    for (const url of [
+      'https://backendapi.sayswitchgroup.com',
+      'http://127.0.0.1:4010',
+      'http://localhost:4010',
+      'http://[::1]:4010',
+    ])
+      expect(problemsOf({ ...live, SAYSWITCH_BASE_URL: url }), url).toEqual([]);
+    // Test keys keep plain http (the sandbox in docker compose, the tests).
+    expect(problemsOf({ ...VALID, SAYSWITCH_BASE_URL: 'http://sandbox:4010' })).toEqual([]);
+  });
+
+  it('a live key needs a DASHBOARD_PASSWORD as long as API_TOKEN must be', () => {
+    const live = { ...VALID, SAYSWITCH_SECRET_KEY: LIVE_KEY, DASHBOARD_USER: 'ops' };
+    const err = refused({ ...live, DASHBOARD_PASSWORD: 'hunter2-secret' });
+    expect(err.problems).toEqual([
+      {
+        variable: 'DASHBOARD_PASSWORD',
+        message:
+          'must be at least 16 characters with a live SAYSWITCH_SECRET_KEY (not sk_test_): it ' +
+          'resolves payments and approves batches in the console',
+      },
+    ]);
+    expect(err.message).not.toContain('hunter2-secret');
+    expect(problemsOf({ ...live, DASHBOARD_PASSWORD: 'correct horse battery' })).toEqual([]);
+    // Test keys (the demo's `demo`, the tests') keep short passwords.
+    expect(problemsOf({ ...VALID, DASHBOARD_USER: 'ops', DASHBOARD_PASSWORD: 'demo' })).toEqual([]);
+  });
+
   it('RESOLVE_UNKNOWN_AFTER is at least RECONCILE_NOT_FOUND_GRACE', () => {
     expect(
       problemsOf({ ...VALID, RESOLVE_UNKNOWN_AFTER: '1h', RECONCILE_NOT_FOUND_GRACE: '1h' }),

@@ -14,6 +14,7 @@ import { batchListQuerySchema, listBatches, type BatchListQuery } from '../../ba
 import { BATCH_STATES, CursorError, TRACKED_STATES } from '../../batches/ports.ts';
 import { batchResultsStream } from '../../batches/results.ts';
 import { batchStatus } from '../../batches/status.ts';
+import { textSchema } from '../../input/fields.ts';
 import { apiError } from '../errors.ts';
 import { errorResponses, idParam, pageOf, parsedByHandler } from '../schemas.ts';
 
@@ -42,8 +43,15 @@ const uploadQuery = z
     allowReusedReferences: flag.describe(
       'pay rows whose reference another batch of the type already used',
     ),
-    /** The file's name, kept on the batch for people. */
-    name: z.string().max(200).optional().describe("the file's name, kept for people"),
+    /**
+     * The file's name, kept on the batch for people. One line of text: `billing batch status`
+     * prints it to an operator's terminal, where a line break or an escape sequence would forge
+     * the lines after it (the rows and amounts a second person approves, BATCH_APPROVAL).
+     */
+    name: textSchema('name')
+      .max(200, 'name is longer than 200 characters')
+      .optional()
+      .describe("the file's name, kept for people (one line, no control characters)"),
     skip_invalid: flag.describe('alias of skipInvalid'),
     validate_only: flag.describe('alias of validateOnly'),
     allow_reused_references: flag.describe('alias of allowReusedReferences'),

@@ -10,6 +10,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { controlCharacterMessage, NO_CONTROL } from '../../input/fields.ts';
 import { minorAmountInputSchema } from '../../kernel/money.ts';
 import { createRefund, type RefundDeps, type RefundResult } from '../../payments/refunds/create.ts';
 import { chargeRefunds, toRefundView } from '../../payments/refunds/view.ts';
@@ -28,7 +29,14 @@ export const refundParamsSchema = z.strictObject({
  */
 export const refundBodySchema = z.strictObject({
   amount: minorAmountInputSchema.optional(),
-  reason: z.string().trim().min(1, 'reason is empty').max(200).optional(),
+  // One line of text: the CLI prints it to an operator's terminal (`billing payments refunds`).
+  reason: z
+    .string()
+    .trim()
+    .min(1, 'reason is empty')
+    .max(200)
+    .regex(NO_CONTROL, controlCharacterMessage('reason'))
+    .optional(),
   key: z
     .string()
     .min(1, 'key is empty')
