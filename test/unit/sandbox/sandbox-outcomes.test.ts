@@ -12,7 +12,9 @@ let seq = 0;
 const ref = (label: string) => `${label}_${++seq}`;
 
 beforeAll(async () => {
-  sb = await startTestSandbox({ settleMs: 50, hangMs: 150 });
+  // settleMs long enough that a loaded machine does not settle a pending submission between its
+  // answer and the test's look at the ledger ("ledgerNow" below): under load 50 ms did.
+  sb = await startTestSandbox({ settleMs: 1_000, hangMs: 150 });
 });
 afterAll(async () => {
   await sb.close();
@@ -215,14 +217,16 @@ describe('amounts and fees', () => {
 describe('lookups', () => {
   it('verify returns a charge on both paths, 404 for unknown or payout references', async () => {
     const r = ref('verify');
-    await callSandbox(sb, CHARGE, { body: chargeBody(r, '20.52') });
+    // A charge that is final at once: a pending one (52) settles after settleMs, which a loaded
+    // machine can pass between the two lookups ("verify follows settlement" covers that).
+    await callSandbox(sb, CHARGE, { body: chargeBody(r, '20.50') });
     for (const p of ['/api/v1/transaction/verify/', '/api/s2s/v1/transaction/verify/']) {
       const res = await callSandbox(sb, `${p}${r}`);
       expect(res.status).toBe(200);
       expect(res.body).toMatchObject({
         success: true,
         message: 'Verification successful',
-        data: { reference: r, requested_amount: '20.52', status: 'pending' },
+        data: { reference: r, requested_amount: '20.50', status: 'success' },
       });
     }
     const missing = await callSandbox(sb, '/api/v1/transaction/verify/nope_1');
