@@ -112,6 +112,8 @@ export function resumeSubscription(
     nextPeriod,
     nextPeriodStart: startAt(sub, nextPeriod),
     resumes: sub.resumes + 1,
+    // Its retries are enqueued after this record is stored: the tick makes sure they were.
+    ...(sub.dunning.length > 0 ? { rearmDunning: true as const } : {}),
   };
   const event = subscriptionEvent(
     `evt_sub_${sub.id}_resumed_${next.resumes}`,

@@ -20,7 +20,7 @@ import { checkOpenCharges, type ChargeSnapshot } from './holds.ts';
 import { enqueueDunningRetries } from './jobs.ts';
 import { applyScheduled } from './lifecycle.ts';
 import { SubscriptionContentionError, type SubscriptionStore } from './ports.ts';
-import { billingHold, type DunningRetry, type Subscription } from './record.ts';
+import { billingHold, retryOf, type DunningRetry, type Subscription } from './record.ts';
 
 export interface TickDeps {
   subs: SubscriptionStore;
@@ -84,20 +84,45 @@ interface Decided {
   write?: Write;
   /** Retries a scheduled resume re-armed, enqueued once the write is stored. */
   retries: DunningRetry[];
+  /**
+   * Retries an earlier resume re-armed (`rearmDunning` on the record read), enqueued before the
+   * write that clears the mark is stored, so that no crash can clear it with them missing.
+   */
+  rearm: DunningRetry[];
   /** Scheduled actions in this decision. */
   scheduled: number;
   /** Not billed: held by an unresolved charge, or waiting for a failure to be applied. */
   held?: 'hold' | 'await';
 }
 
-/** The record once the scheduled actions due at `now` are applied, with their events. */
-function scheduledAt(sub: Subscription, now: number) {
+/**
+ * The retries of a record a resume left marked `rearmDunning` (record.ts): those of its open
+ * dunning, under its resume count, unless it has been paused or canceled since; and the record
+ * without the mark.
+ */
+function rearmOf(sub: Subscription): { sub: Subscription; rearm: DunningRetry[] } {
+  if (sub.rearmDunning !== true) return { sub, rearm: [] };
+  const { rearmDunning: _made, ...rest } = sub;
+  const live = sub.status !== 'paused' && sub.status !== 'canceled';
+  return { sub: rest, rearm: live ? sub.dunning.map((d) => retryOf(sub, d)) : [] };
+}
+
+/**
+ * The record once the scheduled actions due at `now` are applied, with their events (and a
+ * resume's mark turned into its retries, {@link rearmOf}).
+ */
+function scheduledAt(raw: Subscription, now: number) {
+  const { sub, rearm } = rearmOf(raw);
   const d = applyScheduled(sub, now);
   return {
     sub: d.next ?? sub,
     events: d.events,
     retries: d.retries,
-    changed: d.next !== undefined,
+    rearm,
+    /** A scheduled action was applied. */
+    acted: d.next !== undefined,
+    /** The record differs from the one read (an action, or the mark cleared). */
+    changed: d.next !== undefined || sub !== raw,
   };
 }
 
@@ -142,8 +167,8 @@ function decideClaim(
 ): Decided {
   const s = scheduledAt(raw, now);
   const sub = s.sub;
-  const scheduled = s.events.length > 0 || s.changed ? 1 : 0;
-  const base = { retries: s.retries, scheduled };
+  const scheduled = s.events.length > 0 || s.acted ? 1 : 0;
+  const base = { retries: s.retries, rearm: s.rearm, scheduled };
   const plan = planBilling(sub, now, { catchUpMax });
   switch (plan.kind) {
     case 'bill': {
@@ -189,7 +214,7 @@ function decideClaim(
         ...base,
         plan,
         write: {
-          sub: s.changed ? sub : sub.claim ? releaseClaim(sub, now) : { ...sub },
+          sub: s.acted ? sub : sub.claim ? releaseClaim(sub, now) : { ...sub },
           events: s.events,
         },
       };
@@ -241,6 +266,12 @@ export async function claimAll(
       writes.push({ id: d.sub.id, decided, write: decided.write, expectVersion: d.version });
     else countPlan(decided, d.sub.id, log, result);
   });
+  // Before the writes that clear their marks (a crash in between leaves the marks: done again).
+  await enqueueDunningRetries(
+    deps.dispatcher,
+    writes.flatMap((w) => w.decided.rearm),
+    now,
+  );
   const versions = await deps.subs.saveMany(
     writes.map((w) => ({ ...w.write, expectVersion: w.expectVersion })),
   );
@@ -285,6 +316,7 @@ async function claimOne(
         countPlan(decided, id, log, result);
         return undefined;
       }
+      await enqueueDunningRetries(deps.dispatcher, decided.rearm, now);
       const [version] = await deps.subs.saveMany([
         { ...decided.write, expectVersion: doc.version },
       ]);

@@ -164,6 +164,15 @@ export interface Subscription {
   cancelReason?: CancelReason;
   /** Bumped by each resume so retries re-scheduled after a pause get fresh job ids. */
   resumes: number;
+  /**
+   * Set by a resume that re-armed open dunning (rule 8): its retry jobs, under the new `resumes`,
+   * are added only after the record is stored, so a process that died in between left none, and
+   * nothing else would ever add them (a subscription in dunning is in no due index; resuming it
+   * again is a no-op). While set, the record is due at once: the tick adds the retries of the
+   * record as it reads it (the same job ids: an existing job absorbs the add) and then clears it
+   * (claims.ts).
+   */
+  rearmDunning?: true;
   /** Bumped by each pause and each change: part of their events' ids. */
   pauses: number;
   updates: number;
@@ -232,6 +241,7 @@ export const subscriptionSchema = z.object({
   canceledAt: z.number().optional(),
   cancelReason: z.enum(CANCEL_REASONS).optional(),
   resumes: z.number().int().min(0),
+  rearmDunning: z.literal(true).optional(),
   // Records written before rules 10-12 have none.
   pauses: z.number().int().min(0).default(0),
   updates: z.number().int().min(0).default(0),
@@ -338,7 +348,8 @@ export function isBillable(sub: Subscription): boolean {
  * Score of the subscription in the due index (when the tick must look at it next), or null when
  * it must not be there: the earliest of the next period's start (or the end of a claim's lease,
  * so a dead tick's claim is picked up again) while billable, and the scheduled actions (rules 10,
- * 12): the trial notice, a paused subscription's `resumeAt`, the cancel at the period's end.
+ * 12): the trial notice, a paused subscription's `resumeAt`, the cancel at the period's end; at
+ * once while a resume's re-armed retries are to be made sure of (`rearmDunning`).
  */
 export function dueScore(sub: Subscription): number | null {
   if (sub.status === 'canceled') return null;
@@ -347,6 +358,8 @@ export function dueScore(sub: Subscription): number | null {
   if (sub.cancelAtPeriodEnd === true) score = Math.min(score, sub.nextPeriodStart);
   if (sub.trial && !sub.trial.noticed) score = Math.min(score, sub.trial.noticeAt);
   if (sub.status === 'paused' && sub.resumeAt !== undefined) score = Math.min(score, sub.resumeAt);
+  // Retries a resume re-armed may not be enqueued yet: the next tick makes sure.
+  if (sub.rearmDunning === true) score = Math.min(score, sub.updatedAt);
   return score === Infinity ? null : score;
 }
 
