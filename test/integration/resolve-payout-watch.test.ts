@@ -123,3 +123,37 @@ describe('a watched payout the gateway later calls failed', () => {
     ]);
   });
 });
+
+describe('the watch of a succeeded payout', () => {
+  it('runs every check of PAYOUT_WATCH_SCHEDULE, each its delay after the one before, then ends', async () => {
+    const key = await payoutInReview('watch-steps');
+    const succeeded = Object.create(t.app.gateway) as PaymentGateway;
+    succeeded.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
+    const res = await resolvePayment({ ...resolveDeps(t.app), gateway: succeeded }, key, {
+      outcome: 'succeeded',
+      note: 'Sayswitch settled it',
+      by: 'test',
+      force: false,
+    });
+    expect(res.status).toBe('resolved');
+    const check = createReconcileHandler({ ...paymentsDeps(t.app), gateway: succeeded });
+    const ctx = {
+      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
+    } as unknown as HandlerContext;
+
+    // The first check (1h) schedules the second (1d after it): a reversal that day is still seen.
+    const before = Date.now();
+    const first = (await check({ key, cause: 'schedule', checks: 0 }, ctx)) as {
+      unchanged: string;
+      nextCheckAt: number;
+    };
+    expect(first).toMatchObject({ unchanged: 'succeeded' });
+    expect(first.nextCheckAt).toBeGreaterThanOrEqual(before + 86_400_000);
+    expect(first.nextCheckAt).toBeLessThanOrEqual(Date.now() + 86_400_000);
+    expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 1 });
+
+    // The second is the last.
+    expect(await check({ key, cause: 'schedule', checks: 1 }, ctx)).toEqual({ watched: 'done' });
+    expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 2 });
+  });
+});

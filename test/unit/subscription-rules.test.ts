@@ -152,6 +152,19 @@ describe('billing periods', () => {
     expect(r.sub.skippedPeriods).toBe(0);
   });
 
+  it('a calendar day the zone skipped bills nothing: Apia, daily, Dec 29 then Dec 31 2011', () => {
+    // Samoa went from 2011-12-29 to 2011-12-31: the period scheduled on Dec 30 is empty (calendar
+    // rule 6). Billing it would charge the customer twice for one day (keys ..1230 and ..1231).
+    const s = sub(
+      { anchor: '2011-12-28T09:00:00-10:00', timezone: 'Pacific/Apia', interval: 'day' },
+      ms('2011-12-27T00:00:00Z'),
+    );
+    // Dec 31 09:00 in Apia (UTC+14 from then on) is Dec 30 19:00Z.
+    const r = bill(s, ms('2011-12-30T20:00:00Z'));
+    expect(r.keys).toEqual(['sub_sub1_20111228', 'sub_sub1_20111229', 'sub_sub1_20111231']);
+    expect(r.sub).toMatchObject({ nextPeriod: 4, skippedPeriods: 0 });
+  });
+
   it('bills only the newest CATCH_UP_MAX_PERIODS missed periods and counts the rest as skipped', () => {
     const s = sub({ anchor: '2025-01-01T09:00:00Z', timezone: 'UTC', interval: 'day' });
     const r = bill(s, ms('2025-01-10T10:00:00Z'), 3);

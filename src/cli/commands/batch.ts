@@ -119,8 +119,11 @@ function submitJson(r: SubmitBatchResult) {
   };
 }
 
-/** Rows of a completed batch that did not succeed: failed, reversed, or left for review. */
-function rowsNotSucceeded(s: BatchStatus): number {
+/**
+ * Rows of a completed batch that did not succeed: failed, reversed, or left for review. Any of
+ * them makes `batch submit --wait` exit 3 (exported for its unit test).
+ */
+export function rowsNotSucceeded(s: Pick<BatchStatus, 'counts'>): number {
   return s.counts.failed + s.counts.reversed + s.counts.needs_review;
 }
 
