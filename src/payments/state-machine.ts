@@ -11,8 +11,8 @@ import { INTENT_STATES, type IntentState, type IntentType } from '../kernel/inte
  * "Payments: states and references"):
  * - `pending → needs_review` when the reconcile schedule is exhausted and the gateway still says
  *   pending;
- * - `failed → queued` only as a NEW attempt (n+1) for a dunning retry, which the store enforces
- *   (the failed attempt is proven final);
+ * - `failed → queued` only as a NEW attempt (n+1) for a dunning retry, and a new attempt only that
+ *   way ({@link NEW_ATTEMPT_FROM}), which the store enforces (the failed attempt is proven final);
  * - `requires_action` (a 3-D Secure challenge waits for the customer): entered only from
  *   `submitting` on the challenge answer; left on what verify says (`succeeded`, `failed`),
  *   for `pending` when REQUIRES_ACTION_WINDOW has passed and the gateway still says pending, and
@@ -40,6 +40,14 @@ const TRANSITIONS: Readonly<Record<IntentState, readonly IntentState[]>> = {
   reversed: [],
   needs_review: ['succeeded', 'failed'],
 };
+
+/**
+ * The only state a new attempt (n+1: a new reference for the same money) is opened from, into
+ * `queued`: `failed`, the gateway's own word that the attempt is final and moved nothing. The store
+ * applies it inside the transition's atomic step whatever else the caller asks
+ * (store/intent-store.ts), so no caller can open one on an `unknown` or `submitting` attempt.
+ */
+export const NEW_ATTEMPT_FROM: readonly IntentState[] = ['failed'];
 
 /** Whether `from → to` is in the table. `succeeded → reversed` applies to payouts only. */
 export function canTransition(from: IntentState, to: IntentState, type: IntentType): boolean {

@@ -38,7 +38,7 @@ import {
 import type { AmountMinor, Currency } from '../../kernel/money.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
 import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
-import { allowedFrom } from '../state-machine.ts';
+import { allowedFrom, NEW_ATTEMPT_FROM } from '../state-machine.ts';
 import { listIntentKeys } from './intent-list.ts';
 import {
   CREATE_BATCH_INTENTS,
@@ -500,6 +500,9 @@ export class RedisIntentStore implements IntentStore {
       if (!opts.newAttempt) throw new RangeError('a payee changes only with a new attempt');
       patch.payee = JSON.stringify(opts.payee);
     }
+    if (opts.newAttempt && to !== 'queued') {
+      throw new RangeError(`a new attempt is opened into queued, not ${to}`);
+    }
     const newReference = opts.newAttempt
       ? attemptReference(key as IntentKey, attempt + 1)
       : undefined;
@@ -513,7 +516,12 @@ export class RedisIntentStore implements IntentStore {
         ? ''
         : paymentEventId(newReference ?? attemptReference(key as IntentKey, attempt), to);
     const c = this.transitionConst[to];
-    const allowed = opts.onlyFrom === undefined ? c : narrowedFrom(to, opts.onlyFrom);
+    // A new reference for the same money only after the gateway failed the previous one: refused
+    // in the script's compare-and-set from any other state, whatever `onlyFrom` says.
+    const onlyFrom = opts.newAttempt
+      ? NEW_ATTEMPT_FROM.filter((s) => opts.onlyFrom?.includes(s) ?? true)
+      : opts.onlyFrom;
+    const allowed = onlyFrom === undefined ? c : narrowedFrom(to, onlyFrom);
     const keys = [this.k.intent(key), this.k.history(key), ...c.keys];
     if (limited) keys.push(this.rateLimitKey);
     const patchJson = Object.keys(patch).length > 0 ? JSON.stringify(patch) : '';
