@@ -63,7 +63,11 @@ import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
 import { paymentsModule, type PaymentsDeps } from '../payments/module.ts';
 import type { SweepDeps } from '../payments/sweep.ts';
 import { batchesModule, type BatchesDeps } from '../batches/module.ts';
-import { resumeCanceledHeldBatches, resumeInterruptedCancel } from '../batches/operations.ts';
+import {
+  resumeApprovedReleases,
+  resumeCanceledHeldBatches,
+  resumeInterruptedCancel,
+} from '../batches/operations.ts';
 import { RedisBatchStore } from '../batches/store/batch-store.ts';
 import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
@@ -312,6 +316,8 @@ export function paymentsDeps(app: App): PaymentsDeps {
     claimBatchOrphan: (batchId) => resumeInterruptedCancel(app, batchId),
     // A held batch whose cancel stopped before any row became an intent has no orphan to find.
     resumeStuckCancels: (graceMs) => resumeCanceledHeldBatches(app, graceMs),
+    // An approved batch whose release stopped partway has held rows no orphan stands for.
+    resumeStuckReleases: (graceMs) => resumeApprovedReleases(app, graceMs),
   };
 }
 

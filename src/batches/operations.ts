@@ -12,7 +12,8 @@
  *   `canceledRows` as it is failed. A held batch's cancel that stopped partway is resumed by the
  *   reconcile sweep ({@link resumeInterruptedCancel}) instead of its rows being enqueued.
  * - {@link approveBatch}: a batch held by BATCH_APPROVAL is released (its recorded rows become
- *   intents and are enqueued) once someone other than its submitter approves it.
+ *   intents and are enqueued) once someone other than its submitter approves it. A release that
+ *   stopped partway is finished by the reconcile sweep ({@link resumeApprovedReleases}).
  * - {@link retryFailedBatch}: the rows whose intents ended `failed` by the gateway's word (not
  *   canceled, not forced by an operator) become a new batch `<id>-r<n>` linked to the first, with
  *   new intent keys and so new references. Never a row that may have moved money: `reversed`,
@@ -117,11 +118,30 @@ export async function cancelBatch(deps: BatchDeps, id: string, by: string): Prom
 }
 
 /**
- * A batch held for approval and canceled before anyone approved it: none of its rows may ever be
- * sent, so a `queued` intent of it can only be one its cancel created and had not failed yet.
+ * A batch held for approval and canceled before its release: before anyone approved it, or after
+ * an approval whose release had not finished (it still awaits approval). Its cancel owns the rows
+ * not enqueued yet, so a `queued` intent of it without a live job is one its cancel (or the
+ * interrupted release) created and the cancel had not failed yet: never one to send.
  */
 function canceledWhileHeld(batch: BatchRecord): boolean {
-  return batch.holdForApproval && batch.canceledAt !== undefined && batch.approvedAt === undefined;
+  return (
+    batch.holdForApproval &&
+    batch.canceledAt !== undefined &&
+    (batch.approvedAt === undefined || batch.state === 'awaiting_approval')
+  );
+}
+
+/**
+ * A batch approved, never canceled, that still awaits approval: its release (the approving call
+ * turning the held rows into intents and enqueueing them, then `finishRelease`) has not finished.
+ */
+function approvedWhileHeld(batch: BatchRecord): boolean {
+  return (
+    batch.holdForApproval &&
+    batch.state === 'awaiting_approval' &&
+    batch.approvedAt !== undefined &&
+    batch.canceledAt === undefined
+  );
 }
 
 /**
@@ -138,27 +158,77 @@ export async function resumeInterruptedCancel(deps: BatchDeps, batchId: string):
   if (!batch || !canceledWhileHeld(batch)) return false;
   deps.logger.warn(
     { component: 'batch', batchId, canceledBy: batch.canceledBy },
-    'a held batch canceled before approval still had queued rows (its cancel was interrupted); resuming the cancel',
+    'a held batch canceled before its release still had queued rows (its cancel was interrupted); resuming the cancel',
   );
   await cancelBatch(deps, batchId, batch.canceledBy ?? 'reconcile-sweep');
   return true;
 }
 
-/** Held batches the sweep looks at per pass ({@link resumeCanceledHeldBatches}). */
+/** Held batches read per page ({@link heldBatches}). */
 const HELD_PAGE = 200;
 
 /**
  * Asked by the reconcile sweep on every pass (payments/sweep.ts `SweepDeps.resumeStuckCancels`,
  * wired by the composition root): resumes the cancel of every batch held for approval that was
- * canceled at least `graceMs` ago and still waits in `awaiting_approval`. A cancel marks the batch
- * canceled first, then turns its held rows into intents, fails them and lets the batch leave
+ * canceled at least `graceMs` ago and still waits in `awaiting_approval` (approved or not: an
+ * approval whose release stopped partway, then a cancel, is the cancel's). A cancel marks the
+ * batch canceled first, then turns its held rows into intents, fails them and lets the batch leave
  * `awaiting_approval`; one that stopped (its process died) before a single row became an intent
  * left no orphan for {@link resumeInterruptedCancel} to find, and the batch waited for someone to
- * cancel it again. Nothing is ever paid meanwhile (approval is refused once canceled). Idempotent,
- * like the cancel itself; the grace leaves a cancel that is still running alone. Returns how many
- * cancels it resumed.
+ * cancel it again. No held row is enqueued meanwhile (approval is refused once canceled, and
+ * {@link resumeApprovedReleases} leaves a canceled batch alone). Idempotent, like the cancel
+ * itself; the grace leaves a cancel that is still running alone. Returns how many cancels it
+ * resumed.
  */
 export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number): Promise<number> {
+  const now = deps.clock.now();
+  let resumed = 0;
+  for (const batch of await heldBatches(deps)) {
+    if (!canceledWhileHeld(batch)) continue;
+    if (now - (batch.canceledAt ?? now) < graceMs) continue;
+    deps.logger.warn(
+      { component: 'batch', batchId: batch.id, canceledBy: batch.canceledBy },
+      'a held batch canceled before its release still awaits approval (its cancel was interrupted); resuming the cancel',
+    );
+    await cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep');
+    resumed++;
+  }
+  return resumed;
+}
+
+/**
+ * Asked by the reconcile sweep on every pass (payments/sweep.ts `SweepDeps.resumeStuckReleases`,
+ * wired by the composition root): finishes the release of every batch approved at least `graceMs`
+ * ago, never canceled, that still waits in `awaiting_approval`. An approval stamps `approvedAt`
+ * first, then turns the held rows into intents and enqueues them a page at a time, then lets the
+ * batch leave `awaiting_approval`; one that stopped (its process died) partway left its later
+ * held rows unpaid: the rows it had released are re-enqueued by the sweep as any orphan, but rows
+ * still only held are no intent for the sweep to find, and the batch waited for someone to
+ * approve it again. The grace (the one the cancel resume uses) leaves an approval that is still
+ * releasing alone; a resume that races it anyway is harmless: intents are created once (a row
+ * already released is found as it is, and only a `queued` one is enqueued) and a submit job's id
+ * is derived from the row's reference and queue entry, so enqueueing it twice adds one job. A
+ * canceled batch is the cancel's ({@link resumeCanceledHeldBatches}), never released here; a
+ * batch no longer awaiting approval was released already. Returns how many releases it resumed.
+ */
+export async function resumeApprovedReleases(deps: BatchDeps, graceMs: number): Promise<number> {
+  const now = deps.clock.now();
+  let resumed = 0;
+  for (const batch of await heldBatches(deps)) {
+    if (!approvedWhileHeld(batch)) continue;
+    if (now - (batch.approvedAt ?? now) < graceMs) continue;
+    deps.logger.warn(
+      { component: 'batch', batchId: batch.id, approvedBy: batch.approvedBy },
+      'an approved batch still awaits approval (its release was interrupted); resuming the release',
+    );
+    await release(deps, batch);
+    resumed++;
+  }
+  return resumed;
+}
+
+/** Every batch that awaits approval, as read now (a page of the state index at a time). */
+async function heldBatches(deps: BatchDeps): Promise<BatchRecord[]> {
   const ids: string[] = [];
   let cursor: string | undefined;
   do {
@@ -166,19 +236,20 @@ export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number
     ids.push(...page.ids);
     cursor = page.next;
   } while (cursor !== undefined);
-  const now = deps.clock.now();
-  let resumed = 0;
-  for (const [i, batch] of (await deps.batches.getMany(ids)).entries()) {
-    if (!batch || batch.state !== 'awaiting_approval' || !canceledWhileHeld(batch)) continue;
-    if (now - (batch.canceledAt ?? now) < graceMs) continue;
-    deps.logger.warn(
-      { component: 'batch', batchId: ids[i], canceledBy: batch.canceledBy },
-      'a held batch canceled before approval still awaits approval (its cancel was interrupted); resuming the cancel',
-    );
-    await cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep');
-    resumed++;
-  }
-  return resumed;
+  return (await deps.batches.getMany(ids)).filter(
+    (batch): batch is BatchRecord => batch?.state === 'awaiting_approval',
+  );
+}
+
+/**
+ * The release of an approved batch: its held rows become intents and are enqueued, then it leaves
+ * `awaiting_approval`. Idempotent (intents are created once, job ids are derived), so an approval
+ * repeated and the sweep's resume both finish one that stopped partway.
+ */
+async function release(deps: BatchDeps, batch: BatchRecord): Promise<void> {
+  // A batch canceled after its approval: its rows are the cancel's (created, never enqueued).
+  if (batch.canceledAt === undefined) await releaseHeld(deps, batch, true);
+  await deps.batches.finishRelease(batch.id, deps.clock.now());
 }
 
 /** Outcome of {@link approveBatch}. */
@@ -188,7 +259,9 @@ export type ApproveBatchResult =
 
 /**
  * Approves batch `id` for `by` and releases its rows (intents created and enqueued). Approving it
- * again resumes an interrupted release (idempotent: intents exist once, job ids are derived).
+ * again resumes an interrupted release (idempotent: intents exist once, job ids are derived), as
+ * the reconcile sweep does by itself once the approval is ORPHAN_AFTER old
+ * ({@link resumeApprovedReleases}).
  */
 export async function approveBatch(
   deps: BatchDeps,
@@ -200,9 +273,7 @@ export async function approveBatch(
   const batch = await deps.batches.get(id);
   if (!batch) return { ok: false, why: 'missing' };
   if (r.notRequired === true) return { status: 'not_required', batch };
-  // A batch canceled after its approval: its rows are the cancel's (created, never enqueued).
-  if (batch.canceledAt === undefined) await releaseHeld(deps, batch, true);
-  await deps.batches.finishRelease(id, deps.clock.now());
+  await release(deps, batch);
   deps.logger.info({ component: 'batch', batchId: id, by }, 'batch approved');
   const after = (await deps.batches.get(id)) ?? batch;
   return { status: r.already ? 'already_approved' : 'approved', batch: after };

@@ -48,6 +48,8 @@ export interface PaymentsDeps {
   claimBatchOrphan?: SweepDeps['claimBatchOrphan'];
   /** The sweep's other question to it (sweep.ts `SweepDeps.resumeStuckCancels`). */
   resumeStuckCancels?: SweepDeps['resumeStuckCancels'];
+  /** And its third (sweep.ts `SweepDeps.resumeStuckReleases`). */
+  resumeStuckReleases?: SweepDeps['resumeStuckReleases'];
 }
 
 export const paymentsModule: CapabilityModule<PaymentsDeps> = {

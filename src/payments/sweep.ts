@@ -11,7 +11,9 @@
  * 4. with `olderThanMs`: every pending/requires_action/unknown intent unchanged for that long,
  *    due or not;
  * 5. batches held for approval whose cancel stopped before any row became an intent
- *    ({@link SweepDeps.resumeStuckCancels}).
+ *    ({@link SweepDeps.resumeStuckCancels});
+ * 6. batches approved whose release stopped before every held row was enqueued
+ *    ({@link SweepDeps.resumeStuckReleases}).
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -42,6 +44,14 @@ export interface SweepDeps {
    * (batches/operations.ts `resumeCanceledHeldBatches`, with ORPHAN_AFTER as the grace).
    */
   resumeStuckCancels?: (graceMs: number) => Promise<number>;
+  /**
+   * Finishes the release of batches approved at least `graceMs` ago (never canceled) that still
+   * wait in `awaiting_approval`: an approval whose process died partway left held rows that are no
+   * intent yet, so no orphan of them for the sweep to find. Returns how many it resumed. Wired by
+   * the composition root (batches/operations.ts `resumeApprovedReleases`, with ORPHAN_AFTER as the
+   * grace, as for cancels).
+   */
+  resumeStuckReleases?: (graceMs: number) => Promise<number>;
 }
 
 export interface SweepResult {
@@ -53,6 +63,8 @@ export interface SweepResult {
   forced: number;
   /** Cancels of held batches resumed ({@link SweepDeps.resumeStuckCancels}). */
   cancelsResumed: number;
+  /** Releases of approved batches resumed ({@link SweepDeps.resumeStuckReleases}). */
+  releasesResumed: number;
 }
 
 /** Runs one sweep. Safe to run concurrently with another: every action is idempotent. */
@@ -70,6 +82,7 @@ export async function runSweep(
     claimed: 0,
     forced: 0,
     cancelsResumed: 0,
+    releasesResumed: 0,
   };
 
   for (const key of await deps.store.dueForReconcile(now, limit)) {
@@ -140,6 +153,17 @@ export async function runSweep(
       deps.logger.warn(
         { err: { message: (err as Error).message } },
         'held batches whose cancel was interrupted could not be checked',
+      );
+    }
+  }
+  if (deps.resumeStuckReleases) {
+    try {
+      result.releasesResumed = await deps.resumeStuckReleases(deps.orphanAfterMs);
+    } catch (err) {
+      // The next sweep tries again (the release is idempotent); an approval repeated finishes it too.
+      deps.logger.warn(
+        { err: { message: (err as Error).message } },
+        'approved batches whose release was interrupted could not be checked',
       );
     }
   }

@@ -34,7 +34,12 @@ export function registerReconcileCommand(program: Command, ctx: CliContext) {
           return (
             `checks enqueued: ${r.due} due, ${r.expiredLeases} expired leases, ${r.forced} forced; ` +
             `${r.requeued} orphaned payments re-enqueued` +
-            (r.cancelsResumed > 0 ? `; ${r.cancelsResumed} interrupted batch cancels resumed` : '')
+            (r.cancelsResumed > 0
+              ? `; ${r.cancelsResumed} interrupted batch cancels resumed`
+              : '') +
+            (r.releasesResumed > 0
+              ? `; ${r.releasesResumed} interrupted batch releases resumed`
+              : '')
           );
         });
       });
