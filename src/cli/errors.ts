@@ -15,14 +15,22 @@ export interface CliErrorOptions {
   cause?: unknown;
 }
 
-/** A failure the CLI reports as one message (no stack) with a chosen exit code and error code. */
+/**
+ * A failure the CLI reports as one message (no stack) with a chosen exit code and error code. A
+ * message of several lines is given as its lines: a person reads them as lines (each shown
+ * printable, src/cli/output.ts), the JSON error document's `message` joins them with line breaks.
+ */
 export class CliError extends Error {
   readonly code: string;
   readonly details: unknown;
   readonly exitCode: number;
+  /** The message's lines, as printed in human mode. */
+  readonly lines: readonly string[];
 
-  constructor(message: string, opts: CliErrorOptions = {}) {
-    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+  constructor(message: string | readonly string[], opts: CliErrorOptions = {}) {
+    const lines = typeof message === 'string' ? [message] : [...message];
+    super(lines.join('\n'), opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.lines = lines;
     this.name = 'CliError';
     this.code = opts.code ?? 'failed';
     this.details = opts.details;
@@ -32,7 +40,7 @@ export class CliError extends Error {
 
 /** Bad usage or invalid input: exit code 2, error code `usage` unless a more precise one is given. */
 export class UsageError extends CliError {
-  constructor(message: string, opts: Omit<CliErrorOptions, 'exitCode'> = {}) {
+  constructor(message: string | readonly string[], opts: Omit<CliErrorOptions, 'exitCode'> = {}) {
     super(message, { code: 'usage', ...opts, exitCode: 2 });
     this.name = 'UsageError';
   }

@@ -8,16 +8,72 @@
  * result is held until the command ends ({@link CliOutput.finish}), so a failure after it still
  * yields one document. A command that streams its own document (a results file) takes stdout with
  * {@link Output.takeStdout}.
+ *
+ * Human output is lines, and each line is passed through {@link printable} on its way out: a
+ * value from outside (a batch's file name, a gateway's message, a reason, metadata, an error that
+ * quotes input) shows its control characters as escapes, so it can neither break a line nor send
+ * a terminal an escape sequence that hides or forges the lines an operator reads. That is why a
+ * formatter returns its lines as an array: a line break inside one element is a value's, and is
+ * shown as `\n`.
  */
+
+/**
+ * Characters a terminal acts on instead of showing: the controls (C0 with line feed, carriage
+ * return and ESC; DEL; C1, where U+009B alone starts a control sequence), the Unicode line and
+ * paragraph separators, and the bidirectional embeddings, overrides and isolates that reorder
+ * what follows them on a line.
+ */
+const UNPRINTABLE = /[\p{Cc}\p{Zl}\p{Zp}\u202a-\u202e\u2066-\u2069]/gu;
+
+const SHORT_ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * `text` as one line a terminal shows as it is: every character of {@link UNPRINTABLE} becomes a
+ * visible escape (`\n`, `\r`, `\t`, `\x1b` below U+0080, `\u009b` from there on). A backslash is
+ * left alone, so applying it twice changes nothing (a line is escaped once however many helpers
+ * it went through); what it shows is for people, `--json` is the exact value.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, (c) => {
+    const short = SHORT_ESCAPES[c];
+    if (short !== undefined) return short;
+    const code = c.charCodeAt(0);
+    return code < 0x80
+      ? `\\x${code.toString(16).padStart(2, '0')}`
+      : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/**
+ * `value` as JSON whose text holds no terminal control either: JSON escapes U+0000–U+001F inside
+ * strings itself (the line breaks and spaces left are its layout, with `indent`), this escapes
+ * the rest of {@link UNPRINTABLE} (DEL, C1, …) as `\uXXXX`, which parses back to the same value.
+ */
+export function jsonText(value: unknown, indent?: number): string {
+  return JSON.stringify(value, null, indent).replace(UNPRINTABLE, (c) =>
+    c < ' ' ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** Human text: one line, or lines (a formatter's own line breaks are the array's). */
+export type Lines = string | readonly string[];
+
+/** `lines` printed: each line {@link printable}, each ending in a line break. */
+function printed(lines: Lines): string {
+  return (typeof lines === 'string' ? [lines] : lines).map((l) => `${printable(l)}\n`).join('');
+}
 
 export interface Output {
   json: boolean;
-  /** Prints a result: as JSON when --json (once, when the command ends), else through `human`. */
-  result(value: unknown, human?: (v: unknown) => string): void;
-  /** A line for the person watching: stdout in human mode, stderr with --json. */
-  info(line: string): void;
-  /** An error or warning line: always stderr. */
-  error(line: string): void;
+  /**
+   * Prints a result: as JSON when --json (once, when the command ends), else the lines of
+   * `human` (each {@link printable}), or the value as indented JSON without one.
+   */
+  result(value: unknown, human?: (v: unknown) => Lines): void;
+  /** A line (or lines) for the person watching: stdout in human mode, stderr with --json. */
+  info(lines: Lines): void;
+  /** An error or warning line (or lines): always stderr. */
+  error(lines: Lines): void;
   /** Where progress is drawn: stdout in human mode, stderr with --json (stdout is the document). */
   progress: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
   /**
@@ -52,17 +108,18 @@ export function createOutput(json: boolean, out: Stream, err: Stream): CliOutput
     result(value, human) {
       if (stdoutTaken) throw new Error('a command printed a result after streaming to stdout');
       if (!json) {
-        out.write(human ? `${human(value)}\n` : `${JSON.stringify(value, null, 2)}\n`);
+        // JSON escapes a line break inside a string: its own line breaks are its lines.
+        out.write(printed(human ? human(value) : jsonText(value, 2).split('\n')));
         return;
       }
       if (held) throw new Error('a command printed two results in --json mode');
       held = { value };
     },
-    info(line) {
-      (json ? err : out).write(`${line}\n`);
+    info(lines) {
+      (json ? err : out).write(printed(lines));
     },
-    error(line) {
-      err.write(`${line}\n`);
+    error(lines) {
+      err.write(printed(lines));
     },
     takeStdout() {
       if (held) throw new Error('a command streamed to stdout after printing a result');
@@ -85,20 +142,22 @@ export function createOutput(json: boolean, out: Stream, err: Stream): CliOutput
       } else {
         doc = held ? held.value : { ok: true };
       }
-      out.write(`${JSON.stringify(doc)}\n`);
+      out.write(`${jsonText(doc)}\n`);
     },
   };
 }
 
 /**
- * A page of a list as aligned text columns (two spaces apart), with the `--cursor` of the next
- * page when there is one, or `empty` when the page holds nothing.
+ * A page of a list as aligned text lines (columns two spaces apart), with the `--cursor` of the
+ * next page when there is one, or `empty` when the page holds nothing. Cells are measured as they
+ * will show ({@link printable}), so an escaped value does not push its row out of line.
  */
 export function formatPage(
-  rows: string[][],
+  cells: string[][],
   next: string | null | undefined,
   empty: string,
-): string {
+): string[] {
+  const rows = cells.map((r) => r.map(printable));
   const columns = Math.max(0, ...rows.map((r) => r.length));
   const widths = Array.from({ length: columns }, (_, c) =>
     Math.max(0, ...rows.map((r) => r[c]?.length ?? 0)),
@@ -110,5 +169,5 @@ export function formatPage(
       .trimEnd(),
   );
   if (next) lines.push(`more: --cursor ${next}`);
-  return lines.length > 0 ? lines.join('\n') : empty;
+  return lines.length > 0 ? lines : [empty];
 }

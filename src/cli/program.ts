@@ -14,7 +14,7 @@ import { ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { CliContext } from './context.ts';
 import { DEFAULT_ENV_FILE, EnvFileSyntaxError, fileAdditions, readEnvFile } from './env-file.ts';
 import { CliError, describeFsError, UsageError } from './errors.ts';
-import { createOutput, type ErrorDocument } from './output.ts';
+import { createOutput, printable, type ErrorDocument } from './output.ts';
 import { registerPaymentsCommands } from './commands/payments.ts';
 import { registerBatchCommands, seedSampleBatch } from './commands/batch.ts';
 import { registerSandboxCommand } from './commands/sandbox.ts';
@@ -39,6 +39,19 @@ function jsonRequested(argv: readonly string[]): boolean {
   const args = argv.slice(2);
   const end = args.indexOf('--');
   return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
+/**
+ * commander's error message as printed: it quotes the arguments as typed (a script may pass a
+ * value from outside), so it is shown {@link printable} like every line the CLI prints
+ * (src/cli/output.ts). Its one line break of its own is before the `(Did you mean …?)` it may
+ * end with; any other is an argument's, and stays on its line as `\n`.
+ */
+function commanderError(message: string): string {
+  const text = message.replace(/\n$/, '');
+  const suggested = /^([^]*)\n(\(Did you mean [^\n]*\?\))$/.exec(text);
+  const lines = suggested ? [suggested[1] ?? '', suggested[2] ?? ''] : [text];
+  return `${lines.map(printable).join('\n')}\n`;
 }
 
 /** Builds the program. Feature commands register themselves through `registrars`. */
@@ -71,6 +84,7 @@ export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = [
       // With --json, stdout is the document: help and the version text go to stderr.
       writeOut: (s) => (json ? ctx.stderr : ctx.stdout).write(s),
       writeErr: (s) => ctx.stderr.write(s),
+      outputError: (s, write) => write(commanderError(s)),
     })
     .showHelpAfterError('(run with --help for usage)');
 
@@ -114,12 +128,16 @@ function envFileAdditions(
   }
 }
 
-/** What a failure becomes: exit code, the human line (if any is still to print), the JSON error. */
-function failure(err: unknown): { exitCode: number; line?: string; error: ErrorDocument } {
+/**
+ * What a failure becomes: exit code, the human lines (if any are still to print; Output shows each
+ * printable, so a line break in an error's message that is not one of its lines stays on its
+ * line), the JSON error.
+ */
+function failure(err: unknown): { exitCode: number; lines?: string[]; error: ErrorDocument } {
   if (err instanceof InvalidArgumentError) {
     // Thrown by an action, not by a flag's parser: commander turns a parser's InvalidArgumentError
     // into a CommanderError of its own after printing it, so this one was printed by nobody.
-    return { exitCode: 2, line: err.message, error: { code: 'usage', message: err.message } };
+    return { exitCode: 2, lines: [err.message], error: { code: 'usage', message: err.message } };
   }
   if (err instanceof CommanderError) {
     // commander printed its own message already.
@@ -131,7 +149,7 @@ function failure(err: unknown): { exitCode: number; line?: string; error: ErrorD
   if (err instanceof ConfigError) {
     return {
       exitCode: 2,
-      line: err.message,
+      lines: [...err.lines],
       error: { code: 'config', message: err.message, details: { problems: err.problems } },
     };
   }
@@ -145,9 +163,13 @@ function failure(err: unknown): { exitCode: number; line?: string; error: ErrorD
     );
   }
   if (err instanceof CliError) {
+    const [first = '', ...rest] = err.lines;
     return {
       exitCode: err.exitCode,
-      line: err instanceof UsageError || err.exitCode !== 1 ? err.message : `error: ${err.message}`,
+      lines:
+        err instanceof UsageError || err.exitCode !== 1
+          ? [...err.lines]
+          : [`error: ${first}`, ...rest],
       error: {
         code: err.code,
         message: err.message,
@@ -158,7 +180,7 @@ function failure(err: unknown): { exitCode: number; line?: string; error: ErrorD
   const message = err instanceof Error ? err.message : String(err);
   return {
     exitCode: 1,
-    line: `error: ${message}`,
+    lines: [`error: ${message}`],
     error: { code: err instanceof RedisUnavailableError ? err.code : 'failed', message },
   };
 }
@@ -202,7 +224,7 @@ export async function runCli(
       return 0;
     }
     const f = failure(err);
-    if (f.line !== undefined) out.error(f.line);
+    if (f.lines !== undefined) out.error(f.lines);
     out.finish(f.error);
     return f.exitCode;
   }

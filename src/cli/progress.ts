@@ -9,6 +9,7 @@
  * Durations are rounded to whole seconds before being split, so `2m60s` cannot appear.
  */
 import type { BatchStatus } from '../batches/status.ts';
+import { printable } from './output.ts';
 
 /** The window the ETA's rate is measured over. */
 export const ETA_WINDOW_MS = 30_000;
@@ -100,7 +101,9 @@ function bar(fraction: number, width: number): string {
 
 /**
  * The terminal line for a status, at most `width - 1` characters (a full-width line would wrap and
- * break the redraw). Money goes first when space is short, then the bar.
+ * break the redraw). Money goes first when space is short, then the bar. It is written to the
+ * stream as it is, not through Output: made {@link printable} here (a stored batch id or currency
+ * is data), before it is measured.
  */
 export function progressLine(s: BatchStatus, etaSec: number | undefined, width: number): string {
   const pct = s.valid === 0 ? 100 : Math.floor((s.final / s.valid) * 100);
@@ -120,7 +123,7 @@ export function progressLine(s: BatchStatus, etaSec: number | undefined, width: 
     ],
     [`batch ${s.id} ${done}`, ...countParts(s, false), eta],
     [`${done}`, ...countParts(s, false), eta],
-  ].map((parts) => parts.join(' · '));
+  ].map((parts) => printable(parts.join(' · ')));
   const fits = variants.find((v) => v.length <= max);
   return fits ?? `${(variants[variants.length - 1] ?? '').slice(0, max - 1)}…`;
 }

@@ -394,13 +394,17 @@ export interface Config {
 
 export class ConfigError extends Error {
   readonly problems: { variable: string; message: string }[];
+  /** The message's lines (the CLI prints them as lines, each made printable). */
+  readonly lines: readonly string[];
   constructor(problems: { variable: string; message: string }[]) {
-    super(
-      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `  - ${p.variable}: ${p.message}`).join('\n'),
-    );
+    const lines = [
+      `Invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):`,
+      ...problems.map((p) => `  - ${p.variable}: ${p.message}`),
+    ];
+    super(lines.join('\n'));
     this.name = 'ConfigError';
     this.problems = problems;
+    this.lines = lines;
   }
 }
 

@@ -114,6 +114,18 @@ describe('EtaEstimator', () => {
 });
 
 describe('the progress line', () => {
+  it('shows a stored batch id with control characters escaped, still within the width', () => {
+    // Written to the terminal as it is (not through Output): an ESC or a line break in a batch
+    // stored before ids were checked must not reach it.
+    const s = { ...status(), id: 'b\u001b[8m\nforged\u009b2J' };
+    for (const width of [200, 100, 60]) {
+      const line = progressLine(s, 65, width);
+      expect(line).not.toMatch(/\p{Cc}/u);
+      expect(line.length).toBeLessThanOrEqual(width - 1);
+    }
+    expect(progressLine(s, 65, 200)).toContain('batch b\\x1b[8m\\nforged\\u009b2J ');
+  });
+
   it('shows the bar, counts, money and rows in flight', () => {
     const line = progressLine(status(), 65, 200);
     expect(line).toBe(

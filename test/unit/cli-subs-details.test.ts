@@ -42,7 +42,7 @@ const view: SubscriptionView = {
 
 describe('billing subs show (text)', () => {
   it('names the held renewal and what it waits for', () => {
-    const text = subscriptionDetails(view);
+    const text = subscriptionDetails(view).join('\n');
     expect(text).toContain('  next charge     -');
     expect(text).toContain(
       '  billing held    sub_1-p3 (sub_1-p3_1) unknown, awaiting gateway since 2026-03-31T08:00:05.000Z',
@@ -50,14 +50,16 @@ describe('billing subs show (text)', () => {
   });
 
   it('prints no hold line when billing is not held', () => {
-    expect(subscriptionDetails({ ...view, billing_held: null })).not.toContain('billing held');
+    expect(subscriptionDetails({ ...view, billing_held: null }).join('\n')).not.toContain(
+      'billing held',
+    );
   });
 
   it('keeps a space between a metadata key and its value, however long the key', () => {
     const text = subscriptionDetails({
       ...view,
       metadata: { plan: 'gold', customer_ref: 'CUS-1001' },
-    });
+    }).join('\n');
     expect(text).toContain('  meta_plan       gold');
     expect(text).toContain('  meta_customer_ref CUS-1001');
   });

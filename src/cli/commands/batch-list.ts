@@ -10,7 +10,7 @@ import { withApp, type CliContext } from '../context.ts';
 import { UsageError, withCursorFlag } from '../errors.ts';
 import { formatPage } from '../output.ts';
 
-function human(v: unknown): string {
+function human(v: unknown): string[] {
   const { data, next_cursor } = v as BatchList;
   const rows = data.map((b) => [
     b.id,

@@ -31,6 +31,7 @@ import { approveBatch, cancelBatch, retryFailedBatch } from '../../batches/opera
 import type { App } from '../../app/composition.ts';
 import type { InstructionType } from '../../kernel/intent.ts';
 import { withApp, type CliContext } from '../context.ts';
+import { jsonText } from '../output.ts';
 import { registerBatchListCommands } from './batch-list.ts';
 import {
   CliError,
@@ -54,7 +55,7 @@ function parseBatchId(value: string): string {
   return parsed.data;
 }
 
-function statusLines(s: BatchStatus): string {
+function statusLines(s: BatchStatus): string[] {
   const counts = [...TRACKED_STATES, 'in_progress' as const]
     .map((k) => `${k.replace('_', ' ')} ${s.counts[k]}`)
     .join(' · ');
@@ -85,7 +86,7 @@ function statusLines(s: BatchStatus): string {
     `  ${counts}`,
     ...money,
     `  ${times}`,
-  ].join('\n');
+  ];
 }
 
 function submitSummary(r: SubmitBatchResult): string {
@@ -520,7 +521,7 @@ async function streamResults(
   let first = true;
   async function* chunks(): AsyncGenerator<string> {
     for await (const row of rows ?? []) {
-      yield `${first ? '[' : ',\n'}${JSON.stringify(row)}`;
+      yield `${first ? '[' : ',\n'}${jsonText(row)}`;
       first = false;
     }
     yield first ? '[]\n' : ']\n';

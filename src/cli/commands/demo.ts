@@ -9,6 +9,7 @@ import { seedApiPayments, seedSubscriptions } from '../../demo/seeds.ts';
 import type { App } from '../../app/composition.ts';
 import type { CliContext } from '../context.ts';
 import { CliError } from '../errors.ts';
+import { printable } from '../output.ts';
 import { parseIntFlag } from '../parsers.ts';
 
 /** Seeders other features contribute (a sample batch, sample subscriptions). */
@@ -53,12 +54,14 @@ export function registerDemoCommand(
           openApp: (config, logger) => ctx.openApp(config, logger),
           startRoles: (app, roles) => ctx.startRoles(app, roles),
           untilSignal: () => ctx.untilSignal(),
-          print: (line) => stream.write(`${tty ? '\r\x1b[K' : ''}${line}\n`),
+          // Written to the stream itself, not through Output: each line printable here (it may
+          // quote an error's message or a seeder's data), the erase sequences are ours.
+          print: (line) => stream.write(`${tty ? '\r\x1b[K' : ''}${printable(line)}\n`),
           progress: (line) => {
-            if (tty) stream.write(`\r\x1b[K${line}`);
+            if (tty) stream.write(`\r\x1b[K${printable(line)}`);
             else if (Date.now() - lastPlain >= 2_000) {
               lastPlain = Date.now();
-              stream.write(`${line}\n`);
+              stream.write(`${printable(line)}\n`);
             }
           },
           seeders: [seedApiPayments, seedSubscriptions, ...extraSeeders],

@@ -25,12 +25,12 @@ function refundLine(r: RefundView): string {
   return `${r.key}  ${r.amount} ${r.currency}  ${r.state}${r.reason ? `  "${r.reason}"` : ''}${r.requestedBy ? `  requested by ${r.requestedBy}` : ''}`;
 }
 
-function summary(v: unknown): string {
+function summary(v: unknown): string[] {
   const s = v as ChargeRefundsView;
   return [
     `${s.chargeKey}: ${s.status}; charged ${major(s.chargedMinor)} ${s.currency}, refunded ${major(s.refundedMinor)}, in flight ${major(s.inFlightMinor)}, refundable ${major(s.refundableMinor)}`,
     ...s.refunds.map((r) => `  ${refundLine(r)}`),
-  ].join('\n');
+  ];
 }
 
 export function registerPaymentsRefundCommands(payments: Command, ctx: CliContext) {

@@ -7,9 +7,9 @@ import { registerPaymentsAdminCommands } from './payments-admin.ts';
 import { registerPaymentsRefundCommands } from './payments-refunds.ts';
 import { registerPaymentsResolveCommand } from './payments-resolve.ts';
 
-function human(v: unknown): string {
+function human(v: unknown): string[] {
   const p = v as PaymentView;
-  const lines = [
+  return [
     `${p.key}  ${p.type}  ${p.amount} ${p.currency}  ${p.state}${p.reason ? ` (${p.reason})` : ''}`,
     ...p.attempts.map((a) => `  attempt ${a.reference}: ${a.state}`),
     '  history:',
@@ -18,7 +18,6 @@ function human(v: unknown): string {
         `    ${new Date(h.at).toISOString()}  ${h.from ?? '-'} → ${h.to}  #${h.attempt}${h.reason ? `  ${h.reason}` : ''}`,
     ),
   ];
-  return lines.join('\n');
 }
 
 export function registerPaymentsCommands(program: Command, ctx: CliContext) {

@@ -141,7 +141,7 @@ export function checkSandboxOptions(options: SandboxOptionsInput): void {
   } catch (err) {
     if (!(err instanceof ZodError)) throw err;
     const lines = err.issues.map((i) => `${flagOfOption(i.path)}: ${i.message}`);
-    throw new UsageError(lines.join('\n'), {
+    throw new UsageError(lines, {
       details: err.issues.map((i) => ({ flag: flagOfOption(i.path), message: i.message })),
     });
   }

@@ -38,7 +38,7 @@ import { parseIntFlag } from '../parsers.ts';
 
 const MAX_LISTED_ERRORS = 50;
 
-function formatIssues(file: string, issues: readonly InputIssue[]): string {
+function formatIssues(file: string, issues: readonly InputIssue[]): string[] {
   const lines = issues.slice(0, MAX_LISTED_ERRORS).map((i) => {
     const where = [
       i.line !== undefined ? `line ${i.line}` : undefined,
@@ -51,7 +51,7 @@ function formatIssues(file: string, issues: readonly InputIssue[]): string {
     `${file}: ${issues.length} problem${issues.length === 1 ? '' : 's'}; nothing was imported`,
     ...lines,
     ...(more > 0 ? [`  … and ${more} more`] : []),
-  ].join('\n');
+  ];
 }
 
 const when = (iso: string | null) => iso ?? '-';
@@ -67,8 +67,8 @@ function summary(v: SubscriptionView): string {
   ].join(' ');
 }
 
-/** `billing subs show`'s text: one line per set field (`--json` prints the view itself). */
-export function subscriptionDetails(v: SubscriptionView): string {
+/** `billing subs show`'s lines: one per set field (`--json` prints the view itself). */
+export function subscriptionDetails(v: SubscriptionView): string[] {
   const lines = [
     `${v.id}  ${v.status}${v.cancel_reason ? ` (${v.cancel_reason})` : ''}`,
     `  customer        ${v.customer_email}`,
@@ -103,7 +103,7 @@ export function subscriptionDetails(v: SubscriptionView): string {
         `    ${c.key}  ${c.state}  attempt ${c.attempt}${c.reason ? `  ${c.reason}` : ''}`,
       );
   }
-  return lines.join('\n');
+  return lines;
 }
 
 function parseStatus(value: string): SubscriptionStatus {
@@ -171,7 +171,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
               : [
                   ...page.items.map(summary),
                   ...(page.next ? [`(more: --after ${page.next})`] : []),
-                ].join('\n'),
+                ],
           );
       });
     });
@@ -265,7 +265,7 @@ function invalidInput(issues: readonly FieldIssue[]): UsageError {
   const lines = issues.map(
     (i) => `  ${i.field !== undefined ? `${FLAG_OF[i.field] ?? i.field}: ` : ''}${i.message}`,
   );
-  return new UsageError(['invalid input:', ...lines].join('\n'), {
+  return new UsageError(['invalid input:', ...lines], {
     code: 'invalid_input',
     details: issues,
   });
@@ -374,7 +374,8 @@ async function printChanged(
   const view = { ...(await showSubscription(deps, id)), changed };
   ctx.out().result(view, (v) => {
     const sv = v as SubscriptionView & { changed: boolean };
-    return `${sv.changed ? '' : '(no change) '}${subscriptionDetails(sv)}`;
+    const [first = '', ...rest] = subscriptionDetails(sv);
+    return [`${sv.changed ? '' : '(no change) '}${first}`, ...rest];
   });
 }
 
