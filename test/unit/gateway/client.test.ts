@@ -286,6 +286,24 @@ describe('reading answers', () => {
     });
   });
 
+  it('a pending transaction with the link at the top level requires action', async () => {
+    replies.push(() => ({
+      status: 200,
+      body: {
+        status: true,
+        message: 'Proceed authentication 3DS2',
+        _links: { url: 'https://x.example/3ds2auth' },
+        data: { reference: ref, status: 'pending' },
+      },
+    }));
+    expect(await gateway().chargeCard(charge)).toEqual({
+      reference: ref,
+      status: 'requires_action',
+      authorizationUrl: 'https://x.example/3ds2auth',
+      message: 'Proceed authentication 3DS2',
+    });
+  });
+
   it('a decline keeps the gateway words and picks the reason from the known phrases', async () => {
     replies.push(() => ({
       status: 200,

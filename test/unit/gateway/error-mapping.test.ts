@@ -91,6 +91,17 @@ describe('mapTransportError', () => {
     });
   });
 
+  it('a "could not connect" code once the connection was ready is outcome_unknown', () => {
+    // The client saw the socket ready, so the request may have been written: a code that would
+    // otherwise mean "no connection" (from a wrapped cause, another address tried) is no proof.
+    const after = { transportReady: true };
+    for (const code of ['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'UND_ERR_CONNECT_TIMEOUT']) {
+      expect(mapTransportError(codeErr(code), submission, after), code).toMatchObject({
+        kind: 'outcome_unknown',
+      });
+    }
+  });
+
   it('a TLS error once the connection was ready is outcome_unknown, whatever its code', () => {
     // The request may have been written: a TLS error then (a corrupted record of the reply, an
     // alert mid-stream) breaks a stream that may have carried it, e.g. the http adapter's
