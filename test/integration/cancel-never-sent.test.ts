@@ -7,31 +7,19 @@
  * one created while a Redis data loss was unacknowledged (the lost store may have sent it) is refused:
  * `failed (canceled)` over a reference that may have moved money would be a failure inferred.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { appWithoutRoles } from '../support/app.ts';
 import { createTestCharge, moveTestIntent } from '../support/intents.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
-
-let sandbox: Sandbox;
-let t: TestApp;
 
 // No roles: nothing claims the rows.
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const env = appWithoutRoles();
 
 /** The cancel of a batch row, as batches/operations.ts makes it. */
 const cancel = (key: string) =>
-  t.app.store.transition(key, 'failed', 10, {
+  env.t.app.store.transition(key, 'failed', 10, {
     expectAttempt: 1,
     onlyFrom: ['queued'],
     neverSent: true,
@@ -40,32 +28,32 @@ const cancel = (key: string) =>
 
 describe('canceling a queued row', () => {
   it('fails a row whose reference was never sent', async () => {
-    const key = await createTestCharge(t.app.store, 'never-sent-plain');
+    const key = await createTestCharge(env.t.app.store, 'never-sent-plain');
     expect(await cancel(key)).toMatchObject({ ok: true, from: 'queued' });
   });
 
   it('refuses a row re-queued after a verify proved its reference unsent', async () => {
-    const key = await createTestCharge(t.app.store, 'never-sent-resubmitted');
-    await moveTestIntent(t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
-    await moveTestIntent(t.app.store, key, 'unknown', 3);
-    const requeued = await t.app.store.transition(key, 'queued', 4, {
+    const key = await createTestCharge(env.t.app.store, 'never-sent-resubmitted');
+    await moveTestIntent(env.t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
+    await moveTestIntent(env.t.app.store, key, 'unknown', 3);
+    const requeued = await env.t.app.store.transition(key, 'queued', 4, {
       expectAttempt: 1,
       unsentResubmit: true,
     });
     expect(requeued.ok).toBe(true);
     expect(await cancel(key)).toMatchObject({ ok: false, why: 'refused', state: 'queued' });
-    expect((await t.app.store.get(key))?.state).toBe('queued');
+    expect((await env.t.app.store.get(key))?.state).toBe('queued');
   });
 
   it('refuses a row whose reference the gateway showed', async () => {
-    const key = await createTestCharge(t.app.store, 'never-sent-seen');
-    expect(await t.app.store.markSeenAtGateway(key, 1, 5)).toBe(true);
+    const key = await createTestCharge(env.t.app.store, 'never-sent-seen');
+    expect(await env.t.app.store.markSeenAtGateway(key, 1, 5)).toBe(true);
     expect(await cancel(key)).toMatchObject({ ok: false, why: 'refused', state: 'queued' });
-    expect((await t.app.store.get(key))?.state).toBe('queued');
+    expect((await env.t.app.store.get(key))?.state).toBe('queued');
   });
 
   it('refuses a row created while a data loss was unacknowledged', async () => {
-    const lost = new RedisIntentStore(t.app.redis, t.prefix, {
+    const lost = new RedisIntentStore(env.t.app.redis, env.t.prefix, {
       dataLossUnacknowledged: () => true,
     });
     const key = 'api_never-sent-lost' as IntentKey;
@@ -81,6 +69,6 @@ describe('canceling a queued row', () => {
       1,
     );
     expect(await cancel(key)).toMatchObject({ ok: false, why: 'refused', state: 'queued' });
-    expect((await t.app.store.get(key))?.state).toBe('queued');
+    expect((await env.t.app.store.get(key))?.state).toBe('queued');
   });
 });

@@ -5,12 +5,10 @@
  * resolution is recorded as `cli:unknown`. Real Redis and sandbox, the CLI in-process.
  */
 import type * as os from 'node:os';
-import { afterAll, beforeAll, expect, it, vi } from 'vitest';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { expect, it, vi } from 'vitest';
+import { appWithoutRoles } from '../support/app.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
 
 /** While set, `os.userInfo()` throws as it does for a uid without a passwd entry. */
 const noPasswd = vi.hoisted(() => ({ on: false }));
@@ -27,24 +25,14 @@ vi.mock('node:os', async (importOriginal) => {
   };
 });
 
-let sandbox: Sandbox;
-let t: TestApp;
-
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const env = appWithoutRoles();
 
 it('resolves, recording cli:unknown as who did', async () => {
-  const key = await unresolvedTestCharge(t.app.store, 'nopasswd', 'needs_review');
-  const { store } = t.app;
+  const key = await unresolvedTestCharge(env.t.app.store, 'nopasswd', 'needs_review');
+  const { store } = env.t.app;
 
   noPasswd.on = true;
-  const res = await runCliInProcess(t.app.config, [
+  const res = await runCliInProcess(env.t.app.config, [
     'payments',
     'resolve',
     key,

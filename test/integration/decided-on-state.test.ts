@@ -9,7 +9,7 @@
  * worker paused past its lease records nothing over the claim that replaced its own (its copy's
  * lease is a fence, TransitionOptions.claimLease).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { applyOutcome, heldClaim, markUnresolved } from '../../src/payments/apply-outcome.ts';
@@ -20,34 +20,22 @@ import { submitBatch } from '../../src/batches/ingest.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { appWithoutRoles } from '../support/app.ts';
 import { createTestCharge, unresolvedTestCharge } from '../support/intents.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
-
-let sandbox: Sandbox;
-let t: TestApp;
 
 // No worker: rows stay `queued` until the test claims them itself.
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const env = appWithoutRoles();
 
-const charge = (name: string) => createTestCharge(t.app.store, name);
+const charge = (name: string) => createTestCharge(env.t.app.store, name);
 
 const claim = (key: string, now: number) =>
-  t.app.store.transition(key, 'submitting', now, {
+  env.t.app.store.transition(key, 'submitting', now, {
     expectAttempt: 1,
     patch: { leaseUntil: now + 60_000, sentAt: now },
   });
 
 /** A charge claimed at 2 and marked `unknown` at 3 (its worker's call ended without an answer). */
-const unknownCharge = (name: string) => unresolvedTestCharge(t.app.store, name);
+const unknownCharge = (name: string) => unresolvedTestCharge(env.t.app.store, name);
 
 /**
  * `gateway`, except that while verify is asked about `key`, the reconciler proves its reference
@@ -57,7 +45,7 @@ const unknownCharge = (name: string) => unresolvedTestCharge(t.app.store, name);
 function claimedAgainWhileAsked(gateway: PaymentGateway, key: IntentKey): PaymentGateway {
   const stub = Object.create(gateway) as PaymentGateway;
   stub.verifyCharge = async (reference) => {
-    const requeued = await t.app.store.transition(key, 'queued', 4, {
+    const requeued = await env.t.app.store.transition(key, 'queued', 4, {
       expectAttempt: 1,
       unsentResubmit: true,
     });
@@ -73,16 +61,16 @@ describe('onlyFrom', () => {
     const claimed = await charge('only-claimed');
     expect((await claim(claimed, 2)).ok).toBe(true);
     const cancel = { expectAttempt: 1, onlyFrom: ['queued'] as const, reason: 'canceled' };
-    expect(await t.app.store.transition(claimed, 'failed', 3, cancel)).toMatchObject({
+    expect(await env.t.app.store.transition(claimed, 'failed', 3, cancel)).toMatchObject({
       ok: false,
       why: 'refused',
       state: 'submitting',
     });
-    expect((await t.app.store.get(claimed))?.state).toBe('submitting');
-    expect(await t.app.store.history(claimed)).toHaveLength(2);
+    expect((await env.t.app.store.get(claimed))?.state).toBe('submitting');
+    expect(await env.t.app.store.history(claimed)).toHaveLength(2);
 
     const queued = await charge('only-queued');
-    expect(await t.app.store.transition(queued, 'failed', 3, cancel)).toMatchObject({
+    expect(await env.t.app.store.transition(queued, 'failed', 3, cancel)).toMatchObject({
       ok: true,
       from: 'queued',
     });
@@ -90,11 +78,11 @@ describe('onlyFrom', () => {
     // `succeeded → failed` is not in the table: naming it in onlyFrom does not open it.
     const paid = await charge('only-paid');
     expect((await claim(paid, 2)).ok).toBe(true);
-    expect((await t.app.store.transition(paid, 'succeeded', 3, { expectAttempt: 1 })).ok).toBe(
+    expect((await env.t.app.store.transition(paid, 'succeeded', 3, { expectAttempt: 1 })).ok).toBe(
       true,
     );
     expect(
-      await t.app.store.transition(paid, 'failed', 4, {
+      await env.t.app.store.transition(paid, 'failed', 4, {
         expectAttempt: 1,
         onlyFrom: ['succeeded'],
       }),
@@ -105,7 +93,7 @@ describe('onlyFrom', () => {
 describe('batch cancel racing a claim', () => {
   it('a row claimed after the cancel read it as queued is left to finish, not failed', async () => {
     const rows = [1, 2, 3].map((i) => `rc-${i},0123456789,058,GTBank,Ada Obi,10${i}.00,NGN,race`);
-    const r = await submitBatch(t.app, {
+    const r = await submitBatch(env.t.app, {
       input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${rows.join('\n')}\n`,
       type: 'payout',
       id: 'cancel-race',
@@ -113,19 +101,19 @@ describe('batch cancel racing a claim', () => {
     expect(r.status).toBe('created');
     const first = 'bat_cancel-race_rc-1';
     // The cancel reads every row as `queued`; a worker claims the first one right after.
-    const batches: FullBatchStore = Object.create(t.app.batches) as FullBatchStore;
+    const batches: FullBatchStore = Object.create(env.t.app.batches) as FullBatchStore;
     batches.intentFields = async (keys, fields) => {
-      const read = await t.app.batches.intentFields(keys, fields);
+      const read = await env.t.app.batches.intentFields(keys, fields);
       if (keys.includes(first)) expect((await claim(first, Date.now())).ok).toBe(true);
       return read;
     };
-    const res = await cancelBatch({ ...t.app, batches }, 'cancel-race', 'test');
+    const res = await cancelBatch({ ...env.t.app, batches }, 'cancel-race', 'test');
     expect(res).toMatchObject({ status: 'canceled', canceledNow: 2 });
-    const intent = await t.app.store.get(first);
+    const intent = await env.t.app.store.get(first);
     expect(intent?.state).toBe('submitting');
     expect(intent?.reason).toBeUndefined();
     for (const key of ['bat_cancel-race_rc-2', 'bat_cancel-race_rc-3']) {
-      expect(await t.app.store.get(key)).toMatchObject({ state: 'failed', reason: 'canceled' });
+      expect(await env.t.app.store.get(key)).toMatchObject({ state: 'failed', reason: 'canceled' });
     }
   });
 });
@@ -133,7 +121,7 @@ describe('batch cancel racing a claim', () => {
 describe('a resolution racing a resubmission', () => {
   it('a person’s failed does not land on the same reference submitted again meanwhile', async () => {
     const key = await unknownCharge('resolve-race');
-    const deps = resolveDeps(t.app);
+    const deps = resolveDeps(env.t.app);
     const gateway = claimedAgainWhileAsked(deps.gateway, key);
     const later = { now: () => 3 + deps.unknownResolvableAfterMs + 1 };
     const res = await resolvePayment({ ...deps, gateway, clock: later }, key, {
@@ -143,14 +131,14 @@ describe('a resolution racing a resubmission', () => {
       by: 'test',
     });
     expect(res).toMatchObject({ status: 'not_resolvable' });
-    expect((await t.app.store.get(key))?.state).toBe('submitting');
+    expect((await env.t.app.store.get(key))?.state).toBe('submitting');
   });
 });
 
 describe('two reconcile checks proving the same reference unsent', () => {
   it('the second does not re-queue the intent the first re-queued and a worker claimed', async () => {
     const key = await unknownCharge('resubmit-race');
-    const deps = paymentsDeps(t.app);
+    const deps = paymentsDeps(env.t.app);
     // Another check re-queues the intent while this one asks (see claimedAgainWhileAsked).
     const gateway = claimedAgainWhileAsked(deps.gateway, key);
     // Long past the not-found grace, with resubmissions left.
@@ -158,7 +146,7 @@ describe('two reconcile checks proving the same reference unsent', () => {
     const check = createReconcileHandler({ ...deps, gateway, clock: later });
     const log = { info: () => undefined, warn: () => undefined, error: () => undefined };
     await check({ key, cause: 'schedule', checks: 0 }, { log } as unknown as HandlerContext);
-    const after = await t.app.store.get(key);
+    const after = await env.t.app.store.get(key);
     expect(after).toMatchObject({ state: 'submitting', unsentResubmits: 1 });
   });
 });
@@ -166,13 +154,13 @@ describe('two reconcile checks proving the same reference unsent', () => {
 describe('a worker paused past its lease', () => {
   it('records nothing over the claim that replaced its own; the new claim’s answer lands', async () => {
     const key = await charge('late-worker');
-    const deps = paymentsDeps(t.app);
+    const deps = paymentsDeps(env.t.app);
     const a = await claim(key, 2);
     if (!a.ok) throw new Error('claim A refused');
     // A stops (GC, a stopped VM). Its lease runs out; the sweep marks it unknown, verify proves
     // the reference unsent, it is re-queued and worker B claims it on the same attempt.
     expect((await markUnresolved(deps, a.intent, 'unknown', 70_000)).ok).toBe(true);
-    const requeued = await t.app.store.transition(key, 'queued', 71_000, {
+    const requeued = await env.t.app.store.transition(key, 'queued', 71_000, {
       expectAttempt: 1,
       unsentResubmit: true,
     });
@@ -192,12 +180,12 @@ describe('a worker paused past its lease', () => {
       why: 'stale',
     });
     expect(
-      await t.app.store.transition(key, 'queued', 81_000, {
+      await env.t.app.store.transition(key, 'queued', 81_000, {
         expectAttempt: 1,
         ...heldClaim(a.intent),
       }),
     ).toMatchObject({ ok: false, why: 'stale' });
-    expect(await t.app.store.get(key)).toMatchObject({
+    expect(await env.t.app.store.get(key)).toMatchObject({
       state: 'submitting',
       leaseUntil: b.intent.leaseUntil,
     });

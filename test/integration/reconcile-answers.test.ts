@@ -12,7 +12,7 @@
  *   write); a scheduled one has nothing to do.
  * No other test noticed any of these breaking (each was found by mutating the code that decides it).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { markUnresolved } from '../../src/payments/apply-outcome.ts';
 import { RetryableError } from '../../src/kernel/errors.ts';
@@ -20,28 +20,16 @@ import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { LookupOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { appWithoutRoles } from '../support/app.ts';
 import { moveTestIntent, unresolvedTestCharge } from '../support/intents.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
 import { quietHandlerContext } from '../support/stub-gateway.ts';
 
-let sandbox: Sandbox;
-let t: TestApp;
-
 // No roles: the test drives every check itself.
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const env = appWithoutRoles();
 
 /** The app's gateway, answering every verify and payout lookup with `status`. */
 function answering(status: LookupOutcome['status']): PaymentGateway {
-  const gateway = Object.create(t.app.gateway) as PaymentGateway;
+  const gateway = Object.create(env.t.app.gateway) as PaymentGateway;
   gateway.verifyCharge = (reference) => Promise.resolve({ reference, status } as LookupOutcome);
   gateway.lookupPayout = (reference) => Promise.resolve({ reference, status } as LookupOutcome);
   return gateway;
@@ -50,7 +38,7 @@ function answering(status: LookupOutcome['status']): PaymentGateway {
 /** A reconcile check at `now` whose lookups answer `status`. */
 function checkAt(status: LookupOutcome['status'], now: number) {
   return createReconcileHandler({
-    ...paymentsDeps(t.app),
+    ...paymentsDeps(env.t.app),
     gateway: answering(status),
     clock: { now: () => now },
   });
@@ -59,7 +47,7 @@ function checkAt(status: LookupOutcome['status'], now: number) {
 describe('a pending payout the gateway already calls reversed', () => {
   it('records succeeded, then reversed', async () => {
     const key = 'api_answers-reversed' as IntentKey;
-    await t.app.store.create(
+    await env.t.app.store.create(
       {
         key,
         type: 'payout',
@@ -78,46 +66,49 @@ describe('a pending payout the gateway already calls reversed', () => {
       },
       1,
     );
-    await moveTestIntent(t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
-    await moveTestIntent(t.app.store, key, 'pending', 3);
+    await moveTestIntent(env.t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
+    await moveTestIntent(env.t.app.store, key, 'pending', 3);
 
     const res = await checkAt('reversed', 10)(
       { key, cause: 'schedule', checks: 0 },
       quietHandlerContext,
     );
     expect(res).toEqual({ moved: 'reversed' });
-    expect((await t.app.store.get(key))?.state).toBe('reversed');
-    const moves = (await t.app.store.history(key)).map((h) => h.to);
+    expect((await env.t.app.store.get(key))?.state).toBe('reversed');
+    const moves = (await env.t.app.store.history(key)).map((h) => h.to);
     expect(moves.slice(-2)).toEqual(['succeeded', 'reversed']);
   });
 });
 
 describe('an unknown charge the gateway once called pending', () => {
   it('is not resubmitted when a later lookup does not find its reference', async () => {
-    const key = await unresolvedTestCharge(t.app.store, 'answers-seen');
-    const { policy } = paymentsDeps(t.app);
+    const key = await unresolvedTestCharge(env.t.app.store, 'answers-seen');
+    const { policy } = paymentsDeps(env.t.app);
     // `unknown → pending` is not in the table: the intent stays unknown, its reference now seen.
     await checkAt('pending', 10)({ key, cause: 'webhook' }, quietHandlerContext);
-    const seen = await t.app.store.get(key);
+    const seen = await env.t.app.store.get(key);
     expect(seen).toMatchObject({ state: 'unknown', seenAtGateway: 10 });
 
     // Long past the not-found grace, with resubmissions left: "not found" is the lookup lagging.
     const later = 3 + policy.notFoundGraceMs + 1;
     await checkAt('not_found', later)({ key, cause: 'webhook' }, quietHandlerContext);
-    expect(await t.app.store.get(key)).toMatchObject({ state: 'unknown', unsentResubmits: 0 });
+    expect(await env.t.app.store.get(key)).toMatchObject({ state: 'unknown', unsentResubmits: 0 });
   });
 });
 
 describe('an intent unknown again after a resubmission', () => {
   it('starts its check schedule over', async () => {
-    const key = await unresolvedTestCharge(t.app.store, 'answers-again');
-    const deps = paymentsDeps(t.app);
+    const key = await unresolvedTestCharge(env.t.app.store, 'answers-again');
+    const deps = paymentsDeps(env.t.app);
     // Two checks of its schedule ran while it was unknown.
-    const unknown = (await t.app.store.get(key))!;
-    expect(await t.app.store.recordCheck(unknown, 2, 100)).toBe(true);
+    const unknown = (await env.t.app.store.get(key))!;
+    expect(await env.t.app.store.recordCheck(unknown, 2, 100)).toBe(true);
     // Verify proved it unsent: re-queued on the same attempt, claimed, and its call timed out.
-    await t.app.store.transition(key, 'queued', 200, { expectAttempt: 1, unsentResubmit: true });
-    const claim = await t.app.store.transition(key, 'submitting', 300, {
+    await env.t.app.store.transition(key, 'queued', 200, {
+      expectAttempt: 1,
+      unsentResubmit: true,
+    });
+    const claim = await env.t.app.store.transition(key, 'submitting', 300, {
       expectAttempt: 1,
       patch: { leaseUntil: 60_300, sentAt: 300 },
     });
@@ -126,22 +117,22 @@ describe('an intent unknown again after a resubmission', () => {
 
     const res = await markUnresolved(deps, claim.intent, 'unknown', 400);
     expect(res).toMatchObject({ ok: true, intent: { state: 'unknown', checks: 0 } });
-    expect((await t.app.store.get(key))?.checks).toBe(0);
+    expect((await env.t.app.store.get(key))?.checks).toBe(0);
   });
 });
 
 describe('a scheduled check whose count is stale', () => {
   it('verifies, but does not count against the schedule', async () => {
-    const key = await unresolvedTestCharge(t.app.store, 'answers-stale-check');
-    const unknown = (await t.app.store.get(key))!;
-    expect(await t.app.store.recordCheck(unknown, 1, 100)).toBe(true);
+    const key = await unresolvedTestCharge(env.t.app.store, 'answers-stale-check');
+    const unknown = (await env.t.app.store.get(key))!;
+    expect(await env.t.app.store.recordCheck(unknown, 1, 100)).toBe(true);
     // The job of check 0 runs again (a duplicate, or the sweep's copy of it) after check 1.
     const res = await checkAt('pending', 200)(
       { key, cause: 'schedule', checks: 0 },
       quietHandlerContext,
     );
     expect(res).toEqual({ unchanged: 'unknown' });
-    expect((await t.app.store.get(key))?.checks).toBe(1);
+    expect((await env.t.app.store.get(key))?.checks).toBe(1);
   });
 });
 

@@ -11,7 +11,7 @@
  * - a worker whose claim was replaced records nothing, but a refusal of our credentials is still
  *   rethrown: it pauses the queue for every job alike (infra/queues/processor.ts).
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { DelayRequest } from '../../src/infra/queues/processor.ts';
 import { FatalError } from '../../src/kernel/errors.ts';
@@ -19,29 +19,17 @@ import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
 import { createSubmitHandler } from '../../src/payments/submit.ts';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { appWithoutRoles } from '../support/app.ts';
 import { moveTestIntent } from '../support/intents.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
 import { quietHandlerContext } from '../support/stub-gateway.ts';
 
-let sandbox: Sandbox;
-let t: TestApp;
-
 // No roles: the test runs the submit handler itself.
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const env = appWithoutRoles();
 
 /** A queued API charge `api_<name>` of 10.00 NGN with a card token the worker can unseal. */
 async function newCharge(name: string): Promise<IntentKey> {
   const key = `api_${name}` as IntentKey;
-  await t.app.store.create(
+  await env.t.app.store.create(
     {
       key,
       type: 'charge',
@@ -51,7 +39,7 @@ async function newCharge(name: string): Promise<IntentKey> {
       payee: {
         kind: 'charge',
         email: 'claims@example.com',
-        cardTokenSealed: t.app.sealer.seal('tok_claims_0123456789'),
+        cardTokenSealed: env.t.app.sealer.seal('tok_claims_0123456789'),
       },
     },
     1,
@@ -61,21 +49,21 @@ async function newCharge(name: string): Promise<IntentKey> {
 
 /** The app's gateway, refusing to submit anything: a held claim is never sent twice. */
 function neverSubmits(): PaymentGateway {
-  const gateway = Object.create(t.app.gateway) as PaymentGateway;
+  const gateway = Object.create(env.t.app.gateway) as PaymentGateway;
   gateway.chargeCard = () => Promise.reject(new Error('a held claim was submitted again'));
   return gateway;
 }
 
 /** The app's gateway, whose charge calls run `charge` instead. */
 function charging(charge: PaymentGateway['chargeCard']): PaymentGateway {
-  const gateway = Object.create(t.app.gateway) as PaymentGateway;
+  const gateway = Object.create(env.t.app.gateway) as PaymentGateway;
   gateway.chargeCard = charge;
   return gateway;
 }
 
 /** The real submit handler, at `now`, on `gateway`. */
 function submitAt(now: number, gateway = neverSubmits()) {
-  const deps = paymentsDeps(t.app);
+  const deps = paymentsDeps(env.t.app);
   return createSubmitHandler({
     ...deps,
     gateway,
@@ -87,16 +75,22 @@ function submitAt(now: number, gateway = neverSubmits()) {
 describe('a submit job meeting another worker’s claim', () => {
   it('parks until the lease ends while it holds, then hands the intent to the reconciler', async () => {
     const key = await newCharge('held-claim');
-    await moveTestIntent(t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
+    await moveTestIntent(env.t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
     const job = { key, attempt: 1, amount: 1000, currency: 'NGN' };
 
     const early = submitAt(30_000)(job, quietHandlerContext);
     await expect(early).rejects.toBeInstanceOf(DelayRequest);
     await expect(early).rejects.toMatchObject({ until: 60_003 });
-    expect(await t.app.store.get(key)).toMatchObject({ state: 'submitting', leaseUntil: 60_002 });
+    expect(await env.t.app.store.get(key)).toMatchObject({
+      state: 'submitting',
+      leaseUntil: 60_002,
+    });
 
     expect(await submitAt(60_003)(job, quietHandlerContext)).toEqual({ skipped: 'lease_expired' });
-    expect(await t.app.store.get(key)).toMatchObject({ state: 'unknown', claimLapsedAt: 60_003 });
+    expect(await env.t.app.store.get(key)).toMatchObject({
+      state: 'unknown',
+      claimLapsedAt: 60_003,
+    });
   });
 });
 
@@ -109,7 +103,7 @@ describe('an unexpected error after the claim', () => {
       kind: 'outcome_unknown',
       code: 'unexpected',
     });
-    expect(await t.app.store.get(key)).toMatchObject({ state: 'unknown', unsentResubmits: 0 });
+    expect(await env.t.app.store.get(key)).toMatchObject({ state: 'unknown', unsentResubmits: 0 });
   });
 });
 
@@ -120,18 +114,21 @@ describe('a worker whose claim was replaced while it called', () => {
     // While A's call is out, its lease runs out: the intent is marked unknown, proven unsent,
     // re-queued and claimed by B on the same attempt. Then A's call is refused with a 401.
     const gateway = charging(async () => {
-      await moveTestIntent(t.app.store, key, 'unknown', 70_000);
-      const requeued = await t.app.store.transition(key, 'queued', 71_000, {
+      await moveTestIntent(env.t.app.store, key, 'unknown', 70_000);
+      const requeued = await env.t.app.store.transition(key, 'queued', 71_000, {
         expectAttempt: 1,
         unsentResubmit: true,
       });
       expect(requeued.ok).toBe(true);
-      await moveTestIntent(t.app.store, key, 'submitting', 72_000, { leaseUntil: 132_000 });
+      await moveTestIntent(env.t.app.store, key, 'submitting', 72_000, { leaseUntil: 132_000 });
       throw new FatalError('401', 'unauthorized', { authFailure: true });
     });
     await expect(submitAt(10, gateway)(job, quietHandlerContext)).rejects.toMatchObject({
       authFailure: true,
     });
-    expect(await t.app.store.get(key)).toMatchObject({ state: 'submitting', leaseUntil: 132_000 });
+    expect(await env.t.app.store.get(key)).toMatchObject({
+      state: 'submitting',
+      leaseUntil: 132_000,
+    });
   });
 });

@@ -15,7 +15,9 @@ import type { Clock } from '../../src/kernel/clock.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from './redis.ts';
 import { track } from './leak-check.ts';
-import { TEST_SECRET_KEY } from './sandbox.ts';
+import { afterAll, beforeAll } from 'vitest';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestSandbox, TEST_SECRET_KEY } from './sandbox.ts';
 
 export const TEST_API_TOKEN = 'test-api-token-0123456789';
 
@@ -90,6 +92,36 @@ export async function startTestApp(opts: {
   };
   track({ isOpen: () => open, close: () => handle.close() }, `test app ${prefix}`);
   return handle;
+}
+
+/**
+ * A sandbox and an app with no roles, opened before the file's tests and closed after them: for
+ * tests that run the handlers, stores and sweeps themselves (nothing else claims or checks).
+ * Registers the file's beforeAll/afterAll; read `env.t` and `env.sandbox` inside tests.
+ */
+export function appWithoutRoles(): { readonly t: TestApp; readonly sandbox: Sandbox } {
+  let t: TestApp | undefined;
+  let sandbox: Sandbox | undefined;
+  beforeAll(async () => {
+    sandbox = await startTestSandbox();
+    t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sandbox?.close();
+  });
+  const opened = <T>(v: T | undefined): T => {
+    if (v === undefined) throw new Error('appWithoutRoles() is read inside tests only');
+    return v;
+  };
+  return {
+    get t() {
+      return opened(t);
+    },
+    get sandbox() {
+      return opened(sandbox);
+    },
+  };
 }
 
 /** What `createPayment` needs, from an open app (the API's own wiring, without HTTP). */
