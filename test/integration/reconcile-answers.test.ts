@@ -21,7 +21,7 @@ import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { LookupOutcome, PaymentGateway } from '../../src/kernel/ports.ts';
 import { appWithoutRoles } from '../support/app.ts';
-import { moveTestIntent, unresolvedTestCharge } from '../support/intents.ts';
+import { createTestPayout, moveTestIntent, unresolvedTestCharge } from '../support/intents.ts';
 import { quietHandlerContext } from '../support/stub-gateway.ts';
 
 // No roles: the test drives every check itself.
@@ -46,26 +46,7 @@ function checkAt(status: LookupOutcome['status'], now: number) {
 
 describe('a pending payout the gateway already calls reversed', () => {
   it('records succeeded, then reversed', async () => {
-    const key = 'api_answers-reversed' as IntentKey;
-    await env.t.app.store.create(
-      {
-        key,
-        type: 'payout',
-        origin: 'api',
-        amount: 4000 as AmountMinor,
-        currency: 'NGN',
-        payee: {
-          kind: 'payout',
-          accountNumber: '0123456789',
-          bankCode: '058',
-          bankName: 'GTBank',
-          accountName: 'Ada Obi',
-          narration: 'reversed',
-          paymentMode: 'bank',
-        },
-      },
-      1,
-    );
+    const key = await createTestPayout(env.t.app.store, 'answers-reversed', 1, 4000 as AmountMinor);
     await moveTestIntent(env.t.app.store, key, 'submitting', 2, { leaseUntil: 60_002, sentAt: 2 });
     await moveTestIntent(env.t.app.store, key, 'pending', 3);
 

@@ -10,12 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { RetryableError } from '../../src/kernel/errors.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
-import type { AmountMinor } from '../../src/kernel/money.ts';
 import { QUEUES, reconcileJobId } from '../../src/infra/queues/names.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { takeWebhook } from '../../src/payments/webhook-intake.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { unresolvedTestCharge } from '../support/intents.ts';
+import { createTestPayout, unresolvedTestCharge } from '../support/intents.ts';
 import {
   quietHandlerContext,
   referenceOf,
@@ -61,26 +60,7 @@ const ctx = quietHandlerContext;
 
 /** A succeeded NGN 10.00 payout `api_<name>` whose watch is over (no check scheduled). */
 async function succeededPayout(name: string): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
-  await t.app.store.create(
-    {
-      key,
-      type: 'payout',
-      origin: 'api',
-      amount: 1000 as AmountMinor,
-      currency: 'NGN',
-      payee: {
-        kind: 'payout',
-        accountNumber: '0123456789',
-        bankCode: '058',
-        bankName: 'GTBank',
-        accountName: 'Ada Obi',
-        narration: 'payout',
-        paymentMode: 'bank',
-      },
-    },
-    1,
-  );
+  const key = await createTestPayout(t.app.store, name);
   for (const [state, at] of [
     ['submitting', 2],
     ['succeeded', 3],

@@ -14,6 +14,7 @@ import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
+import { createTestPayout } from '../support/intents.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -38,27 +39,8 @@ afterAll(async () => {
 
 /** A payout in `needs_review`, the way the reconciler leaves one it could not settle. */
 async function payoutInReview(name: string): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
   const { store } = t.app;
-  await store.create(
-    {
-      key,
-      type: 'payout',
-      origin: 'api',
-      amount: 4000 as AmountMinor,
-      currency: 'NGN',
-      payee: {
-        kind: 'payout',
-        accountNumber: '0123456789',
-        bankCode: '058',
-        bankName: 'GTBank',
-        accountName: 'Ada Obi',
-        narration: 'watch',
-        paymentMode: 'bank',
-      },
-    },
-    1_000,
-  );
+  const key = await createTestPayout(store, name, 1_000, 4000 as AmountMinor);
   const claimed = await store.transition(key, 'submitting', 2_000, {
     expectAttempt: 1,
     patch: { leaseUntil: 3_000, sentAt: 2_000 },

@@ -30,6 +30,39 @@ export async function createTestCharge(
 }
 
 /**
+ * Creates `api_<name>`: a queued NGN payout of `amount` (10.00 by default) to a GTBank account on
+ * attempt 1, created `at` (1 by default).
+ */
+export async function createTestPayout(
+  store: IntentStore,
+  name: string,
+  at = 1,
+  amount = 1000 as AmountMinor,
+): Promise<IntentKey> {
+  const key = `api_${name}` as IntentKey;
+  await store.create(
+    {
+      key,
+      type: 'payout',
+      origin: 'api',
+      amount,
+      currency: 'NGN',
+      payee: {
+        kind: 'payout',
+        accountNumber: '0123456789',
+        bankCode: '058',
+        bankName: 'GTBank',
+        accountName: 'Ada Obi',
+        narration: 'payout',
+        paymentMode: 'bank',
+      },
+    },
+    at,
+  );
+  return key;
+}
+
+/**
  * Creates `api_<name>` (as {@link createTestCharge}), claims it at 2 and leaves it `unknown` at 3,
  * as a worker whose call ended without an answer does; with `to: 'needs_review'` moves it on to
  * `needs_review` at 4, as the reconciler does when its checks run out.
