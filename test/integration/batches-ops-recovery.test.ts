@@ -54,7 +54,10 @@ describe('a held batch whose cancel was interrupted', () => {
     t = await startTestApp({
       sandboxUrl: sandbox.url,
       roles: ['worker', 'reconciler'],
-      env: { BATCH_APPROVAL: 'payouts' },
+      // No scheduled sweep (once a year): the tests run theirs. The every-minute one, on the clock
+      // the tests move past ORPHAN_AFTER, could resume the cancel between the move and the
+      // test's own sweep, whose count then read 0 (a minute boundary on a slow machine).
+      env: { BATCH_APPROVAL: 'payouts', RECONCILE_CRON: '0 0 1 1 *' },
       clock: { now: () => Date.now() + skewMs },
     });
   });

@@ -18,6 +18,15 @@ import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
+/**
+ * A challenge nobody ends expires after this, scaled by the tests' timeScale 0.0025: 60 s, longer
+ * than any test here. A sandbox whose challenges expire after the profile's own (scaled) 1.5 s is
+ * kept for the tests about expiry: at 1.5 s for every test, a loaded machine took longer than that
+ * to queue, submit and see a challenge before the test answered it, and the challenge expired
+ * under it (409 to the test's `complete`, a failed payment where it wanted a success).
+ */
+const OUTLIVES_THE_TEST = { threeDsExpiryMs: 24_000_000 };
+
 /** GET /payments/:reference needs a token (src/http/auth.ts). */
 const READ = { headers: { authorization: `Bearer ${TEST_API_TOKEN}` } };
 
@@ -73,11 +82,18 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
   (profile) => {
     let sandbox: Sandbox;
     let t: TestApp;
+    /** Where challenges expire after 1.5 s (the profile's 10 minutes scaled): for expiry only. */
+    let expiring: Sandbox;
+    let te: TestApp;
     const tag = profile.replace(/-/g, '');
 
     beforeAll(async () => {
-      // timeScale: challenges expire after 1.5 s; hostile lookups are blind for 150 ms.
+      // timeScale: hostile lookups are blind for 150 ms.
       ({ sandbox, t } = await start(
+        { profile, timeScale: 0.0025, ...OUTLIVES_THE_TEST },
+        { REQUIRES_ACTION_WINDOW: '1m' },
+      ));
+      ({ sandbox: expiring, t: te } = await start(
         { profile, timeScale: 0.0025 },
         { REQUIRES_ACTION_WINDOW: '1m' },
       ));
@@ -85,6 +101,8 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
     afterAll(async () => {
       await t?.close();
       await sandbox?.close();
+      await te?.close();
+      await expiring?.close();
     });
 
     it('completed → succeeded; the challenge URL is on the intent, the view and the event', async () => {
@@ -186,26 +204,26 @@ describe.each<[ProfileName]>([['strict-docs'], ['hostile']])(
     }
 
     it('expired (nobody acted) → failed (authentication_required), nothing moved', async () => {
-      const intent = await challenged(t, `exp${tag}`);
-      const failed = await waitState(t, intent.key, 'failed');
+      const intent = await challenged(te, `exp${tag}`);
+      const failed = await waitState(te, intent.key, 'failed');
       expect(failed).toMatchObject({
         reason: 'authentication_required',
         message: 'Authentication expired',
       });
-      expect(sandbox.ledger().activity[intent.reference]).toMatchObject({
+      expect(expiring.ledger().activity[intent.reference]).toMatchObject({
         moves: 0,
         authentication: 'expired',
       });
     });
 
     it('a challenge hidden behind a 500 (54): unknown, then the gateway word (expired) fails it', async () => {
-      await createPayment(deps(t), charge(`hid${tag}`, '10.54'));
+      await createPayment(deps(te), charge(`hid${tag}`, '10.54'));
       const key = `api_hid${tag}`;
-      const failed = await waitState(t, key, 'failed');
-      const history = await t.app.store.history(key);
+      const failed = await waitState(te, key, 'failed');
+      const history = await te.app.store.history(key);
       expect(history.map((h) => h.to)).toEqual(['queued', 'submitting', 'unknown', 'failed']);
       expect(failed.message).toBe('Authentication expired');
-      expect(sandbox.ledger().activity[failed.reference]).toMatchObject({ moves: 0 });
+      expect(expiring.ledger().activity[failed.reference]).toMatchObject({ moves: 0 });
     });
   },
 );
@@ -265,7 +283,7 @@ describe('an abandoned challenge in words we do not know (hostile: `abandoned`)'
   beforeAll(async () => {
     // hostile's vocabulary is `extended`; lookups blind for 150 ms; a window shorter than the test.
     ({ sandbox, t } = await start(
-      { profile: 'hostile', timeScale: 0.0025 },
+      { profile: 'hostile', timeScale: 0.0025, ...OUTLIVES_THE_TEST },
       { REQUIRES_ACTION_WINDOW: '500ms' },
     ));
   });

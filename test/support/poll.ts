@@ -11,11 +11,18 @@ export interface UntilOptions {
    * timeout, to describe state worth showing then (a process's output, say).
    */
   what?: string | (() => string);
-  /** Default 5 000. */
+  /**
+   * Default 15 000. Only a wait that fails ever reaches it: CI runs on two cores at a load of 10
+   * and more, where 5 s of wall clock bought a process about one second of CPU, and waits for a
+   * worker, a settlement or a redelivery ran out with nothing wrong.
+   */
   timeoutMs?: number;
   /** Pause between two calls. Default 20. */
   intervalMs?: number;
 }
+
+/** How long `until` (and a webhook receiver's `waitFor`) waits by default: see `timeoutMs`. */
+export const DEFAULT_UNTIL_TIMEOUT_MS = 15_000;
 
 /** What `until` resolves with when no `done` predicate is given. */
 export type Polled<T> = Exclude<T, undefined | null | false>;
@@ -46,7 +53,7 @@ export async function until<T>(
   fn: () => T | Promise<T>,
   opts: UntilOptions & { done?: (value: T) => boolean } = {},
 ): Promise<T> {
-  const timeoutMs = opts.timeoutMs ?? 5_000;
+  const timeoutMs = opts.timeoutMs ?? DEFAULT_UNTIL_TIMEOUT_MS;
   const intervalMs = opts.intervalMs ?? 20;
   const done = opts.done ?? ((v: T) => v !== undefined && v !== null && (v as unknown) !== false);
   const deadline = Date.now() + timeoutMs;

@@ -11,6 +11,7 @@ import {
   type PayloadCryptoConfig,
 } from '../../src/infra/gateway/sayswitch/crypto.ts';
 import { startSandbox, type Sandbox, type SandboxOptionsInput } from '../../src/sandbox/index.ts';
+import { DEFAULT_UNTIL_TIMEOUT_MS } from './poll.ts';
 
 export const TEST_SECRET_KEY = 'sk_test_sandbox';
 /** Exactly 32 and 16 ASCII characters, so no PHP-style padding warning. */
@@ -115,7 +116,7 @@ export interface WebhookReceiver {
   attempts: number;
   /** HTTP status the receiver answers with (200 by default); set 503 to simulate a failing receiver. */
   status: number;
-  /** Resolves once `count` webhooks arrived; rejects after `timeoutMs`. */
+  /** Resolves once `count` webhooks arrived; rejects after `timeoutMs` (default as `until`'s). */
   waitFor(count: number, timeoutMs?: number): Promise<ReceivedWebhook[]>;
   close(): Promise<void>;
 }
@@ -129,7 +130,7 @@ export async function startWebhookReceiver(port = 0): Promise<WebhookReceiver> {
     received,
     attempts: 0,
     status: 200,
-    waitFor(count, timeoutMs = 5000) {
+    waitFor(count, timeoutMs = DEFAULT_UNTIL_TIMEOUT_MS) {
       return new Promise((resolve, reject) => {
         const check = () => {
           if (received.length < count) return;

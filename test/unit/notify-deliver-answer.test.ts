@@ -79,7 +79,9 @@ describe('notification delivery: the answer', () => {
       url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`,
       secret: 'plain-secret',
       now: () => Date.now(),
-      timeoutMs: 300,
+      // The body never ends, so a handler that read it would always reach this bound (and fail);
+      // it only has to outlast the status line, which a loaded machine took over 300 ms to read.
+      timeoutMs: 10_000,
     });
     await expect(
       handler({ eventId: 'evt_api_slow_1_succeeded', streamId: '1-0', event: fields }, {

@@ -1,5 +1,5 @@
 /** The suite's poll helper (test/support/poll.ts): what it resolves with, and what it says on timeout. */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { PollTimeoutError, until } from '../support/poll.ts';
 
 /** A probe answering `values` in turn, then the last one forever. */
@@ -35,12 +35,22 @@ describe('until', () => {
   });
 
   it('on timeout, says what was awaited and the last value seen', async () => {
-    const err = await until(answers({ state: 'queued' }, { state: 'submitting' }), {
-      done: (v) => v.state === 'succeeded',
-      what: 'api_x succeeded',
-      timeoutMs: 30,
-      intervalMs: 5,
-    }).catch((e: unknown) => e);
+    // On the fake clock: on the real one a process scheduled late passed the 30 ms deadline
+    // after the first call, and the last value seen was the first.
+    vi.useFakeTimers();
+    let err: unknown;
+    try {
+      const polled = until(answers({ state: 'queued' }, { state: 'submitting' }), {
+        done: (v) => v.state === 'succeeded',
+        what: 'api_x succeeded',
+        timeoutMs: 30,
+        intervalMs: 5,
+      }).catch((e: unknown) => e);
+      await vi.advanceTimersByTimeAsync(30);
+      err = await polled;
+    } finally {
+      vi.useRealTimers();
+    }
     expect(err).toBeInstanceOf(PollTimeoutError);
     expect((err as Error).message).toMatch(
       /^timed out after 30 ms waiting for api_x succeeded; last value seen: \{ state: 'submitting' \}$/,

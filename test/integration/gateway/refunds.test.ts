@@ -22,13 +22,18 @@ afterEach(async () => {
   for (const o of opened.splice(0)) await o.close();
 });
 
-async function setup(opts: SandboxOptionsInput = {}) {
-  const sandbox = await startTestSandbox({ hangMs: 2_000, ...opts });
+/**
+ * `timeoutMs` is the adapter's deadline. Only the held answer below waits for it; everywhere else
+ * it just ends a local call, and at 500 ms a loaded machine let it end calls that were answering
+ * (or not yet sent: "nothing was sent", not outcome_unknown).
+ */
+async function setup(opts: SandboxOptionsInput = {}, timeoutMs = 10_000) {
+  const sandbox = await startTestSandbox({ hangMs: 60_000, ...opts });
   opened.push(sandbox);
   const gateway = new SayswitchGateway({
     baseUrl: sandbox.url,
     secretKey: TEST_SECRET_KEY,
-    timeoutMs: 500,
+    timeoutMs,
   });
   opened.push({ close: () => gateway.close() });
   return { sandbox, gateway };
@@ -85,7 +90,8 @@ describe('SayswitchGateway refunds', () => {
   });
 
   it('an answer held past the timeout is outcome_unknown', async () => {
-    const { sandbox, gateway } = await setup({ refundFault: 'hang' });
+    // Held for a minute: the 2 s deadline ends it, with the request sent long before.
+    const { sandbox, gateway } = await setup({ refundFault: 'hang' }, 2_000);
     await charged(sandbox, 'tx_hang_1');
     const err = await gateway.refund(request('tx_hang_1', 500)).catch((e: unknown) => e);
     expect((err as BillingError).kind).toBe('outcome_unknown');

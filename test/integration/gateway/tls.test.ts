@@ -189,7 +189,9 @@ describe('sent or not: a peer that accepts TCP and then says nothing', () => {
     const g = new SayswitchGateway({
       baseUrl: `http://${url}`,
       secretKey: 'sk_test_tls',
-      timeoutMs: 300,
+      // Long enough to connect and write first on a loaded machine: a deadline before the
+      // connection is up is "never sent" (connect_failed), which 300 ms sometimes was.
+      timeoutMs: 2_000,
     });
     gateways.push(g);
     await expect(g.chargeCard(silentCharge)).rejects.toMatchObject({

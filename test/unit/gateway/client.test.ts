@@ -81,7 +81,14 @@ afterEach(async () => {
 function gateway(
   extra: Partial<ConstructorParameters<typeof SayswitchGateway>[0]> = {},
 ): SayswitchGateway {
-  const g = new SayswitchGateway({ baseUrl, secretKey: 'sk_test_unit', timeoutMs: 2000, ...extra });
+  // No test here waits for this deadline; it only ends a call on a loaded machine, where a 2 s one
+  // could end a local call before it was sent.
+  const g = new SayswitchGateway({
+    baseUrl,
+    secretKey: 'sk_test_unit',
+    timeoutMs: 10_000,
+    ...extra,
+  });
   gateways.push(g);
   return g;
 }
@@ -853,9 +860,11 @@ describe('the whole-call deadline', () => {
         res.on('close', () => clearInterval(timer));
       });
       await new Promise<void>((resolve) => drip.listen(0, '127.0.0.1', resolve));
+      // Long enough to connect and send on a loaded machine: a deadline that fires before the
+      // request is out is "nothing was sent" (connect_failed), which 400 ms was under load.
       const g = gateway({
         baseUrl: `http://127.0.0.1:${(drip.address() as AddressInfo).port}`,
-        timeoutMs: 400,
+        timeoutMs: 2_000,
         httpAdapter,
       });
       try {

@@ -2,6 +2,7 @@
 import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
+import { until } from '../../support/poll.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import {
   isRedisConnectionError,
@@ -57,8 +58,9 @@ describe('RedisHealth', () => {
       'worker reconcile',
     );
     expect(health.isUp()).toBe(false);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(health.isUp()).toBe(true);
+    // Waited for, not slept on: three probes 5 ms apart did not always fit in a 200 ms sleep on a
+    // loaded machine (each probe is scheduled only after the last one answered).
+    await until(() => health.isUp(), { what: 'the outage ended by the probe' });
     expect(answers).toBe(3);
     expect(lines.map((l) => l.msg)).toEqual([
       'redis unreachable: requests answer 503 and jobs wait until it is back',

@@ -5,6 +5,7 @@ import {
   type Ledger,
   type ProfileName,
   type Sandbox,
+  type SandboxOptionsInput,
 } from '../../../src/sandbox/index.ts';
 import { until } from '../../support/poll.ts';
 import {
@@ -23,7 +24,18 @@ afterEach(async () => {
   await Promise.all(open.splice(0).map((o) => o.close()));
 });
 
-async function setup(profile: ProfileName): Promise<{ sb: Sandbox; rx: WebhookReceiver }> {
+/**
+ * A 3-D Secure challenge nobody ends expires after this (scaled by the 0.001 below: 5 s). The
+ * profiles' own 10 minutes became 600 ms, and a loaded machine took longer than that between a
+ * charge and its payer's answer: the challenge expired under the test, which then read a failure
+ * where it had completed the payment.
+ */
+const CHALLENGE_MS = 5_000_000;
+
+async function setup(
+  profile: ProfileName,
+  overrides: SandboxOptionsInput = {},
+): Promise<{ sb: Sandbox; rx: WebhookReceiver }> {
   const rx = await startWebhookReceiver();
   open.push(rx);
   // As the chaos test will: the profile's minutes become milliseconds.
@@ -35,6 +47,8 @@ async function setup(profile: ProfileName): Promise<{ sb: Sandbox; rx: WebhookRe
     hangMs: 20,
     webhookUrl: rx.url,
     webhookShuffleWindowMs: 10,
+    threeDsExpiryMs: CHALLENGE_MS,
+    ...overrides,
   });
   open.unshift(sb);
   return { sb, rx };
@@ -64,8 +78,21 @@ describe.each(PROFILE_NAMES)('profile %s', (profile) => {
   it('runs programmatically, and its ledger tells the truth through every ending', async () => {
     const { sb, rx } = await setup(profile);
     const refs = ['00', '51', '52', '53', '54', '58'];
+    // With 3-D Secure every charge waits for its payer: each is ended all ways as soon as it is
+    // answered, but 58, left to expire.
+    const ends = {
+      '00': 'complete',
+      '51': 'fail',
+      '52': 'abandon',
+      '53': 'complete',
+      '54': 'complete',
+    } as const;
     for (const rem of refs) {
       await callSandbox(sb, CHARGE, { body: chargeBody(`ch${rem}`, `30.${rem}`) });
+      const end = ends[rem as keyof typeof ends];
+      if (sb.unknowns.cardFlow === '3ds2' && end) {
+        expect(sb.authenticate(`ch${rem}`, end).status, `ch${rem} ${end}`).toBe(200);
+      }
       await callSandbox(sb, PAYOUT, { body: payoutBody(`po${rem}`, `30.${rem}`) });
     }
     const dup = await callSandbox(sb, PAYOUT, { body: payoutBody('po00', '30.00') });
@@ -79,11 +106,9 @@ describe.each(PROFILE_NAMES)('profile %s', (profile) => {
     expect(dup.status).toBe(expectedDuplicate);
 
     if (sb.unknowns.cardFlow === '3ds2') {
-      // Every charge waits for its payer; end them all ways, leave one to expire.
-      const ends = ['complete', 'fail', 'abandon', 'complete', 'complete'] as const;
-      refs.slice(0, ends.length).forEach((rem, i) => sb.authenticate(`ch${rem}`, ends[i]!));
       await until(() => sb.ledger().activity.ch58?.authentication === 'expired', {
         what: 'ch58 expired',
+        timeoutMs: 20_000,
       });
     }
     // Everything final: no pending reference, every payout 58 reversed.
@@ -122,7 +147,8 @@ describe.each(PROFILE_NAMES)('profile %s', (profile) => {
 
 describe('hostile', () => {
   it('answers every unknown the worst plausible way', async () => {
-    const { sb } = await setup('hostile');
+    // Its challenge never expires here: the payer abandons it.
+    const { sb } = await setup('hostile', { threeDsExpiryMs: 600_000_000 });
     const first = await callSandbox(sb, CHARGE, { body: chargeBody('h_1', '10') });
     expect(first.body).toMatchObject({ status: true, message: 'Proceed authentication 3DS2' });
     const again = await callSandbox(sb, CHARGE, { body: chargeBody('h_1', '10') });
