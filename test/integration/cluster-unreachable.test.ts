@@ -14,6 +14,7 @@ import { createLogger } from '../../src/infra/logger.ts';
 import { createFailFastRedis } from '../../src/infra/redis/connection.ts';
 import { RedisNotAClusterError } from '../../src/infra/redis/redis-check.ts';
 import { testConfig } from '../support/app.ts';
+import { until } from '../support/poll.ts';
 import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
 import { uniquePrefix } from '../support/redis.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
@@ -43,12 +44,23 @@ describe('a Redis Cluster that is not there', () => {
       await Promise.all(cluster.nodes.map((n) => n.server.stop('SIGKILL')));
       // Before the fix this stayed pending until the cluster was back (the test's timeout).
       await expect(conn.incr('{ff}:n')).rejects.toThrow();
-    } finally {
-      conn.disconnect();
+      // Refused means dropped: the INCR must not run once the (emptied) cluster is back, behind
+      // its caller's back. The GET is sent after anything the client had queued.
       await Promise.all(cluster.nodes.map((n) => n.server.restart()));
       await cluster.waitHealthy(3);
+      await until(() => conn.status === 'ready', {
+        what: 'the client to come back',
+        timeoutMs: 30_000,
+      });
+      expect(await conn.get('{ff}:n')).toBeNull();
+    } finally {
+      conn.disconnect();
+      if (cluster.nodes.some((n) => !n.server.isOpen())) {
+        await Promise.all(cluster.nodes.map((n) => n.server.restart()));
+        await cluster.waitHealthy(3);
+      }
     }
-  }, 30_000);
+  }, 60_000);
 
   it('REDIS_CLUSTER_NODES naming a standalone server is refused at start, by name', async () => {
     const config = await testConfig(uniquePrefix('notcluster'), {

@@ -99,6 +99,31 @@ describe('checkRedisEviction on a server with allkeys-lru', () => {
   });
 });
 
+describe('checkRedisEviction on a cluster', () => {
+  let server: RedisServerHandle;
+  beforeAll(async () => {
+    server = track(await spawnRedisServer({ maxmemoryPolicy: 'allkeys-lru' }), 'lru master');
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('fails when any master evicts, not only the first one asked', async () => {
+    const lru = connect(server, 'lru master client');
+    // Every master holds some of our keys: a safe first master must not vouch for the others.
+    const safe = { config: () => Promise.resolve(['maxmemory-policy', 'noeviction']) };
+    const cluster = { isCluster: true, nodes: () => [safe, lru] } as unknown as Redis;
+    try {
+      expect(await checkRedisEviction(cluster, { allowEviction: false })).toMatchObject({
+        ok: false,
+        policy: 'allkeys-lru',
+      });
+    } finally {
+      await lru.quit();
+    }
+  });
+});
+
 describe('checkRedisEviction where CONFIG is disabled (managed Redis)', () => {
   let server: RedisServerHandle;
   beforeAll(async () => {

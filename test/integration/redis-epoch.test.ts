@@ -50,6 +50,7 @@ describe('deployment epoch', () => {
     expect(await c.open(13)).toMatchObject({ lost: true });
 
     expect(await a.acknowledge(20)).toBe(true);
+    expect(a.isLost(), 'the acknowledging process, before its next check').toBe(false);
     expect(await a.acknowledge(21)).toBe(false);
     for (const p of [a, b, c]) {
       await p.check(22);
@@ -67,6 +68,26 @@ describe('deployment epoch', () => {
 
     expect(await survivor.check(3)).toMatchObject({ verdict: 'detected', lostId: old });
     expect(await fresh.check(4)).toMatchObject({ verdict: 'same', lost: true });
+  });
+
+  it('a record restored from an acknowledged earlier loss is a new, unacknowledged loss', async () => {
+    const survivor = new DeploymentEpoch(redis, prefix);
+    await survivor.open(1);
+    // Redis came back from an old snapshot: the record of an earlier loss, long acknowledged.
+    await redis.del(epochKey(prefix));
+    await redis.hset(epochKey(prefix), {
+      id: 'e-older',
+      state: 'ok',
+      createdAt: '0',
+      lostId: 'e-oldest',
+      detectedAt: '0',
+      acknowledgedAt: '0',
+    });
+    expect(await survivor.check(5)).toMatchObject({ verdict: 'detected', lost: true });
+    const record = await survivor.read();
+    expect(record).toMatchObject({ state: 'lost', detectedAt: 5 });
+    // `billing redis status --json` must not show the old acknowledgement on the new loss.
+    expect(record?.acknowledgedAt).toBeUndefined();
   });
 
   it('a check or an acknowledgement the Redis client runs twice answers as its first run', async () => {

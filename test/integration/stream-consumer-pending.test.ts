@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BillingEvent } from '../../src/kernel/events.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { RedisEventLog } from '../../src/infra/redis/event-log.ts';
-import { fieldsOf } from '../../src/infra/redis/stream-consumer.ts';
+import { fieldsOf, startStreamConsumer } from '../../src/infra/redis/stream-consumer.ts';
 import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, getRedisUrl, uniquePrefix } from '../support/redis.ts';
@@ -76,5 +76,56 @@ describe('an entry the handler leaves pending after an error', () => {
     // Read by the failed read and by the one pass over the pending entries, not in a loop.
     expect(reads.get('poison')).toBe(2);
     expect(handled).toEqual(['a', 'b']);
+  });
+});
+
+describe('a gap the writers trimmed before the group read it', () => {
+  it('has onTrimmed rebuild once, not on every claim pass while the gap stays', async () => {
+    const stream = `${prefix}:trimmed`;
+    await redis.xadd(stream, '*', 'id', 'read');
+    await redis.xgroup('CREATE', stream, 'g', '0');
+    // The group read and acknowledged the first entry; the next two are trimmed unread, and
+    // nothing new arrives: the gap stays until the next write.
+    const reply = (await redis.xreadgroup('GROUP', 'g', 'other', 'STREAMS', stream, '>')) as [
+      string,
+      [string, string[]][],
+    ][];
+    const readId = reply[0]![1][0]![0];
+    await redis.xack(stream, 'g', readId);
+    await redis.xadd(stream, '*', 'id', 'lost1');
+    await redis.xadd(stream, '*', 'id', 'lost2');
+    await redis.xtrim(stream, 'MAXLEN', 0);
+
+    const connection = track(redis.duplicate(), 'trimmed consumer');
+    let claimPasses = 0;
+    const call = connection.call.bind(connection) as (...a: unknown[]) => Promise<unknown>;
+    (connection as { call: unknown }).call = (...a: unknown[]) => {
+      if (a[0] === 'XAUTOCLAIM') claimPasses++;
+      return call(...a);
+    };
+    let rebuilds = 0;
+    const consumer = await startStreamConsumer({
+      connection,
+      stream,
+      group: 'g',
+      consumer: 'c1',
+      logger: createLogger({ level: 'silent' }),
+      label: 'trimmed test',
+      handle: () => Promise.resolve(),
+      blockMs: 100,
+      batchSize: 10,
+      claimIdleMs: 0, // a claim pass every second
+      retryDelayMs: 50,
+      onTrimmed: () => {
+        rebuilds++;
+        return Promise.resolve();
+      },
+    });
+    try {
+      await until(() => claimPasses >= 3, { what: 'three claim passes', timeoutMs: 20_000 });
+    } finally {
+      await consumer.stop();
+    }
+    expect(rebuilds).toBe(1);
   });
 });

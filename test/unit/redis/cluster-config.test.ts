@@ -126,6 +126,32 @@ describe('key layout', () => {
     }
   });
 
+  it("never moves an intent's shard: FNV-1a of the key modulo the count, in any mode", () => {
+    // An intent is looked up only in the shard its key hashes to: a change of this mapping would
+    // hide every intent a running deployment already wrote.
+    const keys = ['api_k0', 'api_k1', 'api_k2', 'api_k3', 'api_k4', 'api_order-1001'];
+    const golden: Record<number, number[]> = {
+      2: [1, 0, 1, 0, 1, 1],
+      3: [2, 0, 0, 1, 1, 1],
+      4: [3, 0, 1, 2, 3, 1],
+    };
+    for (const [shards, want] of Object.entries(golden)) {
+      for (const cluster of [false, true]) {
+        const l = keyLayout({ prefix: 'billing', shards: Number(shards), cluster });
+        expect(
+          keys.map((k) => l.shardOf(k)),
+          `${shards} shards, cluster ${cluster}`,
+        ).toEqual(want);
+      }
+    }
+  });
+
+  it('refuses a served shard the layout does not have', () => {
+    expect(() => keyLayout({ prefix: 'billing', shards: 2, served: [2] })).toThrow(RangeError);
+    expect(() => keyLayout({ prefix: 'billing', shards: 2, served: [-1] })).toThrow(RangeError);
+    expect(keyLayout({ prefix: 'billing', shards: 2, served: [1] }).served).toEqual([1]);
+  });
+
   it('hashes stably: CRC16 as Redis, FNV-1a as published', () => {
     expect(keySlot('123456789')).toBe(12_739);
     expect(fnv1a('')).toBe(0x811c9dc5);
