@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { submitBatch } from '../../src/batches/ingest.ts';
+import { csrfTokens } from '../../src/console/access.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
@@ -112,6 +113,19 @@ describe('console access', () => {
     expect(crossSite.statusCode).toBe(403);
     const foreign = await post(url, { _csrf: token }, { ...BASIC, origin: 'https://evil.example' });
     expect(foreign.statusCode).toBe(403);
+    // Same-site is another site for the console (a sibling subdomain); an unparsable Origin is foreign.
+    const sameSite = await post(url, { _csrf: token }, { ...BASIC, 'sec-fetch-site': 'same-site' });
+    expect(sameSite.statusCode).toBe(403);
+    const garbled = await post(url, { _csrf: token }, { ...BASIC, origin: 'not a url' });
+    expect(garbled.statusCode).toBe(403);
+    // The form token is asked of every basic-auth action, whatever the body's type.
+    const json = await http.inject({
+      method: 'POST',
+      url,
+      headers: { ...BASIC, 'content-type': 'application/json' },
+      payload: '{}',
+    });
+    expect(json.statusCode).toBe(403);
     // Nothing was canceled by any of them.
     expect((await t.app.batches.get('console-xss'))?.canceledAt).toBeUndefined();
   });
@@ -129,6 +143,34 @@ describe('console access', () => {
     const next = await get('/console/inbox/api_xss-1', { ...BASIC, cookie });
     expect(next.body).toContain('note is required');
     expect((await t.app.store.get('api_xss-1'))?.state).toBe('queued');
+  });
+});
+
+describe('console access with DASHBOARD_READ_ONLY', () => {
+  it('the dashboard credentials read the console but do not act in it', async () => {
+    const ro = await startTestApp({
+      sandboxUrl: sandbox.url,
+      roles: ['api'],
+      env: { DASHBOARD_USER: USER, DASHBOARD_PASSWORD: PASSWORD, DASHBOARD_READ_ONLY: 'true' },
+    });
+    try {
+      const roHttp = ro.running.http!;
+      const page = await roHttp.inject({ method: 'GET', url: '/console/batches', headers: BASIC });
+      expect(page.statusCode).toBe(200);
+      expect(page.body).not.toContain('name="_csrf"');
+      // Even with a token a writable console would accept (the key is the deployment's).
+      const _csrf = csrfTokens(ro.app.config.dataEncryptionKey).tokenFor(`console:${USER}`);
+      const res = await roHttp.inject({
+        method: 'POST',
+        url: '/console/batches/none/cancel',
+        headers: { ...BASIC, 'content-type': 'application/x-www-form-urlencoded' },
+        payload: new URLSearchParams({ _csrf }).toString(),
+      });
+      expect(res.statusCode).toBe(403);
+      expect(res.body).toContain('Read-only');
+    } finally {
+      await ro.close();
+    }
   });
 });
 

@@ -188,6 +188,17 @@ describe('POST /payments and GET /payments/:reference', () => {
     expect((await post({ ...row, amount: '26.00' })).status).toBe(409);
   });
 
+  it('a retry re-adds the job a crash after persisting the intent lost', async () => {
+    // The intent written, the process gone before its job was added.
+    const lost = await createPayment(
+      { ...createDeps(t.app), dispatcher: { submit: async () => {} } as never },
+      body('lostjob'),
+    );
+    expect(lost.status).toBe('created');
+    expect((await post(body('lostjob'))).status).toBe(200);
+    await waitState('api_lostjob', 'succeeded');
+  });
+
   it('refuses a request without the bearer token (401) and changes nothing', async () => {
     const res = await post(body('noauth'), { 'content-type': 'application/json' });
     expect(res.status).toBe(401);
@@ -200,6 +211,15 @@ describe('POST /payments and GET /payments/:reference', () => {
     const err = (await res.json()) as { error: { details: { field: string }[] } };
     expect(err.error.details.map((d) => d.field)).toContain('amount');
     expect(await t.app.store.get('api_bad')).toBeUndefined();
+  });
+
+  it('refuses a body over the limit with 413 payload_too_large, and changes nothing', async () => {
+    const res = await post({ ...body('huge'), narration: 'x'.repeat(2 * 1024 * 1024) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(
+      'payload_too_large',
+    );
+    expect(await t.app.store.get('api_huge')).toBeUndefined();
   });
 
   it('a body without card_token: 422 naming the field, in field words (no column, no header)', async () => {

@@ -228,6 +228,13 @@ describe('refunds: default sandbox, partial refunds on', () => {
     const other = await call(t, 'POST', '/payments/rf-idem/refunds', { amount: 999, key: 'r-1' });
     expect(other.status).toBe(409);
     expect(other.body.error.code).toBe('key_reused');
+    // The reason is part of the body: kept with the refund and sent to Sayswitch.
+    const reworded = await call(t, 'POST', '/payments/rf-idem/refunds', {
+      amount: 1000,
+      key: 'r-1',
+      reason: 'damaged',
+    });
+    expect(reworded.status).toBe(409);
     expect(await t.app.refunds.refundsOf('api_rf-idem')).toHaveLength(1);
   });
 

@@ -70,6 +70,13 @@ describe('PATCH /subscriptions/:id', () => {
       ].sort(),
     );
     expect(invalid.raw).not.toMatch(/4111/);
+    // A metadata value follows the meta_ rule of every other input: at most 1024 characters.
+    const long = await call('PATCH', '/subscriptions/p1', { metadata: { note: 'v'.repeat(1025) } });
+    expect(long.statusCode).toBe(422);
+    expect(long.body.error.details).toEqual([
+      { field: 'metadata', message: 'meta_note is longer than 1024 characters' },
+    ]);
+    expect((await h.subs.get('p1'))?.sub.metadata).toEqual({});
     const empty = await call('PATCH', '/subscriptions/p1', {});
     expect(empty.statusCode).toBe(422);
     expect(empty.body.error.details[0].message).toMatch(/^nothing to change/);

@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createDeliverHandler } from '../../src/notifications/deliver.ts';
+import { notifyBackoffMs } from '../../src/notifications/module.ts';
 
 const servers: http.Server[] = [];
 afterEach(async () => {
@@ -89,5 +90,48 @@ describe('notification delivery: the answer', () => {
         log,
       } as never),
     ).resolves.toEqual({ status: 200 });
+  });
+
+  it('a redirect (3xx, not followed) is not delivered: a retryable attempt', async () => {
+    const r = await receiver(302, 0);
+    const handler = createDeliverHandler({
+      events: { entry: () => Promise.resolve(undefined) },
+      url: r.url,
+      secret: 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==',
+      now: () => Date.now(),
+    });
+    await expect(
+      handler({ eventId: 'evt_api_big_1_succeeded', streamId: '1-0', event: fields }, {
+        job: { attemptsMade: 0 },
+        log,
+      } as never),
+    ).rejects.toMatchObject({ code: 'notify_refused' });
+    expect(r.hits()).toBe(1);
+  });
+});
+
+describe('notification delivery: the event', () => {
+  it('a job whose stream entry is another event (no copy carried) sends nothing, for good', async () => {
+    const r = await receiver(200, 0);
+    const handler = createDeliverHandler({
+      events: { entry: () => Promise.resolve({ ...fields, id: 'evt_someone_else' }) },
+      url: r.url,
+      secret: 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==',
+      now: () => Date.now(),
+    });
+    await expect(
+      handler({ eventId: 'evt_api_big_1_succeeded', streamId: '1-0' }, {
+        job: { attemptsMade: 0 },
+        log,
+      } as never),
+    ).rejects.toMatchObject({ code: 'notify_event_missing' });
+    expect(r.hits()).toBe(0);
+  });
+});
+
+describe('notification delivery: the retry schedule', () => {
+  it('waits the n-th entry after n failed tries, the last one repeated', () => {
+    const backoff = notifyBackoffMs([1_000, 60_000, 3_600_000]);
+    expect([1, 2, 3, 4].map(backoff)).toEqual([1_000, 60_000, 3_600_000, 3_600_000]);
   });
 });

@@ -277,6 +277,15 @@ describe('validateCsv: header problems', () => {
     expect(error.message).toMatch(/unknown column "colour".*meta_/);
   });
 
+  it('refuses a meta_ column that is not a short label, by the rule a JSON meta_ field follows', async () => {
+    const result = await check(csv(`${CHARGE_HEADER},meta_a b`, `r1,a@b.co,1,NGN,${TOKEN},n,x`), {
+      type: 'charge',
+    });
+    const error = only(result.errors);
+    expect(error).toMatchObject({ line: 1, column: 'meta_a b' });
+    expect(error.message).toMatch(/may contain only letters, digits, "_" and "-" after "meta_"/);
+  });
+
   it('hints at the other file type when a column belongs to it', async () => {
     const result = await check(csv(PAYOUT_HEADER), { type: 'charge' });
     const accountNumber = result.errors.find((e) => e.column === 'account_number');

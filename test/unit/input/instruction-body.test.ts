@@ -137,6 +137,12 @@ describe('parseInstruction: problems name fields', () => {
     ]);
   });
 
+  it('refuses meta___proto__: a metadata object would take it as its prototype', () => {
+    expect(issuesOf({ ...charge, meta___proto__: 'x' })).toEqual([
+      { field: 'meta___proto__', message: 'field "meta___proto__" is a reserved name' },
+    ]);
+  });
+
   it('refuses a card_token longer than 4096 characters without quoting it', () => {
     const issues = issuesOf({ ...charge, card_token: 'x'.repeat(4097) });
     expect(issues).toEqual([
