@@ -247,6 +247,13 @@ async function heldBatches(deps: BatchDeps): Promise<BatchRecord[]> {
  * repeated and the sweep's resume both finish one that stopped partway.
  */
 async function release(deps: BatchDeps, batch: BatchRecord): Promise<void> {
+  // Canceled before its release finished (it still awaits approval): the rows not enqueued are
+  // the cancel's, which is finished instead; letting the batch leave `awaiting_approval` here
+  // would make the cancel's queued rows look like orphans to re-enqueue (canceledWhileHeld).
+  if (canceledWhileHeld(batch)) {
+    await cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep');
+    return;
+  }
   // A batch canceled after its approval: its rows are the cancel's (created, never enqueued).
   if (batch.canceledAt === undefined) await releaseHeld(deps, batch, true);
   await deps.batches.finishRelease(batch.id, deps.clock.now());

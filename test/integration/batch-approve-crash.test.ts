@@ -216,4 +216,28 @@ describe('an approval whose release stopped, then a cancel that stopped too', ()
       cancelsResumed: 0,
     });
   });
+
+  it('approved again afterwards: the cancel is finished, never the release', async () => {
+    const id = 'appr-cx2';
+    await submitHeld(id);
+    await approveAndDie(id);
+    const dying = withTransition(t.app.store, () =>
+      Promise.reject(new Error('process killed (simulated)')),
+    );
+    await expect(cancelBatch({ ...t.app, store: dying }, id, 'cli:dave')).rejects.toThrow(
+      'process killed',
+    );
+    // The approver tries again before any sweep: its approval is already recorded.
+    skewMs = 0;
+    await expect(approveBatch(t.app, id, 'cli:bob')).resolves.toMatchObject({
+      status: 'already_approved',
+    });
+    skewMs = t.app.config.reconcile.orphanAfterMs + 1_000;
+    expect(await runSweep(sweepDeps(t.app))).toMatchObject({ requeued: 0, releasesResumed: 0 });
+    expect(await jobKeys(id)).toHaveLength(FIRST_PAGE);
+    for (const key of await t.app.store.batchKeys(id, 0, ROWS + 1)) {
+      expect(await t.app.store.get(key)).toMatchObject({ state: 'failed', reason: 'canceled' });
+    }
+    expect((await t.app.batches.get(id))?.state).not.toBe('awaiting_approval');
+  });
 });
