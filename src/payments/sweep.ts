@@ -145,30 +145,35 @@ export async function runSweep(
       }
     }
   }
-  if (deps.resumeStuckCancels) {
-    try {
-      result.cancelsResumed = await deps.resumeStuckCancels(deps.orphanAfterMs);
-    } catch (err) {
-      // The next sweep tries again; nothing of such a batch is ever sent meanwhile.
-      deps.logger.warn(
-        { err: { message: (err as Error).message } },
-        'held batches whose cancel was interrupted could not be checked',
-      );
-    }
-  }
-  if (deps.resumeStuckReleases) {
-    try {
-      result.releasesResumed = await deps.resumeStuckReleases(deps.orphanAfterMs);
-    } catch (err) {
-      // The next sweep tries again (the release is idempotent); an approval repeated finishes it too.
-      deps.logger.warn(
-        { err: { message: (err as Error).message } },
-        'approved batches whose release was interrupted could not be checked',
-      );
-    }
-  }
+  // Held batches: both resumes are idempotent, so one that fails is tried again by the next sweep
+  // (nothing of a canceled batch is sent meanwhile; an approval repeated finishes a release too).
+  result.cancelsResumed = await resumed(
+    deps,
+    deps.resumeStuckCancels,
+    'held batches whose cancel was interrupted could not be checked',
+  );
+  result.releasesResumed = await resumed(
+    deps,
+    deps.resumeStuckReleases,
+    'approved batches whose release was interrupted could not be checked',
+  );
   if (Object.values(result).some((n) => n > 0)) {
     deps.logger.info({ ...result }, 'reconcile sweep');
   }
   return result;
+}
+
+/** How many batches `resume` resumed (given the ORPHAN_AFTER grace); 0, logged, when it failed. */
+async function resumed(
+  deps: SweepDeps,
+  resume: ((graceMs: number) => Promise<number>) | undefined,
+  failure: string,
+): Promise<number> {
+  if (!resume) return 0;
+  try {
+    return await resume(deps.orphanAfterMs);
+  } catch (err) {
+    deps.logger.warn({ err: { message: (err as Error).message } }, failure);
+    return 0;
+  }
 }

@@ -117,6 +117,19 @@ async function approveAndDie(id: string): Promise<void> {
   expect(await jobKeys(id)).toHaveLength(FIRST_PAGE);
 }
 
+/**
+ * Cancels batch `id` as cli:dave in a process that dies once every held row is an intent, before
+ * the first is failed: the rows the release had not enqueued are queued intents without a job.
+ */
+async function cancelAndDie(id: string): Promise<void> {
+  const dying = withTransition(t.app.store, () =>
+    Promise.reject(new Error('process killed (simulated)')),
+  );
+  await expect(cancelBatch({ ...t.app, store: dying }, id, 'cli:dave')).rejects.toThrow(
+    'process killed',
+  );
+}
+
 describe('an approval whose release stopped after the first page', () => {
   ownApp();
 
@@ -189,14 +202,7 @@ describe('an approval whose release stopped, then a cancel that stopped too', ()
     const id = 'appr-cx';
     await submitHeld(id);
     await approveAndDie(id);
-    // A cancel after the approval, which dies in turn once every held row is an intent, before
-    // the first is failed: the rows of the second page are queued intents without a job.
-    const dying = withTransition(t.app.store, () =>
-      Promise.reject(new Error('process killed (simulated)')),
-    );
-    await expect(cancelBatch({ ...t.app, store: dying }, id, 'cli:dave')).rejects.toThrow(
-      'process killed',
-    );
+    await cancelAndDie(id);
     expect(await t.app.store.batchKeys(id, 0, ROWS + 1)).toHaveLength(ROWS);
     expect((await t.app.batches.get(id))?.state).toBe('awaiting_approval');
 
@@ -221,12 +227,7 @@ describe('an approval whose release stopped, then a cancel that stopped too', ()
     const id = 'appr-cx2';
     await submitHeld(id);
     await approveAndDie(id);
-    const dying = withTransition(t.app.store, () =>
-      Promise.reject(new Error('process killed (simulated)')),
-    );
-    await expect(cancelBatch({ ...t.app, store: dying }, id, 'cli:dave')).rejects.toThrow(
-      'process killed',
-    );
+    await cancelAndDie(id);
     // The approver tries again before any sweep: its approval is already recorded.
     skewMs = 0;
     await expect(approveBatch(t.app, id, 'cli:bob')).resolves.toMatchObject({

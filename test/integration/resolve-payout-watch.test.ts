@@ -8,13 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import type { PaymentGateway } from '../../src/kernel/ports.ts';
-import type { HandlerContext } from '../../src/infra/queues/processor.ts';
 import { paymentsDeps } from '../../src/app/composition.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestPayout } from '../support/intents.ts';
+import { quietHandlerContext } from '../support/stub-gateway.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -51,6 +51,23 @@ async function payoutInReview(name: string): Promise<IntentKey> {
   return key;
 }
 
+/**
+ * Resolves `key` as succeeded, as a person would once Sayswitch settled it: through a gateway whose
+ * payout lookup agrees (returned, for the checks that follow).
+ */
+async function resolveAsSettled(key: IntentKey): Promise<PaymentGateway> {
+  const succeeded = Object.create(t.app.gateway) as PaymentGateway;
+  succeeded.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
+  const res = await resolvePayment({ ...resolveDeps(t.app), gateway: succeeded }, key, {
+    outcome: 'succeeded',
+    note: 'Sayswitch settled it',
+    by: 'test',
+    force: false,
+  });
+  expect(res.status).toBe('resolved');
+  return succeeded;
+}
+
 describe('resolving a payout succeeded', () => {
   it('schedules its first watch check in the same step', async () => {
     const key = await payoutInReview('watch1');
@@ -73,27 +90,16 @@ describe('resolving a payout succeeded', () => {
 describe('a watched payout the gateway later calls failed', () => {
   it('stays succeeded (nothing is paid again on it) and every check that hears it logs an error', async () => {
     const key = await payoutInReview('contradicted');
-    const succeeded = Object.create(t.app.gateway) as PaymentGateway;
-    succeeded.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
-    const res = await resolvePayment({ ...resolveDeps(t.app), gateway: succeeded }, key, {
-      outcome: 'succeeded',
-      note: 'Sayswitch settled it',
-      by: 'test',
-      force: false,
-    });
-    expect(res.status).toBe('resolved');
+    await resolveAsSettled(key);
 
     // A reversal told as `failed` (the only failure word Sayswitch documents for payouts).
     const failed = Object.create(t.app.gateway) as PaymentGateway;
     failed.lookupPayout = (reference) =>
       Promise.resolve({ reference, status: 'failed', reason: 'declined' });
     const check = createReconcileHandler({ ...paymentsDeps(t.app), gateway: failed });
-    const ctx = {
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-    } as unknown as HandlerContext;
     for (let i = 0; i < 2; i++) {
       const intent = await t.app.store.get(key);
-      await check({ key, cause: 'schedule', checks: intent?.checks ?? 0 }, ctx);
+      await check({ key, cause: 'schedule', checks: intent?.checks ?? 0 }, quietHandlerContext);
     }
     expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 2 });
     const errors = logLines
@@ -109,23 +115,12 @@ describe('a watched payout the gateway later calls failed', () => {
 describe('the watch of a succeeded payout', () => {
   it('runs every check of PAYOUT_WATCH_SCHEDULE, each its delay after the one before, then ends', async () => {
     const key = await payoutInReview('watch-steps');
-    const succeeded = Object.create(t.app.gateway) as PaymentGateway;
-    succeeded.lookupPayout = (reference) => Promise.resolve({ reference, status: 'succeeded' });
-    const res = await resolvePayment({ ...resolveDeps(t.app), gateway: succeeded }, key, {
-      outcome: 'succeeded',
-      note: 'Sayswitch settled it',
-      by: 'test',
-      force: false,
-    });
-    expect(res.status).toBe('resolved');
+    const succeeded = await resolveAsSettled(key);
     const check = createReconcileHandler({ ...paymentsDeps(t.app), gateway: succeeded });
-    const ctx = {
-      log: { info: () => undefined, warn: () => undefined, error: () => undefined },
-    } as unknown as HandlerContext;
 
     // The first check (1h) schedules the second (1d after it): a reversal that day is still seen.
     const before = Date.now();
-    const first = (await check({ key, cause: 'schedule', checks: 0 }, ctx)) as {
+    const first = (await check({ key, cause: 'schedule', checks: 0 }, quietHandlerContext)) as {
       unchanged: string;
       nextCheckAt: number;
     };
@@ -135,7 +130,9 @@ describe('the watch of a succeeded payout', () => {
     expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 1 });
 
     // The second is the last.
-    expect(await check({ key, cause: 'schedule', checks: 1 }, ctx)).toEqual({ watched: 'done' });
+    expect(await check({ key, cause: 'schedule', checks: 1 }, quietHandlerContext)).toEqual({
+      watched: 'done',
+    });
     expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', checks: 2 });
   });
 });

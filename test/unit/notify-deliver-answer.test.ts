@@ -45,6 +45,15 @@ const fields = {
   data: JSON.stringify({ key: 'api_big', amount: 150000, currency: 'NGN' }),
 };
 const log = { info: () => {}, warn: () => {}, error: () => {}, debug: () => {} };
+const SECRET = 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==';
+
+/** Runs one first delivery attempt of `job` (a job carrying `fields` unless it says otherwise). */
+function attempt(
+  handler: ReturnType<typeof createDeliverHandler>,
+  job: { eventId: string; event?: typeof fields },
+) {
+  return handler({ streamId: '1-0', ...job }, { job: { attemptsMade: 0 }, log } as never);
+}
 
 describe('notification delivery: the answer', () => {
   it('a 2xx with a large body (over 1 MiB) is delivered, not a failed attempt', async () => {
@@ -52,14 +61,11 @@ describe('notification delivery: the answer', () => {
     const handler = createDeliverHandler({
       events: { entry: () => Promise.resolve(undefined) },
       url: r.url,
-      secret: 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==',
+      secret: SECRET,
       now: () => Date.now(),
     });
     await expect(
-      handler({ eventId: 'evt_api_big_1_succeeded', streamId: '1-0', event: fields }, {
-        job: { attemptsMade: 0 },
-        log,
-      } as never),
+      attempt(handler, { eventId: 'evt_api_big_1_succeeded', event: fields }),
     ).resolves.toEqual({ status: 200 });
     expect(r.hits()).toBe(1);
   });
@@ -85,10 +91,7 @@ describe('notification delivery: the answer', () => {
       timeoutMs: 10_000,
     });
     await expect(
-      handler({ eventId: 'evt_api_slow_1_succeeded', streamId: '1-0', event: fields }, {
-        job: { attemptsMade: 0 },
-        log,
-      } as never),
+      attempt(handler, { eventId: 'evt_api_slow_1_succeeded', event: fields }),
     ).resolves.toEqual({ status: 200 });
   });
 
@@ -97,14 +100,11 @@ describe('notification delivery: the answer', () => {
     const handler = createDeliverHandler({
       events: { entry: () => Promise.resolve(undefined) },
       url: r.url,
-      secret: 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==',
+      secret: SECRET,
       now: () => Date.now(),
     });
     await expect(
-      handler({ eventId: 'evt_api_big_1_succeeded', streamId: '1-0', event: fields }, {
-        job: { attemptsMade: 0 },
-        log,
-      } as never),
+      attempt(handler, { eventId: 'evt_api_big_1_succeeded', event: fields }),
     ).rejects.toMatchObject({ code: 'notify_refused' });
     expect(r.hits()).toBe(1);
   });
@@ -116,15 +116,12 @@ describe('notification delivery: the event', () => {
     const handler = createDeliverHandler({
       events: { entry: () => Promise.resolve({ ...fields, id: 'evt_someone_else' }) },
       url: r.url,
-      secret: 'whsec_c3RhbmRhcmQtd2ViaG9va3MtdGVzdC1rZXktMzJieQ==',
+      secret: SECRET,
       now: () => Date.now(),
     });
-    await expect(
-      handler({ eventId: 'evt_api_big_1_succeeded', streamId: '1-0' }, {
-        job: { attemptsMade: 0 },
-        log,
-      } as never),
-    ).rejects.toMatchObject({ code: 'notify_event_missing' });
+    await expect(attempt(handler, { eventId: 'evt_api_big_1_succeeded' })).rejects.toMatchObject({
+      code: 'notify_event_missing',
+    });
     expect(r.hits()).toBe(0);
   });
 });
