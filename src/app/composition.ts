@@ -69,6 +69,7 @@ import {
   resumeInterruptedCancel,
 } from '../batches/operations.ts';
 import { RedisBatchStore } from '../batches/store/batch-store.ts';
+import { rerunFailedDunning } from '../subscriptions/dunning.ts';
 import { subscriptionsModule, type SubscriptionsDeps } from '../subscriptions/module.ts';
 import { RedisSubscriptionStore } from '../subscriptions/store/subscription-store.ts';
 import { notificationsModule, type NotificationsDeps } from '../notifications/module.ts';
@@ -318,6 +319,17 @@ export function paymentsDeps(app: App): PaymentsDeps {
     resumeStuckCancels: (graceMs) => resumeCanceledHeldBatches(app, graceMs),
     // An approved batch whose release stopped partway has held rows no orphan stands for.
     resumeStuckReleases: (graceMs) => resumeApprovedReleases(app, graceMs),
+    // A dunning retry job whose attempts were spent is re-armed by nothing else.
+    rerunFailedDunning: (graceMs) =>
+      rerunFailedDunning(
+        {
+          subs: app.subscriptions,
+          dispatcher: app.dispatcher,
+          clock: app.clock,
+          logger: app.logger,
+        },
+        graceMs,
+      ),
   };
 }
 

@@ -50,6 +50,8 @@ export interface PaymentsDeps {
   resumeStuckCancels?: SweepDeps['resumeStuckCancels'];
   /** And its third (sweep.ts `SweepDeps.resumeStuckReleases`). */
   resumeStuckReleases?: SweepDeps['resumeStuckReleases'];
+  /** And the subscriptions' (sweep.ts `SweepDeps.rerunFailedDunning`). */
+  rerunFailedDunning?: SweepDeps['rerunFailedDunning'];
 }
 
 export const paymentsModule: CapabilityModule<PaymentsDeps> = {

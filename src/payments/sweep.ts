@@ -13,7 +13,8 @@
  * 5. batches held for approval whose cancel stopped before any row became an intent
  *    ({@link SweepDeps.resumeStuckCancels});
  * 6. batches approved whose release stopped before every held row was enqueued
- *    ({@link SweepDeps.resumeStuckReleases}).
+ *    ({@link SweepDeps.resumeStuckReleases});
+ * 7. dunning retry jobs of subscriptions that failed for good ({@link SweepDeps.rerunFailedDunning}).
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -52,6 +53,13 @@ export interface SweepDeps {
    * grace, as for cancels).
    */
   resumeStuckReleases?: (graceMs: number) => Promise<number>;
+  /**
+   * Runs once more the dunning retry jobs that failed for good at least `graceMs` ago and that
+   * their subscription still wants: nothing else re-arms one. Returns how many it reran. Wired by
+   * the composition root (subscriptions/dunning.ts `rerunFailedDunning`, ORPHAN_AFTER as the
+   * grace).
+   */
+  rerunFailedDunning?: (graceMs: number) => Promise<number>;
 }
 
 export interface SweepResult {
@@ -65,6 +73,8 @@ export interface SweepResult {
   cancelsResumed: number;
   /** Releases of approved batches resumed ({@link SweepDeps.resumeStuckReleases}). */
   releasesResumed: number;
+  /** Dunning retry jobs run once more ({@link SweepDeps.rerunFailedDunning}). */
+  dunningRerun: number;
 }
 
 /** Runs one sweep. Safe to run concurrently with another: every action is idempotent. */
@@ -83,6 +93,7 @@ export async function runSweep(
     forced: 0,
     cancelsResumed: 0,
     releasesResumed: 0,
+    dunningRerun: 0,
   };
 
   for (const key of await deps.store.dueForReconcile(now, limit)) {
@@ -147,6 +158,7 @@ export async function runSweep(
   }
   // Held batches: both resumes are idempotent, so one that fails is tried again by the next sweep
   // (nothing of a canceled batch is sent meanwhile; an approval repeated finishes a release too).
+  // So is a dunning rerun: its handler decides again, and a failed job stays failed until rerun.
   result.cancelsResumed = await resumed(
     deps,
     deps.resumeStuckCancels,
@@ -157,13 +169,18 @@ export async function runSweep(
     deps.resumeStuckReleases,
     'approved batches whose release was interrupted could not be checked',
   );
+  result.dunningRerun = await resumed(
+    deps,
+    deps.rerunFailedDunning,
+    'failed dunning retry jobs could not be checked',
+  );
   if (Object.values(result).some((n) => n > 0)) {
     deps.logger.info({ ...result }, 'reconcile sweep');
   }
   return result;
 }
 
-/** How many batches `resume` resumed (given the ORPHAN_AFTER grace); 0, logged, when it failed. */
+/** How many `resume` resumed (given the ORPHAN_AFTER grace); 0, logged, when it failed. */
 async function resumed(
   deps: SweepDeps,
   resume: ((graceMs: number) => Promise<number>) | undefined,

@@ -7,12 +7,15 @@
  */
 import type { Clock } from '../kernel/clock.ts';
 import type { IntentStore } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
 import type { JobPayload } from '../infra/queues/catalog.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { HandlerContext } from '../infra/queues/processor.ts';
 import { timeOf } from './clock-runner.ts';
 import { retryTransition } from './billing.ts';
+import { dunningJobId } from './jobs.ts';
 import type { SubscriptionStore } from './ports.ts';
+import { retryOf } from './record.ts';
 
 export interface DunningDeps {
   subs: SubscriptionStore;
@@ -38,7 +41,8 @@ export interface DunningDeps {
  *   table has no such path, so this is logged as a warning): nothing is opened, and the
  *   subscription stays in dunning with billing held until the payment is settled by hand.
  * Re-arming is never needed: the only thing that arms a retry is the gateway's `failed` for the
- * entry's attempt, and each later failure arms the next step itself.
+ * entry's attempt, and each later failure arms the next step itself. A job that failed for good
+ * (its attempts spent on errors) is the sweep's to run again ({@link rerunFailedDunning}).
  *
  * The new attempt is a new reference for the period's money (same intent: same amount and
  * currency). It charges the subscription's current card (rule 11): the new attempt gets the
@@ -123,4 +127,59 @@ export function createDunningHandler(deps: DunningDeps) {
     );
     return { submitted: res.intent.reference };
   };
+}
+
+export interface FailedDunningDeps {
+  subs: SubscriptionStore;
+  dispatcher: Dispatcher;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** Failed jobs of the subscriptions queue looked at per run, newest failure first. */
+const FAILED_JOBS_PER_RUN = 1_000;
+
+/**
+ * The backstop under the dunning job's own retries (run by the reconcile sweep): a dunning job
+ * that failed for good (its five attempts spent, e.g. on Redis errors through an outage) at least
+ * `graceMs` ago is run once more when its subscription still wants exactly that retry: not paused
+ * or canceled, the entry of its intent at its step, under the record's resume count (the job's id
+ * is the one the record's retry has). Without it the subscription stayed `past_due` for good: no
+ * retry, no cancel at the schedule's end, no new period (a subscription in dunning is in no due
+ * index). The handler decides again whatever this reads, so a rerun of a retry no longer wanted
+ * skips. One attempt per rerun: a job that keeps failing is rerun by each sweep and counted as
+ * failed each time (the failed-jobs alert). Returns how many it reran.
+ */
+export async function rerunFailedDunning(
+  deps: FailedDunningDeps,
+  graceMs: number,
+): Promise<number> {
+  const failed = await deps.dispatcher.failedJobs('subscriptions.dunning', {
+    failedBefore: deps.clock.now() - graceMs,
+    limit: FAILED_JOBS_PER_RUN,
+  });
+  const log = deps.logger.child({ component: 'dunning-backstop' });
+  let rerun = 0;
+  for (const job of failed) {
+    const { subscriptionId, key, step } = job.data;
+    const current = await deps.subs.get(subscriptionId);
+    if (!current) continue;
+    const sub = current.sub;
+    if (sub.status === 'paused' || sub.status === 'canceled') continue;
+    const entry = sub.dunning.find((d) => d.key === key && d.step === step);
+    if (!entry || dunningJobId(retryOf(sub, entry)) !== job.id) continue;
+    try {
+      await job.rerun();
+    } catch (err) {
+      // Retried or removed by someone else since it was read: nothing to do.
+      log.debug({ jobId: job.id, err: { message: (err as Error).message } }, 'not rerun');
+      continue;
+    }
+    rerun++;
+    log.warn(
+      { subscriptionId, key, step, jobId: job.id, failedAt: job.failedAt },
+      'dunning retry job had failed for good: run once more',
+    );
+  }
+  return rerun;
 }

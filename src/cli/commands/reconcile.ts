@@ -39,7 +39,8 @@ export function registerReconcileCommand(program: Command, ctx: CliContext) {
               : '') +
             (r.releasesResumed > 0
               ? `; ${r.releasesResumed} interrupted batch releases resumed`
-              : '')
+              : '') +
+            (r.dunningRerun > 0 ? `; ${r.dunningRerun} failed dunning retries run again` : '')
           );
         });
       });

@@ -32,6 +32,19 @@ export interface JobToAdd<N extends JobName> {
 /** Where a submit job is in its queue, for the sweep's lost-job repair. */
 export type SubmitJobState = 'missing' | 'waiting' | 'failed' | 'completed';
 
+/** A job that failed for good (its attempts spent), as {@link Dispatcher.failedJobs} finds it. */
+export interface FailedJob<N extends JobName> {
+  id: string;
+  data: JobPayload<N>;
+  /** When it failed last (epoch ms). */
+  failedAt: number;
+  /**
+   * Runs it once more, attempts not reset: one attempt, with no backoff retries after it, so a job
+   * that keeps failing is back in the failed set (and counted as failed) after each rerun.
+   */
+  rerun(): Promise<void>;
+}
+
 /** The queues as features use them (a port: built once in the composition root). */
 export interface Dispatcher {
   /** Enqueues the submit job of the intent's current attempt and queue entry. */
@@ -64,6 +77,15 @@ export interface Dispatcher {
   reconcileEarly(key: string, reference: string): Promise<void>;
   /** Adds catalog jobs of one name, in one round trip. */
   addMany<N extends JobName>(name: N, jobs: readonly JobToAdd<N>[]): Promise<void>;
+  /**
+   * Jobs of `name` in the failed set that failed at or before `failedBefore`, newest failure
+   * first; at most `limit` failed jobs (of any name) are looked at. A payload the catalog's schema
+   * refuses is left out.
+   */
+  failedJobs<N extends JobName>(
+    name: N,
+    opts: { failedBefore: number; limit: number },
+  ): Promise<FailedJob<N>[]>;
   /** Creates or updates the job scheduler `id` that adds job `name` on a cron pattern. */
   schedule<N extends JobName>(
     id: string,
@@ -209,6 +231,26 @@ export function createDispatcher(
           opts: optionsOf(name, job),
         })),
       );
+    },
+    async failedJobs(name, { failedBefore, limit }) {
+      const spec = JOBS[name];
+      const found: FailedJob<typeof name>[] = [];
+      // Newest first: a job that keeps failing is near the top, old failures nobody wants at the
+      // bottom do not crowd it out.
+      for (const job of await queue(spec.queue).getJobs(['failed'], 0, limit - 1, false)) {
+        if (job.name !== bullJobName(name) || !job.id) continue;
+        const failedAt = job.finishedOn ?? job.timestamp;
+        if (failedAt > failedBefore) continue;
+        const data = spec.schema.safeParse(job.data);
+        if (!data.success) continue;
+        found.push({
+          id: job.id,
+          data: data.data as JobPayload<typeof name>,
+          failedAt,
+          rerun: () => job.retry('failed'),
+        });
+      }
+      return found;
     },
     async schedule(id, name, pattern, data, opts = {}) {
       const q = queue(JOBS[name].queue);

@@ -53,6 +53,11 @@ export function shardedDispatcher(
       }
       await Promise.all([...byShard].map(([d, list]) => d.addMany(name, list)));
     },
+    async failedJobs(name, opts) {
+      if (!inShards(JOBS[name].queue)) return group.failedJobs(name, opts);
+      const each = await Promise.all(shards.map((d) => d.failedJobs(name, opts)));
+      return each.flat().sort((a, b) => b.failedAt - a.failedAt);
+    },
     schedule: (id, name, pattern, data, opts) => group.schedule(id, name, pattern, data, opts),
     ensureSchedules: () => group.ensureSchedules(),
     async pause(name) {
