@@ -331,7 +331,10 @@ export function asRowIssues(issues: readonly Issue[]): RowIssue[] {
 export interface JsonRecordOptions {
   /** Names handled by the caller (an envelope's `type`, `key`): skipped here. */
   reserved?: readonly string[];
-  /** A field holding an object of meta key → value (`metadata`), merged before `meta_*` fields. */
+  /**
+   * A field holding an object of meta key → value (`metadata`), merged with the `meta_*` fields; a
+   * key in both is refused unless it is the same key with the same value.
+   */
   metaObject?: string;
 }
 
@@ -386,8 +389,35 @@ export function parseJsonRecord<S extends z.ZodType>(
   }
   const parsed = parseRecord(spec, layout, values, 'json', notString);
   if (!parsed.ok) issues.push(...parsed.issues);
+  else if (options.metaObject !== undefined)
+    issues.push(...metaClashes(options.metaObject, objectMeta, parsed.meta));
   if (!parsed.ok || issues.length > 0) return { ok: false, issues: asFieldIssues(issues) };
   return { ok: true, data: parsed.data, meta: { ...objectMeta, ...parsed.meta } };
+}
+
+/**
+ * A `meta_*` field that names a key of the meta object (`metaObject`) again, ignoring case as
+ * meta names are compared, is refused unless it is the same key with the same value: which of
+ * two values the caller meant cannot be told, and a key in two cases is two keys where a file
+ * would be refused.
+ */
+function metaClashes(
+  metaObject: string,
+  objectMeta: Readonly<Record<string, string>>,
+  fieldMeta: Readonly<Record<string, string>>,
+): Issue[] {
+  const byLower = new Map(Object.keys(objectMeta).map((k) => [k.toLowerCase(), k]));
+  const issues: Issue[] = [];
+  for (const [key, value] of Object.entries(fieldMeta)) {
+    const other = byLower.get(key.toLowerCase());
+    if (other === undefined || (other === key && objectMeta[other] === value)) continue;
+    const name = `${META_PREFIX}${key}`;
+    issues.push({
+      name,
+      message: `${shown(name)} gives meta key "${shown(key)}" again after ${metaObject}.${shown(other)} (${other === key ? 'another value' : 'in another case'}): give it once`,
+    });
+  }
+  return issues;
 }
 
 /** Copies an object of meta key → string into `into`; false when it is not one. */

@@ -177,7 +177,9 @@ export const subscriptionBodySchema = jsonBodySchema(
     metadata: z
       .record(z.string(), z.string())
       .optional()
-      .describe('your own metadata (merged with meta_* fields)'),
+      .describe(
+        'your own metadata (merged with meta_* fields; a key in both needs the same value)',
+      ),
   },
   'SubscriptionCreate',
   // anchorAndTrial: an anchor, or a trial whose end is the anchor.

@@ -193,11 +193,42 @@ describe('parseSubscriptionBody', () => {
       ...body,
       interval_count: 3,
       metadata: { plan: 'gold', tier: 'a' },
-      meta_tier: 'b',
+      meta_tier: 'a',
+      meta_seats: '4',
     });
     expect(parsed).toMatchObject({
       ok: true,
-      input: { schedule: { intervalCount: 3 }, metadata: { plan: 'gold', tier: 'b' } },
+      input: {
+        schedule: { intervalCount: 3 },
+        metadata: { plan: 'gold', tier: 'a', seats: '4' },
+      },
+    });
+  });
+
+  it('refuses a meta_ field that gives a metadata key another value, or in another case', () => {
+    expect(
+      parseSubscriptionBody({ ...body, metadata: { plan: 'gold', tier: 'a' }, meta_tier: 'b' }),
+    ).toEqual({
+      ok: false,
+      issues: [
+        {
+          field: 'meta_tier',
+          message:
+            'meta_tier gives meta key "tier" again after metadata.tier (another value): give it once',
+        },
+      ],
+    });
+    expect(
+      parseSubscriptionBody({ ...body, metadata: { Plan: 'gold' }, meta_plan: 'gold' }),
+    ).toEqual({
+      ok: false,
+      issues: [
+        {
+          field: 'meta_plan',
+          message:
+            'meta_plan gives meta key "plan" again after metadata.Plan (in another case): give it once',
+        },
+      ],
     });
   });
 
