@@ -1,4 +1,5 @@
 /** Pins the intent transition table of payments/state-machine.ts (docs/product.md §5). */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   INTENT_STATES,
@@ -71,5 +72,25 @@ describe('intent state machine', () => {
         }
       }
     }
+  });
+
+  it('is the table of docs/product.md §5 (states a payout may move to)', () => {
+    const doc = readFileSync(new URL('../../docs/product.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## 5.'), doc.indexOf('## 6.'));
+    const documented: Partial<Record<IntentState, IntentState[]>> = {};
+    for (const line of section.split('\n')) {
+      const cells = line.split('|').map((c) => c.trim());
+      const state = /^`([a-z_]+)`$/.exec(cells[1] ?? '')?.[1] as IntentState | undefined;
+      if (state === undefined || !INTENT_STATES.includes(state)) continue;
+      const next = [...(cells[3] ?? '').matchAll(/`([a-z_]+)`/g)].map((m) => m[1] as IntentState);
+      documented[state] = next.sort();
+    }
+    const code = Object.fromEntries(
+      INTENT_STATES.map((from) => [
+        from,
+        INTENT_STATES.filter((to) => canTransition(from, to, 'payout')).sort(),
+      ]),
+    );
+    expect(documented).toEqual(code);
   });
 });
