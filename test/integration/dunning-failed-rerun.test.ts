@@ -26,7 +26,7 @@ import { track } from '../support/leak-check.ts';
 import { until } from '../support/poll.ts';
 import { createTestRedis } from '../support/redis.ts';
 import { startSubscriptionsScheduler } from '../support/subscription-harness.ts';
-import { createMonthlySubscription } from '../support/subscriptions.ts';
+import { createMonthlySubscription, firstRetryDueBefore } from '../support/subscriptions.ts';
 
 const DAY = 86_400_000;
 
@@ -90,17 +90,7 @@ async function inDunning(
     {
       ...sub,
       status: 'past_due',
-      dunning: [
-        {
-          key,
-          period: sub.nextPeriod,
-          attempt: 1,
-          step: 0,
-          failedAt: now - 2 * DAY,
-          dueAt: now - 3_600_000,
-          reason: 'declined',
-        },
-      ],
+      dunning: [firstRetryDueBefore(sub, key, now)],
       ...over,
     },
     stored.version,

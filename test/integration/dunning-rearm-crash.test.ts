@@ -18,7 +18,7 @@ import { periodKey } from '../../src/subscriptions/periods.ts';
 import { subscriptionServiceDeps } from '../../src/subscriptions/service.ts';
 import { runTick, type TickDeps } from '../../src/subscriptions/tick.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
-import { createMonthlySubscription } from '../support/subscriptions.ts';
+import { createMonthlySubscription, firstRetryDueBefore } from '../support/subscriptions.ts';
 
 const DAY = 86_400_000;
 
@@ -77,17 +77,7 @@ async function pausedInDunning(id: string, now: number, resumeAt?: number): Prom
       status: 'paused',
       pausedAt: now - DAY,
       ...(resumeAt !== undefined ? { resumeAt } : {}),
-      dunning: [
-        {
-          key,
-          period: sub.nextPeriod,
-          attempt: 1,
-          step: 0,
-          failedAt: now - 2 * DAY,
-          dueAt: now - 3_600_000,
-          reason: 'declined',
-        },
-      ],
+      dunning: [firstRetryDueBefore(sub, key, now)],
     },
     stored!.version,
   );

@@ -1,5 +1,7 @@
 /** Subscriptions for tests that need one to act on: created through the subscription service. */
 import type { App } from '../../src/app/composition.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
+import type { Subscription } from '../../src/subscriptions/record.ts';
 import {
   createSubscriptionFromBody,
   subscriptionServiceDeps,
@@ -26,4 +28,24 @@ export function createMonthlySubscription(
     timezone: 'Africa/Lagos',
     ...over,
   });
+}
+
+/**
+ * The dunning entry of `sub`'s next period (intent `key`): attempt 1 declined two days before
+ * `now`, retry step 0 due an hour before `now`.
+ */
+export function firstRetryDueBefore(
+  sub: Subscription,
+  key: IntentKey,
+  now: number,
+): Subscription['dunning'][number] {
+  return {
+    key,
+    period: sub.nextPeriod,
+    attempt: 1,
+    step: 0,
+    failedAt: now - 2 * 86_400_000,
+    dueAt: now - 3_600_000,
+    reason: 'declined',
+  };
 }
