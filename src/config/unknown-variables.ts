@@ -61,10 +61,22 @@ export function unknownVariableWarnings(
     warnings.push({
       variable: name,
       closest,
-      message: `${name} is not a configuration variable and is ignored; did you mean ${closest}?`,
+      message: `${shownName(name)} is not a configuration variable and is ignored; did you mean ${closest}?`,
     });
   }
   return warnings.sort((a, b) => (a.variable < b.variable ? -1 : a.variable > b.variable ? 1 : 0));
+}
+
+/**
+ * A variable name as a warning line shows it: anything but printable ASCII (a control character,
+ * an escape sequence, a bidi override someone put in the environment) as `\uXXXX`, so the line
+ * says what it says on any terminal.
+ */
+function shownName(name: string): string {
+  return name.replace(
+    /[^\x21-\x7e]/gu,
+    (c) => `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, '0')}`,
+  );
 }
 
 /** The known name nearest to `name`; ties go to the one sharing the longer prefix, then A–Z. */

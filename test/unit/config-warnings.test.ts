@@ -11,7 +11,7 @@ import {
   ConfigError,
   loadConfig,
 } from '../../src/config/config.ts';
-import { PRODUCT_PREFIXES } from '../../src/config/unknown-variables.ts';
+import { PRODUCT_PREFIXES, unknownVariableWarnings } from '../../src/config/unknown-variables.ts';
 
 const VALID = {
   SAYSWITCH_SECRET_KEY: 'sk_test_abcdefgh',
@@ -122,6 +122,20 @@ describe('unknown variables', () => {
         'DUNNING_SCHEDULE?\n',
       'warning: WORKER_CONCURENCY_ONCE is not a configuration variable and is ignored; did you ' +
         'mean WORKER_CONCURRENCY?\n',
+    ]);
+  });
+
+  it('shows a name with control characters escaped, so the warning line cannot be rewritten', () => {
+    const name = 'WORKER_\u001b[2J\u202eX\n';
+    const warnings = unknownVariableWarnings({ [name]: '1' }, ['WORKER_CONCURRENCY']);
+    expect(warnings).toEqual([
+      {
+        variable: name,
+        closest: 'WORKER_CONCURRENCY',
+        message:
+          'WORKER_\\u001b[2J\\u202eX\\u000a is not a configuration variable and is ignored; did ' +
+          'you mean WORKER_CONCURRENCY?',
+      },
     ]);
   });
 
