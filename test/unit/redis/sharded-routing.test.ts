@@ -54,6 +54,33 @@ describe('the sharded dispatcher', () => {
   });
 });
 
+describe('failed jobs over shards', () => {
+  it("reads the group's queue for a job of no intent, every shard's for an intent's job", async () => {
+    const asked: string[] = [];
+    const shards = [0, 1, 2].map(
+      (n) =>
+        ({
+          failedJobs: (name: string) => {
+            asked.push(`${n}:${name}`);
+            return Promise.resolve([{ id: `j${n}`, failedAt: n * 10 }]);
+          },
+        }) as unknown as QueueDispatcher,
+    );
+    const d = shardedDispatcher(shards, layout);
+    const opts = { failedBefore: 100, limit: 10 };
+    expect((await d.failedJobs('subscriptions.dunning', opts)).map((j) => j.id)).toEqual(['j0']);
+    expect(asked).toEqual(['0:subscriptions.dunning']);
+    asked.length = 0;
+    // Newest failure first across the shards.
+    expect((await d.failedJobs('charges.submit', opts)).map((j) => j.id)).toEqual([
+      'j2',
+      'j1',
+      'j0',
+    ]);
+    expect(asked).toEqual(['0:charges.submit', '1:charges.submit', '2:charges.submit']);
+  });
+});
+
 describe('the sharded event log', () => {
   it("reads an id tagged s<n>/ from shard n's stream, an untagged one from the group's", async () => {
     const logs = [0, 1, 2].map(
