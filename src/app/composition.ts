@@ -312,6 +312,8 @@ export function paymentsDeps(app: App): PaymentsDeps {
     orphanAfterMs: app.config.reconcile.orphanAfterMs,
     sweepCron: app.config.reconcile.cron,
     partialRefunds: app.config.sayswitch.partialRefunds,
+    // What the gateway contradicts (apply-outcome.ts) is counted for the alerts.
+    discrepancies: app.metrics,
     // A queued orphan of a held batch canceled before approval is its interrupted cancel's: the
     // batches capability resumes the cancel instead of the sweep re-enqueueing the row.
     claimBatchOrphan: (batchId) => resumeInterruptedCancel(app, batchId),

@@ -12,7 +12,12 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import { z } from 'zod';
 import { BillingError } from '../kernel/errors.ts';
 import type { IntentState } from '../kernel/intent.ts';
-import type { LookupOutcome, PaymentGateway } from '../kernel/ports.ts';
+import {
+  GATEWAY_DISCREPANCIES,
+  type GatewayDiscrepancy,
+  type LookupOutcome,
+  type PaymentGateway,
+} from '../kernel/ports.ts';
 import { errorResponses } from './schemas.ts';
 
 /** Queue states reported by `billing_queue_jobs`. `completed`/`failed` are bounded by retention. */
@@ -74,6 +79,8 @@ export interface Metrics {
   countDataLoss(): void;
   /** Counts one worker the watchdog replaced (infra/queues/worker-watchdog.ts). */
   countWorkerReplaced(queueName: string): void;
+  /** Counts one gateway answer that contradicts what we know (payments/apply-outcome.ts). */
+  countDiscrepancy(kind: GatewayDiscrepancy): void;
 }
 
 /** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
@@ -181,6 +188,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     buckets: GATEWAY_BUCKETS_S,
     registers,
   });
+  const discrepancies = new Counter({
+    name: 'billing_gateway_discrepancies_total',
+    help: 'Gateway answers a person must check: a success for another amount than ours (amount_mismatch), failed for a payout it said succeeded (payout_failed_after_success)',
+    labelNames: ['kind'] as const,
+    registers,
+  });
   const collectErrors = new Counter({
     name: 'billing_metrics_collect_errors_total',
     help: 'Scrapes whose on-scrape collection failed or timed out (the gauge is then empty)',
@@ -192,6 +205,7 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   // no increase in a series that first appears at 1, so each label set known in advance is
   // exported at 0 from the start: else the first failure, stall or replacement never alerts.
   for (const collector of ['intents', 'queues']) collectErrors.inc({ collector }, 0);
+  for (const kind of GATEWAY_DISCREPANCIES) discrepancies.inc({ kind }, 0);
   for (const endpoint of GATEWAY_ENDPOINTS) {
     gatewayDuration.zero({ endpoint, outcome: 'auth_failure' });
   }
@@ -342,6 +356,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     countDataLoss() {
       dataLoss.inc();
+    },
+    countDiscrepancy(kind) {
+      discrepancies.inc({ kind });
     },
   };
 }

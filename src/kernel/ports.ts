@@ -148,6 +148,19 @@ export interface RateLimiter {
   acquire(): Promise<void>;
 }
 
+/**
+ * A gateway answer that contradicts what we know, which the outcome stands on anyway and a person
+ * must look at (docs/operations.md, alerts): a success for another amount than ours, and `failed`
+ * for a payout the gateway said succeeded.
+ */
+export const GATEWAY_DISCREPANCIES = ['amount_mismatch', 'payout_failed_after_success'] as const;
+export type GatewayDiscrepancy = (typeof GATEWAY_DISCREPANCIES)[number];
+
+/** Counts {@link GatewayDiscrepancy}s for alerting (the metrics, built in the composition root). */
+export interface DiscrepancyCounter {
+  countDiscrepancy(kind: GatewayDiscrepancy): void;
+}
+
 /** Options of one atomic intent transition. */
 export interface TransitionOptions {
   /** Refuse (as `stale`) unless the intent is still on this attempt. */

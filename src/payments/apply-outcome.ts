@@ -12,6 +12,7 @@ import {
 import type { Intent } from '../kernel/payment.ts';
 import type { IntentState } from '../kernel/intent.ts';
 import type {
+  DiscrepancyCounter,
   GatewayOutcome,
   LookupOutcome,
   Sealer,
@@ -42,6 +43,8 @@ export interface OutcomeDeps {
   policy: ReconcilePolicy;
   /** Seals a reusable card authorization returned with a success. */
   sealer: Sealer;
+  /** Counts the answers a person must check (the metrics; none in tests that do not look). */
+  discrepancies?: DiscrepancyCounter;
 }
 
 type Patch = NonNullable<TransitionOptions['patch']>;
@@ -215,6 +218,7 @@ export async function applyOutcome(
       { key: intent.key, reference: intent.reference, type: intent.type, state: intent.state },
       'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
     );
+    deps.discrepancies?.countDiscrepancy('payout_failed_after_success');
     return undefined;
   }
 
@@ -244,6 +248,7 @@ export async function applyOutcome(
       },
       'the gateway recorded another amount than ours: check the payment at Sayswitch',
     );
+    deps.discrepancies?.countDiscrepancy('amount_mismatch');
   }
   const watch = payoutWatchDelay(intent.type, target, deps.policy.payoutWatchMs);
   const patch: Patch = { checks: 0 };

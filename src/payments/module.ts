@@ -5,6 +5,7 @@
  */
 import type { Clock } from '../kernel/clock.ts';
 import type {
+  DiscrepancyCounter,
   EventLog,
   IntentStore,
   PaymentGateway,
@@ -34,6 +35,8 @@ export interface PaymentsDeps {
   clock: Clock;
   logger: Logger;
   policy: ReconcilePolicy;
+  /** Counts the gateway answers a person must check (apply-outcome.ts): the metrics. */
+  discrepancies: DiscrepancyCounter;
   /** SUBMIT_LEASE, counted from the claim, after the rate limit granted the call. */
   submitLeaseMs: number;
   /** ORPHAN_AFTER: a `queued` intent older than this without a job is re-enqueued by the sweep. */

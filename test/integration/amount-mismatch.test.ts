@@ -10,6 +10,7 @@ import { paymentsDeps } from '../../src/app/composition.ts';
 import { createReconcileHandler } from '../../src/payments/reconcile.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { unresolvedTestCharge } from '../support/intents.ts';
+import { discrepancyCount } from '../support/metrics-text.ts';
 import {
   quietHandlerContext,
   referenceOf,
@@ -55,10 +56,13 @@ function mismatchLines(key: string): Record<string, unknown>[] {
 }
 
 describe('a success for another amount than ours', () => {
-  it('stands (final, nothing sent again), with an error line naming both amounts', async () => {
+  it('stands (final, nothing sent again), with an error line naming both amounts and a count', async () => {
     data = { requested_amount: '100.00', amount: '101.50', fees: '1.50' };
     const key = await unresolvedTestCharge(t.app.store, 'amount-other');
+    const before = await discrepancyCount(t.app.metrics.registry, 'amount_mismatch');
     await createReconcileHandler(paymentsDeps(t.app))({ key, cause: 'webhook' }, ctx);
+    // billing_gateway_discrepancies_total{kind="amount_mismatch"}: the alert's metric.
+    expect(await discrepancyCount(t.app.metrics.registry, 'amount_mismatch')).toBe(before + 1);
     expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', attempt: 1 });
     expect(mismatchLines(key)).toEqual([
       expect.objectContaining({
@@ -74,9 +78,11 @@ describe('a success for another amount than ours', () => {
   it('ours, with the fee on top of the total: no line (amount is not requested_amount)', async () => {
     data = { requested_amount: '10.00', amount: '10.15', fees: '0.15' };
     const key = await unresolvedTestCharge(t.app.store, 'amount-same');
+    const before = await discrepancyCount(t.app.metrics.registry, 'amount_mismatch');
     await createReconcileHandler(paymentsDeps(t.app))({ key, cause: 'webhook' }, ctx);
     expect(await t.app.store.get(key)).toMatchObject({ state: 'succeeded', fee: 15 });
     expect(mismatchLines(key)).toEqual([]);
+    expect(await discrepancyCount(t.app.metrics.registry, 'amount_mismatch')).toBe(before);
   });
 
   it('no requested_amount: nothing to compare, no line', async () => {

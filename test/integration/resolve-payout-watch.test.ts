@@ -14,6 +14,7 @@ import { resolveDeps, resolvePayment } from '../../src/payments/resolve.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
 import { createTestPayout } from '../support/intents.ts';
+import { discrepancyCount } from '../support/metrics-text.ts';
 import { quietHandlerContext } from '../support/stub-gateway.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
@@ -97,6 +98,8 @@ describe('a watched payout the gateway later calls failed', () => {
     failed.lookupPayout = (reference) =>
       Promise.resolve({ reference, status: 'failed', reason: 'declined' });
     const check = createReconcileHandler({ ...paymentsDeps(t.app), gateway: failed });
+    const counted = () => discrepancyCount(t.app.metrics.registry, 'payout_failed_after_success');
+    const before = await counted();
     for (let i = 0; i < 2; i++) {
       const intent = await t.app.store.get(key);
       await check({ key, cause: 'schedule', checks: intent?.checks ?? 0 }, quietHandlerContext);
@@ -109,6 +112,8 @@ describe('a watched payout the gateway later calls failed', () => {
       'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
       'the gateway now says failed for a payout it said succeeded: check at Sayswitch whether it was reversed',
     ]);
+    // billing_gateway_discrepancies_total{kind="payout_failed_after_success"}: the alert's metric.
+    expect(await counted()).toBe(before + 2);
   });
 });
 

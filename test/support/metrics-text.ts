@@ -19,3 +19,15 @@ export function parseMetrics(text: string): Sample[] {
   }
   return out;
 }
+
+/** The value of `name{kind}` in `registry`'s exposition (0 when the series is not there). */
+export async function discrepancyCount(
+  registry: { metrics(): Promise<string> },
+  kind: string,
+): Promise<number> {
+  const samples = parseMetrics(await registry.metrics());
+  return (
+    samples.find((s) => s.name === 'billing_gateway_discrepancies_total' && s.labels.kind === kind)
+      ?.value ?? 0
+  );
+}
