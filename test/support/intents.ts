@@ -2,64 +2,58 @@
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { IntentState } from '../../src/kernel/intent.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
+import type { Payee } from '../../src/kernel/payment.ts';
 import type { IntentStore, RefundStore } from '../../src/kernel/ports.ts';
+
+/** Creates `api_<name>`: a queued NGN intent of `amount` to `payee` on attempt 1, created `at`. */
+async function createTestApiIntent(
+  store: IntentStore,
+  name: string,
+  at: number,
+  amount: AmountMinor,
+  payee: Payee,
+): Promise<IntentKey> {
+  const key = `api_${name}` as IntentKey;
+  await store.create({ key, type: payee.kind, origin: 'api', amount, currency: 'NGN', payee }, at);
+  return key;
+}
 
 /**
  * Creates `api_<name>`: a queued NGN charge of `amount` (10.00 by default) on attempt 1, created
  * `at` (1 by default).
  */
-export async function createTestCharge(
+export function createTestCharge(
   store: IntentStore,
   name: string,
   at = 1,
   amount = 1000 as AmountMinor,
 ): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
-  await store.create(
-    {
-      key,
-      type: 'charge',
-      origin: 'api',
-      amount,
-      currency: 'NGN',
-      payee: { kind: 'charge', email: 'p@example.com', cardTokenSealed: 'sealed' },
-    },
-    at,
-  );
-  return key;
+  return createTestApiIntent(store, name, at, amount, {
+    kind: 'charge',
+    email: 'p@example.com',
+    cardTokenSealed: 'sealed',
+  });
 }
 
 /**
  * Creates `api_<name>`: a queued NGN payout of `amount` (10.00 by default) to a GTBank account on
  * attempt 1, created `at` (1 by default).
  */
-export async function createTestPayout(
+export function createTestPayout(
   store: IntentStore,
   name: string,
   at = 1,
   amount = 1000 as AmountMinor,
 ): Promise<IntentKey> {
-  const key = `api_${name}` as IntentKey;
-  await store.create(
-    {
-      key,
-      type: 'payout',
-      origin: 'api',
-      amount,
-      currency: 'NGN',
-      payee: {
-        kind: 'payout',
-        accountNumber: '0123456789',
-        bankCode: '058',
-        bankName: 'GTBank',
-        accountName: 'Ada Obi',
-        narration: 'payout',
-        paymentMode: 'bank',
-      },
-    },
-    at,
-  );
-  return key;
+  return createTestApiIntent(store, name, at, amount, {
+    kind: 'payout',
+    accountNumber: '0123456789',
+    bankCode: '058',
+    bankName: 'GTBank',
+    accountName: 'Ada Obi',
+    narration: 'payout',
+    paymentMode: 'bank',
+  });
 }
 
 /**
