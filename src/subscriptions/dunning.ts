@@ -159,10 +159,12 @@ export async function rerunFailedDunning(
     limit: FAILED_JOBS_PER_RUN,
   });
   const log = deps.logger.child({ component: 'dunning-backstop' });
+  // Every record in one round trip: the records read are checked again by the handler anyway.
+  const records = await deps.subs.getMany(failed.map((job) => job.data.subscriptionId));
   let rerun = 0;
-  for (const job of failed) {
+  for (const [i, job] of failed.entries()) {
     const { subscriptionId, key, step } = job.data;
-    const current = await deps.subs.get(subscriptionId);
+    const current = records[i];
     if (!current) continue;
     const sub = current.sub;
     if (sub.status === 'paused' || sub.status === 'canceled') continue;
