@@ -21,6 +21,8 @@
  *   a record with a claim (`busy`): the claimed periods' keys are the current schedule's. manage.ts finishes a claim before it applies a change (in-flight.ts), so
  *   a change is refused only if a claim appears under it again and again.
  * - `cancel_at_period_end`: rule 12 (actions.ts `scheduleCancel`); `false` undoes it.
+ * - `trial_end`: only during the trial; the anchor moves with it (rule 10), `now` ends it now
+ *   ({@link moveTrial}).
  *
  * Every change is one `subscription.updated` with the names of the changed fields and their
  * previous values (never a card token), stored in the same step.
@@ -55,6 +57,8 @@ export interface SubscriptionChanges {
   /** Keys to set; `null` removes one. */
   metadata?: Record<string, string | null>;
   cancelAtPeriodEnd?: boolean;
+  /** A new end of the trial: an ISO 8601 instant with an offset (validated), or `now`. */
+  trialEnd?: string;
 }
 
 /** Why a change was refused. */
@@ -112,6 +116,15 @@ export function changeSubscription(
       previous.metadata = sub.metadata;
     }
   }
+  if (ch.trialEnd !== undefined) {
+    const moved = moveTrial(next, ch.trialEnd, ch.anchor, now);
+    if ('refused' in moved) return moved;
+    if (moved.changed) {
+      next = moved.sub;
+      changes.push('trial_end', 'anchor');
+      Object.assign(previous, moved.previous);
+    }
+  }
   const rescheduled = reschedule(next, ch, now);
   if ('refused' in rescheduled) return rescheduled;
   if (rescheduled.changed.length > 0) {
@@ -136,6 +149,81 @@ export function changeSubscription(
 
 function invalid(field: string, message: string): ChangeRefusal {
   return { refused: 'invalid', issues: [{ field, message }] };
+}
+
+/**
+ * A new end of the trial (`trial_end`): only during the trial (nothing billed yet, its end not
+ * reached), never before `now`; `now` ends it now (the first period is billed at the next tick).
+ * The trial's end is the schedule's anchor (rule 10), so the anchor moves with it: period 0
+ * starts at the new end, nothing was billed under the old one, and no period is skipped or billed
+ * twice. The notice keeps its distance from the end (TRIAL_WILL_END_NOTICE as it was at
+ * creation); one already sent is sent again for the new end, under a new event id
+ * (lifecycle.ts), unless the trial ends now. An `anchor` in the same change must be that instant.
+ */
+function moveTrial(
+  sub: Subscription,
+  trialEnd: string,
+  anchor: string | undefined,
+  now: number,
+):
+  | { changed: true; sub: Subscription; previous: Record<string, unknown> }
+  | { changed: false }
+  | ChangeRefusal {
+  const trial = sub.trial;
+  if (!trial)
+    return invalid(
+      'trial_end',
+      'this subscription has no trial: only the end of a trial that has not ended can change',
+    );
+  if (sub.nextPeriod !== 0 || now >= trial.end)
+    return invalid(
+      'trial_end',
+      `the trial ended at ${iso(trial.end)}: only the end of a trial that has not ended can change`,
+    );
+  // `now` to the whole second: the anchor it becomes is shown and sent in events.
+  const endMs = trialEnd === 'now' ? Math.floor(now / 1000) * 1000 : instantMs(trialEnd);
+  if (!Number.isFinite(endMs))
+    return invalid(
+      'trial_end',
+      'trial_end must be an ISO 8601 instant with Z or an offset, or now',
+    );
+  if (trialEnd !== 'now' && endMs < now)
+    return invalid(
+      'trial_end',
+      `trial_end must not be before ${iso(now)} (give "now" to end the trial now)`,
+    );
+  if (anchor !== undefined && instantMs(anchor) !== endMs)
+    return invalid(
+      'anchor',
+      'anchor must be left out with trial_end, or be the same instant: the first period starts when the trial ends',
+    );
+  if (endMs === trial.end) return { changed: false };
+  // A claim on period 0 holds intents under its key, which is the old end's date.
+  if (sub.claim !== undefined) return { refused: 'busy' };
+  const cur = sub.schedule;
+  // Nothing is billed in a trial: the schedule is replaced from period 0.
+  const { segment: _seg, ...rest } = sub;
+  const rearm = trial.noticed && endMs > now;
+  const moved: Subscription = {
+    ...rest,
+    schedule: { ...cur, anchor: anchorInZone(iso(endMs), cur.timezone) },
+    trial: {
+      end: endMs,
+      noticeAt: endMs - (trial.end - trial.noticeAt),
+      noticed: trial.noticed && !rearm,
+      ...(rearm
+        ? { notices: (trial.notices ?? 0) + 1 }
+        : trial.notices !== undefined
+          ? { notices: trial.notices }
+          : {}),
+    },
+  };
+  moved.nextPeriodStart = startAt(moved, 0);
+  return {
+    changed: true,
+    sub: moved,
+    previous: { trial_end: iso(trial.end), anchor: anchorInZone(cur.anchor, cur.timezone) },
+  };
 }
 
 function sameRecord(a: Record<string, string>, b: Record<string, string>): boolean {

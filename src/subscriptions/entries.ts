@@ -116,6 +116,11 @@ export interface Trial {
   noticeAt: number;
   /** Whether the notice was handled (sent, or passed over because the trial had ended). */
   noticed: boolean;
+  /**
+   * Notices sent for earlier ends of the trial (a `PATCH` of `trial_end` after the notice re-arms
+   * it, changes.ts): the next one's event id is numbered after them. Absent: none.
+   */
+  notices?: number;
 }
 
 export const openChargeSchema = z.object({
@@ -161,4 +166,5 @@ export const trialSchema = z.object({
   end: z.number(),
   noticeAt: z.number(),
   noticed: z.boolean(),
+  notices: z.number().int().min(1).optional(),
 });

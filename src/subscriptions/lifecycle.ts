@@ -4,7 +4,8 @@
  * cancel at the end of the period paid for. Pure.
  *
  * - **Trial notice**: `subscription.trial_will_end` at `trial.noticeAt` (TRIAL_WILL_END_NOTICE
- *   before the trial's end), once. A notice found due only after the trial ended (the scheduler
+ *   before the trial's end), once per end of the trial (a change of `trial_end` after the notice
+ *   re-arms it for the new end, changes.ts). A notice found due only after the trial ended (the scheduler
  *   was down across both) is passed over: telling the customer a trial "will" end that already
  *   did is wrong, and the first charge's own events follow anyway.
  * - **Scheduled resume**: a paused subscription with `resumeAt` resumes as of that instant
@@ -53,6 +54,16 @@ function dueActions(sub: Subscription, now: number): Due[] {
   return due.sort((a, b) => a.at - b.at);
 }
 
+/**
+ * The id of a trial's notice: `evt_sub_<id>_trial_will_end`, then `…_2`, `…_3` for the notices of
+ * a trial whose end moved after one was sent (changes.ts), so a consumer that keeps event ids
+ * does not take a notice of the new end for the old one again.
+ */
+export function trialNoticeId(subscriptionId: string, earlier: number | undefined): string {
+  const base = `evt_sub_${subscriptionId}_trial_will_end`;
+  return earlier === undefined || earlier === 0 ? base : `${base}_${earlier + 1}`;
+}
+
 function trialNotice(sub: Subscription, now: number): Decision {
   const trial = sub.trial;
   if (!trial || trial.noticed) return NOTHING;
@@ -61,7 +72,7 @@ function trialNotice(sub: Subscription, now: number): Decision {
   return {
     next,
     events: [
-      subscriptionEvent(`evt_sub_${sub.id}_trial_will_end`, 'subscription.trial_will_end', now, {
+      subscriptionEvent(trialNoticeId(sub.id, trial.notices), 'subscription.trial_will_end', now, {
         subscriptionId: sub.id,
         status: sub.status,
         trialEnd: trial.end,

@@ -30,6 +30,8 @@ export interface PatchInput {
   anchor?: string;
   metadata?: Record<string, string | null>;
   cancelAtPeriodEnd?: boolean;
+  /** An ISO 8601 instant with an offset, or `now`. */
+  trialEnd?: string;
 }
 
 /** The fields `PATCH /subscriptions/:id` takes, in documented order. */
@@ -42,10 +44,11 @@ export const PATCH_FIELDS = [
   'anchor',
   'metadata',
   'cancel_at_period_end',
+  'trial_end',
 ] as const;
 
 /** Fields of a subscription that no change can touch (create another subscription instead). */
-const FIXED = ['id', 'customer_email', 'timezone', 'trial_end', 'test_clock'] as const;
+const FIXED = ['id', 'customer_email', 'timezone', 'test_clock'] as const;
 
 const intervalCountSchema = z
   .union([z.number(), z.string().regex(/^\d{1,4}$/)], {
@@ -66,6 +69,15 @@ const fieldSchemas = {
   interval_count: intervalCountSchema,
   anchor: instantSchema('anchor'),
   cancel_at_period_end: z.boolean({ error: 'cancel_at_period_end must be true or false' }),
+  trial_end: z
+    .string()
+    .refine((v) => v === 'now' || instantSchema('trial_end').safeParse(v).success, {
+      error: (iss) =>
+        `trial_end "${shown(iss.input)}" must be now or an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
+    })
+    .describe(
+      'a new end of the trial, during the trial only: an instant not in the past, or "now" to end it now (the anchor moves with it)',
+    ),
 } as const;
 
 /**
@@ -196,6 +208,9 @@ function assign(input: PatchInput, key: keyof typeof fieldSchemas, value: unknow
       break;
     case 'cancel_at_period_end':
       input.cancelAtPeriodEnd = value as boolean;
+      break;
+    case 'trial_end':
+      input.trialEnd = value as string;
       break;
   }
 }

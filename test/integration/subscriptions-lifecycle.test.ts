@@ -86,6 +86,80 @@ describe('trials', () => {
   });
 });
 
+describe('a new end of the trial', () => {
+  it('PATCH trial_end moves the first charge and the notice; now ends the trial at the next tick', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T00:00:00Z', {
+      TRIAL_WILL_END_NOTICE: '2d',
+    });
+    const trial = (id: string, end: string) =>
+      call('POST', '/subscriptions', body({ id, anchor: undefined, trial_end: end }));
+    expect((await trial('te', '2025-02-10T10:00:00Z')).statusCode).toBe(201);
+    expect((await trial('te-now', '2025-03-01T00:00:00Z')).statusCode).toBe(201);
+    expect((await call('POST', '/subscriptions', body({ id: 'te-none' }))).statusCode).toBe(201);
+
+    // The notice for the first end goes out; then the trial is extended by a week.
+    await tickAt(h, '2025-02-08T10:00:00Z');
+    h.clock.set(ms('2025-02-09T00:00:00Z'));
+    const past = await call('PATCH', '/subscriptions/te', { trial_end: '2025-02-08T00:00:00Z' });
+    expect(past.statusCode).toBe(422);
+    expect(past.body.error.details).toEqual([
+      {
+        field: 'trial_end',
+        message:
+          'trial_end must not be before 2025-02-09T00:00:00.000Z (give "now" to end the trial now)',
+      },
+    ]);
+    const moved = await call('PATCH', '/subscriptions/te', {
+      trial_end: '2025-02-17T11:00:00+01:00',
+    });
+    expect(moved.statusCode, moved.raw).toBe(200);
+    expect(moved.body).toMatchObject({
+      trial_end: '2025-02-17T10:00:00.000Z',
+      anchor: '2025-02-17T10:00:00Z',
+      next_charge_at: '2025-02-17T10:00:00.000Z',
+    });
+
+    // Nothing at the old end; a second notice (its own id) before the new one; period 0 then.
+    expect((await tickAt(h, '2025-02-10T10:00:00Z')).created).toBe(0);
+    expect(ledgerOf(sandbox, 'te')).toEqual([]);
+    await tickAt(h, '2025-02-15T10:00:00Z');
+    const notices = (await eventsOf(h, 'te')).filter(
+      (e) => e.type === 'subscription.trial_will_end',
+    );
+    expect(notices.map((e) => [e.id, e.data.trialEnd])).toEqual([
+      ['evt_sub_te_trial_will_end', ms('2025-02-10T10:00:00Z')],
+      ['evt_sub_te_trial_will_end_2', ms('2025-02-17T10:00:00Z')],
+    ]);
+    expect((await tickAt(h, '2025-02-17T09:59:59Z')).created).toBe(0);
+    expect((await tickAt(h, '2025-02-17T10:00:00Z')).created).toBe(1);
+    expect(ledgerOf(sandbox, 'te')).toEqual([['sub_te_20250217_1', 150_000, 'success']]);
+    const updated = (await eventsOf(h, 'te')).find((e) => e.type === 'subscription.updated');
+    expect(updated?.data).toMatchObject({
+      changes: ['trial_end', 'anchor'],
+      previous: { trial_end: '2025-02-10T10:00:00.000Z', anchor: '2025-02-10T10:00:00Z' },
+    });
+
+    // The trial has ended: its end cannot change any more; nor can a subscription's without one.
+    const ended = await call('PATCH', '/subscriptions/te', { trial_end: 'now' });
+    expect(ended.statusCode).toBe(422);
+    expect(ended.body.error.details[0].message).toContain('the trial ended at');
+    const none = await call('PATCH', '/subscriptions/te-none', { trial_end: 'now' });
+    expect(none.statusCode).toBe(422);
+    expect(fieldsOf(none)).toEqual(['trial_end']);
+
+    // now: the trial ends at once and the next tick bills period 0 on today's date, no notice.
+    h.clock.set(ms('2025-02-18T08:30:00.250Z'));
+    const now = await call('PATCH', '/subscriptions/te-now', { trial_end: 'now' });
+    expect(now.statusCode, now.raw).toBe(200);
+    expect(now.body).toMatchObject({ trial_end: '2025-02-18T08:30:00.000Z' });
+    expect((await tickAt(h, '2025-02-18T08:31:00Z')).created).toBe(1);
+    expect(ledgerOf(sandbox, 'te-now')).toEqual([['sub_te-now_20250218_1', 150_000, 'success']]);
+    expect(
+      (await eventsOf(h, 'te-now')).filter((e) => e.type === 'subscription.trial_will_end'),
+    ).toEqual([]);
+  });
+});
+
 describe('cancel at the period end', () => {
   it('stays active until the period paid for ends, can be undone, then cancels with no further charge', async () => {
     const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z');

@@ -282,6 +282,12 @@ describe('billing subs update | pause --resume-at | cancel --at-period-end | clo
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('--interval: interval "fortnight" must be one of');
     expect(bad.err).toContain('--anchor: anchor "soon" must be an ISO 8601 instant');
+    const trial = await run('subs', 'update', 'cli1', '--trial-end', 'soon');
+    expect(trial.code).toBe(2);
+    expect(trial.err).toContain('--trial-end: trial_end "soon" must be now or an ISO 8601 instant');
+    const noTrial = await run('subs', 'update', 'cli1', '--trial-end', 'now');
+    expect(noTrial.code).toBe(2);
+    expect(noTrial.err).toContain('--trial-end: this subscription has no trial');
 
     const cancel = await run('subs', 'cancel', 'cli1', '--at-period-end', '--json');
     expect(JSON.parse(cancel.out)).toMatchObject({ status: 'active', cancel_at_period_end: true });

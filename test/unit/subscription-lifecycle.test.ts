@@ -40,6 +40,8 @@ import { toSubscriptionView } from '../../src/subscriptions/view.ts';
 
 const DAY = 86_400_000;
 const ms = (iso: string) => Date.parse(iso);
+/** `sub()`'s creation instant. */
+const now0 = '2025-01-20T00:00:00Z';
 
 function sub(over: { trialEnd?: string; now?: string; testClock?: string } = {}): Subscription {
   const anchor = over.trialEnd ?? '2025-02-01T08:00:00Z';
@@ -108,6 +110,141 @@ describe('trials (rule 10)', () => {
     const late = applyScheduled(s, ms('2025-02-11T00:00:00Z'));
     expect(late.events).toEqual([]);
     expect(next(late).trial?.noticed).toBe(true);
+  });
+});
+
+describe('a new end of the trial (PATCH trial_end)', () => {
+  const end = '2025-02-10T10:00:00Z';
+  const refusal = (d: ReturnType<typeof changeSubscription>) =>
+    'refused' in d && d.refused === 'invalid' ? d.issues[0] : d;
+
+  it('moves period 0, the anchor and the notice with it; nothing is billed before the new end', () => {
+    const s = sub({ trialEnd: end });
+    const d = decided(changeSubscription(s, { trialEnd: '2025-02-17T10:00:00+01:00' }, ms(now0)));
+    const moved = next(d);
+    const newEnd = ms('2025-02-17T09:00:00Z');
+    expect(moved.trial).toEqual({ end: newEnd, noticeAt: newEnd - 3 * DAY, noticed: false });
+    expect(moved).toMatchObject({ nextPeriod: 0, nextPeriodStart: newEnd });
+    expect(moved.schedule.anchor).toBe('2025-02-17T09:00:00Z');
+    expect(dueScore(moved)).toBe(newEnd - 3 * DAY);
+    expect(d.events).toEqual([
+      expect.objectContaining({
+        type: 'subscription.updated',
+        data: expect.objectContaining({
+          changes: ['trial_end', 'anchor'],
+          previous: { trial_end: '2025-02-10T10:00:00.000Z', anchor: '2025-02-10T10:00:00Z' },
+        }),
+      }),
+    ]);
+    // The old end bills nothing; the new one bills period 0 under the new end's date.
+    expect(planBilling(moved, ms(end) + DAY, { catchUpMax: 12 }).kind).toBe('wait');
+    const billed = bill(next(applyScheduled(moved, newEnd)), newEnd);
+    expect(billed.nextPeriod).toBe(1);
+    expect(periodKey(billed, 0)).toBe('sub_s1_20250217');
+    expect(toSubscriptionView(moved).trial_end).toBe('2025-02-17T09:00:00.000Z');
+  });
+
+  it('a notice already sent is sent again for the new end, under a new id', () => {
+    const noticed = next(applyScheduled(sub({ trialEnd: end }), ms('2025-02-08T00:00:00Z')));
+    expect(noticed.trial?.noticed).toBe(true);
+    const at = ms('2025-02-09T00:00:00Z');
+    const moved = next(changeSubscription(noticed, { trialEnd: '2025-03-01T10:00:00Z' }, at));
+    expect(moved.trial).toMatchObject({ noticed: false, notices: 1 });
+    expect(dueScore(moved)).toBe(ms('2025-02-26T10:00:00Z'));
+    const again = applyScheduled(moved, ms('2025-02-26T10:00:00Z'));
+    expect(again.events).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_s1_trial_will_end_2',
+        data: expect.objectContaining({ trialEnd: ms('2025-03-01T10:00:00Z') }),
+      }),
+    ]);
+    // Moved once more after the second notice: the third has its own id.
+    const twice = next(
+      changeSubscription(
+        next(again),
+        { trialEnd: '2025-03-05T10:00:00Z' },
+        ms('2025-02-27T00:00:00Z'),
+      ),
+    );
+    expect(twice.trial).toMatchObject({ noticed: false, notices: 2 });
+    expect(applyScheduled(twice, ms('2025-03-02T10:00:00Z')).events[0]?.id).toBe(
+      'evt_sub_s1_trial_will_end_3',
+    );
+  });
+
+  it('a shorter trial whose notice time has passed gets its notice at the next tick', () => {
+    const s = sub({ trialEnd: end });
+    const at = ms('2025-02-05T00:00:00Z');
+    const moved = next(changeSubscription(s, { trialEnd: '2025-02-06T00:00:00Z' }, at));
+    expect(dueScore(moved)).toBeLessThanOrEqual(at);
+    expect(applyScheduled(moved, at).events[0]).toMatchObject({
+      id: 'evt_sub_s1_trial_will_end',
+      data: expect.objectContaining({ trialEnd: ms('2025-02-06T00:00:00Z') }),
+    });
+  });
+
+  it('now ends the trial now (to the second): billed at the next tick, no notice', () => {
+    const s = sub({ trialEnd: end });
+    const at = ms('2025-02-05T12:34:56.789Z');
+    const moved = next(changeSubscription(s, { trialEnd: 'now' }, at));
+    expect(moved.trial?.end).toBe(ms('2025-02-05T12:34:56Z'));
+    expect(moved.nextPeriodStart).toBe(ms('2025-02-05T12:34:56Z'));
+    expect(moved.schedule.anchor).toBe('2025-02-05T12:34:56Z');
+    const ticked = applyScheduled(moved, at);
+    expect(ticked.events).toEqual([]);
+    expect(next(ticked).trial?.noticed).toBe(true);
+    const billed = bill(next(ticked), at);
+    expect(billed.nextPeriod).toBe(1);
+    expect(periodKey(billed, 0)).toBe('sub_s1_20250205');
+  });
+
+  it('refuses a subscription without a trial, a trial that ended, a past end and another anchor', () => {
+    const at = ms(now0);
+    expect(refusal(changeSubscription(sub(), { trialEnd: 'now' }, at))).toMatchObject({
+      field: 'trial_end',
+      message: expect.stringContaining('has no trial'),
+    });
+    const s = sub({ trialEnd: end });
+    expect(refusal(changeSubscription(s, { trialEnd: 'now' }, ms(end)))).toMatchObject({
+      field: 'trial_end',
+      message: expect.stringContaining('the trial ended at 2025-02-10T10:00:00.000Z'),
+    });
+    expect(refusal(changeSubscription(s, { trialEnd: '2025-01-19T00:00:00Z' }, at))).toMatchObject({
+      field: 'trial_end',
+      message: expect.stringContaining('must not be before'),
+    });
+    expect(
+      refusal(
+        changeSubscription(
+          s,
+          { trialEnd: '2025-02-12T00:00:00Z', anchor: '2025-02-13T00:00:00Z' },
+          at,
+        ),
+      ),
+    ).toMatchObject({ field: 'anchor' });
+    // The same instant as anchor is accepted; the same end as now is no change.
+    expect(
+      next(
+        changeSubscription(
+          s,
+          { trialEnd: '2025-02-12T00:00:00Z', anchor: '2025-02-12T01:00:00+01:00' },
+          at,
+        ),
+      ).nextPeriodStart,
+    ).toBe(ms('2025-02-12T00:00:00Z'));
+    expect(changeSubscription(s, { trialEnd: end }, at)).toEqual({ events: [], retries: [] });
+    const claimed = { ...s, claim: { token: 'x', from: 0, next: 1, until: at + 1_000 } };
+    expect(changeSubscription(claimed, { trialEnd: 'now' }, at)).toEqual({ refused: 'busy' });
+  });
+
+  it('a paused trial moves too; the interval may change with it', () => {
+    const s = next(pauseSubscription(sub({ trialEnd: end }), ms(now0)));
+    const moved = next(
+      changeSubscription(s, { trialEnd: '2025-02-20T10:00:00Z', interval: 'month' }, ms(now0)),
+    );
+    expect(moved.status).toBe('paused');
+    expect(moved.schedule).toMatchObject({ anchor: '2025-02-20T10:00:00Z', interval: 'month' });
+    expect(moved.nextPeriodStart).toBe(ms('2025-02-20T10:00:00Z'));
   });
 });
 

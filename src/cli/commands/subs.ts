@@ -216,7 +216,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
 
   subs
     .command('update <id>')
-    .description('change amount, currency, card, schedule or metadata from the next period')
+    .description("change amount, currency, card, schedule, metadata or the trial's end")
     .option('--amount <major>', 'amount in major units, e.g. 1500.50 (from the next charge)')
     .option('--currency <code>', 'NGN, USD, GBP or EUR, with --amount; only between periods')
     .option('--card-token-file <file>', "read the new card token from a file ('-': stdin)")
@@ -227,6 +227,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
     .option('--unset-meta <key...>', 'remove metadata keys')
     .option('--cancel-at-period-end', 'cancel when the period paid for ends')
     .option('--keep', 'undo --cancel-at-period-end: keep billing')
+    .option('--trial-end <instant>', "new end of the trial, during it ('now': end it now)")
     .action(async (id: string, flags: UpdateFlags) => {
       const body = await patchBody(flags);
       await withApp(ctx, async (app) => {
@@ -252,6 +253,7 @@ const FLAG_OF: Record<string, string> = {
   anchor: '--anchor',
   metadata: '--meta',
   cancel_at_period_end: '--cancel-at-period-end',
+  trial_end: '--trial-end',
   resume_at: '--resume-at',
   at_period_end: '--at-period-end',
 };
@@ -320,6 +322,7 @@ interface UpdateFlags {
   unsetMeta?: string[];
   cancelAtPeriodEnd?: boolean;
   keep?: boolean;
+  trialEnd?: string;
 }
 
 async function readToken(file: string): Promise<string> {
@@ -362,6 +365,7 @@ async function patchBody(flags: UpdateFlags): Promise<Record<string, unknown>> {
     ...(Object.keys(metadata).length > 0 ? { metadata } : {}),
     ...(flags.cancelAtPeriodEnd === true ? { cancel_at_period_end: true } : {}),
     ...(flags.keep === true ? { cancel_at_period_end: false } : {}),
+    ...(flags.trialEnd !== undefined ? { trial_end: flags.trialEnd } : {}),
   };
 }
 
