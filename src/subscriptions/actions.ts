@@ -10,6 +10,7 @@ import {
   NOTHING,
   retryOf,
   subscriptionEvent,
+  type CancelReason,
   type Decision,
   type Subscription,
 } from './record.ts';
@@ -149,11 +150,12 @@ export function cancelSubscription(
   return cancelNow(sub, now, { atPeriodEnd: false });
 }
 
-/** Cancels at `now` (reason `requested`); `extra` goes into `subscription.canceled`. */
+/** Cancels at `now` (reason `requested` unless said); `extra` goes into `subscription.canceled`. */
 export function cancelNow(
   sub: Subscription,
   now: number,
   extra: { atPeriodEnd: boolean },
+  reason: CancelReason = 'requested',
 ): Decision {
   if (sub.status === 'canceled') return NOTHING;
   const { claim: _dropped, cancelAtPeriodEnd: _done, resumeAt: _none, ...rest } = sub;
@@ -162,13 +164,13 @@ export function cancelNow(
     updatedAt: now,
     status: 'canceled',
     canceledAt: now,
-    cancelReason: 'requested',
+    cancelReason: reason,
     dunning: [],
     openCharges: [],
   };
   return {
     next,
-    events: [canceledEvent(sub, now, { reason: 'requested', ...extra })],
+    events: [canceledEvent(sub, now, { reason, ...extra })],
     retries: [],
   };
 }

@@ -1,12 +1,13 @@
 /**
  * Test clock management (test mode only; test-clocks.ts), shared by HTTP (`/test-clocks`) and
- * the CLI (`billing subs clock …`): create a clock, read it, start advancing it. The caller checks
+ * the CLI (`billing subs clock …`): create a clock, read it, start advancing it, delete it. The caller checks
  * test mode (`SubscriptionServiceDeps.testMode`) before calling.
  */
 import { randomBytes } from 'node:crypto';
 import type { FieldIssue } from '../input/record.ts';
 import { instantMs } from './calendar.ts';
 import { enqueueClockStep } from './jobs.ts';
+import { cancelOnDeletedClock } from './manage.ts';
 import type { SubscriptionServiceDeps } from './service-deps.ts';
 import { CLOCK_ID, newClock, startAdvance, type TestClock } from './test-clocks.ts';
 
@@ -102,4 +103,49 @@ export async function advanceTestClock(
   }
   const current = await deps.subs.clocks.get(id);
   return current ? { status: 'advancing', clock: current.clock } : { status: 'not_found' };
+}
+
+export type DeleteClockResult =
+  | { status: 'deleted'; id: string; canceled: string[] }
+  | { status: 'not_found' }
+  | { status: 'advancing'; clock: TestClock };
+
+/**
+ * Deletes a ready clock: cancels each of its subscriptions at the clock's time (reason
+ * `test_clock_deleted`, `subscription.canceled`), then deletes the clock and its indexes in one
+ * step that checks nothing changed meanwhile (the clock's version: an advance started; its member
+ * count: a subscription created on it), else does it again. The subscriptions stay, canceled:
+ * their ids name charges that exist, so they are never freed for another subscription. A call
+ * that dies partway leaves the clock with some subscriptions canceled; calling again finishes.
+ * `canceled`: the subscriptions this call canceled.
+ */
+export async function deleteTestClock(
+  deps: SubscriptionServiceDeps,
+  id: string,
+): Promise<DeleteClockResult> {
+  const canceled: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const found = CLOCK_ID.test(id) ? await deps.subs.clocks.get(id) : undefined;
+    if (!found) return i === 0 ? { status: 'not_found' } : { status: 'deleted', id, canceled };
+    if (found.clock.status === 'advancing') return { status: 'advancing', clock: found.clock };
+    const members = await deps.subs.clocks.members(id);
+    for (const sub of members) {
+      const r = await cancelOnDeletedClock(deps, sub);
+      if (r === 'advancing') return { status: 'advancing', clock: found.clock };
+      if (r === 'canceled') canceled.push(sub);
+    }
+    const removed = await deps.subs.clocks.remove(id, found.version, members.length);
+    if (removed === 'changed') continue;
+    deps.logger.info(
+      { clock: id, members: members.length, canceled: canceled.length },
+      'test clock deleted',
+    );
+    return { status: 'deleted', id, canceled };
+  }
+  const current = await deps.subs.clocks.get(id);
+  if (!current) return { status: 'deleted', id, canceled };
+  if (current.clock.status === 'advancing') return { status: 'advancing', clock: current.clock };
+  throw new Error(
+    `test clock ${id} kept changing while it was being deleted (subscriptions created on it): delete it again`,
+  );
 }

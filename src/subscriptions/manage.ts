@@ -8,6 +8,7 @@
  * advancing (the result would depend on how far it got).
  */
 import {
+  cancelNow,
   cancelSubscription,
   pauseSubscription,
   resumeSubscription,
@@ -160,6 +161,22 @@ export async function applyAction(
         );
       return res;
   }
+}
+
+/**
+ * Cancels a subscription of a test clock being deleted (clocks-service.ts `deleteTestClock`): at
+ * the clock's time, reason `test_clock_deleted`, after any charge being created is finished (as
+ * every action). `already`: it was canceled before; `advancing`: its clock started advancing.
+ */
+export async function cancelOnDeletedClock(
+  deps: SubscriptionServiceDeps,
+  id: string,
+): Promise<'canceled' | 'already' | 'not_found' | 'advancing'> {
+  const res = await mutateAt<ActionRefusal>(deps, id, (sub, now) =>
+    cancelNow(sub, now, { atPeriodEnd: false }, 'test_clock_deleted'),
+  );
+  if (res.status === 'not_found' || res.status === 'advancing') return res.status;
+  return res.status === 'ok' && res.changed ? 'canceled' : 'already';
 }
 
 /** Why a change is refused in the subscription's state (HTTP 409, CLI exit 1). */

@@ -15,6 +15,17 @@ export class SubscriptionContentionError extends Error {
   }
 }
 
+/**
+ * A subscription was to be created under a test clock that was deleted after the caller read it
+ * (the store's create refuses it in the same step as the write: nothing was stored).
+ */
+export class TestClockGoneError extends Error {
+  constructor(readonly clockId: string) {
+    super(`test_clock "${clockId}" does not exist`);
+    this.name = 'TestClockGoneError';
+  }
+}
+
 /** A record and the version it was read at, for compare-and-set. */
 export interface Versioned {
   sub: Subscription;
@@ -107,4 +118,13 @@ export interface TestClockStore {
   advancing(limit: number): Promise<string[]>;
   /** Ids of the subscriptions created under the clock. */
   members(id: string): Promise<string[]>;
+  /**
+   * Deletes the clock and its indexes if it is still at `expectVersion` and has exactly
+   * `memberCount` subscriptions: `deleted`, `changed` (read it again), or `gone` (no such clock).
+   */
+  remove(
+    id: string,
+    expectVersion: number,
+    memberCount: number,
+  ): Promise<'deleted' | 'changed' | 'gone'>;
 }

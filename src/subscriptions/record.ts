@@ -111,7 +111,7 @@ export {
 export const SUBSCRIPTION_STATUSES = ['active', 'past_due', 'paused', 'canceled'] as const;
 export type SubscriptionStatus = (typeof SUBSCRIPTION_STATUSES)[number];
 
-export const CANCEL_REASONS = ['requested', 'dunning_exhausted'] as const;
+export const CANCEL_REASONS = ['requested', 'dunning_exhausted', 'test_clock_deleted'] as const;
 export type CancelReason = (typeof CANCEL_REASONS)[number];
 
 /** A subscription as stored. The card token is only ever held sealed (AES-256-GCM). */

@@ -22,6 +22,7 @@ import {
   type SubscriptionInput,
 } from './import.ts';
 import { createdEvent } from './lifecycle.ts';
+import { TestClockGoneError } from './ports.ts';
 import {
   createSubscription,
   type NewSubscription,
@@ -152,7 +153,15 @@ export async function createSubscriptionFromBody(
   if (!time || 'advancing' in time) return { status: 'clock_advancing' };
   if ('issue' in time) return { status: 'invalid', issues: [time.issue] };
   const fresh = createSubscription(toNew(deps, parsed.input), time.now);
-  const res = await deps.subs.create(fresh, [createdEvent(fresh)]);
+  let res: Awaited<ReturnType<typeof deps.subs.create>>;
+  try {
+    res = await deps.subs.create(fresh, [createdEvent(fresh)]);
+  } catch (err) {
+    // Its clock was deleted since it was read: nothing was stored.
+    if (err instanceof TestClockGoneError)
+      return { status: 'invalid', issues: [{ field: 'test_clock', message: err.message }] };
+    throw err;
+  }
   if (res.created) {
     logCreated(deps.logger, res.sub);
     return { status: 'created', subscription: res.sub };
@@ -237,7 +246,19 @@ export async function importSubscriptions(
     else toCreate.push(createSubscription(toNew(deps, input), time.now));
   });
   if (errors.length > 0) return { ok: false, errors };
-  const created = await deps.subs.createMany(toCreate, (sub) => [createdEvent(sub)]);
+  let created: boolean[];
+  try {
+    created = await deps.subs.createMany(toCreate, (sub) => [createdEvent(sub)]);
+  } catch (err) {
+    // A clock deleted while the file was imported: the rows on it were not created; others
+    // may have been (importing again creates the rest).
+    if (err instanceof TestClockGoneError)
+      return {
+        ok: false,
+        errors: [{ column: 'test_clock', message: `${err.message} (deleted during the import)` }],
+      };
+    throw err;
+  }
   const createdIds: string[] = [];
   toCreate.forEach((sub, i) => {
     if (created[i]) {

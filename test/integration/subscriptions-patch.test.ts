@@ -211,6 +211,7 @@ describe('test clocks outside test mode', () => {
         '/test-clocks/clock_000000000000000000000000/advance',
         { to: '2025-02-01T00:00:00Z' },
       ],
+      ['DELETE', '/test-clocks/clock_000000000000000000000000', undefined],
     ] as const) {
       const res = await live(method, url, payload);
       expect(res.statusCode).toBe(403);

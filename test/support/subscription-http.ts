@@ -27,7 +27,11 @@ export async function closeOpened(): Promise<void> {
 export interface Ctx {
   sandbox: Sandbox;
   h: SubsHarness;
-  call: (method: 'GET' | 'POST' | 'PATCH', url: string, payload?: object) => Promise<Res>;
+  call: (
+    method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+    url: string,
+    payload?: object,
+  ) => Promise<Res>;
 }
 export interface Res {
   statusCode: number;

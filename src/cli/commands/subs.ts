@@ -3,7 +3,7 @@
  * from this one file, with the flag parsing each needs.)
  *
  * `billing subs import <file.csv> | list | show <id> | update <id> | pause|resume|cancel <id> |
- * clock create|show|advance` (docs/product.md §3, docs/subscriptions.md): the same service as
+ * clock create|show|advance|delete` (docs/product.md §3, docs/subscriptions.md): the same service as
  * `/subscriptions` and `/test-clocks`. Invalid input exits 2 with the file, line and column of
  * every problem, or the flag it came from.
  */
@@ -13,6 +13,7 @@ import type { FieldIssue } from '../../input/record.ts';
 import {
   advanceTestClock,
   createTestClock,
+  deleteTestClock,
   getTestClock,
   toClockView,
 } from '../../subscriptions/clocks-service.ts';
@@ -383,7 +384,7 @@ async function printChanged(
   });
 }
 
-/** `billing subs clock create|show|advance` (test mode only). */
+/** `billing subs clock create|show|advance|delete` (test mode only). */
 function registerClockCommands(subs: Command, ctx: CliContext): void {
   const clock = subs
     .command('clock')
@@ -450,6 +451,28 @@ function registerClockCommands(subs: Command, ctx: CliContext): void {
           });
         if (res.status === 'invalid') throw invalidInput([res.issue]);
         print(toClockView(res.clock));
+      });
+    });
+
+  clock
+    .command('delete <id>')
+    .description('delete a ready clock; its subscriptions are canceled (and kept)')
+    .action(async (id: string) => {
+      await inTestMode(async (deps) => {
+        const res = await deleteTestClock(deps, id);
+        if (res.status === 'not_found') throw notFound(`no test clock "${id}"`);
+        if (res.status === 'advancing')
+          throw new CliError(`test clock "${id}" is advancing; try again once it is ready`, {
+            code: 'test_clock_advancing',
+          });
+        const view = { id: res.id, deleted: true, canceled_subscriptions: res.canceled };
+        ctx
+          .out()
+          .result(
+            view,
+            () =>
+              `${res.id}  deleted  ${res.canceled.length} subscription(s) canceled${res.canceled.length > 0 ? `: ${res.canceled.join(', ')}` : ''}`,
+          );
       });
     });
 }

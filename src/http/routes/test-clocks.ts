@@ -1,7 +1,7 @@
 /**
  * Test clocks over HTTP (test mode only; docs/subscriptions.md "Test clocks"): `POST
  * /test-clocks` `{ frozen_time, name? }`, `POST /test-clocks/:id/advance` `{ to }`, `GET
- * /test-clocks/:id`. In live mode (a secret key that is not `sk_test_`) every route answers 403
+ * /test-clocks/:id`, `DELETE /test-clocks/:id`. In live mode (a secret key that is not `sk_test_`) every route answers 403
  * `test_mode_only`. Covered by the access policy like every route (http/auth.ts).
  */
 import type { FastifyInstance, FastifyReply } from 'fastify';
@@ -9,6 +9,7 @@ import { z } from 'zod';
 import {
   advanceTestClock,
   createTestClock,
+  deleteTestClock,
   getTestClock,
   toClockView,
 } from '../../subscriptions/clocks-service.ts';
@@ -50,6 +51,30 @@ const clockViewSchema = z
     created_at: z.iso.datetime(),
   })
   .meta({ id: 'TestClock' });
+
+/** What deleting a clock answers. */
+const deletedSchema = z
+  .object({
+    id: z.string(),
+    object: z.literal('test_clock'),
+    deleted: z.literal(true),
+    canceled_subscriptions: z
+      .array(z.string())
+      .describe('the subscriptions this request canceled (reason test_clock_deleted)'),
+  })
+  .meta({ id: 'DeletedTestClock' });
+
+/** 409 while the clock advances (advance and delete wait for it to be ready). */
+function advancing(reply: FastifyReply, id: string, what: string) {
+  return reply
+    .code(409)
+    .send(
+      apiError(
+        'test_clock_advancing',
+        `test clock ${id} is advancing; ${what} it again once it is ready`,
+      ),
+    );
+}
 
 const clockId = idParam('id', 'the test clock id');
 const TAGS = ['test clocks'];
@@ -125,20 +150,42 @@ export function registerTestClockRoutes(app: FastifyInstance, deps: Subscription
         case 'not_found':
           return notFound(reply, req.params.id);
         case 'advancing':
-          return reply
-            .code(409)
-            .send(
-              apiError(
-                'test_clock_advancing',
-                `test clock ${req.params.id} is advancing; advance it again once it is ready`,
-              ),
-            );
+          return advancing(reply, req.params.id, 'advance');
         case 'invalid':
           return reply
             .code(422)
             .send(apiError('invalid_test_clock', 'the advance is invalid', [res.issue]));
         case 'ok':
           return reply.code(202).send(toClockView(res.clock));
+      }
+    },
+  );
+  app.delete<{ Params: { id: string } }>(
+    '/test-clocks/:id',
+    {
+      schema: {
+        tags: TAGS,
+        summary:
+          'Delete a ready test clock: its subscriptions are canceled (reason test_clock_deleted) and kept (test mode only)',
+        params: clockId,
+        response: { 200: deletedSchema, ...errorResponses(403, 404, 409) },
+      },
+    },
+    async (req, reply) => {
+      if (!deps.testMode) return liveMode(reply);
+      const res = await deleteTestClock(deps, req.params.id);
+      switch (res.status) {
+        case 'not_found':
+          return notFound(reply, req.params.id);
+        case 'advancing':
+          return advancing(reply, req.params.id, 'delete');
+        case 'deleted':
+          return {
+            id: res.id,
+            object: 'test_clock' as const,
+            deleted: true as const,
+            canceled_subscriptions: res.canceled,
+          };
       }
     },
   );

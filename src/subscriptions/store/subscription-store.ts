@@ -22,6 +22,7 @@ import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import {
   SubscriptionContentionError,
+  TestClockGoneError,
   type MutateResult,
   type SubscriptionStore,
   type Versioned,
@@ -38,7 +39,8 @@ const EVENTS_MAX_LEN = 1_000_000;
 /**
  * KEYS: 1 record hash, 2 due index (the deployment's, or its test clock's), 3 all index,
  * 4 events stream, 5 its test clock's members (else the all index again), 6 the ids by their
- * lower-case form, 7 the marker that 6 holds every stored id.
+ * lower-case form, 7 the marker that 6 holds every stored id, 8 its test clock's hash (else the
+ * all index again).
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
  * 7 '1' when KEYS[5] is a test clock's members, 9 the id in lower case,
@@ -50,10 +52,12 @@ const EVENTS_MAX_LEN = 1_000_000;
  * Returns {1, new version} or {0, current version ('0' when missing)}; on a create, {2, the
  * stored id} when another id is this one in another case (ids are one id ignoring case: two
  * would bill one customer twice), and {3, ''} while the lower-case index is not built yet
- * (`ensureFoldedIds` builds it, once per deployment).
+ * (`ensureFoldedIds` builds it, once per deployment), and {4, ''} on a create under a test clock
+ * that no longer exists (deleted since the caller read it: clocks-service.ts `deleteTestClock`
+ * counts the members it canceled, and a member added after would live on no clock).
  */
 /** How many keys SAVE_SUBSCRIPTION takes. */
-const SAVE_KEYS = 7;
+const SAVE_KEYS = 8;
 
 export const SAVE_SUBSCRIPTION = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
@@ -62,6 +66,7 @@ if v and cur[2] == ARGV[8] then return {1, v} end
 if ARGV[2] == '0' then
   if v then return {0, v} end
   if redis.call('EXISTS', KEYS[7]) == 0 then return {3, ''} end
+  if ARGV[7] == '1' and redis.call('EXISTS', KEYS[8]) == 0 then return {4, ''} end
   local other = redis.call('HGET', KEYS[6], ARGV[9])
   if other and other ~= ARGV[1] then return {2, other} end
 elseif v ~= ARGV[2] then
@@ -145,6 +150,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       clock === undefined ? this.k.all() : this.k.clockSubs(clock),
       this.k.foldedIds(),
       this.k.foldedIdsBuilt(),
+      clock === undefined ? this.k.all() : this.k.clock(clock),
       sub.id,
       String(expectVersion),
       JSON.stringify(sub),
@@ -248,9 +254,10 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       res = [...res];
       again.forEach((i, j) => (res[i] = rerun[j]!));
     }
-    return res.map(([err, value]) => {
+    return res.map(([err, value], i) => {
       if (err) throw err;
       const [ok, version] = value as [number, string];
+      if (ok === 4) throw new TestClockGoneError(items[i]!.sub.testClock ?? '');
       return ok === 1 ? Number(version) : undefined;
     });
   }
@@ -262,6 +269,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   ): Promise<{ created: boolean } & Versioned> {
     const [ok, value] = await this.runSave(this.saveArgs(sub, 0, events));
     if (ok === 1) return { created: true, sub, version: Number(value) };
+    if (ok === 4) throw new TestClockGoneError(sub.testClock ?? '');
     // {2, other}: the id is a stored one in another case; that one is what is stored.
     const existing = await this.get(ok === 2 ? value : sub.id);
     if (!existing) throw new Error(`subscription ${sub.id} vanished after create`);

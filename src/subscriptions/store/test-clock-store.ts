@@ -17,6 +17,7 @@ import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 export interface ClockKeys {
   clock: (id: string) => string;
   clockSubs: (id: string) => string;
+  clockDue: (id: string) => string;
   advancingClocks: () => string;
 }
 
@@ -45,6 +46,22 @@ local nv = tostring((tonumber(v) or 0) + 1)
 redis.call('HSET', KEYS[1], 'doc', ARGV[3], 'version', nv, 'lastSave', ARGV[5])
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[2], 0, ARGV[1]) else redis.call('ZREM', KEYS[2], ARGV[1]) end
 return {1, nv}
+`);
+
+/**
+ * KEYS: 1 clock hash, 2 its members, 3 its due index, 4 advancing set. ARGV: 1 id, 2 expected
+ * version, 3 expected member count. Deletes the clock and its indexes if it is at that version
+ * with that many members (a subscription created since, or an advance started, is `changed`).
+ * Returns 1 deleted, 0 changed, 2 no such clock (also what a resent call finds after the first).
+ */
+export const REMOVE_CLOCK = new LuaScript(`
+local v = redis.call('HGET', KEYS[1], 'version')
+if not v then return 2 end
+if v ~= ARGV[2] then return 0 end
+if redis.call('ZCARD', KEYS[2]) ~= tonumber(ARGV[3]) then return 0 end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 1
 `);
 
 function parse(doc: string | null | undefined, version: string | null | undefined) {
@@ -95,5 +112,24 @@ export class RedisTestClockStore implements TestClockStore {
 
   members(id: string): Promise<string[]> {
     return this.redis.zrange(this.k.clockSubs(id), '0', '-1');
+  }
+
+  async remove(
+    id: string,
+    expectVersion: number,
+    memberCount: number,
+  ): Promise<'deleted' | 'changed' | 'gone'> {
+    const r = (await REMOVE_CLOCK.run(
+      this.redis,
+      4,
+      this.k.clock(id),
+      this.k.clockSubs(id),
+      this.k.clockDue(id),
+      this.k.advancingClocks(),
+      id,
+      String(expectVersion),
+      String(memberCount),
+    )) as number;
+    return r === 1 ? 'deleted' : r === 2 ? 'gone' : 'changed';
   }
 }
