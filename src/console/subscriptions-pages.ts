@@ -1,7 +1,7 @@
 /**
  * Subscriptions (`/console/subscriptions`): the list by status, and one subscription's status,
- * next charge, billed periods and recent charges, dunning, with pause / resume / cancel as forms
- * calling the service of `POST /subscriptions/:id/{pause,resume,cancel}` (subscriptions/manage.ts,
+ * next charge, billed periods and recent charges, dunning, with pause / resume / cancel / retry as
+ * forms calling the service of `POST /subscriptions/:id/{pause,resume,cancel,retry}` (subscriptions/manage.ts,
  * bodies checked by subscriptions/patch-input.ts as the HTTP route checks them).
  */
 import { withoutCardNumbers } from '../kernel/card-number.ts';
@@ -10,8 +10,10 @@ import { z } from 'zod';
 import { parseCancelBody, parsePauseBody } from '../subscriptions/patch-input.ts';
 import { SUBSCRIPTION_STATUSES } from '../subscriptions/record.ts';
 import {
+  actionRefusalMessage,
   applyAction,
   listSubscriptions,
+  PAST,
   showSubscription,
   type ActionName,
   type ActionOptions,
@@ -22,7 +24,8 @@ import { HIDDEN, type ConsoleKit } from './kit.ts';
 import { csrfField, page, type PageContext } from './layout.ts';
 import { CONSOLE_PATH } from './paths.ts';
 
-const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel'];
+const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel', 'retry'];
+const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const listForm = z.object({
   status: z.enum(SUBSCRIPTION_STATUSES).optional().catch(undefined),
   cursor: z.string().max(200).optional().catch(undefined),
@@ -48,6 +51,13 @@ function forms(ctx: PageContext, s: SubscriptionView): Html {
         : html`<form class="action" method="post" action="${base}/resume">
             ${csrfField(ctx)}<button type="submit">Resume</button>
           </form>`
+    }
+    ${
+      s.dunning.length > 0 && s.status !== 'paused'
+        ? html`<form class="action" method="post" action="${base}/retry">
+            ${csrfField(ctx)}<button type="submit">Retry the failed renewal now</button>
+          </form>`
+        : ''
     }
     <form class="action" method="post" action="${base}/cancel">
       ${csrfField(ctx)}
@@ -322,15 +332,12 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
           case 'refused':
             return kit.done(reply, back, {
               kind: 'error',
-              text:
-                res.code === 'test_clock_advancing'
-                  ? `Subscription ${id} lives on a test clock that is advancing; try again once it is ready.`
-                  : `Subscription ${id} is canceled; it cannot be ${action}d.`,
+              text: `${capitalized(actionRefusalMessage(id, action, res.code))}.`,
             });
           case 'ok':
             return kit.done(reply, back, {
               kind: 'ok',
-              text: `Subscription ${id} ${res.changed ? `${action}d` : `unchanged (already ${res.subscription.status})`}; status ${res.subscription.status}.`,
+              text: `Subscription ${id} ${res.changed ? PAST[action] : `unchanged (${action === 'retry' ? 'its retry is already due' : `already ${res.subscription.status}`})`}; status ${res.subscription.status}.`,
             });
         }
       },

@@ -15,8 +15,15 @@ import {
   type Subscription,
 } from './record.ts';
 
-/** Why a management action was refused: the subscription is canceled, or the input is wrong. */
-export type ActionRefusal = { refused: 'canceled' } | { refused: 'invalid'; issues: FieldIssue[] };
+/**
+ * Why a management action was refused: the subscription is canceled, paused (a retry), has no
+ * failed renewal to retry, or the input is wrong.
+ */
+export type ActionRefusal =
+  | { refused: 'canceled' }
+  | { refused: 'paused' }
+  | { refused: 'nothing_to_retry' }
+  | { refused: 'invalid'; issues: FieldIssue[] };
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
@@ -203,4 +210,39 @@ export function scheduleCancel(sub: Subscription, now: number, on: boolean): Dec
 /** Whether a management decision was refused. */
 export function isRefusal(d: Decision | ActionRefusal): d is ActionRefusal {
   return 'refused' in d;
+}
+
+/**
+ * Retry now (`POST /subscriptions/:id/retry`): each period in dunning whose next retry is still
+ * ahead is due `now` instead (a customer gave a new card, say), and its retry job is enqueued at
+ * once. The retry itself is the dunning job's, with every check it makes (rule 9, dunning.ts: a
+ * new attempt only after the gateway said the previous one failed), so this opens nothing and
+ * moves no money by itself; a retry already due or being opened is left as it is (no change).
+ * As a resume does, it bumps the resume count, so the jobs get fresh ids (the old delayed ones
+ * find their step done or opened and do nothing), and marks the record (`rearmDunning`) so the
+ * tick adds them if this process dies before it does. If the retry fails, the next one keeps
+ * its gap after it (rule 6). Refused when canceled, paused (resume first) or not in dunning.
+ */
+export function retryNow(sub: Subscription, now: number): Decision | ActionRefusal {
+  if (sub.status === 'canceled') return { refused: 'canceled' };
+  if (sub.status === 'paused') return { refused: 'paused' };
+  if (sub.dunning.length === 0) return { refused: 'nothing_to_retry' };
+  const ahead = sub.dunning.filter((d) => d.opening === undefined && d.dueAt > now);
+  const first = ahead[0];
+  if (first === undefined) return NOTHING;
+  const next: Subscription = {
+    ...sub,
+    updatedAt: now,
+    updates: sub.updates + 1,
+    resumes: sub.resumes + 1,
+    rearmDunning: true,
+    dunning: sub.dunning.map((d) => (ahead.includes(d) ? { ...d, dueAt: now } : d)),
+  };
+  return {
+    next,
+    events: [
+      updatedEvent(next, now, ['retry_at'], { retry_at: iso(first.dueAt) }, { retryAt: now }),
+    ],
+    retries: next.dunning.map((d) => retryOf(next, d)),
+  };
 }

@@ -12,19 +12,20 @@ import {
   cancelSubscription,
   pauseSubscription,
   resumeSubscription,
+  retryNow,
   type ActionRefusal,
 } from './actions.ts';
 import { changeSubscription, type ChangeRefusal } from './changes.ts';
 import type { FieldIssue } from '../input/record.ts';
 import { afterFinished, finishInFlight, hasInFlight, type Finished } from './in-flight.ts';
-import { enqueueDunningRetries } from './jobs.ts';
+import { enqueueDunningNow, enqueueDunningRetries } from './jobs.ts';
 import { applyScheduled } from './lifecycle.ts';
 import { parseSubscriptionPatch } from './patch-input.ts';
 import { SubscriptionContentionError } from './ports.ts';
-import type { Decision, Subscription } from './record.ts';
+import { retryOf, type Decision, type Subscription } from './record.ts';
 import type { SubscriptionServiceDeps } from './service-deps.ts';
 
-export type ActionName = 'pause' | 'resume' | 'cancel';
+export type ActionName = 'pause' | 'resume' | 'cancel' | 'retry';
 
 /** What an action takes besides its name (validated: patch-input.ts). */
 export interface ActionOptions {
@@ -40,7 +41,7 @@ export type ActionResult =
   | { status: 'invalid'; issues: FieldIssue[] }
   | {
       status: 'refused';
-      code: Extract<Refusal, 'canceled' | 'test_clock_advancing'>;
+      code: Extract<Refusal, 'canceled' | 'paused' | 'nothing_to_retry' | 'test_clock_advancing'>;
       subscription: Subscription;
     };
 
@@ -118,12 +119,19 @@ async function mutateAt<R extends { refused: string }>(
   throw new SubscriptionContentionError(id);
 }
 
-const PAST = { pause: 'paused', resume: 'resumed', cancel: 'canceled' } as const;
+/** Each action's past tense, for the answers that say it was done or cannot be. */
+export const PAST: Readonly<Record<ActionName, string>> = {
+  pause: 'paused',
+  resume: 'resumed',
+  cancel: 'canceled',
+  retry: 'retried',
+};
 
 /**
- * Pauses (optionally until `resumeAt`), resumes or cancels (optionally at the period's end):
- * rules 8 and 12, actions.ts. Repeating an action changes nothing; pausing or resuming a
- * canceled subscription is refused.
+ * Pauses (optionally until `resumeAt`), resumes, cancels (optionally at the period's end) or
+ * retries a failed renewal now: rules 8 and 12, actions.ts. Repeating an action changes nothing;
+ * pausing, resuming or retrying a canceled subscription is refused, and so is retrying a paused
+ * one or one with no failed renewal.
  */
 export async function applyAction(
   deps: SubscriptionServiceDeps,
@@ -136,7 +144,9 @@ export async function applyAction(
       ? pauseSubscription(sub, now, opts.resumeAt !== undefined ? { resumeAt: opts.resumeAt } : {})
       : action === 'resume'
         ? resumeSubscription(sub, now)
-        : cancelSubscription(sub, now, opts.atPeriodEnd === true ? { atPeriodEnd: true } : {});
+        : action === 'retry'
+          ? retryNow(sub, now)
+          : cancelSubscription(sub, now, opts.atPeriodEnd === true ? { atPeriodEnd: true } : {});
   const res = await mutateAt(deps, id, decide);
   switch (res.status) {
     case 'not_found':
@@ -146,8 +156,17 @@ export async function applyAction(
     case 'refused':
       return res.refusal.refused === 'invalid'
         ? { status: 'invalid', issues: res.refusal.issues }
-        : { status: 'refused', code: 'canceled', subscription: res.subscription };
+        : { status: 'refused', code: res.refusal.refused, subscription: res.subscription };
     case 'ok':
+      // A test clock's retries are run by its clock when its time reaches them (jobs.ts); a
+      // retry asked for now runs now, at the clock's time.
+      if (res.changed && action === 'retry' && res.subscription.testClock !== undefined) {
+        const due = res.subscription;
+        await enqueueDunningNow(
+          deps.dispatcher,
+          due.dunning.filter((d) => d.dueAt <= due.updatedAt).map((d) => retryOf(due, d)),
+        );
+      }
       if (res.changed)
         deps.logger.info(
           {
@@ -179,8 +198,9 @@ export async function cancelOnDeletedClock(
   return res.status === 'ok' && res.changed ? 'canceled' : 'already';
 }
 
-/** Why a change is refused in the subscription's state (HTTP 409, CLI exit 1). */
-export type Refusal = 'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing';
+/** Why a change or action is refused in the subscription's state (HTTP 409, CLI exit 1). */
+export type Refusal =
+  'canceled' | 'charge_open' | 'busy' | 'test_clock_advancing' | 'paused' | 'nothing_to_retry';
 
 /** The API's error code of each refusal: the HTTP answer's and the CLI's `--json` error. */
 export const REFUSAL_ERROR_CODE: Readonly<Record<Refusal, string>> = {
@@ -188,7 +208,27 @@ export const REFUSAL_ERROR_CODE: Readonly<Record<Refusal, string>> = {
   charge_open: 'charge_open',
   busy: 'subscription_busy',
   test_clock_advancing: 'test_clock_advancing',
+  paused: 'subscription_paused',
+  nothing_to_retry: 'nothing_to_retry',
 };
+
+/** What an action's refusal says (HTTP `error.message`, the console's flash). */
+export function actionRefusalMessage(
+  id: string,
+  action: ActionName,
+  code: Extract<Refusal, 'canceled' | 'paused' | 'nothing_to_retry' | 'test_clock_advancing'>,
+): string {
+  switch (code) {
+    case 'canceled':
+      return `subscription ${id} is canceled; it cannot be ${PAST[action]}`;
+    case 'paused':
+      return `subscription ${id} is paused: resume it first (a paused subscription runs no retries)`;
+    case 'nothing_to_retry':
+      return `subscription ${id} has no failed renewal to retry (it is in no dunning)`;
+    case 'test_clock_advancing':
+      return `subscription ${id} lives on a test clock that is advancing; try again once it is ready`;
+  }
+}
 
 export type PatchResult =
   | { status: 'ok'; changed: boolean; subscription: Subscription }

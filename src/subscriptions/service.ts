@@ -39,7 +39,9 @@ export {
 } from './service-deps.ts';
 export { toSubscriptionView, type SubscriptionView } from './view.ts';
 export {
+  actionRefusalMessage,
   applyAction,
+  PAST,
   patchSubscription,
   REFUSAL_ERROR_CODE,
   type ActionName,

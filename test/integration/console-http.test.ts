@@ -194,6 +194,13 @@ describe('console actions', () => {
     const bad = await act(`${base}/pause`, { resume_at: 'tomorrow' });
     expect(bad[0]).toBe('error');
     expect(bad[1]).toContain('resume_at');
+    // Not in dunning: no retry form, and a posted retry is refused with the API's words.
+    expect((await get(base)).body).not.toContain(`${base}/retry`);
+    const retry = await act(`${base}/retry`);
+    expect(retry[0]).toBe('error');
+    expect(retry[1]?.trim()).toBe(
+      'Subscription console-sub has no failed renewal to retry (it is in no dunning).',
+    );
     expect((await act(`${base}/pause`))[0]).toBe('ok');
     expect((await t.app.subscriptions.get('console-sub'))?.sub.status).toBe('paused');
     expect((await act(`${base}/resume`))[0]).toBe('ok');

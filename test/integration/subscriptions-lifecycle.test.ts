@@ -7,6 +7,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { dunningJobId } from '../../src/subscriptions/jobs.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { until } from '../support/poll.ts';
 import {
   body,
@@ -329,6 +330,80 @@ describe('pause with resume_at', () => {
       ['subscription.updated', 'evt_sub_pr_updated_1', ms('2025-02-01T09:00:00Z')],
       ['subscription.resumed', 'evt_sub_pr_resumed_1', ms('2025-03-04T00:00:00Z')],
     ]);
+  });
+});
+
+describe('retry now', () => {
+  it('runs the scheduled retry of a failed renewal at once; the old delayed job then opens nothing', async () => {
+    const { sandbox, h, call } = await setup('2025-02-01T09:00:00Z', {
+      DUNNING_SCHEDULE: '1d,3d,5d,7d',
+    });
+    const view = (id: string) => call('GET', `/subscriptions/${id}`);
+    await call('POST', '/subscriptions', body({ id: 'rn', amount: '20.51' }));
+    await call('POST', '/subscriptions', body({ id: 'rn-ok' }));
+    // A tick, not tickAt: its settle would wait for the delayed retry.
+    await h.tick();
+    const failed = await until(() => view('rn'), {
+      done: (r) => r.body.status === 'past_due',
+      what: 'rn past_due',
+    });
+    expect(failed.body.dunning[0]).toMatchObject({
+      retry: 1,
+      retry_at: '2025-02-02T09:00:00.000Z',
+    });
+
+    // Refused: nothing to retry, paused, canceled.
+    const none = await call('POST', '/subscriptions/rn-ok/retry');
+    expect(none.statusCode).toBe(409);
+    expect(none.body.error).toMatchObject({
+      code: 'nothing_to_retry',
+      message: 'subscription rn-ok has no failed renewal to retry (it is in no dunning)',
+    });
+
+    h.clock.set(ms('2025-02-01T15:00:00Z'));
+    const now = await call('POST', '/subscriptions/rn/retry');
+    expect(now.statusCode, now.raw).toBe(200);
+    expect(now.body.dunning[0]).toMatchObject({ retry: 1, retry_at: '2025-02-01T15:00:00.000Z' });
+    // The retry runs at once (no clock move), is declined, and the next keeps its schedule.
+    const second = await until(() => view('rn'), {
+      done: (r) => r.body.dunning[0]?.retry === 2,
+      what: 'retry 1 answered',
+    });
+    expect(second.body.dunning[0]).toMatchObject({
+      attempt: 2,
+      retry_at: '2025-02-04T09:00:00.000Z',
+    });
+    expect(ledgerOf(sandbox, 'rn').map(([ref, , status]) => [ref, status])).toEqual([
+      ['sub_rn_20250201_1', 'failed'],
+      ['sub_rn_20250201_2', 'failed'],
+    ]);
+    // The job first scheduled for retry 1 fires at its time and opens nothing.
+    const queue = h.app.dispatcher.queue('subscriptions');
+    const old = await queue.getJob(
+      dunningJobId({ key: 'sub_rn_20250201' as never, step: 0, resumes: 0 }),
+    );
+    expect(old).toBeDefined();
+    h.clock.set(ms('2025-02-02T09:00:00Z'));
+    await old!.promote();
+    await until(() => old!.getState(), { done: (st) => st === 'completed', what: 'old job done' });
+    expect((await queue.getJob(old!.id!))?.returnvalue).toEqual({ skipped: 'stale' });
+    expect(ledgerOf(sandbox, 'rn')).toHaveLength(2);
+
+    await call('POST', '/subscriptions/rn/pause');
+    const paused = await call('POST', '/subscriptions/rn/retry');
+    expect(paused.statusCode).toBe(409);
+    expect(paused.body.error.code).toBe('subscription_paused');
+    const run = (...args: string[]) => runCliInProcess(h.app.config, args, { clock: h.clock });
+    const cli = await run('subs', 'retry', 'rn', '--json');
+    expect(cli.code).toBe(1);
+    expect(JSON.parse(cli.out)).toMatchObject({ error: { code: 'subscription_paused' } });
+    await call('POST', '/subscriptions/rn/cancel');
+    const canceled = await call('POST', '/subscriptions/rn/retry');
+    expect(canceled.body.error).toMatchObject({
+      code: 'subscription_canceled',
+      message: 'subscription rn is canceled; it cannot be retried',
+    });
+    expect(ledgerOf(sandbox, 'rn')).toHaveLength(2);
   });
 });
 

@@ -6,12 +6,15 @@
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import { describe, expect, it } from 'vitest';
+import type { IntentKey } from '../../src/kernel/ids.ts';
 import { amountMinor } from '../../src/kernel/money.ts';
+import type { DunningEntry } from '../../src/subscriptions/entries.ts';
 import {
   cancelSubscription,
   isRefusal,
   pauseSubscription,
   resumeSubscription,
+  retryNow,
 } from '../../src/subscriptions/actions.ts';
 import { claimBilling, commitBilling, planBilling } from '../../src/subscriptions/billing.ts';
 import { changeSubscription } from '../../src/subscriptions/changes.ts';
@@ -245,6 +248,61 @@ describe('a new end of the trial (PATCH trial_end)', () => {
     expect(moved.status).toBe('paused');
     expect(moved.schedule).toMatchObject({ anchor: '2025-02-20T10:00:00Z', interval: 'month' });
     expect(moved.nextPeriodStart).toBe(ms('2025-02-20T10:00:00Z'));
+  });
+});
+
+describe('retry now (POST /subscriptions/:id/retry)', () => {
+  const at = ms('2025-02-01T12:00:00Z');
+  const inDunning = (over: Partial<DunningEntry> = {}): Subscription => ({
+    ...sub(),
+    status: 'past_due',
+    nextPeriod: 1,
+    dunning: [
+      {
+        key: 'sub_s1_20250201' as IntentKey,
+        period: 0,
+        attempt: 1,
+        step: 0,
+        failedAt: ms('2025-02-01T08:00:00Z'),
+        dueAt: ms('2025-02-02T08:00:00Z'),
+        reason: 'Declined',
+        ...over,
+      },
+    ],
+  });
+
+  it('makes the next retry due now under fresh job ids, marked for the tick to re-add', () => {
+    const s = inDunning();
+    const d = decided(retryNow(s, at));
+    const n = next(d);
+    expect(n.dunning[0]).toMatchObject({ step: 0, attempt: 1, dueAt: at });
+    expect(n).toMatchObject({ resumes: s.resumes + 1, rearmDunning: true, updates: s.updates + 1 });
+    expect(d.retries).toEqual([
+      expect.objectContaining({ key: 'sub_s1_20250201', step: 0, dueAt: at, resumes: 1 }),
+    ]);
+    expect(d.events).toEqual([
+      expect.objectContaining({
+        id: 'evt_sub_s1_updated_1',
+        type: 'subscription.updated',
+        data: expect.objectContaining({
+          changes: ['retry_at'],
+          previous: { retry_at: '2025-02-02T08:00:00.000Z' },
+          retryAt: at,
+        }),
+      }),
+    ]);
+    expect(dueScore(n)).toBe(at);
+  });
+
+  it('changes nothing when the retry is already due or being opened', () => {
+    expect(retryNow(inDunning({ dueAt: at - 1 }), at)).toEqual({ events: [], retries: [] });
+    expect(retryNow(inDunning({ opening: 2 }), at)).toEqual({ events: [], retries: [] });
+  });
+
+  it('refuses a canceled or paused subscription and one with no failed renewal', () => {
+    expect(retryNow({ ...inDunning(), status: 'canceled' }, at)).toEqual({ refused: 'canceled' });
+    expect(retryNow({ ...inDunning(), status: 'paused' }, at)).toEqual({ refused: 'paused' });
+    expect(retryNow(sub(), at)).toEqual({ refused: 'nothing_to_retry' });
   });
 });
 

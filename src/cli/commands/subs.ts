@@ -2,7 +2,7 @@
  * (Just over 400 lines: every `billing subs` command, the test clock ones included, is registered
  * from this one file, with the flag parsing each needs.)
  *
- * `billing subs import <file.csv> | list | show <id> | update <id> | pause|resume|cancel <id> |
+ * `billing subs import <file.csv> | list | show <id> | update <id> | pause|resume|cancel|retry <id> |
  * clock create|show|advance|delete` (docs/product.md §3, docs/subscriptions.md): the same service as
  * `/subscriptions` and `/test-clocks`. Invalid input exits 2 with the file, line and column of
  * every problem, or the flag it came from.
@@ -28,6 +28,7 @@ import {
   REFUSAL_ERROR_CODE,
   showSubscription,
   subscriptionServiceDeps,
+  PAST,
   type ActionName,
   type ActionOptions,
   type Refusal,
@@ -195,6 +196,10 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       'cancel',
       'stop everything (--at-period-end: when the period paid for ends); a charge already sent still completes',
     ],
+    [
+      'retry',
+      'retry a failed renewal now instead of at its scheduled retry (after a new card, say)',
+    ],
   ];
   for (const [action, description] of actions) {
     const cmd = subs.command(`${action} <id>`).description(description);
@@ -209,7 +214,7 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
         const res = await applyAction(deps, id, action, opts);
         if (res.status === 'not_found') throw notFound(`no subscription "${id}"`);
         if (res.status === 'invalid') throw invalidInput(res.issues);
-        if (res.status === 'refused') throw refused(id, res.code, `it cannot be ${action}d`);
+        if (res.status === 'refused') throw refused(id, res.code, `it cannot be ${PAST[action]}`);
         await printChanged(ctx, deps, id, res.changed);
       });
     });
@@ -286,6 +291,10 @@ const REFUSED: Record<Refusal, (id: string) => string> = {
   busy: (id) => `subscription "${id}" is being billed right now; try again in a moment`,
   test_clock_advancing: (id) =>
     `subscription "${id}" is on a test clock that is advancing; try again once it is ready`,
+  paused: (id) =>
+    `subscription "${id}" is paused: resume it first (a paused subscription runs no retries)`,
+  nothing_to_retry: (id) =>
+    `subscription "${id}" has no failed renewal to retry (it is in no dunning)`,
 };
 
 function refused(id: string, why: Refusal, consequence?: string): CliError {

@@ -1,8 +1,8 @@
 /**
  * Subscription management over HTTP (docs/product.md §4, docs/subscriptions.md): `POST
  * /subscriptions`, `GET /subscriptions/:id`, `PATCH /subscriptions/:id`, `POST
- * /subscriptions/:id/{pause,resume,cancel}` (pause takes an optional `resume_at`, cancel an
- * optional `at_period_end`). The access policy (http/auth.ts) covers every route: the mutating
+ * /subscriptions/:id/{pause,resume,cancel,retry}` (pause takes an optional `resume_at`, cancel an
+ * optional `at_period_end`; retry runs a failed renewal's next retry now). The access policy (http/auth.ts) covers every route: the mutating
  * ones take API_TOKEN, the read API_READ_TOKEN or API_TOKEN (a subscription carries the
  * customer's email). Views never contain the card token. Bodies are validated by the
  * subscriptions capability (import.ts, patch-input.ts) with the shared field rules; every
@@ -20,6 +20,7 @@ import {
   subscriptionPatchBodySchema,
 } from '../../subscriptions/patch-input.ts';
 import {
+  actionRefusalMessage,
   applyAction,
   createSubscriptionFromBody,
   listSubscriptions,
@@ -41,11 +42,13 @@ import {
   parsedByHandler,
 } from '../schemas.ts';
 
-const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel'];
+const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel', 'retry'];
 const ACTION_SUMMARY: Readonly<Record<ActionName, string>> = {
   pause: 'Pause billing (optionally until resume_at)',
   resume: 'Resume a paused subscription',
   cancel: 'Cancel now, or when the period paid for ends (at_period_end)',
+  retry:
+    "Retry a failed renewal now instead of at its scheduled retry (a subscription in dunning; the gateway's failure of the previous attempt is checked first)",
 };
 
 function notFound(reply: FastifyReply, id: string) {
@@ -306,10 +309,7 @@ export function registerSubscriptionRoutes(
             return reply
               .code(409)
               .send(
-                apiError(
-                  REFUSAL_ERROR_CODE.canceled,
-                  `subscription ${id} is canceled; it cannot be ${action}d`,
-                ),
+                apiError(REFUSAL_ERROR_CODE[res.code], actionRefusalMessage(id, action, res.code)),
               );
           case 'ok':
             return toSubscriptionView(res.subscription);
