@@ -4,6 +4,7 @@
  * forms calling the service of `POST /subscriptions/:id/{pause,resume,cancel,retry}` (subscriptions/manage.ts,
  * bodies checked by subscriptions/patch-input.ts as the HTTP route checks them).
  */
+import { emailSchema } from '../input/fields.ts';
 import { withoutCardNumbers } from '../kernel/card-number.ts';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -28,6 +29,7 @@ const ACTIONS: readonly ActionName[] = ['pause', 'resume', 'cancel', 'retry'];
 const capitalized = (s: string) => s.charAt(0).toUpperCase() + s.slice(1);
 const listForm = z.object({
   status: z.enum(SUBSCRIPTION_STATUSES).optional().catch(undefined),
+  email: z.string().trim().max(400).optional().catch(undefined),
   cursor: z.string().max(200).optional().catch(undefined),
 });
 
@@ -198,12 +200,28 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
   scope.get('/subscriptions', HIDDEN, async (req, reply) => {
     const ctx = kit.ctx(req, reply);
     const f = listForm.parse(req.query ?? {});
-    const list = await listSubscriptions(deps, {
-      ...(f.status ? { status: f.status } : {}),
-      ...(f.cursor ? { after: f.cursor } : {}),
-      limit: 50,
-    });
-    const body = html`<form class="filters" method="get" action="${CONSOLE_PATH}/subscriptions">
+    const email = f.email ? emailSchema('email').safeParse(f.email) : undefined;
+    const list =
+      email && !email.success
+        ? { items: [] }
+        : await listSubscriptions(deps, {
+            ...(f.status ? { status: f.status } : {}),
+            ...(email?.success ? { customerEmail: email.data } : {}),
+            ...(f.cursor ? { after: f.cursor } : {}),
+            limit: 50,
+          });
+    const body = html`${
+        email && !email.success
+          ? html`<div class="flash error" role="alert">
+              ${email.error.issues[0]?.message ?? 'email is not valid'}
+            </div>`
+          : ''
+      }
+      <form class="filters" method="get" action="${CONSOLE_PATH}/subscriptions">
+        <label
+          >customer email
+          <input name="email" type="search" value="${f.email ?? ''}" placeholder="ada@example.com"
+        /></label>
         <label
           >status
           <select name="status">
@@ -257,7 +275,7 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
               </tbody>
             </table>`
       }
-      ${list.next ? html`<p class="pager"><a href="${href(`${CONSOLE_PATH}/subscriptions`, { status: f.status, cursor: list.next })}">Next page →</a></p>` : ''}`;
+      ${'next' in list && list.next ? html`<p class="pager"><a href="${href(`${CONSOLE_PATH}/subscriptions`, { status: f.status, email: email?.success ? email.data : undefined, cursor: list.next })}">Next page →</a></p>` : ''}`;
     return kit.send(reply, page(ctx, 'subscriptions', 'Subscriptions', body));
   });
 

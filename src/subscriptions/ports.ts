@@ -91,8 +91,11 @@ export interface SubscriptionStore {
    * clock's subscriptions are only in its own index (`testClock`), never in the deployment's.
    */
   dueIds(now: number, limit: number, testClock?: string): Promise<string[]>;
-  /** Ids in lexicographic order, after `after` (exclusive). */
-  listIds(opts: { after?: string; limit: number }): Promise<string[]>;
+  /**
+   * Ids in lexicographic order, after `after` (exclusive); with `customerEmail`, only that
+   * customer's (ignoring case).
+   */
+  listIds(opts: { after?: string; limit: number; customerEmail?: string }): Promise<string[]>;
   /** The subscription's charge intents, newest first. */
   intentKeys(id: string, limit: number): Promise<string[]>;
   /** Test clocks (test-clocks.ts), kept beside the subscriptions that live on them. */

@@ -18,6 +18,8 @@ import { buildProgram } from '../../src/cli/program.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import { RedisIntentStore } from '../../src/payments/store/intent-store.ts';
+import { createSubscription } from '../../src/subscriptions/record.ts';
+import { RedisSubscriptionStore } from '../../src/subscriptions/store/subscription-store.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { FAST_ENV } from '../support/app.ts';
 import {
@@ -61,6 +63,8 @@ interface Case {
 const BATCH_ID = 'clijson-b1';
 /** The test clock `subs clock create` made, for the clock cases after it. */
 let clockId = '';
+/** A second clock, for `subs clock delete`. */
+let clockToDelete = '';
 const PAYOUTS = [
   'reference,account_number,bank_code,bank_name,account_name,amount,currency,narration',
   'cj-1,0123456789,058,GTBank,Ada Okafor,1500,NGN,json test',
@@ -125,6 +129,22 @@ const CASES: [string, Case[]][] = [
   ['subs pause', [{ args: ['subs', 'pause', 'lagos-gym-001'], exit: 0 }]],
   ['subs resume', [{ args: ['subs', 'resume', 'lagos-gym-001'], exit: 0 }]],
   [
+    'subs retry',
+    [
+      {
+        args: ['subs', 'retry', 'cj-dunning'],
+        exit: 0,
+        check: (d) => {
+          expect(d).toMatchObject({ id: 'cj-dunning', changed: true });
+          const due = Date.parse((d.dunning as { retry_at: string }[])[0]!.retry_at);
+          expect(due).toBeLessThanOrEqual(Date.now());
+        },
+      },
+      { args: ['subs', 'retry', 'lagos-gym-001'], exit: 1, code: 'nothing_to_retry' },
+      { args: ['subs', 'retry', 'no-such-sub'], exit: 2, code: 'not_found' },
+    ],
+  ],
+  [
     'subs cancel',
     [
       {
@@ -158,6 +178,25 @@ const CASES: [string, Case[]][] = [
         },
       },
       { args: ['subs', 'clock', 'create', 'not-a-time'], exit: 2, code: 'usage' },
+      {
+        args: ['subs', 'clock', 'create', '2025-01-01T00:00:00Z'],
+        exit: 0,
+        check: (d) => {
+          clockToDelete = String(d.id);
+        },
+      },
+    ],
+  ],
+  [
+    'subs clock delete',
+    [
+      {
+        args: () => ['subs', 'clock', 'delete', clockToDelete],
+        exit: 0,
+        check: (d) =>
+          expect(d).toEqual({ id: clockToDelete, deleted: true, canceled_subscriptions: [] }),
+      },
+      { args: ['subs', 'clock', 'delete', 'no-such-clock'], exit: 2, code: 'not_found' },
     ],
   ],
   [
@@ -598,6 +637,40 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
     for (const to of ['submitting', 'succeeded'] as const) {
       await store.transition(paid, to, Date.now());
     }
+    // A subscription in dunning for `subs retry`: its first retry is a day away.
+    const subs = new RedisSubscriptionStore(redis, prefix);
+    const base = createSubscription(
+      {
+        id: 'cj-dunning',
+        customerEmail: 'd@example.com',
+        cardTokenSealed: 'sealed',
+        amount: 1000 as AmountMinor,
+        currency: 'NGN',
+        schedule: {
+          anchor: '2025-01-01T09:00:00Z',
+          timezone: 'UTC',
+          interval: 'month',
+          intervalCount: 1,
+        },
+        metadata: {},
+      },
+      Date.now(),
+    );
+    await subs.create({
+      ...base,
+      status: 'past_due',
+      dunning: [
+        {
+          key: 'sub_cj-dunning_20250101' as IntentKey,
+          period: 0,
+          attempt: 1,
+          step: 0,
+          failedAt: Date.now(),
+          dueAt: Date.now() + 86_400_000,
+          reason: 'Declined',
+        },
+      ],
+    });
     dir = emptyDir('cli-json');
     writeFileSync(file('payouts.csv'), `${PAYOUTS}\n`);
     writeFileSync(file('invalid.csv'), `${INVALID}\n`);

@@ -213,6 +213,27 @@ describe('console actions', () => {
     expect(page.body).not.toContain('tok_console_sub_0123456789');
   });
 
+  it("finds a customer's subscriptions by email; a bad address says so", async () => {
+    for (const [id, email] of [
+      ['console-em-1', 'Grace@Example.com'],
+      ['console-em-2', 'other@example.com'],
+    ] as const)
+      expect((await createMonthlySubscription(t.app, id, { customer_email: email })).status).toBe(
+        'created',
+      );
+    const found = await get('/console/subscriptions?email=grace%40example.com');
+    expect(found.statusCode).toBe(200);
+    expect(found.body).toContain('console-em-1');
+    expect(found.body).not.toContain('console-em-2');
+    expect(found.body).toContain('value="grace@example.com"');
+    const bad = await get('/console/subscriptions?email=grace');
+    expect(bad.statusCode).toBe(200);
+    expect(bad.body).toMatch(
+      /class="flash error"[^>]*>\s*email (&quot;|&#34;)grace\1 is not valid/,
+    );
+    expect(bad.body).toContain('No subscriptions.');
+  });
+
   it('a JSON cancel with at_period_end true (a bearer-token client) cancels at period end', async () => {
     const created = await createMonthlySubscription(t.app, 'console-sub-json');
     expect(created.status).toBe('created');

@@ -1,8 +1,10 @@
 /**
- * GET /subscriptions: a page at a time by id, with a status filter and `next_cursor`; unknown
- * parameters refused naming them (src/http/routes/subscriptions.ts, subscriptions/service.ts).
+ * GET /subscriptions: a page at a time by id, with a status filter, a customer's email and
+ * `next_cursor`; unknown parameters refused naming them (src/http/routes/subscriptions.ts, subscriptions/service.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { body, closeOpened, setup } from '../support/subscription-http.ts';
 
 afterEach(closeOpened);
@@ -46,5 +48,72 @@ describe('GET /subscriptions', () => {
     expect(bad.statusCode).toBe(422);
     expect(JSON.stringify(bad.body)).toContain('state');
     expect(JSON.stringify(bad.body)).toContain('limit');
+  });
+
+  it("lists one customer's subscriptions by email, ignoring case, from an index older data gets on first use", async () => {
+    const { call, h } = await setup('2025-01-15T00:00:00Z');
+    const subs: [string, string][] = [
+      ['em-a', 'Ada@Example.com'],
+      ['em-b', 'bob@example.com'],
+      ['em-c', 'ada@example.com'],
+      ['em-d', 'ADA@EXAMPLE.COM'],
+      ['em-e', 'carol@example.com'],
+    ];
+    for (const [id, email] of subs)
+      expect(
+        (await call('POST', '/subscriptions', body({ id, customer_email: email }))).statusCode,
+      ).toBe(201);
+    expect((await call('POST', '/subscriptions/em-c/pause', {})).statusCode).toBe(200);
+
+    const byEmail = async (q: string) => {
+      const res = await call('GET', `/subscriptions?${q}`);
+      expect(res.statusCode, res.raw).toBe(200);
+      return res.body as Page;
+    };
+    expect((await byEmail('customer_email=ada%40example.com')).data.map((s) => s.id)).toEqual([
+      'em-a',
+      'em-c',
+      'em-d',
+    ]);
+    const first = await byEmail('customer_email=ADA%40example.com&limit=2');
+    expect(first.data.map((s) => s.id)).toEqual(['em-a', 'em-c']);
+    const rest = await byEmail(
+      `customer_email=ada%40example.com&limit=2&cursor=${first.next_cursor}`,
+    );
+    expect(rest).toEqual({ data: [expect.objectContaining({ id: 'em-d' })], next_cursor: null });
+    expect(
+      (await byEmail('customer_email=ada%40example.com&status=paused')).data.map((s) => s.id),
+    ).toEqual(['em-c']);
+    expect((await byEmail('customer_email=nobody%40example.com')).data).toEqual([]);
+    const bad = await call('GET', '/subscriptions?customer_email=not-an-email');
+    expect(bad.statusCode).toBe(422);
+    expect(JSON.stringify(bad.body)).toContain('customer_email');
+
+    // A deployment older than the index: its subscriptions are put in it on the first use.
+    const k = subscriptionKeys(h.app.config.redis.prefix);
+    const indexes = await h.app.redis.keys(`${k.byEmail('x').replace(/:[0-9a-f]+$/, '')}:*`);
+    expect(indexes.length).toBeGreaterThanOrEqual(4);
+    await h.app.redis.del(...indexes);
+    expect((await byEmail('customer_email=bob%40example.com')).data.map((s) => s.id)).toEqual([
+      'em-b',
+    ]);
+    expect(await h.app.redis.exists(k.byEmailBuilt())).toBe(1);
+
+    const cli = await runCliInProcess(h.app.config, [
+      'subs',
+      'list',
+      '--email',
+      'Ada@example.COM',
+      '--json',
+    ]);
+    expect(cli.code, cli.err).toBe(0);
+    expect((JSON.parse(cli.out) as { items: { id: string }[] }).items.map((s) => s.id)).toEqual([
+      'em-a',
+      'em-c',
+      'em-d',
+    ]);
+    const badCli = await runCliInProcess(h.app.config, ['subs', 'list', '--email', 'nope']);
+    expect(badCli.code).toBe(2);
+    expect(badCli.err).toContain('--email "nope" is not valid');
   });
 });

@@ -9,6 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
+import { emailSchema } from '../../input/fields.ts';
 import type { FieldIssue } from '../../input/record.ts';
 import {
   advanceTestClock,
@@ -159,24 +160,40 @@ export function registerSubsCommands(program: Command, ctx: CliContext): void {
       `only this status (${SUBSCRIPTION_STATUSES.join(', ')})`,
       parseStatus,
     )
+    .option('--email <address>', "only this customer's (ignoring case)")
     .option('--limit <n>', 'at most this many', parseIntFlag('--limit'), 50)
     .option('--after <id>', 'start after this id (the previous page’s last id)')
-    .action(async (opts: { status?: SubscriptionStatus; limit: number; after?: string }) => {
-      if (opts.limit < 1 || opts.limit > 1_000) throw new UsageError('--limit must be 1 to 1000');
-      await withApp(ctx, async (app) => {
-        const page = await listSubscriptions(subscriptionServiceDeps(app), opts);
-        ctx
-          .out()
-          .result(page, () =>
-            page.items.length === 0
-              ? 'no subscriptions'
-              : [
-                  ...page.items.map(summary),
-                  ...(page.next ? [`(more: --after ${page.next})`] : []),
-                ],
-          );
-      });
-    });
+    .action(
+      async (opts: {
+        status?: SubscriptionStatus;
+        email?: string;
+        limit: number;
+        after?: string;
+      }) => {
+        if (opts.limit < 1 || opts.limit > 1_000) throw new UsageError('--limit must be 1 to 1000');
+        const { email, ...rest } = opts;
+        if (email !== undefined) {
+          const parsed = emailSchema('--email').safeParse(email);
+          if (!parsed.success) throw new UsageError(parsed.error.issues[0]?.message ?? '--email');
+        }
+        await withApp(ctx, async (app) => {
+          const page = await listSubscriptions(subscriptionServiceDeps(app), {
+            ...rest,
+            ...(email !== undefined ? { customerEmail: email } : {}),
+          });
+          ctx
+            .out()
+            .result(page, () =>
+              page.items.length === 0
+                ? 'no subscriptions'
+                : [
+                    ...page.items.map(summary),
+                    ...(page.next ? [`(more: --after ${page.next})`] : []),
+                  ],
+            );
+        });
+      },
+    );
 
   subs
     .command('show <id>')

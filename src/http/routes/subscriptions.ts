@@ -32,6 +32,7 @@ import {
   type ActionOptions,
   type SubscriptionServiceDeps,
 } from '../../subscriptions/service.ts';
+import { emailSchema } from '../../input/fields.ts';
 import { apiError } from '../errors.ts';
 import {
   errorResponses,
@@ -73,6 +74,9 @@ function clockAdvancing(reply: FastifyReply, id: string) {
 /** `GET /subscriptions` query: status, page size and the previous page's `next_cursor`. */
 const subscriptionListQuerySchema = z.strictObject({
   status: z.enum(SUBSCRIPTION_STATUSES).optional().describe('only subscriptions in this status'),
+  customer_email: emailSchema('customer_email')
+    .optional()
+    .describe("only this customer's subscriptions (the address ignoring case)"),
   ...pageQuery(200, 50, 200),
 });
 
@@ -183,15 +187,19 @@ export function registerSubscriptionRoutes(
       config: { invalid: { code: 'invalid_query', message: 'the list query is invalid' } },
       schema: {
         tags: TAGS,
-        summary: 'Subscriptions, optionally of one status (cursor-paginated)',
+        summary:
+          "Subscriptions, optionally of one status or one customer's email (cursor-paginated)",
         querystring: subscriptionListQuerySchema,
         response: { 200: pageOf(subscriptionViewSchema), ...errorResponses(422) },
       },
     },
     async (req) => {
-      const { cursor, ...rest } = req.query as z.output<typeof subscriptionListQuerySchema>;
+      const { cursor, customer_email, ...rest } = req.query as z.output<
+        typeof subscriptionListQuerySchema
+      >;
       const page = await listSubscriptions(deps, {
         ...rest,
+        ...(customer_email !== undefined ? { customerEmail: customer_email } : {}),
         ...(cursor ? { after: cursor } : {}),
       });
       return { data: page.items, next_cursor: page.next ?? null };

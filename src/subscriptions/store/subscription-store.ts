@@ -7,6 +7,10 @@
  * - `<prefix>:subs:all`: every id, lexicographically, for listing;
  * - `<prefix>:subs:ids-folded`: every id by its lower-case form (ids are one id ignoring case: a
  *   create of another id in another case is refused), and `…:built` once it holds every stored id;
+ * - `<prefix>:subs:email:<digest>`: the ids of one customer email (ignoring case; the key names a
+ *   sha256 of it, not the address), written by the create, and `<prefix>:subs:email:built` once
+ *   every stored subscription is in them (a deployment older than the index is filled on the
+ *   first list by email: `ensureEmailIndex`);
  * - `<prefix>:clock:<id>`, `<prefix>:clock:<id>:due`, `<prefix>:clock:<id>:subs`: a test clock
  *   (test-clock-store.ts), the due index of its subscriptions (they are never in `subs:due`) and
  *   their ids;
@@ -18,6 +22,7 @@
  * change that did not happen. The rules live in subscriptions/record.ts and the files it names;
  * this file only stores. Implements the SubscriptionStore port (subscriptions/ports.ts).
  */
+import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
 import {
@@ -40,7 +45,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * KEYS: 1 record hash, 2 due index (the deployment's, or its test clock's), 3 all index,
  * 4 events stream, 5 its test clock's members (else the all index again), 6 the ids by their
  * lower-case form, 7 the marker that 6 holds every stored id, 8 its test clock's hash (else the
- * all index again).
+ * all index again), 9 the ids of its customer's email.
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
  * 7 '1' when KEYS[5] is a test clock's members, 9 the id in lower case,
@@ -57,7 +62,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * counts the members it canceled, and a member added after would live on no clock).
  */
 /** How many keys SAVE_SUBSCRIPTION takes. */
-const SAVE_KEYS = 8;
+const SAVE_KEYS = 9;
 
 export const SAVE_SUBSCRIPTION = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
@@ -79,12 +84,18 @@ if not v then
   redis.call('ZADD', KEYS[3], 0, ARGV[1])
   redis.call('HSET', KEYS[6], ARGV[9], ARGV[1])
   if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], 0, ARGV[1]) end
+  redis.call('ZADD', KEYS[9], 0, ARGV[1])
 end
 for _, e in ipairs(cjson.decode(ARGV[5])) do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', e.id, 'type', e.type, 'at', e.at, 'data', e.data)
 end
 return {1, nv}
 `);
+
+/** A customer email as it names its index: sha256 of the lower-case address, 32 hex digits. */
+function emailDigest(email: string): string {
+  return createHash('sha256').update(email.toLowerCase()).digest('hex').slice(0, 32);
+}
 
 /** Subscription keys under a prefix. */
 export function subscriptionKeys(prefix: string) {
@@ -99,6 +110,9 @@ export function subscriptionKeys(prefix: string) {
     clockDue: (id: string) => `${prefix}:clock:${id}:due`,
     clockSubs: (id: string) => `${prefix}:clock:${id}:subs`,
     advancingClocks: () => `${prefix}:clocks:advancing`,
+    /** The ids of one customer email, ignoring case (a digest of it names the key). */
+    byEmail: (email: string) => `${prefix}:subs:email:${emailDigest(email)}`,
+    byEmailBuilt: () => `${prefix}:subs:email:built`,
     events: () => storeKeys(prefix).events(),
     /** The intent store's per-subscription index (intent keys by creation time). */
     intents: (id: string) => storeKeys(prefix).bySubscription(id),
@@ -151,6 +165,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       this.k.foldedIds(),
       this.k.foldedIdsBuilt(),
       clock === undefined ? this.k.all() : this.k.clock(clock),
+      this.k.byEmail(sub.customerEmail),
       sub.id,
       String(expectVersion),
       JSON.stringify(sub),
@@ -352,9 +367,41 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 
   /** Ids in lexicographic order, after `after` (exclusive). */
-  listIds(opts: { after?: string; limit: number }): Promise<string[]> {
+  async listIds(opts: {
+    after?: string;
+    limit: number;
+    customerEmail?: string;
+  }): Promise<string[]> {
     const min = opts.after === undefined ? '-' : `(${opts.after}`;
-    return this.redis.zrangebylex(this.k.all(), min, '+', 'LIMIT', 0, opts.limit);
+    if (opts.customerEmail === undefined)
+      return this.redis.zrangebylex(this.k.all(), min, '+', 'LIMIT', 0, opts.limit);
+    if ((await this.redis.exists(this.k.byEmailBuilt())) === 0) await this.ensureEmailIndex();
+    return this.redis.zrangebylex(
+      this.k.byEmail(opts.customerEmail),
+      min,
+      '+',
+      'LIMIT',
+      0,
+      opts.limit,
+    );
+  }
+
+  /**
+   * Puts every stored subscription in its email's index (the subscriptions of a deployment older
+   * than the index), then marks it built. Idempotent: a create meanwhile adds its own id anyway.
+   */
+  async ensureEmailIndex(): Promise<void> {
+    const page = 1_000;
+    for (let at = 0; ; at += page) {
+      const ids = await this.redis.zrange(this.k.all(), String(at), String(at + page - 1));
+      if (ids.length === 0) break;
+      const found = await this.getMany(ids);
+      const pipe = this.redis.pipeline();
+      for (const f of found) if (f) pipe.zadd(this.k.byEmail(f.sub.customerEmail), 0, f.sub.id);
+      for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+      if (ids.length < page) break;
+    }
+    await this.redis.set(this.k.byEmailBuilt(), '1');
   }
 
   /** The subscription's charge intents, newest first (the intent store's index). */
