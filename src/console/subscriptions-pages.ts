@@ -15,6 +15,8 @@ import {
   applyAction,
   listSubscriptions,
   PAST,
+  patchSubscription,
+  REFUSAL_ERROR_CODE,
   showSubscription,
   type ActionName,
   type ActionOptions,
@@ -36,7 +38,17 @@ const listForm = z.object({
 const every = (s: SubscriptionView) =>
   `every ${s.interval_count === 1 ? '' : `${s.interval_count} `}${s.interval}${s.interval_count === 1 ? '' : 's'}`;
 
-function forms(ctx: PageContext, s: SubscriptionView): Html {
+/**
+ * In its trial: nothing billed yet, the first period starts when the trial ends, and that is
+ * ahead (on a test clock, the service decides against the clock's time).
+ */
+const inTrial = (s: SubscriptionView, now: number) =>
+  s.trial_end !== null &&
+  s.next_period_start === s.trial_end &&
+  s.current_period_end === null &&
+  (s.test_clock !== null || Date.parse(s.trial_end) > now);
+
+function forms(ctx: PageContext, s: SubscriptionView, now: number): Html {
   if (!ctx.canWrite || s.status === 'canceled') return html``;
   const base = `${CONSOLE_PATH}/subscriptions/${seg(s.id)}`;
   return html`<div class="actions">
@@ -53,6 +65,13 @@ function forms(ctx: PageContext, s: SubscriptionView): Html {
         : html`<form class="action" method="post" action="${base}/resume">
             ${csrfField(ctx)}<button type="submit">Resume</button>
           </form>`
+    }
+    ${
+      inTrial(s, now)
+        ? html`<form class="action" method="post" action="${base}/end-trial">
+            ${csrfField(ctx)}<button type="submit">End the trial now</button>
+          </form>`
+        : ''
     }
     ${
       s.dunning.length > 0 && s.status !== 'paused'
@@ -296,9 +315,47 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
     }
     return kit.send(
       reply,
-      page(ctx, 'subscriptions', `Subscription ${s.id}`, html`${forms(ctx, s)}${detail(s)}`),
+      page(
+        ctx,
+        'subscriptions',
+        `Subscription ${s.id}`,
+        html`${forms(ctx, s, deps.clock.now())}${detail(s)}`,
+      ),
     );
   });
+
+  // PATCH trial_end=now (subscriptions/changes.ts `moveTrial`): the next tick bills period 0.
+  scope.post<{ Params: { id: string } }>(
+    '/subscriptions/:id/end-trial',
+    HIDDEN,
+    async (req, reply) => {
+      const id = req.params.id;
+      const back = `${CONSOLE_PATH}/subscriptions/${seg(id)}`;
+      const res = await patchSubscription(deps, id, { trial_end: 'now' });
+      switch (res.status) {
+        case 'not_found':
+          return kit.done(reply, `${CONSOLE_PATH}/subscriptions`, {
+            kind: 'error',
+            text: `No subscription ${id}.`,
+          });
+        case 'invalid':
+          return kit.done(reply, back, {
+            kind: 'error',
+            text: res.issues.map((i) => i.message).join('; '),
+          });
+        case 'refused':
+          return kit.done(reply, back, {
+            kind: 'error',
+            text: `Subscription ${id} cannot end its trial now (${REFUSAL_ERROR_CODE[res.code]}).`,
+          });
+        case 'ok':
+          return kit.done(reply, back, {
+            kind: 'ok',
+            text: `Subscription ${id}: the trial ended; the first charge is created at the next tick.`,
+          });
+      }
+    },
+  );
 
   for (const action of ACTIONS) {
     scope.post<{ Params: { id: string }; Body: Record<string, unknown> }>(

@@ -213,6 +213,28 @@ describe('console actions', () => {
     expect(page.body).not.toContain('tok_console_sub_0123456789');
   });
 
+  it('ends a trial now from its page; the form is gone once the trial has ended', async () => {
+    // The anchor of a trial is its end (given here as the same instant).
+    const end = new Date(Math.floor(Date.now() / 1000) * 1000 + 7 * 86_400_000).toISOString();
+    const created = await createMonthlySubscription(t.app, 'console-trial', {
+      anchor: end,
+      trial_end: end,
+    });
+    expect(created.status).toBe('created');
+    const base = '/console/subscriptions/console-trial';
+    expect((await get(base)).body).toContain(`${base}/end-trial`);
+    const ended = await act(`${base}/end-trial`);
+    expect(ended[0]).toBe('ok');
+    expect(ended[1]).toContain('the trial ended');
+    const sub = (await t.app.subscriptions.get('console-trial'))?.sub;
+    expect(sub?.trial?.end).toBeLessThanOrEqual(Date.now());
+    expect(sub?.nextPeriodStart).toBe(sub?.trial?.end);
+    expect((await get(base)).body).not.toContain(`${base}/end-trial`);
+    const again = await act(`${base}/end-trial`);
+    expect(again[0]).toBe('error');
+    expect(again[1]).toContain('the trial ended at');
+  });
+
   it("finds a customer's subscriptions by email; a bad address says so", async () => {
     for (const [id, email] of [
       ['console-em-1', 'Grace@Example.com'],
