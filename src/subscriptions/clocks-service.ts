@@ -62,7 +62,8 @@ export async function getTestClock(
   id: string,
 ): Promise<TestClock | undefined> {
   if (!CLOCK_ID.test(id)) return undefined;
-  return (await deps.subs.clocks.get(id))?.clock;
+  const clock = (await deps.subs.clocks.get(id))?.clock;
+  return clock?.deleting === true ? undefined : clock;
 }
 
 export type AdvanceResult =
@@ -84,7 +85,7 @@ export async function advanceTestClock(
   const target = instantMs(to);
   for (let i = 0; i < 8; i++) {
     const found = CLOCK_ID.test(id) ? await deps.subs.clocks.get(id) : undefined;
-    if (!found) return { status: 'not_found' };
+    if (!found || found.clock.deleting === true) return { status: 'not_found' };
     const clock = found.clock;
     if (clock.status === 'advancing') return { status: 'advancing', clock };
     if (target <= clock.frozenTime)
@@ -102,7 +103,9 @@ export async function advanceTestClock(
     return { status: 'ok', clock: next };
   }
   const current = await deps.subs.clocks.get(id);
-  return current ? { status: 'advancing', clock: current.clock } : { status: 'not_found' };
+  return current && current.clock.deleting !== true
+    ? { status: 'advancing', clock: current.clock }
+    : { status: 'not_found' };
 }
 
 export type DeleteClockResult =
@@ -111,13 +114,15 @@ export type DeleteClockResult =
   | { status: 'advancing'; clock: TestClock };
 
 /**
- * Deletes a ready clock: cancels each of its subscriptions at the clock's time (reason
- * `test_clock_deleted`, `subscription.canceled`), then deletes the clock and its indexes in one
- * step that checks nothing changed meanwhile (the clock's version: an advance started; its member
- * count: a subscription created on it), else does it again. The subscriptions stay, canceled:
- * their ids name charges that exist, so they are never freed for another subscription. A call
- * that dies partway leaves the clock with some subscriptions canceled; calling again finishes.
- * `canceled`: the subscriptions this call canceled.
+ * Deletes a ready clock: marks it `deleting` (compare-and-set: refused if an advance started),
+ * from when it is gone for every other caller (read, advance, a new subscription on it); cancels
+ * each of its subscriptions at the clock's time (reason `test_clock_deleted`,
+ * `subscription.canceled`); then deletes the clock and its indexes in one step that checks that
+ * nothing changed meanwhile (its version; its member count: a create that read the clock before
+ * the mark), else does it again. The subscriptions stay, canceled: their ids name charges that
+ * exist, so they are never freed for another subscription. A call that dies partway leaves a
+ * clock marked `deleting` (reads answer not found) with some subscriptions canceled; calling
+ * again finishes. `canceled`: the subscriptions this call canceled.
  */
 export async function deleteTestClock(
   deps: SubscriptionServiceDeps,
@@ -128,13 +133,19 @@ export async function deleteTestClock(
     const found = CLOCK_ID.test(id) ? await deps.subs.clocks.get(id) : undefined;
     if (!found) return i === 0 ? { status: 'not_found' } : { status: 'deleted', id, canceled };
     if (found.clock.status === 'advancing') return { status: 'advancing', clock: found.clock };
+    let version = found.version;
+    if (found.clock.deleting !== true) {
+      const marked = await deps.subs.clocks.save({ ...found.clock, deleting: true }, version);
+      if (marked === undefined) continue;
+      version = marked;
+    }
     const members = await deps.subs.clocks.members(id);
     for (const sub of members) {
+      // No advance can start on a clock marked deleting: `advancing` is not expected here.
       const r = await cancelOnDeletedClock(deps, sub);
-      if (r === 'advancing') return { status: 'advancing', clock: found.clock };
       if (r === 'canceled') canceled.push(sub);
     }
-    const removed = await deps.subs.clocks.remove(id, found.version, members.length);
+    const removed = await deps.subs.clocks.remove(id, version, members.length);
     if (removed === 'changed') continue;
     deps.logger.info(
       { clock: id, members: members.length, canceled: canceled.length },

@@ -32,12 +32,21 @@ import type { BillingEvent } from '../kernel/events.ts';
 
 type Due = { at: number; apply: (sub: Subscription) => Decision };
 
+/** What {@link applyScheduled} leaves for later. */
+export interface ScheduledOptions {
+  /**
+   * Leave a due trial notice unsent: a change of `trial_end` being applied moves it (changes.ts),
+   * and sending it first would tell the customer the end that is being replaced.
+   */
+  skipTrialNotice?: boolean;
+}
+
 /** The scheduled actions due at `now` on `sub`, the earliest first. */
-function dueActions(sub: Subscription, now: number): Due[] {
+function dueActions(sub: Subscription, now: number, opts: ScheduledOptions): Due[] {
   if (sub.status === 'canceled') return [];
   const due: Due[] = [];
   const trial = sub.trial;
-  if (trial && !trial.noticed && trial.noticeAt <= now)
+  if (trial && !trial.noticed && trial.noticeAt <= now && opts.skipTrialNotice !== true)
     due.push({ at: trial.noticeAt, apply: (s) => trialNotice(s, now) });
   if (sub.status === 'paused' && sub.resumeAt !== undefined && sub.resumeAt <= now) {
     const at = sub.resumeAt;
@@ -91,7 +100,11 @@ function trialNotice(sub: Subscription, now: number): Decision {
  * Applies every scheduled action due at `now` (rules 10, 12), in order. `next` is undefined when
  * none was due; the events and retries (a resume re-schedules open dunning) are all of them.
  */
-export function applyScheduled(sub: Subscription, now: number): Decision {
+export function applyScheduled(
+  sub: Subscription,
+  now: number,
+  opts: ScheduledOptions = {},
+): Decision {
   let cur = sub;
   let changed = false;
   const events: BillingEvent[] = [];
@@ -99,7 +112,7 @@ export function applyScheduled(sub: Subscription, now: number): Decision {
   // Each action is done at most once (it clears what made it due), so three rounds suffice;
   // a resume may make the cancel due, hence re-reading what is due after each.
   for (let round = 0; round < 4; round++) {
-    const [first] = dueActions(cur, now);
+    const [first] = dueActions(cur, now, opts);
     if (!first) break;
     const d = first.apply(cur);
     if (!d.next) break;

@@ -19,7 +19,7 @@ import { changeSubscription, type ChangeRefusal } from './changes.ts';
 import type { FieldIssue } from '../input/record.ts';
 import { afterFinished, finishInFlight, hasInFlight, type Finished } from './in-flight.ts';
 import { enqueueDunningNow, enqueueDunningRetries } from './jobs.ts';
-import { applyScheduled } from './lifecycle.ts';
+import { applyScheduled, type ScheduledOptions } from './lifecycle.ts';
 import { parseSubscriptionPatch } from './patch-input.ts';
 import { SubscriptionContentionError } from './ports.ts';
 import { retryOf, type Decision, type Subscription } from './record.ts';
@@ -74,6 +74,7 @@ async function mutateAt<R extends { refused: string }>(
   deps: SubscriptionServiceDeps,
   id: string,
   decide: Decide<R>,
+  scheduled: ScheduledOptions = {},
 ): Promise<
   | { status: 'not_found' }
   | { status: 'advancing'; subscription: Subscription }
@@ -94,7 +95,7 @@ async function mutateAt<R extends { refused: string }>(
       // What the tick would have done by now (a cancel at the period's end, a scheduled resume,
       // the trial notice) is done first: the action applies to the subscription as it is at
       // `now`, not as the last tick left it (an undo after `cancel_at` would revive it).
-      const due = applyScheduled(finishedSub, time.now);
+      const due = applyScheduled(finishedSub, time.now, scheduled);
       const sub = due.next ?? finishedSub;
       const own = decide(sub, time.now);
       if ('refused' in own) return { decision: { events: [] }, value: own };
@@ -265,7 +266,13 @@ export async function patchSubscription(
       now,
     );
   };
-  const res = await mutateAt(deps, id, decide);
+  // A due trial notice is moved by a new trial end, not sent for the old one first.
+  const res = await mutateAt(
+    deps,
+    id,
+    decide,
+    input.trialEnd !== undefined ? { skipTrialNotice: true } : {},
+  );
   switch (res.status) {
     case 'not_found':
       return res;

@@ -99,8 +99,11 @@ async function creationTimes(
   inputs: readonly SubscriptionInput[],
 ): Promise<CreationTime[]> {
   const ids = [...new Set(inputs.flatMap((i) => (i.testClock ? [i.testClock] : [])))];
+  // A clock being deleted is gone for a new subscription.
   const clocks = new Map(
-    (await deps.subs.clocks.getMany(ids)).flatMap((c, i) => (c ? [[ids[i], c.clock]] : [])),
+    (await deps.subs.clocks.getMany(ids)).flatMap((c, i) =>
+      c && c.clock.deleting !== true ? [[ids[i], c.clock]] : [],
+    ),
   );
   return inputs.map((input): CreationTime => {
     const id = input.testClock;

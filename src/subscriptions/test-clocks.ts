@@ -52,6 +52,11 @@ export interface TestClock {
   checks: number;
   /** Real time. */
   createdAt: number;
+  /**
+   * Being deleted (clocks-service.ts `deleteTestClock`): set before its subscriptions are
+   * canceled, so from then on it is gone for everyone else (read, advance, a new subscription).
+   */
+  deleting?: true;
 }
 
 export const testClockSchema = z.object({
@@ -64,6 +69,7 @@ export const testClockSchema = z.object({
   seq: z.number().int().min(0),
   checks: z.number().int().min(0),
   createdAt: z.number(),
+  deleting: z.literal(true).optional(),
 }) satisfies z.ZodType<TestClock>;
 
 /** A clock's id: `clock_` and 24 hex digits (part of Redis keys and job ids). */

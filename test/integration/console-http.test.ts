@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { csrfTokens } from '../../src/console/access.ts';
 import { createPayment } from '../../src/payments/create.ts';
+import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { createDeps, startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
@@ -254,6 +255,73 @@ describe('console actions', () => {
       /class="flash error"[^>]*>\s*email (&quot;|&#34;)grace\1 is not valid/,
     );
     expect(bad.body).toContain('No subscriptions.');
+  });
+
+  it('retry now: the form shows while in dunning and not paused; the flash says what it did', async () => {
+    expect((await createMonthlySubscription(t.app, 'console-dun')).status).toBe('created');
+    await t.app.subscriptions.mutate('console-dun', (cur) => ({
+      decision: {
+        next: {
+          ...cur,
+          status: 'past_due' as const,
+          dunning: [
+            {
+              key: 'sub_console-dun_20300131' as IntentKey,
+              period: 0,
+              attempt: 1,
+              step: 0,
+              failedAt: Date.parse('2030-01-31T08:00:00Z'),
+              dueAt: Date.parse('2030-02-01T08:00:00Z'),
+              reason: 'Declined',
+            },
+          ],
+        },
+        events: [],
+      },
+      value: undefined,
+    }));
+    const base = '/console/subscriptions/console-dun';
+    expect((await get(base)).body).toContain(`${base}/retry`);
+    expect(await act(`${base}/retry`)).toEqual([
+      'ok',
+      expect.stringContaining('Subscription console-dun retried; status past_due.'),
+    ]);
+    expect(await act(`${base}/retry`)).toEqual([
+      'ok',
+      expect.stringContaining('unchanged (its retry is already due)'),
+    ]);
+    expect((await act(`${base}/pause`))[0]).toBe('ok');
+    expect((await get(base)).body).not.toContain(`${base}/retry`);
+    const paused = await act(`${base}/retry`);
+    expect(paused[0]).toBe('error');
+    expect(paused[1]?.trim()).toBe(
+      'Subscription console-dun is paused: resume it first (a paused subscription runs no retries).',
+    );
+  });
+
+  it("an email search's next page keeps the email", async () => {
+    for (let i = 0; i <= 50; i++)
+      expect(
+        (
+          await createMonthlySubscription(t.app, `console-pg-${String(i).padStart(2, '0')}`, {
+            customer_email: 'pager@example.com',
+          })
+        ).status,
+      ).toBe('created');
+    expect(
+      (
+        await createMonthlySubscription(t.app, 'console-pg-zz', {
+          customer_email: 'zz@example.com',
+        })
+      ).status,
+    ).toBe('created');
+    const first = await get('/console/subscriptions?email=pager%40example.com');
+    expect(first.body).toContain('console-pg-49');
+    const link = /href="([^"]+)"[^>]*>Next page/.exec(first.body)?.[1]?.replace(/&amp;/g, '&');
+    expect(link).toContain('email=pager%40example.com');
+    const second = await get(link!);
+    expect(second.body).toContain('console-pg-50');
+    expect(second.body).not.toContain('console-pg-zz');
   });
 
   it('a JSON cancel with at_period_end true (a bearer-token client) cancels at period end', async () => {

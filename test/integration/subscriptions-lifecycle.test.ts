@@ -97,6 +97,7 @@ describe('a new end of the trial', () => {
     expect((await trial('te', '2025-02-10T10:00:00Z')).statusCode).toBe(201);
     expect((await trial('te-now', '2025-03-01T00:00:00Z')).statusCode).toBe(201);
     expect((await call('POST', '/subscriptions', body({ id: 'te-none' }))).statusCode).toBe(201);
+    expect((await trial('te-due', '2025-02-20T00:00:00Z')).statusCode).toBe(201);
 
     // The notice for the first end goes out; then the trial is extended by a week.
     await tickAt(h, '2025-02-08T10:00:00Z');
@@ -153,11 +154,24 @@ describe('a new end of the trial', () => {
     const now = await call('PATCH', '/subscriptions/te-now', { trial_end: 'now' });
     expect(now.statusCode, now.raw).toBe(200);
     expect(now.body).toMatchObject({ trial_end: '2025-02-18T08:30:00.000Z' });
+    // te-due's notice (for Feb 20) fell due at Feb 18 00:00 and no tick sent it yet: the change
+    // moves it with the end, it is not sent for the end being replaced first.
+    const due = await call('PATCH', '/subscriptions/te-due', { trial_end: '2025-02-25T00:00:00Z' });
+    expect(due.statusCode, due.raw).toBe(200);
     expect((await tickAt(h, '2025-02-18T08:31:00Z')).created).toBe(1);
     expect(ledgerOf(sandbox, 'te-now')).toEqual([['sub_te-now_20250218_1', 150_000, 'success']]);
     expect(
       (await eventsOf(h, 'te-now')).filter((e) => e.type === 'subscription.trial_will_end'),
     ).toEqual([]);
+    const noticeOf = async (id: string) =>
+      (await eventsOf(h, id))
+        .filter((e) => e.type === 'subscription.trial_will_end')
+        .map((e) => [e.id, e.data.trialEnd]);
+    expect(await noticeOf('te-due')).toEqual([]);
+    await tickAt(h, '2025-02-23T00:00:00Z');
+    expect(await noticeOf('te-due')).toEqual([
+      ['evt_sub_te-due_trial_will_end', ms('2025-02-25T00:00:00Z')],
+    ]);
   });
 });
 
@@ -392,7 +406,10 @@ describe('retry now', () => {
     await call('POST', '/subscriptions/rn/pause');
     const paused = await call('POST', '/subscriptions/rn/retry');
     expect(paused.statusCode).toBe(409);
-    expect(paused.body.error.code).toBe('subscription_paused');
+    expect(paused.body.error).toMatchObject({
+      code: 'subscription_paused',
+      message: 'subscription rn is paused: resume it first (a paused subscription runs no retries)',
+    });
     const run = (...args: string[]) => runCliInProcess(h.app.config, args, { clock: h.clock });
     const cli = await run('subs', 'retry', 'rn', '--json');
     expect(cli.code).toBe(1);

@@ -3,9 +3,11 @@
  * `next_cursor`; unknown parameters refused naming them (src/http/routes/subscriptions.ts, subscriptions/service.ts).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import type { AmountMinor } from '../../src/kernel/money.ts';
+import { createSubscription } from '../../src/subscriptions/record.ts';
 import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
-import { body, closeOpened, setup } from '../support/subscription-http.ts';
+import { body, closeOpened, ms, setup } from '../support/subscription-http.ts';
 
 afterEach(closeOpened);
 
@@ -85,11 +87,48 @@ describe('GET /subscriptions', () => {
       (await byEmail('customer_email=ada%40example.com&status=paused')).data.map((s) => s.id),
     ).toEqual(['em-c']);
     expect((await byEmail('customer_email=nobody%40example.com')).data).toEqual([]);
+    // Created once the index is built: the create's own step puts it in.
+    expect(
+      (
+        await call(
+          'POST',
+          '/subscriptions',
+          body({ id: 'em-f', customer_email: 'aDa@example.com' }),
+        )
+      ).statusCode,
+    ).toBe(201);
+    expect((await byEmail('customer_email=ada%40example.com')).data.map((s) => s.id)).toEqual([
+      'em-a',
+      'em-c',
+      'em-d',
+      'em-f',
+    ]);
     const bad = await call('GET', '/subscriptions?customer_email=not-an-email');
     expect(bad.statusCode).toBe(422);
     expect(JSON.stringify(bad.body)).toContain('customer_email');
 
-    // A deployment older than the index: its subscriptions are put in it on the first use.
+    // A deployment older than the index: its subscriptions are put in it on the first use, past
+    // the first thousand too (1,000 more here, whose ids sort before these).
+    const older = Array.from({ length: 1_000 }, (_, i) =>
+      createSubscription(
+        {
+          id: `em-0${String(i).padStart(4, '0')}`,
+          customerEmail: 'filler@example.com',
+          cardTokenSealed: 'sealed',
+          amount: 1500 as AmountMinor,
+          currency: 'NGN',
+          schedule: {
+            anchor: '2025-02-01T08:00:00Z',
+            timezone: 'UTC',
+            interval: 'month',
+            intervalCount: 1,
+          },
+          metadata: {},
+        },
+        ms('2025-01-15T00:00:00Z'),
+      ),
+    );
+    expect((await h.app.subscriptions.createMany(older)).every(Boolean)).toBe(true);
     const k = subscriptionKeys(h.app.config.redis.prefix);
     const indexes = await h.app.redis.keys(`${k.byEmail('x').replace(/:[0-9a-f]+$/, '')}:*`);
     expect(indexes.length).toBeGreaterThanOrEqual(4);
@@ -97,7 +136,15 @@ describe('GET /subscriptions', () => {
     expect((await byEmail('customer_email=bob%40example.com')).data.map((s) => s.id)).toEqual([
       'em-b',
     ]);
-    expect(await h.app.redis.exists(k.byEmailBuilt())).toBe(1);
+    expect(await h.app.redis.zcard(k.byEmailIndexed())).toBe(await h.app.redis.zcard(k.all()));
+    // One written by a process of an older version (a rolling upgrade: no index write) after
+    // that: found by the next list by email all the same.
+    await h.app.redis.zrem(k.byEmail('carol@example.com'), 'em-e');
+    await h.app.redis.zrem(k.byEmailIndexed(), 'em-e');
+    expect((await byEmail('customer_email=carol%40example.com')).data.map((s) => s.id)).toEqual([
+      'em-e',
+    ]);
+    expect(await h.app.redis.keys(`${k.byEmailMissing('*')}`)).toEqual([]);
 
     const cli = await runCliInProcess(h.app.config, [
       'subs',
@@ -111,6 +158,7 @@ describe('GET /subscriptions', () => {
       'em-a',
       'em-c',
       'em-d',
+      'em-f',
     ]);
     const badCli = await runCliInProcess(h.app.config, ['subs', 'list', '--email', 'nope']);
     expect(badCli.code).toBe(2);

@@ -277,4 +277,53 @@ describe('a test clock', () => {
       [first.plus({ days: 5 }).toMillis(), first.plus({ days: 7 }).toMillis()],
     ]);
   });
+
+  it("retry now runs a failed renewal's retry at once at the clock's time, without advancing it", async () => {
+    const at = ny('2025-01-15T12:00:00');
+    const created = await call('POST', '/test-clocks', { frozen_time: at.toISO() });
+    expect(created.status).toBe(201);
+    const clock = created.body.id as string;
+    const res = await call('POST', '/subscriptions', {
+      id: 'tc-retry-now',
+      customer_email: 'clock@example.com',
+      card_token: 'tok_clock_card_0001',
+      currency: 'USD',
+      interval: 'month',
+      timezone: ZONE,
+      test_clock: clock,
+      amount: '30.51',
+      anchor: '2025-01-20T08:00:00-05:00',
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const failedAt = ny('2025-01-20T09:00:00');
+    await advance(clock, failedAt);
+    const view = () => call('GET', '/subscriptions/tc-retry-now');
+    type Retry = { retry: number; retry_at: string; attempt: number };
+    const dunning = (r: { body: Record<string, unknown> }) => r.body.dunning as Retry[];
+    expect(dunning(await view())).toEqual([
+      expect.objectContaining({
+        retry: 1,
+        retry_at: failedAt.minus({ hours: 1 }).plus({ days: 1 }).toUTC().toISO(),
+      }),
+    ]);
+
+    const retried = await call('POST', '/subscriptions/tc-retry-now/retry');
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    expect(dunning(retried)[0]?.retry_at).toBe(failedAt.toUTC().toISO());
+    // Declined again at once (no advance): the next retry keeps its gap after this failure.
+    const after = await until(view, {
+      done: (r) => dunning(r)[0]?.retry === 2,
+      what: 'the retry run now on the clock',
+      timeoutMs: 20_000,
+      intervalMs: 50,
+    });
+    expect(dunning(after)[0]?.attempt).toBe(2);
+    expect(
+      Object.keys(sandbox.ledger().references).filter((r) => r.startsWith('sub_tc-retry-now_')),
+    ).toEqual(['sub_tc-retry-now_20250120_1', 'sub_tc-retry-now_20250120_2']);
+    expect((await call('GET', `/test-clocks/${clock}`)).body).toMatchObject({
+      status: 'ready',
+      frozen_time: failedAt.toUTC().toISO(),
+    });
+  });
 });

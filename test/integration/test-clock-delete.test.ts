@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { createTestClock, deleteTestClock } from '../../src/subscriptions/clocks-service.ts';
 import { cancelOnDeletedClock } from '../../src/subscriptions/manage.ts';
-import { TestClockGoneError } from '../../src/subscriptions/ports.ts';
+import { TestClockGoneError, type TestClockStore } from '../../src/subscriptions/ports.ts';
 import { createSubscription } from '../../src/subscriptions/record.ts';
+import { createSubscriptionFromBody } from '../../src/subscriptions/service.ts';
 import { subscriptionServiceDeps } from '../../src/subscriptions/service-deps.ts';
 import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
 import { startAdvance } from '../../src/subscriptions/test-clocks.ts';
@@ -58,6 +59,49 @@ async function newClock(at: string): Promise<string> {
   const res = await call('POST', '/test-clocks', { frozen_time: at });
   expect(res.status).toBe(201);
   return res.body.id as string;
+}
+
+/** A subscription record on `clock` as a create that read the clock earlier would store it. */
+function onClock(id: string, clock: string) {
+  return createSubscription(
+    {
+      id,
+      customerEmail: 'clock@example.com',
+      cardTokenSealed: 'sealed',
+      amount: amountMinor(2_000),
+      currency: 'USD',
+      schedule: {
+        anchor: '2025-02-01T09:00:00Z',
+        timezone: 'UTC',
+        interval: 'month',
+        intervalCount: 1,
+      },
+      metadata: {},
+      testClock: clock,
+    },
+    Date.parse('2025-01-15T12:00:00Z'),
+  );
+}
+
+/**
+ * The service's deps with some of the clock store's calls replaced (each is given the real store),
+ * to put another request between two steps of the one under test.
+ */
+function withClocks(over: {
+  [K in 'members' | 'remove']?: (real: TestClockStore, ...args: never[]) => Promise<unknown>;
+}) {
+  const d = deps();
+  const real = d.subs.clocks;
+  const clocks = new Proxy(real, {
+    get: (target, p, r) => {
+      const f = over[p as keyof typeof over];
+      return f ? (...args: never[]) => f(real, ...args) : (Reflect.get(target, p, r) as unknown);
+    },
+  });
+  const subs = new Proxy(d.subs, {
+    get: (target, p, r) => (p === 'clocks' ? clocks : (Reflect.get(target, p, r) as unknown)),
+  });
+  return { ...d, subs };
 }
 
 /** The prefix's keys of clock `id` (hash, members, due index) and its place in the advancing set. */
@@ -159,6 +203,16 @@ describe('deleting a test clock', () => {
     });
     expect((await call('GET', '/subscriptions/adv-1')).body.status).toBe('active');
     expect(await clockKeys(clock)).toEqual({ exist: 3, advancing: '0' });
+
+    // One with no subscriptions is refused too (no subscription's cancel finds it advancing).
+    const empty = await newClock('2025-01-15T12:00:00Z');
+    const e = (await t.app.subscriptions.clocks.get(empty))!;
+    await t.app.subscriptions.clocks.save(
+      startAdvance(e.clock, Date.parse('2026-01-01T00:00:00Z')),
+      e.version,
+    );
+    expect((await call('DELETE', `/test-clocks/${empty}`)).status).toBe(409);
+    expect((await call('GET', `/test-clocks/${empty}`)).body.status).toBe('advancing');
   });
 
   it('a delete that died partway is finished by the next one; a create racing it stores nothing', async () => {
@@ -167,8 +221,22 @@ describe('deleting a test clock', () => {
       expect(
         (await call('POST', '/subscriptions', plan(clock.id, id, '2025-02-01T09:00:00Z'))).status,
       ).toBe(201);
-    // The first call canceled part-1 and died.
+    // The first call marked the clock deleting, canceled part-1 and died.
+    const found = (await t.app.subscriptions.clocks.get(clock.id))!;
+    await t.app.subscriptions.clocks.save({ ...found.clock, deleting: true }, found.version);
     expect(await cancelOnDeletedClock(deps(), 'part-1')).toBe('canceled');
+    // Marked: gone for every other caller already.
+    expect((await call('GET', `/test-clocks/${clock.id}`)).status).toBe(404);
+    expect(
+      (await call('POST', `/test-clocks/${clock.id}/advance`, { to: '2025-03-01T00:00:00Z' }))
+        .status,
+    ).toBe(404);
+    const refused = await call(
+      'POST',
+      '/subscriptions',
+      plan(clock.id, 'part-3', '2025-02-01T09:00:00Z'),
+    );
+    expect(refused.status).toBe(422);
     const res = await deleteTestClock(deps(), clock.id);
     expect(res).toEqual({ status: 'deleted', id: clock.id, canceled: ['part-2'] });
 
@@ -199,6 +267,85 @@ describe('deleting a test clock', () => {
     expect(await clockKeys(clock.id)).toEqual({ exist: 0, advancing: null });
   });
 
+  it('a subscription created on the clock during the delete is canceled too before the clock goes', async () => {
+    const clock = await createTestClock(deps(), '2025-01-15T12:00:00Z');
+    expect(
+      (await call('POST', '/subscriptions', plan(clock.id, 'race-1', '2025-02-01T09:00:00Z')))
+        .status,
+    ).toBe(201);
+    let raced = false;
+    const res = await deleteTestClock(
+      withClocks({
+        members: async (real, id: string) => {
+          const ids = await real.members(id);
+          if (!raced) {
+            raced = true;
+            // A create that starts now finds the clock gone (it is marked deleting)…
+            const late = await call(
+              'POST',
+              '/subscriptions',
+              plan(id, 'race-late', '2025-02-01T09:00:00Z'),
+            );
+            expect(late.status).toBe(422);
+            expect((await call('GET', `/test-clocks/${id}`)).status).toBe(404);
+            // …one that read it before the mark writes after the delete read the members, before
+            // its checked step: the store takes it (the clock's hash is still there).
+            expect((await t.app.subscriptions.create(onClock('race-2', id))).created).toBe(true);
+          }
+          return ids;
+        },
+      }),
+      clock.id,
+    );
+    expect(res).toEqual({ status: 'deleted', id: clock.id, canceled: ['race-1', 'race-2'] });
+    expect(await clockKeys(clock.id)).toEqual({ exist: 0, advancing: null });
+    expect((await call('GET', '/subscriptions/race-2')).body).toMatchObject({
+      status: 'canceled',
+      cancel_reason: 'test_clock_deleted',
+    });
+  });
+
+  it('a clock another delete removed meanwhile is deleted, not 404, for this one', async () => {
+    const clock = await createTestClock(deps(), '2025-01-15T12:00:00Z');
+    const res = await deleteTestClock(
+      withClocks({
+        // Its checked step finds the clock changed (a new member); then another delete finishes.
+        remove: async (real, id: string, version: number) => {
+          // A create that read the clock before the mark (the store takes it).
+          expect((await t.app.subscriptions.create(onClock('gone-1', id))).created).toBe(true);
+          expect(await real.remove(id, version, 0)).toBe('changed');
+          expect(await deleteTestClock(deps(), id)).toMatchObject({ status: 'deleted' });
+          return 'changed';
+        },
+      }),
+      clock.id,
+    );
+    expect(res).toEqual({ status: 'deleted', id: clock.id, canceled: [] });
+  });
+
+  it('a create over HTTP whose clock is deleted before its write is a 422 on test_clock', async () => {
+    const clock = await createTestClock(deps(), '2025-01-15T12:00:00Z');
+    const d = deps();
+    const subs = new Proxy(d.subs, {
+      get: (target, p, r) =>
+        p === 'create'
+          ? async (...args: Parameters<typeof target.create>) => {
+              await deleteTestClock(deps(), clock.id);
+              return target.create(...args);
+            }
+          : (Reflect.get(target, p, r) as unknown),
+    });
+    const res = await createSubscriptionFromBody(
+      { ...d, subs },
+      plan(clock.id, 'late-http', '2025-02-01T09:00:00Z'),
+    );
+    expect(res).toEqual({
+      status: 'invalid',
+      issues: [{ field: 'test_clock', message: `test_clock "${clock.id}" does not exist` }],
+    });
+    expect(await t.app.subscriptions.get('late-http')).toBeUndefined();
+  });
+
   it('the store deletes only the clock it read: not after an advance, not with a new member', async () => {
     const clock = await createTestClock(deps(), '2025-01-15T12:00:00Z');
     const found = (await t.app.subscriptions.clocks.get(clock.id))!;
@@ -225,5 +372,17 @@ describe('deleting a test clock', () => {
     const missing = await run('subs', 'clock', 'delete', clock.id);
     expect(missing.code).toBe(2);
     expect(missing.err).toContain(`no test clock "${clock.id}"`);
+
+    // An advancing clock: exit 1 with the API's code, nothing deleted.
+    const busy = await createTestClock(deps(), '2025-01-15T12:00:00Z');
+    const b = (await t.app.subscriptions.clocks.get(busy.id))!;
+    await t.app.subscriptions.clocks.save(
+      startAdvance(b.clock, Date.parse('2026-01-01T00:00:00Z')),
+      b.version,
+    );
+    const advancing = await run('subs', 'clock', 'delete', busy.id, '--json');
+    expect(advancing.code).toBe(1);
+    expect(JSON.parse(advancing.out)).toMatchObject({ error: { code: 'test_clock_advancing' } });
+    expect(await clockKeys(busy.id)).toMatchObject({ advancing: '0' });
   });
 });

@@ -240,6 +240,33 @@ describe('a new end of the trial (PATCH trial_end)', () => {
     expect(changeSubscription(claimed, { trialEnd: 'now' }, at)).toEqual({ refused: 'busy' });
   });
 
+  it('a trial moved twice before its second notice keeps the numbering: the notice is _2', () => {
+    const noticed = next(applyScheduled(sub({ trialEnd: end }), ms('2025-02-08T00:00:00Z')));
+    const once = next(
+      changeSubscription(noticed, { trialEnd: '2025-03-01T10:00:00Z' }, ms('2025-02-09T00:00:00Z')),
+    );
+    const twice = next(
+      changeSubscription(once, { trialEnd: '2025-03-05T10:00:00Z' }, ms('2025-02-10T00:00:00Z')),
+    );
+    expect(twice.trial).toMatchObject({ noticed: false, notices: 1 });
+    expect(applyScheduled(twice, ms('2025-03-02T10:00:00Z')).events[0]?.id).toBe(
+      'evt_sub_s1_trial_will_end_2',
+    );
+  });
+
+  it('now with an anchor in the future is refused on anchor (the first period starts now)', () => {
+    const at = ms('2025-02-05T12:00:00Z');
+    expect(
+      refusal(
+        changeSubscription(
+          sub({ trialEnd: end }),
+          { trialEnd: 'now', anchor: '2025-03-01T00:00:00Z' },
+          at,
+        ),
+      ),
+    ).toMatchObject({ field: 'anchor', message: expect.stringContaining('the same instant') });
+  });
+
   it('a paused trial moves too; the interval may change with it', () => {
     const s = next(pauseSubscription(sub({ trialEnd: end }), ms(now0)));
     const moved = next(
@@ -297,6 +324,34 @@ describe('retry now (POST /subscriptions/:id/retry)', () => {
   it('changes nothing when the retry is already due or being opened', () => {
     expect(retryNow(inDunning({ dueAt: at - 1 }), at)).toEqual({ events: [], retries: [] });
     expect(retryNow(inDunning({ opening: 2 }), at)).toEqual({ events: [], retries: [] });
+    // Due exactly now is due: no change, no new job ids.
+    expect(retryNow(inDunning({ dueAt: at }), at)).toEqual({ events: [], retries: [] });
+  });
+
+  it('makes every period in dunning due now, not only the first', () => {
+    const s = inDunning();
+    const two: Subscription = {
+      ...s,
+      nextPeriod: 2,
+      dunning: [
+        ...s.dunning,
+        {
+          key: 'sub_s1_20250301' as IntentKey,
+          period: 1,
+          attempt: 1,
+          step: 0,
+          failedAt: ms('2025-02-01T09:00:00Z'),
+          dueAt: ms('2025-02-03T08:00:00Z'),
+          reason: 'Declined',
+        },
+      ],
+    };
+    const d = decided(retryNow(two, at));
+    expect(next(d).dunning.map((e) => e.dueAt)).toEqual([at, at]);
+    expect(d.retries.map((r) => [r.key, r.dueAt])).toEqual([
+      ['sub_s1_20250201', at],
+      ['sub_s1_20250301', at],
+    ]);
   });
 
   it('refuses a canceled or paused subscription and one with no failed renewal', () => {

@@ -8,9 +8,10 @@
  * - `<prefix>:subs:ids-folded`: every id by its lower-case form (ids are one id ignoring case: a
  *   create of another id in another case is refused), and `…:built` once it holds every stored id;
  * - `<prefix>:subs:email:<digest>`: the ids of one customer email (ignoring case; the key names a
- *   sha256 of it, not the address), written by the create, and `<prefix>:subs:email:built` once
- *   every stored subscription is in them (a deployment older than the index is filled on the
- *   first list by email: `ensureEmailIndex`);
+ *   sha256 of it, not the address), and `<prefix>:subs:email:indexed`, every id that is in its
+ *   email's set: both written by the create; a list by email first indexes the ids of `subs:all`
+ *   that are not in `…:indexed` (`ensureEmailIndex`: subscriptions older than the index, or
+ *   created by a process of an older version during a rolling upgrade);
  * - `<prefix>:clock:<id>`, `<prefix>:clock:<id>:due`, `<prefix>:clock:<id>:subs`: a test clock
  *   (test-clock-store.ts), the due index of its subscriptions (they are never in `subs:due`) and
  *   their ids;
@@ -45,7 +46,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * KEYS: 1 record hash, 2 due index (the deployment's, or its test clock's), 3 all index,
  * 4 events stream, 5 its test clock's members (else the all index again), 6 the ids by their
  * lower-case form, 7 the marker that 6 holds every stored id, 8 its test clock's hash (else the
- * all index again), 9 the ids of its customer's email.
+ * all index again), 9 the ids of its customer's email, 10 every id indexed by email.
  * ARGV: 1 id, 2 expected version ('0': must not exist), 3 record JSON, 4 due score ('' removes),
  * 5 events JSON array of {id, type, at, data (a JSON string)}, 6 events max length,
  * 7 '1' when KEYS[5] is a test clock's members, 9 the id in lower case,
@@ -62,7 +63,7 @@ const EVENTS_MAX_LEN = 1_000_000;
  * counts the members it canceled, and a member added after would live on no clock).
  */
 /** How many keys SAVE_SUBSCRIPTION takes. */
-const SAVE_KEYS = 9;
+const SAVE_KEYS = 10;
 
 export const SAVE_SUBSCRIPTION = new LuaScript(`
 local cur = redis.call('HMGET', KEYS[1], 'version', 'lastSave')
@@ -85,6 +86,7 @@ if not v then
   redis.call('HSET', KEYS[6], ARGV[9], ARGV[1])
   if ARGV[7] == '1' then redis.call('ZADD', KEYS[5], 0, ARGV[1]) end
   redis.call('ZADD', KEYS[9], 0, ARGV[1])
+  redis.call('ZADD', KEYS[10], 0, ARGV[1])
 end
 for _, e in ipairs(cjson.decode(ARGV[5])) do
   redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'id', e.id, 'type', e.type, 'at', e.at, 'data', e.data)
@@ -112,7 +114,10 @@ export function subscriptionKeys(prefix: string) {
     advancingClocks: () => `${prefix}:clocks:advancing`,
     /** The ids of one customer email, ignoring case (a digest of it names the key). */
     byEmail: (email: string) => `${prefix}:subs:email:${emailDigest(email)}`,
-    byEmailBuilt: () => `${prefix}:subs:email:built`,
+    /** Every id that is in its email's index. */
+    byEmailIndexed: () => `${prefix}:subs:email:indexed`,
+    /** Scratch set of one `ensureEmailIndex` call (expires). */
+    byEmailMissing: (token: string) => `${prefix}:subs:email:missing:${token}`,
     events: () => storeKeys(prefix).events(),
     /** The intent store's per-subscription index (intent keys by creation time). */
     intents: (id: string) => storeKeys(prefix).bySubscription(id),
@@ -166,6 +171,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       this.k.foldedIdsBuilt(),
       clock === undefined ? this.k.all() : this.k.clock(clock),
       this.k.byEmail(sub.customerEmail),
+      this.k.byEmailIndexed(),
       sub.id,
       String(expectVersion),
       JSON.stringify(sub),
@@ -375,7 +381,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     const min = opts.after === undefined ? '-' : `(${opts.after}`;
     if (opts.customerEmail === undefined)
       return this.redis.zrangebylex(this.k.all(), min, '+', 'LIMIT', 0, opts.limit);
-    if ((await this.redis.exists(this.k.byEmailBuilt())) === 0) await this.ensureEmailIndex();
+    await this.ensureEmailIndex();
     return this.redis.zrangebylex(
       this.k.byEmail(opts.customerEmail),
       min,
@@ -387,21 +393,45 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 
   /**
-   * Puts every stored subscription in its email's index (the subscriptions of a deployment older
-   * than the index), then marks it built. Idempotent: a create meanwhile adds its own id anyway.
+   * Puts every stored subscription that is not in its email's index there: the ids of `subs:all`
+   * missing from `subs:email:indexed` (subscriptions older than the index, or created by an older
+   * version's process during a rolling upgrade). One round trip when nothing is missing (the two
+   * sets' sizes); else the difference is stored aside and indexed 1,000 at a time. Idempotent and
+   * safe to run concurrently: a create meanwhile indexes itself.
    */
   async ensureEmailIndex(): Promise<void> {
-    const page = 1_000;
-    for (let at = 0; ; at += page) {
-      const ids = await this.redis.zrange(this.k.all(), String(at), String(at + page - 1));
-      if (ids.length === 0) break;
-      const found = await this.getMany(ids);
-      const pipe = this.redis.pipeline();
-      for (const f of found) if (f) pipe.zadd(this.k.byEmail(f.sub.customerEmail), 0, f.sub.id);
-      for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
-      if (ids.length < page) break;
+    const counts = await this.redis
+      .multi()
+      .zcard(this.k.all())
+      .zcard(this.k.byEmailIndexed())
+      .exec();
+    const [all, indexed] = (counts ?? []).map(([err, v]) => {
+      if (err) throw err;
+      return v as number;
+    });
+    if (all === indexed) return;
+    const missing = this.k.byEmailMissing(nextCallId());
+    await this.redis
+      .multi()
+      .zdiffstore(missing, 2, this.k.all(), this.k.byEmailIndexed())
+      .expire(missing, 600)
+      .exec();
+    try {
+      for (;;) {
+        const ids = await this.redis.zrange(missing, '0', '999');
+        if (ids.length === 0) break;
+        const found = await this.getMany(ids);
+        const pipe = this.redis.pipeline();
+        found.forEach((f, i) => {
+          if (f) pipe.zadd(this.k.byEmail(f.sub.customerEmail), 0, f.sub.id);
+          pipe.zadd(this.k.byEmailIndexed(), 0, ids[i]!);
+        });
+        pipe.zrem(missing, ...ids);
+        for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
+      }
+    } finally {
+      await this.redis.del(missing);
     }
-    await this.redis.set(this.k.byEmailBuilt(), '1');
   }
 
   /** The subscription's charge intents, newest first (the intent store's index). */
