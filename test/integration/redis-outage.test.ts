@@ -130,6 +130,11 @@ describe('Redis stopped and restarted with its AOF', () => {
     const post = await api('POST', '/payments', charge('during1'));
     expect(post.status).toBe(503);
     expect(post.body).toMatchObject({ error: { code: 'redis_unavailable' } });
+    // Refused before anything else runs, validation included (not after a command failed): a
+    // body the schema would refuse with 422 gets the outage's 503, so a client retries later.
+    const early = await api('POST', '/payments', { amount: 'not a number' });
+    expect(early.status).toBe(503);
+    expect(early.body).toMatchObject({ error: { code: 'redis_unavailable' } });
     const get = await api('GET', '/payments/api_before1');
     expect(get.status).toBe(503);
     expect(get.body).toMatchObject({ error: { code: 'redis_unavailable' } });
