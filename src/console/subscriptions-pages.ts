@@ -6,7 +6,7 @@
  */
 import { emailSchema } from '../input/fields.ts';
 import { withoutCardNumbers } from '../kernel/card-number.ts';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import { parseCancelBody, parsePauseBody } from '../subscriptions/patch-input.ts';
 import { SUBSCRIPTION_STATUSES } from '../subscriptions/record.ts';
@@ -215,6 +215,21 @@ function detail(s: SubscriptionView): Html {
 /** Registers the subscription pages and actions. */
 export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKit): void {
   const deps = kit.deps.subs;
+  /** The flash of a service answer no action took: no such subscription, or invalid input. */
+  const unanswered = (
+    reply: FastifyReply,
+    id: string,
+    res: { status: 'not_found' } | { status: 'invalid'; issues: readonly { message: string }[] },
+  ) =>
+    res.status === 'not_found'
+      ? kit.done(reply, `${CONSOLE_PATH}/subscriptions`, {
+          kind: 'error',
+          text: `No subscription ${id}.`,
+        })
+      : kit.done(reply, `${CONSOLE_PATH}/subscriptions/${seg(id)}`, {
+          kind: 'error',
+          text: res.issues.map((i) => i.message).join('; '),
+        });
 
   scope.get('/subscriptions', HIDDEN, async (req, reply) => {
     const ctx = kit.ctx(req, reply);
@@ -334,15 +349,8 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
       const res = await patchSubscription(deps, id, { trial_end: 'now' });
       switch (res.status) {
         case 'not_found':
-          return kit.done(reply, `${CONSOLE_PATH}/subscriptions`, {
-            kind: 'error',
-            text: `No subscription ${id}.`,
-          });
         case 'invalid':
-          return kit.done(reply, back, {
-            kind: 'error',
-            text: res.issues.map((i) => i.message).join('; '),
-          });
+          return unanswered(reply, id, res);
         case 'refused':
           return kit.done(reply, back, {
             kind: 'error',
@@ -395,15 +403,8 @@ export function registerSubscriptionPages(scope: FastifyInstance, kit: ConsoleKi
         const res = await applyAction(deps, id, action, opts);
         switch (res.status) {
           case 'not_found':
-            return kit.done(reply, `${CONSOLE_PATH}/subscriptions`, {
-              kind: 'error',
-              text: `No subscription ${id}.`,
-            });
           case 'invalid':
-            return kit.done(reply, back, {
-              kind: 'error',
-              text: res.issues.map((i) => i.message).join('; '),
-            });
+            return unanswered(reply, id, res);
           case 'refused':
             return kit.done(reply, back, {
               kind: 'error',

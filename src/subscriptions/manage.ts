@@ -41,7 +41,7 @@ export type ActionResult =
   | { status: 'invalid'; issues: FieldIssue[] }
   | {
       status: 'refused';
-      code: Extract<Refusal, 'canceled' | 'paused' | 'nothing_to_retry' | 'test_clock_advancing'>;
+      code: ActionRefusalCode;
       subscription: Subscription;
     };
 
@@ -213,11 +213,17 @@ export const REFUSAL_ERROR_CODE: Readonly<Record<Refusal, string>> = {
   nothing_to_retry: 'nothing_to_retry',
 };
 
+/** The refusals an action (not a change) can meet. */
+export type ActionRefusalCode = Extract<
+  Refusal,
+  'canceled' | 'paused' | 'nothing_to_retry' | 'test_clock_advancing'
+>;
+
 /** What an action's refusal says (HTTP `error.message`, the console's flash). */
 export function actionRefusalMessage(
   id: string,
   action: ActionName,
-  code: Extract<Refusal, 'canceled' | 'paused' | 'nothing_to_retry' | 'test_clock_advancing'>,
+  code: ActionRefusalCode,
 ): string {
   switch (code) {
     case 'canceled':

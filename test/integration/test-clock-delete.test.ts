@@ -241,24 +241,7 @@ describe('deleting a test clock', () => {
     expect(res).toEqual({ status: 'deleted', id: clock.id, canceled: ['part-2'] });
 
     // A create that read the clock before the delete: refused in its own step, nothing stored.
-    const late = createSubscription(
-      {
-        id: 'part-late',
-        customerEmail: 'clock@example.com',
-        cardTokenSealed: 'sealed',
-        amount: amountMinor(2_000),
-        currency: 'USD',
-        schedule: {
-          anchor: '2025-02-01T09:00:00Z',
-          timezone: 'UTC',
-          interval: 'month',
-          intervalCount: 1,
-        },
-        metadata: {},
-        testClock: clock.id,
-      },
-      clock.frozenTime,
-    );
+    const late = onClock('part-late', clock.id);
     await expect(t.app.subscriptions.create(late)).rejects.toBeInstanceOf(TestClockGoneError);
     await expect(
       t.app.subscriptions.saveMany([{ sub: late, expectVersion: 0 }]),
