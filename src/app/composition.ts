@@ -17,6 +17,7 @@ import type {
   RateLimiter,
   RefundStore,
   Sealer,
+  SignInThrottle,
 } from '../kernel/ports.ts';
 import { SayswitchGateway } from '../infra/gateway/sayswitch/client.ts';
 import {
@@ -41,6 +42,7 @@ import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
 import { RedisHealth } from '../infra/redis/health.ts';
 import { storeKeys } from '../infra/redis/keys.ts';
+import { createSignInThrottle } from '../infra/redis/sign-in-throttle.ts';
 import {
   assertClusterSeeds,
   assertRedisReady,
@@ -116,6 +118,8 @@ export interface App {
   gateway: PaymentGateway;
   /** The outbound rate limit: lookups wait inside `gateway`, submissions take a token first. */
   rateLimiter: RateLimiter;
+  /** Failed password sign-ins per client address (the dashboard's and the console's). */
+  signIns: SignInThrottle;
   sealer: Sealer;
   policy: ReconcilePolicy;
   metrics: Metrics;
@@ -255,6 +259,10 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
     dispatcher,
     gateway,
     rateLimiter,
+    signIns: createSignInThrottle(storeRedis, {
+      keyPrefix: storeKeys(prefix).signInFailures(),
+      ...config.http.signIn,
+    }),
     metrics,
     sealer: createSealer(config.dataEncryptionKey),
     policy: {

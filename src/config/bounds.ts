@@ -84,6 +84,12 @@ export const DURATION_BOUNDS = {
     max: '24d',
     maxWhy: TIMER,
   },
+  DASHBOARD_SIGN_IN_BLOCK: {
+    min: '1s',
+    minWhy: 'failed sign-ins are counted in whole seconds',
+    max: '1d',
+    maxWhy: 'an operator who mistyped behind the same address waits that long',
+  },
   SHUTDOWN_TIMEOUT: {
     min: '4s',
     minWhy: `\`billing start\` keeps ${SHUTDOWN_CLOSE_RESERVE_MS / 1000}s of it for closing connections, and in-flight jobs need the rest`,

@@ -6,6 +6,7 @@
  * mapping stay in this one file, the only reader of the environment; the duration bounds
  * (bounds.ts) and the limits shared with the queues (limits.ts) sit beside it.
  */
+import { isIP } from 'node:net';
 import { CronExpressionParser } from 'cron-parser';
 import { z } from 'zod';
 import {
@@ -80,6 +81,46 @@ const int = (dflt: number, min: number, max: number, why?: string) =>
       }
       return n;
     });
+
+/** The names proxy-addr (fastify's `trustProxy`) knows for address ranges. */
+const PROXY_RANGES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** One TRUST_PROXY entry: an IP address, a CIDR range, or a range's name. */
+function proxyEntryOk(entry: string): boolean {
+  if (PROXY_RANGES.has(entry)) return true;
+  const [address = '', bits, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * TRUST_PROXY: unset, empty or `false` for none; else the proxies' addresses, CIDR ranges and
+ * range names, comma-separated. Never "every proxy" (`true`): any client could then name its own
+ * address in `X-Forwarded-For` and escape the sign-in throttle. Nor a hop count, which checks
+ * nothing of who sent the header (fastify 5 trusts no proxy for one).
+ */
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx): string[] | undefined => {
+    const value = v?.trim() ?? '';
+    if (value === '' || value === 'false') return undefined;
+    const entries = value.split(',').map((e) => e.trim());
+    const bad = entries.find((e) => !proxyEntryOk(e));
+    if (bad !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          `"${bad}" is not a proxy: give the proxies' addresses and CIDR ranges, like ` +
+          '10.0.0.0/8,::1 (or loopback, linklocal, uniquelocal); not true, which would let any ' +
+          'client choose its own address, nor a hop count, which checks nothing',
+      });
+      return z.NEVER;
+    }
+    return entries;
+  });
 
 /** A duration (`30s`), unset or empty for `dflt`, within `bound` (bounds.ts). */
 const duration = (dflt: string, bound: DurationBound) =>
@@ -286,6 +327,9 @@ const envSchema = z.object({
   DASHBOARD_USER: optionalString,
   DASHBOARD_PASSWORD: optionalString,
   DASHBOARD_READ_ONLY: bool(false),
+  DASHBOARD_SIGN_IN_MAX_FAILURES: int(10, 1, 1_000),
+  DASHBOARD_SIGN_IN_BLOCK: duration('15m', DURATION_BOUNDS.DASHBOARD_SIGN_IN_BLOCK),
+  TRUST_PROXY: trustProxy,
   HTTP_CHECK_RESPONSES: bool(false),
   NOTIFY_URL: optionalString.superRefine(urlOf(['https:', 'http:'])),
   NOTIFY_SECRET: notifySecret,
@@ -375,6 +419,13 @@ export interface Config {
     dashboardAuth: 'basic' | 'none';
     dashboard?: { user: string; password: string };
     dashboardReadOnly: boolean;
+    /**
+     * DASHBOARD_SIGN_IN_MAX_FAILURES / DASHBOARD_SIGN_IN_BLOCK: failed password sign-ins that block a client address,
+     * and for how long (http/sign-in.ts).
+     */
+    signIn: { maxFailures: number; blockMs: number };
+    /** TRUST_PROXY: the trusted proxies' addresses and ranges; absent: none (http/server.ts). */
+    trustProxy?: string[];
     webhookMaxBytes: number;
     /**
      * METRICS_PORT: where a process without the api role serves `/metrics` (0 or unset: it
@@ -516,6 +567,8 @@ export function loadConfig(
           }
         : {}),
       dashboardReadOnly: e.DASHBOARD_READ_ONLY,
+      signIn: { maxFailures: e.DASHBOARD_SIGN_IN_MAX_FAILURES, blockMs: e.DASHBOARD_SIGN_IN_BLOCK },
+      ...(e.TRUST_PROXY !== undefined ? { trustProxy: e.TRUST_PROXY } : {}),
       webhookMaxBytes: e.WEBHOOK_MAX_BYTES,
       ...(e.METRICS_PORT > 0 ? { metricsPort: e.METRICS_PORT } : {}),
       checkResponses: e.HTTP_CHECK_RESPONSES,
@@ -631,8 +684,8 @@ const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/i;
  *   request carries the secret key in its Authorization header and a charge carries the card
  *   token, which plain http would show to anyone on the path.
  * - DASHBOARD_PASSWORD is as long as API_TOKEN must be: it acts in the console (resolves payments,
- *   approves and cancels batches: the second person of BATCH_APPROVAL) and in the queue dashboard,
- *   and basic auth has no lockout, so a short one can be guessed online.
+ *   approves and cancels batches: the second person of BATCH_APPROVAL) and in the queue dashboard;
+ *   the sign-in throttle (http/sign-in.ts) slows online guessing, it does not make a short one safe.
  */
 function liveCredentialProblems(raw: Record<string, string | undefined>) {
   if (!isLiveKey(raw)) return [];

@@ -3,7 +3,7 @@
  * builds the same capability services' dependencies (the composition root's `App` fits).
  */
 import type { Clock } from '../kernel/clock.ts';
-import type { PaymentGateway, RefundStore } from '../kernel/ports.ts';
+import type { PaymentGateway, RefundStore, SignInThrottle } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { BatchDeps } from '../batches/ingest.ts';
 import { resolveDeps, type ResolveDeps } from '../payments/resolve.ts';
@@ -19,6 +19,8 @@ export interface ConsoleApp extends ServiceApp, BatchDeps {
   logger: Logger;
   gateway: PaymentGateway;
   refunds: RefundStore;
+  /** Failed password sign-ins per client address (http/sign-in.ts); absent: not throttled. */
+  signIns?: SignInThrottle;
   config: ServiceApp['config'] & {
     reconcile: { resolveUnknownAfterMs: number; payoutWatchMs: number[] };
     batchApproval: 'none' | 'payouts' | 'all';

@@ -9,8 +9,9 @@
  * parser, error page and security headers apply to the console's routes only. Routes are hidden
  * from the OpenAPI document (`schema.hide`): they answer HTML to people, not JSON to programs.
  */
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { classifyRoute } from '../http/auth.ts';
+import { isBasicAuth, signInGate } from '../http/sign-in.ts';
 import { csrfTokens, crossSite, grantOf, type ConsoleCredentials, type Grant } from './access.ts';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.ts';
 import { consoleDeps, type ConsoleApp } from './deps.ts';
@@ -48,8 +49,10 @@ function readFlash(req: FastifyRequest): Flash | undefined {
   return undefined;
 }
 
-const cookie = (value: string, maxAge: number) =>
-  `${FLASH_COOKIE}=${value}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}`;
+/** The flash cookie; `Secure` when the console is reached over https (directly or, with TRUST_PROXY, through a proxy). */
+const cookie = (value: string, maxAge: number, secure: boolean) =>
+  `${FLASH_COOKIE}=${value}; Path=${CONSOLE_PATH}; HttpOnly; SameSite=Strict; Max-Age=${maxAge}` +
+  (secure ? '; Secure' : '');
 
 function errorPage(status: number, title: string, text: string): Html {
   return html`<!doctype html>
@@ -81,13 +84,24 @@ export async function registerConsole(server: FastifyInstance, app: ConsoleApp):
   };
   const csrf = csrfTokens(app.config.dataEncryptionKey);
   const log = app.logger.child({ component: 'console' });
+  const gate = signInGate(app.signIns, log, 'console');
+  const tooManyFailures = (reply: FastifyReply, retryAfterS: number) =>
+    kit.send(
+      reply.header('retry-after', String(retryAfterS)),
+      errorPage(
+        429,
+        'Too many failed sign-ins',
+        `This address gave wrong credentials too often. Try again in ${retryAfterS} seconds.`,
+      ),
+      429,
+    );
 
   const kit: ConsoleKit = {
     deps,
     ctx(req, reply) {
       const grant = req.consoleGrant;
       const flash = readFlash(req);
-      if (flash) void reply.header('set-cookie', cookie('', 0));
+      if (flash) void reply.header('set-cookie', cookie('', 0, req.protocol === 'https'));
       return {
         who: grant?.who ?? '',
         csrf: grant ? csrf.tokenFor(grant.who) : '',
@@ -100,7 +114,9 @@ export async function registerConsole(server: FastifyInstance, app: ConsoleApp):
     },
     done(reply, location, flash) {
       const value = Buffer.from(JSON.stringify(flash)).toString('base64url');
-      return reply.header('set-cookie', cookie(value, 60)).redirect(location, 303);
+      return reply
+        .header('set-cookie', cookie(value, 60, reply.request.protocol === 'https'))
+        .redirect(location, 303);
     },
     who: (req) => req.consoleGrant?.who ?? 'unknown',
   };
@@ -117,10 +133,18 @@ export async function registerConsole(server: FastifyInstance, app: ConsoleApp):
       );
 
       scope.addHook('onRequest', async (req, reply) => {
+        // A password (basic auth) from a blocked address is refused before it is checked.
+        const password = creds.dashboard !== undefined && isBasicAuth(req.headers.authorization);
+        const blocked = password ? await gate.blockedFor(req) : 0;
+        if (blocked > 0) return tooManyFailures(reply, blocked);
         const grant = grantOf(req, creds);
         if (!grant) {
-          if (req.headers.authorization !== undefined)
+          if (password) {
+            const wait = await gate.failed(req);
+            if (wait > 0) return tooManyFailures(reply, wait);
+          } else if (req.headers.authorization !== undefined) {
             log.warn({ ip: req.ip, url: req.url }, 'console: wrong credentials');
+          }
           const challenge = creds.dashboard
             ? 'Basic realm="billing console", charset="UTF-8"'
             : 'Bearer realm="sayswitch-billing"';

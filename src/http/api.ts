@@ -6,7 +6,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.ts';
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentStore, PaymentGateway, RefundStore, Sealer } from '../kernel/ports.ts';
+import type {
+  IntentStore,
+  PaymentGateway,
+  RefundStore,
+  Sealer,
+  SignInThrottle,
+} from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { QueueDispatcher } from '../infra/queues/dispatcher.ts';
 import { QUEUES } from '../infra/queues/names.ts';
@@ -46,6 +52,8 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   redisUp?: () => boolean;
   /** Where a request's "Redis unreachable" error is reported (RedisHealth.onError). */
   onRedisError?: (err: Error) => void;
+  /** Failed password sign-ins per client address (dashboard and console; http/sign-in.ts). */
+  signIns?: SignInThrottle;
 }
 
 /** Builds the server and listens on PORT/HOST. */
@@ -59,6 +67,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
     payments: createPaymentDeps(app),
     ready: app.ready,
     checkResponses: app.config.http.checkResponses,
+    ...(app.config.http.trustProxy !== undefined ? { trustProxy: app.config.http.trustProxy } : {}),
     ...(app.redisUp ? { redisUp: app.redisUp } : {}),
     ...(app.onRedisError ? { onRedisError: app.onRedisError } : {}),
     extensions: [
@@ -83,6 +92,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           authMode: app.config.http.dashboardAuth,
           // registerDashboard binds its own `component`.
           logger: app.logger,
+          ...(app.signIns ? { signIns: app.signIns } : {}),
         }),
       (server) =>
         registerWebhookRoutes(server, {

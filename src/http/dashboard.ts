@@ -23,7 +23,9 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { Queue } from 'bullmq';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../infra/logger.ts';
+import type { SignInThrottle } from '../kernel/ports.ts';
 import { apiError } from './errors.ts';
+import { isBasicAuth, signInGate } from './sign-in.ts';
 
 /** Where the dashboard is mounted. */
 export const DASHBOARD_PATH = '/admin/queues';
@@ -38,6 +40,8 @@ export interface DashboardOptions {
   /** DASHBOARD_AUTH: `none` serves it without credentials (read-only); `basic` (default) not. */
   authMode: 'basic' | 'none';
   logger: Logger;
+  /** Failed password sign-ins per client address (http/sign-in.ts); absent: not throttled. */
+  signIns?: SignInThrottle;
 }
 
 /** What {@link registerDashboard} decided, for the caller's startup log and tests. */
@@ -61,6 +65,19 @@ export function basicAuthMatches(
   const userOk = timingSafeEqual(digest(user), digest(expected.user));
   const passwordOk = timingSafeEqual(digest(password), digest(expected.password));
   return m !== null && colon >= 0 && userOk && passwordOk;
+}
+
+/** The answer to a client address blocked for failed sign-ins (http/sign-in.ts). */
+function tooManyFailures(reply: FastifyReply, retryAfterS: number) {
+  return reply
+    .code(429)
+    .header('retry-after', String(retryAfterS))
+    .send(
+      apiError(
+        'too_many_sign_in_failures',
+        `too many failed sign-ins from this address: try again in ${retryAfterS} s`,
+      ),
+    );
 }
 
 /** Methods that change nothing: the only ones an open (DASHBOARD_AUTH=none) dashboard serves. */
@@ -150,6 +167,7 @@ export async function registerDashboard(
   });
 
   const auth = opts.auth;
+  const gate = signInGate(opts.signIns, log, 'dashboard');
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
       if (!auth && !SAFE_METHODS.has(req.method)) {
@@ -162,9 +180,15 @@ export async function registerDashboard(
             ),
           );
       }
-      if (auth && !basicAuthMatches(req.headers.authorization, auth)) {
-        if (req.headers.authorization !== undefined) {
-          // Neither the user name nor the password tried is logged.
+      const header = req.headers.authorization;
+      // A blocked address is refused before its password is checked (http/sign-in.ts).
+      const blocked = auth && isBasicAuth(header) ? await gate.blockedFor(req) : 0;
+      if (blocked > 0) return tooManyFailures(reply, blocked);
+      if (auth && !basicAuthMatches(header, auth)) {
+        if (isBasicAuth(header)) {
+          const wait = await gate.failed(req);
+          if (wait > 0) return tooManyFailures(reply, wait);
+        } else if (header !== undefined) {
           log.warn({ ip: req.ip, url: req.url }, 'dashboard: wrong credentials');
         }
         return reply

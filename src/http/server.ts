@@ -42,6 +42,11 @@ export interface HttpDeps {
   /** HTTP_CHECK_RESPONSES: answers checked against their documented schemas (openapi.ts). */
   checkResponses?: boolean;
   /**
+   * TRUST_PROXY: the proxies (addresses, CIDR ranges) whose `X-Forwarded-For`/`-Proto` fastify
+   * believes; absent: none, `req.ip` is the socket's peer.
+   */
+  trustProxy?: readonly string[];
+  /**
    * Extra routes registered by other features (webhooks, batches, dashboard, metrics). The access
    * policy guards them all; `guard` does nothing more and remains for routes that still pass it.
    */
@@ -70,6 +75,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   const httpLogger: FastifyBaseLogger = deps.logger.child({ component: 'http' });
   const app: FastifyInstance = Fastify({
     loggerInstance: httpLogger,
+    ...(deps.trustProxy !== undefined ? { trustProxy: [...deps.trustProxy] } : {}),
     // One log line per meaningful event: our routes log what matters, not every request.
     logController: new LogController({ disableRequestLogging: true }),
     // Routing errors (a malformed URL, an over-long path parameter) in the one error shape.

@@ -149,6 +149,19 @@ export interface RateLimiter {
 }
 
 /**
+ * Failed password sign-ins (the dashboard's and the console's basic auth), counted per client
+ * address and shared by every api process on one Redis (docs/console.md "Failed sign-ins"): after
+ * DASHBOARD_SIGN_IN_MAX_FAILURES within DASHBOARD_SIGN_IN_BLOCK the address is refused for DASHBOARD_SIGN_IN_BLOCK, correct
+ * password or not, so guessing online stops there.
+ */
+export interface SignInThrottle {
+  /** How long (ms) `client` must still wait before a password of it is checked; 0 if it need not. */
+  blockedFor(client: string): Promise<number>;
+  /** Counts one failed sign-in of `client`; the wait (ms) it starts, 0 while it may try again. */
+  failed(client: string): Promise<number>;
+}
+
+/**
  * A gateway answer that contradicts what we know, which the outcome stands on anyway and a person
  * must look at (docs/operations.md, alerts): a success for another amount than ours, and `failed`
  * for a payout the gateway said succeeded.

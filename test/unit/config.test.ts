@@ -279,6 +279,47 @@ describe('loadConfig', () => {
     ).toBe(20);
   });
 
+  it('reads the sign-in throttle and TRUST_PROXY, refusing a proxy list that trusts anyone', () => {
+    const c = loadConfig(VALID);
+    expect(c.http.signIn).toEqual({ maxFailures: 10, blockMs: 15 * 60_000 });
+    expect(c.http.trustProxy).toBeUndefined();
+    const set = loadConfig({
+      ...VALID,
+      DASHBOARD_SIGN_IN_MAX_FAILURES: '5',
+      DASHBOARD_SIGN_IN_BLOCK: '1h',
+      TRUST_PROXY: ' 10.0.0.0/8, ::1 ,loopback,2001:db8::/32,192.0.2.7',
+    });
+    expect(set.http.signIn).toEqual({ maxFailures: 5, blockMs: 3_600_000 });
+    expect(set.http.trustProxy).toEqual([
+      '10.0.0.0/8',
+      '::1',
+      'loopback',
+      '2001:db8::/32',
+      '192.0.2.7',
+    ]);
+    expect(loadConfig({ ...VALID, TRUST_PROXY: 'false' }).http.trustProxy).toBeUndefined();
+    for (const bad of [
+      'true',
+      '1',
+      '10.0.0.0/33',
+      '10.0.0.1,proxy.local',
+      '::1/129',
+      '10.0.0.0/8/1',
+      ' , ',
+    ]) {
+      const err = problems({ ...VALID, TRUST_PROXY: bad });
+      expect(err.problems, bad).toEqual([
+        { variable: 'TRUST_PROXY', message: expect.stringContaining('is not a proxy') },
+      ]);
+    }
+    expect(problems({ ...VALID, DASHBOARD_SIGN_IN_MAX_FAILURES: '0' }).problems).toEqual([
+      expect.objectContaining({ variable: 'DASHBOARD_SIGN_IN_MAX_FAILURES' }),
+    ]);
+    expect(problems({ ...VALID, DASHBOARD_SIGN_IN_BLOCK: '500ms' }).problems).toEqual([
+      expect.objectContaining({ variable: 'DASHBOARD_SIGN_IN_BLOCK' }),
+    ]);
+  });
+
   it('.env.example documents every variable and nothing else', () => {
     const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const documented = [...text.matchAll(/^([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);

@@ -22,6 +22,8 @@ export function storeKeys(prefix: string) {
     events: () => eventsKey(prefix),
     /** The outbound gateway rate limit's window counter (claims and lookups share it). */
     rateLimit: () => `${prefix}:ratelimit:sayswitch`,
+    /** Failed password sign-ins, per client address (infra/redis/sign-in-throttle.ts). */
+    signInFailures: () => `${prefix}:signin`,
   };
 }
 export type StoreKeys = ReturnType<typeof storeKeys>;

@@ -1,0 +1,57 @@
+/**
+ * Password sign-ins (basic auth: the queue dashboard and the console) against online guessing
+ * (docs/console.md "Failed sign-ins"): a client address that failed DASHBOARD_SIGN_IN_MAX_FAILURES times
+ * within DASHBOARD_SIGN_IN_BLOCK is answered 429 with `Retry-After` for DASHBOARD_SIGN_IN_BLOCK, before its password
+ * is checked, so a right guess made while blocked is not told apart from a wrong one.
+ *
+ * Only passwords are throttled. Bearer tokens are at least 16 characters a machine chose, not
+ * guessable online; and a stale token that a client behind the same egress address keeps
+ * sending must not lock the merchant's production caller out of the API.
+ *
+ * The address is `req.ip`: the socket's peer, or with TRUST_PROXY the client a trusted proxy
+ * names in `X-Forwarded-For`. Behind a proxy without TRUST_PROXY every client shares the
+ * proxy's address, so the setting is part of deploying behind one (docs/operations.md).
+ */
+import type { FastifyRequest } from 'fastify';
+import type { SignInThrottle } from '../kernel/ports.ts';
+import type { Logger } from '../infra/logger.ts';
+
+/** Whether an `Authorization` header carries basic credentials (a password). */
+export const isBasicAuth = (header: string | undefined): boolean =>
+  header !== undefined && /^Basic\s/i.test(header);
+
+export interface SignInGate {
+  /** Seconds (`Retry-After`) the request's client must wait before its password is checked; 0 if none. */
+  blockedFor(req: FastifyRequest): Promise<number>;
+  /** Counts the request's wrong password; the seconds it must now wait, 0 while it may try again. */
+  failed(req: FastifyRequest): Promise<number>;
+}
+
+const seconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
+
+/**
+ * The gate of one realm (`dashboard`, `console`) over the shared throttle; without one (a test of
+ * something else) it only logs the failures.
+ */
+export function signInGate(
+  throttle: SignInThrottle | undefined,
+  log: Logger,
+  realm: 'dashboard' | 'console',
+): SignInGate {
+  return {
+    async blockedFor(req) {
+      return throttle ? seconds(await throttle.blockedFor(req.ip)) : 0;
+    },
+    async failed(req) {
+      const wait = throttle ? seconds(await throttle.failed(req.ip)) : 0;
+      // Neither the user name nor the password tried is logged.
+      if (wait > 0)
+        log.warn(
+          { ip: req.ip, url: req.url, realm, retryAfterS: wait },
+          'sign-in: too many failed attempts from this address; refused until the block ends',
+        );
+      else log.warn({ ip: req.ip, url: req.url, realm }, `${realm}: wrong credentials`);
+      return wait;
+    },
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * Failed password sign-ins (http/sign-in.ts, docs/console.md "Failed sign-ins"): an address that
+ * gives the wrong DASHBOARD_PASSWORD DASHBOARD_SIGN_IN_MAX_FAILURES times is refused on the
+ * console and the dashboard, right password or not, until the block ends; other addresses and
+ * bearer tokens are not affected; with TRUST_PROXY the address is the one the proxy names, and
+ * the console's flash cookie is Secure over https. Real app (api role), real Redis.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { FastifyInstance } from 'fastify';
+import { Redis } from 'ioredis';
+import { csrfTokens } from '../../src/console/access.ts';
+import { storeKeys } from '../../src/infra/redis/keys.ts';
+import { createSignInThrottle } from '../../src/infra/redis/sign-in-throttle.ts';
+import type { Sandbox } from '../../src/sandbox/index.ts';
+import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { until } from '../support/poll.ts';
+import { startTestSandbox } from '../support/sandbox.ts';
+
+const USER = 'ops';
+const PASSWORD = 'right password';
+const basic = (password: string) => ({
+  authorization: `Basic ${Buffer.from(`${USER}:${password}`).toString('base64')}`,
+});
+const RIGHT = basic(PASSWORD);
+const WRONG = basic('a guess');
+const MAX = 3;
+
+let sandbox: Sandbox;
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+});
+afterAll(async () => {
+  await sandbox?.close();
+});
+
+async function appWith(
+  env: Record<string, string>,
+): Promise<{ t: TestApp; http: FastifyInstance }> {
+  const t = await startTestApp({
+    sandboxUrl: sandbox.url,
+    roles: ['api'],
+    env: {
+      DASHBOARD_USER: USER,
+      DASHBOARD_PASSWORD: PASSWORD,
+      DASHBOARD_SIGN_IN_MAX_FAILURES: String(MAX),
+      ...env,
+    },
+  });
+  return { t, http: t.running.http! };
+}
+
+describe('failed sign-ins without a proxy', () => {
+  let t: TestApp;
+  let http: FastifyInstance;
+  beforeAll(async () => {
+    ({ t, http } = await appWith({ DASHBOARD_SIGN_IN_BLOCK: '15m' }));
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const from = (remoteAddress: string, url: string, headers: Record<string, string>) =>
+    http.inject({ method: 'GET', url, headers, remoteAddress });
+
+  it('blocks the address at the limit, refuses its right password too, on the console and the dashboard', async () => {
+    const ip = '10.0.0.1';
+    for (let i = 1; i < MAX; i++) expect((await from(ip, '/console', WRONG)).statusCode).toBe(401);
+    const limit = await from(ip, '/console/payments', WRONG);
+    expect(limit.statusCode).toBe(429);
+    expect(Number(limit.headers['retry-after'])).toBeGreaterThan(14 * 60);
+    expect(limit.body).toContain('Too many failed sign-ins');
+
+    const right = await from(ip, '/console/payments', RIGHT);
+    expect(right.statusCode).toBe(429);
+    expect(right.body).not.toContain('Payments');
+    // One count for both realms: the dashboard takes the same password.
+    const dash = await from(ip, '/admin/queues/api/queues', RIGHT);
+    expect(dash.statusCode).toBe(429);
+    expect(dash.json()).toMatchObject({ error: { code: 'too_many_sign_in_failures' } });
+    expect(Number(dash.headers['retry-after'])).toBeGreaterThan(0);
+
+    // Another address is not affected.
+    expect((await from('10.0.0.2', '/console/payments', RIGHT)).statusCode).toBe(200);
+    expect((await from('10.0.0.2', '/admin/queues/api/queues', RIGHT)).statusCode).toBe(200);
+  });
+
+  it('counts failures from the dashboard and the console together', async () => {
+    const ip = '10.0.0.3';
+    expect((await from(ip, '/admin/queues/api/queues', WRONG)).statusCode).toBe(401);
+    expect((await from(ip, '/console', WRONG)).statusCode).toBe(401);
+    expect((await from(ip, '/admin/queues/api/queues', WRONG)).statusCode).toBe(429);
+    expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(429);
+  });
+
+  it('a right password before the limit does not count, and bearer tokens are never throttled', async () => {
+    const ip = '10.0.0.4';
+    for (let i = 0; i < 3 * MAX; i++) {
+      expect(
+        (await from(ip, '/console', { authorization: 'Bearer not-the-token' })).statusCode,
+      ).toBe(401);
+      expect(
+        (await from(ip, '/payments', { authorization: 'Bearer not-the-token' })).statusCode,
+      ).toBe(401);
+      expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(200);
+    }
+    for (let i = 1; i < MAX; i++) expect((await from(ip, '/console', WRONG)).statusCode).toBe(401);
+    expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(200);
+    // The bearer token still works from a blocked address.
+    expect((await from(ip, '/console', WRONG)).statusCode).toBe(429);
+    const bearer = { authorization: `Bearer ${TEST_API_TOKEN}` };
+    expect((await from(ip, '/console/payments', bearer)).statusCode).toBe(200);
+  });
+
+  it('ignores X-Forwarded-For without TRUST_PROXY: a client cannot choose its address', async () => {
+    const ip = '10.0.0.5';
+    for (let i = 1; i <= MAX; i++) {
+      const res = await from(ip, '/console', { ...WRONG, 'x-forwarded-for': `198.51.100.${i}` });
+      expect(res.statusCode).toBe(i < MAX ? 401 : 429);
+    }
+    expect(
+      (await from(ip, '/console/payments', { ...RIGHT, 'x-forwarded-for': '198.51.100.99' }))
+        .statusCode,
+    ).toBe(429);
+  });
+
+  it('keeps the count in Redis, where every api process reads it', async () => {
+    const redis = new Redis(t.app.config.redis.url, { lazyConnect: true });
+    try {
+      const other = createSignInThrottle(redis, {
+        keyPrefix: storeKeys(t.prefix).signInFailures(),
+        maxFailures: MAX,
+        blockMs: 15 * 60_000,
+      });
+      expect(await other.blockedFor('10.0.0.1')).toBeGreaterThan(14 * 60_000);
+      expect(await other.blockedFor('10.0.0.2')).toBe(0);
+      // A failure counted elsewhere blocks here.
+      for (let i = 0; i < MAX; i++) await other.failed('10.0.0.6');
+      expect((await from('10.0.0.6', '/console/payments', RIGHT)).statusCode).toBe(429);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe('failed sign-ins: the block ends', () => {
+  let t: TestApp;
+  let http: FastifyInstance;
+  beforeAll(async () => {
+    ({ t, http } = await appWith({ DASHBOARD_SIGN_IN_BLOCK: '1s' }));
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('lets the address sign in again once DASHBOARD_SIGN_IN_BLOCK has passed', async () => {
+    const get = (headers: Record<string, string>) =>
+      http.inject({ method: 'GET', url: '/console/payments', headers, remoteAddress: '10.1.0.1' });
+    for (let i = 1; i <= MAX; i++) expect((await get(WRONG)).statusCode).toBe(i < MAX ? 401 : 429);
+    expect((await get(RIGHT)).statusCode).toBe(429);
+    await until(async () => (await get(RIGHT)).statusCode === 200, { what: 'the block to end' });
+  });
+});
+
+describe('failed sign-ins behind a trusted proxy (TRUST_PROXY)', () => {
+  let t: TestApp;
+  let http: FastifyInstance;
+  const PROXY = '192.0.2.10';
+  beforeAll(async () => {
+    ({ t, http } = await appWith({ TRUST_PROXY: '192.0.2.0/24' }));
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  const via = (client: string, headers: Record<string, string>, url = '/console/payments') =>
+    http.inject({
+      method: 'GET',
+      url,
+      headers: { ...headers, 'x-forwarded-for': client },
+      remoteAddress: PROXY,
+    });
+
+  it('counts per client the proxy names, not per proxy', async () => {
+    for (let i = 1; i <= MAX; i++)
+      expect((await via('203.0.113.7', WRONG)).statusCode).toBe(i < MAX ? 401 : 429);
+    expect((await via('203.0.113.7', RIGHT)).statusCode).toBe(429);
+    // Another client behind the same proxy signs in.
+    expect((await via('203.0.113.8', RIGHT)).statusCode).toBe(200);
+    // A client that is not the proxy cannot name another address.
+    for (let i = 1; i <= MAX; i++) {
+      const res = await http.inject({
+        method: 'GET',
+        url: '/console',
+        headers: { ...WRONG, 'x-forwarded-for': `203.0.113.${20 + i}` },
+        remoteAddress: '198.51.100.1',
+      });
+      expect(res.statusCode).toBe(i < MAX ? 401 : 429);
+    }
+  });
+
+  it('marks the console flash cookie Secure when the proxy says https, not otherwise', async () => {
+    const token = csrfTokens(t.app.config.dataEncryptionKey).tokenFor(`console:${USER}`);
+    const act = (proto: string | undefined) =>
+      http.inject({
+        method: 'POST',
+        url: '/console/payments/api_nope/resolve',
+        headers: {
+          ...RIGHT,
+          'content-type': 'application/x-www-form-urlencoded',
+          'x-forwarded-for': '203.0.113.30',
+          ...(proto ? { 'x-forwarded-proto': proto } : {}),
+        },
+        payload: new URLSearchParams({ _csrf: token, outcome: 'failed', note: '' }).toString(),
+        remoteAddress: PROXY,
+      });
+    const https = await act('https');
+    expect(https.statusCode).toBe(303);
+    expect(String(https.headers['set-cookie'])).toMatch(/; Secure$/);
+    const plain = await act(undefined);
+    expect(plain.statusCode).toBe(303);
+    expect(String(plain.headers['set-cookie'])).not.toContain('Secure');
+  });
+});
+
+describe('failed sign-ins while Redis does not answer', () => {
+  it('counts in this process instead (the insurance limiter), so guessing stays throttled', async () => {
+    // A port nothing listens on; no retries, no offline queue: every command fails at once.
+    const dead = new Redis({
+      port: 1,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    dead.on('error', () => {});
+    try {
+      const throttle = createSignInThrottle(dead, {
+        keyPrefix: 'signin-test-dead',
+        maxFailures: MAX,
+        blockMs: 60_000,
+      });
+      expect(await throttle.blockedFor('10.2.0.1')).toBe(0);
+      for (let i = 1; i < MAX; i++) expect(await throttle.failed('10.2.0.1')).toBe(0);
+      expect(await throttle.failed('10.2.0.1')).toBe(60_000);
+      expect(await throttle.blockedFor('10.2.0.1')).toBeGreaterThan(50_000);
+      expect(await throttle.blockedFor('10.2.0.2')).toBe(0);
+    } finally {
+      dead.disconnect();
+    }
+  });
+});
