@@ -59,6 +59,7 @@ import { createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
 import { startMetricsServer } from '../http/metrics-server.ts';
+import { accessTokensOf, previousTokenReporter } from '../http/auth.ts';
 import type { IntentStoreSurface } from '../payments/store/sharded-store.ts';
 import { SHARD_QUEUES } from '../infra/queues/sharded-dispatcher.ts';
 import type { ReconcilePolicy } from '../payments/apply-outcome.ts';
@@ -585,12 +586,8 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     try {
       const server = await startMetricsServer({
         metrics: app.metrics,
-        tokens: {
-          write: app.config.http.apiToken,
-          ...(app.config.http.apiReadToken !== undefined
-            ? { read: app.config.http.apiReadToken }
-            : {}),
-        },
+        tokens: accessTokensOf(app.config.http),
+        onPreviousToken: previousTokenReporter(app.logger, app.metrics),
         port: metricsPort,
         host: app.config.http.host,
       });

@@ -50,6 +50,8 @@ export const SECRET_VARIABLES = [
   'DATA_ENCRYPTION_KEY',
   'API_TOKEN',
   'API_READ_TOKEN',
+  'API_TOKEN_PREVIOUS',
+  'API_READ_TOKEN_PREVIOUS',
   'DASHBOARD_PASSWORD',
   'NOTIFY_SECRET',
 ] as const;
@@ -323,6 +325,12 @@ const envSchema = z.object({
   API_READ_TOKEN: optionalString.refine((v) => v === undefined || v.length >= TOKEN_MIN, {
     message: `must be at least ${TOKEN_MIN} characters`,
   }),
+  API_TOKEN_PREVIOUS: optionalString.refine((v) => v === undefined || v.length >= TOKEN_MIN, {
+    message: `must be at least ${TOKEN_MIN} characters`,
+  }),
+  API_READ_TOKEN_PREVIOUS: optionalString.refine((v) => v === undefined || v.length >= TOKEN_MIN, {
+    message: `must be at least ${TOKEN_MIN} characters`,
+  }),
   DASHBOARD_AUTH: z.enum(['basic', 'none']).optional().default('basic'),
   DASHBOARD_USER: optionalString,
   DASHBOARD_PASSWORD: optionalString,
@@ -415,6 +423,9 @@ export interface Config {
     apiToken: string;
     /** API_READ_TOKEN: GET routes only (src/http/auth.ts). */
     apiReadToken?: string;
+    /** API_TOKEN_PREVIOUS / API_READ_TOKEN_PREVIOUS: still accepted during a rotation. */
+    apiTokenPrevious?: string;
+    apiReadTokenPrevious?: string;
     /** DASHBOARD_AUTH: `none` serves the dashboard read-only without credentials. */
     dashboardAuth: 'basic' | 'none';
     dashboard?: { user: string; password: string };
@@ -557,6 +568,10 @@ export function loadConfig(
       host: e.HOST,
       apiToken: e.API_TOKEN,
       ...(e.API_READ_TOKEN !== undefined ? { apiReadToken: e.API_READ_TOKEN } : {}),
+      ...(e.API_TOKEN_PREVIOUS !== undefined ? { apiTokenPrevious: e.API_TOKEN_PREVIOUS } : {}),
+      ...(e.API_READ_TOKEN_PREVIOUS !== undefined
+        ? { apiReadTokenPrevious: e.API_READ_TOKEN_PREVIOUS }
+        : {}),
       dashboardAuth: e.DASHBOARD_AUTH,
       ...(e.DASHBOARD_USER !== undefined && e.DASHBOARD_PASSWORD !== undefined
         ? {
@@ -613,8 +628,17 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
   };
   pair('SAYSWITCH_ENCRYPTION_KEY', 'SAYSWITCH_ENCRYPTION_IV');
   pair('DASHBOARD_USER', 'DASHBOARD_PASSWORD');
-  if (set('API_READ_TOKEN') && raw.API_READ_TOKEN === raw.API_TOKEN) {
-    problems.push({ variable: 'API_READ_TOKEN', message: 'must differ from API_TOKEN' });
+  // Every token differs from every other: a value in two roles would grant the larger one.
+  const tokens = ['API_TOKEN', 'API_READ_TOKEN', 'API_TOKEN_PREVIOUS', 'API_READ_TOKEN_PREVIOUS'];
+  for (const [i, name] of tokens.entries()) {
+    const same = tokens.slice(0, i).find((other) => set(name) && raw[name] === raw[other]);
+    if (same !== undefined) problems.push({ variable: name, message: `must differ from ${same}` });
+  }
+  if (set('API_READ_TOKEN_PREVIOUS') && !set('API_READ_TOKEN')) {
+    problems.push({
+      variable: 'API_READ_TOKEN_PREVIOUS',
+      message: 'needs API_READ_TOKEN, the token callers move to (unset both to stop read tokens)',
+    });
   }
   if (raw.DASHBOARD_AUTH === 'none' && (set('DASHBOARD_USER') || set('DASHBOARD_PASSWORD'))) {
     const v = set('DASHBOARD_USER') ? 'DASHBOARD_USER' : 'DASHBOARD_PASSWORD';

@@ -15,14 +15,16 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { FastifyRequest } from 'fastify';
-import { bearerGrant } from '../http/auth.ts';
+import { bearerToken, type AccessTokens, type OnPreviousToken } from '../http/auth.ts';
 import { basicAuthMatches, foreignOrigin } from '../http/dashboard.ts';
 
 export interface ConsoleCredentials {
   dashboard?: { user: string; password: string };
   dashboardReadOnly: boolean;
-  apiToken: string;
-  apiReadToken?: string;
+  /** API_TOKEN, API_READ_TOKEN and, during a rotation, their previous ones (http/auth.ts). */
+  tokens: AccessTokens;
+  /** A request carried a previous token: counted and logged (http/auth.ts). */
+  onPreviousToken?: OnPreviousToken;
 }
 
 /** What the request's credentials allow, and who the operator is. */
@@ -46,14 +48,11 @@ export function grantOf(req: FastifyRequest, creds: ConsoleCredentials): Grant |
       via: 'basic',
     };
   }
-  const bearer = bearerGrant(header, {
-    write: creds.apiToken,
-    ...(creds.apiReadToken !== undefined ? { read: creds.apiReadToken } : {}),
-  });
+  const bearer = bearerToken(header, creds.tokens);
   if (bearer === undefined) return undefined;
-  return bearer === 'write'
-    ? { level: 'write', who: 'API_TOKEN', via: 'bearer' }
-    : { level: 'read', who: 'API_READ_TOKEN', via: 'bearer' };
+  if (bearer.name === 'API_TOKEN_PREVIOUS' || bearer.name === 'API_READ_TOKEN_PREVIOUS')
+    creds.onPreviousToken?.(bearer.name, req);
+  return { level: bearer.level, who: bearer.identity, via: 'bearer' };
 }
 
 /** The CSRF tokens of one deployment: HMAC(identity) under a key derived from `secret`. */

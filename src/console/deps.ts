@@ -27,6 +27,8 @@ export interface ConsoleApp extends ServiceApp, BatchDeps {
     http: {
       apiToken: string;
       apiReadToken?: string;
+      apiTokenPrevious?: string;
+      apiReadTokenPrevious?: string;
       dashboard?: { user: string; password: string };
       dashboardReadOnly: boolean;
     };

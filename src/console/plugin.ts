@@ -10,7 +10,7 @@
  * from the OpenAPI document (`schema.hide`): they answer HTML to people, not JSON to programs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { classifyRoute } from '../http/auth.ts';
+import { accessTokensOf, classifyRoute, type OnPreviousToken } from '../http/auth.ts';
 import { isBasicAuth, signInGate } from '../http/sign-in.ts';
 import { csrfTokens, crossSite, grantOf, type ConsoleCredentials, type Grant } from './access.ts';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.ts';
@@ -73,14 +73,18 @@ function errorPage(status: number, title: string, text: string): Html {
 }
 
 /** Mounts the console on `server` for the application `app` (see http/api.ts). */
-export async function registerConsole(server: FastifyInstance, app: ConsoleApp): Promise<void> {
+export async function registerConsole(
+  server: FastifyInstance,
+  app: ConsoleApp,
+  opts: { onPreviousToken?: OnPreviousToken } = {},
+): Promise<void> {
   const deps = consoleDeps(app);
   const http = app.config.http;
   const creds: ConsoleCredentials = {
     ...(http.dashboard ? { dashboard: http.dashboard } : {}),
     dashboardReadOnly: http.dashboardReadOnly,
-    apiToken: http.apiToken,
-    ...(http.apiReadToken !== undefined ? { apiReadToken: http.apiReadToken } : {}),
+    tokens: accessTokensOf(http),
+    ...(opts.onPreviousToken ? { onPreviousToken: opts.onPreviousToken } : {}),
   };
   const csrf = csrfTokens(app.config.dataEncryptionKey);
   const log = app.logger.child({ component: 'console' });

@@ -19,6 +19,7 @@ import { QUEUES } from '../infra/queues/names.ts';
 import { subscriptionServiceDeps, type ServiceApp } from '../subscriptions/service.ts';
 import type { BatchDeps } from '../batches/ingest.ts';
 import { registerConsole } from '../console/plugin.ts';
+import { accessTokensOf, previousTokenReporter } from './auth.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
@@ -58,12 +59,12 @@ export interface ApiApp extends ServiceApp, BatchDeps {
 
 /** Builds the server and listens on PORT/HOST. */
 export async function startApi(app: ApiApp): Promise<FastifyInstance> {
+  // One reporter for the API and the console: its once-a-minute log is per process.
+  const onPreviousToken = previousTokenReporter(app.logger, app.metrics);
   const http = await buildHttpServer({
     logger: app.logger,
-    apiToken: app.config.http.apiToken,
-    ...(app.config.http.apiReadToken !== undefined
-      ? { apiReadToken: app.config.http.apiReadToken }
-      : {}),
+    tokens: accessTokensOf(app.config.http),
+    onPreviousToken,
     payments: createPaymentDeps(app),
     ready: app.ready,
     checkResponses: app.config.http.checkResponses,
@@ -104,7 +105,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
         }),
       (server, guard) => registerBatchRoutes(server, app, guard),
       (server) => registerBatchOpsRoutes(server, app),
-      (server) => registerConsole(server, app),
+      (server) => registerConsole(server, app, { onPreviousToken }),
     ],
   });
   await http.listen({ port: app.config.http.port, host: app.config.http.host });

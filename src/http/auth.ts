@@ -15,8 +15,10 @@
  * | `write`     | `API_TOKEN` only; the read token gets 403             | every other method (default)            |
  *
  * Only the exemptions are listed ({@link EXEMPT}); everything else defaults by method. Tokens are
- * compared as sha256 digests with `timingSafeEqual` (length-independent, constant time), and both
- * tokens are always compared so the answer's timing does not say which one nearly matched.
+ * compared as sha256 digests with `timingSafeEqual` (length-independent, constant time), and every
+ * configured token is always compared so the answer's timing does not say which one nearly
+ * matched. During a rotation `API_TOKEN_PREVIOUS` / `API_READ_TOKEN_PREVIOUS` grant what their
+ * current token grants, as the same caller (docs/operations.md "Rotating secrets").
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type {
@@ -28,7 +30,9 @@ import type {
 } from 'fastify';
 import { CONSOLE_PATH } from '../console/paths.ts';
 import { DASHBOARD_PATH } from './dashboard.ts';
+import type { Logger } from '../infra/logger.ts';
 import { apiError } from './errors.ts';
+import type { Metrics } from './metrics.ts';
 
 export type Access =
   'public' | 'read' | 'write' | 'webhook' | 'dashboard' | 'console-read' | 'console-write';
@@ -78,47 +82,132 @@ export interface AccessTokens {
   write: string;
   /** API_READ_TOKEN: read routes only; absent when unset. */
   read?: string;
+  /** API_TOKEN_PREVIOUS: also every route, while callers move to API_TOKEN (a rotation). */
+  writePrevious?: string;
+  /** API_READ_TOKEN_PREVIOUS: also read routes, while callers move to API_READ_TOKEN. */
+  readPrevious?: string;
+}
+
+/** The HTTP configuration's tokens as the access policy takes them. */
+export function accessTokensOf(http: {
+  apiToken: string;
+  apiReadToken?: string;
+  apiTokenPrevious?: string;
+  apiReadTokenPrevious?: string;
+}): AccessTokens {
+  return {
+    write: http.apiToken,
+    ...(http.apiReadToken !== undefined ? { read: http.apiReadToken } : {}),
+    ...(http.apiTokenPrevious !== undefined ? { writePrevious: http.apiTokenPrevious } : {}),
+    ...(http.apiReadTokenPrevious !== undefined ? { readPrevious: http.apiReadTokenPrevious } : {}),
+  };
+}
+
+/** The variable a token comes from. A previous token acts as its current one (the same caller). */
+export type TokenName =
+  'API_TOKEN' | 'API_READ_TOKEN' | 'API_TOKEN_PREVIOUS' | 'API_READ_TOKEN_PREVIOUS';
+
+/** Called when a request carries a previous token: who still has to move (metrics, a log line). */
+export type OnPreviousToken = (
+  name: 'API_TOKEN_PREVIOUS' | 'API_READ_TOKEN_PREVIOUS',
+  req: FastifyRequest,
+) => void;
+
+/** How often one process logs that a previous token is still in use (each token on its own). */
+const PREVIOUS_TOKEN_LOG_EVERY_MS = 60_000;
+
+/**
+ * Counts every request that carries a previous token (`billing_http_previous_token_requests_total`)
+ * and logs it at most once a minute per token: the rotation is over when the count stops growing.
+ */
+export function previousTokenReporter(
+  logger: Logger,
+  metrics: Pick<Metrics, 'countPreviousToken'>,
+  now: () => number = Date.now,
+): OnPreviousToken {
+  const log = logger.child({ component: 'http' });
+  const lastLogged = new Map<string, number>();
+  return (name, req) => {
+    metrics.countPreviousToken(name);
+    const at = now();
+    if (at - (lastLogged.get(name) ?? -Infinity) < PREVIOUS_TOKEN_LOG_EVERY_MS) return;
+    lastLogged.set(name, at);
+    const current = name === 'API_TOKEN_PREVIOUS' ? 'API_TOKEN' : 'API_READ_TOKEN';
+    log.warn(
+      { variable: name, ip: req.ip, url: req.url },
+      `a request used ${name}: move its caller to ${current}, then unset ${name} (logged once a minute)`,
+    );
+  };
 }
 
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
-/** The tokens' digests, computed once. */
-interface TokenDigests {
-  write: Buffer;
-  read?: Buffer;
-}
+/** The configured tokens' digests, computed once, with what each grants. */
+type TokenDigests = readonly { name: TokenName; level: 'write' | 'read'; digest: Buffer }[];
 
 function tokenDigests(tokens: AccessTokens): TokenDigests {
-  return {
-    write: digest(tokens.write),
-    ...(tokens.read !== undefined ? { read: digest(tokens.read) } : {}),
-  };
+  const all: [TokenName, 'write' | 'read', string | undefined][] = [
+    ['API_TOKEN', 'write', tokens.write],
+    ['API_READ_TOKEN', 'read', tokens.read],
+    ['API_TOKEN_PREVIOUS', 'write', tokens.writePrevious],
+    ['API_READ_TOKEN_PREVIOUS', 'read', tokens.readPrevious],
+  ];
+  return all.flatMap(([name, level, token]) =>
+    token === undefined ? [] : [{ name, level, digest: digest(token) }],
+  );
 }
 
-/** Which token an `Authorization` header carries; both are always compared. */
-function grantOf(header: string | undefined, d: TokenDigests): 'write' | 'read' | undefined {
+/** The token an `Authorization` header carries; every configured token is always compared. */
+function tokenOf(
+  header: string | undefined,
+  d: TokenDigests,
+): { name: TokenName; level: 'write' | 'read' } | undefined {
   const m = /^Bearer (.+)$/.exec(header ?? '');
   const got = digest(m?.[1] ?? '');
-  const isWrite = timingSafeEqual(got, d.write);
-  const isRead = d.read !== undefined && timingSafeEqual(got, d.read);
-  if (m === null) return undefined;
-  return isWrite ? 'write' : isRead ? 'read' : undefined;
+  let found: TokenDigests[number] | undefined;
+  for (const t of d) if (timingSafeEqual(got, t.digest) && found === undefined) found = t;
+  if (m === null || found === undefined) return undefined;
+  return { name: found.name, level: found.level };
 }
 
-/** Which of `tokens` an `Authorization: Bearer …` header carries, compared in constant time. */
+/** The name a caller is recorded as: a previous token is the same caller as its current one. */
+const identityOf = (name: TokenName): 'API_TOKEN' | 'API_READ_TOKEN' =>
+  name === 'API_TOKEN' || name === 'API_TOKEN_PREVIOUS' ? 'API_TOKEN' : 'API_READ_TOKEN';
+
+/**
+ * Which of `tokens` an `Authorization: Bearer …` header carries, compared in constant time: what
+ * it grants, who the caller is recorded as, and the token's own name.
+ */
+export function bearerToken(
+  header: string | undefined,
+  tokens: AccessTokens,
+):
+  | { level: 'write' | 'read'; identity: 'API_TOKEN' | 'API_READ_TOKEN'; name: TokenName }
+  | undefined {
+  const t = tokenOf(header, tokenDigests(tokens));
+  return t && { level: t.level, identity: identityOf(t.name), name: t.name };
+}
+
+/** What an `Authorization: Bearer …` header grants with `tokens`, compared in constant time. */
 export function bearerGrant(
   header: string | undefined,
   tokens: AccessTokens,
 ): 'write' | 'read' | undefined {
-  return grantOf(header, tokenDigests(tokens));
+  return tokenOf(header, tokenDigests(tokens))?.level;
 }
 
 /** The guard of one access level, as a route `onRequest` hook (before the body is read). */
-function guardFor(access: 'read' | 'write', d: TokenDigests): onRequestAsyncHookHandler {
+function guardFor(
+  access: 'read' | 'write',
+  d: TokenDigests,
+  onPrevious: OnPreviousToken | undefined,
+): onRequestAsyncHookHandler {
   return async (req: FastifyRequest, reply: FastifyReply) => {
-    const grant = grantOf(req.headers.authorization, d);
-    req.tokenName =
-      grant === 'write' ? 'API_TOKEN' : grant === 'read' ? 'API_READ_TOKEN' : undefined;
+    const token = tokenOf(req.headers.authorization, d);
+    const grant = token?.level;
+    req.tokenName = token && identityOf(token.name);
+    if (token?.name === 'API_TOKEN_PREVIOUS' || token?.name === 'API_READ_TOKEN_PREVIOUS')
+      onPrevious?.(token.name, req);
     if (grant === undefined) {
       return reply
         .code(401)
@@ -146,11 +235,15 @@ const routeTables = new WeakMap<FastifyInstance, RouteAccess[]>();
  * Installs the policy on `app`: call it before registering any route (routes registered earlier
  * would escape it). Prepends the read or write guard to each route's `onRequest` hooks.
  */
-export function installAccessPolicy(app: FastifyInstance, tokens: AccessTokens): void {
+export function installAccessPolicy(
+  app: FastifyInstance,
+  tokens: AccessTokens,
+  onPrevious?: OnPreviousToken,
+): void {
   const table: RouteAccess[] = [];
   routeTables.set(app, table);
   const d = tokenDigests(tokens);
-  const guards = { read: guardFor('read', d), write: guardFor('write', d) };
+  const guards = { read: guardFor('read', d, onPrevious), write: guardFor('write', d, onPrevious) };
   app.decorateRequest('tokenName', undefined);
   app.addHook('onRoute', (route: RouteOptions) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];

@@ -6,7 +6,7 @@
  * cannot fire. Same access policy as the api role: a bearer token, `API_READ_TOKEN` or `API_TOKEN`.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
-import { installAccessPolicy, type AccessTokens } from './auth.ts';
+import { installAccessPolicy, type AccessTokens, type OnPreviousToken } from './auth.ts';
 import { apiError } from './errors.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { installZodCompilers } from './openapi.ts';
@@ -14,11 +14,12 @@ import { installZodCompilers } from './openapi.ts';
 export async function startMetricsServer(opts: {
   metrics: Pick<Metrics, 'registry'>;
   tokens: AccessTokens;
+  onPreviousToken?: OnPreviousToken;
   port: number;
   host: string;
 }): Promise<FastifyInstance> {
   const server = Fastify({ logger: false });
-  installAccessPolicy(server, opts.tokens);
+  installAccessPolicy(server, opts.tokens, opts.onPreviousToken);
   installZodCompilers(server);
   server.setNotFoundHandler((_req, reply) =>
     reply.code(404).send(apiError('not_found', 'this port serves GET /metrics only')),

@@ -81,6 +81,8 @@ export interface Metrics {
   countWorkerReplaced(queueName: string): void;
   /** Counts one gateway answer that contradicts what we know (payments/apply-outcome.ts). */
   countDiscrepancy(kind: GatewayDiscrepancy): void;
+  /** Counts one request that carried a previous API token (a rotation not finished; http/auth.ts). */
+  countPreviousToken(token: 'API_TOKEN_PREVIOUS' | 'API_READ_TOKEN_PREVIOUS'): void;
 }
 
 /** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
@@ -192,6 +194,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     name: 'billing_gateway_discrepancies_total',
     help: 'Gateway answers a person must check: a success for another amount than ours (amount_mismatch), failed for a payout it said succeeded (payout_failed_after_success)',
     labelNames: ['kind'] as const,
+    registers,
+  });
+  const previousTokens = new Counter({
+    name: 'billing_http_previous_token_requests_total',
+    help: 'Requests that carried API_TOKEN_PREVIOUS or API_READ_TOKEN_PREVIOUS: a token rotation is over when this stops growing',
+    labelNames: ['token'] as const,
     registers,
   });
   const collectErrors = new Counter({
@@ -359,6 +367,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     countDiscrepancy(kind) {
       discrepancies.inc({ kind });
+    },
+    countPreviousToken(token) {
+      previousTokens.inc({ token });
     },
   };
 }

@@ -13,7 +13,13 @@ import Fastify, {
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
-import { DOCS_PATH, installAccessPolicy, OPENAPI_PATH } from './auth.ts';
+import {
+  DOCS_PATH,
+  installAccessPolicy,
+  OPENAPI_PATH,
+  type AccessTokens,
+  type OnPreviousToken,
+} from './auth.ts';
 import { apiError, frameworkError, isValidationFailure, validationFailure } from './errors.ts';
 import { installOpenApi } from './openapi.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
@@ -21,10 +27,10 @@ import type { CreateDeps } from '../payments/create.ts';
 
 export interface HttpDeps {
   logger: Logger;
-  /** API_TOKEN: every route. */
-  apiToken: string;
-  /** API_READ_TOKEN: GET routes only (absent when unset). */
-  apiReadToken?: string;
+  /** API_TOKEN (every route), API_READ_TOKEN (GET routes) and their previous ones (auth.ts). */
+  tokens: AccessTokens;
+  /** A request carried a previous token (a rotation not finished): counted and logged. */
+  onPreviousToken?: OnPreviousToken;
   payments: CreateDeps;
   /** Readiness: Redis answers (within a second) and no data loss waits to be acknowledged. */
   ready: () => Promise<Readiness>;
@@ -88,10 +94,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   // The API reads JSON (and CSV where a route says so): a text/plain body is refused as 415,
   // like every other media type no route reads, not handed to the schemas as a string (422).
   app.removeContentTypeParser('text/plain');
-  installAccessPolicy(app, {
-    write: deps.apiToken,
-    ...(deps.apiReadToken !== undefined ? { read: deps.apiReadToken } : {}),
-  });
+  installAccessPolicy(app, deps.tokens, deps.onPreviousToken);
   // Zod schemas for every route and the document of them, before any route is registered.
   await installOpenApi(app, { checkResponses: deps.checkResponses === true });
   /** The policy already decided before any preHandler runs. */

@@ -335,3 +335,78 @@ describe('the dashboard without credentials', () => {
     });
   });
 });
+
+describe('rotating the API tokens (API_TOKEN_PREVIOUS, API_READ_TOKEN_PREVIOUS)', () => {
+  const OLD_WRITE = 'test-old-api-token-0123456789';
+  const OLD_READ = 'test-old-read-token-0123456789';
+  let sandbox: Sandbox;
+  let t: TestApp;
+  let http: FastifyInstance;
+  beforeAll(async () => {
+    sandbox = await startTestSandbox();
+    t = await startTestApp({
+      sandboxUrl: sandbox.url,
+      roles: ['api'],
+      env: {
+        API_READ_TOKEN: READ_TOKEN,
+        API_TOKEN_PREVIOUS: OLD_WRITE,
+        API_READ_TOKEN_PREVIOUS: OLD_READ,
+      },
+    });
+    http = t.running.http!;
+  });
+  afterAll(async () => {
+    await t?.close();
+    await sandbox?.close();
+  });
+
+  const as = (token: string) => ({ authorization: `Bearer ${token}` });
+
+  it('the previous tokens keep working, as the same callers, and every use is counted', async () => {
+    const created = await http.inject({
+      method: 'POST',
+      url: '/payments',
+      headers: as(OLD_WRITE),
+      payload: {
+        type: 'charge',
+        key: 'rotate-1',
+        email: 'ada@example.com',
+        amount: '10.00',
+        currency: 'NGN',
+        card_token: 'tok_rotate_0123456789',
+      },
+    });
+    expect(created.statusCode).toBe(201);
+    expect(
+      (await http.inject({ url: '/payments/api_rotate-1', headers: as(OLD_READ) })).statusCode,
+    ).toBe(200);
+    const refused = await http.inject({
+      method: 'POST',
+      url: '/payments',
+      headers: as(OLD_READ),
+      payload: {},
+    });
+    expect(refused.statusCode).toBe(403);
+    // The console takes them too, as API_TOKEN and API_READ_TOKEN.
+    const page = await http.inject({ url: '/console/payments', headers: as(OLD_WRITE) });
+    expect(page.statusCode).toBe(200);
+    expect(page.body).toContain('API_TOKEN');
+    expect(page.body).not.toContain('API_TOKEN_PREVIOUS');
+
+    const metrics = await http.inject({ url: '/metrics', headers: as(READ_TOKEN) });
+    expect(metrics.body).toMatch(
+      /^billing_http_previous_token_requests_total\{token="API_TOKEN_PREVIOUS"\} 2$/m,
+    );
+    expect(metrics.body).toMatch(
+      /^billing_http_previous_token_requests_total\{token="API_READ_TOKEN_PREVIOUS"\} 2$/m,
+    );
+    // The current tokens are not counted.
+    expect((await http.inject({ url: '/payments/api_rotate-1', headers: WRITE })).statusCode).toBe(
+      200,
+    );
+    const again = await http.inject({ url: '/metrics', headers: as(READ_TOKEN) });
+    expect(again.body).toMatch(
+      /^billing_http_previous_token_requests_total\{token="API_TOKEN_PREVIOUS"\} 2$/m,
+    );
+  });
+});

@@ -550,7 +550,7 @@ describe('management over HTTP and the CLI', () => {
     const server = await buildHttpServer({
       checkResponses: true,
       logger: createLogger({ level: 'silent' }),
-      apiToken: TEST_API_TOKEN,
+      tokens: { write: TEST_API_TOKEN },
       payments: {
         store: h.app.store,
         dispatcher: h.app.dispatcher,

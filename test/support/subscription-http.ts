@@ -46,7 +46,7 @@ export async function server(
 ): Promise<FastifyInstance> {
   const s = await buildHttpServer({
     logger: createLogger({ level: 'silent' }),
-    apiToken: TEST_API_TOKEN,
+    tokens: { write: TEST_API_TOKEN },
     // Every answer checked against the API document, as the test apps do (FAST_ENV).
     checkResponses: true,
     payments: {

@@ -153,6 +153,7 @@ describe('unknown variables', () => {
     );
     expect(uncovered.sort()).toEqual([
       'API_TOKEN',
+      'API_TOKEN_PREVIOUS',
       'HOST',
       'HTTP_CHECK_RESPONSES',
       'LOG_LEVEL',

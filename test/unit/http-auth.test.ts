@@ -13,12 +13,18 @@ import {
 import {
   accessTable,
   bearerGrant,
+  bearerToken,
   classifyRoute,
   installAccessPolicy,
+  previousTokenReporter,
+  type AccessTokens,
 } from '../../src/http/auth.ts';
+import { createLogger } from '../../src/infra/logger.ts';
 
 const WRITE = 'write-token-0123456789';
 const READ = 'read-token-0123456789';
+const WRITE_OLD = 'old-write-token-0123456789';
+const READ_OLD = 'old-read-token-0123456789';
 const bearer = (t: string) => ({ authorization: `Bearer ${t}` });
 
 describe('classifyRoute', () => {
@@ -63,6 +69,68 @@ describe('bearerGrant', () => {
     }
     expect(bearerGrant(`Bearer ${READ}`, { write: WRITE })).toBeUndefined();
   });
+
+  it('during a rotation a previous token grants what its current one does, as the same caller', () => {
+    const tokens = { write: WRITE, read: READ, writePrevious: WRITE_OLD, readPrevious: READ_OLD };
+    expect(bearerToken(`Bearer ${WRITE_OLD}`, tokens)).toEqual({
+      level: 'write',
+      identity: 'API_TOKEN',
+      name: 'API_TOKEN_PREVIOUS',
+    });
+    expect(bearerToken(`Bearer ${READ_OLD}`, tokens)).toEqual({
+      level: 'read',
+      identity: 'API_READ_TOKEN',
+      name: 'API_READ_TOKEN_PREVIOUS',
+    });
+    expect(bearerToken(`Bearer ${WRITE}`, tokens)).toEqual({
+      level: 'write',
+      identity: 'API_TOKEN',
+      name: 'API_TOKEN',
+    });
+    // Once unset, a previous token grants nothing.
+    expect(bearerGrant(`Bearer ${WRITE_OLD}`, { write: WRITE, read: READ })).toBeUndefined();
+    expect(bearerGrant(`Bearer ${READ_OLD}`, { write: WRITE, read: READ })).toBeUndefined();
+  });
+});
+
+describe('previousTokenReporter', () => {
+  it('counts every request with a previous token and logs each token at most once a minute', () => {
+    const lines: string[] = [];
+    const logger = createLogger({
+      level: 'info',
+      destination: { write: (l: string) => lines.push(l) },
+    });
+    const counted: string[] = [];
+    let now = 0;
+    const report = previousTokenReporter(
+      logger,
+      { countPreviousToken: (t) => counted.push(t) },
+      () => now,
+    );
+    const req = { ip: '10.0.0.1', url: '/payments' } as Parameters<typeof report>[1];
+    report('API_TOKEN_PREVIOUS', req);
+    report('API_TOKEN_PREVIOUS', req);
+    report('API_READ_TOKEN_PREVIOUS', req);
+    now = 59_999;
+    report('API_TOKEN_PREVIOUS', req);
+    now = 60_000;
+    report('API_TOKEN_PREVIOUS', req);
+    expect(counted).toEqual([
+      'API_TOKEN_PREVIOUS',
+      'API_TOKEN_PREVIOUS',
+      'API_READ_TOKEN_PREVIOUS',
+      'API_TOKEN_PREVIOUS',
+      'API_TOKEN_PREVIOUS',
+    ]);
+    const logged = lines.map((l) => JSON.parse(l) as { variable: string; msg: string });
+    expect(logged.map((l) => l.variable)).toEqual([
+      'API_TOKEN_PREVIOUS',
+      'API_READ_TOKEN_PREVIOUS',
+      'API_TOKEN_PREVIOUS',
+    ]);
+    expect(logged[0]!.msg).toContain('move its caller to API_TOKEN');
+    expect(lines.join('')).not.toContain(WRITE_OLD);
+  });
 });
 
 describe('installAccessPolicy', () => {
@@ -72,9 +140,12 @@ describe('installAccessPolicy', () => {
     app = undefined;
   });
 
-  async function build(tokens: { write: string; read?: string }) {
+  async function build(
+    tokens: AccessTokens,
+    onPrevious?: Parameters<typeof installAccessPolicy>[2],
+  ) {
     app = Fastify({ logger: false });
-    installAccessPolicy(app, tokens);
+    installAccessPolicy(app, tokens, onPrevious);
     app.get('/healthz', () => ({ ok: true }));
     app.get('/things/:id', () => ({ thing: 1 }));
     app.post('/things', () => ({ made: 1 }));
@@ -142,6 +213,37 @@ describe('installAccessPolicy', () => {
     }
   });
 
+  it('previous tokens: the write one writes, the read one only reads; each use is reported', async () => {
+    const used: string[] = [];
+    const server = await build(
+      { write: WRITE, read: READ, writePrevious: WRITE_OLD, readPrevious: READ_OLD },
+      (name) => used.push(name),
+    );
+    expect(
+      (await server.inject({ method: 'POST', url: '/things', headers: bearer(WRITE_OLD) }))
+        .statusCode,
+    ).toBe(200);
+    expect((await server.inject({ url: '/things/1', headers: bearer(WRITE_OLD) })).statusCode).toBe(
+      200,
+    );
+    expect((await server.inject({ url: '/things/1', headers: bearer(READ_OLD) })).statusCode).toBe(
+      200,
+    );
+    expect(
+      (await server.inject({ method: 'POST', url: '/things', headers: bearer(READ_OLD) }))
+        .statusCode,
+    ).toBe(403);
+    expect((await server.inject({ url: '/things/1', headers: bearer(WRITE) })).statusCode).toBe(
+      200,
+    );
+    expect(used).toEqual([
+      'API_TOKEN_PREVIOUS',
+      'API_TOKEN_PREVIOUS',
+      'API_READ_TOKEN_PREVIOUS',
+      'API_READ_TOKEN_PREVIOUS',
+    ]);
+  });
+
   it('without a read token only the write token opens the reads', async () => {
     const server = await build({ write: WRITE });
     const url = '/things/1';
@@ -184,6 +286,52 @@ describe('configuration of the tokens and the dashboard', () => {
       { variable: 'API_READ_TOKEN', message: 'must differ from API_TOKEN' },
     ]);
     expect(same.message).not.toContain(WRITE);
+  });
+
+  it('API_TOKEN_PREVIOUS and API_READ_TOKEN_PREVIOUS: secrets, 16+ characters, each token unlike every other', () => {
+    const c = loadConfig({
+      ...VALID,
+      API_READ_TOKEN: READ,
+      API_TOKEN_PREVIOUS: WRITE_OLD,
+      API_READ_TOKEN_PREVIOUS: READ_OLD,
+    });
+    expect(c.http).toMatchObject({ apiTokenPrevious: WRITE_OLD, apiReadTokenPrevious: READ_OLD });
+    expect(loadConfig({ ...VALID, API_TOKEN_PREVIOUS: '' }).http.apiTokenPrevious).toBeUndefined();
+    expect(SECRET_VARIABLES).toEqual(
+      expect.arrayContaining(['API_TOKEN_PREVIOUS', 'API_READ_TOKEN_PREVIOUS']),
+    );
+    const cases: [Record<string, string>, { variable: string; message: string }[]][] = [
+      [
+        { API_TOKEN_PREVIOUS: 'short-secret' },
+        [{ variable: 'API_TOKEN_PREVIOUS', message: 'must be at least 16 characters' }],
+      ],
+      [
+        { API_TOKEN_PREVIOUS: WRITE },
+        [{ variable: 'API_TOKEN_PREVIOUS', message: 'must differ from API_TOKEN' }],
+      ],
+      [
+        { API_READ_TOKEN: READ, API_TOKEN_PREVIOUS: READ },
+        [{ variable: 'API_TOKEN_PREVIOUS', message: 'must differ from API_READ_TOKEN' }],
+      ],
+      [
+        { API_READ_TOKEN: READ, API_TOKEN_PREVIOUS: WRITE_OLD, API_READ_TOKEN_PREVIOUS: WRITE_OLD },
+        [{ variable: 'API_READ_TOKEN_PREVIOUS', message: 'must differ from API_TOKEN_PREVIOUS' }],
+      ],
+      [
+        { API_READ_TOKEN_PREVIOUS: READ_OLD },
+        [
+          {
+            variable: 'API_READ_TOKEN_PREVIOUS',
+            message: expect.stringContaining('needs API_READ_TOKEN') as string,
+          },
+        ],
+      ],
+    ];
+    for (const [env, want] of cases) {
+      const err = problemsOf({ ...VALID, ...env });
+      expect(err.problems, JSON.stringify(Object.keys(env))).toEqual(want);
+      for (const v of Object.values(env)) expect(err.message).not.toContain(v);
+    }
   });
 
   it('DASHBOARD_AUTH is basic (default) or none', () => {

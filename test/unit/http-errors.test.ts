@@ -13,7 +13,7 @@ async function server() {
   return buildHttpServer({
     checkResponses: true,
     logger: createLogger({ level: 'silent' }),
-    apiToken: TOKEN,
+    tokens: { write: TOKEN },
     payments: {} as never,
     ready: () => Promise.resolve({ ok: true as const }),
   });
