@@ -45,6 +45,7 @@ export type { ConfigWarning } from './unknown-variables.ts';
 /** Secrets: their values never appear in an error message or a log line. */
 export const SECRET_VARIABLES = [
   'SAYSWITCH_SECRET_KEY',
+  'SAYSWITCH_SECRET_KEY_PREVIOUS',
   'SAYSWITCH_ENCRYPTION_KEY',
   'SAYSWITCH_ENCRYPTION_IV',
   'DATA_ENCRYPTION_KEY',
@@ -54,6 +55,7 @@ export const SECRET_VARIABLES = [
   'API_READ_TOKEN_PREVIOUS',
   'DASHBOARD_PASSWORD',
   'NOTIFY_SECRET',
+  'NOTIFY_SECRET_PREVIOUS',
 ] as const;
 
 /** Explicit boolean parser: `z.coerce.boolean()` would read "false" as true. */
@@ -209,8 +211,9 @@ const optionalString = z
   .transform((v) => (v === '' ? undefined : v));
 
 /**
- * NOTIFY_SECRET: any string, used as its UTF-8 bytes; or in the Standard Webhooks form
- * `whsec_<base64>` (docs/notifications.md), whose part after the prefix must be standard base64.
+ * NOTIFY_SECRET (and NOTIFY_SECRET_PREVIOUS): any string, used as its UTF-8 bytes; or in the
+ * Standard Webhooks form `whsec_<base64>` (docs/notifications.md), whose part after the prefix
+ * must be standard base64.
  */
 const notifySecret = optionalString.superRefine((v, ctx) => {
   if (v === undefined || !v.startsWith('whsec_')) return;
@@ -219,6 +222,20 @@ const notifySecret = optionalString.superRefine((v, ctx) => {
     ctx.addIssue({ code: 'custom', message: 'must be whsec_ followed by standard base64' });
   }
 });
+
+/** The signing key of a notification secret (as notifications/signature.ts reads it). */
+const notifyKeyOf = (v: string) =>
+  v.startsWith('whsec_') ? Buffer.from(v.slice('whsec_'.length), 'base64') : Buffer.from(v, 'utf8');
+
+/**
+ * SAYSWITCH_SECRET_KEY (and SAYSWITCH_SECRET_KEY_PREVIOUS). It goes into the Authorization header:
+ * a character HTTP cannot carry there made every request fail to build (`client_config`), so every
+ * first submission was refused as fatal.
+ */
+const sayswitchSecretKey = z
+  .string({ message: 'is required' })
+  .min(8, 'is too short')
+  .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it is sent in a header)');
 
 /**
  * The problem with a URL variable, or undefined: it must be what `new URL` reads (ioredis, undici
@@ -274,12 +291,9 @@ const envSchema = z.object({
     .optional()
     .default('https://backendapi.sayswitchgroup.com')
     .superRefine(urlOf(['https:', 'http:'])),
-  SAYSWITCH_SECRET_KEY: z
-    .string({ message: 'is required' })
-    .min(8, 'is too short')
-    // It goes into the Authorization header: a character HTTP cannot carry there made every
-    // request fail to build (`client_config`), so every first submission was refused as fatal.
-    .regex(/^[\x21-\x7e]+$/, 'must be printable ASCII without spaces (it is sent in a header)'),
+  SAYSWITCH_SECRET_KEY: sayswitchSecretKey,
+  /** The key before a regeneration at Sayswitch: webhooks signed with it are still accepted. */
+  SAYSWITCH_SECRET_KEY_PREVIOUS: optionalString.pipe(sayswitchSecretKey.optional()),
   SAYSWITCH_ENCRYPTION_KEY: optionalString,
   SAYSWITCH_ENCRYPTION_IV: optionalString,
   SAYSWITCH_ENCRYPTION_ENCODING: z.enum(['hex', 'base64']).optional().default('hex'),
@@ -341,6 +355,8 @@ const envSchema = z.object({
   HTTP_CHECK_RESPONSES: bool(false),
   NOTIFY_URL: optionalString.superRefine(urlOf(['https:', 'http:'])),
   NOTIFY_SECRET: notifySecret,
+  /** The secret being rotated out: notifications are signed with both (docs/operations.md). */
+  NOTIFY_SECRET_PREVIOUS: notifySecret,
   NOTIFY_RETRY_SCHEDULE: schedule('1m,5m,30m,2h,12h,24h', SCHEDULE_BOUNDS.NOTIFY_RETRY_SCHEDULE),
   PORT: int(3000, 0, 65_535),
   METRICS_PORT: int(0, 0, 65_535),
@@ -378,6 +394,8 @@ export interface Config {
   sayswitch: {
     baseUrl: string;
     secretKey: string;
+    /** SAYSWITCH_SECRET_KEY_PREVIOUS: webhooks only (their signature); API calls use secretKey. */
+    previousSecretKey?: string;
     encryption?: { key: string; iv: string; encoding: 'hex' | 'base64' };
     chargePath: string;
     verifyPath: string;
@@ -449,7 +467,8 @@ export interface Config {
      */
     checkResponses: boolean;
   };
-  notify?: { url: string; secret: string; retryScheduleMs: number[] };
+  /** `previousSecret`: NOTIFY_SECRET_PREVIOUS, the second signature during a rotation. */
+  notify?: { url: string; secret: string; previousSecret?: string; retryScheduleMs: number[] };
   logLevel: Env['LOG_LEVEL'];
   shutdownTimeoutMs: number;
 }
@@ -521,6 +540,9 @@ export function loadConfig(
     sayswitch: {
       baseUrl: e.SAYSWITCH_BASE_URL.replace(/\/+$/, ''),
       secretKey: e.SAYSWITCH_SECRET_KEY,
+      ...(e.SAYSWITCH_SECRET_KEY_PREVIOUS !== undefined
+        ? { previousSecretKey: e.SAYSWITCH_SECRET_KEY_PREVIOUS }
+        : {}),
       ...(e.SAYSWITCH_ENCRYPTION_KEY !== undefined && e.SAYSWITCH_ENCRYPTION_IV !== undefined
         ? {
             encryption: {
@@ -593,6 +615,9 @@ export function loadConfig(
           notify: {
             url: e.NOTIFY_URL,
             secret: e.NOTIFY_SECRET,
+            ...(e.NOTIFY_SECRET_PREVIOUS !== undefined
+              ? { previousSecret: e.NOTIFY_SECRET_PREVIOUS }
+              : {}),
             retryScheduleMs: e.NOTIFY_RETRY_SCHEDULE,
           },
         }
@@ -653,6 +678,7 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
   if (set('NOTIFY_URL') && !set('NOTIFY_SECRET')) {
     problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
   }
+  problems.push(...previousSecretProblems(raw));
   problems.push(
     ...leaseProblems(raw),
     ...liveKeyProblems(raw),
@@ -669,6 +695,47 @@ function valueOf<K extends keyof typeof envSchema.shape>(
 ): z.output<(typeof envSchema.shape)[K]> | undefined {
   const r = envSchema.shape[name].safeParse(raw[name]);
   return r.success ? (r.data as z.output<(typeof envSchema.shape)[K]>) : undefined;
+}
+
+/**
+ * The secrets being rotated out (docs/operations.md "Rotating secrets"): each differs from the
+ * current one; NOTIFY_SECRET_PREVIOUS only signs beside NOTIFY_SECRET; SAYSWITCH_SECRET_KEY_PREVIOUS
+ * is of SAYSWITCH_SECRET_KEY's mode, since a test key's webhook signature must never be accepted
+ * in live mode (nor a live one's in test mode).
+ */
+function previousSecretProblems(raw: Record<string, string | undefined>) {
+  const set = (name: string) => raw[name] !== undefined && raw[name] !== '';
+  const problems: { variable: string; message: string }[] = [];
+  if (set('NOTIFY_SECRET_PREVIOUS')) {
+    const variable = 'NOTIFY_SECRET_PREVIOUS';
+    if (!set('NOTIFY_URL') || !set('NOTIFY_SECRET')) {
+      problems.push({
+        variable,
+        message:
+          'needs NOTIFY_URL and NOTIFY_SECRET: it is the secret being rotated out, signing ' +
+          'notifications beside NOTIFY_SECRET',
+      });
+    } else if (notifyKeyOf(raw[variable] ?? '').equals(notifyKeyOf(raw.NOTIFY_SECRET ?? ''))) {
+      problems.push({ variable, message: 'must differ from NOTIFY_SECRET (the same signing key)' });
+    }
+  }
+  // Only between valid keys (an invalid one has its own problem listed).
+  const previous = valueOf(raw, 'SAYSWITCH_SECRET_KEY_PREVIOUS');
+  const current = valueOf(raw, 'SAYSWITCH_SECRET_KEY');
+  if (previous !== undefined && current !== undefined) {
+    const variable = 'SAYSWITCH_SECRET_KEY_PREVIOUS';
+    if (previous === current) {
+      problems.push({ variable, message: 'must differ from SAYSWITCH_SECRET_KEY' });
+    } else if (previous.startsWith('sk_test_') !== current.startsWith('sk_test_')) {
+      problems.push({
+        variable,
+        message:
+          'must be of the same mode as SAYSWITCH_SECRET_KEY (both sk_test_, or both live): a ' +
+          "test key's webhook signature must never be accepted in live mode",
+      });
+    }
+  }
+  return problems;
 }
 
 /** Whether SAYSWITCH_SECRET_KEY is a live key (set, and not `sk_test_`): real money moves. */
