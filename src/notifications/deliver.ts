@@ -22,6 +22,8 @@ export interface DeliverDeps {
   url: string;
   /** NOTIFY_SECRET: used to sign, never logged or put in an error. */
   secret: string;
+  /** NOTIFY_SECRET_PREVIOUS: during a rotation, a second signature beside the first (same care). */
+  previousSecret?: string;
   /** Current time, epoch ms (the signature's timestamp). */
   now: () => number;
   /** Bound on the whole request. Default 10 000 (below the catalog's 30 s handler timeout). */
@@ -81,7 +83,7 @@ function httpClient(timeoutMs: number): AxiosInstance {
 export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.deliver'> {
   const timeoutMs = deps.timeoutMs ?? 10_000;
   const http = httpClient(timeoutMs);
-  const signer = standardWebhookSigner(deps.secret);
+  const signer = standardWebhookSigner(deps.secret, deps.previousSecret);
 
   return async ({ eventId, streamId, event: carried }, { job, log }) => {
     const attempt = job.attemptsMade + 1;
@@ -104,7 +106,12 @@ export function createDeliverHandler(deps: DeliverDeps): Handler<'notifications.
           'User-Agent': 'sayswitch-billing-notify',
           ...signer.headers(event.id, body, started / 1000),
           // Deprecated: kept for one release so receivers can move to the headers above.
-          [SIGNATURE_HEADER]: signNotification(body, deps.secret, started / 1000),
+          [SIGNATURE_HEADER]: signNotification(
+            body,
+            deps.secret,
+            started / 1000,
+            deps.previousSecret,
+          ),
         },
         // axios' `timeout` is a socket-idle timer; this bounds the whole call.
         signal: AbortSignal.timeout(timeoutMs),

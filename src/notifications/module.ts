@@ -16,8 +16,13 @@ export interface NotificationsDeps {
   dispatcher: Dispatcher;
   logger: Logger;
   clock: Clock;
-  /** NOTIFY_URL, NOTIFY_SECRET and NOTIFY_RETRY_SCHEDULE. */
-  notify: { url: string; secret: string; retryScheduleMs: readonly number[] };
+  /** NOTIFY_URL, NOTIFY_SECRET, NOTIFY_SECRET_PREVIOUS and NOTIFY_RETRY_SCHEDULE. */
+  notify: {
+    url: string;
+    secret: string;
+    previousSecret?: string;
+    retryScheduleMs: readonly number[];
+  };
   /** Tuning of the relay (tests; defaults suit production). */
   relay?: {
     /** Consumer name (default: host, pid and a random tail). */
@@ -50,6 +55,7 @@ export const notificationsModule: CapabilityModule<NotificationsDeps> = {
               events: deps.events,
               url: deps.notify.url,
               secret: deps.notify.secret,
+              previousSecret: deps.notify.previousSecret,
               now: () => deps.clock.now(),
             }),
           },

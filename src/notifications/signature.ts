@@ -7,6 +7,10 @@
  * secret's bytes: base64-decoded for a `whsec_<base64>` NOTIFY_SECRET, else its UTF-8 bytes (whose
  * Standard Webhooks form, for receivers' libraries, is {@link standardWebhookSecret}).
  *
+ * During a rotation (NOTIFY_SECRET_PREVIOUS set) every delivery is signed with both secrets, the
+ * new one first: `webhook-signature: v1,<new> v1,<old>` (and two `v1=` in the legacy header). A
+ * receiver accepts any signature that matches, so one holding either secret verifies it.
+ *
  * Legacy, kept for one release (0.x; removed in the next): `X-Billing-Signature: t=<unix
  * seconds>,v1=<hex HMAC-SHA256 of "<t>.<raw body>" keyed with NOTIFY_SECRET as a string>`. This file
  * is also the reference for that header's receiver-side snippet in docs/notifications.md.
@@ -41,21 +45,28 @@ export function standardWebhookSecret(secret: string): string {
     : `${WHSEC}${Buffer.from(secret, 'utf8').toString('base64')}`;
 }
 
-/** Signs notifications per Standard Webhooks with one secret. */
+/** Signs notifications per Standard Webhooks with one secret, or two during a rotation. */
 export interface StandardWebhookSigner {
   /** The three headers for `body` (the exact bytes sent), message `id`, at `nowSec` (unix seconds). */
   headers(id: string, body: string, nowSec: number): Record<string, string>;
 }
 
-export function standardWebhookSigner(secret: string): StandardWebhookSigner {
-  const webhook = new Webhook(notifySigningKey(secret), { format: 'raw' });
+/**
+ * `secret` is NOTIFY_SECRET; `previous`, NOTIFY_SECRET_PREVIOUS when set: each signature is the
+ * package's own (`Webhook.sign`), space-separated as the specification lists several.
+ */
+export function standardWebhookSigner(secret: string, previous?: string): StandardWebhookSigner {
+  const webhooks = [secret, ...(previous === undefined ? [] : [previous])].map(
+    (s) => new Webhook(notifySigningKey(s), { format: 'raw' }),
+  );
   return {
     headers(id, body, nowSec) {
       const t = Math.floor(nowSec);
+      const at = new Date(t * 1000);
       return {
         [WEBHOOK_ID_HEADER]: id,
         [WEBHOOK_TIMESTAMP_HEADER]: String(t),
-        [WEBHOOK_SIGNATURE_HEADER]: webhook.sign(id, new Date(t * 1000), body),
+        [WEBHOOK_SIGNATURE_HEADER]: webhooks.map((w) => w.sign(id, at, body)).join(' '),
       };
     },
   };
@@ -72,11 +83,18 @@ function hmacHex(secret: string, t: number, body: string | Buffer): string {
 
 /**
  * Signs a notification body for the legacy header. `body` must be the exact bytes sent; `nowSec`
- * is unix seconds (fractions are dropped). Returns the header value `t=…,v1=…`.
+ * is unix seconds (fractions are dropped). Returns the header value `t=…,v1=…`, with a second
+ * `v1=` keyed with `previous` (NOTIFY_SECRET_PREVIOUS) when given.
  */
-export function signNotification(body: string | Buffer, secret: string, nowSec: number): string {
+export function signNotification(
+  body: string | Buffer,
+  secret: string,
+  nowSec: number,
+  previous?: string,
+): string {
   const t = Math.floor(nowSec);
-  return `t=${t},v1=${hmacHex(secret, t, body)}`;
+  const old = previous === undefined ? '' : `,v1=${hmacHex(previous, t, body)}`;
+  return `t=${t},v1=${hmacHex(secret, t, body)}${old}`;
 }
 
 export interface VerifyOptions {

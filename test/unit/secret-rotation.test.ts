@@ -5,9 +5,15 @@
  * receiver holding either verifies them, and a Sayswitch webhook signature checked against both
  * keys.
  */
+import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config/config.ts';
-import { standardWebhookSecret } from '../../src/notifications/signature.ts';
+import {
+  signNotification,
+  standardWebhookSecret,
+  standardWebhookSigner,
+  verifyNotification,
+} from '../../src/notifications/signature.ts';
 
 const VALID = {
   SAYSWITCH_SECRET_KEY: 'sk_test_current_key_0123',
@@ -176,5 +182,51 @@ describe('SAYSWITCH_SECRET_KEY_PREVIOUS', () => {
         /^must be of the same mode as SAYSWITCH_SECRET_KEY \(both sk_test_, or both live\)/,
       );
     }
+  });
+});
+
+describe('notifications signed with both secrets during a rotation', () => {
+  const BODY =
+    '{"id":"evt_1","type":"payment.succeeded","at":"2025-01-02T03:04:05.000Z","data":{}}';
+  const headersNow = (secret: string, previous?: string) =>
+    standardWebhookSigner(secret, previous).headers('evt_1', BODY, Date.now() / 1000);
+
+  it('carries two v1 signatures, the new one first, each the one secret alone gives', () => {
+    const t = 1_700_000_000;
+    const both = standardWebhookSigner(NEW_SECRET, OLD_SECRET).headers('evt_1', BODY, t);
+    const one = (s: string) =>
+      standardWebhookSigner(s).headers('evt_1', BODY, t)['webhook-signature'];
+    expect(both['webhook-signature']).toBe(`${one(NEW_SECRET)} ${one(OLD_SECRET)}`);
+    expect(both['webhook-signature']).toMatch(/^v1,[A-Za-z0-9+/]{43}= v1,[A-Za-z0-9+/]{43}=$/);
+    expect(both['webhook-id']).toBe('evt_1');
+    expect(both['webhook-timestamp']).toBe(String(t));
+  });
+
+  it.each([
+    ['whsec_ secrets', NEW_SECRET, OLD_SECRET],
+    ['plain secrets', 'new-plain-secret-0123', 'old-plain-secret-0123'],
+  ])('verify with the standardwebhooks package holding either secret: %s', (_l, next, prev) => {
+    const headers = headersNow(next, prev);
+    for (const holder of [next, prev]) {
+      expect(new Webhook(standardWebhookSecret(holder)).verify(BODY, headers)).toEqual(
+        JSON.parse(BODY),
+      );
+    }
+    const other = standardWebhookSecret('an-unrelated-secret-0123');
+    expect(() => new Webhook(other).verify(BODY, headers)).toThrow();
+    // Without the previous secret, a receiver still holding it refuses (what the rotation avoids).
+    expect(() => new Webhook(standardWebhookSecret(prev)).verify(BODY, headersNow(next))).toThrow();
+  });
+
+  it('the deprecated X-Billing-Signature carries both too', () => {
+    const t = 1_700_000_000;
+    const header = signNotification(BODY, NEW_SECRET, t, OLD_SECRET);
+    expect(header).toBe(
+      `${signNotification(BODY, NEW_SECRET, t)},${signNotification(BODY, OLD_SECRET, t).split(',')[1]}`,
+    );
+    for (const holder of [NEW_SECRET, OLD_SECRET]) {
+      expect(verifyNotification(BODY, header, holder, { nowSec: t })).toBe(true);
+    }
+    expect(verifyNotification(BODY, header, 'whsec_other', { nowSec: t })).toBe(false);
   });
 });
