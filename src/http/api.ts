@@ -101,6 +101,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           dispatcher: app.dispatcher,
           logger: app.logger.child({ component: 'webhooks' }),
           secretKey: app.config.sayswitch.secretKey,
+          previousSecretKey: app.config.sayswitch.previousSecretKey,
           maxBytes: app.config.http.webhookMaxBytes,
         }),
       (server, guard) => registerBatchRoutes(server, app, guard),

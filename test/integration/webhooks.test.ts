@@ -250,3 +250,75 @@ describe('webhook signature and intake', () => {
     expect(state).toBe('completed');
   }, 30_000);
 });
+
+describe('webhooks while the secret key is rotated (SAYSWITCH_SECRET_KEY_PREVIOUS)', () => {
+  const PREVIOUS_KEY = 'sk_test_previous_key_0123';
+
+  it('a webhook signed with the previous key triggers the check a current-key one does; an unrelated key is 401', async () => {
+    // The sandbox sends no webhooks of its own here: only the ones below can finish a payment.
+    sandbox = await startTestSandbox({ settleMs: 200, seed: 3 });
+    const box = sandbox;
+    const logs: string[] = [];
+    t = await startTestApp({
+      sandboxUrl: box.url,
+      roles: ['api', 'worker', 'reconciler'],
+      env: { ...WEBHOOKS_ONLY, SAYSWITCH_SECRET_KEY_PREVIOUS: PREVIOUS_KEY, LOG_LEVEL: 'info' },
+      logDestination: { write: (line: string) => void logs.push(line) },
+    });
+    const app = t;
+    // Three charges the sandbox answers pending and settles as succeeded 200 ms later (52).
+    for (const k of ['cur', 'prev', 'other'])
+      await createPayment(deps(app), charge(`rot${k}`, '20.52'));
+    const settled = async (k: string) => {
+      const intent = await waitState(app, `api_rot${k}`, (s) => s === 'pending');
+      await until(() => box.ledger().references[intent.reference]?.status, {
+        done: (s) => s === 'success',
+        what: `${intent.reference} settled at the sandbox`,
+      });
+      return intent;
+    };
+    const post = async (reference: string, key: string) => {
+      const body = JSON.stringify({
+        notify: 'transaction',
+        notifyType: 'successful',
+        data: { reference, status: 'success', amount: '2052', currency: 'NGN' },
+      });
+      const res = await fetch(`${app.url}/webhooks/sayswitch`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', payloadSignature: signWebhook(body, key) },
+        body,
+      });
+      return { status: res.status, body: (await res.json()) as { result?: string } };
+    };
+
+    const current = await settled('cur');
+    expect(await post(current.reference, TEST_SECRET_KEY)).toEqual({
+      status: 200,
+      body: { received: true, result: 'enqueued' },
+    });
+    const previous = await settled('prev');
+    expect(await post(previous.reference, PREVIOUS_KEY)).toEqual({
+      status: 200,
+      body: { received: true, result: 'enqueued' },
+    });
+    const other = await settled('other');
+    expect((await post(other.reference, 'sk_test_unrelated_key_99')).status).toBe(401);
+
+    // Both accepted webhooks made the payment be verified with the gateway: succeeded, as the
+    // sandbox's ledger says; the refused one triggered nothing (the next check is an hour away).
+    for (const k of ['cur', 'prev']) await waitState(app, `api_rot${k}`, (s) => s === 'succeeded');
+    await until(() => webhookChecksToRun(app), {
+      done: (ids) => ids.length === 0,
+      what: 'every webhook-triggered check run',
+    });
+    expect((await app.app.store.get('api_rotother'))?.state).toBe('pending');
+
+    const lines = logs.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const viaPrevious = lines.filter(
+      (l) => l.msg === 'webhook signed with SAYSWITCH_SECRET_KEY_PREVIOUS: accepted',
+    );
+    expect(viaPrevious).toHaveLength(1);
+    expect(lines.filter((l) => String(l.msg).includes('bad payloadSignature'))).toHaveLength(1);
+    for (const line of logs) expect(line).not.toContain(PREVIOUS_KEY);
+  });
+});

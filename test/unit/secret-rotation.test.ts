@@ -9,6 +9,11 @@ import { Webhook } from 'standardwebhooks';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config/config.ts';
 import {
+  matchWebhookSignature,
+  signWebhook,
+  verifyWebhookSignature,
+} from '../../src/infra/gateway/sayswitch/crypto.ts';
+import {
   signNotification,
   standardWebhookSecret,
   standardWebhookSigner,
@@ -228,5 +233,23 @@ describe('notifications signed with both secrets during a rotation', () => {
       expect(verifyNotification(BODY, header, holder, { nowSec: t })).toBe(true);
     }
     expect(verifyNotification(BODY, header, 'whsec_other', { nowSec: t })).toBe(false);
+  });
+});
+
+describe('a Sayswitch webhook checked against the current and the previous key', () => {
+  const body = Buffer.from('{"notify":"payout","data":{"reference":"api_x_1"}}');
+  const CURRENT = 'sk_test_current_key_0123';
+  const PREVIOUS = 'sk_test_previous_key_0123';
+
+  it('tells which key signed it, -1 for none', () => {
+    const keys = [CURRENT, PREVIOUS];
+    expect(matchWebhookSignature(body, signWebhook(body, CURRENT), keys)).toBe(0);
+    expect(matchWebhookSignature(body, signWebhook(body, PREVIOUS), keys)).toBe(1);
+    expect(matchWebhookSignature(body, signWebhook(body, 'sk_test_unrelated_99'), keys)).toBe(-1);
+    expect(matchWebhookSignature(body, signWebhook(body, PREVIOUS), [CURRENT])).toBe(-1);
+    expect(matchWebhookSignature(body, undefined, keys)).toBe(-1);
+    expect(matchWebhookSignature(body, 'ab'.repeat(63), keys)).toBe(-1);
+    expect(matchWebhookSignature(body, [signWebhook(body, CURRENT)], keys)).toBe(-1);
+    expect(verifyWebhookSignature(body, signWebhook(body, PREVIOUS), CURRENT)).toBe(false);
   });
 });

@@ -177,13 +177,33 @@ export function verifyWebhookSignature(
   header: string | string[] | undefined,
   secretKey: string,
 ): boolean {
-  if (typeof header !== 'string') return false;
+  return matchWebhookSignature(rawBody, header, [secretKey]) >= 0;
+}
+
+/**
+ * Which of `secretKeys` signed the body (the index of the first that matches), or -1: what
+ * {@link verifyWebhookSignature} checks, for several keys (SAYSWITCH_SECRET_KEY, then
+ * SAYSWITCH_SECRET_KEY_PREVIOUS during a rotation). Every key's HMAC is computed and compared in
+ * constant time whatever the outcome, with no early exit, so the time taken does not tell which
+ * key matched, nor whether the first did.
+ */
+export function matchWebhookSignature(
+  rawBody: Buffer | string,
+  header: string | string[] | undefined,
+  secretKeys: readonly string[],
+): number {
+  if (typeof header !== 'string') return -1;
   const given = header.trim();
   // The length check before timingSafeEqual is what makes it length-safe; it leaks only that the
   // header is not a SHA-512 hex digest, which is public knowledge.
-  if (!SHA512_HEX.test(given)) return false;
-  const expected = createHmac('sha512', secretKey).update(rawBody).digest();
-  return timingSafeEqual(Buffer.from(given, 'hex'), expected);
+  if (!SHA512_HEX.test(given)) return -1;
+  const got = Buffer.from(given, 'hex');
+  let matched = -1;
+  secretKeys.forEach((key, i) => {
+    const equal = timingSafeEqual(got, createHmac('sha512', key).update(rawBody).digest());
+    if (equal && matched < 0) matched = i;
+  });
+  return matched;
 }
 
 function sortKeysDeep(value: unknown): unknown {
