@@ -20,8 +20,10 @@ import { readCsvTable, type CsvTableEnd } from '../input/csv-table.ts';
 import { shown } from '../input/fields.ts';
 import {
   parseInstructionRecord,
+  refusedRowEcho,
   resolveHeader,
   type HeaderLayout,
+  type RefusedRowEcho,
   type RowIssue,
   type RowOf,
 } from '../input/instructions.ts';
@@ -29,7 +31,7 @@ import { ClaimTable } from './claim-table.ts';
 import { ContentIdentity } from './identity.ts';
 
 export { DEFAULT_MAX_FIELD_BYTES, DEFAULT_MAX_LINE_BYTES };
-export type { CsvError, CsvInput };
+export type { CsvError, CsvInput, RefusedRowEcho };
 
 /** What to validate the file as, and the limits that keep a hostile file cheap. */
 export interface ValidateCsvOptions<T extends InstructionType = InstructionType> {
@@ -55,8 +57,14 @@ export interface CsvTotals {
   invalid: number;
 }
 
-/** What {@link validateCsvStream} yields: a valid row or one error. Test with `item.row`. */
-export type CsvItem<R> = { row: R; error?: undefined } | { error: CsvError; row?: undefined };
+/**
+ * What {@link validateCsvStream} yields: a valid row or one error. Test with `item.row`. Each error
+ * of a refused row carries the row's `echo` (input/instructions.ts `refusedRowEcho`: its reference
+ * and meta values, nothing else); a row whose fields cannot be matched to the header (a wrong
+ * field count) and a structural error have none.
+ */
+export type CsvItem<R> =
+  { row: R; error?: undefined } | { error: CsvError; echo?: RefusedRowEcho; row?: undefined };
 
 /** The stream's return value, available once it is exhausted. */
 export interface CsvSummary {
@@ -168,11 +176,15 @@ export async function* validateCsvStream<T extends InstructionType>(
       identity.row(record, line);
       const issues: RowIssue[] = [...step.value.issues];
       let row: RowOf<T> | undefined;
+      let echo: RefusedRowEcho | undefined;
       if (!misaligned) {
         const result = parseInstructionRecord(options.type, layout, record, line, oversized);
         const reference = result.ok ? result.row.reference : result.reference;
         if (result.ok) row = result.row;
-        else issues.push(...result.issues);
+        else {
+          issues.push(...result.issues);
+          echo = result.echo;
+        }
 
         // A row without a reference is keyed by its line number (docs/product.md §5), so line
         // numbers and references share one namespace: reference "12" and an unreferenced row
@@ -198,9 +210,11 @@ export async function* validateCsvStream<T extends InstructionType>(
         yield { row };
       } else {
         totals.invalid++;
+        // A valid row refused here (its reference or line is taken) shows what any refused row does.
+        echo ??= row !== undefined ? refusedRowEcho(row.reference, row.meta) : undefined;
         for (const issue of issues) {
           const error = issueAt(line, issue);
-          if (budget.admit(error)) yield { error };
+          if (budget.admit(error)) yield echo === undefined ? { error } : { error, echo };
         }
       }
     }

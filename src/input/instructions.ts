@@ -22,6 +22,8 @@ import {
   currencySchema,
   emailSchema,
   idSchema,
+  META_VALUE_MAX,
+  NO_CONTROL,
   shown,
   textSchema,
 } from './fields.ts';
@@ -294,22 +296,76 @@ export type RecordResult<R> =
       issues: RowIssue[];
       /** The row's reference when it is well-formed, so duplicates are still found in bad rows. */
       reference?: string;
+      /** What the results file may show of the refused row ({@link refusedRowEcho}). */
+      echo: RefusedRowEcho;
     };
 
 function wellFormedReference(value: string | undefined): string | undefined {
   return value !== undefined && referenceSchema.safeParse(value).success ? value : undefined;
 }
 
-/** A record's parse result as a row, or its issues and (when well formed) its reference. */
+/** A record's parse result as a row, or its issues, its echo and (when well formed) reference. */
 function toResult<S extends z.ZodType, R>(
   parsed: ParsedFields<S>,
   row: (data: z.output<S>, meta: Record<string, string>) => R,
 ): RecordResult<R> {
   if (!parsed.ok) {
     const reference = wellFormedReference(parsed.values.reference);
-    return { ok: false, issues: asRowIssues(parsed.issues), reference };
+    const echo = refusedRowEcho(parsed.values.reference, parsed.meta);
+    return { ok: false, issues: asRowIssues(parsed.issues), reference, echo };
   }
   return { ok: true, row: row(parsed.data, parsed.meta) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Refused rows.
+
+/**
+ * What a refused row keeps of its cells for the results file (docs/batches.md "--skip-invalid"):
+ * its reference and its `meta_*` values, the columns an operator matches results by. Nothing else
+ * of the row (amount, email, card token, account number…) is kept: a refused row may hold them
+ * in the wrong column.
+ */
+export interface RefusedRowEcho {
+  reference?: string;
+  /** `meta_*` values keyed without the prefix; blank ones left out. */
+  meta?: Record<string, string>;
+}
+
+/** Ends a value {@link refusedRowEcho} cut short. */
+export const CUT_MARK = '…';
+
+/** The first `max` UTF-16 units of `value` and {@link CUT_MARK}, when it is longer; never half a
+ * surrogate pair. */
+function bounded(value: string, max: number): string {
+  if (value.length <= max) return value;
+  const end = /[\uD800-\uDBFF]/.test(value.charAt(max - 1)) ? max - 1 : max;
+  return `${value.slice(0, end)}${CUT_MARK}`;
+}
+
+/**
+ * The one rule for what a refused row shows, from its reference cell as the validator read it
+ * (blank is none, otherwise as written; undefined when the cell was not read) and its meta values:
+ *
+ * - the reference, valid or not, cut to {@link ROW_REFERENCE_MAX} characters followed by
+ *   {@link CUT_MARK} when longer; left out when it holds a control character or a card number
+ *   (kernel/card-number.ts), which could not be shown safely;
+ * - each non-blank meta value as written, any card number in it replaced as every message quoting
+ *   input replaces it (`shown`), cut to {@link META_VALUE_MAX} characters and {@link CUT_MARK}.
+ */
+export function refusedRowEcho(
+  reference: string | undefined,
+  meta: Readonly<Record<string, string>>,
+): RefusedRowEcho {
+  const echo: RefusedRowEcho = {};
+  if (reference !== undefined && NO_CONTROL.test(reference) && shown(reference) === reference) {
+    echo.reference = bounded(reference, ROW_REFERENCE_MAX);
+  }
+  for (const [key, value] of Object.entries(meta)) {
+    if (value === '') continue;
+    (echo.meta ??= {})[key] = bounded(shown(value), META_VALUE_MAX);
+  }
+  return echo;
 }
 
 /**

@@ -180,11 +180,11 @@ export function resolveNames(
   return { layout, issues };
 }
 
-/** A record's validated fields and meta, or its problems with the raw values (so a caller can
- * still use a well-formed reference of a bad row). */
+/** A record's validated fields and meta, or its problems with the raw values and meta as read (so
+ * a caller can still use a well-formed reference of a bad row, or show its meta values). */
 export type ParsedFields<S extends z.ZodType> =
   | { ok: true; data: z.output<S>; meta: Record<string, string> }
-  | { ok: false; issues: Issue[]; values: RawValues };
+  | { ok: false; issues: Issue[]; values: RawValues; meta: Record<string, string> };
 
 const NO_SKIP: ReadonlySet<number> = new Set();
 const NO_NAMES: ReadonlySet<string> = new Set();
@@ -275,7 +275,7 @@ export function validateValues<S extends z.ZodType>(
     issues.push(withoutOwnCardNumber(issue, values));
   }
   issues.push(...extra);
-  if (!parsed.success || issues.length > 0) return { ok: false, issues, values };
+  if (!parsed.success || issues.length > 0) return { ok: false, issues, values, meta };
   return { ok: true, data: parsed.data, meta };
 }
 

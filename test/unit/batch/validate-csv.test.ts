@@ -931,3 +931,61 @@ describe('validateCsvStream', () => {
     await expect(validateCsv(failing(), { type: 'charge' })).rejects.toThrow('disk gone');
   });
 });
+
+describe('validateCsvStream: what a refused row keeps', () => {
+  /** Each error's line and echo, in order. */
+  async function echoes(input: string, type: InstructionType) {
+    const out: [number, unknown][] = [];
+    for await (const item of validateCsvStream([input], { type })) {
+      if (item.error !== undefined) out.push([item.error.line, item.echo]);
+    }
+    return out;
+  }
+
+  it('its reference (bounded when it is what was invalid) and meta values, never a card token', async () => {
+    const long = 'x'.repeat(40);
+    const out = await echoes(
+      csv(
+        `${CHARGE_HEADER},meta_order`,
+        `ok-1,a@b.co,1,NGN,${TOKEN},,o-1`,
+        `bad-2,not-an-email,1,NGN,${TOKEN},,"=HYPERLINK(""x"")"`,
+        `${long},a@b.co,1,NGN,${TOKEN},,o-3`,
+        `ok-1,a@b.co,1,NGN,${TOKEN},,o-4`,
+        `bad 5,a@b.co,1,NGN,4111111111111111,,`,
+        `ok-6,a@b.co,1,NGN,${TOKEN},o-6`,
+      ),
+      'charge',
+    );
+    expect(out).toEqual([
+      [3, { reference: 'bad-2', meta: { order: '=HYPERLINK("x")' } }],
+      [4, { reference: `${'x'.repeat(32)}…`, meta: { order: 'o-3' } }],
+      // A duplicate of line 2's reference: a row otherwise valid.
+      [5, { reference: 'ok-1', meta: { order: 'o-4' } }],
+      // Two errors (reference, card_token), each with the row's echo.
+      [6, { reference: 'bad 5' }],
+      [6, { reference: 'bad 5' }],
+      // A wrong field count: the cells cannot be matched to columns, so nothing is kept.
+      [7, undefined],
+    ]);
+    expect(JSON.stringify(out)).not.toContain(TOKEN);
+    expect(JSON.stringify(out)).not.toContain('4111');
+  });
+
+  it('never an account number or another payout field', async () => {
+    const out = await echoes(
+      csv(
+        `${PAYOUT_HEADER},meta_employee`,
+        'pay-1,0123456789,058,GTBank,Ada Obi,0,NGN,salary,bank,E-1',
+        ',9876543210,058,GTBank,Ada Obi,abc,NGN,salary,bank,',
+      ),
+      'payout',
+    );
+    expect(out).toEqual([
+      [2, { reference: 'pay-1', meta: { employee: 'E-1' } }],
+      [3, {}],
+    ]);
+    for (const secret of ['0123456789', '9876543210', 'GTBank', 'Ada Obi', 'salary']) {
+      expect(JSON.stringify(out)).not.toContain(secret);
+    }
+  });
+});
