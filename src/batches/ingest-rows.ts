@@ -163,6 +163,7 @@ export async function ingestRows(ctx: IngestContext): Promise<boolean> {
             line: row.line,
             amount: row.amount,
             currency: row.currency,
+            ...(row.meta !== '' ? { meta: JSON.parse(row.meta) as Record<string, string> } : {}),
           });
         }
         rows.push(row);

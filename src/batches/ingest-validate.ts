@@ -17,6 +17,7 @@ import {
   type CsvInput,
   type CsvSummary,
   type CsvTotals,
+  type RefusedRowEcho,
 } from './validate-csv.ts';
 
 /**
@@ -126,13 +127,15 @@ export async function validateAndSpill(
   let spilling = spill !== undefined;
   let pendingLine = 0;
   let pending: CsvError[] = [];
+  let pendingEcho: RefusedRowEcho | undefined;
   const totalTooLarge: string[] = [];
 
   const flushPending = async () => {
     if (pending.length > 0 && spilling && spill) {
-      await spill.write(spillError(pendingLine, describeRowErrors(pending)));
+      await spill.write(spillError(pendingLine, describeRowErrors(pending), pendingEcho));
     }
     pending = [];
+    pendingEcho = undefined;
   };
 
   let summary: CsvSummary;
@@ -158,6 +161,8 @@ export async function validateAndSpill(
         pendingLine = error.line;
       }
       pending.push(error);
+      // Every error of a row carries the same echo (none for a line-wide error).
+      pendingEcho ??= item.echo;
       continue;
     }
     const row: BatchRow = item.row;

@@ -68,11 +68,15 @@ export async function createOwnIntents(
     const row = byKey.get(intent.key);
     if (row === undefined) return;
     foreign.add(intent.key);
+    // The key's suffix is the row's reference, or its line when it has none.
+    const suffix = intent.key.slice(`bat_${batchId}_`.length);
     refused.push({
       line: row.line,
       amount: row.amount,
       currency: row.currency,
       message: foreignKeyMessage(intent.key, owner ?? '?', line ?? '?'),
+      ...(suffix !== String(row.line) ? { reference: suffix } : {}),
+      ...(row.meta !== '' ? { meta: JSON.parse(row.meta) as Record<string, string> } : {}),
     });
   });
   if (refused.length === 0) return { intents, refused };

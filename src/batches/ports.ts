@@ -105,10 +105,18 @@ export type ApproveResult =
 /** Outcome of {@link BatchStore.claim}. */
 export type ClaimResult = { created: true } | { created: false; batch: BatchRecord };
 
-/** A row refused by validation (kept with `--skip-invalid` for the results file). */
+/**
+ * A refused row (kept for the results file): by validation with `--skip-invalid`, or while it is
+ * enqueued (a reference or an intent key another batch holds). `reference` and `meta` are what
+ * input/instructions.ts `refusedRowEcho` keeps of its cells, where the row has them; rows stored
+ * before they were kept have neither.
+ */
 export interface InvalidRow {
   line: number;
   message: string;
+  reference?: string;
+  /** `meta_*` values keyed without the prefix. */
+  meta?: Record<string, string>;
 }
 
 /** The batch row that first used a reference, among the batches of one type. */
@@ -124,6 +132,8 @@ export interface ReferenceClaim {
   line: number;
   amount: AmountMinor;
   currency: string;
+  /** The row's `meta_*` values, kept with it if it is refused. */
+  meta?: Readonly<Record<string, string>>;
 }
 
 /** A row {@link BatchStore.claimReferences} refused: its reference is another batch's. */
@@ -288,6 +298,10 @@ export interface RefusedRow {
   currency: string;
   /** The invalid row's message (the results file's `reason`). */
   message: string;
+  /** The row's reference, kept with it (see {@link InvalidRow}). */
+  reference?: string;
+  /** The row's `meta_*` values, kept with it. */
+  meta?: Readonly<Record<string, string>>;
 }
 
 /** One page of batch ids, newest first. */

@@ -67,8 +67,18 @@ class PagedRows<T> {
   }
 }
 
+/**
+ * A refused row: its line, reason, and the reference and meta values it kept (none for a row
+ * stored before they were kept). Nothing else of the row is stored, so nothing else can show.
+ */
 function invalidResult(row: InvalidRow): ResultRow {
-  return { line: row.line, status: 'invalid', reason: row.message, meta: {} };
+  return {
+    line: row.line,
+    ...(row.reference !== undefined ? { reference: row.reference } : {}),
+    status: 'invalid',
+    reason: row.message,
+    meta: row.meta ?? {},
+  };
 }
 
 /**
@@ -132,16 +142,22 @@ async function heldResults(
  * intent (`end`) or of a refused row is left out: a release (approval, or a cancel) made it that
  * row, and it is listed as such. So is a second held copy of a line (`last`): an ingest resumed
  * after a crash holds the row again with its card token sealed afresh, and approval makes both
- * copies the same intent.
+ * copies the same intent. And a second refused row of a line: an ingest that crashed before an
+ * upgrade and was resumed after it records the row again in the newer form (with its reference),
+ * and the line is listed once (the first stored form).
  */
 async function* rowsBefore(
   end: number,
   invalid: PagedRows<InvalidRow>,
   held: PagedRows<ResultRow>,
-  last: { heldLine: number },
+  last: { heldLine: number; invalidLine: number },
 ): AsyncGenerator<ResultRow> {
   for (;;) {
     const inv = await invalid.peek();
+    if (inv !== undefined && inv.line === last.invalidLine) {
+      invalid.take();
+      continue;
+    }
     const h = await held.peek();
     if (h !== undefined && (h.line === end || h.line === inv?.line || h.line === last.heldLine)) {
       held.take();
@@ -151,6 +167,7 @@ async function* rowsBefore(
     const nextHeld = h !== undefined && h.line < end ? h : undefined;
     if (nextInvalid !== undefined && (nextHeld === undefined || nextInvalid.line < nextHeld.line)) {
       invalid.take();
+      last.invalidLine = nextInvalid.line;
       yield invalidResult(nextInvalid);
     } else if (nextHeld !== undefined) {
       held.take();
@@ -181,7 +198,7 @@ async function* resultRows(deps: BatchResultsDeps, batch: BatchRecord): AsyncGen
     batch.state === 'awaiting_approval',
   );
 
-  const last = { heldLine: 0 };
+  const last = { heldLine: 0, invalidLine: 0 };
   for (let offset = 0; ; offset += PAGE) {
     const keys = await deps.store.batchKeys(batch.id, offset, PAGE);
     if (keys.length === 0) break;

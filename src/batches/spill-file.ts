@@ -5,15 +5,17 @@
  *
  * One line per row, tab-separated, so reading it back costs a split rather than a JSON parse. A
  * valid row: `R line reference amount currency payee-json meta-json` (reference and meta empty
- * when absent); a refused row (only with skipInvalid): `E line message-json`. No field holds a tab
- * or a line break: references are `[A-Za-z0-9_-]`, and JSON escapes both.
+ * when absent); a refused row (only with skipInvalid): `E line message-json [echo-json]`, the echo
+ * being what the results file shows of it (`{reference?, meta?}`, input/instructions.ts
+ * `refusedRowEcho`; left out when it has none). No field holds a tab or a line break: references are
+ * `[A-Za-z0-9_-]`, and JSON escapes both.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { batchIntentKey } from '../kernel/ids.ts';
 import type { AmountMinor, Currency } from '../kernel/money.ts';
 import type { Payee } from '../kernel/payment.ts';
 import type { BatchIntentRow } from '../kernel/ports.ts';
-import type { BatchRow } from '../input/instructions.ts';
+import type { BatchRow, RefusedRowEcho } from '../input/instructions.ts';
 import type { InvalidRow } from './ports.ts';
 
 const SPILL_BUFFER_LINES = 512;
@@ -24,9 +26,10 @@ export function spillRow(row: BatchRow, payee: Payee): string {
   return `R\t${row.line}\t${row.reference ?? ''}\t${row.amount}\t${row.currency}\t${JSON.stringify(payee)}\t${meta}`;
 }
 
-/** The spill line of a refused row. */
-export function spillError(line: number, message: string): string {
-  return `E\t${line}\t${JSON.stringify(message)}`;
+/** The spill line of a refused row, with what the results file shows of it. */
+export function spillError(line: number, message: string, echo: RefusedRowEcho = {}): string {
+  const kept = echo.reference !== undefined || echo.meta !== undefined;
+  return `E\t${line}\t${JSON.stringify(message)}${kept ? `\t${JSON.stringify(echo)}` : ''}`;
 }
 
 /** A spill line read back: an intent row of batch `batchId`, or a refused row. */
@@ -46,7 +49,17 @@ export function readSpillLine(text: string, batchId: string): SpilledLine {
   const f = text.split('\t');
   const line = Number(f[1]);
   if (f[0] === 'E') {
-    return { kind: 'invalid', row: { line, message: JSON.parse(f[2] ?? '""') as string } };
+    const message = JSON.parse(f[2] ?? '""') as string;
+    const echo = f[3] === undefined || f[3] === '' ? {} : (JSON.parse(f[3]) as RefusedRowEcho);
+    return {
+      kind: 'invalid',
+      row: {
+        line,
+        message,
+        ...(echo.reference !== undefined ? { reference: echo.reference } : {}),
+        ...(echo.meta !== undefined ? { meta: echo.meta } : {}),
+      },
+    };
   }
   const ref = f[2] === '' || f[2] === undefined ? undefined : f[2];
   return {

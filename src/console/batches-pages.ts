@@ -299,6 +299,7 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
                   <thead>
                     <tr>
                       <th class="num">Line</th>
+                      <th>Reference</th>
                       <th>Why</th>
                     </tr>
                   </thead>
@@ -307,6 +308,7 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
                       (r) =>
                         html`<tr>
                           <td class="num">${r.line}</td>
+                          <td>${r.reference ?? ''}</td>
                           <td>${r.message}</td>
                         </tr>`,
                     )}

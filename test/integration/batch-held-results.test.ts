@@ -68,7 +68,7 @@ describe('the results of a batch awaiting approval', () => {
     const rows = await batchResultRows(t, 'held-res');
     expect(brief(rows)).toEqual([
       ['2', 'held-res1', 'bat_held-res_held-res1', 'awaiting_approval', '10.50', 'E-1'],
-      ['3', '', '', 'invalid', '', ''],
+      ['3', 'held-res2', '', 'invalid', '', 'E-2'],
       ['4', '', 'bat_held-res_4', 'awaiting_approval', '20', 'E-3'],
       ['5', '5', 'bat_held-res_5', 'awaiting_approval', '30', ''],
       ['6', 'held-res6', 'bat_held-res_held-res6', 'awaiting_approval', '40.05', 'E-6'],
@@ -98,7 +98,7 @@ describe('the results of a batch awaiting approval', () => {
     const rows = await batchResultRows(t, 'held-rel');
     expect(brief(rows)).toEqual([
       ['2', 'held-rel1', 'bat_held-rel_held-rel1', 'queued', '10.50', 'E-1'],
-      ['3', '', '', 'invalid', '', ''],
+      ['3', 'held-rel2', '', 'invalid', '', 'E-2'],
       ['4', '', 'bat_held-rel_4', 'queued', '20', 'E-3'],
       ['5', '5', 'bat_held-rel_5', 'queued', '30', ''],
       ['6', 'held-rel6', 'bat_held-rel_held-rel6', 'queued', '40.05', 'E-6'],

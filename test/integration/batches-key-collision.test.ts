@@ -159,6 +159,9 @@ describe('a row whose intent key another batch holds', () => {
       ['3', 'succeeded'],
     ]);
     expect(rows[0]?.reason).toContain('batch pay_2024 line 2');
+    // The refused row still shows its reference; never its account number.
+    expect(rows[0]?.reference).toBe('2024_1');
+    expect(Object.values(rows[0] ?? {})).not.toContain('1111111111');
 
     // The other batch's intent is untouched, and was paid once, by it.
     expect(await t.app.store.get('bat_pay_2024_1')).toMatchObject({

@@ -166,12 +166,13 @@ describe('a reference another batch used is refused, naming that batch and line'
     const rows = await batchResultRows(t, id);
     expect(rows.map((row) => [row.line, row.reference, row.status])).toEqual([
       ['2', 'sk-x', 'succeeded'],
-      ['3', '', 'invalid'],
+      ['3', 'sk-2', 'invalid'],
       ['4', 'sk-y', 'succeeded'],
     ]);
     expect(rows[1]?.reason).toBe(
       `reference: reference "sk-2" is already used by payout batch ${first} line 3`,
     );
+    expect(rows[1]?.meta_note).toBe('second');
     await waitBatchCompleted(t, first);
     expect(moves().get('sk-2')).toEqual(new Map([[first, 1]]));
 

@@ -473,12 +473,13 @@ describe('--skip-invalid', () => {
     const done = await waitBatchCompleted(t, id);
     expect(done).toMatchObject({ valid: 3, invalid: 2, final: 3 });
     const rows = await expectResultsAgreeWithLedger(id);
-    expect(rows.map((row) => [row.line, row.reference, row.status])).toEqual([
-      ['2', 'sk-1', 'succeeded'],
-      ['3', '', 'invalid'],
-      ['4', 'sk-3', 'failed'],
-      ['5', '', 'invalid'],
-      ['6', '6', 'succeeded'],
+    // A refused row shows its reference and meta values, the formula escaped (docs/batches.md).
+    expect(rows.map((row) => [row.line, row.reference, row.status, row.meta_tag])).toEqual([
+      ['2', 'sk-1', 'succeeded', 'a'],
+      ['3', 'sk-2', 'invalid', 'b'],
+      ['4', 'sk-3', 'failed', 'c'],
+      ['5', 'sk-4', 'invalid', "'=cmd"],
+      ['6', '6', 'succeeded', 'e'],
     ]);
     expect(rows[1]?.reason).toContain('amount');
     expect(rows[3]?.reason).toContain('currency');

@@ -73,12 +73,16 @@ end
 /**
  * Shared by the scripts that refuse a row while it is enqueued (CLAIM_REFERENCES, REFUSE_ROWS):
  * records it as an invalid row and takes it out of the batch's valid rows, expected rows and
- * money, once per line (a line already recorded changes nothing; false then).
+ * money, once per line (a line already recorded changes nothing; false then). `shown` is a JSON
+ * object of what the results file shows of the row (`{}`, or its `reference` and `meta`), whose
+ * fields join the invalid row's.
  */
 const REFUSE_ROW = `
-local function refuse_row(bh, inv, line, amount, cur, msg)
+local function refuse_row(bh, inv, line, amount, cur, msg, shown)
   if #redis.call('ZRANGEBYSCORE', inv, line, line, 'LIMIT', 0, 1) > 0 then return false end
-  redis.call('ZADD', inv, line, '{"line":' .. line .. ',"message":' .. cjson.encode(msg) .. '}')
+  local rest = '}'
+  if shown ~= '{}' then rest = ',' .. string.sub(shown, 2) end
+  redis.call('ZADD', inv, line, '{"line":' .. line .. ',"message":' .. cjson.encode(msg) .. rest)
   redis.call('HINCRBY', bh, 'valid', -1)
   redis.call('HINCRBY', bh, 'expected', -1)
   redis.call('HINCRBY', bh, 'invalid', 1)
@@ -353,7 +357,8 @@ return completed
  *
  * KEYS: 1 registry hash, 2 batch hash, 3 batch's invalid rows.
  * ARGV: 1 batch id, 2 allow reuse ('1'/'0'), 3 message template ({reference} {batch} {line}),
- * then per row: registry field, reference as written, line, amount (minor units), currency.
+ * then per row: registry field, reference as written, line, amount (minor units), currency, what
+ * the results file shows of the row if it is refused (a JSON object, see refuse_row).
  * Returns { reused count, { row index (0-based), holder, ... } } for the refused rows.
  */
 export const CLAIM_REFERENCES = new LuaScript(`${REFUSE_ROW}
@@ -365,7 +370,7 @@ end
 local registry, bh, inv = KEYS[1], KEYS[2], KEYS[3]
 local mine, allow, template = ARGV[1] .. ':', ARGV[2] == '1', ARGV[3]
 local reused, refused = 0, {}
-for i = 4, #ARGV, 5 do
+for i = 4, #ARGV, 6 do
   local field, ref, line, amount, cur = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
   local holder = nil
   if redis.call('HSETNX', registry, field, mine .. line) == 0 then
@@ -375,12 +380,12 @@ for i = 4, #ARGV, 5 do
     if allow then
       reused = reused + 1
     else
-      refused[#refused + 1] = (i - 4) / 5
+      refused[#refused + 1] = (i - 4) / 6
       refused[#refused + 1] = holder
       local hb, hl = string.match(holder, '^(.*):(%d+)$')
       local msg = fill(fill(fill(template, '{reference}', ref), '{batch}', hb or holder),
         '{line}', hl or '?')
-      refuse_row(bh, inv, line, amount, cur, msg)
+      refuse_row(bh, inv, line, amount, cur, msg, ARGV[i + 5])
     end
   end
 end
@@ -392,12 +397,15 @@ return { reused, refused }
  * own-intents.ts): each is recorded as an invalid row with its message and taken out of the
  * batch's counters, once per line, so a resumed ingest refusing them again changes nothing.
  * KEYS: 1 batch hash, 2 batch's invalid rows. ARGV: per row: line, amount (minor units), currency,
- * message. Returns how many rows this call refused.
+ * message, what the results file shows of the row (a JSON object, see refuse_row). Returns how
+ * many rows this call refused.
  */
 export const REFUSE_ROWS = new LuaScript(`${REFUSE_ROW}
 local n = 0
-for i = 1, #ARGV, 4 do
-  if refuse_row(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]) then n = n + 1 end
+for i = 1, #ARGV, 5 do
+  if refuse_row(KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]) then
+    n = n + 1
+  end
 end
 return n
 `);

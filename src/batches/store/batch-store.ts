@@ -26,6 +26,7 @@ import { z } from 'zod';
 import { INSTRUCTION_TYPES, SETTLED_STATES, type InstructionType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
+import { refusedRowEcho } from '../../input/instructions.ts';
 import {
   BATCH_STATES,
   TRACKED_STATES,
@@ -125,6 +126,25 @@ const hashSchema = z.object({
   retryOf: z.string().optional(),
   retriedBy: z.string().optional(),
 });
+
+/**
+ * A refused row as stored: `{line, message}`, and since refused rows keep them, the `reference`
+ * and `meta` the results file shows (absent on rows stored before, which still read).
+ */
+const invalidRowSchema = z.object({
+  line: z.number().int(),
+  message: z.string(),
+  reference: z.string().optional(),
+  meta: z.record(z.string(), z.string()).optional(),
+}) satisfies z.ZodType<InvalidRow>;
+
+/**
+ * What a row refused while it is enqueued keeps for the results file (input/instructions.ts
+ * `refusedRowEcho`), as the JSON object the refusing scripts join to its invalid row.
+ */
+function shownJson(row: { reference?: string; meta?: Readonly<Record<string, string>> }): string {
+  return JSON.stringify(refusedRowEcho(row.reference, row.meta ?? {}));
+}
 
 function parseBatch(h: Record<string, string>): BatchRecord {
   const base = hashSchema.parse(h);
@@ -397,7 +417,9 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
   async refuseRows(id: string, rows: readonly RefusedRow[]): Promise<number> {
     if (rows.length === 0) return 0;
     const args: string[] = [];
-    for (const r of rows) args.push(String(r.line), String(r.amount), r.currency, r.message);
+    for (const r of rows) {
+      args.push(String(r.line), String(r.amount), r.currency, r.message, shownJson(r));
+    }
     const n = (await REFUSE_ROWS.run(
       this.redis,
       2,
@@ -451,14 +473,14 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     await this.redis.zadd(this.k.invalid(id), ...args);
   }
 
-  /** Refused rows in line order. */
+  /** Refused rows in line order; those stored before `reference` and `meta` were kept lack them. */
   async invalidRows(id: string, offset: number, limit: number): Promise<InvalidRow[]> {
     const members = await this.redis.zrange(
       this.k.invalid(id),
       String(offset),
       String(offset + limit - 1),
     );
-    return members.map((m) => JSON.parse(m) as InvalidRow);
+    return members.map((m) => invalidRowSchema.parse(JSON.parse(m)));
   }
 
   /**
@@ -503,6 +525,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
         String(r.line),
         String(r.amount),
         r.currency,
+        shownJson(r),
       );
     }
     const [reused, flat] = (await CLAIM_REFERENCES.run(

@@ -75,4 +75,22 @@ describe('spill file lines', () => {
     expect(text.split('\n')).toHaveLength(1);
     expect(readSpillLine(text, 'b1')).toEqual({ kind: 'invalid', row: { line: 5, message } });
   });
+
+  it('a refused row keeps the reference and meta values it shows, on one line', () => {
+    const echo = { reference: 'pay\t7', meta: { note: 'a\nb', tag: '=1+1' } };
+    const text = spillError(5, 'amount: is required', echo);
+    expect(text.split('\n')).toHaveLength(1);
+    expect(text.split('\t')).toHaveLength(4);
+    expect(readSpillLine(text, 'b1')).toEqual({
+      kind: 'invalid',
+      row: { line: 5, message: 'amount: is required', ...echo },
+    });
+  });
+
+  it('a refused row spilled without them (an older line) still reads', () => {
+    expect(readSpillLine('E\t9\t"currency: bad"', 'b1')).toEqual({
+      kind: 'invalid',
+      row: { line: 9, message: 'currency: bad' },
+    });
+  });
 });
