@@ -414,6 +414,8 @@ async function openProducer(
     sealer: unknown;
     clock: unknown;
     config: { dataEncryptionKey: unknown };
+    /** Since the DATA_ENCRYPTION_KEY rotation (the `today` commit has none: it takes hashKey). */
+    hasher?: unknown;
     close(): Promise<void>;
   }
   const { openApp } = await load<{ openApp: (c: unknown, l: unknown) => AppLike }>(
@@ -430,7 +432,9 @@ async function openProducer(
     dispatcher: app.dispatcher,
     sealer: app.sealer,
     clock: app.clock,
+    // Either code's createPayment finds its own: hashKey before the key rotation, hasher since.
     hashKey: app.config.dataEncryptionKey,
+    hasher: app.hasher,
   };
   return {
     create: (body) => createPayment(deps, body),

@@ -16,6 +16,7 @@ import type {
   PaymentGateway,
   RateLimiter,
   RefundStore,
+  RequestHasher,
   Sealer,
   SignInThrottle,
 } from '../kernel/ports.ts';
@@ -55,7 +56,7 @@ import {
   restoreShardCount,
   type KeyLayout,
 } from '../infra/redis/shards.ts';
-import { createSealer } from '../infra/sealing.ts';
+import { createRequestHasher, createSealer } from '../infra/sealing.ts';
 import { createMetrics, type Metrics } from '../http/metrics.ts';
 import { startApi } from '../http/api.ts';
 import { startMetricsServer } from '../http/metrics-server.ts';
@@ -122,6 +123,8 @@ export interface App {
   /** Failed password sign-ins per client address (the dashboard's and the console's). */
   signIns: SignInThrottle;
   sealer: Sealer;
+  /** Request digests of idempotency (DATA_ENCRYPTION_KEY, and its previous key in a rotation). */
+  hasher: RequestHasher;
   policy: ReconcilePolicy;
   metrics: Metrics;
   close(): Promise<void>;
@@ -265,7 +268,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       ...config.http.signIn,
     }),
     metrics,
-    sealer: createSealer(config.dataEncryptionKey),
+    sealer: createSealer(config.dataEncryptionKey, config.previousDataEncryptionKey),
+    hasher: createRequestHasher(config.dataEncryptionKey, config.previousDataEncryptionKey),
     policy: {
       scheduleMs: config.reconcile.scheduleMs,
       notFoundGraceMs: config.reconcile.notFoundGraceMs,

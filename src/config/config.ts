@@ -49,6 +49,7 @@ export const SECRET_VARIABLES = [
   'SAYSWITCH_ENCRYPTION_KEY',
   'SAYSWITCH_ENCRYPTION_IV',
   'DATA_ENCRYPTION_KEY',
+  'DATA_ENCRYPTION_KEY_PREVIOUS',
   'API_TOKEN',
   'API_READ_TOKEN',
   'API_TOKEN_PREVIOUS',
@@ -333,6 +334,11 @@ const envSchema = z.object({
   DATA_ENCRYPTION_KEY: z
     .string({ message: 'is required' })
     .regex(/^[0-9a-fA-F]{64}$/, 'must be 64 hex characters (32 bytes)'),
+  /** The key being rotated out: what it sealed still opens (docs/operations.md "Rotating secrets"). */
+  DATA_ENCRYPTION_KEY_PREVIOUS: optionalString.refine(
+    (v) => v === undefined || /^[0-9a-fA-F]{64}$/.test(v),
+    { message: 'must be 64 hex characters (32 bytes)' },
+  ),
   API_TOKEN: z
     .string({ message: 'is required' })
     .min(TOKEN_MIN, `must be at least ${TOKEN_MIN} characters`),
@@ -435,6 +441,8 @@ export interface Config {
   /** BATCH_APPROVAL: which new batches wait for a second person's approval (docs/batches.md). */
   batchApproval: 'none' | 'payouts' | 'all';
   dataEncryptionKey: Buffer;
+  /** DATA_ENCRYPTION_KEY_PREVIOUS: opens and matches what it sealed and hashed; never seals. */
+  previousDataEncryptionKey?: Buffer;
   http: {
     port: number;
     host: string;
@@ -585,6 +593,9 @@ export function loadConfig(
     dunning: { scheduleMs: e.DUNNING_SCHEDULE, whenExhausted: e.DUNNING_EXHAUSTED },
     batchApproval: e.BATCH_APPROVAL,
     dataEncryptionKey: Buffer.from(e.DATA_ENCRYPTION_KEY, 'hex'),
+    ...(e.DATA_ENCRYPTION_KEY_PREVIOUS !== undefined
+      ? { previousDataEncryptionKey: Buffer.from(e.DATA_ENCRYPTION_KEY_PREVIOUS, 'hex') }
+      : {}),
     http: {
       port: e.PORT,
       host: e.HOST,
@@ -679,6 +690,18 @@ function crossVariableProblems(raw: Record<string, string | undefined>) {
     problems.push({ variable: 'NOTIFY_SECRET', message: 'is required when NOTIFY_URL is set' });
   }
   problems.push(...previousSecretProblems(raw));
+  const dek = valueOf(raw, 'DATA_ENCRYPTION_KEY');
+  const dekPrevious = valueOf(raw, 'DATA_ENCRYPTION_KEY_PREVIOUS');
+  if (
+    dek !== undefined &&
+    dekPrevious !== undefined &&
+    dek.toLowerCase() === dekPrevious.toLowerCase()
+  ) {
+    problems.push({
+      variable: 'DATA_ENCRYPTION_KEY_PREVIOUS',
+      message: 'must differ from DATA_ENCRYPTION_KEY',
+    });
+  }
   problems.push(
     ...leaseProblems(raw),
     ...liveKeyProblems(raw),

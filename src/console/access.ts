@@ -55,17 +55,27 @@ export function grantOf(req: FastifyRequest, creds: ConsoleCredentials): Grant |
   return { level: bearer.level, who: bearer.identity, via: 'bearer' };
 }
 
-/** The CSRF tokens of one deployment: HMAC(identity) under a key derived from `secret`. */
-export function csrfTokens(secret: Buffer) {
-  const key = createHmac('sha256', secret).update('console-csrf-v1').digest();
-  const tokenFor = (who: string) => createHmac('sha256', key).update(who).digest('base64url');
+/**
+ * The CSRF tokens of one deployment: HMAC(identity) under a key derived from `secret`
+ * (DATA_ENCRYPTION_KEY). During its rotation a token made under `previous` still matches, so a
+ * form opened before the restart still submits.
+ */
+export function csrfTokens(secret: Buffer, previous?: Buffer) {
+  const derive = (s: Buffer) => createHmac('sha256', s).update('console-csrf-v1').digest();
+  const keys = [derive(secret), ...(previous ? [derive(previous)] : [])];
+  const under = (key: Buffer, who: string) =>
+    createHmac('sha256', key).update(who).digest('base64url');
   return {
-    tokenFor,
+    tokenFor: (who: string) => under(keys[0]!, who),
     matches(who: string, token: unknown): boolean {
       if (typeof token !== 'string') return false;
-      const want = Buffer.from(tokenFor(who));
       const got = Buffer.from(token);
-      return got.length === want.length && timingSafeEqual(got, want);
+      let ok = false;
+      for (const key of keys) {
+        const want = Buffer.from(under(key, who));
+        if (got.length === want.length && timingSafeEqual(got, want)) ok = true;
+      }
+      return ok;
     },
   };
 }

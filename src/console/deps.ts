@@ -22,6 +22,9 @@ export interface ConsoleApp extends ServiceApp, BatchDeps {
   /** Failed password sign-ins per client address (http/sign-in.ts); absent: not throttled. */
   signIns?: SignInThrottle;
   config: ServiceApp['config'] & {
+    /** The CSRF key is derived from it (and, during a rotation, from the previous one too). */
+    dataEncryptionKey: Buffer;
+    previousDataEncryptionKey?: Buffer;
     reconcile: { resolveUnknownAfterMs: number; payoutWatchMs: number[] };
     batchApproval: 'none' | 'payouts' | 'all';
     http: {

@@ -86,7 +86,7 @@ export async function registerConsole(
     tokens: accessTokensOf(http),
     ...(opts.onPreviousToken ? { onPreviousToken: opts.onPreviousToken } : {}),
   };
-  const csrf = csrfTokens(app.config.dataEncryptionKey);
+  const csrf = csrfTokens(app.config.dataEncryptionKey, app.config.previousDataEncryptionKey);
   const log = app.logger.child({ component: 'console' });
   const gate = signInGate(app.signIns, log, 'console');
   const tooManyFailures = (reply: FastifyReply, retryAfterS: number) =>

@@ -10,6 +10,7 @@ import type {
   IntentStore,
   PaymentGateway,
   RefundStore,
+  RequestHasher,
   Sealer,
   SignInThrottle,
 } from '../kernel/ports.ts';
@@ -45,6 +46,7 @@ export interface ApiApp extends ServiceApp, BatchDeps {
   /** For an operator's resolution, which asks the gateway first. */
   gateway: PaymentGateway;
   sealer: Sealer;
+  hasher: RequestHasher;
   dispatcher: QueueDispatcher;
   metrics: Metrics;
   /** Readiness: Redis answers and no data loss waits to be acknowledged. */

@@ -43,6 +43,8 @@ export const REDACTED_KEYS = [
   'SAYSWITCH_ENCRYPTION_IV',
   'DATA_ENCRYPTION_KEY',
   'dataEncryptionKey',
+  'DATA_ENCRYPTION_KEY_PREVIOUS',
+  'previousDataEncryptionKey',
   'API_TOKEN',
   'apiToken',
   'API_TOKEN_PREVIOUS',

@@ -355,8 +355,14 @@ export interface RefundReservation {
   reason?: string;
   /** The caller's idempotency key: the same key returns the refund it created. */
   callerKey?: string;
-  /** Hash of the request, to refuse the same caller key with a different body. */
+  /** Hash of the request (stored), to refuse the same caller key with a different body. */
   requestHash: string;
+  /**
+   * Whether a stored refund's hash is this request's: `requestHash`, or during a rotation of
+   * DATA_ENCRYPTION_KEY the same request's hash under the previous key (RequestHasher). Absent:
+   * equal to `requestHash`.
+   */
+  sameRequest?(stored: string | undefined): boolean;
   /** Who asks: the token's name (`API_TOKEN`) or `cli:<os user>` (RefundPayee.requestedBy). */
   requestedBy: string;
   now: number;
@@ -395,9 +401,32 @@ export interface RefundStore {
 }
 
 /** Sealing of card tokens at rest (infra/sealing.ts). */
+/**
+ * Card data at rest (infra/sealing.ts): sealed under DATA_ENCRYPTION_KEY; during a rotation what
+ * DATA_ENCRYPTION_KEY_PREVIOUS sealed still opens, and {@link Sealer.reseal} moves it to the
+ * current key.
+ */
 export interface Sealer {
   seal(plaintext: string): string;
+  /** The plaintext; throws CryptoError `unseal_failed` when neither key opens it. */
   unseal(sealed: string): string;
+  /**
+   * `sealed` sealed again under the current key when the previous key sealed it; undefined when
+   * the current key already did. Throws like {@link Sealer.unseal} when neither key opens it.
+   */
+  reseal(sealed: string): string | undefined;
+}
+
+/**
+ * The digests that tell an idempotent retry from a conflicting request (HMAC-SHA256, hex, under
+ * DATA_ENCRYPTION_KEY). During a rotation a digest made under DATA_ENCRYPTION_KEY_PREVIOUS still
+ * matches, so a request retried across the change is still recognized.
+ */
+export interface RequestHasher {
+  /** The digest of `canonical` under the current key. */
+  digest(canonical: string): string;
+  /** Whether `stored` is the digest of `canonical` under the current or the previous key. */
+  matches(stored: string, canonical: string): boolean;
 }
 
 /** A stream entry: its id and flat `[field, value, …]`, or null when it was trimmed away. */

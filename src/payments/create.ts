@@ -4,7 +4,7 @@
  * a different body is refused. The intent is persisted before its job is enqueued; repeating the
  * request re-adds the (deterministic) job, so a crash between the two loses nothing.
  */
-import { createHmac, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { configure } from 'safe-stable-stringify';
 import { apiIntentKey } from '../kernel/ids.ts';
 import type { Clock } from '../kernel/clock.ts';
@@ -15,7 +15,7 @@ import { parseInstruction } from '../input/instruction-body.ts';
 import type { FieldIssue } from '../input/record.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { IntentStore } from '../kernel/ports.ts';
-import type { Sealer } from '../kernel/ports.ts';
+import type { RequestHasher, Sealer } from '../kernel/ports.ts';
 
 export interface CreateDeps {
   store: IntentStore;
@@ -23,13 +23,11 @@ export interface CreateDeps {
   sealer: Sealer;
   clock: Clock;
   /** Keys the request hash, so a stored hash reveals nothing about a card token. */
-  hashKey: Buffer;
+  hasher: RequestHasher;
 }
 
 /** The slice of the application payments are created from (the composition root's `App` fits). */
-export type CreatePaymentApp = Omit<CreateDeps, 'hashKey'> & {
-  config: { dataEncryptionKey: Buffer };
-};
+export type CreatePaymentApp = CreateDeps;
 
 /** The one place `createPayment`'s dependencies are built: the API, the demo, tests and benches. */
 export function createPaymentDeps(app: CreatePaymentApp): CreateDeps {
@@ -38,7 +36,7 @@ export function createPaymentDeps(app: CreatePaymentApp): CreateDeps {
     dispatcher: app.dispatcher,
     sealer: app.sealer,
     clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
+    hasher: app.hasher,
   };
 }
 
@@ -53,38 +51,41 @@ const canonicalJson = configure({ deterministic: true, strict: true, circularVal
 const REQUEST_HASH_VERSION = 'v2:';
 
 /**
- * The stored digest of a request: every field of the row but its line, `meta` included, keyed by
- * `hashKey`. Versioned: hashes stored before `v2:` are compared by {@link legacyRequestHash}.
+ * What the stored digest of a request covers: every field of the row but its line, `meta`
+ * included (digested by the hasher, DATA_ENCRYPTION_KEY). Versioned: hashes stored before `v2:`
+ * are compared by {@link legacyCanonicalRequest}.
  */
-function requestHash(hashKey: Buffer, type: string, row: ChargeRow | PayoutRow): string {
+function canonicalRequest(type: string, row: ChargeRow | PayoutRow): string {
   const { line: _line, ...rest } = row;
-  const digest = createHmac('sha256', hashKey)
-    .update(canonicalJson({ type, ...rest }) as string) // an object: never undefined
-    .digest('hex');
-  return REQUEST_HASH_VERSION + digest;
+  return canonicalJson({ type, ...rest }) as string; // an object: never undefined
 }
 
 /**
- * The digest before `v2:`. Its key list (JSON.stringify's array replacer) filtered nested objects
+ * What the digest covered before `v2:`. Its key list (JSON.stringify's array replacer) filtered nested objects
  * too, so `meta` counted only under keys that are also row fields: a retry that changed `meta`
  * alone matched. Kept so an intent created before `v2:` still answers its identical retry.
  */
-function legacyRequestHash(hashKey: Buffer, type: string, row: ChargeRow | PayoutRow): string {
+function legacyCanonicalRequest(type: string, row: ChargeRow | PayoutRow): string {
   const { line: _line, ...rest } = row;
-  const canonical = JSON.stringify({ type, ...rest }, Object.keys({ type, ...rest }).sort());
-  return createHmac('sha256', hashKey).update(canonical).digest('hex');
+  return JSON.stringify({ type, ...rest }, Object.keys({ type, ...rest }).sort());
 }
 
-/** Whether a stored intent's request hash is this request's (same key and body). */
+/**
+ * Whether a stored intent's request hash is this request's (same key and body), under the current
+ * key or, during a rotation, the previous one.
+ */
 function sameRequest(
   stored: string | undefined,
-  hash: string,
-  hashKey: Buffer,
+  hasher: RequestHasher,
   parsed: { type: string; row: ChargeRow | PayoutRow },
 ): boolean {
   if (stored === undefined) return false;
-  if (stored.startsWith(REQUEST_HASH_VERSION)) return stored === hash;
-  return stored === legacyRequestHash(hashKey, parsed.type, parsed.row);
+  if (stored.startsWith(REQUEST_HASH_VERSION))
+    return hasher.matches(
+      stored.slice(REQUEST_HASH_VERSION.length),
+      canonicalRequest(parsed.type, parsed.row),
+    );
+  return hasher.matches(stored, legacyCanonicalRequest(parsed.type, parsed.row));
 }
 
 /** Creates (or finds) the intent of an API instruction and makes sure its job is enqueued. */
@@ -92,13 +93,13 @@ export async function createPayment(deps: CreateDeps, body: unknown): Promise<Cr
   const parsed = parseInstruction(body);
   if (!parsed.ok) return { status: 'invalid', issues: parsed.issues };
   const key = apiIntentKey(parsed.key ?? randomUUID().replaceAll('-', ''));
-  const hash = requestHash(deps.hashKey, parsed.type, parsed.row);
+  const hash = REQUEST_HASH_VERSION + deps.hasher.digest(canonicalRequest(parsed.type, parsed.row));
   const draft = {
     ...draftFromRow(parsed.row, { key, origin: 'api' }, deps.sealer),
     requestHash: hash,
   };
   const { created, intent } = await deps.store.create(draft, deps.clock.now());
-  if (!created && !sameRequest(intent.requestHash, hash, deps.hashKey, parsed))
+  if (!created && !sameRequest(intent.requestHash, deps.hasher, parsed))
     return { status: 'conflict', intent };
   // Enqueue (again): the job id is deterministic, so this is a no-op unless a crash lost it.
   if (intent.state === 'queued') await deps.dispatcher.submit(intent);

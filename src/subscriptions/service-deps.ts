@@ -3,7 +3,7 @@
  * application's ports and configuration.
  */
 import type { Clock } from '../kernel/clock.ts';
-import type { IntentStore, Sealer } from '../kernel/ports.ts';
+import type { IntentStore, RequestHasher, Sealer } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { SubscriptionStore } from './ports.ts';
@@ -17,7 +17,7 @@ export interface SubscriptionServiceDeps {
   sealer: Sealer;
   clock: Clock;
   /** Keys the request hash, so a stored hash reveals nothing about a card token. */
-  hashKey: Buffer;
+  hasher: RequestHasher;
   logger: Logger;
   /** TRIAL_WILL_END_NOTICE. */
   trialWillEndNoticeMs: number;
@@ -28,7 +28,6 @@ export interface SubscriptionServiceDeps {
 /** What the service needs of the application (the composition root's `App` fits). */
 export interface ServiceApp {
   config: {
-    dataEncryptionKey: Buffer;
     scheduler: { trialWillEndNoticeMs: number };
     testMode: boolean;
   };
@@ -37,6 +36,8 @@ export interface ServiceApp {
   store: IntentStore;
   dispatcher: Dispatcher;
   sealer: Sealer;
+  /** Request digests (DATA_ENCRYPTION_KEY), built once by the composition root. */
+  hasher: RequestHasher;
   clock: Clock;
   logger: Logger;
 }
@@ -49,7 +50,7 @@ export function subscriptionServiceDeps(app: ServiceApp): SubscriptionServiceDep
     dispatcher: app.dispatcher,
     sealer: app.sealer,
     clock: app.clock,
-    hashKey: app.config.dataEncryptionKey,
+    hasher: app.hasher,
     logger: app.logger,
     trialWillEndNoticeMs: app.config.scheduler.trialWillEndNoticeMs,
     testMode: app.config.testMode,

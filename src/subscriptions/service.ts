@@ -9,7 +9,6 @@
  * Time: a subscription created under a test clock (test mode only) is created at the clock's
  * time, and a trial must end after it (test-clocks.ts).
  */
-import { createHmac } from 'node:crypto';
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import { shown } from '../input/fields.ts';
@@ -51,8 +50,9 @@ export {
   type Refusal,
 } from './manage.ts';
 
-function requestHash(hashKey: Buffer, input: SubscriptionInput): string {
-  const canonical = JSON.stringify([
+/** What a subscription's request hash covers. */
+function canonicalRequest(input: SubscriptionInput): string {
+  return JSON.stringify([
     input.id,
     input.customerEmail,
     input.cardToken,
@@ -67,7 +67,16 @@ function requestHash(hashKey: Buffer, input: SubscriptionInput): string {
     ...(input.trialEnd !== undefined ? [['trial_end', instantMs(input.trialEnd)]] : []),
     ...(input.testClock !== undefined ? [['test_clock', input.testClock]] : []),
   ]);
-  return createHmac('sha256', hashKey).update(canonical).digest('hex');
+}
+
+/**
+ * Whether a stored subscription was created by this request: its hash is the request's under
+ * DATA_ENCRYPTION_KEY or, during a rotation, the previous key.
+ */
+function sameRequest(deps: SubscriptionServiceDeps, sub: Subscription, input: SubscriptionInput) {
+  return (
+    sub.requestHash !== undefined && deps.hasher.matches(sub.requestHash, canonicalRequest(input))
+  );
 }
 
 function toNew(deps: SubscriptionServiceDeps, input: SubscriptionInput): NewSubscription {
@@ -87,7 +96,7 @@ function toNew(deps: SubscriptionServiceDeps, input: SubscriptionInput): NewSubs
       ? { trial: { end: instantMs(input.trialEnd), noticeMs: deps.trialWillEndNoticeMs } }
       : {}),
     ...(input.testClock !== undefined ? { testClock: input.testClock } : {}),
-    requestHash: requestHash(deps.hashKey, input),
+    requestHash: deps.hasher.digest(canonicalRequest(input)),
   };
 }
 
@@ -147,11 +156,10 @@ export async function createSubscriptionFromBody(
 ): Promise<CreateSubscriptionResult> {
   const parsed = parseSubscriptionBody(body);
   if (!parsed.ok) return { status: 'invalid', issues: parsed.issues };
-  const hash = requestHash(deps.hashKey, parsed.input);
   const known = await deps.subs.get(parsed.input.id);
   if (known)
     return {
-      status: known.sub.requestHash === hash ? 'existing' : 'conflict',
+      status: sameRequest(deps, known.sub, parsed.input) ? 'existing' : 'conflict',
       subscription: known.sub,
     };
   const [time] = await creationTimes(deps, [parsed.input]);
@@ -172,7 +180,7 @@ export async function createSubscriptionFromBody(
     return { status: 'created', subscription: res.sub };
   }
   return {
-    status: res.sub.requestHash === fresh.requestHash ? 'existing' : 'conflict',
+    status: sameRequest(deps, res.sub, parsed.input) ? 'existing' : 'conflict',
     subscription: res.sub,
   };
 }
@@ -223,7 +231,7 @@ export async function importSubscriptions(
     const at = line !== undefined ? { line } : {};
     const time = times[i];
     if (found) {
-      if (found.sub.requestHash === requestHash(deps.hashKey, input)) existing.push(input.id);
+      if (sameRequest(deps, found.sub, input)) existing.push(input.id);
       else
         errors.push({
           ...at,

@@ -556,7 +556,7 @@ describe('management over HTTP and the CLI', () => {
         dispatcher: h.app.dispatcher,
         sealer: h.app.sealer,
         clock: h.clock,
-        hashKey: h.app.config.dataEncryptionKey,
+        hasher: h.app.hasher,
       },
       ready: () => Promise.resolve({ ok: true as const }),
       extensions: [(app) => registerSubscriptionRoutes(app, h.service)],

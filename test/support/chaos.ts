@@ -535,7 +535,7 @@ export async function runChaosCell(opts: ChaosCellOptions): Promise<ChaosCellRes
       dispatcher: app.dispatcher,
       sealer: app.sealer,
       clock: systemClock,
-      hashKey: app.config.dataEncryptionKey,
+      hasher: app.hasher,
     };
     const producer = (async () => {
       let next = 0;

@@ -54,7 +54,7 @@ export async function server(
       dispatcher: h.app.dispatcher,
       sealer: h.app.sealer,
       clock: h.clock,
-      hashKey: h.app.config.dataEncryptionKey,
+      hasher: h.app.hasher,
     },
     ready: () => Promise.resolve({ ok: true as const }),
     extensions: [

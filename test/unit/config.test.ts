@@ -320,6 +320,27 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('DATA_ENCRYPTION_KEY_PREVIOUS: 64 hex characters, a secret, not DATA_ENCRYPTION_KEY', () => {
+    const previous = 'cd'.repeat(32);
+    expect(loadConfig(VALID).previousDataEncryptionKey).toBeUndefined();
+    expect(
+      loadConfig({ ...VALID, DATA_ENCRYPTION_KEY_PREVIOUS: previous }).previousDataEncryptionKey,
+    ).toEqual(Buffer.from(previous, 'hex'));
+    expect(SECRET_VARIABLES).toContain('DATA_ENCRYPTION_KEY_PREVIOUS');
+    const bad = problems({ ...VALID, DATA_ENCRYPTION_KEY_PREVIOUS: 'not-hex-secret-value' });
+    expect(bad.problems).toEqual([
+      { variable: 'DATA_ENCRYPTION_KEY_PREVIOUS', message: 'must be 64 hex characters (32 bytes)' },
+    ]);
+    expect(bad.message).not.toContain('not-hex-secret-value');
+    const same = problems({
+      ...VALID,
+      DATA_ENCRYPTION_KEY_PREVIOUS: VALID.DATA_ENCRYPTION_KEY.toUpperCase(),
+    });
+    expect(same.problems).toEqual([
+      { variable: 'DATA_ENCRYPTION_KEY_PREVIOUS', message: 'must differ from DATA_ENCRYPTION_KEY' },
+    ]);
+  });
+
   it('.env.example documents every variable and nothing else', () => {
     const text = readFileSync(new URL('../../.env.example', import.meta.url), 'utf8');
     const documented = [...text.matchAll(/^([A-Z][A-Z0-9_]+)=/gm)].map((m) => m[1]);

@@ -1,7 +1,11 @@
-/** Sealing (infra/sealing.ts): round trip, tamper detection, a fresh nonce for every seal. */
+/**
+ * Sealing (infra/sealing.ts): round trip, tamper detection, a fresh nonce for every seal; and the
+ * rotation of DATA_ENCRYPTION_KEY (sealer, request digests, the console's CSRF tokens).
+ */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { createSealer } from '../../src/infra/sealing.ts';
+import { csrfTokens } from '../../src/console/access.ts';
+import { createRequestHasher, createSealer } from '../../src/infra/sealing.ts';
 import { CryptoError } from '../../src/kernel/errors.ts';
 
 describe('createSealer', () => {
@@ -42,5 +46,61 @@ describe('createSealer: only the tag and nonce seal() writes open', () => {
       expect(() => sealer.unseal([v, n, ct, short].join('.'))).toThrow(CryptoError);
     }
     expect(sealer.unseal(sealed)).toBe('ss-tkn-truncated-tag-0123');
+  });
+});
+
+describe('rotating DATA_ENCRYPTION_KEY: the previous key opens and matches, never seals', () => {
+  const oldKey = randomBytes(32);
+  const newKey = randomBytes(32);
+  const before = createSealer(oldKey);
+  const during = createSealer(newKey, oldKey);
+  const after = createSealer(newKey);
+
+  it('opens what either key sealed, seals under the new key only', () => {
+    const old = before.seal('tok_before_rotation_0123');
+    expect(during.unseal(old)).toBe('tok_before_rotation_0123');
+    const fresh = during.seal('tok_during_rotation_0123');
+    expect(after.unseal(fresh)).toBe('tok_during_rotation_0123');
+    expect(() => before.unseal(fresh)).toThrow(/does not open/);
+    expect(() => during.unseal(createSealer(randomBytes(32)).seal('x'))).toThrow(
+      /opens with neither DATA_ENCRYPTION_KEY nor DATA_ENCRYPTION_KEY_PREVIOUS/,
+    );
+  });
+
+  it('reseal: a new value for what the previous key sealed, nothing for the current key, an error for neither', () => {
+    const old = before.seal('tok_reseal_0123456789');
+    const moved = during.reseal(old);
+    expect(moved).toBeDefined();
+    expect(moved).not.toBe(old);
+    expect(after.unseal(moved!)).toBe('tok_reseal_0123456789');
+    expect(during.reseal(moved!)).toBeUndefined();
+    expect(() => during.reseal(createSealer(randomBytes(32)).seal('x'))).toThrow(CryptoError);
+    expect(() => during.reseal('not-a-sealed-value')).toThrow(/malformed/);
+    // Without a previous key nothing can be moved: a foreign value is an error, not "current".
+    expect(() => after.reseal(old)).toThrow(/does not open/);
+  });
+
+  it('request digests: made under the new key, matched under either', () => {
+    const canonical = '{"type":"charge","amount":100}';
+    const old = createRequestHasher(oldKey).digest(canonical);
+    const hasher = createRequestHasher(newKey, oldKey);
+    const fresh = hasher.digest(canonical);
+    expect(fresh).toBe(createRequestHasher(newKey).digest(canonical));
+    expect(fresh).not.toBe(old);
+    expect(hasher.matches(old, canonical)).toBe(true);
+    expect(hasher.matches(fresh, canonical)).toBe(true);
+    expect(hasher.matches(old, `${canonical} `)).toBe(false);
+    expect(createRequestHasher(newKey).matches(old, canonical)).toBe(false);
+    expect(hasher.matches('', canonical)).toBe(false);
+  });
+
+  it("the console's CSRF tokens: made under the new key, a form opened before the change still submits", () => {
+    const old = csrfTokens(oldKey).tokenFor('console:ops');
+    const csrf = csrfTokens(newKey, oldKey);
+    expect(csrf.matches('console:ops', old)).toBe(true);
+    expect(csrf.matches('console:ops', csrf.tokenFor('console:ops'))).toBe(true);
+    expect(csrf.tokenFor('console:ops')).toBe(csrfTokens(newKey).tokenFor('console:ops'));
+    expect(csrf.matches('console:other', old)).toBe(false);
+    expect(csrfTokens(newKey).matches('console:ops', old)).toBe(false);
   });
 });

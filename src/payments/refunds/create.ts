@@ -5,10 +5,14 @@
  * refund is persisted before its job is enqueued; repeating the request with the same caller key
  * re-adds the (deterministic) job, so a crash between the two loses nothing.
  */
-import { createHmac } from 'node:crypto';
 import type { AmountMinor } from '../../kernel/money.ts';
 import type { Clock } from '../../kernel/clock.ts';
-import type { IntentStore, RefundReservationResult, RefundStore } from '../../kernel/ports.ts';
+import type {
+  IntentStore,
+  RefundReservationResult,
+  RefundStore,
+  RequestHasher,
+} from '../../kernel/ports.ts';
 import type { Logger } from '../../infra/logger.ts';
 import type { Dispatcher } from '../../infra/queues/dispatcher.ts';
 import { findIntent } from '../view.ts';
@@ -21,7 +25,7 @@ export interface RefundDeps {
   clock: Clock;
   logger: Logger;
   /** Keys the request hash (DATA_ENCRYPTION_KEY, like POST /payments). */
-  hashKey: Buffer;
+  hasher: RequestHasher;
   /** SAYSWITCH_PARTIAL_REFUNDS: off, a refund is of the whole charge. */
   partialRefunds: boolean;
 }
@@ -33,7 +37,8 @@ export interface RefundApp {
   dispatcher: Dispatcher;
   clock: Clock;
   logger: Logger;
-  config: { dataEncryptionKey: Buffer; sayswitch: { partialRefunds: boolean } };
+  hasher: RequestHasher;
+  config: { sayswitch: { partialRefunds: boolean } };
 }
 
 /** The one place a refund's dependencies are built: for the API and the CLI. */
@@ -44,7 +49,7 @@ export function refundDeps(app: RefundApp): RefundDeps {
     dispatcher: app.dispatcher,
     clock: app.clock,
     logger: app.logger.child({ component: 'refunds' }),
-    hashKey: app.config.dataEncryptionKey,
+    hasher: app.hasher,
     partialRefunds: app.config.sayswitch.partialRefunds,
   };
 }
@@ -68,13 +73,22 @@ export interface RefundInput {
 export type RefundResult =
   RefundReservationResult | { status: 'partial_not_supported'; chargedMinor: number };
 
-function requestHash(hashKey: Buffer, chargeKey: string, input: RefundInput): string {
-  const canonical = JSON.stringify({
+/** The hash a refund request stores, and how a stored one is recognized as the same request. */
+function requestHashes(hasher: RequestHasher, canonical: string) {
+  return {
+    requestHash: hasher.digest(canonical),
+    sameRequest: (stored: string | undefined) =>
+      stored !== undefined && hasher.matches(stored, canonical),
+  };
+}
+
+/** What a refund's request hash covers (the charge, the amount asked, the reason). */
+function canonicalRequest(chargeKey: string, input: RefundInput): string {
+  return JSON.stringify({
     chargeKey,
     amount: input.amount ?? null,
     reason: input.reason ?? null,
   });
-  return createHmac('sha256', hashKey).update(canonical).digest('hex');
 }
 
 /**
@@ -101,7 +115,7 @@ export async function createRefund(
     ...(amount !== undefined ? { amount } : {}),
     ...(input.reason !== undefined ? { reason: input.reason } : {}),
     ...(input.key !== undefined ? { callerKey: input.key } : {}),
-    requestHash: requestHash(deps.hashKey, charge.key, input),
+    ...requestHashes(deps.hasher, canonicalRequest(charge.key, input)),
     requestedBy: input.requestedBy,
     now: deps.clock.now(),
   });

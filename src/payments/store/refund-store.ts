@@ -55,7 +55,7 @@ export class RedisRefundStore implements RefundStore {
         // Still answer a repeated request by its caller key.
         const own = req.callerKey ? await this.redis.hget(rk.callerKeys, req.callerKey) : null;
         if (own === null) return { status: 'too_many' };
-        return this.existingRefund(own, req.requestHash);
+        return this.existingRefund(own, req);
       }
       const key = refundIntentKey(req.chargeKey, n);
       const payee: RefundPayee = {
@@ -122,7 +122,7 @@ export class RedisRefundStore implements RefundStore {
           return { status: 'created', intent };
         }
         case 'existing':
-          return this.existingRefund(res[1] as string, req.requestHash);
+          return this.existingRefund(res[1] as string, req);
         case 'not_found':
           return { status: 'not_found' };
         case 'not_refundable':
@@ -146,12 +146,16 @@ export class RedisRefundStore implements RefundStore {
     }
   }
 
-  private async existingRefund(key: string, requestHash: string) {
+  private async existingRefund(
+    key: string,
+    req: Pick<RefundReservation, 'requestHash' | 'sameRequest'>,
+  ) {
     const intent = await this.intents.get(key);
     if (!intent) throw new Error(`refund ${key} is listed but not stored`);
-    return intent.requestHash === requestHash
-      ? { status: 'existing' as const, intent }
-      : { status: 'conflict' as const, intent };
+    const same = req.sameRequest
+      ? req.sameRequest(intent.requestHash)
+      : intent.requestHash === req.requestHash;
+    return same ? { status: 'existing' as const, intent } : { status: 'conflict' as const, intent };
   }
 
   /** @inheritdoc */
