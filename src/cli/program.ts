@@ -23,6 +23,7 @@ import { registerReconcileCommand } from './commands/reconcile.ts';
 import { registerDemoCommand } from './commands/demo.ts';
 import { registerSubsCommands } from './commands/subs.ts';
 import { registerRedisCommands } from './commands/redis.ts';
+import { registerKeysCommands } from './commands/keys.ts';
 import { registerHealthCommand } from './commands/health.ts';
 
 export type CommandRegistrar = (program: Command, ctx: CliContext) => void;
@@ -96,6 +97,7 @@ export function buildProgram(ctx: CliContext, registrars: CommandRegistrar[] = [
   registerDemoCommand(program, ctx, [seedSampleBatch]);
   registerSubsCommands(program, ctx);
   registerRedisCommands(program, ctx);
+  registerKeysCommands(program, ctx);
   registerHealthCommand(program, ctx);
   for (const register of registrars) register(program, ctx);
 

@@ -13,6 +13,7 @@ import type {
   PayoutPayee,
   Resolution,
 } from './payment.ts';
+import { CryptoError } from './errors.ts';
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
@@ -415,6 +416,65 @@ export interface Sealer {
    * the current key already did. Throws like {@link Sealer.unseal} when neither key opens it.
    */
   reseal(sealed: string): string | undefined;
+}
+
+/**
+ * Moves one sealed value to the current key (Sealer.reseal): a new value, undefined when it is
+ * already under the current key; throws CryptoError when no key opens it.
+ */
+export type Reseal = (sealed: string) => string | undefined;
+
+/** What one store's pass of `billing keys reseal` found (docs/operations.md "Rotating secrets"). */
+export interface ResealCounts {
+  /** Sealed values read. */
+  checked: number;
+  /** Sealed again under the current key (they were under the previous one). */
+  resealed: number;
+  /** Changed by someone else between the read and the write: left, for the next pass. */
+  changed: number;
+  /** Opened by neither key: left as they are. */
+  unreadable: number;
+  /** Where the unreadable ones are (intent keys, subscription ids, `<batch>:<line>`), at most 20. */
+  unreadableAt: string[];
+}
+
+/** An empty count, and the sum of two (the sharded stores add their shards'). */
+export const NO_RESEAL: ResealCounts = {
+  checked: 0,
+  resealed: 0,
+  changed: 0,
+  unreadable: 0,
+  unreadableAt: [],
+};
+export function addReseal(a: ResealCounts, b: ResealCounts): ResealCounts {
+  return {
+    checked: a.checked + b.checked,
+    resealed: a.resealed + b.resealed,
+    changed: a.changed + b.changed,
+    unreadable: a.unreadable + b.unreadable,
+    unreadableAt: [...a.unreadableAt, ...b.unreadableAt].slice(0, 20),
+  };
+}
+
+/**
+ * One sealed value through `reseal`, counted into `counts`: the new value, or undefined when it
+ * stays (already current, or unreadable: then `at` is noted).
+ */
+export function resealOne(
+  reseal: Reseal,
+  sealed: string,
+  at: string,
+  counts: ResealCounts,
+): string | undefined {
+  counts.checked++;
+  try {
+    return reseal(sealed);
+  } catch (err) {
+    if (!(err instanceof CryptoError)) throw err;
+    counts.unreadable++;
+    if (counts.unreadableAt.length < 20) counts.unreadableAt.push(at);
+    return undefined;
+  }
 }
 
 /**

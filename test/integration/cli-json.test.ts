@@ -61,6 +61,8 @@ interface Case {
 }
 
 const BATCH_ID = 'clijson-b1';
+/** A deployment with nothing stored, for `keys reseal` (removed after the run). */
+const EMPTY_PREFIX = uniquePrefix('cjempty');
 /** The test clock `subs clock create` made, for the clock cases after it. */
 let clockId = '';
 /** A second clock, for `subs clock delete`. */
@@ -543,6 +545,32 @@ const CASES: [string, Case[]][] = [
     ],
   ],
   [
+    'keys reseal',
+    [
+      {
+        // Without DATA_ENCRYPTION_KEY_PREVIOUS, a check that everything opens with the key: the
+        // fixtures' payments carry sealed values no key opens; each is named, exit 1.
+        args: ['keys', 'reseal'],
+        exit: 1,
+        code: 'unreadable_sealed_values',
+        check: (d) => {
+          expect(d).toMatchObject({ done: false, previousKeySet: false });
+          expect((d.total as { unreadableAt: string[] }).unreadableAt).toContain('api_cj-review');
+        },
+      },
+      {
+        // A deployment with nothing sealed under another key.
+        args: ['keys', 'reseal'],
+        env: { QUEUE_PREFIX: EMPTY_PREFIX },
+        exit: 0,
+        check: (d) => {
+          expect(d).toMatchObject({ done: true, previousKeySet: false });
+          expect((d.total as { checked: number }).checked).toBe(0);
+        },
+      },
+    ],
+  ],
+  [
     'health',
     [
       {
@@ -693,6 +721,7 @@ describe('--json: exactly one JSON document on stdout for every command', () => 
   afterAll(async () => {
     await sandbox?.close();
     await cleanupPrefix(redis, prefix);
+    await cleanupPrefix(redis, EMPTY_PREFIX);
     await redis.quit();
   });
 

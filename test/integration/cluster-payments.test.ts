@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApp, startRoles } from '../../src/app/composition.ts';
 import { batchStatus } from '../../src/batches/status.ts';
 import { createLogger } from '../../src/infra/logger.ts';
+import { createSealer } from '../../src/infra/sealing.ts';
 import { RedisClusterNotConfiguredError } from '../../src/infra/redis/redis-check.ts';
 import { keySlot } from '../../src/infra/redis/shards.ts';
 import { createSubscriptionFromBody } from '../../src/subscriptions/service.ts';
@@ -181,6 +182,30 @@ describe('on a Redis Cluster with three shards', () => {
     }
     expect(stored.size).toBeGreaterThanOrEqual(N);
     expect(await t.app.store.reindexCreated()).toBe(stored.size);
+  });
+
+  it('reseals the card tokens of every shard, on every master (`billing keys reseal`)', async () => {
+    const { intents } = await t.app.store.list({}, 500);
+    const charges = intents.filter((i) => i.payee.kind === 'charge');
+    const sealed = charges.length + charges.filter((i) => i.authorizationSealed).length;
+    expect(charges.length).toBeGreaterThan(3);
+    // The app's key plays the previous key of a rotation to a new one.
+    const next = Buffer.alloc(32, 0x5a);
+    const rotating = createSealer(next, t.app.config.dataEncryptionKey);
+    const moved = await t.app.store.resealAll((s) => rotating.reseal(s));
+    expect(moved).toMatchObject({ checked: sealed, resealed: sealed, changed: 0, unreadable: 0 });
+    const again = await t.app.store.resealAll((s) => createSealer(next).reseal(s));
+    expect(again).toMatchObject({ checked: sealed, resealed: 0, unreadable: 0 });
+    // Every charge's token now opens with the new key alone, on every shard.
+    const onlyNext = createSealer(next);
+    const shards = new Set<number>();
+    for (const i of charges) {
+      const now = (await t.app.store.get(i.key))!;
+      if (now.payee.kind === 'charge')
+        expect(onlyNext.unseal(now.payee.cardTokenSealed)).toBeTruthy();
+      shards.add(t.app.layout.shardOf(i.key));
+    }
+    expect(shards.size).toBe(3);
   });
 
   it('refuses a plain REDIS_URL to a cluster node, and its readiness says so', async () => {

@@ -3,13 +3,20 @@
  * Redis prefix: what the old key sealed (a queued payment's card token, a subscription's) still
  * opens under DATA_ENCRYPTION_KEY_PREVIOUS and the payment is paid; requests retried across the
  * change (a payment, a subscription, a refund) are still recognized as the same request; without
- * the previous key the same retries are conflicts. Real app, real Redis, real sandbox.
+ * the previous key the same retries are conflicts; `billing keys reseal` moves every sealed
+ * value (payments, subscriptions, rows held for approval) to the new key, after which the old key
+ * can go. Real app, real Redis, real sandbox, the CLI in process.
  */
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
+import { submitBatch } from '../../src/batches/ingest.ts';
+import { approveBatch } from '../../src/batches/operations.ts';
+import type { ResealCounts } from '../../src/kernel/ports.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { createSealer } from '../../src/infra/sealing.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { until } from '../support/poll.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 import { createMonthlySubscription } from '../support/subscriptions.ts';
@@ -27,7 +34,7 @@ const charge = (key: string, card: string) => ({
 });
 
 let sandbox: Sandbox;
-let prefix: string;
+let prefix: string | undefined;
 const apps: TestApp[] = [];
 beforeAll(async () => {
   sandbox = await startTestSandbox();
@@ -165,5 +172,110 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
         createSealer(Buffer.from(NEW_KEY, 'hex')).unseal(payee.cardTokenSealed),
     ).toBe('tok_rotation_new_0123');
     await end(during.t, true);
+  });
+});
+
+describe('billing keys reseal', () => {
+  it('moves every sealed value to the new key, once, and the old key can then go', async () => {
+    prefix = undefined;
+    const OLD = Buffer.from(OLD_KEY, 'hex');
+    const NEW = Buffer.from(NEW_KEY, 'hex');
+    // Under the old key: a paid charge, a subscription, a charge left queued, a held batch row.
+    const before = await phase({}, ['api', 'worker']);
+    await before.http.inject({
+      method: 'POST',
+      url: '/payments',
+      headers: AUTH,
+      payload: charge('rs-paid', 'tok_reseal_paid_0123'),
+    });
+    await until(async () => (await before.t.app.store.get('api_rs-paid'))?.state === 'succeeded', {
+      what: 'api_rs-paid succeeded',
+    });
+    expect((await createMonthlySubscription(before.t.app, 'rs-sub')).status).toBe('created');
+    await end(before.t);
+    const apiOnly = await phase({}, ['api']);
+    await apiOnly.http.inject({
+      method: 'POST',
+      url: '/payments',
+      headers: AUTH,
+      payload: charge('rs-queued', 'tok_reseal_queued_0123'),
+    });
+    const held = await submitBatch(apiOnly.t.app, {
+      input:
+        'reference,email,amount,currency,card_token\nrs-row1,ada@example.com,12.00,NGN,tok_reseal_held_0123\n',
+      type: 'charge',
+      id: 'rs-held',
+      approval: 'all',
+    });
+    expect(held.batch?.state).toBe('awaiting_approval');
+    await end(apiOnly.t);
+
+    // The rotation: the new key with the old one as previous; two passes.
+    const during = await phase(
+      { DATA_ENCRYPTION_KEY: NEW_KEY, DATA_ENCRYPTION_KEY_PREVIOUS: OLD_KEY },
+      ['api'],
+    );
+    const reseal = async () => {
+      const res = await runCliInProcess(during.t.app.config, ['--json', 'keys', 'reseal']);
+      return { code: res.code, doc: JSON.parse(res.out) as Record<string, ResealCounts & object> };
+    };
+    const first = await reseal();
+    expect(first.code).toBe(0);
+    expect(first.doc.subscriptions).toMatchObject({ resealed: 1, unreadable: 0 });
+    expect(first.doc.heldRows).toMatchObject({ resealed: 1, unreadable: 0 });
+    // Both charges' card tokens, and the paid one's authorization when Sayswitch gave one.
+    const paid = (await during.t.app.store.get('api_rs-paid'))!;
+    const payments = first.doc.payments!;
+    expect(payments.resealed).toBe(paid.authorizationSealed !== undefined ? 3 : 2);
+    expect(payments).toMatchObject({ changed: 0, unreadable: 0 });
+    expect(first.doc.done).toBe(false);
+    const second = await reseal();
+    expect(second.code).toBe(0);
+    expect(second.doc.total).toMatchObject({ resealed: 0, changed: 0, unreadable: 0 });
+    expect(second.doc.done).toBe(true);
+
+    // Everything opens with the new key alone, to the same card tokens.
+    const onlyNew = createSealer(NEW);
+    const tokenOf = async (key: string) => {
+      const p = (await during.t.app.store.get(key))!.payee;
+      return p.kind === 'charge' ? onlyNew.unseal(p.cardTokenSealed) : undefined;
+    };
+    expect(await tokenOf('api_rs-paid')).toBe('tok_reseal_paid_0123');
+    expect(await tokenOf('api_rs-queued')).toBe('tok_reseal_queued_0123');
+    const sub = (await during.t.app.subscriptions.get('rs-sub'))!;
+    expect(onlyNew.unseal(sub.sub.cardTokenSealed)).toBe('tok_console_sub_0123456789');
+    expect(sub.version).toBeGreaterThan(1);
+    const rows = await during.t.app.batches.heldRows('rs-held', 0, 10);
+    expect(rows).toHaveLength(1);
+    const heldPayee = JSON.parse(rows[0]!.payee) as { cardTokenSealed: string };
+    expect(onlyNew.unseal(heldPayee.cardTokenSealed)).toBe('tok_reseal_held_0123');
+    expect(() => createSealer(OLD).unseal(heldPayee.cardTokenSealed)).toThrow();
+    await end(during.t);
+
+    // Without the previous key: the queued charge and the approved held row are paid.
+    const after = await phase({ DATA_ENCRYPTION_KEY: NEW_KEY }, ['api', 'worker']);
+    expect(await approveBatch(after.t.app, 'rs-held', 'cli:approver')).toMatchObject({
+      status: 'approved',
+    });
+    for (const key of ['api_rs-queued', 'bat_rs-held_rs-row1'])
+      await until(async () => (await after.t.app.store.get(key))?.state === 'succeeded', {
+        what: `${key} succeeded under the new key alone`,
+      });
+    // A value no key opens is reported, named, and left as it is.
+    const foreign = createSealer(randomBytes(32)).seal('tok_foreign');
+    await after.t.app.redis.hset(
+      `${after.t.prefix}:intent:api_rs-paid`,
+      'authorizationSealed',
+      foreign,
+    );
+    const res = await runCliInProcess(after.t.app.config, ['--json', 'keys', 'reseal']);
+    expect(res.code).toBe(1);
+    expect(res.out).toContain('"unreadable":1');
+    expect(res.out).toContain('unreadable_sealed_values');
+    expect(res.out).toContain('api_rs-paid');
+    expect(
+      await after.t.app.redis.hget(`${after.t.prefix}:intent:api_rs-paid`, 'authorizationSealed'),
+    ).toBe(foreign);
+    await end(after.t, true);
   });
 });

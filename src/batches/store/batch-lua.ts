@@ -409,3 +409,17 @@ for i = 1, #ARGV, 5 do
 end
 return n
 `);
+
+/**
+ * `billing keys reseal` on a row held for approval: replaces the member `ARGV[1]` of the held set
+ * by `ARGV[2]` (the same row, its card token sealed under the current key) under the same line,
+ * only while it is still there (an approval or a cancel that took it meanwhile wins).
+ * KEYS: 1 the batch's held set. Returns 1 when replaced, 0 when the member was gone.
+ */
+export const RESEAL_HELD_ROW = new LuaScript(`
+local line = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not line then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], line, ARGV[2])
+return 1
+`);

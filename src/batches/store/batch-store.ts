@@ -49,7 +49,13 @@ import {
   type RefusedReference,
   type TrackedState,
 } from '../ports.ts';
-import type { BatchIntentRow } from '../../kernel/ports.ts';
+import {
+  NO_RESEAL,
+  resealOne,
+  type BatchIntentRow,
+  type Reseal,
+  type ResealCounts,
+} from '../../kernel/ports.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
 import {
   ADD_CANCELED_ROW,
@@ -63,8 +69,10 @@ import {
   MARK_CANCELED,
   REFUSE_ROWS,
   RENEW_INGEST,
+  RESEAL_HELD_ROW,
   TAKE_OVER_INGEST,
 } from './batch-lua.ts';
+import { scanEach } from '../../infra/redis/scan.ts';
 import { listBatchIds } from './batch-list.ts';
 
 // The batch states and the tracked intent states are the port's (../ports.ts); re-exported for
@@ -345,6 +353,40 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
       String(offset + limit - 1),
     );
     return members.map((m) => JSON.parse(m) as BatchIntentRow);
+  }
+
+  /**
+   * `billing keys reseal`: the sealed card tokens of rows held for approval moved to the current
+   * key. Each row is a member of its batch's held set: replaced by its resealed copy under the same
+   * line only while it is still there (RESEAL_HELD_ROW), so an approval or a cancel that took it
+   * meanwhile wins. SCANs for the held sets (every master of a cluster).
+   */
+  async resealAll(reseal: Reseal): Promise<ResealCounts> {
+    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    const head = this.k.held('').slice(0, -':held'.length); // `<prefix>:batch:`
+    await scanEach(this.redis, this.k.held('*'), async (keys, node) => {
+      for (const key of keys) {
+        const batchId = key.slice(head.length, -':held'.length);
+        for (let offset = 0; ; offset += 500) {
+          const members = await node.zrange(key, String(offset), String(offset + 499));
+          if (members.length === 0) break;
+          for (const member of members) {
+            const row = JSON.parse(member) as BatchIntentRow;
+            const payee = JSON.parse(row.payee) as { kind?: string; cardTokenSealed?: unknown };
+            if (payee.kind !== 'charge' || typeof payee.cardTokenSealed !== 'string') continue;
+            const at = `${batchId}:${row.line}`;
+            const moved = resealOne(reseal, payee.cardTokenSealed, at, counts);
+            if (moved === undefined) continue;
+            const resealedPayee = JSON.stringify({ ...payee, cardTokenSealed: moved });
+            const next = JSON.stringify({ ...row, payee: resealedPayee });
+            const done = (await RESEAL_HELD_ROW.run(node, 1, key, member, next)) === 1;
+            if (done) counts.resealed++;
+            else counts.changed++;
+          }
+        }
+      }
+    });
+    return counts;
   }
 
   /** @inheritdoc One APPROVE_BATCH call (batch-lua.ts). */

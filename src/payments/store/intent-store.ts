@@ -8,6 +8,7 @@
  * are derived here (kernel/ids.ts) and handed to the scripts, which format none.
  */
 import { scanEach } from '../../infra/redis/scan.ts';
+import { SET_FIELDS_IF } from '../../infra/redis/set-fields-if.ts';
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
@@ -20,13 +21,17 @@ import {
 } from '../../kernel/intent.ts';
 import { paymentEventFor, refundEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
-import type {
-  BatchIntent,
-  BatchIntentRow,
-  IntentFilter,
-  IntentStore,
-  TransitionOptions,
-  TransitionResult,
+import {
+  NO_RESEAL,
+  resealOne,
+  type BatchIntent,
+  type BatchIntentRow,
+  type IntentFilter,
+  type IntentStore,
+  type Reseal,
+  type ResealCounts,
+  type TransitionOptions,
+  type TransitionResult,
 } from '../../kernel/ports.ts';
 import {
   attemptReference,
@@ -447,6 +452,41 @@ export class RedisIntentStore implements IntentStore {
       for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
     });
     return count;
+  }
+
+  /**
+   * `billing keys reseal`: every intent's sealed card token (a charge's payee) and card
+   * authorization moved to the current key, each intent by a compare-and-set, so
+   * a transition that wrote the field meanwhile wins and the value is counted `changed` (SET_FIELDS_IF). SCANs the
+   * prefix (every master of a cluster), like {@link reindexCreated}.
+   */
+  async resealAll(reseal: Reseal): Promise<ResealCounts> {
+    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    await scanEach(this.redis, this.k.intent('*'), async (keys, node) => {
+      const hashes = keys.filter((k) => !k.endsWith(':history'));
+      const rows = await Promise.all(
+        hashes.map((h) => node.hmget(h, 'key', 'payee', 'authorizationSealed')),
+      );
+      for (const [i, [key, payee, authorization]] of rows.entries()) {
+        const args: string[] = [];
+        const at = key ?? hashes[i]!;
+        const p = payee ? (JSON.parse(payee) as { kind?: string; cardTokenSealed?: string }) : {};
+        if (payee && p.kind === 'charge' && typeof p.cardTokenSealed === 'string') {
+          const moved = resealOne(reseal, p.cardTokenSealed, at, counts);
+          if (moved !== undefined)
+            args.push('payee', payee, JSON.stringify({ ...p, cardTokenSealed: moved }));
+        }
+        if (authorization) {
+          const moved = resealOne(reseal, authorization, at, counts);
+          if (moved !== undefined) args.push('authorizationSealed', authorization, moved);
+        }
+        if (args.length === 0) continue;
+        const done = (await SET_FIELDS_IF.run(node, 1, hashes[i]!, ...args, '')) === 1;
+        if (done) counts.resealed += args.length / 3;
+        else counts.changed += args.length / 3;
+      }
+    });
+    return counts;
   }
 
   /** @inheritdoc */

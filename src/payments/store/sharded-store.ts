@@ -7,13 +7,17 @@
  */
 import type { IntentState, IntentType } from '../../kernel/intent.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
-import type {
-  BatchIntent,
-  BatchIntentRow,
-  IntentFilter,
-  IntentStore,
-  TransitionOptions,
-  TransitionResult,
+import {
+  addReseal,
+  NO_RESEAL,
+  type BatchIntent,
+  type BatchIntentRow,
+  type IntentFilter,
+  type IntentStore,
+  type Reseal,
+  type ResealCounts,
+  type TransitionOptions,
+  type TransitionResult,
 } from '../../kernel/ports.ts';
 import type { KeyLayout } from '../../infra/redis/shards.ts';
 import { CursorError, cursorAfter } from './intent-list.ts';
@@ -143,6 +147,13 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
   async reindexCreated(): Promise<number> {
     const counts = await Promise.all(this.shards.map((s) => s.reindexCreated()));
     return counts.reduce((a, b) => a + b, 0);
+  }
+
+  /** Every shard's intents, one shard after the other. */
+  async resealAll(reseal: Reseal): Promise<ResealCounts> {
+    let counts = NO_RESEAL;
+    for (const s of this.shards) counts = addReseal(counts, await s.resealAll(reseal));
+    return counts;
   }
 
   /**

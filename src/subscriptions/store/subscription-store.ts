@@ -37,6 +37,8 @@ import { dueScore, subscriptionSchema, type Decision, type Subscription } from '
 import { storeKeys } from '../../infra/redis/keys.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
+import { SET_FIELDS_IF } from '../../infra/redis/set-fields-if.ts';
+import { NO_RESEAL, resealOne, type Reseal, type ResealCounts } from '../../kernel/ports.ts';
 import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 import { RedisTestClockStore } from './test-clock-store.ts';
 
@@ -432,6 +434,40 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     } finally {
       await this.redis.del(missing);
     }
+  }
+
+  /**
+   * `billing keys reseal`: every subscription's sealed card token moved to the current key, each
+   * record by a compare-and-set of its `doc` that also increments its `version`, so a save that
+   * read the record before fails its own version check and reads it again (never writing the old
+   * token back). Walks `subs:all`, 500 ids a round trip.
+   */
+  async resealAll(reseal: Reseal): Promise<ResealCounts> {
+    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    for (let offset = 0; ; offset += 500) {
+      const ids = await this.redis.zrange(this.k.all(), String(offset), String(offset + 499));
+      if (ids.length === 0) break;
+      const pipe = this.redis.pipeline();
+      for (const id of ids) pipe.hget(this.k.sub(id), 'doc');
+      const docs = ((await pipe.exec()) ?? []).map(([err, v]) => {
+        if (err) throw err;
+        return v as string | null;
+      });
+      for (const [i, doc] of docs.entries()) {
+        if (doc === null) continue;
+        const record = JSON.parse(doc) as { cardTokenSealed?: unknown };
+        if (typeof record.cardTokenSealed !== 'string') continue;
+        const moved = resealOne(reseal, record.cardTokenSealed, ids[i]!, counts);
+        if (moved === undefined) continue;
+        const next = JSON.stringify({ ...record, cardTokenSealed: moved });
+        const key = this.k.sub(ids[i]!);
+        const done =
+          (await SET_FIELDS_IF.run(this.redis, 1, key, 'doc', doc, next, 'version')) === 1;
+        if (done) counts.resealed++;
+        else counts.changed++;
+      }
+    }
+    return counts;
   }
 
   /** The subscription's charge intents, newest first (the intent store's index). */
