@@ -59,6 +59,10 @@ async function phase(
   return { t, http: t.running.http! };
 }
 
+/** POSTs `payload` to `url` with API_TOKEN. */
+const post = (http: FastifyInstance, url: string, payload: object) =>
+  http.inject({ method: 'POST', url, headers: AUTH, payload });
+
 /** Closes a phase, keeping its data for the next one unless it is the last. */
 async function end(t: TestApp, last = false) {
   apps.splice(apps.indexOf(t), 1);
@@ -69,33 +73,22 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
   it('keeps what the old key sealed and hashed usable, and only with the previous key set', async () => {
     // Under the old key: a paid charge with a refund, a subscription, and a charge left queued.
     const before = await phase({}, ['api', 'worker']);
-    const paid = await before.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-paid', 'tok_rotation_paid_0123'),
-    });
+    const paid = await post(before.http, '/payments', charge('rot-paid', 'tok_rotation_paid_0123'));
     expect(paid.statusCode).toBe(201);
     await until(async () => (await before.t.app.store.get('api_rot-paid'))?.state === 'succeeded', {
       what: 'api_rot-paid succeeded',
     });
     const refund = { key: 'rot-refund-1', reason: 'duplicate order' };
-    const refunded = await before.http.inject({
-      method: 'POST',
-      url: '/payments/api_rot-paid/refunds',
-      headers: AUTH,
-      payload: refund,
-    });
+    const refunded = await post(before.http, '/payments/api_rot-paid/refunds', refund);
     expect(refunded.statusCode).toBe(201);
     expect((await createMonthlySubscription(before.t.app, 'rot-sub')).status).toBe('created');
     await end(before.t);
     const apiOnly = await phase({}, ['api']);
-    const queued = await apiOnly.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-queued', 'tok_rotation_queued_0123'),
-    });
+    const queued = await post(
+      apiOnly.http,
+      '/payments',
+      charge('rot-queued', 'tok_rotation_queued_0123'),
+    );
     expect(queued.statusCode).toBe(201);
     const sealed = (await apiOnly.t.app.store.get('api_rot-queued'))!.payee;
     expect(
@@ -106,12 +99,11 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
 
     // The new key, without the previous one: the old requests are no longer recognized.
     const without = await phase({ DATA_ENCRYPTION_KEY: NEW_KEY }, ['api']);
-    const conflict = await without.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-paid', 'tok_rotation_paid_0123'),
-    });
+    const conflict = await post(
+      without.http,
+      '/payments',
+      charge('rot-paid', 'tok_rotation_paid_0123'),
+    );
     expect(conflict.statusCode).toBe(409);
     expect((await createMonthlySubscription(without.t.app, 'rot-sub')).status).toBe('conflict');
     await end(without.t);
@@ -121,32 +113,23 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
       { DATA_ENCRYPTION_KEY: NEW_KEY, DATA_ENCRYPTION_KEY_PREVIOUS: OLD_KEY },
       ['api', 'worker'],
     );
-    const retried = await during.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-paid', 'tok_rotation_paid_0123'),
-    });
+    const retried = await post(
+      during.http,
+      '/payments',
+      charge('rot-paid', 'tok_rotation_paid_0123'),
+    );
     expect(retried.statusCode).toBe(200);
-    const changed = await during.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-paid', 'tok_another_card_0123'),
-    });
+    const changed = await post(
+      during.http,
+      '/payments',
+      charge('rot-paid', 'tok_another_card_0123'),
+    );
     expect(changed.statusCode).toBe(409);
-    const refundAgain = await during.http.inject({
-      method: 'POST',
-      url: '/payments/api_rot-paid/refunds',
-      headers: AUTH,
-      payload: refund,
-    });
+    const refundAgain = await post(during.http, '/payments/api_rot-paid/refunds', refund);
     expect(refundAgain.statusCode).toBe(200);
-    const refundOther = await during.http.inject({
-      method: 'POST',
-      url: '/payments/api_rot-paid/refunds',
-      headers: AUTH,
-      payload: { ...refund, reason: 'another reason' },
+    const refundOther = await post(during.http, '/payments/api_rot-paid/refunds', {
+      ...refund,
+      reason: 'another reason',
     });
     expect(refundOther.statusCode).toBe(409);
     expect((await createMonthlySubscription(during.t.app, 'rot-sub')).status).toBe('existing');
@@ -159,12 +142,7 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
     const paidLate = (await during.t.app.store.get('api_rot-queued'))!;
     expect(sandbox.ledger().references[paidLate.reference]).toBeDefined();
     // What is sealed now is sealed under the new key.
-    const fresh = await during.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rot-new', 'tok_rotation_new_0123'),
-    });
+    const fresh = await post(during.http, '/payments', charge('rot-new', 'tok_rotation_new_0123'));
     expect(fresh.statusCode).toBe(201);
     const payee = (await during.t.app.store.get('api_rot-new'))!.payee;
     expect(
@@ -182,24 +160,14 @@ describe('billing keys reseal', () => {
     const NEW = Buffer.from(NEW_KEY, 'hex');
     // Under the old key: a paid charge, a subscription, a charge left queued, a held batch row.
     const before = await phase({}, ['api', 'worker']);
-    await before.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rs-paid', 'tok_reseal_paid_0123'),
-    });
+    await post(before.http, '/payments', charge('rs-paid', 'tok_reseal_paid_0123'));
     await until(async () => (await before.t.app.store.get('api_rs-paid'))?.state === 'succeeded', {
       what: 'api_rs-paid succeeded',
     });
     expect((await createMonthlySubscription(before.t.app, 'rs-sub')).status).toBe('created');
     await end(before.t);
     const apiOnly = await phase({}, ['api']);
-    await apiOnly.http.inject({
-      method: 'POST',
-      url: '/payments',
-      headers: AUTH,
-      payload: charge('rs-queued', 'tok_reseal_queued_0123'),
-    });
+    await post(apiOnly.http, '/payments', charge('rs-queued', 'tok_reseal_queued_0123'));
     const held = await submitBatch(apiOnly.t.app, {
       input:
         'reference,email,amount,currency,card_token\nrs-row1,ada@example.com,12.00,NGN,tok_reseal_held_0123\n',
