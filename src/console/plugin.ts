@@ -11,7 +11,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { accessTokensOf, classifyRoute, type OnPreviousToken } from '../http/auth.ts';
-import { isBasicAuth, signInGate } from '../http/sign-in.ts';
+import { isBasicAuth, signInGate, type CountSignInFailure } from '../http/sign-in.ts';
 import { csrfTokens, crossSite, grantOf, type ConsoleCredentials, type Grant } from './access.ts';
 import { CONSOLE_CSS, CONSOLE_JS } from './assets.ts';
 import { consoleDeps, type ConsoleApp } from './deps.ts';
@@ -76,7 +76,7 @@ function errorPage(status: number, title: string, text: string): Html {
 export async function registerConsole(
   server: FastifyInstance,
   app: ConsoleApp,
-  opts: { onPreviousToken?: OnPreviousToken } = {},
+  opts: { onPreviousToken?: OnPreviousToken; countSignInFailure?: CountSignInFailure } = {},
 ): Promise<void> {
   const deps = consoleDeps(app);
   const http = app.config.http;
@@ -88,7 +88,7 @@ export async function registerConsole(
   };
   const csrf = csrfTokens(app.config.dataEncryptionKey, app.config.previousDataEncryptionKey);
   const log = app.logger.child({ component: 'console' });
-  const gate = signInGate(app.signIns, log, 'console');
+  const gate = signInGate(app.signIns, log, 'console', opts.countSignInFailure);
   const tooManyFailures = (reply: FastifyReply, retryAfterS: number) =>
     kit.send(
       reply.header('retry-after', String(retryAfterS)),

@@ -21,6 +21,7 @@ import { subscriptionServiceDeps, type ServiceApp } from '../subscriptions/servi
 import type { BatchDeps } from '../batches/ingest.ts';
 import { registerConsole } from '../console/plugin.ts';
 import { accessTokensOf, previousTokenReporter } from './auth.ts';
+import type { CountSignInFailure } from './sign-in.ts';
 import { registerDashboard } from './dashboard.ts';
 import { registerMetricsRoute, type Metrics } from './metrics.ts';
 import { registerBatchOpsRoutes } from './routes/batch-ops.ts';
@@ -63,6 +64,8 @@ export interface ApiApp extends ServiceApp, BatchDeps {
 export async function startApi(app: ApiApp): Promise<FastifyInstance> {
   // One reporter for the API and the console: its once-a-minute log is per process.
   const onPreviousToken = previousTokenReporter(app.logger, app.metrics);
+  const countSignInFailure: CountSignInFailure = (realm, failure) =>
+    app.metrics.countSignInFailure(realm, failure);
   const http = await buildHttpServer({
     logger: app.logger,
     tokens: accessTokensOf(app.config.http),
@@ -96,6 +99,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
           // registerDashboard binds its own `component`.
           logger: app.logger,
           ...(app.signIns ? { signIns: app.signIns } : {}),
+          countSignInFailure,
         }),
       (server) =>
         registerWebhookRoutes(server, {
@@ -108,7 +112,7 @@ export async function startApi(app: ApiApp): Promise<FastifyInstance> {
         }),
       (server, guard) => registerBatchRoutes(server, app, guard),
       (server) => registerBatchOpsRoutes(server, app),
-      (server) => registerConsole(server, app, { onPreviousToken }),
+      (server) => registerConsole(server, app, { onPreviousToken, countSignInFailure }),
     ],
   });
   await http.listen({ port: app.config.http.port, host: app.config.http.host });

@@ -25,7 +25,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../infra/logger.ts';
 import type { SignInThrottle } from '../kernel/ports.ts';
 import { apiError } from './errors.ts';
-import { isBasicAuth, signInGate } from './sign-in.ts';
+import { isBasicAuth, signInGate, type CountSignInFailure } from './sign-in.ts';
 
 /** Where the dashboard is mounted. */
 export const DASHBOARD_PATH = '/admin/queues';
@@ -42,6 +42,8 @@ export interface DashboardOptions {
   logger: Logger;
   /** Failed password sign-ins per client address (http/sign-in.ts); absent: not throttled. */
   signIns?: SignInThrottle;
+  /** Counts wrong passwords and blocked requests (metrics). */
+  countSignInFailure?: CountSignInFailure;
 }
 
 /** What {@link registerDashboard} decided, for the caller's startup log and tests. */
@@ -167,7 +169,7 @@ export async function registerDashboard(
   });
 
   const auth = opts.auth;
-  const gate = signInGate(opts.signIns, log, 'dashboard');
+  const gate = signInGate(opts.signIns, log, 'dashboard', opts.countSignInFailure);
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
       if (!auth && !SAFE_METHODS.has(req.method)) {

@@ -19,6 +19,7 @@ import {
   type PaymentGateway,
 } from '../kernel/ports.ts';
 import { errorResponses } from './schemas.ts';
+import { SIGN_IN_FAILURES, SIGN_IN_REALMS, type CountSignInFailure } from './sign-in.ts';
 
 /** Queue states reported by `billing_queue_jobs`. `completed`/`failed` are bounded by retention. */
 export const QUEUE_DEPTH_STATES = [
@@ -83,6 +84,8 @@ export interface Metrics {
   countDiscrepancy(kind: GatewayDiscrepancy): void;
   /** Counts one request that carried a previous API token (a rotation not finished; http/auth.ts). */
   countPreviousToken(token: 'API_TOKEN_PREVIOUS' | 'API_READ_TOKEN_PREVIOUS'): void;
+  /** Counts one wrong password, or one request refused as blocked (http/sign-in.ts). */
+  countSignInFailure: CountSignInFailure;
 }
 
 /** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
@@ -202,6 +205,12 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     labelNames: ['token'] as const,
     registers,
   });
+  const signInFailures = new Counter({
+    name: 'billing_sign_in_failures_total',
+    help: 'Password sign-ins to the dashboard and the console refused: a wrong password (wrong_password), or an address blocked after too many (blocked)',
+    labelNames: ['realm', 'failure'] as const,
+    registers,
+  });
   const collectErrors = new Counter({
     name: 'billing_metrics_collect_errors_total',
     help: 'Scrapes whose on-scrape collection failed or timed out (the gauge is then empty)',
@@ -214,6 +223,8 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
   // exported at 0 from the start: else the first failure, stall or replacement never alerts.
   for (const collector of ['intents', 'queues']) collectErrors.inc({ collector }, 0);
   for (const kind of GATEWAY_DISCREPANCIES) discrepancies.inc({ kind }, 0);
+  for (const realm of SIGN_IN_REALMS)
+    for (const failure of SIGN_IN_FAILURES) signInFailures.inc({ realm, failure }, 0);
   for (const endpoint of GATEWAY_ENDPOINTS) {
     gatewayDuration.zero({ endpoint, outcome: 'auth_failure' });
   }
@@ -370,6 +381,9 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
     countPreviousToken(token) {
       previousTokens.inc({ token });
+    },
+    countSignInFailure(realm, failure) {
+      signInFailures.inc({ realm, failure });
     },
   };
 }

@@ -27,6 +27,18 @@ export interface SignInGate {
   failed(req: FastifyRequest): Promise<number>;
 }
 
+/** What the sign-in gate counts (`billing_sign_in_failures_total`). */
+export const SIGN_IN_REALMS = ['dashboard', 'console'] as const;
+export const SIGN_IN_FAILURES = ['wrong_password', 'blocked'] as const;
+/**
+ * Called for each wrong password, and for each request refused because its address is blocked:
+ * an alert on its increase sees password guessing (docs/operations.md "Alerts worth setting").
+ */
+export type CountSignInFailure = (
+  realm: (typeof SIGN_IN_REALMS)[number],
+  failure: (typeof SIGN_IN_FAILURES)[number],
+) => void;
+
 const seconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
 
 /**
@@ -36,13 +48,17 @@ const seconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
 export function signInGate(
   throttle: SignInThrottle | undefined,
   log: Logger,
-  realm: 'dashboard' | 'console',
+  realm: (typeof SIGN_IN_REALMS)[number],
+  count: CountSignInFailure = () => {},
 ): SignInGate {
   return {
     async blockedFor(req) {
-      return throttle ? seconds(await throttle.blockedFor(req.ip)) : 0;
+      const wait = throttle ? seconds(await throttle.blockedFor(req.ip)) : 0;
+      if (wait > 0) count(realm, 'blocked');
+      return wait;
     },
     async failed(req) {
+      count(realm, 'wrong_password');
       const wait = throttle ? seconds(await throttle.failed(req.ip)) : 0;
       // Neither the user name nor the password tried is logged.
       if (wait > 0)

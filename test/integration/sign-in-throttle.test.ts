@@ -82,6 +82,22 @@ describe('failed sign-ins without a proxy', () => {
     // Another address is not affected.
     expect((await from('10.0.0.2', '/console/payments', RIGHT)).statusCode).toBe(200);
     expect((await from('10.0.0.2', '/admin/queues/api/queues', RIGHT)).statusCode).toBe(200);
+
+    // Counted for the alerts: MAX wrong passwords on the console, then one refused request in
+    // each realm. (The first test of this app: nothing else counted yet.)
+    const metrics = await http.inject({
+      url: '/metrics',
+      headers: { authorization: `Bearer ${TEST_API_TOKEN}` },
+    });
+    const value = (realm: string, failure: string) =>
+      new RegExp(
+        `^billing_sign_in_failures_total\\{realm="${realm}",failure="${failure}"\\} (\\d+)$`,
+        'm',
+      ).exec(metrics.body)?.[1];
+    expect(value('console', 'wrong_password')).toBe(String(MAX));
+    expect(value('console', 'blocked')).toBe('1');
+    expect(value('dashboard', 'blocked')).toBe('1');
+    expect(value('dashboard', 'wrong_password')).toBe('0');
   });
 
   it('counts failures from the dashboard and the console together', async () => {
