@@ -137,9 +137,10 @@ export async function registerConsole(
       );
 
       scope.addHook('onRequest', async (req, reply) => {
-        // A password (basic auth) from a blocked address is refused before it is checked.
+        // A password (basic auth) is counted before it is checked; over the limit it is not
+        // checked at all (http/sign-in.ts).
         const password = creds.dashboard !== undefined && isBasicAuth(req.headers.authorization);
-        const blocked = password ? await gate.blockedFor(req) : 0;
+        const blocked = password ? await gate.attempt(req) : 0;
         if (blocked > 0) return tooManyFailures(reply, blocked);
         const grant = grantOf(req, creds);
         if (!grant) {
@@ -164,6 +165,7 @@ export async function registerConsole(
             401,
           );
         }
+        if (password) await gate.succeeded(req);
         req.consoleGrant = grant;
         const access = classifyRoute(req.method, req.routeOptions.url ?? req.url);
         if (access === 'console-write') {

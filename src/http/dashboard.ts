@@ -183,11 +183,13 @@ export async function registerDashboard(
           );
       }
       const header = req.headers.authorization;
-      // A blocked address is refused before its password is checked (http/sign-in.ts).
-      const blocked = auth && isBasicAuth(header) ? await gate.blockedFor(req) : 0;
+      // A password is counted before it is checked; over the limit it is not checked at all
+      // (http/sign-in.ts).
+      const password = auth !== undefined && isBasicAuth(header);
+      const blocked = password ? await gate.attempt(req) : 0;
       if (blocked > 0) return tooManyFailures(reply, blocked);
       if (auth && !basicAuthMatches(header, auth)) {
-        if (isBasicAuth(header)) {
+        if (password) {
           const wait = await gate.failed(req);
           if (wait > 0) return tooManyFailures(reply, wait);
         } else if (header !== undefined) {
@@ -198,6 +200,7 @@ export async function registerDashboard(
           .header('www-authenticate', 'Basic realm="billing dashboard", charset="UTF-8"')
           .send(apiError('unauthorized', 'dashboard credentials are required'));
       }
+      if (password) await gate.succeeded(req);
       if (crossOrigin(req)) {
         return reply
           .code(403)

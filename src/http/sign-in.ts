@@ -2,7 +2,9 @@
  * Password sign-ins (basic auth: the queue dashboard and the console) against online guessing
  * (docs/console.md "Failed sign-ins"): a client address that failed DASHBOARD_SIGN_IN_MAX_FAILURES times
  * within DASHBOARD_SIGN_IN_BLOCK is answered 429 with `Retry-After` for DASHBOARD_SIGN_IN_BLOCK, before its password
- * is checked, so a right guess made while blocked is not told apart from a wrong one.
+ * is checked, so a right guess made while blocked is not told apart from a wrong one. Each password
+ * is counted before it is checked and given back when right, so guesses sent at once cannot all be
+ * checked before the first failure is counted.
  *
  * Only passwords are throttled. Bearer tokens are at least 16 characters a machine chose, not
  * guessable online; and a stale token that a client behind the same egress address keeps
@@ -21,9 +23,14 @@ export const isBasicAuth = (header: string | undefined): boolean =>
   header !== undefined && /^Basic\s/i.test(header);
 
 export interface SignInGate {
-  /** Seconds (`Retry-After`) the request's client must wait before its password is checked; 0 if none. */
-  blockedFor(req: FastifyRequest): Promise<number>;
-  /** Counts the request's wrong password; the seconds it must now wait, 0 while it may try again. */
+  /**
+   * Takes one password attempt of the request's client before its password is checked: the
+   * seconds (`Retry-After`) it must wait, its password unchecked; 0 to check it.
+   */
+  attempt(req: FastifyRequest): Promise<number>;
+  /** The attempt's password was right: it does not count against the client. */
+  succeeded(req: FastifyRequest): Promise<void>;
+  /** The attempt's password was wrong: the seconds it must now wait, 0 while it may try again. */
   failed(req: FastifyRequest): Promise<number>;
 }
 
@@ -52,10 +59,13 @@ export function signInGate(
   count: CountSignInFailure = () => {},
 ): SignInGate {
   return {
-    async blockedFor(req) {
-      const wait = throttle ? seconds(await throttle.blockedFor(req.ip)) : 0;
+    async attempt(req) {
+      const wait = throttle ? seconds(await throttle.attempt(req.ip)) : 0;
       if (wait > 0) count(realm, 'blocked');
       return wait;
+    },
+    async succeeded(req) {
+      await throttle?.succeeded(req.ip);
     },
     async failed(req) {
       count(realm, 'wrong_password');

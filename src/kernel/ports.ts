@@ -158,7 +158,16 @@ export interface RateLimiter {
 export interface SignInThrottle {
   /** How long (ms) `client` must still wait before a password of it is checked; 0 if it need not. */
   blockedFor(client: string): Promise<number>;
-  /** Counts one failed sign-in of `client`; the wait (ms) it starts, 0 while it may try again. */
+  /**
+   * Takes one password attempt of `client`, before its password is checked: the wait (ms) when it
+   * is over the limit (the password must then not be checked), else 0. The attempt counts as a
+   * failure until {@link SignInThrottle.succeeded}: guesses sent at once are each counted before
+   * any is checked, so a burst cannot get more than the limit checked.
+   */
+  attempt(client: string): Promise<number>;
+  /** The attempt's password was right: it does not count. */
+  succeeded(client: string): Promise<void>;
+  /** The attempt's password was wrong: the wait (ms) it starts when it reached the limit, else 0. */
   failed(client: string): Promise<number>;
 }
 

@@ -127,6 +127,23 @@ describe('failed sign-ins without a proxy', () => {
     expect((await from(ip, '/console/payments', bearer)).statusCode).toBe(200);
   });
 
+  it('counts a password before checking it: guesses sent at once are not all checked', async () => {
+    const ip = '10.0.0.7';
+    // All in flight together: none of them waits for another's failure to be counted.
+    const burst = await Promise.all([
+      ...Array.from({ length: 5 * MAX }, (_, i) => from(ip, '/console', basic(`guess ${i}`))),
+      from(ip, '/admin/queues/api/queues', basic('another guess')),
+      from(ip, '/console/payments', RIGHT),
+    ]);
+    const codes = burst.map((r) => r.statusCode);
+    // At most MAX passwords were checked (the MAX-th failure answers 429); the right one, sent
+    // after them, was not.
+    expect(codes.filter((c) => c === 401).length).toBeLessThan(MAX);
+    expect(codes.filter((c) => c !== 401 && c !== 429)).toEqual([]);
+    expect(codes.at(-1)).toBe(429);
+    expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(429);
+  });
+
   it('ignores X-Forwarded-For without TRUST_PROXY: a client cannot choose its address', async () => {
     const ip = '10.0.0.5';
     for (let i = 1; i <= MAX; i++) {
@@ -150,7 +167,10 @@ describe('failed sign-ins without a proxy', () => {
       expect(await other.blockedFor('10.0.0.1')).toBeGreaterThan(14 * 60_000);
       expect(await other.blockedFor('10.0.0.2')).toBe(0);
       // A failure counted elsewhere blocks here.
-      for (let i = 0; i < MAX; i++) await other.failed('10.0.0.6');
+      for (let i = 0; i < MAX; i++) {
+        expect(await other.attempt('10.0.0.6')).toBe(0);
+        await other.failed('10.0.0.6');
+      }
       expect((await from('10.0.0.6', '/console/payments', RIGHT)).statusCode).toBe(429);
     } finally {
       redis.disconnect();
@@ -257,9 +277,19 @@ describe('failed sign-ins while Redis does not answer', () => {
         blockMs: 60_000,
       });
       expect(await throttle.blockedFor('10.2.0.1')).toBe(0);
-      for (let i = 1; i < MAX; i++) expect(await throttle.failed('10.2.0.1')).toBe(0);
+      // A right password gives its attempt back.
+      for (let i = 0; i < 2 * MAX; i++) {
+        expect(await throttle.attempt('10.2.0.1')).toBe(0);
+        await throttle.succeeded('10.2.0.1');
+      }
+      for (let i = 1; i < MAX; i++) {
+        expect(await throttle.attempt('10.2.0.1')).toBe(0);
+        expect(await throttle.failed('10.2.0.1')).toBe(0);
+      }
+      expect(await throttle.attempt('10.2.0.1')).toBe(0);
       expect(await throttle.failed('10.2.0.1')).toBe(60_000);
       expect(await throttle.blockedFor('10.2.0.1')).toBeGreaterThan(50_000);
+      expect(await throttle.attempt('10.2.0.1')).toBeGreaterThan(50_000);
       expect(await throttle.blockedFor('10.2.0.2')).toBe(0);
     } finally {
       dead.disconnect();

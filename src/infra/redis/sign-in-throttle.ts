@@ -2,7 +2,9 @@
  * The SignInThrottle port on Redis, on rate-limiter-flexible (its login-protection pattern, not
  * hand-rolled): one counter per client address at `<prefix>:signin:<address>`, living for the
  * block's length from the first failure; the failure that reaches the limit blocks the address for
- * the block's length. Every api process counts at the same key, so running several does not
+ * the block's length. A password attempt is counted before the password is checked (`attempt`) and
+ * given back when it was right (`succeeded`): counting only after the check let every guess of a
+ * burst sent at once be checked before the first failure was counted. Every api process counts at the same key, so running several does not
  * multiply the attempts an address gets.
  *
  * While Redis does not answer, an in-memory counter of this process stands in (rate-limiter-
@@ -28,7 +30,10 @@ export function createSignInThrottle(
 ): SignInThrottle {
   // rate-limiter-flexible counts in whole seconds.
   const seconds = Math.max(1, Math.ceil(opts.blockMs / 1000));
-  const limits = { points: opts.maxFailures, duration: seconds, blockDuration: seconds };
+  // No `blockDuration`: only a wrong password blocks (`failed`). An attempt over the limit that is
+  // only in flight (a browser loads a page's assets in parallel, each with the password, each
+  // counted until it is given back) is refused alone, not turned into a block of the operator.
+  const limits = { points: opts.maxFailures, duration: seconds };
   const limiter = new RateLimiterRedis({
     storeClient: redis,
     keyPrefix: opts.keyPrefix,
@@ -42,18 +47,25 @@ export function createSignInThrottle(
         ? Math.max(1, res.msBeforeNext)
         : 0;
     },
-    async failed(client) {
+    async attempt(client) {
       try {
-        const res = await limiter.consume(client);
-        if (res.consumedPoints < opts.maxFailures) return 0;
-        // The limit is reached by this failure: blocked from now, for the whole block.
-        await limiter.block(client, seconds);
-        return seconds * 1000;
+        await limiter.consume(client);
+        return 0;
       } catch (err) {
-        // Over the limit already (a concurrent failure blocked it first).
+        // Over the limit, or blocked: refused before the password is checked.
         if (err instanceof RateLimiterRes) return Math.max(1, err.msBeforeNext);
         throw err;
       }
+    },
+    async succeeded(client) {
+      await limiter.reward(client);
+    },
+    async failed(client) {
+      // The attempt is already counted; the one that reaches the limit blocks, for the whole block.
+      const res = await limiter.get(client);
+      if (res === null || res.consumedPoints < opts.maxFailures) return 0;
+      await limiter.block(client, seconds);
+      return seconds * 1000;
     },
   };
 }
