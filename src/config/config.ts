@@ -97,14 +97,16 @@ function proxyEntryOk(entry: string): boolean {
   const family = isIP(address);
   if (family === 0 || rest.length > 0) return false;
   if (bits === undefined) return true;
-  return /^\d{1,3}$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128);
+  // A /0 range is every address: `true` under another name.
+  return /^\d{1,3}$/.test(bits) && Number(bits) > 0 && Number(bits) <= (family === 4 ? 32 : 128);
 }
 
 /**
  * TRUST_PROXY: unset, empty or `false` for none; else the proxies' addresses, CIDR ranges and
- * range names, comma-separated. Never "every proxy" (`true`): any client could then name its own
- * address in `X-Forwarded-For` and escape the sign-in throttle. Nor a hop count, which checks
- * nothing of who sent the header (fastify 5 trusts no proxy for one).
+ * range names, comma-separated. Never "every proxy" (`true`, or a `/0` range, which is every
+ * address): any client could then name its own address in `X-Forwarded-For` and escape the
+ * sign-in throttle. Nor a hop count, which checks nothing of who sent the header (fastify 5
+ * trusts no proxy for one).
  */
 const trustProxy = z
   .string()
@@ -119,8 +121,8 @@ const trustProxy = z
         code: 'custom',
         message:
           `"${bad}" is not a proxy: give the proxies' addresses and CIDR ranges, like ` +
-          '10.0.0.0/8,::1 (or loopback, linklocal, uniquelocal); not true, which would let any ' +
-          'client choose its own address, nor a hop count, which checks nothing',
+          '10.0.0.0/8,::1 (or loopback, linklocal, uniquelocal); not true or a /0 range, which ' +
+          'would let any client choose its own address, nor a hop count, which checks nothing',
       });
       return z.NEVER;
     }
