@@ -5,6 +5,7 @@
  * bearer tokens are not affected; with TRUST_PROXY the address is the one the proxy names, and
  * the console's flash cookie is Secure over https. Real app (api role), real Redis.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
@@ -35,6 +36,7 @@ afterAll(async () => {
 
 async function appWith(
   env: Record<string, string>,
+  logLines?: string[],
 ): Promise<{ t: TestApp; http: FastifyInstance }> {
   const t = await startTestApp({
     sandboxUrl: sandbox.url,
@@ -45,6 +47,7 @@ async function appWith(
       DASHBOARD_SIGN_IN_MAX_FAILURES: String(MAX),
       ...env,
     },
+    ...(logLines ? { logDestination: { write: (line: string) => void logLines.push(line) } } : {}),
   });
   return { t, http: t.running.http! };
 }
@@ -52,8 +55,9 @@ async function appWith(
 describe('failed sign-ins without a proxy', () => {
   let t: TestApp;
   let http: FastifyInstance;
+  const logLines: string[] = [];
   beforeAll(async () => {
-    ({ t, http } = await appWith({ DASHBOARD_SIGN_IN_BLOCK: '15m' }));
+    ({ t, http } = await appWith({ DASHBOARD_SIGN_IN_BLOCK: '15m', LOG_LEVEL: 'info' }, logLines));
   });
   afterAll(async () => {
     await t?.close();
@@ -144,6 +148,23 @@ describe('failed sign-ins without a proxy', () => {
     expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(429);
   });
 
+  it('counts a password whatever the case of its scheme (basic, BASIC)', async () => {
+    const ip = '10.0.0.8';
+    const scheme = (name: string, password: string) => ({
+      authorization: `${name} ${Buffer.from(`${USER}:${password}`).toString('base64')}`,
+    });
+    // Accepted in any case, so it must be counted in any case.
+    expect((await from(ip, '/console/payments', scheme('basic', PASSWORD))).statusCode).toBe(200);
+    for (let i = 1; i <= MAX; i++) {
+      const res = await from(ip, '/admin/queues/api/queues', scheme('basic', 'a guess'));
+      expect(res.statusCode).toBe(i < MAX ? 401 : 429);
+    }
+    expect((await from(ip, '/console/payments', scheme('BASIC', PASSWORD))).statusCode).toBe(429);
+    expect((await from(ip, '/admin/queues/api/queues', scheme('bAsIc', PASSWORD))).statusCode).toBe(
+      429,
+    );
+  });
+
   it('ignores X-Forwarded-For without TRUST_PROXY: a client cannot choose its address', async () => {
     const ip = '10.0.0.5';
     for (let i = 1; i <= MAX; i++) {
@@ -154,6 +175,21 @@ describe('failed sign-ins without a proxy', () => {
       (await from(ip, '/console/payments', { ...RIGHT, 'x-forwarded-for': '198.51.100.99' }))
         .statusCode,
     ).toBe(429);
+  });
+
+  it('logs each failure and each block, never the credentials tried', () => {
+    const text = logLines.join('');
+    expect(text).toContain('console: wrong credentials');
+    expect(text).toContain('dashboard: wrong credentials');
+    expect(text).toContain('sign-in: too many failed attempts');
+    for (const secret of [
+      'a guess',
+      'guess 0',
+      PASSWORD,
+      Buffer.from(`${USER}:a guess`).toString('base64'),
+      Buffer.from(`${USER}:${PASSWORD}`).toString('base64'),
+    ])
+      expect(text).not.toContain(secret);
   });
 
   it('keeps the count in Redis, where every api process reads it', async () => {
@@ -175,6 +211,31 @@ describe('failed sign-ins without a proxy', () => {
     } finally {
       redis.disconnect();
     }
+  });
+});
+
+describe('failed sign-ins: the window and the block', () => {
+  let t: TestApp;
+  let http: FastifyInstance;
+  beforeAll(async () => {
+    ({ t, http } = await appWith({ DASHBOARD_SIGN_IN_BLOCK: '3s' }));
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it('counts failures for DASHBOARD_SIGN_IN_BLOCK after the first, and blocks from the one that reached the limit', async () => {
+    const get = (headers: Record<string, string>) =>
+      http.inject({ method: 'GET', url: '/console/payments', headers, remoteAddress: '10.3.0.1' });
+    const first = Date.now();
+    expect((await get(WRONG)).statusCode).toBe(401);
+    // Half the window later the first failure still counts.
+    await sleep(1_500);
+    for (let i = 2; i <= MAX; i++) expect((await get(WRONG)).statusCode).toBe(i < MAX ? 401 : 429);
+    // Once the first failure's window is over, the block (3 s from the limit, 1.5 s later) holds.
+    await sleep(first + 3_300 - Date.now());
+    expect((await get(RIGHT)).statusCode).toBe(429);
+    await until(async () => (await get(RIGHT)).statusCode === 200, { what: 'the block to end' });
   });
 });
 
