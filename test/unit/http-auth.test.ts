@@ -2,8 +2,9 @@
  * The HTTP access policy (src/http/auth.ts) on a bare fastify instance, and the configuration of
  * its tokens and of the dashboard's credentials (src/config/config.ts).
  */
+import type * as NodeCrypto from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   ConfigError,
   demoDefaults,
@@ -20,6 +21,19 @@ import {
   type AccessTokens,
 } from '../../src/http/auth.ts';
 import { createLogger } from '../../src/infra/logger.ts';
+
+/** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
+const compared = vi.hoisted(() => ({ calls: 0 }));
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof NodeCrypto>();
+  return {
+    ...actual,
+    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
+      compared.calls++;
+      return actual.timingSafeEqual(a, b);
+    },
+  };
+});
 
 const WRITE = 'write-token-0123456789';
 const READ = 'read-token-0123456789';
@@ -90,6 +104,22 @@ describe('bearerGrant', () => {
     // Once unset, a previous token grants nothing.
     expect(bearerGrant(`Bearer ${WRITE_OLD}`, { write: WRITE, read: READ })).toBeUndefined();
     expect(bearerGrant(`Bearer ${READ_OLD}`, { write: WRITE, read: READ })).toBeUndefined();
+  });
+});
+
+describe('bearer tokens are compared in constant time', () => {
+  it('compares every configured token, whichever matches (the first, the last, none)', () => {
+    const tokens = { write: WRITE, read: READ, writePrevious: WRITE_OLD, readPrevious: READ_OLD };
+    for (const header of [
+      `Bearer ${WRITE}`,
+      `Bearer ${READ_OLD}`,
+      'Bearer not-one-of-ours-0123',
+      undefined,
+    ]) {
+      compared.calls = 0;
+      bearerToken(header, tokens);
+      expect(compared.calls, String(header)).toBe(4);
+    }
   });
 });
 

@@ -2,11 +2,25 @@
  * Sealing (infra/sealing.ts): round trip, tamper detection, a fresh nonce for every seal; and the
  * rotation of DATA_ENCRYPTION_KEY (sealer, request digests, the console's CSRF tokens).
  */
+import type * as NodeCrypto from 'node:crypto';
 import { randomBytes } from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { csrfTokens } from '../../src/console/access.ts';
 import { createRequestHasher, createSealer } from '../../src/infra/sealing.ts';
 import { CryptoError } from '../../src/kernel/errors.ts';
+
+/** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
+const compared = vi.hoisted(() => ({ calls: 0 }));
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof NodeCrypto>();
+  return {
+    ...actual,
+    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
+      compared.calls++;
+      return actual.timingSafeEqual(a, b);
+    },
+  };
+});
 
 describe('createSealer', () => {
   const sealer = createSealer(randomBytes(32));
@@ -92,6 +106,15 @@ describe('rotating DATA_ENCRYPTION_KEY: the previous key opens and matches, neve
     expect(hasher.matches(old, `${canonical} `)).toBe(false);
     expect(createRequestHasher(newKey).matches(old, canonical)).toBe(false);
     expect(hasher.matches('', canonical)).toBe(false);
+    // The whole digest is compared, in constant time, under each key it may be made under.
+    expect(hasher.matches(fresh.slice(0, 32), canonical)).toBe(false);
+    expect(hasher.matches(`${fresh.slice(0, 32)}${old.slice(32)}`, canonical)).toBe(false);
+    expect(hasher.matches(`${old.slice(0, 32)}${fresh.slice(32)}`, canonical)).toBe(false);
+    compared.calls = 0;
+    expect(hasher.matches(createRequestHasher(randomBytes(32)).digest(canonical), canonical)).toBe(
+      false,
+    );
+    expect(compared.calls).toBe(2);
   });
 
   it("the console's CSRF tokens: made under the new key, a form opened before the change still submits", () => {
@@ -102,5 +125,11 @@ describe('rotating DATA_ENCRYPTION_KEY: the previous key opens and matches, neve
     expect(csrf.tokenFor('console:ops')).toBe(csrfTokens(newKey).tokenFor('console:ops'));
     expect(csrf.matches('console:other', old)).toBe(false);
     expect(csrfTokens(newKey).matches('console:ops', old)).toBe(false);
+    // Compared under every key, whichever matches.
+    for (const token of [csrf.tokenFor('console:ops'), old, 'x'.repeat(old.length)]) {
+      compared.calls = 0;
+      csrf.matches('console:ops', token);
+      expect(compared.calls, token).toBe(2);
+    }
   });
 });

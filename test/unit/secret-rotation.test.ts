@@ -5,8 +5,9 @@
  * receiver holding either verifies them, and a Sayswitch webhook signature checked against both
  * keys.
  */
+import type * as NodeCrypto from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config/config.ts';
 import {
   matchWebhookSignature,
@@ -19,6 +20,19 @@ import {
   standardWebhookSigner,
   verifyNotification,
 } from '../../src/notifications/signature.ts';
+
+/** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
+const compared = vi.hoisted(() => ({ calls: 0 }));
+vi.mock('node:crypto', async (importOriginal) => {
+  const actual = await importOriginal<typeof NodeCrypto>();
+  return {
+    ...actual,
+    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
+      compared.calls++;
+      return actual.timingSafeEqual(a, b);
+    },
+  };
+});
 
 const VALID = {
   SAYSWITCH_SECRET_KEY: 'sk_test_current_key_0123',
@@ -251,5 +265,14 @@ describe('a Sayswitch webhook checked against the current and the previous key',
     expect(matchWebhookSignature(body, 'ab'.repeat(63), keys)).toBe(-1);
     expect(matchWebhookSignature(body, [signWebhook(body, CURRENT)], keys)).toBe(-1);
     expect(verifyWebhookSignature(body, signWebhook(body, PREVIOUS), CURRENT)).toBe(false);
+  });
+
+  it('compares every key in constant time, whichever matches', () => {
+    const keys = [CURRENT, PREVIOUS];
+    for (const key of [CURRENT, PREVIOUS, 'sk_test_unrelated_99']) {
+      compared.calls = 0;
+      matchWebhookSignature(body, signWebhook(body, key), keys);
+      expect(compared.calls, key).toBe(2);
+    }
   });
 });
