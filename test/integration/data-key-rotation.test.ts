@@ -14,7 +14,9 @@ import { submitBatch } from '../../src/batches/ingest.ts';
 import { approveBatch } from '../../src/batches/operations.ts';
 import type { ResealCounts } from '../../src/kernel/ports.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
+import { csrfTokens } from '../../src/console/access.ts';
 import { createSealer } from '../../src/infra/sealing.ts';
+import { importSubscriptions, subscriptionServiceDeps } from '../../src/subscriptions/service.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
 import { until } from '../support/poll.ts';
@@ -24,6 +26,26 @@ import { createMonthlySubscription } from '../support/subscriptions.ts';
 const OLD_KEY = '11'.repeat(32); // FAST_ENV's DATA_ENCRYPTION_KEY
 const NEW_KEY = '22'.repeat(32);
 const AUTH = { authorization: `Bearer ${TEST_API_TOKEN}` };
+const DASHBOARD = { DASHBOARD_USER: 'ops', DASHBOARD_PASSWORD: 'rotation password' };
+/** The import line of the subscription createMonthlySubscription makes. */
+const SUB_CSV =
+  'id,customer_email,card_token,amount,currency,interval,interval_count,anchor,timezone\n' +
+  'rot-sub,sub@example.com,tok_console_sub_0123456789,49.99,NGN,month,1,2030-01-31T09:00:00+01:00,Africa/Lagos\n';
+/** A console action (basic auth) carrying the CSRF token a page made under `key`. */
+const consoleAction = (http: FastifyInstance, key: string) =>
+  http.inject({
+    method: 'POST',
+    url: '/console/payments/api_rot-nope/resolve',
+    headers: {
+      authorization: `Basic ${Buffer.from('ops:rotation password').toString('base64')}`,
+      'content-type': 'application/x-www-form-urlencoded',
+    },
+    payload: new URLSearchParams({
+      _csrf: csrfTokens(Buffer.from(key, 'hex')).tokenFor('console:ops'),
+      outcome: 'failed',
+      note: '',
+    }).toString(),
+  });
 const charge = (key: string, card: string) => ({
   type: 'charge',
   key,
@@ -98,7 +120,7 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
     await end(apiOnly.t);
 
     // The new key, without the previous one: the old requests are no longer recognized.
-    const without = await phase({ DATA_ENCRYPTION_KEY: NEW_KEY }, ['api']);
+    const without = await phase({ DATA_ENCRYPTION_KEY: NEW_KEY, ...DASHBOARD }, ['api']);
     const conflict = await post(
       without.http,
       '/payments',
@@ -106,11 +128,16 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
     );
     expect(conflict.statusCode).toBe(409);
     expect((await createMonthlySubscription(without.t.app, 'rot-sub')).status).toBe('conflict');
+    expect(
+      await importSubscriptions(subscriptionServiceDeps(without.t.app), SUB_CSV),
+    ).toMatchObject({ ok: false });
+    // A console form opened under the old key is stale.
+    expect((await consoleAction(without.http, OLD_KEY)).statusCode).toBe(403);
     await end(without.t);
 
     // The new key with the previous one: retries are the same requests, the queued charge is paid.
     const during = await phase(
-      { DATA_ENCRYPTION_KEY: NEW_KEY, DATA_ENCRYPTION_KEY_PREVIOUS: OLD_KEY },
+      { DATA_ENCRYPTION_KEY: NEW_KEY, DATA_ENCRYPTION_KEY_PREVIOUS: OLD_KEY, ...DASHBOARD },
       ['api', 'worker'],
     );
     const retried = await post(
@@ -133,6 +160,12 @@ describe('rotating DATA_ENCRYPTION_KEY', () => {
     });
     expect(refundOther.statusCode).toBe(409);
     expect((await createMonthlySubscription(during.t.app, 'rot-sub')).status).toBe('existing');
+    expect(await importSubscriptions(subscriptionServiceDeps(during.t.app), SUB_CSV)).toMatchObject(
+      { ok: true, created: [], existing: ['rot-sub'] },
+    );
+    // A console form opened before the restart still submits; one made under the new key too.
+    expect((await consoleAction(during.http, OLD_KEY)).statusCode).toBe(303);
+    expect((await consoleAction(during.http, NEW_KEY)).statusCode).toBe(303);
     await until(
       async () => (await during.t.app.store.get('api_rot-queued'))?.state === 'succeeded',
       {

@@ -79,6 +79,20 @@ describe('rotating DATA_ENCRYPTION_KEY: the previous key opens and matches, neve
     expect(() => during.unseal(createSealer(randomBytes(32)).seal('x'))).toThrow(
       /opens with neither DATA_ENCRYPTION_KEY nor DATA_ENCRYPTION_KEY_PREVIOUS/,
     );
+    // The refusal names the variables, never a key.
+    for (const s of [during, before]) {
+      try {
+        s.unseal(createSealer(randomBytes(32)).seal('tok_foreign_0123456789'));
+        expect.unreachable();
+      } catch (err) {
+        const text = `${String(err)} ${JSON.stringify(err)} ${String((err as Error).cause)}`;
+        for (const key of [oldKey, newKey]) {
+          expect(text).not.toContain(key.toString('hex'));
+          expect(text).not.toContain(key.toString('base64'));
+        }
+        expect(text).not.toContain('tok_foreign_0123456789');
+      }
+    }
   });
 
   it('reseal: a new value for what the previous key sealed, nothing for the current key, an error for neither', () => {
