@@ -13,6 +13,8 @@ import { until } from '../support/poll.ts';
 import { findFreePort } from '../support/redis-server.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
+const PREVIOUS_TOKEN = 'previous-api-token-0123456789';
+
 let sandbox: Sandbox;
 let t: TestApp;
 let port: number;
@@ -23,7 +25,7 @@ beforeAll(async () => {
   t = await startTestApp({
     sandboxUrl: sandbox.url,
     roles: ['worker'],
-    env: { METRICS_PORT: String(port) },
+    env: { METRICS_PORT: String(port), API_TOKEN_PREVIOUS: PREVIOUS_TOKEN },
   });
 });
 
@@ -72,5 +74,18 @@ describe('metrics of a process without the api role', () => {
         'endpoint="charge",outcome="succeeded"',
       ),
     ).toBe(1);
+  });
+
+  it('takes API_TOKEN_PREVIOUS during a rotation, and counts its use', async () => {
+    const url = `http://127.0.0.1:${port}/metrics`;
+    const scrape = () => fetch(url, { headers: { authorization: `Bearer ${PREVIOUS_TOKEN}` } });
+    expect((await scrape()).status).toBe(200);
+    const res = await scrape();
+    expect(res.status).toBe(200);
+    expect(
+      sample(await res.text(), 'billing_http_previous_token_requests_total', 'API_TOKEN_PREVIOUS'),
+    ).toBeGreaterThanOrEqual(1);
+    const wrong = await fetch(url, { headers: { authorization: 'Bearer not-a-token-0123456789' } });
+    expect(wrong.status).toBe(401);
   });
 });
