@@ -34,6 +34,16 @@ describe('refusedRowEcho', () => {
     expect(refusedRowEcho('r'.repeat(ROW_REFERENCE_MAX), {}).reference).toBe(
       'r'.repeat(ROW_REFERENCE_MAX),
     );
+    // One character over is cut: the bound is the length itself.
+    expect(refusedRowEcho('r'.repeat(ROW_REFERENCE_MAX + 1), {}).reference).toBe(
+      `${'r'.repeat(ROW_REFERENCE_MAX)}${CUT_MARK}`,
+    );
+    expect(refusedRowEcho(undefined, { m: 'm'.repeat(META_VALUE_MAX + 1) }).meta).toEqual({
+      m: `${'m'.repeat(META_VALUE_MAX)}${CUT_MARK}`,
+    });
+    expect(refusedRowEcho(undefined, { m: 'm'.repeat(META_VALUE_MAX) }).meta).toEqual({
+      m: 'm'.repeat(META_VALUE_MAX),
+    });
   });
 
   it('never cuts a character in half', () => {
