@@ -136,7 +136,10 @@ describe('a row whose intent key another batch holds', () => {
     expect(sandbox.ledger().activity['bat_pay_2024_1_1']?.moves).toBe(1);
 
     // A new batch `pay` whose reference 2024_1 makes the same key.
-    const csv = `${HEADER}\n2024_1,1111111111,044,Access,Bola Ade,250.00,NGN,salary\n2024_2,2222222222,044,Access,Chi Eze,300.00,NGN,salary\n`;
+    const csv =
+      `${HEADER},meta_employee,meta_note\n` +
+      '2024_1,1111111111,044,Access,Bola Ade,250.00,NGN,salary,E-1,card 4111 1111 1111 1111\n' +
+      '2024_2,2222222222,044,Access,Chi Eze,300.00,NGN,salary,E-2,\n';
     const r = await submitBatch(t.app, { input: csv, type: 'payout', id: 'pay' });
     expect(r.status).toBe('created');
     expect(r.totals).toMatchObject({ valid: 1, invalid: 1 });
@@ -162,6 +165,12 @@ describe('a row whose intent key another batch holds', () => {
     // The refused row still shows its reference; never its account number.
     expect(rows[0]?.reference).toBe('2024_1');
     expect(Object.values(rows[0] ?? {})).not.toContain('1111111111');
+    // And its meta values, a card number in them removed as everywhere.
+    expect(rows[0]).toMatchObject({
+      meta_employee: 'E-1',
+      meta_note: 'card [card number removed]',
+    });
+    expect(JSON.stringify(rows)).not.toContain('4111');
 
     // The other batch's intent is untouched, and was paid once, by it.
     expect(await t.app.store.get('bat_pay_2024_1')).toMatchObject({
