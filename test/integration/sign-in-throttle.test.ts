@@ -321,6 +321,25 @@ describe('failed sign-ins behind a trusted proxy (TRUST_PROXY)', () => {
     const plain = await act(undefined);
     expect(plain.statusCode).toBe(303);
     expect(String(plain.headers['set-cookie'])).not.toContain('Secure');
+
+    // The page the action leads to clears the cookie with the same attributes.
+    const follow = (from: typeof https, proto: string | undefined) =>
+      http.inject({
+        method: 'GET',
+        url: String(from.headers.location),
+        headers: {
+          ...RIGHT,
+          cookie: String(from.headers['set-cookie']).split(';')[0]!,
+          'x-forwarded-for': '203.0.113.30',
+          ...(proto ? { 'x-forwarded-proto': proto } : {}),
+        },
+        remoteAddress: PROXY,
+      });
+    const cleared = await follow(https, 'https');
+    expect(String(cleared.headers['set-cookie'])).toMatch(/Max-Age=0.*; Secure$/);
+    const clearedPlain = await follow(plain, undefined);
+    expect(String(clearedPlain.headers['set-cookie'])).toContain('Max-Age=0');
+    expect(String(clearedPlain.headers['set-cookie'])).not.toContain('Secure');
   });
 });
 
