@@ -12,8 +12,10 @@
  *
  * The address is `req.ip`: the socket's peer, or with TRUST_PROXY the client a trusted proxy
  * names in `X-Forwarded-For`. Behind a proxy without TRUST_PROXY every client shares the
- * proxy's address, so the setting is part of deploying behind one (docs/operations.md).
+ * proxy's address, so the setting is part of deploying behind one (docs/operations.md). An IPv6
+ * address counts by its /64 ({@link signInClient}).
  */
+import { isIPv6 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
 import type { SignInThrottle } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -49,6 +51,27 @@ export type CountSignInFailure = (
 const seconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
 
 /**
+ * Whom a sign-in counts for: an IPv4 address as it is (an IPv4-mapped IPv6 one as that IPv4
+ * address), and an IPv6 address by its /64 (`2001:db8:1:2::/64`), the block a single host or
+ * customer is handed whole: counted per address, its 2^64 addresses would each get their own
+ * DASHBOARD_SIGN_IN_MAX_FAILURES guesses.
+ */
+export function signInClient(ip: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
+  if (mapped) return mapped[1] ?? ip;
+  if (!isIPv6(ip)) return ip;
+  const [head = '', tail] = (ip.split('%')[0] ?? '').toLowerCase().split('::');
+  const groups = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':'));
+  const before = groups(head);
+  const after = groups(tail);
+  // An embedded IPv4 address (the last 32 bits) is two groups.
+  const afterLength = after.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
+  const zeros = tail === undefined ? [] : Array<string>(8 - before.length - afterLength).fill('0');
+  const prefix = [...before, ...zeros, ...after].slice(0, 4);
+  return `${prefix.map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}
+
+/**
  * The gate of one realm (`dashboard`, `console`) over the shared throttle; without one (a test of
  * something else) it only logs the failures.
  */
@@ -60,16 +83,16 @@ export function signInGate(
 ): SignInGate {
   return {
     async attempt(req) {
-      const wait = throttle ? seconds(await throttle.attempt(req.ip)) : 0;
+      const wait = throttle ? seconds(await throttle.attempt(signInClient(req.ip))) : 0;
       if (wait > 0) count(realm, 'blocked');
       return wait;
     },
     async succeeded(req) {
-      await throttle?.succeeded(req.ip);
+      await throttle?.succeeded(signInClient(req.ip));
     },
     async failed(req) {
       count(realm, 'wrong_password');
-      const wait = throttle ? seconds(await throttle.failed(req.ip)) : 0;
+      const wait = throttle ? seconds(await throttle.failed(signInClient(req.ip))) : 0;
       // Neither the user name nor the password tried is logged.
       if (wait > 0)
         log.warn(

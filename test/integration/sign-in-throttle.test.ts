@@ -170,6 +170,25 @@ describe('failed sign-ins without a proxy', () => {
     );
   });
 
+  it('counts an IPv6 client by its /64, which a single host gets whole', async () => {
+    for (let i = 1; i <= MAX; i++) {
+      const res = await from(`2001:db8:7:7::${i.toString(16)}`, '/console', WRONG);
+      expect(res.statusCode).toBe(i < MAX ? 401 : 429);
+    }
+    expect((await from('2001:db8:7:7:ffff::1', '/console/payments', RIGHT)).statusCode).toBe(429);
+    expect(
+      (await from('2001:0db8:0007:0007::99', '/admin/queues/api/queues', RIGHT)).statusCode,
+    ).toBe(429);
+    // The next /64 is another client.
+    expect((await from('2001:db8:7:8::1', '/console/payments', RIGHT)).statusCode).toBe(200);
+    // An IPv4 client is one client, also when written as an IPv4-mapped IPv6 address.
+    for (let i = 1; i <= MAX; i++) {
+      const ip = i % 2 === 0 ? '10.0.0.9' : '::ffff:10.0.0.9';
+      expect((await from(ip, '/console', WRONG)).statusCode).toBe(i < MAX ? 401 : 429);
+    }
+    expect((await from('10.0.0.10', '/console/payments', RIGHT)).statusCode).toBe(200);
+  });
+
   it('ignores X-Forwarded-For without TRUST_PROXY: a client cannot choose its address', async () => {
     const ip = '10.0.0.5';
     for (let i = 1; i <= MAX; i++) {
