@@ -15,8 +15,8 @@
  * proxy's address, so the setting is part of deploying behind one (docs/operations.md). An IPv6
  * address counts by its /64 ({@link signInClient}).
  */
-import { isIPv6 } from 'node:net';
 import type { FastifyRequest } from 'fastify';
+import ipaddr from 'ipaddr.js';
 import type { SignInThrottle } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 
@@ -57,18 +57,11 @@ const seconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
  * DASHBOARD_SIGN_IN_MAX_FAILURES guesses.
  */
 export function signInClient(ip: string): string {
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip);
-  if (mapped) return mapped[1] ?? ip;
-  if (!isIPv6(ip)) return ip;
-  const [head = '', tail] = (ip.split('%')[0] ?? '').toLowerCase().split('::');
-  const groups = (s: string | undefined) => (s === undefined || s === '' ? [] : s.split(':'));
-  const before = groups(head);
-  const after = groups(tail);
-  // An embedded IPv4 address (the last 32 bits) is two groups.
-  const afterLength = after.reduce((n, g) => n + (g.includes('.') ? 2 : 1), 0);
-  const zeros = tail === undefined ? [] : Array<string>(8 - before.length - afterLength).fill('0');
-  const prefix = [...before, ...zeros, ...after].slice(0, 4);
-  return `${prefix.map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  if (!ipaddr.isValid(ip)) return ip;
+  const addr = ipaddr.process(ip); // an IPv4-mapped IPv6 address as its IPv4 address
+  if (addr.kind() === 'ipv4') return addr.toString();
+  const parts = (addr as ipaddr.IPv6).parts.slice(0, 4);
+  return `${new ipaddr.IPv6([...parts, 0, 0, 0, 0]).toString()}/64`;
 }
 
 /**

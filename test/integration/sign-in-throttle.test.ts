@@ -170,6 +170,19 @@ describe('failed sign-ins without a proxy', () => {
     );
   });
 
+  it("a browser's parallel requests with the right password never start a block", async () => {
+    const ip = '10.0.0.18';
+    // Four times the limit at once: each is counted until it is given back, so some may be
+    // refused while the others are in flight, but none is a failure and none blocks.
+    const burst = await Promise.all(
+      Array.from({ length: 4 * MAX }, () => from(ip, '/console/payments', RIGHT)),
+    );
+    for (const res of burst) expect([200, 429]).toContain(res.statusCode);
+    expect(burst.some((r) => r.statusCode === 200)).toBe(true);
+    expect((await from(ip, '/console/payments', RIGHT)).statusCode).toBe(200);
+    expect((await from(ip, '/admin/queues/api/queues', RIGHT)).statusCode).toBe(200);
+  });
+
   it('counts an IPv6 client by its /64, which a single host gets whole', async () => {
     for (let i = 1; i <= MAX; i++) {
       const res = await from(`2001:db8:7:7::${i.toString(16)}`, '/console', WRONG);

@@ -52,9 +52,12 @@ export function createSignInThrottle(
         await limiter.consume(client);
         return 0;
       } catch (err) {
-        // Over the limit, or blocked: refused before the password is checked.
-        if (err instanceof RateLimiterRes) return Math.max(1, err.msBeforeNext);
-        throw err;
+        if (!(err instanceof RateLimiterRes)) throw err;
+        // Over the limit, or blocked: refused before the password is checked. Its count is
+        // given back, since nothing was checked: refusals alone never make or lengthen a block
+        // (a browser's parallel requests over the limit are refused, then the page loads).
+        await limiter.reward(client);
+        return Math.max(1, err.msBeforeNext);
       }
     },
     async succeeded(client) {
