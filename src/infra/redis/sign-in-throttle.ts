@@ -1,11 +1,12 @@
 /**
  * The SignInThrottle port on Redis, on rate-limiter-flexible (its login-protection pattern, not
- * hand-rolled): one counter per client address at `<prefix>:signin:<address>`, living for the
- * block's length from the first failure; the failure that reaches the limit blocks the address for
- * the block's length. A password attempt is counted before the password is checked (`attempt`) and
- * given back when it was right (`succeeded`): counting only after the check let every guess of a
- * burst sent at once be checked before the first failure was counted. Every api process counts at the same key, so running several does not
- * multiply the attempts an address gets.
+ * hand-rolled): one counter per client (http/sign-in.ts `signInClient`) at
+ * `<prefix>:signin:<client>`, living for the block's length from the first attempt; the wrong
+ * password that reaches the limit blocks the client for the block's length. A password attempt is
+ * counted before the password is checked (`attempt`) and given back when it was right
+ * (`succeeded`) or when it was refused unchecked: counting only after the check let every guess
+ * of a burst sent at once be checked before the first failure was counted. Every api process
+ * counts at the same key, so running several does not multiply the attempts a client gets.
  *
  * While Redis does not answer, an in-memory counter of this process stands in (rate-limiter-
  * flexible's insurance limiter): sign-ins stay throttled, per process, instead of failing open
