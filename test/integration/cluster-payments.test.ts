@@ -12,7 +12,11 @@ import { openApp, startRoles } from '../../src/app/composition.ts';
 import { batchStatus } from '../../src/batches/status.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createSealer } from '../../src/infra/sealing.ts';
-import { RedisClusterNotConfiguredError } from '../../src/infra/redis/redis-check.ts';
+import {
+  assertRedisReady,
+  RedisClusterNotConfiguredError,
+  RedisEvictionPolicyError,
+} from '../../src/infra/redis/redis-check.ts';
 import { keySlot } from '../../src/infra/redis/shards.ts';
 import { createSubscriptionFromBody } from '../../src/subscriptions/service.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
@@ -182,6 +186,14 @@ describe('on a Redis Cluster with three shards', () => {
     }
     expect(stored.size).toBeGreaterThanOrEqual(N);
     expect(await t.app.store.reindexCreated()).toBe(stored.size);
+    // What the command runs: a process of its own, whose cluster client has not connected yet
+    // when the scan starts (it scanned the masters it knew: none, and reported 0).
+    const fresh = openApp(t.app.config, createLogger({ level: 'silent' }));
+    try {
+      expect(await fresh.store.reindexCreated()).toBe(stored.size);
+    } finally {
+      await fresh.close();
+    }
   });
 
   it('reseals the card tokens of every shard, on every master (`billing keys reseal`)', async () => {
@@ -226,6 +238,28 @@ describe('on a Redis Cluster with three shards', () => {
       await app.health.waitUntilUp(5_000);
       expect(await app.ready()).toEqual({ ok: false, reason: 'redis_unavailable' });
     } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses to start when a master evicts, asked before the cluster client has connected', async () => {
+    // What start-up asks of a process's new client: before its first slot map it knows no
+    // master, and a check over the masters it knew passed without asking any.
+    const masters = await cluster.masters();
+    const lru = cluster.node(masters[masters.length - 1]!);
+    await lru.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    const app = openApp(
+      await testConfig(uniquePrefix('clevict'), clusterEnv),
+      createLogger({ level: 'silent' }),
+    );
+    try {
+      const err = await assertRedisReady(app.redis, { allowEviction: false }).catch(
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(RedisEvictionPolicyError);
+      expect((err as Error).message).toContain('allkeys-lru');
+    } finally {
+      await lru.config('SET', 'maxmemory-policy', 'noeviction');
       await app.close();
     }
   });

@@ -112,7 +112,11 @@ describe('checkRedisEviction on a cluster', () => {
     const lru = connect(server, 'lru master client');
     // Every master holds some of our keys: a safe first master must not vouch for the others.
     const safe = { config: () => Promise.resolve(['maxmemory-policy', 'noeviction']) };
-    const cluster = { isCluster: true, nodes: () => [safe, lru] } as unknown as Redis;
+    const cluster = {
+      isCluster: true,
+      status: 'ready',
+      nodes: () => [safe, lru],
+    } as unknown as Redis;
     try {
       expect(await checkRedisEviction(cluster, { allowEviction: false })).toMatchObject({
         ok: false,

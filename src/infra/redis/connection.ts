@@ -151,9 +151,21 @@ export function isCluster(redis: Redis): boolean {
 
 /**
  * The connections to every master (a cluster) or the connection itself (standalone): for the
- * node-wide operations (CONFIG, INFO, SCRIPT LOAD) that a cluster client sends to one random node.
+ * node-wide operations (CONFIG, INFO, SCRIPT LOAD, SCAN) that a cluster client sends to one random
+ * node. A cluster client learns its masters from its first slot map: until then it knows none,
+ * and a check or a SCAN over that empty list would find nothing wrong and no key (a fresh CLI
+ * process's `billing payments reindex` reported 0; a start-up during a cluster outage passed the
+ * eviction check unasked). So a cluster client not ready yet is waited for first, by one PING
+ * (which waits like any command before the first ready, and is refused during an outage after it
+ * on a fail-fast connection), and a client that still knows no master is an error.
  */
-export function mastersOf(redis: Redis): Redis[] {
+export async function mastersOf(redis: Redis): Promise<Redis[]> {
   if (!isCluster(redis)) return [redis];
-  return (redis as unknown as Cluster).nodes('master');
+  const cluster = redis as unknown as Cluster;
+  if (cluster.status !== 'ready') await cluster.ping();
+  const masters = cluster.nodes('master');
+  if (masters.length === 0) {
+    throw new Error('the Redis Cluster client knows no master: its slot map is empty');
+  }
+  return masters;
 }

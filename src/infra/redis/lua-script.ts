@@ -64,6 +64,6 @@ export class LuaScript {
    * cluster every master gets it: a pipeline's calls run on the master of their slot.
    */
   async load(redis: Redis): Promise<void> {
-    await Promise.all(mastersOf(redis).map((node) => node.script('LOAD', this.body)));
+    await Promise.all((await mastersOf(redis)).map((node) => node.script('LOAD', this.body)));
   }
 }

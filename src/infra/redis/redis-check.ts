@@ -46,7 +46,9 @@ export async function checkRedisEviction(
   options: RedisEvictionOptions,
 ): Promise<RedisEvictionCheck> {
   // On a cluster every master holds some of our keys: the first unsafe one decides.
-  const policies = await Promise.all(mastersOf(redis).map((node) => readEvictionPolicy(node)));
+  const policies = await Promise.all(
+    (await mastersOf(redis)).map((node) => readEvictionPolicy(node)),
+  );
   const unsafe = policies.find((p) => p !== SAFE_EVICTION_POLICY);
   const policy = unsafe === undefined ? SAFE_EVICTION_POLICY : unsafe;
   if (policy === SAFE_EVICTION_POLICY) return { ok: true, policy };

@@ -15,7 +15,7 @@ export async function scanEach(
   match: string,
   each: (keys: string[], node: Redis) => Promise<void>,
 ): Promise<void> {
-  for (const node of mastersOf(redis)) {
+  for (const node of await mastersOf(redis)) {
     let cursor = '0';
     do {
       const [next, keys] = await node.scan(cursor, 'MATCH', match, 'COUNT', 1000);
