@@ -7,7 +7,11 @@
 import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
 import { isRedisConnectionError, RedisUnavailableError } from '../infra/redis/health.ts';
-import { assertClusterSeeds } from '../infra/redis/redis-check.ts';
+import {
+  assertClusterSeeds,
+  assertRedisTopology,
+  RedisClusterNotConfiguredError,
+} from '../infra/redis/redis-check.ts';
 import { assertShardCount, ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { Logger } from '../infra/logger.ts';
 import { CliError } from './errors.ts';
@@ -90,6 +94,16 @@ export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>):
     // REDIS_CLUSTER_NODES naming a standalone server would leave untilRedis waiting forever.
     await assertClusterSeeds(config.redis);
     await untilRedis(app);
+    // REDIS_URL at a cluster node without REDIS_CLUSTER_NODES, refused as `billing start` refuses
+    // it: over a plain connection the command's first script met a bare CROSSSLOT, which named
+    // nothing the operator could fix.
+    try {
+      await assertRedisTopology(app.redis);
+    } catch (err) {
+      throw err instanceof RedisClusterNotConfiguredError
+        ? new CliError(err.message, { code: err.code, cause: err })
+        : err;
+    }
     try {
       await assertShardCount(app.redis, app.layout);
     } catch (err) {

@@ -6,7 +6,9 @@
  * subscription), and each command's answer is compared with it. (A command waits for every
  * connection's first `ready` before it runs, cli/context.ts `withApp`, so these answers were right
  * before mastersOf waited for the slot map too: they guard the path an operator runs, where
- * cluster-payments.test.ts opens an app that does not wait.) docs/operations.md, "Redis Cluster".
+ * cluster-payments.test.ts opens an app that does not wait.) Also: a shell with REDIS_URL at a
+ * cluster node but no REDIS_CLUSTER_NODES is refused by name, as `billing start` refuses it.
+ * docs/operations.md, "Redis Cluster".
  */
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
@@ -190,4 +192,23 @@ describe('each CLI command in a process of its own, on a Redis Cluster', () => {
     expect(status.code, status.stderr).toBe(0);
     expect(status.doc).toMatchObject({ epoch: { state: 'ok' } });
   }, 120_000);
+
+  it('refuses REDIS_URL at a cluster node without REDIS_CLUSTER_NODES, naming the variable', async () => {
+    // The operator's shell that lacks REDIS_CLUSTER_NODES: `billing start` refuses it at once;
+    // a command used to run its first script over a plain connection and fail with a bare
+    // CROSSSLOT that named nothing to fix.
+    const plain = Object.fromEntries(
+      Object.entries(env).filter(([k]) => k !== 'REDIS_CLUSTER_NODES'),
+    );
+    for (const args of [
+      ['payments', 'list'],
+      ['redis', 'status'],
+    ]) {
+      const r = await runCliChild(['--json', ...args], plain);
+      expect(r.code, r.stderr).toBe(1);
+      const doc = JSON.parse(r.stdout) as { error: { code: string; message: string } };
+      expect(doc.error.code).toBe('redis_cluster_not_configured');
+      expect(doc.error.message).toContain('REDIS_CLUSTER_NODES');
+    }
+  }, 60_000);
 });
