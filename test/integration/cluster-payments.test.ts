@@ -186,8 +186,9 @@ describe('on a Redis Cluster with three shards', () => {
     }
     expect(stored.size).toBeGreaterThanOrEqual(N);
     expect(await t.app.store.reindexCreated()).toBe(stored.size);
-    // What the command runs: a process of its own, whose cluster client has not connected yet
-    // when the scan starts (it scanned the masters it knew: none, and reported 0).
+    // An app whose cluster client has not connected yet when the scan starts: it scanned the
+    // masters that client knew (none) and reported 0. The CLI waits for Redis first
+    // (cluster-cli-fresh.test.ts); the store must not depend on it.
     const fresh = openApp(t.app.config, createLogger({ level: 'silent' }));
     try {
       expect(await fresh.store.reindexCreated()).toBe(stored.size);
@@ -243,8 +244,9 @@ describe('on a Redis Cluster with three shards', () => {
   });
 
   it('refuses to start when a master evicts, asked before the cluster client has connected', async () => {
-    // What start-up asks of a process's new client: before its first slot map it knows no
-    // master, and a check over the masters it knew passed without asking any.
+    // Asked of a new client: before its first slot map it knows no master, and a check over the
+    // masters it knew passed without asking any (`billing start` waits for Redis first; the
+    // check must not depend on it).
     const masters = await cluster.masters();
     const lru = cluster.node(masters[masters.length - 1]!);
     await lru.config('SET', 'maxmemory-policy', 'allkeys-lru');
