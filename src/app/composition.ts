@@ -516,14 +516,26 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
   await assertRedisTopology(app.redis);
   await assertShardCount(app.redis, app.layout);
   const epoch = await app.epoch.open(app.clock.now());
-  if (epoch.lost) {
+  if (epoch.detected) {
+    app.metrics.countDataLoss();
+    app.logger.error(
+      { redis: app.health.address, lostEpoch: epoch.detected.lostId, epoch: epoch.id },
+      'REDIS DATA LOSS: a key group has no deployment epoch while the others have (its master ' +
+        'restarted empty while no process ran); payments accepted before it may be missing. ' +
+        '/readyz answers 503 until `billing redis ack-data-loss` (docs/operations.md, "Redis ' +
+        'lost its data")',
+    );
+  } else if (epoch.lost) {
     app.logger.error(
       { epoch: epoch.id },
       'Redis lost its data and nobody acknowledged it yet: /readyz answers 503 until ' +
         '`billing redis ack-data-loss` (docs/operations.md, "Redis lost its data")',
     );
   }
-  const watch = startPlatformWatch(app);
+  const lostAtStart = epoch.lost
+    ? (epoch.detected?.lostId ?? (await app.epoch.read())?.lostId)
+    : undefined;
+  const watch = startPlatformWatch(app, undefined, lostAtStart);
 
   let http: FastifyInstance | undefined;
   const modules = new Map<string, Mounted>(

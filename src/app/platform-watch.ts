@@ -46,6 +46,7 @@ export interface PlatformWatch {
 export function startPlatformWatch(
   app: PlatformApp,
   intervalMs = PLATFORM_CHECK_MS,
+  lostAtStart?: string,
 ): PlatformWatch {
   const log = app.logger.child({ component: 'platform' });
   let running: Promise<void> | undefined;
@@ -115,6 +116,13 @@ export function startPlatformWatch(
     };
   }
 
+  // The process started on an unacknowledged loss (`lostAtStart`: the lost epoch's id), which
+  // its own opening may have detected (a group that lost its data while nothing ran) or a CLI
+  // command's: the alert goes out from here too, once per lost epoch whoever sends it.
+  if (lostAtStart !== undefined) {
+    unsentAlert = dataLostAlert(lostAtStart, app.epoch.current() ?? '', app.clock.now());
+    void check();
+  }
   const timer = setInterval(() => void check(), intervalMs);
   timer.unref();
   const off = app.health.onChange((up) => {

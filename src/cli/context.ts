@@ -109,7 +109,17 @@ export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>):
     } catch (err) {
       throw err instanceof ShardCountMismatchError ? shardCountError(err) : err;
     }
-    await app.epoch.open(app.clock.now());
+    const epoch = await app.epoch.open(app.clock.now());
+    if (epoch.detected) {
+      // A group that lost its data while nothing ran, found by this command's opening: the
+      // record is now `lost` (services report it and send the alert when they start or check).
+      app.logger.error(
+        { lostEpoch: epoch.detected.lostId, epoch: epoch.id },
+        'REDIS DATA LOSS: a key group has no deployment epoch while the others have (its master ' +
+          'restarted empty while no process ran); payments accepted before it may be missing. ' +
+          'See `billing redis status`, then docs/operations.md "Redis lost its data"',
+      );
+    }
     return await fn(app);
   } catch (err) {
     throw asRedisUnavailable(app, err);

@@ -10,9 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCliInProcess } from '../support/cli-run.ts';
-import { epochKey } from '../../src/infra/redis/epoch.ts';
+import { epochKey, FIRST_START_WINDOW_MS } from '../../src/infra/redis/epoch.ts';
+import { openApp } from '../../src/app/composition.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { cleanupPrefix, uniquePrefix } from '../support/redis.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { startTestApp, testConfig, type TestApp } from '../support/app.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 let sandbox: Sandbox;
@@ -72,5 +75,34 @@ describe('the CLI and an unacknowledged data loss', () => {
     expect(r.code, r.err).toBe(0);
     const [key] = await t.app.store.batchKeys('lostb', 0, 10);
     expect((await t.app.store.get(key!))?.afterDataLoss).toEqual(expect.any(Number));
+  });
+});
+
+describe('a key group that lost its data while nothing ran (REDIS_SHARDS > 1)', () => {
+  it('is recorded lost by the next command, once, and `redis status` shows it', async () => {
+    const config = await testConfig(uniquePrefix('clidl'), { REDIS_SHARDS: '3' });
+    const app = openApp(config, createLogger({ level: 'silent' }));
+    try {
+      const run = (...args: string[]) => runCliInProcess(config, args);
+      expect((await run('--json', 'redis', 'status')).code).toBe(0); // writes every group's epoch
+      // The deployment is older than the first-start window, and shard 2's master restarted
+      // empty while nothing ran.
+      const base = epochKey(app.layout.group);
+      await app.redis.hset(base, 'createdAt', Date.now() - 2 * FIRST_START_WINDOW_MS);
+      await app.redis.del(epochKey(app.layout.shard(2)));
+
+      const r = await run('--json', 'redis', 'status');
+      expect(r.code, r.err).toBe(0);
+      type Status = { epoch: { state: string; lostId: string; detectedAt: number } };
+      const lost = (JSON.parse(r.out) as Status).epoch;
+      expect(lost).toMatchObject({ state: 'lost', lostId: await app.redis.hget(base, 'id') });
+      // Recorded once: the next command reads the same record (before, each command wrote the
+      // group a fresh epoch and every later start found nothing wrong).
+      const again = await run('--json', 'redis', 'status');
+      expect((JSON.parse(again.out) as Status).epoch).toEqual(lost);
+    } finally {
+      await cleanupPrefix(app.redis, config.redis.prefix);
+      await app.close();
+    }
   });
 });

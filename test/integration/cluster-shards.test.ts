@@ -8,6 +8,7 @@ import { openApp, startRoles, type App } from '../../src/app/composition.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createPayment } from '../../src/payments/create.ts';
 import { ShardCountMismatchError } from '../../src/infra/redis/shards.ts';
+import { FIRST_START_WINDOW_MS } from '../../src/infra/redis/epoch.ts';
 import { createDeps, testConfig } from '../support/app.ts';
 import { until } from '../support/poll.ts';
 import { cleanupPrefix, uniquePrefix } from '../support/redis.ts';
@@ -91,6 +92,32 @@ describe('REDIS_SHARDS', () => {
     await app.epoch.check(Date.now());
     expect((await app.ready()).ok).toBe(true);
     await running.stop();
+  });
+
+  it('notices at start a shard that lost its data while no process ran, and sends the alert', async () => {
+    // Shard 2's master restarted empty while the whole deployment was stopped: no process saw
+    // the epoch go. The next start finds the other groups' records (older than the first-start
+    // window) without shard 2's, and records the loss instead of a fresh epoch.
+    const prefix = uniquePrefix('shards');
+    const first = await open(prefix, 3);
+    await (await startRoles(first, [])).stop();
+    const base = `${first.layout.group}:epoch`;
+    await first.redis.hset(base, 'createdAt', Date.now() - 2 * FIRST_START_WINDOW_MS);
+    await first.redis.del(`${first.layout.shard(2)}:epoch`);
+
+    const app = await open(prefix, 3);
+    const running = await startRoles(app, []);
+    try {
+      expect(await app.ready()).toEqual({ ok: false, reason: 'redis_data_lost' });
+      const alerts = await until(
+        async () => (await app.events.read()).filter((e) => e.type === 'alert.redis_data_lost'),
+        { done: (a) => a.length > 0, what: 'the data-loss alert' },
+      );
+      expect(alerts).toHaveLength(1);
+      expect(alerts[0]?.data).toMatchObject({ lostEpoch: await app.redis.hget(base, 'id') });
+    } finally {
+      await running.stop();
+    }
   });
 
   it('runs submit and reconcile workers for the served shards only', async () => {

@@ -8,7 +8,15 @@ import type { Redis } from 'ioredis';
 import { startPlatformWatch, type PlatformApp } from '../../src/app/platform-watch.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { RedisEventLog } from '../../src/infra/redis/event-log.ts';
-import { ACK, CHECK, DeploymentEpoch, epochKey } from '../../src/infra/redis/epoch.ts';
+import {
+  ACK,
+  CHECK,
+  DeploymentEpoch,
+  epochKey,
+  FIRST_START_WINDOW_MS,
+  OPEN,
+  readEpoch,
+} from '../../src/infra/redis/epoch.ts';
 import { cleanupPrefix, createTestRedis, uniquePrefix } from '../support/redis.ts';
 import { resendingOnce } from '../support/resend.ts';
 
@@ -110,6 +118,71 @@ describe('deployment epoch', () => {
       expect(await acking.acknowledge(5)).toBe(true);
       expect((await acking.read())?.state).toBe('ok');
     }
+  });
+});
+
+describe('deployment epoch over several key groups (REDIS_SHARDS > 1)', () => {
+  const groupsOf = (p: string) => [p, `${p}-s1`, `${p}-s2`];
+  const T0 = 1_800_000_000_000;
+
+  it('a group without a record next to an established one lost its data while nothing ran', async () => {
+    const groups = groupsOf(`${prefix}-g`);
+    const first = await new DeploymentEpoch(redis, groups).open(T0);
+    expect(first).toEqual({ id: expect.any(String), lost: false });
+    const [base] = first.id.split(',');
+    // Shard 2's master restarted empty while every process was stopped.
+    await redis.del(epochKey(groups[2]!));
+
+    const next = new DeploymentEpoch(redis, groups);
+    const opened = await next.open(T0 + FIRST_START_WINDOW_MS + 1);
+    expect(opened).toMatchObject({ lost: true, detected: { lostId: base } });
+    expect(await readEpoch(redis, groups[2]!)).toMatchObject({ state: 'lost', lostId: base });
+    expect(await readEpoch(redis, groups[0]!)).toMatchObject({ state: 'ok', id: base });
+    // The next process reads the loss, detected once.
+    const later = await new DeploymentEpoch(redis, groups).open(T0 + FIRST_START_WINDOW_MS + 2);
+    expect(later).toEqual({ id: opened.id, lost: true });
+    expect(await next.check(T0 + FIRST_START_WINDOW_MS + 3)).toEqual({
+      verdict: 'same',
+      id: opened.id,
+      lost: true,
+    });
+    expect(await next.acknowledge(T0 + FIRST_START_WINDOW_MS + 4)).toBe(true);
+    expect(await new DeploymentEpoch(redis, groups).open(T0 + FIRST_START_WINDOW_MS + 5)).toEqual({
+      id: opened.id,
+      lost: false,
+    });
+  });
+
+  it('the first group written moments earlier is a first deployment, not a loss', async () => {
+    // Processes of a first deployment start within seconds of each other, and one that died
+    // between its groups' writes is restarted at once: neither is a loss.
+    const groups = groupsOf(`${prefix}-first`);
+    await new DeploymentEpoch(redis, groups.slice(0, 1)).open(T0);
+    const opened = await new DeploymentEpoch(redis, groups).open(T0 + FIRST_START_WINDOW_MS - 1);
+    expect(opened).toEqual({ id: expect.any(String), lost: false });
+    for (const g of groups) expect(await readEpoch(redis, g)).toMatchObject({ state: 'ok' });
+  });
+
+  it('every group empty is a first deployment (what a standalone Redis emptied looks like)', async () => {
+    const groups = groupsOf(`${prefix}-empty`);
+    await new DeploymentEpoch(redis, groups).open(T0);
+    await redis.del(...groups.map((g) => epochKey(g)));
+    expect(await new DeploymentEpoch(redis, groups).open(T0 + 10 * FIRST_START_WINDOW_MS)).toEqual({
+      id: expect.any(String),
+      lost: false,
+    });
+  });
+
+  it('an opening the Redis client runs twice still answers detected', async () => {
+    const groups = groupsOf(`${prefix}-resend`);
+    await new DeploymentEpoch(redis, groups).open(T0);
+    // The base group lost: its opening is the first script call, the one resent.
+    await redis.del(epochKey(groups[0]!));
+    await OPEN.load(redis);
+    const opened = await new DeploymentEpoch(resendingOnce(redis, OPEN), groups).open(
+      T0 + FIRST_START_WINDOW_MS + 1,
+    );
+    expect(opened).toMatchObject({ lost: true, detected: {} });
   });
 });
 

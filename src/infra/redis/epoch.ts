@@ -7,8 +7,11 @@
  * publishes `alert.redis_data_lost` once, and every process reports not-ready until an operator
  * runs `billing redis ack-data-loss` (docs/operations.md, "Redis lost its data").
  *
- * A loss is seen only by a process that was running across it: if every process restarts together
- * with an empty Redis, the new epoch looks like a first deployment (the docs say so).
+ * A loss is seen by a process that was running across it, or, where the key groups live on
+ * several cluster masters, by the next process to open the epoch: a group without a record next to
+ * a group whose record is older than {@link FIRST_START_WINDOW_MS} lost it (its master restarted
+ * empty while nothing ran). If every group is empty (every process restarts together with an empty
+ * standalone Redis), the new epoch looks like a first deployment (the docs say so).
  */
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
@@ -29,12 +32,33 @@ export interface EpochRecord {
 
 export const newEpochId = (): string => randomBytes(8).toString('hex');
 
-/** Creates the record unless one exists; returns the stored id and state. */
-const OPEN = new LuaScript(`
+/**
+ * How long after the first group's record was written a group may still have none without that
+ * being a loss: a process writes every group's record in one burst (milliseconds apart), and
+ * processes of a first deployment start within seconds of each other. Past it, a group with no
+ * record next to one that has is a group that lost its data.
+ */
+export const FIRST_START_WINDOW_MS = 60_000;
+
+/**
+ * Creates the record unless one exists; returns {id, state, detected}. ARGV[3] = '1' when another
+ * group of the deployment has an established record: a missing record is then a loss, written
+ * `lost` with `lostId` ARGV[4] (the deployment's epoch as that group holds it) and `detectedBy`
+ * ARGV[1], so a second run of the same call (the client resends a command whose reply a dropped
+ * connection lost) answers 'detected' again.
+ */
+export const OPEN = new LuaScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  if ARGV[3] == '1' then
+    redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'lost', 'createdAt', ARGV[2],
+      'lostId', ARGV[4], 'detectedAt', ARGV[2], 'detectedBy', ARGV[1])
+    return {ARGV[1], 'lost', 'detected'}
+  end
   redis.call('HSET', KEYS[1], 'id', ARGV[1], 'state', 'ok', 'createdAt', ARGV[2])
 end
-return redis.call('HMGET', KEYS[1], 'id', 'state')
+local f = redis.call('HMGET', KEYS[1], 'id', 'state', 'detectedBy')
+if f[3] == ARGV[1] then return {f[1], f[2] or 'lost', 'detected'} end
+return {f[1], f[2] or 'ok', ''}
 `);
 
 /**
@@ -99,17 +123,43 @@ export class DeploymentEpoch {
     if (this.prefixes.length === 0) throw new RangeError('an epoch needs a prefix');
   }
 
-  /** Reads (or, in a Redis that has none, writes) the epoch and remembers it. */
-  async open(now: number): Promise<{ id: string; lost: boolean }> {
+  /**
+   * Reads (or, in a Redis that has none, writes) the epoch and remembers it. With several key
+   * groups, a group without a record while another group's record is older than
+   * {@link FIRST_START_WINDOW_MS} lost its data while no process ran: its record is written `lost`
+   * and `detected` names the epoch it belonged to (the caller reports it; see the class comment).
+   */
+  async open(now: number): Promise<{ id: string; lost: boolean; detected?: { lostId: string } }> {
+    const before =
+      this.prefixes.length > 1
+        ? await Promise.all(
+            this.prefixes.map((p) => this.redis.hmget(epochKey(p), 'id', 'createdAt')),
+          )
+        : [];
+    const established = before.find(
+      ([id, createdAt]) => id && Number(createdAt) <= now - FIRST_START_WINDOW_MS,
+    );
+    const lostId = established?.[0] ?? '';
     const opened = await Promise.all(
       this.prefixes.map(
         async (p) =>
-          (await OPEN.run(this.redis, 1, epochKey(p), newEpochId(), now)) as [string, string],
+          (await OPEN.run(
+            this.redis,
+            1,
+            epochKey(p),
+            newEpochId(),
+            now,
+            established ? 1 : 0,
+            lostId,
+          )) as [string, string, string],
       ),
     );
     this.ids = opened.map(([id]) => id);
     this.lost = opened.some(([, state]) => state === 'lost');
-    return { id: this.ids.join(','), lost: this.lost };
+    const id = this.ids.join(',');
+    return opened.some(([, , detected]) => detected === 'detected')
+      ? { id, lost: true, detected: { lostId } }
+      : { id, lost: this.lost };
   }
 
   /** Compares the stored epoch with the remembered one; see {@link CHECK}. Opens first if needed. */
