@@ -158,7 +158,8 @@ export function parseSubscriptionPatch(
       else issues.push(m.issue);
       continue;
     }
-    if (!(name in fieldSchemas)) {
+    // Own names only: `in` also finds `constructor`, `toString`… on Object.prototype.
+    if (!Object.hasOwn(fieldSchemas, name)) {
       issues.push({
         field: shown(name),
         message: `unknown field "${shown(name)}"; a change takes ${PATCH_FIELDS.join(', ')}`,

@@ -724,6 +724,14 @@ describe('management input', () => {
     });
   });
 
+  it('PATCH names a field called like an Object.prototype member as unknown (it threw)', () => {
+    for (const name of ['constructor', 'toString', 'valueOf', 'hasOwnProperty', '__proto__']) {
+      const body = JSON.parse(`{"amount":"2000",${JSON.stringify(name)}:"x"}`) as unknown;
+      const r = parseSubscriptionPatch(body);
+      expect(r).toMatchObject({ ok: false, issues: [{ field: name }] });
+    }
+  });
+
   it('pause and cancel bodies', () => {
     expect(parsePauseBody(undefined)).toEqual({ ok: true });
     expect(parsePauseBody({ resume_at: null })).toEqual({ ok: true, resumeAt: null });
