@@ -75,6 +75,19 @@ export interface InputIssue {
   message: string;
 }
 
+/**
+ * The instants input may name: every one is shown as RFC 3339, whose years have four digits, and
+ * in a time zone up to 14 hours from UTC, so a day is kept from each end. Beyond them luxon reads
+ * `+010000-01-01T00:00:00Z` (ISO 8601's expanded years) and the answers would carry dates no
+ * client parses (`9999-12-31T23:59:59Z` is year 10000 in Lagos).
+ */
+export const INSTANT_RANGE = { from: '0001-01-02', to: '9999-12-30' } as const;
+const INSTANT_MIN_MS = Date.parse(`${INSTANT_RANGE.from}T00:00:00Z`);
+const INSTANT_MAX_MS = Date.parse(`${INSTANT_RANGE.to}T23:59:59.999Z`);
+
+/** Whether `a` is an ISO 8601 instant with Z or an offset (in range or not). */
+export const isInstant = (a: string): boolean => scheduleSchema.shape.anchor.safeParse(a).success;
+
 /** An ISO 8601 instant with Z or an offset (an anchor, a trial's end, a resume time). */
 export function instantSchema(field: string) {
   return z
@@ -82,10 +95,21 @@ export function instantSchema(field: string) {
       error: (iss) =>
         iss.input === undefined ? `${field} is required` : `${field} must be a string`,
     })
-    .refine((a) => scheduleSchema.shape.anchor.safeParse(a).success, {
+    .refine(isInstant, {
       error: (iss) =>
         `${field} "${shown(iss.input)}" must be an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
-    });
+    })
+    .refine(
+      (a) => {
+        if (!isInstant(a)) return true;
+        const ms = instantMs(a);
+        return ms >= INSTANT_MIN_MS && ms <= INSTANT_MAX_MS;
+      },
+      {
+        error: (iss) =>
+          `${field} "${shown(iss.input)}" must be from ${INSTANT_RANGE.from} to ${INSTANT_RANGE.to} (UTC)`,
+      },
+    );
 }
 
 /** Rule 10: the anchor is required without a trial, and is the trial's end with one. */

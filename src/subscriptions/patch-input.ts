@@ -18,7 +18,7 @@ import {
 import { NOT_AN_OBJECT, WHOLE_BODY, type FieldIssue } from '../input/record.ts';
 import { BILLING_INTERVALS, MAX_INTERVAL_COUNT, type BillingInterval } from './calendar.ts';
 import { instantMs } from './calendar.ts';
-import { instantSchema } from './import.ts';
+import { instantSchema, isInstant } from './import.ts';
 
 /** A `PATCH` body, validated; the card token not sealed yet. */
 export interface PatchInput {
@@ -71,10 +71,16 @@ const fieldSchemas = {
   cancel_at_period_end: z.boolean({ error: 'cancel_at_period_end must be true or false' }),
   trial_end: z
     .string()
-    .refine((v) => v === 'now' || instantSchema('trial_end').safeParse(v).success, {
+    .refine((v) => v === 'now' || isInstant(v), {
       error: (iss) =>
         `trial_end "${shown(iss.input)}" must be now or an ISO 8601 instant with Z or an offset, e.g. 2025-01-31T09:00:00+01:00`,
     })
+    .refine(
+      (v) => v === 'now' || !isInstant(v) || instantSchema('trial_end').safeParse(v).success,
+      {
+        error: (iss) => instantSchema('trial_end').safeParse(iss.input).error?.issues[0]?.message,
+      },
+    )
     .describe(
       'a new end of the trial, during the trial only: an instant not in the past, or "now" to end it now (the anchor moves with it)',
     ),

@@ -732,6 +732,29 @@ describe('management input', () => {
     }
   });
 
+  it('an instant beyond four-digit years, in any zone, is refused naming its field', () => {
+    for (const at of [
+      '+010000-01-01T00:00:00Z',
+      '-000001-01-01T00:00:00Z',
+      '9999-12-31T23:59:59Z',
+    ]) {
+      for (const field of ['anchor', 'trial_end'] as const) {
+        expect(parseSubscriptionPatch({ [field]: at })).toEqual({
+          ok: false,
+          issues: [
+            { field, message: `${field} "${at}" must be from 0001-01-02 to 9999-12-30 (UTC)` },
+          ],
+        });
+      }
+      expect(parsePauseBody({ resume_at: at })).toMatchObject({
+        ok: false,
+        issues: [{ field: 'resume_at', message: expect.stringContaining('9999-12-30') }],
+      });
+    }
+    expect(parseSubscriptionPatch({ anchor: '9999-12-30T23:59:59Z' })).toMatchObject({ ok: true });
+    expect(parsePauseBody({ resume_at: '0001-01-02T00:00:00Z' })).toMatchObject({ ok: true });
+  });
+
   it('pause and cancel bodies', () => {
     expect(parsePauseBody(undefined)).toEqual({ ok: true });
     expect(parsePauseBody({ resume_at: null })).toEqual({ ok: true, resumeAt: null });
