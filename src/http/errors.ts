@@ -59,6 +59,28 @@ export function frameworkError(code: string | undefined): ApiErrorBody | undefin
     : apiError('bad_request', 'the request could not be processed');
 }
 
+/**
+ * What node's HTTP parser refuses before fastify sees a request (fastify's `clientErrorHandler`),
+ * in the one error shape: a URL and headers over node's limit (16 KiB by default: a long query
+ * string), a request that did not arrive in time, bytes that are not HTTP.
+ */
+export function connectionError(code: string | undefined): { status: number; body: ApiErrorBody } {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return {
+        status: 431,
+        body: apiError('headers_too_large', 'the URL and headers are too large (16 KiB in all)'),
+      };
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return {
+        status: 408,
+        body: apiError('request_timeout', 'the request did not arrive in time'),
+      };
+    default:
+      return { status: 400, body: apiError('bad_request', 'the request is not valid HTTP') };
+  }
+}
+
 /** One problem of a request, named by its field (a query parameter, a body field). */
 export interface FieldProblem {
   field: string;

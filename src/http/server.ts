@@ -3,6 +3,7 @@
  * passed in; this file owns only the server, the error format and the probes. Who may call what
  * is the access policy of auth.ts, installed before any route so that no route escapes it.
  */
+import { STATUS_CODES } from 'node:http';
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -20,7 +21,13 @@ import {
   type AccessTokens,
   type OnPreviousToken,
 } from './auth.ts';
-import { apiError, frameworkError, isValidationFailure, validationFailure } from './errors.ts';
+import {
+  apiError,
+  connectionError,
+  frameworkError,
+  isValidationFailure,
+  validationFailure,
+} from './errors.ts';
 import { installOpenApi } from './openapi.ts';
 import { registerPaymentRoutes } from './routes/payments.ts';
 import type { CreateDeps } from '../payments/create.ts';
@@ -89,6 +96,19 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       void (reply as unknown as FastifyReply)
         .code(err.statusCode ?? 400)
         .send(frameworkError(err.code) ?? apiError('bad_request', 'the request is malformed'));
+    },
+    // What node's parser refuses before any route (a URL over 16 KiB): the same shape again.
+    clientErrorHandler: (err, socket) => {
+      if (err.code === 'ECONNRESET' || socket.destroyed) return;
+      const { status, body } = connectionError(err.code);
+      const text = JSON.stringify(body);
+      if (socket.writable) {
+        socket.write(
+          `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+            `Content-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+        );
+      }
+      socket.destroy(err);
     },
   });
   // The API reads JSON (and CSV where a route says so): a text/plain body is refused as 415,

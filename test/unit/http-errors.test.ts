@@ -3,6 +3,8 @@
  * answer `{ error: { code, message } }` in the product's words, never an `FST_ERR_*` code and
  * never the request URL echoed back.
  */
+import { request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { buildHttpServer } from '../../src/http/server.ts';
 import { createLogger } from '../../src/infra/logger.ts';
@@ -49,6 +51,37 @@ describe('framework errors in the product error shape', () => {
     expect(res.statusCode).toBe(414);
     expect(res.json()).toMatchObject({ error: { code: 'uri_too_long' } });
     expect(res.body).not.toContain(long);
+    await app.close();
+  });
+
+  it("a URL over node's header limit: 431 in the error shape (fastify's own body before)", async () => {
+    const app = await server();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const res = await new Promise<{ status: number; type: string; body: string }>(
+      (resolve, reject) => {
+        const req = request(
+          { host: '127.0.0.1', port, path: `/payments?cursor=${'y'.repeat(20_000)}` },
+          (r) => {
+            let body = '';
+            r.on('data', (c: Buffer) => (body += c.toString()));
+            r.on('end', () =>
+              resolve({ status: r.statusCode ?? 0, type: String(r.headers['content-type']), body }),
+            );
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      },
+    );
+    expect(res.status).toBe(431);
+    expect(res.type).toMatch(/^application\/json/);
+    expect(JSON.parse(res.body)).toEqual({
+      error: {
+        code: 'headers_too_large',
+        message: 'the URL and headers are too large (16 KiB in all)',
+      },
+    });
     await app.close();
   });
 });
