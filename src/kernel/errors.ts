@@ -95,3 +95,42 @@ export class CryptoError extends Error {
     this.code = code;
   }
 }
+
+/**
+ * A stored record this code cannot read: written by another version, hand-edited, half-written,
+ * or with values the code cannot compute with. Loops that walk records (the subscription tick,
+ * the reconcile sweep, the lists) skip it, log it by `id` with `why`, and go on with the others;
+ * the record is left as it is for an operator. `why` names what is wrong (not JSON, which
+ * fields), never a stored value: the record may hold a card token.
+ */
+export class UnreadableRecordError extends Error {
+  constructor(
+    readonly kind: 'intent' | 'subscription',
+    readonly id: string,
+    readonly why: string,
+  ) {
+    super(`${kind} ${id} cannot be read: ${why}`);
+    this.name = 'UnreadableRecordError';
+  }
+
+  /** The error `err` thrown while reading record `id`, with what is wrong and no stored value. */
+  static of(kind: 'intent' | 'subscription', id: string, err: unknown): UnreadableRecordError {
+    return new UnreadableRecordError(kind, id, whyUnreadable(err));
+  }
+}
+
+/** What is wrong with a record, from the error reading it threw: never the values it holds. */
+function whyUnreadable(err: unknown): string {
+  if (err instanceof SyntaxError) return 'not JSON';
+  const issues = (err as { issues?: unknown }).issues;
+  if (Array.isArray(issues)) {
+    const fields = issues.map((i: { path?: unknown[]; code?: unknown }) => {
+      const path = Array.isArray(i.path) && i.path.length > 0 ? i.path.join('.') : '(record)';
+      return `${path}: ${String(i.code)}`;
+    });
+    return `invalid fields (${[...new Set(fields)].slice(0, 5).join(', ')})`;
+  }
+  // A RangeError of the calendar names the period or the zone, never a card.
+  if (err instanceof RangeError) return err.message;
+  return err instanceof Error ? err.name : 'unknown error';
+}

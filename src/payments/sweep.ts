@@ -17,6 +17,7 @@
  * 7. dunning retry jobs of subscriptions that failed for good ({@link SweepDeps.rerunFailedDunning}).
  */
 import type { Clock } from '../kernel/clock.ts';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
 import type { IntentStore } from '../kernel/ports.ts';
@@ -97,21 +98,21 @@ export async function runSweep(
   };
 
   for (const key of await deps.store.dueForReconcile(now, limit)) {
-    const intent = await deps.store.get(key);
+    const intent = await readIntent(deps, key);
     if (!intent) continue;
     await deps.dispatcher.reconcile(intent, { delayMs: 0, cause: 'sweep', runId });
     result.due++;
   }
 
   for (const key of await deps.store.expiredLeases(now, limit)) {
-    const intent = await deps.store.get(key);
+    const intent = await readIntent(deps, key);
     if (!intent || intent.state !== 'submitting') continue;
     await deps.dispatcher.reconcile(intent, { delayMs: 0, cause: 'lease', runId });
     result.expiredLeases++;
   }
 
   for (const key of await deps.store.queuedSince(now - deps.orphanAfterMs, limit)) {
-    const intent = await deps.store.get(key);
+    const intent = await readIntent(deps, key);
     if (!intent || intent.state !== 'queued') continue;
     const state = await deps.dispatcher.submitJobState(intent);
     if (state === 'waiting') continue;
@@ -149,7 +150,7 @@ export async function runSweep(
   if (opts.olderThanMs !== undefined) {
     for (const state of ['pending', 'requires_action', 'unknown'] as const) {
       for (const key of await deps.store.keysUpdatedBefore(state, now - opts.olderThanMs, limit)) {
-        const intent = await deps.store.get(key);
+        const intent = await readIntent(deps, key);
         if (!intent || intent.state !== state) continue;
         await deps.dispatcher.reconcile(intent, { delayMs: 0, cause: 'manual', runId });
         result.forced++;
@@ -178,6 +179,24 @@ export async function runSweep(
     deps.logger.info({ ...result }, 'reconcile sweep');
   }
   return result;
+}
+
+/**
+ * The intent the sweep looked up; undefined, logged by key, when this version cannot read it
+ * (another version's state, a hand edit, half-written): the sweep goes on with the others, and
+ * names it again at every sweep until an operator fixes it (it stays in its indexes as it is).
+ */
+async function readIntent(deps: SweepDeps, key: string) {
+  try {
+    return await deps.store.get(key);
+  } catch (err) {
+    if (!(err instanceof UnreadableRecordError)) throw err;
+    deps.logger.error(
+      { key, why: err.why },
+      'intent cannot be read by this version: the reconcile sweep skipped it',
+    );
+    return undefined;
+  }
 }
 
 /** How many `resume` resumed (given the ORPHAN_AFTER grace); 0, logged, when it failed. */

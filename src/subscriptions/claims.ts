@@ -11,6 +11,7 @@
  * decided again on its own.
  */
 import { randomUUID } from 'node:crypto';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import type { BillingEvent } from '../kernel/events.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -137,9 +138,16 @@ async function readOpenCharges(
 ): Promise<Map<string, ChargeSnapshot | undefined>> {
   const keys: string[] = [];
   for (const raw of subs) {
-    const sub = scheduledAt(raw, now).sub;
-    if (sub.openCharges.length === 0) continue;
-    if (planBilling(sub, now, { catchUpMax: deps.catchUpMaxPeriods }).kind !== 'bill') continue;
+    let sub: Subscription;
+    try {
+      sub = scheduledAt(raw, now).sub;
+      if (sub.openCharges.length === 0) continue;
+      if (planBilling(sub, now, { catchUpMax: deps.catchUpMaxPeriods }).kind !== 'bill') continue;
+    } catch {
+      // A record the rules cannot compute with: its decision fails the same way and is reported
+      // there (decideOrReport).
+      continue;
+    }
     for (const c of sub.openCharges) keys.push(c.key);
   }
   const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
@@ -221,6 +229,41 @@ function decideClaim(
   }
 }
 
+/**
+ * A due record the tick cannot read or compute with (another version's shape, a hand edit, a
+ * time zone or date this runtime's calendar refuses): skipped, counted as failed and logged by
+ * id with what is wrong (never its content). It is left as it is, still due: every tick names it
+ * again until an operator fixes it, and the other due subscriptions are billed meanwhile.
+ */
+function reportUnreadable(err: UnreadableRecordError, log: Logger, result: TickResult): void {
+  result.failed += 1;
+  log.error(
+    { subscriptionId: err.id, why: err.why },
+    'due subscription cannot be read or billed by this version: skipped; it stays due',
+  );
+}
+
+/**
+ * {@link decideClaim} for one record; undefined, reported ({@link reportUnreadable}), when the
+ * rules throw for it. The rules are pure: what throws is a property of the record, not of Redis.
+ */
+function decideOrReport(
+  raw: Subscription,
+  now: number,
+  leaseMs: number,
+  deps: TickDeps,
+  snapshot: ReadonlyMap<string, ChargeSnapshot | undefined>,
+  log: Logger,
+  result: TickResult,
+): Decided | undefined {
+  try {
+    return decideClaim(raw, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
+  } catch (err) {
+    reportUnreadable(UnreadableRecordError.of('subscription', raw.id, err), log, result);
+    return undefined;
+  }
+}
+
 function countPlan(decided: Decided, id: string, log: Logger, result: TickResult): void {
   result.scheduled += decided.scheduled;
   if (decided.plan.kind === 'busy') result.contended += 1;
@@ -252,16 +295,22 @@ export async function claimAll(
   log: Logger,
   result: TickResult,
 ): Promise<Claimed[]> {
-  const docs = await deps.subs.getMany(ids);
+  const docs = (await deps.subs.readMany(ids)).flatMap((d) => {
+    if (d instanceof UnreadableRecordError) {
+      reportUnreadable(d, log, result);
+      return [];
+    }
+    return d ? [d] : [];
+  });
   const snapshot = await readOpenCharges(
     deps,
-    docs.flatMap((d) => (d ? [d.sub] : [])),
+    docs.map((d) => d.sub),
     now,
   );
   const writes: { id: string; decided: Decided; write: Write; expectVersion: number }[] = [];
   docs.forEach((d) => {
-    if (!d) return;
-    const decided = decideClaim(d.sub, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
+    const decided = decideOrReport(d.sub, now, leaseMs, deps, snapshot, log, result);
+    if (!decided) return;
     if (decided.write)
       writes.push({ id: d.sub.id, decided, write: decided.write, expectVersion: d.version });
     else countPlan(decided, d.sub.id, log, result);
@@ -311,7 +360,8 @@ async function claimOne(
       const doc = await deps.subs.get(id);
       if (!doc) return undefined;
       const snapshot = await readOpenCharges(deps, [doc.sub], now);
-      const decided = decideClaim(doc.sub, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
+      const decided = decideOrReport(doc.sub, now, leaseMs, deps, snapshot, log, result);
+      if (!decided) return undefined;
       if (!decided.write) {
         countPlan(decided, id, log, result);
         return undefined;
@@ -327,6 +377,10 @@ async function claimOne(
     }
     throw new SubscriptionContentionError(id);
   } catch (err) {
+    if (err instanceof UnreadableRecordError) {
+      reportUnreadable(err, log, result);
+      return undefined;
+    }
     result.failed += 1;
     log.error(
       { subscriptionId: id, err: { name: (err as Error).name, message: (err as Error).message } },

@@ -4,6 +4,7 @@
  * composition root and handed to the features (tick, outcome consumer, dunning, service).
  */
 import type { BillingEvent } from '../kernel/events.ts';
+import type { UnreadableRecordError } from '../kernel/errors.ts';
 import type { Decision, Subscription } from './record.ts';
 import type { TestClock } from './test-clocks.ts';
 
@@ -64,8 +65,16 @@ export interface SubscriptionStore {
    * ignoring case), else undefined.
    */
   otherCaseOf(ids: readonly string[]): Promise<(string | undefined)[]>;
-  /** Several records in one round trip, in the order of `ids` (undefined when missing). */
+  /**
+   * Several records in one round trip, in the order of `ids` (undefined when missing); a record
+   * that does not parse throws its UnreadableRecordError (kernel/errors.ts).
+   */
   getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]>;
+  /**
+   * As getMany, but a record that does not parse is its UnreadableRecordError in the answer, and
+   * the others are read: for loops over many records, which skip it and log it (the tick).
+   */
+  readMany(ids: readonly string[]): Promise<(Versioned | UnreadableRecordError | undefined)[]>;
   /**
    * Many compare-and-set saves in one round trip; per item, the new version or undefined on
    * conflict. Each save is atomic on its own; they are not atomic together.

@@ -19,6 +19,7 @@ import {
   type IntentState,
   type IntentType,
 } from '../../kernel/intent.ts';
+import { UnreadableRecordError } from '../../kernel/errors.ts';
 import { paymentEventFor, refundEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
 import {
@@ -493,7 +494,11 @@ export class RedisIntentStore implements IntentStore {
   async get(key: string): Promise<Intent | undefined> {
     const h = await this.redis.hgetall(this.k.intent(key));
     if (Object.keys(h).length === 0) return undefined;
-    return hashSchema.parse(h);
+    try {
+      return hashSchema.parse(h);
+    } catch (err) {
+      throw UnreadableRecordError.of('intent', key, err);
+    }
   }
 
   /** @inheritdoc */

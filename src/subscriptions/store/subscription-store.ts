@@ -26,6 +26,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
+import { UnreadableRecordError } from '../../kernel/errors.ts';
 import {
   SubscriptionContentionError,
   TestClockGoneError,
@@ -126,12 +127,18 @@ export function subscriptionKeys(prefix: string) {
   };
 }
 
-function parse(doc: string | null | undefined, version: string | null | undefined) {
+/** The record of subscription `id` from its stored hash; UnreadableRecordError when it does not parse. */
+function parse(
+  id: string,
+  doc: string | null | undefined,
+  version: string | null | undefined,
+): Versioned | undefined {
   if (doc === null || doc === undefined) return undefined;
-  return {
-    sub: subscriptionSchema.parse(JSON.parse(doc)),
-    version: Number(version ?? '0'),
-  };
+  try {
+    return { sub: subscriptionSchema.parse(JSON.parse(doc)), version: Number(version ?? '0') };
+  } catch (err) {
+    throw UnreadableRecordError.of('subscription', id, err);
+  }
 }
 
 function eventsArg(events: readonly BillingEvent[]): string {
@@ -323,15 +330,38 @@ export class RedisSubscriptionStore implements SubscriptionStore {
   }
 
   async get(id: string): Promise<Versioned | undefined> {
-    return readVersioned(this.redis, this.k.sub(id), parse);
+    return readVersioned(this.redis, this.k.sub(id), (doc, v) => parse(id, doc, v));
   }
 
-  /** Reads several records in one round trip, in the order of `ids` (undefined when missing). */
+  /**
+   * Reads several records in one round trip, in the order of `ids` (undefined when missing);
+   * throws the UnreadableRecordError of the first one that does not parse.
+   */
   async getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]> {
+    return (await this.readMany(ids)).map((r) => {
+      if (r instanceof UnreadableRecordError) throw r;
+      return r;
+    });
+  }
+
+  /**
+   * As {@link getMany}, but a record that does not parse is its UnreadableRecordError in the
+   * answer instead of failing the others: for loops over many records (the tick).
+   */
+  async readMany(
+    ids: readonly string[],
+  ): Promise<(Versioned | UnreadableRecordError | undefined)[]> {
     return readManyVersioned(
       this.redis,
       ids.map((id) => this.k.sub(id)),
-      parse,
+      (doc, v, i) => {
+        try {
+          return parse(ids[i]!, doc, v);
+        } catch (err) {
+          if (err instanceof UnreadableRecordError) return err;
+          throw err;
+        }
+      },
     );
   }
 

@@ -8,6 +8,8 @@ import type { Redis } from 'ioredis';
 export type ParseVersioned<T> = (
   doc: string | null | undefined,
   version: string | null | undefined,
+  /** The record's place in the keys read (0 for one). */
+  index: number,
 ) => T | undefined;
 
 /** One record's `doc` and `version`. */
@@ -17,7 +19,7 @@ export async function readVersioned<T>(
   parse: ParseVersioned<T>,
 ): Promise<T | undefined> {
   const [doc, version] = await redis.hmget(key, 'doc', 'version');
-  return parse(doc, version);
+  return parse(doc, version, 0);
 }
 
 /** Several records in one round trip, in the order of `keys` (undefined where missing). */
@@ -30,9 +32,9 @@ export async function readManyVersioned<T>(
   const pipe = redis.pipeline();
   for (const key of keys) pipe.hmget(key, 'doc', 'version');
   const res = (await pipe.exec()) ?? [];
-  return res.map(([err, value]) => {
+  return res.map(([err, value], i) => {
     if (err) throw err;
     const [doc, version] = value as (string | null)[];
-    return parse(doc, version);
+    return parse(doc, version, i);
   });
 }
