@@ -20,6 +20,7 @@ import { runCliChild } from '../support/cli-run.ts';
 import { until } from '../support/poll.ts';
 import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
 import { uniquePrefix } from '../support/redis.ts';
+import { alternatingPaymentBody, apiCall } from '../support/api-call.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 
 const EXAMPLES = fileURLToPath(new URL('../../examples/', import.meta.url));
@@ -37,38 +38,8 @@ let env: Record<string, string>;
 let batchId = '';
 
 const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };
-
-async function post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${t.url}${path}`, {
-    method: 'POST',
-    headers: { ...auth, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
-
-function paymentBody(i: number): Record<string, unknown> {
-  return i % 2 === 0
-    ? {
-        type: 'charge',
-        key: `f${i}`,
-        email: 'ada@example.com',
-        amount: `${100 + i}.00`,
-        currency: 'NGN',
-        card_token: 'tok_abcdef0123456789',
-      }
-    : {
-        type: 'payout',
-        key: `f${i}`,
-        account_number: '0123456789',
-        bank_code: '000013',
-        bank_name: 'GTBank',
-        account_name: 'Ada Lovelace',
-        amount: `${100 + i}.00`,
-        currency: 'NGN',
-        narration: 'cluster cli payout',
-      };
-}
+const post = (path: string, body: unknown) => apiCall(t, 'POST', path, body);
+const paymentBody = (i: number) => alternatingPaymentBody(i, 'f', 'cluster cli payout');
 
 /** `billing --json <args>` in a child process; its document, with the exit code. */
 async function billing(
@@ -105,7 +76,7 @@ beforeAll(async () => {
 
   for (let i = 0; i < N; i++) {
     const r = await post('/payments', paymentBody(i));
-    expect(r.status, JSON.stringify(r.json)).toBe(201);
+    expect(r.status, JSON.stringify(r.body)).toBe(201);
   }
   for (let i = 0; i < N; i++) {
     await until(() => t.app.store.get(`api_f${i}`), {
@@ -138,7 +109,7 @@ beforeAll(async () => {
     anchor: '2030-01-31T06:00:00+01:00',
     timezone: 'Africa/Lagos',
   });
-  expect(sub.status, JSON.stringify(sub.json)).toBe(201);
+  expect(sub.status, JSON.stringify(sub.body)).toBe(201);
 }, 120_000);
 
 afterAll(async () => {

@@ -24,6 +24,7 @@ import { startTestApp, TEST_API_TOKEN, testConfig, type TestApp } from '../suppo
 import { until } from '../support/poll.ts';
 import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
 import { uniquePrefix } from '../support/redis.ts';
+import { alternatingPaymentBody, apiCall } from '../support/api-call.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
 import { startSubsHarness } from '../support/subscription-harness.ts';
 
@@ -59,38 +60,8 @@ afterAll(async () => {
 });
 
 const auth = { authorization: `Bearer ${TEST_API_TOKEN}` };
-
-async function post(path: string, body: unknown): Promise<{ status: number; json: unknown }> {
-  const res = await fetch(`${t.url}${path}`, {
-    method: 'POST',
-    headers: { ...auth, 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  return { status: res.status, json: await res.json() };
-}
-
-function paymentBody(i: number): Record<string, unknown> {
-  return i % 2 === 0
-    ? {
-        type: 'charge',
-        key: `c${i}`,
-        email: 'ada@example.com',
-        amount: `${100 + i}.00`,
-        currency: 'NGN',
-        card_token: 'tok_abcdef0123456789',
-      }
-    : {
-        type: 'payout',
-        key: `c${i}`,
-        account_number: '0123456789',
-        bank_code: '000013',
-        bank_name: 'GTBank',
-        account_name: 'Ada Lovelace',
-        amount: `${100 + i}.00`,
-        currency: 'NGN',
-        narration: 'cluster payout',
-      };
-}
+const post = (path: string, body: unknown) => apiCall(t, 'POST', path, body);
+const paymentBody = (i: number) => alternatingPaymentBody(i, 'c', 'cluster payout');
 
 /** Keys matching `pattern`, per master port. */
 async function keysByMaster(pattern: string): Promise<Map<number, string[]>> {
@@ -113,7 +84,7 @@ describe('on a Redis Cluster with three shards', () => {
     expect((await fetch(`${t.url}/readyz`)).status).toBe(200);
     for (let i = 0; i < N; i++) {
       const r = await post('/payments', paymentBody(i));
-      expect(r.status, JSON.stringify(r.json)).toBe(201);
+      expect(r.status, JSON.stringify(r.body)).toBe(201);
     }
     for (let i = 0; i < N; i++) {
       const intent = await until(() => t.app.store.get(`api_c${i}`), {

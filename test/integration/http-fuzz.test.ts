@@ -25,6 +25,7 @@ import { connect } from 'node:net';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../src/sandbox/index.ts';
+import { CHARGE_COLUMNS, PAYOUT_COLUMNS } from '../../src/input/instructions.ts';
 import { startTestApp, TEST_API_TOKEN, type TestApp } from '../support/app.ts';
 import { startTestSandbox, TEST_SECRET_KEY } from '../support/sandbox.ts';
 
@@ -675,17 +676,6 @@ describe('HTTP fuzz: every documented operation', () => {
 
 // ---- batches: CSV bodies -----------------------------------------------------------------------
 
-const CHARGE_COLUMNS = ['reference', 'email', 'amount', 'currency', 'card_token', 'narration'];
-const PAYOUT_COLUMNS = [
-  'reference',
-  'account_number',
-  'bank_code',
-  'bank_name',
-  'account_name',
-  'amount',
-  'currency',
-  'narration',
-];
 const VALID_CELLS: Record<string, string> = {
   reference: 'r1',
   email: 'ada@example.com',
@@ -697,6 +687,7 @@ const VALID_CELLS: Record<string, string> = {
   bank_code: '058',
   bank_name: 'GTBank',
   account_name: 'Ada Lovelace',
+  payment_mode: 'bank',
 };
 
 /** A CSV cell as written: quoted when it must be, or raw (a broken quote) on purpose. */
@@ -724,7 +715,7 @@ const csvArb: fc.Arbitrary<{ type: string; csv: string; label: string }> = fc
     weirdKey,
   )
   .map(([type, rows, mutations, header, eol, odd]) => {
-    const cols = [...(type === 'charge' ? CHARGE_COLUMNS : PAYOUT_COLUMNS)];
+    const cols: string[] = [...(type === 'charge' ? CHARGE_COLUMNS : PAYOUT_COLUMNS)];
     if (header === 'drop') cols.splice(1, 1);
     if (header === 'extra') cols.push(odd.replace(/[",\r\n]/g, '') || 'x');
     if (header === 'dup') cols.push('amount');

@@ -31,3 +31,26 @@ export async function apiCall<B = Record<string, unknown>>(
   const text = await res.text();
   return { status: res.status, body: (text ? JSON.parse(text) : {}) as B };
 }
+
+/**
+ * The body of API payment `i` of a run: a charge for even `i`, a payout for odd `i` (so a run has
+ * both), key `<keyPrefix><i>`, amount `100 + i` naira.
+ */
+export function alternatingPaymentBody(
+  i: number,
+  keyPrefix: string,
+  narration: string,
+): Record<string, unknown> {
+  const common = { key: `${keyPrefix}${i}`, amount: `${100 + i}.00`, currency: 'NGN' };
+  return i % 2 === 0
+    ? { type: 'charge', ...common, email: 'ada@example.com', card_token: 'tok_abcdef0123456789' }
+    : {
+        type: 'payout',
+        ...common,
+        account_number: '0123456789',
+        bank_code: '000013',
+        bank_name: 'GTBank',
+        account_name: 'Ada Lovelace',
+        narration,
+      };
+}
