@@ -2,9 +2,9 @@
  * The HTTP access policy (src/http/auth.ts) on a bare fastify instance, and the configuration of
  * its tokens and of the dashboard's credentials (src/config/config.ts).
  */
-import type * as NodeCrypto from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { compared } from '../support/counted-compare.ts';
 import {
   ConfigError,
   demoDefaults,
@@ -23,17 +23,9 @@ import {
 import { createLogger } from '../../src/infra/logger.ts';
 
 /** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
-const compared = vi.hoisted(() => ({ calls: 0 }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof NodeCrypto>();
-  return {
-    ...actual,
-    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
-      compared.calls++;
-      return actual.timingSafeEqual(a, b);
-    },
-  };
-});
+vi.mock('node:crypto', async (importOriginal) =>
+  (await import('../support/counted-compare.ts')).countingCompares(await importOriginal()),
+);
 
 const WRITE = 'write-token-0123456789';
 const READ = 'read-token-0123456789';

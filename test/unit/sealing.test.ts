@@ -2,25 +2,17 @@
  * Sealing (infra/sealing.ts): round trip, tamper detection, a fresh nonce for every seal; and the
  * rotation of DATA_ENCRYPTION_KEY (sealer, request digests, the console's CSRF tokens).
  */
-import type * as NodeCrypto from 'node:crypto';
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it, vi } from 'vitest';
+import { compared } from '../support/counted-compare.ts';
 import { csrfTokens } from '../../src/console/access.ts';
 import { createRequestHasher, createSealer } from '../../src/infra/sealing.ts';
 import { CryptoError } from '../../src/kernel/errors.ts';
 
 /** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
-const compared = vi.hoisted(() => ({ calls: 0 }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof NodeCrypto>();
-  return {
-    ...actual,
-    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
-      compared.calls++;
-      return actual.timingSafeEqual(a, b);
-    },
-  };
-});
+vi.mock('node:crypto', async (importOriginal) =>
+  (await import('../support/counted-compare.ts')).countingCompares(await importOriginal()),
+);
 
 describe('createSealer', () => {
   const sealer = createSealer(randomBytes(32));

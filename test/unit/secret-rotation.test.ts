@@ -5,9 +5,9 @@
  * receiver holding either verifies them, and a Sayswitch webhook signature checked against both
  * keys.
  */
-import type * as NodeCrypto from 'node:crypto';
 import { Webhook } from 'standardwebhooks';
 import { describe, expect, it, vi } from 'vitest';
+import { compared } from '../support/counted-compare.ts';
 import { ConfigError, loadConfig, SECRET_VARIABLES } from '../../src/config/config.ts';
 import {
   matchWebhookSignature,
@@ -22,17 +22,9 @@ import {
 } from '../../src/notifications/signature.ts';
 
 /** Counts timingSafeEqual calls (still the real one): every key must be compared, whichever matches. */
-const compared = vi.hoisted(() => ({ calls: 0 }));
-vi.mock('node:crypto', async (importOriginal) => {
-  const actual = await importOriginal<typeof NodeCrypto>();
-  return {
-    ...actual,
-    timingSafeEqual: (a: NodeJS.ArrayBufferView, b: NodeJS.ArrayBufferView) => {
-      compared.calls++;
-      return actual.timingSafeEqual(a, b);
-    },
-  };
-});
+vi.mock('node:crypto', async (importOriginal) =>
+  (await import('../support/counted-compare.ts')).countingCompares(await importOriginal()),
+);
 
 const VALID = {
   SAYSWITCH_SECRET_KEY: 'sk_test_current_key_0123',
