@@ -17,7 +17,7 @@ import { badge, href, html, money, seg, when, type Html } from './html.ts';
 import { HIDDEN, type ConsoleKit } from './kit.ts';
 import { csrfField, page, type PageContext } from './layout.ts';
 import { CONSOLE_PATH } from './paths.ts';
-import { PAGE_SIZE, paymentTable } from './payments-pages.ts';
+import { PAGE_SIZE, paymentTable, unreadableNote } from './payments-pages.ts';
 
 const RECENT = 50;
 
@@ -265,13 +265,12 @@ export function registerBatchPages(scope: FastifyInstance, kit: ConsoleKit): voi
       const cursor = req.query.cursor;
       let failedRows: Html;
       try {
-        const failed = await listPayments(deps.store, {
-          batch: b.id,
-          state: 'failed',
-          limit: PAGE_SIZE,
-          ...(cursor ? { cursor } : {}),
-        });
-        failedRows = html`${paymentTable(failed.data)}
+        const failed = await listPayments(
+          deps.store,
+          { batch: b.id, state: 'failed', limit: PAGE_SIZE, ...(cursor ? { cursor } : {}) },
+          req.log,
+        );
+        failedRows = html`${unreadableNote(failed.unreadable)} ${paymentTable(failed.data)}
         ${
           failed.next_cursor
             ? html`<p class="pager">

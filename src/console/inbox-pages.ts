@@ -9,14 +9,26 @@
 import { withoutCardNumbers } from '../kernel/card-number.ts';
 import type { FastifyInstance } from 'fastify';
 import { resolveBodySchema } from '../http/routes/payments-resolve.ts';
-import { listPayments, toSummary } from '../payments/list.ts';
+import { UnreadableRecordError } from '../kernel/errors.ts';
+import {
+  listPayments,
+  reportUnlisted,
+  toSummary,
+  type UnreadablePayment,
+} from '../payments/list.ts';
 import { askGateway, resolvePayment, RESOLVE_OUTCOMES } from '../payments/resolve.ts';
 import { findPayment } from '../payments/view.ts';
 import { badge, html, seg } from './html.ts';
 import { HIDDEN, type ConsoleKit } from './kit.ts';
 import { csrfField, page } from './layout.ts';
 import { CONSOLE_PATH } from './paths.ts';
-import { issuesText, paymentFacts, paymentTable, timeline } from './payments-pages.ts';
+import {
+  issuesText,
+  paymentFacts,
+  paymentTable,
+  timeline,
+  unreadableNote,
+} from './payments-pages.ts';
 
 const INBOX_LIMIT = 100;
 
@@ -29,17 +41,27 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
     const ctx = kit.ctx(req, reply);
     const cutoff = clock.now() - thresholdMs;
     const [review, action, staleKeys, counts] = await Promise.all([
-      listPayments(store, { state: 'needs_review', limit: INBOX_LIMIT }),
-      listPayments(store, { state: 'requires_action', limit: INBOX_LIMIT }),
+      listPayments(store, { state: 'needs_review', limit: INBOX_LIMIT }, req.log),
+      listPayments(store, { state: 'requires_action', limit: INBOX_LIMIT }, req.log),
       // Oldest first, by when they became unknown: the ones a person may resolve.
       store.keysUpdatedBefore('unknown', cutoff, INBOX_LIMIT + 1),
       store.countByState(),
     ]);
+    const staleUnreadable: UnreadablePayment[] = [];
     const staleIntents = await Promise.all(
-      staleKeys.slice(0, INBOX_LIMIT).map((k) => store.get(k)),
+      staleKeys.slice(0, INBOX_LIMIT).map((k) =>
+        store.get(k).catch((err: unknown) => {
+          if (!(err instanceof UnreadableRecordError)) throw err;
+          staleUnreadable.push(reportUnlisted(req.log, err));
+          return undefined;
+        }),
+      ),
     );
     const stale = staleIntents.flatMap((i) => (i ? [toSummary(i)] : []));
-    const younger = staleKeys.length > INBOX_LIMIT ? 0 : Math.max(0, counts.unknown - stale.length);
+    const younger =
+      staleKeys.length > INBOX_LIMIT
+        ? 0
+        : Math.max(0, counts.unknown - stale.length - staleUnreadable.length);
     const more = (next: string | null) =>
       next
         ? html`<p class="muted">
@@ -51,7 +73,8 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
         <p class="muted">
           The reconciler gave up asking Sayswitch. Resolve each after checking with the gateway.
         </p>
-        ${paymentTable(review.data, { review: true })} ${more(review.next_cursor)}
+        ${unreadableNote(review.unreadable)} ${paymentTable(review.data, { review: true })}
+        ${more(review.next_cursor)}
       </section>
       <section id="unknown">
         <h2>
@@ -59,7 +82,7 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
           ${badge(staleKeys.length > INBOX_LIMIT ? `${INBOX_LIMIT}+` : String(stale.length))}
         </h2>
         ${younger > 0 ? html`<p class="muted">${younger} younger unknown payments are still being checked by the reconciler.</p>` : ''}
-        ${paymentTable(stale, { review: true })}
+        ${unreadableNote(staleUnreadable)} ${paymentTable(stale, { review: true })}
         ${more(staleKeys.length > INBOX_LIMIT ? 'more' : null)}
       </section>
       <section id="requires-action">
@@ -68,7 +91,8 @@ export function registerInboxPages(scope: FastifyInstance, kit: ConsoleKit): voi
           Nothing has moved; they end by themselves when the challenge is completed or its window
           ends.
         </p>
-        ${paymentTable(action.data)} ${more(action.next_cursor)}
+        ${unreadableNote(action.unreadable)} ${paymentTable(action.data)}
+        ${more(action.next_cursor)}
       </section>`;
     return kit.send(reply, page(ctx, 'inbox', 'Review inbox', body));
   });

@@ -10,7 +10,12 @@ import { withoutCardNumbers } from '../kernel/card-number.ts';
 import { INTENT_STATES, INTENT_TYPES } from '../kernel/intent.ts';
 import { CURRENCIES } from '../kernel/money.ts';
 import type { Intent } from '../kernel/payment.ts';
-import { listPayments, paymentListQuerySchema, type PaymentSummary } from '../payments/list.ts';
+import {
+  listPayments,
+  paymentListQuerySchema,
+  type PaymentSummary,
+  type UnreadablePayment,
+} from '../payments/list.ts';
 import { findPayment, type PaymentView } from '../payments/view.ts';
 import { badge, href, html, money, seg, when, type Html } from './html.ts';
 import { page, type PageContext } from './layout.ts';
@@ -138,6 +143,20 @@ export function paymentTable(
       )}
     </tbody>
   </table>`;
+}
+
+/** The payments of a page this version cannot read (payments/list.ts), named above its table. */
+export function unreadableNote(unreadable: readonly UnreadablePayment[] | undefined): Html {
+  if (!unreadable || unreadable.length === 0) return html``;
+  return html`<div class="flash error" role="alert" data-unreadable>
+    ${unreadable.length === 1 ? 'One payment' : `${unreadable.length} payments`} of this page cannot
+    be read by this version and ${unreadable.length === 1 ? 'is' : 'are'} left out (another version
+    wrote ${unreadable.length === 1 ? 'it' : 'them'}, or a hand edit; the error log names
+    ${unreadable.length === 1 ? 'it' : 'them'} too):
+    <ul>
+      ${unreadable.map((u) => html`<li><span class="mono">${u.key}</span>: ${u.why}</li>`)}
+    </ul>
+  </div>`;
 }
 
 /** Field issues of a zod error, for people. */
@@ -335,13 +354,13 @@ export function registerPaymentPages(scope: FastifyInstance, kit: ConsoleKit): v
       note = html`<div class="flash error" role="alert">${issuesText(query.error.issues)}</div>`;
     } else if (note === '' && query.success) {
       try {
-        const list = await listPayments(store, query.data);
+        const list = await listPayments(store, query.data, req.log);
         const next = list.next_cursor
           ? html`<a href="${href(`${CONSOLE_PATH}/payments`, { ...f, cursor: list.next_cursor })}"
               >Next page →</a
             >`
           : '';
-        results = html`${paymentTable(list.data)}
+        results = html`${unreadableNote(list.unreadable)} ${paymentTable(list.data)}
           <div class="pager">
             ${f.cursor ? html`<a href="${href(`${CONSOLE_PATH}/payments`, { ...f, cursor: undefined })}">← First page</a>` : ''}
             ${next}

@@ -10,6 +10,7 @@
  * from the OpenAPI document (`schema.hide`): they answer HTML to people, not JSON to programs.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import { accessTokensOf, classifyRoute, type OnPreviousToken } from '../http/auth.ts';
 import { isBasicAuth, signInGate, type CountSignInFailure } from '../http/sign-in.ts';
 import { csrfTokens, crossSite, grantOf, type ConsoleCredentials, type Grant } from './access.ts';
@@ -223,12 +224,14 @@ export async function registerConsole(
         const status = err.statusCode ?? 500;
         if (status >= 500)
           log.error({ err: { message: err.message }, url: req.url }, 'console page failed');
+        // A stored record this version cannot read: say which and what is wrong (no content).
+        const unreadable = err instanceof UnreadableRecordError ? err.message : undefined;
         return kit.send(
           reply,
           errorPage(
             status,
             status >= 500 ? 'Error' : 'Bad request',
-            status >= 500 ? 'The page failed; see the logs.' : err.message,
+            unreadable ?? (status >= 500 ? 'The page failed; see the logs.' : err.message),
           ),
           status,
         );

@@ -14,6 +14,7 @@ import Fastify, {
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import { isRedisConnectionError } from '../infra/redis/health.ts';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import {
   DOCS_PATH,
   installAccessPolicy,
@@ -133,6 +134,14 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       if (isRedisConnectionError(err)) {
         deps.onRedisError?.(err as Error);
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
+      }
+      if (err instanceof UnreadableRecordError) {
+        // A stored record this version cannot read: which one and what is wrong, never its content.
+        req.log.error(
+          { [err.kind === 'intent' ? 'key' : 'subscriptionId']: err.id, why: err.why },
+          `${err.kind} cannot be read by this version`,
+        );
+        return reply.code(500).send(apiError('record_unreadable', err.message));
       }
       if (isValidationFailure(err)) {
         // A query, path or body the route's zod schemas refused: named field by field.

@@ -13,7 +13,7 @@ import type {
   PayoutPayee,
   Resolution,
 } from './payment.ts';
-import { CryptoError } from './errors.ts';
+import { CryptoError, type UnreadableRecordError } from './errors.ts';
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
@@ -258,6 +258,13 @@ export interface TransitionOptions {
   known?: Intent;
 }
 
+/** A page of a payment list: the intents, and those of its keys this version cannot read. */
+export interface IntentPage {
+  intents: Intent[];
+  unreadable?: UnreadableRecordError[];
+  next?: string;
+}
+
 /** Filters of a payment list (GET /payments). Dates are createdAt bounds in ms, inclusive. */
 export interface IntentFilter {
   state?: IntentState;
@@ -326,12 +333,10 @@ export interface IntentStore {
   /**
    * One page of intents matching `filter` (payments/list.ts); `next` is an opaque cursor, absent on
    * the last page. Throws a RangeError for a cursor it did not issue or issued for other filters.
+   * An intent on the page that this version cannot read is left out of `intents` and is in
+   * `unreadable` (absent when there is none), so one such record never fails every page it is on.
    */
-  list(
-    filter: IntentFilter,
-    limit: number,
-    cursor?: string,
-  ): Promise<{ intents: Intent[]; next?: string }>;
+  list(filter: IntentFilter, limit: number, cursor?: string): Promise<IntentPage>;
   /**
    * Records that check number `checks` of the intent's current attempt ran, and when the next one
    * is due (undefined: none). False when another check already recorded it.

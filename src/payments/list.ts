@@ -7,6 +7,8 @@ import { z } from 'zod';
 import { INTENT_STATES, INTENT_TYPES } from '../kernel/intent.ts';
 import { CURRENCIES, formatMajor } from '../kernel/money.ts';
 import type { Intent } from '../kernel/payment.ts';
+import type { UnreadableRecordError } from '../kernel/errors.ts';
+import type { Log } from '../kernel/log.ts';
 import type { IntentFilter, IntentStore } from '../kernel/ports.ts';
 
 export const LIST_LIMIT_DEFAULT = 50;
@@ -58,8 +60,19 @@ export interface PaymentSummary {
   updatedAt: string;
 }
 
+/** A payment on a page that this version cannot read: its key and what is wrong, never its content. */
+export interface UnreadablePayment {
+  key: string;
+  why: string;
+}
+
 export interface PaymentList {
   data: PaymentSummary[];
+  /**
+   * The keys on this page whose intent this version cannot read (another version's shape, a hand
+   * edit), left out of `data`; absent when there is none.
+   */
+  unreadable?: UnreadablePayment[];
   /** Pass as `cursor` for the next page; null on the last page. */
   next_cursor: string | null;
 }
@@ -81,7 +94,25 @@ export function toSummary(i: Intent): PaymentSummary {
   };
 }
 
-export async function listPayments(store: IntentStore, q: PaymentListQuery): Promise<PaymentList> {
+/** Logs `err` (one error line by key, with what is wrong) and answers what a page shows of it. */
+export function reportUnlisted(log: Log, err: UnreadableRecordError): UnreadablePayment {
+  log.error(
+    { key: err.id, why: err.why },
+    'payment cannot be read by this version: left out of the list',
+  );
+  return { key: err.id, why: err.why };
+}
+
+/**
+ * One page of the list. An intent this version cannot read never fails the page: it is left out
+ * of `data`, named in `unreadable` for whoever reads the page, and logged (one error line by key
+ * with what is wrong, never the record's content).
+ */
+export async function listPayments(
+  store: IntentStore,
+  q: PaymentListQuery,
+  log: Log,
+): Promise<PaymentList> {
   const filter: IntentFilter = {
     ...(q.state !== undefined ? { state: q.state } : {}),
     ...(q.type !== undefined ? { type: q.type } : {}),
@@ -93,5 +124,10 @@ export async function listPayments(store: IntentStore, q: PaymentListQuery): Pro
     ...(q.created_before !== undefined ? { createdBefore: q.created_before } : {}),
   };
   const page = await store.list(filter, q.limit, q.cursor);
-  return { data: page.intents.map(toSummary), next_cursor: page.next ?? null };
+  const unreadable = (page.unreadable ?? []).map((u) => reportUnlisted(log, u));
+  return {
+    data: page.intents.map(toSummary),
+    ...(unreadable.length > 0 ? { unreadable } : {}),
+    next_cursor: page.next ?? null,
+  };
 }

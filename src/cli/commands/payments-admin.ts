@@ -8,12 +8,17 @@ import { CURRENCIES } from '../../kernel/money.ts';
 import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
 import { withApp, type CliContext } from '../context.ts';
 import { UsageError, withCursorFlag } from '../errors.ts';
-import { formatPage } from '../output.ts';
+import { formatPage, printable } from '../output.ts';
 
 function human(v: unknown): string[] {
-  const { data, next_cursor } = v as PaymentList;
+  const { data, unreadable, next_cursor } = v as PaymentList;
   const rows = data.map((p) => [p.key, p.type, `${p.amount} ${p.currency}`, p.state, p.createdAt]);
-  return formatPage(rows, next_cursor, 'no payments');
+  return [
+    ...formatPage(rows, next_cursor, 'no payments'),
+    ...(unreadable ?? []).map(
+      (u) => `cannot be read by this version (left out): ${printable(u.key)}: ${printable(u.why)}`,
+    ),
+  ];
 }
 
 export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext) {
@@ -54,7 +59,9 @@ export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext
         );
       }
       await withApp(ctx, async (app) => {
-        ctx.out().result(await withCursorFlag(() => listPayments(app.store, q.data)), human);
+        ctx
+          .out()
+          .result(await withCursorFlag(() => listPayments(app.store, q.data, app.logger)), human);
       });
     });
 

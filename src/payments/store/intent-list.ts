@@ -24,6 +24,8 @@ import { storeKeys, type StoreKeys } from '../../infra/redis/keys.ts';
 
 export interface KeyPage {
   keys: string[];
+  /** Each key's score in the index walked (`scores[i]` is `keys[i]`'s). */
+  scores: number[];
   /** Opaque; absent on the last page. */
   next?: string;
 }
@@ -214,6 +216,7 @@ export async function listIntentKeys(
   const checks = Object.keys(w.residual).length > 0;
   const budget = limit * SCAN_BUDGET_FACTOR;
   const keys: string[] = [];
+  const scores: number[] = [];
   let last = c ? { m: c.k, s: c.s } : undefined;
   let scanned = 0;
   let end = false;
@@ -228,7 +231,10 @@ export async function listIntentKeys(
       const [m, sc] = read.entries[i]!;
       scanned++;
       last = { m, s: sc };
-      if (matches[i]) keys.push(m);
+      if (matches[i]) {
+        keys.push(m);
+        scores.push(sc);
+      }
       if (keys.length === limit) {
         // Stopped inside what was read: more may follow.
         if (i < read.entries.length - 1) end = false;
@@ -237,14 +243,14 @@ export async function listIntentKeys(
     }
     if (read.entries.length === 0) end = true;
   }
-  if (end && keys.length < limit) return { keys };
-  if (last === undefined) return { keys };
+  if (end && keys.length < limit) return { keys, scores };
+  if (last === undefined) return { keys, scores };
   if (end) {
     // A full page that ended exactly with the index: look once whether anything follows.
     const more = await readAfter(redis, w, last, 1);
-    if (more.entries.length === 0) return { keys };
+    if (more.entries.length === 0) return { keys, scores };
   }
-  return { keys, next: encodeCursor({ t: w.tag, s: last.s, k: last.m }) };
+  return { keys, scores, next: encodeCursor({ t: w.tag, s: last.s, k: last.m }) };
 }
 
 /** For each entry, whether its intent passes the residual filters (one pipelined HMGET each). */

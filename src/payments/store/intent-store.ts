@@ -28,6 +28,7 @@ import {
   type BatchIntent,
   type BatchIntentRow,
   type IntentFilter,
+  type IntentPage,
   type IntentStore,
   type Reseal,
   type ResealCounts,
@@ -195,6 +196,27 @@ function trustedIntent(h: Readonly<Record<string, string | undefined>>): Intent 
   if (h.leaseUntil !== undefined && out.state === 'submitting')
     out.leaseUntil = Number(h.leaseUntil);
   return out;
+}
+
+/** One entry of a list page: its key and score in the index walked, and the intent or why not. */
+export type ListedIntent = { key: string; score: number } & (
+  | { intent: Intent; unreadable?: undefined }
+  | { intent?: undefined; unreadable: UnreadableRecordError }
+);
+
+/** The page of `entries`: the intents, and the unreadable ones when there are any. */
+export function pageOf(entries: readonly ListedIntent[], next: string | undefined): IntentPage {
+  const intents: Intent[] = [];
+  const unreadable: UnreadableRecordError[] = [];
+  for (const e of entries) {
+    if (e.intent) intents.push(e.intent);
+    else unreadable.push(e.unreadable);
+  }
+  return {
+    intents,
+    ...(unreadable.length > 0 ? { unreadable } : {}),
+    ...(next !== undefined ? { next } : {}),
+  };
 }
 
 /** Every Intent field is in the read-back reply's list: this does not compile otherwise. */
@@ -418,16 +440,39 @@ export class RedisIntentStore implements IntentStore {
   }
 
   /** @inheritdoc */
-  async list(
+  async list(filter: IntentFilter, limit: number, cursor?: string): Promise<IntentPage> {
+    const page = await this.listEntries(filter, limit, cursor);
+    return pageOf(page.entries, page.next);
+  }
+
+  /**
+   * {@link list}'s page as its entries in the index's order, each with its score there, an intent
+   * this version cannot read in its place (the sharded store merges shards' pages by score).
+   */
+  async listEntries(
     filter: IntentFilter,
     limit: number,
     cursor?: string,
-  ): Promise<{ intents: Intent[]; next?: string }> {
+  ): Promise<{ entries: ListedIntent[]; next?: string }> {
     const page = await listIntentKeys(this.redis, this.k, filter, limit, cursor);
-    const intents = (await Promise.all(page.keys.map((key) => this.get(key)))).filter(
-      (i): i is Intent => i !== undefined,
+    const read = await Promise.all(
+      page.keys.map((key) =>
+        this.get(key).catch((err: unknown) => {
+          if (err instanceof UnreadableRecordError) return err;
+          throw err;
+        }),
+      ),
     );
-    return page.next === undefined ? { intents } : { intents, next: page.next };
+    const entries: ListedIntent[] = [];
+    for (const [i, r] of read.entries()) {
+      // undefined: the intent was deleted after the index was read.
+      if (r === undefined) continue;
+      const at = { key: page.keys[i]!, score: page.scores[i]! };
+      entries.push(
+        r instanceof UnreadableRecordError ? { ...at, unreadable: r } : { ...at, intent: r },
+      );
+    }
+    return page.next === undefined ? { entries } : { entries, next: page.next };
   }
 
   /**

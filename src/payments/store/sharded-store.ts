@@ -13,6 +13,7 @@ import {
   type BatchIntent,
   type BatchIntentRow,
   type IntentFilter,
+  type IntentPage,
   type IntentStore,
   type Reseal,
   type ResealCounts,
@@ -21,15 +22,16 @@ import {
 } from '../../kernel/ports.ts';
 import type { KeyLayout } from '../../infra/redis/shards.ts';
 import { CursorError, cursorAfter } from './intent-list.ts';
-import type { RedisIntentStore } from './intent-store.ts';
+import { pageOf, type ListedIntent, type RedisIntentStore } from './intent-store.ts';
 
 /**
  * What the app and its tests use of an intent store, one shard or many. Not the data-loss view:
- * each shard's refund store reads its own intent store's (refund-store.ts).
+ * each shard's refund store reads its own intent store's (refund-store.ts); not a page's entries,
+ * which this store merges (`list` is the page).
  */
 export type IntentStoreSurface = Pick<
   RedisIntentStore,
-  Exclude<keyof RedisIntentStore, 'dataLossUnacknowledged'>
+  Exclude<keyof RedisIntentStore, 'dataLossUnacknowledged' | 'listEntries'>
 >;
 
 /** Per shard: its cursor, `null` once it has nothing more. Absent: from the start. */
@@ -158,16 +160,12 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
 
   /**
    * A page over every shard. Batch and subscription lists walk shard 0 alone (their intents live
-   * there). Other lists read a page from each shard and merge them newest first (by `updatedAt`
-   * for a state list, the state index's score; else `createdAt`), equal scores by key as Redis
-   * orders them. A shard whose page ended early (its scan budget ran out) stops the merge where it
+   * there). Other lists read a page from each shard and merge them newest first by the score each
+   * shard's index walk gave (the state index's for a state list, else `createdAt`), equal scores by
+   * key as Redis orders them; an intent a shard cannot read keeps its place (`unreadable`). A shard whose page ended early (its scan budget ran out) stops the merge where it
    * stopped, so nothing is skipped; the cursor carries each shard's own cursor.
    */
-  async list(
-    filter: IntentFilter,
-    limit: number,
-    cursor?: string,
-  ): Promise<{ intents: Intent[]; next?: string }> {
+  async list(filter: IntentFilter, limit: number, cursor?: string): Promise<IntentPage> {
     if (filter.batchId !== undefined || filter.subscriptionId !== undefined) {
       return this.home.list(filter, limit, cursor);
     }
@@ -179,36 +177,31 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
       this.shards.map((s, i) => {
         const c = cursors[i];
         if (c === null) return Promise.resolve(undefined);
-        return s.list(filter, limit, c === 0 || c === undefined ? undefined : c);
+        return s.listEntries(filter, limit, c === 0 || c === undefined ? undefined : c);
       }),
     );
-    const scoreOf = (i: Intent) => (filter.state !== undefined ? i.updatedAt : i.createdAt);
     const heads = pages.map(() => 0);
-    const out: Intent[] = [];
-    const last: (Intent | undefined)[] = pages.map(() => undefined);
+    const out: ListedIntent[] = [];
+    const last: (ListedIntent | undefined)[] = pages.map(() => undefined);
     while (out.length < limit) {
       let best = -1;
       let blocked = false;
       for (let i = 0; i < pages.length; i++) {
         const page = pages[i];
         if (!page) continue;
-        const head = page.intents[heads[i]!];
+        const head = page.entries[heads[i]!];
         if (!head) {
           // Out of items: a shard with more to read must be read again before going past it.
           if (page.next !== undefined) blocked = true;
           continue;
         }
-        const cur = best < 0 ? undefined : pages[best]!.intents[heads[best]!]!;
-        if (
-          !cur ||
-          scoreOf(head) > scoreOf(cur) ||
-          (scoreOf(head) === scoreOf(cur) && head.key > cur.key)
-        ) {
+        const cur = best < 0 ? undefined : pages[best]!.entries[heads[best]!]!;
+        if (!cur || head.score > cur.score || (head.score === cur.score && head.key > cur.key)) {
           best = i;
         }
       }
       if (blocked || best < 0) break;
-      const item = pages[best]!.intents[heads[best]!]!;
+      const item = pages[best]!.entries[heads[best]!]!;
       heads[best]!++;
       last[best] = item;
       out.push(item);
@@ -216,12 +209,12 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
     const next: ShardCursors = pages.map((page, i) => {
       if (!page) return null;
       const used = heads[i]!;
-      if (used >= page.intents.length) return page.next ?? null;
+      if (used >= page.entries.length) return page.next ?? null;
       const before = last[i];
       if (before === undefined) return cursors[i] ?? 0;
-      return cursorAfter(filter, before.key, scoreOf(before));
+      return cursorAfter(filter, before.key, before.score);
     });
-    return next.every((c) => c === null) ? { intents: out } : { intents: out, next: encode(next) };
+    return pageOf(out, next.every((c) => c === null) ? undefined : encode(next));
   }
 
   /**
