@@ -41,7 +41,7 @@ import { rebuildWorker, startWorker } from '../infra/queues/worker-factory.ts';
 import { startWorkerWatchdog } from '../infra/queues/worker-watchdog.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
-import { RedisHealth } from '../infra/redis/health.ts';
+import { isRedisOutOfMemory, RedisHealth } from '../infra/redis/health.ts';
 import { storeKeys } from '../infra/redis/keys.ts';
 import { createSignInThrottle } from '../infra/redis/sign-in-throttle.ts';
 import {
@@ -103,7 +103,10 @@ export interface App {
    * Readiness: every key group accepts a write (on a cluster: every master holding our slots)
    * within half a second, and no data loss waits to be acknowledged.
    */
-  ready(): Promise<{ ok: true } | { ok: false; reason: 'redis_unavailable' | 'redis_data_lost' }>;
+  ready(): Promise<
+    | { ok: true }
+    | { ok: false; reason: 'redis_unavailable' | 'redis_out_of_memory' | 'redis_data_lost' }
+  >;
   /**
    * The concrete store (one shard's, or the router over every shard's): tests reach its extra
    * helpers; features get the IntentStore port.
@@ -234,6 +237,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   metrics.watchPlatform({
     redisUp: () => health.isUp(),
     dataLossUnacknowledged: () => epoch.isLost(),
+    redisOutOfMemoryRefusals: () => health.outOfMemoryRefusals(),
   });
   const connections = [redis, storeRedis, queueRedis];
   return {
@@ -250,7 +254,8 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       const wrote = await withDeadline(
         probeWrites(storeRedis, layout.allPrefixes()),
         READY_PING_MS,
-      ).catch(() => false);
+      ).catch((err: unknown) => (isRedisOutOfMemory(err) ? 'out_of_memory' : false));
+      if (wrote === 'out_of_memory') return { ok: false, reason: 'redis_out_of_memory' };
       if (!wrote) return { ok: false, reason: 'redis_unavailable' };
       if (epoch.isLost()) return { ok: false, reason: 'redis_data_lost' };
       return { ok: true };

@@ -6,7 +6,12 @@
  */
 import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.ts';
 import type { Config } from '../config/config.ts';
-import { isRedisConnectionError, RedisUnavailableError } from '../infra/redis/health.ts';
+import {
+  isRedisConnectionError,
+  isRedisOutOfMemory,
+  REDIS_OUT_OF_MEMORY,
+  RedisUnavailableError,
+} from '../infra/redis/health.ts';
 import {
   assertClusterSeeds,
   assertRedisTopology,
@@ -52,8 +57,17 @@ export function untilRedis(app: App): Promise<void> {
   return app.health.waitUntilUp(REDIS_WAIT_MS);
 }
 
-/** A connection error from anywhere in a command, as the one-line "cannot reach Redis" error. */
+/**
+ * A connection error from anywhere in a command, as the one-line "cannot reach Redis" error; a
+ * write Redis refused for want of memory, as the one-line `redis_out_of_memory` error.
+ */
 export function asRedisUnavailable(app: App, err: unknown): unknown {
+  if (isRedisOutOfMemory(err)) {
+    return new CliError(`Redis at ${app.health.address}: ${REDIS_OUT_OF_MEMORY}`, {
+      code: 'redis_out_of_memory',
+      cause: err,
+    });
+  }
   if (err instanceof RedisUnavailableError || !isRedisConnectionError(err)) return err;
   return new RedisUnavailableError(app.health.address, err);
 }

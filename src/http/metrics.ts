@@ -88,10 +88,15 @@ export interface Metrics {
   countSignInFailure: CountSignInFailure;
 }
 
-/** The process's view of Redis, for `billing_redis_up` and `billing_redis_data_loss_unacknowledged`. */
+/**
+ * The process's view of Redis, for `billing_redis_up`, `billing_redis_data_loss_unacknowledged`
+ * and `billing_redis_out_of_memory_refusals_total`.
+ */
 export interface PlatformProbe {
   redisUp(): boolean;
   dataLossUnacknowledged(): boolean;
+  /** Writes Redis refused for want of memory that this process was told of, since it started. */
+  redisOutOfMemoryRefusals(): number;
 }
 
 export interface MetricsOptions {
@@ -243,6 +248,15 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     registers,
     collect() {
       this.set(platform?.redisUp() ? 1 : 0);
+    },
+  });
+  new Counter({
+    name: 'billing_redis_out_of_memory_refusals_total',
+    help: 'Writes Redis refused because it reached maxmemory (noeviction), as this process saw them',
+    registers,
+    collect() {
+      this.reset();
+      this.inc(platform?.redisOutOfMemoryRefusals() ?? 0);
     },
   });
   new Gauge({

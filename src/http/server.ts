@@ -13,7 +13,11 @@ import Fastify, {
 } from 'fastify';
 import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
-import { isRedisConnectionError } from '../infra/redis/health.ts';
+import {
+  isRedisConnectionError,
+  isRedisOutOfMemory,
+  REDIS_OUT_OF_MEMORY,
+} from '../infra/redis/health.ts';
 import { UnreadableRecordError } from '../kernel/errors.ts';
 import {
   DOCS_PATH,
@@ -50,7 +54,8 @@ export interface HttpDeps {
   /**
    * A request's Redis command failed as unreachable (infra/redis/health.ts `onError`): a Redis
    * that hangs closes no connection, so only a timed-out command can start the outage, after which
-   * `redisUp` is false and requests answer 503 at once.
+   * `redisUp` is false and requests answer 503 at once. Also told when Redis refused a write for
+   * want of memory (logged there once a minute).
    */
   onRedisError?: (err: Error) => void;
   /** HTTP_CHECK_RESPONSES: answers checked against their documented schemas (openapi.ts). */
@@ -84,6 +89,11 @@ const REDIS_UNAVAILABLE = apiError(
   'Redis is unreachable: retry shortly (retrying a POST with the same key is always safe)',
 );
 const RETRY_AFTER_S = '5';
+/** The answer to a request whose write Redis refused for want of memory (nothing was written). */
+const REDIS_FULL = apiError(
+  'redis_out_of_memory',
+  `${REDIS_OUT_OF_MEMORY}. Retry later (retrying a POST with the same key is always safe)`,
+);
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const httpLogger: FastifyBaseLogger = deps.logger.child({ component: 'http' });
@@ -135,6 +145,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         deps.onRedisError?.(err as Error);
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
       }
+      if (isRedisOutOfMemory(err)) {
+        deps.onRedisError?.(err as Error);
+        return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_FULL);
+      }
       if (err instanceof UnreadableRecordError) {
         // A stored record this version cannot read: which one and what is wrong, never its content.
         req.log.error(
@@ -184,7 +198,10 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
   );
   const readiness = z.object({
     status: z.enum(['ready', 'not_ready']),
-    reason: z.string().optional().describe('why not ready: redis_unavailable, data_lost, …'),
+    reason: z
+      .string()
+      .optional()
+      .describe('why not ready: redis_unavailable, redis_out_of_memory, redis_data_lost'),
   });
   app.get(
     '/readyz',

@@ -62,6 +62,23 @@ export function isRedisConnectionError(err: unknown): boolean {
   );
 }
 
+/**
+ * Redis refused a command because it reached `maxmemory` (with `noeviction`, the only policy this
+ * service runs on): an `OOM command not allowed` reply. Nothing of that command was written (a
+ * script is refused at its first write, never halfway). Redis is up and serves reads.
+ */
+export function isRedisOutOfMemory(err: unknown): boolean {
+  return err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('OOM ');
+}
+
+/** What an operator does about {@link isRedisOutOfMemory}, in the words every edge uses. */
+export const REDIS_OUT_OF_MEMORY =
+  'Redis reached maxmemory and refuses writes (maxmemory-policy noeviction): free memory or raise ' +
+  'maxmemory (docs/operations.md, "Redis is full")';
+
+/** Out-of-memory refusals are logged once per this many ms, with how many were not. */
+export const OUT_OF_MEMORY_LOG_EVERY_MS = 60_000;
+
 type Status = 'connecting' | 'up' | 'down';
 
 /** What {@link RedisHealth.watch} needs of an ioredis connection. */
@@ -81,6 +98,9 @@ export class RedisHealth {
   private readonly listeners = new Set<(up: boolean) => void>();
   private closed = false;
   /** Answers whether Redis serves commands again (see {@link recoverBy}). */
+  private outOfMemoryLoggedAt = -Infinity;
+  private outOfMemoryUnlogged = 0;
+  private outOfMemoryTotal = 0;
   private probe: (() => Promise<boolean>) | undefined;
   private probeEveryMs = 1_000;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -129,7 +149,8 @@ export class RedisHealth {
 
   /**
    * An `error` event of a connection, queue or worker. Connection errors belong to the outage
-   * episode (remembered, not logged); anything else is logged as it is.
+   * episode (remembered, not logged); Redis out of memory is said once a minute (every worker's
+   * every job meets it); anything else is logged as it is.
    */
   onError(err: Error, component?: string): void {
     if (isRedisConnectionError(err)) {
@@ -138,11 +159,44 @@ export class RedisHealth {
       else this.suppressed++;
       return;
     }
+    if (isRedisOutOfMemory(err)) {
+      this.outOfMemory(err);
+      return;
+    }
     this.logger.error({ component, err: { name: err.name, message: err.message } }, 'redis error');
+  }
+
+  /**
+   * Redis refused a write for want of memory ({@link isRedisOutOfMemory}): one error line a
+   * minute at most, counting the refusals in between. Not an outage: reads still work, and what
+   * was refused is retried by whoever sent it (a job, a sweep) or answered 503 (a request).
+   */
+  outOfMemory(err: Error): void {
+    this.outOfMemoryTotal++;
+    const now = this.now();
+    if (now - this.outOfMemoryLoggedAt < OUT_OF_MEMORY_LOG_EVERY_MS) {
+      this.outOfMemoryUnlogged++;
+      return;
+    }
+    this.logger.error(
+      {
+        address: this.address,
+        err: { name: err.name, message: err.message },
+        refusedSinceLastLine: this.outOfMemoryUnlogged,
+      },
+      `REDIS OUT OF MEMORY: ${REDIS_OUT_OF_MEMORY}`,
+    );
+    this.outOfMemoryLoggedAt = now;
+    this.outOfMemoryUnlogged = 0;
   }
 
   isUp(): boolean {
     return this.status === 'up';
+  }
+
+  /** How many out-of-memory refusals this process was told of ({@link outOfMemory}). */
+  outOfMemoryRefusals(): number {
+    return this.outOfMemoryTotal;
   }
 
   /** Calls `fn` whenever Redis comes back (true) or is lost (false). */

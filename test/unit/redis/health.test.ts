@@ -6,6 +6,8 @@ import { until } from '../../support/poll.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import {
   isRedisConnectionError,
+  isRedisOutOfMemory,
+  OUT_OF_MEMORY_LOG_EVERY_MS,
   redisAddress,
   RedisHealth,
   RedisUnavailableError,
@@ -24,7 +26,7 @@ class FakeConn extends EventEmitter {
   }
 }
 
-function setup() {
+function setup(now: () => number = Date.now) {
   const lines: Record<string, unknown>[] = [];
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
@@ -36,12 +38,53 @@ function setup() {
   const health = new RedisHealth(
     'redis://user:s3cret@10.0.0.5:6380/2',
     createLogger({ destination: sink }),
+    now,
   );
   return { health, lines };
 }
 
 const refused = () =>
   Object.assign(new Error('connect ECONNREFUSED 10.0.0.5:6380'), { code: 'ECONNREFUSED' });
+
+/** What ioredis rejects a write with while Redis is at maxmemory (noeviction). */
+const outOfMemory = () =>
+  Object.assign(
+    new Error(
+      "OOM command not allowed when used memory > 'maxmemory'. script: 3eab, on @user_script:18.",
+    ),
+    { name: 'ReplyError' },
+  );
+
+describe('Redis out of memory', () => {
+  it('is told apart from a connection error and from other replies', () => {
+    expect(isRedisOutOfMemory(outOfMemory())).toBe(true);
+    expect(isRedisConnectionError(outOfMemory())).toBe(false);
+    expect(
+      isRedisOutOfMemory(Object.assign(new Error('ERR unknown command'), { name: 'ReplyError' })),
+    ).toBe(false);
+    // The same words from anything but Redis's reply are not Redis's refusal.
+    expect(isRedisOutOfMemory(new Error('OOM command not allowed'))).toBe(false);
+  });
+
+  it('is logged once a minute with the refusals in between, counted all along, and is no outage', () => {
+    let now = 1_000_000;
+    const { health, lines } = setup(() => now);
+    const conn = new FakeConn();
+    health.watch(conn);
+    conn.up();
+    for (let i = 0; i < 5; i++) health.onError(outOfMemory(), 'worker charges');
+    now += OUT_OF_MEMORY_LOG_EVERY_MS - 1;
+    health.onError(outOfMemory(), 'http');
+    now += 1;
+    health.onError(outOfMemory(), 'http');
+    const said = lines.filter((l) => String(l.msg).startsWith('REDIS OUT OF MEMORY'));
+    expect(said.map((l) => l.refusedSinceLastLine)).toEqual([0, 5]);
+    expect(said[0]!.address).toBe('redis://10.0.0.5:6380/2');
+    expect(lines.filter((l) => l.msg === 'redis error')).toEqual([]);
+    expect(health.outOfMemoryRefusals()).toBe(7);
+    expect(health.isUp()).toBe(true);
+  });
+});
 
 describe('RedisHealth', () => {
   it('ends an outage started by a command error, with every connection still ready, by its probe', async () => {
