@@ -5,6 +5,8 @@
  * both edges: an unknown parameter, a bad status, limit or cursor is refused naming it.
  */
 import { z } from 'zod';
+import { UnreadableRecordError } from '../kernel/errors.ts';
+import type { Logger } from '../infra/logger.ts';
 import { BATCH_STATES, type BatchListStore } from './ports.ts';
 import { toBatchStatus, type BatchStatus } from './status.ts';
 
@@ -36,17 +38,41 @@ export interface BatchList {
 }
 
 /**
+ * A batch the list cannot read or show (another version's shape, a hand edit): left out of the
+ * page, logged by id with what is wrong (never its content), so one record never fails every page
+ * it is on. `GET /batches/:id` still answers for it (an error).
+ */
+function reportUnlisted(logger: Logger, err: UnreadableRecordError): void {
+  logger.error(
+    { batchId: err.id, why: err.why },
+    'batch cannot be read by this version: left out of the list',
+  );
+}
+
+/**
  * One page of batches. A batch listed by the index but gone from the store (never, short of a
- * manual deletion) is skipped. Throws the port's `CursorError` (a RangeError) for a bad cursor.
+ * manual deletion) is skipped; one this version cannot read is left out and logged. A page may
+ * then hold fewer than `limit` batches (`next_cursor` still says whether more follow). Throws the
+ * port's `CursorError` (a RangeError) for a bad cursor.
  */
 export async function listBatches(
-  deps: { batches: BatchListStore },
+  deps: { batches: BatchListStore; logger: Logger },
   q: BatchListQuery,
 ): Promise<BatchList> {
   const page = await deps.batches.listIds(q.status, q.limit, q.cursor);
-  const records = await deps.batches.getMany(page.ids);
-  return {
-    data: records.flatMap((b) => (b ? [toBatchStatus(b)] : [])),
-    next_cursor: page.next ?? null,
-  };
+  const records = await deps.batches.readMany(page.ids);
+  const data: BatchStatus[] = [];
+  for (const b of records) {
+    if (b instanceof UnreadableRecordError) {
+      reportUnlisted(deps.logger, b);
+      continue;
+    }
+    if (!b) continue;
+    try {
+      data.push(toBatchStatus(b));
+    } catch (err) {
+      reportUnlisted(deps.logger, UnreadableRecordError.of('batch', b.id, err));
+    }
+  }
+  return { data, next_cursor: page.next ?? null };
 }

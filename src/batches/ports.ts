@@ -3,6 +3,7 @@
  * and the records it speaks in. The adapter (store/batch-store.ts) implements it on Redis; the
  * composition root builds it once and hands it to the features (ingest, tracker, status, results).
  */
+import type { UnreadableRecordError } from '../kernel/errors.ts';
 import type { InstructionType } from '../kernel/intent.ts';
 import type { AmountMinor } from '../kernel/money.ts';
 import type { BatchIntentRow } from '../kernel/ports.ts';
@@ -321,8 +322,16 @@ export interface BatchListStore {
    * after `cursor` (a previous page's `next`). Throws {@link CursorError} for a bad cursor.
    */
   listIds(status: BatchState | undefined, limit: number, cursor?: string): Promise<BatchIdPage>;
-  /** The batches of `ids`, in order; undefined for an id with no batch. One round trip. */
+  /**
+   * The batches of `ids`, in order; undefined for an id with no batch. One round trip. A batch
+   * that does not parse throws its UnreadableRecordError (kernel/errors.ts).
+   */
   getMany(ids: readonly string[]): Promise<(BatchRecord | undefined)[]>;
+  /**
+   * As getMany, but a batch that does not parse is its UnreadableRecordError in the answer, and
+   * the others are read: for the list, which leaves it out and logs it.
+   */
+  readMany(ids: readonly string[]): Promise<(BatchRecord | UnreadableRecordError | undefined)[]>;
   /**
    * Adds batches created before the index of every batch existed to it (once, after upgrading:
    * `billing batch reindex`). Idempotent; returns how many batches the index holds.

@@ -96,16 +96,19 @@ export class CryptoError extends Error {
   }
 }
 
+/** The kinds of stored record a loop may find it cannot read ({@link UnreadableRecordError}). */
+export type RecordKind = 'intent' | 'subscription' | 'batch';
+
 /**
  * A stored record this code cannot read: written by another version, hand-edited, half-written,
  * or with values the code cannot compute with. Loops that walk records (the subscription tick,
- * the reconcile sweep, the lists) skip it, log it by `id` with `why`, and go on with the others;
- * the record is left as it is for an operator. `why` names what is wrong (not JSON, which
- * fields), never a stored value: the record may hold a card token.
+ * the reconcile sweep, the lists, a test clock's advance) skip it, log it by `id` with `why`, and
+ * go on with the others; the record is left as it is for an operator. `why` names what is wrong
+ * (not JSON, which fields), never a stored value: the record may hold a card token.
  */
 export class UnreadableRecordError extends Error {
   constructor(
-    readonly kind: 'intent' | 'subscription',
+    readonly kind: RecordKind,
     readonly id: string,
     readonly why: string,
   ) {
@@ -114,7 +117,7 @@ export class UnreadableRecordError extends Error {
   }
 
   /** The error `err` thrown while reading record `id`, with what is wrong and no stored value. */
-  static of(kind: 'intent' | 'subscription', id: string, err: unknown): UnreadableRecordError {
+  static of(kind: RecordKind, id: string, err: unknown): UnreadableRecordError {
     return new UnreadableRecordError(kind, id, whyUnreadable(err));
   }
 }

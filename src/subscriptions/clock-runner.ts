@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { Clock } from '../kernel/clock.ts';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { Dispatcher } from '../infra/queues/dispatcher.ts';
@@ -100,7 +101,17 @@ export async function runClockStep(
   }
 
   const ids = await deps.subs.clocks.members(clock.id);
-  const subs = (await deps.subs.getMany(ids)).flatMap((d) => (d ? [d.sub] : []));
+  const subs = (await deps.subs.readMany(ids)).flatMap((d) => {
+    if (d instanceof UnreadableRecordError) {
+      // The tick names it too when it is due; the clock settles and moves on without it.
+      log.error(
+        { subscriptionId: d.id, why: d.why },
+        'subscription on the test clock cannot be read by this version: the clock goes on without it',
+      );
+      return [];
+    }
+    return d ? [d.sub] : [];
+  });
   const keys = keysToRead(subs, t);
   const read = await Promise.all(keys.map((k) => deps.intents.get(k)));
   const intents = new Map<string, IntentSnapshot | undefined>(

@@ -1,14 +1,20 @@
 /**
  * One record the code cannot read (written by another version, hand-edited, half-written) does
- * not stop the loops that walk records: the subscription tick, the reconcile sweep and the
- * subscription list skip it, log an error line naming it (never its content), and
- * go on with the others. The poison records are written straight into Redis next to healthy
- * ones made through the services. Real Redis, a sandbox, no roles (the loops are run here).
+ * not stop the loops that walk records: the subscription tick, the reconcile sweep, the
+ * subscription and batch lists and a test clock's advance skip it, log an error line naming it
+ * (never its content), and go on with the others. The poison records are written straight into
+ * Redis next to healthy ones made through the services. Real Redis, a sandbox, no roles (the
+ * loops are run here).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscriptionsDeps, sweepDeps } from '../../src/app/composition.ts';
+import { submitBatch } from '../../src/batches/ingest.ts';
+import { listBatches } from '../../src/batches/list.ts';
+import { batchKeys } from '../../src/batches/store/batch-store.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { runSweep } from '../../src/payments/sweep.ts';
+import { runClockStep } from '../../src/subscriptions/clock-runner.ts';
+import { advanceTestClock, createTestClock } from '../../src/subscriptions/clocks-service.ts';
 import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
 import { listSubscriptions, subscriptionServiceDeps } from '../../src/subscriptions/service.ts';
 import { runTick } from '../../src/subscriptions/tick.ts';
@@ -43,15 +49,22 @@ const errorsNaming = (field: string, value: string) =>
   lines.filter((l) => l.level === 'error' && l[field] === value);
 
 /**
- * Writes subscription `id` straight into Redis: `from`'s stored record with `change` applied,
- * due before everything else.
+ * Writes subscription `id` straight into Redis: `from`'s stored record with `change` applied (or
+ * `doc` as it is), due before everything else; on test clock `clock`, else the deployment's.
  */
-async function poisonSubscription(from: string, id: string, change: Record<string, unknown>) {
+async function poisonSubscription(
+  from: string,
+  id: string,
+  change: Record<string, unknown> | string,
+  clock?: string,
+) {
   const k = subscriptionKeys(t.prefix);
   const doc = JSON.parse((await t.app.redis.hget(k.sub(from), 'doc'))!) as Record<string, unknown>;
-  await t.app.redis.hset(k.sub(id), 'doc', JSON.stringify({ ...doc, id, ...change }), 'version', 1);
-  await t.app.redis.zadd(k.due(), 0, id);
+  const stored = typeof change === 'string' ? change : JSON.stringify({ ...doc, id, ...change });
+  await t.app.redis.hset(k.sub(id), 'doc', stored, 'version', 1);
+  await t.app.redis.zadd(clock === undefined ? k.due() : k.clockDue(clock), 0, id);
   await t.app.redis.zadd(k.all(), 0, id);
+  if (clock !== undefined) await t.app.redis.zadd(k.clockSubs(clock), 0, id);
 }
 
 describe('a subscription record the code cannot read', () => {
@@ -131,5 +144,90 @@ describe('an intent record the code cannot read', () => {
     expect(swept.due).toBe(2);
     expect(errorsNaming('key', poison).length).toBeGreaterThan(0);
     expect(JSON.stringify(errorsNaming('key', poison))).toContain('state: invalid_value');
+  });
+});
+
+describe('a batch record the code cannot read', () => {
+  it('is left out of the batch list and named; the others are listed', async () => {
+    const k = batchKeys(t.prefix);
+    for (const id of ['pbat-a', 'pbat-b']) {
+      const res = await submitBatch(t.app, {
+        input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
+        type: 'payout',
+        id,
+      });
+      expect(res.batch?.id).toBe(id);
+    }
+    // Copies of a healthy batch, the newest: a state of a newer version, half-written totals, a
+    // creation time no date can show.
+    const h = await t.app.redis.hgetall(k.batch('pbat-a'));
+    const newest = Number(h.createdAt) + 60_000;
+    const poison: [string, Record<string, string>][] = [
+      ['pbat-0-state', { state: 'paused' }],
+      ['pbat-0-half', { totals: '{"NGN":{"rows":1,"note":"tok_secret_4111' }],
+      ['pbat-0-date', { createdAt: '9000000000000000' }],
+    ];
+    for (const [id, change] of poison) {
+      await t.app.redis.hset(k.batch(id), { ...h, id, ...change });
+      await t.app.redis.zadd(k.byCreated(), newest, id);
+    }
+
+    lines.length = 0;
+    const listed = await listBatches(t.app, { limit: 50 });
+    expect(listed.data.map((b) => b.id)).toEqual(['pbat-b', 'pbat-a']);
+    for (const [id] of poison) expect(errorsNaming('batchId', id).length).toBe(1);
+    expect(JSON.stringify(errorsNaming('batchId', 'pbat-0-state'))).toContain(
+      'state: invalid_value',
+    );
+    expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
+    // Left as they are, still listed by the index.
+    expect(await t.app.redis.hget(k.batch('pbat-0-state'), 'state')).toBe('paused');
+    expect(await t.app.redis.zscore(k.byCreated(), 'pbat-0-half')).toBe(String(newest));
+  });
+});
+
+describe('a subscription on a test clock the code cannot read', () => {
+  it("does not stop the clock's advance: the others are billed on their dates", async () => {
+    const deps = subscriptionServiceDeps(t.app);
+    const clock = await createTestClock(deps, '2025-01-01T00:00:00Z', 'poison');
+    const anchors = {
+      'pclk-a': '2025-01-10T09:00:00+01:00',
+      'pclk-b': '2025-01-12T09:00:00+01:00',
+    };
+    for (const [id, anchor] of Object.entries(anchors)) {
+      const res = await createMonthlySubscription(t.app, id, { anchor, test_clock: clock.id });
+      expect(res.status).toBe('created');
+    }
+    await poisonSubscription('pclk-a', 'pclk-0-status', { status: 'trialing' }, clock.id);
+    await poisonSubscription(
+      'pclk-a',
+      'pclk-0-half',
+      '{"id":"pclk-0-half","cardTokenSealed":"tok_secret_4111',
+      clock.id,
+    );
+
+    lines.length = 0;
+    expect(await advanceTestClock(deps, clock.id, '2025-01-20T00:00:00Z')).toMatchObject({
+      status: 'ok',
+    });
+    // The chain of steps, run here one after the other (the scheduler role runs them as jobs).
+    // Nothing settles the charges here (no roles): the settle does not wait for them.
+    const runner = { ...subscriptionsDeps(t.app), clockMaxChecks: 0 };
+    for (let i = 0; i < 20; i++) {
+      const c = (await t.app.subscriptions.clocks.get(clock.id))!.clock;
+      if (c.status === 'ready') break;
+      await runClockStep(runner, { testClock: c.id, seq: c.seq });
+    }
+    const done = (await t.app.subscriptions.clocks.get(clock.id))!.clock;
+    expect(done).toMatchObject({ status: 'ready', frozenTime: Date.parse('2025-01-20T00:00:00Z') });
+    for (const key of ['sub_pclk-a_20250110', 'sub_pclk-b_20250112'])
+      expect((await t.app.store.get(key))?.key).toBe(key);
+    for (const id of ['pclk-0-status', 'pclk-0-half']) {
+      const named = errorsNaming('subscriptionId', id);
+      expect(named.length).toBeGreaterThan(0);
+      // The settle names it too, with the clock.
+      expect(named.some((l) => l.clock === clock.id)).toBe(true);
+    }
+    expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
   });
 });

@@ -23,6 +23,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
+import { UnreadableRecordError } from '../../kernel/errors.ts';
 import { INSTRUCTION_TYPES, SETTLED_STATES, type InstructionType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
@@ -154,7 +155,16 @@ function shownJson(row: { reference?: string; meta?: Readonly<Record<string, str
   return JSON.stringify(refusedRowEcho(row.reference, row.meta ?? {}));
 }
 
-function parseBatch(h: Record<string, string>): BatchRecord {
+/** Batch `id` from its stored hash; UnreadableRecordError when it does not parse. */
+function parseBatch(id: string, h: Record<string, string>): BatchRecord {
+  try {
+    return parseHash(h);
+  } catch (err) {
+    throw UnreadableRecordError.of('batch', id, err);
+  }
+}
+
+function parseHash(h: Record<string, string>): BatchRecord {
   const base = hashSchema.parse(h);
   const counts = Object.fromEntries(TRACKED_STATES.map((s) => [s, 0])) as Record<
     TrackedState,
@@ -291,7 +301,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
       owner,
     )) as string[];
     if (res[0] === 'created') return { created: true };
-    return { created: false, batch: parseBatch(pairsToObject(res.slice(1))) };
+    return { created: false, batch: parseBatch(init.id, pairsToObject(res.slice(1))) };
   }
 
   /** Takes over an ingest whose lease expired before `now`; true when this caller now owns it. */
@@ -476,7 +486,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
   async get(id: string): Promise<BatchRecord | undefined> {
     const h = await this.redis.hgetall(this.k.batch(id));
     if (Object.keys(h).length === 0) return undefined;
-    return parseBatch(h);
+    return parseBatch(id, h);
   }
 
   /** @inheritdoc One index walk (batch-list.ts). */
@@ -484,16 +494,32 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
     return listBatchIds(this.redis, this.k, status, limit, cursor);
   }
 
-  /** @inheritdoc One pipelined HGETALL per id. */
+  /** @inheritdoc */
   async getMany(ids: readonly string[]): Promise<(BatchRecord | undefined)[]> {
+    return (await this.readMany(ids)).map((r) => {
+      if (r instanceof UnreadableRecordError) throw r;
+      return r;
+    });
+  }
+
+  /** @inheritdoc One pipelined HGETALL per id. */
+  async readMany(
+    ids: readonly string[],
+  ): Promise<(BatchRecord | UnreadableRecordError | undefined)[]> {
     if (ids.length === 0) return [];
     const pipe = this.redis.pipeline();
     for (const id of ids) pipe.hgetall(this.k.batch(id));
     const replies = (await pipe.exec()) ?? [];
-    return replies.map(([err, h]) => {
+    return replies.map(([err, h], i) => {
       if (err) throw err;
       const hash = h as Record<string, string>;
-      return Object.keys(hash).length === 0 ? undefined : parseBatch(hash);
+      if (Object.keys(hash).length === 0) return undefined;
+      try {
+        return parseBatch(ids[i]!, hash);
+      } catch (e) {
+        if (e instanceof UnreadableRecordError) return e;
+        throw e;
+      }
     });
   }
 
