@@ -4,6 +4,7 @@
  * usage or invalid input, 3 a batch completed with rows that did not succeed (`--wait`), 130
  * interrupted (Ctrl-C).
  */
+import type { UnreadableRecords } from '../kernel/ports.ts';
 
 export interface CliErrorOptions {
   /** Stable, machine-readable code of the JSON error document (`not_found`, `invalid_input`, …). */
@@ -86,4 +87,19 @@ export async function withCursorFlag<T>(read: () => Promise<T>): Promise<T> {
     }
     throw err;
   }
+}
+
+/**
+ * The failure of a pass over every record (`billing keys reseal`, `billing payments reindex`) that
+ * skipped records this version cannot read (docs/operations.md "A record this version cannot
+ * read"): what the error says of them, naming them; `undefined` when there were none.
+ */
+export function unreadableRecordsMessage(c: UnreadableRecords): string | undefined {
+  if (c.unreadableRecords === 0) return undefined;
+  return (
+    `${c.unreadableRecords} records this version cannot read were skipped and left as they are ` +
+    `(${c.unreadableRecordsAt.join(', ')}${c.unreadableRecords > c.unreadableRecordsAt.length ? ', …' : ''}): ` +
+    'fix them by hand or with the version that wrote them (docs/operations.md, "A record this ' +
+    'version cannot read"), then run it again'
+  );
 }

@@ -97,14 +97,15 @@ export class CryptoError extends Error {
 }
 
 /** The kinds of stored record a loop may find it cannot read ({@link UnreadableRecordError}). */
-export type RecordKind = 'intent' | 'subscription' | 'batch';
+export type RecordKind = 'intent' | 'subscription' | 'batch' | 'held row';
 
 /**
  * A stored record this code cannot read: written by another version, hand-edited, half-written,
  * or with values the code cannot compute with. Loops that walk records (the subscription tick,
  * the reconcile sweep, the lists, a test clock's advance) skip it, log it by `id` with `why`, and
- * go on with the others; the record is left as it is for an operator. `why` names what is wrong
- * (not JSON, which fields), never a stored value: the record may hold a card token.
+ * go on with the others; the passes of the CLI (`billing keys reseal`, `billing payments
+ * reindex`) count and name it instead. The record is left as it is for an operator. `why` names
+ * what is wrong (not JSON, which fields), never a stored value: the record may hold a card token.
  */
 export class UnreadableRecordError extends Error {
   constructor(
@@ -120,6 +121,34 @@ export class UnreadableRecordError extends Error {
   static of(kind: RecordKind, id: string, err: unknown): UnreadableRecordError {
     return new UnreadableRecordError(kind, id, whyUnreadable(err));
   }
+}
+
+/**
+ * The JSON object `text` stored in record `id` (its `field`, when given), for a pass that only
+ * needs its JSON (`billing keys reseal` rewrites one value and keeps the rest as it is);
+ * UnreadableRecordError when it is missing, not JSON or not an object.
+ */
+export function readJsonObject(
+  kind: RecordKind,
+  id: string,
+  text: unknown,
+  field?: string,
+): Record<string, unknown> {
+  const at = field === undefined ? '' : `${field}: `;
+  if (typeof text !== 'string') return unreadable(kind, id, `${at}missing`);
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return unreadable(kind, id, `${at}not JSON`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return unreadable(kind, id, `${at}not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+function unreadable(kind: RecordKind, id: string, why: string): never {
+  throw new UnreadableRecordError(kind, id, why);
 }
 
 /** What is wrong with a record, from the error reading it threw: never the values it holds. */

@@ -13,7 +13,7 @@ import type {
   PayoutPayee,
   Resolution,
 } from './payment.ts';
-import { CryptoError, type UnreadableRecordError } from './errors.ts';
+import { CryptoError, UnreadableRecordError } from './errors.ts';
 import type { BillingEvent } from './events.ts';
 import type { Log } from './log.ts';
 
@@ -438,8 +438,52 @@ export interface Sealer {
  */
 export type Reseal = (sealed: string) => string | undefined;
 
+/**
+ * Records a pass over every record (`billing keys reseal`, `billing payments reindex`) skipped
+ * because this version cannot read them ({@link UnreadableRecordError}: not JSON, a field missing
+ * or of another shape): left as they are, named for the operator (docs/operations.md "A record
+ * this version cannot read").
+ */
+export interface UnreadableRecords {
+  /** How many. */
+  unreadableRecords: number;
+  /** Which (intent keys, subscription ids, `<batch>:<line>`), at most 20. */
+  unreadableRecordsAt: string[];
+}
+
+export const NO_UNREADABLE_RECORDS: UnreadableRecords = {
+  unreadableRecords: 0,
+  unreadableRecordsAt: [],
+};
+
+/** Both counts together (the sharded stores add their shards'). */
+export function addUnreadableRecords(
+  a: UnreadableRecords,
+  b: UnreadableRecords,
+): UnreadableRecords {
+  return {
+    unreadableRecords: a.unreadableRecords + b.unreadableRecords,
+    unreadableRecordsAt: [...a.unreadableRecordsAt, ...b.unreadableRecordsAt].slice(0, 20),
+  };
+}
+
+/**
+ * `read()`, or undefined when it throws UnreadableRecordError: then the record is counted into
+ * `counts` and named, and the pass goes on with the others.
+ */
+export function readOrCount<T>(counts: UnreadableRecords, read: () => T): T | undefined {
+  try {
+    return read();
+  } catch (err) {
+    if (!(err instanceof UnreadableRecordError)) throw err;
+    counts.unreadableRecords++;
+    if (counts.unreadableRecordsAt.length < 20) counts.unreadableRecordsAt.push(err.id);
+    return undefined;
+  }
+}
+
 /** What one store's pass of `billing keys reseal` found (docs/operations.md "Rotating secrets"). */
-export interface ResealCounts {
+export interface ResealCounts extends UnreadableRecords {
   /** Sealed values read. */
   checked: number;
   /** Sealed again under the current key (they were under the previous one). */
@@ -459,6 +503,7 @@ export const NO_RESEAL: ResealCounts = {
   changed: 0,
   unreadable: 0,
   unreadableAt: [],
+  ...NO_UNREADABLE_RECORDS,
 };
 export function addReseal(a: ResealCounts, b: ResealCounts): ResealCounts {
   return {
@@ -467,7 +512,13 @@ export function addReseal(a: ResealCounts, b: ResealCounts): ResealCounts {
     changed: a.changed + b.changed,
     unreadable: a.unreadable + b.unreadable,
     unreadableAt: [...a.unreadableAt, ...b.unreadableAt].slice(0, 20),
+    ...addUnreadableRecords(a, b),
   };
+}
+
+/** A count a store's pass fills in (its own lists). */
+export function newResealCounts(): ResealCounts {
+  return { ...NO_RESEAL, unreadableAt: [], unreadableRecordsAt: [] };
 }
 
 /**

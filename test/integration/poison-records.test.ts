@@ -4,7 +4,8 @@
  * subscription and batch lists and a test clock's advance skip it, log an error line naming it
  * (never its content), and go on with the others. The poison records are written straight into
  * Redis next to healthy ones made through the services. Real Redis, a sandbox, no roles (the
- * loops are run here).
+ * loops are run here). `billing keys reseal` and `billing payments reindex`:
+ * poison-records-cli.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscriptionsDeps, sweepDeps } from '../../src/app/composition.ts';

@@ -23,7 +23,7 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
-import { UnreadableRecordError } from '../../kernel/errors.ts';
+import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
 import { INSTRUCTION_TYPES, SETTLED_STATES, type InstructionType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
@@ -51,7 +51,8 @@ import {
   type TrackedState,
 } from '../ports.ts';
 import {
-  NO_RESEAL,
+  newResealCounts,
+  readOrCount,
   resealOne,
   type BatchIntentRow,
   type Reseal,
@@ -369,22 +370,30 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
    * `billing keys reseal`: the sealed card tokens of rows held for approval moved to the current
    * key. Each row is a member of its batch's held set: replaced by its resealed copy under the same
    * line only while it is still there (RESEAL_HELD_ROW), so an approval or a cancel that took it
-   * meanwhile wins. SCANs for the held sets (every master of a cluster).
+   * meanwhile wins. SCANs for the held sets (every master of a cluster). A row (or its payee) that
+   * is not a JSON object is counted in `unreadableRecords`, named `<batch>:<line>`, and left as it
+   * is.
    */
   async resealAll(reseal: Reseal): Promise<ResealCounts> {
-    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    const counts = newResealCounts();
     const head = this.k.held('').slice(0, -':held'.length); // `<prefix>:batch:`
     await scanEach(this.redis, this.k.held('*'), async (keys, node) => {
       for (const key of keys) {
         const batchId = key.slice(head.length, -':held'.length);
         for (let offset = 0; ; offset += 500) {
-          const members = await node.zrange(key, String(offset), String(offset + 499));
-          if (members.length === 0) break;
-          for (const member of members) {
-            const row = JSON.parse(member) as BatchIntentRow;
-            const payee = JSON.parse(row.payee) as { kind?: string; cardTokenSealed?: unknown };
+          const flat = await node.zrange(key, String(offset), String(offset + 499), 'WITHSCORES');
+          if (flat.length === 0) break;
+          for (let i = 0; i + 1 < flat.length; i += 2) {
+            const member = flat[i]!;
+            // The score is the row's line: it names a row that does not parse.
+            const at = `${batchId}:${flat[i + 1]}`;
+            const read = readOrCount(counts, () => {
+              const row = readJsonObject('held row', at, member);
+              return { row, payee: readJsonObject('held row', at, row.payee, 'payee') };
+            });
+            if (read === undefined) continue;
+            const { row, payee } = read;
             if (payee.kind !== 'charge' || typeof payee.cardTokenSealed !== 'string') continue;
-            const at = `${batchId}:${row.line}`;
             const moved = resealOne(reseal, payee.cardTokenSealed, at, counts);
             if (moved === undefined) continue;
             const resealedPayee = JSON.stringify({ ...payee, cardTokenSealed: moved });

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import { CURRENCIES } from '../../kernel/money.ts';
 import { listPayments, paymentListQuerySchema, type PaymentList } from '../../payments/list.ts';
 import { withApp, type CliContext } from '../context.ts';
-import { UsageError, withCursorFlag } from '../errors.ts';
+import { CliError, unreadableRecordsMessage, UsageError, withCursorFlag } from '../errors.ts';
 import { formatPage, printable } from '../output.ts';
 
 function human(v: unknown): string[] {
@@ -70,8 +70,21 @@ export function registerPaymentsAdminCommands(payments: Command, ctx: CliContext
     .description('add payments stored before list indexes existed to them (once, after upgrading)')
     .action(async () => {
       await withApp(ctx, async (app) => {
-        const indexed = await app.store.reindexCreated();
-        ctx.out().result({ indexed }, () => `${indexed} payments indexed`);
+        const counts = await app.store.reindexCreated();
+        ctx
+          .out()
+          .result(counts, () =>
+            counts.unreadableRecords > 0
+              ? `${counts.indexed} payments indexed, ${counts.unreadableRecords} not (cannot be read)`
+              : `${counts.indexed} payments indexed`,
+          );
+        const unreadable = unreadableRecordsMessage(counts);
+        if (unreadable !== undefined) {
+          throw new CliError(unreadable, {
+            code: 'unreadable_records',
+            details: { unreadableRecordsAt: counts.unreadableRecordsAt },
+          });
+        }
       });
     });
 }

@@ -19,11 +19,12 @@ import {
   type IntentState,
   type IntentType,
 } from '../../kernel/intent.ts';
-import { UnreadableRecordError } from '../../kernel/errors.ts';
+import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
 import { paymentEventFor, refundEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
 import {
-  NO_RESEAL,
+  newResealCounts,
+  readOrCount,
   resealOne,
   type BatchIntent,
   type BatchIntentRow,
@@ -34,6 +35,7 @@ import {
   type ResealCounts,
   type TransitionOptions,
   type TransitionResult,
+  type UnreadableRecords,
 } from '../../kernel/ports.ts';
 import {
   attemptReference,
@@ -323,6 +325,31 @@ function narrowedFrom(
   return { charge: keep('charge'), payout: keep('payout') };
 }
 
+/** What `billing payments reindex` found: how many intents it indexed, which it could not read. */
+export interface ReindexCounts extends UnreadableRecords {
+  indexed: number;
+}
+
+/** The fields of an intent hash the created indexes are made of, as this version writes them. */
+const createdEntrySchema = z.object({
+  key: z.string().min(1),
+  type: z.enum(INTENT_TYPES),
+  // Milliseconds: never a score Redis refuses (`nan`, a word) or one no date has.
+  createdAt: z.string().regex(/^\d{1,15}$/),
+});
+
+/** The created-index entry of intent `id`; UnreadableRecordError when a field does not fit. */
+function createdEntry(
+  id: string,
+  fields: Record<'key' | 'type' | 'createdAt', string | null | undefined>,
+): z.output<typeof createdEntrySchema> {
+  try {
+    return createdEntrySchema.parse(fields);
+  } catch (err) {
+    throw UnreadableRecordError.of('intent', id, err);
+  }
+}
+
 /** Options of a {@link RedisIntentStore}. */
 export interface IntentStoreOptions {
   /**
@@ -478,36 +505,41 @@ export class RedisIntentStore implements IntentStore {
   /**
    * Adds every stored intent to the created indexes the lists walk (intents stored before those
    * indexes existed are missing from them). Idempotent; SCANs the prefix (every master of a cluster), so run it once after
-   * upgrading (`billing payments reindex`). Returns how many intents it indexed.
+   * upgrading (`billing payments reindex`). An intent hash without a `key`, a known `type` or a
+   * `createdAt` in milliseconds is not indexed: counted in `unreadableRecords`, named, and left
+   * as it is.
    */
-  async reindexCreated(): Promise<number> {
-    let count = 0;
+  async reindexCreated(): Promise<ReindexCounts> {
+    const counts: ReindexCounts = { indexed: 0, unreadableRecords: 0, unreadableRecordsAt: [] };
+    const head = this.k.intent('');
     await scanEach(this.redis, this.k.intent('*'), async (keys) => {
       const hashes = keys.filter((k) => !k.endsWith(':history'));
       const rows = await Promise.all(
         hashes.map((h) => this.redis.hmget(h, 'key', 'type', 'createdAt')),
       );
       const pipe = this.redis.pipeline();
-      for (const [key, type, createdAt] of rows) {
-        const known = INTENT_TYPES.find((t) => t === type);
-        if (!key || known === undefined || !createdAt) continue;
-        pipe.zadd(this.k.byCreated(), createdAt, key);
-        pipe.zadd(this.k.byCreated(known), createdAt, key);
-        count++;
+      for (const [i, [key, type, createdAt]] of rows.entries()) {
+        const id = hashes[i]!.slice(head.length);
+        const entry = readOrCount(counts, () => createdEntry(id, { key, type, createdAt }));
+        if (entry === undefined) continue;
+        pipe.zadd(this.k.byCreated(), entry.createdAt, entry.key);
+        pipe.zadd(this.k.byCreated(entry.type), entry.createdAt, entry.key);
+        counts.indexed++;
       }
       for (const [err] of (await pipe.exec()) ?? []) if (err) throw err;
     });
-    return count;
+    return counts;
   }
 
   /**
    * `billing keys reseal`: every intent's sealed card token (a charge's payee) and card
    * authorization moved to the current key, each intent by a compare-and-set, so
    * a transition that wrote the field meanwhile wins and the value is counted `changed` (SET_FIELDS_IF). SCANs the
-   * prefix (every master of a cluster), like {@link reindexCreated}.
+   * prefix (every master of a cluster), like {@link reindexCreated}. An intent whose payee is not
+   * a JSON object is counted in `unreadableRecords`, named, and left as it is.
    */
   async resealAll(reseal: Reseal): Promise<ResealCounts> {
-    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    const counts = newResealCounts();
     await scanEach(this.redis, this.k.intent('*'), async (keys, node) => {
       const hashes = keys.filter((k) => !k.endsWith(':history'));
       const rows = await Promise.all(
@@ -516,7 +548,11 @@ export class RedisIntentStore implements IntentStore {
       for (const [i, [key, payee, authorization]] of rows.entries()) {
         const args: string[] = [];
         const at = key ?? hashes[i]!;
-        const p = payee ? (JSON.parse(payee) as { kind?: string; cardTokenSealed?: string }) : {};
+        // A payee that does not parse: the whole intent is left as it is, named.
+        const p = payee
+          ? readOrCount(counts, () => readJsonObject('intent', at, payee, 'payee'))
+          : {};
+        if (p === undefined) continue;
         if (payee && p.kind === 'charge' && typeof p.cardTokenSealed === 'string') {
           const moved = resealOne(reseal, p.cardTokenSealed, at, counts);
           if (moved !== undefined)

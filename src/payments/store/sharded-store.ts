@@ -9,6 +9,7 @@ import type { IntentState, IntentType } from '../../kernel/intent.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
 import {
   addReseal,
+  addUnreadableRecords,
   NO_RESEAL,
   type BatchIntent,
   type BatchIntentRow,
@@ -22,7 +23,12 @@ import {
 } from '../../kernel/ports.ts';
 import type { KeyLayout } from '../../infra/redis/shards.ts';
 import { CursorError, cursorAfter } from './intent-list.ts';
-import { pageOf, type ListedIntent, type RedisIntentStore } from './intent-store.ts';
+import {
+  pageOf,
+  type ListedIntent,
+  type RedisIntentStore,
+  type ReindexCounts,
+} from './intent-store.ts';
 
 /**
  * What the app and its tests use of an intent store, one shard or many. Not the data-loss view:
@@ -146,9 +152,12 @@ export class ShardedIntentStore implements IntentStore, IntentStoreSurface {
     return out;
   }
 
-  async reindexCreated(): Promise<number> {
+  async reindexCreated(): Promise<ReindexCounts> {
     const counts = await Promise.all(this.shards.map((s) => s.reindexCreated()));
-    return counts.reduce((a, b) => a + b, 0);
+    return counts.reduce((a, b) => ({
+      indexed: a.indexed + b.indexed,
+      ...addUnreadableRecords(a, b),
+    }));
   }
 
   /** Every shard's intents, one shard after the other. */

@@ -26,7 +26,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
-import { UnreadableRecordError } from '../../kernel/errors.ts';
+import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
 import {
   SubscriptionContentionError,
   TestClockGoneError,
@@ -39,7 +39,13 @@ import { storeKeys } from '../../infra/redis/keys.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
 import { LuaScript } from '../../infra/redis/lua-script.ts';
 import { SET_FIELDS_IF } from '../../infra/redis/set-fields-if.ts';
-import { NO_RESEAL, resealOne, type Reseal, type ResealCounts } from '../../kernel/ports.ts';
+import {
+  newResealCounts,
+  readOrCount,
+  resealOne,
+  type Reseal,
+  type ResealCounts,
+} from '../../kernel/ports.ts';
 import { readManyVersioned, readVersioned } from './versioned-docs.ts';
 import { RedisTestClockStore } from './test-clock-store.ts';
 
@@ -470,10 +476,12 @@ export class RedisSubscriptionStore implements SubscriptionStore {
    * `billing keys reseal`: every subscription's sealed card token moved to the current key, each
    * record by a compare-and-set of its `doc` that also increments its `version`, so a save that
    * read the record before fails its own version check and reads it again (never writing the old
-   * token back). Walks `subs:all`, 500 ids a round trip.
+   * token back). Walks `subs:all`, 500 ids a round trip. Only the JSON is read (a record of
+   * another version's shape is resealed, the rest of it kept): a doc that is not a JSON object is
+   * counted in `unreadableRecords`, named, and left as it is.
    */
   async resealAll(reseal: Reseal): Promise<ResealCounts> {
-    const counts: ResealCounts = { ...NO_RESEAL, unreadableAt: [] };
+    const counts = newResealCounts();
     for (let offset = 0; ; offset += 500) {
       const ids = await this.redis.zrange(this.k.all(), String(offset), String(offset + 499));
       if (ids.length === 0) break;
@@ -485,8 +493,8 @@ export class RedisSubscriptionStore implements SubscriptionStore {
       });
       for (const [i, doc] of docs.entries()) {
         if (doc === null) continue;
-        const record = JSON.parse(doc) as { cardTokenSealed?: unknown };
-        if (typeof record.cardTokenSealed !== 'string') continue;
+        const record = readOrCount(counts, () => readJsonObject('subscription', ids[i]!, doc));
+        if (typeof record?.cardTokenSealed !== 'string') continue;
         const moved = resealOne(reseal, record.cardTokenSealed, ids[i]!, counts);
         if (moved === undefined) continue;
         const next = JSON.stringify({ ...record, cardTokenSealed: moved });
