@@ -18,7 +18,7 @@ import {
   isRedisOutOfMemory,
   REDIS_OUT_OF_MEMORY,
 } from '../infra/redis/health.ts';
-import { UnreadableRecordError } from '../kernel/errors.ts';
+import { UnreadableRecordError, type RecordKind } from '../kernel/errors.ts';
 import {
   DOCS_PATH,
   installAccessPolicy,
@@ -89,6 +89,13 @@ const REDIS_UNAVAILABLE = apiError(
   'Redis is unreachable: retry shortly (retrying a POST with the same key is always safe)',
 );
 const RETRY_AFTER_S = '5';
+/** The log field that names a record of each kind, as the loops that skip one name it. */
+const RECORD_ID_FIELD: Record<RecordKind, string> = {
+  intent: 'key',
+  subscription: 'subscriptionId',
+  batch: 'batchId',
+  'held row': 'row',
+};
 /** The answer to a request whose write Redis refused for want of memory (nothing was written). */
 const REDIS_FULL = apiError(
   'redis_out_of_memory',
@@ -152,7 +159,7 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
       if (err instanceof UnreadableRecordError) {
         // A stored record this version cannot read: which one and what is wrong, never its content.
         req.log.error(
-          { [err.kind === 'intent' ? 'key' : 'subscriptionId']: err.id, why: err.why },
+          { [RECORD_ID_FIELD[err.kind]]: err.id, why: err.why },
           `${err.kind} cannot be read by this version`,
         );
         return reply.code(500).send(apiError('record_unreadable', err.message));

@@ -520,6 +520,8 @@ export class RedisIntentStore implements IntentStore {
       const pipe = this.redis.pipeline();
       for (const [i, [key, type, createdAt]] of rows.entries()) {
         const id = hashes[i]!.slice(head.length);
+        // Gone between the SCAN and the read (a clean-up): nothing to index, nothing wrong.
+        if (key === null && type === null && createdAt === null) continue;
         const entry = readOrCount(counts, () => createdEntry(id, { key, type, createdAt }));
         if (entry === undefined) continue;
         pipe.zadd(this.k.byCreated(), entry.createdAt, entry.key);
