@@ -48,8 +48,24 @@ export function createRedis(target: string | RedisTarget, opts: RedisOptions = {
     retryStrategy: (times) => Math.min(times * 200, 5_000),
     ...opts,
   };
-  if (!t.clusterNodes || t.clusterNodes.length === 0) return new Redis(t.url, options);
+  if (!t.clusterNodes || t.clusterNodes.length === 0) {
+    return new Redis(t.url, { reconnectOnError: reconnectWhenReadOnly, ...options });
+  }
   return createCluster(t.url, t.clusterNodes, options) as unknown as Redis;
+}
+
+/**
+ * A standalone server behind one address failed over (a managed Redis, Sentinel behind a DNS
+ * name, a proxy): the new primary is elsewhere, but the connections opened before still lead to
+ * the old one, now a replica, which answers every write `READONLY` while its socket stays open —
+ * for ever, with nothing closing it. Such a reply makes the connection reconnect (through the
+ * address, to the new primary). The refused command is not sent again: it was not run (a replica
+ * runs no write), and its caller gets the error (infra/redis/health.ts counts it as Redis
+ * unreachable: a request answers 503, a job is retried). A cluster answers MOVED instead, which
+ * its client follows.
+ */
+export function reconnectWhenReadOnly(err: Error): boolean | 1 | 2 {
+  return err.message.startsWith('READONLY ') ? 1 : false;
 }
 
 /**

@@ -48,7 +48,8 @@ const CONNECTION_CODES = new Set([
 
 /**
  * True for errors that mean "Redis is not reachable now" rather than "Redis refused this command":
- * socket errors, ioredis giving up on a command while reconnecting, a closed connection.
+ * socket errors, ioredis giving up on a command while reconnecting, a closed connection, a server
+ * that answers but cannot serve it now (a replica, loading).
  */
 export function isRedisConnectionError(err: unknown): boolean {
   if (err instanceof RedisUnavailableError) return true;
@@ -56,6 +57,12 @@ export function isRedisConnectionError(err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code;
   if (code !== undefined && CONNECTION_CODES.has(code)) return true;
   if (err.name === 'MaxRetriesPerRequestError') return true;
+  // A server that cannot take this command now, though it answers: a replica after a failover
+  // behind one address (the connection reconnects, infra/redis/connection.ts; a blocking read
+  // there is ended UNBLOCKED), one still loading its data, a replica cut off from its primary.
+  // Nothing of the command ran.
+  if (err.name === 'ReplyError' && /^(READONLY|UNBLOCKED|LOADING|MASTERDOWN) /.test(err.message))
+    return true;
   // `Command timed out`: a fail-fast connection's command got no answer (a Redis that hangs).
   return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request|^Command timed out$/.test(
     err.message,

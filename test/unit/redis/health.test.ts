@@ -12,6 +12,7 @@ import {
   RedisHealth,
   RedisUnavailableError,
 } from '../../../src/infra/redis/health.ts';
+import { reconnectWhenReadOnly } from '../../../src/infra/redis/connection.ts';
 
 class FakeConn extends EventEmitter {
   status = 'connecting';
@@ -54,6 +55,33 @@ const outOfMemory = () =>
     ),
     { name: 'ReplyError' },
   );
+
+const reply = (message: string) => Object.assign(new Error(message), { name: 'ReplyError' });
+
+describe('a server that answers but cannot take the command now', () => {
+  it('counts as Redis unreachable: nothing of the command ran', () => {
+    for (const message of [
+      "READONLY You can't write against a read only replica.",
+      'UNBLOCKED force unblock from blocking operation, instance state changed (master -> replica?)',
+      'LOADING Redis is loading the dataset in memory',
+      "MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+    ])
+      expect(isRedisConnectionError(reply(message)), message).toBe(true);
+    // Another reply is the command's own refusal.
+    expect(isRedisConnectionError(reply('ERR wrong number of arguments'))).toBe(false);
+    expect(isRedisConnectionError(new Error("READONLY You can't write"))).toBe(false);
+  });
+
+  it('a READONLY reply makes a standalone connection reconnect, without sending the command again', () => {
+    expect(
+      reconnectWhenReadOnly(reply("READONLY You can't write against a read only replica.")),
+    ).toBe(1);
+    expect(reconnectWhenReadOnly(reply('LOADING Redis is loading the dataset in memory'))).toBe(
+      false,
+    );
+    expect(reconnectWhenReadOnly(reply('ERR unknown command'))).toBe(false);
+  });
+});
 
 describe('Redis out of memory', () => {
   it('is told apart from a connection error and from other replies', () => {
