@@ -518,7 +518,7 @@ export async function startRoles(app: App, roles: Role[]): Promise<RunningRoles>
     allowEviction: app.config.redis.allowEviction,
   });
   if ('warning' in check && check.warning) app.logger.warn(check.warning);
-  await assertRedisTopology(app.redis);
+  await assertRedisTopology(app.redis, app.health.address);
   await assertShardCount(app.redis, app.layout);
   const epoch = await app.epoch.open(app.clock.now());
   if (epoch.detected) {

@@ -16,6 +16,7 @@ import {
   assertClusterSeeds,
   assertRedisTopology,
   RedisClusterNotConfiguredError,
+  RedisReplicaError,
 } from '../infra/redis/redis-check.ts';
 import { assertShardCount, ShardCountMismatchError } from '../infra/redis/shards.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -112,9 +113,9 @@ export async function withApp<T>(ctx: CliContext, fn: (app: App) => Promise<T>):
     // it: over a plain connection the command's first script met a bare CROSSSLOT, which named
     // nothing the operator could fix.
     try {
-      await assertRedisTopology(app.redis);
+      await assertRedisTopology(app.redis, app.health.address);
     } catch (err) {
-      throw err instanceof RedisClusterNotConfiguredError
+      throw err instanceof RedisClusterNotConfiguredError || err instanceof RedisReplicaError
         ? new CliError(err.message, { code: err.code, cause: err })
         : err;
     }

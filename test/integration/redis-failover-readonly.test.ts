@@ -4,14 +4,19 @@
  * this test owns. After the failover the old primary stays up as a replica and answers every
  * write on the connections opened before `READONLY`; nothing closes them. The service must move
  * to the new primary by itself: requests answer 503 `redis_unavailable` for a moment (never 500),
- * payments made before and after settle, each reference moves money once.
+ * payments made before and after settle, each reference moves money once. A process or a
+ * command pointed at the replica's own address is refused by name.
  */
 import net from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { alternatingPaymentBody, apiCall } from '../support/api-call.ts';
-import { startTestApp, type TestApp } from '../support/app.ts';
+import { openApp, startRoles } from '../../src/app/composition.ts';
+import { createLogger } from '../../src/infra/logger.ts';
+import { RedisReplicaError } from '../../src/infra/redis/redis-check.ts';
+import { startTestApp, testConfig, type TestApp } from '../support/app.ts';
+import { runCliInProcess } from '../support/cli-run.ts';
 import { analyse } from '../support/chaos.ts';
 import { until } from '../support/poll.ts';
 import { spawnRedisServer, type RedisServerHandle } from '../support/redis-server.ts';
@@ -119,4 +124,20 @@ describe('a failover behind one address (a managed Redis, Sentinel behind a DNS 
     expect(lines.filter((l) => l.msg === 'redis reachable again')).not.toEqual([]);
     expect(lines.filter((l) => l.msg === 'redis error')).toEqual([]);
   }, 90_000);
+
+  it('a process or a command pointed at the replica itself is refused by name', async () => {
+    // After the test above A is B's replica: as if REDIS_URL named the old primary's own address.
+    const config = await testConfig(t.prefix, { REDIS_URL: a.url });
+    const cli = await runCliInProcess(config, ['redis', 'status', '--json']);
+    expect(cli.code).toBe(1);
+    expect(JSON.parse(cli.out)).toMatchObject({
+      error: { code: 'redis_is_replica', message: expect.stringContaining(String(a.port)) },
+    });
+    const app = openApp(config, createLogger({ level: 'silent' }));
+    try {
+      await expect(startRoles(app, ['worker'])).rejects.toBeInstanceOf(RedisReplicaError);
+    } finally {
+      await app.close();
+    }
+  });
 });

@@ -154,18 +154,37 @@ export class RedisClusterNotConfiguredError extends FatalError {
   }
 }
 
+/** REDIS_URL leads to a replica: it refuses every write this service makes. */
+export class RedisReplicaError extends FatalError {
+  constructor(readonly address: string) {
+    super(
+      `REDIS_URL leads to a replica (${address}, INFO replication role:slave), which refuses every ` +
+        'write: point REDIS_URL at the primary (behind a failover address that still leads to the ' +
+        'old primary, try again once it has moved; docs/operations.md, "Redis outages").',
+      'redis_is_replica',
+    );
+    this.name = 'RedisReplicaError';
+  }
+}
+
 /**
  * Refuses a standalone configuration against a cluster node (INFO cluster says
- * `cluster_enabled:1`): it would start, then fail every multi-key script. A server that does not
- * answer INFO cluster (some managed proxies) is taken as standalone.
+ * `cluster_enabled:1`): it would start, then fail every multi-key script; and against a replica
+ * (INFO replication says `role:slave`): every write would be refused, each one read as Redis
+ * unreachable. A server that does not answer INFO (some managed proxies) is taken as a standalone
+ * primary. `address`: how to name the server in the error (no credentials).
  */
-export async function assertRedisTopology(redis: Redis): Promise<void> {
+export async function assertRedisTopology(redis: Redis, address = 'REDIS_URL'): Promise<void> {
   if (redis.isCluster) return;
-  const info = await redis.info('cluster').catch((err: unknown) => {
-    if (isReplyError(err)) return '';
-    throw err;
-  });
-  if (/^cluster_enabled:1\s*$/m.test(info)) throw new RedisClusterNotConfiguredError();
+  const info = (section: string) =>
+    redis.info(section).catch((err: unknown) => {
+      if (isReplyError(err)) return '';
+      throw err;
+    });
+  if (/^cluster_enabled:1\s*$/m.test(await info('cluster'))) {
+    throw new RedisClusterNotConfiguredError();
+  }
+  if (/^role:slave\s*$/m.test(await info('replication'))) throw new RedisReplicaError(address);
 }
 
 /** A node of REDIS_CLUSTER_NODES answers as a standalone server (`cluster_enabled:0`). */
