@@ -128,14 +128,27 @@ function scheduledAt(raw: Subscription, now: number) {
 }
 
 /**
+ * The intents of the open charges of the records read for a tick (rule 9): `snapshot` by key
+ * (undefined: the intent does not exist), and apart from it those this version cannot read.
+ */
+interface OpenCharges {
+  snapshot: Map<string, ChargeSnapshot | undefined>;
+  /**
+   * Never in `snapshot`, where it would read as missing: a charge that may have moved money,
+   * decided on as if it had never been created, would be billed again.
+   */
+  unreadable: Map<string, UnreadableRecordError>;
+}
+
+/**
  * The intents of the open charges of every record that plans to bill (rule 9), read after the
- * records and in parallel. Undefined: the intent does not exist.
+ * records and in parallel.
  */
 async function readOpenCharges(
   deps: TickDeps,
   subs: readonly Subscription[],
   now: number,
-): Promise<Map<string, ChargeSnapshot | undefined>> {
+): Promise<OpenCharges> {
   const keys: string[] = [];
   for (const raw of subs) {
     let sub: Subscription;
@@ -150,16 +163,25 @@ async function readOpenCharges(
     }
     for (const c of sub.openCharges) keys.push(c.key);
   }
-  const intents = await Promise.all(keys.map((k) => deps.intents.get(k)));
-  return new Map(
-    keys.map((k, i) => {
-      const intent = intents[i];
-      return [
+  const intents = await Promise.all(
+    keys.map((k) =>
+      deps.intents.get(k).catch((err: unknown) => {
+        if (err instanceof UnreadableRecordError) return err;
+        throw err;
+      }),
+    ),
+  );
+  const charges: OpenCharges = { snapshot: new Map(), unreadable: new Map() };
+  keys.forEach((k, i) => {
+    const intent = intents[i];
+    if (intent instanceof UnreadableRecordError) charges.unreadable.set(k, intent);
+    else
+      charges.snapshot.set(
         k,
         intent && { state: intent.state, attempt: intent.attempt, updatedAt: intent.updatedAt },
-      ];
-    }),
-  );
+      );
+  });
+  return charges;
 }
 
 /**
@@ -231,35 +253,54 @@ function decideClaim(
 
 /**
  * A due record the tick cannot read or compute with (another version's shape, a hand edit, a
- * time zone or date this runtime's calendar refuses): skipped, counted as failed and logged by
- * id with what is wrong (never its content). It is left as it is, still due: every tick names it
- * again until an operator fixes it, and the other due subscriptions are billed meanwhile.
+ * time zone or date this runtime's calendar refuses), or whose open charge it cannot read (`err`
+ * names that intent: its state is unknown, so the subscription is not decided on at all):
+ * skipped, counted as failed and logged by subscription id (and the intent's key) with what is
+ * wrong (never its content). It is left as it is, still due: every tick names it again until an
+ * operator fixes it, and the other due subscriptions are billed meanwhile.
  */
-function reportUnreadable(err: UnreadableRecordError, log: Logger, result: TickResult): void {
+function reportUnreadable(
+  subscriptionId: string,
+  err: UnreadableRecordError,
+  log: Logger,
+  result: TickResult,
+): void {
   result.failed += 1;
-  log.error(
-    { subscriptionId: err.id, why: err.why },
-    'due subscription cannot be read or billed by this version: skipped; it stays due',
-  );
+  if (err.kind === 'intent')
+    log.error(
+      { subscriptionId, key: err.id, why: err.why },
+      'open charge of a due subscription cannot be read by this version: the subscription is skipped (not billed on top of it); it stays due',
+    );
+  else
+    log.error(
+      { subscriptionId, why: err.why },
+      'due subscription cannot be read or billed by this version: skipped; it stays due',
+    );
 }
 
 /**
- * {@link decideClaim} for one record; undefined, reported ({@link reportUnreadable}), when the
- * rules throw for it. The rules are pure: what throws is a property of the record, not of Redis.
+ * {@link decideClaim} for one record; undefined, reported ({@link reportUnreadable}), when an
+ * open charge of it could not be read or the rules throw for it. The rules are pure: what throws
+ * is a property of the record, not of Redis.
  */
 function decideOrReport(
   raw: Subscription,
   now: number,
   leaseMs: number,
   deps: TickDeps,
-  snapshot: ReadonlyMap<string, ChargeSnapshot | undefined>,
+  charges: OpenCharges,
   log: Logger,
   result: TickResult,
 ): Decided | undefined {
+  const unreadable = raw.openCharges.find((c) => charges.unreadable.has(c.key));
+  if (unreadable) {
+    reportUnreadable(raw.id, charges.unreadable.get(unreadable.key)!, log, result);
+    return undefined;
+  }
   try {
-    return decideClaim(raw, now, leaseMs, deps.catchUpMaxPeriods, snapshot);
+    return decideClaim(raw, now, leaseMs, deps.catchUpMaxPeriods, charges.snapshot);
   } catch (err) {
-    reportUnreadable(UnreadableRecordError.of('subscription', raw.id, err), log, result);
+    reportUnreadable(raw.id, UnreadableRecordError.of('subscription', raw.id, err), log, result);
     return undefined;
   }
 }
@@ -297,19 +338,19 @@ export async function claimAll(
 ): Promise<Claimed[]> {
   const docs = (await deps.subs.readMany(ids)).flatMap((d) => {
     if (d instanceof UnreadableRecordError) {
-      reportUnreadable(d, log, result);
+      reportUnreadable(d.id, d, log, result);
       return [];
     }
     return d ? [d] : [];
   });
-  const snapshot = await readOpenCharges(
+  const charges = await readOpenCharges(
     deps,
     docs.map((d) => d.sub),
     now,
   );
   const writes: { id: string; decided: Decided; write: Write; expectVersion: number }[] = [];
   docs.forEach((d) => {
-    const decided = decideOrReport(d.sub, now, leaseMs, deps, snapshot, log, result);
+    const decided = decideOrReport(d.sub, now, leaseMs, deps, charges, log, result);
     if (!decided) return;
     if (decided.write)
       writes.push({ id: d.sub.id, decided, write: decided.write, expectVersion: d.version });
@@ -359,8 +400,8 @@ async function claimOne(
     for (let i = 0; i < maxTries; i++) {
       const doc = await deps.subs.get(id);
       if (!doc) return undefined;
-      const snapshot = await readOpenCharges(deps, [doc.sub], now);
-      const decided = decideOrReport(doc.sub, now, leaseMs, deps, snapshot, log, result);
+      const charges = await readOpenCharges(deps, [doc.sub], now);
+      const decided = decideOrReport(doc.sub, now, leaseMs, deps, charges, log, result);
       if (!decided) return undefined;
       if (!decided.write) {
         countPlan(decided, id, log, result);
@@ -378,7 +419,7 @@ async function claimOne(
     throw new SubscriptionContentionError(id);
   } catch (err) {
     if (err instanceof UnreadableRecordError) {
-      reportUnreadable(err, log, result);
+      reportUnreadable(id, err, log, result);
       return undefined;
     }
     result.failed += 1;

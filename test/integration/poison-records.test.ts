@@ -2,7 +2,8 @@
  * One record the code cannot read (written by another version, hand-edited, half-written) does
  * not stop the loops that walk records: the subscription tick, the reconcile sweep, the
  * subscription and batch lists and a test clock's advance skip it, log an error line naming it
- * (never its content), and go on with the others. The poison records are written straight into
+ * (never its content), and go on with the others; the tick skips a subscription whose open charge
+ * it cannot read, never billing on top of it. The poison records are written straight into
  * Redis next to healthy ones made through the services. Real Redis, a sandbox, no roles (the
  * loops are run here). `billing keys reseal` and `billing payments reindex`:
  * poison-records-cli.test.ts.
@@ -29,9 +30,9 @@ let sandbox: Sandbox;
 let t: TestApp;
 const lines: Record<string, unknown>[] = [];
 
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({
+/** An app without roles on the sandbox, its log lines in `lines`. */
+const openTestApp = () =>
+  startTestApp({
     sandboxUrl: sandbox.url,
     roles: [],
     env: { LOG_LEVEL: 'info' },
@@ -39,6 +40,10 @@ beforeAll(async () => {
       write: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>),
     },
   });
+
+beforeAll(async () => {
+  sandbox = await startTestSandbox();
+  t = await openTestApp();
 });
 afterAll(async () => {
   await t?.close();
@@ -124,6 +129,63 @@ describe('a subscription record the code cannot read', () => {
     for (const id of ['psub-0-status', 'psub-0-half'])
       expect(errorsNaming('subscriptionId', id).length).toBe(1);
     expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
+  });
+});
+
+describe('an open charge the code cannot read', () => {
+  // An app of its own: its tick meets only this test's subscriptions.
+  let u: TestApp;
+  beforeAll(async () => {
+    u = await openTestApp();
+  });
+  afterAll(async () => {
+    await u?.close();
+  });
+
+  it('skips its subscription, never billed again on top of it; the others are billed', async () => {
+    const day = 86_400_000;
+    const start = u.app.clock.now();
+    const anchor = new Date(start - day).toISOString();
+    for (const id of ['pchg-a', 'pchg-b']) {
+      const res = await createMonthlySubscription(u.app, id, { anchor });
+      expect(res.status).toBe('created');
+    }
+    const d = subscriptionsDeps(u.app);
+    const deps = {
+      subs: d.subs,
+      intents: d.intents,
+      dispatcher: d.dispatcher,
+      logger: d.logger,
+      catchUpMaxPeriods: d.catchUpMaxPeriods,
+    };
+    expect(await runTick(deps, start)).toMatchObject({ billed: 2, failed: 0 });
+    // pchg-b's charge, still open (queued: nothing runs it here), as another version wrote it.
+    const before = (await u.app.subscriptions.get('pchg-b'))!;
+    expect(before.sub.openCharges).toHaveLength(1);
+    const open = before.sub.openCharges[0]!.key;
+    const intent = storeKeys(u.prefix).intent(open);
+    await u.app.redis.hset(intent, 'state', 'disputed');
+    const stored = await u.app.redis.hgetall(intent);
+    const due = subscriptionKeys(u.prefix).due();
+    const score = await u.app.redis.zscore(due, 'pchg-b');
+
+    // A month later both are due again. Read as missing, pchg-b's open charge would let the tick
+    // bill on top of a charge that may have moved money.
+    lines.length = 0;
+    const tick = await runTick(deps, start + 35 * day);
+    expect(tick).toMatchObject({ due: 2, billed: 1, failed: 1 });
+    expect(await u.app.subscriptions.intentKeys('pchg-a', 10)).toHaveLength(2);
+    // pchg-b is left as it is: no intent for its next period, its record, its open charge and
+    // its place in the due index unchanged (every tick names it again until it is fixed).
+    expect(await u.app.subscriptions.intentKeys('pchg-b', 10)).toEqual([open]);
+    expect(await u.app.subscriptions.get('pchg-b')).toEqual(before);
+    expect(await u.app.redis.hgetall(intent)).toEqual(stored);
+    expect(await u.app.redis.zscore(due, 'pchg-b')).toBe(score);
+    // One line names both, with what is wrong.
+    const named = errorsNaming('subscriptionId', 'pchg-b');
+    expect(named).toHaveLength(1);
+    expect(named[0]).toMatchObject({ key: open, why: 'invalid fields (state: invalid_value)' });
+    expect(errorsNaming('subscriptionId', open)).toHaveLength(0);
   });
 });
 
