@@ -95,6 +95,7 @@ const RECORD_ID_FIELD: Record<RecordKind, string> = {
   subscription: 'subscriptionId',
   batch: 'batchId',
   'held row': 'row',
+  'test clock': 'clock',
 };
 /** The answer to a request whose write Redis refused for want of memory (nothing was written). */
 const REDIS_FULL = apiError(

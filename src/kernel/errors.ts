@@ -97,7 +97,7 @@ export class CryptoError extends Error {
 }
 
 /** The kinds of stored record a loop may find it cannot read ({@link UnreadableRecordError}). */
-export type RecordKind = 'intent' | 'subscription' | 'batch' | 'held row';
+export type RecordKind = 'intent' | 'subscription' | 'batch' | 'held row' | 'test clock';
 
 /**
  * A stored record this code cannot read: written by another version, hand-edited, half-written,

@@ -121,9 +121,18 @@ export interface VersionedClock {
 export interface TestClockStore {
   /** Creates the clock unless its id exists; true when created. */
   create(clock: TestClock): Promise<boolean>;
+  /** The clock; a clock that does not parse throws its UnreadableRecordError (kernel/errors.ts). */
   get(id: string): Promise<VersionedClock | undefined>;
-  /** Several clocks in one round trip, in the order of `ids`. */
+  /**
+   * Several clocks in one round trip, in the order of `ids` (undefined when missing); a clock that
+   * does not parse throws its UnreadableRecordError.
+   */
   getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]>;
+  /**
+   * As getMany, but a clock that does not parse is its UnreadableRecordError in the answer, and
+   * the others are read: for the restart of advancing clocks, which skips it and logs it.
+   */
+  readMany(ids: readonly string[]): Promise<(VersionedClock | UnreadableRecordError | undefined)[]>;
   /** Stores `clock` if still at `expectVersion`; the new version, or undefined on conflict. */
   save(clock: TestClock, expectVersion: number): Promise<number | undefined>;
   /** Ids of the clocks advancing now. */

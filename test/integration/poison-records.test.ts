@@ -15,10 +15,11 @@ import { listBatches } from '../../src/batches/list.ts';
 import { batchKeys } from '../../src/batches/store/batch-store.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { runSweep } from '../../src/payments/sweep.ts';
-import { runClockStep } from '../../src/subscriptions/clock-runner.ts';
+import { kickAdvancingClocks, runClockStep } from '../../src/subscriptions/clock-runner.ts';
 import { advanceTestClock, createTestClock } from '../../src/subscriptions/clocks-service.ts';
 import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
 import { listSubscriptions, subscriptionServiceDeps } from '../../src/subscriptions/service.ts';
+import { clockJobId } from '../../src/subscriptions/test-clocks.ts';
 import { runTick } from '../../src/subscriptions/tick.ts';
 import type { Sandbox } from '../../src/sandbox/index.ts';
 import { startTestApp, type TestApp } from '../support/app.ts';
@@ -292,5 +293,46 @@ describe('a subscription on a test clock the code cannot read', () => {
       expect(named.some((l) => l.clock === clock.id)).toBe(true);
     }
     expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
+  });
+});
+
+describe('an advancing test clock the code cannot read', () => {
+  it('is skipped and named by the restart of advancing clocks; the others are restarted', async () => {
+    const deps = subscriptionServiceDeps(t.app);
+    const clock = await createTestClock(deps, '2025-01-01T00:00:00Z', 'kick');
+    expect(await advanceTestClock(deps, clock.id, '2025-02-01T00:00:00Z')).toMatchObject({
+      status: 'ok',
+    });
+    // Its step's job was lost (the process died between storing the step and enqueueing it).
+    const seq = (await t.app.subscriptions.clocks.get(clock.id))!.clock.seq;
+    const queue = t.app.dispatcher.queue('subscriptions');
+    await (await queue.getJob(clockJobId(clock.id, seq)))!.remove();
+    // Advancing clocks as another version or a half-written save left them.
+    const k = subscriptionKeys(t.prefix);
+    const doc = JSON.parse((await t.app.redis.hget(k.clock(clock.id), 'doc'))!) as object;
+    const paused = 'clock_000000000000000000000001';
+    const poison: [string, string][] = [
+      [paused, JSON.stringify({ ...doc, id: paused, status: 'paused' })],
+      ['clock_000000000000000000000002', '{"id":"clock_000000000000000000000002","name":"tok_4111'],
+    ];
+    for (const [id, stored] of poison) {
+      await t.app.redis.hset(k.clock(id), 'doc', stored, 'version', 1);
+      await t.app.redis.zadd(k.advancingClocks(), 0, id);
+    }
+
+    lines.length = 0;
+    expect(await kickAdvancingClocks(subscriptionsDeps(t.app))).toBe(1);
+    expect(await queue.getJob(clockJobId(clock.id, seq))).toBeDefined();
+    for (const [id] of poison) expect(errorsNaming('clock', id)).toHaveLength(1);
+    expect(errorsNaming('clock', poison[0]![0])[0]).toMatchObject({
+      why: 'invalid fields (status: invalid_value)',
+    });
+    expect(errorsNaming('clock', poison[1]![0])[0]).toMatchObject({ why: 'not JSON' });
+    expect(JSON.stringify(lines)).not.toContain('tok_4111');
+    // Left as they are: still advancing, named again by the next kick until fixed.
+    for (const [id, stored] of poison) {
+      expect(await t.app.redis.hget(k.clock(id), 'doc')).toBe(stored);
+      expect(await t.app.redis.zscore(k.advancingClocks(), id)).toBe('0');
+    }
   });
 });

@@ -7,6 +7,7 @@
  * is a compare-and-set on the version. Implements the TestClockStore port.
  */
 import type { Redis } from 'ioredis';
+import { UnreadableRecordError } from '../../kernel/errors.ts';
 import type { TestClockStore, VersionedClock } from '../ports.ts';
 import { testClockSchema, type TestClock } from '../test-clocks.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
@@ -64,9 +65,18 @@ redis.call('ZREM', KEYS[4], ARGV[1])
 return 1
 `);
 
-function parse(doc: string | null | undefined, version: string | null | undefined) {
+/** Clock `id` from its stored hash; UnreadableRecordError when it does not parse. */
+function parse(
+  id: string,
+  doc: string | null | undefined,
+  version: string | null | undefined,
+): VersionedClock | undefined {
   if (doc === null || doc === undefined) return undefined;
-  return { clock: testClockSchema.parse(JSON.parse(doc)), version: Number(version ?? '0') };
+  try {
+    return { clock: testClockSchema.parse(JSON.parse(doc)), version: Number(version ?? '0') };
+  } catch (err) {
+    throw UnreadableRecordError.of('test clock', id, err);
+  }
 }
 
 export class RedisTestClockStore implements TestClockStore {
@@ -95,14 +105,32 @@ export class RedisTestClockStore implements TestClockStore {
   }
 
   async get(id: string): Promise<VersionedClock | undefined> {
-    return readVersioned(this.redis, this.k.clock(id), parse);
+    return readVersioned(this.redis, this.k.clock(id), (doc, v) => parse(id, doc, v));
   }
 
+  /** @inheritdoc */
   async getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]> {
+    return (await this.readMany(ids)).map((r) => {
+      if (r instanceof UnreadableRecordError) throw r;
+      return r;
+    });
+  }
+
+  /** @inheritdoc */
+  async readMany(
+    ids: readonly string[],
+  ): Promise<(VersionedClock | UnreadableRecordError | undefined)[]> {
     return readManyVersioned(
       this.redis,
       ids.map((id) => this.k.clock(id)),
-      parse,
+      (doc, v, i) => {
+        try {
+          return parse(ids[i]!, doc, v);
+        } catch (err) {
+          if (err instanceof UnreadableRecordError) return err;
+          throw err;
+        }
+      },
     );
   }
 
