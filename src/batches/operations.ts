@@ -21,6 +21,7 @@
  *   retry of `<id>` is a conflict.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { UnreadableRecordError } from '../kernel/errors.ts';
 import { BATCH_ID_MAX, batchIntentKey, isNewBatchId } from '../kernel/ids.ts';
 import { OPERATOR_FORCED, isSettled, intentStateSchema } from '../kernel/intent.ts';
 import type { AmountMinor, Currency } from '../kernel/money.ts';
@@ -183,7 +184,7 @@ const HELD_PAGE = 200;
 export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number): Promise<number> {
   const now = deps.clock.now();
   let resumed = 0;
-  for (const batch of await heldBatches(deps)) {
+  for (const batch of await heldBatches(deps, 'cancels')) {
     if (!canceledWhileHeld(batch)) continue;
     if (now - (batch.canceledAt ?? now) < graceMs) continue;
     deps.logger.warn(
@@ -214,7 +215,7 @@ export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number
 export async function resumeApprovedReleases(deps: BatchDeps, graceMs: number): Promise<number> {
   const now = deps.clock.now();
   let resumed = 0;
-  for (const batch of await heldBatches(deps)) {
+  for (const batch of await heldBatches(deps, 'releases')) {
     if (!approvedWhileHeld(batch)) continue;
     if (now - (batch.approvedAt ?? now) < graceMs) continue;
     deps.logger.warn(
@@ -227,8 +228,15 @@ export async function resumeApprovedReleases(deps: BatchDeps, graceMs: number): 
   return resumed;
 }
 
-/** Every batch that awaits approval, as read now (a page of the state index at a time). */
-async function heldBatches(deps: BatchDeps): Promise<BatchRecord[]> {
+/**
+ * Every batch that awaits approval, as read now (a page of the state index at a time). One this
+ * version cannot read is left out and logged by id for the resume that asked (`resuming`); it is
+ * left as it is, in the index, and named again at every sweep.
+ */
+async function heldBatches(
+  deps: BatchDeps,
+  resuming: 'cancels' | 'releases',
+): Promise<BatchRecord[]> {
   const ids: string[] = [];
   let cursor: string | undefined;
   do {
@@ -236,9 +244,16 @@ async function heldBatches(deps: BatchDeps): Promise<BatchRecord[]> {
     ids.push(...page.ids);
     cursor = page.next;
   } while (cursor !== undefined);
-  return (await deps.batches.getMany(ids)).filter(
-    (batch): batch is BatchRecord => batch?.state === 'awaiting_approval',
-  );
+  return (await deps.batches.readMany(ids)).flatMap((batch) => {
+    if (batch instanceof UnreadableRecordError) {
+      deps.logger.error(
+        { component: 'batch', batchId: batch.id, why: batch.why },
+        `batch awaiting approval cannot be read by this version: the sweep's resume of interrupted ${resuming} skipped it`,
+      );
+      return [];
+    }
+    return batch?.state === 'awaiting_approval' ? [batch] : [];
+  });
 }
 
 /**

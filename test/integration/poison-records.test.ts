@@ -1,17 +1,18 @@
 /**
  * One record the code cannot read (written by another version, hand-edited, half-written) does
- * not stop the loops that walk records: the subscription tick, the reconcile sweep, the
- * subscription and batch lists and a test clock's advance skip it, log an error line naming it
- * (never its content), and go on with the others; the tick skips a subscription whose open charge
- * it cannot read, never billing on top of it. The poison records are written straight into
- * Redis next to healthy ones made through the services. Real Redis, a sandbox, no roles (the
- * loops are run here). `billing keys reseal` and `billing payments reindex`:
- * poison-records-cli.test.ts.
+ * not stop the loops that walk records: the subscription tick, the reconcile sweep (and its
+ * resume of held batches), the subscription and batch lists, a test clock's advance and the
+ * restart of advancing clocks skip it, log an error line naming it (never its content), and go
+ * on with the others; the tick skips a subscription whose open charge it cannot read, never
+ * billing on top of it. The poison records are written straight into Redis next to healthy ones
+ * made through the services. Real Redis, a sandbox, no roles (the loops are run here). `billing
+ * keys reseal` and `billing payments reindex`: poison-records-cli.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subscriptionsDeps, sweepDeps } from '../../src/app/composition.ts';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { listBatches } from '../../src/batches/list.ts';
+import { approveBatch } from '../../src/batches/operations.ts';
 import { batchKeys } from '../../src/batches/store/batch-store.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
 import { runSweep } from '../../src/payments/sweep.ts';
@@ -334,5 +335,68 @@ describe('an advancing test clock the code cannot read', () => {
       expect(await t.app.redis.hget(k.clock(id), 'doc')).toBe(stored);
       expect(await t.app.redis.zscore(k.advancingClocks(), id)).toBe('0');
     }
+  });
+});
+
+describe('a batch awaiting approval the code cannot read', () => {
+  it("does not stop the sweep's resume of an interrupted release: the others are released", async () => {
+    const id = 'pheld-a';
+    const submitted = await submitBatch(t.app, {
+      input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
+      type: 'payout',
+      id,
+      approval: 'payouts',
+      submittedBy: 'cli:alice',
+    });
+    expect(submitted.batch?.state).toBe('awaiting_approval');
+    // Approved by a process that died before enqueueing its rows: it still awaits approval.
+    const dying = new Proxy(t.app.dispatcher, {
+      get(target, p, r) {
+        if (p === 'submitMany') return () => Promise.reject(new Error('process killed'));
+        const v: unknown = Reflect.get(target, p, r);
+        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    await expect(approveBatch({ ...t.app, dispatcher: dying }, id, 'cli:bob')).rejects.toThrow(
+      'process killed',
+    );
+    expect(await t.app.batches.get(id)).toMatchObject({
+      state: 'awaiting_approval',
+      approvedBy: 'cli:bob',
+    });
+    // Copies of it awaiting approval too: a type of a newer version, half-written totals.
+    const k = batchKeys(t.prefix);
+    const h = await t.app.redis.hgetall(k.batch(id));
+    const poison: [string, Record<string, string>][] = [
+      ['pheld-0-type', { type: 'mandate' }],
+      ['pheld-0-half', { totals: '{"NGN":{"rows":1,"note":"tok_secret_4111' }],
+    ];
+    for (const [pid, change] of poison) {
+      await t.app.redis.hset(k.batch(pid), { ...h, id: pid, ...change });
+      await t.app.redis.zadd(k.byState('awaiting_approval'), Number(h.createdAt), pid);
+    }
+
+    lines.length = 0;
+    // A sweep once the approval is ORPHAN_AFTER old (here: no grace).
+    const swept = await runSweep({ ...sweepDeps(t.app), orphanAfterMs: 0 });
+    expect(swept).toMatchObject({ releasesResumed: 1, cancelsResumed: 0 });
+    expect((await t.app.batches.get(id))?.state).toBe('queued');
+    const [row] = await t.app.store.batchKeys(id, 0, 10);
+    expect((await t.app.store.get(row!))?.state).toBe('queued');
+    // Named once by each of the sweep's two resumes of held batches, left as it is (still
+    // awaiting approval).
+    for (const [pid, change] of poison) {
+      const named = errorsNaming('batchId', pid);
+      expect(named.map((l) => /interrupted (\w+)/.exec(String(l.msg))?.[1])).toEqual([
+        'cancels',
+        'releases',
+      ]);
+      expect(await t.app.redis.hgetall(k.batch(pid))).toEqual({ ...h, id: pid, ...change });
+      expect(await t.app.redis.zscore(k.byState('awaiting_approval'), pid)).toBe(h.createdAt);
+    }
+    expect(errorsNaming('batchId', 'pheld-0-type')[0]).toMatchObject({
+      why: 'invalid fields (type: invalid_value)',
+    });
+    expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
   });
 });
