@@ -115,7 +115,21 @@ export async function runClockStep(
     return d ? [d.sub] : [];
   });
   const keys = keysToRead(subs, t);
-  const read = await Promise.all(keys.map((k) => deps.intents.get(k)));
+  const read = await Promise.all(
+    keys.map((k) =>
+      deps.intents.get(k).catch((err: unknown) => {
+        if (!(err instanceof UnreadableRecordError)) throw err;
+        // Waiting would not make it readable: the settle goes on without it, as without a
+        // charge not created yet (no retry is sent for it). Named at each instant's first check.
+        if (clock.checks === 0)
+          log.error(
+            { key: err.id, why: err.why },
+            "a charge on the test clock cannot be read by this version: the clock's settle goes on without it",
+          );
+        return undefined;
+      }),
+    ),
+  );
   const intents = new Map<string, IntentSnapshot | undefined>(
     keys.map((k, i) => {
       const intent = read[i];

@@ -134,6 +134,43 @@ describe('a subscription record the code cannot read', () => {
   });
 });
 
+describe('a charge on a test clock the code cannot read', () => {
+  it("does not stop the clock's settle: the clock reaches its target, the charge is named", async () => {
+    const deps = subscriptionServiceDeps(t.app);
+    const clock = await createTestClock(deps, '2025-01-01T00:00:00Z', 'poison charge');
+    const res = await createMonthlySubscription(t.app, 'pclk-c', {
+      anchor: '2025-01-10T09:00:00+01:00',
+      test_clock: clock.id,
+    });
+    expect(res.status).toBe('created');
+    lines.length = 0;
+    expect(await advanceTestClock(deps, clock.id, '2025-01-20T00:00:00Z')).toMatchObject({
+      status: 'ok',
+    });
+    const runner = { ...subscriptionsDeps(t.app), clockMaxChecks: 3 };
+    const charge = 'sub_pclk-c_20250110';
+    const hash = storeKeys(t.prefix).intent(charge);
+    let poisoned = false;
+    for (let i = 0; i < 60; i++) {
+      const c = (await t.app.subscriptions.clocks.get(clock.id))!.clock;
+      if (c.status === 'ready') break;
+      await runClockStep(runner, { testClock: c.id, seq: c.seq });
+      // The renewal's charge, as another version would have written it, once the tick made it.
+      if (!poisoned && (await t.app.redis.exists(hash)) === 1) {
+        await t.app.redis.hset(hash, 'state', 'disputed');
+        poisoned = true;
+      }
+    }
+    expect(poisoned).toBe(true);
+    const done = (await t.app.subscriptions.clocks.get(clock.id))!.clock;
+    expect(done).toMatchObject({ status: 'ready', frozenTime: Date.parse('2025-01-20T00:00:00Z') });
+    const named = errorsNaming('key', charge).filter((l) => l.clock === clock.id);
+    expect(named.length).toBeGreaterThan(0);
+    expect(named[0]).toMatchObject({ why: 'invalid fields (state: invalid_value)' });
+    expect(await t.app.redis.hget(hash, 'state')).toBe('disputed');
+  });
+});
+
 describe('an open charge the code cannot read', () => {
   // An app of its own: its tick meets only this test's subscriptions.
   let u: TestApp;
