@@ -41,7 +41,12 @@ import { rebuildWorker, startWorker } from '../infra/queues/worker-factory.ts';
 import { startWorkerWatchdog } from '../infra/queues/worker-watchdog.ts';
 import { createFailFastRedis, createRedis } from '../infra/redis/connection.ts';
 import { DeploymentEpoch } from '../infra/redis/epoch.ts';
-import { isRedisOutOfMemory, RedisHealth } from '../infra/redis/health.ts';
+import {
+  RedisHealth,
+  redisWriteRefusal,
+  WRITE_REFUSALS,
+  type WriteRefusalCode,
+} from '../infra/redis/health.ts';
 import { storeKeys } from '../infra/redis/keys.ts';
 import { createSignInThrottle } from '../infra/redis/sign-in-throttle.ts';
 import {
@@ -104,8 +109,7 @@ export interface App {
    * within half a second, and no data loss waits to be acknowledged.
    */
   ready(): Promise<
-    | { ok: true }
-    | { ok: false; reason: 'redis_unavailable' | 'redis_out_of_memory' | 'redis_data_lost' }
+    { ok: true } | { ok: false; reason: 'redis_unavailable' | WriteRefusalCode | 'redis_data_lost' }
   >;
   /**
    * The concrete store (one shard's, or the router over every shard's): tests reach its extra
@@ -237,7 +241,7 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
   metrics.watchPlatform({
     redisUp: () => health.isUp(),
     dataLossUnacknowledged: () => epoch.isLost(),
-    redisOutOfMemoryRefusals: () => health.outOfMemoryRefusals(),
+    redisWriteRefusals: (kind) => health.writeRefusals(kind),
   });
   const connections = [redis, storeRedis, queueRedis];
   return {
@@ -254,8 +258,10 @@ export function openApp(config: Config, logger: Logger, overrides: AppOverrides 
       const wrote = await withDeadline(
         probeWrites(storeRedis, layout.allPrefixes()),
         READY_PING_MS,
-      ).catch((err: unknown) => (isRedisOutOfMemory(err) ? 'out_of_memory' : false));
-      if (wrote === 'out_of_memory') return { ok: false, reason: 'redis_out_of_memory' };
+      ).catch((err: unknown) => redisWriteRefusal(err) ?? false);
+      if (wrote === 'out_of_memory' || wrote === 'cannot_persist') {
+        return { ok: false, reason: WRITE_REFUSALS[wrote].code };
+      }
       if (!wrote) return { ok: false, reason: 'redis_unavailable' };
       if (epoch.isLost()) return { ok: false, reason: 'redis_data_lost' };
       return { ok: true };

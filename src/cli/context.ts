@@ -8,8 +8,8 @@ import type { App, AppOverrides, Role, RunningRoles } from '../app/composition.t
 import type { Config } from '../config/config.ts';
 import {
   isRedisConnectionError,
-  isRedisOutOfMemory,
-  REDIS_OUT_OF_MEMORY,
+  redisWriteRefusal,
+  WRITE_REFUSALS,
   RedisUnavailableError,
 } from '../infra/redis/health.ts';
 import {
@@ -60,14 +60,13 @@ export function untilRedis(app: App): Promise<void> {
 
 /**
  * A connection error from anywhere in a command, as the one-line "cannot reach Redis" error; a
- * write Redis refused for want of memory, as the one-line `redis_out_of_memory` error.
+ * write Redis refused, as the one-line `redis_out_of_memory` or `redis_cannot_persist` error.
  */
 export function asRedisUnavailable(app: App, err: unknown): unknown {
-  if (isRedisOutOfMemory(err)) {
-    return new CliError(`Redis at ${app.health.address}: ${REDIS_OUT_OF_MEMORY}`, {
-      code: 'redis_out_of_memory',
-      cause: err,
-    });
+  const refusal = redisWriteRefusal(err);
+  if (refusal) {
+    const { code, words } = WRITE_REFUSALS[refusal];
+    return new CliError(`Redis at ${app.health.address}: ${words}`, { code, cause: err });
   }
   if (err instanceof RedisUnavailableError || !isRedisConnectionError(err)) return err;
   return new RedisUnavailableError(app.health.address, err);

@@ -20,7 +20,7 @@ export interface Heartbeat {
   startedAt: string;
   /** When this beat was written (ISO 8601). */
   at: string;
-  /** `up`, or why Redis is not usable: `redis_unavailable`, `redis_out_of_memory`, `redis_data_lost`. */
+  /** `up`, or why Redis is not usable: `redis_unavailable`, `redis_out_of_memory`, `redis_cannot_persist`, `redis_data_lost`. */
   redis: string;
   workers: { queue: string; running: boolean }[];
   /** Role api only: whether the HTTP server listens. */

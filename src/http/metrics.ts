@@ -11,6 +11,7 @@ import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { z } from 'zod';
 import { BillingError } from '../kernel/errors.ts';
+import type { WriteRefusal } from '../infra/redis/health.ts';
 import type { IntentState } from '../kernel/intent.ts';
 import {
   GATEWAY_DISCREPANCIES,
@@ -90,13 +91,13 @@ export interface Metrics {
 
 /**
  * The process's view of Redis, for `billing_redis_up`, `billing_redis_data_loss_unacknowledged`
- * and `billing_redis_out_of_memory_refusals_total`.
+ * and `billing_redis_write_refusals_total`.
  */
 export interface PlatformProbe {
   redisUp(): boolean;
   dataLossUnacknowledged(): boolean;
-  /** Writes Redis refused for want of memory that this process was told of, since it started. */
-  redisOutOfMemoryRefusals(): number;
+  /** Writes Redis refused (`reason`) that this process was told of, since it started. */
+  redisWriteRefusals(reason: WriteRefusal): number;
 }
 
 export interface MetricsOptions {
@@ -251,12 +252,16 @@ export function createMetrics(opts: MetricsOptions = {}): Metrics {
     },
   });
   new Counter({
-    name: 'billing_redis_out_of_memory_refusals_total',
-    help: 'Writes Redis refused because it reached maxmemory (noeviction), as this process saw them',
+    name: 'billing_redis_write_refusals_total',
+    help:
+      'Writes Redis refused while it answered, as this process saw them: reason out_of_memory ' +
+      '(maxmemory reached, noeviction) or cannot_persist (stop-writes-on-bgsave-error)',
+    labelNames: ['reason'] as const,
     registers,
     collect() {
       this.reset();
-      this.inc(platform?.redisOutOfMemoryRefusals() ?? 0);
+      for (const reason of ['out_of_memory', 'cannot_persist'] as const)
+        this.inc({ reason }, platform?.redisWriteRefusals(reason) ?? 0);
     },
   });
   new Gauge({

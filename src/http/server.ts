@@ -15,8 +15,8 @@ import { z } from 'zod';
 import type { Logger } from '../infra/logger.ts';
 import {
   isRedisConnectionError,
-  isRedisOutOfMemory,
-  REDIS_OUT_OF_MEMORY,
+  redisWriteRefusal,
+  WRITE_REFUSALS,
 } from '../infra/redis/health.ts';
 import { UnreadableRecordError, type RecordKind } from '../kernel/errors.ts';
 import {
@@ -97,11 +97,9 @@ const RECORD_ID_FIELD: Record<RecordKind, string> = {
   'held row': 'row',
   'test clock': 'clock',
 };
-/** The answer to a request whose write Redis refused for want of memory (nothing was written). */
-const REDIS_FULL = apiError(
-  'redis_out_of_memory',
-  `${REDIS_OUT_OF_MEMORY}. Retry later (retrying a POST with the same key is always safe)`,
-);
+/** The answer to a request whose write Redis refused (nothing of it was written). */
+const refusedWrite = (code: string, words: string) =>
+  apiError(code, `${words}. Retry later (retrying a POST with the same key is always safe)`);
 
 export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> {
   const httpLogger: FastifyBaseLogger = deps.logger.child({ component: 'http' });
@@ -153,9 +151,11 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
         deps.onRedisError?.(err as Error);
         return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_UNAVAILABLE);
       }
-      if (isRedisOutOfMemory(err)) {
+      const refusal = redisWriteRefusal(err);
+      if (refusal) {
         deps.onRedisError?.(err as Error);
-        return reply.code(503).header('retry-after', RETRY_AFTER_S).send(REDIS_FULL);
+        const { code, words } = WRITE_REFUSALS[refusal];
+        return reply.code(503).header('retry-after', RETRY_AFTER_S).send(refusedWrite(code, words));
       }
       if (err instanceof UnreadableRecordError) {
         // A stored record this version cannot read: which one and what is wrong, never its content.
@@ -209,7 +209,9 @@ export async function buildHttpServer(deps: HttpDeps): Promise<FastifyInstance> 
     reason: z
       .string()
       .optional()
-      .describe('why not ready: redis_unavailable, redis_out_of_memory, redis_data_lost'),
+      .describe(
+        'why not ready: redis_unavailable, redis_out_of_memory, redis_cannot_persist, redis_data_lost',
+      ),
   });
   app.get(
     '/readyz',

@@ -151,9 +151,52 @@ describe('Redis full (maxmemory reached, noeviction)', () => {
     expect(refusedJobs.length).toBeGreaterThan(0);
     // Counted for an alert, every refusal the line folded in included.
     const refusals = parseMetrics(await t.app.metrics.registry.metrics()).find(
-      (m) => m.name === 'billing_redis_out_of_memory_refusals_total',
+      (m) => m.name === 'billing_redis_write_refusals_total' && m.labels.reason === 'out_of_memory',
     );
     expect(refusals?.value).toBeGreaterThan(1);
     expect(said[0]!.refusedSinceLastLine).toBe(0);
   }, 120_000);
+});
+
+describe('Redis that cannot save to disk (stop-writes-on-bgsave-error)', () => {
+  let disk: RedisServerHandle;
+  let diskAdmin: Redis;
+  let u: TestApp;
+  beforeAll(async () => {
+    // A snapshot it cannot write: its dir is one no file can be created in.
+    disk = await spawnRedisServer({ dir: '/proc', extraArgs: ['--save', '3600 1'] });
+    diskAdmin = new Redis(disk.url);
+    u = await startTestApp({
+      sandboxUrl: sandbox.url,
+      roles: ['api', 'worker', 'reconciler'],
+      // The sandbox answers in a second (above): calls must not time out.
+      env: { REDIS_URL: disk.url, SAYSWITCH_TIMEOUT_MS: '2500', SUBMIT_LEASE: '5s' },
+    });
+  });
+  afterAll(async () => {
+    await diskAdmin?.config('SET', 'stop-writes-on-bgsave-error', 'no').catch(() => undefined);
+    await u?.close();
+    diskAdmin?.disconnect();
+    await disk?.close();
+  });
+
+  it('refuses new writes by name until writes are allowed again', async () => {
+    const first = await apiCall(u, 'POST', '/payments', body(200));
+    expect(first.status).toBe(201);
+    await diskAdmin.bgsave();
+    await until(async () => /rdb_last_bgsave_status:err/.test(await diskAdmin.info('persistence')));
+
+    const refused = await apiCall(u, 'POST', '/payments', body(201));
+    expect(refused.status).toBe(503);
+    expect(refused.body).toMatchObject({ error: { code: 'redis_cannot_persist' } });
+    const ready = await fetch(`${u.url!}/readyz`);
+    expect(await ready.json()).toEqual({ status: 'not_ready', reason: 'redis_cannot_persist' });
+
+    // What an operator may do while the disk is fixed (or the save succeeds again).
+    await diskAdmin.config('SET', 'stop-writes-on-bgsave-error', 'no');
+    const again = await apiCall(u, 'POST', '/payments', body(201));
+    expect(again.status).toBe(201);
+    for (const key of [first.body.key as string, again.body.key as string])
+      await until(async () => (await u.app.store.get(key))?.state === 'succeeded');
+  });
 });

@@ -70,21 +70,45 @@ export function isRedisConnectionError(err: unknown): boolean {
 }
 
 /**
- * Redis refused a command because it reached `maxmemory` (with `noeviction`, the only policy this
- * service runs on): an `OOM command not allowed` reply. Nothing of that command was written (a
- * script is refused at its first write, never halfway). Redis is up and serves reads.
+ * Why Redis refuses writes while it answers (and serves reads): it reached `maxmemory` (with
+ * `noeviction`, the only policy this service runs on: an `OOM command not allowed` reply), or it
+ * cannot save to disk (`stop-writes-on-bgsave-error`: a `MISCONF` reply). Nothing of the refused
+ * command was written: a script is refused at its first write, never halfway.
  */
-export function isRedisOutOfMemory(err: unknown): boolean {
-  return err instanceof Error && err.name === 'ReplyError' && err.message.startsWith('OOM ');
+export type WriteRefusal = 'out_of_memory' | 'cannot_persist';
+
+/** The refusal `err` is, if it is one. */
+export function redisWriteRefusal(err: unknown): WriteRefusal | undefined {
+  if (!(err instanceof Error) || err.name !== 'ReplyError') return undefined;
+  if (err.message.startsWith('OOM ')) return 'out_of_memory';
+  if (err.message.startsWith('MISCONF ')) return 'cannot_persist';
+  return undefined;
 }
 
-/** What an operator does about {@link isRedisOutOfMemory}, in the words every edge uses. */
-export const REDIS_OUT_OF_MEMORY =
-  'Redis reached maxmemory and refuses writes (maxmemory-policy noeviction): free memory or raise ' +
-  'maxmemory (docs/operations.md, "Redis is full")';
+/** Each refusal's code (API, readiness, CLI) and what an operator does, in the words every edge uses. */
+export const WRITE_REFUSALS = {
+  out_of_memory: {
+    code: 'redis_out_of_memory',
+    headline: 'REDIS OUT OF MEMORY',
+    words:
+      'Redis reached maxmemory and refuses writes (maxmemory-policy noeviction): free memory or ' +
+      'raise maxmemory (docs/operations.md, "Redis is full")',
+  },
+  cannot_persist: {
+    code: 'redis_cannot_persist',
+    headline: 'REDIS CANNOT PERSIST',
+    words:
+      'Redis cannot save its snapshot to disk and refuses writes (stop-writes-on-bgsave-error): ' +
+      'fix its disk (space, permissions: see its log); it takes writes again after a save ' +
+      'succeeds (docs/operations.md, "Redis is full")',
+  },
+} as const satisfies Record<WriteRefusal, { code: string; headline: string; words: string }>;
 
-/** Out-of-memory refusals are logged once per this many ms, with how many were not. */
-export const OUT_OF_MEMORY_LOG_EVERY_MS = 60_000;
+/** The code a refusal is answered with: `redis_out_of_memory`, `redis_cannot_persist`. */
+export type WriteRefusalCode = (typeof WRITE_REFUSALS)[WriteRefusal]['code'];
+
+/** Write refusals are logged once per this many ms (per kind), with how many were not. */
+export const WRITE_REFUSAL_LOG_EVERY_MS = 60_000;
 
 type Status = 'connecting' | 'up' | 'down';
 
@@ -105,9 +129,13 @@ export class RedisHealth {
   private readonly listeners = new Set<(up: boolean) => void>();
   private closed = false;
   /** Answers whether Redis serves commands again (see {@link recoverBy}). */
-  private outOfMemoryLoggedAt = -Infinity;
-  private outOfMemoryUnlogged = 0;
-  private outOfMemoryTotal = 0;
+  private readonly refusals: Record<
+    WriteRefusal,
+    { loggedAt: number; unlogged: number; total: number }
+  > = {
+    out_of_memory: { loggedAt: -Infinity, unlogged: 0, total: 0 },
+    cannot_persist: { loggedAt: -Infinity, unlogged: 0, total: 0 },
+  };
   private probe: (() => Promise<boolean>) | undefined;
   private probeEveryMs = 1_000;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -166,44 +194,46 @@ export class RedisHealth {
       else this.suppressed++;
       return;
     }
-    if (isRedisOutOfMemory(err)) {
-      this.outOfMemory(err);
+    const refusal = redisWriteRefusal(err);
+    if (refusal) {
+      this.writeRefused(refusal, err);
       return;
     }
     this.logger.error({ component, err: { name: err.name, message: err.message } }, 'redis error');
   }
 
   /**
-   * Redis refused a write for want of memory ({@link isRedisOutOfMemory}): one error line a
-   * minute at most, counting the refusals in between. Not an outage: reads still work, and what
-   * was refused is retried by whoever sent it (a job, a sweep) or answered 503 (a request).
+   * Redis refused a write ({@link redisWriteRefusal}): one error line a minute at most per kind,
+   * counting the refusals in between. Not an outage: reads still work, and what was refused is
+   * retried by whoever sent it (a job, a sweep) or answered 503 (a request).
    */
-  outOfMemory(err: Error): void {
-    this.outOfMemoryTotal++;
+  writeRefused(kind: WriteRefusal, err: Error): void {
+    const r = this.refusals[kind];
+    r.total++;
     const now = this.now();
-    if (now - this.outOfMemoryLoggedAt < OUT_OF_MEMORY_LOG_EVERY_MS) {
-      this.outOfMemoryUnlogged++;
+    if (now - r.loggedAt < WRITE_REFUSAL_LOG_EVERY_MS) {
+      r.unlogged++;
       return;
     }
     this.logger.error(
       {
         address: this.address,
         err: { name: err.name, message: err.message },
-        refusedSinceLastLine: this.outOfMemoryUnlogged,
+        refusedSinceLastLine: r.unlogged,
       },
-      `REDIS OUT OF MEMORY: ${REDIS_OUT_OF_MEMORY}`,
+      `${WRITE_REFUSALS[kind].headline}: ${WRITE_REFUSALS[kind].words}`,
     );
-    this.outOfMemoryLoggedAt = now;
-    this.outOfMemoryUnlogged = 0;
+    r.loggedAt = now;
+    r.unlogged = 0;
   }
 
   isUp(): boolean {
     return this.status === 'up';
   }
 
-  /** How many out-of-memory refusals this process was told of ({@link outOfMemory}). */
-  outOfMemoryRefusals(): number {
-    return this.outOfMemoryTotal;
+  /** How many write refusals of `kind` this process was told of ({@link writeRefused}). */
+  writeRefusals(kind: WriteRefusal): number {
+    return this.refusals[kind].total;
   }
 
   /** Calls `fn` whenever Redis comes back (true) or is lost (false). */

@@ -6,8 +6,8 @@ import { until } from '../../support/poll.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import {
   isRedisConnectionError,
-  isRedisOutOfMemory,
-  OUT_OF_MEMORY_LOG_EVERY_MS,
+  redisWriteRefusal,
+  WRITE_REFUSAL_LOG_EVERY_MS,
   redisAddress,
   RedisHealth,
   RedisUnavailableError,
@@ -83,33 +83,41 @@ describe('a server that answers but cannot take the command now', () => {
   });
 });
 
-describe('Redis out of memory', () => {
-  it('is told apart from a connection error and from other replies', () => {
-    expect(isRedisOutOfMemory(outOfMemory())).toBe(true);
+const misconf = () =>
+  reply(
+    "MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.",
+  );
+
+describe('Redis refusing writes while it answers', () => {
+  it('is told apart by kind, from a connection error and from other replies', () => {
+    expect(redisWriteRefusal(outOfMemory())).toBe('out_of_memory');
+    expect(redisWriteRefusal(misconf())).toBe('cannot_persist');
     expect(isRedisConnectionError(outOfMemory())).toBe(false);
-    expect(
-      isRedisOutOfMemory(Object.assign(new Error('ERR unknown command'), { name: 'ReplyError' })),
-    ).toBe(false);
+    expect(isRedisConnectionError(misconf())).toBe(false);
+    expect(redisWriteRefusal(reply('ERR unknown command'))).toBeUndefined();
     // The same words from anything but Redis's reply are not Redis's refusal.
-    expect(isRedisOutOfMemory(new Error('OOM command not allowed'))).toBe(false);
+    expect(redisWriteRefusal(new Error('OOM command not allowed'))).toBeUndefined();
   });
 
-  it('is logged once a minute with the refusals in between, counted all along, and is no outage', () => {
+  it('is logged once a minute per kind with the refusals in between, counted all along, and is no outage', () => {
     let now = 1_000_000;
     const { health, lines } = setup(() => now);
     const conn = new FakeConn();
     health.watch(conn);
     conn.up();
     for (let i = 0; i < 5; i++) health.onError(outOfMemory(), 'worker charges');
-    now += OUT_OF_MEMORY_LOG_EVERY_MS - 1;
+    health.onError(misconf(), 'http');
+    now += WRITE_REFUSAL_LOG_EVERY_MS - 1;
     health.onError(outOfMemory(), 'http');
     now += 1;
     health.onError(outOfMemory(), 'http');
     const said = lines.filter((l) => String(l.msg).startsWith('REDIS OUT OF MEMORY'));
     expect(said.map((l) => l.refusedSinceLastLine)).toEqual([0, 5]);
     expect(said[0]!.address).toBe('redis://10.0.0.5:6380/2');
+    expect(lines.filter((l) => String(l.msg).startsWith('REDIS CANNOT PERSIST'))).toHaveLength(1);
     expect(lines.filter((l) => l.msg === 'redis error')).toEqual([]);
-    expect(health.outOfMemoryRefusals()).toBe(7);
+    expect(health.writeRefusals('out_of_memory')).toBe(7);
+    expect(health.writeRefusals('cannot_persist')).toBe(1);
     expect(health.isUp()).toBe(true);
   });
 });
