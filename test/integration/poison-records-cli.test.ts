@@ -164,3 +164,33 @@ describe('billing payments reindex', () => {
     expect(res.doc.indexed).toBe(await t.app.redis.zcard(ik.byCreated()));
   });
 });
+
+describe('a key under the intents that is not a hash', () => {
+  it('is named and skipped by both passes; the others are done', async () => {
+    const ik = storeKeys(t.prefix);
+    const ok = await charge('rx-ok', 7_000);
+    await t.app.redis.set(ik.intent('api_rx-0-string'), 'tok_secret_4111 hand-made');
+    await t.app.redis.zrem(ik.byCreated(), ok);
+
+    const reindexed = await cli(['payments', 'reindex']);
+    expect(reindexed.code, reindexed.out).toBe(1);
+    expect(reindexed.doc.unreadableRecordsAt).toContain('api_rx-0-string');
+    expect(await t.app.redis.zscore(ik.byCreated(), ok)).toBe('7000');
+
+    const resealed = await cli(['keys', 'reseal'], {
+      DATA_ENCRYPTION_KEY: NEW_KEY,
+      DATA_ENCRYPTION_KEY_PREVIOUS: OLD_KEY,
+    });
+    expect(resealed.code, resealed.out).toBe(1);
+    expect(
+      (resealed.doc.payments as { unreadableRecordsAt: string[] }).unreadableRecordsAt,
+    ).toContain('api_rx-0-string');
+    const sealed = (
+      JSON.parse((await t.app.redis.hget(ik.intent(ok), 'payee'))!) as {
+        cardTokenSealed: string;
+      }
+    ).cardTokenSealed;
+    expect(createSealer(Buffer.from(NEW_KEY, 'hex')).unseal(sealed)).toBe('tok_ok');
+    expect(reindexed.out + resealed.out).not.toContain('tok_secret_4111');
+  });
+});

@@ -325,6 +325,31 @@ function narrowedFrom(
   return { charge: keep('charge'), payout: keep('payout') };
 }
 
+/**
+ * `fields` of the hash at `hash` (intent `id`), for a pass over every key under the prefix; a key
+ * there that is not a hash (a hand-made string, say) is an UnreadableRecordError in their place.
+ */
+async function fieldsOf(
+  conn: Redis,
+  hash: string,
+  id: string,
+  fields: readonly string[],
+): Promise<(string | null)[] | UnreadableRecordError> {
+  try {
+    return await conn.hmget(hash, ...fields);
+  } catch (err) {
+    if (err instanceof Error && err.message.startsWith('WRONGTYPE'))
+      return new UnreadableRecordError('intent', id, 'not a hash');
+    throw err;
+  }
+}
+
+/** `row`, or its UnreadableRecordError thrown (for readOrCount). */
+function readable<T>(row: T | UnreadableRecordError): T {
+  if (row instanceof UnreadableRecordError) throw row;
+  return row;
+}
+
 /** What `billing payments reindex` found: how many intents it indexed, which it could not read. */
 export interface ReindexCounts extends UnreadableRecords {
   indexed: number;
@@ -515,10 +540,14 @@ export class RedisIntentStore implements IntentStore {
     await scanEach(this.redis, this.k.intent('*'), async (keys) => {
       const hashes = keys.filter((k) => !k.endsWith(':history'));
       const rows = await Promise.all(
-        hashes.map((h) => this.redis.hmget(h, 'key', 'type', 'createdAt')),
+        hashes.map((h) =>
+          fieldsOf(this.redis, h, h.slice(head.length), ['key', 'type', 'createdAt']),
+        ),
       );
       const pipe = this.redis.pipeline();
-      for (const [i, [key, type, createdAt]] of rows.entries()) {
+      for (const [i, row] of rows.entries()) {
+        if (readOrCount(counts, () => readable(row)) === undefined) continue;
+        const [key, type, createdAt] = row as (string | null)[];
         const id = hashes[i]!.slice(head.length);
         // Gone between the SCAN and the read (a clean-up): nothing to index, nothing wrong.
         if (key === null && type === null && createdAt === null) continue;
@@ -544,10 +573,15 @@ export class RedisIntentStore implements IntentStore {
     const counts = newResealCounts();
     await scanEach(this.redis, this.k.intent('*'), async (keys, node) => {
       const hashes = keys.filter((k) => !k.endsWith(':history'));
+      const head = this.k.intent('');
       const rows = await Promise.all(
-        hashes.map((h) => node.hmget(h, 'key', 'payee', 'authorizationSealed')),
+        hashes.map((h) =>
+          fieldsOf(node, h, h.slice(head.length), ['key', 'payee', 'authorizationSealed']),
+        ),
       );
-      for (const [i, [key, payee, authorization]] of rows.entries()) {
+      for (const [i, row] of rows.entries()) {
+        if (readOrCount(counts, () => readable(row)) === undefined) continue;
+        const [key, payee, authorization] = row as (string | null)[];
         const args: string[] = [];
         const at = key ?? hashes[i]!;
         // A payee that does not parse: the whole intent is left as it is, named.
