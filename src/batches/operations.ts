@@ -191,7 +191,12 @@ export async function resumeCanceledHeldBatches(deps: BatchDeps, graceMs: number
       { component: 'batch', batchId: batch.id, canceledBy: batch.canceledBy },
       'a held batch canceled before its release still awaits approval (its cancel was interrupted); resuming the cancel',
     );
-    await cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep');
+    if (
+      !(await resumedUnlessUnreadable(deps, batch.id, 'cancel', () =>
+        cancelBatch(deps, batch.id, batch.canceledBy ?? 'reconcile-sweep'),
+      ))
+    )
+      continue;
     resumed++;
   }
   return resumed;
@@ -222,10 +227,36 @@ export async function resumeApprovedReleases(deps: BatchDeps, graceMs: number): 
       { component: 'batch', batchId: batch.id, approvedBy: batch.approvedBy },
       'an approved batch still awaits approval (its release was interrupted); resuming the release',
     );
-    await release(deps, batch);
+    if (!(await resumedUnlessUnreadable(deps, batch.id, 'release', () => release(deps, batch))))
+      continue;
     resumed++;
   }
   return resumed;
+}
+
+/**
+ * Runs one batch's resumed cancel or release; false, logged by `batchId` and the held row's
+ * `row`, when a row of it cannot be read by this version (UnreadableRecordError): that batch stays
+ * as it is (awaiting approval, its readable rows perhaps released, none paid twice: intents are
+ * created once) and is named again at every sweep, and the sweep goes on with the other batches.
+ */
+async function resumedUnlessUnreadable(
+  deps: BatchDeps,
+  batchId: string,
+  what: 'cancel' | 'release',
+  run: () => Promise<unknown>,
+): Promise<boolean> {
+  try {
+    await run();
+    return true;
+  } catch (err) {
+    if (!(err instanceof UnreadableRecordError)) throw err;
+    deps.logger.error(
+      { component: 'batch', batchId, row: err.id, why: err.why },
+      `a held row cannot be read by this version: the ${what} of its batch is not resumed; the other batches are`,
+    );
+    return false;
+  }
 }
 
 /**

@@ -446,3 +446,48 @@ describe('a batch awaiting approval the code cannot read', () => {
     expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
   });
 });
+
+describe('a held row the code cannot read', () => {
+  /** Batch `id` awaiting approval, approved by a process that died before enqueueing its rows. */
+  async function interruptedApproval(id: string): Promise<void> {
+    const submitted = await submitBatch(t.app, {
+      input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
+      type: 'payout',
+      id,
+      approval: 'payouts',
+      submittedBy: 'cli:alice',
+    });
+    expect(submitted.batch?.state).toBe('awaiting_approval');
+    const dying = new Proxy(t.app.dispatcher, {
+      get(target, p, r) {
+        if (p === 'submitMany') return () => Promise.reject(new Error('process killed'));
+        const v: unknown = Reflect.get(target, p, r);
+        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    await expect(approveBatch({ ...t.app, dispatcher: dying }, id, 'cli:bob')).rejects.toThrow(
+      'process killed',
+    );
+  }
+
+  it('stops the resumed release of its batch only: the other batches are released', async () => {
+    await interruptedApproval('phr-a');
+    await interruptedApproval('phr-b');
+    // A row of phr-b as another version (or half a write) left it.
+    const held = batchKeys(t.prefix).held('phr-b');
+    const half = '{"line":7,"payee":"tok_secret_4111';
+    await t.app.redis.zadd(held, 7, half);
+
+    lines.length = 0;
+    const swept = await runSweep({ ...sweepDeps(t.app), orphanAfterMs: 0 });
+    expect(swept).toMatchObject({ releasesResumed: 1 });
+    expect((await t.app.batches.get('phr-a'))?.state).toBe('queued');
+    // phr-b is left awaiting approval, its rows held, named with the row.
+    expect((await t.app.batches.get('phr-b'))?.state).toBe('awaiting_approval');
+    expect(await t.app.redis.zscore(held, half)).toBe('7');
+    const named = errorsNaming('batchId', 'phr-b');
+    expect(named).toHaveLength(1);
+    expect(named[0]).toMatchObject({ row: 'phr-b:7', why: 'not JSON' });
+    expect(JSON.stringify(lines)).not.toContain('tok_secret_4111');
+  });
+});

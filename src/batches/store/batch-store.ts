@@ -358,12 +358,22 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
 
   /** @inheritdoc */
   async heldRows(id: string, offset: number, limit: number): Promise<BatchIntentRow[]> {
-    const members = await this.redis.zrange(
+    const flat = await this.redis.zrange(
       this.k.held(id),
       String(offset),
       String(offset + limit - 1),
+      'WITHSCORES',
     );
-    return members.map((m) => JSON.parse(m) as BatchIntentRow);
+    const rows: BatchIntentRow[] = [];
+    for (let i = 0; i + 1 < flat.length; i += 2) {
+      try {
+        rows.push(JSON.parse(flat[i]!) as BatchIntentRow);
+      } catch (err) {
+        // Named `<batch>:<line>` (the score), as the reseal names it.
+        throw UnreadableRecordError.of('held row', `${id}:${flat[i + 1]!}`, err);
+      }
+    }
+    return rows;
   }
 
   /**
