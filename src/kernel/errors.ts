@@ -124,6 +124,33 @@ export class UnreadableRecordError extends Error {
 }
 
 /**
+ * What `read` returns, or the UnreadableRecordError it threw in its place (any other error is
+ * thrown): for a read of many records that must not fail the others (`readMany`).
+ */
+export function unreadableInPlace<T>(read: () => T): T | UnreadableRecordError {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof UnreadableRecordError) return err;
+    throw err;
+  }
+}
+
+/** As {@link unreadableInPlace}, for a read that answers a promise. */
+export function settleUnreadable<T>(read: Promise<T>): Promise<T | UnreadableRecordError> {
+  return read.catch((err: unknown) => {
+    if (err instanceof UnreadableRecordError) return err;
+    throw err;
+  });
+}
+
+/** `r`, or its UnreadableRecordError thrown: a `readMany` answer read as `getMany`'s. */
+export function readableOrThrow<T>(r: T | UnreadableRecordError): T {
+  if (r instanceof UnreadableRecordError) throw r;
+  return r;
+}
+
+/**
  * The JSON object `text` stored in record `id` (its `field`, when given), for a pass that only
  * needs its JSON (`billing keys reseal` rewrites one value and keeps the rest as it is);
  * UnreadableRecordError when it is missing, not JSON or not an object.

@@ -11,7 +11,7 @@
  * decided again on its own.
  */
 import { randomUUID } from 'node:crypto';
-import { UnreadableRecordError } from '../kernel/errors.ts';
+import { settleUnreadable, UnreadableRecordError } from '../kernel/errors.ts';
 import type { BillingEvent } from '../kernel/events.ts';
 import type { IntentStore } from '../kernel/ports.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -163,14 +163,7 @@ async function readOpenCharges(
     }
     for (const c of sub.openCharges) keys.push(c.key);
   }
-  const intents = await Promise.all(
-    keys.map((k) =>
-      deps.intents.get(k).catch((err: unknown) => {
-        if (err instanceof UnreadableRecordError) return err;
-        throw err;
-      }),
-    ),
-  );
+  const intents = await Promise.all(keys.map((k) => settleUnreadable(deps.intents.get(k))));
   const charges: OpenCharges = { snapshot: new Map(), unreadable: new Map() };
   keys.forEach((k, i) => {
     const intent = intents[i];

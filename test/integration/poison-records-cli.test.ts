@@ -6,7 +6,7 @@
  * are written straight into Redis next to healthy ones made through the stores. Real Redis, a
  * sandbox, no roles; the commands run in process with `--json`.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { submitBatch } from '../../src/batches/ingest.ts';
 import { batchKeys } from '../../src/batches/store/batch-store.ts';
 import { storeKeys } from '../../src/infra/redis/keys.ts';
@@ -14,30 +14,21 @@ import { createSealer } from '../../src/infra/sealing.ts';
 import type { IntentKey } from '../../src/kernel/ids.ts';
 import type { AmountMinor } from '../../src/kernel/money.ts';
 import { subscriptionKeys } from '../../src/subscriptions/store/subscription-store.ts';
-import type { Sandbox } from '../../src/sandbox/index.ts';
-import { FAST_ENV, startTestApp, testConfig, type TestApp } from '../support/app.ts';
+import { appWithoutRoles, FAST_ENV, testConfig } from '../support/app.ts';
 import { runCliInProcess } from '../support/cli-run.ts';
-import { startTestSandbox } from '../support/sandbox.ts';
 import { createMonthlySubscription } from '../support/subscriptions.ts';
 
 const OLD_KEY = FAST_ENV.DATA_ENCRYPTION_KEY!;
 const NEW_KEY = '22'.repeat(32);
 
-let sandbox: Sandbox;
-let t: TestApp;
-
-beforeAll(async () => {
-  sandbox = await startTestSandbox();
-  t = await startTestApp({ sandboxUrl: sandbox.url, roles: [] });
-});
-afterAll(async () => {
-  await t?.close();
-  await sandbox?.close();
-});
+const fixture = appWithoutRoles();
 
 /** `billing --json <args>` on this test's deployment, with `env` over its configuration. */
 async function cli(args: string[], env: Record<string, string> = {}) {
-  const config = await testConfig(t.prefix, { SAYSWITCH_BASE_URL: sandbox.url, ...env });
+  const config = await testConfig(fixture.t.prefix, {
+    SAYSWITCH_BASE_URL: fixture.sandbox.url,
+    ...env,
+  });
   const res = await runCliInProcess(config, ['--json', ...args]);
   return { ...res, doc: JSON.parse(res.out) as Record<string, unknown> };
 }
@@ -48,9 +39,9 @@ async function charge(name: string, at: number): Promise<IntentKey> {
   const payee = {
     kind: 'charge' as const,
     email: 'p@example.com',
-    cardTokenSealed: t.app.sealer.seal('tok_ok'),
+    cardTokenSealed: fixture.t.app.sealer.seal('tok_ok'),
   };
-  await t.app.store.create(
+  await fixture.t.app.store.create(
     { key, type: 'charge', origin: 'api', amount: 1000 as AmountMinor, currency: 'NGN', payee },
     at,
   );
@@ -60,8 +51,8 @@ async function charge(name: string, at: number): Promise<IntentKey> {
 describe('billing keys reseal', () => {
   it('names and skips a record that does not parse, and reseals the others', async () => {
     // Healthy: a subscription, a row held for approval, two charges (all under the old key).
-    expect((await createMonthlySubscription(t.app, 'rs-ok')).status).toBe('created');
-    const held = await submitBatch(t.app, {
+    expect((await createMonthlySubscription(fixture.t.app, 'rs-ok')).status).toBe('created');
+    const held = await submitBatch(fixture.t.app, {
       input:
         'reference,email,amount,currency,card_token\nrs-row1,ada@example.com,12.00,NGN,tok_held_0123\n',
       type: 'charge',
@@ -72,19 +63,19 @@ describe('billing keys reseal', () => {
     const healthy = [await charge('rs-ok-1', 1_000), await charge('rs-ok-2', 2_000)];
 
     // Half-written: a subscription's doc, a charge's payee, a held row.
-    const sk = subscriptionKeys(t.prefix);
+    const sk = subscriptionKeys(fixture.t.prefix);
     const halfSub = '{"id":"rs-0-half","cardTokenSealed":"tok_secret_4111';
-    await t.app.redis.hset(sk.sub('rs-0-half'), 'doc', halfSub, 'version', 1);
-    await t.app.redis.zadd(sk.all(), 0, 'rs-0-half');
-    const ik = storeKeys(t.prefix);
+    await fixture.t.app.redis.hset(sk.sub('rs-0-half'), 'doc', halfSub, 'version', 1);
+    await fixture.t.app.redis.zadd(sk.all(), 0, 'rs-0-half');
+    const ik = storeKeys(fixture.t.prefix);
     const halfPayee = '{"kind":"charge","cardTokenSealed":"tok_secret_4111';
-    await t.app.redis.hset(ik.intent('api_rs-0-payee'), {
-      ...(await t.app.redis.hgetall(ik.intent(healthy[0]!))),
+    await fixture.t.app.redis.hset(ik.intent('api_rs-0-payee'), {
+      ...(await fixture.t.app.redis.hgetall(ik.intent(healthy[0]!))),
       key: 'api_rs-0-payee',
       payee: halfPayee,
     });
     const halfRow = '{"line":7,"payee":"tok_secret_4111';
-    await t.app.redis.zadd(batchKeys(t.prefix).held('rs-held'), 7, halfRow);
+    await fixture.t.app.redis.zadd(batchKeys(fixture.t.prefix).held('rs-held'), 7, halfRow);
 
     const res = await cli(['keys', 'reseal'], {
       DATA_ENCRYPTION_KEY: NEW_KEY,
@@ -116,25 +107,27 @@ describe('billing keys reseal', () => {
 
     // The others moved to the new key; the poison records are as they were.
     const onlyNew = createSealer(Buffer.from(NEW_KEY, 'hex'));
-    const p = (await t.app.redis.hget(ik.intent(healthy[1]!), 'payee'))!;
+    const p = (await fixture.t.app.redis.hget(ik.intent(healthy[1]!), 'payee'))!;
     const sealed = (JSON.parse(p) as { cardTokenSealed: string }).cardTokenSealed;
     expect(onlyNew.unseal(sealed)).toBe('tok_ok');
-    expect(await t.app.redis.hget(sk.sub('rs-0-half'), 'doc')).toBe(halfSub);
-    expect(await t.app.redis.hget(ik.intent('api_rs-0-payee'), 'payee')).toBe(halfPayee);
-    expect(await t.app.redis.zscore(batchKeys(t.prefix).held('rs-held'), halfRow)).toBe('7');
+    expect(await fixture.t.app.redis.hget(sk.sub('rs-0-half'), 'doc')).toBe(halfSub);
+    expect(await fixture.t.app.redis.hget(ik.intent('api_rs-0-payee'), 'payee')).toBe(halfPayee);
+    expect(
+      await fixture.t.app.redis.zscore(batchKeys(fixture.t.prefix).held('rs-held'), halfRow),
+    ).toBe('7');
   });
 });
 
 describe('billing payments reindex', () => {
   it('names and skips an intent without a type or creation time it can index, and indexes the others', async () => {
-    const ik = storeKeys(t.prefix);
+    const ik = storeKeys(fixture.t.prefix);
     const healthy = [await charge('ri-ok-1', 5_000), await charge('ri-ok-2', 6_000)];
     // As stored before the created indexes existed.
     for (const key of healthy) {
-      await t.app.redis.zrem(ik.byCreated(), key);
-      await t.app.redis.zrem(ik.byCreated('charge'), key);
+      await fixture.t.app.redis.zrem(ik.byCreated(), key);
+      await fixture.t.app.redis.zrem(ik.byCreated('charge'), key);
     }
-    const h = await t.app.redis.hgetall(ik.intent(healthy[0]!));
+    const h = await fixture.t.app.redis.hgetall(ik.intent(healthy[0]!));
     const poison: [string, Record<string, string>][] = [
       ['api_ri-0-word', { createdAt: 'yesterday' }],
       ['api_ri-0-nan', { createdAt: 'nan' }],
@@ -142,8 +135,8 @@ describe('billing payments reindex', () => {
       ['api_ri-0-nokey', {}],
     ];
     for (const [key, change] of poison)
-      await t.app.redis.hset(ik.intent(key), { ...h, key, ...change });
-    await t.app.redis.hdel(ik.intent('api_ri-0-nokey'), 'key', 'createdAt');
+      await fixture.t.app.redis.hset(ik.intent(key), { ...h, key, ...change });
+    await fixture.t.app.redis.hdel(ik.intent('api_ri-0-nokey'), 'key', 'createdAt');
 
     const res = await cli(['payments', 'reindex']);
     expect(res.code, res.out).toBe(1);
@@ -156,26 +149,27 @@ describe('billing payments reindex', () => {
       [healthy[0]!, '5000'],
       [healthy[1]!, '6000'],
     ]) {
-      expect(await t.app.redis.zscore(ik.byCreated(), key!)).toBe(at);
-      expect(await t.app.redis.zscore(ik.byCreated('charge'), key!)).toBe(at);
+      expect(await fixture.t.app.redis.zscore(ik.byCreated(), key!)).toBe(at);
+      expect(await fixture.t.app.redis.zscore(ik.byCreated('charge'), key!)).toBe(at);
     }
-    for (const [key] of poison) expect(await t.app.redis.zscore(ik.byCreated(), key)).toBeNull();
+    for (const [key] of poison)
+      expect(await fixture.t.app.redis.zscore(ik.byCreated(), key)).toBeNull();
     // Every other intent of the deployment is indexed.
-    expect(res.doc.indexed).toBe(await t.app.redis.zcard(ik.byCreated()));
+    expect(res.doc.indexed).toBe(await fixture.t.app.redis.zcard(ik.byCreated()));
   });
 });
 
 describe('a key under the intents that is not a hash', () => {
   it('is named and skipped by both passes; the others are done', async () => {
-    const ik = storeKeys(t.prefix);
+    const ik = storeKeys(fixture.t.prefix);
     const ok = await charge('rx-ok', 7_000);
-    await t.app.redis.set(ik.intent('api_rx-0-string'), 'tok_secret_4111 hand-made');
-    await t.app.redis.zrem(ik.byCreated(), ok);
+    await fixture.t.app.redis.set(ik.intent('api_rx-0-string'), 'tok_secret_4111 hand-made');
+    await fixture.t.app.redis.zrem(ik.byCreated(), ok);
 
     const reindexed = await cli(['payments', 'reindex']);
     expect(reindexed.code, reindexed.out).toBe(1);
     expect(reindexed.doc.unreadableRecordsAt).toContain('api_rx-0-string');
-    expect(await t.app.redis.zscore(ik.byCreated(), ok)).toBe('7000');
+    expect(await fixture.t.app.redis.zscore(ik.byCreated(), ok)).toBe('7000');
 
     const resealed = await cli(['keys', 'reseal'], {
       DATA_ENCRYPTION_KEY: NEW_KEY,
@@ -186,7 +180,7 @@ describe('a key under the intents that is not a hash', () => {
       (resealed.doc.payments as { unreadableRecordsAt: string[] }).unreadableRecordsAt,
     ).toContain('api_rx-0-string');
     const sealed = (
-      JSON.parse((await t.app.redis.hget(ik.intent(ok), 'payee'))!) as {
+      JSON.parse((await fixture.t.app.redis.hget(ik.intent(ok), 'payee'))!) as {
         cardTokenSealed: string;
       }
     ).cardTokenSealed;

@@ -384,28 +384,32 @@ describe('an advancing test clock the code cannot read', () => {
   });
 });
 
+/** Batch `id` awaiting approval, approved by a process that died before enqueueing its rows. */
+async function interruptedApproval(id: string): Promise<void> {
+  const submitted = await submitBatch(t.app, {
+    input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
+    type: 'payout',
+    id,
+    approval: 'payouts',
+    submittedBy: 'cli:alice',
+  });
+  expect(submitted.batch?.state).toBe('awaiting_approval');
+  const dying = new Proxy(t.app.dispatcher, {
+    get(target, p, r) {
+      if (p === 'submitMany') return () => Promise.reject(new Error('process killed'));
+      const v: unknown = Reflect.get(target, p, r);
+      return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
+    },
+  });
+  await expect(approveBatch({ ...t.app, dispatcher: dying }, id, 'cli:bob')).rejects.toThrow(
+    'process killed',
+  );
+}
+
 describe('a batch awaiting approval the code cannot read', () => {
   it("does not stop the sweep's resume of an interrupted release: the others are released", async () => {
     const id = 'pheld-a';
-    const submitted = await submitBatch(t.app, {
-      input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
-      type: 'payout',
-      id,
-      approval: 'payouts',
-      submittedBy: 'cli:alice',
-    });
-    expect(submitted.batch?.state).toBe('awaiting_approval');
-    // Approved by a process that died before enqueueing its rows: it still awaits approval.
-    const dying = new Proxy(t.app.dispatcher, {
-      get(target, p, r) {
-        if (p === 'submitMany') return () => Promise.reject(new Error('process killed'));
-        const v: unknown = Reflect.get(target, p, r);
-        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    await expect(approveBatch({ ...t.app, dispatcher: dying }, id, 'cli:bob')).rejects.toThrow(
-      'process killed',
-    );
+    await interruptedApproval(id);
     expect(await t.app.batches.get(id)).toMatchObject({
       state: 'awaiting_approval',
       approvedBy: 'cli:bob',
@@ -448,28 +452,6 @@ describe('a batch awaiting approval the code cannot read', () => {
 });
 
 describe('a held row the code cannot read', () => {
-  /** Batch `id` awaiting approval, approved by a process that died before enqueueing its rows. */
-  async function interruptedApproval(id: string): Promise<void> {
-    const submitted = await submitBatch(t.app, {
-      input: `reference,account_number,bank_code,bank_name,account_name,amount,currency,narration\n${id}-1,0123456789,058,GTBank,Ada Okafor,15.00,NGN,poison test\n`,
-      type: 'payout',
-      id,
-      approval: 'payouts',
-      submittedBy: 'cli:alice',
-    });
-    expect(submitted.batch?.state).toBe('awaiting_approval');
-    const dying = new Proxy(t.app.dispatcher, {
-      get(target, p, r) {
-        if (p === 'submitMany') return () => Promise.reject(new Error('process killed'));
-        const v: unknown = Reflect.get(target, p, r);
-        return typeof v === 'function' ? (v as (...x: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    await expect(approveBatch({ ...t.app, dispatcher: dying }, id, 'cli:bob')).rejects.toThrow(
-      'process killed',
-    );
-  }
-
   it('stops the resumed release of its batch only: the other batches are released', async () => {
     await interruptedApproval('phr-a');
     await interruptedApproval('phr-b');

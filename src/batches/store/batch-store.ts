@@ -23,7 +23,12 @@
  */
 import { ReplyError, type Redis } from 'ioredis';
 import { z } from 'zod';
-import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
+import {
+  readableOrThrow,
+  readJsonObject,
+  unreadableInPlace,
+  UnreadableRecordError,
+} from '../../kernel/errors.ts';
 import { INSTRUCTION_TYPES, SETTLED_STATES, type InstructionType } from '../../kernel/intent.ts';
 import type { AmountMinor } from '../../kernel/money.ts';
 import { storeKeys } from '../../infra/redis/keys.ts';
@@ -515,10 +520,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
 
   /** @inheritdoc */
   async getMany(ids: readonly string[]): Promise<(BatchRecord | undefined)[]> {
-    return (await this.readMany(ids)).map((r) => {
-      if (r instanceof UnreadableRecordError) throw r;
-      return r;
-    });
+    return (await this.readMany(ids)).map(readableOrThrow);
   }
 
   /** @inheritdoc One pipelined HGETALL per id. */
@@ -533,12 +535,7 @@ export class RedisBatchStore implements BatchStore, BatchOperationsStore, BatchL
       if (err) throw err;
       const hash = h as Record<string, string>;
       if (Object.keys(hash).length === 0) return undefined;
-      try {
-        return parseBatch(ids[i]!, hash);
-      } catch (e) {
-        if (e instanceof UnreadableRecordError) return e;
-        throw e;
-      }
+      return unreadableInPlace(() => parseBatch(ids[i]!, hash));
     });
   }
 

@@ -19,7 +19,12 @@ import {
   type IntentState,
   type IntentType,
 } from '../../kernel/intent.ts';
-import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
+import {
+  readableOrThrow,
+  readJsonObject,
+  settleUnreadable,
+  UnreadableRecordError,
+} from '../../kernel/errors.ts';
 import { paymentEventFor, refundEventFor } from '../../kernel/events.ts';
 import type { Intent, IntentDraft, IntentHistoryEntry } from '../../kernel/payment.ts';
 import {
@@ -344,12 +349,6 @@ async function fieldsOf(
   }
 }
 
-/** `row`, or its UnreadableRecordError thrown (for readOrCount). */
-function readable<T>(row: T | UnreadableRecordError): T {
-  if (row instanceof UnreadableRecordError) throw row;
-  return row;
-}
-
 /** What `billing payments reindex` found: how many intents it indexed, which it could not read. */
 export interface ReindexCounts extends UnreadableRecords {
   indexed: number;
@@ -507,14 +506,7 @@ export class RedisIntentStore implements IntentStore {
     cursor?: string,
   ): Promise<{ entries: ListedIntent[]; next?: string }> {
     const page = await listIntentKeys(this.redis, this.k, filter, limit, cursor);
-    const read = await Promise.all(
-      page.keys.map((key) =>
-        this.get(key).catch((err: unknown) => {
-          if (err instanceof UnreadableRecordError) return err;
-          throw err;
-        }),
-      ),
-    );
+    const read = await Promise.all(page.keys.map((key) => settleUnreadable(this.get(key))));
     const entries: ListedIntent[] = [];
     for (const [i, r] of read.entries()) {
       // undefined: the intent was deleted after the index was read.
@@ -546,7 +538,7 @@ export class RedisIntentStore implements IntentStore {
       );
       const pipe = this.redis.pipeline();
       for (const [i, row] of rows.entries()) {
-        if (readOrCount(counts, () => readable(row)) === undefined) continue;
+        if (readOrCount(counts, () => readableOrThrow(row)) === undefined) continue;
         const [key, type, createdAt] = row as (string | null)[];
         const id = hashes[i]!.slice(head.length);
         // Gone between the SCAN and the read (a clean-up): nothing to index, nothing wrong.
@@ -580,7 +572,7 @@ export class RedisIntentStore implements IntentStore {
         ),
       );
       for (const [i, row] of rows.entries()) {
-        if (readOrCount(counts, () => readable(row)) === undefined) continue;
+        if (readOrCount(counts, () => readableOrThrow(row)) === undefined) continue;
         const [key, payee, authorization] = row as (string | null)[];
         const args: string[] = [];
         const at = key ?? hashes[i]!;

@@ -26,7 +26,12 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { BillingEvent } from '../../kernel/events.ts';
-import { readJsonObject, UnreadableRecordError } from '../../kernel/errors.ts';
+import {
+  readableOrThrow,
+  readJsonObject,
+  unreadableInPlace,
+  UnreadableRecordError,
+} from '../../kernel/errors.ts';
 import {
   SubscriptionContentionError,
   TestClockGoneError,
@@ -344,10 +349,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
    * throws the UnreadableRecordError of the first one that does not parse.
    */
   async getMany(ids: readonly string[]): Promise<(Versioned | undefined)[]> {
-    return (await this.readMany(ids)).map((r) => {
-      if (r instanceof UnreadableRecordError) throw r;
-      return r;
-    });
+    return (await this.readMany(ids)).map(readableOrThrow);
   }
 
   /**
@@ -360,14 +362,7 @@ export class RedisSubscriptionStore implements SubscriptionStore {
     return readManyVersioned(
       this.redis,
       ids.map((id) => this.k.sub(id)),
-      (doc, v, i) => {
-        try {
-          return parse(ids[i]!, doc, v);
-        } catch (err) {
-          if (err instanceof UnreadableRecordError) return err;
-          throw err;
-        }
-      },
+      (doc, v, i) => unreadableInPlace(() => parse(ids[i]!, doc, v)),
     );
   }
 

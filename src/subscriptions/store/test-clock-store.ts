@@ -7,7 +7,7 @@
  * is a compare-and-set on the version. Implements the TestClockStore port.
  */
 import type { Redis } from 'ioredis';
-import { UnreadableRecordError } from '../../kernel/errors.ts';
+import { readableOrThrow, unreadableInPlace, UnreadableRecordError } from '../../kernel/errors.ts';
 import type { TestClockStore, VersionedClock } from '../ports.ts';
 import { testClockSchema, type TestClock } from '../test-clocks.ts';
 import { nextCallId } from '../../infra/redis/call-id.ts';
@@ -110,10 +110,7 @@ export class RedisTestClockStore implements TestClockStore {
 
   /** @inheritdoc */
   async getMany(ids: readonly string[]): Promise<(VersionedClock | undefined)[]> {
-    return (await this.readMany(ids)).map((r) => {
-      if (r instanceof UnreadableRecordError) throw r;
-      return r;
-    });
+    return (await this.readMany(ids)).map(readableOrThrow);
   }
 
   /** @inheritdoc */
@@ -123,14 +120,7 @@ export class RedisTestClockStore implements TestClockStore {
     return readManyVersioned(
       this.redis,
       ids.map((id) => this.k.clock(id)),
-      (doc, v, i) => {
-        try {
-          return parse(ids[i]!, doc, v);
-        } catch (err) {
-          if (err instanceof UnreadableRecordError) return err;
-          throw err;
-        }
-      },
+      (doc, v, i) => unreadableInPlace(() => parse(ids[i]!, doc, v)),
     );
   }
 
