@@ -16,8 +16,12 @@ import { until } from '../support/poll.ts';
 import { startLocalCluster, type LocalCluster } from '../support/redis-cluster.ts';
 import { uniquePrefix } from '../support/redis.ts';
 import { startTestSandbox } from '../support/sandbox.ts';
+import {
+  FINAL_STATES as FINAL,
+  referencesThatMovedMoney,
+  statesOnceFinal,
+} from '../support/settled.ts';
 
-const FINAL = new Set(['succeeded', 'failed', 'reversed', 'needs_review']);
 const N = 150;
 
 let cluster: LocalCluster;
@@ -154,19 +158,7 @@ describe('cluster failover', () => {
         timeoutMs: 20_000,
       });
 
-      const states = async () => {
-        const out = new Map<string, string>();
-        for (const key of acknowledged) {
-          out.set(key, (await api.app.store.get(key).catch(() => undefined))?.state ?? 'missing');
-        }
-        return out;
-      };
-      const current = await until(states, {
-        done: (s) => [...s.values()].every((v) => FINAL.has(v)),
-        what: 'every acknowledged payment final',
-        timeoutMs: 90_000,
-        intervalMs: 500,
-      }).catch(() => states());
+      const current = await statesOnceFinal(api.app.store, acknowledged, 90_000);
       worker.kill('SIGTERM');
       await worker.exited;
 
@@ -191,12 +183,7 @@ describe('cluster failover', () => {
       expect(open).toEqual([]);
       expect(acknowledged.length).toBeGreaterThan(N / 2);
 
-      const perIntent = new Map<string, number>();
-      for (const [ref, e] of Object.entries(sandbox.ledger().references)) {
-        if (!e.moneyMoved) continue;
-        const key = ref.replace(/_\d+$/, '');
-        perIntent.set(key, (perIntent.get(key) ?? 0) + 1);
-      }
+      const perIntent = referencesThatMovedMoney(sandbox);
       expect([...perIntent].filter(([, n]) => n > 1)).toEqual([]);
       // The store agrees with the ledger: succeeded moved money under its reference, failed did not.
       const ledger = sandbox.ledger().references;

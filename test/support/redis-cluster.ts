@@ -37,6 +37,24 @@ export interface LocalCluster {
    * a data loss).
    */
   waitReplicated(port: number): Promise<void>;
+  /**
+   * Starts one more cluster-enabled server and joins it as a master with no slots (what
+   * `redis-cli --cluster add-node` does when a deployment outgrows its masters); resolves once
+   * every node knows it. Returns its port.
+   */
+  addMaster(): Promise<number>;
+  /**
+   * Moves `slot` and its keys to the master on `toPort` the way `redis-cli --cluster reshard`
+   * does (IMPORTING on the target, MIGRATING on the source, `MIGRATE` a few keys at a time, then
+   * the slot assigned on every node), pausing `pauseMs` between batches of `batch` keys so that
+   * clients meet the migration window: ASK redirections and TRYAGAIN replies. Returns how many
+   * keys it moved.
+   */
+  migrateSlot(
+    slot: number,
+    toPort: number,
+    opts?: { batch?: number; pauseMs?: number },
+  ): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -88,25 +106,28 @@ export async function startLocalCluster(opts: { replicas?: 0 | 1 } = {}): Promis
     admin.clear();
     await Promise.all(nodes.map((n) => n.server.close()));
   };
+  const spawnNode = async (): Promise<ClusterNodeHandle> => {
+    const port = await pickPort(taken);
+    const server = await spawnRedisServer({
+      port,
+      extraArgs: [
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        `nodes-${port}.conf`,
+        '--cluster-node-timeout',
+        '2000',
+        // A replica promotes even if it lost contact with its master a while ago.
+        '--cluster-replica-validity-factor',
+        '0',
+      ],
+    });
+    const handle = { port, server };
+    nodes.push(handle);
+    return handle;
+  };
   try {
-    for (let i = 0; i < count; i++) {
-      const port = await pickPort(taken);
-      const server = await spawnRedisServer({
-        port,
-        extraArgs: [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          `nodes-${port}.conf`,
-          '--cluster-node-timeout',
-          '2000',
-          // A replica promotes even if it lost contact with its master a while ago.
-          '--cluster-replica-validity-factor',
-          '0',
-        ],
-      });
-      nodes.push({ port, server });
-    }
+    for (let i = 0; i < count; i++) await spawnNode();
     await run('redis-cli', [
       '--cluster',
       'create',
@@ -178,6 +199,67 @@ export async function startLocalCluster(opts: { replicas?: 0 | 1 } = {}): Promis
         },
         { timeoutMs: 30_000, intervalMs: 50, what: `a replica of ${port} in sync` },
       );
+    },
+    async addMaster() {
+      const first = live()[0];
+      if (!first) throw new Error('no live cluster node');
+      const { port } = await spawnNode();
+      await run('redis-cli', [
+        '--cluster',
+        'add-node',
+        `127.0.0.1:${port}`,
+        `127.0.0.1:${first.port}`,
+      ]);
+      const ids = await Promise.all(
+        live().map(async (n) => (await node(n.port).call('CLUSTER', 'MYID')) as string),
+      );
+      await until(
+        async () => {
+          for (const n of live()) {
+            const known = (await node(n.port).call('CLUSTER', 'NODES')) as string;
+            if (!ids.every((id) => known.includes(id))) return false;
+          }
+          return true;
+        },
+        {
+          timeoutMs: 30_000,
+          intervalMs: 100,
+          what: `every node and the new master ${port} know each other`,
+        },
+      );
+      // It answers (MIGRATE included) only once it has the slot map: `cluster_state:ok`.
+      await cluster.waitHealthy((await cluster.masters()).length);
+      return port;
+    },
+    async migrateSlot(slot, toPort, opts = {}) {
+      const batch = opts.batch ?? 10;
+      const pauseMs = opts.pauseMs ?? 0;
+      const fromPort = await cluster.masterOf(slot);
+      if (fromPort === toPort) return 0;
+      const from = node(fromPort);
+      const to = node(toPort);
+      const fromId = (await from.call('CLUSTER', 'MYID')) as string;
+      const toId = (await to.call('CLUSTER', 'MYID')) as string;
+      await to.call('CLUSTER', 'SETSLOT', slot, 'IMPORTING', fromId);
+      await from.call('CLUSTER', 'SETSLOT', slot, 'MIGRATING', toId);
+      let moved = 0;
+      for (;;) {
+        const keys = (await from.call('CLUSTER', 'GETKEYSINSLOT', slot, batch)) as string[];
+        if (keys.length === 0) break;
+        await from.call('MIGRATE', '127.0.0.1', toPort, '', 0, 5_000, 'REPLACE', 'KEYS', ...keys);
+        moved += keys.length;
+        if (pauseMs > 0) await new Promise((r) => setTimeout(r, pauseMs));
+      }
+      // The target first (it then answers for the slot), then the source, then everyone else.
+      await to.call('CLUSTER', 'SETSLOT', slot, 'NODE', toId);
+      await from.call('CLUSTER', 'SETSLOT', slot, 'NODE', toId);
+      for (const n of live()) {
+        if (n.port === fromPort || n.port === toPort) continue;
+        await node(n.port)
+          .call('CLUSTER', 'SETSLOT', slot, 'NODE', toId)
+          .catch(() => undefined);
+      }
+      return moved;
     },
     close,
   };

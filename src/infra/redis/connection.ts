@@ -132,7 +132,13 @@ function createCluster(url: string, nodes: readonly ClusterNode[], options: Redi
     // the slot map refreshes, within the command's own retry budget.
     retryDelayOnFailover: 200,
     retryDelayOnClusterDown: 300,
+    // A slot being moved to another master (a resharding): a script whose keys are split between
+    // the two answers TRYAGAIN until they are together again, and while the nodes learn the new
+    // owner a stale slot map can send a command back and forth with MOVED. Both are retried after
+    // a pause, within the command's redirection budget (16); past it the command fails as "Redis
+    // unavailable" (health.ts): nothing of it ran (test/integration/cluster-reshard.test.ts).
     retryDelayOnTryAgain: 200,
+    retryDelayOnMoved: 100,
     slotsRefreshTimeout: CONNECT_TIMEOUT_MS,
     ...(enableAutoPipelining !== undefined ? { enableAutoPipelining } : {}),
     redisOptions: {
@@ -141,11 +147,47 @@ function createCluster(url: string, nodes: readonly ClusterNode[], options: Redi
       ...(url.startsWith('rediss://') ? { tls: {} } : {}),
     },
   };
-  return new Cluster(
-    nodes.map((n) => ({ host: n.host, port: n.port })),
-    clusterOptions,
+  return withQuietAsking(
+    new Cluster(
+      nodes.map((n) => ({ host: n.host, port: n.port })),
+      clusterOptions,
+    ),
   );
 }
+
+/**
+ * ioredis's cluster client follows an ASK redirection (a slot being moved) by sending `ASKING` to
+ * the importing node and then the command, and drops the promise of the `ASKING`. When that
+ * connection closes before the reply (the client replaces a connection a stale redirection
+ * pointed back to; the slot map changes under it), the dropped promise rejects with `Connection
+ * is closed.` and nothing handles it: Node ends the process (an unhandled rejection), so every
+ * worker and API process crashed during a resharding. The command after it fails on the same
+ * connection and reaches its caller, so the `ASKING` reply itself is never needed: its rejection
+ * is handled here, on every node connection of this client and of its duplicates (BullMQ makes one
+ * per worker and per blocking reader). test/integration/cluster-reshard.test.ts.
+ */
+function withQuietAsking(cluster: Cluster): Cluster {
+  const quiet = (node: Redis) => {
+    if (quietened.has(node)) return;
+    quietened.add(node);
+    const asking = node.asking.bind(node);
+    node.asking = (...args: Parameters<Redis['asking']>) => {
+      const reply = asking(...args);
+      reply.catch(() => undefined);
+      return reply;
+    };
+  };
+  // Node connections made from now on (a master that joins, a redirection's target), and those
+  // the constructor already made (the seeds).
+  cluster.on('+node', quiet);
+  for (const node of cluster.nodes('all')) quiet(node);
+  const duplicate: Cluster['duplicate'] = cluster.duplicate.bind(cluster);
+  cluster.duplicate = (...args: Parameters<Cluster['duplicate']>) =>
+    withQuietAsking(duplicate(...args));
+  return cluster;
+}
+
+const quietened = new WeakSet<Redis>();
 
 /** Username and password of REDIS_URL, used for every node of a cluster. */
 function credentialsOf(url: string): { username?: string; password?: string } {

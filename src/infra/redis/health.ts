@@ -61,13 +61,38 @@ export function isRedisConnectionError(err: unknown): boolean {
   // behind one address (the connection reconnects, infra/redis/connection.ts; a blocking read
   // there is ended UNBLOCKED), one still loading its data, a replica cut off from its primary.
   // Nothing of the command ran.
-  if (err.name === 'ReplyError' && /^(READONLY|UNBLOCKED|LOADING|MASTERDOWN) /.test(err.message))
+  if (
+    err.name === 'ReplyError' &&
+    /^(READONLY|UNBLOCKED|LOADING|MASTERDOWN|CLUSTERDOWN) /.test(err.message)
+  )
     return true;
+  if (isSlotMoving(err)) return true;
+  // The cluster client spent its redirection budget (infra/redis/connection.ts) on a cluster that
+  // is down or failing over; the last error says which (a closed connection, CLUSTERDOWN).
+  if (err.message.startsWith('Too many Cluster redirections.')) return true;
   // `Command timed out`: a fail-fast connection's command got no answer (a Redis that hangs).
   return /Connection is closed|Stream isn't writeable|connect ETIMEDOUT|Reached the max retries per request|^Command timed out$/.test(
     err.message,
   );
 }
+
+/**
+ * A Redis Cluster refused the command because its slot is being moved to another master (a
+ * resharding, docs/operations.md "Resharding a cluster"): TRYAGAIN while a script's keys are split
+ * between the two masters, MOVED/ASK redirections the cluster client follows until its budget is
+ * spent. Redis ran none of it. It is answered like an unreachable Redis (a request 503, a job
+ * retried), but it is no outage: the other groups are served meanwhile, and so are this group's
+ * commands whose keys are together.
+ */
+export function isSlotMoving(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  return /^(?:Too many Cluster redirections\. Last error: ReplyError: )?(?:TRYAGAIN|MOVED|ASK) /.test(
+    err.message,
+  );
+}
+
+/** Slot-move refusals are logged once per this many ms, with how many were not. */
+export const SLOT_MOVING_LOG_EVERY_MS = 60_000;
 
 /**
  * Why Redis refuses writes while it answers (and serves reads): it reached `maxmemory` (with
@@ -136,6 +161,7 @@ export class RedisHealth {
     out_of_memory: { loggedAt: -Infinity, unlogged: 0, total: 0 },
     cannot_persist: { loggedAt: -Infinity, unlogged: 0, total: 0 },
   };
+  private readonly slotMoves = { loggedAt: -Infinity, unlogged: 0 };
   private probe: (() => Promise<boolean>) | undefined;
   private probeEveryMs = 1_000;
   private probeTimer: NodeJS.Timeout | undefined;
@@ -188,6 +214,10 @@ export class RedisHealth {
    * every job meets it); anything else is logged as it is.
    */
   onError(err: Error, component?: string): void {
+    if (isSlotMoving(err)) {
+      this.slotMoving(err);
+      return;
+    }
     if (isRedisConnectionError(err)) {
       this.lastError = err.message;
       if (this.status === 'up') this.startOutage();
@@ -225,6 +255,31 @@ export class RedisHealth {
     );
     r.loggedAt = now;
     r.unlogged = 0;
+  }
+
+  /**
+   * A command refused while its slot moves ({@link isSlotMoving}): one warn line a minute at most,
+   * counting those in between. Not an outage: whoever sent it retries it (a job, a sweep) or was
+   * answered 503 (a request).
+   */
+  private slotMoving(err: Error): void {
+    const m = this.slotMoves;
+    const now = this.now();
+    if (now - m.loggedAt < SLOT_MOVING_LOG_EVERY_MS) {
+      m.unlogged++;
+      return;
+    }
+    this.logger.warn(
+      {
+        address: this.address,
+        err: { name: err.name, message: err.message },
+        refusedSinceLastLine: m.unlogged,
+      },
+      'REDIS CLUSTER SLOT MOVING: commands on a slot being moved to another master are refused ' +
+        'until its keys are together again, and are retried (docs/operations.md, "Resharding a cluster")',
+    );
+    m.loggedAt = now;
+    m.unlogged = 0;
   }
 
   isUp(): boolean {

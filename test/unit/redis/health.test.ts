@@ -6,7 +6,9 @@ import { until } from '../../support/poll.ts';
 import { createLogger } from '../../../src/infra/logger.ts';
 import {
   isRedisConnectionError,
+  isSlotMoving,
   redisWriteRefusal,
+  SLOT_MOVING_LOG_EVERY_MS,
   WRITE_REFUSAL_LOG_EVERY_MS,
   redisAddress,
   RedisHealth,
@@ -80,6 +82,53 @@ describe('a server that answers but cannot take the command now', () => {
       false,
     );
     expect(reconnectWhenReadOnly(reply('ERR unknown command'))).toBe(false);
+  });
+});
+
+describe('a Redis Cluster slot being moved to another master (a resharding)', () => {
+  const moving = [
+    reply('TRYAGAIN Multiple keys request during rehashing of slot'),
+    reply('MOVED 4260 127.0.0.1:28584'),
+    reply('ASK 8922 127.0.0.1:28584'),
+    new Error(
+      'Too many Cluster redirections. Last error: ReplyError: TRYAGAIN Multiple keys request during rehashing of slot',
+    ),
+    new Error('Too many Cluster redirections. Last error: ReplyError: MOVED 8922 127.0.0.1:26066'),
+  ];
+
+  it('is answered like an unreachable Redis (a request 503, a job retried): nothing of it ran', () => {
+    for (const err of moving) {
+      expect(isSlotMoving(err), err.message).toBe(true);
+      expect(isRedisConnectionError(err), err.message).toBe(true);
+    }
+    // A cluster that is down, or whose redirections ended on a closed connection: an outage.
+    for (const err of [
+      reply('CLUSTERDOWN The cluster is down'),
+      new Error('Too many Cluster redirections. Last error: Error: Connection is closed.'),
+    ]) {
+      expect(isSlotMoving(err), err.message).toBe(false);
+      expect(isRedisConnectionError(err), err.message).toBe(true);
+    }
+    expect(isSlotMoving(reply('ERR MOVED is not a command'))).toBe(false);
+  });
+
+  it('is no outage (the other groups are served meanwhile) and is logged once a minute', () => {
+    let now = 1_000_000;
+    const { health, lines } = setup(() => now);
+    const conn = new FakeConn();
+    health.watch(conn);
+    conn.up();
+    for (const err of moving) health.onError(err, 'worker charges');
+    now += SLOT_MOVING_LOG_EVERY_MS;
+    health.onError(moving[0]!, 'http');
+    expect(health.isUp()).toBe(true);
+    const said = lines.filter((l) => String(l.msg).startsWith('REDIS CLUSTER SLOT MOVING'));
+    expect(said.map((l) => [l.level, l.refusedSinceLastLine])).toEqual([
+      ['warn', 0],
+      ['warn', moving.length - 1],
+    ]);
+    expect(lines.filter((l) => l.msg === 'redis error')).toEqual([]);
+    expect(lines.filter((l) => String(l.msg).startsWith('redis unreachable'))).toEqual([]);
   });
 });
 
