@@ -61,11 +61,7 @@ async function billing(
 beforeAll(async () => {
   cluster = await startLocalCluster();
   sandbox = await startTestSandbox({ settleMs: 200, hangMs: 2_000 });
-  const clusterEnv = {
-    REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}`,
-    REDIS_CLUSTER_NODES: cluster.nodesEnv,
-    REDIS_SHARDS: '3',
-  };
+  const clusterEnv = cluster.env(3);
   t = await startTestApp({
     sandboxUrl: sandbox.url,
     roles: ['worker', 'reconciler', 'api'],

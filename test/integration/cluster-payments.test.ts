@@ -40,11 +40,7 @@ let clusterEnv: Record<string, string>;
 beforeAll(async () => {
   cluster = await startLocalCluster();
   sandbox = await startTestSandbox({ settleMs: 200, hangMs: 2_000 });
-  clusterEnv = {
-    REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}`,
-    REDIS_CLUSTER_NODES: cluster.nodesEnv,
-    REDIS_SHARDS: '3',
-  };
+  clusterEnv = cluster.env(3);
   t = await startTestApp({
     sandboxUrl: sandbox.url,
     roles: ['worker', 'reconciler', 'api'],

@@ -36,9 +36,7 @@ beforeAll(async () => {
   const prefix = uniquePrefix('rs');
   env = {
     ...FAST_ENV,
-    REDIS_URL: `redis://127.0.0.1:${cluster.nodes[0]!.port}`,
-    REDIS_CLUSTER_NODES: cluster.nodesEnv,
-    REDIS_SHARDS: '3',
+    ...cluster.env(3),
     QUEUE_PREFIX: prefix,
     SAYSWITCH_BASE_URL: sandbox.url,
     LOG_LEVEL: 'info',

@@ -22,6 +22,8 @@ export interface LocalCluster {
   nodes: ClusterNodeHandle[];
   /** `127.0.0.1:p1,127.0.0.1:p2,...`: the value of REDIS_CLUSTER_NODES. */
   nodesEnv: string;
+  /** REDIS_URL (the first node), REDIS_CLUSTER_NODES and REDIS_SHARDS for an app on this cluster. */
+  env(shards: number): Record<string, string>;
   /** A plain connection to one node (for CLUSTER commands, INFO, SCAN of that node). */
   node(port: number): Redis;
   /** Ports of the current masters (asked of a live node; changes after a failover). */
@@ -162,6 +164,11 @@ export async function startLocalCluster(opts: { replicas?: 0 | 1 } = {}): Promis
   const cluster: LocalCluster = {
     nodes,
     nodesEnv: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    env: (shards) => ({
+      REDIS_URL: `redis://127.0.0.1:${nodes[0]!.port}`,
+      REDIS_CLUSTER_NODES: cluster.nodesEnv,
+      REDIS_SHARDS: String(shards),
+    }),
     node,
     async masters() {
       return [...new Set((await slotMap()).map((r) => r[2][1]))].sort((a, b) => a - b);

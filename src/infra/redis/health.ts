@@ -240,21 +240,13 @@ export class RedisHealth {
   writeRefused(kind: WriteRefusal, err: Error): void {
     const r = this.refusals[kind];
     r.total++;
-    const now = this.now();
-    if (now - r.loggedAt < WRITE_REFUSAL_LOG_EVERY_MS) {
-      r.unlogged++;
-      return;
-    }
-    this.logger.error(
-      {
-        address: this.address,
-        err: { name: err.name, message: err.message },
-        refusedSinceLastLine: r.unlogged,
-      },
+    this.foldedLine(
+      r,
+      WRITE_REFUSAL_LOG_EVERY_MS,
+      'error',
+      err,
       `${WRITE_REFUSALS[kind].headline}: ${WRITE_REFUSALS[kind].words}`,
     );
-    r.loggedAt = now;
-    r.unlogged = 0;
   }
 
   /**
@@ -263,23 +255,42 @@ export class RedisHealth {
    * answered 503 (a request).
    */
   private slotMoving(err: Error): void {
-    const m = this.slotMoves;
-    const now = this.now();
-    if (now - m.loggedAt < SLOT_MOVING_LOG_EVERY_MS) {
-      m.unlogged++;
-      return;
-    }
-    this.logger.warn(
-      {
-        address: this.address,
-        err: { name: err.name, message: err.message },
-        refusedSinceLastLine: m.unlogged,
-      },
+    this.foldedLine(
+      this.slotMoves,
+      SLOT_MOVING_LOG_EVERY_MS,
+      'warn',
+      err,
       'REDIS CLUSTER SLOT MOVING: commands on a slot being moved to another master are refused ' +
         'until its keys are together again, and are retried (docs/operations.md, "Resharding a cluster")',
     );
-    m.loggedAt = now;
-    m.unlogged = 0;
+  }
+
+  /**
+   * One line per `everyMs` at most for a kind of refusal (`fold` keeps when it was last said),
+   * carrying how many of that kind were not said since the last (`refusedSinceLastLine`).
+   */
+  private foldedLine(
+    fold: { loggedAt: number; unlogged: number },
+    everyMs: number,
+    level: 'error' | 'warn',
+    err: Error,
+    msg: string,
+  ): void {
+    const now = this.now();
+    if (now - fold.loggedAt < everyMs) {
+      fold.unlogged++;
+      return;
+    }
+    this.logger[level](
+      {
+        address: this.address,
+        err: { name: err.name, message: err.message },
+        refusedSinceLastLine: fold.unlogged,
+      },
+      msg,
+    );
+    fold.loggedAt = now;
+    fold.unlogged = 0;
   }
 
   isUp(): boolean {
